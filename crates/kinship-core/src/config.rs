@@ -1,0 +1,270 @@
+//! `kinship.toml`, layered: built-in defaults < the file < `KINSHIP_*` environment variables
+//! (nested keys joined by `__`, e.g. `KINSHIP_RESOLVE__DEFAULT_REGION=GB`).
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "kinship.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("reading configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub resolve: ResolveConfig,
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResolveConfig {
+    /// Region for phone numbers written without a country code (ISO 3166 code).
+    pub default_region: String,
+    /// Identifier values that never join records (compared after normalisation).
+    pub blocked_values: Vec<String>,
+    /// Most distinct values of a kind one profile may hold; 0 means no limit.
+    pub limits: BTreeMap<String, u32>,
+    /// Limit for kinds not named in `limits`.
+    pub default_limit: u32,
+    /// Kinds in order of trust, strongest first. When joining would break a limit, the
+    /// weaker identifier gives way. Kinds not listed come after, alphabetically.
+    pub priority: Vec<String>,
+}
+
+impl Default for ResolveConfig {
+    fn default() -> Self {
+        Self {
+            default_region: "US".into(),
+            blocked_values: [
+                "null", "none", "nil", "n/a", "na", "unknown", "undefined", "-", "0",
+                "test@test.com", "test@example.com", "noemail@example.com", "no@email.com",
+                "0000000000", "+10000000000", "1234567890", "+11234567890",
+            ]
+            .map(String::from)
+            .to_vec(),
+            limits: BTreeMap::from([("user_id".to_string(), 1)]),
+            default_limit: 5,
+            priority: ["user_id", "email", "phone", "handle", "anonymous_id"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl ResolveConfig {
+    pub fn limit_for(&self, kind: &str) -> Option<u32> {
+        match self.limits.get(kind).copied().unwrap_or(self.default_limit) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    /// Rank of a kind: lower is stronger.
+    pub fn rank_of(&self, kind: &str) -> usize {
+        self.priority.iter().position(|k| k == kind).unwrap_or(self.priority.len())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceType {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Date,
+    Timestamp,
+}
+
+/// How an event source names its events: a fixed name, or the value of a field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventMapping {
+    pub name: Option<String>,
+    pub field: Option<String>,
+}
+
+/// One field path, or several (e.g. two email columns of the same kind).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let s: &[String] = match self {
+            Self::One(s) => std::slice::from_ref(s),
+            Self::Many(v) => v,
+        };
+        s.iter().map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    #[serde(rename = "type")]
+    pub kind: SourceType,
+    /// File path, relative to the data directory unless absolute.
+    pub path: PathBuf,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Field whose value is the record key; without it the key is a hash of the row.
+    pub key: Option<String>,
+    /// Survivorship rank of this source's trait values: lower wins, then the most recent.
+    #[serde(default = "default_source_priority")]
+    pub priority: i32,
+    /// Field holding the record's time (RFC 3339, `YYYY-MM-DD`, or Unix seconds).
+    pub timestamp: Option<String>,
+    /// Identifier kind → field path(s). Paths use dots for nested JSON (`customer.email`).
+    #[serde(default)]
+    pub identifiers: BTreeMap<String, OneOrMany>,
+    /// Trait name → field path.
+    #[serde(default)]
+    pub traits: BTreeMap<String, String>,
+    /// Present for event sources.
+    pub event: Option<EventMapping>,
+    /// Event properties: the listed fields; absent means every field of the row.
+    pub properties: Option<Vec<String>>,
+    /// Declared field types; a value that does not parse as its type rejects the row.
+    #[serde(default)]
+    pub types: BTreeMap<String, FieldType>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_source_priority() -> i32 {
+    100
+}
+
+impl Config {
+    /// Loads `DIR/kinship.toml` (if present) over the defaults, then the environment.
+    pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
+        Self::load_file(&data_dir.join(CONFIG_FILE))
+    }
+
+    pub fn load_file(path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("KINSHIP_").split("__").ignore(&["data"]))
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configuration serialises")
+    }
+
+    /// Checks what serde cannot: each error names the key and how to fix it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |path: String, message: &str| Err(ConfigError::Invalid { path, message: message.into() });
+        for (name, s) in &self.sources {
+            let at = |k: &str| format!("sources.{name}.{k}");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return invalid(format!("sources.{name}"), "source names may use letters, digits, '_' and '-' only");
+            }
+            if s.path.as_os_str().is_empty() {
+                return invalid(at("path"), "is empty; give the file to read, relative to the data directory");
+            }
+            if let Some(ev) = &s.event {
+                if ev.name.is_some() == ev.field.is_some() {
+                    return invalid(at("event"), "set exactly one of `name` (a fixed event name) or `field` (the field holding it)");
+                }
+            }
+            for kind in s.identifiers.keys() {
+                if kind.is_empty() || kind.contains([':', '\t', '\n']) {
+                    return invalid(at("identifiers"), "identifier kinds may not be empty or contain ':'");
+                }
+            }
+            if s.identifiers.is_empty() && s.event.is_none() && s.traits.is_empty() {
+                return invalid(format!("sources.{name}"), "maps nothing; add `identifiers`, `traits` or `event`");
+            }
+        }
+        if self.resolve.default_region.len() != 2 {
+            return invalid("resolve.default_region".into(), "must be a two-letter region code such as \"US\" or \"AU\"");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layered_defaults_file_environment() {
+        let dir = std::env::temp_dir().join(format!("kinship-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(CONFIG_FILE),
+            r#"
+            [resolve]
+            default_region = "AU"
+            [sources.crm]
+            type = "csv"
+            path = "crm.csv"
+            key = "id"
+            identifiers = { email = "email", phone = ["mobile", "home"] }
+            "#,
+        )
+        .unwrap();
+        let c = Config::load(&dir).unwrap();
+        assert_eq!(c.resolve.default_region, "AU");
+        assert_eq!(c.resolve.default_limit, 5, "defaults survive under the file");
+        assert_eq!(c.resolve.limit_for("user_id"), Some(1));
+        let crm = &c.sources["crm"];
+        assert!(crm.enabled);
+        assert_eq!(crm.identifiers["phone"].iter().collect::<Vec<_>>(), ["mobile", "home"]);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KINSHIP_RESOLVE__DEFAULT_REGION", "GB");
+            let c = Config::load(&dir).unwrap();
+            assert_eq!(c.resolve.default_region, "GB", "environment beats the file");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut c = Config::default();
+        c.sources.insert(
+            "shop".into(),
+            SourceConfig {
+                kind: SourceType::Jsonl,
+                path: "orders.jsonl".into(),
+                enabled: true,
+                key: None,
+                priority: 1,
+                timestamp: None,
+                identifiers: BTreeMap::new(),
+                traits: BTreeMap::new(),
+                event: Some(EventMapping { name: Some("Order".into()), field: Some("type".into()) }),
+                properties: None,
+                types: BTreeMap::new(),
+            },
+        );
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("sources.shop.event") && e.contains("exactly one"), "{e}");
+    }
+}

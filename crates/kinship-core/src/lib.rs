@@ -1,0 +1,8 @@
+//! Shared vocabulary of Kinship: identifier kinds, records, profiles and the configuration
+//! file. No I/O beyond reading the configuration.
+
+pub mod config;
+pub mod types;
+
+pub use config::{Config, ConfigError, EventMapping, FieldType, ResolveConfig, SourceConfig, SourceType};
+pub use types::*;

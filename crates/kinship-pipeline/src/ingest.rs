@@ -1,0 +1,125 @@
+use crate::{now_ms, PipelineError, Progress, Result};
+use kinship_core::{encode_identifiers, Config, NewRecord, SourceRun};
+use kinship_sources::{Mapper, Reject};
+use kinship_store::Store;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+/// Records per transaction: large enough to amortise the commit, small enough to bound memory.
+const BATCH: usize = 20_000;
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IngestReport {
+    pub source: String,
+    pub read: u64,
+    pub inserted: u64,
+    /// Rows whose key was already in the log (re-ingesting a file adds nothing).
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// Identifier values present but invalid for their kind; the row is kept.
+    pub invalid_identifiers: u64,
+    pub reject_file: Option<PathBuf>,
+    pub seconds: f64,
+}
+
+/// Reads one source into the record log. Bad rows go to `DATA/rejects/SOURCE.jsonl` with
+/// their line and reason; the rest is stored. Parsing and mapping run on one thread while
+/// the store writes on another.
+pub fn ingest_source(store: &mut dyn Store, config: &Config, name: &str, data_dir: &Path, progress: Progress<'_>) -> Result<IngestReport> {
+    let source_config = config.sources.get(name).ok_or_else(|| {
+        let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
+        PipelineError::Config(format!("no source named `{name}` in kinship.toml; the sources are: {}", known.join(", ")))
+    })?;
+    let mapper = Mapper::new(source_config, &config.resolve).map_err(PipelineError::Config)?;
+    let started = std::time::Instant::now();
+    let started_at = now_ms();
+    let mut source = kinship_sources::open(source_config, data_dir)?;
+    let bytes = source.progress();
+    let mut report = IngestReport { source: name.to_string(), ..Default::default() };
+    let mut rejects: Vec<Reject> = Vec::new();
+
+    let (tx, rx) = mpsc::sync_channel::<Vec<NewRecord>>(4);
+    let read_result = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut read = 0u64;
+            let mut invalid = 0u64;
+            let mut rejected: Vec<Reject> = Vec::new();
+            let result = source.read(&mut |row| {
+                read += 1;
+                let row = row.and_then(|row| {
+                    let mapped = mapper.map(&row.fields, &row.payload).map_err(|reason| Reject { line: row.line, reason, raw: row.payload.clone() })?;
+                    invalid += u64::from(mapped.invalid_identifiers);
+                    Ok(NewRecord { key: mapped.key, identifiers: encode_identifiers(&mapped.identifiers), timestamp: mapped.timestamp, payload: row.payload })
+                });
+                match row {
+                    Ok(record) => batch.push(record),
+                    Err(reject) => rejected.push(reject),
+                }
+                if batch.len() == BATCH {
+                    progress(bytes.done(), bytes.total);
+                    // A closed channel means the writer failed; its error is reported below.
+                    let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                }
+            });
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            progress(bytes.done(), bytes.total);
+            drop(tx);
+            (result, read, invalid, rejected)
+        });
+        let mut write_result = Ok(());
+        for batch in rx {
+            match store.insert_records(name, &batch, started_at) {
+                Ok(n) => {
+                    report.inserted += n;
+                    report.duplicates += batch.len() as u64 - n;
+                }
+                Err(e) => {
+                    write_result = Err(e);
+                    break; // dropping rx stops the reader
+                }
+            }
+        }
+        let (read_result, read, invalid, rejected) = reader.join().expect("the reader thread does not panic");
+        report.read = read;
+        report.invalid_identifiers = invalid;
+        rejects = rejected;
+        write_result.map_err(PipelineError::from).and(read_result.map_err(PipelineError::from))
+    });
+    report.rejected = rejects.len() as u64;
+    report.reject_file = write_rejects(data_dir, name, &rejects)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    store.record_run(&SourceRun {
+        source: name.to_string(),
+        started_at,
+        finished_at: now_ms(),
+        read: report.read,
+        inserted: report.inserted,
+        duplicates: report.duplicates,
+        rejected: report.rejected,
+        error: read_result.as_ref().err().map(ToString::to_string),
+    })?;
+    read_result?;
+    Ok(report)
+}
+
+/// Writes this run's rejects, replacing the last run's; no file when there are none.
+fn write_rejects(data_dir: &Path, source: &str, rejects: &[Reject]) -> Result<Option<PathBuf>> {
+    let path = data_dir.join("rejects").join(format!("{source}.jsonl"));
+    if rejects.is_empty() {
+        let _ = std::fs::remove_file(&path);
+        return Ok(None);
+    }
+    let io = |error| PipelineError::Write { path: path.clone(), error };
+    std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(io)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+    for r in rejects {
+        serde_json::to_writer(&mut out, r).map_err(|e| io(e.into()))?;
+        out.write_all(b"\n").map_err(io)?;
+    }
+    out.flush().map_err(io)?;
+    Ok(Some(path))
+}

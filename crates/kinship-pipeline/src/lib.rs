@@ -1,0 +1,34 @@
+//! The data flow, end to end: sources are ingested into the record log, the log is resolved
+//! into profiles, and a profile is assembled into its 360 document. The CLI and the server
+//! call these; they hold no logic of their own.
+
+mod ingest;
+mod profile;
+mod resolve;
+
+pub use ingest::{ingest_source, IngestReport};
+pub use profile::{explain, profile_document};
+pub use resolve::{profile_id_for, resolve_all, ResolveReport};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] kinship_store::StoreError),
+    #[error(transparent)]
+    Source(#[from] kinship_sources::SourceError),
+    #[error("{0}")]
+    Config(String),
+    #[error("writing {path}: {error}")]
+    Write { path: PathBuf, error: std::io::Error },
+}
+
+pub type Result<T> = std::result::Result<T, PipelineError>;
+
+/// Progress of long work: (done, total) in the unit the caller was told.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,74 @@
+use crate::{PipelineError, Result};
+use kinship_core::Config;
+use kinship_sources::Mapper;
+use kinship_store::Store;
+use serde_json::{json, Map, Value};
+
+/// The customer 360 document: golden traits (with the source of each), identifiers with
+/// their sources, source records, and one timeline of events, newest first. `None` when no
+/// such profile exists.
+pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<Option<Value>> {
+    let Some(row) = store.profile(id)? else { return Ok(None) };
+    let stored: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
+    let records = store.profile_records(id)?;
+    let key_of = |record_id: i64| records.iter().find(|r| r.id == record_id).map(|r| r.key.clone());
+    let mut traits = Map::new();
+    let mut trait_sources = Map::new();
+    for (name, held) in stored {
+        traits.insert(name.clone(), held["value"].clone());
+        trait_sources.insert(name, json!({ "source": held["source"], "record_key": held["record"].as_i64().and_then(key_of) }));
+    }
+    let identifiers = store.profile_identifiers(id)?;
+
+    let mut events = Vec::new();
+    for r in &records {
+        let Some(source) = config.sources.get(&r.source) else { continue };
+        let mapper = Mapper::new(source, &config.resolve).map_err(PipelineError::Config)?;
+        if let (Some(fields), Some(ts)) = (r.payload.as_object(), r.timestamp) {
+            if let Some(ev) = mapper.event(fields) {
+                events.push((ts, json!({
+                    "type": "track",
+                    "event": ev.event,
+                    "timestamp": iso(ts),
+                    "source": r.source,
+                    "record_key": r.key,
+                    "properties": ev.properties,
+                })));
+            }
+        }
+    }
+    events.sort_by(|a, b| b.0.cmp(&a.0));
+    let records_json: Vec<Value> = records
+        .iter()
+        .map(|r| json!({ "source": r.source, "key": r.key, "timestamp": r.timestamp.map(iso), "payload": r.payload }))
+        .collect();
+    Ok(Some(json!({
+        "id": row.id,
+        "traits": traits,
+        "trait_sources": trait_sources,
+        "identifiers": identifiers,
+        "records": records_json,
+        "events": events.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
+    })))
+}
+
+/// Why each record is in the profile: every join with the stage that made it and its
+/// evidence, the records named by source and key.
+pub fn explain(store: &dyn Store, id: &str) -> Result<Option<Value>> {
+    if store.profile(id)?.is_none() {
+        return Ok(None);
+    }
+    let records = store.profile_records(id)?;
+    let name = |rid: i64| records.iter().find(|r| r.id == rid).map_or(json!(rid), |r| json!({ "source": r.source, "key": r.key }));
+    let joins: Vec<Value> = store
+        .profile_edges(id)?
+        .into_iter()
+        .map(|e| json!({ "left": name(e.left), "right": name(e.right), "stage": e.stage, "evidence": e.detail }))
+        .collect();
+    Ok(Some(json!({ "id": id, "records": records.len(), "joins": joins })))
+}
+
+/// RFC 3339 in UTC with milliseconds.
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}

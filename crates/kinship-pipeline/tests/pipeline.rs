@@ -1,0 +1,199 @@
+//! The data flow on real SQLite files: ingest, rejects, idempotency, resolution,
+//! survivorship, the 360 document, and decisions that survive re-resolution.
+
+use kinship_core::{Config, LinkConstraint};
+use kinship_pipeline::{explain, ingest_source, profile_document, resolve_all};
+use kinship_store::{SqliteStore, Store};
+use std::path::Path;
+
+const CONFIG: &str = r#"
+[resolve]
+default_region = "AU"
+priority = ["crm_id", "email", "phone"]
+[resolve.limits]
+crm_id = 1
+order_id = 0
+
+[sources.crm]
+type = "csv"
+path = "crm.csv"
+key = "crm_id"
+priority = 1
+timestamp = "updated_at"
+identifiers = { crm_id = "crm_id", email = "email", phone = "phone" }
+traits = { first_name = "first_name", city = "city", email = "email" }
+
+[sources.shop]
+type = "jsonl"
+path = "orders.jsonl"
+key = "order_id"
+priority = 2
+timestamp = "created_at"
+identifiers = { email = "customer.email", phone = "customer.phone", order_id = "order_id" }
+traits = { city = "customer.city", first_name = "customer.name" }
+event = { name = "Order Completed" }
+properties = ["order_id", "total"]
+types = { total = "number" }
+
+[sources.web]
+type = "jsonl"
+path = "web.jsonl"
+timestamp = "ts"
+identifiers = { email = "email" }
+event = { field = "type" }
+"#;
+
+const CRM: &str = "crm_id,first_name,email,phone,city,updated_at
+C1,Alice,Alice@Example.com ,0412 345 678,Sydney,2024-01-01
+C2,Bob,family@example.com,0412 000 111,Perth,2024-01-01
+C3,Carol,family@example.com,0412 000 222,Perth,2024-01-01
+C4,Dan,test@test.com,,Hobart,2024-01-01
+C5,Erin,test@test.com,,Darwin,2024-01-01
+";
+
+const ORDERS: &str = r#"{"order_id":"O1","customer":{"email":"alice@example.com","city":"Melbourne","name":"Alice"},"total":10.5,"created_at":"2024-03-01T10:00:00Z"}
+{"order_id":"O2","customer":{"phone":"+61412345678","city":"Brisbane"},"total":20,"created_at":"2024-04-01T10:00:00Z"}
+{"order_id":"O3","customer":{"email":"family@example.com","phone":"0412000111"},"total":5,"created_at":"2024-02-01T10:00:00Z"}
+{"order_id":"O4","customer":{"email":"family@example.com"},"total":7,"created_at":"2024-02-02T10:00:00Z"}
+"#;
+
+fn setup(dir: &Path, orders: &str) -> (Config, SqliteStore) {
+    std::fs::write(dir.join("kinship.toml"), CONFIG).unwrap();
+    std::fs::write(dir.join("crm.csv"), CRM).unwrap();
+    std::fs::write(dir.join("orders.jsonl"), orders).unwrap();
+    std::fs::write(dir.join("web.jsonl"), "{\"email\":\"ALICE@example.com\",\"type\":\"Page Viewed\",\"ts\":1709290000}\n").unwrap();
+    let config = Config::load(dir).unwrap();
+    let store = SqliteStore::open(&dir.join("kinship.sqlite")).unwrap();
+    (config, store)
+}
+
+fn ingest_all(store: &mut SqliteStore, config: &Config, dir: &Path) -> u64 {
+    let mut inserted = 0;
+    for name in ["crm", "shop", "web"] {
+        inserted += ingest_source(store, config, name, dir, &|_, _| {}).unwrap().inserted;
+    }
+    resolve_all(store, config, &|_, _| {}).unwrap();
+    inserted
+}
+
+fn profile_of(store: &SqliteStore, source: &str, key: &str) -> String {
+    store.record_profile(source, key).unwrap().unwrap_or_else(|| panic!("{source}:{key} is assigned")).1
+}
+
+#[test]
+fn exact_resolution_with_guards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, mut store) = setup(tmp.path(), ORDERS);
+    ingest_all(&mut store, &config, tmp.path());
+    let alice = profile_of(&store, "crm", "C1");
+    assert_eq!(profile_of(&store, "shop", "O1"), alice, "email differs only in case and whitespace");
+    assert_eq!(profile_of(&store, "shop", "O2"), alice, "phone in another format");
+    assert_eq!(profile_of(&store, "web", &web_key(&store)), alice);
+    assert_ne!(profile_of(&store, "crm", "C2"), profile_of(&store, "crm", "C3"), "a family email does not fuse two CRM contacts");
+    assert_eq!(profile_of(&store, "shop", "O3"), profile_of(&store, "crm", "C2"), "the phone decides whose order it is");
+    let o4 = profile_of(&store, "shop", "O4");
+    assert!(o4 != profile_of(&store, "crm", "C2") && o4 != profile_of(&store, "crm", "C3"), "email-only order of a shared email stays apart");
+    assert_ne!(profile_of(&store, "crm", "C4"), profile_of(&store, "crm", "C5"), "blocked test email joins nothing");
+    assert_eq!(store.find_profiles("email", "alice@example.com").unwrap(), vec![alice]);
+}
+
+fn web_key(store: &SqliteStore) -> String {
+    let mut key = String::new();
+    store.scan_assignments(&mut |s, k, _| if s == "web" { key = k.to_string() }).unwrap();
+    assert_eq!(key.len(), 32, "no key field: the key is a content hash");
+    key
+}
+
+#[test]
+fn reingest_adds_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, mut store) = setup(tmp.path(), ORDERS);
+    assert_eq!(ingest_all(&mut store, &config, tmp.path()), 10);
+    let before = store.stats().unwrap();
+    let report = ingest_source(&mut store, &config, "shop", tmp.path(), &|_, _| {}).unwrap();
+    assert_eq!((report.inserted, report.duplicates), (0, 4));
+    assert_eq!(ingest_all(&mut store, &config, tmp.path()), 0);
+    assert_eq!(store.stats().unwrap(), before, "records and profiles unchanged");
+}
+
+#[test]
+fn bad_rows_are_rejected_with_line_and_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let orders = format!(
+        "{ORDERS}{}\n\n{}\n{}\n{}\n[1,2]\n",
+        r#"{"order_id":"O5","customer":{"email":"x@y.com"},"total":"lots","created_at":"2024-01-01"}"#,
+        r#"{"order_id":"O6","customer":{"email":"x@y.com"}, broken"#,
+        r#"{"customer":{"email":"x@y.com"},"total":1,"created_at":"2024-01-01"}"#,
+        r#"{"order_id":"O7","customer":{"email":"x@y.com"},"total":1,"created_at":"next week"}"#,
+    );
+    let (config, mut store) = setup(tmp.path(), &orders);
+    std::fs::write(tmp.path().join("crm.csv"), format!("{CRM}C6,Fay,fay@x.com\nC7,Gus,gus@x.com,,Perth,2024-01-01\n")).unwrap();
+    let shop = ingest_source(&mut store, &config, "shop", tmp.path(), &|_, _| {}).unwrap();
+    assert_eq!((shop.inserted, shop.rejected), (4, 5));
+    let rejects = std::fs::read_to_string(shop.reject_file.unwrap()).unwrap();
+    let lines: Vec<serde_json::Value> = rejects.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let by_line = |n: u64| lines.iter().find(|r| r["line"] == n).unwrap_or_else(|| panic!("line {n} rejected: {rejects}"))["reason"].as_str().unwrap().to_string();
+    assert!(by_line(5).contains("`total`") && by_line(5).contains("number"), "{}", by_line(5));
+    assert!(by_line(7).contains("invalid JSON"));
+    assert!(by_line(8).contains("key field `order_id`"));
+    assert!(by_line(9).contains("timestamp"));
+    assert!(by_line(10).contains("expected a JSON object"));
+    let crm = ingest_source(&mut store, &config, "crm", tmp.path(), &|_, _| {}).unwrap();
+    assert_eq!((crm.inserted, crm.rejected), (6, 1));
+    let crm_rejects = std::fs::read_to_string(crm.reject_file.unwrap()).unwrap();
+    assert!(crm_rejects.contains("\"line\":7") && crm_rejects.contains("has 3 fields, the header has 6"), "{crm_rejects}");
+}
+
+#[test]
+fn survivorship_and_the_360_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, mut store) = setup(tmp.path(), ORDERS);
+    ingest_all(&mut store, &config, tmp.path());
+    let alice = profile_of(&store, "crm", "C1");
+    let doc = profile_document(&store, &config, &alice).unwrap().unwrap();
+    // The CRM (priority 1) beats newer shop orders (priority 2) for city.
+    assert_eq!(doc["traits"]["city"], "Sydney");
+    assert_eq!(doc["trait_sources"]["city"]["source"], "crm");
+    assert_eq!(doc["traits"]["email"], "Alice@Example.com", "traits keep the source's spelling");
+    let kinds: Vec<(&str, &str)> = doc["identifiers"].as_array().unwrap().iter().map(|i| (i["kind"].as_str().unwrap(), i["source"].as_str().unwrap())).collect();
+    assert!(kinds.contains(&("email", "crm")) && kinds.contains(&("email", "shop")) && kinds.contains(&("phone", "shop")) && kinds.contains(&("order_id", "shop")));
+    assert_eq!(doc["records"].as_array().unwrap().len(), 4);
+    let events: Vec<&str> = doc["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["Order Completed", "Page Viewed", "Order Completed"], "newest first");
+    assert_eq!(doc["events"][0]["properties"], serde_json::json!({"order_id": "O2", "total": 20}));
+
+    // Without the CRM source, the most recent shop order wins.
+    let mut shop_first = config.clone();
+    shop_first.sources.get_mut("shop").unwrap().priority = 0;
+    resolve_all(&mut store, &shop_first, &|_, _| {}).unwrap();
+    let doc = profile_document(&store, &shop_first, &profile_of(&store, "crm", "C1")).unwrap().unwrap();
+    assert_eq!(doc["traits"]["city"], "Brisbane", "order O2 (April) is newer than O1 (March)");
+    assert_eq!(doc["traits"]["first_name"], "Alice", "a trait only the older order has still survives");
+}
+
+#[test]
+fn split_and_merge_survive_reresolution() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, mut store) = setup(tmp.path(), ORDERS);
+    ingest_all(&mut store, &config, tmp.path());
+    let alice = profile_of(&store, "crm", "C1");
+    let records = store.profile_records(&alice).unwrap();
+    for r in records.iter().filter(|r| r.key != "O2") {
+        store.add_constraint(&LinkConstraint { must: false, left: ("shop".into(), "O2".into()), right: (r.source.clone(), r.key.clone()) }).unwrap();
+    }
+    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
+    assert_ne!(profile_of(&store, "shop", "O2"), profile_of(&store, "crm", "C1"));
+    assert_eq!(profile_of(&store, "crm", "C1"), alice, "the profile keeps its id: its oldest record stayed");
+    // Re-ingesting and re-resolving keeps the decision.
+    ingest_all(&mut store, &config, tmp.path());
+    assert_ne!(profile_of(&store, "shop", "O2"), profile_of(&store, "crm", "C1"));
+
+    store.add_constraint(&LinkConstraint { must: true, left: ("crm".into(), "C4".into()), right: ("crm".into(), "C5".into()) }).unwrap();
+    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
+    let merged = profile_of(&store, "crm", "C4");
+    assert_eq!(profile_of(&store, "crm", "C5"), merged);
+    let why = explain(&store, &merged).unwrap().unwrap();
+    assert_eq!(why["joins"][0]["stage"], "must_link");
+    let why = explain(&store, &alice).unwrap().unwrap();
+    assert!(why["joins"].as_array().unwrap().iter().all(|j| j["stage"] == "exact" && j["evidence"]["kind"].is_string()), "{why}");
+}

@@ -1,0 +1,79 @@
+//! Connectors that read rows from outside systems, and the mapping that turns a row into a
+//! record of the log. Each connector is one module implementing [`Source`]; adding one
+//! means adding a module and a line in [`open`].
+
+mod csv;
+mod jsonl;
+pub mod mapping;
+
+pub use mapping::{Mapped, Mapper};
+
+use kinship_core::{SourceConfig, SourceType};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// A row read from a source, as a JSON object, with the line it started on.
+pub struct Row {
+    pub line: u64,
+    pub fields: Map<String, Value>,
+    /// The row as stored in the log: a JSON object text.
+    pub payload: String,
+}
+
+/// A row that could not be read, with the line it started on and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Reject {
+    pub line: u64,
+    pub reason: String,
+    pub raw: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot open {path}: {error}; check `path` in the source's configuration")]
+    Open { path: PathBuf, error: std::io::Error },
+    #[error("reading {path}: {error}")]
+    Read { path: PathBuf, error: String },
+}
+
+/// A connector: reads all rows, handing each good or bad row to `emit` in order.
+pub trait Source: Send {
+    fn read(&mut self, emit: &mut dyn FnMut(Result<Row, Reject>)) -> Result<(), SourceError>;
+    /// Input size and bytes consumed, readable while `read` runs, for progress bars.
+    fn progress(&self) -> ByteProgress;
+}
+
+#[derive(Clone, Default)]
+pub struct ByteProgress {
+    pub total: u64,
+    pub consumed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ByteProgress {
+    pub fn done(&self) -> u64 {
+        self.consumed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Opens the connector a source's configuration names. Relative paths are read from `data_dir`.
+pub fn open(config: &SourceConfig, data_dir: &Path) -> Result<Box<dyn Source>, SourceError> {
+    let path = if config.path.is_absolute() { config.path.clone() } else { data_dir.join(&config.path) };
+    Ok(match config.kind {
+        SourceType::Csv => Box::new(csv::CsvSource::open(path)?),
+        SourceType::Jsonl => Box::new(jsonl::JsonlSource::open(path)?),
+    })
+}
+
+/// Counts bytes read through it, for progress.
+struct CountingReader<R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}

@@ -1,0 +1,88 @@
+//! Storage of the record log and the profiles derived from it, behind the narrow [`Store`]
+//! trait. The SQLite implementation is the embedded default; nothing outside its module
+//! relies on SQLite behaviour, so another backend can implement the same trait.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use kinship_core::{LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Schema(String),
+    #[error("stored JSON is corrupt: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What [`Store::scan_records`] hands over for each record, borrowed for the call.
+pub struct RecordView<'a> {
+    pub id: RecordId,
+    pub source: &'a str,
+    pub key: &'a str,
+    pub payload: &'a str,
+    pub identifiers: &'a str,
+    pub timestamp: Option<i64>,
+}
+
+/// A complete resolution, written in one transaction so readers never see half of one.
+pub struct ResolutionWrite<'a> {
+    pub profiles: &'a [ProfileRow],
+    /// (record, index into `profiles`).
+    pub assignments: &'a [(RecordId, u32)],
+    /// (index into `profiles`, identifier).
+    pub identifiers: &'a [(u32, ProfileIdentifier)],
+    /// (index into `profiles`, evidence).
+    pub edges: &'a [(u32, MergeEdge)],
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct SourceStatus {
+    pub source: String,
+    pub records: u64,
+    pub last_run: Option<SourceRun>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Stats {
+    pub records: u64,
+    pub profiles: u64,
+    pub multi_record_profiles: u64,
+    pub identifiers: u64,
+    pub merge_edges: u64,
+}
+
+pub trait Store {
+    /// Appends records of a source; a key already logged for the source is skipped.
+    /// Returns how many were new.
+    fn insert_records(&mut self, source: &str, records: &[NewRecord], ingested_at: i64) -> Result<u64>;
+    /// Visits every record in id order.
+    fn scan_records(&self, visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()>;
+    /// Replaces the derived profiles with a new resolution.
+    fn replace_resolution(&mut self, resolution: &ResolutionWrite<'_>) -> Result<()>;
+
+    fn profile(&self, id: &str) -> Result<Option<ProfileRow>>;
+    fn profile_records(&self, id: &str) -> Result<Vec<StoredRecord>>;
+    fn profile_identifiers(&self, id: &str) -> Result<Vec<ProfileIdentifier>>;
+    fn profile_edges(&self, id: &str) -> Result<Vec<MergeEdge>>;
+    /// Profiles holding an identifier.
+    fn find_profiles(&self, kind: &str, value: &str) -> Result<Vec<String>>;
+    /// Profiles whose search text contains every word of `folded_query`.
+    fn search_profiles(&self, folded_query: &str, limit: usize) -> Result<Vec<ProfileRow>>;
+    /// Visits (source, record key, profile id) for every assigned record.
+    fn scan_assignments(&self, visit: &mut dyn FnMut(&str, &str, &str)) -> Result<()>;
+    /// The profile a record is in, and the record's id.
+    fn record_profile(&self, source: &str, key: &str) -> Result<Option<(RecordId, String)>>;
+
+    fn add_constraint(&mut self, constraint: &LinkConstraint) -> Result<()>;
+    fn constraints(&self) -> Result<Vec<LinkConstraint>>;
+
+    fn record_run(&mut self, run: &SourceRun) -> Result<()>;
+    fn source_status(&self) -> Result<Vec<SourceStatus>>;
+    fn stats(&self) -> Result<Stats>;
+}

@@ -1,0 +1,331 @@
+//! The embedded store: one SQLite file in WAL mode.
+
+use crate::{RecordView, ResolutionWrite, Result, SourceStatus, Stats, Store, StoreError};
+use kinship_core::{decode_identifiers, Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, SourceRun, StoredRecord};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+/// Numbered migrations, applied in order once each.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE records (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        record_key TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        identifiers TEXT NOT NULL,
+        ts INTEGER,
+        ingested_at INTEGER NOT NULL,
+        UNIQUE (source, record_key)
+    );
+    CREATE TABLE profiles (
+        id TEXT PRIMARY KEY,
+        traits TEXT NOT NULL,
+        search_text TEXT NOT NULL,
+        record_count INTEGER NOT NULL
+    );
+    CREATE TABLE assignments (
+        record_id INTEGER PRIMARY KEY,
+        profile_id TEXT NOT NULL
+    );
+    CREATE INDEX assignments_by_profile ON assignments (profile_id);
+    CREATE TABLE profile_identifiers (
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        profile_id TEXT NOT NULL,
+        source TEXT NOT NULL
+    );
+    CREATE INDEX profile_identifiers_by_value ON profile_identifiers (kind, value);
+    CREATE INDEX profile_identifiers_by_profile ON profile_identifiers (profile_id);
+    CREATE TABLE merge_edges (
+        profile_id TEXT NOT NULL,
+        left_record INTEGER NOT NULL,
+        right_record INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX merge_edges_by_profile ON merge_edges (profile_id);
+    CREATE TABLE link_constraints (
+        must INTEGER NOT NULL,
+        left_source TEXT NOT NULL,
+        left_key TEXT NOT NULL,
+        right_source TEXT NOT NULL,
+        right_key TEXT NOT NULL,
+        PRIMARY KEY (left_source, left_key, right_source, right_key)
+    );
+    CREATE TABLE source_runs (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER NOT NULL,
+        read INTEGER NOT NULL,
+        inserted INTEGER NOT NULL,
+        duplicates INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        error TEXT
+    );",
+)];
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // WAL lets readers run beside the writer; NORMAL sync is durable at each checkpoint
+        // and safe against corruption. secure_delete overwrites deleted content.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "cache_size", -262_144)?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        let mut store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        self.conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+        let current: i64 = self.conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+        let newest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > newest {
+            return Err(StoreError::Schema(format!(
+                "the database has schema version {current}, newer than this kinship knows ({newest}); upgrade kinship"
+            )));
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now_ms()])?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))?)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn profile_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProfileRow> {
+    Ok(ProfileRow { id: r.get(0)?, traits: r.get(1)?, search_text: r.get(2)?, record_count: r.get(3)? })
+}
+
+impl Store for SqliteStore {
+    fn insert_records(&mut self, source: &str, records: &[NewRecord], ingested_at: i64) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        let mut inserted = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, record_key) DO NOTHING",
+            )?;
+            for r in records {
+                inserted += stmt.execute(params![source, r.key, r.payload, r.identifiers, r.timestamp, ingested_at])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    fn scan_records(&self, visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()> {
+        let mut stmt = self.conn.prepare("SELECT id, source, record_key, payload, identifiers, ts FROM records ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            visit(RecordView {
+                id: r.get(0)?,
+                source: r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
+                key: r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?,
+                payload: r.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?,
+                identifiers: r.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?,
+                timestamp: r.get(5)?,
+            });
+        }
+        Ok(())
+    }
+
+    fn replace_resolution(&mut self, w: &ResolutionWrite<'_>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch("DELETE FROM assignments; DELETE FROM profile_identifiers; DELETE FROM merge_edges; DELETE FROM profiles;")?;
+        {
+            let mut stmt = tx.prepare("INSERT INTO profiles (id, traits, search_text, record_count) VALUES (?1, ?2, ?3, ?4)")?;
+            for p in w.profiles {
+                stmt.execute(params![p.id, p.traits, p.search_text, p.record_count])?;
+            }
+            let mut stmt = tx.prepare("INSERT INTO assignments (record_id, profile_id) VALUES (?1, ?2)")?;
+            for (record, p) in w.assignments {
+                stmt.execute(params![record, w.profiles[*p as usize].id])?;
+            }
+            let mut stmt = tx.prepare("INSERT INTO profile_identifiers (kind, value, profile_id, source) VALUES (?1, ?2, ?3, ?4)")?;
+            for (p, id) in w.identifiers {
+                stmt.execute(params![id.kind, id.value, w.profiles[*p as usize].id, id.source])?;
+            }
+            let mut stmt = tx.prepare("INSERT INTO merge_edges (profile_id, left_record, right_record, stage, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            for (p, e) in w.edges {
+                stmt.execute(params![w.profiles[*p as usize].id, e.left, e.right, e.stage, e.detail.to_string()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn profile(&self, id: &str) -> Result<Option<ProfileRow>> {
+        Ok(self
+            .conn
+            .query_row("SELECT id, traits, search_text, record_count FROM profiles WHERE id = ?1", [id], profile_row)
+            .optional()?)
+    }
+
+    fn profile_records(&self, id: &str) -> Result<Vec<StoredRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.id, r.source, r.record_key, r.payload, r.identifiers, r.ts, r.ingested_at
+             FROM assignments a JOIN records r ON r.id = a.record_id WHERE a.profile_id = ?1 ORDER BY r.id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get(5)?, r.get(6)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, source, key, payload, identifiers, timestamp, ingested_at) = row?;
+            out.push(StoredRecord {
+                id,
+                source,
+                key,
+                payload: serde_json::from_str(&payload)?,
+                identifiers: decode_identifiers(&identifiers).map(|(k, v)| Identifier::new(k, v)).collect(),
+                timestamp,
+                ingested_at,
+            });
+        }
+        Ok(out)
+    }
+
+    fn profile_identifiers(&self, id: &str) -> Result<Vec<ProfileIdentifier>> {
+        let mut stmt = self.conn.prepare_cached("SELECT kind, value, source FROM profile_identifiers WHERE profile_id = ?1 ORDER BY kind, value, source")?;
+        let rows = stmt.query_map([id], |r| Ok(ProfileIdentifier { kind: r.get(0)?, value: r.get(1)?, source: r.get(2)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn profile_edges(&self, id: &str) -> Result<Vec<MergeEdge>> {
+        let mut stmt = self.conn.prepare_cached("SELECT left_record, right_record, stage, detail FROM merge_edges WHERE profile_id = ?1 ORDER BY rowid")?;
+        let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (left, right, stage, detail) = row?;
+            out.push(MergeEdge { left, right, stage, detail: serde_json::from_str(&detail)? });
+        }
+        Ok(out)
+    }
+
+    fn find_profiles(&self, kind: &str, value: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached("SELECT DISTINCT profile_id FROM profile_identifiers WHERE kind = ?1 AND value = ?2 ORDER BY profile_id")?;
+        let rows = stmt.query_map([kind, value], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn search_profiles(&self, folded_query: &str, limit: usize) -> Result<Vec<ProfileRow>> {
+        let words: Vec<String> = folded_query.split_whitespace().map(|w| format!("%{}%", w.replace(['%', '_'], ""))).collect();
+        if words.is_empty() {
+            return Ok(vec![]);
+        }
+        let clause = (1..=words.len()).map(|i| format!("search_text LIKE ?{i}")).collect::<Vec<_>>().join(" AND ");
+        let sql = format!("SELECT id, traits, search_text, record_count FROM profiles WHERE {clause} ORDER BY record_count DESC, id LIMIT {limit}");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(words.iter()), profile_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn scan_assignments(&self, visit: &mut dyn FnMut(&str, &str, &str)) -> Result<()> {
+        let mut stmt = self.conn.prepare("SELECT r.source, r.record_key, a.profile_id FROM records r JOIN assignments a ON a.record_id = r.id ORDER BY r.id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            visit(
+                r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?,
+                r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
+                r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?,
+            );
+        }
+        Ok(())
+    }
+
+    fn record_profile(&self, source: &str, key: &str) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT r.id, a.profile_id FROM records r JOIN assignments a ON a.record_id = r.id WHERE r.source = ?1 AND r.record_key = ?2",
+                [source, key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    fn add_constraint(&mut self, c: &LinkConstraint) -> Result<()> {
+        // Stored in a canonical order so (a, b) and (b, a) are one decision; the newest wins.
+        let (l, r) = if c.left <= c.right { (&c.left, &c.right) } else { (&c.right, &c.left) };
+        self.conn.execute(
+            "INSERT INTO link_constraints (must, left_source, left_key, right_source, right_key) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (left_source, left_key, right_source, right_key) DO UPDATE SET must = excluded.must",
+            params![c.must, l.0, l.1, r.0, r.1],
+        )?;
+        Ok(())
+    }
+
+    fn constraints(&self) -> Result<Vec<LinkConstraint>> {
+        let mut stmt = self.conn.prepare("SELECT must, left_source, left_key, right_source, right_key FROM link_constraints ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| Ok(LinkConstraint { must: r.get(0)?, left: (r.get(1)?, r.get(2)?), right: (r.get(3)?, r.get(4)?) }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn record_run(&mut self, run: &SourceRun) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO source_runs (source, started_at, finished_at, read, inserted, duplicates, rejected, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![run.source, run.started_at, run.finished_at, run.read as i64, run.inserted as i64, run.duplicates as i64, run.rejected as i64, run.error],
+        )?;
+        Ok(())
+    }
+
+    fn source_status(&self) -> Result<Vec<SourceStatus>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.source, (SELECT COUNT(*) FROM records r WHERE r.source = s.source),
+                    s.started_at, s.finished_at, s.read, s.inserted, s.duplicates, s.rejected, s.error
+             FROM source_runs s WHERE s.id = (SELECT MAX(id) FROM source_runs t WHERE t.source = s.source) ORDER BY s.source",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let source: String = r.get(0)?;
+            Ok(SourceStatus {
+                records: r.get::<_, i64>(1)? as u64,
+                last_run: Some(SourceRun {
+                    source: source.clone(),
+                    started_at: r.get(2)?,
+                    finished_at: r.get(3)?,
+                    read: r.get::<_, i64>(4)? as u64,
+                    inserted: r.get::<_, i64>(5)? as u64,
+                    duplicates: r.get::<_, i64>(6)? as u64,
+                    rejected: r.get::<_, i64>(7)? as u64,
+                    error: r.get(8)?,
+                }),
+                source,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let count = |sql: &str| -> Result<u64> { Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+        Ok(Stats {
+            records: count("SELECT COUNT(*) FROM records")?,
+            profiles: count("SELECT COUNT(*) FROM profiles")?,
+            multi_record_profiles: count("SELECT COUNT(*) FROM profiles WHERE record_count > 1")?,
+            identifiers: count("SELECT COUNT(*) FROM profile_identifiers")?,
+            merge_edges: count("SELECT COUNT(*) FROM merge_edges")?,
+        })
+    }
+}

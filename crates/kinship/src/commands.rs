@@ -1,0 +1,405 @@
+//! The platform commands: demo, ingest, resolve, profile, stats, assignments.
+
+use crate::progress::Progress;
+use crate::DataDir;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use kinship_core::{Config, Identifier, LinkConstraint};
+use kinship_pipeline::{IngestReport, ResolveReport};
+use kinship_store::{SqliteStore, Store};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub const DATABASE_FILE: &str = "kinship.sqlite";
+/// Marks a data directory written by `kinship demo`, which demo may therefore overwrite.
+const DEMO_MARKER: &str = ".kinship-demo";
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// How many people the generated systems describe.
+    #[arg(long, default_value_t = 10_000)]
+    customers: usize,
+    /// Seed of the generator: the same seed gives the same files.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Stop after ingesting and resolving (the server is not part of this build yet).
+    #[arg(long)]
+    no_serve: bool,
+}
+
+#[derive(Args)]
+pub struct IngestArgs {
+    /// Ingest only this source (even if disabled).
+    #[arg(long)]
+    source: Option<String>,
+    /// Skip the re-resolution that follows ingest.
+    #[arg(long)]
+    no_resolve: bool,
+}
+
+#[derive(Args)]
+pub struct AssignmentsArgs {
+    /// Output file; standard output when absent.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum ProfileCommand {
+    /// Show one profile: by id, email, phone or any identifier.
+    Show(ShowArgs),
+    /// Find profiles whose names, emails, phones or other traits contain every word.
+    Search {
+        text: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show which identifier joined each record of a profile.
+    Explain {
+        id: String,
+    },
+    /// Move a record out of its profile; remembered as a cannot-link that survives re-resolution.
+    Split {
+        id: String,
+        /// The record, as SOURCE:KEY.
+        #[arg(long)]
+        record: String,
+    },
+    /// Join two profiles; remembered as a must-link that survives re-resolution.
+    Merge {
+        a: String,
+        b: String,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct ShowLookup {
+    #[arg(long)]
+    id: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    phone: Option<String>,
+    /// Any identifier as KIND:VALUE, e.g. crm_id:C-00042.
+    #[arg(long)]
+    identifier: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    lookup: ShowLookup,
+    /// Print the 360 document as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub struct Workspace {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub store: SqliteStore,
+}
+
+impl Workspace {
+    pub fn open(data: &DataDir) -> Result<Self> {
+        let dir = data.dir.clone();
+        if !dir.join(kinship_core::config::CONFIG_FILE).exists() && !dir.join(DATABASE_FILE).exists() {
+            bail!(
+                "{} holds no kinship.toml or database; run `kinship demo --data {}` for a demo, or write a kinship.toml there (see README)",
+                dir.display(),
+                dir.display()
+            );
+        }
+        let config = Config::load(&dir).with_context(|| format!("loading {}", dir.join("kinship.toml").display()))?;
+        let store = SqliteStore::open(&dir.join(DATABASE_FILE)).with_context(|| format!("opening {}", dir.join(DATABASE_FILE).display()))?;
+        Ok(Self { dir, config, store })
+    }
+}
+
+pub fn demo(data: &DataDir, args: &DemoArgs) -> Result<ExitCode> {
+    let dir = &data.dir;
+    if dir.join(kinship_core::config::CONFIG_FILE).exists() && !dir.join(DEMO_MARKER).exists() {
+        bail!("{} already holds a kinship.toml that the demo did not write; choose another directory with --data", dir.display());
+    }
+    let started = std::time::Instant::now();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join(DEMO_MARKER), "written by kinship demo\n")?;
+    println!("Generating {} customers across seven systems (seed {}) in {}", args.customers, args.seed, dir.display());
+    let bar = Progress::new("generate", false);
+    let summary = kinship_demo::generate(dir, &kinship_demo::DemoOptions { customers: args.customers, seed: args.seed }, &mut |_, done, total| bar.update(done, total))?;
+    bar.finish();
+    for (file, rows) in &summary.files {
+        println!("  {file:<22} {rows:>9} rows");
+    }
+    let mut ws = Workspace::open(data)?;
+    let reports = ingest_all(&mut ws, None)?;
+    let resolved = resolve_with_progress(&mut ws)?;
+    print_ingest(&reports);
+    print_resolve(&resolved);
+    println!("\nDone in {:.1}s. Ground truth for accuracy checks: {}", started.elapsed().as_secs_f64(), dir.join("truth.csv").display());
+    let d = dir.display();
+    println!("\nNext:");
+    println!("  kinship --data {d} profile search \"smith\"");
+    println!("  kinship --data {d} profile show --email <an email from the search> --json");
+    println!("  kinship --data {d} assignments --out assignments.csv");
+    println!("  kinship --data {d} stats");
+    if !args.no_serve {
+        println!("\n(`kinship serve` is not built yet; the demo stops here as with --no-serve.)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn ingest(data: &DataDir, args: &IngestArgs) -> Result<ExitCode> {
+    let mut ws = Workspace::open(data)?;
+    let reports = ingest_all(&mut ws, args.source.as_deref())?;
+    print_ingest(&reports);
+    let nothing_read = reports.iter().all(|r| r.inserted + r.duplicates == 0);
+    if !args.no_resolve {
+        print_resolve(&resolve_with_progress(&mut ws)?);
+    }
+    if nothing_read {
+        eprintln!("error: no record could be read; see the reject files above");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ingest_all(ws: &mut Workspace, only: Option<&str>) -> Result<Vec<IngestReport>> {
+    let names: Vec<String> = match only {
+        Some(name) => vec![name.to_string()],
+        None => ws.config.sources.iter().filter(|(_, s)| s.enabled).map(|(n, _)| n.clone()).collect(),
+    };
+    if names.is_empty() {
+        bail!("no enabled sources in {}; add a [sources.NAME] table (see README)", ws.dir.join("kinship.toml").display());
+    }
+    let mut reports = Vec::new();
+    for name in names {
+        let bar = Progress::new(&name, true);
+        let report = kinship_pipeline::ingest_source(&mut ws.store, &ws.config, &name, &ws.dir, &|d, t| bar.update(d, t));
+        bar.finish();
+        reports.push(report.with_context(|| format!("ingesting source `{name}`"))?);
+    }
+    Ok(reports)
+}
+
+fn resolve_with_progress(ws: &mut Workspace) -> Result<ResolveReport> {
+    let bar = Progress::new("resolve", false);
+    let report = kinship_pipeline::resolve_all(&mut ws.store, &ws.config, &|d, t| bar.update(d, t));
+    bar.finish();
+    Ok(report?)
+}
+
+fn print_ingest(reports: &[IngestReport]) {
+    println!("\n{:<12} {:>9} {:>9} {:>10} {:>8} {:>8}", "source", "read", "new", "duplicate", "rejected", "seconds");
+    for r in reports {
+        println!("{:<12} {:>9} {:>9} {:>10} {:>8} {:>8.2}", r.source, r.read, r.inserted, r.duplicates, r.rejected, r.seconds);
+    }
+    for r in reports {
+        if let Some(path) = &r.reject_file {
+            println!("  {} rejected row(s) of `{}`, with line and reason, in {}", r.rejected, r.source, path.display());
+        }
+        if r.invalid_identifiers > 0 {
+            println!("  {} identifier value(s) of `{}` were not valid for their kind and were not used for matching", r.invalid_identifiers, r.source);
+        }
+    }
+}
+
+fn print_resolve(r: &ResolveReport) {
+    println!(
+        "\nresolved {} records into {} profiles ({} with more than one record) by {} joins in {:.2}s",
+        r.records, r.profiles, r.multi_record_profiles, r.merges, r.seconds
+    );
+    if r.contested > 0 || r.blocked > 0 {
+        println!("  guards: {} shared identifier(s) joined nothing because they would over-merge; {} blocked value(s) ignored", r.contested, r.blocked);
+    }
+}
+
+pub fn resolve(data: &DataDir) -> Result<ExitCode> {
+    let mut ws = Workspace::open(data)?;
+    print_resolve(&resolve_with_progress(&mut ws)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn stats(data: &DataDir) -> Result<ExitCode> {
+    let ws = Workspace::open(data)?;
+    let s = ws.store.stats()?;
+    println!("records              {}", s.records);
+    println!("profiles             {}", s.profiles);
+    println!("  with 2+ records    {}", s.multi_record_profiles);
+    println!("profile identifiers  {}", s.identifiers);
+    println!("merge evidence       {}", s.merge_edges);
+    println!("\n{:<12} {:>9} {:>9} {:>8}  last run", "source", "records", "last new", "rejects");
+    for st in ws.store.source_status()? {
+        let run = st.last_run.unwrap_or_default();
+        let error = run.error.map(|e| format!("  error: {e}")).unwrap_or_default();
+        println!("{:<12} {:>9} {:>9} {:>8}  {}{error}", st.source, st.records, run.inserted, run.rejected, fmt_time(run.finished_at));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fmt_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+pub fn assignments(data: &DataDir, args: &AssignmentsArgs) -> Result<ExitCode> {
+    let ws = Workspace::open(data)?;
+    let sink: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = csv::Writer::from_writer(std::io::BufWriter::new(sink));
+    out.write_record(["source", "record_key", "profile_id"])?;
+    let mut failed = None;
+    let mut rows = 0u64;
+    ws.store.scan_assignments(&mut |source, key, profile| {
+        if failed.is_none() {
+            failed = out.write_record([source, key, profile]).err();
+            rows += 1;
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    out.flush()?;
+    if let Some(path) = &args.out {
+        eprintln!("wrote {rows} assignments to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
+    let mut ws = Workspace::open(data)?;
+    match cmd {
+        ProfileCommand::Show(args) => show(&ws, args),
+        ProfileCommand::Search { text, limit, json } => {
+            let rows = ws.store.search_profiles(&kinship_normalize::fold(text), *limit)?;
+            if *json {
+                let list: Vec<Value> = rows.iter().map(|r| serde_json::json!({ "id": r.id, "traits": flat_traits(&r.traits), "records": r.record_count })).collect();
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "profiles": list }))?);
+            } else if rows.is_empty() {
+                println!("no profile matches {text:?}");
+            } else {
+                for r in rows {
+                    let t = flat_traits(&r.traits);
+                    println!("{}  {:<28} {:<34} {} record(s)", r.id, display_name(&t), t["email"].as_str().unwrap_or(""), r.record_count);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ProfileCommand::Explain { id } => {
+            let doc = kinship_pipeline::explain(&ws.store, id)?.with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ProfileCommand::Split { id, record } => {
+            let (source, key) = record.split_once(':').with_context(|| format!("--record {record:?} must be SOURCE:KEY, e.g. shop:O-1001"))?;
+            let (_, holder) = ws.store.record_profile(source, key)?.with_context(|| format!("no record {record} in the log"))?;
+            if &holder != id {
+                bail!("record {record} is in profile {holder}, not {id}");
+            }
+            let others: Vec<_> = ws.store.profile_records(id)?.into_iter().filter(|r| !(r.source == source && r.key == key)).collect();
+            if others.is_empty() {
+                bail!("record {record} is the only record of {id}; nothing to split");
+            }
+            for other in &others {
+                ws.store.add_constraint(&LinkConstraint { must: false, left: (source.into(), key.into()), right: (other.source.clone(), other.key.clone()) })?;
+            }
+            let report = resolve_with_progress(&mut ws)?;
+            let (_, now) = ws.store.record_profile(source, key)?.context("the record is still in the log")?;
+            println!("split {record} out of {id}: it is now in {now}; {} cannot-link decision(s) remembered", others.len());
+            print_resolve(&report);
+            Ok(ExitCode::SUCCESS)
+        }
+        ProfileCommand::Merge { a, b } => {
+            let first = |id: &str| -> Result<(String, String)> {
+                let r = ws.store.profile_records(id)?;
+                let r = r.first().with_context(|| format!("no profile {id}"))?;
+                Ok((r.source.clone(), r.key.clone()))
+            };
+            let (left, right) = (first(a)?, first(b)?);
+            ws.store.add_constraint(&LinkConstraint { must: true, left: left.clone(), right })?;
+            let report = resolve_with_progress(&mut ws)?;
+            let (_, now) = ws.store.record_profile(&left.0, &left.1)?.context("the record is still in the log")?;
+            println!("merged {a} and {b} into {now}; the must-link decision is remembered");
+            print_resolve(&report);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn show(ws: &Workspace, args: &ShowArgs) -> Result<ExitCode> {
+    let l = &args.lookup;
+    let region = kinship_normalize::region(&ws.config.resolve.default_region).context("resolve.default_region is not a region code")?;
+    let id = match (&l.id, &l.email, &l.phone, &l.identifier) {
+        (Some(id), ..) => id.clone(),
+        (_, Some(e), ..) => one_profile(&ws.store, "email", kinship_normalize::email(e).with_context(|| format!("{e:?} is not an email address"))?)?,
+        (_, _, Some(p), _) => one_profile(&ws.store, "phone", kinship_normalize::phone(p, region).with_context(|| format!("{p:?} is not a valid phone number for region {}", ws.config.resolve.default_region))?)?,
+        (.., Some(i)) => {
+            let ident = Identifier::parse_key(i).with_context(|| format!("--identifier {i:?} must be KIND:VALUE, e.g. crm_id:C-00042"))?;
+            let value = kinship_normalize::identifier(ident.kind.as_str(), &ident.value, region).with_context(|| format!("{:?} is not a valid {}", ident.value, ident.kind))?;
+            one_profile(&ws.store, ident.kind.as_str(), value)?
+        }
+        _ => unreachable!("clap requires one lookup"),
+    };
+    let doc = kinship_pipeline::profile_document(&ws.store, &ws.config, &id)?.with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}  {}", doc["id"].as_str().unwrap_or_default(), display_name(&doc["traits"]));
+    println!("\ntraits");
+    for (k, v) in doc["traits"].as_object().into_iter().flatten() {
+        let from = doc["trait_sources"][k]["source"].as_str().unwrap_or("");
+        println!("  {k:<14} {:<40} ({from})", plain(v));
+    }
+    println!("\nidentifiers");
+    for i in doc["identifiers"].as_array().into_iter().flatten() {
+        println!("  {:<16} {:<40} ({})", plain(&i["kind"]), plain(&i["value"]), plain(&i["source"]));
+    }
+    let events = doc["events"].as_array().map_or(&[][..], Vec::as_slice);
+    println!("\n{} record(s); timeline of {} event(s), newest first:", doc["records"].as_array().map_or(0, Vec::len), events.len());
+    for e in events.iter().take(15) {
+        println!("  {}  {:<18} {}", plain(&e["timestamp"]), plain(&e["event"]), plain(&e["source"]));
+    }
+    if events.len() > 15 {
+        println!("  ... {} more (use --json for all)", events.len() - 15);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn one_profile(store: &dyn Store, kind: &str, value: String) -> Result<String> {
+    let found = store.find_profiles(kind, &value)?;
+    match found.as_slice() {
+        [] => bail!("no profile has {kind} {value}"),
+        [one] => Ok(one.clone()),
+        many => bail!("{} profiles share {kind} {value} (guards kept them apart): {}; pick one with --id", many.len(), many.join(", ")),
+    }
+}
+
+fn flat_traits(stored: &str) -> Value {
+    let v: Value = serde_json::from_str(stored).unwrap_or_default();
+    Value::Object(v.as_object().into_iter().flatten().map(|(k, held)| (k.clone(), held["value"].clone())).collect())
+}
+
+fn display_name(traits: &Value) -> String {
+    let parts: Vec<&str> = ["first_name", "last_name", "name"].iter().filter_map(|k| traits[*k].as_str()).collect();
+    if parts.is_empty() { "(no name)".into() } else { parts.join(" ") }
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The database file in a data directory, for the bench and tests.
+pub fn database_path(dir: &Path) -> PathBuf {
+    dir.join(DATABASE_FILE)
+}

@@ -1,0 +1,66 @@
+//! `kinship`: the command line of the Kinship customer data platform.
+
+mod bench;
+mod commands;
+mod progress;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "kinship", version, about = "Kinship: one customer, many systems. Connect sources, unify customers, see one profile.")]
+struct Cli {
+    #[command(flatten)]
+    data: DataDir,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct DataDir {
+    /// Data directory holding kinship.toml, the source files and the database.
+    #[arg(long = "data", global = true, env = "KINSHIP_DATA", default_value = "./kinship-data")]
+    pub dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a realistic multi-system data set, ingest and resolve it, and print a summary.
+    Demo(commands::DemoArgs),
+    /// Read sources into the record log (all enabled sources, or one), then resolve.
+    Ingest(commands::IngestArgs),
+    /// Re-resolve the whole record log into profiles.
+    Resolve,
+    /// Show, search and explain profiles.
+    #[command(subcommand)]
+    Profile(commands::ProfileCommand),
+    /// Counts of records, profiles and identifiers, and each source's last run.
+    Stats,
+    /// Write `source,record_key,profile_id` for every record as CSV.
+    Assignments(commands::AssignmentsArgs),
+    /// Measure ingest and resolution speed on generated data.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let data = &cli.data;
+    let result = match cli.command {
+        Command::Demo(args) => commands::demo(data, &args),
+        Command::Ingest(args) => commands::ingest(data, &args),
+        Command::Resolve => commands::resolve(data),
+        Command::Profile(cmd) => commands::profile(data, &cmd),
+        Command::Stats => commands::stats(data),
+        Command::Assignments(args) => commands::assignments(data, &args),
+        Command::Bench(cmd) => bench::run(&cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
