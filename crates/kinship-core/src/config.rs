@@ -79,6 +79,15 @@ impl ResolveConfig {
 pub enum SourceType {
     Csv,
     Jsonl,
+    /// Events sent to the Segment-compatible collection API, authenticated by a write key.
+    Segment,
+}
+
+impl SourceType {
+    /// Whether the source reads a file (and so needs `path`).
+    pub fn is_file(self) -> bool {
+        matches!(self, Self::Csv | Self::Jsonl)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +132,8 @@ impl OneOrMany {
 pub struct SourceConfig {
     #[serde(rename = "type")]
     pub kind: SourceType,
-    /// File path, relative to the data directory unless absolute.
+    /// File path, relative to the data directory unless absolute (file sources only).
+    #[serde(default)]
     pub path: PathBuf,
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -185,7 +195,7 @@ impl Config {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                 return invalid(format!("sources.{name}"), "source names may use letters, digits, '_' and '-' only");
             }
-            if s.path.as_os_str().is_empty() {
+            if s.kind.is_file() && s.path.as_os_str().is_empty() {
                 return invalid(at("path"), "is empty; give the file to read, relative to the data directory");
             }
             if let Some(ev) = &s.event {
@@ -198,7 +208,7 @@ impl Config {
                     return invalid(at("identifiers"), "identifier kinds may not be empty or contain ':'");
                 }
             }
-            if s.identifiers.is_empty() && s.event.is_none() && s.traits.is_empty() {
+            if s.kind.is_file() && s.identifiers.is_empty() && s.event.is_none() && s.traits.is_empty() {
                 return invalid(format!("sources.{name}"), "maps nothing; add `identifiers`, `traits` or `event`");
             }
         }

@@ -73,7 +73,8 @@ pub fn ingest_source(store: &mut dyn Store, config: &Config, name: &str, data_di
         let mut write_result = Ok(());
         for batch in rx {
             match store.insert_records(name, &batch, started_at) {
-                Ok(n) => {
+                Ok(ids) => {
+                    let n = ids.iter().flatten().count() as u64;
                     report.inserted += n;
                     report.duplicates += batch.len() as u64 - n;
                 }

@@ -2,10 +2,12 @@
 //! into profiles, and a profile is assembled into its 360 document. The CLI and the server
 //! call these; they hold no logic of their own.
 
+mod incremental;
 mod ingest;
 mod profile;
 mod resolve;
 
+pub use incremental::{resolve_new_records, IncrementalReport, RESOLVED_THROUGH};
 pub use ingest::{ingest_source, IngestReport};
 pub use profile::{explain, profile_document};
 pub use resolve::{profile_id_for, resolve_all, ResolveReport};

@@ -1,8 +1,8 @@
 use crate::{PipelineError, Progress, Result};
-use kinship_core::{decode_identifiers, Config, Identifier, MergeEdge, ProfileIdentifier, ProfileRow, RecordId};
-use kinship_resolve::{Constraints, InputRecord, Reason};
+use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, ProfileRow, RecordId};
+use kinship_resolve::{Constraints, InputRecord, Reason, Resolution};
 use kinship_sources::Mapper;
-use kinship_store::{ResolutionWrite, Store};
+use kinship_store::{RecordView, ResolutionWrite, Store};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Map, Value};
 
@@ -39,114 +39,178 @@ struct RecordFacts {
     traits: Vec<(u16, Value)>,
 }
 
+/// Gathers, record by record, what resolution and survivorship need, interning source and
+/// trait names.
+pub(crate) struct Collector<'c> {
+    mappers: FxHashMap<&'c str, (Mapper<'c>, i32)>,
+    wanted: FxHashSet<(String, String)>,
+    record_of_key: FxHashMap<(String, String), RecordId>,
+    constraints: Vec<LinkConstraint>,
+    sources: Vec<String>,
+    trait_names: Vec<String>,
+    inputs: Vec<InputRecord>,
+    facts: Vec<RecordFacts>,
+}
+
+impl<'c> Collector<'c> {
+    pub(crate) fn new(config: &'c Config, constraints: Vec<LinkConstraint>, capacity: usize) -> Result<Self> {
+        let mut mappers = FxHashMap::default();
+        for (name, s) in &config.sources {
+            mappers.insert(name.as_str(), (Mapper::new(s, &config.resolve).map_err(PipelineError::Config)?, s.priority));
+        }
+        Ok(Self {
+            mappers,
+            wanted: constraints.iter().flat_map(|c| [c.left.clone(), c.right.clone()]).collect(),
+            record_of_key: FxHashMap::default(),
+            constraints,
+            sources: Vec::new(),
+            trait_names: Vec::new(),
+            inputs: Vec::with_capacity(capacity),
+            facts: Vec::with_capacity(capacity),
+        })
+    }
+
+    pub(crate) fn add(&mut self, r: RecordView<'_>) {
+        let source = intern(&mut self.sources, r.source);
+        let mut traits = Vec::new();
+        if let Some((mapper, _)) = self.mappers.get(r.source) {
+            if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(r.payload) {
+                for (name, value) in mapper.traits(&fields) {
+                    traits.push((intern(&mut self.trait_names, &name), value));
+                }
+            }
+        }
+        if !self.wanted.is_empty() {
+            let k = (r.source.to_string(), r.key.to_string());
+            if self.wanted.contains(&k) {
+                self.record_of_key.insert(k, r.id);
+            }
+        }
+        self.inputs.push(InputRecord { id: r.id, identifiers: decode_identifiers(r.identifiers).map(|(k, v)| Identifier::new(k, v)).collect() });
+        self.facts.push(RecordFacts { id: r.id, source, timestamp: r.timestamp, profile_id_seed: profile_id_for(r.source, r.key), traits });
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.facts.len()
+    }
+
+    pub(crate) fn resolve(&self, config: &Config) -> Resolution {
+        let mut constraints = Constraints::default();
+        for c in &self.constraints {
+            if let (Some(&l), Some(&r)) = (self.record_of_key.get(&c.left), self.record_of_key.get(&c.right)) {
+                if c.must { constraints.must_link.push((l, r)) } else { constraints.cannot_link.push((l, r)) }
+            }
+        }
+        kinship_resolve::resolve(&self.inputs, &config.resolve, &constraints)
+    }
+
+    /// Profiles, assignments, identifiers and evidence of a resolution, ready to write.
+    pub(crate) fn build(&self, resolution: &Resolution) -> Built {
+        let n = resolution.cluster_count as usize;
+        // Members of each cluster, in record order, so the first is the oldest.
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (i, &c) in resolution.cluster.iter().enumerate() {
+            members[c as usize].push(i as u32);
+        }
+        let source_priority: Vec<i32> = self.sources.iter().map(|s| self.mappers.get(s.as_str()).map_or(i32::MAX, |m| m.1)).collect();
+        let mut profiles = Vec::with_capacity(n);
+        let mut identifiers = Vec::new();
+        for (p, records) in members.iter().enumerate() {
+            let first = &self.facts[records[0] as usize];
+            let (traits, mut search_text) = survivorship(records, &self.facts, &self.trait_names, &self.sources, &source_priority);
+            let mut seen: FxHashSet<(&str, &str, u16)> = FxHashSet::default();
+            for &i in records {
+                let source = self.facts[i as usize].source;
+                for id in &self.inputs[i as usize].identifiers {
+                    if seen.insert((id.kind.as_str(), id.value.as_str(), source)) {
+                        add_search_word(&mut search_text, &id.value);
+                        identifiers.push((
+                            p as u32,
+                            ProfileIdentifier { kind: id.kind.to_string(), value: id.value.clone(), source: self.sources[source as usize].clone() },
+                        ));
+                    }
+                }
+            }
+            profiles.push(ProfileRow {
+                id: first.profile_id_seed.clone(),
+                traits: Value::Object(traits).to_string(),
+                search_text,
+                record_count: records.len() as i64,
+            });
+        }
+        let assignments = self.facts.iter().zip(&resolution.cluster).map(|(f, &c)| (f.id, c)).collect();
+        let edges = resolution
+            .edges
+            .iter()
+            .map(|e| {
+                let (stage, detail) = match &e.reason {
+                    Reason::Identifier(id) => ("exact", json!({ "kind": id.kind.as_str(), "value": id.value })),
+                    Reason::MustLink => ("must_link", json!({})),
+                };
+                let edge = MergeEdge { left: self.facts[e.left].id, right: self.facts[e.right].id, stage: stage.into(), detail };
+                (resolution.cluster[e.left], edge)
+            })
+            .collect();
+        let multi_record = members.iter().filter(|m| m.len() > 1).count() as u64;
+        Built { profiles, assignments, identifiers, edges, multi_record }
+    }
+}
+
+pub(crate) struct Built {
+    pub profiles: Vec<ProfileRow>,
+    pub assignments: Vec<(RecordId, u32)>,
+    pub identifiers: Vec<(u32, ProfileIdentifier)>,
+    pub edges: Vec<(u32, MergeEdge)>,
+    pub multi_record: u64,
+}
+
+impl Built {
+    pub(crate) fn as_write(&self) -> ResolutionWrite<'_> {
+        ResolutionWrite { profiles: &self.profiles, assignments: &self.assignments, identifiers: &self.identifiers, edges: &self.edges }
+    }
+}
+
+fn intern(names: &mut Vec<String>, name: &str) -> u16 {
+    match names.iter().position(|n| n == name) {
+        Some(i) => i as u16,
+        None => {
+            names.push(name.to_string());
+            (names.len() - 1) as u16
+        }
+    }
+}
+
+pub(crate) fn add_search_word(text: &mut String, word: &str) {
+    if !text.contains(word) {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(word);
+    }
+}
+
 /// Re-resolves the whole log into profiles and replaces the derived tables in one
 /// transaction.
 pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_>) -> Result<ResolveReport> {
     let started = std::time::Instant::now();
     let total = store.stats()?.records;
-    let mut mappers: FxHashMap<&str, (Mapper<'_>, i32)> = FxHashMap::default();
-    for (name, s) in &config.sources {
-        mappers.insert(name, (Mapper::new(s, &config.resolve).map_err(PipelineError::Config)?, s.priority));
-    }
-    let constraint_list = store.constraints()?;
-    let wanted: FxHashSet<(String, String)> = constraint_list.iter().flat_map(|c| [c.left.clone(), c.right.clone()]).collect();
-    let mut record_of_key: FxHashMap<(String, String), RecordId> = FxHashMap::default();
-
-    let mut sources: Vec<String> = Vec::new();
-    let mut trait_names: Vec<String> = Vec::new();
-    let mut inputs: Vec<InputRecord> = Vec::with_capacity(total as usize);
-    let mut facts: Vec<RecordFacts> = Vec::with_capacity(total as usize);
+    let mut collector = Collector::new(config, store.constraints()?, total as usize)?;
     store.scan_records(&mut |r| {
-        let source = match sources.iter().position(|s| s == r.source) {
-            Some(i) => i as u16,
-            None => {
-                sources.push(r.source.to_string());
-                (sources.len() - 1) as u16
-            }
-        };
-        let mut traits = Vec::new();
-        if let Some((mapper, _)) = mappers.get(r.source) {
-            if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(r.payload) {
-                for (name, value) in mapper.traits(&fields) {
-                    let idx = match trait_names.iter().position(|t| t == name) {
-                        Some(i) => i,
-                        None => {
-                            trait_names.push(name.to_string());
-                            trait_names.len() - 1
-                        }
-                    };
-                    traits.push((idx as u16, value));
-                }
-            }
-        }
-        if !wanted.is_empty() {
-            let k = (r.source.to_string(), r.key.to_string());
-            if wanted.contains(&k) {
-                record_of_key.insert(k, r.id);
-            }
-        }
-        inputs.push(InputRecord { id: r.id, identifiers: decode_identifiers(r.identifiers).map(|(k, v)| Identifier::new(k, v)).collect() });
-        facts.push(RecordFacts { id: r.id, source, timestamp: r.timestamp, profile_id_seed: profile_id_for(r.source, r.key), traits });
-        if facts.len() % 50_000 == 0 {
-            progress(facts.len() as u64, total);
+        collector.add(r);
+        if collector.len() % 50_000 == 0 {
+            progress(collector.len() as u64, total);
         }
     })?;
-    progress(facts.len() as u64, total);
-
-    let mut constraints = Constraints::default();
-    for c in &constraint_list {
-        if let (Some(&l), Some(&r)) = (record_of_key.get(&c.left), record_of_key.get(&c.right)) {
-            if c.must { constraints.must_link.push((l, r)) } else { constraints.cannot_link.push((l, r)) }
-        }
-    }
-    let resolution = kinship_resolve::resolve(&inputs, &config.resolve, &constraints);
-
-    // Members of each cluster, in record order, so the first is the oldest.
-    let n = resolution.cluster_count as usize;
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); n];
-    for (i, &c) in resolution.cluster.iter().enumerate() {
-        members[c as usize].push(i as u32);
-    }
-    let source_priority: Vec<i32> = sources.iter().map(|s| mappers.get(s.as_str()).map_or(i32::MAX, |m| m.1)).collect();
-
-    let mut profiles = Vec::with_capacity(n);
-    let mut identifiers = Vec::new();
-    for (p, records) in members.iter().enumerate() {
-        let first = &facts[records[0] as usize];
-        let (traits, search_words) = survivorship(records, &facts, &trait_names, &sources, &source_priority);
-        let mut seen: FxHashSet<(&str, &str, u16)> = FxHashSet::default();
-        let mut search_text = search_words;
-        for &i in records {
-            for id in &inputs[i as usize].identifiers {
-                if seen.insert((id.kind.as_str(), id.value.as_str(), facts[i as usize].source)) {
-                    identifiers.push((p as u32, ProfileIdentifier { kind: id.kind.to_string(), value: id.value.clone(), source: sources[facts[i as usize].source as usize].clone() }));
-                    if !search_text.contains(id.value.as_str()) {
-                        search_text.push(' ');
-                        search_text.push_str(&id.value);
-                    }
-                }
-            }
-        }
-        profiles.push(ProfileRow { id: first.profile_id_seed.clone(), traits: Value::Object(traits).to_string(), search_text, record_count: records.len() as i64 });
-    }
-    let assignments: Vec<(RecordId, u32)> = facts.iter().zip(&resolution.cluster).map(|(f, &c)| (f.id, c)).collect();
-    let edges: Vec<(u32, MergeEdge)> = resolution
-        .edges
-        .iter()
-        .map(|e| {
-            let (stage, detail) = match &e.reason {
-                Reason::Identifier(id) => ("exact", json!({ "kind": id.kind.as_str(), "value": id.value })),
-                Reason::MustLink => ("must_link", json!({})),
-            };
-            (resolution.cluster[e.left], MergeEdge { left: facts[e.left].id, right: facts[e.right].id, stage: stage.into(), detail })
-        })
-        .collect();
-    store.replace_resolution(&ResolutionWrite { profiles: &profiles, assignments: &assignments, identifiers: &identifiers, edges: &edges })?;
-
+    progress(collector.len() as u64, total);
+    let resolution = collector.resolve(config);
+    let built = collector.build(&resolution);
+    store.replace_resolution(&built.as_write())?;
+    let newest = built.assignments.iter().map(|a| a.0).max().unwrap_or(0);
+    store.set_meta(crate::RESOLVED_THROUGH, &newest.to_string())?;
     Ok(ResolveReport {
-        records: facts.len() as u64,
-        profiles: n as u64,
-        multi_record_profiles: members.iter().filter(|m| m.len() > 1).count() as u64,
+        records: collector.len() as u64,
+        profiles: u64::from(resolution.cluster_count),
+        multi_record_profiles: built.multi_record,
         merges: resolution.edges.len() as u64,
         contested: resolution.contested.len() as u64,
         blocked: resolution.blocked,
@@ -155,19 +219,20 @@ pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_
 }
 
 /// Golden-record traits: for each trait, the value from the source with the best (lowest)
-/// priority, then the most recent record. Each value keeps where it came from. Also returns
-/// the folded trait text for search.
+/// priority, then the most recent record. Each value keeps where it came from and the rank
+/// it won by, so a later record can be compared without the others. Also returns the
+/// folded trait text for search.
 fn survivorship(records: &[u32], facts: &[RecordFacts], trait_names: &[String], sources: &[String], source_priority: &[i32]) -> (Map<String, Value>, String) {
     let mut best: FxHashMap<u16, (usize, &Value)> = FxHashMap::default();
     let rank = |i: usize| {
         let f = &facts[i];
-        (source_priority[f.source as usize], std::cmp::Reverse(f.timestamp.unwrap_or(i64::MIN)), std::cmp::Reverse(f.id))
+        TraitRank { priority: source_priority[f.source as usize], timestamp: f.timestamp.unwrap_or(i64::MIN), record: f.id }
     };
     for &i in records {
         let i = i as usize;
         for (t, v) in &facts[i].traits {
             match best.get(t) {
-                Some(&(held, _)) if rank(held) <= rank(i) => {}
+                Some(&(held, _)) if !rank(i).beats(&rank(held)) => {}
                 _ => {
                     best.insert(*t, (i, v));
                 }
@@ -179,14 +244,35 @@ fn survivorship(records: &[u32], facts: &[RecordFacts], trait_names: &[String], 
     let mut traits = Map::new();
     let mut search = String::new();
     for (t, (i, v)) in chosen {
-        let f = &facts[i];
-        traits.insert(trait_names[t as usize].clone(), json!({ "value": v, "source": sources[f.source as usize], "record": f.id }));
+        let r = rank(i);
+        traits.insert(trait_names[t as usize].clone(), trait_entry(v, &sources[facts[i].source as usize], &r));
         if let Value::String(s) = v {
-            if !search.is_empty() {
-                search.push(' ');
-            }
-            search.push_str(&kinship_normalize::fold(s));
+            add_search_word(&mut search, &kinship_normalize::fold(s));
         }
     }
     (traits, search)
+}
+
+/// How a trait value ranks in survivorship: lower source priority, then newer, then the
+/// later record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TraitRank {
+    pub priority: i32,
+    pub timestamp: i64,
+    pub record: RecordId,
+}
+
+impl TraitRank {
+    pub(crate) fn beats(&self, other: &TraitRank) -> bool {
+        (self.priority, std::cmp::Reverse(self.timestamp), std::cmp::Reverse(self.record))
+            < (other.priority, std::cmp::Reverse(other.timestamp), std::cmp::Reverse(other.record))
+    }
+
+    pub(crate) fn of_entry(entry: &Value) -> Option<TraitRank> {
+        Some(TraitRank { priority: entry["priority"].as_i64()? as i32, timestamp: entry["ts"].as_i64()?, record: entry["record"].as_i64()? })
+    }
+}
+
+pub(crate) fn trait_entry(value: &Value, source: &str, rank: &TraitRank) -> Value {
+    json!({ "value": value, "source": source, "record": rank.record, "priority": rank.priority, "ts": rank.timestamp })
 }

@@ -5,6 +5,7 @@
 mod csv;
 mod jsonl;
 pub mod mapping;
+pub mod segment;
 
 pub use mapping::{Mapped, Mapper};
 
@@ -32,6 +33,8 @@ pub struct Reject {
 pub enum SourceError {
     #[error("cannot open {path}: {error}; check `path` in the source's configuration")]
     Open { path: PathBuf, error: std::io::Error },
+    #[error("a segment source receives events from the collection API; it has no file to read{}", if .0.as_os_str().is_empty() { String::new() } else { format!(" (drop `path = {:?}`)", .0) })]
+    NotAFile(PathBuf),
     #[error("reading {path}: {error}")]
     Read { path: PathBuf, error: String },
 }
@@ -61,6 +64,7 @@ pub fn open(config: &SourceConfig, data_dir: &Path) -> Result<Box<dyn Source>, S
     Ok(match config.kind {
         SourceType::Csv => Box::new(csv::CsvSource::open(path)?),
         SourceType::Jsonl => Box::new(jsonl::JsonlSource::open(path)?),
+        SourceType::Segment => return Err(SourceError::NotAFile(config.path.clone())),
     })
 }
 

@@ -2,7 +2,7 @@
 //! time and properties. Applied at ingest to validate and extract identifiers, and again when
 //! profiles are built, so a changed mapping takes effect on re-resolution.
 
-use kinship_core::{FieldType, Identifier, ResolveConfig, SourceConfig};
+use kinship_core::{FieldType, Identifier, ResolveConfig, SourceConfig, SourceType};
 use kinship_normalize::{parse_date, parse_timestamp_ms};
 use phonenumber::country::Id as Region;
 use serde_json::{Map, Value};
@@ -86,7 +86,10 @@ impl<'a> Mapper<'a> {
     }
 
     /// The row's mapped traits, trimmed; blanks are absent.
-    pub fn traits(&self, fields: &Map<String, Value>) -> Vec<(&'a str, Value)> {
+    pub fn traits(&self, fields: &Map<String, Value>) -> Vec<(Cow<'a, str>, Value)> {
+        if self.config.kind == SourceType::Segment {
+            return crate::segment::traits(fields).into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect();
+        }
         self.config
             .traits
             .iter()
@@ -96,13 +99,17 @@ impl<'a> Mapper<'a> {
                     Value::String(s) => Value::String(s.trim().to_string()),
                     other => other.clone(),
                 };
-                (!is_blank(&v)).then_some((name.as_str(), v))
+                (!is_blank(&v)).then_some((Cow::Borrowed(name.as_str()), v))
             })
             .collect()
     }
 
     /// The row as an event, for event sources.
     pub fn event(&self, fields: &Map<String, Value>) -> Option<MappedEvent> {
+        if self.config.kind == SourceType::Segment {
+            let (event, properties) = crate::segment::event(fields)?;
+            return Some(MappedEvent { event, properties });
+        }
         let ev = self.config.event.as_ref()?;
         let event = match (&ev.name, &ev.field) {
             (Some(name), _) => name.clone(),

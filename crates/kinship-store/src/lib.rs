@@ -59,16 +59,33 @@ pub struct Stats {
 
 pub trait Store {
     /// Appends records of a source; a key already logged for the source is skipped.
-    /// Returns how many were new.
-    fn insert_records(&mut self, source: &str, records: &[NewRecord], ingested_at: i64) -> Result<u64>;
+    /// Returns, for each record, its new id, or `None` when it was already logged.
+    fn insert_records(&mut self, source: &str, records: &[NewRecord], ingested_at: i64) -> Result<Vec<Option<RecordId>>>;
     /// Visits every record in id order.
     fn scan_records(&self, visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()>;
+    /// Visits the given records, and every record of the given profiles, in id order.
+    fn scan_selected(&self, records: &[RecordId], profiles: &[String], visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()>;
     /// Replaces the derived profiles with a new resolution.
     fn replace_resolution(&mut self, resolution: &ResolutionWrite<'_>) -> Result<()>;
+    /// Removes the given profiles and writes the given ones in their place.
+    fn replace_profiles(&mut self, remove: &[String], resolution: &ResolutionWrite<'_>) -> Result<()>;
+    /// Adds one record to an existing profile: its assignment, its new identifiers, the
+    /// evidence, and the profile's updated traits.
+    fn attach_record(&mut self, profile: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier], edge: &MergeEdge) -> Result<()>;
+    /// Groups the following writes into one transaction, ended by [`Store::commit`].
+    fn begin(&mut self) -> Result<()>;
+    fn commit(&mut self) -> Result<()>;
+    fn rollback(&mut self) -> Result<()>;
+    /// Visits up to `limit` records with ids above `after`, in id order.
+    fn scan_after(&self, after: RecordId, limit: usize, visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()>;
+    fn meta(&self, key: &str) -> Result<Option<String>>;
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
 
     fn profile(&self, id: &str) -> Result<Option<ProfileRow>>;
     fn profile_records(&self, id: &str) -> Result<Vec<StoredRecord>>;
     fn profile_identifiers(&self, id: &str) -> Result<Vec<ProfileIdentifier>>;
+    /// The oldest record of a profile.
+    fn first_record(&self, id: &str) -> Result<Option<RecordId>>;
     fn profile_edges(&self, id: &str) -> Result<Vec<MergeEdge>>;
     /// Profiles holding an identifier.
     fn find_profiles(&self, kind: &str, value: &str) -> Result<Vec<String>>;

@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode.
 
 use crate::{RecordView, ResolutionWrite, Result, SourceStatus, Stats, Store, StoreError};
-use kinship_core::{decode_identifiers, Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, SourceRun, StoredRecord};
+use kinship_core::{decode_identifiers, Identifier, RecordId, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, SourceRun, StoredRecord};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -63,6 +63,10 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         duplicates INTEGER NOT NULL,
         rejected INTEGER NOT NULL,
         error TEXT
+    );
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );",
 )];
 
@@ -115,66 +119,160 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+fn view<'r>(r: &'r rusqlite::Row<'_>) -> rusqlite::Result<RecordView<'r>> {
+    Ok(RecordView {
+        id: r.get(0)?,
+        source: r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
+        key: r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?,
+        payload: r.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?,
+        identifiers: r.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?,
+        timestamp: r.get(5)?,
+    })
+}
+
+fn write_resolution(tx: &Connection, w: &ResolutionWrite<'_>) -> Result<()> {
+    let mut stmt = tx.prepare_cached("INSERT INTO profiles (id, traits, search_text, record_count) VALUES (?1, ?2, ?3, ?4)")?;
+    for p in w.profiles {
+        stmt.execute(params![p.id, p.traits, p.search_text, p.record_count])?;
+    }
+    let mut stmt = tx.prepare_cached("INSERT INTO assignments (record_id, profile_id) VALUES (?1, ?2)")?;
+    for (record, p) in w.assignments {
+        stmt.execute(params![record, w.profiles[*p as usize].id])?;
+    }
+    let mut stmt = tx.prepare_cached("INSERT INTO profile_identifiers (kind, value, profile_id, source) VALUES (?1, ?2, ?3, ?4)")?;
+    for (p, id) in w.identifiers {
+        stmt.execute(params![id.kind, id.value, w.profiles[*p as usize].id, id.source])?;
+    }
+    let mut stmt =
+        tx.prepare_cached("INSERT INTO merge_edges (profile_id, left_record, right_record, stage, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for (p, e) in w.edges {
+        stmt.execute(params![w.profiles[*p as usize].id, e.left, e.right, e.stage, e.detail.to_string()])?;
+    }
+    Ok(())
+}
+
 fn profile_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProfileRow> {
     Ok(ProfileRow { id: r.get(0)?, traits: r.get(1)?, search_text: r.get(2)?, record_count: r.get(3)? })
 }
 
 impl Store for SqliteStore {
-    fn insert_records(&mut self, source: &str, records: &[NewRecord], ingested_at: i64) -> Result<u64> {
-        let tx = self.conn.transaction()?;
-        let mut inserted = 0;
+    fn insert_records(&mut self, source: &str, records: &[NewRecord], ingested_at: i64) -> Result<Vec<Option<RecordId>>> {
+        let tx = self.conn.savepoint()?;
+        let mut ids = Vec::with_capacity(records.len());
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, record_key) DO NOTHING",
             )?;
             for r in records {
-                inserted += stmt.execute(params![source, r.key, r.payload, r.identifiers, r.timestamp, ingested_at])? as u64;
+                let inserted = stmt.execute(params![source, r.key, r.payload, r.identifiers, r.timestamp, ingested_at])? == 1;
+                ids.push(inserted.then(|| tx.last_insert_rowid()));
             }
         }
         tx.commit()?;
-        Ok(inserted)
+        Ok(ids)
     }
 
     fn scan_records(&self, visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()> {
         let mut stmt = self.conn.prepare("SELECT id, source, record_key, payload, identifiers, ts FROM records ORDER BY id")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            visit(RecordView {
-                id: r.get(0)?,
-                source: r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
-                key: r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?,
-                payload: r.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?,
-                identifiers: r.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?,
-                timestamp: r.get(5)?,
-            });
+            visit(view(r)?);
+        }
+        Ok(())
+    }
+
+    fn scan_selected(&self, records: &[RecordId], profiles: &[String], visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, source, record_key, payload, identifiers, ts FROM records WHERE id IN (SELECT value FROM json_each(?1))
+             UNION
+             SELECT r.id, r.source, r.record_key, r.payload, r.identifiers, r.ts FROM assignments a JOIN records r ON r.id = a.record_id
+             WHERE a.profile_id IN (SELECT value FROM json_each(?2))
+             ORDER BY 1",
+        )?;
+        let mut rows = stmt.query([serde_json::to_string(records)?, serde_json::to_string(profiles)?])?;
+        while let Some(r) = rows.next()? {
+            visit(view(r)?);
         }
         Ok(())
     }
 
     fn replace_resolution(&mut self, w: &ResolutionWrite<'_>) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute_batch("DELETE FROM assignments; DELETE FROM profile_identifiers; DELETE FROM merge_edges; DELETE FROM profiles;")?;
-        {
-            let mut stmt = tx.prepare("INSERT INTO profiles (id, traits, search_text, record_count) VALUES (?1, ?2, ?3, ?4)")?;
-            for p in w.profiles {
-                stmt.execute(params![p.id, p.traits, p.search_text, p.record_count])?;
-            }
-            let mut stmt = tx.prepare("INSERT INTO assignments (record_id, profile_id) VALUES (?1, ?2)")?;
-            for (record, p) in w.assignments {
-                stmt.execute(params![record, w.profiles[*p as usize].id])?;
-            }
-            let mut stmt = tx.prepare("INSERT INTO profile_identifiers (kind, value, profile_id, source) VALUES (?1, ?2, ?3, ?4)")?;
-            for (p, id) in w.identifiers {
-                stmt.execute(params![id.kind, id.value, w.profiles[*p as usize].id, id.source])?;
-            }
-            let mut stmt = tx.prepare("INSERT INTO merge_edges (profile_id, left_record, right_record, stage, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-            for (p, e) in w.edges {
-                stmt.execute(params![w.profiles[*p as usize].id, e.left, e.right, e.stage, e.detail.to_string()])?;
-            }
-        }
+        write_resolution(&tx, w)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn replace_profiles(&mut self, remove: &[String], w: &ResolutionWrite<'_>) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        let ids = serde_json::to_string(remove)?;
+        for table in ["assignments", "profile_identifiers", "merge_edges"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE profile_id IN (SELECT value FROM json_each(?1))"), [&ids])?;
+        }
+        tx.execute("DELETE FROM profiles WHERE id IN (SELECT value FROM json_each(?1))", [&ids])?;
+        write_resolution(&tx, w)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn attach_record(&mut self, p: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier], e: &MergeEdge) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        tx.execute(
+            "UPDATE profiles SET traits = ?2, search_text = ?3, record_count = ?4 WHERE id = ?1",
+            params![p.id, p.traits, p.search_text, p.record_count],
+        )?;
+        tx.execute("INSERT INTO assignments (record_id, profile_id) VALUES (?1, ?2)", params![record, p.id])?;
+        for id in identifiers {
+            tx.execute(
+                "INSERT INTO profile_identifiers (kind, value, profile_id, source) VALUES (?1, ?2, ?3, ?4)",
+                params![id.kind, id.value, p.id, id.source],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO merge_edges (profile_id, left_record, right_record, stage, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![p.id, e.left, e.right, e.stage, e.detail.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        self.conn.execute_batch("ROLLBACK")?;
+        Ok(())
+    }
+
+    fn scan_after(&self, after: RecordId, limit: usize, visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, source, record_key, payload, identifiers, ts FROM records WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let mut rows = stmt.query(params![after, limit as i64])?;
+        while let Some(r) = rows.next()? {
+            visit(view(r)?);
+        }
+        Ok(())
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])?;
+        Ok(())
+    }
+
+    fn first_record(&self, id: &str) -> Result<Option<RecordId>> {
+        Ok(self.conn.query_row("SELECT MIN(record_id) FROM assignments WHERE profile_id = ?1", [id], |r| r.get(0))?)
     }
 
     fn profile(&self, id: &str) -> Result<Option<ProfileRow>> {

@@ -1,0 +1,156 @@
+//! Real-time resolution: records appended since the last resolution are resolved against
+//! the existing profiles, touching only the profiles they share identifiers with.
+//!
+//! The common case, a record whose identifiers all point at one profile and break no
+//! guard, attaches it there: its new identifiers are added and its traits compete with the
+//! held ones by the same survivorship rank as a full resolution. Anything else (a record
+//! that joins two profiles, a limited kind over its limit, a person's split decision)
+//! re-resolves just the profiles involved, with the same resolver as the batch, so both
+//! paths agree.
+
+use crate::resolve::{add_search_word, trait_entry, Collector, TraitRank};
+use crate::{PipelineError, Result};
+use kinship_core::{decode_identifiers, Config, Identifier, MergeEdge, ProfileIdentifier, RecordId};
+use kinship_sources::Mapper;
+use kinship_store::Store;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{json, Map, Value};
+
+/// Meta key holding the id of the newest record already resolved.
+pub const RESOLVED_THROUGH: &str = "resolved_through";
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct IncrementalReport {
+    /// Records attached to an existing profile.
+    pub attached: u64,
+    /// Records that started a profile of their own.
+    pub created: u64,
+    /// Records whose arrival re-resolved the profiles they touch (merges, guards).
+    pub reresolved: u64,
+    /// The newest record now resolved.
+    pub through: RecordId,
+}
+
+/// Resolves up to `limit` records newer than the last resolved one, in one transaction.
+pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize) -> Result<IncrementalReport> {
+    let through: RecordId = store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut pending = Vec::new();
+    store.scan_after(through, limit, &mut |r| {
+        pending.push(Pending {
+            id: r.id,
+            source: r.source.to_string(),
+            key: r.key.to_string(),
+            payload: r.payload.to_string(),
+            identifiers: decode_identifiers(r.identifiers).map(|(k, v)| Identifier::new(k, v)).collect(),
+            timestamp: r.timestamp,
+        })
+    })?;
+    let mut report = IncrementalReport { through, ..Default::default() };
+    if pending.is_empty() {
+        return Ok(report);
+    }
+    let constraints = store.constraints()?;
+    let constrained: FxHashSet<(String, String)> = constraints.iter().flat_map(|c| [c.left.clone(), c.right.clone()]).collect();
+    let blocked: FxHashSet<&str> = config.resolve.blocked_values.iter().map(String::as_str).collect();
+    store.begin()?;
+    let result = (|| -> Result<()> {
+        for record in &pending {
+            let ids: Vec<&Identifier> = record.identifiers.iter().filter(|i| !blocked.contains(i.value.as_str())).collect();
+            let mut profiles: Vec<String> = Vec::new();
+            for id in &ids {
+                for p in store.find_profiles(id.kind.as_str(), &id.value)? {
+                    if !profiles.contains(&p) {
+                        profiles.push(p);
+                    }
+                }
+            }
+            let attachable = profiles.len() == 1 && !constrained.contains(&(record.source.clone(), record.key.clone()));
+            if attachable && attach(store, config, record, &profiles[0], &ids)? {
+                report.attached += 1;
+            } else {
+                if profiles.is_empty() { report.created += 1 } else { report.reresolved += 1 }
+                reresolve(store, config, constraints.clone(), record.id, &profiles)?;
+            }
+            report.through = record.id;
+        }
+        Ok(store.set_meta(RESOLVED_THROUGH, &report.through.to_string())?)
+    })();
+    match result {
+        Ok(()) => store.commit()?,
+        Err(e) => {
+            store.rollback()?;
+            return Err(e);
+        }
+    }
+    Ok(report)
+}
+
+struct Pending {
+    id: RecordId,
+    source: String,
+    key: String,
+    payload: String,
+    identifiers: Vec<Identifier>,
+    timestamp: Option<i64>,
+}
+
+/// Re-resolves a new record together with the records of the profiles it touches.
+fn reresolve(store: &mut dyn Store, config: &Config, constraints: Vec<kinship_core::LinkConstraint>, record: RecordId, profiles: &[String]) -> Result<()> {
+    let mut collector = Collector::new(config, constraints, 16)?;
+    store.scan_selected(&[record], profiles, &mut |r| collector.add(r))?;
+    let resolution = collector.resolve(config);
+    let built = collector.build(&resolution);
+    store.replace_profiles(profiles, &built.as_write())?;
+    Ok(())
+}
+
+/// Attaches a record to the one profile its identifiers point at, unless that would break
+/// a per-kind limit; returns whether it did.
+fn attach(store: &mut dyn Store, config: &Config, record: &Pending, profile: &str, ids: &[&Identifier]) -> Result<bool> {
+    let held = store.profile_identifiers(profile)?;
+    let mut values_of_kind: FxHashMap<&str, FxHashSet<&str>> = FxHashMap::default();
+    for h in &held {
+        values_of_kind.entry(h.kind.as_str()).or_default().insert(h.value.as_str());
+    }
+    for id in ids {
+        values_of_kind.entry(id.kind.as_str()).or_default().insert(id.value.as_str());
+    }
+    if values_of_kind.iter().any(|(kind, values)| config.resolve.limit_for(kind).is_some_and(|limit| values.len() > limit as usize)) {
+        return Ok(false);
+    }
+    let Some(mut row) = store.profile(profile)? else { return Ok(false) };
+    let via = ids.iter().find(|id| held.iter().any(|h| h.kind == id.kind.as_str() && h.value == id.value)).expect("found by one of its identifiers");
+    let new_ids: Vec<ProfileIdentifier> = {
+        let mut seen = FxHashSet::default();
+        ids.iter()
+            .filter(|id| !held.iter().any(|h| h.kind == id.kind.as_str() && h.value == id.value && h.source == record.source))
+            .filter(|id| seen.insert((id.kind.as_str(), id.value.as_str())))
+            .map(|id| ProfileIdentifier { kind: id.kind.to_string(), value: id.value.clone(), source: record.source.clone() })
+            .collect()
+    };
+    for id in &new_ids {
+        add_search_word(&mut row.search_text, &id.value);
+    }
+    if let Some(source) = config.sources.get(&record.source) {
+        let mapper = Mapper::new(source, &config.resolve).map_err(PipelineError::Config)?;
+        if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&record.payload) {
+            let mut traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
+            let rank = TraitRank { priority: source.priority, timestamp: record.timestamp.unwrap_or(i64::MIN), record: record.id };
+            for (name, value) in mapper.traits(&fields) {
+                let wins = traits.get(name.as_ref()).and_then(TraitRank::of_entry).is_none_or(|held| rank.beats(&held));
+                if wins {
+                    if let Value::String(s) = &value {
+                        add_search_word(&mut row.search_text, &kinship_normalize::fold(s));
+                    }
+                    traits.insert(name.into_owned(), trait_entry(&value, &record.source, &rank));
+                }
+            }
+            row.traits = Value::Object(traits).to_string();
+        }
+    }
+    row.record_count += 1;
+    let first = store.first_record(profile)?.unwrap_or(record.id);
+    let edge = MergeEdge { left: first, right: record.id, stage: "exact".into(), detail: json!({ "kind": via.kind.as_str(), "value": via.value }) };
+    store.attach_record(&row, record.id, &new_ids, &edge)?;
+    Ok(true)
+}
