@@ -1,8 +1,8 @@
 //! `kinship bench`: speed measured on generated data, beside a peer run on the same input.
 
-use crate::commands::{database_path, Workspace};
-use crate::progress::Progress;
 use crate::DataDir;
+use crate::commands::{Workspace, database_path};
+use crate::progress::Progress;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::io::Write;
@@ -50,15 +50,21 @@ traits = { first_name = "first_name", last_name = "last_name", email = "email", 
 /// Contacts where every person has two rows (two CRM ids) that share an email or a phone,
 /// spelled differently, so resolution has real joins to make.
 fn write_contacts(path: &Path, rows: usize) -> Result<()> {
-    const FIRST: &[&str] = &["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William", "Barbara"];
-    const LAST: &[&str] = &["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Wilson", "Taylor"];
+    const FIRST: &[&str] =
+        &["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William", "Barbara"];
+    const LAST: &[&str] =
+        &["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Wilson", "Taylor"];
     const CITY: &[&str] = &["Springfield", "Riverside", "Franklin", "Greenville", "Bristol", "Clinton", "Fairview", "Salem"];
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     writeln!(out, "crm_id,first_name,last_name,email,phone,city,updated_at")?;
     for i in 0..rows {
         let person = i / 2;
         let (first, last) = (FIRST[person % FIRST.len()], LAST[(person / FIRST.len()) % LAST.len()]);
-        let email = if i % 2 == 0 { format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase(), person) } else { format!(" {}.{}{}@Example.COM", first, last, person) };
+        let email = if i % 2 == 0 {
+            format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase(), person)
+        } else {
+            format!(" {}.{}{}@Example.COM", first, last, person)
+        };
         let phone = format!("(2{:02}) 555-{:04}", 10 + person % 89, person % 10_000);
         let phone = if i % 2 == 0 { phone } else { String::new() };
         writeln!(out, "C{i:08},{first},{last},{email},{phone},{},2024-{:02}-{:02}", CITY[person % CITY.len()], 1 + i % 12, 1 + i % 28)?;
@@ -117,15 +123,29 @@ fn bench_ingest(rows: usize, dir: Option<&Path>, no_peer: bool) -> Result<ExitCo
     let rss = peak_rss_mib();
 
     println!("\ninput          {rows} rows, {:.1} MiB CSV", size as f64 / 1048576.0);
-    println!("ingest         {ingest_s:.2} s  = {:.0} records/s  ({} new, {} rejected), parse + normalise + commit to SQLite", report.inserted as f64 / ingest_s, report.inserted, report.rejected);
-    println!("resolve        {resolve_s:.2} s  ({} records -> {} profiles, {} joins)", resolved.records, resolved.profiles, resolved.merges);
+    println!(
+        "ingest         {ingest_s:.2} s  = {:.0} records/s  ({} new, {} rejected), parse + normalise + commit to SQLite",
+        report.inserted as f64 / ingest_s,
+        report.inserted,
+        report.rejected
+    );
+    println!(
+        "resolve        {resolve_s:.2} s  ({} records -> {} profiles, {} joins)",
+        resolved.records, resolved.profiles, resolved.merges
+    );
     if let Some(rss) = rss {
         println!("peak memory    {rss:.0} MiB (whole process)");
     }
     if !no_peer {
         let peer_db = dir.join("peer.sqlite");
         let _ = std::fs::remove_file(&peer_db);
-        let out = std::process::Command::new("python3").arg("-c").arg(PEER_SCRIPT).arg(&csv).arg(&peer_db).output().context("running python3 for the peer")?;
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(PEER_SCRIPT)
+            .arg(&csv)
+            .arg(&peer_db)
+            .output()
+            .context("running python3 for the peer")?;
         if out.status.success() {
             let peer_s: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().context("reading the peer's time")?;
             println!(

@@ -1,8 +1,8 @@
 //! The platform commands: demo, ingest, resolve, profile, stats, assignments.
 
-use crate::progress::Progress;
 use crate::DataDir;
-use anyhow::{bail, Context, Result};
+use crate::progress::Progress;
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kinship_core::{Config, Identifier, LinkConstraint};
 use kinship_pipeline::{IngestReport, ResolveReport};
@@ -24,9 +24,12 @@ pub struct DemoArgs {
     /// Seed of the generator: the same seed gives the same files.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Stop after ingesting and resolving (the server is not part of this build yet).
+    /// Stop after ingesting and resolving instead of serving.
     #[arg(long)]
     no_serve: bool,
+    /// Address to serve on.
+    #[arg(long)]
+    bind: Option<String>,
 }
 
 #[derive(Args)]
@@ -59,9 +62,7 @@ pub enum ProfileCommand {
         json: bool,
     },
     /// Show which identifier joined each record of a profile.
-    Explain {
-        id: String,
-    },
+    Explain { id: String },
     /// Move a record out of its profile; remembered as a cannot-link that survives re-resolution.
     Split {
         id: String,
@@ -70,10 +71,7 @@ pub enum ProfileCommand {
         record: String,
     },
     /// Join two profiles; remembered as a must-link that survives re-resolution.
-    Merge {
-        a: String,
-        b: String,
-    },
+    Merge { a: String, b: String },
 }
 
 #[derive(Args)]
@@ -116,7 +114,8 @@ impl Workspace {
             );
         }
         let config = Config::load(&dir).with_context(|| format!("loading {}", dir.join("kinship.toml").display()))?;
-        let store = SqliteStore::open(&dir.join(DATABASE_FILE)).with_context(|| format!("opening {}", dir.join(DATABASE_FILE).display()))?;
+        let store =
+            SqliteStore::open(&dir.join(DATABASE_FILE)).with_context(|| format!("opening {}", dir.join(DATABASE_FILE).display()))?;
         Ok(Self { dir, config, store })
     }
 }
@@ -131,7 +130,10 @@ pub fn demo(data: &DataDir, args: &DemoArgs) -> Result<ExitCode> {
     std::fs::write(dir.join(DEMO_MARKER), "written by kinship demo\n")?;
     println!("Generating {} customers across seven systems (seed {}) in {}", args.customers, args.seed, dir.display());
     let bar = Progress::new("generate", false);
-    let summary = kinship_demo::generate(dir, &kinship_demo::DemoOptions { customers: args.customers, seed: args.seed }, &mut |_, done, total| bar.update(done, total))?;
+    let summary =
+        kinship_demo::generate(dir, &kinship_demo::DemoOptions { customers: args.customers, seed: args.seed }, &mut |_, done, total| {
+            bar.update(done, total)
+        })?;
     bar.finish();
     for (file, rows) in &summary.files {
         println!("  {file:<22} {rows:>9} rows");
@@ -148,10 +150,14 @@ pub fn demo(data: &DataDir, args: &DemoArgs) -> Result<ExitCode> {
     println!("  kinship --data {d} profile show --email <an email from the search> --json");
     println!("  kinship --data {d} assignments --out assignments.csv");
     println!("  kinship --data {d} stats");
-    if !args.no_serve {
-        println!("\n(`kinship serve` is not built yet; the demo stops here as with --no-serve.)");
+    if args.no_serve {
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(ExitCode::SUCCESS)
+    let token = kinship_server::auth::new_secret("kt_");
+    kinship_store::AccessStore::add_token(&mut ws.store, "demo-admin", "admin", &kinship_server::auth::hash_secret(&token))?;
+    println!("\nServing the demo. An admin API token for it (shown only now):\n  {token}");
+    println!("  curl -H 'Authorization: Bearer {token}' 'http://127.0.0.1:7878/api/v1/profiles?q=smith'");
+    crate::server_commands::run_server(ws, args.bind.clone())
 }
 
 pub fn ingest(data: &DataDir, args: &IngestArgs) -> Result<ExitCode> {
@@ -204,7 +210,10 @@ fn print_ingest(reports: &[IngestReport]) {
             println!("  {} rejected row(s) of `{}`, with line and reason, in {}", r.rejected, r.source, path.display());
         }
         if r.invalid_identifiers > 0 {
-            println!("  {} identifier value(s) of `{}` were not valid for their kind and were not used for matching", r.invalid_identifiers, r.source);
+            println!(
+                "  {} identifier value(s) of `{}` were not valid for their kind and were not used for matching",
+                r.invalid_identifiers, r.source
+            );
         }
     }
 }
@@ -215,7 +224,10 @@ fn print_resolve(r: &ResolveReport) {
         r.records, r.profiles, r.multi_record_profiles, r.merges, r.seconds
     );
     if r.contested > 0 || r.blocked > 0 {
-        println!("  guards: {} shared identifier(s) joined nothing because they would over-merge; {} blocked value(s) ignored", r.contested, r.blocked);
+        println!(
+            "  guards: {} shared identifier(s) joined nothing because they would over-merge; {} blocked value(s) ignored",
+            r.contested, r.blocked
+        );
     }
 }
 
@@ -279,7 +291,10 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
         ProfileCommand::Search { text, limit, json } => {
             let rows = ws.store.search_profiles(&kinship_normalize::fold(text), *limit)?;
             if *json {
-                let list: Vec<Value> = rows.iter().map(|r| serde_json::json!({ "id": r.id, "traits": flat_traits(&r.traits), "records": r.record_count })).collect();
+                let list: Vec<Value> = rows
+                    .iter()
+                    .map(|r| serde_json::json!({ "id": r.id, "traits": flat_traits(&r.traits), "records": r.record_count }))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "profiles": list }))?);
             } else if rows.is_empty() {
                 println!("no profile matches {text:?}");
@@ -292,12 +307,14 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ProfileCommand::Explain { id } => {
-            let doc = kinship_pipeline::explain(&ws.store, id)?.with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
+            let doc = kinship_pipeline::explain(&ws.store, id)?
+                .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(ExitCode::SUCCESS)
         }
         ProfileCommand::Split { id, record } => {
-            let (source, key) = record.split_once(':').with_context(|| format!("--record {record:?} must be SOURCE:KEY, e.g. shop:O-1001"))?;
+            let (source, key) =
+                record.split_once(':').with_context(|| format!("--record {record:?} must be SOURCE:KEY, e.g. shop:O-1001"))?;
             let (_, holder) = ws.store.record_profile(source, key)?.with_context(|| format!("no record {record} in the log"))?;
             if &holder != id {
                 bail!("record {record} is in profile {holder}, not {id}");
@@ -307,7 +324,11 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
                 bail!("record {record} is the only record of {id}; nothing to split");
             }
             for other in &others {
-                ws.store.add_constraint(&LinkConstraint { must: false, left: (source.into(), key.into()), right: (other.source.clone(), other.key.clone()) })?;
+                ws.store.add_constraint(&LinkConstraint {
+                    must: false,
+                    left: (source.into(), key.into()),
+                    right: (other.source.clone(), other.key.clone()),
+                })?;
             }
             let report = resolve_with_progress(&mut ws)?;
             let (_, now) = ws.store.record_profile(source, key)?.context("the record is still in the log")?;
@@ -337,16 +358,25 @@ fn show(ws: &Workspace, args: &ShowArgs) -> Result<ExitCode> {
     let region = kinship_normalize::region(&ws.config.resolve.default_region).context("resolve.default_region is not a region code")?;
     let id = match (&l.id, &l.email, &l.phone, &l.identifier) {
         (Some(id), ..) => id.clone(),
-        (_, Some(e), ..) => one_profile(&ws.store, "email", kinship_normalize::email(e).with_context(|| format!("{e:?} is not an email address"))?)?,
-        (_, _, Some(p), _) => one_profile(&ws.store, "phone", kinship_normalize::phone(p, region).with_context(|| format!("{p:?} is not a valid phone number for region {}", ws.config.resolve.default_region))?)?,
+        (_, Some(e), ..) => {
+            one_profile(&ws.store, "email", kinship_normalize::email(e).with_context(|| format!("{e:?} is not an email address"))?)?
+        }
+        (_, _, Some(p), _) => one_profile(
+            &ws.store,
+            "phone",
+            kinship_normalize::phone(p, region)
+                .with_context(|| format!("{p:?} is not a valid phone number for region {}", ws.config.resolve.default_region))?,
+        )?,
         (.., Some(i)) => {
             let ident = Identifier::parse_key(i).with_context(|| format!("--identifier {i:?} must be KIND:VALUE, e.g. crm_id:C-00042"))?;
-            let value = kinship_normalize::identifier(ident.kind.as_str(), &ident.value, region).with_context(|| format!("{:?} is not a valid {}", ident.value, ident.kind))?;
+            let value = kinship_normalize::identifier(ident.kind.as_str(), &ident.value, region)
+                .with_context(|| format!("{:?} is not a valid {}", ident.value, ident.kind))?;
             one_profile(&ws.store, ident.kind.as_str(), value)?
         }
         _ => unreachable!("clap requires one lookup"),
     };
-    let doc = kinship_pipeline::profile_document(&ws.store, &ws.config, &id)?.with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
+    let doc = kinship_pipeline::profile_document(&ws.store, &ws.config, &id)?
+        .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);

@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod progress;
+mod server_commands;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,6 +40,14 @@ enum Command {
     Stats,
     /// Write `source,record_key,profile_id` for every record as CSV.
     Assignments(commands::AssignmentsArgs),
+    /// Serve the collection API, the REST API, /healthz and /metrics.
+    Serve(server_commands::ServeArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(server_commands::TokenCommand),
+    /// Manage sources.
+    #[command(subcommand)]
+    Source(server_commands::SourceCommand),
     /// Measure ingest and resolution speed on generated data.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -54,6 +63,9 @@ fn main() -> ExitCode {
         Command::Profile(cmd) => commands::profile(data, &cmd),
         Command::Stats => commands::stats(data),
         Command::Assignments(args) => commands::assignments(data, &args),
+        Command::Serve(args) => server_commands::serve(data, &args),
+        Command::Token(cmd) => server_commands::token(data, &cmd),
+        Command::Source(cmd) => server_commands::source(data, &cmd),
         Command::Bench(cmd) => bench::run(&cmd),
     };
     match result {

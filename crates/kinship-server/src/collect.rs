@@ -1,0 +1,160 @@
+//! The collection API of the Segment spec: `/v1/identify`, `/track`, `/page`, `/screen`,
+//! `/group`, `/alias` and `/batch`. Invalid items of a batch are rejected one by one, with
+//! their index and reason; the valid ones are stored.
+
+use crate::state::AppState;
+use crate::writer::SubmitError;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kinship_sources::segment::{accept, MessageType};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+fn error(status: StatusCode, reason: impl Into<String>) -> Response {
+    (status, Json(json!({ "success": false, "error": reason.into() }))).into_response()
+}
+
+pub async fn identify(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    single(state, headers, body, MessageType::Identify).await
+}
+pub async fn track(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    single(state, headers, body, MessageType::Track).await
+}
+pub async fn page(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    single(state, headers, body, MessageType::Page).await
+}
+pub async fn screen(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    single(state, headers, body, MessageType::Screen).await
+}
+pub async fn group(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    single(state, headers, body, MessageType::Group).await
+}
+pub async fn alias(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    single(state, headers, body, MessageType::Alias).await
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(error(StatusCode::BAD_REQUEST, "the body must be a JSON object")),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, format!("invalid JSON at line {} column {}: {e}", e.line(), e.column()))),
+    }
+}
+
+/// The source of a request's write key (Basic user, or `writeKey` in the body), if it is
+/// known and switched on. The key is removed from the body: a secret is never logged.
+async fn authorise(state: &Arc<AppState>, headers: &HeaderMap, body: &mut Map<String, Value>) -> Result<String, Response> {
+    let from_body = match body.remove("writeKey") {
+        Some(Value::String(k)) => Some(k),
+        _ => None,
+    };
+    let Some(key) = crate::auth::basic_user(headers).or(from_body) else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing write key: send it as the HTTP Basic user name, or as `writeKey` in the body",
+        ));
+    };
+    let source = state.source_for_write_key(&key).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let Some(source) = source else {
+        return Err(error(StatusCode::UNAUTHORIZED, "unknown write key; create one with `kinship source add --type segment --name NAME`"));
+    };
+    if !state.source_enabled(&source).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
+        return Err(error(StatusCode::FORBIDDEN, format!("source `{source}` is switched off; turn it on to accept events")));
+    }
+    Ok(source)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn single(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes, kind: MessageType) -> Response {
+    let limit = state.config.server.max_event_bytes;
+    if body.len() > limit {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the event is {} bytes; the limit is {limit} (server.max_event_bytes)", body.len()),
+        );
+    }
+    let mut msg = match parse_object(&body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let source = match authorise(&state, &headers, &mut msg).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let record = match accept(msg, Some(kind), None, now_ms(), state.region) {
+        Ok(r) => r,
+        Err(reason) => {
+            state.metrics.events_rejected(1);
+            return error(StatusCode::BAD_REQUEST, reason);
+        }
+    };
+    commit(&state, source, vec![record], Vec::new()).await
+}
+
+pub async fn batch(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let limit = state.config.server.max_batch_bytes;
+    if body.len() > limit {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the batch is {} bytes; the limit is {limit} (server.max_batch_bytes)", body.len()),
+        );
+    }
+    let mut msg = match parse_object(&body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let source = match authorise(&state, &headers, &mut msg).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(Value::Array(items)) = msg.remove("batch") else {
+        return error(StatusCode::BAD_REQUEST, "a batch needs `batch`: an array of messages");
+    };
+    let context = match msg.remove("context") {
+        Some(Value::Object(c)) => Some(c),
+        None | Some(Value::Null) => None,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "`context` must be an object"),
+    };
+    let received = now_ms();
+    let event_limit = state.config.server.max_event_bytes;
+    let mut records = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let size = serde_json::to_vec(&item).map_or(0, |v| v.len());
+        let result = match item {
+            _ if size > event_limit => Err(format!("the event is {size} bytes; the limit is {event_limit} (server.max_event_bytes)")),
+            Value::Object(m) => accept(m, None, context.as_ref(), received, state.region),
+            _ => Err("each batch item must be a JSON object".to_string()),
+        };
+        match result {
+            Ok(r) => records.push(r),
+            Err(reason) => rejected.push(json!({ "index": index, "error": reason })),
+        }
+    }
+    state.metrics.events_rejected(rejected.len() as u64);
+    if records.is_empty() {
+        let reason = if rejected.is_empty() { "the batch is empty" } else { "no message in the batch is valid" };
+        return (StatusCode::BAD_REQUEST, Json(json!({ "success": false, "error": reason, "rejected": rejected }))).into_response();
+    }
+    commit(&state, source, records, rejected).await
+}
+
+async fn commit(state: &Arc<AppState>, source: String, records: Vec<kinship_core::NewRecord>, rejected: Vec<Value>) -> Response {
+    let accepted = records.len();
+    match state.writer.submit(source, records).await {
+        Ok(new) => Json(json!({ "success": true, "accepted": accepted, "duplicates": accepted as u64 - new, "rejected": rejected }))
+            .into_response(),
+        Err(SubmitError::Overloaded) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "the server is busy; retry after a second");
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+            r
+        }
+        Err(SubmitError::Failed(reason)) => error(StatusCode::SERVICE_UNAVAILABLE, reason),
+    }
+}

@@ -1,0 +1,83 @@
+//! `kinship serve`: the Segment-compatible collection API, the REST API under `/api/v1/`,
+//! `/healthz` and `/metrics`, in one process over the embedded store.
+//!
+//! Writes go through one writer thread that commits requests in groups (one fsync for many
+//! requests) and answers each only after its commit, so a 200 means the event is on disk.
+//! A resolver thread follows the log and resolves new records into profiles within
+//! milliseconds. Reads run on blocking threads, each with its own connection.
+
+mod api;
+pub mod auth;
+mod collect;
+mod metrics;
+mod state;
+mod writer;
+
+use axum::routing::{get, post};
+use axum::Router;
+use kinship_core::Config;
+use state::AppState;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] kinship_store::StoreError),
+    #[error("cannot listen on {addr}: {error}; is another kinship running? choose another address with --bind")]
+    Bind { addr: String, error: std::io::Error },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    pub db_path: PathBuf,
+    pub config: Config,
+    pub bind: String,
+}
+
+/// Runs the server until `shutdown` completes, then finishes in-flight requests, commits
+/// what was accepted, resolves it, and returns. `on_listen` receives the bound address.
+pub async fn serve(
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listen: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    let listener =
+        tokio::net::TcpListener::bind(&options.bind).await.map_err(|error| ServerError::Bind { addr: options.bind.clone(), error })?;
+    let addr = listener.local_addr()?;
+    let (state, threads) = AppState::start(options)?;
+    let app = router(state.clone());
+    on_listen(addr);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
+    // In-flight requests are done; closing the writer's queue lets it commit and stop.
+    drop(state);
+    tokio::task::spawn_blocking(move || threads.join()).await.map_err(|e| ServerError::Config(e.to_string()))??;
+    Ok(())
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let body_cap = state.config.server.max_batch_bytes.max(state.config.server.max_event_bytes) * 4;
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/metrics", get(metrics::render))
+        .route("/v1/identify", post(collect::identify))
+        .route("/v1/track", post(collect::track))
+        .route("/v1/page", post(collect::page))
+        .route("/v1/screen", post(collect::screen))
+        .route("/v1/group", post(collect::group))
+        .route("/v1/alias", post(collect::alias))
+        .route("/v1/batch", post(collect::batch))
+        .merge(api::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track_requests))
+        // Sizes are checked in the handlers, with a JSON reason; this cap only stops a body
+        // from being read without end. It counts decompressed bytes.
+        .layer(axum::extract::DefaultBodyLimit::max(body_cap))
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        .with_state(state)
+}

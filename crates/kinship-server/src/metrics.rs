@@ -1,0 +1,99 @@
+//! `/metrics` in the Prometheus text format, with prometheus-client.
+
+use crate::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Default)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    events_received: Counter,
+    events_stored: Counter,
+    events_rejected: Counter,
+    records_resolved: Counter,
+    merges: Counter,
+    queue_depth: Gauge,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("kinship");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18)));
+        let (events_received, events_stored, events_rejected, records_resolved, merges, queue_depth) =
+            (Counter::default(), Counter::default(), Counter::default(), Counter::default(), Counter::default(), Gauge::default());
+        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
+        registry.register("events_received", "Collection API events committed to the log, retries included", events_received.clone());
+        registry.register("events_stored", "Collection API events that were new (not retries)", events_stored.clone());
+        registry.register("events_rejected", "Collection API events rejected as invalid", events_rejected.clone());
+        registry.register("records_resolved", "Records resolved into profiles by the real-time resolver", records_resolved.clone());
+        registry.register("merges", "Arrivals that merged or re-resolved existing profiles", merges.clone());
+        registry.register("queue_depth", "Requests waiting for the writer", queue_depth.clone());
+        Self { registry, requests, latency, events_received, events_stored, events_rejected, records_resolved, merges, queue_depth }
+    }
+}
+
+impl Metrics {
+    pub fn events_committed(&self, received: u64, stored: u64) {
+        self.inner.events_received.inc_by(received);
+        self.inner.events_stored.inc_by(stored);
+    }
+
+    pub fn events_rejected(&self, n: u64) {
+        self.inner.events_rejected.inc_by(n);
+    }
+
+    pub fn resolved(&self, r: &kinship_pipeline::IncrementalReport) {
+        self.inner.records_resolved.inc_by(r.attached + r.created + r.reresolved);
+        self.inner.merges.inc_by(r.reresolved);
+    }
+}
+
+pub async fn render(State(state): State<Arc<AppState>>) -> Response {
+    state.metrics.inner.queue_depth.set(state.writer.queue_depth() as i64);
+    let mut body = String::new();
+    if prometheus_client::encoding::text::encode(&mut body, &state.metrics.inner.registry).is_err() {
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "metrics could not be encoded").into_response();
+    }
+    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+}
+
+/// Counts every request and times it, labelled by its route pattern (not the raw path, so
+/// profile ids do not explode the label set).
+pub async fn track_requests(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let m = &state.metrics.inner;
+    m.latency.get_or_create(&RouteLabels { route: route.clone() }).observe(started.elapsed().as_secs_f64());
+    m.requests.get_or_create(&RequestLabels { route, method, status: response.status().as_u16() }).inc();
+    response
+}

@@ -1,0 +1,91 @@
+use crate::metrics::Metrics;
+use crate::writer::{self, Threads, WriterHandle};
+use crate::{ServeOptions, ServerError};
+use kinship_core::Config;
+use kinship_store::{AccessStore, SqliteStore, StoreError};
+use phonenumber::country::Id as Region;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+pub struct AppState {
+    pub data_dir: PathBuf,
+    pub db_path: PathBuf,
+    pub config: Config,
+    pub region: Region,
+    pub writer: WriterHandle,
+    pub metrics: Metrics,
+    /// Write-key hash → source, filled on first use.
+    write_keys: RwLock<HashMap<String, String>>,
+}
+
+thread_local! {
+    /// One read connection per blocking thread, reopened if a test serves another database.
+    static READER: RefCell<Option<(PathBuf, SqliteStore)>> = const { RefCell::new(None) };
+}
+
+impl AppState {
+    pub fn start(options: ServeOptions) -> Result<(Arc<Self>, Threads), ServerError> {
+        let region = kinship_normalize::region(&options.config.resolve.default_region).ok_or_else(|| {
+            ServerError::Config(format!("resolve.default_region {:?} is not a region code", options.config.resolve.default_region))
+        })?;
+        let metrics = Metrics::default();
+        let (writer, threads) = writer::start(&options.db_path, &options.config, metrics.clone())?;
+        let state = Self {
+            data_dir: options.data_dir,
+            db_path: options.db_path,
+            config: options.config,
+            region,
+            writer,
+            metrics,
+            write_keys: RwLock::default(),
+        };
+        Ok((Arc::new(state), threads))
+    }
+
+    /// Runs a read on a blocking thread with that thread's connection.
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&SqliteStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let path = self.db_path.clone();
+        tokio::task::spawn_blocking(move || with_reader(&path, f)).await.expect("read task does not panic")
+    }
+
+    /// The source a write key belongs to.
+    pub async fn source_for_write_key(self: &Arc<Self>, key: &str) -> Result<Option<String>, StoreError> {
+        let hash = crate::auth::hash_secret(key);
+        if let Some(source) = self.write_keys.read().expect("not poisoned").get(&hash) {
+            return Ok(Some(source.clone()));
+        }
+        let found = self
+            .read({
+                let hash = hash.clone();
+                move |s| s.source_for_write_key(&hash)
+            })
+            .await?;
+        if let Some(source) = &found {
+            self.write_keys.write().expect("not poisoned").insert(hash, source.clone());
+        }
+        Ok(found)
+    }
+
+    /// Whether a source is on: a run-time switch wins over `enabled` in kinship.toml.
+    pub async fn source_enabled(self: &Arc<Self>, source: &str) -> Result<bool, StoreError> {
+        let configured = self.config.sources.get(source).is_some_and(|s| s.enabled);
+        let name = source.to_string();
+        let switches = self.read(move |s| s.source_switches()).await?;
+        Ok(switches.into_iter().find(|(s, _)| *s == name).map_or(configured, |(_, on)| on))
+    }
+}
+
+fn with_reader<T>(path: &Path, f: impl FnOnce(&SqliteStore) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    READER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(p, _)| p != path) {
+            *slot = Some((path.to_path_buf(), SqliteStore::open(path)?));
+        }
+        f(&slot.as_ref().expect("opened above").1)
+    })
+}

@@ -1,0 +1,148 @@
+//! The single writer (group commit) and the resolver that follows the log.
+
+use crate::metrics::Metrics;
+use crate::ServerError;
+use kinship_core::{Config, NewRecord};
+use kinship_store::{SqliteStore, Store};
+use std::path::Path;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most records committed in one transaction.
+const GROUP_RECORDS: usize = 20_000;
+/// Most records resolved in one resolver transaction.
+const RESOLVE_BATCH: usize = 5_000;
+
+pub struct Job {
+    pub source: String,
+    pub records: Vec<NewRecord>,
+    /// How many were new (the rest were retries of logged messages), or why it failed.
+    pub reply: oneshot::Sender<Result<u64, String>>,
+}
+
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Job>,
+}
+
+pub enum SubmitError {
+    /// The queue is full: the client should retry later.
+    Overloaded,
+    Failed(String),
+}
+
+impl WriterHandle {
+    /// Queues records and waits until they are committed.
+    pub async fn submit(&self, source: String, records: Vec<NewRecord>) -> Result<u64, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.try_send(Job { source, records, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => SubmitError::Failed("the server is shutting down".into()),
+        })?;
+        answer.await.map_err(|_| SubmitError::Failed("the writer stopped".into()))?.map_err(SubmitError::Failed)
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+pub struct Threads {
+    writer: std::thread::JoinHandle<()>,
+    resolver: std::thread::JoinHandle<Result<(), kinship_pipeline::PipelineError>>,
+}
+
+impl Threads {
+    /// Waits for both threads: the writer ends when every handle is dropped, the resolver
+    /// after resolving what the writer committed last.
+    pub fn join(self) -> Result<(), ServerError> {
+        self.writer.join().expect("writer thread does not panic");
+        self.resolver.join().expect("resolver thread does not panic").map_err(|e| ServerError::Config(e.to_string()))
+    }
+}
+
+pub fn start(db_path: &Path, config: &Config, metrics: Metrics) -> Result<(WriterHandle, Threads), ServerError> {
+    let (tx, rx) = mpsc::channel(config.server.queue_capacity);
+    let (wake_tx, wake_rx) = std_mpsc::sync_channel::<()>(1);
+    let writer_store = SqliteStore::open(db_path)?.durable()?;
+    let mut resolver_store = SqliteStore::open(db_path)?;
+    let resolver_config = config.clone();
+    let resolver_metrics = metrics.clone();
+    let writer = std::thread::Builder::new().name("kinship-writer".into()).spawn(move || write_loop(rx, writer_store, wake_tx, metrics))?;
+    let resolver = std::thread::Builder::new().name("kinship-resolver".into()).spawn(move || {
+        // Catch up with anything logged before a restart, then follow the writer.
+        loop {
+            let done = drain(&mut resolver_store, &resolver_config, &resolver_metrics)?;
+            match wake_rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) if done == 0 => {
+                    drain(&mut resolver_store, &resolver_config, &resolver_metrics)?;
+                    return Ok(());
+                }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {}
+            }
+        }
+    })?;
+    Ok((WriterHandle { tx }, Threads { writer, resolver }))
+}
+
+fn write_loop(mut rx: mpsc::Receiver<Job>, mut store: SqliteStore, wake: std_mpsc::SyncSender<()>, metrics: Metrics) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = vec![first];
+        let mut records = group[0].records.len();
+        while records < GROUP_RECORDS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    records += job.records.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let committed = (|| {
+            store.begin()?;
+            let mut new = Vec::with_capacity(group.len());
+            for job in &group {
+                match store.insert_records(&job.source, &job.records, now) {
+                    Ok(ids) => new.push(ids.iter().flatten().count() as u64),
+                    Err(e) => {
+                        store.rollback()?;
+                        return Err(e);
+                    }
+                }
+            }
+            store.commit()?;
+            Ok::<_, kinship_store::StoreError>(new)
+        })();
+        match committed {
+            Ok(new) => {
+                metrics.events_committed(records as u64, new.iter().sum());
+                for (job, n) in group.into_iter().zip(new) {
+                    let _ = job.reply.send(Ok(n));
+                }
+                let _ = wake.try_send(());
+            }
+            Err(e) => {
+                for job in group {
+                    let _ = job.reply.send(Err(format!("could not store the events: {e}")));
+                }
+            }
+        }
+    }
+}
+
+/// Resolves everything not yet resolved; returns how many records it resolved.
+fn drain(store: &mut SqliteStore, config: &Config, metrics: &Metrics) -> Result<u64, kinship_pipeline::PipelineError> {
+    let mut total = 0;
+    loop {
+        let r = kinship_pipeline::resolve_new_records(store, config, RESOLVE_BATCH)?;
+        let n = r.attached + r.created + r.reresolved;
+        if n == 0 {
+            return Ok(total);
+        }
+        metrics.resolved(&r);
+        total += n;
+    }
+}

@@ -1,0 +1,115 @@
+//! Commands around the server: `serve`, `token create`, `source add`.
+
+use crate::DataDir;
+use crate::commands::{Workspace, database_path};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use kinship_server::auth::{ROLES, hash_secret, new_secret};
+use kinship_store::AccessStore;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: server.bind in kinship.toml, 127.0.0.1:7878).
+    #[arg(long)]
+    pub bind: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; it is printed once, as the last line, and stored only as a hash.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SourceCommand {
+    /// Add a source to kinship.toml. A `segment` source gets a write key, printed once as the last line.
+    Add {
+        #[arg(long = "type")]
+        kind: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+pub fn serve(data: &DataDir, args: &ServeArgs) -> Result<ExitCode> {
+    let ws = Workspace::open(data)?;
+    run_server(ws, args.bind.clone())
+}
+
+/// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests and exits cleanly.
+pub fn run_server(ws: Workspace, bind: Option<String>) -> Result<ExitCode> {
+    let bind = bind.unwrap_or_else(|| ws.config.server.bind.clone());
+    let options = kinship_server::ServeOptions { db_path: database_path(&ws.dir), data_dir: ws.dir.clone(), config: ws.config, bind };
+    drop(ws.store);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("can listen for SIGTERM");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            eprintln!("shutting down: finishing requests in flight");
+        };
+        kinship_server::serve(options, shutdown, |addr| {
+            println!("kinship is listening on http://{addr}");
+            println!("  collection API: POST http://{addr}/v1/batch (write key as HTTP Basic user)");
+            println!("  REST API:       http://{addr}/api/v1/openapi.json (bearer token)");
+        })
+        .await
+    })?;
+    eprintln!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn token(data: &DataDir, cmd: &TokenCommand) -> Result<ExitCode> {
+    let TokenCommand::Create { name, role } = cmd;
+    if !ROLES.contains(&role.as_str()) {
+        bail!("unknown role {role:?}; the roles are: {}", ROLES.join(", "));
+    }
+    let mut ws = Workspace::open(data)?;
+    let token = new_secret("kt_");
+    ws.store.add_token(name, role, &hash_secret(&token))?;
+    eprintln!("token `{name}` with role `{role}` created; it is shown only now:");
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn source(data: &DataDir, cmd: &SourceCommand) -> Result<ExitCode> {
+    let SourceCommand::Add { kind, name } = cmd;
+    if kind != "segment" {
+        bail!("`source add` creates `segment` sources; add csv and jsonl sources to kinship.toml by hand (see README)");
+    }
+    std::fs::create_dir_all(&data.dir)?;
+    let path = data.dir.join(kinship_core::config::CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut doc: toml_edit::DocumentMut = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let sources = doc.entry("sources").or_insert_with(|| {
+        let mut t = toml_edit::Table::new();
+        t.set_implicit(true);
+        toml_edit::Item::Table(t)
+    });
+    let sources = sources.as_table_mut().context("`sources` in kinship.toml must be a table")?;
+    if sources.contains_key(name) {
+        bail!("kinship.toml already has a source `{name}`; pick another name");
+    }
+    let mut table = toml_edit::Table::new();
+    table["type"] = toml_edit::value("segment");
+    sources.insert(name, toml_edit::Item::Table(table));
+    let mut config = kinship_core::Config::default();
+    config.sources = toml::from_str::<kinship_core::Config>(&doc.to_string()).context("the new kinship.toml does not load")?.sources;
+    config.validate()?;
+    std::fs::write(&path, doc.to_string()).with_context(|| format!("writing {}", path.display()))?;
+    let mut ws = Workspace::open(data)?;
+    let key = new_secret("wk_");
+    ws.store.set_write_key(name, &hash_secret(&key))?;
+    eprintln!("source `{name}` added to {}; send events with this write key (shown only now):", path.display());
+    println!("{key}");
+    Ok(ExitCode::SUCCESS)
+}
