@@ -1,8 +1,8 @@
 //! `kinship.toml`, layered: built-in defaults < the file < `KINSHIP_*` environment variables
 //! (nested keys joined by `__`, e.g. `KINSHIP_RESOLVE__DEFAULT_REGION=GB`).
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,8 @@ pub enum ConfigError {
 pub struct Config {
     #[serde(default)]
     pub resolve: ResolveConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
 }
@@ -47,9 +49,23 @@ impl Default for ResolveConfig {
         Self {
             default_region: "US".into(),
             blocked_values: [
-                "null", "none", "nil", "n/a", "na", "unknown", "undefined", "-", "0",
-                "test@test.com", "test@example.com", "noemail@example.com", "no@email.com",
-                "0000000000", "+10000000000", "1234567890", "+11234567890",
+                "null",
+                "none",
+                "nil",
+                "n/a",
+                "na",
+                "unknown",
+                "undefined",
+                "-",
+                "0",
+                "test@test.com",
+                "test@example.com",
+                "noemail@example.com",
+                "no@email.com",
+                "0000000000",
+                "+10000000000",
+                "1234567890",
+                "+11234567890",
             ]
             .map(String::from)
             .to_vec(),
@@ -71,6 +87,25 @@ impl ResolveConfig {
     /// Rank of a kind: lower is stronger.
     pub fn rank_of(&self, kind: &str) -> usize {
         self.priority.iter().position(|k| k == kind).unwrap_or(self.priority.len())
+    }
+}
+
+/// `kinship serve`: where it listens and what it accepts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub bind: String,
+    /// Largest single event accepted by the collection API, in bytes.
+    pub max_event_bytes: usize,
+    /// Largest `/v1/batch` request, in bytes (after decompression).
+    pub max_batch_bytes: usize,
+    /// Requests waiting for the writer before new ones get 429.
+    pub queue_capacity: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { bind: "127.0.0.1:7878".into(), max_event_bytes: 32 * 1024, max_batch_bytes: 500 * 1024, queue_capacity: 1024 }
     }
 }
 

@@ -10,11 +10,11 @@
 
 use crate::resolve::{add_search_word, trait_entry, Collector, TraitRank};
 use crate::{PipelineError, Result};
-use kinship_core::{decode_identifiers, Config, Identifier, MergeEdge, ProfileIdentifier, RecordId};
+use kinship_core::{decode_identifiers, Config, Identifier, ProfileIdentifier, RecordId};
 use kinship_sources::Mapper;
 use kinship_store::Store;
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// Meta key holding the id of the newest record already resolved.
 pub const RESOLVED_THROUGH: &str = "resolved_through";
@@ -68,7 +68,11 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize)
             if attachable && attach(store, config, record, &profiles[0], &ids)? {
                 report.attached += 1;
             } else {
-                if profiles.is_empty() { report.created += 1 } else { report.reresolved += 1 }
+                if profiles.is_empty() {
+                    report.created += 1
+                } else {
+                    report.reresolved += 1
+                }
                 reresolve(store, config, constraints.clone(), record.id, &profiles)?;
             }
             report.through = record.id;
@@ -95,9 +99,16 @@ struct Pending {
 }
 
 /// Re-resolves a new record together with the records of the profiles it touches.
-fn reresolve(store: &mut dyn Store, config: &Config, constraints: Vec<kinship_core::LinkConstraint>, record: RecordId, profiles: &[String]) -> Result<()> {
+fn reresolve(
+    store: &mut dyn Store,
+    config: &Config,
+    constraints: Vec<kinship_core::LinkConstraint>,
+    record: RecordId,
+    profiles: &[String],
+) -> Result<()> {
     let mut collector = Collector::new(config, constraints, 16)?;
     store.scan_selected(&[record], profiles, &mut |r| collector.add(r))?;
+    collector.prepare();
     let resolution = collector.resolve(config);
     let built = collector.build(&resolution);
     store.replace_profiles(profiles, &built.as_write())?;
@@ -119,7 +130,6 @@ fn attach(store: &mut dyn Store, config: &Config, record: &Pending, profile: &st
         return Ok(false);
     }
     let Some(mut row) = store.profile(profile)? else { return Ok(false) };
-    let via = ids.iter().find(|id| held.iter().any(|h| h.kind == id.kind.as_str() && h.value == id.value)).expect("found by one of its identifiers");
     let new_ids: Vec<ProfileIdentifier> = {
         let mut seen = FxHashSet::default();
         ids.iter()
@@ -149,8 +159,6 @@ fn attach(store: &mut dyn Store, config: &Config, record: &Pending, profile: &st
         }
     }
     row.record_count += 1;
-    let first = store.first_record(profile)?.unwrap_or(record.id);
-    let edge = MergeEdge { left: first, right: record.id, stage: "exact".into(), detail: json!({ "kind": via.kind.as_str(), "value": via.value }) };
-    store.attach_record(&row, record.id, &new_ids, &edge)?;
+    store.attach_record(&row, record.id, &new_ids)?;
     Ok(true)
 }

@@ -49,9 +49,18 @@ pub fn ingest_source(store: &mut dyn Store, config: &Config, name: &str, data_di
             let result = source.read(&mut |row| {
                 read += 1;
                 let row = row.and_then(|row| {
-                    let mapped = mapper.map(&row.fields, &row.payload).map_err(|reason| Reject { line: row.line, reason, raw: row.payload.clone() })?;
+                    let mapped = mapper.map(&row.fields, &row.payload).map_err(|reason| Reject {
+                        line: row.line,
+                        reason,
+                        raw: row.payload.clone(),
+                    })?;
                     invalid += u64::from(mapped.invalid_identifiers);
-                    Ok(NewRecord { key: mapped.key, identifiers: encode_identifiers(&mapped.identifiers), timestamp: mapped.timestamp, payload: row.payload })
+                    Ok(NewRecord {
+                        key: mapped.key,
+                        identifiers: encode_identifiers(&mapped.identifiers),
+                        timestamp: mapped.timestamp,
+                        payload: row.payload,
+                    })
                 });
                 match row {
                     Ok(record) => batch.push(record),

@@ -1,5 +1,6 @@
 use crate::{PipelineError, Result};
 use kinship_core::Config;
+use kinship_resolve::{Constraints, InputRecord, Reason};
 use kinship_sources::Mapper;
 use kinship_store::Store;
 use serde_json::{json, Map, Value};
@@ -26,14 +27,17 @@ pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<
         let mapper = Mapper::new(source, &config.resolve).map_err(PipelineError::Config)?;
         if let (Some(fields), Some(ts)) = (r.payload.as_object(), r.timestamp) {
             if let Some(ev) = mapper.event(fields) {
-                events.push((ts, json!({
-                    "type": "track",
-                    "event": ev.event,
-                    "timestamp": iso(ts),
-                    "source": r.source,
-                    "record_key": r.key,
-                    "properties": ev.properties,
-                })));
+                events.push((
+                    ts,
+                    json!({
+                        "type": "track",
+                        "event": ev.event,
+                        "timestamp": iso(ts),
+                        "source": r.source,
+                        "record_key": r.key,
+                        "properties": ev.properties,
+                    }),
+                ));
             }
         }
     }
@@ -53,18 +57,35 @@ pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<
 }
 
 /// Why each record is in the profile: every join with the stage that made it and its
-/// evidence, the records named by source and key.
-pub fn explain(store: &dyn Store, id: &str) -> Result<Option<Value>> {
+/// evidence, the records named by source and key. Joins by shared identifiers are derived
+/// again by resolving the profile's own records; decisions and fuzzy matches are stored.
+pub fn explain(store: &dyn Store, config: &Config, id: &str) -> Result<Option<Value>> {
     if store.profile(id)?.is_none() {
         return Ok(None);
     }
     let records = store.profile_records(id)?;
     let name = |rid: i64| records.iter().find(|r| r.id == rid).map_or(json!(rid), |r| json!({ "source": r.source, "key": r.key }));
-    let joins: Vec<Value> = store
-        .profile_edges(id)?
-        .into_iter()
-        .map(|e| json!({ "left": name(e.left), "right": name(e.right), "stage": e.stage, "evidence": e.detail }))
+    let inputs: Vec<InputRecord> = records.iter().map(|r| InputRecord { id: r.id, identifiers: r.identifiers.clone() }).collect();
+    let exact = kinship_resolve::resolve(&inputs, &config.resolve, &Constraints::default());
+    let mut joins: Vec<Value> = exact
+        .edges
+        .iter()
+        .filter_map(|e| match &e.reason {
+            Reason::Identifier(shared) => Some(json!({
+                "left": name(inputs[e.left].id),
+                "right": name(inputs[e.right].id),
+                "stage": "exact",
+                "evidence": { "kind": shared.kind.as_str(), "value": shared.value },
+            })),
+            Reason::MustLink => None,
+        })
         .collect();
+    joins.extend(
+        store
+            .profile_edges(id)?
+            .into_iter()
+            .map(|e| json!({ "left": name(e.left), "right": name(e.right), "stage": e.stage, "evidence": e.detail })),
+    );
     Ok(Some(json!({ "id": id, "records": records.len(), "joins": joins })))
 }
 

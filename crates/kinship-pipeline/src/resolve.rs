@@ -3,6 +3,7 @@ use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, Merge
 use kinship_resolve::{Constraints, InputRecord, Reason, Resolution};
 use kinship_sources::Mapper;
 use kinship_store::{RecordView, ResolutionWrite, Store};
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Map, Value};
 
@@ -18,6 +19,8 @@ pub struct ResolveReport {
     /// Identifier occurrences ignored because their value is blocked.
     pub blocked: u64,
     pub seconds: f64,
+    /// Seconds spent reading the log, clustering, building profiles and writing them.
+    pub phases: Vec<(&'static str, f64)>,
 }
 
 /// A profile's id: a hash of the source and key of its oldest record, so it stays the same
@@ -34,9 +37,19 @@ pub fn profile_id_for(source: &str, key: &str) -> String {
 struct RecordFacts {
     id: RecordId,
     source: u16,
+    key: Box<str>,
     timestamp: Option<i64>,
-    profile_id_seed: String,
     traits: Vec<(u16, Value)>,
+}
+
+/// A record as read, before its payload is parsed (which runs in parallel).
+struct RawRecord {
+    id: RecordId,
+    source: u16,
+    key: Box<str>,
+    payload: String,
+    identifiers: String,
+    timestamp: Option<i64>,
 }
 
 /// Gathers, record by record, what resolution and survivorship need, interning source and
@@ -48,6 +61,7 @@ pub(crate) struct Collector<'c> {
     constraints: Vec<LinkConstraint>,
     sources: Vec<String>,
     trait_names: Vec<String>,
+    raw: Vec<RawRecord>,
     inputs: Vec<InputRecord>,
     facts: Vec<RecordFacts>,
 }
@@ -65,40 +79,71 @@ impl<'c> Collector<'c> {
             constraints,
             sources: Vec::new(),
             trait_names: Vec::new(),
-            inputs: Vec::with_capacity(capacity),
-            facts: Vec::with_capacity(capacity),
+            raw: Vec::with_capacity(capacity),
+            inputs: Vec::new(),
+            facts: Vec::new(),
         })
     }
 
     pub(crate) fn add(&mut self, r: RecordView<'_>) {
         let source = intern(&mut self.sources, r.source);
-        let mut traits = Vec::new();
-        if let Some((mapper, _)) = self.mappers.get(r.source) {
-            if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(r.payload) {
-                for (name, value) in mapper.traits(&fields) {
-                    traits.push((intern(&mut self.trait_names, &name), value));
-                }
-            }
-        }
         if !self.wanted.is_empty() {
             let k = (r.source.to_string(), r.key.to_string());
             if self.wanted.contains(&k) {
                 self.record_of_key.insert(k, r.id);
             }
         }
-        self.inputs.push(InputRecord { id: r.id, identifiers: decode_identifiers(r.identifiers).map(|(k, v)| Identifier::new(k, v)).collect() });
-        self.facts.push(RecordFacts { id: r.id, source, timestamp: r.timestamp, profile_id_seed: profile_id_for(r.source, r.key), traits });
+        self.raw.push(RawRecord {
+            id: r.id,
+            source,
+            key: r.key.into(),
+            payload: r.payload.to_string(),
+            identifiers: r.identifiers.to_string(),
+            timestamp: r.timestamp,
+        });
+    }
+
+    /// Parses what was added: identifiers, and traits through each source's mapping.
+    pub(crate) fn prepare(&mut self) {
+        let raw = std::mem::take(&mut self.raw);
+        let (mappers, sources) = (&self.mappers, &self.sources);
+        let parsed: Vec<(InputRecord, RecordFacts, Vec<(String, Value)>)> = raw
+            .into_par_iter()
+            .map(|r| {
+                let mut traits = Vec::new();
+                if let Some((mapper, _)) = mappers.get(sources[r.source as usize].as_str()) {
+                    if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&r.payload) {
+                        traits = mapper.traits(&fields).into_iter().map(|(name, v)| (name.into_owned(), v)).collect();
+                    }
+                }
+                let input =
+                    InputRecord { id: r.id, identifiers: decode_identifiers(&r.identifiers).map(|(k, v)| Identifier::new(k, v)).collect() };
+                let facts = RecordFacts { id: r.id, source: r.source, key: r.key, timestamp: r.timestamp, traits: Vec::new() };
+                (input, facts, traits)
+            })
+            .collect();
+        self.inputs.reserve(parsed.len());
+        self.facts.reserve(parsed.len());
+        for (input, mut facts, traits) in parsed {
+            facts.traits = traits.into_iter().map(|(name, v)| (intern(&mut self.trait_names, &name), v)).collect();
+            self.inputs.push(input);
+            self.facts.push(facts);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.facts.len()
+        self.facts.len() + self.raw.len()
     }
 
     pub(crate) fn resolve(&self, config: &Config) -> Resolution {
         let mut constraints = Constraints::default();
         for c in &self.constraints {
             if let (Some(&l), Some(&r)) = (self.record_of_key.get(&c.left), self.record_of_key.get(&c.right)) {
-                if c.must { constraints.must_link.push((l, r)) } else { constraints.cannot_link.push((l, r)) }
+                if c.must {
+                    constraints.must_link.push((l, r))
+                } else {
+                    constraints.cannot_link.push((l, r))
+                }
             }
         }
         kinship_resolve::resolve(&self.inputs, &config.resolve, &constraints)
@@ -113,41 +158,51 @@ impl<'c> Collector<'c> {
             members[c as usize].push(i as u32);
         }
         let source_priority: Vec<i32> = self.sources.iter().map(|s| self.mappers.get(s.as_str()).map_or(i32::MAX, |m| m.1)).collect();
-        let mut profiles = Vec::with_capacity(n);
-        let mut identifiers = Vec::new();
-        for (p, records) in members.iter().enumerate() {
-            let first = &self.facts[records[0] as usize];
-            let (traits, mut search_text) = survivorship(records, &self.facts, &self.trait_names, &self.sources, &source_priority);
-            let mut seen: FxHashSet<(&str, &str, u16)> = FxHashSet::default();
-            for &i in records {
-                let source = self.facts[i as usize].source;
-                for id in &self.inputs[i as usize].identifiers {
-                    if seen.insert((id.kind.as_str(), id.value.as_str(), source)) {
-                        add_search_word(&mut search_text, &id.value);
-                        identifiers.push((
-                            p as u32,
-                            ProfileIdentifier { kind: id.kind.to_string(), value: id.value.clone(), source: self.sources[source as usize].clone() },
-                        ));
+        let built: Vec<(ProfileRow, Vec<ProfileIdentifier>)> = members
+            .par_iter()
+            .map(|records| {
+                let first = &self.facts[records[0] as usize];
+                let (traits, mut search_text) = survivorship(records, &self.facts, &self.trait_names, &self.sources, &source_priority);
+                let mut seen: FxHashSet<(&str, &str, u16)> = FxHashSet::default();
+                let mut identifiers = Vec::new();
+                for &i in records {
+                    let source = self.facts[i as usize].source;
+                    for id in &self.inputs[i as usize].identifiers {
+                        if seen.insert((id.kind.as_str(), id.value.as_str(), source)) {
+                            add_search_word(&mut search_text, &id.value);
+                            identifiers.push(ProfileIdentifier {
+                                kind: id.kind.to_string(),
+                                value: id.value.clone(),
+                                source: self.sources[source as usize].clone(),
+                            });
+                        }
                     }
                 }
-            }
-            profiles.push(ProfileRow {
-                id: first.profile_id_seed.clone(),
-                traits: Value::Object(traits).to_string(),
-                search_text,
-                record_count: records.len() as i64,
-            });
+                let row = ProfileRow {
+                    id: profile_id_for(&self.sources[first.source as usize], &first.key),
+                    traits: Value::Object(traits).to_string(),
+                    search_text,
+                    record_count: records.len() as i64,
+                };
+                (row, identifiers)
+            })
+            .collect();
+        let mut profiles = Vec::with_capacity(n);
+        let mut identifiers = Vec::new();
+        for (p, (row, ids)) in built.into_iter().enumerate() {
+            profiles.push(row);
+            identifiers.extend(ids.into_iter().map(|id| (p as u32, id)));
         }
         let assignments = self.facts.iter().zip(&resolution.cluster).map(|(f, &c)| (f.id, c)).collect();
+        // Joins by shared identifiers are not stored: `explain` derives them again from the
+        // profile's records. Only a person's decisions cannot be derived.
         let edges = resolution
             .edges
             .iter()
+            .filter(|e| e.reason == Reason::MustLink)
             .map(|e| {
-                let (stage, detail) = match &e.reason {
-                    Reason::Identifier(id) => ("exact", json!({ "kind": id.kind.as_str(), "value": id.value })),
-                    Reason::MustLink => ("must_link", json!({})),
-                };
-                let edge = MergeEdge { left: self.facts[e.left].id, right: self.facts[e.right].id, stage: stage.into(), detail };
+                let edge =
+                    MergeEdge { left: self.facts[e.left].id, right: self.facts[e.right].id, stage: "must_link".into(), detail: json!({}) };
                 (resolution.cluster[e.left], edge)
             })
             .collect();
@@ -202,9 +257,20 @@ pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_
         }
     })?;
     progress(collector.len() as u64, total);
+    collector.prepare();
+    let mut phases = Vec::new();
+    let mut lap = started;
+    let mut phase = |name| {
+        phases.push((name, lap.elapsed().as_secs_f64()));
+        lap = std::time::Instant::now();
+    };
+    phase("read");
     let resolution = collector.resolve(config);
+    phase("cluster");
     let built = collector.build(&resolution);
+    phase("build");
     store.replace_resolution(&built.as_write())?;
+    phase("write");
     let newest = built.assignments.iter().map(|a| a.0).max().unwrap_or(0);
     store.set_meta(crate::RESOLVED_THROUGH, &newest.to_string())?;
     Ok(ResolveReport {
@@ -215,6 +281,7 @@ pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_
         contested: resolution.contested.len() as u64,
         blocked: resolution.blocked,
         seconds: started.elapsed().as_secs_f64(),
+        phases,
     })
 }
 
@@ -222,7 +289,13 @@ pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_
 /// priority, then the most recent record. Each value keeps where it came from and the rank
 /// it won by, so a later record can be compared without the others. Also returns the
 /// folded trait text for search.
-fn survivorship(records: &[u32], facts: &[RecordFacts], trait_names: &[String], sources: &[String], source_priority: &[i32]) -> (Map<String, Value>, String) {
+fn survivorship(
+    records: &[u32],
+    facts: &[RecordFacts],
+    trait_names: &[String],
+    sources: &[String],
+    source_priority: &[i32],
+) -> (Map<String, Value>, String) {
     let mut best: FxHashMap<u16, (usize, &Value)> = FxHashMap::default();
     let rank = |i: usize| {
         let f = &facts[i];
@@ -269,7 +342,11 @@ impl TraitRank {
     }
 
     pub(crate) fn of_entry(entry: &Value) -> Option<TraitRank> {
-        Some(TraitRank { priority: entry["priority"].as_i64()? as i32, timestamp: entry["ts"].as_i64()?, record: entry["record"].as_i64()? })
+        Some(TraitRank {
+            priority: entry["priority"].as_i64()? as i32,
+            timestamp: entry["ts"].as_i64()?,
+            record: entry["record"].as_i64()?,
+        })
     }
 }
 

@@ -92,14 +92,23 @@ fn exact_resolution_with_guards() {
     assert_ne!(profile_of(&store, "crm", "C2"), profile_of(&store, "crm", "C3"), "a family email does not fuse two CRM contacts");
     assert_eq!(profile_of(&store, "shop", "O3"), profile_of(&store, "crm", "C2"), "the phone decides whose order it is");
     let o4 = profile_of(&store, "shop", "O4");
-    assert!(o4 != profile_of(&store, "crm", "C2") && o4 != profile_of(&store, "crm", "C3"), "email-only order of a shared email stays apart");
+    assert!(
+        o4 != profile_of(&store, "crm", "C2") && o4 != profile_of(&store, "crm", "C3"),
+        "email-only order of a shared email stays apart"
+    );
     assert_ne!(profile_of(&store, "crm", "C4"), profile_of(&store, "crm", "C5"), "blocked test email joins nothing");
     assert_eq!(store.find_profiles("email", "alice@example.com").unwrap(), vec![alice]);
 }
 
 fn web_key(store: &SqliteStore) -> String {
     let mut key = String::new();
-    store.scan_assignments(&mut |s, k, _| if s == "web" { key = k.to_string() }).unwrap();
+    store
+        .scan_assignments(&mut |s, k, _| {
+            if s == "web" {
+                key = k.to_string()
+            }
+        })
+        .unwrap();
     assert_eq!(key.len(), 32, "no key field: the key is a content hash");
     key
 }
@@ -132,7 +141,12 @@ fn bad_rows_are_rejected_with_line_and_reason() {
     assert_eq!((shop.inserted, shop.rejected), (4, 5));
     let rejects = std::fs::read_to_string(shop.reject_file.unwrap()).unwrap();
     let lines: Vec<serde_json::Value> = rejects.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let by_line = |n: u64| lines.iter().find(|r| r["line"] == n).unwrap_or_else(|| panic!("line {n} rejected: {rejects}"))["reason"].as_str().unwrap().to_string();
+    let by_line = |n: u64| {
+        lines.iter().find(|r| r["line"] == n).unwrap_or_else(|| panic!("line {n} rejected: {rejects}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert!(by_line(5).contains("`total`") && by_line(5).contains("number"), "{}", by_line(5));
     assert!(by_line(7).contains("invalid JSON"));
     assert!(by_line(8).contains("key field `order_id`"));
@@ -155,8 +169,14 @@ fn survivorship_and_the_360_document() {
     assert_eq!(doc["traits"]["city"], "Sydney");
     assert_eq!(doc["trait_sources"]["city"]["source"], "crm");
     assert_eq!(doc["traits"]["email"], "Alice@Example.com", "traits keep the source's spelling");
-    let kinds: Vec<(&str, &str)> = doc["identifiers"].as_array().unwrap().iter().map(|i| (i["kind"].as_str().unwrap(), i["source"].as_str().unwrap())).collect();
-    assert!(kinds.contains(&("email", "crm")) && kinds.contains(&("email", "shop")) && kinds.contains(&("phone", "shop")) && kinds.contains(&("order_id", "shop")));
+    let kinds: Vec<(&str, &str)> =
+        doc["identifiers"].as_array().unwrap().iter().map(|i| (i["kind"].as_str().unwrap(), i["source"].as_str().unwrap())).collect();
+    assert!(
+        kinds.contains(&("email", "crm"))
+            && kinds.contains(&("email", "shop"))
+            && kinds.contains(&("phone", "shop"))
+            && kinds.contains(&("order_id", "shop"))
+    );
     assert_eq!(doc["records"].as_array().unwrap().len(), 4);
     let events: Vec<&str> = doc["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["Order Completed", "Page Viewed", "Order Completed"], "newest first");
@@ -179,7 +199,9 @@ fn split_and_merge_survive_reresolution() {
     let alice = profile_of(&store, "crm", "C1");
     let records = store.profile_records(&alice).unwrap();
     for r in records.iter().filter(|r| r.key != "O2") {
-        store.add_constraint(&LinkConstraint { must: false, left: ("shop".into(), "O2".into()), right: (r.source.clone(), r.key.clone()) }).unwrap();
+        store
+            .add_constraint(&LinkConstraint { must: false, left: ("shop".into(), "O2".into()), right: (r.source.clone(), r.key.clone()) })
+            .unwrap();
     }
     resolve_all(&mut store, &config, &|_, _| {}).unwrap();
     assert_ne!(profile_of(&store, "shop", "O2"), profile_of(&store, "crm", "C1"));
@@ -192,18 +214,19 @@ fn split_and_merge_survive_reresolution() {
     resolve_all(&mut store, &config, &|_, _| {}).unwrap();
     let merged = profile_of(&store, "crm", "C4");
     assert_eq!(profile_of(&store, "crm", "C5"), merged);
-    let why = explain(&store, &merged).unwrap().unwrap();
+    let why = explain(&store, &config, &merged).unwrap().unwrap();
     assert_eq!(why["joins"][0]["stage"], "must_link");
-    let why = explain(&store, &alice).unwrap().unwrap();
+    let why = explain(&store, &config, &alice).unwrap().unwrap();
     assert!(why["joins"].as_array().unwrap().iter().all(|j| j["stage"] == "exact" && j["evidence"]["kind"].is_string()), "{why}");
 }
 
 fn assignment_map(store: &SqliteStore) -> std::collections::BTreeMap<(String, String), String> {
     let mut m = std::collections::BTreeMap::new();
-    store.scan_assignments(&mut |s, k, p| {
-        m.insert((s.to_string(), k.to_string()), p.to_string());
-    })
-    .unwrap();
+    store
+        .scan_assignments(&mut |s, k, p| {
+            m.insert((s.to_string(), k.to_string()), p.to_string());
+        })
+        .unwrap();
     m
 }
 

@@ -59,6 +59,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<kinship_pipeline::PipelineError> for ApiError {
+    fn from(e: kinship_pipeline::PipelineError) -> Self {
+        Self(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         Self(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -191,14 +197,7 @@ async fn get_profile(
     caller.require(READERS)?;
     let config = state.config.clone();
     let lookup = id.clone();
-    let doc = state
-        .read(move |s| {
-            kinship_pipeline::profile_document(s, &config, &lookup).map_err(|e| match e {
-                kinship_pipeline::PipelineError::Store(e) => e,
-                other => StoreError::Schema(other.to_string()),
-            })
-        })
-        .await?;
+    let doc = state.read(move |s| kinship_pipeline::profile_document(s, &config, &lookup)).await?;
     let Some(mut doc) = doc else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no profile {id}"))) };
     let (limit, offset) = (page.limit.unwrap_or(50).clamp(1, 500), page.offset.unwrap_or(0));
     let events = doc["events"].as_array().cloned().unwrap_or_default();
@@ -213,14 +212,8 @@ async fn get_profile(
 async fn explain_profile(caller: Caller, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let lookup = id.clone();
-    let doc = state
-        .read(move |s| {
-            kinship_pipeline::explain(s, &lookup).map_err(|e| match e {
-                kinship_pipeline::PipelineError::Store(e) => e,
-                other => StoreError::Schema(other.to_string()),
-            })
-        })
-        .await?;
+    let config = state.config.clone();
+    let doc = state.read(move |s| kinship_pipeline::explain(s, &config, &lookup)).await?;
     doc.map(Json).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no profile {id}")))
 }
 
@@ -228,7 +221,7 @@ async fn explain_profile(caller: Caller, State(state): State<Arc<AppState>>, Pat
 #[utoipa::path(get, path = "/api/v1/sources", security(("bearer" = [])), responses((status = 200, description = "`{\"sources\": [...]}`")))]
 async fn list_sources(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let (status, switches) = state.read(|s| Ok((s.source_status()?, s.source_switches()?))).await?;
+    let (status, switches) = state.read(|s| Ok::<_, StoreError>((s.source_status()?, s.source_switches()?))).await?;
     let sources: Vec<Value> = state
         .config
         .sources

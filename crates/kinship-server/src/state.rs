@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 pub struct AppState {
     pub data_dir: PathBuf,
     pub db_path: PathBuf,
-    pub config: Config,
+    pub config: Arc<Config>,
     pub region: Region,
     pub writer: WriterHandle,
     pub metrics: Metrics,
@@ -35,7 +35,7 @@ impl AppState {
         let state = Self {
             data_dir: options.data_dir,
             db_path: options.db_path,
-            config: options.config,
+            config: Arc::new(options.config),
             region,
             writer,
             metrics,
@@ -45,10 +45,10 @@ impl AppState {
     }
 
     /// Runs a read on a blocking thread with that thread's connection.
-    pub async fn read<T: Send + 'static>(
+    pub async fn read<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&SqliteStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&SqliteStore) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         let path = self.db_path.clone();
         tokio::task::spawn_blocking(move || with_reader(&path, f)).await.expect("read task does not panic")
     }
@@ -80,11 +80,11 @@ impl AppState {
     }
 }
 
-fn with_reader<T>(path: &Path, f: impl FnOnce(&SqliteStore) -> Result<T, StoreError>) -> Result<T, StoreError> {
+fn with_reader<T, E: From<StoreError>>(path: &Path, f: impl FnOnce(&SqliteStore) -> Result<T, E>) -> Result<T, E> {
     READER.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(p, _)| p != path) {
-            *slot = Some((path.to_path_buf(), SqliteStore::open(path)?));
+            *slot = Some((path.to_path_buf(), SqliteStore::open(path).map_err(E::from)?));
         }
         f(&slot.as_ref().expect("opened above").1)
     })

@@ -6,6 +6,14 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+/// An API token as stored: never the token itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRow {
+    pub name: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
 use kinship_core::{LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +77,9 @@ pub trait Store {
     fn replace_resolution(&mut self, resolution: &ResolutionWrite<'_>) -> Result<()>;
     /// Removes the given profiles and writes the given ones in their place.
     fn replace_profiles(&mut self, remove: &[String], resolution: &ResolutionWrite<'_>) -> Result<()>;
-    /// Adds one record to an existing profile: its assignment, its new identifiers, the
-    /// evidence, and the profile's updated traits.
-    fn attach_record(&mut self, profile: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier], edge: &MergeEdge) -> Result<()>;
+    /// Adds one record to an existing profile: its assignment, its new identifiers, and the
+    /// profile's updated traits.
+    fn attach_record(&mut self, profile: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier]) -> Result<()>;
     /// Groups the following writes into one transaction, ended by [`Store::commit`].
     fn begin(&mut self) -> Result<()>;
     fn commit(&mut self) -> Result<()>;
@@ -84,8 +92,6 @@ pub trait Store {
     fn profile(&self, id: &str) -> Result<Option<ProfileRow>>;
     fn profile_records(&self, id: &str) -> Result<Vec<StoredRecord>>;
     fn profile_identifiers(&self, id: &str) -> Result<Vec<ProfileIdentifier>>;
-    /// The oldest record of a profile.
-    fn first_record(&self, id: &str) -> Result<Option<RecordId>>;
     fn profile_edges(&self, id: &str) -> Result<Vec<MergeEdge>>;
     /// Profiles holding an identifier.
     fn find_profiles(&self, kind: &str, value: &str) -> Result<Vec<String>>;
@@ -102,4 +108,17 @@ pub trait Store {
     fn record_run(&mut self, run: &SourceRun) -> Result<()>;
     fn source_status(&self) -> Result<Vec<SourceStatus>>;
     fn stats(&self) -> Result<Stats>;
+}
+
+/// Credentials and switches: API tokens, write keys of collection sources, and sources
+/// turned on or off at run time. Only hashes of secrets are stored.
+pub trait AccessStore {
+    fn add_token(&mut self, name: &str, role: &str, hash: &str) -> Result<()>;
+    fn token(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// Replaces the write key of a source.
+    fn set_write_key(&mut self, source: &str, hash: &str) -> Result<()>;
+    fn source_for_write_key(&self, hash: &str) -> Result<Option<String>>;
+    fn set_source_enabled(&mut self, source: &str, enabled: bool) -> Result<()>;
+    /// Sources switched at run time, overriding `enabled` in the configuration.
+    fn source_switches(&self) -> Result<Vec<(String, bool)>>;
 }

@@ -1,14 +1,23 @@
 //! The embedded store: one SQLite file in WAL mode.
 
-use crate::{RecordView, ResolutionWrite, Result, SourceStatus, Stats, Store, StoreError};
-use kinship_core::{decode_identifiers, Identifier, RecordId, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, SourceRun, StoredRecord};
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::{AccessStore, RecordView, ResolutionWrite, Result, SourceStatus, Stats, Store, StoreError, TokenRow};
+use kinship_core::{
+    Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord, decode_identifiers,
+};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
+/// Indexes of the derived tables, rebuilt after a full resolution.
+const DERIVED_INDEXES: &str = "CREATE INDEX assignments_by_profile ON assignments (profile_id);
+    CREATE INDEX profile_identifiers_by_value ON profile_identifiers (kind, value);
+    CREATE INDEX profile_identifiers_by_profile ON profile_identifiers (profile_id);
+    CREATE INDEX merge_edges_by_profile ON merge_edges (profile_id);";
+
 /// Numbered migrations, applied in order once each.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE records (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE records (
         id INTEGER PRIMARY KEY,
         source TEXT NOT NULL,
         record_key TEXT NOT NULL,
@@ -28,15 +37,12 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         record_id INTEGER PRIMARY KEY,
         profile_id TEXT NOT NULL
     );
-    CREATE INDEX assignments_by_profile ON assignments (profile_id);
     CREATE TABLE profile_identifiers (
         kind TEXT NOT NULL,
         value TEXT NOT NULL,
         profile_id TEXT NOT NULL,
         source TEXT NOT NULL
     );
-    CREATE INDEX profile_identifiers_by_value ON profile_identifiers (kind, value);
-    CREATE INDEX profile_identifiers_by_profile ON profile_identifiers (profile_id);
     CREATE TABLE merge_edges (
         profile_id TEXT NOT NULL,
         left_record INTEGER NOT NULL,
@@ -44,7 +50,6 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         stage TEXT NOT NULL,
         detail TEXT NOT NULL
     );
-    CREATE INDEX merge_edges_by_profile ON merge_edges (profile_id);
     CREATE TABLE link_constraints (
         must INTEGER NOT NULL,
         left_source TEXT NOT NULL,
@@ -67,8 +72,31 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE TABLE meta (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
+    );
+    CREATE INDEX assignments_by_profile ON assignments (profile_id);
+    CREATE INDEX profile_identifiers_by_value ON profile_identifiers (kind, value);
+    CREATE INDEX profile_identifiers_by_profile ON profile_identifiers (profile_id);
+    CREATE INDEX merge_edges_by_profile ON merge_edges (profile_id);",
+    ),
+    (
+        2,
+        "CREATE TABLE api_tokens (
+        hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE write_keys (
+        source TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE source_switches (
+        source TEXT PRIMARY KEY,
+        enabled INTEGER NOT NULL
     );",
-)];
+    ),
+];
 
 pub struct SqliteStore {
     conn: Connection,
@@ -79,21 +107,23 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // WAL lets readers run beside the writer; NORMAL sync is durable at each checkpoint
-        // and safe against corruption. secure_delete overwrites deleted content.
+        // WAL lets readers run beside the writer; NORMAL sync survives a process crash (the
+        // collection API's writer asks for FULL). secure_delete=FAST zeroes deleted cells
+        // in place; erasure additionally rewrites the file.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "cache_size", -262_144)?;
-        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "secure_delete", "FAST")?;
         let mut store = Self { conn };
         store.migrate()?;
         Ok(store)
     }
 
     fn migrate(&mut self) -> Result<()> {
-        self.conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+        self.conn
+            .execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
         let current: i64 = self.conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
         let newest = MIGRATIONS.last().map_or(0, |m| m.0);
         if current > newest {
@@ -108,6 +138,13 @@ impl SqliteStore {
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// Waits for every commit to reach the disk (FULL synchronous mode): for the collection
+    /// API, where a 200 promises the event survives a crash.
+    pub fn durable(self) -> Result<Self> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(self)
     }
 
     pub fn schema_version(&self) -> Result<i64> {
@@ -131,8 +168,11 @@ fn view<'r>(r: &'r rusqlite::Row<'_>) -> rusqlite::Result<RecordView<'r>> {
 }
 
 fn write_resolution(tx: &Connection, w: &ResolutionWrite<'_>) -> Result<()> {
+    // Profiles in key order append to the primary-key b-tree instead of splitting pages.
+    let mut order: Vec<&ProfileRow> = w.profiles.iter().collect();
+    order.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     let mut stmt = tx.prepare_cached("INSERT INTO profiles (id, traits, search_text, record_count) VALUES (?1, ?2, ?3, ?4)")?;
-    for p in w.profiles {
+    for p in order {
         stmt.execute(params![p.id, p.traits, p.search_text, p.record_count])?;
     }
     let mut stmt = tx.prepare_cached("INSERT INTO assignments (record_id, profile_id) VALUES (?1, ?2)")?;
@@ -198,9 +238,16 @@ impl Store for SqliteStore {
     }
 
     fn replace_resolution(&mut self, w: &ResolutionWrite<'_>) -> Result<()> {
+        // A full rebuild drops the derived indexes and builds them again after the inserts:
+        // SQLite builds an index by sorting, far faster than a million random insertions.
         let tx = self.conn.savepoint()?;
-        tx.execute_batch("DELETE FROM assignments; DELETE FROM profile_identifiers; DELETE FROM merge_edges; DELETE FROM profiles;")?;
+        tx.execute_batch(
+            "DROP INDEX assignments_by_profile; DROP INDEX profile_identifiers_by_value;
+             DROP INDEX profile_identifiers_by_profile; DROP INDEX merge_edges_by_profile;
+             DELETE FROM assignments; DELETE FROM profile_identifiers; DELETE FROM merge_edges; DELETE FROM profiles;",
+        )?;
         write_resolution(&tx, w)?;
+        tx.execute_batch(DERIVED_INDEXES)?;
         tx.commit()?;
         Ok(())
     }
@@ -217,7 +264,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn attach_record(&mut self, p: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier], e: &MergeEdge) -> Result<()> {
+    fn attach_record(&mut self, p: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier]) -> Result<()> {
         let tx = self.conn.savepoint()?;
         tx.execute(
             "UPDATE profiles SET traits = ?2, search_text = ?3, record_count = ?4 WHERE id = ?1",
@@ -230,10 +277,6 @@ impl Store for SqliteStore {
                 params![id.kind, id.value, p.id, id.source],
             )?;
         }
-        tx.execute(
-            "INSERT INTO merge_edges (profile_id, left_record, right_record, stage, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![p.id, e.left, e.right, e.stage, e.detail.to_string()],
-        )?;
         tx.commit()?;
         Ok(())
     }
@@ -254,7 +297,9 @@ impl Store for SqliteStore {
     }
 
     fn scan_after(&self, after: RecordId, limit: usize, visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, source, record_key, payload, identifiers, ts FROM records WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, source, record_key, payload, identifiers, ts FROM records WHERE id > ?1 ORDER BY id LIMIT ?2")?;
         let mut rows = stmt.query(params![after, limit as i64])?;
         while let Some(r) = rows.next()? {
             visit(view(r)?);
@@ -267,19 +312,15 @@ impl Store for SqliteStore {
     }
 
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
-        self.conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])?;
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
         Ok(())
     }
 
-    fn first_record(&self, id: &str) -> Result<Option<RecordId>> {
-        Ok(self.conn.query_row("SELECT MIN(record_id) FROM assignments WHERE profile_id = ?1", [id], |r| r.get(0))?)
-    }
-
     fn profile(&self, id: &str) -> Result<Option<ProfileRow>> {
-        Ok(self
-            .conn
-            .query_row("SELECT id, traits, search_text, record_count FROM profiles WHERE id = ?1", [id], profile_row)
-            .optional()?)
+        Ok(self.conn.query_row("SELECT id, traits, search_text, record_count FROM profiles WHERE id = ?1", [id], profile_row).optional()?)
     }
 
     fn profile_records(&self, id: &str) -> Result<Vec<StoredRecord>> {
@@ -288,7 +329,15 @@ impl Store for SqliteStore {
              FROM assignments a JOIN records r ON r.id = a.record_id WHERE a.profile_id = ?1 ORDER BY r.id",
         )?;
         let rows = stmt.query_map([id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get(5)?, r.get(6)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -307,13 +356,17 @@ impl Store for SqliteStore {
     }
 
     fn profile_identifiers(&self, id: &str) -> Result<Vec<ProfileIdentifier>> {
-        let mut stmt = self.conn.prepare_cached("SELECT kind, value, source FROM profile_identifiers WHERE profile_id = ?1 ORDER BY kind, value, source")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kind, value, source FROM profile_identifiers WHERE profile_id = ?1 ORDER BY kind, value, source")?;
         let rows = stmt.query_map([id], |r| Ok(ProfileIdentifier { kind: r.get(0)?, value: r.get(1)?, source: r.get(2)? }))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn profile_edges(&self, id: &str) -> Result<Vec<MergeEdge>> {
-        let mut stmt = self.conn.prepare_cached("SELECT left_record, right_record, stage, detail FROM merge_edges WHERE profile_id = ?1 ORDER BY rowid")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT left_record, right_record, stage, detail FROM merge_edges WHERE profile_id = ?1 ORDER BY rowid")?;
         let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?)))?;
         let mut out = Vec::new();
         for row in rows {
@@ -324,7 +377,9 @@ impl Store for SqliteStore {
     }
 
     fn find_profiles(&self, kind: &str, value: &str) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached("SELECT DISTINCT profile_id FROM profile_identifiers WHERE kind = ?1 AND value = ?2 ORDER BY profile_id")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT profile_id FROM profile_identifiers WHERE kind = ?1 AND value = ?2 ORDER BY profile_id")?;
         let rows = stmt.query_map([kind, value], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -335,14 +390,18 @@ impl Store for SqliteStore {
             return Ok(vec![]);
         }
         let clause = (1..=words.len()).map(|i| format!("search_text LIKE ?{i}")).collect::<Vec<_>>().join(" AND ");
-        let sql = format!("SELECT id, traits, search_text, record_count FROM profiles WHERE {clause} ORDER BY record_count DESC, id LIMIT {limit}");
+        let sql = format!(
+            "SELECT id, traits, search_text, record_count FROM profiles WHERE {clause} ORDER BY record_count DESC, id LIMIT {limit}"
+        );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(words.iter()), profile_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn scan_assignments(&self, visit: &mut dyn FnMut(&str, &str, &str)) -> Result<()> {
-        let mut stmt = self.conn.prepare("SELECT r.source, r.record_key, a.profile_id FROM records r JOIN assignments a ON a.record_id = r.id ORDER BY r.id")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT r.source, r.record_key, a.profile_id FROM records r JOIN assignments a ON a.record_id = r.id ORDER BY r.id")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             visit(
@@ -377,8 +436,10 @@ impl Store for SqliteStore {
     }
 
     fn constraints(&self) -> Result<Vec<LinkConstraint>> {
-        let mut stmt = self.conn.prepare("SELECT must, left_source, left_key, right_source, right_key FROM link_constraints ORDER BY rowid")?;
-        let rows = stmt.query_map([], |r| Ok(LinkConstraint { must: r.get(0)?, left: (r.get(1)?, r.get(2)?), right: (r.get(3)?, r.get(4)?) }))?;
+        let mut stmt =
+            self.conn.prepare("SELECT must, left_source, left_key, right_source, right_key FROM link_constraints ORDER BY rowid")?;
+        let rows =
+            stmt.query_map([], |r| Ok(LinkConstraint { must: r.get(0)?, left: (r.get(1)?, r.get(2)?), right: (r.get(3)?, r.get(4)?) }))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -425,5 +486,51 @@ impl Store for SqliteStore {
             identifiers: count("SELECT COUNT(*) FROM profile_identifiers")?,
             merge_edges: count("SELECT COUNT(*) FROM merge_edges")?,
         })
+    }
+}
+
+impl AccessStore for SqliteStore {
+    fn add_token(&mut self, name: &str, role: &str, hash: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO api_tokens (hash, name, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![hash, name, role, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn token(&self, hash: &str) -> Result<Option<TokenRow>> {
+        Ok(self
+            .conn
+            .query_row("SELECT name, role, created_at FROM api_tokens WHERE hash = ?1", [hash], |r| {
+                Ok(TokenRow { name: r.get(0)?, role: r.get(1)?, created_at: r.get(2)? })
+            })
+            .optional()?)
+    }
+
+    fn set_write_key(&mut self, source: &str, hash: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO write_keys (source, hash, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
+            params![source, hash, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn source_for_write_key(&self, hash: &str) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT source FROM write_keys WHERE hash = ?1", [hash], |r| r.get(0)).optional()?)
+    }
+
+    fn set_source_enabled(&mut self, source: &str, enabled: bool) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO source_switches (source, enabled) VALUES (?1, ?2) ON CONFLICT (source) DO UPDATE SET enabled = excluded.enabled",
+            params![source, enabled],
+        )?;
+        Ok(())
+    }
+
+    fn source_switches(&self) -> Result<Vec<(String, bool)>> {
+        let mut stmt = self.conn.prepare("SELECT source, enabled FROM source_switches ORDER BY source")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

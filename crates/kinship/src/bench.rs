@@ -24,31 +24,32 @@ pub enum BenchCommand {
         #[arg(long)]
         no_peer: bool,
     },
+    /// Generate messy person records (FEBRL's columns) and optionally time `kinship dedupe` on them.
+    Dedupe(crate::dedupe::BenchDedupeArgs),
 }
 
 pub fn run(cmd: &BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Ingest { rows, dir, no_peer } => bench_ingest(*rows, dir.as_deref(), *no_peer),
+        BenchCommand::Dedupe(args) => crate::dedupe::run_bench_dedupe(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
 const BENCH_CONFIG: &str = r#"[resolve]
 default_region = "US"
-priority = ["crm_id", "email", "phone"]
-[resolve.limits]
-crm_id = 1
+priority = ["email", "phone"]
 
 [sources.contacts]
 type = "csv"
 path = "contacts.csv"
 key = "crm_id"
 timestamp = "updated_at"
-identifiers = { crm_id = "crm_id", email = "email", phone = "phone" }
+identifiers = { email = "email", phone = "phone" }
 traits = { first_name = "first_name", last_name = "last_name", email = "email", phone = "phone", city = "city" }
 "#;
 
-/// Contacts where every person has two rows (two CRM ids) that share an email or a phone,
-/// spelled differently, so resolution has real joins to make.
+/// Contacts where every person has two rows that share an email spelled differently, so
+/// resolution has real joins to make.
 fn write_contacts(path: &Path, rows: usize) -> Result<()> {
     const FIRST: &[&str] =
         &["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William", "Barbara"];
@@ -133,6 +134,8 @@ fn bench_ingest(rows: usize, dir: Option<&Path>, no_peer: bool) -> Result<ExitCo
         "resolve        {resolve_s:.2} s  ({} records -> {} profiles, {} joins)",
         resolved.records, resolved.profiles, resolved.merges
     );
+    let phases: Vec<String> = resolved.phases.iter().map(|(name, s)| format!("{name} {s:.2} s")).collect();
+    println!("  phases       {}", phases.join(", "));
     if let Some(rss) = rss {
         println!("peak memory    {rss:.0} MiB (whole process)");
     }

@@ -219,9 +219,15 @@ fn print_ingest(reports: &[IngestReport]) {
 }
 
 fn print_resolve(r: &ResolveReport) {
+    let phases: Vec<String> = r.phases.iter().map(|(name, s)| format!("{name} {s:.1}s")).collect();
     println!(
-        "\nresolved {} records into {} profiles ({} with more than one record) by {} joins in {:.2}s",
-        r.records, r.profiles, r.multi_record_profiles, r.merges, r.seconds
+        "\nresolved {} records into {} profiles ({} with more than one record) by {} joins in {:.2}s ({})",
+        r.records,
+        r.profiles,
+        r.multi_record_profiles,
+        r.merges,
+        r.seconds,
+        phases.join(", ")
     );
     if r.contested > 0 || r.blocked > 0 {
         println!(
@@ -307,7 +313,7 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ProfileCommand::Explain { id } => {
-            let doc = kinship_pipeline::explain(&ws.store, id)?
+            let doc = kinship_pipeline::explain(&ws.store, &ws.config, id)?
                 .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(ExitCode::SUCCESS)

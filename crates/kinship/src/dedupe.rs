@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use kinship_match::{dedupe, infer_config, Dataset, MatchConfig, Progress as _};
+use kinship_match::{Dataset, MatchConfig, Progress as _, dedupe, infer_config};
 
 /// Rows read before the configuration is inferred from them.
 const INFERENCE_SAMPLE_ROWS: usize = 5000;
@@ -64,12 +64,7 @@ pub fn run_dedupe(args: &DedupeArgs) -> Result<()> {
         .map(str::to_string)
         .collect();
     let Some(id_position) = headers.iter().position(|h| *h == args.id_column) else {
-        bail!(
-            "{} has no column `{}`; available columns: {}",
-            args.input.display(),
-            args.id_column,
-            headers.join(", ")
-        );
+        bail!("{} has no column `{}`; available columns: {}", args.input.display(), args.id_column, headers.join(", "));
     };
 
     progress.phase("reading", 0);
@@ -205,10 +200,7 @@ struct PhaseProgress {
 
 impl PhaseProgress {
     fn new() -> Self {
-        PhaseProgress {
-            terminal: std::io::stderr().is_terminal(),
-            current: RwLock::new(None),
-        }
+        PhaseProgress { terminal: std::io::stderr().is_terminal(), current: RwLock::new(None) }
     }
 
     fn finish(&self) {
@@ -225,13 +217,10 @@ impl kinship_match::Progress for PhaseProgress {
     fn phase(&self, name: &str, total: u64) {
         self.finish();
         let bar = if self.terminal {
-            let template = if total > 0 {
-                "{prefix:>44} [{bar:30}] {human_pos}/{human_len} eta {eta}"
-            } else {
-                "{prefix:>44} {spinner} {elapsed}"
-            };
-            let bar = ProgressBar::new(total)
-                .with_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+            let template =
+                if total > 0 { "{prefix:>44} [{bar:30}] {human_pos}/{human_len} eta {eta}" } else { "{prefix:>44} {spinner} {elapsed}" };
+            let bar =
+                ProgressBar::new(total).with_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
             bar.set_prefix(name.to_string());
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
             bar
@@ -252,11 +241,7 @@ impl kinship_match::Progress for PhaseProgress {
 pub fn run_bench_dedupe(args: &BenchDedupeArgs) -> Result<()> {
     let started = Instant::now();
     let count = generate_people(&args.out, args.records, args.seed)?;
-    eprintln!(
-        "wrote {count} records to {} in {:.1}s",
-        args.out.display(),
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("wrote {count} records to {} in {:.1}s", args.out.display(), started.elapsed().as_secs_f64());
     if args.run {
         let mut clusters = args.out.clone().into_os_string();
         clusters.push(".clusters.csv");
@@ -330,26 +315,93 @@ impl Vocabulary {
 }
 
 const GIVEN_NAMES: &[&str] = &[
-    "james", "jack", "oliver", "william", "thomas", "joshua", "lachlan", "samuel", "benjamin", "daniel",
-    "matthew", "ryan", "liam", "noah", "ethan", "riley", "lucas", "jacob", "harrison", "charlie", "emily",
-    "chloe", "olivia", "sophie", "jessica", "ella", "mia", "isabella", "grace", "hannah", "ruby", "lily",
-    "sarah", "emma", "charlotte", "georgia", "zoe", "amelia", "lauren", "madison", "kate", "alexandra",
-    "michael", "robert", "elizabeth", "katherine", "jonathan", "christopher", "nicholas", "stephanie",
+    "james",
+    "jack",
+    "oliver",
+    "william",
+    "thomas",
+    "joshua",
+    "lachlan",
+    "samuel",
+    "benjamin",
+    "daniel",
+    "matthew",
+    "ryan",
+    "liam",
+    "noah",
+    "ethan",
+    "riley",
+    "lucas",
+    "jacob",
+    "harrison",
+    "charlie",
+    "emily",
+    "chloe",
+    "olivia",
+    "sophie",
+    "jessica",
+    "ella",
+    "mia",
+    "isabella",
+    "grace",
+    "hannah",
+    "ruby",
+    "lily",
+    "sarah",
+    "emma",
+    "charlotte",
+    "georgia",
+    "zoe",
+    "amelia",
+    "lauren",
+    "madison",
+    "kate",
+    "alexandra",
+    "michael",
+    "robert",
+    "elizabeth",
+    "katherine",
+    "jonathan",
+    "christopher",
+    "nicholas",
+    "stephanie",
 ];
 const NICKNAMES: &[(&str, &str)] = &[
-    ("william", "bill"), ("robert", "bob"), ("elizabeth", "liz"), ("katherine", "kate"), ("james", "jim"),
-    ("michael", "mike"), ("jonathan", "jon"), ("christopher", "chris"), ("nicholas", "nick"), ("thomas", "tom"),
-    ("samuel", "sam"), ("benjamin", "ben"), ("daniel", "dan"), ("matthew", "matt"), ("alexandra", "alex"),
-    ("stephanie", "steph"), ("jessica", "jess"), ("joshua", "josh"),
+    ("william", "bill"),
+    ("robert", "bob"),
+    ("elizabeth", "liz"),
+    ("katherine", "kate"),
+    ("james", "jim"),
+    ("michael", "mike"),
+    ("jonathan", "jon"),
+    ("christopher", "chris"),
+    ("nicholas", "nick"),
+    ("thomas", "tom"),
+    ("samuel", "sam"),
+    ("benjamin", "ben"),
+    ("daniel", "dan"),
+    ("matthew", "matt"),
+    ("alexandra", "alex"),
+    ("stephanie", "steph"),
+    ("jessica", "jess"),
+    ("joshua", "josh"),
 ];
 const SYLLABLES: &[&str] = &[
-    "an", "ber", "bra", "car", "dal", "den", "el", "fer", "gar", "hal", "har", "ing", "ja", "kel", "kin",
-    "la", "ler", "lin", "ma", "mar", "mc", "mon", "ne", "nor", "o", "pe", "quin", "ra", "ri", "ron", "sa",
-    "son", "ston", "ta", "ter", "ton", "va", "wal", "well", "win", "ya", "zel", "ford", "ley", "by", "ham",
+    "an", "ber", "bra", "car", "dal", "den", "el", "fer", "gar", "hal", "har", "ing", "ja", "kel", "kin", "la", "ler", "lin", "ma", "mar",
+    "mc", "mon", "ne", "nor", "o", "pe", "quin", "ra", "ri", "ron", "sa", "son", "ston", "ta", "ter", "ton", "va", "wal", "well", "win",
+    "ya", "zel", "ford", "ley", "by", "ham",
 ];
 const STREET_TYPES: &[(&str, &str)] = &[
-    ("street", "st"), ("road", "rd"), ("avenue", "ave"), ("crescent", "cres"), ("place", "pl"),
-    ("circuit", "cct"), ("drive", "dr"), ("court", "ct"), ("close", "cl"), ("parade", "pde"),
+    ("street", "st"),
+    ("road", "rd"),
+    ("avenue", "ave"),
+    ("crescent", "cres"),
+    ("place", "pl"),
+    ("circuit", "cct"),
+    ("drive", "dr"),
+    ("court", "ct"),
+    ("close", "cl"),
+    ("parade", "pde"),
 ];
 const PLACES: &[&str] = &["house", "cottage", "village", "park", "gardens", "court", "lodge", "manor", "centre"];
 const STATES: &[&str] = &["nsw", "vic", "qld", "wa", "sa", "tas", "act", "nt"];
@@ -432,17 +484,12 @@ pub fn generate_people(path: &Path, records: usize, seed: u64) -> Result<usize> 
             })
             .collect(),
     );
-    let postcode_of: HashMap<String, String> = suburb_names
-        .iter()
-        .map(|s| (s.clone(), format!("{}{:03}", 2 + rng.below(7), rng.below(1000))))
-        .collect();
+    let postcode_of: HashMap<String, String> =
+        suburb_names.iter().map(|s| (s.clone(), format!("{}{:03}", 2 + rng.below(7), rng.below(1000)))).collect();
     let suburbs = Vocabulary::new(suburb_names, 0.5);
 
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    writeln!(
-        out,
-        "rec_id,given_name,surname,street_number,address_1,address_2,suburb,postcode,state,date_of_birth,soc_sec_id"
-    )?;
+    writeln!(out, "rec_id,given_name,surname,street_number,address_1,address_2,suburb,postcode,state,date_of_birth,soc_sec_id")?;
     let mut written = 0;
     let mut entity = 0;
     while written < records {
@@ -458,11 +505,7 @@ pub fn generate_people(path: &Path, records: usize, seed: u64) -> Result<usize> 
                 (1 + rng.below(highest)).to_string()
             },
             address_1: format!("{} {street_type}", streets.draw(&mut rng)),
-            address_2: if rng.chance(0.4) {
-                format!("{} {}", made_up_word(&mut rng, 2), rng.pick(PLACES))
-            } else {
-                String::new()
-            },
+            address_2: if rng.chance(0.4) { format!("{} {}", made_up_word(&mut rng, 2), rng.pick(PLACES)) } else { String::new() },
             suburb,
             postcode,
             state,
@@ -558,11 +601,7 @@ fn typo(value: &mut String, rng: &mut Rng) {
     let at = rng.below(chars.len());
     let digits = chars.iter().all(char::is_ascii_digit);
     let random_char = |rng: &mut Rng| {
-        if digits {
-            (b'0' + rng.below(10) as u8) as char
-        } else {
-            (b'a' + rng.below(26) as u8) as char
-        }
+        if digits { (b'0' + rng.below(10) as u8) as char } else { (b'a' + rng.below(26) as u8) as char }
     };
     match rng.below(4) {
         0 => chars.insert(at, random_char(rng)),
@@ -579,16 +618,7 @@ fn write_person(out: &mut impl Write, id: &str, p: &Person) -> Result<()> {
     writeln!(
         out,
         "{id},{},{},{},{},{},{},{},{},{},{}",
-        p.given_name,
-        p.surname,
-        p.street_number,
-        p.address_1,
-        p.address_2,
-        p.suburb,
-        p.postcode,
-        p.state,
-        p.date_of_birth,
-        p.soc_sec_id
+        p.given_name, p.surname, p.street_number, p.address_1, p.address_2, p.suburb, p.postcode, p.state, p.date_of_birth, p.soc_sec_id
     )?;
     Ok(())
 }

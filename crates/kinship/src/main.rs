@@ -2,6 +2,7 @@
 
 mod bench;
 mod commands;
+mod dedupe;
 mod progress;
 mod server_commands;
 
@@ -48,7 +49,9 @@ enum Command {
     /// Manage sources.
     #[command(subcommand)]
     Source(server_commands::SourceCommand),
-    /// Measure ingest and resolution speed on generated data.
+    /// Find duplicate rows in any CSV by fuzzy matching (Fellegi-Sunter), writing clusters.
+    Dedupe(dedupe::DedupeArgs),
+    /// Measure speed on generated data.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => server_commands::serve(data, &args),
         Command::Token(cmd) => server_commands::token(data, &cmd),
         Command::Source(cmd) => server_commands::source(data, &cmd),
+        Command::Dedupe(args) => dedupe::run_dedupe(&args).map(|()| ExitCode::SUCCESS),
         Command::Bench(cmd) => bench::run(&cmd),
     };
     match result {
