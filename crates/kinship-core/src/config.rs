@@ -26,6 +26,10 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
+    /// The fuzzy stage of resolution: a matching configuration over profile traits (the
+    /// format of `kinship dedupe --config`); absent, resolution is exact only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuzzy: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

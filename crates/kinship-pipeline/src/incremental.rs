@@ -109,8 +109,8 @@ fn reresolve(
     let mut collector = Collector::new(config, constraints, 16)?;
     store.scan_selected(&[record], profiles, &mut |r| collector.add(r))?;
     collector.prepare();
-    let resolution = collector.resolve(config);
-    let built = collector.build(&resolution);
+    let (resolution, fuzzy) = collector.resolve_all_stages(config)?;
+    let built = collector.build(&resolution, &fuzzy);
     store.replace_profiles(profiles, &built.as_write())?;
     Ok(())
 }

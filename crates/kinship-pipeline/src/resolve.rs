@@ -1,3 +1,4 @@
+use crate::fuzzy::FuzzyJoin;
 use crate::{PipelineError, Progress, Result};
 use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, ProfileRow, RecordId};
 use kinship_resolve::{Constraints, InputRecord, Reason, Resolution};
@@ -14,6 +15,8 @@ pub struct ResolveReport {
     pub multi_record_profiles: u64,
     /// Joins made: one per pair of groups merged.
     pub merges: u64,
+    /// Of those, joins made by the fuzzy stage.
+    pub fuzzy_merges: u64,
     /// Identifiers that would have broken a guard and so joined nothing.
     pub contested: u64,
     /// Identifier occurrences ignored because their value is blocked.
@@ -149,15 +152,31 @@ impl<'c> Collector<'c> {
         kinship_resolve::resolve(&self.inputs, &config.resolve, &constraints)
     }
 
+    /// Runs the exact stage, then the fuzzy stage when `[fuzzy]` is configured.
+    pub(crate) fn resolve_all_stages(&self, config: &Config) -> Result<(Resolution, Vec<FuzzyJoin>)> {
+        let mut resolution = self.resolve(config);
+        let Some(table) = &config.fuzzy else { return Ok((resolution, Vec::new())) };
+        let match_config = crate::fuzzy::parse_config(table)?;
+        let members = members_of(&resolution);
+        let source_priority = self.source_priority();
+        let golden: Vec<Map<String, Value>> = members
+            .par_iter()
+            .map(|records| survivorship(records, &self.facts, &self.trait_names, &self.sources, &source_priority).0)
+            .collect();
+        let representative: Vec<usize> = members.iter().map(|m| m[0] as usize).collect();
+        let joins = crate::fuzzy::merge_similar(&mut resolution, &match_config, &golden, &representative)?;
+        Ok((resolution, joins))
+    }
+
+    fn source_priority(&self) -> Vec<i32> {
+        self.sources.iter().map(|s| self.mappers.get(s.as_str()).map_or(i32::MAX, |m| m.1)).collect()
+    }
+
     /// Profiles, assignments, identifiers and evidence of a resolution, ready to write.
-    pub(crate) fn build(&self, resolution: &Resolution) -> Built {
+    pub(crate) fn build(&self, resolution: &Resolution, fuzzy: &[FuzzyJoin]) -> Built {
         let n = resolution.cluster_count as usize;
-        // Members of each cluster, in record order, so the first is the oldest.
-        let mut members: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for (i, &c) in resolution.cluster.iter().enumerate() {
-            members[c as usize].push(i as u32);
-        }
-        let source_priority: Vec<i32> = self.sources.iter().map(|s| self.mappers.get(s.as_str()).map_or(i32::MAX, |m| m.1)).collect();
+        let members = members_of(resolution);
+        let source_priority = self.source_priority();
         let built: Vec<(ProfileRow, Vec<ProfileIdentifier>)> = members
             .par_iter()
             .map(|records| {
@@ -205,6 +224,15 @@ impl<'c> Collector<'c> {
                     MergeEdge { left: self.facts[e.left].id, right: self.facts[e.right].id, stage: "must_link".into(), detail: json!({}) };
                 (resolution.cluster[e.left], edge)
             })
+            .chain(fuzzy.iter().map(|j| {
+                let edge = MergeEdge {
+                    left: self.facts[j.left].id,
+                    right: self.facts[j.right].id,
+                    stage: "fuzzy".into(),
+                    detail: j.evidence.clone(),
+                };
+                (resolution.cluster[j.left], edge)
+            }))
             .collect();
         let multi_record = members.iter().filter(|m| m.len() > 1).count() as u64;
         Built { profiles, assignments, identifiers, edges, multi_record }
@@ -223,6 +251,15 @@ impl Built {
     pub(crate) fn as_write(&self) -> ResolutionWrite<'_> {
         ResolutionWrite { profiles: &self.profiles, assignments: &self.assignments, identifiers: &self.identifiers, edges: &self.edges }
     }
+}
+
+/// Members of each cluster, in record order, so the first is the oldest.
+fn members_of(resolution: &Resolution) -> Vec<Vec<u32>> {
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); resolution.cluster_count as usize];
+    for (i, &c) in resolution.cluster.iter().enumerate() {
+        members[c as usize].push(i as u32);
+    }
+    members
 }
 
 fn intern(names: &mut Vec<String>, name: &str) -> u16 {
@@ -265,9 +302,9 @@ pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_
         lap = std::time::Instant::now();
     };
     phase("read");
-    let resolution = collector.resolve(config);
+    let (resolution, fuzzy) = collector.resolve_all_stages(config)?;
     phase("cluster");
-    let built = collector.build(&resolution);
+    let built = collector.build(&resolution, &fuzzy);
     phase("build");
     store.replace_resolution(&built.as_write())?;
     phase("write");
@@ -277,7 +314,8 @@ pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_
         records: collector.len() as u64,
         profiles: u64::from(resolution.cluster_count),
         multi_record_profiles: built.multi_record,
-        merges: resolution.edges.len() as u64,
+        merges: (resolution.edges.len() + fuzzy.len()) as u64,
+        fuzzy_merges: fuzzy.len() as u64,
         contested: resolution.contested.len() as u64,
         blocked: resolution.blocked,
         seconds: started.elapsed().as_secs_f64(),

@@ -259,3 +259,88 @@ fn incremental_resolution_agrees_with_batch() {
     assert_eq!(incremental_traits, batch_traits, "same golden record");
     assert_eq!(kinship_pipeline::resolve_new_records(&mut store, &config, 100).unwrap().attached, 0, "nothing left after a full resolve");
 }
+
+const FUZZY: &str = r#"
+[fuzzy]
+threshold = 0.9
+blocking = [["last_name"], ["postcode"]]
+prior = { probability = 0.01 }
+
+[[fuzzy.fields]]
+column = "first_name"
+kind = "jaro_winkler"
+thresholds = [0.92, 0.8]
+
+[[fuzzy.fields]]
+column = "last_name"
+kind = "jaro_winkler"
+thresholds = [0.92, 0.8]
+
+[[fuzzy.fields]]
+column = "postcode"
+kind = "exact"
+"#;
+
+#[test]
+fn fuzzy_stage_merges_by_traits_under_the_guards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // No shared identifiers: only names and postcodes say who is who. C1 and W1 are one
+    // person (a typo in the surname); C2 and C3 look alike but hold two crm_ids.
+    std::fs::write(
+        dir.join("kinship.toml"),
+        format!(
+            r#"
+[resolve]
+limits = {{ crm_id = 1 }}
+[sources.crm]
+type = "csv"
+path = "crm.csv"
+key = "crm_id"
+identifiers = {{ crm_id = "crm_id", email = "email" }}
+traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
+[sources.web]
+type = "csv"
+path = "web.csv"
+key = "id"
+identifiers = {{ email = "email" }}
+traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
+{FUZZY}"#
+        ),
+    )
+    .unwrap();
+    let mut crm = String::from("crm_id,first,last,postcode,email\n");
+    let mut web = String::from("id,first,last,postcode,email\n");
+    // Background population so u can be estimated: distinct people.
+    let (firsts, lasts) =
+        (["Ann", "Ben", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal"], ["Ames", "Bond", "Cole", "Dunn", "Ellis", "Frost", "Gray", "Hart"]);
+    for i in 0..64 {
+        crm.push_str(&format!("B{i},{},{},{},b{i}@x.com\n", firsts[i % 8], lasts[i / 8], 2000 + i));
+    }
+    crm.push_str("C1,Margaret,Thornbury,3141,meg@x.com\nC2,Jonathan,Whitcombe,3000,jw1@x.com\nC3,Jonathan,Whitcombe,3000,jw2@x.com\n");
+    web.push_str("W1,Margaret,Thornbery,3141,mthornbury@y.com\n");
+    std::fs::write(dir.join("crm.csv"), crm).unwrap();
+    std::fs::write(dir.join("web.csv"), web).unwrap();
+    let config = Config::load(dir).unwrap();
+    let mut store = SqliteStore::open(&dir.join("kinship.sqlite")).unwrap();
+    for name in ["crm", "web"] {
+        ingest_source(&mut store, &config, name, dir, &|_, _| {}).unwrap();
+    }
+    let report = resolve_all(&mut store, &config, &|_, _| {}).unwrap();
+    let meg = profile_of(&store, "crm", "C1");
+    assert_eq!(profile_of(&store, "web", "W1"), meg, "a typo in the surname, same first name and postcode");
+    assert_ne!(profile_of(&store, "crm", "C2"), profile_of(&store, "crm", "C3"), "two crm_ids stay apart however alike");
+    assert_eq!(report.fuzzy_merges, 1, "{report:?}");
+    assert_ne!(profile_of(&store, "crm", "B0"), profile_of(&store, "crm", "B1"));
+    let why = explain(&store, &config, &meg).unwrap().unwrap();
+    let join = &why["joins"][0];
+    assert_eq!(join["stage"], "fuzzy");
+    let fields: Vec<&str> = join["evidence"]["fields"].as_array().unwrap().iter().map(|f| f["column"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["first_name", "last_name", "postcode"]);
+    assert!(join["evidence"]["probability"].as_f64().unwrap() >= 0.9);
+
+    // A split is a cannot-link: the fuzzy stage respects it on re-resolution.
+    store.add_constraint(&LinkConstraint { must: false, left: ("web".into(), "W1".into()), right: ("crm".into(), "C1".into()) }).unwrap();
+    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
+    assert_ne!(profile_of(&store, "web", "W1"), profile_of(&store, "crm", "C1"));
+}

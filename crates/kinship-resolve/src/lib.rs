@@ -46,7 +46,6 @@ pub struct Edge {
     pub reason: Reason,
 }
 
-#[derive(Debug, Default)]
 pub struct Resolution {
     /// Cluster number of each input record; clusters are numbered densely from 0.
     pub cluster: Vec<u32>,
@@ -56,6 +55,16 @@ pub struct Resolution {
     pub contested: Vec<(Identifier, Refusal)>,
     /// Identifier occurrences ignored because their value is blocked.
     pub blocked: u64,
+    /// The clusters with their guards, so a later stage (fuzzy matching) can merge further
+    /// under the same rules, then [`Resolution::relabel`].
+    pub guard: GuardedClusters,
+}
+
+impl Resolution {
+    /// Recomputes `cluster` and `cluster_count` after merges made through `guard`.
+    pub fn relabel(&mut self) {
+        (self.cluster, self.cluster_count) = self.guard.dense_labels();
+    }
 }
 
 /// Interned identifiers: an id per distinct (kind, value), a kind id per identifier.
@@ -163,7 +172,7 @@ pub fn resolve(records: &[InputRecord], config: &ResolveConfig, constraints: &Co
     }
 
     let (cluster, cluster_count) = clusters.dense_labels();
-    Resolution { cluster, cluster_count, edges, contested, blocked: blocked_count }
+    Resolution { cluster, cluster_count, edges, contested, blocked: blocked_count, guard: clusters }
 }
 
 #[cfg(test)]

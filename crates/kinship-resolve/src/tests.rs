@@ -34,7 +34,12 @@ fn shared_identifiers_join_transitively() {
 
 #[test]
 fn blocked_values_join_nothing() {
-    let records = [rec(1, &[("email", "test@test.com")]), rec(2, &[("email", "test@test.com")]), rec(3, &[("phone", "0000000000")]), rec(4, &[("phone", "0000000000")])];
+    let records = [
+        rec(1, &[("email", "test@test.com")]),
+        rec(2, &[("email", "test@test.com")]),
+        rec(3, &[("phone", "0000000000")]),
+        rec(4, &[("phone", "0000000000")]),
+    ];
     let r = resolve(&records, &config(), &Constraints::default());
     assert_eq!(r.cluster_count, 4);
     assert_eq!(r.blocked, 4);
@@ -47,7 +52,7 @@ fn family_email_does_not_fuse_two_customers() {
         rec(1, &[("crm_id", "C1"), ("email", "family@x.com"), ("phone", "+1555001")]),
         rec(2, &[("crm_id", "C2"), ("email", "family@x.com"), ("phone", "+1555002")]),
         rec(3, &[("email", "family@x.com"), ("phone", "+1555001")]), // an order by the first
-        rec(4, &[("email", "family@x.com")]),                         // ambiguous: stays alone
+        rec(4, &[("email", "family@x.com")]),                        // ambiguous: stays alone
     ];
     let r = resolve(&records, &config(), &Constraints::default());
     assert!(!same(&r, 0, 1), "two crm_ids never share a profile");
@@ -103,7 +108,8 @@ fn constraints_override_identifiers() {
 
 #[test]
 fn deterministic_regardless_of_hashing() {
-    let records: Vec<InputRecord> = (0..200).map(|i| rec(i, &[("email", &format!("{}@x.com", i % 37)), ("phone", &format!("+1555{}", i % 53))])).collect();
+    let records: Vec<InputRecord> =
+        (0..200).map(|i| rec(i, &[("email", &format!("{}@x.com", i % 37)), ("phone", &format!("+1555{}", i % 53))])).collect();
     let a = resolve(&records, &config(), &Constraints::default());
     let b = resolve(&records, &config(), &Constraints::default());
     assert_eq!(a.cluster, b.cluster);
