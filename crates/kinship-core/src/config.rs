@@ -237,10 +237,10 @@ impl Config {
             if s.kind.is_file() && s.path.as_os_str().is_empty() {
                 return invalid(at("path"), "is empty; give the file to read, relative to the data directory");
             }
-            if let Some(ev) = &s.event {
-                if ev.name.is_some() == ev.field.is_some() {
-                    return invalid(at("event"), "set exactly one of `name` (a fixed event name) or `field` (the field holding it)");
-                }
+            if let Some(ev) = &s.event
+                && ev.name.is_some() == ev.field.is_some()
+            {
+                return invalid(at("event"), "set exactly one of `name` (a fixed event name) or `field` (the field holding it)");
             }
             for kind in s.identifiers.keys() {
                 if kind.is_empty() || kind.contains([':', '\t', '\n']) {
@@ -263,6 +263,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fails with its own large error type
     fn layered_defaults_file_environment() {
         let dir = std::env::temp_dir().join(format!("kinship-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

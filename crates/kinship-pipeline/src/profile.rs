@@ -41,7 +41,7 @@ pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<
             }
         }
     }
-    events.sort_by(|a, b| b.0.cmp(&a.0));
+    events.sort_by_key(|e| std::cmp::Reverse(e.0));
     let records_json: Vec<Value> = records
         .iter()
         .map(|r| json!({ "source": r.source, "key": r.key, "timestamp": r.timestamp.map(iso), "payload": r.payload }))

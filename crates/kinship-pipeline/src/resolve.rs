@@ -45,6 +45,9 @@ struct RecordFacts {
     traits: Vec<(u16, Value)>,
 }
 
+/// A record's resolution input, its facts, and its traits with names not yet interned.
+type ParsedRecord = (InputRecord, RecordFacts, Vec<(String, Value)>);
+
 /// A record as read, before its payload is parsed (which runs in parallel).
 struct RawRecord {
     id: RecordId,
@@ -110,7 +113,7 @@ impl<'c> Collector<'c> {
     pub(crate) fn prepare(&mut self) {
         let raw = std::mem::take(&mut self.raw);
         let (mappers, sources) = (&self.mappers, &self.sources);
-        let parsed: Vec<(InputRecord, RecordFacts, Vec<(String, Value)>)> = raw
+        let parsed: Vec<ParsedRecord> = raw
             .into_par_iter()
             .map(|r| {
                 let mut traits = Vec::new();

@@ -107,10 +107,10 @@ impl GuardedClusters {
         for id in all {
             let kind = self.kind_of[id as usize] as usize;
             per_kind[kind] += 1;
-            if let (name, Some(limit)) = &self.kinds[kind] {
-                if per_kind[kind] > *limit {
-                    return Err(Refusal::Limit { kind: name.clone(), limit: *limit });
-                }
+            if let (name, Some(limit)) = &self.kinds[kind]
+                && per_kind[kind] > *limit
+            {
+                return Err(Refusal::Limit { kind: name.clone(), limit: *limit });
             }
         }
         Ok(())

@@ -144,10 +144,10 @@ pub fn resolve(records: &[InputRecord], config: &ResolveConfig, constraints: &Co
     let mut edges = Vec::new();
     // A person's explicit must-link comes before any identifier, and is not subject to limits.
     for &(a, b) in &constraints.must_link {
-        if let (Some(&a), Some(&b)) = (index_of.get(&a), index_of.get(&b)) {
-            if clusters.force_merge(a, b) {
-                edges.push(Edge { left: a, right: b, reason: Reason::MustLink });
-            }
+        if let (Some(&a), Some(&b)) = (index_of.get(&a), index_of.get(&b))
+            && clusters.force_merge(a, b)
+        {
+            edges.push(Edge { left: a, right: b, reason: Reason::MustLink });
         }
     }
 

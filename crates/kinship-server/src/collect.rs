@@ -2,6 +2,9 @@
 //! `/group`, `/alias` and `/batch`. Invalid items of a batch are rejected one by one, with
 //! their index and reason; the valid ones are stored.
 
+// The helpers here fail with the HTTP response to send, as axum handlers do.
+#![allow(clippy::result_large_err)]
+
 use crate::state::AppState;
 use crate::writer::SubmitError;
 use axum::body::Bytes;

@@ -4,8 +4,8 @@
 use crate::{ByteProgress, CountingReader, Reject, Row, Source, SourceError};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 pub struct CsvSource {
     path: PathBuf,
@@ -32,7 +32,10 @@ impl Source for CsvSource {
             .map(str::to_string)
             .collect();
         if headers.iter().all(String::is_empty) {
-            return Err(SourceError::Read { path: self.path.clone(), error: "the file has no header row; the first line must name the columns".into() });
+            return Err(SourceError::Read {
+                path: self.path.clone(),
+                error: "the file has no header row; the first line must name the columns".into(),
+            });
         }
         let mut record = ::csv::ByteRecord::new();
         loop {
@@ -43,7 +46,9 @@ impl Source for CsvSource {
                 Err(e) => {
                     let line = e.position().map_or(line, |p| p.line());
                     let reason = match e.kind() {
-                        ::csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!("has {len} fields, the header has {expected_len}"),
+                        ::csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                            format!("has {len} fields, the header has {expected_len}")
+                        }
                         _ => e.to_string(),
                     };
                     // The reader recovers at the next record; io errors are fatal.

@@ -5,8 +5,8 @@ use crate::{ByteProgress, CountingReader, Reject, Row, Source, SourceError};
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 /// Longest line kept in a reject file, so one huge bad line cannot flood it.
 const MAX_RAW_IN_REJECT: usize = 2000;

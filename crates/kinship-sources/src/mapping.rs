@@ -32,8 +32,9 @@ pub struct MappedEvent {
 
 impl<'a> Mapper<'a> {
     pub fn new(config: &'a SourceConfig, resolve: &ResolveConfig) -> Result<Self, String> {
-        let region = kinship_normalize::region(&resolve.default_region)
-            .ok_or_else(|| format!("resolve.default_region = {:?} is not a region code; use one such as \"US\" or \"AU\"", resolve.default_region))?;
+        let region = kinship_normalize::region(&resolve.default_region).ok_or_else(|| {
+            format!("resolve.default_region = {:?} is not a region code; use one such as \"US\" or \"AU\"", resolve.default_region)
+        })?;
         Ok(Self { config, region })
     }
 
@@ -51,24 +52,27 @@ impl<'a> Mapper<'a> {
             return Err(format!("the key is {} bytes long; keys may be at most 512", key.len()));
         }
         for (field, ty) in &self.config.types {
-            if let Some(v) = lookup(fields, field).filter(|v| !is_blank(v)) {
-                if !conforms(v, *ty) {
-                    return Err(format!("field `{field}` = {v} is not a {}", type_name(*ty)));
-                }
+            if let Some(v) = lookup(fields, field).filter(|v| !is_blank(v))
+                && !conforms(v, *ty)
+            {
+                return Err(format!("field `{field}` = {v} is not a {}", type_name(*ty)));
             }
         }
         let timestamp = match &self.config.timestamp {
             Some(field) => match text(fields, field) {
-                Some(t) => Some(parse_timestamp_ms(&t).ok_or_else(|| format!("field `{field}` = {t:?} is not a timestamp (use RFC 3339, YYYY-MM-DD or Unix seconds)"))?),
+                Some(t) => Some(
+                    parse_timestamp_ms(&t)
+                        .ok_or_else(|| format!("field `{field}` = {t:?} is not a timestamp (use RFC 3339, YYYY-MM-DD or Unix seconds)"))?,
+                ),
                 None if self.is_event_source() => return Err(format!("missing the timestamp field `{field}`")),
                 None => None,
             },
             None => None,
         };
-        if let Some(ev) = &self.config.event {
-            if let Some(field) = &ev.field {
-                text(fields, field).ok_or_else(|| format!("missing the event name field `{field}`"))?;
-            }
+        if let Some(ev) = &self.config.event
+            && let Some(field) = &ev.field
+        {
+            text(fields, field).ok_or_else(|| format!("missing the event name field `{field}`"))?;
         }
         let mut identifiers = Vec::new();
         let mut invalid_identifiers = 0;
@@ -158,7 +162,11 @@ fn is_blank(v: &Value) -> bool {
 fn conforms(v: &Value, ty: FieldType) -> bool {
     let s = match v {
         Value::String(s) => s.trim(),
-        Value::Number(n) => return matches!(ty, FieldType::Number | FieldType::Timestamp) || (ty == FieldType::Integer && n.is_i64()) || ty == FieldType::String,
+        Value::Number(n) => {
+            return matches!(ty, FieldType::Number | FieldType::Timestamp)
+                || (ty == FieldType::Integer && n.is_i64())
+                || ty == FieldType::String;
+        }
         Value::Bool(_) => return matches!(ty, FieldType::Boolean | FieldType::String),
         _ => return false,
     };

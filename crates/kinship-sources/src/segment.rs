@@ -2,7 +2,7 @@
 //! Segment's and RudderStack's SDKs send them to the collection API. Validation turns a
 //! message into a record of the log; the mapping to traits and events is fixed by the spec.
 
-use kinship_core::{encode_identifiers, Identifier, NewRecord};
+use kinship_core::{Identifier, NewRecord, encode_identifiers};
 use kinship_normalize::parse_timestamp_ms;
 use phonenumber::country::Id as Region;
 use serde_json::{Map, Value};
@@ -45,11 +45,20 @@ impl MessageType {
 /// Validates a message and turns it into a record. `kind` comes from the route (`/v1/track`)
 /// or, inside a batch, from the message's `type`. The batch's top-level `context` fills in
 /// keys the message's own context lacks. `Err` is a reason fit for a 400 response.
-pub fn accept(mut msg: Map<String, Value>, kind: Option<MessageType>, batch_context: Option<&Map<String, Value>>, received_at_ms: i64, region: Region) -> Result<NewRecord, String> {
+pub fn accept(
+    mut msg: Map<String, Value>,
+    kind: Option<MessageType>,
+    batch_context: Option<&Map<String, Value>>,
+    received_at_ms: i64,
+    region: Region,
+) -> Result<NewRecord, String> {
     let kind = match kind {
         Some(k) => k,
         None => {
-            let t = msg.get("type").and_then(Value::as_str).ok_or("each batch item needs a `type` (identify, track, page, screen, group or alias)")?;
+            let t = msg
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or("each batch item needs a `type` (identify, track, page, screen, group or alias)")?;
             MessageType::parse(t).ok_or_else(|| format!("unknown message type {t:?}; use identify, track, page, screen, group or alias"))?
         }
     };
@@ -181,7 +190,14 @@ mod tests {
     #[test]
     fn batch_context_fills_gaps_and_item_wins() {
         let ctx = obj(json!({"library": {"name": "batch"}, "ip": "1.2.3.4"}));
-        let r = accept(obj(json!({"type": "track", "event": "Signed Up", "userId": "u", "context": {"ip": "5.6.7.8"}})), None, Some(&ctx), 7, us()).unwrap();
+        let r = accept(
+            obj(json!({"type": "track", "event": "Signed Up", "userId": "u", "context": {"ip": "5.6.7.8"}})),
+            None,
+            Some(&ctx),
+            7,
+            us(),
+        )
+        .unwrap();
         let p: Value = serde_json::from_str(&r.payload).unwrap();
         assert_eq!(p["context"]["ip"], "5.6.7.8");
         assert_eq!(p["context"]["library"]["name"], "batch");

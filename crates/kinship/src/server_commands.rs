@@ -102,8 +102,7 @@ pub fn source(data: &DataDir, cmd: &SourceCommand) -> Result<ExitCode> {
     let mut table = toml_edit::Table::new();
     table["type"] = toml_edit::value("segment");
     sources.insert(name, toml_edit::Item::Table(table));
-    let mut config = kinship_core::Config::default();
-    config.sources = toml::from_str::<kinship_core::Config>(&doc.to_string()).context("the new kinship.toml does not load")?.sources;
+    let config: kinship_core::Config = toml::from_str(&doc.to_string()).context("the new kinship.toml does not load")?;
     config.validate()?;
     std::fs::write(&path, doc.to_string()).with_context(|| format!("writing {}", path.display()))?;
     let mut ws = Workspace::open(data)?;
