@@ -40,7 +40,7 @@ pub fn phone(raw: &str, default_region: Region) -> Option<String> {
     // "00" is the international prefix in most of the world, even where the default
     // region dials out differently (Australia uses 0011), so read it as "+".
     let number = match trimmed.strip_prefix("00") {
-        Some(rest) => phonenumber::parse(None, &format!("+{rest}")),
+        Some(rest) => phonenumber::parse(None, format!("+{rest}")),
         None => phonenumber::parse(Some(default_region), trimmed),
     }
     .ok()?;
