@@ -21,24 +21,27 @@ pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<
     }
     let identifiers = store.profile_identifiers(id)?;
 
+    let mut mappers = std::collections::BTreeMap::new();
+    for (name, source) in &config.sources {
+        mappers.insert(name.as_str(), Mapper::new(source, &config.resolve).map_err(PipelineError::Config)?);
+    }
     let mut events = Vec::new();
     for r in &records {
-        let Some(source) = config.sources.get(&r.source) else { continue };
-        let mapper = Mapper::new(source, &config.resolve).map_err(PipelineError::Config)?;
-        if let (Some(fields), Some(ts)) = (r.payload.as_object(), r.timestamp) {
-            if let Some(ev) = mapper.event(fields) {
-                events.push((
-                    ts,
-                    json!({
-                        "type": "track",
-                        "event": ev.event,
-                        "timestamp": iso(ts),
-                        "source": r.source,
-                        "record_key": r.key,
-                        "properties": ev.properties,
-                    }),
-                ));
-            }
+        let (Some(mapper), Some(fields), Some(ts)) = (mappers.get(r.source.as_str()), r.payload.as_object(), r.timestamp) else { continue };
+        if let Some(ev) = mapper.event(fields) {
+            // Segment messages say what they are (track, page, screen); file rows are tracks.
+            let kind = fields.get("type").and_then(Value::as_str).filter(|_| !config.sources[&r.source].kind.is_file()).unwrap_or("track");
+            events.push((
+                ts,
+                json!({
+                    "type": kind,
+                    "event": ev.event,
+                    "timestamp": iso(ts),
+                    "source": r.source,
+                    "record_key": r.key,
+                    "properties": ev.properties,
+                }),
+            ));
         }
     }
     events.sort_by_key(|e| std::cmp::Reverse(e.0));

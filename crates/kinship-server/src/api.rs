@@ -101,8 +101,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 "missing bearer token; create one with `kinship token create --name NAME --role ROLE`".into(),
             ));
         };
-        let hash = crate::auth::hash_secret(token);
-        match state.read(move |s| s.token(&hash)).await? {
+        match state.token(token).await? {
             Some(row) => Ok(Caller(row)),
             None => Err(ApiError(StatusCode::UNAUTHORIZED, "unknown or revoked token".into())),
         }

@@ -2,7 +2,7 @@ use crate::metrics::Metrics;
 use crate::writer::{self, Threads, WriterHandle};
 use crate::{ServeOptions, ServerError};
 use kinship_core::Config;
-use kinship_store::{AccessStore, SqliteStore, StoreError};
+use kinship_store::{AccessStore, SqliteStore, StoreError, TokenRow};
 use phonenumber::country::Id as Region;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -18,6 +18,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Write-key hash → source, filled on first use.
     write_keys: RwLock<HashMap<String, String>>,
+    /// Token hash → token, filled on first use. Tokens cannot be revoked yet; when they
+    /// can, revocation must clear this.
+    tokens: RwLock<HashMap<String, TokenRow>>,
 }
 
 thread_local! {
@@ -40,6 +43,7 @@ impl AppState {
             writer,
             metrics,
             write_keys: RwLock::default(),
+            tokens: RwLock::default(),
         };
         Ok((Arc::new(state), threads))
     }
@@ -67,6 +71,24 @@ impl AppState {
             .await?;
         if let Some(source) = &found {
             self.write_keys.write().expect("not poisoned").insert(hash, source.clone());
+        }
+        Ok(found)
+    }
+
+    /// The token a bearer secret belongs to.
+    pub async fn token(self: &Arc<Self>, secret: &str) -> Result<Option<TokenRow>, StoreError> {
+        let hash = crate::auth::hash_secret(secret);
+        if let Some(row) = self.tokens.read().expect("not poisoned").get(&hash) {
+            return Ok(Some(row.clone()));
+        }
+        let found = self
+            .read({
+                let hash = hash.clone();
+                move |s| s.token(&hash)
+            })
+            .await?;
+        if let Some(row) = &found {
+            self.tokens.write().expect("not poisoned").insert(hash, row.clone());
         }
         Ok(found)
     }

@@ -6,13 +6,14 @@ use kinship_core::{Config, NewRecord};
 use kinship_store::{SqliteStore, Store};
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most records committed in one transaction.
 const GROUP_RECORDS: usize = 20_000;
-/// Most records resolved in one resolver transaction.
-const RESOLVE_BATCH: usize = 5_000;
+/// Most records resolved in one resolver transaction: small, so the writer never waits long.
+const RESOLVE_BATCH: usize = 1_000;
 
 pub struct Job {
     pub source: String,
@@ -69,15 +70,21 @@ pub fn start(db_path: &Path, config: &Config, metrics: Metrics) -> Result<(Write
     let mut resolver_store = SqliteStore::open(db_path)?;
     let resolver_config = config.clone();
     let resolver_metrics = metrics.clone();
-    let writer = std::thread::Builder::new().name("kinship-writer".into()).spawn(move || write_loop(rx, writer_store, wake_tx, metrics))?;
+    // The writer and the resolver take turns through this lock rather than through SQLite's
+    // busy handler, which sleeps and polls; a mutex hands over as soon as it is free.
+    let write_turn = Arc::new(Mutex::new(()));
+    let resolver_turn = write_turn.clone();
+    let writer = std::thread::Builder::new()
+        .name("kinship-writer".into())
+        .spawn(move || write_loop(rx, writer_store, wake_tx, metrics, &write_turn))?;
     let resolver = std::thread::Builder::new().name("kinship-resolver".into()).spawn(move || {
         // Catch up with anything logged before a restart, then follow the writer.
         loop {
-            let done = drain(&mut resolver_store, &resolver_config, &resolver_metrics)?;
+            let done = drain(&mut resolver_store, &resolver_config, &resolver_metrics, &resolver_turn)?;
             match wake_rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std_mpsc::RecvTimeoutError::Disconnected) if done == 0 => {
-                    drain(&mut resolver_store, &resolver_config, &resolver_metrics)?;
+                    drain(&mut resolver_store, &resolver_config, &resolver_metrics, &resolver_turn)?;
                     return Ok(());
                 }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => {}
@@ -87,7 +94,7 @@ pub fn start(db_path: &Path, config: &Config, metrics: Metrics) -> Result<(Write
     Ok((WriterHandle { tx }, Threads { writer, resolver }))
 }
 
-fn write_loop(mut rx: mpsc::Receiver<Job>, mut store: SqliteStore, wake: std_mpsc::SyncSender<()>, metrics: Metrics) {
+fn write_loop(mut rx: mpsc::Receiver<Job>, mut store: SqliteStore, wake: std_mpsc::SyncSender<()>, metrics: Metrics, turn: &Mutex<()>) {
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         let mut records = group[0].records.len();
@@ -102,6 +109,7 @@ fn write_loop(mut rx: mpsc::Receiver<Job>, mut store: SqliteStore, wake: std_mps
         }
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let committed = (|| {
+            let _turn = turn.lock().expect("not poisoned");
             store.begin()?;
             let mut new = Vec::with_capacity(group.len());
             for job in &group {
@@ -134,10 +142,13 @@ fn write_loop(mut rx: mpsc::Receiver<Job>, mut store: SqliteStore, wake: std_mps
 }
 
 /// Resolves everything not yet resolved; returns how many records it resolved.
-fn drain(store: &mut SqliteStore, config: &Config, metrics: &Metrics) -> Result<u64, kinship_pipeline::PipelineError> {
+fn drain(store: &mut SqliteStore, config: &Config, metrics: &Metrics, turn: &Mutex<()>) -> Result<u64, kinship_pipeline::PipelineError> {
     let mut total = 0;
     loop {
-        let r = kinship_pipeline::resolve_new_records(store, config, RESOLVE_BATCH)?;
+        let r = {
+            let _turn = turn.lock().expect("not poisoned");
+            kinship_pipeline::resolve_new_records(store, config, RESOLVE_BATCH)?
+        };
         let n = r.attached + r.created + r.reresolved;
         if n == 0 {
             return Ok(total);

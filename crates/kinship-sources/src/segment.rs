@@ -93,8 +93,6 @@ pub fn accept(
         Some(Value::String(t)) => parse_timestamp_ms(t).ok_or_else(|| format!("`timestamp` {t:?} is not an ISO 8601 date-time"))?,
         Some(other) => return Err(format!("`timestamp` must be an ISO 8601 string, not {other}")),
     };
-    msg.insert("receivedAt".into(), received_at_ms.into());
-
     let mut identifiers = Vec::new();
     let mut push = |kind: &str, raw: Option<String>| {
         if let Some(value) = raw.and_then(|r| kinship_normalize::identifier(kind, &r, region)) {
@@ -109,16 +107,17 @@ pub fn accept(
     push("email", traits.and_then(|t| t.get("email")).and_then(Value::as_str).map(String::from));
     push("phone", traits.and_then(|t| t.get("phone")).and_then(Value::as_str).map(String::from));
 
-    let payload = Value::Object(msg);
-    let key = match payload.get("messageId") {
+    let key = match msg.get("messageId") {
         Some(Value::String(id)) if !id.trim().is_empty() && id.len() <= 256 => id.trim().to_string(),
         Some(Value::String(_)) | Some(Value::Number(_)) | Some(Value::Null) | None => {
-            // Without a messageId a retry cannot be recognised; the content hash at least
-            // recognises an identical resend.
-            blake3::hash(payload.to_string().as_bytes()).to_hex()[..32].to_string()
+            // Without a messageId a retry cannot be recognised; the content hash (taken
+            // before the arrival time is added) at least recognises an identical resend.
+            blake3::hash(Value::Object(msg.clone()).to_string().as_bytes()).to_hex()[..32].to_string()
         }
         Some(_) => return Err("`messageId` must be a string of at most 256 characters".into()),
     };
+    msg.insert("receivedAt".into(), received_at_ms.into());
+    let payload = Value::Object(msg);
     Ok(NewRecord { key, payload: payload.to_string(), identifiers: encode_identifiers(&identifiers), timestamp: Some(timestamp) })
 }
 
@@ -223,10 +222,10 @@ mod tests {
     }
 
     #[test]
-    fn retried_message_without_id_keeps_its_key() {
+    fn retried_message_without_id_keeps_its_key_when_resent_later() {
         let m = json!({"userId": "u", "event": "E", "timestamp": "2024-01-01T00:00:00Z"});
         let a = accept(obj(m.clone()), Some(MessageType::Track), None, 5, us()).unwrap();
-        let b = accept(obj(m), Some(MessageType::Track), None, 5, us()).unwrap();
+        let b = accept(obj(m), Some(MessageType::Track), None, 9, us()).unwrap();
         assert_eq!(a.key, b.key);
     }
 

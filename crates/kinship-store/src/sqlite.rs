@@ -308,7 +308,7 @@ impl Store for SqliteStore {
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        Ok(self.conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()?)
     }
 
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
@@ -320,7 +320,11 @@ impl Store for SqliteStore {
     }
 
     fn profile(&self, id: &str) -> Result<Option<ProfileRow>> {
-        Ok(self.conn.query_row("SELECT id, traits, search_text, record_count FROM profiles WHERE id = ?1", [id], profile_row).optional()?)
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id, traits, search_text, record_count FROM profiles WHERE id = ?1")?
+            .query_row([id], profile_row)
+            .optional()?)
     }
 
     fn profile_records(&self, id: &str) -> Result<Vec<StoredRecord>> {
@@ -501,9 +505,8 @@ impl AccessStore for SqliteStore {
     fn token(&self, hash: &str) -> Result<Option<TokenRow>> {
         Ok(self
             .conn
-            .query_row("SELECT name, role, created_at FROM api_tokens WHERE hash = ?1", [hash], |r| {
-                Ok(TokenRow { name: r.get(0)?, role: r.get(1)?, created_at: r.get(2)? })
-            })
+            .prepare_cached("SELECT name, role, created_at FROM api_tokens WHERE hash = ?1")?
+            .query_row([hash], |r| Ok(TokenRow { name: r.get(0)?, role: r.get(1)?, created_at: r.get(2)? }))
             .optional()?)
     }
 
@@ -529,7 +532,7 @@ impl AccessStore for SqliteStore {
     }
 
     fn source_switches(&self) -> Result<Vec<(String, bool)>> {
-        let mut stmt = self.conn.prepare("SELECT source, enabled FROM source_switches ORDER BY source")?;
+        let mut stmt = self.conn.prepare_cached("SELECT source, enabled FROM source_switches ORDER BY source")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -1,0 +1,380 @@
+//! The Fellegi-Sunter model and pair scoring.
+//!
+//! Each field level has m (probability of the level among true matches) and u (among
+//! non-matches). A pair's match weight is `log2(prior / (1 - prior)) + Σ log2(m / u)`
+//! over its fields' levels, and its probability is `1 / (1 + 2^-weight)`. Missing values
+//! (level 0) add nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::blocking::column_index;
+use crate::compare::{Comparison, Value, NULL_LEVEL};
+use crate::config::{MatchConfig, MAX_FIELDS};
+use crate::dataset::{normalize_value, Dataset, NULL_ID, UNKNOWN_ID};
+use crate::MatchError;
+
+/// Trained parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// Probability that two records drawn at random are the same entity.
+    pub prior: f64,
+    pub fields: Vec<FieldParams>,
+}
+
+/// m and u of one field, indexed by level (index 0, "null", is unused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldParams {
+    pub column: String,
+    pub levels: Vec<String>,
+    pub m: Vec<f64>,
+    pub u: Vec<f64>,
+}
+
+impl FieldParams {
+    /// The weight (log2 Bayes factor) of a level.
+    pub fn weight(&self, level: u8) -> f64 {
+        if level == NULL_LEVEL {
+            0.0
+        } else {
+            (self.m[level as usize] / self.u[level as usize]).log2()
+        }
+    }
+}
+
+impl Model {
+    pub fn prior_weight(&self) -> f64 {
+        weight_from_probability(self.prior)
+    }
+}
+
+/// `log2(p / (1 - p))`.
+pub fn weight_from_probability(p: f64) -> f64 {
+    (p / (1.0 - p)).log2()
+}
+
+/// `1 / (1 + 2^-w)`.
+pub fn probability_from_weight(weight: f64) -> f64 {
+    1.0 / (1.0 + (-weight).exp2())
+}
+
+/// How far above the field's average exact weight a rare value may lift it. Unbounded, a
+/// value seen twice in a million rows would weigh 20 bits and outvote every other field.
+const MAX_TF_BOOST: f64 = 4.0;
+
+/// Marks a level not computed yet (real levels are below 16).
+const UNSET_LEVEL: u8 = u8::MAX;
+
+/// A pair's levels packed four bits per field (field `f` at bits `4f..4f+4`).
+pub type Pattern = u64;
+
+pub(crate) fn pattern_level(pattern: Pattern, field: usize) -> u8 {
+    ((pattern >> (4 * field)) & 0xF) as u8
+}
+
+/// The configured fields compiled against a dataset: column, comparison, and each
+/// dictionary value's precomputed feature.
+#[derive(Debug, Clone)]
+pub struct PreparedFields {
+    fields: Vec<PreparedField>,
+    /// Value id of every field of every row, row by row (`row * fields + field`): a pair's
+    /// comparison then reads two cache lines instead of one per field and row.
+    row_ids: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct PreparedField {
+    column: usize,
+    /// The field whose values this one is also compared with, crosswise (given name and
+    /// surname entered the wrong way round).
+    swap_partner: Option<usize>,
+    comparison: Comparison,
+    features: Vec<u64>,
+}
+
+impl PreparedFields {
+    pub fn new(dataset: &Dataset, config: &MatchConfig) -> Result<Self, MatchError> {
+        use rayon::prelude::*;
+        let partner_of = |field: &crate::config::FieldConfig| {
+            config.fields.iter().position(|other| {
+                other.swap_with.as_deref() == Some(field.column.as_str()) || field.swap_with.as_deref() == Some(other.column.as_str())
+            })
+        };
+        let fields = config
+            .fields
+            .iter()
+            .map(|field| {
+                let index = column_index(dataset, &field.column)?;
+                let column = dataset.column(index);
+                let features =
+                    (0..column.dictionary_len() as u32).into_par_iter().map(|id| field.comparison.feature(column.value(id))).collect();
+                Ok(PreparedField { swap_partner: partner_of(field), column: index, comparison: field.comparison.clone(), features })
+            })
+            .collect::<Result<Vec<PreparedField>, MatchError>>()?;
+        let row_ids = (0..dataset.len()).flat_map(|row| fields.iter().map(move |f| dataset.column(f.column).id(row))).collect();
+        Ok(PreparedFields { fields, row_ids })
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    #[inline]
+    fn row_value<'d>(&self, dataset: &'d Dataset, field: usize, row: u32) -> Value<'d> {
+        let f = &self.fields[field];
+        let column = dataset.column(f.column);
+        let id = self.row_ids[row as usize * self.fields.len() + field];
+        Value { id, text: column.value(id), feature: f.features[id as usize] }
+    }
+
+    /// Values of a record that is not in the dataset (raw values in the dataset's column
+    /// order); known values reuse the dictionary id and feature.
+    pub(crate) fn record_values(&self, dataset: &Dataset, record: &[&str]) -> Vec<RecordValue> {
+        self.fields
+            .iter()
+            .map(|f| {
+                let raw = record.get(f.column).copied().unwrap_or("");
+                let text = normalize_value(raw).map(|v| v.into_owned()).unwrap_or_default();
+                let id = dataset.column(f.column).lookup(&text);
+                let feature = match id {
+                    NULL_ID => 0,
+                    UNKNOWN_ID => f.comparison.feature(&text),
+                    known => f.features[known as usize],
+                };
+                RecordValue { id, text, feature }
+            })
+            .collect()
+    }
+
+    /// Level of `field` and, if it has a swap partner, the partner's level. The two are
+    /// compared crosswise as well, and the crosswise levels win when they agree more.
+    #[inline]
+    fn levels_of<'v>(
+        &self,
+        field: usize,
+        left: &impl Fn(usize) -> Value<'v>,
+        right: &impl Fn(usize) -> Value<'v>,
+    ) -> (u8, Option<(usize, u8)>) {
+        let comparison = &self.fields[field].comparison;
+        let straight = comparison.level(&left(field), &right(field));
+        let Some(partner) = self.fields[field].swap_partner else {
+            return (straight, None);
+        };
+        let partner_straight = comparison.level(&left(partner), &right(partner));
+        let exact = comparison.exact_level();
+        if straight == exact && partner_straight == exact {
+            return (straight, Some((partner, partner_straight)));
+        }
+        // dictionary ids belong to one column, so crosswise values compare by text
+        let cross = |v: Value<'v>| Value { id: UNKNOWN_ID, ..v };
+        let crossed = comparison.level(&cross(left(field)), &cross(right(partner)));
+        let partner_crossed = comparison.level(&cross(left(partner)), &cross(right(field)));
+        if crossed + partner_crossed > straight + partner_straight {
+            (crossed, Some((partner, partner_crossed)))
+        } else {
+            (straight, Some((partner, partner_straight)))
+        }
+    }
+
+    fn levels_with<'v>(&self, left: impl Fn(usize) -> Value<'v>, right: impl Fn(usize) -> Value<'v>) -> [u8; MAX_FIELDS] {
+        let mut levels = [UNSET_LEVEL; MAX_FIELDS];
+        for field in 0..self.fields.len() {
+            if levels[field] == UNSET_LEVEL {
+                let (level, partner) = self.levels_of(field, &left, &right);
+                levels[field] = level;
+                if let Some((partner, partner_level)) = partner {
+                    levels[partner] = partner_level;
+                }
+            }
+        }
+        levels
+    }
+
+    /// Levels of every field for a pair of rows.
+    pub fn pattern(&self, dataset: &Dataset, a: u32, b: u32) -> Pattern {
+        let levels = self.levels_with(|f| self.row_value(dataset, f, a), |f| self.row_value(dataset, f, b));
+        (0..self.fields.len()).fold(0, |pattern, f| pattern | (u64::from(levels[f]) << (4 * f)))
+    }
+
+    pub(crate) fn comparison(&self, field: usize) -> &Comparison {
+        &self.fields[field].comparison
+    }
+
+    pub(crate) fn column_of(&self, field: usize) -> usize {
+        self.fields[field].column
+    }
+}
+
+/// A field value of a record outside the dataset.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordValue {
+    id: u32,
+    text: String,
+    feature: u64,
+}
+
+impl RecordValue {
+    fn as_value(&self) -> Value<'_> {
+        Value { id: self.id, text: &self.text, feature: self.feature }
+    }
+}
+
+/// Why a pair scored what it did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub prior_weight: f64,
+    pub fields: Vec<FieldContribution>,
+    pub match_weight: f64,
+    pub probability: f64,
+}
+
+/// One field's part in a pair's score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldContribution {
+    pub column: String,
+    pub level: u8,
+    pub label: String,
+    pub weight: f64,
+    /// The weight comes from how rare the shared value is, not the field average.
+    pub term_frequency_adjusted: bool,
+}
+
+/// Scores pairs with a trained model.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    prepared: PreparedFields,
+    model: Model,
+    /// Weight per field and level.
+    weights: Vec<Vec<f64>>,
+    /// Exact-match weight per dictionary value, for term-frequency adjusted fields.
+    tf_weights: Vec<Option<Vec<f64>>>,
+    /// Fields in evaluation order: cheap comparisons first so hopeless pairs stop early.
+    order: Vec<usize>,
+    /// `best_remaining[k]`: the most the fields `order[k..]` can still add.
+    best_remaining: Vec<f64>,
+    prior_weight: f64,
+}
+
+impl Scorer {
+    pub fn new(dataset: &Dataset, config: &MatchConfig, model: &Model) -> Result<Self, MatchError> {
+        let prepared = PreparedFields::new(dataset, config)?;
+        if model.fields.len() != prepared.len() {
+            return Err(MatchError::Config("model and configuration have different fields".into()));
+        }
+        let weights: Vec<Vec<f64>> = model.fields.iter().map(|f| (0..f.levels.len() as u8).map(|l| f.weight(l)).collect()).collect();
+        let tf_weights: Vec<Option<Vec<f64>>> = config
+            .fields
+            .iter()
+            .zip(&model.fields)
+            .enumerate()
+            .map(|(i, (field, params))| {
+                field.tf_adjust.then(|| {
+                    let column = dataset.column(prepared.column_of(i));
+                    let m_exact = *params.m.last().expect("levels");
+                    let total = column.non_null_rows().max(1) as f64;
+                    let ceiling = params.weight(params.m.len() as u8 - 1) + MAX_TF_BOOST;
+                    (0..column.dictionary_len() as u32)
+                        .map(|id| (m_exact / (f64::from(column.count(id).max(1)) / total)).log2().min(ceiling))
+                        .collect()
+                })
+            })
+            .collect();
+        let cost = |c: &Comparison| match c {
+            Comparison::Exact | Comparison::Numeric { .. } => 0,
+            Comparison::Date { .. } | Comparison::Levenshtein { .. } => 1,
+            Comparison::JaroWinkler { .. } => 2,
+        };
+        let mut order: Vec<usize> = (0..prepared.len()).collect();
+        order.sort_by_key(|&f| cost(prepared.comparison(f)));
+        let best = |f: usize| {
+            let level_best = weights[f].iter().copied().fold(0.0, f64::max);
+            let tf_best = tf_weights[f].iter().flatten().copied().fold(0.0, f64::max);
+            level_best.max(tf_best)
+        };
+        let mut best_remaining = vec![0.0; order.len() + 1];
+        for k in (0..order.len()).rev() {
+            best_remaining[k] = best_remaining[k + 1] + best(order[k]);
+        }
+        Ok(Scorer { prepared, model: model.clone(), weights, tf_weights, order, best_remaining, prior_weight: model.prior_weight() })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn prepared(&self) -> &PreparedFields {
+        &self.prepared
+    }
+
+    #[inline]
+    fn field_weight(&self, field: usize, level: u8, left: &Value) -> (f64, bool) {
+        if level == self.prepared.comparison(field).exact_level() && left.id != UNKNOWN_ID {
+            if let Some(tf) = &self.tf_weights[field] {
+                return (tf[left.id as usize], true);
+            }
+        }
+        (self.weights[field][level as usize], false)
+    }
+
+    fn score_values<'v>(&self, left: impl Fn(usize) -> Value<'v>, right: impl Fn(usize) -> Value<'v>, min_weight: f64) -> Option<f64> {
+        let mut weight = self.prior_weight;
+        // levels of swap partners are decided together with the first of the two
+        let mut decided = [UNSET_LEVEL; MAX_FIELDS];
+        for (k, &field) in self.order.iter().enumerate() {
+            if weight + self.best_remaining[k] < min_weight {
+                return None;
+            }
+            let level = if decided[field] != UNSET_LEVEL {
+                decided[field]
+            } else {
+                let (level, partner) = self.prepared.levels_of(field, &left, &right);
+                if let Some((partner, partner_level)) = partner {
+                    decided[partner] = partner_level;
+                }
+                level
+            };
+            let (a, b) = (left(field), right(field));
+            // use the side with a dictionary id for the term frequency
+            let known = if a.id == UNKNOWN_ID { b } else { a };
+            weight += self.field_weight(field, level, &known).0;
+        }
+        (weight >= min_weight).then_some(weight)
+    }
+
+    /// Match weight of two rows, or `None` when it is below `min_weight` (computed lazily:
+    /// a pair stops being compared once it cannot reach `min_weight`).
+    pub fn score(&self, dataset: &Dataset, a: u32, b: u32, min_weight: f64) -> Option<f64> {
+        let p = &self.prepared;
+        self.score_values(|f| p.row_value(dataset, f, a), |f| p.row_value(dataset, f, b), min_weight)
+    }
+
+    pub(crate) fn score_record(&self, dataset: &Dataset, record: &[RecordValue], row: u32, min_weight: f64) -> Option<f64> {
+        let p = &self.prepared;
+        self.score_values(|f| p.row_value(dataset, f, row), |f| record[f].as_value(), min_weight)
+    }
+
+    /// Per-field levels, labels and weights of a pair of rows.
+    pub fn explain(&self, dataset: &Dataset, a: u32, b: u32) -> Explanation {
+        let mut fields = Vec::with_capacity(self.prepared.len());
+        let mut total = self.prior_weight;
+        let p = &self.prepared;
+        let levels = p.levels_with(|f| p.row_value(dataset, f, a), |f| p.row_value(dataset, f, b));
+        for (f, params) in self.model.fields.iter().enumerate() {
+            let left = self.prepared.row_value(dataset, f, a);
+            let level = levels[f];
+            let (weight, tf) = self.field_weight(f, level, &left);
+            total += weight;
+            fields.push(FieldContribution {
+                column: params.column.clone(),
+                level,
+                label: params.levels[level as usize].clone(),
+                weight,
+                term_frequency_adjusted: tf,
+            });
+        }
+        Explanation { prior_weight: self.prior_weight, fields, match_weight: total, probability: probability_from_weight(total) }
+    }
+}

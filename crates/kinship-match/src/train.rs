@@ -1,0 +1,237 @@
+//! Training without labels: u from random pairs, the prior from deterministic rules, m by
+//! EM over the pairs of each training rule.
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::blocking::{column_index, Blocking, BlockingRule, Transform};
+use crate::config::MatchConfig;
+use crate::dataset::Dataset;
+use crate::em::{expectation_maximisation, initial_m};
+use crate::model::{pattern_level, FieldParams, Model, Pattern, PreparedFields};
+use crate::{MatchError, Progress};
+
+/// Pairs drawn per parallel task when sampling u.
+const SAMPLE_CHUNK: usize = 1 << 16;
+/// Where EM starts λ; it converges from here on blocked pairs where matches are common.
+const LAMBDA_START: f64 = 0.3;
+
+/// Estimates m, u and the prior for a dataset.
+pub fn train(dataset: &Dataset, config: &MatchConfig, progress: &dyn Progress) -> Result<Model, MatchError> {
+    let blocking = Blocking::new(dataset, config.training_rules(), config.max_block_size)?;
+    train_with_blocking(dataset, config, &blocking, progress)
+}
+
+/// [`train`] with the training rules' blocks already built (`blocking` holds exactly
+/// `config.training_rules()`, in order), so a batch run builds blocks once.
+pub fn train_with_blocking(
+    dataset: &Dataset,
+    config: &MatchConfig,
+    blocking: &Blocking,
+    progress: &dyn Progress,
+) -> Result<Model, MatchError> {
+    let prepared = PreparedFields::new(dataset, config)?;
+    let level_counts: Vec<usize> = config.fields.iter().map(|f| f.comparison.level_count()).collect();
+
+    progress.phase("estimating u from random pairs", config.training.u_sample_pairs as u64);
+    let u = estimate_u(dataset, &prepared, &level_counts, config, progress);
+
+    let rules = config.training_rules();
+    progress.phase("estimating m by expectation-maximisation", rules.len() as u64);
+    let mut m: Vec<Vec<f64>> = level_counts.iter().map(|&n| initial_m(n)).collect();
+    let mut estimates: Vec<Vec<Vec<f64>>> = vec![Vec::new(); m.len()];
+    let mut sessions = Vec::new();
+    let stats = blocking.stats();
+    for (index, rule) in rules.iter().enumerate() {
+        let pairs = stats[index].pairs as usize;
+        let stride = pairs.div_ceil(config.training.max_em_pairs.max(1)).max(1);
+        let patterns = count_patterns(dataset, &prepared, blocking.rule_pairs(index, false, stride));
+        let fixed: Vec<bool> = config.fields.iter().map(|f| rule.columns().any(|c| c == f.column)).collect();
+        let result = expectation_maximisation(&patterns, &u, &m, &fixed, LAMBDA_START, config.training.em_iterations);
+        for (field, is_fixed) in fixed.iter().enumerate() {
+            if !is_fixed {
+                m[field] = result.m[field].clone();
+                estimates[field].push(result.m[field].clone());
+            }
+        }
+        sessions.push(Session { rule, matches: result.lambda * pairs as f64 });
+        progress.advance(1);
+    }
+    // a field's m is the average over the sessions where it was free to move
+    for (field, runs) in estimates.iter().enumerate() {
+        if !runs.is_empty() {
+            m[field] = (0..m[field].len()).map(|level| runs.iter().map(|r| r[level]).sum::<f64>() / runs.len() as f64).collect();
+        }
+    }
+
+    let prior = match config.prior.probability {
+        Some(p) => p,
+        None if !config.prior.rules.is_empty() => prior_from_rules(dataset, config)?,
+        None => prior_from_sessions(dataset, config, &m, &sessions)?,
+    };
+
+    let fields = config
+        .fields
+        .iter()
+        .zip(m.into_iter().zip(u))
+        .map(|(field, (m, u))| FieldParams { column: field.column.clone(), levels: field.comparison.level_labels(), m, u })
+        .collect();
+    Ok(Model { prior, fields })
+}
+
+/// Counts how often each comparison pattern occurs among the given pairs.
+pub fn count_patterns(
+    dataset: &Dataset,
+    prepared: &PreparedFields,
+    pairs: impl ParallelIterator<Item = (u32, u32)>,
+) -> Vec<(Pattern, u64)> {
+    let counts = pairs
+        .fold(FxHashMap::default, |mut counts: FxHashMap<Pattern, u64>, (a, b)| {
+            *counts.entry(prepared.pattern(dataset, a, b)).or_insert(0) += 1;
+            counts
+        })
+        .reduce(FxHashMap::default, |mut a, b| {
+            for (pattern, count) in b {
+                *a.entry(pattern).or_insert(0) += count;
+            }
+            a
+        });
+    let mut counts: Vec<(Pattern, u64)> = counts.into_iter().collect();
+    counts.sort_unstable();
+    counts
+}
+
+/// u per field and level. The exact level comes from value frequencies (the chance that
+/// two random non-missing values are equal); the other levels share the rest in
+/// proportion to how often they occur among random pairs.
+fn estimate_u(
+    dataset: &Dataset,
+    prepared: &PreparedFields,
+    level_counts: &[usize],
+    config: &MatchConfig,
+    progress: &dyn Progress,
+) -> Vec<Vec<f64>> {
+    let rows = dataset.len() as u64;
+    let samples = config.training.u_sample_pairs;
+    let chunks = samples.div_ceil(SAMPLE_CHUNK);
+    let empty = || level_counts.iter().map(|&n| vec![0u64; n]).collect::<Vec<_>>();
+    let observed = (0..chunks)
+        .into_par_iter()
+        .map(|chunk| {
+            let mut counts = empty();
+            if rows < 2 {
+                return counts;
+            }
+            let mut state = config.training.seed ^ (chunk as u64).wrapping_mul(0xA076_1D64_78BD_642F);
+            for _ in 0..SAMPLE_CHUNK.min(samples - chunk * SAMPLE_CHUNK) {
+                let a = (splitmix64(&mut state) % rows) as u32;
+                let b = (splitmix64(&mut state) % rows) as u32;
+                if a == b {
+                    continue;
+                }
+                let pattern = prepared.pattern(dataset, a, b);
+                for (field, levels) in counts.iter_mut().enumerate() {
+                    levels[pattern_level(pattern, field) as usize] += 1;
+                }
+            }
+            progress.advance(SAMPLE_CHUNK as u64);
+            counts
+        })
+        .reduce(empty, |mut a, b| {
+            for (fa, fb) in a.iter_mut().zip(b) {
+                for (x, y) in fa.iter_mut().zip(fb) {
+                    *x += y;
+                }
+            }
+            a
+        });
+
+    observed
+        .into_iter()
+        .enumerate()
+        .map(|(field, counts)| {
+            let exact = counts.len() - 1;
+            let column = dataset.column(prepared.column_of(field));
+            let present = column.non_null_rows() as f64;
+            let same_value_pairs: f64 = (1..column.dictionary_len() as u32)
+                .map(|id| {
+                    let c = f64::from(column.count(id));
+                    c * (c - 1.0)
+                })
+                .sum();
+            let u_exact =
+                if present >= 2.0 { (same_value_pairs / (present * (present - 1.0))).max(1.0 / (present * present)) } else { 1e-6 };
+            // one pseudo-count per level keeps never-seen levels finite
+            let others: Vec<f64> = counts[1..exact].iter().map(|&c| c as f64 + 1.0).collect();
+            let others_total: f64 = others.iter().sum();
+            let mut u = vec![0.0];
+            u.extend(others.iter().map(|c| c / others_total * (1.0 - u_exact)));
+            u.push(u_exact);
+            u
+        })
+        .collect()
+}
+
+/// What one EM session found: the matches among its rule's pairs.
+struct Session<'a> {
+    rule: &'a BlockingRule,
+    matches: f64,
+}
+
+fn all_pairs(dataset: &Dataset) -> f64 {
+    let rows = dataset.len() as f64;
+    (rows * (rows - 1.0) / 2.0).max(1.0)
+}
+
+fn clamp_prior(p: f64) -> f64 {
+    p.clamp(1e-12, 0.5)
+}
+
+/// Prior from deterministic rules: the pairs they find, scaled up by their assumed recall,
+/// over all pairs.
+fn prior_from_rules(dataset: &Dataset, config: &MatchConfig) -> Result<f64, MatchError> {
+    let blocking = Blocking::new(dataset, &config.prior.rules, config.max_block_size.saturating_mul(10))?;
+    let found = blocking.pairs().count().max(1) as f64;
+    Ok(clamp_prior(found / config.prior.recall / all_pairs(dataset)))
+}
+
+/// Prior from the EM sessions. A session on rule "surname & dob" found `matches` among its
+/// pairs; a true match lands in those pairs when both records have both values and they
+/// agree exactly, which the trained m says happens with probability
+/// Π (present share² × m_exact). Matches found divided by that is the number of matches in
+/// the whole dataset; the median over sessions resists a session with a poor estimate.
+/// Sessions with transformed keys or columns that are not fields are not used.
+fn prior_from_sessions(dataset: &Dataset, config: &MatchConfig, m: &[Vec<f64>], sessions: &[Session]) -> Result<f64, MatchError> {
+    let mut totals: Vec<f64> = Vec::new();
+    'sessions: for session in sessions {
+        let mut recall = 1.0;
+        for expr in &session.rule.0 {
+            let field = config.fields.iter().position(|f| f.column == expr.column);
+            let (Some(field), Transform::Value) = (field, &expr.transform) else {
+                continue 'sessions;
+            };
+            let column = dataset.column(column_index(dataset, &expr.column)?);
+            let present = column.non_null_rows() as f64 / dataset.len().max(1) as f64;
+            recall *= present * present * m[field].last().copied().unwrap_or(1.0);
+        }
+        if recall > 0.0 && session.matches > 0.0 {
+            totals.push(session.matches / recall);
+        }
+    }
+    if totals.is_empty() {
+        return Err(MatchError::Config(
+            "cannot estimate the prior: no training rule uses plain field columns; set prior.rules or prior.probability".into(),
+        ));
+    }
+    totals.sort_by(f64::total_cmp);
+    let median = totals[totals.len() / 2];
+    Ok(clamp_prior(median / all_pairs(dataset)))
+}
+
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

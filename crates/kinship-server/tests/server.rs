@@ -1,0 +1,512 @@
+//! HTTP-level tests of `kinship serve`, run in process: each test starts the real server
+//! (`kinship_server::serve`) on 127.0.0.1:0 over a fresh SQLite file in a temporary data
+//! directory, and talks to it over loopback with a plain HTTP/1.1 client.
+//!
+//! Process-level tests (the official SDKs, kill -9, SIGTERM) are in crates/kinship/tests/cli.rs.
+
+#[path = "support/http.rs"]
+mod http;
+
+use http::{basic, event_names, get, identifier_keys, post_json, request, wait_for_profile};
+use kinship_store::{AccessStore, SqliteStore};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const RESOLVE_WAIT: Duration = Duration::from_secs(10);
+
+/// A running server over its own data directory; shut down cleanly on drop.
+struct Server {
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    admin: String,
+    viewer: String,
+    keys: HashMap<&'static str, String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), kinship_server::ServerError>>>,
+}
+
+const CONFIG: &str = r#"
+[sources.web]
+type = "segment"
+
+[sources.app]
+type = "segment"
+
+[sources.legacy]
+type = "segment"
+enabled = false
+"#;
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("kinship.toml"), CONFIG).unwrap();
+        let db_path = dir.path().join("kinship.sqlite");
+        let mut store = SqliteStore::open(&db_path).expect("database opens");
+        let mut keys = HashMap::new();
+        for source in ["web", "app", "legacy"] {
+            let key = kinship_server::auth::new_secret("wk_");
+            store.set_write_key(source, &kinship_server::auth::hash_secret(&key)).unwrap();
+            keys.insert(source, key);
+        }
+        let admin = kinship_server::auth::new_secret("kt_");
+        let viewer = kinship_server::auth::new_secret("kt_");
+        store.add_token("test-admin", "admin", &kinship_server::auth::hash_secret(&admin)).unwrap();
+        store.add_token("test-viewer", "viewer", &kinship_server::auth::hash_secret(&viewer)).unwrap();
+        drop(store);
+
+        let config = kinship_core::Config::load(dir.path()).expect("kinship.toml loads");
+        let options = kinship_server::ServeOptions { data_dir: dir.path().to_path_buf(), db_path, config, bind: "127.0.0.1:0".into() };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (listening, addr) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(kinship_server::serve(
+                options,
+                async {
+                    let _ = stopped.await;
+                },
+                move |a| listening.send(a).unwrap(),
+            ))
+        });
+        let addr = addr.recv_timeout(Duration::from_secs(30)).expect("the server listens");
+        Server { addr, dir, admin, viewer, keys, stop: Some(stop), thread: Some(thread) }
+    }
+
+    fn key(&self, source: &str) -> String {
+        self.keys[source].clone()
+    }
+
+    fn basic(&self, source: &str) -> String {
+        basic(&self.keys[source])
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("kinship.sqlite")
+    }
+
+    /// Record keys stored for a source, with how often each occurs.
+    fn stored_keys(&self, source: &str) -> HashMap<String, i64> {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        let mut stmt = conn.prepare("SELECT record_key, COUNT(*) FROM records WHERE source = ?1 GROUP BY record_key").unwrap();
+        let rows = stmt.query_map([source], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            self.thread.take().unwrap().join().expect("server thread does not panic").expect("server stops cleanly");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        } else if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn ok(r: &http::Response) -> Value {
+    assert_eq!(r.status, 200, "expected 200, got {}: {}", r.status, r.text());
+    r.json()
+}
+
+#[test]
+fn every_call_type_is_accepted_and_lands_on_the_profile() {
+    let s = Server::start();
+    let auth = s.basic("web");
+    let a = s.addr;
+
+    // An anonymous visitor, with the write key as HTTP Basic user.
+    ok(&post_json(
+        a,
+        "/v1/page",
+        Some(&auth),
+        &json!({"anonymousId": "anon-1", "name": "Home", "properties": {"path": "/"}, "messageId": "m-page-1", "timestamp": "2024-05-01T10:00:00Z"}),
+    ));
+    ok(&post_json(
+        a,
+        "/v1/track",
+        Some(&auth),
+        &json!({"anonymousId": "anon-1", "event": "Product Viewed", "properties": {"sku": "S-1"}, "messageId": "m-track-1", "timestamp": "2024-05-01T10:01:00Z"}),
+    ));
+    ok(&post_json(
+        a,
+        "/v1/screen",
+        Some(&auth),
+        &json!({"anonymousId": "anon-1", "name": "Cart", "messageId": "m-screen-1", "timestamp": "2024-05-01T10:01:30Z"}),
+    ));
+    // The write key in the body instead.
+    ok(&post_json(
+        a,
+        "/v1/identify",
+        None,
+        &json!({"writeKey": s.key("web"), "userId": "user-1", "anonymousId": "anon-1", "traits": {"email": "Ann@Example.com", "name": "Ann Lee"}, "messageId": "m-identify-1", "timestamp": "2024-05-01T10:02:00Z"}),
+    ));
+    ok(&post_json(
+        a,
+        "/v1/group",
+        Some(&auth),
+        &json!({"userId": "user-1", "groupId": "acme", "traits": {"name": "Acme"}, "messageId": "m-group-1"}),
+    ));
+    ok(&post_json(a, "/v1/alias", Some(&auth), &json!({"userId": "user-1", "previousId": "old-anon-9", "messageId": "m-alias-1"})));
+    // A batch with a top-level context, and a message type per item.
+    let batch = ok(&post_json(
+        a,
+        "/v1/batch",
+        Some(&auth),
+        &json!({
+            "context": {"library": {"name": "test"}},
+            "batch": [
+                {"type": "track", "userId": "user-1", "event": "Order Completed", "properties": {"total": 99.5}, "messageId": "m-batch-1", "timestamp": "2024-05-01T10:05:00Z"},
+                {"type": "page", "userId": "user-1", "name": "Thanks", "messageId": "m-batch-2", "timestamp": "2024-05-01T10:06:00Z"},
+            ]
+        }),
+    ));
+    assert_eq!(batch["accepted"], 2);
+
+    // Everything is on one profile, found by user id, by email, and by the old anonymous id.
+    let view = wait_for_profile(a, &s.viewer, "user_id:user-1", RESOLVE_WAIT, |v| {
+        event_names(v).len() >= 5 && identifier_keys(v).iter().any(|k| k.starts_with("anonymous_id:old-anon-9"))
+    });
+    let names = event_names(&view);
+    assert_eq!(names, ["Page Viewed", "Order Completed", "Screen Viewed", "Product Viewed", "Page Viewed"], "newest first: {view:#}");
+    let first = &view["events"][0];
+    assert_eq!(first["source"], "web");
+    assert_eq!(first["timestamp"], "2024-05-01T10:06:00.000Z");
+    assert_eq!(view["events"][1]["properties"]["total"], 99.5);
+    assert_eq!(view["traits"]["name"], "Ann Lee", "{view:#}");
+    let ids = identifier_keys(&view);
+    for want in ["user_id:user-1", "anonymous_id:anon-1", "anonymous_id:old-anon-9", "email:ann@example.com"] {
+        assert!(ids.iter().any(|k| k == want), "{want} missing from {ids:?}");
+    }
+    assert!(view["identifiers"].as_array().unwrap().iter().all(|i| i["source"] == "web"));
+    assert_eq!(view["records"].as_array().unwrap().len(), 8, "every message is a record of the profile");
+    // The batch context was merged into its items.
+    let rec = view["records"].as_array().unwrap().iter().find(|r| r["key"] == "m-batch-1").expect("batch record");
+    let payload: Value = match &rec["payload"] {
+        Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => other.clone(),
+    };
+    assert_eq!(payload["context"]["library"]["name"], "test", "{payload}");
+
+    // The same profile through the other lookups.
+    let id = view["id"].as_str().unwrap();
+    for q in ["email=ann@example.com", "identifier=anonymous_id:anon-1", "q=ann%20lee"] {
+        let found = ok(&get(a, &format!("/api/v1/profiles?{q}"), Some(&s.viewer)));
+        let ids: Vec<&str> = found["profiles"].as_array().unwrap().iter().filter_map(|p| p["id"].as_str()).collect();
+        assert_eq!(ids, [id], "lookup {q}");
+    }
+    // Events are paged.
+    let page = ok(&get(a, &format!("/api/v1/profiles/{id}?limit=2&offset=1"), Some(&s.viewer)));
+    assert_eq!(event_names(&page), ["Order Completed", "Screen Viewed"]);
+    assert_eq!(page["events_total"], 5);
+    assert_eq!(get(a, "/api/v1/profiles/no-such-profile", Some(&s.viewer)).status, 404);
+}
+
+#[test]
+fn anonymous_history_is_stitched_to_the_user_on_identify() {
+    let s = Server::start();
+    let auth = s.basic("web");
+    let a = s.addr;
+    // The anonymous events are resolved first, into their own profile.
+    for (i, event) in ["Search", "Product Viewed", "Added To Cart"].iter().enumerate() {
+        ok(&post_json(
+            a,
+            "/v1/track",
+            Some(&auth),
+            &json!({"anonymousId": "anon-77", "event": event, "messageId": format!("anon-{i}"), "timestamp": format!("2024-06-01T09:0{i}:00Z")}),
+        ));
+    }
+    let anon = wait_for_profile(a, &s.viewer, "anonymous_id:anon-77", RESOLVE_WAIT, |v| event_names(v).len() == 3);
+    assert_eq!(event_names(&anon).len(), 3, "{anon:#}");
+    // A known user, with history of their own, on another source.
+    ok(&post_json(
+        a,
+        "/v1/track",
+        Some(&s.basic("app")),
+        &json!({"userId": "u-77", "event": "App Opened", "messageId": "app-1", "timestamp": "2024-05-01T00:00:00Z"}),
+    ));
+    wait_for_profile(a, &s.viewer, "user_id:u-77", RESOLVE_WAIT, |v| event_names(v).len() == 1);
+    // The identify carrying both ids joins the two histories.
+    ok(&post_json(
+        a,
+        "/v1/identify",
+        Some(&auth),
+        &json!({"userId": "u-77", "anonymousId": "anon-77", "traits": {"email": "bo@example.com"}, "messageId": "id-77", "timestamp": "2024-06-01T09:10:00Z"}),
+    ));
+    let view = wait_for_profile(a, &s.viewer, "user_id:u-77", RESOLVE_WAIT, |v| event_names(v).len() == 4);
+    assert_eq!(event_names(&view), ["Added To Cart", "Product Viewed", "Search", "App Opened"], "{view:#}");
+    let sources: Vec<&str> = view["events"].as_array().unwrap().iter().filter_map(|e| e["source"].as_str()).collect();
+    assert_eq!(sources, ["web", "web", "web", "app"]);
+    // The anonymous id now finds the same single profile.
+    let by_anon = wait_for_profile(a, &s.viewer, "anonymous_id:anon-77", RESOLVE_WAIT, |v| v["id"] == view["id"]);
+    assert_eq!(by_anon["id"], view["id"]);
+}
+
+#[test]
+fn a_retried_message_id_is_stored_once() {
+    let s = Server::start();
+    let auth = s.basic("web");
+    let msg = json!({"userId": "u-retry", "event": "Checkout", "messageId": "retry-me"});
+    let first = ok(&post_json(s.addr, "/v1/track", Some(&auth), &msg));
+    assert_eq!(first["duplicates"], 0);
+    for _ in 0..3 {
+        let again = ok(&post_json(s.addr, "/v1/track", Some(&auth), &msg));
+        assert_eq!(again["duplicates"], 1, "{again}");
+    }
+    // Also when the retry comes inside a batch, next to a new message.
+    let batch = ok(&post_json(
+        s.addr,
+        "/v1/batch",
+        Some(&auth),
+        &json!({"batch": [
+            {"type": "track", "userId": "u-retry", "event": "Checkout", "messageId": "retry-me"},
+            {"type": "track", "userId": "u-retry", "event": "Paid", "messageId": "new-one"},
+        ]}),
+    ));
+    assert_eq!((batch["accepted"].as_u64(), batch["duplicates"].as_u64()), (Some(2), Some(1)));
+    let keys = s.stored_keys("web");
+    assert_eq!(keys.get("retry-me"), Some(&1));
+    assert_eq!(keys.get("new-one"), Some(&1));
+    let view = wait_for_profile(s.addr, &s.viewer, "user_id:u-retry", RESOLVE_WAIT, |v| event_names(v).len() == 2);
+    assert_eq!(event_names(&view).iter().filter(|e| *e == "Checkout").count(), 1, "{view:#}");
+}
+
+#[test]
+fn bad_requests_get_the_right_status_and_a_reason() {
+    let s = Server::start();
+    let a = s.addr;
+    let auth = s.basic("web");
+    let reason = |r: &http::Response| r.json()["error"].as_str().unwrap_or_default().to_string();
+    let valid = json!({"userId": "u1", "event": "E"});
+
+    // Write keys: missing, unknown.
+    let r = post_json(a, "/v1/track", None, &valid);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(reason(&r).contains("write key"));
+    let r = post_json(a, "/v1/track", Some(&basic("wk_not_a_key")), &valid);
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = post_json(a, "/v1/batch", None, &json!({"writeKey": "wk_nope", "batch": [{"type": "track", "userId": "u", "event": "E"}]}));
+    assert_eq!(r.status, 401);
+
+    // A 40 KB event: 413 naming the limit, on the single route and inside a batch.
+    let big = json!({"userId": "u1", "event": "Big", "properties": {"blob": "x".repeat(40 * 1024)}});
+    let r = post_json(a, "/v1/track", Some(&auth), &big);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(reason(&r).contains("max_event_bytes"), "{}", r.text());
+    let r = post_json(
+        a,
+        "/v1/batch",
+        Some(&auth),
+        &json!({"batch": [{"type": "track", "userId": "u1", "event": "Small", "messageId": "small-1"}, {"type": "track", "userId": "u1", "event": "Big", "properties": {"blob": "x".repeat(40 * 1024)}}]}),
+    );
+    let body = ok(&r);
+    assert_eq!(body["rejected"][0]["index"], 1, "{body}");
+    // An oversized batch.
+    let huge: Vec<Value> = (0..30).map(|i| json!({"type": "track", "userId": "u1", "event": "E", "properties": {"blob": "y".repeat(20_000)}, "messageId": format!("h{i}")})).collect();
+    let r = post_json(a, "/v1/batch", Some(&auth), &json!({ "batch": huge }));
+    assert_eq!(r.status, 413, "{}", r.text());
+
+    // Invalid JSON, and JSON that is not a message.
+    let r = request(a, "POST", "/v1/track", &[("Authorization", &auth), ("Content-Type", "application/json")], b"{\"userId\": \"u1\", ")
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(reason(&r).contains("invalid JSON"), "{}", r.text());
+    let r = post_json(a, "/v1/track", Some(&auth), &json!([1, 2]));
+    assert_eq!(r.status, 400);
+    let r = post_json(a, "/v1/track", Some(&auth), &json!({"event": "No Ids"}));
+    assert_eq!(r.status, 400);
+    assert!(reason(&r).contains("userId"), "{}", r.text());
+    let r = post_json(a, "/v1/track", Some(&auth), &json!({"userId": "u1"}));
+    assert_eq!(r.status, 400);
+    assert!(reason(&r).contains("event"), "{}", r.text());
+
+    // One invalid item does not lose the valid ones: they are stored, the bad one is named.
+    let r = post_json(
+        a,
+        "/v1/batch",
+        Some(&auth),
+        &json!({"batch": [
+            {"type": "track", "userId": "u-b", "event": "One", "messageId": "b-1"},
+            {"type": "track", "event": "No ids", "messageId": "b-2"},
+            {"type": "teleport", "userId": "u-b", "messageId": "b-3"},
+            {"type": "identify", "userId": "u-b", "traits": {"name": "Bee"}, "messageId": "b-4"},
+            "not an object",
+        ]}),
+    );
+    let body = ok(&r);
+    assert_eq!(body["accepted"], 2, "{body}");
+    let rejected: Vec<u64> = body["rejected"].as_array().unwrap().iter().map(|x| x["index"].as_u64().unwrap()).collect();
+    assert_eq!(rejected, [1, 2, 4], "{body}");
+    assert!(body["rejected"][0]["error"].as_str().unwrap().contains("userId"));
+    let keys = s.stored_keys("web");
+    assert!(keys.contains_key("b-1") && keys.contains_key("b-4") && !keys.contains_key("b-2") && !keys.contains_key("b-3"));
+    // A batch with nothing valid is a 400 that still names each item.
+    let r = post_json(a, "/v1/batch", Some(&auth), &json!({"batch": [{"type": "track", "event": "x"}]}));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["rejected"][0]["index"], 0);
+    let r = post_json(a, "/v1/batch", Some(&auth), &json!({"nobatch": []}));
+    assert_eq!(r.status, 400);
+
+    // A source switched off in kinship.toml: 403.
+    let r = post_json(a, "/v1/track", Some(&s.basic("legacy")), &valid);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(reason(&r).contains("legacy"));
+    // Switched off at run time through the REST API, then on again.
+    ok(&admin_post(&s, "/api/v1/sources/app/disable"));
+    let r = post_json(a, "/v1/track", Some(&s.basic("app")), &valid);
+    assert_eq!(r.status, 403, "{}", r.text());
+    ok(&admin_post(&s, "/api/v1/sources/app/enable"));
+    ok(&post_json(a, "/v1/track", Some(&s.basic("app")), &valid));
+    ok(&admin_post(&s, "/api/v1/sources/legacy/enable"));
+    ok(&post_json(a, "/v1/track", Some(&s.basic("legacy")), &valid));
+}
+
+fn admin_post(s: &Server, path: &str) -> http::Response {
+    request(s.addr, "POST", path, &[("Authorization", &http::bearer(&s.admin))], b"").unwrap()
+}
+
+#[test]
+fn gzip_bodies_are_accepted() {
+    let s = Server::start();
+    let body = json!({"batch": [
+        {"type": "identify", "userId": "u-gz", "traits": {"email": "gz@example.com"}, "messageId": "gz-1"},
+        {"type": "track", "userId": "u-gz", "event": "Zipped", "messageId": "gz-2"},
+    ]});
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(body.to_string().as_bytes()).unwrap();
+    let gz = enc.finish().unwrap();
+    let auth = s.basic("web");
+    let r = request(
+        s.addr,
+        "POST",
+        "/v1/batch",
+        &[("Authorization", &auth), ("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
+        &gz,
+    )
+    .unwrap();
+    assert_eq!(ok(&r)["accepted"], 2);
+    let view = wait_for_profile(s.addr, &s.viewer, "email:gz@example.com", RESOLVE_WAIT, |v| event_names(v) == ["Zipped"]);
+    assert_eq!(event_names(&view), ["Zipped"], "{view:#}");
+    // A body that claims gzip but is not.
+    let r = request(s.addr, "POST", "/v1/batch", &[("Authorization", &auth), ("Content-Encoding", "gzip")], b"{\"batch\": []}").unwrap();
+    assert!(r.status == 400, "{} {}", r.status, r.text());
+    // The size limit counts decompressed bytes: a small zip bomb of a single event is refused.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(json!({"userId": "u", "event": "Bomb", "properties": {"z": "0".repeat(5_000_000)}}).to_string().as_bytes()).unwrap();
+    let bomb = enc.finish().unwrap();
+    assert!(bomb.len() < 50_000);
+    let r = request(s.addr, "POST", "/v1/track", &[("Authorization", &auth), ("Content-Encoding", "gzip")], &bomb).unwrap();
+    assert_eq!(r.status, 413, "{}", r.text());
+}
+
+#[test]
+fn rest_api_requires_tokens_and_roles() {
+    let s = Server::start();
+    let a = s.addr;
+    // No token, an unknown token.
+    let r = get(a, "/api/v1/sources", None);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("token create"));
+    assert_eq!(get(a, "/api/v1/sources", Some("kt_unknown")).status, 401);
+    assert_eq!(get(a, "/api/v1/profiles?q=x", None).status, 401);
+    assert_eq!(request(a, "POST", "/api/v1/sources/web/disable", &[], b"").unwrap().status, 401);
+    // A viewer reads, but may not switch sources.
+    let sources = ok(&get(a, "/api/v1/sources", Some(&s.viewer)));
+    let names: Vec<&str> = sources["sources"].as_array().unwrap().iter().filter_map(|x| x["name"].as_str()).collect();
+    assert_eq!(names, ["app", "legacy", "web"]);
+    let r = request(a, "POST", "/api/v1/sources/web/disable", &[("Authorization", &http::bearer(&s.viewer))], b"").unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    // An admin may.
+    let r = ok(&admin_post(&s, "/api/v1/sources/web/disable"));
+    assert_eq!(r["enabled"], false);
+    let listed = ok(&get(a, "/api/v1/sources", Some(&s.viewer)));
+    let web = listed["sources"].as_array().unwrap().iter().find(|x| x["name"] == "web").unwrap().clone();
+    assert_eq!(web["enabled"], false);
+    assert_eq!(web["type"], "segment");
+    assert_eq!(admin_post(&s, "/api/v1/sources/nope/disable").status, 404);
+    // Running a segment source is refused: it has no file.
+    assert_eq!(admin_post(&s, "/api/v1/sources/web/run").status, 422);
+    // Lookups need one of the parameters, in a valid form.
+    assert_eq!(get(a, "/api/v1/profiles", Some(&s.viewer)).status, 400);
+    assert_eq!(get(a, "/api/v1/profiles?identifier=nocolon", Some(&s.viewer)).status, 400);
+    assert_eq!(get(a, "/api/v1/profiles?email=not-an-email", Some(&s.viewer)).status, 400);
+
+    // The OpenAPI document is JSON and names the routes.
+    let doc = ok(&get(a, "/api/v1/openapi.json", Some(&s.viewer)));
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().expect("paths");
+    for p in
+        ["/api/v1/profiles", "/api/v1/profiles/{id}", "/api/v1/sources", "/api/v1/sources/{name}/enable", "/api/v1/sources/{name}/disable"]
+    {
+        assert!(paths.contains_key(p), "{p} missing from the OpenAPI paths: {:?}", paths.keys().collect::<Vec<_>>());
+    }
+
+    // Health and metrics need no token.
+    assert_eq!(ok(&get(a, "/healthz", None))["status"], "ok");
+    ok(&post_json(a, "/v1/track", Some(&s.basic("app")), &json!({"userId": "m", "event": "Counted"})));
+    let metrics = get(a, "/metrics", None);
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    for name in ["kinship_events_received", "kinship_http_requests", "kinship_queue_depth", "kinship_http_request_duration_seconds"] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    let received = text.lines().find(|l| l.starts_with("kinship_events_received")).expect("counter line");
+    assert!(received.ends_with(" 1"), "{received}");
+}
+
+#[test]
+fn shutdown_commits_everything_acknowledged() {
+    let mut s = Server::start();
+    let addr = s.addr;
+    let auth = s.basic("web");
+    // Clients keep sending while the server is told to stop.
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let auth = auth.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0..10_000 {
+                    let id = format!("sd-{t}-{i}");
+                    let body = json!({"userId": format!("u{t}"), "event": "E", "messageId": id});
+                    match request(addr, "POST", "/v1/track", &[("Authorization", &auth)], body.to_string().as_bytes()) {
+                        Ok(r) if r.status == 200 => acked.push(id),
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    s.shutdown();
+    let acked: Vec<String> = senders.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert!(acked.len() > 10, "only {} acknowledged before the shutdown", acked.len());
+    let stored = s.stored_keys("web");
+    let missing: Vec<&String> = acked.iter().filter(|k| stored.get(*k) != Some(&1)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events not stored exactly once, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    // And they were resolved before the server returned.
+    let conn = rusqlite::Connection::open(s.db()).unwrap();
+    let unresolved: i64 = conn
+        .query_row("SELECT COUNT(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.record_id = r.id)", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(unresolved, 0, "{unresolved} records left unresolved at shutdown");
+}
