@@ -74,20 +74,25 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-async fn single(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes, kind: MessageType) -> Response {
-    let limit = state.config.server.max_event_bytes;
+/// The part every collection request shares: size limit, JSON object, write key.
+async fn open_request(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: &[u8],
+    limit: usize,
+    setting: &str,
+) -> Result<(Map<String, Value>, String), Response> {
     if body.len() > limit {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the event is {} bytes; the limit is {limit} (server.max_event_bytes)", body.len()),
-        );
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("the request is {} bytes; the limit is {limit} ({setting})", body.len())));
     }
-    let mut msg = match parse_object(&body) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let source = match authorise(&state, &headers, &mut msg).await {
-        Ok(s) => s,
+    let mut msg = parse_object(body)?;
+    let source = authorise(state, headers, &mut msg).await?;
+    Ok((msg, source))
+}
+
+async fn single(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes, kind: MessageType) -> Response {
+    let (msg, source) = match open_request(&state, &headers, &body, state.config.server.max_event_bytes, "server.max_event_bytes").await {
+        Ok(opened) => opened,
         Err(r) => return r,
     };
     let record = match accept(msg, Some(kind), None, now_ms(), state.region) {
@@ -101,19 +106,9 @@ async fn single(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
 }
 
 pub async fn batch(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let limit = state.config.server.max_batch_bytes;
-    if body.len() > limit {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the batch is {} bytes; the limit is {limit} (server.max_batch_bytes)", body.len()),
-        );
-    }
-    let mut msg = match parse_object(&body) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let source = match authorise(&state, &headers, &mut msg).await {
-        Ok(s) => s,
+    let (mut msg, source) = match open_request(&state, &headers, &body, state.config.server.max_batch_bytes, "server.max_batch_bytes").await
+    {
+        Ok(opened) => opened,
         Err(r) => return r,
     };
     let Some(Value::Array(items)) = msg.remove("batch") else {

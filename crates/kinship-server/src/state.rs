@@ -59,36 +59,29 @@ impl AppState {
 
     /// The source a write key belongs to.
     pub async fn source_for_write_key(self: &Arc<Self>, key: &str) -> Result<Option<String>, StoreError> {
-        let hash = crate::auth::hash_secret(key);
-        if let Some(source) = self.write_keys.read().expect("not poisoned").get(&hash) {
-            return Ok(Some(source.clone()));
-        }
-        let found = self
-            .read({
-                let hash = hash.clone();
-                move |s| s.source_for_write_key(&hash)
-            })
-            .await?;
-        if let Some(source) = &found {
-            self.write_keys.write().expect("not poisoned").insert(hash, source.clone());
-        }
-        Ok(found)
+        self.cached(&self.write_keys, key, |s, hash| s.source_for_write_key(hash)).await
     }
 
     /// The token a bearer secret belongs to.
     pub async fn token(self: &Arc<Self>, secret: &str) -> Result<Option<TokenRow>, StoreError> {
+        self.cached(&self.tokens, secret, |s, hash| s.token(hash)).await
+    }
+
+    /// Looks a secret up by its hash, in memory first, then in the store (remembering hits).
+    async fn cached<T: Clone + Send + 'static>(
+        self: &Arc<Self>,
+        cache: &RwLock<HashMap<String, T>>,
+        secret: &str,
+        lookup: fn(&SqliteStore, &str) -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
         let hash = crate::auth::hash_secret(secret);
-        if let Some(row) = self.tokens.read().expect("not poisoned").get(&hash) {
-            return Ok(Some(row.clone()));
+        if let Some(found) = cache.read().expect("not poisoned").get(&hash) {
+            return Ok(Some(found.clone()));
         }
-        let found = self
-            .read({
-                let hash = hash.clone();
-                move |s| s.token(&hash)
-            })
-            .await?;
-        if let Some(row) = &found {
-            self.tokens.write().expect("not poisoned").insert(hash, row.clone());
+        let key = hash.clone();
+        let found = self.read(move |s| lookup(s, &key)).await?;
+        if let Some(value) = &found {
+            cache.write().expect("not poisoned").insert(hash, value.clone());
         }
         Ok(found)
     }
