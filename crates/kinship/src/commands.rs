@@ -156,8 +156,9 @@ pub fn demo(data: &DataDir, args: &DemoArgs) -> Result<ExitCode> {
     let token = kinship_server::auth::new_secret("kt_");
     kinship_store::AccessStore::add_token(&mut ws.store, "demo-admin", "admin", &kinship_server::auth::hash_secret(&token))?;
     println!("\nServing the demo. An admin API token for it (shown only now):\n  {token}");
-    println!("  curl -H 'Authorization: Bearer {token}' 'http://127.0.0.1:7878/api/v1/profiles?q=smith'");
-    crate::server_commands::run_server(ws, args.bind.clone())
+    let bind = args.bind.clone().unwrap_or_else(|| ws.config.server.bind.clone());
+    println!("  curl -H 'Authorization: Bearer {token}' 'http://{bind}/api/v1/profiles?q=smith'");
+    crate::server_commands::run_server(ws, Some(bind))
 }
 
 pub fn ingest(data: &DataDir, args: &IngestArgs) -> Result<ExitCode> {
