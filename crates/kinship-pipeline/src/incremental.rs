@@ -98,7 +98,8 @@ struct Pending {
     timestamp: Option<i64>,
 }
 
-/// Re-resolves a new record together with the records of the profiles it touches.
+/// Re-resolves a new record together with the records of the profiles it touches, keeping
+/// the fuzzy merges those profiles hold.
 fn reresolve(
     store: &mut dyn Store,
     config: &Config,
@@ -106,11 +107,15 @@ fn reresolve(
     record: RecordId,
     profiles: &[String],
 ) -> Result<()> {
+    let mut fuzzy = Vec::new();
+    for p in profiles {
+        fuzzy.extend(store.profile_edges(p)?.into_iter().filter(|e| e.stage == "fuzzy"));
+    }
     let mut collector = Collector::new(config, constraints, 16)?;
     store.scan_selected(&[record], profiles, &mut |r| collector.add(r))?;
     collector.prepare();
-    let (resolution, fuzzy) = collector.resolve_all_stages(config)?;
-    let built = collector.build(&resolution, &fuzzy);
+    let (resolution, joins) = collector.resolve_keeping(config, &fuzzy);
+    let built = collector.build(&resolution, &joins);
     store.replace_profiles(profiles, &built.as_write())?;
     Ok(())
 }

@@ -171,6 +171,25 @@ impl<'c> Collector<'c> {
         Ok((resolution, joins))
     }
 
+    /// The exact stage, then earlier fuzzy merges replayed through the guard: for
+    /// re-resolving a few profiles in real time, where the fuzzy model (trained on all
+    /// profiles) cannot be retrained on a handful of rows. A merge a new split forbids is
+    /// refused by the guard like any other.
+    pub(crate) fn resolve_keeping(&self, config: &Config, fuzzy: &[MergeEdge]) -> (Resolution, Vec<FuzzyJoin>) {
+        let mut resolution = self.resolve(config);
+        let index_of: FxHashMap<RecordId, usize> = self.facts.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+        let mut joins = Vec::new();
+        for edge in fuzzy {
+            if let (Some(&left), Some(&right)) = (index_of.get(&edge.left), index_of.get(&edge.right)) {
+                if let Ok(true) = resolution.guard.try_merge(left as u32, right as u32) {
+                    joins.push(FuzzyJoin { left, right, evidence: edge.detail.clone() });
+                }
+            }
+        }
+        resolution.relabel();
+        (resolution, joins)
+    }
+
     fn source_priority(&self) -> Vec<i32> {
         self.sources.iter().map(|s| self.mappers.get(s.as_str()).map_or(i32::MAX, |m| m.1)).collect()
     }

@@ -344,3 +344,67 @@ traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
     resolve_all(&mut store, &config, &|_, _| {}).unwrap();
     assert_ne!(profile_of(&store, "web", "W1"), profile_of(&store, "crm", "C1"));
 }
+
+#[test]
+fn real_time_resolution_keeps_fuzzy_merges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("kinship.toml"),
+        format!(
+            r#"
+[resolve]
+limits = {{ crm_id = 1 }}
+[sources.crm]
+type = "csv"
+path = "crm.csv"
+key = "crm_id"
+identifiers = {{ crm_id = "crm_id", email = "email" }}
+traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
+[sources.web]
+type = "csv"
+path = "web.csv"
+key = "id"
+identifiers = {{ email = ["email", "email2"] }}
+traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
+{FUZZY}"#
+        ),
+    )
+    .unwrap();
+    let mut crm = String::from("crm_id,first,last,postcode,email\n");
+    let (firsts, lasts) =
+        (["Ann", "Ben", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal"], ["Ames", "Bond", "Cole", "Dunn", "Ellis", "Frost", "Gray", "Hart"]);
+    for i in 0..64 {
+        crm.push_str(&format!("B{i},{},{},{},b{i}@x.com\n", firsts[i % 8], lasts[i / 8], 2000 + i));
+    }
+    crm.push_str("C1,Margaret,Thornbury,3141,meg@x.com\n");
+    std::fs::write(dir.join("crm.csv"), crm).unwrap();
+    std::fs::write(dir.join("web.csv"), "id,first,last,postcode,email,email2\nW1,Margaret,Thornbery,3141,mthornbury@y.com,\n").unwrap();
+    let config = Config::load(dir).unwrap();
+    let mut store = SqliteStore::open(&dir.join("kinship.sqlite")).unwrap();
+    for name in ["crm", "web"] {
+        ingest_source(&mut store, &config, name, dir, &|_, _| {}).unwrap();
+    }
+    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
+    let meg = profile_of(&store, "crm", "C1");
+    assert_eq!(profile_of(&store, "web", "W1"), meg, "joined by the fuzzy stage");
+    // New records arrive: W2 names Meg and B5 at once (two crm_ids: the guard refuses),
+    // so her profile, which holds a fuzzy merge, is re-resolved in real time.
+    std::fs::write(
+        dir.join("web.csv"),
+        "id,first,last,postcode,email,email2\nW2,Meg,,,meg@x.com,b5@x.com\nW3,Bo,,,b1@x.com,\nW4,,,,mthornbury@y.com,\n",
+    )
+    .unwrap();
+    ingest_source(&mut store, &config, "web", dir, &|_, _| {}).unwrap();
+    let report = kinship_pipeline::resolve_new_records(&mut store, &config, 100).unwrap();
+    assert_eq!(report.attached + report.created + report.reresolved, 3, "{report:?}");
+    assert_eq!(report.reresolved, 1, "{report:?}");
+    let meg = profile_of(&store, "crm", "C1");
+    for key in ["W1", "W4"] {
+        assert_eq!(profile_of(&store, "web", key), meg, "{key}: the fuzzy merge holds through real-time resolution");
+    }
+    assert_ne!(profile_of(&store, "web", "W2"), meg, "W2's emails are contested: it stays apart");
+    assert_ne!(profile_of(&store, "crm", "B5"), meg);
+    let why = explain(&store, &config, &meg).unwrap().unwrap();
+    assert!(why["joins"].as_array().unwrap().iter().any(|j| j["stage"] == "fuzzy"), "{why}");
+}
