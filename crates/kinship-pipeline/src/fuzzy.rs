@@ -4,8 +4,9 @@
 //! and a person's splits hold. Each merge keeps its field-by-field weights as evidence.
 
 use crate::{PipelineError, Result};
-use kinship_match::{Dataset, MatchConfig, NoProgress};
+use kinship_match::{Dataset, IncrementalMatcher, MatchConfig, Model, NoProgress};
 use kinship_resolve::Resolution;
+use kinship_store::Store;
 use serde_json::{json, Map, Value};
 
 /// A fuzzy merge: the two records that represent the merged profiles, and why.
@@ -20,13 +21,14 @@ pub(crate) fn parse_config(table: &toml::Table) -> Result<MatchConfig> {
 }
 
 /// Merges exact-stage profiles whose traits match; `golden[c]` are cluster c's golden
-/// traits and `representative[c]` one of its records. Returns the merges made.
+/// traits and `representative[c]` one of its records. Returns the merges made and the
+/// trained model.
 pub(crate) fn merge_similar(
     resolution: &mut Resolution,
     config: &MatchConfig,
     golden: &[Map<String, Value>],
     representative: &[usize],
-) -> Result<Vec<FuzzyJoin>> {
+) -> Result<(Vec<FuzzyJoin>, Model)> {
     let columns = config.columns();
     // Golden traits are stored as {value, source, ...}; the matcher compares the value.
     let text = |entry: Option<&Value>| match entry.map(|e| &e["value"]) {
@@ -48,5 +50,84 @@ pub(crate) fn merge_similar(
         }
     }
     resolution.relabel();
-    Ok(joins)
+    Ok((joins, result.scorer.model().clone()))
+}
+
+/// A profile's golden traits (stored as `{value, source, ...}`) as a row of the matcher's
+/// columns; a missing trait is an empty (null) cell.
+fn row_of(columns: &[String], traits: &Map<String, Value>) -> Vec<String> {
+    columns
+        .iter()
+        .map(|c| match traits.get(c).map(|e| &e["value"]) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        })
+        .collect()
+}
+
+/// Meta key of the fuzzy model the last full resolution trained.
+pub(crate) const FUZZY_MODEL: &str = "fuzzy_model";
+
+/// Every profile's golden traits in in-memory blocking indexes, scored with the model the
+/// last full resolution trained, so a profile that a new record starts can be matched
+/// against all the others in real time. The model is not retrained here: after
+/// resolution few duplicates remain, and EM needs them to learn from. Built when the
+/// server starts; profiles created afterwards become candidates at the next start.
+pub struct FuzzyIndex {
+    matcher: IncrementalMatcher,
+    profile_ids: Vec<String>,
+    columns: Vec<String>,
+    threshold: f64,
+}
+
+impl FuzzyIndex {
+    /// `None` when no `[fuzzy]` is configured, no full resolution has trained a model yet,
+    /// or there is nothing to match against.
+    pub fn build(store: &dyn Store, config: &kinship_core::Config) -> Result<Option<Self>> {
+        let Some(table) = &config.fuzzy else { return Ok(None) };
+        let match_config = parse_config(table)?;
+        let Some(model) = store.meta(FUZZY_MODEL)? else { return Ok(None) };
+        let model: Model = serde_json::from_str(&model).map_err(kinship_store::StoreError::from)?;
+        let columns = match_config.columns();
+        let (mut profile_ids, mut rows) = (Vec::new(), Vec::new());
+        let mut corrupt = None;
+        store.scan_profiles(&mut |id, traits| match serde_json::from_str::<Map<String, Value>>(traits) {
+            Ok(traits) => {
+                profile_ids.push(id.to_string());
+                rows.push(row_of(&columns, &traits));
+            }
+            Err(e) => corrupt = Some(e),
+        })?;
+        if let Some(e) = corrupt {
+            return Err(kinship_store::StoreError::Json(e).into());
+        }
+        if rows.len() < 2 {
+            return Ok(None);
+        }
+        let engine = |e: kinship_match::MatchError| PipelineError::Config(format!("fuzzy stage: {e}"));
+        let dataset = Dataset::from_rows(&columns, &rows);
+        let matcher = IncrementalMatcher::new(dataset, &match_config, &model).map_err(engine)?;
+        Ok(Some(Self { matcher, profile_ids, columns, threshold: match_config.threshold }))
+    }
+
+    pub fn len(&self) -> usize {
+        self.profile_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.profile_ids.is_empty()
+    }
+
+    /// The indexed profile most likely to be the same person as these golden traits, with
+    /// its probability and match weight, when it reaches the threshold.
+    pub(crate) fn best_match(&self, traits: &Map<String, Value>, except: &str) -> Option<(&str, f64, f64)> {
+        let row = row_of(&self.columns, traits);
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        self.matcher
+            .match_one(&cells)
+            .into_iter()
+            .map(|c| (self.profile_ids[c.row as usize].as_str(), c.probability, c.weight))
+            .find(|(id, p, _)| *id != except && *p >= self.threshold)
+    }
 }

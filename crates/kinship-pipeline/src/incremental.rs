@@ -8,13 +8,14 @@
 //! re-resolves just the profiles involved, with the same resolver as the batch, so both
 //! paths agree.
 
-use crate::resolve::{add_search_word, trait_entry, Collector, TraitRank};
+use crate::fuzzy::FuzzyIndex;
+use crate::resolve::{add_search_word, profile_id_for, trait_entry, Collector, TraitRank};
 use crate::{PipelineError, Result};
-use kinship_core::{decode_identifiers, Config, Identifier, ProfileIdentifier, RecordId};
+use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, RecordId};
 use kinship_sources::Mapper;
 use kinship_store::Store;
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 /// Meta key holding the id of the newest record already resolved.
 pub const RESOLVED_THROUGH: &str = "resolved_through";
@@ -27,12 +28,16 @@ pub struct IncrementalReport {
     pub created: u64,
     /// Records whose arrival re-resolved the profiles they touch (merges, guards).
     pub reresolved: u64,
+    /// New profiles merged into an indexed one by fuzzy matching.
+    pub fuzzy_merges: u64,
     /// The newest record now resolved.
     pub through: RecordId,
 }
 
 /// Resolves up to `limit` records newer than the last resolved one, in one transaction.
-pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize) -> Result<IncrementalReport> {
+/// With a fuzzy index, a record that starts a profile of its own is then matched against
+/// every indexed profile and merged with the best one above the threshold.
+pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize, fuzzy: Option<&FuzzyIndex>) -> Result<IncrementalReport> {
     let through: RecordId = store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut pending = Vec::new();
     store.scan_after(through, limit, &mut |r| {
@@ -73,7 +78,12 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize)
                 } else {
                     report.reresolved += 1
                 }
-                reresolve(store, config, constraints.clone(), record.id, &profiles)?;
+                reresolve(store, config, constraints.clone(), record.id, &profiles, Vec::new())?;
+                if let (true, Some(index)) = (profiles.is_empty(), fuzzy) {
+                    if match_new_profile(store, config, &constraints, record, index)? {
+                        report.fuzzy_merges += 1;
+                    }
+                }
             }
             report.through = record.id;
         }
@@ -99,15 +109,15 @@ struct Pending {
 }
 
 /// Re-resolves a new record together with the records of the profiles it touches, keeping
-/// the fuzzy merges those profiles hold.
+/// the fuzzy merges those profiles hold, and any new one in `fuzzy`.
 fn reresolve(
     store: &mut dyn Store,
     config: &Config,
-    constraints: Vec<kinship_core::LinkConstraint>,
+    constraints: Vec<LinkConstraint>,
     record: RecordId,
     profiles: &[String],
+    mut fuzzy: Vec<MergeEdge>,
 ) -> Result<()> {
-    let mut fuzzy = Vec::new();
     for p in profiles {
         fuzzy.extend(store.profile_edges(p)?.into_iter().filter(|e| e.stage == "fuzzy"));
     }
@@ -118,6 +128,32 @@ fn reresolve(
     let built = collector.build(&resolution, &joins);
     store.replace_profiles(profiles, &built.as_write())?;
     Ok(())
+}
+
+/// Matches the profile a record just started against the index; merges it with the best
+/// match through the guard. Returns whether it merged.
+fn match_new_profile(
+    store: &mut dyn Store,
+    config: &Config,
+    constraints: &[LinkConstraint],
+    record: &Pending,
+    index: &FuzzyIndex,
+) -> Result<bool> {
+    let own = profile_id_for(&record.source, &record.key);
+    let Some(row) = store.profile(&own)? else { return Ok(false) };
+    let traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
+    let Some((candidate, probability, weight)) = index.best_match(&traits, &own) else { return Ok(false) };
+    let candidate = candidate.to_string();
+    // The candidate may have been merged into another profile since the index was built.
+    let mut anchor = None;
+    store.scan_selected(&[], std::slice::from_ref(&candidate), &mut |r| {
+        anchor.get_or_insert(r.id);
+    })?;
+    let Some(anchor) = anchor else { return Ok(false) };
+    let evidence = json!({ "probability": probability, "match_weight": weight, "matched": "in real time, against the profile index" });
+    let edge = MergeEdge { left: anchor, right: record.id, stage: "fuzzy".into(), detail: evidence };
+    reresolve(store, config, constraints.to_vec(), record.id, &[own.clone(), candidate], vec![edge])?;
+    Ok(store.record_profile(&record.source, &record.key)?.is_some_and(|(_, now)| now != own))
 }
 
 /// Attaches a record to the one profile its identifiers point at, unless that would break

@@ -8,6 +8,7 @@ mod ingest;
 mod profile;
 mod resolve;
 
+pub use fuzzy::FuzzyIndex;
 pub use incremental::{resolve_new_records, IncrementalReport, RESOLVED_THROUGH};
 pub use ingest::{ingest_source, IngestReport};
 pub use profile::{explain, profile_document};

@@ -155,10 +155,11 @@ impl<'c> Collector<'c> {
         kinship_resolve::resolve(&self.inputs, &config.resolve, &constraints)
     }
 
-    /// Runs the exact stage, then the fuzzy stage when `[fuzzy]` is configured.
-    pub(crate) fn resolve_all_stages(&self, config: &Config) -> Result<(Resolution, Vec<FuzzyJoin>)> {
+    /// Runs the exact stage, then the fuzzy stage when `[fuzzy]` is configured (returning
+    /// the model it trained).
+    pub(crate) fn resolve_all_stages(&self, config: &Config) -> Result<(Resolution, Vec<FuzzyJoin>, Option<kinship_match::Model>)> {
         let mut resolution = self.resolve(config);
-        let Some(table) = &config.fuzzy else { return Ok((resolution, Vec::new())) };
+        let Some(table) = &config.fuzzy else { return Ok((resolution, Vec::new(), None)) };
         let match_config = crate::fuzzy::parse_config(table)?;
         let members = members_of(&resolution);
         let source_priority = self.source_priority();
@@ -167,8 +168,8 @@ impl<'c> Collector<'c> {
             .map(|records| survivorship(records, &self.facts, &self.trait_names, &self.sources, &source_priority).0)
             .collect();
         let representative: Vec<usize> = members.iter().map(|m| m[0] as usize).collect();
-        let joins = crate::fuzzy::merge_similar(&mut resolution, &match_config, &golden, &representative)?;
-        Ok((resolution, joins))
+        let (joins, model) = crate::fuzzy::merge_similar(&mut resolution, &match_config, &golden, &representative)?;
+        Ok((resolution, joins, Some(model)))
     }
 
     /// The exact stage, then earlier fuzzy merges replayed through the guard: for
@@ -324,12 +325,15 @@ pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_
         lap = std::time::Instant::now();
     };
     phase("read");
-    let (resolution, fuzzy) = collector.resolve_all_stages(config)?;
+    let (resolution, fuzzy, model) = collector.resolve_all_stages(config)?;
     phase("cluster");
     let built = collector.build(&resolution, &fuzzy);
     phase("build");
     store.replace_resolution(&built.as_write())?;
     phase("write");
+    if let Some(model) = model {
+        store.set_meta(crate::fuzzy::FUZZY_MODEL, &serde_json::to_string(&model).map_err(kinship_store::StoreError::from)?)?;
+    }
     let newest = built.assignments.iter().map(|a| a.0).max().unwrap_or(0);
     store.set_meta(crate::RESOLVED_THROUGH, &newest.to_string())?;
     Ok(ResolveReport {

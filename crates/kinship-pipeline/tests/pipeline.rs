@@ -241,7 +241,7 @@ fn incremental_resolution_agrees_with_batch() {
     }
     let mut total = kinship_pipeline::IncrementalReport::default();
     loop {
-        let r = kinship_pipeline::resolve_new_records(&mut store, &config, 3).unwrap();
+        let r = kinship_pipeline::resolve_new_records(&mut store, &config, 3, None).unwrap();
         if r.attached + r.created + r.reresolved == 0 {
             break;
         }
@@ -257,7 +257,11 @@ fn incremental_resolution_agrees_with_batch() {
     assert_eq!(incremental, assignment_map(&store), "same profiles, same ids");
     let batch_traits = profile_document(&store, &config, &profile_of(&store, "crm", "C1")).unwrap().unwrap()["traits"].clone();
     assert_eq!(incremental_traits, batch_traits, "same golden record");
-    assert_eq!(kinship_pipeline::resolve_new_records(&mut store, &config, 100).unwrap().attached, 0, "nothing left after a full resolve");
+    assert_eq!(
+        kinship_pipeline::resolve_new_records(&mut store, &config, 100, None).unwrap().attached,
+        0,
+        "nothing left after a full resolve"
+    );
 }
 
 const FUZZY: &str = r#"
@@ -396,7 +400,7 @@ traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
     )
     .unwrap();
     ingest_source(&mut store, &config, "web", dir, &|_, _| {}).unwrap();
-    let report = kinship_pipeline::resolve_new_records(&mut store, &config, 100).unwrap();
+    let report = kinship_pipeline::resolve_new_records(&mut store, &config, 100, None).unwrap();
     assert_eq!(report.attached + report.created + report.reresolved, 3, "{report:?}");
     assert_eq!(report.reresolved, 1, "{report:?}");
     let meg = profile_of(&store, "crm", "C1");
@@ -407,4 +411,24 @@ traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
     assert_ne!(profile_of(&store, "crm", "B5"), meg);
     let why = explain(&store, &config, &meg).unwrap().unwrap();
     assert!(why["joins"].as_array().unwrap().iter().any(|j| j["stage"] == "fuzzy"), "{why}");
+
+    // Real-time fuzzy matching: a record with no known identifier that starts a profile is
+    // matched against the in-memory index of every profile's golden traits.
+    let index = kinship_pipeline::FuzzyIndex::build(&store, &config).unwrap().expect("fuzzy is configured");
+    assert!(index.len() >= 65);
+    std::fs::write(
+        dir.join("web.csv"),
+        "id,first,last,postcode,email,email2\nW9,Margaret,Thornbury,3141,new.address@z.com,\nW10,Zed,Quux,9999,zq@z.com,\n",
+    )
+    .unwrap();
+    ingest_source(&mut store, &config, "web", dir, &|_, _| {}).unwrap();
+    let report = kinship_pipeline::resolve_new_records(&mut store, &config, 100, Some(&index)).unwrap();
+    assert_eq!((report.created, report.fuzzy_merges), (2, 1), "{report:?}");
+    let meg = profile_of(&store, "crm", "C1");
+    assert_eq!(profile_of(&store, "web", "W9"), meg, "same name and postcode, new email");
+    assert_ne!(profile_of(&store, "web", "W10"), meg, "resembles nobody: stays alone");
+    let why = explain(&store, &config, &meg).unwrap().unwrap();
+    let live = why["joins"].as_array().unwrap().iter().find(|j| j["right"]["key"] == "W9").expect("the real-time join is explained");
+    assert_eq!(live["stage"], "fuzzy");
+    assert!(live["evidence"]["probability"].as_f64().unwrap() >= 0.9);
 }

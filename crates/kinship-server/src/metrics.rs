@@ -72,7 +72,7 @@ impl Metrics {
 
     pub fn resolved(&self, r: &kinship_pipeline::IncrementalReport) {
         self.inner.records_resolved.inc_by(r.attached + r.created + r.reresolved);
-        self.inner.merges.inc_by(r.reresolved);
+        self.inner.merges.inc_by(r.reresolved + r.fuzzy_merges);
     }
 }
 

@@ -78,13 +78,23 @@ pub fn start(db_path: &Path, config: &Config, metrics: Metrics) -> Result<(Write
         .name("kinship-writer".into())
         .spawn(move || write_loop(rx, writer_store, wake_tx, metrics, &write_turn))?;
     let resolver = std::thread::Builder::new().name("kinship-resolver".into()).spawn(move || {
+        // Profiles' golden traits indexed for real-time fuzzy matching; without it, new
+        // records are still resolved exactly, so a failure here is reported, not fatal.
+        let index = match kinship_pipeline::FuzzyIndex::build(&resolver_store, &resolver_config) {
+            Ok(index) => index,
+            Err(e) => {
+                eprintln!("warning: real-time fuzzy matching is off: {e}");
+                None
+            }
+        };
+        let fuzzy = index.as_ref();
         // Catch up with anything logged before a restart, then follow the writer.
         loop {
-            let done = drain(&mut resolver_store, &resolver_config, &resolver_metrics, &resolver_turn)?;
+            let done = drain(&mut resolver_store, &resolver_config, &resolver_metrics, &resolver_turn, fuzzy)?;
             match wake_rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std_mpsc::RecvTimeoutError::Disconnected) if done == 0 => {
-                    drain(&mut resolver_store, &resolver_config, &resolver_metrics, &resolver_turn)?;
+                    drain(&mut resolver_store, &resolver_config, &resolver_metrics, &resolver_turn, fuzzy)?;
                     return Ok(());
                 }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => {}
@@ -142,12 +152,18 @@ fn write_loop(mut rx: mpsc::Receiver<Job>, mut store: SqliteStore, wake: std_mps
 }
 
 /// Resolves everything not yet resolved; returns how many records it resolved.
-fn drain(store: &mut SqliteStore, config: &Config, metrics: &Metrics, turn: &Mutex<()>) -> Result<u64, kinship_pipeline::PipelineError> {
+fn drain(
+    store: &mut SqliteStore,
+    config: &Config,
+    metrics: &Metrics,
+    turn: &Mutex<()>,
+    fuzzy: Option<&kinship_pipeline::FuzzyIndex>,
+) -> Result<u64, kinship_pipeline::PipelineError> {
     let mut total = 0;
     loop {
         let r = {
             let _turn = turn.lock().expect("not poisoned");
-            kinship_pipeline::resolve_new_records(store, config, RESOLVE_BATCH)?
+            kinship_pipeline::resolve_new_records(store, config, RESOLVE_BATCH, fuzzy)?
         };
         let n = r.attached + r.created + r.reresolved;
         if n == 0 {

@@ -93,6 +93,8 @@ pub trait Store {
     fn profile_records(&self, id: &str) -> Result<Vec<StoredRecord>>;
     fn profile_identifiers(&self, id: &str) -> Result<Vec<ProfileIdentifier>>;
     fn profile_edges(&self, id: &str) -> Result<Vec<MergeEdge>>;
+    /// Visits (id, traits) of every profile.
+    fn scan_profiles(&self, visit: &mut dyn FnMut(&str, &str)) -> Result<()>;
     /// Profiles holding an identifier.
     fn find_profiles(&self, kind: &str, value: &str) -> Result<Vec<String>>;
     /// Profiles whose search text contains every word of `folded_query`.

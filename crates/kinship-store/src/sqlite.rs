@@ -380,6 +380,15 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn scan_profiles(&self, visit: &mut dyn FnMut(&str, &str)) -> Result<()> {
+        let mut stmt = self.conn.prepare("SELECT id, traits FROM profiles ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            visit(r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?, r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?);
+        }
+        Ok(())
+    }
+
     fn find_profiles(&self, kind: &str, value: &str) -> Result<Vec<String>> {
         let mut stmt = self
             .conn
