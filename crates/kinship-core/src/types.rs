@@ -73,11 +73,6 @@ impl Identifier {
         Self { kind: kind.into(), value: value.into() }
     }
 
-    /// `kind:value`, the form used on the command line and in evidence.
-    pub fn to_key(&self) -> String {
-        format!("{}:{}", self.kind, self.value)
-    }
-
     /// Parses `kind:value`.
     pub fn parse_key(s: &str) -> Option<Self> {
         let (kind, value) = s.split_once(':')?;

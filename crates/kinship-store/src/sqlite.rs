@@ -146,10 +146,6 @@ impl SqliteStore {
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(self)
     }
-
-    pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))?)
-    }
 }
 
 fn now_ms() -> i64 {
