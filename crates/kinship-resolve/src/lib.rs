@@ -68,35 +68,37 @@ impl Resolution {
 }
 
 /// Interned identifiers: an id per distinct (kind, value), a kind id per identifier.
+/// Ids are given in order of first appearance, so they are deterministic for an input.
 struct Interner {
-    ids: FxHashMap<(u16, Box<str>), u32>,
+    /// Per kind id: value → identifier id.
+    ids: Vec<FxHashMap<Box<str>, u32>>,
     kinds: Vec<String>,
-    kind_ids: FxHashMap<String, u16>,
     kind_of: Vec<u16>,
     values: Vec<Box<str>>,
 }
 
 impl Interner {
     fn new() -> Self {
-        Self { ids: FxHashMap::default(), kinds: vec![], kind_ids: FxHashMap::default(), kind_of: vec![], values: vec![] }
+        Self { ids: vec![], kinds: vec![], kind_of: vec![], values: vec![] }
     }
 
     fn intern(&mut self, id: &Identifier) -> u32 {
-        let kind = match self.kind_ids.get(id.kind.as_str()) {
-            Some(&k) => k,
+        let kind = match self.kinds.iter().position(|k| k == id.kind.as_str()) {
+            Some(k) => k,
             None => {
-                let k = self.kinds.len() as u16;
                 self.kinds.push(id.kind.as_str().to_string());
-                self.kind_ids.insert(id.kind.as_str().to_string(), k);
-                k
+                self.ids.push(FxHashMap::default());
+                self.kinds.len() - 1
             }
         };
+        if let Some(&existing) = self.ids[kind].get(id.value.as_str()) {
+            return existing;
+        }
         let next = self.values.len() as u32;
-        *self.ids.entry((kind, id.value.as_str().into())).or_insert_with(|| {
-            self.kind_of.push(kind);
-            self.values.push(id.value.as_str().into());
-            next
-        })
+        self.ids[kind].insert(id.value.as_str().into(), next);
+        self.kind_of.push(kind as u16);
+        self.values.push(id.value.as_str().into());
+        next
     }
 
     fn identifier(&self, id: u32) -> Identifier {
@@ -151,12 +153,16 @@ pub fn resolve(records: &[InputRecord], config: &ResolveConfig, constraints: &Co
         }
     }
 
+    // Strongest kind first (ties between unlisted kinds by name); within a kind, in order
+    // of first appearance.
+    let mut by_strength: Vec<usize> = (0..interner.kinds.len()).collect();
+    by_strength.sort_by_key(|&k| (config.rank_of(&interner.kinds[k]), interner.kinds[k].as_str()));
+    let mut kind_order = vec![0usize; interner.kinds.len()];
+    for (position, &k) in by_strength.iter().enumerate() {
+        kind_order[k] = position;
+    }
     let mut order: Vec<u32> = (0..interner.values.len() as u32).filter(|&i| postings[i as usize].len() > 1).collect();
-    let rank = |id: u32| {
-        let kind = &interner.kinds[interner.kind_of[id as usize] as usize];
-        (config.rank_of(kind), kind.as_str(), &*interner.values[id as usize])
-    };
-    order.sort_by(|&a, &b| rank(a).cmp(&rank(b)));
+    order.sort_unstable_by_key(|&id| (kind_order[interner.kind_of[id as usize] as usize], id));
 
     let mut contested = Vec::new();
     for id in order {
