@@ -285,12 +285,10 @@ column = "postcode"
 kind = "exact"
 "#;
 
-#[test]
-fn fuzzy_stage_merges_by_traits_under_the_guards() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    // No shared identifiers: only names and postcodes say who is who. C1 and W1 are one
-    // person (a typo in the surname); C2 and C3 look alike but hold two crm_ids.
+/// The fuzzy fixture: a CRM of 64 distinct people plus `extra_crm` rows, and a web source
+/// of `web` rows (id,first,last,postcode,email,email2), with the fuzzy stage on names and
+/// postcode; both ingested and resolved.
+fn fuzzy_fixture(dir: &Path, extra_crm: &str, web: &str) -> (Config, SqliteStore) {
     std::fs::write(
         dir.join("kinship.toml"),
         format!(
@@ -307,29 +305,42 @@ traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
 type = "csv"
 path = "web.csv"
 key = "id"
-identifiers = {{ email = "email" }}
+identifiers = {{ email = ["email", "email2"] }}
 traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
 {FUZZY}"#
         ),
     )
     .unwrap();
+    // Distinct people, so u can be estimated.
     let mut crm = String::from("crm_id,first,last,postcode,email\n");
-    let mut web = String::from("id,first,last,postcode,email\n");
-    // Background population so u can be estimated: distinct people.
     let (firsts, lasts) =
         (["Ann", "Ben", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal"], ["Ames", "Bond", "Cole", "Dunn", "Ellis", "Frost", "Gray", "Hart"]);
     for i in 0..64 {
         crm.push_str(&format!("B{i},{},{},{},b{i}@x.com\n", firsts[i % 8], lasts[i / 8], 2000 + i));
     }
-    crm.push_str("C1,Margaret,Thornbury,3141,meg@x.com\nC2,Jonathan,Whitcombe,3000,jw1@x.com\nC3,Jonathan,Whitcombe,3000,jw2@x.com\n");
-    web.push_str("W1,Margaret,Thornbery,3141,mthornbury@y.com\n");
+    crm.push_str(extra_crm);
     std::fs::write(dir.join("crm.csv"), crm).unwrap();
-    std::fs::write(dir.join("web.csv"), web).unwrap();
+    std::fs::write(dir.join("web.csv"), format!("id,first,last,postcode,email,email2\n{web}")).unwrap();
     let config = Config::load(dir).unwrap();
     let mut store = SqliteStore::open(&dir.join("kinship.sqlite")).unwrap();
     for name in ["crm", "web"] {
         ingest_source(&mut store, &config, name, dir, &|_, _| {}).unwrap();
     }
+    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
+    (config, store)
+}
+
+#[test]
+fn fuzzy_stage_merges_by_traits_under_the_guards() {
+    let tmp = tempfile::tempdir().unwrap();
+    // No shared identifiers: only names and postcodes say who is who. C1 and W1 are one
+    // person (a typo in the surname); C2 and C3 look alike but hold two crm_ids.
+    let (config, mut store) = fuzzy_fixture(
+        tmp.path(),
+        "C1,Margaret,Thornbury,3141,meg@x.com\nC2,Jonathan,Whitcombe,3000,jw1@x.com\nC3,Jonathan,Whitcombe,3000,jw2@x.com\n",
+        "W1,Margaret,Thornbery,3141,mthornbury@y.com,\n",
+    );
+    // The fixture resolved once; a second full resolution must decide the same.
     let report = resolve_all(&mut store, &config, &|_, _| {}).unwrap();
     let meg = profile_of(&store, "crm", "C1");
     assert_eq!(profile_of(&store, "web", "W1"), meg, "a typo in the surname, same first name and postcode");
@@ -353,43 +364,8 @@ traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
 fn real_time_resolution_keeps_fuzzy_merges() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("kinship.toml"),
-        format!(
-            r#"
-[resolve]
-limits = {{ crm_id = 1 }}
-[sources.crm]
-type = "csv"
-path = "crm.csv"
-key = "crm_id"
-identifiers = {{ crm_id = "crm_id", email = "email" }}
-traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
-[sources.web]
-type = "csv"
-path = "web.csv"
-key = "id"
-identifiers = {{ email = ["email", "email2"] }}
-traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
-{FUZZY}"#
-        ),
-    )
-    .unwrap();
-    let mut crm = String::from("crm_id,first,last,postcode,email\n");
-    let (firsts, lasts) =
-        (["Ann", "Ben", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal"], ["Ames", "Bond", "Cole", "Dunn", "Ellis", "Frost", "Gray", "Hart"]);
-    for i in 0..64 {
-        crm.push_str(&format!("B{i},{},{},{},b{i}@x.com\n", firsts[i % 8], lasts[i / 8], 2000 + i));
-    }
-    crm.push_str("C1,Margaret,Thornbury,3141,meg@x.com\n");
-    std::fs::write(dir.join("crm.csv"), crm).unwrap();
-    std::fs::write(dir.join("web.csv"), "id,first,last,postcode,email,email2\nW1,Margaret,Thornbery,3141,mthornbury@y.com,\n").unwrap();
-    let config = Config::load(dir).unwrap();
-    let mut store = SqliteStore::open(&dir.join("kinship.sqlite")).unwrap();
-    for name in ["crm", "web"] {
-        ingest_source(&mut store, &config, name, dir, &|_, _| {}).unwrap();
-    }
-    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
+    let (config, mut store) =
+        fuzzy_fixture(dir, "C1,Margaret,Thornbury,3141,meg@x.com\n", "W1,Margaret,Thornbery,3141,mthornbury@y.com,\n");
     let meg = profile_of(&store, "crm", "C1");
     assert_eq!(profile_of(&store, "web", "W1"), meg, "joined by the fuzzy stage");
     // New records arrive: W2 names Meg and B5 at once (two crm_ids: the guard refuses),
