@@ -10,7 +10,7 @@
 
 use crate::fuzzy::FuzzyIndex;
 use crate::resolve::{add_search_word, profile_id_for, trait_entry, Collector, TraitRank};
-use crate::{PipelineError, Result};
+use crate::Result;
 use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, RecordId};
 use kinship_sources::Mapper;
 use kinship_store::Store;
@@ -57,6 +57,7 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
     let constraints = store.constraints()?;
     let constrained: FxHashSet<(String, String)> = constraints.iter().flat_map(|c| [c.left.clone(), c.right.clone()]).collect();
     let blocked: FxHashSet<&str> = config.resolve.blocked_values.iter().map(String::as_str).collect();
+    let mappers = crate::mappers(config)?;
     store.begin()?;
     let result = (|| -> Result<()> {
         for record in &pending {
@@ -70,7 +71,7 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
                 }
             }
             let attachable = profiles.len() == 1 && !constrained.contains(&(record.source.clone(), record.key.clone()));
-            if attachable && attach(store, config, record, &profiles[0], &ids)? {
+            if attachable && attach(store, config, &mappers, record, &profiles[0], &ids)? {
                 report.attached += 1;
             } else {
                 if profiles.is_empty() {
@@ -158,7 +159,14 @@ fn match_new_profile(
 
 /// Attaches a record to the one profile its identifiers point at, unless that would break
 /// a per-kind limit; returns whether it did.
-fn attach(store: &mut dyn Store, config: &Config, record: &Pending, profile: &str, ids: &[&Identifier]) -> Result<bool> {
+fn attach(
+    store: &mut dyn Store,
+    config: &Config,
+    mappers: &FxHashMap<&str, Mapper<'_>>,
+    record: &Pending,
+    profile: &str,
+    ids: &[&Identifier],
+) -> Result<bool> {
     let held = store.profile_identifiers(profile)?;
     let mut values_of_kind: FxHashMap<&str, FxHashSet<&str>> = FxHashMap::default();
     for h in &held {
@@ -182,8 +190,7 @@ fn attach(store: &mut dyn Store, config: &Config, record: &Pending, profile: &st
     for id in &new_ids {
         add_search_word(&mut row.search_text, &id.value);
     }
-    if let Some(source) = config.sources.get(&record.source) {
-        let mapper = Mapper::new(source, &config.resolve).map_err(PipelineError::Config)?;
+    if let (Some(source), Some(mapper)) = (config.sources.get(&record.source), mappers.get(record.source.as_str())) {
         if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&record.payload) {
             let mut traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
             let rank = TraitRank { priority: source.priority, timestamp: record.timestamp.unwrap_or(i64::MIN), record: record.id };

@@ -33,6 +33,15 @@ pub type Result<T> = std::result::Result<T, PipelineError>;
 /// Progress of long work: (done, total) in the unit the caller was told.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
+/// Every configured source's mapping, by source name.
+pub(crate) fn mappers(config: &kinship_core::Config) -> Result<rustc_hash::FxHashMap<&str, kinship_sources::Mapper<'_>>> {
+    config
+        .sources
+        .iter()
+        .map(|(name, source)| Ok((name.as_str(), kinship_sources::Mapper::new(source, &config.resolve).map_err(PipelineError::Config)?)))
+        .collect()
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

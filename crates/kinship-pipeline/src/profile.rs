@@ -1,7 +1,6 @@
-use crate::{PipelineError, Result};
+use crate::Result;
 use kinship_core::Config;
 use kinship_resolve::{Constraints, InputRecord, Reason};
-use kinship_sources::Mapper;
 use kinship_store::Store;
 use serde_json::{json, Map, Value};
 
@@ -21,10 +20,7 @@ pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<
     }
     let identifiers = store.profile_identifiers(id)?;
 
-    let mut mappers = std::collections::BTreeMap::new();
-    for (name, source) in &config.sources {
-        mappers.insert(name.as_str(), Mapper::new(source, &config.resolve).map_err(PipelineError::Config)?);
-    }
+    let mappers = crate::mappers(config)?;
     let mut events = Vec::new();
     for r in &records {
         let (Some(mapper), Some(fields), Some(ts)) = (mappers.get(r.source.as_str()), r.payload.as_object(), r.timestamp) else { continue };

@@ -1,5 +1,5 @@
 use crate::fuzzy::FuzzyJoin;
-use crate::{PipelineError, Progress, Result};
+use crate::{Progress, Result};
 use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, ProfileRow, RecordId};
 use kinship_resolve::{Constraints, InputRecord, Reason, Resolution};
 use kinship_sources::Mapper;
@@ -61,7 +61,8 @@ struct RawRecord {
 /// Gathers, record by record, what resolution and survivorship need, interning source and
 /// trait names.
 pub(crate) struct Collector<'c> {
-    mappers: FxHashMap<&'c str, (Mapper<'c>, i32)>,
+    mappers: FxHashMap<&'c str, Mapper<'c>>,
+    config: &'c Config,
     wanted: FxHashSet<(String, String)>,
     record_of_key: FxHashMap<(String, String), RecordId>,
     constraints: Vec<LinkConstraint>,
@@ -74,12 +75,9 @@ pub(crate) struct Collector<'c> {
 
 impl<'c> Collector<'c> {
     pub(crate) fn new(config: &'c Config, constraints: Vec<LinkConstraint>, capacity: usize) -> Result<Self> {
-        let mut mappers = FxHashMap::default();
-        for (name, s) in &config.sources {
-            mappers.insert(name.as_str(), (Mapper::new(s, &config.resolve).map_err(PipelineError::Config)?, s.priority));
-        }
         Ok(Self {
-            mappers,
+            mappers: crate::mappers(config)?,
+            config,
             wanted: constraints.iter().flat_map(|c| [c.left.clone(), c.right.clone()]).collect(),
             record_of_key: FxHashMap::default(),
             constraints,
@@ -117,7 +115,7 @@ impl<'c> Collector<'c> {
             .into_par_iter()
             .map(|r| {
                 let mut traits = Vec::new();
-                if let Some((mapper, _)) = mappers.get(sources[r.source as usize].as_str()) {
+                if let Some(mapper) = mappers.get(sources[r.source as usize].as_str()) {
                     if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&r.payload) {
                         traits = mapper.traits(&fields).into_iter().map(|(name, v)| (name.into_owned(), v)).collect();
                     }
@@ -192,7 +190,7 @@ impl<'c> Collector<'c> {
     }
 
     fn source_priority(&self) -> Vec<i32> {
-        self.sources.iter().map(|s| self.mappers.get(s.as_str()).map_or(i32::MAX, |m| m.1)).collect()
+        self.sources.iter().map(|s| self.config.sources.get(s).map_or(i32::MAX, |c| c.priority)).collect()
     }
 
     /// Profiles, assignments, identifiers and evidence of a resolution, ready to write.
