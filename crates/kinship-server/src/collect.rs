@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
 use axum::Json;
 use kinship_sources::segment::{accept, MessageType};
 use serde_json::{json, Map, Value};
@@ -20,23 +21,9 @@ fn error(status: StatusCode, reason: impl Into<String>) -> Response {
     (status, Json(json!({ "success": false, "error": reason.into() }))).into_response()
 }
 
-pub async fn identify(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    single(state, headers, body, MessageType::Identify).await
-}
-pub async fn track(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    single(state, headers, body, MessageType::Track).await
-}
-pub async fn page(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    single(state, headers, body, MessageType::Page).await
-}
-pub async fn screen(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    single(state, headers, body, MessageType::Screen).await
-}
-pub async fn group(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    single(state, headers, body, MessageType::Group).await
-}
-pub async fn alias(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    single(state, headers, body, MessageType::Alias).await
+/// The route of a single-message call (`/v1/identify`, `/v1/track`, ...).
+pub fn single_route(kind: MessageType) -> MethodRouter<Arc<AppState>> {
+    post(move |state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes| single(state, headers, body, kind))
 }
 
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Response> {

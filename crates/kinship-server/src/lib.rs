@@ -16,6 +16,7 @@ mod writer;
 use axum::routing::{get, post};
 use axum::Router;
 use kinship_core::Config;
+use kinship_sources::segment::MessageType;
 use state::AppState;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -66,12 +67,12 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .route("/metrics", get(metrics::render))
-        .route("/v1/identify", post(collect::identify))
-        .route("/v1/track", post(collect::track))
-        .route("/v1/page", post(collect::page))
-        .route("/v1/screen", post(collect::screen))
-        .route("/v1/group", post(collect::group))
-        .route("/v1/alias", post(collect::alias))
+        .route("/v1/identify", collect::single_route(MessageType::Identify))
+        .route("/v1/track", collect::single_route(MessageType::Track))
+        .route("/v1/page", collect::single_route(MessageType::Page))
+        .route("/v1/screen", collect::single_route(MessageType::Screen))
+        .route("/v1/group", collect::single_route(MessageType::Group))
+        .route("/v1/alias", collect::single_route(MessageType::Alias))
         .route("/v1/batch", post(collect::batch))
         .merge(api::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track_requests))
