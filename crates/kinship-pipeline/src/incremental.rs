@@ -79,7 +79,7 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
                 } else {
                     report.reresolved += 1
                 }
-                reresolve(store, config, constraints.clone(), record.id, &profiles, Vec::new())?;
+                reresolve(store, config, constraints.clone(), &[record.id], &profiles, Vec::new())?;
                 if let (true, Some(index)) = (profiles.is_empty(), fuzzy) {
                     if match_new_profile(store, config, &constraints, record, index)? {
                         report.fuzzy_merges += 1;
@@ -109,13 +109,28 @@ struct Pending {
     timestamp: Option<i64>,
 }
 
-/// Re-resolves a new record together with the records of the profiles it touches, keeping
+/// Re-resolves just these profiles, after a person's split or merge decision on them: their
+/// records are resolved again with every decision and the fuzzy merges they hold, and
+/// only they are rewritten.
+pub fn reresolve_profiles(store: &mut dyn Store, config: &Config, profiles: &[String]) -> Result<()> {
+    let constraints = store.constraints()?;
+    store.begin()?;
+    match reresolve(store, config, constraints, &[], profiles, Vec::new()) {
+        Ok(()) => Ok(store.commit()?),
+        Err(e) => {
+            store.rollback()?;
+            Err(e)
+        }
+    }
+}
+
+/// Re-resolves new records together with the records of the profiles they touch, keeping
 /// the fuzzy merges those profiles hold, and any new one in `fuzzy`.
 fn reresolve(
     store: &mut dyn Store,
     config: &Config,
     constraints: Vec<LinkConstraint>,
-    record: RecordId,
+    records: &[RecordId],
     profiles: &[String],
     mut fuzzy: Vec<MergeEdge>,
 ) -> Result<()> {
@@ -123,7 +138,7 @@ fn reresolve(
         fuzzy.extend(store.profile_edges(p)?.into_iter().filter(|e| e.stage == "fuzzy"));
     }
     let mut collector = Collector::new(config, constraints, 16)?;
-    store.scan_selected(&[record], profiles, &mut |r| collector.add(r))?;
+    store.scan_selected(records, profiles, &mut |r| collector.add(r))?;
     collector.prepare();
     let (resolution, joins) = collector.resolve_keeping(config, &fuzzy);
     let built = collector.build(&resolution, &joins);
@@ -153,7 +168,7 @@ fn match_new_profile(
     let Some(anchor) = anchor else { return Ok(false) };
     let evidence = json!({ "probability": probability, "match_weight": weight, "matched": "in real time, against the profile index" });
     let edge = MergeEdge { left: anchor, right: record.id, stage: "fuzzy".into(), detail: evidence };
-    reresolve(store, config, constraints.to_vec(), record.id, &[own.clone(), candidate], vec![edge])?;
+    reresolve(store, config, constraints.to_vec(), &[record.id], &[own.clone(), candidate], vec![edge])?;
     Ok(store.record_profile(&record.source, &record.key)?.is_some_and(|(_, now)| now != own))
 }
 

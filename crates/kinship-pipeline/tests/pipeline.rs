@@ -214,6 +214,22 @@ fn split_and_merge_survive_reresolution() {
     resolve_all(&mut store, &config, &|_, _| {}).unwrap();
     let merged = profile_of(&store, "crm", "C4");
     assert_eq!(profile_of(&store, "crm", "C5"), merged);
+
+    // The same decisions applied to just the profiles they touch give the same answer as
+    // the full resolutions above, and leave every other profile as it was.
+    store.add_constraint(&LinkConstraint { must: false, left: ("shop".into(), "O1".into()), right: ("crm".into(), "C1".into()) }).unwrap();
+    let before = assignment_map(&store);
+    let alice = profile_of(&store, "crm", "C1");
+    kinship_pipeline::reresolve_profiles(&mut store, &config, std::slice::from_ref(&alice)).unwrap();
+    let local = assignment_map(&store);
+    assert_ne!(profile_of(&store, "shop", "O1"), profile_of(&store, "crm", "C1"), "the split took effect");
+    for (record, profile) in &before {
+        if *profile != alice {
+            assert_eq!(&local[record], profile, "{record:?} was not touched");
+        }
+    }
+    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
+    assert_eq!(local, assignment_map(&store), "local re-resolution agrees with a full one");
     let why = explain(&store, &config, &merged).unwrap().unwrap();
     assert_eq!(why["joins"][0]["stage"], "must_link");
     let why = explain(&store, &config, &alice).unwrap().unwrap();

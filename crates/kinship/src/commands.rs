@@ -337,10 +337,9 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
                     right: (other.source.clone(), other.key.clone()),
                 })?;
             }
-            let report = resolve_with_progress(&mut ws)?;
+            kinship_pipeline::reresolve_profiles(&mut ws.store, &ws.config, std::slice::from_ref(id))?;
             let (_, now) = ws.store.record_profile(source, key)?.context("the record is still in the log")?;
             println!("split {record} out of {id}: it is now in {now}; {} cannot-link decision(s) remembered", others.len());
-            print_resolve(&report);
             Ok(ExitCode::SUCCESS)
         }
         ProfileCommand::Merge { a, b } => {
@@ -351,10 +350,9 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
             };
             let (left, right) = (first(a)?, first(b)?);
             ws.store.add_constraint(&LinkConstraint { must: true, left: left.clone(), right })?;
-            let report = resolve_with_progress(&mut ws)?;
+            kinship_pipeline::reresolve_profiles(&mut ws.store, &ws.config, &[a.clone(), b.clone()])?;
             let (_, now) = ws.store.record_profile(&left.0, &left.1)?.context("the record is still in the log")?;
             println!("merged {a} and {b} into {now}; the must-link decision is remembered");
-            print_resolve(&report);
             Ok(ExitCode::SUCCESS)
         }
     }
