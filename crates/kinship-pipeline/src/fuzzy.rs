@@ -3,7 +3,7 @@
 //! above the threshold are merged through the same guard as the exact stage, so limits
 //! and a person's splits hold. Each merge keeps its field-by-field weights as evidence.
 
-use crate::{PipelineError, Result};
+use crate::{golden, PipelineError, Result};
 use kinship_match::{Dataset, IncrementalMatcher, MatchConfig, Model, NoProgress};
 use kinship_resolve::Resolution;
 use kinship_store::Store;
@@ -30,8 +30,8 @@ pub(crate) fn merge_similar(
     representative: &[usize],
 ) -> Result<(Vec<FuzzyJoin>, Model)> {
     let columns = config.columns();
-    // Golden traits are stored as {value, source, ...}; the matcher compares the value.
-    let text = |entry: Option<&Value>| match entry.map(|e| &e["value"]) {
+    // The matcher compares the golden value, not where it came from.
+    let text = |entry: Option<&Value>| match entry.map(golden::value) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
@@ -53,12 +53,12 @@ pub(crate) fn merge_similar(
     Ok((joins, result.scorer.model().clone()))
 }
 
-/// A profile's golden traits (stored as `{value, source, ...}`) as a row of the matcher's
+/// A profile's stored golden traits as a row of the matcher's
 /// columns; a missing trait is an empty (null) cell.
 fn row_of(columns: &[String], traits: &Map<String, Value>) -> Vec<String> {
     columns
         .iter()
-        .map(|c| match traits.get(c).map(|e| &e["value"]) {
+        .map(|c| match traits.get(c).map(golden::value) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Null) | None => String::new(),
             Some(other) => other.to_string(),

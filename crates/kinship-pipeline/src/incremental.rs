@@ -9,7 +9,8 @@
 //! paths agree.
 
 use crate::fuzzy::FuzzyIndex;
-use crate::resolve::{add_search_word, profile_id_for, trait_entry, Collector, TraitRank};
+use crate::golden;
+use crate::resolve::{add_search_word, profile_id_for, Collector, TraitRank};
 use crate::Result;
 use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, RecordId};
 use kinship_sources::Mapper;
@@ -137,7 +138,7 @@ fn reresolve(
     for p in profiles {
         fuzzy.extend(store.profile_edges(p)?.into_iter().filter(|e| e.stage == "fuzzy"));
     }
-    let mut collector = Collector::new(config, constraints, 16)?;
+    let mut collector = Collector::new(config, constraints)?;
     store.scan_selected(records, profiles, &mut |r| collector.add(r))?;
     collector.prepare();
     let (resolution, joins) = collector.resolve_keeping(config, &fuzzy);
@@ -210,12 +211,12 @@ fn attach(
             let mut traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
             let rank = TraitRank { priority: source.priority, timestamp: record.timestamp.unwrap_or(i64::MIN), record: record.id };
             for (name, value) in mapper.traits(&fields) {
-                let wins = traits.get(name.as_ref()).and_then(TraitRank::of_entry).is_none_or(|held| rank.beats(&held));
+                let wins = traits.get(name.as_ref()).and_then(|e| TraitRank::of_entry(e, config)).is_none_or(|held| rank.beats(&held));
                 if wins {
                     if let Value::String(s) = &value {
                         add_search_word(&mut row.search_text, &kinship_normalize::fold(s));
                     }
-                    traits.insert(name.into_owned(), trait_entry(&value, &record.source, &rank));
+                    traits.insert(name.into_owned(), golden::entry(&value, &record.source, rank.record, rank.timestamp));
                 }
             }
             row.traits = Value::Object(traits).to_string();

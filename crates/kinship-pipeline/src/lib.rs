@@ -3,6 +3,7 @@
 //! call these; they hold no logic of their own.
 
 mod fuzzy;
+pub mod golden;
 mod incremental;
 mod ingest;
 mod profile;

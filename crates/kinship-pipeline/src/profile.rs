@@ -1,4 +1,4 @@
-use crate::Result;
+use crate::{golden, Result};
 use kinship_core::Config;
 use kinship_resolve::{Constraints, InputRecord, Reason};
 use kinship_store::Store;
@@ -15,8 +15,8 @@ pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<
     let mut traits = Map::new();
     let mut trait_sources = Map::new();
     for (name, held) in stored {
-        traits.insert(name.clone(), held["value"].clone());
-        trait_sources.insert(name, json!({ "source": held["source"], "record_key": held["record"].as_i64().and_then(key_of) }));
+        traits.insert(name.clone(), golden::value(&held).clone());
+        trait_sources.insert(name, json!({ "source": golden::source(&held), "record_key": golden::record(&held).and_then(key_of) }));
     }
     let identifiers = store.profile_identifiers(id)?;
 

@@ -1,9 +1,9 @@
 use crate::fuzzy::FuzzyJoin;
-use crate::{Progress, Result};
+use crate::{golden, PipelineError, Progress, Result};
 use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, ProfileRow, RecordId};
 use kinship_resolve::{Constraints, InputRecord, Reason, Resolution};
 use kinship_sources::Mapper;
-use kinship_store::{RecordView, ResolutionWrite, Store};
+use kinship_store::{BuiltProfile, FullResolution, RecordView, ResolutionWrite, Store};
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Map, Value};
@@ -74,7 +74,7 @@ pub(crate) struct Collector<'c> {
 }
 
 impl<'c> Collector<'c> {
-    pub(crate) fn new(config: &'c Config, constraints: Vec<LinkConstraint>, capacity: usize) -> Result<Self> {
+    pub(crate) fn new(config: &'c Config, constraints: Vec<LinkConstraint>) -> Result<Self> {
         Ok(Self {
             mappers: crate::mappers(config)?,
             config,
@@ -83,7 +83,7 @@ impl<'c> Collector<'c> {
             constraints,
             sources: Vec::new(),
             trait_names: Vec::new(),
-            raw: Vec::with_capacity(capacity),
+            raw: Vec::new(),
             inputs: Vec::new(),
             facts: Vec::new(),
         })
@@ -110,22 +110,45 @@ impl<'c> Collector<'c> {
     /// Parses what was added: identifiers, and traits through each source's mapping.
     pub(crate) fn prepare(&mut self) {
         let raw = std::mem::take(&mut self.raw);
-        let (mappers, sources) = (&self.mappers, &self.sources);
-        let parsed: Vec<ParsedRecord> = raw
-            .into_par_iter()
-            .map(|r| {
-                let mut traits = Vec::new();
-                if let Some(mapper) = mappers.get(sources[r.source as usize].as_str()) {
-                    if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&r.payload) {
-                        traits = mapper.traits(&fields).into_iter().map(|(name, v)| (name.into_owned(), v)).collect();
-                    }
+        let parsed = parse_records(raw, &self.mappers, &self.sources);
+        self.absorb(parsed);
+    }
+
+    /// Reads the whole log, parsing each chunk on the thread pool while the next is read.
+    fn read_all(&mut self, store: &dyn Store, progress: Progress<'_>) -> Result<()> {
+        const CHUNK: usize = 65_536;
+        let total = store.stats()?.records;
+        let config = self.config;
+        let (chunks, received) = std::sync::mpsc::sync_channel::<(Vec<RawRecord>, Vec<String>)>(2);
+        std::thread::scope(|scope| {
+            let parser = scope.spawn(move || -> Result<Vec<Vec<ParsedRecord>>> {
+                let mappers = crate::mappers(config)?;
+                Ok(received.into_iter().map(|(raw, sources)| parse_records(raw, &mappers, &sources)).collect())
+            });
+            let mut read = 0u64;
+            let scanned = store.scan_records(&mut |r| {
+                self.add(r);
+                read += 1;
+                if self.raw.len() == CHUNK {
+                    progress(read, total);
+                    // A send fails only when the parser stopped, and its error is returned below.
+                    let _ = chunks.send((std::mem::take(&mut self.raw), self.sources.clone()));
                 }
-                let input =
-                    InputRecord { id: r.id, identifiers: decode_identifiers(&r.identifiers).map(|(k, v)| Identifier::new(k, v)).collect() };
-                let facts = RecordFacts { id: r.id, source: r.source, key: r.key, timestamp: r.timestamp, traits: Vec::new() };
-                (input, facts, traits)
-            })
-            .collect();
+            });
+            let _ = chunks.send((std::mem::take(&mut self.raw), self.sources.clone()));
+            drop(chunks);
+            let parsed = parser.join().map_err(|_| PipelineError::Config("parsing records panicked".into()))??;
+            scanned?;
+            progress(read, total);
+            for chunk in parsed {
+                self.absorb(chunk);
+            }
+            Ok(())
+        })
+    }
+
+    /// Takes parsed records in, in order, interning their trait names.
+    fn absorb(&mut self, parsed: Vec<ParsedRecord>) {
         self.inputs.reserve(parsed.len());
         self.facts.reserve(parsed.len());
         for (input, mut facts, traits) in parsed {
@@ -195,48 +218,57 @@ impl<'c> Collector<'c> {
 
     /// Profiles, assignments, identifiers and evidence of a resolution, ready to write.
     pub(crate) fn build(&self, resolution: &Resolution, fuzzy: &[FuzzyJoin]) -> Built {
-        let n = resolution.cluster_count as usize;
         let members = members_of(resolution);
         let source_priority = self.source_priority();
-        let built: Vec<(ProfileRow, Vec<ProfileIdentifier>)> = members
-            .par_iter()
-            .map(|records| {
-                let first = &self.facts[records[0] as usize];
-                let (traits, mut search_text) = survivorship(records, &self.facts, &self.trait_names, &self.sources, &source_priority);
-                let mut seen: FxHashSet<(&str, &str, u16)> = FxHashSet::default();
-                let mut identifiers = Vec::new();
-                for &i in records {
-                    let source = self.facts[i as usize].source;
-                    for id in &self.inputs[i as usize].identifiers {
-                        if seen.insert((id.kind.as_str(), id.value.as_str(), source)) {
-                            add_search_word(&mut search_text, &id.value);
-                            identifiers.push(ProfileIdentifier {
-                                kind: id.kind.to_string(),
-                                value: id.value.clone(),
-                                source: self.sources[source as usize].clone(),
-                            });
-                        }
-                    }
-                }
-                let row = ProfileRow {
-                    id: profile_id_for(&self.sources[first.source as usize], &first.key),
-                    traits: Value::Object(traits).to_string(),
-                    search_text,
-                    record_count: records.len() as i64,
-                };
-                (row, identifiers)
-            })
-            .collect();
-        let mut profiles = Vec::with_capacity(n);
+        let built: Vec<BuiltProfile> = members.par_iter().map(|records| self.build_profile(records, &source_priority)).collect();
+        let mut profiles = Vec::with_capacity(built.len());
         let mut identifiers = Vec::new();
-        for (p, (row, ids)) in built.into_iter().enumerate() {
-            profiles.push(row);
-            identifiers.extend(ids.into_iter().map(|id| (p as u32, id)));
+        for (p, b) in built.into_iter().enumerate() {
+            profiles.push(b.row);
+            identifiers.extend(b.identifiers.into_iter().map(|id| (p as u32, id)));
         }
         let assignments = self.facts.iter().zip(&resolution.cluster).map(|(f, &c)| (f.id, c)).collect();
-        // Joins by shared identifiers are not stored: `explain` derives them again from the
-        // profile's records. Only a person's decisions cannot be derived.
-        let edges = resolution
+        Built { profiles, assignments, identifiers, edges: self.edges(resolution, fuzzy) }
+    }
+
+    /// The id a cluster's profile takes: named after its oldest record, so it stays put
+    /// while records join it.
+    fn profile_id(&self, records: &[u32]) -> String {
+        let first = &self.facts[records[0] as usize];
+        profile_id_for(&self.sources[first.source as usize], &first.key)
+    }
+
+    /// One profile: golden traits by survivorship, and every identifier with its source.
+    fn build_profile(&self, records: &[u32], source_priority: &[i32]) -> BuiltProfile {
+        let (traits, mut search_text) = survivorship(records, &self.facts, &self.trait_names, &self.sources, source_priority);
+        let mut seen: FxHashSet<(&str, &str, u16)> = FxHashSet::default();
+        let mut identifiers = Vec::new();
+        for &i in records {
+            let source = self.facts[i as usize].source;
+            for id in &self.inputs[i as usize].identifiers {
+                if seen.insert((id.kind.as_str(), id.value.as_str(), source)) {
+                    add_search_word(&mut search_text, &id.value);
+                    identifiers.push(ProfileIdentifier {
+                        kind: id.kind.to_string(),
+                        value: id.value.clone(),
+                        source: self.sources[source as usize].clone(),
+                    });
+                }
+            }
+        }
+        let row = ProfileRow {
+            id: self.profile_id(records),
+            traits: Value::Object(traits).to_string(),
+            search_text,
+            record_count: records.len() as i64,
+        };
+        BuiltProfile { row, records: records.iter().map(|&i| self.facts[i as usize].id).collect(), identifiers }
+    }
+
+    /// The evidence kept for joins: a person's decisions and fuzzy matches. Joins by shared
+    /// identifiers are not stored: `explain` derives them again from the profile's records.
+    fn edges(&self, resolution: &Resolution, fuzzy: &[FuzzyJoin]) -> Vec<(u32, MergeEdge)> {
+        resolution
             .edges
             .iter()
             .filter(|e| e.reason == Reason::MustLink)
@@ -254,9 +286,35 @@ impl<'c> Collector<'c> {
                 };
                 (resolution.cluster[j.left], edge)
             }))
-            .collect();
-        let multi_record = members.iter().filter(|m| m.len() > 1).count() as u64;
-        Built { profiles, assignments, identifiers, edges, multi_record }
+            .collect()
+    }
+
+    /// Builds every profile in id order, in batches, on the thread pool, and writes them as
+    /// they come: the store writes one batch while the next is built. Returns how many
+    /// profiles have more than one record.
+    fn build_and_write(&self, store: &mut dyn Store, resolution: &Resolution, fuzzy: &[FuzzyJoin]) -> Result<u64> {
+        const BATCH: usize = 16_384;
+        let members = members_of(resolution);
+        let ids: Vec<String> = members.par_iter().map(|m| self.profile_id(m)).collect();
+        let mut order: Vec<u32> = (0..members.len() as u32).collect();
+        order.par_sort_unstable_by(|a, b| ids[*a as usize].cmp(&ids[*b as usize]));
+        let source_priority = self.source_priority();
+        let (batches, received) = std::sync::mpsc::sync_channel::<Vec<BuiltProfile>>(2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for chunk in order.chunks(BATCH) {
+                    let batch = chunk.par_iter().map(|&c| self.build_profile(&members[c as usize], &source_priority)).collect();
+                    if batches.send(batch).is_err() {
+                        break; // the writer failed; its error is returned below
+                    }
+                }
+                drop(batches);
+            });
+            let edges = self.edges(resolution, fuzzy);
+            let full = FullResolution { ids: &ids, profiles: &mut received.into_iter(), edges: &edges };
+            store.replace_resolution(full)?;
+            Ok(members.iter().filter(|m| m.len() > 1).count() as u64)
+        })
     }
 }
 
@@ -265,13 +323,31 @@ pub(crate) struct Built {
     pub assignments: Vec<(RecordId, u32)>,
     pub identifiers: Vec<(u32, ProfileIdentifier)>,
     pub edges: Vec<(u32, MergeEdge)>,
-    pub multi_record: u64,
 }
 
 impl Built {
     pub(crate) fn as_write(&self) -> ResolutionWrite<'_> {
         ResolutionWrite { profiles: &self.profiles, assignments: &self.assignments, identifiers: &self.identifiers, edges: &self.edges }
     }
+}
+
+/// Parses raw records on the thread pool: identifiers, and traits through each source's
+/// mapping (`sources` names each record's source index).
+fn parse_records(raw: Vec<RawRecord>, mappers: &FxHashMap<&str, Mapper<'_>>, sources: &[String]) -> Vec<ParsedRecord> {
+    raw.into_par_iter()
+        .map(|r| {
+            let mut traits = Vec::new();
+            if let Some(mapper) = mappers.get(sources[r.source as usize].as_str()) {
+                if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&r.payload) {
+                    traits = mapper.traits(&fields).into_iter().map(|(name, v)| (name.into_owned(), v)).collect();
+                }
+            }
+            let input =
+                InputRecord { id: r.id, identifiers: decode_identifiers(&r.identifiers).map(|(k, v)| Identifier::new(k, v)).collect() };
+            let facts = RecordFacts { id: r.id, source: r.source, key: r.key, timestamp: r.timestamp, traits: Vec::new() };
+            (input, facts, traits)
+        })
+        .collect()
 }
 
 /// Members of each cluster, in record order, so the first is the oldest.
@@ -306,16 +382,8 @@ pub(crate) fn add_search_word(text: &mut String, word: &str) {
 /// transaction.
 pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_>) -> Result<ResolveReport> {
     let started = std::time::Instant::now();
-    let total = store.stats()?.records;
-    let mut collector = Collector::new(config, store.constraints()?, total as usize)?;
-    store.scan_records(&mut |r| {
-        collector.add(r);
-        if collector.len() % 50_000 == 0 {
-            progress(collector.len() as u64, total);
-        }
-    })?;
-    progress(collector.len() as u64, total);
-    collector.prepare();
+    let mut collector = Collector::new(config, store.constraints()?)?;
+    collector.read_all(store, progress)?;
     let mut phases = Vec::new();
     let mut lap = started;
     let mut phase = |name| {
@@ -325,19 +393,17 @@ pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_
     phase("read");
     let (resolution, fuzzy, model) = collector.resolve_all_stages(config)?;
     phase("cluster");
-    let built = collector.build(&resolution, &fuzzy);
-    phase("build");
-    store.replace_resolution(&built.as_write())?;
-    phase("write");
+    let multi_record_profiles = collector.build_and_write(store, &resolution, &fuzzy)?;
+    phase("build and write");
     if let Some(model) = model {
         store.set_meta(crate::fuzzy::FUZZY_MODEL, &serde_json::to_string(&model).map_err(kinship_store::StoreError::from)?)?;
     }
-    let newest = built.assignments.iter().map(|a| a.0).max().unwrap_or(0);
+    let newest = collector.facts.iter().map(|f| f.id).max().unwrap_or(0);
     store.set_meta(crate::RESOLVED_THROUGH, &newest.to_string())?;
     Ok(ResolveReport {
         records: collector.len() as u64,
         profiles: u64::from(resolution.cluster_count),
-        multi_record_profiles: built.multi_record,
+        multi_record_profiles,
         merges: (resolution.edges.len() + fuzzy.len()) as u64,
         fuzzy_merges: fuzzy.len() as u64,
         contested: resolution.contested.len() as u64,
@@ -380,7 +446,7 @@ fn survivorship(
     let mut search = String::new();
     for (t, (i, v)) in chosen {
         let r = rank(i);
-        traits.insert(trait_names[t as usize].clone(), trait_entry(v, &sources[facts[i].source as usize], &r));
+        traits.insert(trait_names[t as usize].clone(), golden::entry(v, &sources[facts[i].source as usize], r.record, r.timestamp));
         if let Value::String(s) = v {
             add_search_word(&mut search, &kinship_normalize::fold(s));
         }
@@ -403,15 +469,9 @@ impl TraitRank {
             < (other.priority, std::cmp::Reverse(other.timestamp), std::cmp::Reverse(other.record))
     }
 
-    pub(crate) fn of_entry(entry: &Value) -> Option<TraitRank> {
-        Some(TraitRank {
-            priority: entry["priority"].as_i64()? as i32,
-            timestamp: entry["ts"].as_i64()?,
-            record: entry["record"].as_i64()?,
-        })
+    /// The rank of a stored golden trait, its source's priority taken from `config`.
+    pub(crate) fn of_entry(entry: &Value, config: &Config) -> Option<TraitRank> {
+        let priority = config.sources.get(golden::source(entry)?).map_or(i32::MAX, |s| s.priority);
+        Some(TraitRank { priority, timestamp: golden::timestamp(entry)?, record: golden::record(entry)? })
     }
-}
-
-pub(crate) fn trait_entry(value: &Value, source: &str, rank: &TraitRank) -> Value {
-    json!({ "value": value, "source": source, "record": rank.record, "priority": rank.priority, "ts": rank.timestamp })
 }

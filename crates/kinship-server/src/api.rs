@@ -166,12 +166,7 @@ async fn list_profiles(caller: Caller, State(state): State<Arc<AppState>>, Query
         .await?;
     let profiles: Vec<Value> = rows
         .into_iter()
-        .map(|r| {
-            let stored: Value = serde_json::from_str(&r.traits).unwrap_or_default();
-            let traits: serde_json::Map<String, Value> =
-                stored.as_object().into_iter().flatten().map(|(k, v)| (k.clone(), v["value"].clone())).collect();
-            json!({ "id": r.id, "traits": traits, "records": r.record_count })
-        })
+        .map(|r| json!({ "id": r.id, "traits": kinship_pipeline::golden::values(&r.traits), "records": r.record_count }))
         .collect();
     Ok(Json(json!({ "profiles": profiles })))
 }

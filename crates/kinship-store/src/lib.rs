@@ -49,6 +49,23 @@ pub struct ResolutionWrite<'a> {
     pub edges: &'a [(u32, MergeEdge)],
 }
 
+/// A profile with its records and identifiers, as a full resolution streams them.
+pub struct BuiltProfile {
+    pub row: ProfileRow,
+    pub records: Vec<RecordId>,
+    pub identifiers: Vec<ProfileIdentifier>,
+}
+
+/// A full resolution, streamed so that building golden records overlaps writing them.
+pub struct FullResolution<'a> {
+    /// The profile id of each cluster.
+    pub ids: &'a [String],
+    /// Every profile, in batches, in ascending id order.
+    pub profiles: &'a mut dyn Iterator<Item = Vec<BuiltProfile>>,
+    /// (cluster, evidence).
+    pub edges: &'a [(u32, MergeEdge)],
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct SourceStatus {
     pub source: String,
@@ -73,8 +90,8 @@ pub trait Store {
     fn scan_records(&self, visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()>;
     /// Visits the given records, and every record of the given profiles, in id order.
     fn scan_selected(&self, records: &[RecordId], profiles: &[String], visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()>;
-    /// Replaces the derived profiles with a new resolution.
-    fn replace_resolution(&mut self, resolution: &ResolutionWrite<'_>) -> Result<()>;
+    /// Replaces every derived profile with a new resolution, in one transaction.
+    fn replace_resolution(&mut self, resolution: FullResolution<'_>) -> Result<()>;
     /// Removes the given profiles and writes the given ones in their place.
     fn replace_profiles(&mut self, remove: &[String], resolution: &ResolutionWrite<'_>) -> Result<()>;
     /// Adds one record to an existing profile: its assignment, its new identifiers, and the

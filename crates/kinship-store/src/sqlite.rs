@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode.
 
-use crate::{AccessStore, RecordView, ResolutionWrite, Result, SourceStatus, Stats, Store, StoreError, TokenRow};
+use crate::{AccessStore, FullResolution, RecordView, ResolutionWrite, Result, SourceStatus, Stats, Store, StoreError, TokenRow};
 use kinship_core::{
     Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord, decode_identifiers,
 };
@@ -8,10 +8,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 /// Indexes of the derived tables, rebuilt after a full resolution.
-const DERIVED_INDEXES: &str = "CREATE INDEX assignments_by_profile ON assignments (profile_id);
-    CREATE INDEX profile_identifiers_by_value ON profile_identifiers (kind, value);
-    CREATE INDEX profile_identifiers_by_profile ON profile_identifiers (profile_id);
-    CREATE INDEX merge_edges_by_profile ON merge_edges (profile_id);";
+const DERIVED_INDEXES: &str = "CREATE UNIQUE INDEX assignments_by_record ON assignments (record_id);
+    CREATE INDEX profile_identifiers_by_value ON profile_identifiers (kind, value);";
 
 /// Numbered migrations, applied in order once each.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -96,6 +94,47 @@ const MIGRATIONS: &[(i64, &str)] = &[
         enabled INTEGER NOT NULL
     );",
     ),
+    (
+        // Assignments, identifiers and merge evidence clustered by profile: a full resolution
+        // inserts them in key order, so no by-profile index has to be sorted. Golden traits
+        // become compact `[value, source, record, timestamp]` arrays.
+        3,
+        "CREATE TABLE assignments_v3 (
+        profile_id TEXT NOT NULL,
+        record_id INTEGER NOT NULL,
+        PRIMARY KEY (profile_id, record_id)
+    ) WITHOUT ROWID;
+    INSERT INTO assignments_v3 SELECT profile_id, record_id FROM assignments;
+    DROP TABLE assignments;
+    ALTER TABLE assignments_v3 RENAME TO assignments;
+    CREATE UNIQUE INDEX assignments_by_record ON assignments (record_id);
+    CREATE TABLE profile_identifiers_v3 (
+        profile_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        source TEXT NOT NULL,
+        PRIMARY KEY (profile_id, kind, value, source)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO profile_identifiers_v3 SELECT profile_id, kind, value, source FROM profile_identifiers;
+    DROP TABLE profile_identifiers;
+    ALTER TABLE profile_identifiers_v3 RENAME TO profile_identifiers;
+    CREATE INDEX profile_identifiers_by_value ON profile_identifiers (kind, value);
+    CREATE TABLE merge_edges_v3 (
+        profile_id TEXT NOT NULL,
+        left_record INTEGER NOT NULL,
+        right_record INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (profile_id, left_record, right_record, stage)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO merge_edges_v3 SELECT profile_id, left_record, right_record, stage, detail FROM merge_edges;
+    DROP TABLE merge_edges;
+    ALTER TABLE merge_edges_v3 RENAME TO merge_edges;
+    UPDATE profiles SET traits = (
+        SELECT json_group_object(key, json_array(json_extract(value, '$.value'), json_extract(value, '$.source'),
+                                                 json_extract(value, '$.record'), json_extract(value, '$.ts')))
+        FROM json_each(profiles.traits));",
+    ),
 ];
 
 pub struct SqliteStore {
@@ -163,26 +202,33 @@ fn view<'r>(r: &'r rusqlite::Row<'_>) -> rusqlite::Result<RecordView<'r>> {
     })
 }
 
+/// Writes a few re-resolved profiles (the full rebuild streams instead).
 fn write_resolution(tx: &Connection, w: &ResolutionWrite<'_>) -> Result<()> {
-    // Profiles in key order append to the primary-key b-tree instead of splitting pages.
-    let mut order: Vec<&ProfileRow> = w.profiles.iter().collect();
-    order.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let id_of = |p: &u32| w.profiles[*p as usize].id.as_str();
     let mut stmt = tx.prepare_cached("INSERT INTO profiles (id, traits, search_text, record_count) VALUES (?1, ?2, ?3, ?4)")?;
-    for p in order {
+    for p in w.profiles {
         stmt.execute(params![p.id, p.traits, p.search_text, p.record_count])?;
     }
     let mut stmt = tx.prepare_cached("INSERT INTO assignments (record_id, profile_id) VALUES (?1, ?2)")?;
     for (record, p) in w.assignments {
-        stmt.execute(params![record, w.profiles[*p as usize].id])?;
-    }
-    let mut stmt = tx.prepare_cached("INSERT INTO profile_identifiers (kind, value, profile_id, source) VALUES (?1, ?2, ?3, ?4)")?;
-    for (p, id) in w.identifiers {
-        stmt.execute(params![id.kind, id.value, w.profiles[*p as usize].id, id.source])?;
+        stmt.execute(params![record, id_of(p)])?;
     }
     let mut stmt =
-        tx.prepare_cached("INSERT INTO merge_edges (profile_id, left_record, right_record, stage, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-    for (p, e) in w.edges {
-        stmt.execute(params![w.profiles[*p as usize].id, e.left, e.right, e.stage, e.detail.to_string()])?;
+        tx.prepare_cached("INSERT OR IGNORE INTO profile_identifiers (profile_id, kind, value, source) VALUES (?1, ?2, ?3, ?4)")?;
+    for (p, id) in w.identifiers {
+        stmt.execute(params![id_of(p), id.kind, id.value, id.source])?;
+    }
+    write_edges(tx, w.edges.iter().map(|(p, e)| (id_of(p), e)).collect())
+}
+
+/// Merge evidence, (profile id, edge), written in primary-key order.
+fn write_edges(tx: &Connection, mut edges: Vec<(&str, &MergeEdge)>) -> Result<()> {
+    edges.sort_unstable_by(|a, b| (a.0, a.1.left, a.1.right, &a.1.stage).cmp(&(b.0, b.1.left, b.1.right, &b.1.stage)));
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO merge_edges (profile_id, left_record, right_record, stage, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (profile, e) in edges {
+        stmt.execute(params![profile, e.left, e.right, e.stage, e.detail.to_string()])?;
     }
     Ok(())
 }
@@ -233,17 +279,41 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn replace_resolution(&mut self, w: &ResolutionWrite<'_>) -> Result<()> {
+    fn replace_resolution(&mut self, full: FullResolution<'_>) -> Result<()> {
         // A full rebuild drops the derived indexes and builds them again after the inserts:
         // SQLite builds an index by sorting, far faster than a million random insertions.
+        // Every table is written in its primary-key order, so inserts append to the b-trees.
         let tx = self.conn.savepoint()?;
         tx.execute_batch(
-            "DROP INDEX assignments_by_profile; DROP INDEX profile_identifiers_by_value;
-             DROP INDEX profile_identifiers_by_profile; DROP INDEX merge_edges_by_profile;
+            "DROP INDEX assignments_by_record; DROP INDEX profile_identifiers_by_value;
              DELETE FROM assignments; DELETE FROM profile_identifiers; DELETE FROM merge_edges; DELETE FROM profiles;",
         )?;
-        write_resolution(&tx, w)?;
+        {
+            let mut profile = tx.prepare_cached("INSERT INTO profiles (id, traits, search_text, record_count) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut identifier =
+                tx.prepare_cached("INSERT OR IGNORE INTO profile_identifiers (profile_id, kind, value, source) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut assignment = tx.prepare_cached("INSERT INTO assignments (profile_id, record_id) VALUES (?1, ?2)")?;
+            for batch in full.profiles {
+                for mut built in batch {
+                    let p = &built.row;
+                    profile.execute(params![p.id, p.traits, p.search_text, p.record_count])?;
+                    built.records.sort_unstable();
+                    for record in &built.records {
+                        assignment.execute(params![p.id, record])?;
+                    }
+                    built.identifiers.sort_unstable_by(|a, b| (&a.kind, &a.value, &a.source).cmp(&(&b.kind, &b.value, &b.source)));
+                    for id in &built.identifiers {
+                        identifier.execute(params![p.id, id.kind, id.value, id.source])?;
+                    }
+                }
+            }
+            let edges: Vec<(&str, &MergeEdge)> = full.edges.iter().map(|(c, e)| (full.ids[*c as usize].as_str(), e)).collect();
+            write_edges(&tx, edges)?;
+        }
+        // Index builds sort; let SQLite's sorter use a helper thread for them.
+        tx.pragma_update(None, "threads", 2)?;
         tx.execute_batch(DERIVED_INDEXES)?;
+        tx.pragma_update(None, "threads", 0)?;
         tx.commit()?;
         Ok(())
     }
@@ -269,8 +339,8 @@ impl Store for SqliteStore {
         tx.execute("INSERT INTO assignments (record_id, profile_id) VALUES (?1, ?2)", params![record, p.id])?;
         for id in identifiers {
             tx.execute(
-                "INSERT INTO profile_identifiers (kind, value, profile_id, source) VALUES (?1, ?2, ?3, ?4)",
-                params![id.kind, id.value, p.id, id.source],
+                "INSERT OR IGNORE INTO profile_identifiers (profile_id, kind, value, source) VALUES (?1, ?2, ?3, ?4)",
+                params![p.id, id.kind, id.value, id.source],
             )?;
         }
         tx.commit()?;
@@ -366,7 +436,7 @@ impl Store for SqliteStore {
     fn profile_edges(&self, id: &str) -> Result<Vec<MergeEdge>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT left_record, right_record, stage, detail FROM merge_edges WHERE profile_id = ?1 ORDER BY rowid")?;
+            .prepare_cached("SELECT left_record, right_record, stage, detail FROM merge_edges WHERE profile_id = ?1 ORDER BY left_record, right_record, stage")?;
         let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?)))?;
         let mut out = Vec::new();
         for row in rows {

@@ -417,8 +417,7 @@ fn one_profile(store: &dyn Store, kind: &str, value: String) -> Result<String> {
 }
 
 fn flat_traits(stored: &str) -> Value {
-    let v: Value = serde_json::from_str(stored).unwrap_or_default();
-    Value::Object(v.as_object().into_iter().flatten().map(|(k, held)| (k.clone(), held["value"].clone())).collect())
+    Value::Object(kinship_pipeline::golden::values(stored))
 }
 
 fn display_name(traits: &Value) -> String {
