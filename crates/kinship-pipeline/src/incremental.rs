@@ -33,6 +33,10 @@ pub struct IncrementalReport {
     pub fuzzy_merges: u64,
     /// The newest record now resolved.
     pub through: RecordId,
+    /// Profiles that gained records or were rewritten, as they now exist.
+    pub touched: Vec<String>,
+    /// Profiles that no longer exist (merged into another).
+    pub removed: Vec<String>,
 }
 
 /// Resolves up to `limit` records newer than the last resolved one, in one transaction.
@@ -60,6 +64,8 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
     let blocked: FxHashSet<&str> = config.resolve.blocked_values.iter().map(String::as_str).collect();
     let mappers = crate::mappers(config)?;
     store.begin()?;
+    let mut involved: FxHashSet<String> = FxHashSet::default();
+    let mut moved: Vec<&Pending> = Vec::new();
     let result = (|| -> Result<()> {
         for record in &pending {
             let ids: Vec<&Identifier> = record.identifiers.iter().filter(|i| !blocked.contains(i.value.as_str())).collect();
@@ -74,7 +80,10 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
             let attachable = profiles.len() == 1 && !constrained.contains(&(record.source.clone(), record.key.clone()));
             if attachable && attach(store, config, &mappers, record, &profiles[0], &ids)? {
                 report.attached += 1;
+                involved.insert(profiles[0].clone());
             } else {
+                moved.push(record);
+                involved.extend(profiles.iter().cloned());
                 if profiles.is_empty() {
                     report.created += 1
                 } else {
@@ -89,6 +98,20 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
             }
             report.through = record.id;
         }
+        for record in &moved {
+            if let Some((_, profile)) = store.record_profile(&record.source, &record.key)? {
+                involved.insert(profile);
+            }
+        }
+        for id in involved.drain() {
+            if store.profile(&id)?.is_some() {
+                report.touched.push(id);
+            } else {
+                report.removed.push(id);
+            }
+        }
+        report.touched.sort();
+        report.removed.sort();
         Ok(store.set_meta(RESOLVED_THROUGH, &report.through.to_string())?)
     })();
     match result {

@@ -2,6 +2,7 @@
 //! into profiles, and a profile is assembled into its 360 document. The CLI and the server
 //! call these; they hold no logic of their own.
 
+pub mod audience;
 mod fuzzy;
 pub mod golden;
 mod incremental;
@@ -25,6 +26,8 @@ pub enum PipelineError {
     Source(#[from] kinship_sources::SourceError),
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Definition(#[from] kinship_segments::DefinitionError),
     #[error("writing {path}: {error}")]
     Write { path: PathBuf, error: std::io::Error },
 }

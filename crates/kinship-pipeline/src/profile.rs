@@ -1,3 +1,4 @@
+use crate::audience::SegmentStore;
 use crate::{golden, Result};
 use kinship_core::Config;
 use kinship_resolve::{Constraints, InputRecord, Reason};
@@ -7,7 +8,7 @@ use serde_json::{json, Map, Value};
 /// The customer 360 document: golden traits (with the source of each), identifiers with
 /// their sources, source records, and one timeline of events, newest first. `None` when no
 /// such profile exists.
-pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<Option<Value>> {
+pub fn profile_document(store: &dyn SegmentStore, config: &Config, id: &str) -> Result<Option<Value>> {
     let Some(row) = store.profile(id)? else { return Ok(None) };
     let stored: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
     let records = store.profile_records(id)?;
@@ -22,9 +23,10 @@ pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<
 
     let mappers = crate::mappers(config)?;
     let mut events = Vec::new();
+    let mut mapped = Vec::new();
     for r in &records {
-        let (Some(mapper), Some(fields), Some(ts)) = (mappers.get(r.source.as_str()), r.payload.as_object(), r.timestamp) else { continue };
-        if let Some(ev) = mapper.event(fields) {
+        let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) else { continue };
+        if let Some((ev, ts)) = crate::audience::record_event(mapper, fields, r.timestamp) {
             // Segment messages say what they are (track, page, screen); file rows are tracks.
             let kind = fields.get("type").and_then(Value::as_str).filter(|_| !config.sources[&r.source].kind.is_file()).unwrap_or("track");
             events.push((
@@ -38,9 +40,16 @@ pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<
                     "properties": ev.properties,
                 }),
             ));
+            mapped.push((ev, ts));
         }
     }
+    // Entering and leaving segments are on the timeline too, for flows to react to.
+    for t in store.profile_transitions(id)? {
+        let event = if t.entered { "Entered Segment" } else { "Exited Segment" };
+        events.push((t.at, json!({ "type": "segment", "event": event, "timestamp": iso(t.at), "properties": { "segment": t.segment } })));
+    }
     events.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let (segments, computed) = crate::audience::profile_values(store, &traits, &mapped, id)?;
     let records_json: Vec<Value> = records
         .iter()
         .map(|r| json!({ "source": r.source, "key": r.key, "timestamp": r.timestamp.map(iso), "payload": r.payload }))
@@ -51,6 +60,8 @@ pub fn profile_document(store: &dyn Store, config: &Config, id: &str) -> Result<
         "trait_sources": trait_sources,
         "identifiers": identifiers,
         "records": records_json,
+        "segments": segments,
+        "computed": computed,
         "events": events.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
     })))
 }

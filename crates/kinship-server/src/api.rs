@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/sources/{name}/enable", post(enable_source))
         .route("/api/v1/sources/{name}/disable", post(disable_source))
         .route("/api/v1/sources/{name}/run", post(run_source))
+        .merge(crate::segments_api::routes())
 }
 
 #[derive(OpenApi)]
@@ -52,6 +53,12 @@ impl utoipa::Modify for BearerAuth {
 }
 
 pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Self(status, reason.into())
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -79,7 +86,7 @@ fn bad_request(reason: impl Into<String>) -> ApiError {
 pub struct Caller(TokenRow);
 
 impl Caller {
-    fn require(&self, roles: &[&str]) -> Result<(), ApiError> {
+    pub(crate) fn require(&self, roles: &[&str]) -> Result<(), ApiError> {
         if roles.contains(&self.0.role.as_str()) {
             Ok(())
         } else {
@@ -88,8 +95,8 @@ impl Caller {
     }
 }
 
-const READERS: &[&str] = &["admin", "viewer"];
-const ADMINS: &[&str] = &["admin"];
+pub(crate) const READERS: &[&str] = &["admin", "viewer"];
+pub(crate) const ADMINS: &[&str] = &["admin"];
 
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
@@ -293,5 +300,5 @@ async fn run_source(caller: Caller, State(state): State<Arc<AppState>>, Path(nam
 #[utoipa::path(get, path = "/api/v1/openapi.json", security(("bearer" = [])), responses((status = 200, description = "OpenAPI 3.1 document")))]
 async fn openapi(caller: Caller) -> Result<Json<utoipa::openapi::OpenApi>, ApiError> {
     caller.require(READERS)?;
-    Ok(Json(ApiDoc::openapi()))
+    Ok(Json(ApiDoc::openapi().merge_from(crate::segments_api::SegmentsDoc::openapi())))
 }

@@ -10,6 +10,7 @@ mod api;
 pub mod auth;
 mod collect;
 mod metrics;
+mod segments_api;
 mod state;
 mod writer;
 

@@ -38,6 +38,8 @@ struct Inner {
     events_rejected: Counter,
     records_resolved: Counter,
     merges: Counter,
+    segment_transitions: Counter,
+    segment_evaluations: Gauge,
     queue_depth: Gauge,
 }
 
@@ -56,7 +58,27 @@ impl Default for Inner {
         registry.register("records_resolved", "Records resolved into profiles by the real-time resolver", records_resolved.clone());
         registry.register("merges", "Arrivals that merged or re-resolved existing profiles", merges.clone());
         registry.register("queue_depth", "Requests waiting for the writer", queue_depth.clone());
-        Self { registry, requests, latency, events_received, events_stored, events_rejected, records_resolved, merges, queue_depth }
+        let segment_transitions = Counter::default();
+        registry.register("segment_transitions", "Profiles entering or leaving a segment", segment_transitions.clone());
+        let segment_evaluations = Gauge::default();
+        registry.register(
+            "segment_evaluations",
+            "Segment and computed-trait programs run against one profile (full recomputations count every profile)",
+            segment_evaluations.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            events_received,
+            events_stored,
+            events_rejected,
+            records_resolved,
+            merges,
+            segment_transitions,
+            segment_evaluations,
+            queue_depth,
+        }
     }
 }
 
@@ -74,10 +96,15 @@ impl Metrics {
         self.inner.records_resolved.inc_by(r.attached + r.created + r.reresolved);
         self.inner.merges.inc_by(r.reresolved + r.fuzzy_merges);
     }
+
+    pub fn segment_transitions(&self, n: u64) {
+        self.inner.segment_transitions.inc_by(n);
+    }
 }
 
 pub async fn render(State(state): State<Arc<AppState>>) -> Response {
     state.metrics.inner.queue_depth.set(state.writer.queue_depth() as i64);
+    state.metrics.inner.segment_evaluations.set(state.audience.read().expect("not poisoned").evaluations() as i64);
     let mut body = String::new();
     if prometheus_client::encoding::text::encode(&mut body, &state.metrics.inner.registry).is_err() {
         return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "metrics could not be encoded").into_response();

@@ -2,6 +2,7 @@ use crate::metrics::Metrics;
 use crate::writer::{self, Threads, WriterHandle};
 use crate::{ServeOptions, ServerError};
 use kinship_core::Config;
+use kinship_segments::Audience;
 use kinship_store::{AccessStore, SqliteStore, StoreError, TokenRow};
 use phonenumber::country::Id as Region;
 use std::cell::RefCell;
@@ -16,6 +17,9 @@ pub struct AppState {
     pub region: Region,
     pub writer: WriterHandle,
     pub metrics: Metrics,
+    /// Every profile's traits and events with the segments and computed traits over them,
+    /// kept current by the resolver thread.
+    pub audience: Arc<RwLock<Audience>>,
     /// Write-key hash → source, filled on first use.
     write_keys: RwLock<HashMap<String, String>>,
     /// Token hash → token, filled on first use. Tokens cannot be revoked yet; when they
@@ -34,7 +38,8 @@ impl AppState {
             ServerError::Config(format!("resolve.default_region {:?} is not a region code", options.config.resolve.default_region))
         })?;
         let metrics = Metrics::default();
-        let (writer, threads) = writer::start(&options.db_path, &options.config, metrics.clone())?;
+        let audience = Arc::new(RwLock::new(load_audience(&options.db_path, &options.config)?));
+        let (writer, threads) = writer::start(&options.db_path, &options.config, metrics.clone(), audience.clone())?;
         let state = Self {
             data_dir: options.data_dir,
             db_path: options.db_path,
@@ -42,6 +47,7 @@ impl AppState {
             region,
             writer,
             metrics,
+            audience,
             write_keys: RwLock::default(),
             tokens: RwLock::default(),
         };
@@ -93,6 +99,15 @@ impl AppState {
         let switches = self.read(move |s| s.source_switches()).await?;
         Ok(switches.into_iter().find(|(s, _)| *s == name).map_or(configured, |(_, on)| on))
     }
+}
+
+/// Loads the audience engine and stores whatever entries and exits happened while the
+/// server was down (time windows move on; a full resolve may have changed profiles).
+fn load_audience(db_path: &Path, config: &Config) -> Result<Audience, ServerError> {
+    let mut store = SqliteStore::open(db_path)?;
+    let audience = kinship_pipeline::audience::load_audience(&store, config, &|_, _| {}).map_err(|e| ServerError::Config(e.to_string()))?;
+    kinship_pipeline::audience::sync_memberships(&mut store, &audience).map_err(|e| ServerError::Config(e.to_string()))?;
+    Ok(audience)
 }
 
 fn with_reader<T, E: From<StoreError>>(path: &Path, f: impl FnOnce(&SqliteStore) -> Result<T, E>) -> Result<T, E> {

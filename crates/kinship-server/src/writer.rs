@@ -3,10 +3,11 @@
 use crate::metrics::Metrics;
 use crate::ServerError;
 use kinship_core::{Config, NewRecord};
+use kinship_segments::Audience;
 use kinship_store::{SqliteStore, Store};
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -63,11 +64,19 @@ impl Threads {
     }
 }
 
-pub fn start(db_path: &Path, config: &Config, metrics: Metrics) -> Result<(WriterHandle, Threads), ServerError> {
+/// How often segments that depend on time alone (windows, `days_since`) are re-evaluated.
+const TIME_REFRESH: Duration = Duration::from_secs(60);
+
+pub fn start(
+    db_path: &Path,
+    config: &Config,
+    metrics: Metrics,
+    audience: Arc<RwLock<Audience>>,
+) -> Result<(WriterHandle, Threads), ServerError> {
     let (tx, rx) = mpsc::channel(config.server.queue_capacity);
     let (wake_tx, wake_rx) = std_mpsc::sync_channel::<()>(1);
     let writer_store = SqliteStore::open(db_path)?.durable()?;
-    let mut resolver_store = SqliteStore::open(db_path)?;
+    let resolver_store = SqliteStore::open(db_path)?;
     let resolver_config = config.clone();
     let resolver_metrics = metrics.clone();
     // The writer and the resolver take turns through this lock rather than through SQLite's
@@ -87,14 +96,21 @@ pub fn start(db_path: &Path, config: &Config, metrics: Metrics) -> Result<(Write
                 None
             }
         };
+        let mut resolver =
+            Resolver { store: resolver_store, config: resolver_config, metrics: resolver_metrics, turn: resolver_turn, audience };
         let fuzzy = index.as_ref();
+        let mut refreshed = std::time::Instant::now();
         // Catch up with anything logged before a restart, then follow the writer.
         loop {
-            let done = drain(&mut resolver_store, &resolver_config, &resolver_metrics, &resolver_turn, fuzzy)?;
+            let done = resolver.drain(fuzzy)?;
+            if refreshed.elapsed() >= TIME_REFRESH {
+                resolver.refresh_time_relative()?;
+                refreshed = std::time::Instant::now();
+            }
             match wake_rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std_mpsc::RecvTimeoutError::Disconnected) if done == 0 => {
-                    drain(&mut resolver_store, &resolver_config, &resolver_metrics, &resolver_turn, fuzzy)?;
+                    resolver.drain(fuzzy)?;
                     return Ok(());
                 }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => {}
@@ -151,25 +167,42 @@ fn write_loop(mut rx: mpsc::Receiver<Job>, mut store: SqliteStore, wake: std_mps
     }
 }
 
-/// Resolves everything not yet resolved; returns how many records it resolved.
-fn drain(
-    store: &mut SqliteStore,
-    config: &Config,
-    metrics: &Metrics,
-    turn: &Mutex<()>,
-    fuzzy: Option<&kinship_pipeline::FuzzyIndex>,
-) -> Result<u64, kinship_pipeline::PipelineError> {
-    let mut total = 0;
-    loop {
-        let r = {
-            let _turn = turn.lock().expect("not poisoned");
-            kinship_pipeline::resolve_new_records(store, config, RESOLVE_BATCH, fuzzy)?
-        };
-        let n = r.attached + r.created + r.reresolved;
-        if n == 0 {
-            return Ok(total);
+/// The resolver thread's state: it follows the log, resolving new records into profiles,
+/// and keeps the audience's segments and computed traits current with them.
+struct Resolver {
+    store: SqliteStore,
+    config: Config,
+    metrics: Metrics,
+    turn: Arc<Mutex<()>>,
+    audience: Arc<RwLock<Audience>>,
+}
+
+impl Resolver {
+    /// Resolves everything not yet resolved; returns how many records it resolved.
+    fn drain(&mut self, fuzzy: Option<&kinship_pipeline::FuzzyIndex>) -> Result<u64, kinship_pipeline::PipelineError> {
+        let mut total = 0;
+        loop {
+            let _turn = self.turn.lock().expect("not poisoned");
+            let r = kinship_pipeline::resolve_new_records(&mut self.store, &self.config, RESOLVE_BATCH, fuzzy)?;
+            let n = r.attached + r.created + r.reresolved;
+            if n == 0 {
+                return Ok(total);
+            }
+            // Only the profiles this batch changed are re-evaluated, and for each only the
+            // definitions that read what changed.
+            let mut audience = self.audience.write().expect("not poisoned");
+            let moved = kinship_pipeline::audience::refresh_profiles(&mut self.store, &self.config, &mut audience, &r.touched, &r.removed)?;
+            self.metrics.resolved(&r);
+            self.metrics.segment_transitions(moved.len() as u64);
+            total += n;
         }
-        metrics.resolved(&r);
-        total += n;
+    }
+
+    fn refresh_time_relative(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
+        let _turn = self.turn.lock().expect("not poisoned");
+        let mut audience = self.audience.write().expect("not poisoned");
+        let moved = kinship_pipeline::audience::refresh_time_relative(&mut self.store, &mut audience)?;
+        self.metrics.segment_transitions(moved.len() as u64);
+        Ok(())
     }
 }

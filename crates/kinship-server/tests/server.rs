@@ -510,3 +510,94 @@ fn shutdown_commits_everything_acknowledged() {
         .unwrap();
     assert_eq!(unresolved, 0, "{unresolved} records left unresolved at shutdown");
 }
+
+/// The value of a metric line `NAME VALUE` in `/metrics`.
+fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let text = get(addr, "/metrics", None).text();
+    let line = text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).unwrap_or_else(|| panic!("{name} missing"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn one_event_moves_a_profile_between_segments_in_real_time() {
+    let s = Server::start();
+    let (a, web) = (s.addr, s.basic("web"));
+    let admin = http::bearer(&s.admin);
+    // Twenty other people, so a full recomputation would show in the evaluation count.
+    let batch: Vec<Value> = (0..20)
+        .map(|i| json!({"type": "identify", "userId": format!("other-{i}"), "traits": {"plan": "free"}, "messageId": format!("o-{i}")}))
+        .collect();
+    ok(&post_json(a, "/v1/batch", Some(&web), &json!({ "batch": batch })));
+    ok(&post_json(a, "/v1/identify", Some(&web), &json!({"userId": "buyer", "traits": {"email": "b@example.com"}, "messageId": "b-1"})));
+    wait_for_profile(a, &s.viewer, "user_id:other-19", RESOLVE_WAIT, |v| v["id"].is_string());
+    wait_for_profile(a, &s.viewer, "user_id:buyer", RESOLVE_WAIT, |v| v["id"].is_string());
+
+    let created =
+        post_json(a, "/api/v1/computed-traits", Some(&admin), &json!({"name": "orders", "expression": "count(\"Order Completed\")"}));
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = post_json(
+        a,
+        "/api/v1/segments",
+        Some(&admin),
+        &json!({"name": "buyers", "expression": "computed.orders >= 2 and exists(traits.email)"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()["size"], 0);
+    let created =
+        post_json(a, "/api/v1/segments", Some(&admin), &json!({"name": "browsers", "expression": "not any(\"Order Completed\")"}));
+    assert_eq!(created.json()["size"], 21, "{}", created.text());
+    // An unrelated segment: an order must not re-evaluate it.
+    post_json(a, "/api/v1/segments", Some(&admin), &json!({"name": "free", "expression": "traits.plan == \"free\""}));
+    // A viewer may preview but not define; a bad expression says where.
+    let preview =
+        ok(&post_json(a, "/api/v1/segments/preview", Some(&http::bearer(&s.viewer)), &json!({"expression": "exists(traits.plan)"})));
+    assert_eq!(preview["count"], 20);
+    assert_eq!(post_json(a, "/api/v1/segments", Some(&http::bearer(&s.viewer)), &json!({"name": "x", "expression": "true"})).status, 403);
+    let bad = post_json(a, "/api/v1/segments", Some(&admin), &json!({"name": "bad", "expression": "computed.orders > \"two\""}));
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["column"], 19, "{}", bad.text());
+    assert!(bad.json()["rendered"].as_str().unwrap().contains('^'));
+    let cycle = post_json(a, "/api/v1/segments", Some(&admin), &json!({"name": "loop", "expression": "in_segment(\"loop\")"}));
+    assert_eq!(cycle.status, 400, "{}", cycle.text());
+
+    let before = metric(a, "kinship_segment_evaluations");
+    for (i, at) in ["2026-01-01T10:00:00Z", "2026-01-02T10:00:00Z"].iter().enumerate() {
+        let order = json!({"userId": "buyer", "event": "Order Completed", "properties": {"total": 10}, "messageId": format!("ord-{i}"), "timestamp": at});
+        ok(&post_json(a, "/v1/track", Some(&web), &order));
+    }
+    let view = wait_for_profile(a, &s.viewer, "user_id:buyer", RESOLVE_WAIT, |v| {
+        v["segments"].as_array().is_some_and(|s| s.iter().any(|x| x == "buyers"))
+    });
+    assert_eq!(view["segments"], json!(["buyers"]), "{view:#}");
+    assert_eq!(view["computed"]["orders"], 2.0);
+    // Entering and leaving are on the timeline, with the time.
+    let moves: Vec<(String, String)> = view["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "segment")
+        .map(|e| (e["event"].as_str().unwrap().to_string(), e["properties"]["segment"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(moves.contains(&("Entered Segment".into(), "buyers".into())), "{moves:?}");
+    assert!(moves.contains(&("Exited Segment".into(), "browsers".into())), "{moves:?}");
+    assert!(moves.contains(&("Entered Segment".into(), "browsers".into())), "created while it matched: {moves:?}");
+    // Two events re-evaluated only the definitions reading orders, for one profile: far
+    // fewer runs than one pass over the 21 profiles.
+    let runs = metric(a, "kinship_segment_evaluations") - before;
+    assert!((1.0..=6.0).contains(&runs), "{runs} evaluations for two events");
+
+    let id = view["id"].as_str().unwrap();
+    let members = ok(&get(a, "/api/v1/segments/buyers/members", Some(&s.viewer)));
+    assert_eq!(members["members"], json!([id]));
+    let shown = ok(&get(a, "/api/v1/segments/buyers", Some(&s.viewer)));
+    assert_eq!(shown["size"], 1);
+    assert_eq!(shown["sizes"].as_array().unwrap().last().unwrap()["size"], 1);
+    let listed = ok(&get(a, "/api/v1/segments", Some(&s.viewer)));
+    assert_eq!(listed["segments"].as_array().unwrap().len(), 3);
+    // A definition in use cannot be deleted; an unused one can.
+    let r = request(a, "DELETE", "/api/v1/computed-traits/orders", &[("Authorization", &admin)], b"").unwrap();
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = request(a, "DELETE", "/api/v1/segments/buyers", &[("Authorization", &admin)], b"").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(a, "/api/v1/segments/buyers", Some(&s.viewer)).status, 404);
+}

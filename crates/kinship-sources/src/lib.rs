@@ -7,7 +7,7 @@ mod jsonl;
 pub mod mapping;
 pub mod segment;
 
-pub use mapping::{Mapped, Mapper};
+pub use mapping::{Mapped, MappedEvent, Mapper};
 
 use kinship_core::{SourceConfig, SourceType};
 use serde_json::{Map, Value};

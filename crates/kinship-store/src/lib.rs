@@ -129,6 +129,49 @@ pub trait Store {
     fn stats(&self) -> Result<Stats>;
 }
 
+/// A stored computed-trait or segment definition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DefinitionRow {
+    /// `segment` or `computed`.
+    pub kind: String,
+    pub name: String,
+    pub expression: String,
+    pub created_at: i64,
+}
+
+/// A profile entering or leaving a segment, at a time (ms).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SegmentTransition {
+    pub segment: String,
+    pub profile: String,
+    pub entered: bool,
+    pub at: i64,
+}
+
+/// Segments and computed traits: their definitions, current members, each profile's
+/// entries and exits, and each segment's size over time.
+pub trait AudienceStore {
+    fn definitions(&self) -> Result<Vec<DefinitionRow>>;
+    fn save_definition(&mut self, definition: &DefinitionRow) -> Result<()>;
+    /// Deletes a definition with its members and size history (the profiles' timelines keep
+    /// their entries and exits).
+    fn delete_definition(&mut self, kind: &str, name: &str) -> Result<()>;
+    /// Applies entries and exits to the members, appends them to the timelines, and records
+    /// each touched segment's size at `at`, in one transaction.
+    fn record_transitions(&mut self, transitions: &[SegmentTransition], sizes: &[(String, u64)], at: i64) -> Result<()>;
+    /// Drops the memberships of profiles that no longer exist (merged or erased).
+    fn forget_memberships(&mut self, profiles: &[String]) -> Result<()>;
+    /// Every (segment, profile) membership.
+    fn memberships(&self) -> Result<Vec<(String, String)>>;
+    /// A page of a segment's members, by profile id.
+    fn segment_members(&self, segment: &str, offset: u64, limit: u64) -> Result<Vec<String>>;
+    /// A segment's sizes over time, oldest first: (ms, size).
+    fn segment_sizes(&self, segment: &str) -> Result<Vec<(i64, u64)>>;
+    fn profile_transitions(&self, profile: &str) -> Result<Vec<SegmentTransition>>;
+    /// Every profile with its records, grouped by profile (for loading the audience).
+    fn scan_profile_records(&self, visit: &mut dyn FnMut(&str, RecordView<'_>)) -> Result<()>;
+}
+
 /// Credentials and switches: API tokens, write keys of collection sources, and sources
 /// turned on or off at run time. Only hashes of secrets are stored.
 pub trait AccessStore {

@@ -1,6 +1,9 @@
 //! The embedded store: one SQLite file in WAL mode.
 
-use crate::{AccessStore, FullResolution, RecordView, ResolutionWrite, Result, SourceStatus, Stats, Store, StoreError, TokenRow};
+use crate::{
+    AccessStore, AudienceStore, DefinitionRow, FullResolution, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats,
+    Store, StoreError, TokenRow,
+};
 use kinship_core::{
     Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord, decode_identifiers,
 };
@@ -134,6 +137,36 @@ const MIGRATIONS: &[(i64, &str)] = &[
         SELECT json_group_object(key, json_array(json_extract(value, '$.value'), json_extract(value, '$.source'),
                                                  json_extract(value, '$.record'), json_extract(value, '$.ts')))
         FROM json_each(profiles.traits));",
+    ),
+    (
+        4,
+        "CREATE TABLE definitions (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        expression TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, name)
+    );
+    CREATE TABLE segment_members (
+        segment TEXT NOT NULL,
+        profile_id TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        PRIMARY KEY (segment, profile_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX segment_members_by_profile ON segment_members (profile_id);
+    CREATE TABLE segment_transitions (
+        profile_id TEXT NOT NULL,
+        segment TEXT NOT NULL,
+        entered INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX segment_transitions_by_profile ON segment_transitions (profile_id, at);
+    CREATE TABLE segment_sizes (
+        segment TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (segment, at)
+    ) WITHOUT ROWID;",
     ),
 ];
 
@@ -565,6 +598,106 @@ impl Store for SqliteStore {
             identifiers: count("SELECT COUNT(*) FROM profile_identifiers")?,
             merge_edges: count("SELECT COUNT(*) FROM merge_edges")?,
         })
+    }
+}
+
+impl AudienceStore for SqliteStore {
+    fn definitions(&self) -> Result<Vec<DefinitionRow>> {
+        let mut stmt = self.conn.prepare_cached("SELECT kind, name, expression, created_at FROM definitions ORDER BY created_at, name")?;
+        let rows =
+            stmt.query_map([], |r| Ok(DefinitionRow { kind: r.get(0)?, name: r.get(1)?, expression: r.get(2)?, created_at: r.get(3)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn save_definition(&mut self, d: &DefinitionRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO definitions (kind, name, expression, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![d.kind, d.name, d.expression, d.created_at],
+        )?;
+        Ok(())
+    }
+
+    fn delete_definition(&mut self, kind: &str, name: &str) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        tx.execute("DELETE FROM definitions WHERE kind = ?1 AND name = ?2", [kind, name])?;
+        if kind == "segment" {
+            tx.execute("DELETE FROM segment_members WHERE segment = ?1", [name])?;
+            tx.execute("DELETE FROM segment_sizes WHERE segment = ?1", [name])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn record_transitions(&mut self, transitions: &[SegmentTransition], sizes: &[(String, u64)], at: i64) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        {
+            let mut enter = tx.prepare_cached("INSERT OR REPLACE INTO segment_members (segment, profile_id, since) VALUES (?1, ?2, ?3)")?;
+            let mut leave = tx.prepare_cached("DELETE FROM segment_members WHERE segment = ?1 AND profile_id = ?2")?;
+            let mut log =
+                tx.prepare_cached("INSERT INTO segment_transitions (profile_id, segment, entered, at) VALUES (?1, ?2, ?3, ?4)")?;
+            for t in transitions {
+                if t.entered {
+                    enter.execute(params![t.segment, t.profile, t.at])?;
+                } else {
+                    leave.execute(params![t.segment, t.profile])?;
+                }
+                log.execute(params![t.profile, t.segment, t.entered, t.at])?;
+            }
+            let mut size = tx.prepare_cached("INSERT OR REPLACE INTO segment_sizes (segment, at, size) VALUES (?1, ?2, ?3)")?;
+            for (segment, n) in sizes {
+                size.execute(params![segment, at, *n as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn forget_memberships(&mut self, profiles: &[String]) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM segment_members WHERE profile_id IN (SELECT value FROM json_each(?1))",
+            [serde_json::to_string(profiles)?],
+        )?;
+        Ok(())
+    }
+
+    fn memberships(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare("SELECT segment, profile_id FROM segment_members ORDER BY segment, profile_id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn segment_members(&self, segment: &str, offset: u64, limit: u64) -> Result<Vec<String>> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT profile_id FROM segment_members WHERE segment = ?1 ORDER BY profile_id LIMIT ?2 OFFSET ?3")?;
+        let rows = stmt.query_map(params![segment, limit as i64, offset as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn segment_sizes(&self, segment: &str) -> Result<Vec<(i64, u64)>> {
+        let mut stmt = self.conn.prepare_cached("SELECT at, size FROM segment_sizes WHERE segment = ?1 ORDER BY at")?;
+        let rows = stmt.query_map([segment], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn profile_transitions(&self, profile: &str) -> Result<Vec<SegmentTransition>> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT segment, entered, at FROM segment_transitions WHERE profile_id = ?1 ORDER BY at, rowid")?;
+        let rows = stmt.query_map([profile], |r| {
+            Ok(SegmentTransition { segment: r.get(0)?, profile: profile.to_string(), entered: r.get(1)?, at: r.get(2)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn scan_profile_records(&self, visit: &mut dyn FnMut(&str, RecordView<'_>)) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, r.source, r.record_key, r.payload, r.identifiers, r.ts, a.profile_id
+             FROM assignments a JOIN records r ON r.id = a.record_id ORDER BY a.profile_id, r.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            visit(r.get_ref(6)?.as_str().map_err(rusqlite::Error::from)?, view(r)?);
+        }
+        Ok(())
     }
 }
 

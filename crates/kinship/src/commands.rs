@@ -198,7 +198,9 @@ fn resolve_with_progress(ws: &mut Workspace) -> Result<ResolveReport> {
     let bar = Progress::new("resolve", false);
     let report = kinship_pipeline::resolve_all(&mut ws.store, &ws.config, &|d, t| bar.update(d, t));
     bar.finish();
-    Ok(report?)
+    let report = report?;
+    crate::segment_commands::sync_after_change(ws)?;
+    Ok(report)
 }
 
 fn print_ingest(reports: &[IngestReport]) {
@@ -338,6 +340,7 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
                 })?;
             }
             kinship_pipeline::reresolve_profiles(&mut ws.store, &ws.config, std::slice::from_ref(id))?;
+            crate::segment_commands::sync_after_change(&mut ws)?;
             let (_, now) = ws.store.record_profile(source, key)?.context("the record is still in the log")?;
             println!("split {record} out of {id}: it is now in {now}; {} cannot-link decision(s) remembered", others.len());
             Ok(ExitCode::SUCCESS)
@@ -351,6 +354,7 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
             let (left, right) = (first(a)?, first(b)?);
             ws.store.add_constraint(&LinkConstraint { must: true, left: left.clone(), right })?;
             kinship_pipeline::reresolve_profiles(&mut ws.store, &ws.config, &[a.clone(), b.clone()])?;
+            crate::segment_commands::sync_after_change(&mut ws)?;
             let (_, now) = ws.store.record_profile(&left.0, &left.1)?.context("the record is still in the log")?;
             println!("merged {a} and {b} into {now}; the must-link decision is remembered");
             Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@ mod bench;
 mod commands;
 mod dedupe;
 mod progress;
+mod segment_commands;
 mod server_commands;
 
 use clap::{Args, Parser, Subcommand};
@@ -49,6 +50,12 @@ enum Command {
     /// Manage sources.
     #[command(subcommand)]
     Source(server_commands::SourceCommand),
+    /// Segments: define, list, show, preview, export members, delete.
+    #[command(subcommand)]
+    Segment(segment_commands::SegmentCommand),
+    /// Computed traits: define, list, delete.
+    #[command(subcommand)]
+    Computed(segment_commands::ComputedCommand),
     /// Find duplicate rows in any CSV by fuzzy matching (Fellegi-Sunter), writing clusters.
     Dedupe(dedupe::DedupeArgs),
     /// Measure speed on generated data.
@@ -74,6 +81,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => server_commands::serve(data, &args),
         Command::Token(cmd) => server_commands::token(data, &cmd),
         Command::Source(cmd) => server_commands::source(data, &cmd),
+        Command::Segment(cmd) => segment_commands::segment(data, &cmd),
+        Command::Computed(cmd) => segment_commands::computed(data, &cmd),
         Command::Dedupe(args) => dedupe::run_dedupe(&args).map(|()| ExitCode::SUCCESS),
         Command::Bench(cmd) => bench::run(&cmd),
     };

@@ -1,0 +1,210 @@
+//! Segments and computed traits over stored profiles: loading the audience engine from the
+//! store, keeping it current as profiles change, and storing entries, exits and sizes.
+
+use crate::{golden, now_ms, PipelineError, Result};
+use kinship_core::Config;
+use kinship_segments::{Audience, DefinitionSource, Kind, Transition};
+use kinship_sources::{MappedEvent, Mapper};
+use kinship_store::{AudienceStore, DefinitionRow, RecordView, SegmentTransition, Store};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{Map, Value};
+
+/// What a store must offer for segments.
+pub trait SegmentStore: Store + AudienceStore {}
+impl<T: Store + AudienceStore> SegmentStore for T {}
+
+pub(crate) fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Segment => "segment",
+        Kind::Computed => "computed",
+    }
+}
+
+fn kind_of(name: &str) -> Result<Kind> {
+    match name {
+        "segment" => Ok(Kind::Segment),
+        "computed" => Ok(Kind::Computed),
+        other => Err(PipelineError::Config(format!("stored definition of unknown kind {other:?}"))),
+    }
+}
+
+/// The event a record stands for, through its source's mapping: (name, time, properties).
+pub(crate) fn record_event(mapper: &Mapper<'_>, fields: &Map<String, Value>, timestamp: Option<i64>) -> Option<(MappedEvent, i64)> {
+    Some((mapper.event(fields)?, timestamp?))
+}
+
+/// The stored definitions, as the engine takes them.
+fn stored_definitions(store: &dyn AudienceStore) -> Result<Vec<DefinitionSource>> {
+    store
+        .definitions()?
+        .into_iter()
+        .map(|d| Ok(DefinitionSource { kind: kind_of(&d.kind)?, name: d.name, expression: d.expression }))
+        .collect()
+}
+
+/// Loads every profile (golden traits and events) and every definition, evaluated now.
+/// Memberships are not compared with the stored ones: see [`sync_memberships`].
+pub fn load_audience(store: &dyn SegmentStore, config: &Config, progress: crate::Progress<'_>) -> Result<Audience> {
+    let mappers = crate::mappers(config)?;
+    let mut audience = Audience::new();
+    let mut traits: FxHashMap<String, Map<String, Value>> = FxHashMap::default();
+    store.scan_profiles(&mut |id, stored| {
+        traits.insert(id.to_string(), golden::values(stored));
+    })?;
+    let total = traits.len() as u64;
+    let mut current: Option<String> = None;
+    let mut events: Vec<(MappedEvent, i64)> = Vec::new();
+    let mut done = 0u64;
+    let mut flush = |audience: &mut Audience, id: &str, events: &mut Vec<(MappedEvent, i64)>| {
+        let empty = Map::new();
+        let t = traits.remove(id);
+        audience.upsert_profile(id, t.as_ref().unwrap_or(&empty), events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
+        events.clear();
+        done += 1;
+        if done % 50_000 == 0 {
+            progress(done, total);
+        }
+    };
+    store.scan_profile_records(&mut |profile, r: RecordView<'_>| {
+        if current.as_deref() != Some(profile) {
+            if let Some(previous) = current.take() {
+                flush(&mut audience, &previous, &mut events);
+            }
+            current = Some(profile.to_string());
+        }
+        if let (Some(mapper), Ok(Value::Object(fields))) = (mappers.get(r.source), serde_json::from_str::<Value>(r.payload)) {
+            events.extend(record_event(mapper, &fields, r.timestamp));
+        }
+    })?;
+    if let Some(previous) = current.take() {
+        flush(&mut audience, &previous, &mut events);
+    }
+    progress(total, total);
+    audience.define_all(stored_definitions(store)?, now_ms())?;
+    Ok(audience)
+}
+
+/// Stores the difference between the engine's memberships and the stored ones as entries
+/// and exits now (time passed, or profiles changed while nothing was watching). Returns
+/// how many transitions were recorded.
+pub fn sync_memberships(store: &mut dyn SegmentStore, audience: &Audience) -> Result<usize> {
+    let stored: FxHashSet<(String, String)> = store.memberships()?.into_iter().collect();
+    let mut current = FxHashSet::default();
+    for d in audience.definitions().into_iter().filter(|d| d.kind == Kind::Segment) {
+        for p in audience.members(&d.name).unwrap_or_default() {
+            current.insert((d.name.clone(), p.to_string()));
+        }
+    }
+    let mut transitions = Vec::new();
+    for (segment, profile) in current.difference(&stored) {
+        transitions.push(Transition { segment: segment.clone(), profile: profile.clone(), entered: true });
+    }
+    for (segment, profile) in stored.difference(&current) {
+        transitions.push(Transition { segment: segment.clone(), profile: profile.clone(), entered: false });
+    }
+    transitions.sort_by(|a, b| (&a.segment, &a.profile).cmp(&(&b.segment, &b.profile)));
+    record(store, audience, &transitions)?;
+    Ok(transitions.len())
+}
+
+/// Stores transitions with the sizes of the segments they touch.
+pub fn record(store: &mut dyn SegmentStore, audience: &Audience, transitions: &[Transition]) -> Result<()> {
+    if transitions.is_empty() {
+        return Ok(());
+    }
+    let at = now_ms();
+    let touched: FxHashSet<&str> = transitions.iter().map(|t| t.segment.as_str()).collect();
+    let mut sizes: Vec<(String, u64)> = touched.into_iter().filter_map(|s| Some((s.to_string(), audience.size(s)? as u64))).collect();
+    sizes.sort();
+    let rows: Vec<SegmentTransition> = transitions
+        .iter()
+        .map(|t| SegmentTransition { segment: t.segment.clone(), profile: t.profile.clone(), entered: t.entered, at })
+        .collect();
+    Ok(store.record_transitions(&rows, &sizes, at)?)
+}
+
+/// Defines a segment or computed trait: checked against the current definitions (names,
+/// types, cycles), evaluated over every profile, stored with its members. Returns its size
+/// (segments) or the number of profiles (computed traits).
+pub fn define(store: &mut dyn SegmentStore, audience: &mut Audience, source: DefinitionSource) -> Result<usize> {
+    let (kind, name) = (source.kind, source.name.clone());
+    let row =
+        DefinitionRow { kind: kind_name(kind).into(), name: name.clone(), expression: source.expression.clone(), created_at: now_ms() };
+    let transitions = audience.define(source, row.created_at)?;
+    store.save_definition(&row)?;
+    record(store, audience, &transitions)?;
+    Ok(match kind {
+        Kind::Segment => audience.size(&name).unwrap_or(0),
+        Kind::Computed => audience.profile_count(),
+    })
+}
+
+/// Deletes a definition nothing else reads.
+pub fn undefine(store: &mut dyn SegmentStore, audience: &mut Audience, kind: Kind, name: &str) -> Result<()> {
+    let left = audience.undefine(kind, name)?;
+    let at = now_ms();
+    // The members' timelines record the exit; the segment's own rows go with it.
+    let rows: Vec<SegmentTransition> =
+        left.iter().map(|t| SegmentTransition { segment: t.segment.clone(), profile: t.profile.clone(), entered: false, at }).collect();
+    store.record_transitions(&rows, &[], at)?;
+    Ok(store.delete_definition(kind_name(kind), name)?)
+}
+
+/// Brings the engine up to date with profiles that changed (records attached, merged,
+/// split) and those that went away, re-evaluating only what each change can affect, and
+/// stores the entries and exits.
+pub fn refresh_profiles(
+    store: &mut dyn SegmentStore,
+    config: &Config,
+    audience: &mut Audience,
+    touched: &[String],
+    removed: &[String],
+) -> Result<Vec<Transition>> {
+    if !removed.is_empty() {
+        for id in removed {
+            audience.remove_profile(id);
+        }
+        store.forget_memberships(removed)?;
+    }
+    let mappers = crate::mappers(config)?;
+    let now = now_ms();
+    let mut transitions = Vec::new();
+    for id in touched {
+        let Some(row) = store.profile(id)? else { continue };
+        let traits = golden::values(&row.traits);
+        let mut events = Vec::new();
+        for r in store.profile_records(id)? {
+            if let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) {
+                events.extend(record_event(mapper, fields, r.timestamp));
+            }
+        }
+        let change = audience.upsert_profile(id, &traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
+        if !change.is_empty() {
+            transitions.extend(audience.evaluate_profile(id, &change, now));
+        }
+    }
+    record(store, audience, &transitions)?;
+    Ok(transitions)
+}
+
+/// Re-evaluates what can change with time alone (windows, `days_since`) and stores the
+/// entries and exits.
+pub fn refresh_time_relative(store: &mut dyn SegmentStore, audience: &mut Audience) -> Result<Vec<Transition>> {
+    let transitions = audience.refresh_time_relative(now_ms());
+    record(store, audience, &transitions)?;
+    Ok(transitions)
+}
+
+/// One profile's segments and computed traits, evaluated on its own data: every definition
+/// is a function of one profile, so this equals what the whole audience holds.
+pub fn profile_values(
+    store: &dyn SegmentStore,
+    traits: &Map<String, Value>,
+    events: &[(MappedEvent, i64)],
+    id: &str,
+) -> Result<(Vec<String>, Map<String, Value>)> {
+    let mut one = Audience::new();
+    one.upsert_profile(id, traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
+    one.define_all(stored_definitions(store)?, now_ms())?;
+    Ok(one.profile_values(id).unwrap_or_default())
+}

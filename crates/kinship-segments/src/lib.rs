@@ -1,0 +1,583 @@
+//! The audience engine: every profile's golden traits and events held in memory, with the
+//! computed traits and segments defined over them in the expression language (`kinship-expr`).
+//!
+//! Apache Unomi answers "who is in this segment" by translating the condition into an
+//! Elasticsearch query over indexed profile and event documents. Kinship instead keeps a compact
+//! copy of each profile (traits, and events sorted by time) in memory and runs a compiled program
+//! over it: a full recomputation is one parallel pass over the profiles, and an arriving event
+//! re-evaluates, for that one profile, only the definitions that read what changed.
+//!
+//! Definitions are computed traits (`lifetime_value = sum("Order Completed", revenue)`) and
+//! segments (a boolean expression). Both are kept in dependency order, so one pass evaluates a
+//! definition after everything it reads. A segment's membership changes are returned as
+//! [`Transition`]s for the host to store on the profile's timeline. The crate is pure: no I/O.
+
+mod held;
+mod profile;
+
+pub use held::Held;
+pub use kinship_expr::MAX_SOURCE_BYTES as MAX_EXPRESSION_BYTES;
+pub use profile::{Event, Profile};
+
+use kinship_expr::{find_cycle, Dependencies, EvalContext, ProfileView, Program, Reference, Schema};
+use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What a definition is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Segment,
+    Computed,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Segment => "segment",
+            Kind::Computed => "computed trait",
+        })
+    }
+}
+
+/// A named expression as the host stores it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DefinitionSource {
+    pub kind: Kind,
+    pub name: String,
+    pub expression: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    /// The expression does not parse or type-check; `rendered` shows the line with a caret.
+    #[error("{kind} {name}: {rendered}")]
+    Expression { kind: Kind, name: String, line: usize, column: usize, message: String, rendered: String },
+    #[error("{0} {1} is already defined")]
+    Exists(Kind, String),
+    #[error("no {0} named {1}")]
+    Unknown(Kind, String),
+    #[error("definitions refer to each other in a cycle: {0}")]
+    Cycle(String),
+    #[error("{kind} {name} is used by {users}; delete or change those first")]
+    InUse { kind: Kind, name: String, users: String },
+    #[error("{0} name {1:?} must be 1 to 64 letters, digits, '_' or '-'")]
+    BadName(Kind, String),
+}
+
+/// A profile entering or leaving a segment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Transition {
+    pub segment: String,
+    pub profile: String,
+    pub entered: bool,
+}
+
+/// A count and a sample of the profiles an expression selects.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Preview {
+    pub count: usize,
+    pub sample: Vec<String>,
+}
+
+struct Definition {
+    kind: Kind,
+    name: String,
+    expression: String,
+    program: Program,
+}
+
+/// Names the profiles and the definitions share, kept apart from the profiles so that a
+/// parallel pass can read it while each profile's values are written.
+#[derive(Default)]
+pub(crate) struct Catalog {
+    event_names: FxHashMap<Box<str>, u32>,
+    keys: FxHashSet<Arc<str>>,
+    /// In dependency order: each definition comes after everything it reads.
+    definitions: Vec<Definition>,
+    position: FxHashMap<(Kind, String), usize>,
+}
+
+impl Catalog {
+    pub(crate) fn event_id(&mut self, name: &str) -> u32 {
+        let next = self.event_names.len() as u32;
+        *self.event_names.entry(name.into()).or_insert(next)
+    }
+
+    pub(crate) fn key(&mut self, name: &str) -> Arc<str> {
+        if let Some(k) = self.keys.get(name) {
+            return k.clone();
+        }
+        let k: Arc<str> = name.into();
+        self.keys.insert(k.clone());
+        k
+    }
+
+    fn schema(&self) -> Schema {
+        let mut schema = Schema::new();
+        for d in &self.definitions {
+            schema = match d.kind {
+                Kind::Segment => schema.with_segment(&d.name),
+                Kind::Computed => schema.with_computed(&d.name, d.program.result_type()),
+            };
+        }
+        schema
+    }
+
+    fn dependencies(&self) -> BTreeMap<Reference, Dependencies> {
+        self.definitions.iter().map(|d| (reference(d.kind, &d.name), d.program.dependencies().clone())).collect()
+    }
+}
+
+fn reference(kind: Kind, name: &str) -> Reference {
+    match kind {
+        Kind::Segment => Reference::Segment(name.to_string()),
+        Kind::Computed => Reference::Computed(name.to_string()),
+    }
+}
+
+/// One profile as a program sees it.
+struct View<'a> {
+    catalog: &'a Catalog,
+    profile: &'a Profile,
+}
+
+impl ProfileView for View<'_> {
+    type Event = Event;
+
+    fn trait_value(&self, name: &str) -> kinship_expr::Scalar<'_> {
+        self.profile.trait_value(name)
+    }
+
+    fn computed(&self, name: &str) -> kinship_expr::Scalar<'_> {
+        match self.catalog.position.get(&(Kind::Computed, name.to_string())) {
+            Some(&i) => self.profile.values.get(i).map_or(kinship_expr::Scalar::Null, Held::scalar),
+            None => kinship_expr::Scalar::Null,
+        }
+    }
+
+    fn in_segment(&self, name: &str) -> bool {
+        match self.catalog.position.get(&(Kind::Segment, name.to_string())) {
+            Some(&i) => matches!(self.profile.values.get(i), Some(Held::Bool(true))),
+            None => false,
+        }
+    }
+
+    fn events<'a>(&'a self, name: Option<&'a str>) -> impl DoubleEndedIterator<Item = &'a Event> + 'a {
+        // An unknown name selects nothing: u32::MAX is never an event id.
+        let wanted = name.map(|n| self.catalog.event_names.get(n).copied().unwrap_or(u32::MAX));
+        self.profile.events.iter().filter(move |e| wanted.is_none_or(|w| e.name == w))
+    }
+}
+
+/// What changed on a profile when it was loaded again.
+#[derive(Debug, Default, Clone)]
+pub struct ProfileChange {
+    pub new: bool,
+    pub traits: FxHashSet<String>,
+    pub events: FxHashSet<String>,
+}
+
+impl ProfileChange {
+    pub fn is_empty(&self) -> bool {
+        !self.new && self.traits.is_empty() && self.events.is_empty()
+    }
+}
+
+/// Every profile, and the definitions evaluated over them.
+#[derive(Default)]
+pub struct Audience {
+    catalog: Catalog,
+    profiles: Vec<Option<Profile>>,
+    slot_of: FxHashMap<Box<str>, u32>,
+    free: Vec<u32>,
+    /// Members of each definition position (segments only; zero for computed traits).
+    sizes: Vec<usize>,
+    /// Programs run against a profile so far (previews excluded): what shows that an event
+    /// costs a few runs, not a recomputation.
+    evaluations: u64,
+}
+
+impl Audience {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn profile_count(&self) -> usize {
+        self.slot_of.len()
+    }
+
+    /// How many times a definition has been evaluated against a profile.
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations
+    }
+
+    /// Adds a profile, or replaces one with what the store now holds, and says what changed.
+    /// Its definitions are not evaluated: call [`Audience::evaluate_profile`] with the change.
+    pub fn upsert_profile<'e>(
+        &mut self,
+        id: &str,
+        traits: &Map<String, Value>,
+        events: impl IntoIterator<Item = (&'e str, i64, &'e Map<String, Value>)>,
+    ) -> ProfileChange {
+        let mut profile = Profile::build(id, traits, events, &mut self.catalog);
+        match self.slot_of.get(id) {
+            Some(&slot) => {
+                let old = self.profiles[slot as usize].as_mut().expect("a mapped slot holds a profile");
+                let change = old.difference(&profile, &self.catalog.event_names);
+                profile.values = std::mem::take(&mut old.values);
+                *old = profile;
+                change
+            }
+            None => {
+                profile.values = vec![Held::Null; self.catalog.definitions.len()];
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.profiles[slot as usize] = Some(profile);
+                        slot
+                    }
+                    None => {
+                        self.profiles.push(Some(profile));
+                        (self.profiles.len() - 1) as u32
+                    }
+                };
+                self.slot_of.insert(id.into(), slot);
+                ProfileChange { new: true, ..Default::default() }
+            }
+        }
+    }
+
+    /// Removes a profile (merged into another, or erased); returns the segments it was in.
+    /// No transition is recorded: the person did not leave, their profile went away.
+    pub fn remove_profile(&mut self, id: &str) -> Vec<String> {
+        let Some(slot) = self.slot_of.remove(id) else { return Vec::new() };
+        let profile = self.profiles[slot as usize].take().expect("a mapped slot holds a profile");
+        self.free.push(slot);
+        let mut was_in = Vec::new();
+        for (i, d) in self.catalog.definitions.iter().enumerate() {
+            if d.kind == Kind::Segment && profile.values[i] == Held::Bool(true) {
+                self.sizes[i] -= 1;
+                was_in.push(d.name.clone());
+            }
+        }
+        was_in
+    }
+
+    /// The schema expressions are checked against: the defined computed traits and segments.
+    pub fn schema(&self) -> Schema {
+        self.catalog.schema()
+    }
+
+    /// Compiles a definition against the current ones without adding it.
+    fn compile(&self, source: &DefinitionSource) -> Result<Program, DefinitionError> {
+        check_name(source.kind, &source.name)?;
+        let schema = self.catalog.schema();
+        let compiled = match source.kind {
+            Kind::Segment => kinship_expr::compile_segment(&source.expression, &schema),
+            Kind::Computed => kinship_expr::compile_computed(&source.expression, &schema),
+        };
+        compiled.map_err(|e| {
+            let (line, column) = e.line_column(&source.expression);
+            DefinitionError::Expression {
+                kind: source.kind,
+                name: source.name.clone(),
+                line,
+                column,
+                message: e.to_string(),
+                rendered: e.render(&source.expression),
+            }
+        })
+    }
+
+    /// Adds a definition (after checking its name is free, its expression, and that it closes
+    /// no cycle) and evaluates it over every profile. Returns the segment's transitions.
+    pub fn define(&mut self, source: DefinitionSource, now_ms: i64) -> Result<Vec<Transition>, DefinitionError> {
+        if self.catalog.position.contains_key(&(source.kind, source.name.clone())) {
+            return Err(DefinitionError::Exists(source.kind, source.name));
+        }
+        // A definition reading itself is a cycle, not an unknown name.
+        if let Ok(expr) = kinship_expr::parse(&source.expression) {
+            let deps = expr.dependencies();
+            let own = match source.kind {
+                Kind::Segment => deps.segments.contains(&source.name),
+                Kind::Computed => deps.computed.contains(&source.name),
+            };
+            if own {
+                let r = reference(source.kind, &source.name);
+                return Err(DefinitionError::Cycle(format!("{r} -> {r}")));
+            }
+        }
+        let program = self.compile(&source)?;
+        let mut deps = self.catalog.dependencies();
+        deps.insert(reference(source.kind, &source.name), program.dependencies().clone());
+        if let Some(cycle) = find_cycle(&deps) {
+            let path: Vec<String> = cycle.iter().map(ToString::to_string).collect();
+            return Err(DefinitionError::Cycle(path.join(" -> ")));
+        }
+        // Everything it reads is already defined, so it can go last in dependency order.
+        let position = self.catalog.definitions.len();
+        self.catalog.position.insert((source.kind, source.name.clone()), position);
+        self.catalog.definitions.push(Definition { kind: source.kind, name: source.name, expression: source.expression, program });
+        self.sizes.push(0);
+        for p in self.profiles.iter_mut().flatten() {
+            p.values.push(Held::Null);
+        }
+        Ok(self.evaluate_positions(&[position], now_ms))
+    }
+
+    /// Removes a definition nothing else reads; returns the segment's members as leaving.
+    pub fn undefine(&mut self, kind: Kind, name: &str) -> Result<Vec<Transition>, DefinitionError> {
+        let Some(&position) = self.catalog.position.get(&(kind, name.to_string())) else {
+            return Err(DefinitionError::Unknown(kind, name.to_string()));
+        };
+        let wanted = reference(kind, name);
+        let users: Vec<String> = self
+            .catalog
+            .definitions
+            .iter()
+            .filter(|d| {
+                let deps = d.program.dependencies();
+                match &wanted {
+                    Reference::Segment(n) => deps.segments.contains(n),
+                    Reference::Computed(n) => deps.computed.contains(n),
+                }
+            })
+            .map(|d| reference(d.kind, &d.name).to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(DefinitionError::InUse { kind, name: name.to_string(), users: users.join(", ") });
+        }
+        let mut left = Vec::new();
+        for (slot_id, slot) in &self.slot_of {
+            let p = self.profiles[*slot as usize].as_ref().expect("a mapped slot holds a profile");
+            if kind == Kind::Segment && p.values[position] == Held::Bool(true) {
+                left.push(Transition { segment: name.to_string(), profile: slot_id.to_string(), entered: false });
+            }
+        }
+        self.catalog.definitions.remove(position);
+        self.sizes.remove(position);
+        for p in self.profiles.iter_mut().flatten() {
+            p.values.remove(position);
+        }
+        self.catalog.position = self.catalog.definitions.iter().enumerate().map(|(i, d)| ((d.kind, d.name.clone()), i)).collect();
+        Ok(left)
+    }
+
+    /// Loads stored definitions in an order where each follows what it reads. Fails on the
+    /// first that does not compile or closes a cycle.
+    pub fn define_all(&mut self, sources: Vec<DefinitionSource>, now_ms: i64) -> Result<Vec<Transition>, DefinitionError> {
+        let mut pending = sources;
+        let mut transitions = Vec::new();
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut blocked = Vec::new();
+            let mut last_error = None;
+            for source in pending {
+                match self.define(source.clone(), now_ms) {
+                    Ok(t) => transitions.extend(t),
+                    Err(e @ DefinitionError::Expression { .. }) => {
+                        last_error = Some(e);
+                        blocked.push(source);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if blocked.len() == before {
+                return Err(last_error.expect("a blocked definition has an error"));
+            }
+            pending = blocked;
+        }
+        Ok(transitions)
+    }
+
+    /// Evaluates the definitions at `positions` (in dependency order) over every profile, in
+    /// parallel, and returns the segment transitions.
+    fn evaluate_positions(&mut self, positions: &[usize], now_ms: i64) -> Vec<Transition> {
+        let context = EvalContext::at(now_ms);
+        let catalog = &self.catalog;
+        let mut transitions = Vec::new();
+        for &position in positions {
+            self.evaluations += self.slot_of.len() as u64;
+            let d = &catalog.definitions[position];
+            let changed: Vec<(String, bool)> = self
+                .profiles
+                .par_iter_mut()
+                .flatten()
+                .filter_map(|p| {
+                    let value = Held::from_scalar(d.program.evaluate(&View { catalog, profile: p }, &context));
+                    let before = std::mem::replace(&mut p.values[position], value);
+                    membership_change(d.kind, &before, &p.values[position]).map(|entered| (p.id.to_string(), entered))
+                })
+                .collect();
+            for (profile, entered) in changed {
+                if entered {
+                    self.sizes[position] += 1;
+                } else {
+                    self.sizes[position] -= 1;
+                }
+                transitions.push(Transition { segment: d.name.clone(), profile, entered });
+            }
+        }
+        transitions
+    }
+
+    /// Recomputes every definition over every profile.
+    pub fn evaluate_all(&mut self, now_ms: i64) -> Vec<Transition> {
+        let all: Vec<usize> = (0..self.catalog.definitions.len()).collect();
+        self.evaluate_positions(&all, now_ms)
+    }
+
+    /// Recomputes one definition, and those that read it, over every profile.
+    pub fn recompute(&mut self, kind: Kind, name: &str, now_ms: i64) -> Result<Vec<Transition>, DefinitionError> {
+        let Some(&position) = self.catalog.position.get(&(kind, name.to_string())) else {
+            return Err(DefinitionError::Unknown(kind, name.to_string()));
+        };
+        let mut affected = vec![false; self.catalog.definitions.len()];
+        affected[position] = true;
+        let positions = self.with_dependents(affected);
+        Ok(self.evaluate_positions(&positions, now_ms))
+    }
+
+    /// Recomputes the definitions that can change with time alone (windows, `days_since`,
+    /// `now()`) and those that read them.
+    pub fn refresh_time_relative(&mut self, now_ms: i64) -> Vec<Transition> {
+        let affected = self.catalog.definitions.iter().map(|d| d.program.dependencies().time_relative).collect();
+        let positions = self.with_dependents(affected);
+        self.evaluate_positions(&positions, now_ms)
+    }
+
+    /// Extends a set of affected positions with every definition reading one of them; the
+    /// result is in dependency order.
+    fn with_dependents(&self, mut affected: Vec<bool>) -> Vec<usize> {
+        for (i, d) in self.catalog.definitions.iter().enumerate() {
+            if affected[i] {
+                continue;
+            }
+            let deps = d.program.dependencies();
+            affected[i] = self.catalog.definitions[..i].iter().enumerate().any(|(j, earlier)| {
+                affected[j]
+                    && match earlier.kind {
+                        Kind::Segment => deps.segments.contains(&earlier.name),
+                        Kind::Computed => deps.computed.contains(&earlier.name),
+                    }
+            });
+        }
+        affected.iter().enumerate().filter(|(_, a)| **a).map(|(i, _)| i).collect()
+    }
+
+    /// Re-evaluates, for one profile, only the definitions that read what changed (and those
+    /// that read them). This is the real-time path: one event costs a few program runs.
+    pub fn evaluate_profile(&mut self, id: &str, change: &ProfileChange, now_ms: i64) -> Vec<Transition> {
+        let Some(&slot) = self.slot_of.get(id) else { return Vec::new() };
+        let affected: Vec<bool> = self
+            .catalog
+            .definitions
+            .iter()
+            .map(|d| {
+                let deps = d.program.dependencies();
+                change.new
+                    || deps.traits.iter().any(|t| change.traits.contains(t))
+                    || deps.events.iter().any(|e| change.events.contains(e))
+                    || (deps.any_event && !change.events.is_empty())
+            })
+            .collect();
+        let positions = self.with_dependents(affected);
+        let context = EvalContext::at(now_ms);
+        let mut transitions = Vec::new();
+        let profile = self.profiles[slot as usize].as_mut().expect("a mapped slot holds a profile");
+        self.evaluations += positions.len() as u64;
+        for position in positions {
+            let d = &self.catalog.definitions[position];
+            let value = Held::from_scalar(d.program.evaluate(&View { catalog: &self.catalog, profile }, &context));
+            let before = std::mem::replace(&mut profile.values[position], value);
+            if let Some(entered) = membership_change(d.kind, &before, &profile.values[position]) {
+                if entered {
+                    self.sizes[position] += 1;
+                } else {
+                    self.sizes[position] -= 1;
+                }
+                transitions.push(Transition { segment: d.name.clone(), profile: id.to_string(), entered });
+            }
+        }
+        transitions
+    }
+
+    /// How many profiles an expression selects, and the first `sample` of them (by id), without
+    /// defining anything.
+    pub fn preview(&self, expression: &str, now_ms: i64, sample: usize) -> Result<Preview, DefinitionError> {
+        let source = DefinitionSource { kind: Kind::Segment, name: "preview".into(), expression: expression.into() };
+        let program = self.compile(&source)?;
+        let context = EvalContext::at(now_ms);
+        let catalog = &self.catalog;
+        let matches = |p: &&Profile| program.matches(&View { catalog, profile: p }, &context);
+        let count = self.profiles.par_iter().flatten().filter(matches).count();
+        let mut picked: Vec<String> = self.profiles.iter().flatten().filter(matches).take(sample).map(|p| p.id.to_string()).collect();
+        picked.sort();
+        Ok(Preview { count, sample: picked })
+    }
+
+    /// The definitions, in dependency order.
+    pub fn definitions(&self) -> Vec<DefinitionSource> {
+        self.catalog
+            .definitions
+            .iter()
+            .map(|d| DefinitionSource { kind: d.kind, name: d.name.clone(), expression: d.expression.clone() })
+            .collect()
+    }
+
+    /// What a definition reads.
+    pub fn dependencies(&self, kind: Kind, name: &str) -> Option<&Dependencies> {
+        let &i = self.catalog.position.get(&(kind, name.to_string()))?;
+        Some(self.catalog.definitions[i].program.dependencies())
+    }
+
+    /// A segment's size, or `None` when there is no such segment.
+    pub fn size(&self, segment: &str) -> Option<usize> {
+        self.catalog.position.get(&(Kind::Segment, segment.to_string())).map(|&i| self.sizes[i])
+    }
+
+    /// A segment's members, sorted by profile id.
+    pub fn members(&self, segment: &str) -> Option<Vec<&str>> {
+        let &i = self.catalog.position.get(&(Kind::Segment, segment.to_string()))?;
+        let mut ids: Vec<&str> = self.profiles.iter().flatten().filter(|p| p.values[i] == Held::Bool(true)).map(|p| &*p.id).collect();
+        ids.sort_unstable();
+        Some(ids)
+    }
+
+    /// A profile's segments and computed traits, or `None` when it is not loaded.
+    pub fn profile_values(&self, id: &str) -> Option<(Vec<String>, Map<String, Value>)> {
+        let &slot = self.slot_of.get(id)?;
+        let p = self.profiles[slot as usize].as_ref()?;
+        let mut segments = Vec::new();
+        let mut computed = Map::new();
+        for (d, v) in self.catalog.definitions.iter().zip(&p.values) {
+            match d.kind {
+                Kind::Segment if *v == Held::Bool(true) => segments.push(d.name.clone()),
+                Kind::Segment => {}
+                Kind::Computed => {
+                    computed.insert(d.name.clone(), v.scalar().to_json());
+                }
+            }
+        }
+        segments.sort();
+        Some((segments, computed))
+    }
+}
+
+/// Whether a segment's value change is an entry (`Some(true)`) or an exit (`Some(false)`).
+fn membership_change(kind: Kind, before: &Held, after: &Held) -> Option<bool> {
+    let (was, is) = (*before == Held::Bool(true), *after == Held::Bool(true));
+    (kind == Kind::Segment && was != is).then_some(is)
+}
+
+fn check_name(kind: Kind, name: &str) -> Result<(), DefinitionError> {
+    let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DefinitionError::BadName(kind, name.to_string()))
+    }
+}

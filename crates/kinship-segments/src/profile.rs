@@ -1,0 +1,111 @@
+//! One profile in memory: golden traits by name, and events sorted by time.
+
+use crate::{Catalog, Held, ProfileChange};
+use kinship_expr::{EventView, Scalar};
+use rustc_hash::FxHashMap;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// One event: its interned name, time, and properties (names shared across events).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub(crate) name: u32,
+    pub(crate) timestamp_ms: i64,
+    pub(crate) properties: Box<[(Arc<str>, Held)]>,
+}
+
+impl EventView for Event {
+    fn timestamp_ms(&self) -> i64 {
+        self.timestamp_ms
+    }
+
+    fn property(&self, name: &str) -> Scalar<'_> {
+        self.properties.iter().find(|(k, _)| &**k == name).map_or(Scalar::Null, |(_, v)| v.scalar())
+    }
+}
+
+pub struct Profile {
+    pub(crate) id: Box<str>,
+    /// Sorted by name.
+    traits: Box<[(Arc<str>, Held)]>,
+    /// Oldest first.
+    pub(crate) events: Vec<Event>,
+    /// One value per definition, in the catalog's order.
+    pub(crate) values: Vec<Held>,
+}
+
+impl Profile {
+    pub(crate) fn build<'e>(
+        id: &str,
+        traits: &Map<String, Value>,
+        events: impl IntoIterator<Item = (&'e str, i64, &'e Map<String, Value>)>,
+        catalog: &mut Catalog,
+    ) -> Profile {
+        let mut flat = Vec::with_capacity(traits.len());
+        flatten("", traits, &mut |name, v| flat.push((catalog.key(name), Held::from_json(v))));
+        flat.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut events: Vec<Event> = events
+            .into_iter()
+            .map(|(name, ts, props)| {
+                let mut properties = Vec::with_capacity(props.len());
+                flatten("", props, &mut |name, v| properties.push((catalog.key(name), Held::from_json(v))));
+                Event { name: catalog.event_id(name), timestamp_ms: ts, properties: properties.into() }
+            })
+            .collect();
+        events.sort_by_key(|e| e.timestamp_ms);
+        Profile { id: id.into(), traits: flat.into(), events, values: Vec::new() }
+    }
+
+    pub(crate) fn trait_value(&self, name: &str) -> Scalar<'_> {
+        match self.traits.binary_search_by(|(k, _)| (**k).cmp(name)) {
+            Ok(i) => self.traits[i].1.scalar(),
+            Err(_) => Scalar::Null,
+        }
+    }
+
+    /// What differs in `newer`: traits whose value changed, appeared or went, and event names
+    /// whose events differ in number or time.
+    pub(crate) fn difference(&self, newer: &Profile, event_names: &FxHashMap<Box<str>, u32>) -> ProfileChange {
+        let mut change = ProfileChange::default();
+        let old: FxHashMap<&str, &Held> = self.traits.iter().map(|(k, v)| (&**k, v)).collect();
+        let new: FxHashMap<&str, &Held> = newer.traits.iter().map(|(k, v)| (&**k, v)).collect();
+        for (k, v) in &new {
+            if old.get(k) != Some(v) {
+                change.traits.insert(k.to_string());
+            }
+        }
+        for k in old.keys().filter(|k| !new.contains_key(*k)) {
+            change.traits.insert(k.to_string());
+        }
+        let signature = |events: &[Event]| {
+            let mut by_name: FxHashMap<u32, (usize, i64)> = FxHashMap::default();
+            for e in events {
+                let s = by_name.entry(e.name).or_default();
+                s.0 += 1;
+                s.1 = s.1.wrapping_add(e.timestamp_ms);
+            }
+            by_name
+        };
+        let (before, after) = (signature(&self.events), signature(&newer.events));
+        let names: FxHashMap<u32, &str> = event_names.iter().map(|(n, &i)| (i, &**n)).collect();
+        for id in before.keys().chain(after.keys()) {
+            if before.get(id) != after.get(id) {
+                if let Some(n) = names.get(id) {
+                    change.events.insert(n.to_string());
+                }
+            }
+        }
+        change
+    }
+}
+
+/// Visits scalar leaves, nested objects as dotted names (`address.city`).
+fn flatten(prefix: &str, fields: &Map<String, Value>, visit: &mut dyn FnMut(&str, &Value)) {
+    for (k, v) in fields {
+        let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            Value::Object(inner) => flatten(&name, inner, visit),
+            _ => visit(&name, v),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+use kinship_segments::{Audience, DefinitionError, DefinitionSource, Kind, Transition};
+use serde_json::{json, Map, Value};
+
+const DAY: i64 = 86_400_000;
+const NOW: i64 = 1_800_000_000_000;
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn segment(name: &str, expression: &str) -> DefinitionSource {
+    DefinitionSource { kind: Kind::Segment, name: name.into(), expression: expression.into() }
+}
+
+fn computed(name: &str, expression: &str) -> DefinitionSource {
+    DefinitionSource { kind: Kind::Computed, name: name.into(), expression: expression.into() }
+}
+
+/// Profile i has i orders of 100 each, spread over the last i*10 days; even profiles are in AU;
+/// profile 3 has an open ticket.
+fn audience(n: usize) -> Audience {
+    let mut a = Audience::new();
+    for i in 0..n {
+        let traits = obj(json!({ "country": if i % 2 == 0 { "AU" } else { "NZ" }, "email": format!("p{i}@example.com") }));
+        let mut events = Vec::new();
+        for k in 0..i {
+            events.push(("Order Completed".to_string(), NOW - (k as i64 * 10 + 1) * DAY, obj(json!({ "revenue": 100 }))));
+        }
+        if i == 3 {
+            events.push(("Ticket Opened".to_string(), NOW - DAY, obj(json!({ "status": "open" }))));
+        }
+        let change = a.upsert_profile(&format!("p{i}"), &traits, events.iter().map(|(n, t, p)| (n.as_str(), *t, p)));
+        assert!(change.new);
+    }
+    a
+}
+
+fn members(a: &Audience, s: &str) -> Vec<String> {
+    a.members(s).unwrap().into_iter().map(String::from).collect()
+}
+
+#[test]
+fn segments_and_computed_traits_select_the_profiles_built_to_match() {
+    let mut a = audience(8);
+    a.define(computed("lifetime_value", r#"sum("Order Completed", revenue)"#), NOW).unwrap();
+    a.define(segment("big", "computed.lifetime_value >= 500"), NOW).unwrap();
+    assert_eq!(members(&a, "big"), ["p5", "p6", "p7"]);
+    // Orders at 1, 11, 21, ... days ago: within 30 days means k = 0, 1, 2.
+    let t = a.define(segment("recent_aus", r#"traits.country == "AU" and count("Order Completed", last 30 days) >= 3"#), NOW).unwrap();
+    assert_eq!(members(&a, "recent_aus"), ["p4", "p6"]);
+    assert!(t.iter().all(|t| t.entered && t.segment == "recent_aus"));
+    a.define(segment("calm", r#"not any("Ticket Opened", status == "open")"#), NOW).unwrap();
+    assert_eq!(a.size("calm"), Some(7));
+    a.define(segment("big_calm", r#"in_segment("big") and in_segment("calm")"#), NOW).unwrap();
+    assert_eq!(members(&a, "big_calm"), ["p5", "p6", "p7"]);
+    let (segments, computed) = a.profile_values("p6").unwrap();
+    assert_eq!(segments, ["big", "big_calm", "calm", "recent_aus"]);
+    assert_eq!(computed["lifetime_value"], json!(600.0));
+}
+
+#[test]
+fn one_event_moves_one_profile_and_matches_a_full_recomputation() {
+    let mut a = audience(6);
+    a.define(segment("repeat", r#"count("Order Completed", last 30 days) >= 3"#), NOW).unwrap();
+    a.define(segment("au", r#"traits.country == "AU""#), NOW).unwrap();
+    assert_eq!(members(&a, "repeat"), ["p3", "p4", "p5"]);
+    // p2 places a third order today.
+    let traits = obj(json!({ "country": "AU", "email": "p2@example.com" }));
+    let orders: Vec<(String, i64, Map<String, Value>)> =
+        [1, 11, 0].iter().map(|d| ("Order Completed".to_string(), NOW - d * DAY, obj(json!({ "revenue": 100 })))).collect();
+    let change = a.upsert_profile("p2", &traits, orders.iter().map(|(n, t, p)| (n.as_str(), *t, p)));
+    assert!(change.events.contains("Order Completed") && change.traits.is_empty());
+    let t = a.evaluate_profile("p2", &change, NOW);
+    assert_eq!(t, [Transition { segment: "repeat".into(), profile: "p2".into(), entered: true }]);
+    assert_eq!(a.size("repeat"), Some(4));
+    // The incremental answer is what a full recomputation gives.
+    assert!(a.evaluate_all(NOW).is_empty());
+    assert_eq!(members(&a, "repeat"), ["p2", "p3", "p4", "p5"]);
+}
+
+#[test]
+fn time_windows_move_members_as_time_passes_at_the_exact_edge() {
+    let mut a = Audience::new();
+    let traits = Map::new();
+    let order = obj(json!({}));
+    a.upsert_profile("edge", &traits, [("Order Completed", NOW - 90 * DAY + 1, &order)]);
+    a.define(segment("ordered", r#"count("Order Completed", last 90 days) >= 1"#), NOW).unwrap();
+    assert_eq!(a.size("ordered"), Some(1));
+    assert!(a.refresh_time_relative(NOW).is_empty());
+    // One millisecond later the order is exactly 90 days old: outside the window.
+    let t = a.refresh_time_relative(NOW + 1);
+    assert_eq!(t, [Transition { segment: "ordered".into(), profile: "edge".into(), entered: false }]);
+}
+
+#[test]
+fn cycles_unknown_names_and_bad_expressions_are_refused_at_creation() {
+    let mut a = audience(3);
+    a.define(segment("a", "traits.country == \"AU\""), NOW).unwrap();
+    let e = a.define(segment("b", r#"in_segment("nope")"#), NOW).unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+    let e = a.define(segment("self", r#"in_segment("self")"#), NOW).unwrap_err();
+    assert!(matches!(e, DefinitionError::Cycle(_)), "{e}");
+    let e = a.define(segment("c", r#"count("X") > "two""#), NOW).unwrap_err();
+    let DefinitionError::Expression { column, rendered, .. } = e else { panic!("expected an expression error") };
+    assert_eq!(column, 14);
+    assert!(rendered.contains('^'));
+    assert!(matches!(a.define(segment("a", "true"), NOW), Err(DefinitionError::Exists(..))));
+    a.define(segment("d", r#"in_segment("a")"#), NOW).unwrap();
+    assert!(matches!(a.undefine(Kind::Segment, "a"), Err(DefinitionError::InUse { .. })));
+    a.undefine(Kind::Segment, "d").unwrap();
+    let left = a.undefine(Kind::Segment, "a").unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(a.size("a").is_none());
+}
+
+#[test]
+fn stored_definitions_load_in_dependency_order() {
+    let mut a = audience(8);
+    let t = a
+        .define_all(
+            vec![
+                segment("vip", "computed.lifetime_value > 250 and in_segment(\"au\")"),
+                computed("lifetime_value", r#"sum("Order Completed", revenue)"#),
+                segment("au", r#"traits.country == "AU""#),
+            ],
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(members(&a, "vip"), ["p4", "p6"]);
+    assert_eq!(t.iter().filter(|t| t.segment == "vip").count(), 2);
+}
+
+#[test]
+fn preview_counts_without_defining_and_removed_profiles_leave_counts() {
+    let mut a = audience(10);
+    let p = a.preview(r#"traits.email ends_with "@example.com" and exists(traits.country)"#, NOW, 3).unwrap();
+    assert_eq!(p.count, 10);
+    assert_eq!(p.sample.len(), 3);
+    assert!(a.definitions().is_empty());
+    a.define(segment("au", r#"traits.country == "AU""#), NOW).unwrap();
+    assert_eq!(a.remove_profile("p0"), ["au"]);
+    assert_eq!(a.size("au"), Some(4));
+    assert_eq!(a.profile_count(), 9);
+}

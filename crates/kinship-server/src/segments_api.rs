@@ -1,0 +1,243 @@
+//! `/api/v1/segments` and `/api/v1/computed-traits`: define, list, show, preview and delete
+//! segments and computed traits, and page through a segment's members.
+
+use crate::api::{ApiError, Caller, ADMINS, READERS};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kinship_pipeline::{audience, PipelineError};
+use kinship_segments::{DefinitionError, DefinitionSource, Kind, MAX_EXPRESSION_BYTES};
+use kinship_store::{AudienceStore, SqliteStore};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        list_segments,
+        create_segment,
+        preview_segment,
+        show_segment,
+        segment_members,
+        delete_segment,
+        list_computed,
+        create_computed,
+        delete_computed
+    ),
+    components(schemas(NewDefinition, Expression))
+)]
+pub struct SegmentsDoc;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/segments", get(list_segments).post(create_segment))
+        .route("/api/v1/segments/preview", post(preview_segment))
+        .route("/api/v1/segments/{name}", get(show_segment).delete(delete_segment))
+        .route("/api/v1/segments/{name}/members", get(segment_members))
+        .route("/api/v1/computed-traits", get(list_computed).post(create_computed))
+        .route("/api/v1/computed-traits/{name}", axum::routing::delete(delete_computed))
+}
+
+/// A definition's error as a response: a bad expression says where (line, column, and the
+/// line with a caret under the problem).
+fn definition_error(e: PipelineError) -> Response {
+    let (status, body) = match e {
+        PipelineError::Definition(d) => match d {
+            DefinitionError::Expression { line, column, message, rendered, .. } => {
+                (StatusCode::BAD_REQUEST, json!({ "error": message, "line": line, "column": column, "rendered": rendered }))
+            }
+            DefinitionError::Exists(..) | DefinitionError::InUse { .. } => (StatusCode::CONFLICT, json!({ "error": d.to_string() })),
+            DefinitionError::Unknown(..) => (StatusCode::NOT_FOUND, json!({ "error": d.to_string() })),
+            DefinitionError::Cycle(_) | DefinitionError::BadName(..) => (StatusCode::BAD_REQUEST, json!({ "error": d.to_string() })),
+        },
+        other => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": other.to_string() })),
+    };
+    (status, Json(body)).into_response()
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewDefinition {
+    name: String,
+    expression: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct Expression {
+    expression: String,
+}
+
+fn bounded(expression: &str) -> Result<(), ApiError> {
+    if expression.len() > MAX_EXPRESSION_BYTES {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("expressions are limited to {MAX_EXPRESSION_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+/// Defines and evaluates on a blocking thread, holding the audience for writing.
+async fn define(state: Arc<AppState>, source: DefinitionSource) -> Result<usize, Response> {
+    tokio::task::spawn_blocking(move || {
+        let mut store = SqliteStore::open(&state.db_path)?;
+        let mut engine = state.audience.write().expect("not poisoned");
+        audience::define(&mut store, &mut engine, source)
+    })
+    .await
+    .expect("does not panic")
+    .map_err(definition_error)
+}
+
+async fn undefine(state: Arc<AppState>, kind: Kind, name: String) -> Result<(), Response> {
+    tokio::task::spawn_blocking(move || {
+        let mut store = SqliteStore::open(&state.db_path)?;
+        let mut engine = state.audience.write().expect("not poisoned");
+        audience::undefine(&mut store, &mut engine, kind, &name)
+    })
+    .await
+    .expect("does not panic")
+    .map_err(definition_error)
+}
+
+/// Every segment with its size and expression.
+#[utoipa::path(get, path = "/api/v1/segments", security(("bearer" = [])), responses((status = 200, description = "`{\"segments\": [{name, expression, size}]}`")))]
+async fn list_segments(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let engine = state.audience.read().expect("not poisoned");
+    let segments: Vec<Value> = engine
+        .definitions()
+        .into_iter()
+        .filter(|d| d.kind == Kind::Segment)
+        .map(|d| json!({ "name": d.name, "expression": d.expression, "size": engine.size(&d.name) }))
+        .collect();
+    Ok(Json(json!({ "segments": segments })))
+}
+
+/// Define a segment; its members are computed at once and kept current as data arrives.
+#[utoipa::path(post, path = "/api/v1/segments", request_body = NewDefinition, security(("bearer" = [])),
+    responses((status = 201, description = "`{name, size}`"), (status = 400, description = "`{error, line, column, rendered}` for a bad expression"), (status = 409, description = "The name is taken")))]
+async fn create_segment(caller: Caller, State(state): State<Arc<AppState>>, Json(body): Json<NewDefinition>) -> Result<Response, Response> {
+    caller.require(ADMINS).map_err(IntoResponse::into_response)?;
+    bounded(&body.expression).map_err(IntoResponse::into_response)?;
+    let name = body.name.clone();
+    let size = define(state, DefinitionSource { kind: Kind::Segment, name: body.name, expression: body.expression }).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": name, "size": size }))).into_response())
+}
+
+/// Count and sample the profiles an expression selects, without saving it.
+#[utoipa::path(post, path = "/api/v1/segments/preview", request_body = Expression, security(("bearer" = [])),
+    responses((status = 200, description = "`{count, sample: [profile id]}`"), (status = 400, description = "`{error, line, column, rendered}`")))]
+async fn preview_segment(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Json(body): Json<Expression>,
+) -> Result<Json<Value>, Response> {
+    caller.require(READERS).map_err(IntoResponse::into_response)?;
+    bounded(&body.expression).map_err(IntoResponse::into_response)?;
+    let preview = tokio::task::spawn_blocking(move || {
+        let engine = state.audience.read().expect("not poisoned");
+        engine.preview(&body.expression, chrono_now(), 10)
+    })
+    .await
+    .expect("does not panic")
+    .map_err(|e| definition_error(e.into()))?;
+    Ok(Json(json!({ "count": preview.count, "sample": preview.sample })))
+}
+
+/// A segment: expression, size, what it reads, and its size over time.
+#[utoipa::path(get, path = "/api/v1/segments/{name}", params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "`{name, expression, size, reads, sizes: [{at, size}]}`"), (status = 404, description = "No such segment")))]
+async fn show_segment(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let (expression, size, reads) = {
+        let engine = state.audience.read().expect("not poisoned");
+        let Some(d) = engine.definitions().into_iter().find(|d| d.kind == Kind::Segment && d.name == name) else {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no segment {name}")));
+        };
+        (d.expression, engine.size(&name), engine.dependencies(Kind::Segment, &name).cloned())
+    };
+    let lookup = name.clone();
+    let sizes = state.read(move |s| s.segment_sizes(&lookup)).await?;
+    let sizes: Vec<Value> = sizes.into_iter().map(|(at, size)| json!({ "at": at, "size": size })).collect();
+    Ok(Json(json!({ "name": name, "expression": expression, "size": size, "reads": reads, "sizes": sizes })))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct MemberPage {
+    /// Members to skip (default 0).
+    offset: Option<u64>,
+    /// Most members (default 100, at most 1000).
+    limit: Option<u64>,
+}
+
+/// A page of a segment's members, by profile id.
+#[utoipa::path(get, path = "/api/v1/segments/{name}/members", params(("name" = String, Path), MemberPage), security(("bearer" = [])),
+    responses((status = 200, description = "`{name, size, members: [profile id]}`"), (status = 404, description = "No such segment")))]
+async fn segment_members(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(page): Query<MemberPage>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let Some(size) = state.audience.read().expect("not poisoned").size(&name) else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no segment {name}")));
+    };
+    let (offset, limit) = (page.offset.unwrap_or(0), page.limit.unwrap_or(100).clamp(1, 1000));
+    let lookup = name.clone();
+    let members = state.read(move |s| s.segment_members(&lookup, offset, limit)).await?;
+    Ok(Json(json!({ "name": name, "size": size, "members": members })))
+}
+
+/// Delete a segment no other definition uses; its members' timelines record the exit.
+#[utoipa::path(delete, path = "/api/v1/segments/{name}", params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "Deleted"), (status = 404, description = "No such segment"), (status = 409, description = "Another definition uses it")))]
+async fn delete_segment(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, Response> {
+    caller.require(ADMINS).map_err(IntoResponse::into_response)?;
+    undefine(state, Kind::Segment, name.clone()).await?;
+    Ok(Json(json!({ "deleted": name })))
+}
+
+/// Every computed trait with its expression.
+#[utoipa::path(get, path = "/api/v1/computed-traits", security(("bearer" = [])), responses((status = 200, description = "`{\"computed_traits\": [{name, expression}]}`")))]
+async fn list_computed(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let engine = state.audience.read().expect("not poisoned");
+    let traits: Vec<Value> = engine
+        .definitions()
+        .into_iter()
+        .filter(|d| d.kind == Kind::Computed)
+        .map(|d| json!({ "name": d.name, "expression": d.expression }))
+        .collect();
+    Ok(Json(json!({ "computed_traits": traits })))
+}
+
+/// Define a computed trait (e.g. `lifetime_value` = `sum("Order Completed", revenue)`); it shows
+/// on every profile under `computed` and can be used in segments as `computed.NAME`.
+#[utoipa::path(post, path = "/api/v1/computed-traits", request_body = NewDefinition, security(("bearer" = [])),
+    responses((status = 201, description = "`{name}`"), (status = 400, description = "`{error, line, column, rendered}`"), (status = 409, description = "The name is taken")))]
+async fn create_computed(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Json(body): Json<NewDefinition>,
+) -> Result<Response, Response> {
+    caller.require(ADMINS).map_err(IntoResponse::into_response)?;
+    bounded(&body.expression).map_err(IntoResponse::into_response)?;
+    let name = body.name.clone();
+    define(state, DefinitionSource { kind: Kind::Computed, name: body.name, expression: body.expression }).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
+}
+
+/// Delete a computed trait no other definition uses.
+#[utoipa::path(delete, path = "/api/v1/computed-traits/{name}", params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "Deleted"), (status = 404, description = "No such computed trait"), (status = 409, description = "Another definition uses it")))]
+async fn delete_computed(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, Response> {
+    caller.require(ADMINS).map_err(IntoResponse::into_response)?;
+    undefine(state, Kind::Computed, name.clone()).await?;
+    Ok(Json(json!({ "deleted": name })))
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
