@@ -94,7 +94,12 @@ struct Definition {
 /// parallel pass can read it while each profile's values are written.
 #[derive(Default)]
 pub(crate) struct Catalog {
-    event_names: FxHashMap<Box<str>, u32>,
+    pub(crate) event_names: FxHashMap<Box<str>, u32>,
+    /// Trait names as small ids: a profile's traits are sorted by id, so a lookup hashes
+    /// the name once and then compares integers.
+    trait_ids: FxHashMap<Box<str>, u32>,
+    pub(crate) trait_names: Vec<Box<str>>,
+    /// Event property names, shared by every event that has them.
     keys: FxHashSet<Arc<str>>,
     /// In dependency order: each definition comes after everything it reads.
     definitions: Vec<Definition>,
@@ -105,6 +110,16 @@ impl Catalog {
     pub(crate) fn event_id(&mut self, name: &str) -> u32 {
         let next = self.event_names.len() as u32;
         *self.event_names.entry(name.into()).or_insert(next)
+    }
+
+    pub(crate) fn trait_id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.trait_ids.get(name) {
+            return id;
+        }
+        let id = self.trait_names.len() as u32;
+        self.trait_names.push(name.into());
+        self.trait_ids.insert(name.into(), id);
+        id
     }
 
     pub(crate) fn key(&mut self, name: &str) -> Arc<str> {
@@ -149,7 +164,10 @@ impl ProfileView for View<'_> {
     type Event = Event;
 
     fn trait_value(&self, name: &str) -> kinship_expr::Scalar<'_> {
-        self.profile.trait_value(name)
+        match self.catalog.trait_ids.get(name) {
+            Some(&id) => self.profile.trait_value(id),
+            None => kinship_expr::Scalar::Null,
+        }
     }
 
     fn computed(&self, name: &str) -> kinship_expr::Scalar<'_> {
@@ -227,7 +245,7 @@ impl Audience {
         match self.slot_of.get(id) {
             Some(&slot) => {
                 let old = self.profiles[slot as usize].as_mut().expect("a mapped slot holds a profile");
-                let change = old.difference(&profile, &self.catalog.event_names);
+                let change = old.difference(&profile, &self.catalog);
                 profile.values = std::mem::take(&mut old.values);
                 *old = profile;
                 change

@@ -26,8 +26,8 @@ impl EventView for Event {
 
 pub struct Profile {
     pub(crate) id: Box<str>,
-    /// Sorted by name.
-    traits: Box<[(Arc<str>, Held)]>,
+    /// Sorted by trait id.
+    traits: Box<[(u32, Held)]>,
     /// Oldest first.
     pub(crate) events: Vec<Event>,
     /// One value per definition, in the catalog's order.
@@ -42,8 +42,8 @@ impl Profile {
         catalog: &mut Catalog,
     ) -> Profile {
         let mut flat = Vec::with_capacity(traits.len());
-        flatten("", traits, &mut |name, v| flat.push((catalog.key(name), Held::from_json(v))));
-        flat.sort_by(|a, b| a.0.cmp(&b.0));
+        flatten("", traits, &mut |name, v| flat.push((catalog.trait_id(name), Held::from_json(v))));
+        flat.sort_by_key(|t| t.0);
         let mut events: Vec<Event> = events
             .into_iter()
             .map(|(name, ts, props)| {
@@ -56,8 +56,8 @@ impl Profile {
         Profile { id: id.into(), traits: flat.into(), events, values: Vec::new() }
     }
 
-    pub(crate) fn trait_value(&self, name: &str) -> Scalar<'_> {
-        match self.traits.binary_search_by(|(k, _)| (**k).cmp(name)) {
+    pub(crate) fn trait_value(&self, id: u32) -> Scalar<'_> {
+        match self.traits.binary_search_by_key(&id, |t| t.0) {
             Ok(i) => self.traits[i].1.scalar(),
             Err(_) => Scalar::Null,
         }
@@ -65,17 +65,13 @@ impl Profile {
 
     /// What differs in `newer`: traits whose value changed, appeared or went, and event names
     /// whose events differ in number or time.
-    pub(crate) fn difference(&self, newer: &Profile, event_names: &FxHashMap<Box<str>, u32>) -> ProfileChange {
+    pub(crate) fn difference(&self, newer: &Profile, catalog: &Catalog) -> ProfileChange {
         let mut change = ProfileChange::default();
-        let old: FxHashMap<&str, &Held> = self.traits.iter().map(|(k, v)| (&**k, v)).collect();
-        let new: FxHashMap<&str, &Held> = newer.traits.iter().map(|(k, v)| (&**k, v)).collect();
-        for (k, v) in &new {
-            if old.get(k) != Some(v) {
-                change.traits.insert(k.to_string());
-            }
-        }
-        for k in old.keys().filter(|k| !new.contains_key(*k)) {
-            change.traits.insert(k.to_string());
+        let old: FxHashMap<u32, &Held> = self.traits.iter().map(|(k, v)| (*k, v)).collect();
+        let new: FxHashMap<u32, &Held> = newer.traits.iter().map(|(k, v)| (*k, v)).collect();
+        let changed = new.iter().filter(|(k, v)| old.get(k) != Some(v)).map(|(k, _)| k).chain(old.keys().filter(|k| !new.contains_key(k)));
+        for k in changed {
+            change.traits.insert(catalog.trait_names[*k as usize].to_string());
         }
         let signature = |events: &[Event]| {
             let mut by_name: FxHashMap<u32, (usize, i64)> = FxHashMap::default();
@@ -87,7 +83,7 @@ impl Profile {
             by_name
         };
         let (before, after) = (signature(&self.events), signature(&newer.events));
-        let names: FxHashMap<u32, &str> = event_names.iter().map(|(n, &i)| (i, &**n)).collect();
+        let names: FxHashMap<u32, &str> = catalog.event_names.iter().map(|(n, &i)| (i, &**n)).collect();
         for id in before.keys().chain(after.keys()) {
             if before.get(id) != after.get(id) {
                 if let Some(n) = names.get(id) {

@@ -26,12 +26,16 @@ pub enum BenchCommand {
     },
     /// Generate messy person records (FEBRL's columns) and optionally time `kinship dedupe` on them.
     Dedupe(crate::dedupe::BenchDedupeArgs),
+    /// Segments over generated profiles and events in memory: preview, full recomputation,
+    /// and single-event updates; DuckDB runs the same segment in SQL as the peer.
+    Segments(crate::bench_segments::BenchSegmentsArgs),
 }
 
 pub fn run(cmd: &BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Ingest { rows, dir, no_peer } => bench_ingest(*rows, dir.as_deref(), *no_peer),
         BenchCommand::Dedupe(args) => crate::dedupe::run_bench_dedupe(args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Segments(args) => crate::bench_segments::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -72,6 +76,11 @@ fn write_contacts(path: &Path, rows: usize) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// Peak memory of this process, as text for a report line.
+pub fn peak_rss_mib_text() -> String {
+    peak_rss_mib().map_or_else(|| "unknown".into(), |m| format!("{m:.0}"))
 }
 
 fn peak_rss_mib() -> Option<f64> {

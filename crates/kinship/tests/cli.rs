@@ -346,3 +346,63 @@ fn official_segment_and_rudderstack_python_sdks_work_unchanged() {
     }
     assert!(server.sigterm().success());
 }
+
+/// Runs a command and returns (success, stdout, stderr).
+fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = kinship().args(args).arg("--data").arg(dir).output().expect("kinship runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn segments_from_the_command_line_select_what_the_records_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _, err) = run(d, &["demo", "--no-serve", "--customers", "300", "--seed", "3"]);
+    assert!(ok, "{err}");
+    // Who placed an order, by construction: profiles holding a shop record.
+    let conn = rusqlite::Connection::open(d.join("kinship.sqlite")).unwrap();
+    let buyers: i64 = conn
+        .query_row(
+            "SELECT COUNT(DISTINCT a.profile_id) FROM assignments a JOIN records r ON r.id = a.record_id WHERE r.source = 'shop' AND r.ts IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(buyers > 0);
+
+    let (ok, out, err) = run(d, &["segment", "preview", "--json", r#"count("Order Completed") >= 1"#]);
+    assert!(ok, "{err}");
+    let preview: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(preview["count"], buyers, "{preview}");
+    assert_eq!(preview["sample"].as_array().unwrap().len(), 10);
+
+    assert!(run(d, &["computed", "create", "lifetime_value", r#"sum("Order Completed", total)"#]).0);
+    let (ok, out, err) = run(d, &["segment", "create", "buyers", r#"computed.lifetime_value > 0 and count("Order Completed") >= 1"#]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("segment buyers: {buyers} of")), "{out}");
+    let csv_path = d.join("buyers.csv");
+    assert!(run(d, &["segment", "members", "buyers", "--out", csv_path.to_str().unwrap()]).0);
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("profile_id,name,email"));
+    let members: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(members.len() as i64, buyers);
+
+    // A member's 360 view shows the segment, the computed trait, and the entry on its timeline.
+    let (ok, out, err) = run(d, &["profile", "show", "--id", members[0], "--json"]);
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(doc["segments"].as_array().unwrap().iter().any(|s| s == "buyers"), "{}", doc["segments"]);
+    assert!(doc["computed"]["lifetime_value"].as_f64().unwrap() > 0.0);
+    assert!(doc["events"].as_array().unwrap().iter().any(|e| e["event"] == "Entered Segment" && e["properties"]["segment"] == "buyers"));
+
+    // Errors point at the column, and nothing is saved.
+    let (ok, _, err) = run(d, &["segment", "create", "bad", r#"count("X") > "two""#]);
+    assert!(!ok);
+    assert!(err.contains("line 1, column 14") && err.contains('^'), "{err}");
+    let (ok, _, err) = run(d, &["computed", "delete", "lifetime_value"]);
+    assert!(!ok && err.contains("buyers"), "in use by the segment: {err}");
+    assert!(run(d, &["segment", "delete", "buyers"]).0);
+    let (_, out, _) = run(d, &["segment", "list"]);
+    assert!(!out.contains("buyers"), "{out}");
+}
