@@ -52,7 +52,7 @@ fn traits_of(profile: usize) -> Map<String, Value> {
     let h = mix(profile as u64 ^ 0xABCD);
     let mut t = Map::new();
     t.insert("country".into(), json!(COUNTRIES[(h % 4) as usize]));
-    if h % 10 != 0 {
+    if !h.is_multiple_of(10) {
         t.insert("email".into(), json!(format!("p{profile}@example.com")));
     }
     t
