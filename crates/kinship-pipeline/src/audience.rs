@@ -84,6 +84,25 @@ pub fn load_audience(store: &dyn SegmentStore, config: &Config, progress: crate:
     Ok(audience)
 }
 
+/// The audience a long-running server starts with: loaded when something is defined,
+/// otherwise [`Audience::unloaded`] so that following the log costs nothing extra.
+pub fn audience_for_server(store: &mut dyn SegmentStore, config: &Config) -> Result<Audience> {
+    if store.definitions()?.is_empty() {
+        return Ok(Audience::unloaded());
+    }
+    let audience = load_audience(store, config, &|_, _| {})?;
+    sync_memberships(store, &audience)?;
+    Ok(audience)
+}
+
+/// Loads the profiles of an unloaded audience (before a definition or a preview needs them).
+pub fn ensure_loaded(store: &dyn SegmentStore, config: &Config, audience: &mut Audience) -> Result<()> {
+    if audience.is_unloaded() {
+        *audience = load_audience(store, config, &|_, _| {})?;
+    }
+    Ok(())
+}
+
 /// Stores the difference between the engine's memberships and the stored ones as entries
 /// and exits now (time passed, or profiles changed while nothing was watching). Returns
 /// how many transitions were recorded.
@@ -126,7 +145,8 @@ pub fn record(store: &mut dyn SegmentStore, audience: &Audience, transitions: &[
 /// Defines a segment or computed trait: checked against the current definitions (names,
 /// types, cycles), evaluated over every profile, stored with its members. Returns its size
 /// (segments) or the number of profiles (computed traits).
-pub fn define(store: &mut dyn SegmentStore, audience: &mut Audience, source: DefinitionSource) -> Result<usize> {
+pub fn define(store: &mut dyn SegmentStore, config: &Config, audience: &mut Audience, source: DefinitionSource) -> Result<usize> {
+    ensure_loaded(store, config, audience)?;
     let (kind, name) = (source.kind, source.name.clone());
     let row =
         DefinitionRow { kind: kind_name(kind).into(), name: name.clone(), expression: source.expression.clone(), created_at: now_ms() };
@@ -160,6 +180,9 @@ pub fn refresh_profiles(
     touched: &[String],
     removed: &[String],
 ) -> Result<Vec<Transition>> {
+    if audience.is_unloaded() {
+        return Ok(Vec::new());
+    }
     if !removed.is_empty() {
         for id in removed {
             audience.remove_profile(id);
@@ -190,6 +213,9 @@ pub fn refresh_profiles(
 /// Re-evaluates what can change with time alone (windows, `days_since`) and stores the
 /// entries and exits.
 pub fn refresh_time_relative(store: &mut dyn SegmentStore, audience: &mut Audience) -> Result<Vec<Transition>> {
+    if audience.is_unloaded() {
+        return Ok(Vec::new());
+    }
     let transitions = audience.refresh_time_relative(now_ms());
     record(store, audience, &transitions)?;
     Ok(transitions)

@@ -217,11 +217,23 @@ pub struct Audience {
     /// Programs run against a profile so far (previews excluded): what shows that an event
     /// costs a few runs, not a recomputation.
     evaluations: u64,
+    /// Profiles are not held: nothing was defined, so keeping every profile current would
+    /// cost the real-time path for nothing. The host loads them before defining.
+    unloaded: bool,
 }
 
 impl Audience {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An audience that holds no profiles until the host loads them (see [`Audience::is_unloaded`]).
+    pub fn unloaded() -> Self {
+        Self { unloaded: true, ..Self::default() }
+    }
+
+    pub fn is_unloaded(&self) -> bool {
+        self.unloaded
     }
 
     pub fn profile_count(&self) -> usize {

@@ -82,7 +82,7 @@ async fn define(state: Arc<AppState>, source: DefinitionSource) -> Result<usize,
     tokio::task::spawn_blocking(move || {
         let mut store = SqliteStore::open(&state.db_path)?;
         let mut engine = state.audience.write().expect("not poisoned");
-        audience::define(&mut store, &mut engine, source)
+        audience::define(&mut store, &state.config, &mut engine, source)
     })
     .await
     .expect("does not panic")
@@ -136,12 +136,16 @@ async fn preview_segment(
     caller.require(READERS).map_err(IntoResponse::into_response)?;
     bounded(&body.expression).map_err(IntoResponse::into_response)?;
     let preview = tokio::task::spawn_blocking(move || {
+        if state.audience.read().expect("not poisoned").is_unloaded() {
+            let store = SqliteStore::open(&state.db_path)?;
+            audience::ensure_loaded(&store, &state.config, &mut state.audience.write().expect("not poisoned"))?;
+        }
         let engine = state.audience.read().expect("not poisoned");
-        engine.preview(&body.expression, chrono_now(), 10)
+        Ok::<_, PipelineError>(engine.preview(&body.expression, chrono_now(), 10)?)
     })
     .await
     .expect("does not panic")
-    .map_err(|e| definition_error(e.into()))?;
+    .map_err(definition_error)?;
     Ok(Json(json!({ "count": preview.count, "sample": preview.sample })))
 }
 

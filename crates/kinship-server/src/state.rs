@@ -101,13 +101,12 @@ impl AppState {
     }
 }
 
-/// Loads the audience engine and stores whatever entries and exits happened while the
-/// server was down (time windows move on; a full resolve may have changed profiles).
+/// Loads the audience engine (when anything is defined) and stores whatever entries and
+/// exits happened while the server was down (time windows move on; a full resolve may
+/// have changed profiles).
 fn load_audience(db_path: &Path, config: &Config) -> Result<Audience, ServerError> {
     let mut store = SqliteStore::open(db_path)?;
-    let audience = kinship_pipeline::audience::load_audience(&store, config, &|_, _| {}).map_err(|e| ServerError::Config(e.to_string()))?;
-    kinship_pipeline::audience::sync_memberships(&mut store, &audience).map_err(|e| ServerError::Config(e.to_string()))?;
-    Ok(audience)
+    kinship_pipeline::audience::audience_for_server(&mut store, config).map_err(|e| ServerError::Config(e.to_string()))
 }
 
 fn with_reader<T, E: From<StoreError>>(path: &Path, f: impl FnOnce(&SqliteStore) -> Result<T, E>) -> Result<T, E> {

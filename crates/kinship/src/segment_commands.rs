@@ -80,7 +80,7 @@ pub fn segment(data: &DataDir, cmd: &SegmentCommand) -> Result<ExitCode> {
         SegmentCommand::Create { name, expression } => {
             let mut engine = load(&ws)?;
             let source = DefinitionSource { kind: Kind::Segment, name: name.clone(), expression: expression.clone() };
-            let size = audience::define(&mut ws.store, &mut engine, source)?;
+            let size = audience::define(&mut ws.store, &ws.config, &mut engine, source)?;
             println!("segment {name}: {size} of {} profiles", engine.profile_count());
         }
         SegmentCommand::List => {
@@ -168,7 +168,7 @@ pub fn computed(data: &DataDir, cmd: &ComputedCommand) -> Result<ExitCode> {
         ComputedCommand::Create { name, expression } => {
             let mut engine = load(&ws)?;
             let source = DefinitionSource { kind: Kind::Computed, name: name.clone(), expression: expression.clone() };
-            let n = audience::define(&mut ws.store, &mut engine, source)?;
+            let n = audience::define(&mut ws.store, &ws.config, &mut engine, source)?;
             println!("computed trait {name}: evaluated on {n} profiles; it shows on each profile as computed.{name}");
         }
         ComputedCommand::List => {
