@@ -4,6 +4,7 @@
 
 mod fuzzy;
 pub mod golden;
+pub mod governance;
 mod incremental;
 mod ingest;
 mod profile;

@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod dedupe;
+mod governance_commands;
 mod progress;
 mod server_commands;
 
@@ -49,6 +50,15 @@ enum Command {
     /// Manage sources.
     #[command(subcommand)]
     Source(server_commands::SourceCommand),
+    /// Print the audit log (filtered), or `audit verify` its integrity.
+    Audit(governance_commands::AuditArgs),
+    /// Erase a person (GDPR art. 17): delete everything held, rewrite storage, suppress their identifiers.
+    Erase(governance_commands::SubjectArgs),
+    /// Print everything held about a person as JSON (GDPR art. 15).
+    Export(governance_commands::SubjectArgs),
+    /// Manage the suppression list of erased identifiers.
+    #[command(subcommand)]
+    Privacy(governance_commands::PrivacyCommand),
     /// Find duplicate rows in any CSV by fuzzy matching (Fellegi-Sunter), writing clusters.
     Dedupe(dedupe::DedupeArgs),
     /// Measure speed on generated data.
@@ -74,6 +84,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => server_commands::serve(data, &args),
         Command::Token(cmd) => server_commands::token(data, &cmd),
         Command::Source(cmd) => server_commands::source(data, &cmd),
+        Command::Audit(args) => governance_commands::audit(data, &args),
+        Command::Erase(args) => governance_commands::erase(data, &args),
+        Command::Export(args) => governance_commands::export(data, &args),
+        Command::Privacy(cmd) => governance_commands::privacy(data, &cmd),
         Command::Dedupe(args) => dedupe::run_dedupe(&args).map(|()| ExitCode::SUCCESS),
         Command::Bench(cmd) => bench::run(&cmd),
     };

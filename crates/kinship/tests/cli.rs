@@ -5,6 +5,9 @@
 #[path = "../../kinship-server/tests/support/http.rs"]
 mod http;
 
+#[path = "cli/governance.rs"]
+mod governance;
+
 use http::{basic, event_names, identifier_keys, request, wait_for_profile};
 use serde_json::json;
 use std::collections::HashMap;
