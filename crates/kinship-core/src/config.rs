@@ -30,6 +30,13 @@ pub struct Config {
     /// format of `kinship dedupe --config`); absent, resolution is exact only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuzzy: Option<toml::Table>,
+    /// Custom roles (`[roles.NAME]`), added to the built-in ones; a table named like a
+    /// built-in refines it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<String, kinship_policy::RoleConfig>,
+    /// Which traits and events grant or revoke consent, per purpose.
+    #[serde(default)]
+    pub consent: kinship_policy::ConsentConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,11 +112,26 @@ pub struct ServerConfig {
     pub max_batch_bytes: usize,
     /// Requests waiting for the writer before new ones get 429.
     pub queue_capacity: usize,
+    /// Failed token or write-key checks one client address may make per minute before it
+    /// gets 429 for the rest of the minute.
+    pub auth_failures_per_minute: u32,
+    /// Longest query string accepted on any route, in bytes (longer: 414).
+    pub max_query_bytes: usize,
+    /// Largest JSON body of a REST API call (`/api/v1/...`), in bytes.
+    pub max_api_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:7878".into(), max_event_bytes: 32 * 1024, max_batch_bytes: 500 * 1024, queue_capacity: 1024 }
+        Self {
+            bind: "127.0.0.1:7878".into(),
+            max_event_bytes: 32 * 1024,
+            max_batch_bytes: 500 * 1024,
+            queue_capacity: 1024,
+            auth_failures_per_minute: 20,
+            max_query_bytes: 2048,
+            max_api_body_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -222,6 +244,11 @@ impl Config {
         Ok(config)
     }
 
+    /// Every role this configuration serves: the built-ins and `[roles.NAME]`.
+    pub fn roles(&self) -> Result<kinship_policy::Roles, kinship_policy::PolicyError> {
+        kinship_policy::Roles::from_config(&self.roles)
+    }
+
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("configuration serialises")
     }
@@ -250,6 +277,9 @@ impl Config {
             if s.kind.is_file() && s.identifiers.is_empty() && s.event.is_none() && s.traits.is_empty() {
                 return invalid(format!("sources.{name}"), "maps nothing; add `identifiers`, `traits` or `event`");
             }
+        }
+        if let Err(e) = self.roles() {
+            return invalid("roles".into(), &format!("{e}; extend one of: {}", kinship_policy::BUILTIN_ROLES.join(", ")));
         }
         if self.resolve.default_region.len() != 2 {
             return invalid("resolve.default_region".into(), "must be a two-letter region code such as \"US\" or \"AU\"");

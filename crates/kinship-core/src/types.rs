@@ -173,5 +173,7 @@ pub struct SourceRun {
     pub inserted: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    /// Rows dropped because an identifier of theirs is on the suppression list (erased people).
+    pub suppressed: u64,
     pub error: Option<String>,
 }

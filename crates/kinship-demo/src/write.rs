@@ -67,7 +67,7 @@ impl Writer {
             crm: Out::create(
                 dir,
                 "crm_contacts.csv",
-                Some("crm_id,first_name,last_name,email,phone,street,city,postcode,country,birth_date,twitter,updated_at"),
+                Some("crm_id,first_name,last_name,email,phone,street,city,postcode,country,birth_date,twitter,marketing_opt_in,updated_at"),
             )?,
             shop: Out::create(dir, "shop_orders.jsonl", None)?,
             invoices: Out::create(dir, "invoices.csv", Some("invoice_id,order_id,billing_email,billing_name,amount,issued_at,paid_at"))?,

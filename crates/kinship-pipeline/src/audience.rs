@@ -234,3 +234,36 @@ pub fn profile_values(
     one.define_all(stored_definitions(store)?, now_ms())?;
     Ok(one.profile_values(id).unwrap_or_default())
 }
+
+/// Whether a profile may receive marketing: its consent, derived from its golden traits
+/// and events by the `[consent]` rules. Segment exports and flows leave out everyone else.
+pub fn marketing_consent(store: &dyn SegmentStore, config: &Config, id: &str) -> Result<bool> {
+    let Some(row) = store.profile(id)? else { return Ok(false) };
+    let traits = golden::values(&row.traits);
+    let mappers = crate::mappers(config)?;
+    let mut events = Vec::new();
+    for r in store.profile_records(id)? {
+        if let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) {
+            events.extend(record_event(mapper, fields, r.timestamp));
+        }
+    }
+    let consent =
+        kinship_policy::derive_consent(&traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)), &config.consent);
+    Ok(consent.get(&kinship_policy::Purpose::MARKETING).is_some_and(|c| c.granted))
+}
+
+/// A page of a segment's members that may receive marketing, and how many on the page were
+/// left out for lack of consent.
+pub fn consented_members(store: &dyn SegmentStore, config: &Config, segment: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64)> {
+    let page = store.segment_members(segment, offset, limit)?;
+    let mut kept = Vec::with_capacity(page.len());
+    let mut withheld = 0;
+    for id in page {
+        if marketing_consent(store, config, &id)? {
+            kept.push(id);
+        } else {
+            withheld += 1;
+        }
+    }
+    Ok((kept, withheld))
+}

@@ -1,3 +1,4 @@
+use crate::governance::SuppressionCheck;
 use crate::{now_ms, PipelineError, Progress, Result};
 use kinship_core::{encode_identifiers, Config, NewRecord, SourceRun};
 use kinship_sources::{Mapper, Reject};
@@ -17,6 +18,8 @@ pub struct IngestReport {
     /// Rows whose key was already in the log (re-ingesting a file adds nothing).
     pub duplicates: u64,
     pub rejected: u64,
+    /// Rows dropped because an identifier of theirs belongs to an erased person.
+    pub suppressed: u64,
     /// Identifier values present but invalid for their kind; the row is kept.
     pub invalid_identifiers: u64,
     pub reject_file: Option<PathBuf>,
@@ -24,14 +27,24 @@ pub struct IngestReport {
 }
 
 /// Reads one source into the record log. Bad rows go to `DATA/rejects/SOURCE.jsonl` with
-/// their line and reason; the rest is stored. Parsing and mapping run on one thread while
-/// the store writes on another.
-pub fn ingest_source(store: &mut dyn Store, config: &Config, name: &str, data_dir: &Path, progress: Progress<'_>) -> Result<IngestReport> {
+/// their line and reason; rows naming an erased person (`suppressed`) are counted and
+/// dropped; the rest is stored. Parsing and mapping run on one thread while the store
+/// writes on another.
+pub fn ingest_source(
+    store: &mut dyn Store,
+    config: &Config,
+    name: &str,
+    data_dir: &Path,
+    suppressed: &SuppressionCheck,
+    progress: Progress<'_>,
+) -> Result<IngestReport> {
     let source_config = config.sources.get(name).ok_or_else(|| {
         let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
         PipelineError::Config(format!("no source named `{name}` in kinship.toml; the sources are: {}", known.join(", ")))
     })?;
     let mapper = Mapper::new(source_config, &config.resolve).map_err(PipelineError::Config)?;
+    let region = kinship_normalize::region(&config.resolve.default_region)
+        .ok_or_else(|| PipelineError::Config(format!("resolve.default_region {:?} is not a region code", config.resolve.default_region)))?;
     let started = std::time::Instant::now();
     let started_at = now_ms();
     let mut source = kinship_sources::open(source_config, data_dir)?;
@@ -45,6 +58,7 @@ pub fn ingest_source(store: &mut dyn Store, config: &Config, name: &str, data_di
             let mut batch = Vec::with_capacity(BATCH);
             let mut read = 0u64;
             let mut invalid = 0u64;
+            let mut dropped = 0u64;
             let mut rejected: Vec<Reject> = Vec::new();
             let result = source.read(&mut |row| {
                 read += 1;
@@ -55,15 +69,20 @@ pub fn ingest_source(store: &mut dyn Store, config: &Config, name: &str, data_di
                         raw: row.payload.clone(),
                     })?;
                     invalid += u64::from(mapped.invalid_identifiers);
-                    Ok(NewRecord {
+                    if suppressed.matches(mapped.identifiers.iter().map(|i| (i.kind.as_str(), i.value.as_str()))) {
+                        return Ok(None);
+                    }
+                    Ok(Some(NewRecord {
                         key: mapped.key,
                         identifiers: encode_identifiers(&mapped.identifiers),
                         timestamp: mapped.timestamp,
                         payload: row.payload,
-                    })
+                    }))
                 });
                 match row {
-                    Ok(record) => batch.push(record),
+                    Ok(Some(record)) => batch.push(record),
+                    Ok(None) => dropped += 1,
+                    Err(reject) if suppressed.matches_raw(&reject.raw, region) => dropped += 1,
                     Err(reject) => rejected.push(reject),
                 }
                 if batch.len() == BATCH {
@@ -77,7 +96,7 @@ pub fn ingest_source(store: &mut dyn Store, config: &Config, name: &str, data_di
             }
             progress(bytes.done(), bytes.total);
             drop(tx);
-            (result, read, invalid, rejected)
+            (result, read, invalid, dropped, rejected)
         });
         let mut write_result = Ok(());
         for batch in rx {
@@ -93,8 +112,9 @@ pub fn ingest_source(store: &mut dyn Store, config: &Config, name: &str, data_di
                 }
             }
         }
-        let (read_result, read, invalid, rejected) = reader.join().expect("the reader thread does not panic");
+        let (read_result, read, invalid, dropped, rejected) = reader.join().expect("the reader thread does not panic");
         report.read = read;
+        report.suppressed = dropped;
         report.invalid_identifiers = invalid;
         rejects = rejected;
         write_result.map_err(PipelineError::from).and(read_result.map_err(PipelineError::from))
@@ -110,6 +130,7 @@ pub fn ingest_source(store: &mut dyn Store, config: &Config, name: &str, data_di
         inserted: report.inserted,
         duplicates: report.duplicates,
         rejected: report.rejected,
+        suppressed: report.suppressed,
         error: read_result.as_ref().err().map(ToString::to_string),
     })?;
     read_result?;

@@ -5,6 +5,7 @@
 pub mod audience;
 mod fuzzy;
 pub mod golden;
+pub mod governance;
 mod incremental;
 mod ingest;
 mod profile;

@@ -6,8 +6,10 @@ use kinship_store::Store;
 use serde_json::{json, Map, Value};
 
 /// The customer 360 document: golden traits (with the source of each), identifiers with
-/// their sources, source records, and one timeline of events, newest first. `None` when no
-/// such profile exists.
+/// their sources, source records, one timeline of events (segment entries and exits
+/// included), newest first, its segments and computed traits, and consent per purpose (from
+/// traits and events, see `[consent]`). `None` when no such profile exists. This is
+/// everything; callers show it through the reader's role (`kinship_policy::project`).
 pub fn profile_document(store: &dyn SegmentStore, config: &Config, id: &str) -> Result<Option<Value>> {
     let Some(row) = store.profile(id)? else { return Ok(None) };
     let stored: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
@@ -50,6 +52,12 @@ pub fn profile_document(store: &dyn SegmentStore, config: &Config, id: &str) -> 
     }
     events.sort_by_key(|e| std::cmp::Reverse(e.0));
     let (segments, computed) = crate::audience::profile_values(store, &traits, &mapped, id)?;
+    let no_properties = Map::new();
+    let consent = kinship_policy::derive_consent(
+        &traits,
+        events.iter().map(|(ts, e)| (e["event"].as_str().unwrap_or_default(), *ts, e["properties"].as_object().unwrap_or(&no_properties))),
+        &config.consent,
+    );
     let records_json: Vec<Value> = records
         .iter()
         .map(|r| json!({ "source": r.source, "key": r.key, "timestamp": r.timestamp.map(iso), "payload": r.payload }))
@@ -63,6 +71,7 @@ pub fn profile_document(store: &dyn SegmentStore, config: &Config, id: &str) -> 
         "segments": segments,
         "computed": computed,
         "events": events.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
+        "consent": consent,
     })))
 }
 

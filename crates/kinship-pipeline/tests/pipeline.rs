@@ -2,6 +2,7 @@
 //! survivorship, the 360 document, and decisions that survive re-resolution.
 
 use kinship_core::{Config, LinkConstraint};
+use kinship_pipeline::governance::SuppressionCheck;
 use kinship_pipeline::{explain, ingest_source, profile_document, resolve_all};
 use kinship_store::{SqliteStore, Store};
 use std::path::Path;
@@ -70,7 +71,7 @@ fn setup(dir: &Path, orders: &str) -> (Config, SqliteStore) {
 fn ingest_all(store: &mut SqliteStore, config: &Config, dir: &Path) -> u64 {
     let mut inserted = 0;
     for name in ["crm", "shop", "web"] {
-        inserted += ingest_source(store, config, name, dir, &|_, _| {}).unwrap().inserted;
+        inserted += ingest_source(store, config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap().inserted;
     }
     resolve_all(store, config, &|_, _| {}).unwrap();
     inserted
@@ -119,7 +120,7 @@ fn reingest_adds_nothing() {
     let (config, mut store) = setup(tmp.path(), ORDERS);
     assert_eq!(ingest_all(&mut store, &config, tmp.path()), 10);
     let before = store.stats().unwrap();
-    let report = ingest_source(&mut store, &config, "shop", tmp.path(), &|_, _| {}).unwrap();
+    let report = ingest_source(&mut store, &config, "shop", tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     assert_eq!((report.inserted, report.duplicates), (0, 4));
     assert_eq!(ingest_all(&mut store, &config, tmp.path()), 0);
     assert_eq!(store.stats().unwrap(), before, "records and profiles unchanged");
@@ -137,7 +138,7 @@ fn bad_rows_are_rejected_with_line_and_reason() {
     );
     let (config, mut store) = setup(tmp.path(), &orders);
     std::fs::write(tmp.path().join("crm.csv"), format!("{CRM}C6,Fay,fay@x.com\nC7,Gus,gus@x.com,,Perth,2024-01-01\n")).unwrap();
-    let shop = ingest_source(&mut store, &config, "shop", tmp.path(), &|_, _| {}).unwrap();
+    let shop = ingest_source(&mut store, &config, "shop", tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     assert_eq!((shop.inserted, shop.rejected), (4, 5));
     let rejects = std::fs::read_to_string(shop.reject_file.unwrap()).unwrap();
     let lines: Vec<serde_json::Value> = rejects.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -152,7 +153,7 @@ fn bad_rows_are_rejected_with_line_and_reason() {
     assert!(by_line(8).contains("key field `order_id`"));
     assert!(by_line(9).contains("timestamp"));
     assert!(by_line(10).contains("expected a JSON object"));
-    let crm = ingest_source(&mut store, &config, "crm", tmp.path(), &|_, _| {}).unwrap();
+    let crm = ingest_source(&mut store, &config, "crm", tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     assert_eq!((crm.inserted, crm.rejected), (6, 1));
     let crm_rejects = std::fs::read_to_string(crm.reject_file.unwrap()).unwrap();
     assert!(crm_rejects.contains("\"line\":7") && crm_rejects.contains("has 3 fields, the header has 6"), "{crm_rejects}");
@@ -253,7 +254,7 @@ fn incremental_resolution_agrees_with_batch() {
     // Records arrive in an order where later ones merge earlier profiles (O2's phone
     // reaches Alice only through the CRM row) and a guard must split a shared email.
     for name in ["shop", "web", "crm"] {
-        ingest_source(&mut store, &config, name, tmp.path(), &|_, _| {}).unwrap();
+        ingest_source(&mut store, &config, name, tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     }
     let mut total = kinship_pipeline::IncrementalReport::default();
     loop {
@@ -340,7 +341,7 @@ traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
     let config = Config::load(dir).unwrap();
     let mut store = SqliteStore::open(&dir.join("kinship.sqlite")).unwrap();
     for name in ["crm", "web"] {
-        ingest_source(&mut store, &config, name, dir, &|_, _| {}).unwrap();
+        ingest_source(&mut store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     }
     resolve_all(&mut store, &config, &|_, _| {}).unwrap();
     (config, store)
@@ -391,7 +392,7 @@ fn real_time_resolution_keeps_fuzzy_merges() {
         "id,first,last,postcode,email,email2\nW2,Meg,,,meg@x.com,b5@x.com\nW3,Bo,,,b1@x.com,\nW4,,,,mthornbury@y.com,\n",
     )
     .unwrap();
-    ingest_source(&mut store, &config, "web", dir, &|_, _| {}).unwrap();
+    ingest_source(&mut store, &config, "web", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     let report = kinship_pipeline::resolve_new_records(&mut store, &config, 100, None).unwrap();
     assert_eq!(report.attached + report.created + report.reresolved, 3, "{report:?}");
     assert_eq!(report.reresolved, 1, "{report:?}");
@@ -413,7 +414,7 @@ fn real_time_resolution_keeps_fuzzy_merges() {
         "id,first,last,postcode,email,email2\nW9,Margaret,Thornbury,3141,new.address@z.com,\nW10,Zed,Quux,9999,zq@z.com,\n",
     )
     .unwrap();
-    ingest_source(&mut store, &config, "web", dir, &|_, _| {}).unwrap();
+    ingest_source(&mut store, &config, "web", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     let report = kinship_pipeline::resolve_new_records(&mut store, &config, 100, Some(&index)).unwrap();
     assert_eq!((report.created, report.fuzzy_merges), (2, 1), "{report:?}");
     let meg = profile_of(&store, "crm", "C1");

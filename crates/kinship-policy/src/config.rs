@@ -4,14 +4,14 @@
 use crate::glob::Glob;
 use crate::mask::MaskStyle;
 use crate::policy::{Access, Capability, FieldRules, Policy, RecordAccess, BUILTIN_ROLES};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Rules for one kind of name: `{ default = "allow", rules = { email = "mask", "*_score" = "hide" } }`.
 /// Patterns are case-insensitive globs (`*`, `?`); an exact name beats a pattern, a pattern
 /// pinning more characters beats one pinning fewer, and at equal specificity the stricter
 /// access wins. A role's rules are consulted before those of the role it extends.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RulesConfig {
     /// For names no rule matches; inherited when absent.
@@ -40,7 +40,7 @@ impl RulesConfig {
 /// records = "raw"
 /// traits = { rules = { lead_score = "allow" } }
 /// ```
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoleConfig {
     /// The role this one starts from: a built-in or another custom role.

@@ -102,4 +102,4 @@ pub use consent::{derive_consent, ConsentConfig, ConsentState, EventConsentRule,
 pub use keys::{pseudonym, suppression_hash, PseudonymKey, SuppressionKey};
 pub use mask::{mask_email, mask_generic, mask_phone, mask_value, MaskStyle, MASK};
 pub use policy::{Access, Capability, Policy, RecordAccess, BUILTIN_ROLES};
-pub use project::{project, FieldsSeen, Projected};
+pub use project::{project, scrub, FieldsSeen, Projected};

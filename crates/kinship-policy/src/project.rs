@@ -251,3 +251,13 @@ fn event_name(event: &Value) -> &str {
     let text = |key: &str| event.get(key).and_then(Value::as_str);
     text("event").or_else(|| text("type")).unwrap_or_default()
 }
+
+/// The last pass of [`project`], for responses that are not profile documents (match
+/// evidence, source status, exports): every email address, when the role may not read
+/// emails, and every value of `identifiers` (`[{kind, value}]`) the role may not read is
+/// masked or pseudonymised wherever it appears, keys included.
+pub fn scrub(value: &mut Value, identifiers: &[Value], policy: &Policy, key: &PseudonymKey) {
+    if let Some(scrubber) = Scrubber::new(identifiers, policy, key) {
+        scrubber.scrub(value);
+    }
+}

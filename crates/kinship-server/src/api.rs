@@ -2,16 +2,19 @@
 //! and checks the caller's role; the OpenAPI document is generated from these handlers.
 
 use crate::state::AppState;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kinship_core::Identifier;
+use kinship_pipeline::governance::audit_event;
+use kinship_policy::{Capability, Policy};
 use kinship_store::{AccessStore, Store, StoreError, TokenRow};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use utoipa::OpenApi;
 
@@ -36,7 +39,10 @@ pub fn routes() -> Router<Arc<AppState>> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Kinship REST API", description = "Profiles, identifiers, sources. Authenticate with `Authorization: Bearer TOKEN`."),
-    paths(list_profiles, get_profile, explain_profile, list_sources, enable_source, disable_source, run_source, openapi),
+    paths(list_profiles, get_profile, explain_profile, list_sources, enable_source, disable_source, run_source, openapi,
+        crate::governance_api::list_audit, crate::governance_api::verify_audit, crate::governance_api::list_tokens,
+        crate::governance_api::create_token, crate::governance_api::revoke_token, crate::governance_api::erase,
+        crate::governance_api::export),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -52,7 +58,7 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, reason: impl Into<String>) -> Self {
@@ -78,40 +84,86 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn bad_request(reason: impl Into<String>) -> ApiError {
+pub fn bad_request(reason: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, reason.into())
 }
 
-/// The authenticated caller of an API route.
-pub struct Caller(TokenRow);
+/// The authenticated caller of an API route, with the policy of its role.
+pub struct Caller {
+    pub token: TokenRow,
+    state: Arc<AppState>,
+}
 
 impl Caller {
-    pub(crate) fn require(&self, roles: &[&str]) -> Result<(), ApiError> {
-        if roles.contains(&self.0.role.as_str()) {
+    pub fn policy(&self) -> &Policy {
+        self.state.roles.get(&self.token.role).expect("checked when the caller was authenticated")
+    }
+
+    /// Refuses the request unless the caller's role has `capability`.
+    pub fn require(&self, capability: Capability) -> Result<(), ApiError> {
+        if self.policy().allows(capability) {
             Ok(())
         } else {
-            Err(ApiError(StatusCode::FORBIDDEN, format!("role `{}` may not do this; it needs one of: {}", self.0.role, roles.join(", "))))
+            let name = serde_json::to_value(capability).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            Err(ApiError(
+                StatusCode::FORBIDDEN,
+                format!("role `{}` may not do this: it needs the `{name}` capability (see `[roles]` in kinship.toml)", self.token.role),
+            ))
         }
+    }
+
+    /// Who the audit log names: the token.
+    pub fn actor(&self) -> String {
+        format!("token:{}", self.token.name)
+    }
+
+    /// Queues an audit entry for this caller.
+    pub async fn audit(&self, action: &str, profile: Option<&str>, route: &str, detail: Value) {
+        self.state.audit.record(audit_event(&self.actor(), action, profile, Some(route), detail)).await;
+    }
+
+    /// `doc` (a profile document) as this caller may see it, and what of it they saw.
+    pub fn project(&self, doc: &Value) -> kinship_policy::Projected {
+        kinship_policy::project(doc, self.policy(), &self.state.keys.pseudonym)
+    }
+
+    /// Masks, in any other response, emails and the given identifier values the role may not read.
+    pub fn scrub(&self, value: &mut Value, identifiers: &[Value]) {
+        kinship_policy::scrub(value, identifiers, self.policy(), &self.state.keys.pseudonym);
     }
 }
 
-pub(crate) const READERS: &[&str] = &["admin", "viewer"];
-pub(crate) const ADMINS: &[&str] = &["admin"];
-
 impl FromRequestParts<Arc<AppState>> for Caller {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let Some(token) = crate::auth::bearer(&parts.headers) else {
-            return Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                "missing bearer token; create one with `kinship token create --name NAME --role ROLE`".into(),
-            ));
-        };
-        match state.token(token).await? {
-            Some(row) => Ok(Caller(row)),
-            None => Err(ApiError(StatusCode::UNAUTHORIZED, "unknown or revoked token".into())),
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        if let Some(retry_after) = ip.and_then(|ip| state.auth_failures.blocked(ip)) {
+            return Err(crate::limits::too_many_failures(retry_after));
         }
+        let fail = |reason: &str| {
+            if let Some(ip) = ip {
+                state.auth_failures.failed(ip);
+            }
+            ApiError(StatusCode::UNAUTHORIZED, reason.to_string()).into_response()
+        };
+        let Some(token) = crate::auth::bearer(&parts.headers) else {
+            return Err(fail("missing bearer token; create one with `kinship token create --name NAME --role ROLE`"));
+        };
+        let Some(row) = state.token(token).await.map_err(|e| ApiError::from(e).into_response())? else {
+            return Err(fail("unknown or revoked token"));
+        };
+        if state.roles.get(&row.role).is_none() {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "token `{}` has role `{}`, which kinship.toml does not define; add `[roles.{}]` or create a new token",
+                    row.name, row.role, row.role
+                ),
+            )
+            .into_response());
+        }
+        Ok(Caller { token: row, state: state.clone() })
     }
 }
 
@@ -133,7 +185,7 @@ struct ProfileQuery {
 #[utoipa::path(get, path = "/api/v1/profiles", params(ProfileQuery), security(("bearer" = [])),
     responses((status = 200, description = "`{\"profiles\": [{id, traits, records}]}`"), (status = 400, description = "No or invalid lookup"), (status = 401, description = "No valid token")))]
 async fn list_profiles(caller: Caller, State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuery>) -> Result<Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(Capability::SearchProfiles)?;
     let limit = q.limit.unwrap_or(20).clamp(1, MAX_RESULTS);
     for v in [&q.email, &q.phone, &q.identifier, &q.q].into_iter().flatten() {
         if v.len() > MAX_QUERY_BYTES {
@@ -162,19 +214,32 @@ async fn list_profiles(caller: Caller, State(state): State<Arc<AppState>>, Query
         (None, None) => return Err(bad_request("give one of email, phone, identifier or q")),
         _ => String::new(),
     };
+    let lookup_kind = lookup.as_ref().map_or("text", |id| id.kind.as_str()).to_string();
     let rows = state
-        .read(move |s| match lookup {
-            Some(id) => {
-                let ids = s.find_profiles(id.kind.as_str(), &id.value)?;
-                Ok(ids.iter().take(limit).filter_map(|p| s.profile(p).transpose()).collect::<Result<Vec<_>, _>>()?)
-            }
-            None => s.search_profiles(&text, limit),
+        .read(move |s| {
+            let rows = match lookup {
+                Some(id) => {
+                    let ids = s.find_profiles(id.kind.as_str(), &id.value)?;
+                    ids.iter().take(limit).filter_map(|p| s.profile(p).transpose()).collect::<Result<Vec<_>, _>>()?
+                }
+                None => s.search_profiles(&text, limit)?,
+            };
+            // Each result's identifiers, so the projection can mask them wherever they appear.
+            rows.into_iter().map(|r| Ok::<_, StoreError>((s.profile_identifiers(&r.id)?, r))).collect::<Result<Vec<_>, _>>()
         })
         .await?;
-    let profiles: Vec<Value> = rows
-        .into_iter()
-        .map(|r| json!({ "id": r.id, "traits": kinship_pipeline::golden::values(&r.traits), "records": r.record_count }))
-        .collect();
+    let mut profiles = Vec::with_capacity(rows.len());
+    for (identifiers, r) in rows {
+        let doc = json!({ "id": r.id, "traits": kinship_pipeline::golden::values(&r.traits), "identifiers": identifiers });
+        let projected = caller.project(&doc);
+        // The lookup's value is not logged: the audit log must not hold identifiers.
+        caller.audit("search", Some(&r.id), "GET /api/v1/profiles", json!({ "lookup": lookup_kind, "fields": projected.fields })).await;
+        let mut shown = json!({ "id": r.id, "records": r.record_count });
+        if let Some(traits) = projected.value.get("traits") {
+            shown["traits"] = traits.clone();
+        }
+        profiles.push(shown);
+    }
     Ok(Json(json!({ "profiles": profiles })))
 }
 
@@ -195,15 +260,20 @@ async fn get_profile(
     Path(id): Path<String>,
     Query(page): Query<EventPage>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(Capability::ReadProfiles)?;
     let config = state.config.clone();
     let lookup = id.clone();
     let doc = state.read(move |s| kinship_pipeline::profile_document(s, &config, &lookup)).await?;
-    let Some(mut doc) = doc else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no profile {id}"))) };
+    let Some(doc) = doc else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no profile {id}"))) };
+    let projected = caller.project(&doc);
+    let mut doc = projected.value;
     let (limit, offset) = (page.limit.unwrap_or(50).clamp(1, 500), page.offset.unwrap_or(0));
-    let events = doc["events"].as_array().cloned().unwrap_or_default();
-    doc["events_total"] = json!(events.len());
-    doc["events"] = Value::Array(events.into_iter().skip(offset).take(limit).collect());
+    if let Some(events) = doc.get_mut("events").and_then(Value::as_array_mut) {
+        let total = events.len();
+        *events = events.drain(..).skip(offset).take(limit).collect();
+        doc["events_total"] = json!(total);
+    }
+    caller.audit("read", Some(&id), "GET /api/v1/profiles/{id}", json!({ "fields": projected.fields })).await;
     Ok(Json(doc))
 }
 
@@ -211,17 +281,28 @@ async fn get_profile(
 #[utoipa::path(get, path = "/api/v1/profiles/{id}/explain", params(("id" = String, Path, description = "Profile id")), security(("bearer" = [])),
     responses((status = 200, description = "`{id, records, joins: [{left, right, stage, evidence}]}`"), (status = 404, description = "No such profile")))]
 async fn explain_profile(caller: Caller, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(Capability::ExplainProfiles)?;
     let lookup = id.clone();
     let config = state.config.clone();
-    let doc = state.read(move |s| kinship_pipeline::explain(s, &config, &lookup)).await?;
-    doc.map(Json).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no profile {id}")))
+    let found = state
+        .read(move |s| {
+            let Some(doc) = kinship_pipeline::explain(s, &config, &lookup)? else { return Ok(None) };
+            Ok::<_, kinship_pipeline::PipelineError>(Some((doc, s.profile_identifiers(&lookup)?)))
+        })
+        .await?;
+    let Some((mut doc, identifiers)) = found else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no profile {id}"))) };
+    redact_evidence(&mut doc, caller.policy(), &state.keys.pseudonym);
+    caller.scrub(&mut doc, &serde_json::to_value(identifiers).unwrap_or_default().as_array().cloned().unwrap_or_default());
+    caller
+        .audit("explain", Some(&id), "GET /api/v1/profiles/{id}/explain", json!({ "joins": doc["joins"].as_array().map_or(0, Vec::len) }))
+        .await;
+    Ok(Json(doc))
 }
 
 /// Every configured source with its type, switch, record count and last run.
 #[utoipa::path(get, path = "/api/v1/sources", security(("bearer" = [])), responses((status = 200, description = "`{\"sources\": [...]}`")))]
 async fn list_sources(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(Capability::ReadSources)?;
     let (status, switches) = state.read(|s| Ok::<_, StoreError>((s.source_status()?, s.source_switches()?))).await?;
     let sources: Vec<Value> = state
         .config
@@ -240,11 +321,14 @@ async fn list_sources(caller: Caller, State(state): State<Arc<AppState>>) -> Res
             })
         })
         .collect();
-    Ok(Json(json!({ "sources": sources })))
+    // A run's error can quote a row; roles that may not read emails get them masked.
+    let mut body = json!({ "sources": sources });
+    caller.scrub(&mut body, &[]);
+    Ok(Json(body))
 }
 
 async fn switch(caller: Caller, state: Arc<AppState>, name: String, on: bool) -> Result<Json<Value>, ApiError> {
-    caller.require(ADMINS)?;
+    caller.require(Capability::ManageSources)?;
     if !state.config.sources.contains_key(&name) {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no source `{name}`")));
     }
@@ -254,6 +338,10 @@ async fn switch(caller: Caller, state: Arc<AppState>, name: String, on: bool) ->
     tokio::task::spawn_blocking(move || kinship_store::SqliteStore::open(&path)?.set_source_enabled(&n, on))
         .await
         .expect("does not panic")?;
+    let action = if on { "source.enable" } else { "source.disable" };
+    caller
+        .audit(action, None, &format!("POST /api/v1/sources/{{name}}/{}", if on { "enable" } else { "disable" }), json!({ "source": name }))
+        .await;
     Ok(Json(json!({ "name": name, "enabled": on })))
 }
 
@@ -273,7 +361,7 @@ async fn disable_source(caller: Caller, State(state): State<Arc<AppState>>, Path
 #[utoipa::path(post, path = "/api/v1/sources/{name}/run", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The ingest report: read, inserted, duplicates, rejected"), (status = 409, description = "The source is off"), (status = 422, description = "Not a file source")))]
 async fn run_source(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    caller.require(ADMINS)?;
+    caller.require(Capability::ManageSources)?;
     let Some(source) = state.config.sources.get(&name) else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no source `{name}`"))) };
     if !source.kind.is_file() {
         return Err(ApiError(
@@ -285,20 +373,63 @@ async fn run_source(caller: Caller, State(state): State<Arc<AppState>>, Path(nam
         return Err(ApiError(StatusCode::CONFLICT, format!("source `{name}` is switched off; enable it first")));
     }
     let s = state.clone();
+    let source_name = name.clone();
     let report = tokio::task::spawn_blocking(move || {
         let mut store = kinship_store::SqliteStore::open(&s.db_path)?;
-        kinship_pipeline::ingest_source(&mut store, &s.config, &name, &s.data_dir, &|_, _| {})
+        kinship_pipeline::ingest_source(&mut store, &s.config, &source_name, &s.data_dir, &s.suppression.check(), &|_, _| {})
             .map_err(|e| StoreError::Schema(e.to_string()))
     })
     .await
     .expect("does not panic")
     .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+    let mut body = serde_json::to_value(&report).unwrap_or_default();
+    caller
+        .audit(
+            "source.run",
+            None,
+            "POST /api/v1/sources/{name}/run",
+            json!({ "source": name, "inserted": report.inserted, "suppressed": report.suppressed }),
+        )
+        .await;
+    caller.scrub(&mut body, &[]);
+    Ok(Json(body))
 }
 
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", security(("bearer" = [])), responses((status = 200, description = "OpenAPI 3.1 document")))]
 async fn openapi(caller: Caller) -> Result<Json<utoipa::openapi::OpenApi>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(Capability::ReadProfiles)?;
     Ok(Json(ApiDoc::openapi().merge_from(crate::segments_api::SegmentsDoc::openapi())))
+}
+
+/// Match evidence as a role may see it: a shared identifier's value through the role's
+/// rule for its kind; a fuzzy match's field-by-field comparison (which quotes trait values)
+/// only for roles that read raw records, others get its scores.
+fn redact_evidence(doc: &mut Value, policy: &Policy, key: &kinship_policy::PseudonymKey) {
+    use kinship_policy::{Access, RecordAccess};
+    if policy.records() == RecordAccess::Raw {
+        return;
+    }
+    for join in doc.get_mut("joins").and_then(Value::as_array_mut).into_iter().flatten() {
+        let exact = join.get("stage").and_then(Value::as_str) == Some("exact");
+        let evidence = &mut join["evidence"];
+        if exact {
+            let (Some(kind), Some(value)) = (evidence["kind"].as_str().map(String::from), evidence["value"].as_str().map(String::from))
+            else {
+                continue;
+            };
+            match policy.identifier_access(&kind) {
+                Access::Allow => {}
+                Access::Mask => evidence["value"] = json!(policy.mask_style(&kind).apply(&value)),
+                Access::Pseudonym => evidence["value"] = json!(kinship_policy::pseudonym(key, &value)),
+                Access::Hide => {
+                    if let Some(fields) = evidence.as_object_mut() {
+                        fields.remove("value");
+                    }
+                }
+            }
+        } else if let Some(fields) = evidence.as_object_mut() {
+            fields.retain(|name, _| ["probability", "match_weight", "matched"].contains(&name.as_str()));
+        }
+    }
 }

@@ -3,8 +3,13 @@
 use axum::http::HeaderMap;
 use base64::Engine;
 
-/// The built-in roles; the governance layer refines what each may read.
-pub const ROLES: &[&str] = &["admin", "viewer"];
+/// Whether a token name is usable, and why not.
+pub fn check_token_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(format!("token name {name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"));
+    }
+    Ok(())
+}
 
 /// A new random secret with a recognisable prefix (`kt_` tokens, `wk_` write keys).
 pub fn new_secret(prefix: &str) -> String {

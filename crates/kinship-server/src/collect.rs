@@ -8,13 +8,14 @@
 use crate::state::AppState;
 use crate::writer::SubmitError;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Json;
 use kinship_sources::segment::{accept, MessageType};
 use serde_json::{json, Map, Value};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 fn error(status: StatusCode, reason: impl Into<String>) -> Response {
@@ -23,7 +24,9 @@ fn error(status: StatusCode, reason: impl Into<String>) -> Response {
 
 /// The route of a single-message call (`/v1/identify`, `/v1/track`, ...).
 pub fn single_route(kind: MessageType) -> MethodRouter<Arc<AppState>> {
-    post(move |state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes| single(state, headers, body, kind))
+    post(move |state: State<Arc<AppState>>, client: ConnectInfo<SocketAddr>, headers: HeaderMap, body: Bytes| {
+        single(state, client, headers, body, kind)
+    })
 }
 
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
@@ -36,12 +39,14 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
 
 /// The source of a request's write key (Basic user, or `writeKey` in the body), if it is
 /// known and switched on. The key is removed from the body: a secret is never logged.
-async fn authorise(state: &Arc<AppState>, headers: &HeaderMap, body: &mut Map<String, Value>) -> Result<String, Response> {
+/// Failures count against the client's address (see `limits`).
+async fn authorise(state: &Arc<AppState>, client: IpAddr, headers: &HeaderMap, body: &mut Map<String, Value>) -> Result<String, Response> {
     let from_body = match body.remove("writeKey") {
         Some(Value::String(k)) => Some(k),
         _ => None,
     };
     let Some(key) = crate::auth::basic_user(headers).or(from_body) else {
+        state.auth_failures.failed(client);
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "missing write key: send it as the HTTP Basic user name, or as `writeKey` in the body",
@@ -49,6 +54,7 @@ async fn authorise(state: &Arc<AppState>, headers: &HeaderMap, body: &mut Map<St
     };
     let source = state.source_for_write_key(&key).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let Some(source) = source else {
+        state.auth_failures.failed(client);
         return Err(error(StatusCode::UNAUTHORIZED, "unknown write key; create one with `kinship source add --type segment --name NAME`"));
     };
     if !state.source_enabled(&source).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
@@ -64,24 +70,35 @@ fn now_ms() -> i64 {
 /// The part every collection request shares: size limit, JSON object, write key.
 async fn open_request(
     state: &Arc<AppState>,
+    client: IpAddr,
     headers: &HeaderMap,
     body: &[u8],
     limit: usize,
     setting: &str,
 ) -> Result<(Map<String, Value>, String), Response> {
+    if let Some(retry_after) = state.auth_failures.blocked(client) {
+        return Err(crate::limits::too_many_failures(retry_after));
+    }
     if body.len() > limit {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("the request is {} bytes; the limit is {limit} ({setting})", body.len())));
     }
     let mut msg = parse_object(body)?;
-    let source = authorise(state, headers, &mut msg).await?;
+    let source = authorise(state, client, headers, &mut msg).await?;
     Ok((msg, source))
 }
 
-async fn single(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes, kind: MessageType) -> Response {
-    let (msg, source) = match open_request(&state, &headers, &body, state.config.server.max_event_bytes, "server.max_event_bytes").await {
-        Ok(opened) => opened,
-        Err(r) => return r,
-    };
+async fn single(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+    kind: MessageType,
+) -> Response {
+    let (msg, source) =
+        match open_request(&state, client.ip(), &headers, &body, state.config.server.max_event_bytes, "server.max_event_bytes").await {
+            Ok(opened) => opened,
+            Err(r) => return r,
+        };
     let record = match accept(msg, Some(kind), None, now_ms(), state.region) {
         Ok(r) => r,
         Err(reason) => {
@@ -92,12 +109,17 @@ async fn single(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
     commit(&state, source, vec![record], Vec::new()).await
 }
 
-pub async fn batch(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (mut msg, source) = match open_request(&state, &headers, &body, state.config.server.max_batch_bytes, "server.max_batch_bytes").await
-    {
-        Ok(opened) => opened,
-        Err(r) => return r,
-    };
+pub async fn batch(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (mut msg, source) =
+        match open_request(&state, client.ip(), &headers, &body, state.config.server.max_batch_bytes, "server.max_batch_bytes").await {
+            Ok(opened) => opened,
+            Err(r) => return r,
+        };
     let Some(Value::Array(items)) = msg.remove("batch") else {
         return error(StatusCode::BAD_REQUEST, "a batch needs `batch`: an array of messages");
     };
@@ -130,11 +152,23 @@ pub async fn batch(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
     commit(&state, source, records, rejected).await
 }
 
-async fn commit(state: &Arc<AppState>, source: String, records: Vec<kinship_core::NewRecord>, rejected: Vec<Value>) -> Response {
+/// Drops the records of erased people (counted as `suppressed`), then hands the rest to the
+/// writer and answers once they are committed.
+async fn commit(state: &Arc<AppState>, source: String, mut records: Vec<kinship_core::NewRecord>, rejected: Vec<Value>) -> Response {
     let accepted = records.len();
-    match state.writer.submit(source, records).await {
-        Ok(new) => Json(json!({ "success": true, "accepted": accepted, "duplicates": accepted as u64 - new, "rejected": rejected }))
-            .into_response(),
+    // The generation is read before the snapshot: if the list grows in between, the
+    // writer sees an old generation and checks again.
+    let generation = state.suppression.generation();
+    let check = state.suppression.check();
+    records.retain(|r| !check.matches_encoded(&r.identifiers));
+    let suppressed_here = (accepted - records.len()) as u64;
+    match state.writer.submit(source, records, generation).await {
+        Ok(c) => {
+            let suppressed = suppressed_here + c.suppressed;
+            let duplicates = accepted as u64 - suppressed - c.new;
+            Json(json!({ "success": true, "accepted": accepted, "duplicates": duplicates, "suppressed": suppressed, "rejected": rejected }))
+                .into_response()
+        }
         Err(SubmitError::Overloaded) => {
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "the server is busy; retry after a second");
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));

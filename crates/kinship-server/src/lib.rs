@@ -7,8 +7,11 @@
 //! milliseconds. Reads run on blocking threads, each with its own connection.
 
 mod api;
+mod audit;
 pub mod auth;
 mod collect;
+mod governance_api;
+mod limits;
 mod metrics;
 mod segments_api;
 mod state;
@@ -53,13 +56,14 @@ pub async fn serve(
     let listener =
         tokio::net::TcpListener::bind(&options.bind).await.map_err(|error| ServerError::Bind { addr: options.bind.clone(), error })?;
     let addr = listener.local_addr()?;
-    let (state, threads) = AppState::start(options)?;
+    let (state, background) = AppState::start(options)?;
     let app = router(state.clone());
     on_listen(addr);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
-    // In-flight requests are done; closing the writer's queue lets it commit and stop.
+    // In-flight requests are done; closing the writer's and the audit queue lets them
+    // commit what they hold and stop.
     drop(state);
-    tokio::task::spawn_blocking(move || threads.join()).await.map_err(|e| ServerError::Config(e.to_string()))??;
+    tokio::task::spawn_blocking(move || background.join()).await.map_err(|e| ServerError::Config(e.to_string()))??;
     Ok(())
 }
 
@@ -75,7 +79,12 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/group", collect::single_route(MessageType::Group))
         .route("/v1/alias", collect::single_route(MessageType::Alias))
         .route("/v1/batch", post(collect::batch))
-        .merge(api::routes())
+        .merge(
+            api::routes()
+                .merge(governance_api::routes())
+                .layer(axum::extract::DefaultBodyLimit::max(state.config.server.max_api_body_bytes)),
+        )
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::bound_query))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track_requests))
         // Sizes are checked in the handlers, with a JSON reason; this cap only stops a body
         // from being read without end. It counts decompressed bytes.

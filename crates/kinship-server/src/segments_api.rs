@@ -1,7 +1,7 @@
 //! `/api/v1/segments` and `/api/v1/computed-traits`: define, list, show, preview and delete
 //! segments and computed traits, and page through a segment's members.
 
-use crate::api::{ApiError, Caller, ADMINS, READERS};
+use crate::api::{ApiError, Caller};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kinship_pipeline::{audience, PipelineError};
+use kinship_policy::Capability;
 use kinship_segments::{DefinitionError, DefinitionSource, Kind, MAX_EXPRESSION_BYTES};
 use kinship_store::{AudienceStore, SqliteStore};
 use serde::Deserialize;
@@ -103,7 +104,7 @@ async fn undefine(state: Arc<AppState>, kind: Kind, name: String) -> Result<(), 
 /// Every segment with its size and expression.
 #[utoipa::path(get, path = "/api/v1/segments", security(("bearer" = [])), responses((status = 200, description = "`{\"segments\": [{name, expression, size}]}`")))]
 async fn list_segments(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(Capability::ReadSegments)?;
     let engine = state.audience.read().expect("not poisoned");
     let segments: Vec<Value> = engine
         .definitions()
@@ -118,10 +119,12 @@ async fn list_segments(caller: Caller, State(state): State<Arc<AppState>>) -> Re
 #[utoipa::path(post, path = "/api/v1/segments", request_body = NewDefinition, security(("bearer" = [])),
     responses((status = 201, description = "`{name, size}`"), (status = 400, description = "`{error, line, column, rendered}` for a bad expression"), (status = 409, description = "The name is taken")))]
 async fn create_segment(caller: Caller, State(state): State<Arc<AppState>>, Json(body): Json<NewDefinition>) -> Result<Response, Response> {
-    caller.require(ADMINS).map_err(IntoResponse::into_response)?;
+    caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
     bounded(&body.expression).map_err(IntoResponse::into_response)?;
     let name = body.name.clone();
+    let detail = json!({ "segment": body.name, "expression": body.expression });
     let size = define(state, DefinitionSource { kind: Kind::Segment, name: body.name, expression: body.expression }).await?;
+    caller.audit("segment.create", None, "POST /api/v1/segments", detail).await;
     Ok((StatusCode::CREATED, Json(json!({ "name": name, "size": size }))).into_response())
 }
 
@@ -133,7 +136,7 @@ async fn preview_segment(
     State(state): State<Arc<AppState>>,
     Json(body): Json<Expression>,
 ) -> Result<Json<Value>, Response> {
-    caller.require(READERS).map_err(IntoResponse::into_response)?;
+    caller.require(Capability::ReadSegments).map_err(IntoResponse::into_response)?;
     bounded(&body.expression).map_err(IntoResponse::into_response)?;
     let preview = tokio::task::spawn_blocking(move || {
         if state.audience.read().expect("not poisoned").is_unloaded() {
@@ -153,7 +156,7 @@ async fn preview_segment(
 #[utoipa::path(get, path = "/api/v1/segments/{name}", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "`{name, expression, size, reads, sizes: [{at, size}]}`"), (status = 404, description = "No such segment")))]
 async fn show_segment(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(Capability::ReadSegments)?;
     let (expression, size, reads) = {
         let engine = state.audience.read().expect("not poisoned");
         let Some(d) = engine.definitions().into_iter().find(|d| d.kind == Kind::Segment && d.name == name) else {
@@ -175,38 +178,43 @@ struct MemberPage {
     limit: Option<u64>,
 }
 
-/// A page of a segment's members, by profile id.
+/// A page of a segment's members, by profile id: only those with marketing consent; the
+/// others on the page are counted in `withheld_no_marketing_consent`.
 #[utoipa::path(get, path = "/api/v1/segments/{name}/members", params(("name" = String, Path), MemberPage), security(("bearer" = [])),
-    responses((status = 200, description = "`{name, size, members: [profile id]}`"), (status = 404, description = "No such segment")))]
+    responses((status = 200, description = "`{name, size, members: [profile id], withheld_no_marketing_consent}`"), (status = 404, description = "No such segment")))]
 async fn segment_members(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(page): Query<MemberPage>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(Capability::ExportSegments)?;
     let Some(size) = state.audience.read().expect("not poisoned").size(&name) else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no segment {name}")));
     };
     let (offset, limit) = (page.offset.unwrap_or(0), page.limit.unwrap_or(100).clamp(1, 1000));
-    let lookup = name.clone();
-    let members = state.read(move |s| s.segment_members(&lookup, offset, limit)).await?;
-    Ok(Json(json!({ "name": name, "size": size, "members": members })))
+    let (lookup, config) = (name.clone(), state.config.clone());
+    let (members, withheld) = state.read(move |s| audience::consented_members(s, &config, &lookup, offset, limit)).await?;
+    caller
+        .audit("segment.members", None, "GET /api/v1/segments/{name}/members", json!({ "segment": name, "profiles": members.len() }))
+        .await;
+    Ok(Json(json!({ "name": name, "size": size, "members": members, "withheld_no_marketing_consent": withheld })))
 }
 
 /// Delete a segment no other definition uses; its members' timelines record the exit.
 #[utoipa::path(delete, path = "/api/v1/segments/{name}", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "Deleted"), (status = 404, description = "No such segment"), (status = 409, description = "Another definition uses it")))]
 async fn delete_segment(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, Response> {
-    caller.require(ADMINS).map_err(IntoResponse::into_response)?;
+    caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
     undefine(state, Kind::Segment, name.clone()).await?;
+    caller.audit("segment.delete", None, "DELETE /api/v1/segments/{name}", json!({ "segment": name })).await;
     Ok(Json(json!({ "deleted": name })))
 }
 
 /// Every computed trait with its expression.
 #[utoipa::path(get, path = "/api/v1/computed-traits", security(("bearer" = [])), responses((status = 200, description = "`{\"computed_traits\": [{name, expression}]}`")))]
 async fn list_computed(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(Capability::ReadSegments)?;
     let engine = state.audience.read().expect("not poisoned");
     let traits: Vec<Value> = engine
         .definitions()
@@ -226,10 +234,12 @@ async fn create_computed(
     State(state): State<Arc<AppState>>,
     Json(body): Json<NewDefinition>,
 ) -> Result<Response, Response> {
-    caller.require(ADMINS).map_err(IntoResponse::into_response)?;
+    caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
     bounded(&body.expression).map_err(IntoResponse::into_response)?;
     let name = body.name.clone();
+    let detail = json!({ "computed_trait": body.name, "expression": body.expression });
     define(state, DefinitionSource { kind: Kind::Computed, name: body.name, expression: body.expression }).await?;
+    caller.audit("computed.create", None, "POST /api/v1/computed-traits", detail).await;
     Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
 }
 
@@ -237,8 +247,9 @@ async fn create_computed(
 #[utoipa::path(delete, path = "/api/v1/computed-traits/{name}", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "Deleted"), (status = 404, description = "No such computed trait"), (status = 409, description = "Another definition uses it")))]
 async fn delete_computed(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, Response> {
-    caller.require(ADMINS).map_err(IntoResponse::into_response)?;
+    caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
     undefine(state, Kind::Computed, name.clone()).await?;
+    caller.audit("computed.delete", None, "DELETE /api/v1/computed-traits/{name}", json!({ "computed_trait": name })).await;
     Ok(Json(json!({ "deleted": name })))
 }
 

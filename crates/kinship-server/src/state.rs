@@ -1,7 +1,11 @@
+use crate::audit::{self, AuditHandle};
+use crate::limits::FailureLimiter;
 use crate::metrics::Metrics;
 use crate::writer::{self, Threads, WriterHandle};
 use crate::{ServeOptions, ServerError};
 use kinship_core::Config;
+use kinship_pipeline::governance::{Keys, SuppressionList};
+use kinship_policy::Roles;
 use kinship_segments::Audience;
 use kinship_store::{AccessStore, SqliteStore, StoreError, TokenRow};
 use phonenumber::country::Id as Region;
@@ -9,6 +13,26 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a token found in the store is trusted without looking again: a token revoked
+/// through the API is forgotten at once, one revoked with the CLI within this time.
+const TOKEN_RECHECK: Duration = Duration::from_secs(5);
+
+/// The threads behind the server, joined on shutdown.
+pub struct Background {
+    threads: Threads,
+    audit: std::thread::JoinHandle<()>,
+}
+
+impl Background {
+    /// Waits for the writer and resolver, then for the audit writer to commit what it holds.
+    pub fn join(self) -> Result<(), ServerError> {
+        let resolved = self.threads.join();
+        self.audit.join().expect("audit thread does not panic");
+        resolved
+    }
+}
 
 pub struct AppState {
     pub data_dir: PathBuf,
@@ -20,11 +44,15 @@ pub struct AppState {
     /// Every profile's traits and events with the segments and computed traits over them,
     /// kept current by the resolver thread.
     pub audience: Arc<RwLock<Audience>>,
+    pub roles: Roles,
+    pub keys: Keys,
+    pub suppression: Arc<SuppressionList>,
+    pub audit: AuditHandle,
+    pub auth_failures: FailureLimiter,
     /// Write-key hash → source, filled on first use.
     write_keys: RwLock<HashMap<String, String>>,
-    /// Token hash → token, filled on first use. Tokens cannot be revoked yet; when they
-    /// can, revocation must clear this.
-    tokens: RwLock<HashMap<String, TokenRow>>,
+    /// Token hash → (token, when it was read from the store).
+    tokens: RwLock<HashMap<String, (TokenRow, Instant)>>,
 }
 
 thread_local! {
@@ -33,25 +61,37 @@ thread_local! {
 }
 
 impl AppState {
-    pub fn start(options: ServeOptions) -> Result<(Arc<Self>, Threads), ServerError> {
+    pub fn start(options: ServeOptions) -> Result<(Arc<Self>, Background), ServerError> {
         let region = kinship_normalize::region(&options.config.resolve.default_region).ok_or_else(|| {
             ServerError::Config(format!("resolve.default_region {:?} is not a region code", options.config.resolve.default_region))
         })?;
+        let roles = options.config.roles().map_err(|e| ServerError::Config(format!("roles: {e}")))?;
+        let governance = |e: kinship_pipeline::PipelineError| ServerError::Config(e.to_string());
+        let keys = Keys::load_or_create(&options.data_dir).map_err(governance)?;
+        let store = SqliteStore::open(&options.db_path)?;
+        let suppression = Arc::new(SuppressionList::load(&store, keys.suppression.clone()).map_err(governance)?);
+        drop(store);
         let metrics = Metrics::default();
         let audience = Arc::new(RwLock::new(load_audience(&options.db_path, &options.config)?));
-        let (writer, threads) = writer::start(&options.db_path, &options.config, metrics.clone(), audience.clone())?;
+        let (writer, threads) = writer::start(&options.db_path, &options.config, metrics.clone(), audience.clone(), suppression.clone())?;
+        let (audit, audit_thread) = audit::start(&options.db_path, &options.data_dir, writer.turn())?;
         let state = Self {
             data_dir: options.data_dir,
             db_path: options.db_path,
+            auth_failures: FailureLimiter::new(options.config.server.auth_failures_per_minute),
             config: Arc::new(options.config),
             region,
             writer,
             metrics,
             audience,
+            roles,
+            keys,
+            suppression,
+            audit,
             write_keys: RwLock::default(),
             tokens: RwLock::default(),
         };
-        Ok((Arc::new(state), threads))
+        Ok((Arc::new(state), Background { threads, audit: audit_thread }))
     }
 
     /// Runs a read on a blocking thread with that thread's connection.
@@ -70,7 +110,25 @@ impl AppState {
 
     /// The token a bearer secret belongs to.
     pub async fn token(self: &Arc<Self>, secret: &str) -> Result<Option<TokenRow>, StoreError> {
-        self.cached(&self.tokens, secret, |s, hash| s.token(hash)).await
+        let hash = crate::auth::hash_secret(secret);
+        if let Some((row, read_at)) = self.tokens.read().expect("not poisoned").get(&hash) {
+            if read_at.elapsed() < TOKEN_RECHECK {
+                return Ok(Some(row.clone()));
+            }
+        }
+        let key = hash.clone();
+        let found = self.read(move |s| s.token(&key)).await?;
+        let mut cache = self.tokens.write().expect("not poisoned");
+        match &found {
+            Some(row) => cache.insert(hash, (row.clone(), Instant::now())),
+            None => cache.remove(&hash),
+        };
+        Ok(found)
+    }
+
+    /// Forgets every cached token, after a revocation.
+    pub fn forget_tokens(&self) {
+        self.tokens.write().expect("not poisoned").clear();
     }
 
     /// Looks a secret up by its hash, in memory first, then in the store (remembering hits).

@@ -3,6 +3,7 @@
 use crate::metrics::Metrics;
 use crate::ServerError;
 use kinship_core::{Config, NewRecord};
+use kinship_pipeline::governance::SuppressionList;
 use kinship_segments::Audience;
 use kinship_store::{SqliteStore, Store};
 use std::path::Path;
@@ -19,13 +20,24 @@ const RESOLVE_BATCH: usize = 1_000;
 pub struct Job {
     pub source: String,
     pub records: Vec<NewRecord>,
-    /// How many were new (the rest were retries of logged messages), or why it failed.
-    pub reply: oneshot::Sender<Result<u64, String>>,
+    /// The suppression list's generation when the records were checked against it.
+    pub checked_generation: u64,
+    pub reply: oneshot::Sender<Result<Committed, String>>,
+}
+
+/// What became of a job's records.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed {
+    /// Records that were new (the rest were retries of logged messages or suppressed).
+    pub new: u64,
+    /// Records dropped at commit because a person was erased after they were checked.
+    pub suppressed: u64,
 }
 
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Job>,
+    turn: Arc<Mutex<()>>,
 }
 
 pub enum SubmitError {
@@ -36,9 +48,9 @@ pub enum SubmitError {
 
 impl WriterHandle {
     /// Queues records and waits until they are committed.
-    pub async fn submit(&self, source: String, records: Vec<NewRecord>) -> Result<u64, SubmitError> {
+    pub async fn submit(&self, source: String, records: Vec<NewRecord>, checked_generation: u64) -> Result<Committed, SubmitError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.try_send(Job { source, records, reply }).map_err(|e| match e {
+        self.tx.try_send(Job { source, records, checked_generation, reply }).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => SubmitError::Failed("the server is shutting down".into()),
         })?;
@@ -47,6 +59,11 @@ impl WriterHandle {
 
     pub fn queue_depth(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// The lock writers of the database take turns through (see [`start`]).
+    pub fn turn(&self) -> Arc<Mutex<()>> {
+        self.turn.clone()
     }
 }
 
@@ -72,6 +89,7 @@ pub fn start(
     config: &Config,
     metrics: Metrics,
     audience: Arc<RwLock<Audience>>,
+    suppression: Arc<SuppressionList>,
 ) -> Result<(WriterHandle, Threads), ServerError> {
     let (tx, rx) = mpsc::channel(config.server.queue_capacity);
     let (wake_tx, wake_rx) = std_mpsc::sync_channel::<()>(1);
@@ -79,13 +97,15 @@ pub fn start(
     let resolver_store = SqliteStore::open(db_path)?;
     let resolver_config = config.clone();
     let resolver_metrics = metrics.clone();
-    // The writer and the resolver take turns through this lock rather than through SQLite's
-    // busy handler, which sleeps and polls; a mutex hands over as soon as it is free.
+    // The writers of the database (this writer, the resolver, the audit writer, erasure)
+    // take turns through this lock rather than through SQLite's busy handler, which sleeps
+    // and polls; a mutex hands over as soon as it is free.
     let write_turn = Arc::new(Mutex::new(()));
     let resolver_turn = write_turn.clone();
+    let handle = WriterHandle { tx, turn: write_turn.clone() };
     let writer = std::thread::Builder::new()
         .name("kinship-writer".into())
-        .spawn(move || write_loop(rx, writer_store, wake_tx, metrics, &write_turn))?;
+        .spawn(move || write_loop(rx, writer_store, wake_tx, metrics, &write_turn, &suppression))?;
     let resolver = std::thread::Builder::new().name("kinship-resolver".into()).spawn(move || {
         // Profiles' golden traits indexed for real-time fuzzy matching; without it, new
         // records are still resolved exactly, so a failure here is reported, not fatal.
@@ -117,10 +137,17 @@ pub fn start(
             }
         }
     })?;
-    Ok((WriterHandle { tx }, Threads { writer, resolver }))
+    Ok((handle, Threads { writer, resolver }))
 }
 
-fn write_loop(mut rx: mpsc::Receiver<Job>, mut store: SqliteStore, wake: std_mpsc::SyncSender<()>, metrics: Metrics, turn: &Mutex<()>) {
+fn write_loop(
+    mut rx: mpsc::Receiver<Job>,
+    mut store: SqliteStore,
+    wake: std_mpsc::SyncSender<()>,
+    metrics: Metrics,
+    turn: &Mutex<()>,
+    suppression: &SuppressionList,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         let mut records = group[0].records.len();
@@ -136,11 +163,23 @@ fn write_loop(mut rx: mpsc::Receiver<Job>, mut store: SqliteStore, wake: std_mps
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let committed = (|| {
             let _turn = turn.lock().expect("not poisoned");
+            // An erasure takes this turn too: a job checked before it raised the generation
+            // is checked again, so nothing of an erased person is committed after erasure.
+            let generation = suppression.generation();
+            let mut suppressed = vec![0u64; group.len()];
+            for (job, dropped) in group.iter_mut().zip(&mut suppressed) {
+                if job.checked_generation != generation {
+                    let check = suppression.check();
+                    let before = job.records.len();
+                    job.records.retain(|r| !check.matches_encoded(&r.identifiers));
+                    *dropped = (before - job.records.len()) as u64;
+                }
+            }
             store.begin()?;
             let mut new = Vec::with_capacity(group.len());
-            for job in &group {
+            for (job, &dropped) in group.iter().zip(&suppressed) {
                 match store.insert_records(&job.source, &job.records, now) {
-                    Ok(ids) => new.push(ids.iter().flatten().count() as u64),
+                    Ok(ids) => new.push(Committed { new: ids.iter().flatten().count() as u64, suppressed: dropped }),
                     Err(e) => {
                         store.rollback()?;
                         return Err(e);
@@ -152,7 +191,7 @@ fn write_loop(mut rx: mpsc::Receiver<Job>, mut store: SqliteStore, wake: std_mps
         })();
         match committed {
             Ok(new) => {
-                metrics.events_committed(records as u64, new.iter().sum());
+                metrics.events_committed(records as u64, new.iter().map(|c| c.new).sum());
                 for (job, n) in group.into_iter().zip(new) {
                     let _ = job.reply.send(Ok(n));
                 }

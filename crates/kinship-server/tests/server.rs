@@ -7,6 +7,9 @@
 #[path = "support/http.rs"]
 mod http;
 
+#[path = "server/governance.rs"]
+mod governance;
+
 use http::{basic, event_names, get, identifier_keys, post_json, request, wait_for_profile};
 use kinship_store::{AccessStore, SqliteStore};
 use serde_json::{json, Value};
@@ -175,7 +178,7 @@ fn every_call_type_is_accepted_and_lands_on_the_profile() {
     assert_eq!(batch["accepted"], 2);
 
     // Everything is on one profile, found by user id, by email, and by the old anonymous id.
-    let view = wait_for_profile(a, &s.viewer, "user_id:user-1", RESOLVE_WAIT, |v| {
+    let view = wait_for_profile(a, &s.admin, "user_id:user-1", RESOLVE_WAIT, |v| {
         event_names(v).len() >= 5 && identifier_keys(v).iter().any(|k| k.starts_with("anonymous_id:old-anon-9"))
     });
     let names = event_names(&view);
@@ -207,7 +210,7 @@ fn every_call_type_is_accepted_and_lands_on_the_profile() {
         assert_eq!(ids, [id], "lookup {q}");
     }
     // Events are paged.
-    let page = ok(&get(a, &format!("/api/v1/profiles/{id}?limit=2&offset=1"), Some(&s.viewer)));
+    let page = ok(&get(a, &format!("/api/v1/profiles/{id}?limit=2&offset=1"), Some(&s.admin)));
     assert_eq!(event_names(&page), ["Order Completed", "Screen Viewed"]);
     assert_eq!(page["events_total"], 5);
     assert_eq!(get(a, "/api/v1/profiles/no-such-profile", Some(&s.viewer)).status, 404);
@@ -227,7 +230,7 @@ fn anonymous_history_is_stitched_to_the_user_on_identify() {
             &json!({"anonymousId": "anon-77", "event": event, "messageId": format!("anon-{i}"), "timestamp": format!("2024-06-01T09:0{i}:00Z")}),
         ));
     }
-    let anon = wait_for_profile(a, &s.viewer, "anonymous_id:anon-77", RESOLVE_WAIT, |v| event_names(v).len() == 3);
+    let anon = wait_for_profile(a, &s.admin, "anonymous_id:anon-77", RESOLVE_WAIT, |v| event_names(v).len() == 3);
     assert_eq!(event_names(&anon).len(), 3, "{anon:#}");
     // A known user, with history of their own, on another source.
     ok(&post_json(
@@ -236,7 +239,7 @@ fn anonymous_history_is_stitched_to_the_user_on_identify() {
         Some(&s.basic("app")),
         &json!({"userId": "u-77", "event": "App Opened", "messageId": "app-1", "timestamp": "2024-05-01T00:00:00Z"}),
     ));
-    wait_for_profile(a, &s.viewer, "user_id:u-77", RESOLVE_WAIT, |v| event_names(v).len() == 1);
+    wait_for_profile(a, &s.admin, "user_id:u-77", RESOLVE_WAIT, |v| event_names(v).len() == 1);
     // The identify carrying both ids joins the two histories.
     ok(&post_json(
         a,
@@ -244,12 +247,12 @@ fn anonymous_history_is_stitched_to_the_user_on_identify() {
         Some(&auth),
         &json!({"userId": "u-77", "anonymousId": "anon-77", "traits": {"email": "bo@example.com"}, "messageId": "id-77", "timestamp": "2024-06-01T09:10:00Z"}),
     ));
-    let view = wait_for_profile(a, &s.viewer, "user_id:u-77", RESOLVE_WAIT, |v| event_names(v).len() == 4);
+    let view = wait_for_profile(a, &s.admin, "user_id:u-77", RESOLVE_WAIT, |v| event_names(v).len() == 4);
     assert_eq!(event_names(&view), ["Added To Cart", "Product Viewed", "Search", "App Opened"], "{view:#}");
     let sources: Vec<&str> = view["events"].as_array().unwrap().iter().filter_map(|e| e["source"].as_str()).collect();
     assert_eq!(sources, ["web", "web", "web", "app"]);
     // The anonymous id now finds the same single profile.
-    let by_anon = wait_for_profile(a, &s.viewer, "anonymous_id:anon-77", RESOLVE_WAIT, |v| v["id"] == view["id"]);
+    let by_anon = wait_for_profile(a, &s.admin, "anonymous_id:anon-77", RESOLVE_WAIT, |v| v["id"] == view["id"]);
     assert_eq!(by_anon["id"], view["id"]);
 }
 
@@ -278,7 +281,7 @@ fn a_retried_message_id_is_stored_once() {
     let keys = s.stored_keys("web");
     assert_eq!(keys.get("retry-me"), Some(&1));
     assert_eq!(keys.get("new-one"), Some(&1));
-    let view = wait_for_profile(s.addr, &s.viewer, "user_id:u-retry", RESOLVE_WAIT, |v| event_names(v).len() == 2);
+    let view = wait_for_profile(s.addr, &s.admin, "user_id:u-retry", RESOLVE_WAIT, |v| event_names(v).len() == 2);
     assert_eq!(event_names(&view).iter().filter(|e| *e == "Checkout").count(), 1, "{view:#}");
 }
 
@@ -396,7 +399,7 @@ fn gzip_bodies_are_accepted() {
     )
     .unwrap();
     assert_eq!(ok(&r)["accepted"], 2);
-    let view = wait_for_profile(s.addr, &s.viewer, "email:gz@example.com", RESOLVE_WAIT, |v| event_names(v) == ["Zipped"]);
+    let view = wait_for_profile(s.addr, &s.admin, "email:gz@example.com", RESOLVE_WAIT, |v| event_names(v) == ["Zipped"]);
     assert_eq!(event_names(&view), ["Zipped"], "{view:#}");
     // A body that claims gzip but is not.
     let r = request(s.addr, "POST", "/v1/batch", &[("Authorization", &auth), ("Content-Encoding", "gzip")], b"{\"batch\": []}").unwrap();
@@ -528,7 +531,12 @@ fn one_event_moves_a_profile_between_segments_in_real_time() {
         .map(|i| json!({"type": "identify", "userId": format!("other-{i}"), "traits": {"plan": "free"}, "messageId": format!("o-{i}")}))
         .collect();
     ok(&post_json(a, "/v1/batch", Some(&web), &json!({ "batch": batch })));
-    ok(&post_json(a, "/v1/identify", Some(&web), &json!({"userId": "buyer", "traits": {"email": "b@example.com"}, "messageId": "b-1"})));
+    ok(&post_json(
+        a,
+        "/v1/identify",
+        Some(&web),
+        &json!({"userId": "buyer", "traits": {"email": "b@example.com", "marketing_opt_in": true}, "messageId": "b-1"}),
+    ));
     wait_for_profile(a, &s.viewer, "user_id:other-19", RESOLVE_WAIT, |v| v["id"].is_string());
     wait_for_profile(a, &s.viewer, "user_id:buyer", RESOLVE_WAIT, |v| v["id"].is_string());
 
@@ -548,10 +556,11 @@ fn one_event_moves_a_profile_between_segments_in_real_time() {
     assert_eq!(created.json()["size"], 21, "{}", created.text());
     // An unrelated segment: an order must not re-evaluate it.
     post_json(a, "/api/v1/segments", Some(&admin), &json!({"name": "free", "expression": "traits.plan == \"free\""}));
-    // A viewer may preview but not define; a bad expression says where.
-    let preview =
-        ok(&post_json(a, "/api/v1/segments/preview", Some(&http::bearer(&s.viewer)), &json!({"expression": "exists(traits.plan)"})));
+    // Preview counts without saving; a viewer (support's view) has no segments; a bad
+    // expression says where.
+    let preview = ok(&post_json(a, "/api/v1/segments/preview", Some(&admin), &json!({"expression": "exists(traits.plan)"})));
     assert_eq!(preview["count"], 20);
+    assert_eq!(post_json(a, "/api/v1/segments/preview", Some(&http::bearer(&s.viewer)), &json!({"expression": "true"})).status, 403);
     assert_eq!(post_json(a, "/api/v1/segments", Some(&http::bearer(&s.viewer)), &json!({"name": "x", "expression": "true"})).status, 403);
     let bad = post_json(a, "/api/v1/segments", Some(&admin), &json!({"name": "bad", "expression": "computed.orders > \"two\""}));
     assert_eq!(bad.status, 400);
@@ -565,7 +574,7 @@ fn one_event_moves_a_profile_between_segments_in_real_time() {
         let order = json!({"userId": "buyer", "event": "Order Completed", "properties": {"total": 10}, "messageId": format!("ord-{i}"), "timestamp": at});
         ok(&post_json(a, "/v1/track", Some(&web), &order));
     }
-    let view = wait_for_profile(a, &s.viewer, "user_id:buyer", RESOLVE_WAIT, |v| {
+    let view = wait_for_profile(a, &s.admin, "user_id:buyer", RESOLVE_WAIT, |v| {
         v["segments"].as_array().is_some_and(|s| s.iter().any(|x| x == "buyers"))
     });
     assert_eq!(view["segments"], json!(["buyers"]), "{view:#}");
@@ -587,17 +596,21 @@ fn one_event_moves_a_profile_between_segments_in_real_time() {
     assert!((1.0..=6.0).contains(&runs), "{runs} evaluations for two events");
 
     let id = view["id"].as_str().unwrap();
-    let members = ok(&get(a, "/api/v1/segments/buyers/members", Some(&s.viewer)));
+    let members = ok(&get(a, "/api/v1/segments/buyers/members", Some(&s.admin)));
     assert_eq!(members["members"], json!([id]));
-    let shown = ok(&get(a, "/api/v1/segments/buyers", Some(&s.viewer)));
+    // People without marketing consent are left out of exports, and counted.
+    let members = ok(&get(a, "/api/v1/segments/browsers/members", Some(&s.admin)));
+    assert_eq!(members["members"], json!([]));
+    assert_eq!(members["withheld_no_marketing_consent"], 20);
+    let shown = ok(&get(a, "/api/v1/segments/buyers", Some(&s.admin)));
     assert_eq!(shown["size"], 1);
     assert_eq!(shown["sizes"].as_array().unwrap().last().unwrap()["size"], 1);
-    let listed = ok(&get(a, "/api/v1/segments", Some(&s.viewer)));
+    let listed = ok(&get(a, "/api/v1/segments", Some(&s.admin)));
     assert_eq!(listed["segments"].as_array().unwrap().len(), 3);
     // A definition in use cannot be deleted; an unused one can.
     let r = request(a, "DELETE", "/api/v1/computed-traits/orders", &[("Authorization", &admin)], b"").unwrap();
     assert_eq!(r.status, 409, "{}", r.text());
     let r = request(a, "DELETE", "/api/v1/segments/buyers", &[("Authorization", &admin)], b"").unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(get(a, "/api/v1/segments/buyers", Some(&s.viewer)).status, 404);
+    assert_eq!(get(a, "/api/v1/segments/buyers", Some(&s.admin)).status, 404);
 }

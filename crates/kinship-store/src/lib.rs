@@ -6,6 +6,41 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+/// What [`GovernanceStore::erase`] deleted, table by table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ErasureCounts {
+    pub profiles: u64,
+    pub records: u64,
+    pub assignments: u64,
+    pub identifiers: u64,
+    pub merge_edges: u64,
+    pub link_constraints: u64,
+    /// Segment memberships and the entries and exits recorded on the timeline.
+    pub segment_memberships: u64,
+}
+
+/// Which audit lines [`GovernanceStore::audit_lines`] returns; every filter set must hold.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub profile: Option<String>,
+    pub actor: Option<String>,
+    /// Entries at or after this time (Unix milliseconds).
+    pub since_ms: Option<i64>,
+    /// Entries with a higher sequence number only.
+    pub after_seq: u64,
+}
+
+/// One audit entry as stored: its chained text plus copies of the fields it is searched by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub profile: Option<String>,
+    /// The entry in its canonical one-line form; the chain is verified on this text.
+    pub line: String,
+}
+
 /// An API token as stored: never the token itself, only its hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TokenRow {
@@ -183,4 +218,35 @@ pub trait AccessStore {
     fn set_source_enabled(&mut self, source: &str, enabled: bool) -> Result<()>;
     /// Sources switched at run time, overriding `enabled` in the configuration.
     fn source_switches(&self) -> Result<Vec<(String, bool)>>;
+    /// Every token (never its secret), oldest first.
+    fn tokens(&self) -> Result<Vec<TokenRow>>;
+    /// Deletes the tokens named `name`; returns how many there were.
+    fn revoke_token(&mut self, name: &str) -> Result<u64>;
+}
+
+/// The audit log, the suppression list of erased identifiers, and erasure itself.
+pub trait GovernanceStore {
+    /// Appends audit entries in one transaction. The log is append-only: there is no
+    /// method to change or remove an entry.
+    fn append_audit(&mut self, rows: &[AuditRow]) -> Result<()>;
+    /// The newest audit entry.
+    fn last_audit(&self) -> Result<Option<AuditRow>>;
+    /// Up to `limit` entries matching `filter`, oldest first.
+    fn audit_lines(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditRow>>;
+
+    /// Adds keyed hashes of erased identifiers (already present ones are kept).
+    fn add_suppressions(&mut self, hashes: &[String], request: &str) -> Result<()>;
+    /// Lifts suppressions; returns how many were listed.
+    fn remove_suppressions(&mut self, hashes: &[String]) -> Result<u64>;
+    fn suppressions(&self) -> Result<Vec<String>>;
+
+    /// Records not yet assigned to a profile that hold the identifier `kind`/`value`.
+    fn unassigned_records_with(&self, kind: &str, value: &str) -> Result<Vec<RecordId>>;
+    /// Deletes everything held about the given profiles and records, in one transaction,
+    /// overwriting the deleted content in the database file. This is the one place that
+    /// knows every table holding a person's data: a new such table is added here.
+    fn erase(&mut self, profiles: &[String], records: &[RecordId]) -> Result<ErasureCounts>;
+    /// Rewrites storage so that nothing deleted survives in any file of the store (for
+    /// SQLite: the database, its WAL and shared-memory files).
+    fn purge_deleted(&mut self) -> Result<()>;
 }

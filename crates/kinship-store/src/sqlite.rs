@@ -1,8 +1,8 @@
 //! The embedded store: one SQLite file in WAL mode.
 
 use crate::{
-    AccessStore, AudienceStore, DefinitionRow, FullResolution, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats,
-    Store, StoreError, TokenRow,
+    AccessStore, AudienceStore, AuditFilter, AuditRow, DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView,
+    ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats, Store, StoreError, TokenRow,
 };
 use kinship_core::{
     Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord, decode_identifiers,
@@ -167,6 +167,30 @@ const MIGRATIONS: &[(i64, &str)] = &[
         size INTEGER NOT NULL,
         PRIMARY KEY (segment, at)
     ) WITHOUT ROWID;",
+    ),
+    (
+        // Governance. The audit log keeps each entry's chained text (`line`) with copies of
+        // the fields it is searched by; triggers refuse changes, so only someone editing the
+        // file outside kinship can alter it, and the hash chain shows that. The suppression
+        // list holds keyed hashes of erased identifiers, never the identifiers.
+        5,
+        "CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        profile TEXT,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_by_profile ON audit_log (profile, seq);
+    CREATE INDEX audit_log_by_actor ON audit_log (actor, seq);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TABLE suppressions (
+        hash TEXT PRIMARY KEY,
+        request TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    ALTER TABLE source_runs ADD COLUMN suppressed INTEGER NOT NULL DEFAULT 0;",
     ),
 ];
 
@@ -557,8 +581,8 @@ impl Store for SqliteStore {
 
     fn record_run(&mut self, run: &SourceRun) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO source_runs (source, started_at, finished_at, read, inserted, duplicates, rejected, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![run.source, run.started_at, run.finished_at, run.read as i64, run.inserted as i64, run.duplicates as i64, run.rejected as i64, run.error],
+            "INSERT INTO source_runs (source, started_at, finished_at, read, inserted, duplicates, rejected, suppressed, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![run.source, run.started_at, run.finished_at, run.read as i64, run.inserted as i64, run.duplicates as i64, run.rejected as i64, run.suppressed as i64, run.error],
         )?;
         Ok(())
     }
@@ -566,7 +590,7 @@ impl Store for SqliteStore {
     fn source_status(&self) -> Result<Vec<SourceStatus>> {
         let mut stmt = self.conn.prepare(
             "SELECT s.source, (SELECT COUNT(*) FROM records r WHERE r.source = s.source),
-                    s.started_at, s.finished_at, s.read, s.inserted, s.duplicates, s.rejected, s.error
+                    s.started_at, s.finished_at, s.read, s.inserted, s.duplicates, s.rejected, s.error, s.suppressed
              FROM source_runs s WHERE s.id = (SELECT MAX(id) FROM source_runs t WHERE t.source = s.source) ORDER BY s.source",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -582,6 +606,7 @@ impl Store for SqliteStore {
                     duplicates: r.get::<_, i64>(6)? as u64,
                     rejected: r.get::<_, i64>(7)? as u64,
                     error: r.get(8)?,
+                    suppressed: r.get::<_, i64>(9)? as u64,
                 }),
                 source,
             })
@@ -744,4 +769,163 @@ impl AccessStore for SqliteStore {
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+
+    fn tokens(&self) -> Result<Vec<TokenRow>> {
+        let mut stmt = self.conn.prepare("SELECT name, role, created_at FROM api_tokens ORDER BY created_at, name")?;
+        let rows = stmt.query_map([], |r| Ok(TokenRow { name: r.get(0)?, role: r.get(1)?, created_at: r.get(2)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn revoke_token(&mut self, name: &str) -> Result<u64> {
+        Ok(self.conn.execute("DELETE FROM api_tokens WHERE name = ?1", [name])? as u64)
+    }
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow { seq: r.get::<_, i64>(0)? as u64, at_ms: r.get(1)?, actor: r.get(2)?, profile: r.get(3)?, line: r.get(4)? })
+}
+
+impl GovernanceStore for SqliteStore {
+    fn append_audit(&mut self, rows: &[AuditRow]) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        {
+            let mut stmt = tx.prepare_cached("INSERT INTO audit_log (seq, at_ms, actor, profile, line) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            for row in rows {
+                stmt.execute(params![row.seq as i64, row.at_ms, row.actor, row.profile, row.line])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn last_audit(&self) -> Result<Option<AuditRow>> {
+        Ok(self
+            .conn
+            .query_row("SELECT seq, at_ms, actor, profile, line FROM audit_log ORDER BY seq DESC LIMIT 1", [], audit_row)
+            .optional()?)
+    }
+
+    fn audit_lines(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, at_ms, actor, profile, line FROM audit_log
+             WHERE seq > ?1 AND (?2 IS NULL OR profile = ?2) AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR at_ms >= ?4)
+             ORDER BY seq LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![filter.after_seq as i64, filter.profile, filter.actor, filter.since_ms, limit.min(i64::MAX as usize) as i64],
+            audit_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn add_suppressions(&mut self, hashes: &[String], request: &str) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        {
+            let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO suppressions (hash, request, created_at) VALUES (?1, ?2, ?3)")?;
+            for hash in hashes {
+                stmt.execute(params![hash, request, now_ms()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn remove_suppressions(&mut self, hashes: &[String]) -> Result<u64> {
+        let list = serde_json::to_string(hashes)?;
+        Ok(self.conn.execute("DELETE FROM suppressions WHERE hash IN (SELECT value FROM json_each(?1))", [list])? as u64)
+    }
+
+    fn suppressions(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("SELECT hash FROM suppressions ORDER BY hash")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn unassigned_records_with(&self, kind: &str, value: &str) -> Result<Vec<RecordId>> {
+        // Identifiers are stored as `kind\tvalue` lines; `instr` narrows, the decode confirms.
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, r.identifiers FROM records r
+             WHERE instr(r.identifiers, ?1) > 0 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.record_id = r.id)",
+        )?;
+        let rows = stmt.query_map([format!("{kind}\t{value}")], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, identifiers) = row?;
+            if decode_identifiers(&identifiers).any(|(k, v)| k == kind && v == value) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    fn erase(&mut self, profiles: &[String], records: &[RecordId]) -> Result<ErasureCounts> {
+        // ON, not FAST: FAST leaves deleted content in pages that go to the freelist.
+        self.conn.pragma_update(None, "secure_delete", "ON")?;
+        let erased = erase_rows(&self.conn, profiles, records);
+        self.conn.pragma_update(None, "secure_delete", "FAST")?;
+        erased
+    }
+
+    fn purge_deleted(&mut self) -> Result<()> {
+        // Deleting leaves copies where secure_delete cannot reach them: divider keys in
+        // interior b-tree pages, and older page images in the WAL. VACUUM writes the live
+        // rows into a fresh file; the TRUNCATE checkpoint then copies it over the database
+        // and empties the WAL. A reader in the middle of a transaction holds the WAL, so
+        // the checkpoint is retried for a while.
+        self.conn.execute_batch("VACUUM")?;
+        for _ in 0..200 {
+            let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        Err(StoreError::Schema(
+            "the write-ahead log could not be emptied because another connection kept reading for 5 s; \
+             the erased data is deleted but may remain in kinship.sqlite-wal until the next checkpoint: run the erasure again"
+                .into(),
+        ))
+    }
+}
+
+/// The deletes of [`GovernanceStore::erase`], in one transaction.
+fn erase_rows(conn: &Connection, profiles: &[String], records: &[RecordId]) -> Result<ErasureCounts> {
+    let tx = conn.unchecked_transaction()?;
+    let profile_list = serde_json::to_string(profiles)?;
+    let mut record_ids: Vec<RecordId> = {
+        let mut stmt = tx.prepare("SELECT record_id FROM assignments WHERE profile_id IN (SELECT value FROM json_each(?1))")?;
+        stmt.query_map([&profile_list], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+    };
+    record_ids.extend_from_slice(records);
+    record_ids.sort_unstable();
+    record_ids.dedup();
+    let record_list = serde_json::to_string(&record_ids)?;
+    let by_profile = |table: &str| -> Result<u64> {
+        Ok(tx.execute(&format!("DELETE FROM {table} WHERE profile_id IN (SELECT value FROM json_each(?1))"), [&profile_list])? as u64)
+    };
+    let mut counts = ErasureCounts {
+        link_constraints: tx.execute(
+            "DELETE FROM link_constraints WHERE EXISTS (SELECT 1 FROM records r WHERE r.id IN (SELECT value FROM json_each(?1))
+               AND ((r.source = left_source AND r.record_key = left_key) OR (r.source = right_source AND r.record_key = right_key)))",
+            [&record_list],
+        )? as u64,
+        assignments: by_profile("assignments")?,
+        identifiers: by_profile("profile_identifiers")?,
+        merge_edges: by_profile("merge_edges")?,
+        ..ErasureCounts::default()
+    };
+    counts.assignments +=
+        tx.execute("DELETE FROM assignments WHERE record_id IN (SELECT value FROM json_each(?1))", [&record_list])? as u64;
+    counts.merge_edges += tx.execute(
+        "DELETE FROM merge_edges WHERE left_record IN (SELECT value FROM json_each(?1)) OR right_record IN (SELECT value FROM json_each(?1))",
+        [&record_list],
+    )? as u64;
+    counts.profiles = tx.execute("DELETE FROM profiles WHERE id IN (SELECT value FROM json_each(?1))", [&profile_list])? as u64;
+    counts.records = tx.execute("DELETE FROM records WHERE id IN (SELECT value FROM json_each(?1))", [&record_list])? as u64;
+    // Every table that holds a person's data is deleted here, so that erasure stays
+    // complete: segment memberships and the entries and exits on their timeline (tasks,
+    // when they come, belong here too).
+    counts.segment_memberships = by_profile("segment_members")? + by_profile("segment_transitions")?;
+    tx.commit()?;
+    Ok(counts)
 }

@@ -122,7 +122,8 @@ fn bench_ingest(rows: usize, dir: Option<&Path>, no_peer: bool) -> Result<ExitCo
     let mut ws = Workspace::open(&DataDir { dir: dir.clone() })?;
     let bar = Progress::new("ingest", true);
     let t = Instant::now();
-    let report = kinship_pipeline::ingest_source(&mut ws.store, &ws.config, "contacts", &dir, &|d, t| bar.update(d, t))?;
+    let suppressed = ws.suppression()?.check();
+    let report = kinship_pipeline::ingest_source(&mut ws.store, &ws.config, "contacts", &dir, &suppressed, &|d, t| bar.update(d, t))?;
     let ingest_s = t.elapsed().as_secs_f64();
     bar.finish();
     let bar = Progress::new("resolve", false);

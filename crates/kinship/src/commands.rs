@@ -5,7 +5,9 @@ use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kinship_core::{Config, Identifier, LinkConstraint};
+use kinship_pipeline::governance::{AuditLog, Keys, SuppressionList, audit_event};
 use kinship_pipeline::{IngestReport, ResolveReport};
+use kinship_policy::Capability;
 use kinship_store::{SqliteStore, Store};
 use serde_json::Value;
 use std::io::Write;
@@ -60,6 +62,8 @@ pub enum ProfileCommand {
         limit: usize,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        reader: Reader,
     },
     /// Show which identifier joined each record of a profile.
     Explain { id: String },
@@ -95,12 +99,28 @@ pub struct ShowArgs {
     /// Print the 360 document as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    reader: Reader,
+}
+
+/// Who is reading: without a token, the local operator (every field, audited as `cli:USER`).
+#[derive(Args)]
+pub struct Reader {
+    /// Read as this API token's role: fields it may not see are left out, masked ones masked.
+    #[arg(long, env = "KINSHIP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 pub struct Workspace {
     pub dir: PathBuf,
     pub config: Config,
     pub store: SqliteStore,
+}
+
+/// The reader of a CLI command: the audit log's actor and the role's policy.
+pub struct Viewer {
+    pub actor: String,
+    pub policy: kinship_policy::Policy,
 }
 
 impl Workspace {
@@ -118,6 +138,42 @@ impl Workspace {
             SqliteStore::open(&dir.join(DATABASE_FILE)).with_context(|| format!("opening {}", dir.join(DATABASE_FILE).display()))?;
         Ok(Self { dir, config, store })
     }
+
+    pub fn keys(&self) -> Result<Keys> {
+        Ok(Keys::load_or_create(&self.dir)?)
+    }
+
+    pub fn suppression(&self) -> Result<SuppressionList> {
+        Ok(SuppressionList::load(&self.store, self.keys()?.suppression)?)
+    }
+
+    /// Writes one audit entry at once (the CLI does little, so it need not batch).
+    pub fn audit(&mut self, actor: &str, action: &str, profile: Option<&str>, detail: Value) -> Result<()> {
+        let command = std::env::args().nth(1).map(|c| format!("kinship {c}"));
+        let event = audit_event(actor, action, profile, command.as_deref(), detail);
+        AuditLog::open(&self.store, &self.dir)?.append(&mut self.store, vec![event])?;
+        Ok(())
+    }
+
+    /// The reader of a command given `--token` (its role), or else the local operator.
+    pub fn viewer(&self, token: Option<&str>) -> Result<Viewer> {
+        let roles = self.config.roles()?;
+        let (actor, role) = match token {
+            None => (operator(), "admin".to_string()),
+            Some(secret) => {
+                let row = kinship_store::AccessStore::token(&self.store, &kinship_server::auth::hash_secret(secret))?
+                    .context("unknown or revoked token; list tokens with `kinship token list`")?;
+                (format!("token:{}", row.name), row.role)
+            }
+        };
+        let policy = roles.get(&role).with_context(|| format!("the token's role `{role}` is not defined in kinship.toml"))?.clone();
+        Ok(Viewer { actor, policy })
+    }
+}
+
+/// The audit log's name for the person at the terminal.
+pub fn operator() -> String {
+    format!("cli:{}", std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into()))
 }
 
 pub fn demo(data: &DataDir, args: &DemoArgs) -> Result<ExitCode> {
@@ -184,10 +240,11 @@ fn ingest_all(ws: &mut Workspace, only: Option<&str>) -> Result<Vec<IngestReport
     if names.is_empty() {
         bail!("no enabled sources in {}; add a [sources.NAME] table (see README)", ws.dir.join("kinship.toml").display());
     }
+    let suppressed = ws.suppression()?.check();
     let mut reports = Vec::new();
     for name in names {
         let bar = Progress::new(&name, true);
-        let report = kinship_pipeline::ingest_source(&mut ws.store, &ws.config, &name, &ws.dir, &|d, t| bar.update(d, t));
+        let report = kinship_pipeline::ingest_source(&mut ws.store, &ws.config, &name, &ws.dir, &suppressed, &|d, t| bar.update(d, t));
         bar.finish();
         reports.push(report.with_context(|| format!("ingesting source `{name}`"))?);
     }
@@ -204,9 +261,16 @@ fn resolve_with_progress(ws: &mut Workspace) -> Result<ResolveReport> {
 }
 
 fn print_ingest(reports: &[IngestReport]) {
-    println!("\n{:<12} {:>9} {:>9} {:>10} {:>8} {:>8}", "source", "read", "new", "duplicate", "rejected", "seconds");
+    println!("\n{:<12} {:>9} {:>9} {:>10} {:>8} {:>10} {:>8}", "source", "read", "new", "duplicate", "rejected", "suppressed", "seconds");
     for r in reports {
-        println!("{:<12} {:>9} {:>9} {:>10} {:>8} {:>8.2}", r.source, r.read, r.inserted, r.duplicates, r.rejected, r.seconds);
+        println!(
+            "{:<12} {:>9} {:>9} {:>10} {:>8} {:>10} {:>8.2}",
+            r.source, r.read, r.inserted, r.duplicates, r.rejected, r.suppressed, r.seconds
+        );
+    }
+    let suppressed: u64 = reports.iter().map(|r| r.suppressed).sum();
+    if suppressed > 0 {
+        println!("  {suppressed} row(s) name an erased person and were dropped (see `kinship privacy unsuppress`)");
     }
     for r in reports {
         if let Some(path) = &r.reject_file {
@@ -296,21 +360,33 @@ pub fn assignments(data: &DataDir, args: &AssignmentsArgs) -> Result<ExitCode> {
 pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
     let mut ws = Workspace::open(data)?;
     match cmd {
-        ProfileCommand::Show(args) => show(&ws, args),
-        ProfileCommand::Search { text, limit, json } => {
-            let rows = ws.store.search_profiles(&kinship_normalize::fold(text), *limit)?;
+        ProfileCommand::Show(args) => show(&mut ws, args),
+        ProfileCommand::Search { text, limit, json, reader } => {
+            let viewer = ws.viewer(reader.token.as_deref())?;
+            if !viewer.policy.allows(Capability::SearchProfiles) {
+                bail!("role `{}` may not search profiles", viewer.policy.name());
+            }
+            let found = ws.store.search_profiles(&kinship_normalize::fold(text), *limit)?;
+            let keys = ws.keys()?;
+            let mut rows = Vec::with_capacity(found.len());
+            for r in found {
+                let identifiers = ws.store.profile_identifiers(&r.id)?;
+                let doc = serde_json::json!({ "id": r.id, "traits": flat_traits(&r.traits), "identifiers": identifiers });
+                let projected = kinship_policy::project(&doc, &viewer.policy, &keys.pseudonym);
+                ws.audit(&viewer.actor, "search", Some(&r.id), serde_json::json!({ "lookup": "text", "fields": projected.fields }))?;
+                rows.push((r.id, projected.value.get("traits").cloned().unwrap_or_default(), r.record_count));
+            }
             if *json {
                 let list: Vec<Value> = rows
                     .iter()
-                    .map(|r| serde_json::json!({ "id": r.id, "traits": flat_traits(&r.traits), "records": r.record_count }))
+                    .map(|(id, traits, records)| serde_json::json!({ "id": id, "traits": traits, "records": records }))
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "profiles": list }))?);
             } else if rows.is_empty() {
                 println!("no profile matches {text:?}");
             } else {
-                for r in rows {
-                    let t = flat_traits(&r.traits);
-                    println!("{}  {:<28} {:<34} {} record(s)", r.id, display_name(&t), t["email"].as_str().unwrap_or(""), r.record_count);
+                for (id, t, records) in rows {
+                    println!("{id}  {:<28} {:<34} {records} record(s)", display_name(&t), t["email"].as_str().unwrap_or(""));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -318,6 +394,7 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
         ProfileCommand::Explain { id } => {
             let doc = kinship_pipeline::explain(&ws.store, &ws.config, id)?
                 .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
+            ws.audit(&operator(), "explain", Some(id), serde_json::json!({ "joins": doc["joins"].as_array().map_or(0, Vec::len) }))?;
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -342,6 +419,7 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
             kinship_pipeline::reresolve_profiles(&mut ws.store, &ws.config, std::slice::from_ref(id))?;
             crate::segment_commands::sync_after_change(&mut ws)?;
             let (_, now) = ws.store.record_profile(source, key)?.context("the record is still in the log")?;
+            ws.audit(&operator(), "split", Some(id), serde_json::json!({ "record": record, "now_in": now }))?;
             println!("split {record} out of {id}: it is now in {now}; {} cannot-link decision(s) remembered", others.len());
             Ok(ExitCode::SUCCESS)
         }
@@ -356,13 +434,14 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
             kinship_pipeline::reresolve_profiles(&mut ws.store, &ws.config, &[a.clone(), b.clone()])?;
             crate::segment_commands::sync_after_change(&mut ws)?;
             let (_, now) = ws.store.record_profile(&left.0, &left.1)?.context("the record is still in the log")?;
+            ws.audit(&operator(), "merge", Some(&now), serde_json::json!({ "profiles": [a, b] }))?;
             println!("merged {a} and {b} into {now}; the must-link decision is remembered");
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn show(ws: &Workspace, args: &ShowArgs) -> Result<ExitCode> {
+fn show(ws: &mut Workspace, args: &ShowArgs) -> Result<ExitCode> {
     let l = &args.lookup;
     let region = kinship_normalize::region(&ws.config.resolve.default_region).context("resolve.default_region is not a region code")?;
     let id = match (&l.id, &l.email, &l.phone, &l.identifier) {
@@ -384,8 +463,18 @@ fn show(ws: &Workspace, args: &ShowArgs) -> Result<ExitCode> {
         }
         _ => unreachable!("clap requires one lookup"),
     };
+    let viewer = ws.viewer(args.reader.token.as_deref())?;
+    if !viewer.policy.allows(Capability::ReadProfiles) {
+        bail!("role `{}` may not read profiles", viewer.policy.name());
+    }
+    if l.id.is_none() && !viewer.policy.allows(Capability::SearchProfiles) {
+        bail!("role `{}` may not look profiles up by identifier; give --id", viewer.policy.name());
+    }
     let doc = kinship_pipeline::profile_document(&ws.store, &ws.config, &id)?
         .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
+    let projected = kinship_policy::project(&doc, &viewer.policy, &ws.keys()?.pseudonym);
+    ws.audit(&viewer.actor, "read", Some(&id), serde_json::json!({ "fields": projected.fields }))?;
+    let doc = projected.value;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);

@@ -4,6 +4,7 @@ mod bench;
 mod bench_segments;
 mod commands;
 mod dedupe;
+mod governance_commands;
 mod progress;
 mod segment_commands;
 mod server_commands;
@@ -57,6 +58,15 @@ enum Command {
     /// Computed traits: define, list, delete.
     #[command(subcommand)]
     Computed(segment_commands::ComputedCommand),
+    /// Print the audit log (filtered), or `audit verify` its integrity.
+    Audit(governance_commands::AuditArgs),
+    /// Erase a person (GDPR art. 17): delete everything held, rewrite storage, suppress their identifiers.
+    Erase(governance_commands::SubjectArgs),
+    /// Print everything held about a person as JSON (GDPR art. 15).
+    Export(governance_commands::SubjectArgs),
+    /// Manage the suppression list of erased identifiers.
+    #[command(subcommand)]
+    Privacy(governance_commands::PrivacyCommand),
     /// Find duplicate rows in any CSV by fuzzy matching (Fellegi-Sunter), writing clusters.
     Dedupe(dedupe::DedupeArgs),
     /// Measure speed on generated data.
@@ -84,6 +94,10 @@ fn main() -> ExitCode {
         Command::Source(cmd) => server_commands::source(data, &cmd),
         Command::Segment(cmd) => segment_commands::segment(data, &cmd),
         Command::Computed(cmd) => segment_commands::computed(data, &cmd),
+        Command::Audit(args) => governance_commands::audit(data, &args),
+        Command::Erase(args) => governance_commands::erase(data, &args),
+        Command::Export(args) => governance_commands::export(data, &args),
+        Command::Privacy(cmd) => governance_commands::privacy(data, &cmd),
         Command::Dedupe(args) => dedupe::run_dedupe(&args).map(|()| ExitCode::SUCCESS),
         Command::Bench(cmd) => bench::run(&cmd),
     };

@@ -1,7 +1,7 @@
 //! `kinship segment ...` and `kinship computed ...`: segments and computed traits.
 
 use crate::DataDir;
-use crate::commands::Workspace;
+use crate::commands::{Workspace, operator};
 use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
@@ -30,7 +30,8 @@ pub enum SegmentCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write a segment's members as CSV: profile_id, then name and email.
+    /// Write a segment's members as CSV (profile_id, then name and email): only those with
+    /// marketing consent; how many were left out is printed.
     Members {
         name: String,
         /// File to write (default: standard output).
@@ -81,6 +82,7 @@ pub fn segment(data: &DataDir, cmd: &SegmentCommand) -> Result<ExitCode> {
             let mut engine = load(&ws)?;
             let source = DefinitionSource { kind: Kind::Segment, name: name.clone(), expression: expression.clone() };
             let size = audience::define(&mut ws.store, &ws.config, &mut engine, source)?;
+            ws.audit(&operator(), "segment.create", None, json!({ "segment": name, "expression": expression }))?;
             println!("segment {name}: {size} of {} profiles", engine.profile_count());
         }
         SegmentCommand::List => {
@@ -108,6 +110,12 @@ pub fn segment(data: &DataDir, cmd: &SegmentCommand) -> Result<ExitCode> {
         SegmentCommand::Preview { expression, json } => {
             let engine = load(&ws)?;
             let preview = engine.preview(expression, now(), 10)?;
+            ws.audit(
+                &operator(),
+                "segment.preview",
+                None,
+                json!({ "expression": expression, "count": preview.count, "sample": preview.sample }),
+            )?;
             let sample: Vec<serde_json::Value> = preview.sample.iter().map(|id| summary(&ws, id)).collect::<Result<_>>()?;
             if *json {
                 println!("{}", json!({ "count": preview.count, "sample": sample }));
@@ -134,28 +142,37 @@ pub fn segment(data: &DataDir, cmd: &SegmentCommand) -> Result<ExitCode> {
             };
             let mut csv = csv::Writer::from_writer(&mut writer);
             csv.write_record(["profile_id", "name", "email"])?;
-            let mut written = 0u64;
+            let (mut read, mut written, mut withheld) = (0u64, 0u64, 0u64);
             const PAGE: u64 = 10_000;
             loop {
-                let page = ws.store.segment_members(name, written, PAGE)?;
+                let page = ws.store.segment_members(name, read, PAGE)?;
                 for id in &page {
+                    if !audience::marketing_consent(&ws.store, &ws.config, id)? {
+                        withheld += 1;
+                        continue;
+                    }
                     let s = summary(&ws, id)?;
                     csv.write_record([id.as_str(), s["name"].as_str().unwrap_or(""), s["email"].as_str().unwrap_or("")])?;
+                    written += 1;
                 }
-                written += page.len() as u64;
+                read += page.len() as u64;
                 if (page.len() as u64) < PAGE {
                     break;
                 }
             }
             csv.flush()?;
             drop(csv);
-            if let Some(path) = out {
-                println!("wrote {written} member(s) of {name} to {}", path.display());
-            }
+            drop(writer);
+            ws.audit(&operator(), "segment.export", None, json!({ "segment": name, "profiles": written, "withheld": withheld }))?;
+            let target = out.as_ref().map_or("standard output".to_string(), |p| p.display().to_string());
+            eprintln!(
+                "wrote {written} member(s) of {name} to {target}; {withheld} left out: no marketing consent (see `consent` on their profiles)"
+            );
         }
         SegmentCommand::Delete { name } => {
             let mut engine = load(&ws)?;
             audience::undefine(&mut ws.store, &mut engine, Kind::Segment, name)?;
+            ws.audit(&operator(), "segment.delete", None, json!({ "segment": name }))?;
             println!("deleted segment {name}");
         }
     }
@@ -169,6 +186,7 @@ pub fn computed(data: &DataDir, cmd: &ComputedCommand) -> Result<ExitCode> {
             let mut engine = load(&ws)?;
             let source = DefinitionSource { kind: Kind::Computed, name: name.clone(), expression: expression.clone() };
             let n = audience::define(&mut ws.store, &ws.config, &mut engine, source)?;
+            ws.audit(&operator(), "computed.create", None, json!({ "computed_trait": name, "expression": expression }))?;
             println!("computed trait {name}: evaluated on {n} profiles; it shows on each profile as computed.{name}");
         }
         ComputedCommand::List => {
@@ -180,6 +198,7 @@ pub fn computed(data: &DataDir, cmd: &ComputedCommand) -> Result<ExitCode> {
         ComputedCommand::Delete { name } => {
             let mut engine = load(&ws)?;
             audience::undefine(&mut ws.store, &mut engine, Kind::Computed, name)?;
+            ws.audit(&operator(), "computed.delete", None, json!({ "computed_trait": name }))?;
             println!("deleted computed trait {name}");
         }
     }

@@ -1,10 +1,10 @@
 //! Commands around the server: `serve`, `token create`, `source add`.
 
 use crate::DataDir;
-use crate::commands::{Workspace, database_path};
+use crate::commands::{Workspace, database_path, operator};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use kinship_server::auth::{ROLES, hash_secret, new_secret};
+use kinship_server::auth::{hash_secret, new_secret};
 use kinship_store::AccessStore;
 use std::process::ExitCode;
 
@@ -21,9 +21,15 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// A built-in role (admin, analyst, marketer, sales, support, viewer) or one of `[roles]`.
         #[arg(long)]
         role: String,
     },
+    /// List tokens: name, role, creation time (secrets are never stored).
+    List,
+    /// Revoke the token with this name: requests with it fail from now on (a running server
+    /// notices within 5 seconds).
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -72,15 +78,38 @@ pub fn run_server(ws: Workspace, bind: Option<String>) -> Result<ExitCode> {
 }
 
 pub fn token(data: &DataDir, cmd: &TokenCommand) -> Result<ExitCode> {
-    let TokenCommand::Create { name, role } = cmd;
-    if !ROLES.contains(&role.as_str()) {
-        bail!("unknown role {role:?}; the roles are: {}", ROLES.join(", "));
-    }
     let mut ws = Workspace::open(data)?;
-    let token = new_secret("kt_");
-    ws.store.add_token(name, role, &hash_secret(&token))?;
-    eprintln!("token `{name}` with role `{role}` created; it is shown only now:");
-    println!("{token}");
+    match cmd {
+        TokenCommand::Create { name, role } => {
+            let roles = ws.config.roles()?;
+            if roles.get(role).is_none() {
+                bail!("unknown role {role:?}; the roles are: {}", roles.names().collect::<Vec<_>>().join(", "));
+            }
+            kinship_server::auth::check_token_name(name).map_err(anyhow::Error::msg)?;
+            if ws.store.tokens()?.iter().any(|t| &t.name == name) {
+                bail!("a token named `{name}` exists; revoke it with `kinship token revoke {name}` or pick another name");
+            }
+            let token = new_secret("kt_");
+            ws.store.add_token(name, role, &hash_secret(&token))?;
+            ws.audit(&operator(), "token.create", None, serde_json::json!({ "name": name, "role": role }))?;
+            eprintln!("token `{name}` with role `{role}` created; it is shown only now:");
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            println!("{:<24} {:<12} created", "name", "role");
+            for t in ws.store.tokens()? {
+                let created = chrono::DateTime::from_timestamp_millis(t.created_at).map_or_else(String::new, |d| d.to_rfc3339());
+                println!("{:<24} {:<12} {created}", t.name, t.role);
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            if ws.store.revoke_token(name)? == 0 {
+                bail!("no token named `{name}`; list them with `kinship token list`");
+            }
+            ws.audit(&operator(), "token.revoke", None, serde_json::json!({ "name": name }))?;
+            println!("revoked token `{name}`");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

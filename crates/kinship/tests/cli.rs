@@ -5,6 +5,9 @@
 #[path = "../../kinship-server/tests/support/http.rs"]
 mod http;
 
+#[path = "cli/governance.rs"]
+mod governance;
+
 use http::{basic, event_names, identifier_keys, request, wait_for_profile};
 use serde_json::json;
 use std::collections::HashMap;
@@ -381,18 +384,24 @@ fn segments_from_the_command_line_select_what_the_records_say() {
     assert!(ok, "{err}");
     assert!(out.contains(&format!("segment buyers: {buyers} of")), "{out}");
     let csv_path = d.join("buyers.csv");
-    assert!(run(d, &["segment", "members", "buyers", "--out", csv_path.to_str().unwrap()]).0);
+    let (ok, _, err) = run(d, &["segment", "members", "buyers", "--out", csv_path.to_str().unwrap()]);
+    assert!(ok, "{err}");
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("profile_id,name,email"));
     let members: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
-    assert_eq!(members.len() as i64, buyers);
+    // Only people with marketing consent are exported; the command counts the others.
+    let withheld: i64 =
+        err.split(';').nth(1).and_then(|t| t.split_whitespace().next()).and_then(|n| n.parse().ok()).expect("withheld count");
+    assert!(withheld > 0 && !members.is_empty(), "{err}");
+    assert_eq!(members.len() as i64 + withheld, buyers, "{err}");
 
     // A member's 360 view shows the segment, the computed trait, and the entry on its timeline.
     let (ok, out, err) = run(d, &["profile", "show", "--id", members[0], "--json"]);
     assert!(ok, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(doc["segments"].as_array().unwrap().iter().any(|s| s == "buyers"), "{}", doc["segments"]);
+    assert_eq!(doc["consent"]["marketing"]["granted"], true, "{}", doc["consent"]);
     assert!(doc["computed"]["lifetime_value"].as_f64().unwrap() > 0.0);
     assert!(doc["events"].as_array().unwrap().iter().any(|e| e["event"] == "Entered Segment" && e["properties"]["segment"] == "buyers"));
 

@@ -1,0 +1,75 @@
+//! Bounds on what a client may send: failed authentications per address, and the size of
+//! query strings. (Body sizes are bounded per route family in `lib.rs`.)
+
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WINDOW: Duration = Duration::from_secs(60);
+/// Addresses remembered at most; beyond, expired windows are dropped first.
+const MAX_TRACKED: usize = 100_000;
+
+/// Counts failed token and write-key checks per client address in one-minute windows.
+pub struct FailureLimiter {
+    per_window: u32,
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl FailureLimiter {
+    pub fn new(per_window: u32) -> FailureLimiter {
+        FailureLimiter { per_window, windows: Mutex::new(HashMap::new()) }
+    }
+
+    /// Seconds until `ip` may try again, if it has used up its failures.
+    pub fn blocked(&self, ip: IpAddr) -> Option<u64> {
+        let windows = self.windows.lock().expect("not poisoned");
+        let (start, failures) = windows.get(&ip)?;
+        let left = WINDOW.checked_sub(start.elapsed())?;
+        (*failures >= self.per_window).then(|| left.as_secs().max(1))
+    }
+
+    pub fn failed(&self, ip: IpAddr) {
+        let mut windows = self.windows.lock().expect("not poisoned");
+        if windows.len() >= MAX_TRACKED {
+            windows.retain(|_, (start, _)| start.elapsed() < WINDOW);
+        }
+        let window = windows.entry(ip).or_insert((Instant::now(), 0));
+        if window.0.elapsed() >= WINDOW {
+            *window = (Instant::now(), 0);
+        }
+        window.1 += 1;
+    }
+}
+
+/// The 429 for an address that failed authentication too often.
+pub fn too_many_failures(retry_after: u64) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(json!({ "error": format!("too many failed authentications from this address; retry in {retry_after} s") })),
+    )
+        .into_response();
+    response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after.into());
+    response
+}
+
+/// Refuses query strings longer than `server.max_query_bytes` before any handler parses them.
+pub async fn bound_query(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let limit = state.config.server.max_query_bytes;
+    let length = req.uri().query().map_or(0, str::len);
+    if length > limit {
+        return (
+            StatusCode::URI_TOO_LONG,
+            Json(json!({ "error": format!("the query string is {length} bytes; the limit is {limit} (server.max_query_bytes)") })),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
