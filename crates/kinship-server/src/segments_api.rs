@@ -112,7 +112,10 @@ async fn list_segments(caller: Caller, State(state): State<Arc<AppState>>) -> Re
         .filter(|d| d.kind == Kind::Segment)
         .map(|d| json!({ "name": d.name, "expression": d.expression, "size": engine.size(&d.name) }))
         .collect();
-    Ok(Json(json!({ "segments": segments })))
+    // An expression may quote an email or phone; a role that may not read them gets it masked.
+    let mut body = json!({ "segments": segments });
+    caller.scrub(&mut body, &[]);
+    Ok(Json(body))
 }
 
 /// Define a segment; its members are computed at once and kept current as data arrives.
@@ -167,7 +170,9 @@ async fn show_segment(caller: Caller, State(state): State<Arc<AppState>>, Path(n
     let lookup = name.clone();
     let sizes = state.read(move |s| s.segment_sizes(&lookup)).await?;
     let sizes: Vec<Value> = sizes.into_iter().map(|(at, size)| json!({ "at": at, "size": size })).collect();
-    Ok(Json(json!({ "name": name, "expression": expression, "size": size, "reads": reads, "sizes": sizes })))
+    let mut body = json!({ "name": name, "expression": expression, "size": size, "reads": reads, "sizes": sizes });
+    caller.scrub(&mut body, &[]);
+    Ok(Json(body))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -222,7 +227,9 @@ async fn list_computed(caller: Caller, State(state): State<Arc<AppState>>) -> Re
         .filter(|d| d.kind == Kind::Computed)
         .map(|d| json!({ "name": d.name, "expression": d.expression }))
         .collect();
-    Ok(Json(json!({ "computed_traits": traits })))
+    let mut body = json!({ "computed_traits": traits });
+    caller.scrub(&mut body, &[]);
+    Ok(Json(body))
 }
 
 /// Define a computed trait (e.g. `lifetime_value` = `sum("Order Completed", revenue)`); it shows

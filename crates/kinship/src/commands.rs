@@ -149,7 +149,7 @@ impl Workspace {
 
     /// Writes one audit entry at once (the CLI does little, so it need not batch).
     pub fn audit(&mut self, actor: &str, action: &str, profile: Option<&str>, detail: Value) -> Result<()> {
-        let command = std::env::args().nth(1).map(|c| format!("kinship {c}"));
+        let command = Some(command_words());
         let event = audit_event(actor, action, profile, command.as_deref(), detail);
         AuditLog::open(&self.store, &self.dir)?.append(&mut self.store, vec![event])?;
         Ok(())
@@ -172,6 +172,26 @@ impl Workspace {
 }
 
 /// The audit log's name for the person at the terminal.
+/// The command as the audit log names it: `kinship` and its command (and subcommand) words,
+/// never an option or its value, which may be the very data an entry must not hold.
+fn command_words() -> String {
+    const WITH_SUBCOMMANDS: &[&str] = &["profile", "segment", "computed", "token", "source", "privacy", "audit", "user", "bench"];
+    let mut words = vec!["kinship".to_string()];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--data" {
+            args.next();
+        } else if !a.starts_with('-') {
+            let more = WITH_SUBCOMMANDS.contains(&a.as_str()) && words.len() == 1;
+            words.push(a);
+            if !more {
+                break;
+            }
+        }
+    }
+    words.join(" ")
+}
+
 pub fn operator() -> String {
     format!("cli:{}", std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into()))
 }
