@@ -64,6 +64,9 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
     let blocked: FxHashSet<&str> = config.resolve.blocked_values.iter().map(String::as_str).collect();
     let mappers = crate::mappers(config)?;
     store.begin()?;
+    // Profiles records were attached to (they exist), and profiles a re-resolution touched
+    // (each may have merged away).
+    let mut attached_to: FxHashSet<String> = FxHashSet::default();
     let mut involved: FxHashSet<String> = FxHashSet::default();
     let mut moved: Vec<&Pending> = Vec::new();
     let result = (|| -> Result<()> {
@@ -80,7 +83,7 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
             let attachable = profiles.len() == 1 && !constrained.contains(&(record.source.clone(), record.key.clone()));
             if attachable && attach(store, config, &mappers, record, &profiles[0], &ids)? {
                 report.attached += 1;
-                involved.insert(profiles[0].clone());
+                attached_to.insert(profiles[0].clone());
             } else {
                 moved.push(record);
                 involved.extend(profiles.iter().cloned());
@@ -110,7 +113,9 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
                 report.removed.push(id);
             }
         }
+        report.touched.extend(attached_to.drain().filter(|id| !report.removed.contains(id)));
         report.touched.sort();
+        report.touched.dedup();
         report.removed.sort();
         Ok(store.set_meta(RESOLVED_THROUGH, &report.through.to_string())?)
     })();

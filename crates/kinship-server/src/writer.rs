@@ -93,7 +93,7 @@ pub fn start(
 ) -> Result<(WriterHandle, Threads), ServerError> {
     let (tx, rx) = mpsc::channel(config.server.queue_capacity);
     let (wake_tx, wake_rx) = std_mpsc::sync_channel::<()>(1);
-    let writer_store = SqliteStore::open(db_path)?.durable()?;
+    let writer_store = SqliteStore::open(db_path)?;
     let resolver_store = SqliteStore::open(db_path)?;
     let resolver_config = config.clone();
     let resolver_metrics = metrics.clone();
@@ -162,7 +162,7 @@ fn write_loop(
         }
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let committed = (|| {
-            let _turn = turn.lock().expect("not poisoned");
+            let held = turn.lock().expect("not poisoned");
             // An erasure takes this turn too: a job checked before it raised the generation
             // is checked again, so nothing of an erased person is committed after erasure.
             let generation = suppression.generation();
@@ -187,6 +187,10 @@ fn write_loop(
                 }
             }
             store.commit()?;
+            drop(held);
+            // Durable before the 200: the log is flushed after the turn is handed on, so the
+            // resolver works while the disk flushes.
+            store.flush_log()?;
             Ok::<_, kinship_store::StoreError>(new)
         })();
         match committed {
