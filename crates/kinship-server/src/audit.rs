@@ -8,24 +8,41 @@ use kinship_policy::AuditEvent;
 use kinship_store::SqliteStore;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Entries waiting for the writer; when full, requests wait for room (they are never dropped).
 const QUEUE: usize = 65_536;
 /// Most entries committed in one transaction.
 const GROUP: usize = 4_096;
+/// How long the writer gathers entries before committing them together.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What the audit writer receives: an entry, or a request to commit what came before.
+enum Message {
+    Entry(AuditEvent),
+    Flush(oneshot::Sender<()>),
+}
 
 #[derive(Clone)]
 pub struct AuditHandle {
-    tx: mpsc::Sender<AuditEvent>,
+    tx: mpsc::Sender<Message>,
 }
 
 impl AuditHandle {
     /// Queues an entry; waits only when the queue is full.
     pub async fn record(&self, event: AuditEvent) {
-        if let Err(mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) {
+        if let Err(mpsc::error::TrySendError::Full(message)) = self.tx.try_send(Message::Entry(event)) {
             // Closed only after every handle is gone, so this send cannot fail while we hold one.
-            let _ = self.tx.send(event).await;
+            let _ = self.tx.send(message).await;
+        }
+    }
+
+    /// Waits until every entry queued before this call is committed: an auditor reading the
+    /// log sees every access made before the read.
+    pub async fn flush(&self) {
+        let (done, committed) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = committed.await;
         }
     }
 }
@@ -33,20 +50,44 @@ impl AuditHandle {
 pub fn start(db_path: &Path, data_dir: &Path, turn: Arc<Mutex<()>>) -> Result<(AuditHandle, std::thread::JoinHandle<()>), ServerError> {
     let mut store = SqliteStore::open(db_path)?;
     let mut log = AuditLog::open(&store, data_dir).map_err(|e| ServerError::Config(e.to_string()))?;
-    let (tx, mut rx) = mpsc::channel::<AuditEvent>(QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
     let thread = std::thread::Builder::new().name("kinship-audit".into()).spawn(move || {
         while let Some(first) = rx.blocking_recv() {
-            let mut group = vec![first];
-            while group.len() < GROUP {
+            // Entries are written after the answer, so waiting a few milliseconds for more
+            // costs no request anything, and one commit (and anchor update) then covers many.
+            let mut group = Vec::new();
+            let mut waiting = Vec::new();
+            let mut next = Some(first);
+            let gather_until = std::time::Instant::now() + GATHER;
+            loop {
+                match next.take() {
+                    Some(Message::Entry(event)) => group.push(event),
+                    Some(Message::Flush(done)) => {
+                        waiting.push(done);
+                        break;
+                    }
+                    None => {}
+                }
+                if group.len() >= GROUP {
+                    break;
+                }
                 match rx.try_recv() {
-                    Ok(event) => group.push(event),
+                    Ok(message) => next = Some(message),
+                    Err(mpsc::error::TryRecvError::Empty) if std::time::Instant::now() < gather_until => {
+                        std::thread::sleep(std::time::Duration::from_millis(1))
+                    }
                     Err(_) => break,
                 }
             }
-            let _turn = turn.lock().expect("not poisoned");
-            if let Err(e) = log.append(&mut store, group) {
-                // Nothing to answer: the requests were served. Say so loudly.
-                eprintln!("error: audit entries could not be written: {e}");
+            if !group.is_empty() {
+                let _turn = turn.lock().expect("not poisoned");
+                if let Err(e) = log.append(&mut store, group) {
+                    // Nothing to answer: the requests were served. Say so loudly.
+                    eprintln!("error: audit entries could not be written: {e}");
+                }
+            }
+            for done in waiting {
+                let _ = done.send(());
             }
         }
     })?;

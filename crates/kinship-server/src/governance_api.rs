@@ -49,6 +49,7 @@ pub async fn list_audit(caller: Caller, State(state): State<Arc<AppState>>, Quer
     let since_ms = q.since.as_deref().map(governance::parse_since).transpose().map_err(bad_request)?;
     let filter = AuditFilter { profile: q.profile, actor: q.actor, since_ms, after_seq: q.after.unwrap_or(0) };
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_AUDIT_PAGE);
+    state.audit.flush().await;
     let rows = state.read(move |s| s.audit_lines(&filter, limit)).await?;
     let next_after = rows.last().map(|r| r.seq);
     let entries: Vec<Value> =
@@ -63,6 +64,7 @@ pub async fn list_audit(caller: Caller, State(state): State<Arc<AppState>>, Quer
 pub async fn verify_audit(caller: Caller, State(state): State<Arc<AppState>>) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Capability::ReadAudit)?;
     let dir = state.data_dir.clone();
+    state.audit.flush().await;
     let result = state.read(move |s| Ok::<_, StoreError>(governance::verify_audit(s, &dir).map_err(|e| e.to_string()))).await?;
     Ok(match result {
         Ok(v) => (StatusCode::OK, Json(json!({ "ok": true, "entries": v.entries, "after_anchor": v.after_anchor }))),

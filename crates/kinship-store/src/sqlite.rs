@@ -400,10 +400,15 @@ impl Store for SqliteStore {
     fn attach_record(&mut self, p: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier]) -> Result<()> {
         // The real-time path calls this for most events: every statement is prepared once.
         let tx = self.conn.savepoint()?;
-        tx.prepare_cached("UPDATE profiles SET traits = ?2, search_text = ?3, record_count = ?4 WHERE id = ?1")?
-            .execute(params![p.id, p.traits, p.search_text, p.record_count])?;
+        tx.prepare_cached("UPDATE profiles SET traits = ?2, search_text = ?3, record_count = ?4 WHERE id = ?1")?.execute(params![
+            p.id,
+            p.traits,
+            p.search_text,
+            p.record_count
+        ])?;
         tx.prepare_cached("INSERT INTO assignments (record_id, profile_id) VALUES (?1, ?2)")?.execute(params![record, p.id])?;
-        let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO profile_identifiers (profile_id, kind, value, source) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut insert =
+            tx.prepare_cached("INSERT OR IGNORE INTO profile_identifiers (profile_id, kind, value, source) VALUES (?1, ?2, ?3, ?4)")?;
         for id in identifiers {
             insert.execute(params![p.id, id.kind, id.value, id.source])?;
         }
