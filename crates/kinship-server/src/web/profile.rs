@@ -210,17 +210,16 @@ fn evidence(id: &str, explain: &Value, may_split: bool, csrf: &str) -> Markup {
             }
             @if may_split && records.len() > 1 {
                 h3 { "Split a record off" }
-                p.hint { "The record will never be joined with the others again; this takes effect at once." }
-                ul.split {
-                    @for r in &records {
-                        li {
-                            form method="post" action=(format!("/profiles/{}/split", url_encode(id))) {
-                                input type="hidden" name="csrf" value=(csrf);
-                                input type="hidden" name="record" value=(r);
-                                button.danger type="submit" aria-label=(format!("Split {r} off")) { "Split " code { (r) } " off" }
-                            }
+                form.split method="post" action=(format!("/profiles/{}/split", url_encode(id))) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="split-record" { "Record to split off" }
+                    div.row {
+                        select #split-record name="record" aria-describedby="split-hint" {
+                            @for r in &records { option value=(r) { (r) } }
                         }
+                        button.danger type="submit" { "Split off" }
                     }
+                    p #split-hint .hint { "The record is never joined with the others again; this takes effect at once." }
                 }
             }
         }

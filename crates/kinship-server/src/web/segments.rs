@@ -55,14 +55,14 @@ async fn page(state: &Arc<AppState>, user: &SignedIn, draft: Draft, error: Optio
     let content = html! {
         div.scroll {
             table.segments {
-                thead { tr { th scope="col" { "Segment" } th scope="col" .num { "Size" } th scope="col" { "Over time" } th scope="col" { "Expression" } } }
+                thead { tr { th scope="col" { "Segment" } th scope="col" .num { "Size" } th scope="col" { "Over time" } th scope="col" .expression { "Expression" } } }
                 tbody {
                     @for (name, expression, size, history) in &rows {
                         tr {
                             td { a href=(format!("/segments/{}", url_encode(name))) { (name) } }
                             td.num { (size) }
                             td { (charts::sparkline(history, 120, 24, &format!("size of {name} over time, now {size}"))) }
-                            td { code { (expression) } }
+                            td.expression { code { (expression) } }
                         }
                     }
                 }

@@ -137,10 +137,20 @@ async fn identify(state: &Arc<AppState>, form: &Credentials) -> Result<Option<(S
     // Hashing is deliberately slow: it runs on a blocking thread.
     let user = state
         .read(move |s| {
-            Ok::<_, kinship_store::StoreError>(s.user(&name)?.filter(|u| crate::auth::verify_password(&password, &u.password_hash)))
+            let user = s.user(&name)?;
+            // An unknown name costs as much as a wrong password, so timing does not tell which names exist.
+            let hash = user.as_ref().map_or_else(|| unknown_user_hash().as_str(), |u| u.password_hash.as_str());
+            let matches = crate::auth::verify_password(&password, hash);
+            Ok::<_, kinship_store::StoreError>(user.filter(|_| matches))
         })
         .await?;
     Ok(user.map(|u| (format!("user:{}", u.name), u.name, u.role)))
+}
+
+/// The hash an unknown user's password is checked against: of a random password.
+fn unknown_user_hash() -> &'static String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| crate::auth::hash_password(&crate::auth::new_secret("")))
 }
 
 #[derive(Deserialize)]
