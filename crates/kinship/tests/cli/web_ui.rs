@@ -169,3 +169,32 @@ fn web_ui_in_headless_chromium() {
         }
     }
 }
+
+#[test]
+fn user_create_reads_the_password_from_stdin_and_stores_an_argon2_hash() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("kinship.toml"), "").unwrap();
+    let create = |password: &str| {
+        let mut child = kinship()
+            .args(["user", "create", "--name", "ops", "--role", "support", "--data"])
+            .arg(data.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = create("short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10 characters"));
+    let made = create("a long enough password");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let conn = rusqlite::Connection::open(data.path().join("kinship.sqlite")).unwrap();
+    let (role, hash): (String, String) =
+        conn.query_row("SELECT role, password_hash FROM users WHERE name = 'ops'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!(role, "support");
+    assert!(hash.starts_with("$argon2id$") && !hash.contains("long enough"), "{hash}");
+}
