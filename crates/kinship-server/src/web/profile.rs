@@ -105,8 +105,8 @@ pub async fn show(
                 table {
                     thead { tr { th scope="col" { "Kind" } th scope="col" { "Value" } th scope="col" { "Source" } } }
                     tbody {
-                        @for i in doc["identifiers"].as_array().unwrap_or(&empty) {
-                            tr { td { (text(&i["kind"])) } td { (text(&i["value"])) } td { (text(&i["source"])) } }
+                        @for ((kind, value), sources) in identifiers_with_sources(&doc["identifiers"]) {
+                            tr { td { (kind) } td { (value) } td { (sources.join(", ")) } }
                         }
                     }
                 }
@@ -169,6 +169,21 @@ pub async fn show(
         }
     };
     Ok(layout(&caller, &user.session, "", &name, content))
+}
+
+/// Each identifier once, with every source that holds it, in the document's order.
+fn identifiers_with_sources(identifiers: &Value) -> Vec<((String, String), Vec<String>)> {
+    let mut grouped: Vec<((String, String), Vec<String>)> = Vec::new();
+    for i in identifiers.as_array().into_iter().flatten() {
+        let key = (text(&i["kind"]), text(&i["value"]));
+        let source = text(&i["source"]);
+        match grouped.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, sources)) if !sources.contains(&source) => sources.push(source),
+            Some(_) => {}
+            None => grouped.push((key, vec![source])),
+        }
+    }
+    grouped
 }
 
 fn traits_table(doc: &Value) -> Markup {

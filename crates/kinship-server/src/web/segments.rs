@@ -95,13 +95,10 @@ fn editor(draft: &Draft, error: Option<&Value>, csrf: &str) -> Markup {
     }
 }
 
-/// An expression error: the message, where, and the line with a caret under the column.
+/// An expression error: the message (which says where), and the line with a caret under the column.
 fn expression_error(e: &Value) -> Markup {
     html! {
-        span.error role="alert" {
-            (text(&e["error"]))
-            @if let (Some(line), Some(column)) = (e["line"].as_u64(), e["column"].as_u64()) { " (line " (line) ", column " (column) ")" }
-        }
+        span.error role="alert" { (text(&e["error"])) }
         @if let Some(rendered) = e["rendered"].as_str() { pre.caret { (rendered) } }
     }
 }
