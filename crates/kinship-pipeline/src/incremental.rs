@@ -11,7 +11,7 @@
 use crate::fuzzy::FuzzyIndex;
 use crate::golden;
 use crate::resolve::{add_search_word, profile_id_for, Collector, TraitRank};
-use crate::Result;
+use crate::{PipelineError, Result};
 use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, RecordId};
 use kinship_sources::Mapper;
 use kinship_store::Store;
@@ -151,6 +151,31 @@ pub fn reresolve_profiles(store: &mut dyn Store, config: &Config, profiles: &[St
             Err(e)
         }
     }
+}
+
+/// Splits the record `source:key` out of profile `id`: a cannot-link decision between it
+/// and each other record of the profile is remembered, and the profile is re-resolved.
+/// Returns the profile that now holds the record and the number of decisions stored.
+pub fn split_record(store: &mut dyn Store, config: &Config, id: &str, source: &str, key: &str) -> Result<(String, usize)> {
+    let (_, holder) =
+        store.record_profile(source, key)?.ok_or_else(|| PipelineError::Config(format!("no record {source}:{key} in the log")))?;
+    if holder != id {
+        return Err(PipelineError::Config(format!("record {source}:{key} is in profile {holder}, not {id}")));
+    }
+    let others: Vec<_> = store.profile_records(id)?.into_iter().filter(|r| !(r.source == source && r.key == key)).collect();
+    if others.is_empty() {
+        return Err(PipelineError::Config(format!("record {source}:{key} is the only record of {id}; nothing to split")));
+    }
+    for other in &others {
+        store.add_constraint(&LinkConstraint {
+            must: false,
+            left: (source.into(), key.into()),
+            right: (other.source.clone(), other.key.clone()),
+        })?;
+    }
+    reresolve_profiles(store, config, &[id.to_string()])?;
+    let (_, now) = store.record_profile(source, key)?.ok_or_else(|| PipelineError::Config("the record left the log".into()))?;
+    Ok((now, others.len()))
 }
 
 /// Re-resolves new records together with the records of the profiles they touch, keeping

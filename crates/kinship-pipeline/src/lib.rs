@@ -12,7 +12,7 @@ mod profile;
 mod resolve;
 
 pub use fuzzy::FuzzyIndex;
-pub use incremental::{reresolve_profiles, resolve_new_records, IncrementalReport, RESOLVED_THROUGH};
+pub use incremental::{reresolve_profiles, resolve_new_records, split_record, IncrementalReport, RESOLVED_THROUGH};
 pub use ingest::{ingest_source, IngestReport};
 pub use profile::{explain, profile_document};
 pub use resolve::{profile_id_for, resolve_all, ResolveReport};

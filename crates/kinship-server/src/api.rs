@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use kinship_core::Identifier;
 use kinship_pipeline::governance::audit_event;
 use kinship_policy::{Capability, Policy};
-use kinship_store::{AccessStore, Store, StoreError, TokenRow};
+use kinship_store::{AccessStore, Store, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/profiles", get(list_profiles))
         .route("/api/v1/profiles/{id}", get(get_profile))
         .route("/api/v1/profiles/{id}/explain", get(explain_profile))
+        .route("/api/v1/profiles/{id}/split", post(split_profile))
         .route("/api/v1/sources", get(list_sources))
         .route("/api/v1/sources/{name}/enable", post(enable_source))
         .route("/api/v1/sources/{name}/disable", post(disable_source))
@@ -39,7 +40,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Kinship REST API", description = "Profiles, identifiers, sources. Authenticate with `Authorization: Bearer TOKEN`."),
-    paths(list_profiles, get_profile, explain_profile, list_sources, enable_source, disable_source, run_source, openapi,
+    paths(list_profiles, get_profile, explain_profile, split_profile, list_sources, enable_source, disable_source, run_source, openapi,
         crate::governance_api::list_audit, crate::governance_api::verify_audit, crate::governance_api::list_tokens,
         crate::governance_api::create_token, crate::governance_api::revoke_token, crate::governance_api::erase,
         crate::governance_api::export),
@@ -88,15 +89,24 @@ pub fn bad_request(reason: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, reason.into())
 }
 
-/// The authenticated caller of an API route, with the policy of its role.
+#[derive(Clone)]
+/// The authenticated caller of an API route or web page, with the policy of its role.
 pub struct Caller {
-    pub token: TokenRow,
+    /// Who the audit log names: `token:NAME` or, signed in to the web UI, `user:NAME`.
+    actor: String,
+    pub role: String,
     state: Arc<AppState>,
 }
 
 impl Caller {
+    /// A caller whose role was checked to exist in `state.roles`.
+    pub(crate) fn new(actor: String, role: String, state: Arc<AppState>) -> Caller {
+        debug_assert!(state.roles.get(&role).is_some());
+        Caller { actor, role, state }
+    }
+
     pub fn policy(&self) -> &Policy {
-        self.state.roles.get(&self.token.role).expect("checked when the caller was authenticated")
+        self.state.roles.get(&self.role).expect("checked when the caller was authenticated")
     }
 
     /// Refuses the request unless the caller's role has `capability`.
@@ -107,19 +117,14 @@ impl Caller {
             let name = serde_json::to_value(capability).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
             Err(ApiError(
                 StatusCode::FORBIDDEN,
-                format!("role `{}` may not do this: it needs the `{name}` capability (see `[roles]` in kinship.toml)", self.token.role),
+                format!("role `{}` may not do this: it needs the `{name}` capability (see `[roles]` in kinship.toml)", self.role),
             ))
         }
     }
 
-    /// Who the audit log names: the token.
-    pub fn actor(&self) -> String {
-        format!("token:{}", self.token.name)
-    }
-
     /// Queues an audit entry for this caller.
     pub async fn audit(&self, action: &str, profile: Option<&str>, route: &str, detail: Value) {
-        self.state.audit.record(audit_event(&self.actor(), action, profile, Some(route), detail)).await;
+        self.state.audit.record(audit_event(&self.actor, action, profile, Some(route), detail)).await;
     }
 
     /// `doc` (a profile document) as this caller may see it, and what of it they saw.
@@ -163,28 +168,33 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             )
             .into_response());
         }
-        Ok(Caller { token: row, state: state.clone() })
+        Ok(Caller::new(format!("token:{}", row.name), row.role, state.clone()))
     }
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-struct ProfileQuery {
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+pub(crate) struct ProfileQuery {
     /// Exact email, in any case or spacing.
-    email: Option<String>,
+    pub email: Option<String>,
     /// Phone number in any format; numbers without a country code use the configured region.
-    phone: Option<String>,
+    pub phone: Option<String>,
     /// Any identifier as `KIND:VALUE`, e.g. `crm_id:C-00042`.
-    identifier: Option<String>,
-    /// Words that must all appear in the profile's names, emails, phones or other traits.
-    q: Option<String>,
+    pub identifier: Option<String>,
+    /// Words that must all appear in the profile's names, emails, phones or other traits;
+    /// when no profile holds them all, profiles with similar names (typing mistakes forgiven).
+    pub q: Option<String>,
     /// Most results (default 20, at most 100).
-    limit: Option<usize>,
+    pub limit: Option<usize>,
 }
 
 /// Look up profiles by email, phone, any identifier, or full text.
 #[utoipa::path(get, path = "/api/v1/profiles", params(ProfileQuery), security(("bearer" = [])),
     responses((status = 200, description = "`{\"profiles\": [{id, traits, records}]}`"), (status = 400, description = "No or invalid lookup"), (status = 401, description = "No valid token")))]
-async fn list_profiles(caller: Caller, State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuery>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_profiles(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ProfileQuery>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::SearchProfiles)?;
     let limit = q.limit.unwrap_or(20).clamp(1, MAX_RESULTS);
     for v in [&q.email, &q.phone, &q.identifier, &q.q].into_iter().flatten() {
@@ -222,7 +232,15 @@ async fn list_profiles(caller: Caller, State(state): State<Arc<AppState>>, Query
                     let ids = s.find_profiles(id.kind.as_str(), &id.value)?;
                     ids.iter().take(limit).filter_map(|p| s.profile(p).transpose()).collect::<Result<Vec<_>, _>>()?
                 }
-                None => s.search_profiles(&text, limit)?,
+                None => {
+                    let found = s.search_profiles(&text, limit)?;
+                    if found.is_empty() {
+                        let ids = crate::search::similar_names(s, &text, limit)?;
+                        ids.iter().filter_map(|p| s.profile(p).transpose()).collect::<Result<Vec<_>, _>>()?
+                    } else {
+                        found
+                    }
+                }
             };
             // Each result's identifiers, so the projection can mask them wherever they appear.
             rows.into_iter().map(|r| Ok::<_, StoreError>((s.profile_identifiers(&r.id)?, r))).collect::<Result<Vec<_>, _>>()
@@ -243,18 +261,18 @@ async fn list_profiles(caller: Caller, State(state): State<Arc<AppState>>, Query
     Ok(Json(json!({ "profiles": profiles })))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-struct EventPage {
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+pub(crate) struct EventPage {
     /// Events per page, newest first (default 50, at most 500).
-    limit: Option<usize>,
+    pub limit: Option<usize>,
     /// Events to skip.
-    offset: Option<usize>,
+    pub offset: Option<usize>,
 }
 
 /// The customer 360 view: traits, identifiers with sources, records, and a page of events, newest first.
 #[utoipa::path(get, path = "/api/v1/profiles/{id}", params(("id" = String, Path, description = "Profile id"), EventPage), security(("bearer" = [])),
     responses((status = 200, description = "`{id, traits, trait_sources, identifiers, records, events, events_total}`"), (status = 404, description = "No such profile")))]
-async fn get_profile(
+pub(crate) async fn get_profile(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -280,7 +298,11 @@ async fn get_profile(
 /// Which identifier or rule joined each record of the profile.
 #[utoipa::path(get, path = "/api/v1/profiles/{id}/explain", params(("id" = String, Path, description = "Profile id")), security(("bearer" = [])),
     responses((status = 200, description = "`{id, records, joins: [{left, right, stage, evidence}]}`"), (status = 404, description = "No such profile")))]
-async fn explain_profile(caller: Caller, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn explain_profile(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ExplainProfiles)?;
     let lookup = id.clone();
     let config = state.config.clone();
@@ -299,9 +321,59 @@ async fn explain_profile(caller: Caller, State(state): State<Arc<AppState>>, Pat
     Ok(Json(doc))
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SplitRequest {
+    /// The record to split off, as `SOURCE:KEY`.
+    pub record: String,
+}
+
+/// Split a record off a profile: it is never joined with the profile's other records again
+/// (the decision survives re-resolution), and the profiles are rewritten at once.
+#[utoipa::path(post, path = "/api/v1/profiles/{id}/split", params(("id" = String, Path, description = "Profile id")), request_body = SplitRequest,
+    security(("bearer" = [])),
+    responses((status = 200, description = "`{record, from, now_in, remaining_in}`"), (status = 409, description = "The record is not in this profile, or is its only record")))]
+pub(crate) async fn split_profile(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Json(body): Json<SplitRequest>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::SplitMerge)?;
+    let Some((source, key)) = body.record.split_once(':').map(|(s, k)| (s.to_string(), k.to_string())) else {
+        return Err(bad_request("`record` must be SOURCE:KEY, e.g. shop:O-1001"));
+    };
+    let (s, from) = (state.clone(), id.clone());
+    let (now_in, remaining_in) = tokio::task::spawn_blocking(move || {
+        // The resolver and the writer wait while the profile is rewritten.
+        let turn = s.writer.turn();
+        let _turn = turn.lock().expect("not poisoned");
+        let mut store = kinship_store::SqliteStore::open(&s.db_path)?;
+        let remaining = store.profile_records(&from)?.into_iter().find(|r| !(r.source == source && r.key == key));
+        let (now_in, _) = kinship_pipeline::split_record(&mut store, &s.config, &from, &source, &key)?;
+        let remaining_in = match remaining {
+            Some(r) => store.record_profile(&r.source, &r.key)?.map(|(_, p)| p),
+            None => None,
+        };
+        let touched: Vec<String> = [Some(now_in.clone()), remaining_in.clone()].into_iter().flatten().collect();
+        let removed: Vec<String> = if touched.contains(&from) { Vec::new() } else { vec![from.clone()] };
+        let mut audience = s.audience.write().expect("not poisoned");
+        kinship_pipeline::audience::refresh_profiles(&mut store, &s.config, &mut audience, &touched, &removed)?;
+        Ok::<_, kinship_pipeline::PipelineError>((now_in, remaining_in))
+    })
+    .await
+    .expect("does not panic")
+    .map_err(|e| match e {
+        kinship_pipeline::PipelineError::Config(reason) => ApiError(StatusCode::CONFLICT, reason),
+        other => other.into(),
+    })?;
+    caller.audit("split", Some(&id), "POST /api/v1/profiles/{id}/split", json!({ "record": body.record, "now_in": now_in })).await;
+    Ok(Json(json!({ "record": body.record, "from": id, "now_in": now_in, "remaining_in": remaining_in })))
+}
+
 /// Every configured source with its type, switch, record count and last run.
 #[utoipa::path(get, path = "/api/v1/sources", security(("bearer" = [])), responses((status = 200, description = "`{\"sources\": [...]}`")))]
-async fn list_sources(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_sources(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadSources)?;
     let (status, switches) = state.read(|s| Ok::<_, StoreError>((s.source_status()?, s.source_switches()?))).await?;
     let sources: Vec<Value> = state
@@ -347,20 +419,32 @@ async fn switch(caller: Caller, state: Arc<AppState>, name: String, on: bool) ->
 
 /// Switch a source on.
 #[utoipa::path(post, path = "/api/v1/sources/{name}/enable", params(("name" = String, Path)), security(("bearer" = [])), responses((status = 200, description = "Switched on"), (status = 403, description = "Admins only")))]
-async fn enable_source(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn enable_source(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     switch(caller, state, name, true).await
 }
 
 /// Switch a source off: its files are not ingested and its write key is refused.
 #[utoipa::path(post, path = "/api/v1/sources/{name}/disable", params(("name" = String, Path)), security(("bearer" = [])), responses((status = 200, description = "Switched off"), (status = 403, description = "Admins only")))]
-async fn disable_source(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn disable_source(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     switch(caller, state, name, false).await
 }
 
 /// Ingest a file source now; its records are resolved in real time as they are committed.
 #[utoipa::path(post, path = "/api/v1/sources/{name}/run", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The ingest report: read, inserted, duplicates, rejected"), (status = 409, description = "The source is off"), (status = 422, description = "Not a file source")))]
-async fn run_source(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn run_source(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ManageSources)?;
     let Some(source) = state.config.sources.get(&name) else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no source `{name}`"))) };
     if !source.kind.is_file() {

@@ -1,4 +1,5 @@
-//! Secrets: API tokens and write keys are random, shown once, and stored only as hashes.
+//! Secrets: API tokens and write keys are random, shown once, and stored only as hashes;
+//! web UI passwords are chosen by people, so they are stored as slow, salted argon2 hashes.
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -35,6 +36,26 @@ pub fn basic_user(headers: &HeaderMap) -> Option<String> {
     (!user.is_empty()).then(|| user.to_string())
 }
 
+/// The argon2id hash (PHC string, random salt) under which a user's password is stored.
+pub fn hash_password(password: &str) -> String {
+    use argon2::password_hash::PasswordHasher;
+    argon2::Argon2::default().hash_password(password.as_bytes()).expect("argon2 with default parameters hashes any password").to_string()
+}
+
+/// Whether `password` matches a stored PHC hash (a damaged hash matches nothing).
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    use argon2::password_hash::{phc::PasswordHash, PasswordVerifier};
+    PasswordHash::new(stored).is_ok_and(|hash| argon2::Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+}
+
+/// Whether a user name is usable, and why not.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+        return Err(format!("user name {name:?} must be 1 to 64 letters, digits, '-', '_', '.' or '@'"));
+    }
+    Ok(())
+}
+
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim)
@@ -51,6 +72,16 @@ mod tests {
         assert_ne!(a, new_secret("kt_"));
         assert_eq!(hash_secret(&a), hash_secret(&a));
         assert!(!hash_secret(&a).contains(&a[3..]));
+    }
+
+    #[test]
+    fn passwords_are_salted_and_verified() {
+        let hash = hash_password("correct horse");
+        assert!(hash.starts_with("$argon2id$"));
+        assert_ne!(hash, hash_password("correct horse"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("correct hose", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
     }
 
     #[test]

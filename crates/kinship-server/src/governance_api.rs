@@ -27,18 +27,18 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/privacy/export", get(export))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Default, Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
     /// Entries about this profile.
-    profile: Option<String>,
-    /// Entries by this actor, e.g. `token:ops` or `cli:alice`.
-    actor: Option<String>,
+    pub profile: Option<String>,
+    /// Entries by this actor, e.g. `token:ops`, `user:alice` or `cli:alice`.
+    pub actor: Option<String>,
     /// Entries at or after this time: RFC 3339 or Unix milliseconds.
-    since: Option<String>,
+    pub since: Option<String>,
     /// Entries after this sequence number (for paging).
-    after: Option<u64>,
+    pub after: Option<u64>,
     /// Most entries (default 100, at most 1000).
-    limit: Option<usize>,
+    pub limit: Option<usize>,
 }
 
 /// Audit entries, oldest first, each as it was chained.

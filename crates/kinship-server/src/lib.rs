@@ -1,5 +1,5 @@
-//! `kinship serve`: the Segment-compatible collection API, the REST API under `/api/v1/`,
-//! `/healthz` and `/metrics`, in one process over the embedded store.
+//! `kinship serve`: the web UI at `/`, the Segment-compatible collection API, the REST API
+//! under `/api/v1/`, `/healthz` and `/metrics`, in one process over the embedded store.
 //!
 //! Writes go through one writer thread that commits requests in groups (one fsync for many
 //! requests) and answers each only after its commit, so a 200 means the event is on disk.
@@ -13,8 +13,10 @@ mod collect;
 mod governance_api;
 mod limits;
 mod metrics;
+mod search;
 mod segments_api;
 mod state;
+mod web;
 mod writer;
 
 use axum::routing::{get, post};
@@ -79,6 +81,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/group", collect::single_route(MessageType::Group))
         .route("/v1/alias", collect::single_route(MessageType::Alias))
         .route("/v1/batch", post(collect::batch))
+        .merge(web::routes().layer(axum::extract::DefaultBodyLimit::max(state.config.server.max_api_body_bytes)))
         .merge(
             api::routes()
                 .merge(governance_api::routes())

@@ -62,13 +62,13 @@ fn definition_error(e: PipelineError) -> Response {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewDefinition {
-    name: String,
-    expression: String,
+    pub name: String,
+    pub expression: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct Expression {
-    expression: String,
+    pub expression: String,
 }
 
 fn bounded(expression: &str) -> Result<(), ApiError> {
@@ -103,7 +103,7 @@ async fn undefine(state: Arc<AppState>, kind: Kind, name: String) -> Result<(), 
 
 /// Every segment with its size and expression.
 #[utoipa::path(get, path = "/api/v1/segments", security(("bearer" = [])), responses((status = 200, description = "`{\"segments\": [{name, expression, size}]}`")))]
-async fn list_segments(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_segments(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadSegments)?;
     let engine = state.audience.read().expect("not poisoned");
     let segments: Vec<Value> = engine
@@ -121,7 +121,11 @@ async fn list_segments(caller: Caller, State(state): State<Arc<AppState>>) -> Re
 /// Define a segment; its members are computed at once and kept current as data arrives.
 #[utoipa::path(post, path = "/api/v1/segments", request_body = NewDefinition, security(("bearer" = [])),
     responses((status = 201, description = "`{name, size}`"), (status = 400, description = "`{error, line, column, rendered}` for a bad expression"), (status = 409, description = "The name is taken")))]
-async fn create_segment(caller: Caller, State(state): State<Arc<AppState>>, Json(body): Json<NewDefinition>) -> Result<Response, Response> {
+pub(crate) async fn create_segment(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Json(body): Json<NewDefinition>,
+) -> Result<Response, Response> {
     caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
     bounded(&body.expression).map_err(IntoResponse::into_response)?;
     let name = body.name.clone();
@@ -134,7 +138,7 @@ async fn create_segment(caller: Caller, State(state): State<Arc<AppState>>, Json
 /// Count and sample the profiles an expression selects, without saving it.
 #[utoipa::path(post, path = "/api/v1/segments/preview", request_body = Expression, security(("bearer" = [])),
     responses((status = 200, description = "`{count, sample: [profile id]}`"), (status = 400, description = "`{error, line, column, rendered}`")))]
-async fn preview_segment(
+pub(crate) async fn preview_segment(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Json(body): Json<Expression>,
@@ -158,7 +162,11 @@ async fn preview_segment(
 /// A segment: expression, size, what it reads, and its size over time.
 #[utoipa::path(get, path = "/api/v1/segments/{name}", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "`{name, expression, size, reads, sizes: [{at, size}]}`"), (status = 404, description = "No such segment")))]
-async fn show_segment(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn show_segment(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadSegments)?;
     let (expression, size, reads) = {
         let engine = state.audience.read().expect("not poisoned");
@@ -176,18 +184,18 @@ async fn show_segment(caller: Caller, State(state): State<Arc<AppState>>, Path(n
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
-struct MemberPage {
+pub(crate) struct MemberPage {
     /// Members to skip (default 0).
-    offset: Option<u64>,
+    pub offset: Option<u64>,
     /// Most members (default 100, at most 1000).
-    limit: Option<u64>,
+    pub limit: Option<u64>,
 }
 
 /// A page of a segment's members, by profile id: only those with marketing consent; the
 /// others on the page are counted in `withheld_no_marketing_consent`.
 #[utoipa::path(get, path = "/api/v1/segments/{name}/members", params(("name" = String, Path), MemberPage), security(("bearer" = [])),
     responses((status = 200, description = "`{name, size, members: [profile id], withheld_no_marketing_consent}`"), (status = 404, description = "No such segment")))]
-async fn segment_members(
+pub(crate) async fn segment_members(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,

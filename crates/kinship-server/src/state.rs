@@ -49,6 +49,8 @@ pub struct AppState {
     pub suppression: Arc<SuppressionList>,
     pub audit: AuditHandle,
     pub auth_failures: FailureLimiter,
+    /// Signed-in web UI sessions.
+    pub sessions: crate::web::Sessions,
     /// Write-key hash → source, filled on first use.
     write_keys: RwLock<HashMap<String, String>>,
     /// Token hash → (token, when it was read from the store).
@@ -79,6 +81,7 @@ impl AppState {
             data_dir: options.data_dir,
             db_path: options.db_path,
             auth_failures: FailureLimiter::new(options.config.server.auth_failures_per_minute),
+            sessions: crate::web::Sessions::default(),
             config: Arc::new(options.config),
             region,
             writer,
@@ -124,6 +127,11 @@ impl AppState {
             None => cache.remove(&hash),
         };
         Ok(found)
+    }
+
+    /// Forgets every cached write key, after one was replaced.
+    pub fn forget_write_keys(&self) {
+        self.write_keys.write().expect("not poisoned").clear();
     }
 
     /// Forgets every cached token, after a revocation.

@@ -9,6 +9,8 @@ mod http;
 
 #[path = "server/governance.rs"]
 mod governance;
+#[path = "server/web.rs"]
+mod web;
 
 use http::{basic, event_names, get, identifier_keys, post_json, request, wait_for_profile};
 use kinship_store::{AccessStore, SqliteStore};

@@ -49,6 +49,15 @@ pub struct TokenRow {
     pub created_at: i64,
 }
 
+/// A person who signs in to the web UI.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub name: String,
+    pub role: String,
+    /// The argon2 hash in PHC string format.
+    pub password_hash: String,
+}
+
 use kinship_core::{LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +171,10 @@ pub trait Store {
     fn record_run(&mut self, run: &SourceRun) -> Result<()>;
     fn source_status(&self) -> Result<Vec<SourceStatus>>;
     fn stats(&self) -> Result<Stats>;
+    /// Records per hour (start of the hour in Unix ms) with timestamps in `[from_ms, to_ms)`.
+    fn records_per_hour(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, u64)>>;
+    /// The newest record timestamp.
+    fn newest_record_time(&self) -> Result<Option<i64>>;
 }
 
 /// A stored computed-trait or segment definition.
@@ -212,6 +225,9 @@ pub trait AudienceStore {
 pub trait AccessStore {
     fn add_token(&mut self, name: &str, role: &str, hash: &str) -> Result<()>;
     fn token(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// Creates a web UI user, or replaces the role and password of an existing one.
+    fn set_user(&mut self, name: &str, role: &str, password_hash: &str) -> Result<()>;
+    fn user(&self, name: &str) -> Result<Option<UserRow>>;
     /// Replaces the write key of a source.
     fn set_write_key(&mut self, source: &str, hash: &str) -> Result<()>;
     fn source_for_write_key(&self, hash: &str) -> Result<Option<String>>;

@@ -2,7 +2,7 @@
 
 use crate::{
     AccessStore, AudienceStore, AuditFilter, AuditRow, DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView,
-    ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats, Store, StoreError, TokenRow,
+    ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats, Store, StoreError, TokenRow, UserRow,
 };
 use kinship_core::{
     Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord, decode_identifiers,
@@ -191,6 +191,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
         created_at INTEGER NOT NULL
     );
     ALTER TABLE source_runs ADD COLUMN suppressed INTEGER NOT NULL DEFAULT 0;",
+    ),
+    (
+        // People who sign in to the web UI: argon2 password hashes (PHC strings), never passwords.
+        6,
+        "CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );",
     ),
 ];
 
@@ -636,6 +646,18 @@ impl Store for SqliteStore {
             merge_edges: count("SELECT COUNT(*) FROM merge_edges")?,
         })
     }
+
+    fn records_per_hour(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ts / 3600000 * 3600000 AS hour, COUNT(*) FROM records WHERE ts >= ?1 AND ts < ?2 GROUP BY hour ORDER BY hour",
+        )?;
+        let rows = stmt.query_map([from_ms, to_ms], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn newest_record_time(&self) -> Result<Option<i64>> {
+        Ok(self.conn.query_row("SELECT MAX(ts) FROM records", [], |r| r.get(0))?)
+    }
 }
 
 impl AudienceStore for SqliteStore {
@@ -745,6 +767,23 @@ impl AccessStore for SqliteStore {
             params![hash, name, role, now_ms()],
         )?;
         Ok(())
+    }
+
+    fn set_user(&mut self, name: &str, role: &str, password_hash: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
+            params![name, role, password_hash, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRow>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT name, role, password_hash FROM users WHERE name = ?1")?
+            .query_row([name], |r| Ok(UserRow { name: r.get(0)?, role: r.get(1)?, password_hash: r.get(2)? }))
+            .optional()?)
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRow>> {

@@ -226,13 +226,20 @@ pub fn demo(data: &DataDir, args: &DemoArgs) -> Result<ExitCode> {
     println!("  kinship --data {d} profile show --email <an email from the search> --json");
     println!("  kinship --data {d} assignments --out assignments.csv");
     println!("  kinship --data {d} stats");
+    // Web UI users with fresh passwords each run: an admin, and a marketer who sees contact
+    // details masked.
+    let bind = args.bind.clone().unwrap_or_else(|| ws.config.server.bind.clone());
+    println!("\nWeb UI: http://{bind}/ (`kinship serve`); sign in with (shown only now):");
+    for (name, role) in [("demo-admin", "admin"), ("demo-marketer", "marketer")] {
+        let password = crate::server_commands::demo_user(&mut ws, name, role)?;
+        println!("  user {name:<14} role {role:<9} password {password}");
+    }
     if args.no_serve {
         return Ok(ExitCode::SUCCESS);
     }
     let token = kinship_server::auth::new_secret("kt_");
     kinship_store::AccessStore::add_token(&mut ws.store, "demo-admin", "admin", &kinship_server::auth::hash_secret(&token))?;
     println!("\nServing the demo. An admin API token for it (shown only now):\n  {token}");
-    let bind = args.bind.clone().unwrap_or_else(|| ws.config.server.bind.clone());
     println!("  curl -H 'Authorization: Bearer {token}' 'http://{bind}/api/v1/profiles?q=smith'");
     crate::server_commands::run_server(ws, Some(bind))
 }
@@ -421,26 +428,10 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
         ProfileCommand::Split { id, record } => {
             let (source, key) =
                 record.split_once(':').with_context(|| format!("--record {record:?} must be SOURCE:KEY, e.g. shop:O-1001"))?;
-            let (_, holder) = ws.store.record_profile(source, key)?.with_context(|| format!("no record {record} in the log"))?;
-            if &holder != id {
-                bail!("record {record} is in profile {holder}, not {id}");
-            }
-            let others: Vec<_> = ws.store.profile_records(id)?.into_iter().filter(|r| !(r.source == source && r.key == key)).collect();
-            if others.is_empty() {
-                bail!("record {record} is the only record of {id}; nothing to split");
-            }
-            for other in &others {
-                ws.store.add_constraint(&LinkConstraint {
-                    must: false,
-                    left: (source.into(), key.into()),
-                    right: (other.source.clone(), other.key.clone()),
-                })?;
-            }
-            kinship_pipeline::reresolve_profiles(&mut ws.store, &ws.config, std::slice::from_ref(id))?;
+            let (now, decisions) = kinship_pipeline::split_record(&mut ws.store, &ws.config, id, source, key)?;
             crate::segment_commands::sync_after_change(&mut ws)?;
-            let (_, now) = ws.store.record_profile(source, key)?.context("the record is still in the log")?;
             ws.audit(&operator(), "split", Some(id), serde_json::json!({ "record": record, "now_in": now }))?;
-            println!("split {record} out of {id}: it is now in {now}; {} cannot-link decision(s) remembered", others.len());
+            println!("split {record} out of {id}: it is now in {now}; {decisions} cannot-link decision(s) remembered");
             Ok(ExitCode::SUCCESS)
         }
         ProfileCommand::Merge { a, b } => {

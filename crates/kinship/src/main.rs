@@ -49,6 +49,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(server_commands::TokenCommand),
+    /// Manage web UI users.
+    #[command(subcommand)]
+    User(server_commands::UserCommand),
     /// Manage sources.
     #[command(subcommand)]
     Source(server_commands::SourceCommand),
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Assignments(args) => commands::assignments(data, &args),
         Command::Serve(args) => server_commands::serve(data, &args),
         Command::Token(cmd) => server_commands::token(data, &cmd),
+        Command::User(cmd) => server_commands::user(data, &cmd),
         Command::Source(cmd) => server_commands::source(data, &cmd),
         Command::Segment(cmd) => segment_commands::segment(data, &cmd),
         Command::Computed(cmd) => segment_commands::computed(data, &cmd),

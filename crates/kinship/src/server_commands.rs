@@ -1,4 +1,4 @@
-//! Commands around the server: `serve`, `token create`, `source add`.
+//! Commands around the server: `serve`, `token create`, `user create`, `source add`.
 
 use crate::DataDir;
 use crate::commands::{Workspace, database_path, operator};
@@ -31,6 +31,22 @@ pub enum TokenCommand {
     /// notices within 5 seconds).
     Revoke { name: String },
 }
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a web UI user, or give an existing one a new password and role. The password is
+    /// read from the terminal, or from the first line of standard input when it is not one.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A built-in role (admin, analyst, marketer, sales, support, viewer) or one of `[roles]`.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+/// Shortest accepted password.
+const MIN_PASSWORD_CHARS: usize = 10;
 
 #[derive(Subcommand)]
 pub enum SourceCommand {
@@ -70,6 +86,7 @@ pub fn run_server(ws: Workspace, bind: Option<String>) -> Result<ExitCode> {
             println!("kinship is listening on http://{addr}");
             println!("  collection API: POST http://{addr}/v1/batch (write key as HTTP Basic user)");
             println!("  REST API:       http://{addr}/api/v1/openapi.json (bearer token)");
+            println!("  web UI:         http://{addr}/ (users from `kinship user create`)");
         })
         .await
     })?;
@@ -111,6 +128,47 @@ pub fn token(data: &DataDir, cmd: &TokenCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn user(data: &DataDir, cmd: &UserCommand) -> Result<ExitCode> {
+    let UserCommand::Create { name, role } = cmd;
+    let mut ws = Workspace::open(data)?;
+    let roles = ws.config.roles()?;
+    if roles.get(role).is_none() {
+        bail!("unknown role {role:?}; the roles are: {}", roles.names().collect::<Vec<_>>().join(", "));
+    }
+    kinship_server::auth::check_user_name(name).map_err(anyhow::Error::msg)?;
+    let password = read_password(name)?;
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
+    }
+    ws.store.set_user(name, role, &kinship_server::auth::hash_password(&password))?;
+    ws.audit(&operator(), "user.create", None, serde_json::json!({ "name": name, "role": role }))?;
+    println!("user `{name}` with role `{role}` can sign in to the web UI");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The password from the terminal (asked twice), or the first line of standard input.
+fn read_password(name: &str) -> Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {name}: "))?;
+        let again = rpassword::prompt_password("again: ")?;
+        if first != again {
+            bail!("the two passwords differ");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Creates (or resets) a web UI user with a random password, which it returns.
+pub fn demo_user(ws: &mut Workspace, name: &str, role: &str) -> Result<String> {
+    let password = new_secret("");
+    ws.store.set_user(name, role, &kinship_server::auth::hash_password(&password))?;
+    Ok(password)
 }
 
 pub fn source(data: &DataDir, cmd: &SourceCommand) -> Result<ExitCode> {

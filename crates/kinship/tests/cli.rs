@@ -7,6 +7,8 @@ mod http;
 
 #[path = "cli/governance.rs"]
 mod governance;
+#[path = "cli/web_ui.rs"]
+mod web_ui;
 
 use http::{basic, event_names, identifier_keys, request, wait_for_profile};
 use serde_json::json;

@@ -1,0 +1,48 @@
+// Kinship web UI: the few things that react while typing. Everything works without it
+// (forms submit normally); this only saves the round trip of a full page.
+"use strict";
+
+const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+
+function debounce(fn, ms) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+// Search as you type: <input data-live="/search/results" data-target="results">.
+for (const input of document.querySelectorAll("input[data-live]")) {
+  const target = document.getElementById(input.dataset.target);
+  let latest = 0;
+  input.addEventListener("input", debounce(async () => {
+    const asked = ++latest;
+    const url = `${input.dataset.live}?q=${encodeURIComponent(input.value)}`;
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (asked === latest && response.ok) {
+      target.innerHTML = await response.text();
+      history.replaceState(null, "", `?q=${encodeURIComponent(input.value)}`);
+    }
+  }, 200));
+}
+
+// Live segment preview: <textarea data-preview="/segments/preview" aria-describedby="preview">.
+for (const area of document.querySelectorAll("textarea[data-preview]")) {
+  const output = document.getElementById(area.getAttribute("aria-describedby"));
+  let latest = 0;
+  const preview = async () => {
+    const asked = ++latest;
+    const response = await fetch(area.dataset.preview, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify({ expression: area.value }),
+    });
+    if (asked === latest) {
+      output.innerHTML = await response.text();
+    }
+  };
+  area.addEventListener("input", debounce(preview, 250));
+  if (area.value.trim()) preview();
+}

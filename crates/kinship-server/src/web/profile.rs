@@ -1,0 +1,279 @@
+//! The customer 360 page and the split button.
+
+use super::pages::display_name;
+use super::session::SignedIn;
+use super::{check_csrf, layout, text, url_encode, PageError};
+use crate::api::{self, EventPage, SplitRequest};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use kinship_policy::Capability;
+use maud::{html, Markup};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Most events the timeline shows (the API's largest page).
+const TIMELINE_EVENTS: usize = 500;
+
+#[derive(Deserialize)]
+pub struct Filters {
+    kind: Option<String>,
+    source: Option<String>,
+    /// Set after a split: the record split off and where it went.
+    split: Option<String>,
+    into: Option<String>,
+}
+
+/// The kind of an event for its icon and the timeline filter, from its name.
+fn event_kind(event: &Value) -> &'static str {
+    if event["type"] == "segment" {
+        return "segment";
+    }
+    let name = event["event"].as_str().unwrap_or_default().to_lowercase();
+    let kinds =
+        [("order", "order"), ("invoice", "invoice"), ("ship", "shipment"), ("ticket", "ticket"), ("email", "email"), ("survey", "survey")];
+    if let Some((_, kind)) = kinds.iter().find(|(word, _)| name.contains(word)) {
+        return kind;
+    }
+    match name.as_str() {
+        "nps response" => "survey",
+        "delivered" | "opened" | "clicked" | "bounced" | "sent" | "unsubscribed" | "subscribed" => "email",
+        _ => "other",
+    }
+}
+
+/// A 16 × 16 icon per event kind, drawn as SVG paths.
+fn icon(kind: &str) -> Markup {
+    let path = match kind {
+        "order" => "M1 2h2l2 8h8l2-6H4.5M6 13.5a1 1 0 1 0 0.01 0M12 13.5a1 1 0 1 0 0.01 0",
+        "invoice" => "M3 1h7l3 3v11H3zM5.5 6h5M5.5 9h5M5.5 12h3",
+        "shipment" => "M1 5l7-3 7 3v7l-7 3-7-3zM1 5l7 3 7-3M8 8v7",
+        "ticket" => "M2 3h12v8H7l-3 3v-3H2z",
+        "email" => "M1 3h14v10H1zM1 3l7 6 7-6",
+        "survey" => "M8 1l2 5h5l-4 3 1.5 5L8 11l-4.5 3L5 9 1 6h5z",
+        "segment" => "M8 1a7 7 0 1 0 0.01 0M8 5a3 3 0 1 0 0.01 0",
+        _ => "M8 5a3 3 0 1 0 0.01 0",
+    };
+    html! { svg.icon width="16" height="16" viewBox="0 0 16 16" aria-hidden="true" focusable="false" { path d=(path) {} } }
+}
+
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    Path(id): Path<String>,
+    Query(filters): Query<Filters>,
+) -> Result<Markup, PageError> {
+    let caller = user.session.caller(&state);
+    let page = EventPage { limit: Some(TIMELINE_EVENTS), offset: None };
+    let Json(doc) = api::get_profile(caller.clone(), State(state.clone()), Path(id.clone()), Query(page)).await?;
+    let explain = if caller.policy().allows(Capability::ExplainProfiles) {
+        Some(api::explain_profile(caller.clone(), State(state.clone()), Path(id.clone())).await?.0)
+    } else {
+        None
+    };
+    let may_split = caller.policy().allows(Capability::SplitMerge);
+    let name = display_name(&doc["traits"], &id);
+    let empty = Vec::new();
+    let events = doc["events"].as_array().unwrap_or(&empty);
+    let kinds: BTreeSet<&str> = events.iter().map(event_kind).collect();
+    let sources: BTreeSet<&str> = events.iter().filter_map(|e| e["source"].as_str()).collect();
+    let kind_filter = filters.kind.as_deref().filter(|k| !k.is_empty());
+    let source_filter = filters.source.as_deref().filter(|s| !s.is_empty());
+    let shown: Vec<&Value> = events
+        .iter()
+        .filter(|e| kind_filter.is_none_or(|k| event_kind(e) == k))
+        .filter(|e| source_filter.is_none_or(|s| e["source"].as_str() == Some(s)))
+        .collect();
+    let content = html! {
+        @if let (Some(record), Some(into)) = (&filters.split, &filters.into) {
+            p.notice role="status" {
+                "Split " code { (record) } " off: it is now profile "
+                a href=(format!("/profiles/{}", url_encode(into))) { (into) } ". This profile keeps the other records."
+            }
+        }
+        p.hint { "Profile " code { (id) } }
+        div.grid {
+            section aria-labelledby="traits-title" {
+                h2 #traits-title { "Traits" }
+                (traits_table(&doc))
+            }
+            section aria-labelledby="ids-title" {
+                h2 #ids-title { "Identifiers" }
+                table {
+                    thead { tr { th scope="col" { "Kind" } th scope="col" { "Value" } th scope="col" { "Source" } } }
+                    tbody {
+                        @for ((kind, value), sources) in identifiers_with_sources(&doc["identifiers"]) {
+                            tr { td { (kind) } td { (value) } td { (sources.join(", ")) } }
+                        }
+                    }
+                }
+            }
+            section aria-labelledby="consent-title" {
+                h2 #consent-title { "Consent" }
+                dl.pairs {
+                    @for (purpose, c) in doc["consent"].as_object().into_iter().flatten() {
+                        dt { (purpose) }
+                        dd { @if c["granted"] == true { "granted" } @else { "not granted" } span.hint { " (" (text(&c["source"])) ")" } }
+                    }
+                }
+            }
+            section aria-labelledby="segments-title" {
+                h2 #segments-title { "Segments and computed traits" }
+                @let segments = doc["segments"].as_array().unwrap_or(&empty);
+                @if segments.is_empty() { p.hint { "In no segment." } }
+                ul.tags { @for s in segments { li { a href=(format!("/segments/{}", url_encode(&text(s)))) { (text(s)) } } } }
+                dl.pairs { @for (n, v) in doc["computed"].as_object().into_iter().flatten() { dt { (n) } dd { (text(v)) } } }
+            }
+        }
+        @if let Some(explain) = &explain {
+            (evidence(&id, explain, may_split, &user.session.csrf))
+        }
+        section aria-labelledby="timeline-title" {
+            h2 #timeline-title { "Timeline" }
+            form.filters method="get" action=(format!("/profiles/{}", url_encode(&id))) {
+                div {
+                    label for="kind" { "Kind" }
+                    select #kind name="kind" {
+                        option value="" { "All kinds" }
+                        @for k in &kinds { option value=(k) selected[kind_filter == Some(*k)] { (k) } }
+                    }
+                }
+                div {
+                    label for="source" { "Source" }
+                    select #source name="source" {
+                        option value="" { "All sources" }
+                        @for s in &sources { option value=(s) selected[source_filter == Some(*s)] { (s) } }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
+            p.hint { (shown.len()) " of " (text(&doc["events_total"])) " event(s)" }
+            ol.timeline {
+                @for e in &shown {
+                    @let kind = event_kind(e);
+                    li class=(format!("event {kind}")) {
+                        (icon(kind))
+                        span.what { (text(&e["event"])) }
+                        span.kind { (kind) }
+                        span.source { (text(&e["source"])) }
+                        time datetime=(text(&e["timestamp"])) { (text(&e["timestamp"]).replace('T', " ").get(..16).unwrap_or_default()) }
+                        @if let Some(props) = e["properties"].as_object().filter(|p| !p.is_empty()) {
+                            span.props { @for (k, v) in props { span { (k) ": " (text(v)) } " " } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout(&caller, &user.session, "", &name, content))
+}
+
+/// Each identifier once, with every source that holds it, in the document's order.
+fn identifiers_with_sources(identifiers: &Value) -> Vec<((String, String), Vec<String>)> {
+    let mut grouped: Vec<((String, String), Vec<String>)> = Vec::new();
+    for i in identifiers.as_array().into_iter().flatten() {
+        let key = (text(&i["kind"]), text(&i["value"]));
+        let source = text(&i["source"]);
+        match grouped.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, sources)) if !sources.contains(&source) => sources.push(source),
+            Some(_) => {}
+            None => grouped.push((key, vec![source])),
+        }
+    }
+    grouped
+}
+
+fn traits_table(doc: &Value) -> Markup {
+    html! {
+        table {
+            thead { tr { th scope="col" { "Trait" } th scope="col" { "Value" } th scope="col" { "Source" } } }
+            tbody {
+                @for (name, value) in doc["traits"].as_object().into_iter().flatten() {
+                    @let from = &doc["trait_sources"][name];
+                    tr {
+                        th scope="row" { (name) }
+                        td { (text(value)) }
+                        td { (text(&from["source"])) @if let Some(key) = from["record_key"].as_str() { span.hint { " " (key) } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which identifier or which field weights joined each record, and a split button per record.
+fn evidence(id: &str, explain: &Value, may_split: bool, csrf: &str) -> Markup {
+    let empty = Vec::new();
+    let joins = explain["joins"].as_array().unwrap_or(&empty);
+    let record = |r: &Value| format!("{}:{}", text(&r["source"]), text(&r["key"]));
+    let records: BTreeSet<String> = joins.iter().flat_map(|j| [record(&j["left"]), record(&j["right"])]).collect();
+    html! {
+        section aria-labelledby="evidence-title" {
+            h2 #evidence-title { "Merge evidence" }
+            @if joins.is_empty() { p.hint { "One record: nothing was joined." } }
+            ul.evidence {
+                @for j in joins {
+                    li {
+                        code { (record(&j["left"])) } " ↔ " code { (record(&j["right"])) } " "
+                        span.stage { (text(&j["stage"])) } " "
+                        (evidence_text(&j["evidence"]))
+                    }
+                }
+            }
+            @if may_split && records.len() > 1 {
+                h3 { "Split a record off" }
+                form.split method="post" action=(format!("/profiles/{}/split", url_encode(id))) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="split-record" { "Record to split off" }
+                    div.row {
+                        select #split-record name="record" aria-describedby="split-hint" {
+                            @for r in &records { option value=(r) { (r) } }
+                        }
+                        button.danger type="submit" { "Split off" }
+                    }
+                    p #split-hint .hint { "The record is never joined with the others again; this takes effect at once." }
+                }
+            }
+        }
+    }
+}
+
+fn evidence_text(evidence: &Value) -> Markup {
+    if let Some(kind) = evidence["kind"].as_str() {
+        return html! { "shared " (kind) @if let Some(v) = evidence["value"].as_str() { " " code { (v) } } };
+    }
+    let weight = |name: &str| evidence[name].as_f64().map(|v| format!("{v:.2}"));
+    html! {
+        @if let Some(p) = weight("probability") { "probability " (p) " " }
+        @if let Some(w) = weight("match_weight") { "weight " (w) " " }
+        @if let Some(fields) = evidence["fields"].as_array() {
+            span.hint {
+                @for f in fields { (text(&f["column"])) " " (text(&f["label"])) " " (format!("{:+.1}", f["weight"].as_f64().unwrap_or(0.0))) "; " }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SplitForm {
+    csrf: String,
+    record: String,
+}
+
+pub async fn split(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<SplitForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&user.session, &form.csrf)?;
+    let caller = user.session.caller(&state);
+    let record = form.record.clone();
+    let Json(done) = api::split_profile(caller, State(state), Path(id), Json(SplitRequest { record: form.record })).await?;
+    let into = text(&done["now_in"]);
+    let stays = done["remaining_in"].as_str().map_or(into.clone(), String::from);
+    Ok(Redirect::to(&format!("/profiles/{}?split={}&into={}", url_encode(&stays), url_encode(&record), url_encode(&into))).into_response())
+}

@@ -1,0 +1,128 @@
+//! Web UI sessions: a random id in an HttpOnly, SameSite=Strict cookie names a session kept
+//! in memory (only the id's hash is held), with its own CSRF token. A restart signs
+//! everyone out, which is acceptable for a tool used by staff and avoids storing sessions.
+
+use crate::api::Caller;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Redirect, Response};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SESSION_COOKIE: &str = "kinship_session";
+/// Holds the sign-in form's CSRF value until a session exists (double-submit).
+pub const SIGNIN_COOKIE: &str = "kinship_signin";
+/// A session ends this long after sign-in.
+const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Sessions held at most; beyond, expired ones are dropped first.
+const MAX_SESSIONS: usize = 10_000;
+
+#[derive(Clone)]
+pub struct Session {
+    /// Who the audit log names: `user:NAME` or `token:NAME`.
+    pub actor: String,
+    /// The name shown in the header.
+    pub name: String,
+    pub role: String,
+    /// Sent back with every form and script request.
+    pub csrf: String,
+    started: Instant,
+}
+
+impl Session {
+    pub fn caller(&self, state: &Arc<AppState>) -> Caller {
+        Caller::new(self.actor.clone(), self.role.clone(), state.clone())
+    }
+
+    /// Whether a submitted CSRF value is this session's.
+    pub fn csrf_matches(&self, submitted: &str) -> bool {
+        constant_time_eq(self.csrf.as_bytes(), submitted.as_bytes())
+    }
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    by_id_hash: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// Starts a session; returns the cookie value.
+    pub fn start(&self, actor: String, name: String, role: String) -> String {
+        let id = crate::auth::new_secret("ks_");
+        let session = Session { actor, name, role, csrf: crate::auth::new_secret(""), started: Instant::now() };
+        let mut map = self.by_id_hash.lock().expect("not poisoned");
+        if map.len() >= MAX_SESSIONS {
+            map.retain(|_, s| s.started.elapsed() < LIFETIME);
+        }
+        map.insert(crate::auth::hash_secret(&id), session);
+        id
+    }
+
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let hash = crate::auth::hash_secret(id);
+        let mut map = self.by_id_hash.lock().expect("not poisoned");
+        match map.get(&hash) {
+            Some(s) if s.started.elapsed() < LIFETIME => Some(s.clone()),
+            Some(_) => {
+                map.remove(&hash);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn end(&self, id: &str) {
+        self.by_id_hash.lock().expect("not poisoned").remove(&crate::auth::hash_secret(id));
+    }
+}
+
+/// A cookie's value from the request headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// A `Set-Cookie` value: HttpOnly and SameSite=Strict always, Secure when configured.
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: u64) -> String {
+    let secure = if state.config.server.secure_cookies { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}")
+}
+
+pub fn session_cookie(state: &AppState, id: &str) -> String {
+    set_cookie(state, SESSION_COOKIE, id, LIFETIME.as_secs())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The signed-in person of a page request; without a session, the request is sent to sign in.
+pub struct SignedIn {
+    pub session: Session,
+    pub id: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+        let found = cookie(&parts.headers, SESSION_COOKIE).and_then(|id| state.sessions.get(id).map(|s| (id.to_string(), s)));
+        match found {
+            Some((id, session)) if state.roles.get(&session.role).is_some() => Ok(SignedIn { session, id }),
+            _ => {
+                let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                let target = if next == "/" { "/signin".to_string() } else { format!("/signin?next={}", super::url_encode(next)) };
+                Err(Redirect::to(&target).into_response())
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The web UI in a real browser: `tests/e2e/ui.mjs` drives Debian's Chromium (headless,
+//! through `playwright-core` from npm) against `kinship serve` on demo data, and writes a
+//! screenshot of each page at 1280 px and 390 px into `target/ui-screenshots/`.
+
+use super::kinship;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The version the script was written against; installed under the target directory.
+const PLAYWRIGHT_CORE: &str = "playwright-core@1.65.1";
+
+fn chromium() -> PathBuf {
+    let path = PathBuf::from(std::env::var("KINSHIP_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    assert!(
+        path.exists(),
+        "the web UI test needs Chromium at {}: install it with `sudo apt-get install -y chromium` (Debian), or set KINSHIP_TEST_CHROMIUM",
+        path.display()
+    );
+    path
+}
+
+/// `playwright-core` in `target/tmp/ui-e2e/node_modules`, installed with npm on first use.
+fn playwright_core() -> PathBuf {
+    let prefix = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-e2e");
+    let entry = prefix.join("node_modules/playwright-core/index.mjs");
+    let installed = || {
+        std::fs::read_to_string(prefix.join("node_modules/playwright-core/package.json"))
+            .is_ok_and(|p| p.contains("\"version\": \"1.65.1\""))
+    };
+    if !installed() {
+        std::fs::create_dir_all(&prefix).unwrap();
+        let npm = Command::new("npm")
+            .args(["install", "--prefix"])
+            .arg(&prefix)
+            .args(["--no-audit", "--no-fund", "--loglevel=error", PLAYWRIGHT_CORE])
+            .status();
+        assert!(
+            npm.is_ok_and(|s| s.success()),
+            "the web UI test needs Node.js and npm: `npm install --prefix {} {PLAYWRIGHT_CORE}` failed (install nodejs and npm)",
+            prefix.display()
+        );
+    }
+    assert!(installed(), "{PLAYWRIGHT_CORE} was installed but {} is missing", entry.display());
+    entry
+}
+
+/// A customer with orders and tickets, records from at least three sources, and a name.
+struct Person {
+    id: String,
+    first: String,
+    last: String,
+    email: String,
+}
+
+fn pick_person(db: &Path) -> Person {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let (id, traits): (String, String) = conn
+        .query_row(
+            "SELECT p.id, p.traits FROM profiles p JOIN assignments a ON a.profile_id = p.id JOIN records r ON r.id = a.record_id
+             GROUP BY p.id
+             HAVING SUM(r.source = 'shop') > 0 AND SUM(r.source = 'tickets') > 0 AND COUNT(DISTINCT r.source) >= 4
+                AND length(json_extract(p.traits, '$.last_name[0]')) >= 5 AND json_extract(p.traits, '$.email[0]') IS NOT NULL
+             ORDER BY COUNT(*) DESC, p.id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the demo has a customer with orders and tickets");
+    let traits: Value = serde_json::from_str(&traits).unwrap();
+    let value = |name: &str| traits[name][0].as_str().unwrap_or_default().to_string();
+    Person { id, first: value("first_name"), last: value("last_name"), email: value("email") }
+}
+
+/// The name with two letters after the first swapped, as a hurried agent types it.
+fn misspell(name: &str) -> String {
+    let mut chars: Vec<char> = name.chars().collect();
+    assert!(chars.len() >= 4, "a name long enough to misspell: {name:?}");
+    chars.swap(1, 2);
+    if chars.iter().collect::<String>() == name {
+        chars.swap(2, 3);
+    }
+    chars.into_iter().collect()
+}
+
+/// The server, stopped however the test ends (it shares the test's output pipes).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn web_ui_in_headless_chromium() {
+    let chromium = chromium();
+    let playwright = playwright_core();
+    let data = tempfile::tempdir().unwrap();
+    let out = kinship()
+        .args(["demo", "--no-serve", "--customers", "500", "--seed", "11", "--data"])
+        .arg(data.path())
+        .output()
+        .expect("kinship demo runs");
+    assert!(out.status.success(), "kinship demo failed: {}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let password = |user: &str| {
+        let line = printed
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("user {user} ")))
+            .unwrap_or_else(|| panic!("no {user} in {printed}"));
+        line.rsplit(' ').next().unwrap().to_string()
+    };
+    let (admin, marketer) = (password("demo-admin"), password("demo-marketer"));
+    assert!(printed.contains("Web UI: http://"), "the demo prints the web UI's address");
+    let person = pick_person(&data.path().join("kinship.sqlite"));
+
+    let server = KillOnDrop(
+        kinship()
+            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("kinship serve starts"),
+    );
+    let mut server = server;
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("kinship serve prints where it listens").unwrap();
+    let url = format!("http://{}", first.rsplit("http://").next().unwrap().trim());
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../ui-screenshots");
+    let _ = std::fs::remove_dir_all(&screenshots);
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/ui.mjs");
+    let run = Command::new("node")
+        .arg(&script)
+        .env("E2E_URL", &url)
+        .env("E2E_CHROMIUM", &chromium)
+        .env("E2E_PLAYWRIGHT", &playwright)
+        .env("E2E_SCREENSHOTS", &screenshots)
+        .env("E2E_ADMIN_PASSWORD", &admin)
+        .env("E2E_MARKETER_PASSWORD", &marketer)
+        .env("E2E_PROFILE", &person.id)
+        .env("E2E_TYPO", format!("{} {}", person.first, misspell(&person.last)))
+        .env("E2E_FULL_NAME", format!("{} {}", person.first, person.last))
+        .env("E2E_EMAIL", &person.email)
+        .status();
+    drop(server);
+    assert!(run.is_ok_and(|s| s.success()), "the browser test {} failed (its steps are printed above)", script.display());
+    for page in [
+        "signin",
+        "dashboard",
+        "search",
+        "profile",
+        "profile-after-split",
+        "connections",
+        "segments",
+        "segment",
+        "audit",
+        "marketer-search",
+        "marketer-profile",
+    ] {
+        for width in [1280, 390] {
+            let shot = screenshots.join(format!("{page}-{width}.png"));
+            assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "no screenshot {}", shot.display());
+        }
+    }
+}
+
+#[test]
+fn user_create_reads_the_password_from_stdin_and_stores_an_argon2_hash() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("kinship.toml"), "").unwrap();
+    let create = |password: &str| {
+        let mut child = kinship()
+            .args(["user", "create", "--name", "ops", "--role", "support", "--data"])
+            .arg(data.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = create("short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10 characters"));
+    let made = create("a long enough password");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let conn = rusqlite::Connection::open(data.path().join("kinship.sqlite")).unwrap();
+    let (role, hash): (String, String) =
+        conn.query_row("SELECT role, password_hash FROM users WHERE name = 'ops'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!(role, "support");
+    assert!(hash.starts_with("$argon2id$") && !hash.contains("long enough"), "{hash}");
+}

@@ -1,0 +1,181 @@
+// The web UI, driven in headless Chromium by the test `web_ui_in_headless_chromium`
+// (crates/kinship/tests/cli/web_ui.rs), which prepares demo data and passes what it knows
+// about one customer in the environment. Writes a screenshot of each page at 1280 px and
+// 390 px wide into E2E_SCREENSHOTS. Exits non-zero at the first step that fails.
+import { pathToFileURL } from "node:url";
+import assert from "node:assert/strict";
+
+const env = (name) => {
+  const value = process.env[name];
+  assert.ok(value, `${name} is not set`);
+  return value;
+};
+const base = env("E2E_URL");
+const shots = env("E2E_SCREENSHOTS");
+const person = {
+  id: env("E2E_PROFILE"),
+  typo: env("E2E_TYPO"),
+  fullName: env("E2E_FULL_NAME"),
+  email: env("E2E_EMAIL"),
+};
+const { chromium } = await import(pathToFileURL(env("E2E_PLAYWRIGHT")).href);
+
+const WIDTHS = [[1280, 900], [390, 844]];
+
+async function shoot(page, name) {
+  for (const [width, height] of WIDTHS) {
+    await page.setViewportSize({ width, height });
+    await page.screenshot({ path: `${shots}/${name}-${width}.png`, fullPage: true });
+  }
+  await page.setViewportSize({ width: WIDTHS[0][0], height: WIDTHS[0][1] });
+}
+
+async function signIn(page, name, password) {
+  await page.goto(`${base}/`);
+  assert.match(page.url(), /\/signin/, "an anonymous visitor is sent to sign in");
+  await page.getByLabel("User name").fill(name);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${base}/`);
+}
+
+const step = (what) => console.log(`- ${what}`);
+const browser = await chromium.launch({ executablePath: env("E2E_CHROMIUM"), args: ["--no-sandbox"] });
+try {
+  const admin = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  admin.setDefaultTimeout(15000);
+
+  step("a wrong password is refused");
+  await admin.goto(`${base}/signin`);
+  await shoot(admin, "signin");
+  await admin.getByLabel("User name").fill("demo-admin");
+  await admin.getByLabel("Password", { exact: true }).fill("not the password");
+  await admin.getByRole("button", { name: "Sign in" }).click();
+  await admin.getByRole("alert").filter({ hasText: "wrong password" }).waitFor();
+
+  step("sign in as the demo admin; the dashboard shows totals and the events chart");
+  await signIn(admin, "demo-admin", env("E2E_ADMIN_PASSWORD"));
+  await admin.getByRole("heading", { name: "Dashboard" }).waitFor();
+  await admin.getByRole("img", { name: /Events per hour/ }).waitFor();
+  await shoot(admin, "dashboard");
+
+  step(`search "${person.typo}" (misspelt) as you type`);
+  await admin.getByRole("link", { name: "Search" }).click();
+  await admin.getByLabel(/Name, email, phone/).pressSequentially(person.typo, { delay: 30 });
+  const hit = admin.locator(`#results a[href="/profiles/${person.id}"]`);
+  await hit.waitFor();
+  await shoot(admin, "search");
+
+  step("open the customer 360: orders and tickets from different sources");
+  await hit.click();
+  await admin.getByRole("heading", { name: "Timeline" }).waitFor();
+  const orders = admin.locator("li.event.order");
+  const tickets = admin.locator("li.event.ticket");
+  assert.ok((await orders.count()) > 0, "the timeline shows orders");
+  assert.ok((await tickets.count()) > 0, "the timeline shows tickets");
+  const orderSource = await orders.first().locator(".source").textContent();
+  const ticketSource = await tickets.first().locator(".source").textContent();
+  assert.notEqual(orderSource, ticketSource, "orders and tickets come from different sources");
+  await admin.getByRole("heading", { name: "Merge evidence" }).waitFor();
+  await shoot(admin, "profile");
+
+  step("filter the timeline by kind");
+  await admin.getByLabel("Kind").selectOption("ticket");
+  await admin.getByRole("button", { name: "Filter" }).click();
+  await admin.waitForURL(/kind=ticket/);
+  assert.equal(await admin.locator("li.event.order").count(), 0, "only tickets are left");
+  assert.ok((await admin.locator("li.event.ticket").count()) > 0);
+
+  step("split a record off and see two profiles");
+  const records = () => admin.locator("#split-record option");
+  const before = await records().count();
+  assert.ok(before > 1, "the merged profile offers its records to split off");
+  await admin.getByLabel("Record to split off").selectOption({ index: before - 1 });
+  await admin.getByRole("button", { name: "Split off" }).click();
+  const notice = admin.getByRole("status").filter({ hasText: "Split" });
+  await notice.waitFor();
+  const kept = new URL(admin.url()).pathname;
+  const splitOff = await notice.getByRole("link").getAttribute("href");
+  assert.notEqual(kept, splitOff, "the record is in another profile now");
+  assert.ok((await records().count()) < before, "the profile has fewer records");
+  await shoot(admin, "profile-after-split");
+  await notice.getByRole("link").click();
+  await admin.getByRole("heading", { name: "Timeline" }).waitFor();
+  assert.equal(new URL(admin.url()).pathname, splitOff);
+
+  step("turn a connection off and on");
+  await admin.getByRole("link", { name: "Connections" }).click();
+  const ticketsSwitch = admin.getByRole("switch", { name: "tickets on" });
+  assert.equal(await ticketsSwitch.getAttribute("aria-checked"), "true");
+  const switchIs = (state) =>
+    admin.waitForFunction((s) => document.querySelector('[aria-label="tickets on"]')?.getAttribute("aria-checked") === s, state);
+  await ticketsSwitch.click();
+  await switchIs("false");
+  assert.ok(await admin.getByRole("button", { name: "Run tickets now" }).isDisabled(), "a source that is off cannot run");
+  await shoot(admin, "connections-off");
+  await admin.getByRole("switch", { name: "tickets on" }).click();
+  await switchIs("true");
+  await admin.getByRole("button", { name: "Run tickets now" }).click();
+  await admin.getByRole("status").filter({ hasText: "Ran tickets" }).waitFor();
+  await shoot(admin, "connections");
+
+  step("type a segment and watch the preview count change");
+  await admin.getByRole("link", { name: "Segments" }).click();
+  const expression = admin.getByLabel("Expression");
+  const preview = admin.locator("#preview");
+  await expression.fill('count("Order Completed") >= 1');
+  await preview.locator(".count").waitFor();
+  const buyers = await preview.locator(".count strong").textContent();
+  await expression.pressSequentially(' and count("Ticket Opened") >= 1', { delay: 10 });
+  await admin.waitForFunction((n) => {
+    const shown = document.querySelector("#preview .count strong");
+    return shown && shown.textContent !== n;
+  }, buyers);
+  const both = await preview.locator(".count strong").textContent();
+  assert.ok(Number(both) < Number(buyers), `the count went from ${buyers} to ${both}`);
+  await expression.pressSequentially(" and", { delay: 10 });
+  await preview.locator("pre.caret").waitFor();
+  await shoot(admin, "segment-editor-error");
+  for (let i = 0; i < 4; i++) await expression.press("Backspace");
+  await preview.locator(".count").waitFor();
+  await admin.getByLabel("Name").fill("buyers_with_tickets");
+  await admin.getByRole("button", { name: "Save segment" }).click();
+  await admin.getByRole("heading", { name: "Segment buyers_with_tickets" }).waitFor();
+  await shoot(admin, "segment");
+  await admin.getByRole("link", { name: "Segments" }).click();
+  await admin.getByRole("img", { name: /size of buyers_with_tickets/ }).waitFor();
+  await shoot(admin, "segments");
+
+  step("the audit log names the admin's reads and changes");
+  await admin.getByRole("link", { name: "Audit" }).click();
+  await admin.getByRole("cell", { name: "split", exact: true }).first().waitFor();
+  await shoot(admin, "audit");
+
+  step("a marketer sees contact details masked, and no admin pages");
+  const marketer = await (await browser.newContext()).newPage({ viewport: { width: 1280, height: 900 } });
+  marketer.setDefaultTimeout(15000);
+  await signIn(marketer, "demo-marketer", env("E2E_MARKETER_PASSWORD"));
+  assert.equal(await marketer.getByRole("link", { name: "Audit" }).count(), 0, "no audit link for a marketer");
+  await marketer.goto(`${base}/search?q=${encodeURIComponent(person.fullName)}`);
+  await marketer.locator(`#results a[href="/profiles/${person.id}"]`).waitFor();
+  const results = await marketer.locator("#results").textContent();
+  assert.ok(!results.toLowerCase().includes(person.email.toLowerCase()), "the email is not shown to a marketer");
+  assert.match(results, /\*\*\*/, "contact details are masked");
+  await shoot(marketer, "marketer-search");
+  await marketer.locator(`#results a[href="/profiles/${person.id}"]`).click();
+  await marketer.getByRole("heading", { name: "Timeline" }).waitFor();
+  const html = await marketer.content();
+  assert.ok(!html.toLowerCase().includes(person.email.toLowerCase()), "the 360 page holds no raw email for a marketer");
+  assert.equal(await marketer.getByRole("heading", { name: "Merge evidence" }).count(), 0, "no match evidence for a marketer");
+  await shoot(marketer, "marketer-profile");
+  const audit = await marketer.goto(`${base}/audit`);
+  assert.equal(audit.status(), 403, "the audit viewer refuses a marketer");
+
+  step("keyboard: the skip link is the first stop and leads to the content");
+  await admin.goto(`${base}/`);
+  await admin.keyboard.press("Tab");
+  assert.equal(await admin.evaluate(() => document.activeElement.textContent), "Skip to content");
+  console.log("all steps passed");
+} finally {
+  await browser.close();
+}
