@@ -169,7 +169,13 @@ pub async fn erase(caller: Caller, State(state): State<Arc<AppState>>, Json(q): 
         let turn = s.writer.turn();
         let _turn = turn.lock().expect("not poisoned");
         let mut store = SqliteStore::open(&s.db_path)?;
-        governance::erase(&mut store, &s.config, &s.data_dir, &subject, &s.suppression)
+        let report = governance::erase(&mut store, &s.config, &s.data_dir, &subject, &s.suppression)?;
+        // The audience's in-memory copy of the person goes too (it is never written to disk).
+        let mut audience = s.audience.write().expect("not poisoned");
+        for profile in &report.profiles {
+            audience.remove_profile(profile);
+        }
+        Ok(report)
     })
     .await
     .expect("does not panic")

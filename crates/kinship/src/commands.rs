@@ -273,7 +273,13 @@ fn ingest_all(ws: &mut Workspace, only: Option<&str>) -> Result<Vec<IngestReport
         let bar = Progress::new(&name, true);
         let report = kinship_pipeline::ingest_source(&mut ws.store, &ws.config, &name, &ws.dir, &suppressed, &|d, t| bar.update(d, t));
         bar.finish();
-        reports.push(report.with_context(|| format!("ingesting source `{name}`"))?);
+        let report = report.with_context(|| format!("ingesting source `{name}`"))?;
+        let counts = serde_json::json!({
+            "source": name, "read": report.read, "inserted": report.inserted, "duplicates": report.duplicates,
+            "rejected": report.rejected, "suppressed": report.suppressed,
+        });
+        ws.audit(&operator(), "source.run", None, counts)?;
+        reports.push(report);
     }
     Ok(reports)
 }

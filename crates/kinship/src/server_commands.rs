@@ -198,6 +198,7 @@ pub fn source(data: &DataDir, cmd: &SourceCommand) -> Result<ExitCode> {
     let mut ws = Workspace::open(data)?;
     let key = new_secret("wk_");
     ws.store.set_write_key(name, &hash_secret(&key))?;
+    ws.audit(&operator(), "source.add", None, serde_json::json!({ "source": name, "type": kind }))?;
     eprintln!("source `{name}` added to {}; send events with this write key (shown only now):", path.display());
     println!("{key}");
     Ok(ExitCode::SUCCESS)
