@@ -71,7 +71,7 @@ pub fn run_server(ws: Workspace, bind: Option<String>) -> Result<ExitCode> {
     drop(ws.store);
     // Reads run on the blocking pool, one SQLite connection per thread: a few warm
     // connections serve many requests faster than one cold connection per request in flight.
-    let readers = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
+    let readers = 4 * std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread().max_blocking_threads(readers).enable_all().build()?;
     runtime.block_on(async {
         let shutdown = async {
