@@ -78,44 +78,74 @@ fn bounded(expression: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Defines and evaluates on a blocking thread, holding the audience for writing.
-async fn define(state: Arc<AppState>, source: DefinitionSource) -> Result<usize, Response> {
-    tokio::task::spawn_blocking(move || {
+/// How the audit log names a kind: the action prefix and the detail's key.
+fn audit_names(kind: Kind) -> (&'static str, &'static str) {
+    match kind {
+        Kind::Segment => ("segment", "segment"),
+        Kind::Computed => ("computed", "computed_trait"),
+    }
+}
+
+/// Checks the caller may define, then defines and evaluates on a blocking thread (holding
+/// the audience for writing), and audits the change. Returns the segment's size.
+async fn define(caller: &Caller, state: Arc<AppState>, kind: Kind, body: NewDefinition, route: &str) -> Result<usize, Response> {
+    caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
+    bounded(&body.expression).map_err(IntoResponse::into_response)?;
+    let (prefix, key) = audit_names(kind);
+    let detail = json!({ key: body.name, "expression": body.expression });
+    let source = DefinitionSource { kind, name: body.name, expression: body.expression };
+    let size = tokio::task::spawn_blocking(move || {
         let mut store = SqliteStore::open(&state.db_path)?;
         let mut engine = state.audience.write().expect("not poisoned");
         audience::define(&mut store, &state.config, &mut engine, source)
     })
     .await
     .expect("does not panic")
-    .map_err(definition_error)
+    .map_err(definition_error)?;
+    caller.audit(&format!("{prefix}.create"), None, route, detail).await;
+    Ok(size)
 }
 
-async fn undefine(state: Arc<AppState>, kind: Kind, name: String) -> Result<(), Response> {
+/// Checks the caller may delete, deletes a definition nothing reads, and audits it.
+async fn undefine(caller: &Caller, state: Arc<AppState>, kind: Kind, name: String, route: &str) -> Result<Json<Value>, Response> {
+    caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
+    let target = name.clone();
     tokio::task::spawn_blocking(move || {
         let mut store = SqliteStore::open(&state.db_path)?;
         let mut engine = state.audience.write().expect("not poisoned");
-        audience::undefine(&mut store, &mut engine, kind, &name)
+        audience::undefine(&mut store, &mut engine, kind, &target)
     })
     .await
     .expect("does not panic")
-    .map_err(definition_error)
+    .map_err(definition_error)?;
+    let (prefix, key) = audit_names(kind);
+    caller.audit(&format!("{prefix}.delete"), None, route, json!({ key: name })).await;
+    Ok(Json(json!({ "deleted": name })))
+}
+
+/// The definitions of one kind (segments with their sizes). An expression may quote an
+/// email or phone: a role that may not read them gets it masked.
+fn listing(caller: &Caller, state: &AppState, kind: Kind, field: &str) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ReadSegments)?;
+    let engine = state.audience.read().expect("not poisoned");
+    let items: Vec<Value> = engine
+        .definitions()
+        .into_iter()
+        .filter(|d| d.kind == kind)
+        .map(|d| match kind {
+            Kind::Segment => json!({ "name": d.name, "expression": d.expression, "size": engine.size(&d.name) }),
+            Kind::Computed => json!({ "name": d.name, "expression": d.expression }),
+        })
+        .collect();
+    let mut body = json!({ field: items });
+    caller.scrub(&mut body, &[]);
+    Ok(Json(body))
 }
 
 /// Every segment with its size and expression.
 #[utoipa::path(get, path = "/api/v1/segments", security(("bearer" = [])), responses((status = 200, description = "`{\"segments\": [{name, expression, size}]}`")))]
 pub(crate) async fn list_segments(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    caller.require(Capability::ReadSegments)?;
-    let engine = state.audience.read().expect("not poisoned");
-    let segments: Vec<Value> = engine
-        .definitions()
-        .into_iter()
-        .filter(|d| d.kind == Kind::Segment)
-        .map(|d| json!({ "name": d.name, "expression": d.expression, "size": engine.size(&d.name) }))
-        .collect();
-    // An expression may quote an email or phone; a role that may not read them gets it masked.
-    let mut body = json!({ "segments": segments });
-    caller.scrub(&mut body, &[]);
-    Ok(Json(body))
+    listing(&caller, &state, Kind::Segment, "segments")
 }
 
 /// Define a segment; its members are computed at once and kept current as data arrives.
@@ -126,12 +156,8 @@ pub(crate) async fn create_segment(
     State(state): State<Arc<AppState>>,
     Json(body): Json<NewDefinition>,
 ) -> Result<Response, Response> {
-    caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
-    bounded(&body.expression).map_err(IntoResponse::into_response)?;
     let name = body.name.clone();
-    let detail = json!({ "segment": body.name, "expression": body.expression });
-    let size = define(state, DefinitionSource { kind: Kind::Segment, name: body.name, expression: body.expression }).await?;
-    caller.audit("segment.create", None, "POST /api/v1/segments", detail).await;
+    let size = define(&caller, state, Kind::Segment, body, "POST /api/v1/segments").await?;
     Ok((StatusCode::CREATED, Json(json!({ "name": name, "size": size }))).into_response())
 }
 
@@ -218,26 +244,13 @@ pub(crate) async fn segment_members(
 #[utoipa::path(delete, path = "/api/v1/segments/{name}", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "Deleted"), (status = 404, description = "No such segment"), (status = 409, description = "Another definition uses it")))]
 async fn delete_segment(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, Response> {
-    caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
-    undefine(state, Kind::Segment, name.clone()).await?;
-    caller.audit("segment.delete", None, "DELETE /api/v1/segments/{name}", json!({ "segment": name })).await;
-    Ok(Json(json!({ "deleted": name })))
+    undefine(&caller, state, Kind::Segment, name, "DELETE /api/v1/segments/{name}").await
 }
 
 /// Every computed trait with its expression.
 #[utoipa::path(get, path = "/api/v1/computed-traits", security(("bearer" = [])), responses((status = 200, description = "`{\"computed_traits\": [{name, expression}]}`")))]
 async fn list_computed(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    caller.require(Capability::ReadSegments)?;
-    let engine = state.audience.read().expect("not poisoned");
-    let traits: Vec<Value> = engine
-        .definitions()
-        .into_iter()
-        .filter(|d| d.kind == Kind::Computed)
-        .map(|d| json!({ "name": d.name, "expression": d.expression }))
-        .collect();
-    let mut body = json!({ "computed_traits": traits });
-    caller.scrub(&mut body, &[]);
-    Ok(Json(body))
+    listing(&caller, &state, Kind::Computed, "computed_traits")
 }
 
 /// Define a computed trait (e.g. `lifetime_value` = `sum("Order Completed", revenue)`); it shows
@@ -249,12 +262,8 @@ async fn create_computed(
     State(state): State<Arc<AppState>>,
     Json(body): Json<NewDefinition>,
 ) -> Result<Response, Response> {
-    caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
-    bounded(&body.expression).map_err(IntoResponse::into_response)?;
     let name = body.name.clone();
-    let detail = json!({ "computed_trait": body.name, "expression": body.expression });
-    define(state, DefinitionSource { kind: Kind::Computed, name: body.name, expression: body.expression }).await?;
-    caller.audit("computed.create", None, "POST /api/v1/computed-traits", detail).await;
+    define(&caller, state, Kind::Computed, body, "POST /api/v1/computed-traits").await?;
     Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
 }
 
@@ -262,10 +271,7 @@ async fn create_computed(
 #[utoipa::path(delete, path = "/api/v1/computed-traits/{name}", params(("name" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "Deleted"), (status = 404, description = "No such computed trait"), (status = 409, description = "Another definition uses it")))]
 async fn delete_computed(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, Response> {
-    caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
-    undefine(state, Kind::Computed, name.clone()).await?;
-    caller.audit("computed.delete", None, "DELETE /api/v1/computed-traits/{name}", json!({ "computed_trait": name })).await;
-    Ok(Json(json!({ "deleted": name })))
+    undefine(&caller, state, Kind::Computed, name, "DELETE /api/v1/computed-traits/{name}").await
 }
 
 fn chrono_now() -> i64 {
