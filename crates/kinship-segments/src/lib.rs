@@ -15,9 +15,9 @@
 mod held;
 mod profile;
 
-pub use held::Held;
+use held::Held;
 pub use kinship_expr::MAX_SOURCE_BYTES as MAX_EXPRESSION_BYTES;
-pub use profile::{Event, Profile};
+use profile::{Event, Profile};
 
 use kinship_expr::{find_cycle, Dependencies, EvalContext, ProfileView, Program, Reference, Schema};
 use rayon::prelude::*;
