@@ -113,7 +113,12 @@ impl AppState {
 
     /// The token a bearer secret belongs to.
     pub async fn token(self: &Arc<Self>, secret: &str) -> Result<Option<TokenRow>, StoreError> {
-        let hash = crate::auth::hash_secret(secret);
+        self.token_by_hash(crate::auth::hash_secret(secret)).await
+    }
+
+    /// The token stored under a hash, read again from the store at least every few seconds
+    /// so that a revocation from the command line takes effect.
+    pub async fn token_by_hash(self: &Arc<Self>, hash: String) -> Result<Option<TokenRow>, StoreError> {
         if let Some((row, read_at)) = self.tokens.read().expect("not poisoned").get(&hash) {
             if read_at.elapsed() < TOKEN_RECHECK {
                 return Ok(Some(row.clone()));

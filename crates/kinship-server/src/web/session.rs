@@ -29,6 +29,9 @@ pub struct Session {
     pub role: String,
     /// Sent back with every form and script request.
     pub csrf: String,
+    /// For a sign-in by API token, the token's stored hash: the session lasts only as long
+    /// as the token does (a revoked token ends it at the next page).
+    pub token_hash: Option<String>,
     started: Instant,
 }
 
@@ -50,9 +53,9 @@ pub struct Sessions {
 
 impl Sessions {
     /// Starts a session; returns the cookie value.
-    pub fn start(&self, actor: String, name: String, role: String) -> String {
+    pub fn start(&self, actor: String, name: String, role: String, token_hash: Option<String>) -> String {
         let id = crate::auth::new_secret("ks_");
-        let session = Session { actor, name, role, csrf: crate::auth::new_secret(""), started: Instant::now() };
+        let session = Session { actor, name, role, csrf: crate::auth::new_secret(""), token_hash, started: Instant::now() };
         let mut map = self.by_id_hash.lock().expect("not poisoned");
         if map.len() >= MAX_SESSIONS {
             map.retain(|_, s| s.started.elapsed() < LIFETIME);
@@ -115,7 +118,14 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
-        let found = cookie(&parts.headers, SESSION_COOKIE).and_then(|id| state.sessions.get(id).map(|s| (id.to_string(), s)));
+        let mut found = cookie(&parts.headers, SESSION_COOKIE).and_then(|id| state.sessions.get(id).map(|s| (id.to_string(), s)));
+        if let Some((id, Session { token_hash: Some(hash), .. })) = &found {
+            // A revoked token signs its sessions out.
+            if !matches!(state.token_by_hash(hash.clone()).await, Ok(Some(_))) {
+                state.sessions.end(id);
+                found = None;
+            }
+        }
         match found {
             Some((id, session)) if state.roles.get(&session.role).is_some() => Ok(SignedIn { session, id }),
             _ => {

@@ -103,14 +103,14 @@ pub async fn submit(
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
-    let Some((actor, name, role)) = found else {
+    let Some((actor, name, role, token_hash)) = found else {
         state.auth_failures.failed(ip);
         return page(&state, next, Some("Unknown user name, wrong password or unknown token."), StatusCode::UNAUTHORIZED);
     };
     if state.roles.get(&role).is_none() {
         return page(&state, next, Some(&format!("Your role `{role}` is not defined in kinship.toml.")), StatusCode::FORBIDDEN);
     }
-    let id = state.sessions.start(actor.clone(), name, role.clone());
+    let id = state.sessions.start(actor.clone(), name, role.clone(), token_hash);
     state
         .audit
         .record(kinship_pipeline::governance::audit_event(&actor, "signin", None, Some("POST /signin"), json!({ "role": role })))
@@ -126,9 +126,13 @@ pub async fn submit(
 }
 
 /// (actor, display name, role) of valid credentials.
-async fn identify(state: &Arc<AppState>, form: &Credentials) -> Result<Option<(String, String, String)>, PageError> {
+/// Who signs in: (actor, name, role, and for a token its stored hash).
+type Identity = (String, String, String, Option<String>);
+
+async fn identify(state: &Arc<AppState>, form: &Credentials) -> Result<Option<Identity>, PageError> {
     if !form.token.trim().is_empty() {
-        return Ok(state.token(form.token.trim()).await?.map(|t| (format!("token:{}", t.name), t.name, t.role)));
+        let hash = crate::auth::hash_secret(form.token.trim());
+        return Ok(state.token(form.token.trim()).await?.map(|t| (format!("token:{}", t.name), t.name, t.role, Some(hash))));
     }
     if form.name.is_empty() || form.password.is_empty() {
         return Ok(None);
@@ -144,7 +148,7 @@ async fn identify(state: &Arc<AppState>, form: &Credentials) -> Result<Option<(S
             Ok::<_, kinship_store::StoreError>(user.filter(|_| matches))
         })
         .await?;
-    Ok(user.map(|u| (format!("user:{}", u.name), u.name, u.role)))
+    Ok(user.map(|u| (format!("user:{}", u.name), u.name, u.role, None)))
 }
 
 /// The hash an unknown user's password is checked against: of a random password.

@@ -94,7 +94,7 @@ fn routes(id: &str) -> Vec<RouteCase> {
     ]
 }
 
-fn call(addr: SocketAddr, method: &str, path: &str, token: &str, body: Option<&Value>) -> http::Response {
+pub(crate) fn call(addr: SocketAddr, method: &str, path: &str, token: &str, body: Option<&Value>) -> http::Response {
     let auth = http::bearer(token);
     let mut headers = vec![("Authorization", auth.as_str())];
     if body.is_some() {

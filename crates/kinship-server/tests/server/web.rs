@@ -95,3 +95,25 @@ fn a_page_follows_the_role_like_the_api() {
     let token = csrf(&connections);
     assert_eq!(form(&s, "/connections/web/switch", &session, &format!("on=false&csrf={token}")).status, 403);
 }
+
+#[test]
+fn a_session_signed_in_with_a_token_ends_when_the_token_is_revoked() {
+    let s = Server::start();
+    let created = crate::ok(&crate::governance::call(
+        s.addr,
+        "POST",
+        "/api/v1/tokens",
+        &s.admin,
+        Some(&serde_json::json!({"name": "kiosk", "role": "support"})),
+    ));
+    let kiosk = created["token"].as_str().unwrap().to_string();
+    let signed_in = sign_in(&s, &format!("token={kiosk}"));
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text());
+    let (session, _) = set_cookie(&signed_in, "kinship_session");
+    assert_eq!(page(&s, "/connections", &session).status, 200);
+    let revoked = crate::governance::call(s.addr, "DELETE", "/api/v1/tokens/kiosk", &s.admin, None);
+    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    let after = page(&s, "/connections", &session);
+    assert_eq!(after.status, 303, "a revoked token's session is over");
+    assert!(after.header("location").is_some_and(|l| l.starts_with("/signin")));
+}
