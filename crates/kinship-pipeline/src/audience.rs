@@ -195,12 +195,7 @@ pub fn refresh_profiles(
     for id in touched {
         let Some(row) = store.profile(id)? else { continue };
         let traits = golden::values(&row.traits);
-        let mut events = Vec::new();
-        for r in store.profile_records(id)? {
-            if let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) {
-                events.extend(record_event(mapper, fields, r.timestamp));
-            }
-        }
+        let events = stored_events(store, &mappers, id)?;
         let change = audience.upsert_profile(id, &traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
         if !change.is_empty() {
             transitions.extend(audience.evaluate_profile(id, &change, now));
@@ -235,31 +230,37 @@ pub fn profile_values(
     Ok(one.profile_values(id).unwrap_or_default())
 }
 
-/// Whether a profile may receive marketing: its consent, derived from its golden traits
-/// and events by the `[consent]` rules. Segment exports and flows leave out everyone else.
-pub fn marketing_consent(store: &dyn SegmentStore, config: &Config, id: &str) -> Result<bool> {
-    let Some(row) = store.profile(id)? else { return Ok(false) };
-    let traits = golden::values(&row.traits);
-    let mappers = crate::mappers(config)?;
+/// A profile's events as its records' sources map them: (event, time).
+fn stored_events(store: &dyn SegmentStore, mappers: &FxHashMap<&str, Mapper<'_>>, id: &str) -> Result<Vec<(MappedEvent, i64)>> {
     let mut events = Vec::new();
     for r in store.profile_records(id)? {
         if let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) {
             events.extend(record_event(mapper, fields, r.timestamp));
         }
     }
+    Ok(events)
+}
+
+/// Whether a profile may receive marketing: its consent, derived from its golden traits
+/// and events by the `[consent]` rules. Segment exports and flows leave out everyone else.
+fn marketing_consent(store: &dyn SegmentStore, config: &Config, mappers: &FxHashMap<&str, Mapper<'_>>, id: &str) -> Result<bool> {
+    let Some(row) = store.profile(id)? else { return Ok(false) };
+    let traits = golden::values(&row.traits);
+    let events = stored_events(store, mappers, id)?;
     let consent =
         kinship_policy::derive_consent(&traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)), &config.consent);
     Ok(consent.get(&kinship_policy::Purpose::MARKETING).is_some_and(|c| c.granted))
 }
 
 /// A page of a segment's members that may receive marketing, and how many on the page were
-/// left out for lack of consent.
+/// left out for lack of consent (kept + withheld is the page's length).
 pub fn consented_members(store: &dyn SegmentStore, config: &Config, segment: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64)> {
     let page = store.segment_members(segment, offset, limit)?;
+    let mappers = crate::mappers(config)?;
     let mut kept = Vec::with_capacity(page.len());
     let mut withheld = 0;
     for id in page {
-        if marketing_consent(store, config, &id)? {
+        if marketing_consent(store, config, &mappers, &id)? {
             kept.push(id);
         } else {
             withheld += 1;

@@ -145,18 +145,14 @@ pub fn segment(data: &DataDir, cmd: &SegmentCommand) -> Result<ExitCode> {
             let (mut read, mut written, mut withheld) = (0u64, 0u64, 0u64);
             const PAGE: u64 = 10_000;
             loop {
-                let page = ws.store.segment_members(name, read, PAGE)?;
-                for id in &page {
-                    if !audience::marketing_consent(&ws.store, &ws.config, id)? {
-                        withheld += 1;
-                        continue;
-                    }
+                let (kept, left_out) = audience::consented_members(&ws.store, &ws.config, name, read, PAGE)?;
+                for id in &kept {
                     let s = summary(&ws, id)?;
                     csv.write_record([id.as_str(), s["name"].as_str().unwrap_or(""), s["email"].as_str().unwrap_or("")])?;
-                    written += 1;
                 }
-                read += page.len() as u64;
-                if (page.len() as u64) < PAGE {
+                let page = kept.len() as u64 + left_out;
+                (read, written, withheld) = (read + page, written + kept.len() as u64, withheld + left_out);
+                if page < PAGE {
                     break;
                 }
             }
