@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "kinship.toml";
+/// The embedded store's file in the data directory, when no `database_url` is set.
+pub const DATABASE_FILE: &str = "kinship.sqlite";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -20,6 +22,11 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where profiles are stored: a `postgres://` URL for a shared PostgreSQL database, or a
+    /// SQLite file path (relative to the data directory). Absent: `kinship.sqlite` in the
+    /// data directory. Usually set as `KINSHIP_DATABASE_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
     #[serde(default)]
     pub resolve: ResolveConfig,
     #[serde(default)]
@@ -233,6 +240,10 @@ fn default_source_priority() -> i32 {
     100
 }
 
+/// The settings the environment may set (`KINSHIP_DATABASE_URL`, `KINSHIP_SERVER__BIND`);
+/// other `KINSHIP_` variables (`KINSHIP_TOKEN`, the tests' switches) are not configuration.
+const ENV_SECTIONS: &[&str] = &["database_url", "resolve", "server", "sources", "fuzzy", "roles", "consent"];
+
 impl Config {
     /// Loads `DIR/kinship.toml` (if present) over the defaults, then the environment.
     pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
@@ -242,11 +253,21 @@ impl Config {
     pub fn load_file(path: &Path) -> Result<Self, ConfigError> {
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(path))
-            .merge(Env::prefixed("KINSHIP_").split("__").ignore(&["data"]))
+            .merge(Env::prefixed("KINSHIP_").split("__").filter(|key| ENV_SECTIONS.contains(&key.as_str().split('.').next().unwrap_or(""))))
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Where the store is: `database_url`, with a
+    /// relative SQLite path taken from the data directory, or `DIR/kinship.sqlite`.
+    pub fn database(&self, data_dir: &Path) -> String {
+        match self.database_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) if url.contains("://") => url.to_string(),
+            Some(path) => data_dir.join(path).display().to_string(),
+            None => data_dir.join(DATABASE_FILE).display().to_string(),
+        }
     }
 
     /// Every role this configuration serves: the built-ins and `[roles.NAME]`.

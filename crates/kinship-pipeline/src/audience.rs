@@ -5,13 +5,9 @@ use crate::{golden, now_ms, PipelineError, Result};
 use kinship_core::Config;
 use kinship_segments::{Audience, DefinitionSource, Kind, Transition};
 use kinship_sources::{MappedEvent, Mapper};
-use kinship_store::{AudienceStore, DefinitionRow, RecordView, SegmentTransition, Store};
+use kinship_store::{AudienceStore, Database, DefinitionRow, RecordView, SegmentTransition};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
-
-/// What a store must offer for segments.
-pub trait SegmentStore: Store + AudienceStore {}
-impl<T: Store + AudienceStore> SegmentStore for T {}
 
 pub(crate) fn kind_name(kind: Kind) -> &'static str {
     match kind {
@@ -44,7 +40,7 @@ fn stored_definitions(store: &dyn AudienceStore) -> Result<Vec<DefinitionSource>
 
 /// Loads every profile (golden traits and events) and every definition, evaluated now.
 /// Memberships are not compared with the stored ones: see [`sync_memberships`].
-pub fn load_audience(store: &dyn SegmentStore, config: &Config, progress: crate::Progress<'_>) -> Result<Audience> {
+pub fn load_audience(store: &dyn Database, config: &Config, progress: crate::Progress<'_>) -> Result<Audience> {
     let mappers = crate::mappers(config)?;
     let mut audience = Audience::new();
     let mut traits: FxHashMap<String, Map<String, Value>> = FxHashMap::default();
@@ -86,7 +82,7 @@ pub fn load_audience(store: &dyn SegmentStore, config: &Config, progress: crate:
 
 /// The audience a long-running server starts with: loaded when something is defined,
 /// otherwise [`Audience::unloaded`] so that following the log costs nothing extra.
-pub fn audience_for_server(store: &mut dyn SegmentStore, config: &Config) -> Result<Audience> {
+pub fn audience_for_server(store: &mut dyn Database, config: &Config) -> Result<Audience> {
     if store.definitions()?.is_empty() {
         return Ok(Audience::unloaded());
     }
@@ -96,7 +92,7 @@ pub fn audience_for_server(store: &mut dyn SegmentStore, config: &Config) -> Res
 }
 
 /// Loads the profiles of an unloaded audience (before a definition or a preview needs them).
-pub fn ensure_loaded(store: &dyn SegmentStore, config: &Config, audience: &mut Audience) -> Result<()> {
+pub fn ensure_loaded(store: &dyn Database, config: &Config, audience: &mut Audience) -> Result<()> {
     if audience.is_unloaded() {
         *audience = load_audience(store, config, &|_, _| {})?;
     }
@@ -106,7 +102,7 @@ pub fn ensure_loaded(store: &dyn SegmentStore, config: &Config, audience: &mut A
 /// Stores the difference between the engine's memberships and the stored ones as entries
 /// and exits now (time passed, or profiles changed while nothing was watching). Returns
 /// how many transitions were recorded.
-pub fn sync_memberships(store: &mut dyn SegmentStore, audience: &Audience) -> Result<usize> {
+pub fn sync_memberships(store: &mut dyn Database, audience: &Audience) -> Result<usize> {
     let stored: FxHashSet<(String, String)> = store.memberships()?.into_iter().collect();
     let mut current = FxHashSet::default();
     for d in audience.definitions().into_iter().filter(|d| d.kind == Kind::Segment) {
@@ -127,7 +123,7 @@ pub fn sync_memberships(store: &mut dyn SegmentStore, audience: &Audience) -> Re
 }
 
 /// Stores transitions with the sizes of the segments they touch.
-pub fn record(store: &mut dyn SegmentStore, audience: &Audience, transitions: &[Transition]) -> Result<()> {
+pub fn record(store: &mut dyn Database, audience: &Audience, transitions: &[Transition]) -> Result<()> {
     if transitions.is_empty() {
         return Ok(());
     }
@@ -145,7 +141,7 @@ pub fn record(store: &mut dyn SegmentStore, audience: &Audience, transitions: &[
 /// Defines a segment or computed trait: checked against the current definitions (names,
 /// types, cycles), evaluated over every profile, stored with its members. Returns its size
 /// (segments) or the number of profiles (computed traits).
-pub fn define(store: &mut dyn SegmentStore, config: &Config, audience: &mut Audience, source: DefinitionSource) -> Result<usize> {
+pub fn define(store: &mut dyn Database, config: &Config, audience: &mut Audience, source: DefinitionSource) -> Result<usize> {
     ensure_loaded(store, config, audience)?;
     let (kind, name) = (source.kind, source.name.clone());
     let row =
@@ -160,7 +156,7 @@ pub fn define(store: &mut dyn SegmentStore, config: &Config, audience: &mut Audi
 }
 
 /// Deletes a definition nothing else reads.
-pub fn undefine(store: &mut dyn SegmentStore, audience: &mut Audience, kind: Kind, name: &str) -> Result<()> {
+pub fn undefine(store: &mut dyn Database, audience: &mut Audience, kind: Kind, name: &str) -> Result<()> {
     let left = audience.undefine(kind, name)?;
     let at = now_ms();
     // The members' timelines record the exit; the segment's own rows go with it.
@@ -174,7 +170,7 @@ pub fn undefine(store: &mut dyn SegmentStore, audience: &mut Audience, kind: Kin
 /// split) and those that went away, re-evaluating only what each change can affect, and
 /// stores the entries and exits.
 pub fn refresh_profiles(
-    store: &mut dyn SegmentStore,
+    store: &mut dyn Database,
     config: &Config,
     audience: &mut Audience,
     touched: &[String],
@@ -207,7 +203,7 @@ pub fn refresh_profiles(
 
 /// Re-evaluates what can change with time alone (windows, `days_since`) and stores the
 /// entries and exits.
-pub fn refresh_time_relative(store: &mut dyn SegmentStore, audience: &mut Audience) -> Result<Vec<Transition>> {
+pub fn refresh_time_relative(store: &mut dyn Database, audience: &mut Audience) -> Result<Vec<Transition>> {
     if audience.is_unloaded() {
         return Ok(Vec::new());
     }
@@ -219,7 +215,7 @@ pub fn refresh_time_relative(store: &mut dyn SegmentStore, audience: &mut Audien
 /// One profile's segments and computed traits, evaluated on its own data: every definition
 /// is a function of one profile, so this equals what the whole audience holds.
 pub fn profile_values(
-    store: &dyn SegmentStore,
+    store: &dyn Database,
     traits: &Map<String, Value>,
     events: &[(MappedEvent, i64)],
     id: &str,
@@ -231,7 +227,7 @@ pub fn profile_values(
 }
 
 /// A profile's events as its records' sources map them: (event, time).
-fn stored_events(store: &dyn SegmentStore, mappers: &FxHashMap<&str, Mapper<'_>>, id: &str) -> Result<Vec<(MappedEvent, i64)>> {
+fn stored_events(store: &dyn Database, mappers: &FxHashMap<&str, Mapper<'_>>, id: &str) -> Result<Vec<(MappedEvent, i64)>> {
     let mut events = Vec::new();
     for r in store.profile_records(id)? {
         if let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) {
@@ -243,7 +239,7 @@ fn stored_events(store: &dyn SegmentStore, mappers: &FxHashMap<&str, Mapper<'_>>
 
 /// Whether a profile may receive marketing: its consent, derived from its golden traits
 /// and events by the `[consent]` rules. Segment exports and flows leave out everyone else.
-fn marketing_consent(store: &dyn SegmentStore, config: &Config, mappers: &FxHashMap<&str, Mapper<'_>>, id: &str) -> Result<bool> {
+fn marketing_consent(store: &dyn Database, config: &Config, mappers: &FxHashMap<&str, Mapper<'_>>, id: &str) -> Result<bool> {
     let Some(row) = store.profile(id)? else { return Ok(false) };
     let traits = golden::values(&row.traits);
     let events = stored_events(store, mappers, id)?;
@@ -254,7 +250,7 @@ fn marketing_consent(store: &dyn SegmentStore, config: &Config, mappers: &FxHash
 
 /// A page of a segment's members that may receive marketing, and how many on the page were
 /// left out for lack of consent (kept + withheld is the page's length).
-pub fn consented_members(store: &dyn SegmentStore, config: &Config, segment: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64)> {
+pub fn consented_members(store: &dyn Database, config: &Config, segment: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64)> {
     let page = store.segment_members(segment, offset, limit)?;
     let mappers = crate::mappers(config)?;
     let mut kept = Vec::with_capacity(page.len());

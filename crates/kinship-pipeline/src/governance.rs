@@ -384,7 +384,7 @@ impl Subject {
 }
 
 /// The profiles and unassigned records of a subject.
-fn locate<S: Store + GovernanceStore>(store: &S, subject: &Subject) -> Result<(Vec<String>, Vec<i64>)> {
+fn locate<S: Store + GovernanceStore + ?Sized>(store: &S, subject: &Subject) -> Result<(Vec<String>, Vec<i64>)> {
     match subject {
         Subject::Profile(id) => Ok((store.profile(id)?.map(|p| p.id).into_iter().collect(), Vec::new())),
         Subject::Identifier(id) => {
@@ -415,7 +415,7 @@ pub struct ErasureReport {
 /// every file of the store; their identifiers are kept only as keyed hashes in the
 /// suppression list so they are not ingested again. Refuses an identifier that several
 /// profiles hold (the guards kept them apart, so they may be different people).
-pub fn erase<S: Store + GovernanceStore>(
+pub fn erase<S: Store + GovernanceStore + ?Sized>(
     store: &mut S,
     config: &Config,
     data_dir: &Path,
@@ -611,11 +611,7 @@ fn foreign_files_mentioning(data_dir: &Path, spellings: &Spellings) -> Result<Ve
 
 /// Everything held about a person (GDPR article 15): each profile's 360 document with the
 /// evidence that joined its records, and records not yet resolved into a profile.
-pub fn subject_export<S: Store + GovernanceStore + kinship_store::AudienceStore>(
-    store: &S,
-    config: &Config,
-    subject: &Subject,
-) -> Result<Option<Value>> {
+pub fn subject_export(store: &dyn kinship_store::Database, config: &Config, subject: &Subject) -> Result<Option<Value>> {
     let (profiles, unassigned) = locate(store, subject)?;
     if profiles.is_empty() && unassigned.is_empty() {
         return Ok(None);
@@ -636,7 +632,7 @@ pub fn subject_export<S: Store + GovernanceStore + kinship_store::AudienceStore>
 }
 
 /// The ids of the profiles an export or erasure of `subject` would cover, for audit entries.
-pub fn subject_profiles<S: Store + GovernanceStore>(store: &S, subject: &Subject) -> Result<Vec<String>> {
+pub fn subject_profiles<S: Store + GovernanceStore + ?Sized>(store: &S, subject: &Subject) -> Result<Vec<String>> {
     Ok(locate(store, subject)?.0)
 }
 

@@ -43,6 +43,22 @@ pub struct IncrementalReport {
 /// With a fuzzy index, a record that starts a profile of its own is then matched against
 /// every indexed profile and merged with the best one above the threshold.
 pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize, fuzzy: Option<&FuzzyIndex>) -> Result<IncrementalReport> {
+    // The resolution's transaction starts first: on a shared store it waits for inserts in
+    // flight and excludes other resolvers, so the cursor and the records after it agree.
+    store.begin_resolution()?;
+    match resolve_pending(store, config, limit, fuzzy) {
+        Ok(report) => {
+            store.commit()?;
+            Ok(report)
+        }
+        Err(e) => {
+            store.rollback()?;
+            Err(e)
+        }
+    }
+}
+
+fn resolve_pending(store: &mut dyn Store, config: &Config, limit: usize, fuzzy: Option<&FuzzyIndex>) -> Result<IncrementalReport> {
     let through: RecordId = store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut pending = Vec::new();
     store.scan_after(through, limit, &mut |r| {
@@ -63,69 +79,59 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
     let constrained: FxHashSet<(String, String)> = constraints.iter().flat_map(|c| [c.left.clone(), c.right.clone()]).collect();
     let blocked: FxHashSet<&str> = config.resolve.blocked_values.iter().map(String::as_str).collect();
     let mappers = crate::mappers(config)?;
-    store.begin()?;
     // Profiles records were attached to (they exist), and profiles a re-resolution touched
     // (each may have merged away).
     let mut attached_to: FxHashSet<String> = FxHashSet::default();
     let mut involved: FxHashSet<String> = FxHashSet::default();
     let mut moved: Vec<&Pending> = Vec::new();
-    let result = (|| -> Result<()> {
-        for record in &pending {
-            let ids: Vec<&Identifier> = record.identifiers.iter().filter(|i| !blocked.contains(i.value.as_str())).collect();
-            let mut profiles: Vec<String> = Vec::new();
-            for id in &ids {
-                for p in store.find_profiles(id.kind.as_str(), &id.value)? {
-                    if !profiles.contains(&p) {
-                        profiles.push(p);
-                    }
+    for record in &pending {
+        let ids: Vec<&Identifier> = record.identifiers.iter().filter(|i| !blocked.contains(i.value.as_str())).collect();
+        let mut profiles: Vec<String> = Vec::new();
+        for id in &ids {
+            for p in store.find_profiles(id.kind.as_str(), &id.value)? {
+                if !profiles.contains(&p) {
+                    profiles.push(p);
                 }
             }
-            let attachable = profiles.len() == 1 && !constrained.contains(&(record.source.clone(), record.key.clone()));
-            if attachable && attach(store, config, &mappers, record, &profiles[0], &ids)? {
-                report.attached += 1;
-                attached_to.insert(profiles[0].clone());
+        }
+        let attachable = profiles.len() == 1 && !constrained.contains(&(record.source.clone(), record.key.clone()));
+        if attachable && attach(store, config, &mappers, record, &profiles[0], &ids)? {
+            report.attached += 1;
+            attached_to.insert(profiles[0].clone());
+        } else {
+            moved.push(record);
+            involved.extend(profiles.iter().cloned());
+            if profiles.is_empty() {
+                report.created += 1
             } else {
-                moved.push(record);
-                involved.extend(profiles.iter().cloned());
-                if profiles.is_empty() {
-                    report.created += 1
-                } else {
-                    report.reresolved += 1
-                }
-                reresolve(store, config, constraints.clone(), &[record.id], &profiles, Vec::new())?;
-                if let (true, Some(index)) = (profiles.is_empty(), fuzzy) {
-                    if match_new_profile(store, config, &constraints, record, index)? {
-                        report.fuzzy_merges += 1;
-                    }
+                report.reresolved += 1
+            }
+            reresolve(store, config, constraints.clone(), &[record.id], &profiles, Vec::new())?;
+            if let (true, Some(index)) = (profiles.is_empty(), fuzzy) {
+                if match_new_profile(store, config, &constraints, record, index)? {
+                    report.fuzzy_merges += 1;
                 }
             }
-            report.through = record.id;
         }
-        for record in &moved {
-            if let Some((_, profile)) = store.record_profile(&record.source, &record.key)? {
-                involved.insert(profile);
-            }
-        }
-        for id in involved.drain() {
-            if store.profile(&id)?.is_some() {
-                report.touched.push(id);
-            } else {
-                report.removed.push(id);
-            }
-        }
-        report.touched.extend(attached_to.drain().filter(|id| !report.removed.contains(id)));
-        report.touched.sort();
-        report.touched.dedup();
-        report.removed.sort();
-        Ok(store.set_meta(RESOLVED_THROUGH, &report.through.to_string())?)
-    })();
-    match result {
-        Ok(()) => store.commit()?,
-        Err(e) => {
-            store.rollback()?;
-            return Err(e);
+        report.through = record.id;
+    }
+    for record in &moved {
+        if let Some((_, profile)) = store.record_profile(&record.source, &record.key)? {
+            involved.insert(profile);
         }
     }
+    for id in involved.drain() {
+        if store.profile(&id)?.is_some() {
+            report.touched.push(id);
+        } else {
+            report.removed.push(id);
+        }
+    }
+    report.touched.extend(attached_to.drain().filter(|id| !report.removed.contains(id)));
+    report.touched.sort();
+    report.touched.dedup();
+    report.removed.sort();
+    store.set_meta(RESOLVED_THROUGH, &report.through.to_string())?;
     Ok(report)
 }
 
@@ -143,7 +149,7 @@ struct Pending {
 /// only they are rewritten.
 pub fn reresolve_profiles(store: &mut dyn Store, config: &Config, profiles: &[String]) -> Result<()> {
     let constraints = store.constraints()?;
-    store.begin()?;
+    store.begin_resolution()?;
     match reresolve(store, config, constraints, &[], profiles, Vec::new()) {
         Ok(()) => Ok(store.commit()?),
         Err(e) => {

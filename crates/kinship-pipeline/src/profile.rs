@@ -1,7 +1,7 @@
-use crate::audience::SegmentStore;
 use crate::{golden, Result};
 use kinship_core::Config;
 use kinship_resolve::{Constraints, InputRecord, Reason};
+use kinship_store::Database;
 use kinship_store::Store;
 use serde_json::{json, Map, Value};
 
@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 /// included), newest first, its segments and computed traits, and consent per purpose (from
 /// traits and events, see `[consent]`). `None` when no such profile exists. This is
 /// everything; callers show it through the reader's role (`kinship_policy::project`).
-pub fn profile_document(store: &dyn SegmentStore, config: &Config, id: &str) -> Result<Option<Value>> {
+pub fn profile_document(store: &dyn Database, config: &Config, id: &str) -> Result<Option<Value>> {
     let Some(row) = store.profile(id)? else { return Ok(None) };
     let stored: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
     let records = store.profile_records(id)?;

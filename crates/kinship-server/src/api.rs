@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use kinship_core::Identifier;
 use kinship_pipeline::governance::audit_event;
 use kinship_policy::{Capability, Policy};
-use kinship_store::{AccessStore, Store, StoreError};
+use kinship_store::StoreError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -348,9 +348,9 @@ pub(crate) async fn split_profile(
         // The resolver and the writer wait while the profile is rewritten.
         let turn = s.writer.turn();
         let _turn = turn.lock().expect("not poisoned");
-        let mut store = kinship_store::SqliteStore::open(&s.db_path)?;
+        let mut store = kinship_store::open(&s.database)?;
         let remaining = store.profile_records(&from)?.into_iter().find(|r| !(r.source == source && r.key == key));
-        let (now_in, _) = kinship_pipeline::split_record(&mut store, &s.config, &from, &source, &key)?;
+        let (now_in, _) = kinship_pipeline::split_record(&mut *store, &s.config, &from, &source, &key)?;
         let remaining_in = match remaining {
             Some(r) => store.record_profile(&r.source, &r.key)?.map(|(_, p)| p),
             None => None,
@@ -358,7 +358,7 @@ pub(crate) async fn split_profile(
         let touched: Vec<String> = [Some(now_in.clone()), remaining_in.clone()].into_iter().flatten().collect();
         let removed: Vec<String> = if touched.contains(&from) { Vec::new() } else { vec![from.clone()] };
         let mut audience = s.audience.write().expect("not poisoned");
-        kinship_pipeline::audience::refresh_profiles(&mut store, &s.config, &mut audience, &touched, &removed)?;
+        kinship_pipeline::audience::refresh_profiles(&mut *store, &s.config, &mut audience, &touched, &removed)?;
         Ok::<_, kinship_pipeline::PipelineError>((now_in, remaining_in))
     })
     .await
@@ -406,10 +406,8 @@ async fn switch(caller: Caller, state: Arc<AppState>, name: String, on: bool) ->
     }
     let n = name.clone();
     // Writes go through their own connection: switches are rare and must not queue behind events.
-    let path = state.db_path.clone();
-    tokio::task::spawn_blocking(move || kinship_store::SqliteStore::open(&path)?.set_source_enabled(&n, on))
-        .await
-        .expect("does not panic")?;
+    let path = state.database.clone();
+    tokio::task::spawn_blocking(move || kinship_store::open(&path)?.set_source_enabled(&n, on)).await.expect("does not panic")?;
     let action = if on { "source.enable" } else { "source.disable" };
     caller
         .audit(action, None, &format!("POST /api/v1/sources/{{name}}/{}", if on { "enable" } else { "disable" }), json!({ "source": name }))
@@ -459,8 +457,8 @@ pub(crate) async fn run_source(
     let s = state.clone();
     let source_name = name.clone();
     let report = tokio::task::spawn_blocking(move || {
-        let mut store = kinship_store::SqliteStore::open(&s.db_path)?;
-        kinship_pipeline::ingest_source(&mut store, &s.config, &source_name, &s.data_dir, &s.suppression.check(), &|_, _| {})
+        let mut store = kinship_store::open(&s.database)?;
+        kinship_pipeline::ingest_source(&mut *store, &s.config, &source_name, &s.data_dir, &s.suppression.check(), &|_, _| {})
             .map_err(|e| StoreError::Schema(e.to_string()))
     })
     .await

@@ -5,7 +5,6 @@
 use crate::ServerError;
 use kinship_pipeline::governance::AuditLog;
 use kinship_policy::AuditEvent;
-use kinship_store::SqliteStore;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -47,9 +46,9 @@ impl AuditHandle {
     }
 }
 
-pub fn start(db_path: &Path, data_dir: &Path, turn: Arc<Mutex<()>>) -> Result<(AuditHandle, std::thread::JoinHandle<()>), ServerError> {
-    let mut store = SqliteStore::open(db_path)?;
-    let mut log = AuditLog::open(&store, data_dir).map_err(|e| ServerError::Config(e.to_string()))?;
+pub fn start(database: &str, data_dir: &Path, turn: Arc<Mutex<()>>) -> Result<(AuditHandle, std::thread::JoinHandle<()>), ServerError> {
+    let mut store = kinship_store::open(database)?;
+    let mut log = AuditLog::open(&*store, data_dir).map_err(|e| ServerError::Config(e.to_string()))?;
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
     let thread = std::thread::Builder::new().name("kinship-audit".into()).spawn(move || {
         while let Some(first) = rx.blocking_recv() {
@@ -81,7 +80,7 @@ pub fn start(db_path: &Path, data_dir: &Path, turn: Arc<Mutex<()>>) -> Result<(A
             }
             if !group.is_empty() {
                 let _turn = turn.lock().expect("not poisoned");
-                if let Err(e) = log.append(&mut store, group) {
+                if let Err(e) = log.append(&mut *store, group) {
                     // Nothing to answer: the requests were served. Say so loudly.
                     eprintln!("error: audit entries could not be written: {e}");
                 }

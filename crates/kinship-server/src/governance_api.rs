@@ -9,7 +9,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use kinship_pipeline::governance::{self, Subject};
 use kinship_policy::Capability;
-use kinship_store::{AccessStore, AuditFilter, GovernanceStore, SqliteStore, StoreError};
+use kinship_store::{AuditFilter, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -102,9 +102,9 @@ pub async fn create_token(caller: Caller, State(state): State<Arc<AppState>>, Js
     }
     let secret = crate::auth::new_secret("kt_");
     let (name, role, hash) = (new.name.clone(), new.role.clone(), crate::auth::hash_secret(&secret));
-    let path = state.db_path.clone();
+    let path = state.database.clone();
     let created = tokio::task::spawn_blocking(move || {
-        let mut store = SqliteStore::open(&path)?;
+        let mut store = kinship_store::open(&path)?;
         if store.tokens()?.iter().any(|t| t.name == name) {
             return Ok(false);
         }
@@ -125,9 +125,9 @@ pub async fn create_token(caller: Caller, State(state): State<Arc<AppState>>, Js
     responses((status = 200, description = "`{name, revoked}`"), (status = 404, description = "No such token")))]
 pub async fn revoke_token(caller: Caller, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ManageTokens)?;
-    let path = state.db_path.clone();
+    let path = state.database.clone();
     let target = name.clone();
-    let revoked = tokio::task::spawn_blocking(move || SqliteStore::open(&path)?.revoke_token(&target)).await.expect("does not panic")?;
+    let revoked = tokio::task::spawn_blocking(move || kinship_store::open(&path)?.revoke_token(&target)).await.expect("does not panic")?;
     state.forget_tokens();
     if revoked == 0 {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no token named `{name}`; list them with GET /api/v1/tokens")));
@@ -168,8 +168,8 @@ pub async fn erase(caller: Caller, State(state): State<Arc<AppState>>, Json(q): 
         // Every writer waits while the person is deleted and the files rewritten.
         let turn = s.writer.turn();
         let _turn = turn.lock().expect("not poisoned");
-        let mut store = SqliteStore::open(&s.db_path)?;
-        let report = governance::erase(&mut store, &s.config, &s.data_dir, &subject, &s.suppression)?;
+        let mut store = kinship_store::open(&s.database)?;
+        let report = governance::erase(&mut *store, &s.config, &s.data_dir, &subject, &s.suppression)?;
         // The audience's in-memory copy of the person goes too (it is never written to disk).
         let mut audience = s.audience.write().expect("not poisoned");
         for profile in &report.profiles {

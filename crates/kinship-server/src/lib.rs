@@ -43,7 +43,7 @@ pub enum ServerError {
 
 pub struct ServeOptions {
     pub data_dir: PathBuf,
-    pub db_path: PathBuf,
+    pub database: String,
     pub config: Config,
     pub bind: String,
 }
@@ -58,7 +58,8 @@ pub async fn serve(
     let listener =
         tokio::net::TcpListener::bind(&options.bind).await.map_err(|error| ServerError::Bind { addr: options.bind.clone(), error })?;
     let addr = listener.local_addr()?;
-    let (state, background) = AppState::start(options)?;
+    // Opening the store blocks (and a PostgreSQL client runs its own runtime): not on a worker.
+    let (state, background) = tokio::task::spawn_blocking(move || AppState::start(options)).await.expect("start-up does not panic")?;
     let app = router(state.clone());
     on_listen(addr);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;

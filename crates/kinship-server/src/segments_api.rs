@@ -11,7 +11,6 @@ use axum::{Json, Router};
 use kinship_pipeline::{audience, PipelineError};
 use kinship_policy::Capability;
 use kinship_segments::{DefinitionError, DefinitionSource, Kind, MAX_EXPRESSION_BYTES};
-use kinship_store::{AudienceStore, SqliteStore};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -95,9 +94,9 @@ async fn define(caller: &Caller, state: Arc<AppState>, kind: Kind, body: NewDefi
     let detail = json!({ key: body.name, "expression": body.expression });
     let source = DefinitionSource { kind, name: body.name, expression: body.expression };
     let size = tokio::task::spawn_blocking(move || {
-        let mut store = SqliteStore::open(&state.db_path)?;
+        let mut store = kinship_store::open(&state.database)?;
         let mut engine = state.audience.write().expect("not poisoned");
-        audience::define(&mut store, &state.config, &mut engine, source)
+        audience::define(&mut *store, &state.config, &mut engine, source)
     })
     .await
     .expect("does not panic")
@@ -111,9 +110,9 @@ async fn undefine(caller: &Caller, state: Arc<AppState>, kind: Kind, name: Strin
     caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
     let target = name.clone();
     tokio::task::spawn_blocking(move || {
-        let mut store = SqliteStore::open(&state.db_path)?;
+        let mut store = kinship_store::open(&state.database)?;
         let mut engine = state.audience.write().expect("not poisoned");
-        audience::undefine(&mut store, &mut engine, kind, &target)
+        audience::undefine(&mut *store, &mut engine, kind, &target)
     })
     .await
     .expect("does not panic")
@@ -173,8 +172,8 @@ pub(crate) async fn preview_segment(
     bounded(&body.expression).map_err(IntoResponse::into_response)?;
     let preview = tokio::task::spawn_blocking(move || {
         if state.audience.read().expect("not poisoned").is_unloaded() {
-            let store = SqliteStore::open(&state.db_path)?;
-            audience::ensure_loaded(&store, &state.config, &mut state.audience.write().expect("not poisoned"))?;
+            let store = kinship_store::open(&state.database)?;
+            audience::ensure_loaded(&*store, &state.config, &mut state.audience.write().expect("not poisoned"))?;
         }
         let engine = state.audience.read().expect("not poisoned");
         Ok::<_, PipelineError>(engine.preview(&body.expression, chrono_now(), 10)?)

@@ -7,11 +7,11 @@ use kinship_core::Config;
 use kinship_pipeline::governance::{Keys, SuppressionList};
 use kinship_policy::Roles;
 use kinship_segments::Audience;
-use kinship_store::{AccessStore, SqliteStore, StoreError, TokenRow};
+use kinship_store::{Database, StoreError, TokenRow};
 use phonenumber::country::Id as Region;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ impl Background {
 
 pub struct AppState {
     pub data_dir: PathBuf,
-    pub db_path: PathBuf,
+    pub database: String,
     pub config: Arc<Config>,
     pub region: Region,
     pub writer: WriterHandle,
@@ -59,7 +59,7 @@ pub struct AppState {
 
 thread_local! {
     /// One read connection per blocking thread, reopened if a test serves another database.
-    static READER: RefCell<Option<(PathBuf, SqliteStore)>> = const { RefCell::new(None) };
+    static READER: RefCell<Option<(String, Box<dyn Database>)>> = const { RefCell::new(None) };
 }
 
 impl AppState {
@@ -70,16 +70,16 @@ impl AppState {
         let roles = options.config.roles().map_err(|e| ServerError::Config(format!("roles: {e}")))?;
         let governance = |e: kinship_pipeline::PipelineError| ServerError::Config(e.to_string());
         let keys = Keys::load_or_create(&options.data_dir).map_err(governance)?;
-        let store = SqliteStore::open(&options.db_path)?;
-        let suppression = Arc::new(SuppressionList::load(&store, keys.suppression.clone()).map_err(governance)?);
+        let store = kinship_store::open(&options.database)?;
+        let suppression = Arc::new(SuppressionList::load(&*store, keys.suppression.clone()).map_err(governance)?);
         drop(store);
         let metrics = Metrics::default();
-        let audience = Arc::new(RwLock::new(load_audience(&options.db_path, &options.config)?));
-        let (writer, threads) = writer::start(&options.db_path, &options.config, metrics.clone(), audience.clone(), suppression.clone())?;
-        let (audit, audit_thread) = audit::start(&options.db_path, &options.data_dir, writer.turn())?;
+        let audience = Arc::new(RwLock::new(load_audience(&options.database, &options.config)?));
+        let (writer, threads) = writer::start(&options.database, &options.config, metrics.clone(), audience.clone(), suppression.clone())?;
+        let (audit, audit_thread) = audit::start(&options.database, &options.data_dir, writer.turn())?;
         let state = Self {
             data_dir: options.data_dir,
-            db_path: options.db_path,
+            database: options.database,
             auth_failures: FailureLimiter::new(options.config.server.auth_failures_per_minute),
             sessions: crate::web::Sessions::default(),
             config: Arc::new(options.config),
@@ -100,9 +100,9 @@ impl AppState {
     /// Runs a read on a blocking thread with that thread's connection.
     pub async fn read<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&SqliteStore) -> Result<T, E> + Send + 'static,
+        f: impl FnOnce(&dyn Database) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
-        let path = self.db_path.clone();
+        let path = self.database.clone();
         tokio::task::spawn_blocking(move || with_reader(&path, f)).await.expect("read task does not panic")
     }
 
@@ -149,7 +149,7 @@ impl AppState {
         self: &Arc<Self>,
         cache: &RwLock<HashMap<String, T>>,
         secret: &str,
-        lookup: fn(&SqliteStore, &str) -> Result<Option<T>, StoreError>,
+        lookup: fn(&dyn Database, &str) -> Result<Option<T>, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         let hash = crate::auth::hash_secret(secret);
         if let Some(found) = cache.read().expect("not poisoned").get(&hash) {
@@ -175,17 +175,17 @@ impl AppState {
 /// Loads the audience engine (when anything is defined) and stores whatever entries and
 /// exits happened while the server was down (time windows move on; a full resolve may
 /// have changed profiles).
-fn load_audience(db_path: &Path, config: &Config) -> Result<Audience, ServerError> {
-    let mut store = SqliteStore::open(db_path)?;
-    kinship_pipeline::audience::audience_for_server(&mut store, config).map_err(|e| ServerError::Config(e.to_string()))
+fn load_audience(database: &str, config: &Config) -> Result<Audience, ServerError> {
+    let mut store = kinship_store::open(database)?;
+    kinship_pipeline::audience::audience_for_server(&mut *store, config).map_err(|e| ServerError::Config(e.to_string()))
 }
 
-fn with_reader<T, E: From<StoreError>>(path: &Path, f: impl FnOnce(&SqliteStore) -> Result<T, E>) -> Result<T, E> {
+fn with_reader<T, E: From<StoreError>>(database: &str, f: impl FnOnce(&dyn Database) -> Result<T, E>) -> Result<T, E> {
     READER.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(p, _)| p != path) {
-            *slot = Some((path.to_path_buf(), SqliteStore::open(path).map_err(E::from)?));
+        if slot.as_ref().is_none_or(|(d, _)| d != database) {
+            *slot = Some((database.to_string(), kinship_store::open(database).map_err(E::from)?));
         }
-        f(&slot.as_ref().expect("opened above").1)
+        f(&*slot.as_ref().expect("opened above").1)
     })
 }

@@ -5,8 +5,7 @@ use crate::ServerError;
 use kinship_core::{Config, NewRecord};
 use kinship_pipeline::governance::SuppressionList;
 use kinship_segments::Audience;
-use kinship_store::{SqliteStore, Store};
-use std::path::Path;
+use kinship_store::Database;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -85,7 +84,7 @@ impl Threads {
 const TIME_REFRESH: Duration = Duration::from_secs(60);
 
 pub fn start(
-    db_path: &Path,
+    database: &str,
     config: &Config,
     metrics: Metrics,
     audience: Arc<RwLock<Audience>>,
@@ -93,8 +92,8 @@ pub fn start(
 ) -> Result<(WriterHandle, Threads), ServerError> {
     let (tx, rx) = mpsc::channel(config.server.queue_capacity);
     let (wake_tx, wake_rx) = std_mpsc::sync_channel::<()>(1);
-    let writer_store = SqliteStore::open(db_path)?;
-    let resolver_store = SqliteStore::open(db_path)?;
+    let writer_store = kinship_store::open(database)?;
+    let resolver_store = kinship_store::open(database)?;
     let resolver_config = config.clone();
     let resolver_metrics = metrics.clone();
     // The writers of the database (this writer, the resolver, the audit writer, erasure)
@@ -109,7 +108,7 @@ pub fn start(
     let resolver = std::thread::Builder::new().name("kinship-resolver".into()).spawn(move || {
         // Profiles' golden traits indexed for real-time fuzzy matching; without it, new
         // records are still resolved exactly, so a failure here is reported, not fatal.
-        let index = match kinship_pipeline::FuzzyIndex::build(&resolver_store, &resolver_config) {
+        let index = match kinship_pipeline::FuzzyIndex::build(&*resolver_store, &resolver_config) {
             Ok(index) => index,
             Err(e) => {
                 eprintln!("warning: real-time fuzzy matching is off: {e}");
@@ -142,7 +141,7 @@ pub fn start(
 
 fn write_loop(
     mut rx: mpsc::Receiver<Job>,
-    mut store: SqliteStore,
+    mut store: Box<dyn Database>,
     wake: std_mpsc::SyncSender<()>,
     metrics: Metrics,
     turn: &Mutex<()>,
@@ -213,7 +212,7 @@ fn write_loop(
 /// The resolver thread's state: it follows the log, resolving new records into profiles,
 /// and keeps the audience's segments and computed traits current with them.
 struct Resolver {
-    store: SqliteStore,
+    store: Box<dyn Database>,
     config: Config,
     metrics: Metrics,
     turn: Arc<Mutex<()>>,
@@ -226,7 +225,7 @@ impl Resolver {
         let mut total = 0;
         loop {
             let _turn = self.turn.lock().expect("not poisoned");
-            let r = kinship_pipeline::resolve_new_records(&mut self.store, &self.config, RESOLVE_BATCH, fuzzy)?;
+            let r = kinship_pipeline::resolve_new_records(&mut *self.store, &self.config, RESOLVE_BATCH, fuzzy)?;
             let n = r.attached + r.created + r.reresolved;
             if n == 0 {
                 return Ok(total);
@@ -234,7 +233,8 @@ impl Resolver {
             // Only the profiles this batch changed are re-evaluated, and for each only the
             // definitions that read what changed.
             let mut audience = self.audience.write().expect("not poisoned");
-            let moved = kinship_pipeline::audience::refresh_profiles(&mut self.store, &self.config, &mut audience, &r.touched, &r.removed)?;
+            let moved =
+                kinship_pipeline::audience::refresh_profiles(&mut *self.store, &self.config, &mut audience, &r.touched, &r.removed)?;
             self.metrics.resolved(&r);
             self.metrics.segment_transitions(moved.len() as u64);
             total += n;
@@ -244,7 +244,7 @@ impl Resolver {
     fn refresh_time_relative(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
         let _turn = self.turn.lock().expect("not poisoned");
         let mut audience = self.audience.write().expect("not poisoned");
-        let moved = kinship_pipeline::audience::refresh_time_relative(&mut self.store, &mut audience)?;
+        let moved = kinship_pipeline::audience::refresh_time_relative(&mut *self.store, &mut audience)?;
         self.metrics.segment_transitions(moved.len() as u64);
         Ok(())
     }

@@ -13,7 +13,7 @@ mod governance;
 mod web;
 
 use http::{basic, event_names, get, identifier_keys, post_json, request, wait_for_profile};
-use kinship_store::{AccessStore, SqliteStore};
+use kinship_store::Database;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,6 +27,9 @@ const RESOLVE_WAIT: Duration = Duration::from_secs(10);
 struct Server {
     addr: SocketAddr,
     dir: tempfile::TempDir,
+    /// The store: a SQLite file in `dir`, or a fresh PostgreSQL database when the suite
+    /// runs with `KINSHIP_TEST_BACKEND=postgres`.
+    database: String,
     admin: String,
     viewer: String,
     keys: HashMap<&'static str, String>,
@@ -50,8 +53,8 @@ impl Server {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         std::fs::write(dir.path().join("kinship.toml"), CONFIG).unwrap();
-        let db_path = dir.path().join("kinship.sqlite");
-        let mut store = SqliteStore::open(&db_path).expect("database opens");
+        let database = kinship_testkit::database_for(dir.path());
+        let mut store = kinship_store::open(&database).expect("database opens");
         let mut keys = HashMap::new();
         for source in ["web", "app", "legacy"] {
             let key = kinship_server::auth::new_secret("wk_");
@@ -65,7 +68,12 @@ impl Server {
         drop(store);
 
         let config = kinship_core::Config::load(dir.path()).expect("kinship.toml loads");
-        let options = kinship_server::ServeOptions { data_dir: dir.path().to_path_buf(), db_path, config, bind: "127.0.0.1:0".into() };
+        let options = kinship_server::ServeOptions {
+            data_dir: dir.path().to_path_buf(),
+            database: database.clone(),
+            config,
+            bind: "127.0.0.1:0".into(),
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (listening, addr) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -79,7 +87,7 @@ impl Server {
             ))
         });
         let addr = addr.recv_timeout(Duration::from_secs(30)).expect("the server listens");
-        Server { addr, dir, admin, viewer, keys, stop: Some(stop), thread: Some(thread) }
+        Server { addr, dir, database, admin, viewer, keys, stop: Some(stop), thread: Some(thread) }
     }
 
     fn key(&self, source: &str) -> String {
@@ -90,16 +98,22 @@ impl Server {
         basic(&self.keys[source])
     }
 
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("kinship.sqlite")
+    /// A connection to the server's store.
+    fn db(&self) -> Box<dyn Database> {
+        kinship_store::open(&self.database).expect("the store opens")
     }
 
     /// Record keys stored for a source, with how often each occurs.
     fn stored_keys(&self, source: &str) -> HashMap<String, i64> {
-        let conn = rusqlite::Connection::open(self.db()).unwrap();
-        let mut stmt = conn.prepare("SELECT record_key, COUNT(*) FROM records WHERE source = ?1 GROUP BY record_key").unwrap();
-        let rows = stmt.query_map([source], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap();
-        rows.map(Result::unwrap).collect()
+        let mut counts = HashMap::new();
+        self.db()
+            .scan_records(&mut |r| {
+                if r.source == source {
+                    *counts.entry(r.key.to_string()).or_insert(0) += 1;
+                }
+            })
+            .unwrap();
+        counts
     }
 
     fn shutdown(&mut self) {
@@ -507,12 +521,10 @@ fn shutdown_commits_everything_acknowledged() {
         &missing[..missing.len().min(5)]
     );
     // And they were resolved before the server returned.
-    let conn = rusqlite::Connection::open(s.db()).unwrap();
-    let unresolved: i64 = conn
-        .query_row("SELECT COUNT(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.record_id = r.id)", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let store = s.db();
+    let mut assigned = 0;
+    store.scan_assignments(&mut |_, _, _| assigned += 1).unwrap();
+    let unresolved = store.stats().unwrap().records - assigned;
     assert_eq!(unresolved, 0, "{unresolved} records left unresolved at shutdown");
 }
 
@@ -576,8 +588,12 @@ fn one_event_moves_a_profile_between_segments_in_real_time() {
         let order = json!({"userId": "buyer", "event": "Order Completed", "properties": {"total": 10}, "messageId": format!("ord-{i}"), "timestamp": at});
         ok(&post_json(a, "/v1/track", Some(&web), &order));
     }
+    // The entry is stored just after the order that causes it: wait for both.
     let view = wait_for_profile(a, &s.admin, "user_id:buyer", RESOLVE_WAIT, |v| {
         v["segments"].as_array().is_some_and(|s| s.iter().any(|x| x == "buyers"))
+            && v["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|x| x["event"] == "Entered Segment" && x["properties"]["segment"] == "buyers"))
     });
     assert_eq!(view["segments"], json!(["buyers"]), "{view:#}");
     assert_eq!(view["computed"]["orders"], 2.0);

@@ -1,10 +1,56 @@
-//! Storage of the record log and the profiles derived from it, behind the narrow [`Store`]
-//! trait. The SQLite implementation is the embedded default; nothing outside its module
-//! relies on SQLite behaviour, so another backend can implement the same trait.
+//! Storage of the record log and the profiles derived from it, behind narrow traits
+//! ([`Store`], [`AudienceStore`], [`AccessStore`], [`GovernanceStore`]). Two backends
+//! implement all of them: an embedded SQLite file (the default) and a shared PostgreSQL
+//! database for several nodes. [`open`] picks one by the location's form; nothing outside
+//! the two modules knows which is in use.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// Every store trait at once: what the CLI and the server hold.
+pub trait Database: Store + AudienceStore + AccessStore + GovernanceStore + Send {
+    /// Makes every committed write durable before returning. SQLite commits with
+    /// `synchronous=NORMAL` and flushes its log here, outside the write lock; PostgreSQL
+    /// commits durably already.
+    fn flush_log(&self) -> Result<()>;
+    /// Moves SQLite's write-ahead log into the database file (for measuring a bulk load to
+    /// the same point as a closed file); nothing to do on PostgreSQL.
+    fn checkpoint(&self) -> Result<()>;
+    /// `sqlite` or `postgres`, for status output.
+    fn backend(&self) -> &'static str;
+}
+
+/// Opens the store at `location`: a `postgres://` or `postgresql://` URL, or else a SQLite
+/// file path. Creates the schema, or brings it up to date, either way.
+pub fn open(location: &str) -> Result<Box<dyn Database>> {
+    if is_postgres_url(location) {
+        Ok(Box::new(PostgresStore::connect(location)?))
+    } else {
+        Ok(Box::new(SqliteStore::open(std::path::Path::new(location))?))
+    }
+}
+
+pub fn is_postgres_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// A location fit for messages: a URL's password replaced by `***`.
+pub fn redacted(location: &str) -> String {
+    if !is_postgres_url(location) {
+        return location.to_string();
+    }
+    let Some((scheme, rest)) = location.split_once("://") else { return location.to_string() };
+    match rest.split_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => location.to_string(),
+        },
+        None => location.to_string(),
+    }
+}
 
 /// What [`GovernanceStore::erase`] deleted, table by table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -64,6 +110,8 @@ use kinship_core::{LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, Prof
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] ::postgres::Error),
     #[error("{0}")]
     Schema(String),
     #[error("stored JSON is corrupt: {0}")]
@@ -143,6 +191,12 @@ pub trait Store {
     fn attach_record(&mut self, profile: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier]) -> Result<()>;
     /// Groups the following writes into one transaction, ended by [`Store::commit`].
     fn begin(&mut self) -> Result<()>;
+    /// Starts the transaction of a resolution. On a store shared by several nodes it also
+    /// waits until no other node resolves and every record insert in flight has committed,
+    /// so that records are resolved in id order with none skipped.
+    fn begin_resolution(&mut self) -> Result<()> {
+        self.begin()
+    }
     fn commit(&mut self) -> Result<()>;
     fn rollback(&mut self) -> Result<()>;
     /// Visits up to `limit` records with ids above `after`, in id order.

@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode.
 
 use crate::{
-    AccessStore, AudienceStore, AuditFilter, AuditRow, DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView,
+    AccessStore, AudienceStore, AuditFilter, AuditRow, Database, DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView,
     ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats, Store, StoreError, TokenRow, UserRow,
 };
 use kinship_core::{
@@ -251,28 +251,6 @@ impl SqliteStore {
         }
         Ok(())
     }
-
-    /// Copies the write-ahead log into the database file and empties it: what closing the
-    /// last connection does, for measuring a bulk load up to the same point.
-    pub fn checkpoint(&self) -> Result<()> {
-        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-
-    /// Flushes the write-ahead log to disk. A commit (in `synchronous=NORMAL`) writes its
-    /// pages to the log without flushing; calling this after the commit makes it as durable as
-    /// `synchronous=FULL` would, but outside the write lock, so the next writer works while
-    /// the disk flushes. Pages already checkpointed out of the log were flushed by that
-    /// checkpoint. For the collection API, where a 200 promises the event survives a crash.
-    pub fn flush_log(&self) -> Result<()> {
-        let Some(db) = self.conn.path().filter(|p| !p.is_empty()) else { return Ok(()) };
-        match std::fs::File::open(format!("{db}-wal")) {
-            Ok(log) => log.sync_data().map_err(|e| StoreError::Schema(format!("flushing {db}-wal to disk: {e}"))),
-            // No log: everything is in the database file, flushed by the checkpoint that removed it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Schema(format!("opening {db}-wal: {e}"))),
-        }
-    }
 }
 
 fn now_ms() -> i64 {
@@ -323,6 +301,34 @@ fn write_edges(tx: &Connection, mut edges: Vec<(&str, &MergeEdge)>) -> Result<()
 
 fn profile_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProfileRow> {
     Ok(ProfileRow { id: r.get(0)?, traits: r.get(1)?, search_text: r.get(2)?, record_count: r.get(3)? })
+}
+
+impl Database for SqliteStore {
+    /// Copies the write-ahead log into the database file and empties it: what closing the
+    /// last connection does, for measuring a bulk load up to the same point.
+    fn checkpoint(&self) -> Result<()> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Flushes the write-ahead log to disk. A commit (in `synchronous=NORMAL`) writes its
+    /// pages to the log without flushing; calling this after the commit makes it as durable as
+    /// `synchronous=FULL` would, but outside the write lock, so the next writer works while
+    /// the disk flushes. Pages already checkpointed out of the log were flushed by that
+    /// checkpoint. For the collection API, where a 200 promises the event survives a crash.
+    fn flush_log(&self) -> Result<()> {
+        let Some(db) = self.conn.path().filter(|p| !p.is_empty()) else { return Ok(()) };
+        match std::fs::File::open(format!("{db}-wal")) {
+            Ok(log) => log.sync_data().map_err(|e| StoreError::Schema(format!("flushing {db}-wal to disk: {e}"))),
+            // No log: everything is in the database file, flushed by the checkpoint that removed it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Schema(format!("opening {db}-wal: {e}"))),
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
 }
 
 impl Store for SqliteStore {

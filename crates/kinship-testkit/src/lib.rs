@@ -10,13 +10,17 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Where a test's store lives: a SQLite file in its data directory, or a PostgreSQL URL.
 pub fn database_for(data_dir: &Path) -> String {
-    if postgres_backend() { fresh_database() } else { data_dir.join("kinship.sqlite").display().to_string() }
+    if postgres_backend() {
+        fresh_database()
+    } else {
+        data_dir.join("kinship.sqlite").display().to_string()
+    }
 }
 
 /// Whether this run tests the PostgreSQL backend (`KINSHIP_TEST_BACKEND=postgres`).

@@ -123,14 +123,14 @@ fn bench_ingest(rows: usize, dir: Option<&Path>, no_peer: bool) -> Result<ExitCo
     let bar = Progress::new("ingest", true);
     let t = Instant::now();
     let suppressed = ws.suppression()?.check();
-    let report = kinship_pipeline::ingest_source(&mut ws.store, &ws.config, "contacts", &dir, &suppressed, &|d, t| bar.update(d, t))?;
+    let report = kinship_pipeline::ingest_source(&mut *ws.store, &ws.config, "contacts", &dir, &suppressed, &|d, t| bar.update(d, t))?;
     // Up to where `kinship ingest` ends: its log copied into the database file on close.
     ws.store.checkpoint()?;
     let ingest_s = t.elapsed().as_secs_f64();
     bar.finish();
     let bar = Progress::new("resolve", false);
     let t = Instant::now();
-    let resolved = kinship_pipeline::resolve_all(&mut ws.store, &ws.config, &|d, t| bar.update(d, t))?;
+    let resolved = kinship_pipeline::resolve_all(&mut *ws.store, &ws.config, &|d, t| bar.update(d, t))?;
     let resolve_s = t.elapsed().as_secs_f64();
     bar.finish();
     let rss = peak_rss_mib();

@@ -8,13 +8,13 @@ use kinship_core::{Config, Identifier, LinkConstraint};
 use kinship_pipeline::governance::{AuditLog, Keys, SuppressionList, audit_event};
 use kinship_pipeline::{IngestReport, ResolveReport};
 use kinship_policy::Capability;
-use kinship_store::{SqliteStore, Store};
+use kinship_store::Database;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub const DATABASE_FILE: &str = "kinship.sqlite";
+pub use kinship_core::config::DATABASE_FILE;
 /// Marks a data directory written by `kinship demo`, which demo may therefore overwrite.
 const DEMO_MARKER: &str = ".kinship-demo";
 
@@ -114,7 +114,7 @@ pub struct Reader {
 pub struct Workspace {
     pub dir: PathBuf,
     pub config: Config,
-    pub store: SqliteStore,
+    pub store: Box<dyn Database>,
 }
 
 /// The reader of a CLI command: the audit log's actor and the role's policy.
@@ -126,7 +126,8 @@ pub struct Viewer {
 impl Workspace {
     pub fn open(data: &DataDir) -> Result<Self> {
         let dir = data.dir.clone();
-        if !dir.join(kinship_core::config::CONFIG_FILE).exists() && !dir.join(DATABASE_FILE).exists() {
+        let url_set = std::env::var_os("KINSHIP_DATABASE_URL").is_some();
+        if !dir.join(kinship_core::config::CONFIG_FILE).exists() && !dir.join(DATABASE_FILE).exists() && !url_set {
             bail!(
                 "{} holds no kinship.toml or database; run `kinship demo --data {}` for a demo, or write a kinship.toml there (see README)",
                 dir.display(),
@@ -134,8 +135,8 @@ impl Workspace {
             );
         }
         let config = Config::load(&dir).with_context(|| format!("loading {}", dir.join("kinship.toml").display()))?;
-        let store =
-            SqliteStore::open(&dir.join(DATABASE_FILE)).with_context(|| format!("opening {}", dir.join(DATABASE_FILE).display()))?;
+        let database = config.database(&dir);
+        let store = kinship_store::open(&database).with_context(|| format!("opening the store {}", kinship_store::redacted(&database)))?;
         Ok(Self { dir, config, store })
     }
 
@@ -144,14 +145,14 @@ impl Workspace {
     }
 
     pub fn suppression(&self) -> Result<SuppressionList> {
-        Ok(SuppressionList::load(&self.store, self.keys()?.suppression)?)
+        Ok(SuppressionList::load(&*self.store, self.keys()?.suppression)?)
     }
 
     /// Writes one audit entry at once (the CLI does little, so it need not batch).
     pub fn audit(&mut self, actor: &str, action: &str, profile: Option<&str>, detail: Value) -> Result<()> {
         let command = Some(command_words());
         let event = audit_event(actor, action, profile, command.as_deref(), detail);
-        AuditLog::open(&self.store, &self.dir)?.append(&mut self.store, vec![event])?;
+        AuditLog::open(&*self.store, &self.dir)?.append(&mut *self.store, vec![event])?;
         Ok(())
     }
 
@@ -161,7 +162,7 @@ impl Workspace {
         let (actor, role) = match token {
             None => (operator(), "admin".to_string()),
             Some(secret) => {
-                let row = kinship_store::AccessStore::token(&self.store, &kinship_server::auth::hash_secret(secret))?
+                let row = kinship_store::AccessStore::token(&*self.store, &kinship_server::auth::hash_secret(secret))?
                     .context("unknown or revoked token; list tokens with `kinship token list`")?;
                 (format!("token:{}", row.name), row.role)
             }
@@ -238,7 +239,7 @@ pub fn demo(data: &DataDir, args: &DemoArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let token = kinship_server::auth::new_secret("kt_");
-    kinship_store::AccessStore::add_token(&mut ws.store, "demo-admin", "admin", &kinship_server::auth::hash_secret(&token))?;
+    kinship_store::AccessStore::add_token(&mut *ws.store, "demo-admin", "admin", &kinship_server::auth::hash_secret(&token))?;
     println!("\nServing the demo. An admin API token for it (shown only now):\n  {token}");
     println!("  curl -H 'Authorization: Bearer {token}' 'http://{bind}/api/v1/profiles?q=smith'");
     crate::server_commands::run_server(ws, Some(bind))
@@ -271,7 +272,7 @@ fn ingest_all(ws: &mut Workspace, only: Option<&str>) -> Result<Vec<IngestReport
     let mut reports = Vec::new();
     for name in names {
         let bar = Progress::new(&name, true);
-        let report = kinship_pipeline::ingest_source(&mut ws.store, &ws.config, &name, &ws.dir, &suppressed, &|d, t| bar.update(d, t));
+        let report = kinship_pipeline::ingest_source(&mut *ws.store, &ws.config, &name, &ws.dir, &suppressed, &|d, t| bar.update(d, t));
         bar.finish();
         let report = report.with_context(|| format!("ingesting source `{name}`"))?;
         let counts = serde_json::json!({
@@ -286,7 +287,7 @@ fn ingest_all(ws: &mut Workspace, only: Option<&str>) -> Result<Vec<IngestReport
 
 fn resolve_with_progress(ws: &mut Workspace) -> Result<ResolveReport> {
     let bar = Progress::new("resolve", false);
-    let report = kinship_pipeline::resolve_all(&mut ws.store, &ws.config, &|d, t| bar.update(d, t));
+    let report = kinship_pipeline::resolve_all(&mut *ws.store, &ws.config, &|d, t| bar.update(d, t));
     bar.finish();
     let report = report?;
     crate::segment_commands::sync_after_change(ws)?;
@@ -425,7 +426,7 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ProfileCommand::Explain { id } => {
-            let doc = kinship_pipeline::explain(&ws.store, &ws.config, id)?
+            let doc = kinship_pipeline::explain(&*ws.store, &ws.config, id)?
                 .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
             ws.audit(&operator(), "explain", Some(id), serde_json::json!({ "joins": doc["joins"].as_array().map_or(0, Vec::len) }))?;
             println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -434,7 +435,7 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
         ProfileCommand::Split { id, record } => {
             let (source, key) =
                 record.split_once(':').with_context(|| format!("--record {record:?} must be SOURCE:KEY, e.g. shop:O-1001"))?;
-            let (now, decisions) = kinship_pipeline::split_record(&mut ws.store, &ws.config, id, source, key)?;
+            let (now, decisions) = kinship_pipeline::split_record(&mut *ws.store, &ws.config, id, source, key)?;
             crate::segment_commands::sync_after_change(&mut ws)?;
             ws.audit(&operator(), "split", Some(id), serde_json::json!({ "record": record, "now_in": now }))?;
             println!("split {record} out of {id}: it is now in {now}; {decisions} cannot-link decision(s) remembered");
@@ -448,7 +449,7 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
             };
             let (left, right) = (first(a)?, first(b)?);
             ws.store.add_constraint(&LinkConstraint { must: true, left: left.clone(), right })?;
-            kinship_pipeline::reresolve_profiles(&mut ws.store, &ws.config, &[a.clone(), b.clone()])?;
+            kinship_pipeline::reresolve_profiles(&mut *ws.store, &ws.config, &[a.clone(), b.clone()])?;
             crate::segment_commands::sync_after_change(&mut ws)?;
             let (_, now) = ws.store.record_profile(&left.0, &left.1)?.context("the record is still in the log")?;
             ws.audit(&operator(), "merge", Some(&now), serde_json::json!({ "profiles": [a, b] }))?;
@@ -464,10 +465,10 @@ fn show(ws: &mut Workspace, args: &ShowArgs) -> Result<ExitCode> {
     let id = match (&l.id, &l.email, &l.phone, &l.identifier) {
         (Some(id), ..) => id.clone(),
         (_, Some(e), ..) => {
-            one_profile(&ws.store, "email", kinship_normalize::email(e).with_context(|| format!("{e:?} is not an email address"))?)?
+            one_profile(&*ws.store, "email", kinship_normalize::email(e).with_context(|| format!("{e:?} is not an email address"))?)?
         }
         (_, _, Some(p), _) => one_profile(
-            &ws.store,
+            &*ws.store,
             "phone",
             kinship_normalize::phone(p, region)
                 .with_context(|| format!("{p:?} is not a valid phone number for region {}", ws.config.resolve.default_region))?,
@@ -476,7 +477,7 @@ fn show(ws: &mut Workspace, args: &ShowArgs) -> Result<ExitCode> {
             let ident = Identifier::parse_key(i).with_context(|| format!("--identifier {i:?} must be KIND:VALUE, e.g. crm_id:C-00042"))?;
             let value = kinship_normalize::identifier(ident.kind.as_str(), &ident.value, region)
                 .with_context(|| format!("{:?} is not a valid {}", ident.value, ident.kind))?;
-            one_profile(&ws.store, ident.kind.as_str(), value)?
+            one_profile(&*ws.store, ident.kind.as_str(), value)?
         }
         _ => unreachable!("clap requires one lookup"),
     };
@@ -487,7 +488,7 @@ fn show(ws: &mut Workspace, args: &ShowArgs) -> Result<ExitCode> {
     if l.id.is_none() && !viewer.policy.allows(Capability::SearchProfiles) {
         bail!("role `{}` may not look profiles up by identifier; give --id", viewer.policy.name());
     }
-    let doc = kinship_pipeline::profile_document(&ws.store, &ws.config, &id)?
+    let doc = kinship_pipeline::profile_document(&*ws.store, &ws.config, &id)?
         .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
     let projected = kinship_policy::project(&doc, &viewer.policy, &ws.keys()?.pseudonym);
     ws.audit(&viewer.actor, "read", Some(&id), serde_json::json!({ "fields": projected.fields }))?;
@@ -517,7 +518,7 @@ fn show(ws: &mut Workspace, args: &ShowArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn one_profile(store: &dyn Store, kind: &str, value: String) -> Result<String> {
+fn one_profile(store: &dyn Database, kind: &str, value: String) -> Result<String> {
     let found = store.find_profiles(kind, &value)?;
     match found.as_slice() {
         [] => bail!("no profile has {kind} {value}"),

@@ -6,7 +6,7 @@ use crate::commands::{Workspace, operator};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kinship_pipeline::governance::{self, Subject};
-use kinship_store::{AuditFilter, GovernanceStore};
+use kinship_store::AuditFilter;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -78,7 +78,7 @@ pub struct UnsuppressArgs {
 pub fn audit(data: &DataDir, args: &AuditArgs) -> Result<ExitCode> {
     let mut ws = Workspace::open(data)?;
     if let Some(AuditCommand::Verify) = args.command {
-        return match governance::verify_audit(&ws.store, &ws.dir) {
+        return match governance::verify_audit(&*ws.store, &ws.dir) {
             Ok(v) => {
                 println!("audit log verified: {} entries, chained and anchored", v.entries);
                 if v.after_anchor > 0 {
@@ -106,7 +106,7 @@ pub fn erase(data: &DataDir, args: &SubjectArgs) -> Result<ExitCode> {
     let mut ws = Workspace::open(data)?;
     let subject = args.subject(&ws)?;
     let suppression = ws.suppression()?;
-    let report = governance::erase(&mut ws.store, &ws.config, &ws.dir, &subject, &suppression)?;
+    let report = governance::erase(&mut *ws.store, &ws.config, &ws.dir, &subject, &suppression)?;
     ws.audit(
         &operator(),
         "erase",
@@ -135,9 +135,9 @@ pub fn erase(data: &DataDir, args: &SubjectArgs) -> Result<ExitCode> {
 pub fn export(data: &DataDir, args: &SubjectArgs) -> Result<ExitCode> {
     let mut ws = Workspace::open(data)?;
     let subject = args.subject(&ws)?;
-    let export = governance::subject_export(&ws.store, &ws.config, &subject)?
+    let export = governance::subject_export(&*ws.store, &ws.config, &subject)?
         .with_context(|| format!("nothing is held for this {}", subject.kind()))?;
-    for profile in governance::subject_profiles(&ws.store, &subject)? {
+    for profile in governance::subject_profiles(&*ws.store, &subject)? {
         ws.audit(&operator(), "privacy.export", Some(&profile), json!({ "by": subject.kind() }))?;
     }
     println!("{}", serde_json::to_string_pretty(&export)?);
@@ -154,7 +154,7 @@ pub fn privacy(data: &DataDir, cmd: &PrivacyCommand) -> Result<ExitCode> {
         bail!("give the identifier to lift: --email, --phone or --identifier");
     };
     let suppression = ws.suppression()?;
-    if !governance::unsuppress(&mut ws.store, &suppression, &identifier)? {
+    if !governance::unsuppress(&mut *ws.store, &suppression, &identifier)? {
         bail!("this {} is not suppressed", identifier.kind);
     }
     ws.audit(&operator(), "privacy.unsuppress", None, json!({ "kind": identifier.kind.as_str() }))?;

@@ -8,7 +8,6 @@ use clap::Subcommand;
 use kinship_pipeline::audience;
 use kinship_pipeline::golden;
 use kinship_segments::{Audience, DefinitionSource, Kind};
-use kinship_store::{AudienceStore, Store};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -56,7 +55,7 @@ pub enum ComputedCommand {
 /// Loads every profile and definition into the audience engine, with a progress bar.
 pub fn load(ws: &Workspace) -> Result<Audience> {
     let bar = Progress::new("segments", false);
-    let loaded = audience::load_audience(&ws.store, &ws.config, &|d, t| bar.update(d, t));
+    let loaded = audience::load_audience(&*ws.store, &ws.config, &|d, t| bar.update(d, t));
     bar.finish();
     Ok(loaded?)
 }
@@ -68,7 +67,7 @@ pub fn sync_after_change(ws: &mut Workspace) -> Result<()> {
         return Ok(());
     }
     let loaded = load(ws)?;
-    let n = audience::sync_memberships(&mut ws.store, &loaded)?;
+    let n = audience::sync_memberships(&mut *ws.store, &loaded)?;
     if n > 0 {
         println!("segments: {n} entr(ies) and exit(s) recorded");
     }
@@ -81,7 +80,7 @@ pub fn segment(data: &DataDir, cmd: &SegmentCommand) -> Result<ExitCode> {
         SegmentCommand::Create { name, expression } => {
             let mut engine = load(&ws)?;
             let source = DefinitionSource { kind: Kind::Segment, name: name.clone(), expression: expression.clone() };
-            let size = audience::define(&mut ws.store, &ws.config, &mut engine, source)?;
+            let size = audience::define(&mut *ws.store, &ws.config, &mut engine, source)?;
             ws.audit(&operator(), "segment.create", None, json!({ "segment": name, "expression": expression }))?;
             println!("segment {name}: {size} of {} profiles", engine.profile_count());
         }
@@ -145,7 +144,7 @@ pub fn segment(data: &DataDir, cmd: &SegmentCommand) -> Result<ExitCode> {
             let (mut read, mut written, mut withheld) = (0u64, 0u64, 0u64);
             const PAGE: u64 = 10_000;
             loop {
-                let (kept, left_out) = audience::consented_members(&ws.store, &ws.config, name, read, PAGE)?;
+                let (kept, left_out) = audience::consented_members(&*ws.store, &ws.config, name, read, PAGE)?;
                 for id in &kept {
                     let s = summary(&ws, id)?;
                     csv.write_record([id.as_str(), s["name"].as_str().unwrap_or(""), s["email"].as_str().unwrap_or("")])?;
@@ -167,7 +166,7 @@ pub fn segment(data: &DataDir, cmd: &SegmentCommand) -> Result<ExitCode> {
         }
         SegmentCommand::Delete { name } => {
             let mut engine = load(&ws)?;
-            audience::undefine(&mut ws.store, &mut engine, Kind::Segment, name)?;
+            audience::undefine(&mut *ws.store, &mut engine, Kind::Segment, name)?;
             ws.audit(&operator(), "segment.delete", None, json!({ "segment": name }))?;
             println!("deleted segment {name}");
         }
@@ -181,7 +180,7 @@ pub fn computed(data: &DataDir, cmd: &ComputedCommand) -> Result<ExitCode> {
         ComputedCommand::Create { name, expression } => {
             let mut engine = load(&ws)?;
             let source = DefinitionSource { kind: Kind::Computed, name: name.clone(), expression: expression.clone() };
-            let n = audience::define(&mut ws.store, &ws.config, &mut engine, source)?;
+            let n = audience::define(&mut *ws.store, &ws.config, &mut engine, source)?;
             ws.audit(&operator(), "computed.create", None, json!({ "computed_trait": name, "expression": expression }))?;
             println!("computed trait {name}: evaluated on {n} profiles; it shows on each profile as computed.{name}");
         }
@@ -193,7 +192,7 @@ pub fn computed(data: &DataDir, cmd: &ComputedCommand) -> Result<ExitCode> {
         }
         ComputedCommand::Delete { name } => {
             let mut engine = load(&ws)?;
-            audience::undefine(&mut ws.store, &mut engine, Kind::Computed, name)?;
+            audience::undefine(&mut *ws.store, &mut engine, Kind::Computed, name)?;
             ws.audit(&operator(), "computed.delete", None, json!({ "computed_trait": name }))?;
             println!("deleted computed trait {name}");
         }

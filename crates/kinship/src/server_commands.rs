@@ -1,11 +1,10 @@
 //! Commands around the server: `serve`, `token create`, `user create`, `source add`.
 
 use crate::DataDir;
-use crate::commands::{Workspace, database_path, operator};
+use crate::commands::{Workspace, operator};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kinship_server::auth::{hash_secret, new_secret};
-use kinship_store::AccessStore;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -67,7 +66,7 @@ pub fn serve(data: &DataDir, args: &ServeArgs) -> Result<ExitCode> {
 /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests and exits cleanly.
 pub fn run_server(ws: Workspace, bind: Option<String>) -> Result<ExitCode> {
     let bind = bind.unwrap_or_else(|| ws.config.server.bind.clone());
-    let options = kinship_server::ServeOptions { db_path: database_path(&ws.dir), data_dir: ws.dir.clone(), config: ws.config, bind };
+    let options = kinship_server::ServeOptions { database: ws.config.database(&ws.dir), data_dir: ws.dir.clone(), config: ws.config, bind };
     drop(ws.store);
     // Reads run on the blocking pool, one SQLite connection per thread: a few warm
     // connections serve many requests faster than one cold connection per request in flight.

@@ -12,7 +12,7 @@ mod web_ui;
 
 use http::{basic, event_names, identifier_keys, request, wait_for_profile};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,9 +32,31 @@ fn kinship() -> Command {
     c
 }
 
+/// The store of a data directory as the test's `kinship` commands reach it: the SQLite file
+/// in it, or, when the suite runs with `KINSHIP_TEST_BACKEND=postgres`, a fresh PostgreSQL
+/// database of its own.
+fn database_of(dir: &Path) -> String {
+    static DATABASES: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+    DATABASES.lock().unwrap().entry(dir.to_path_buf()).or_insert_with(|| kinship_testkit::database_for(dir)).clone()
+}
+
+/// `kinship` over a data directory's store.
+fn kinship_in(dir: &Path) -> Command {
+    let mut c = kinship();
+    if kinship_testkit::postgres_backend() {
+        c.env("KINSHIP_DATABASE_URL", database_of(dir));
+    }
+    c
+}
+
+/// A connection to a data directory's store, for checking what the commands stored.
+fn store_of(dir: &Path) -> Box<dyn kinship_store::Database> {
+    kinship_store::open(&database_of(dir)).expect("the store opens")
+}
+
 /// Runs a command to completion and returns the last line of its stdout.
 fn last_line(dir: &Path, args: &[&str]) -> String {
-    let out = kinship().args(args).arg("--data").arg(dir).output().expect("kinship runs");
+    let out = kinship_in(dir).args(args).arg("--data").arg(dir).output().expect("kinship runs");
     assert!(out.status.success(), "kinship {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().last().expect("a line of output").trim().to_string()
 }
@@ -61,24 +83,24 @@ impl Data {
         Data { dir, keys, token }
     }
 
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("kinship.sqlite")
-    }
-
     /// How often each record key of a source is stored.
     fn stored_keys(&self, source: &str) -> HashMap<String, i64> {
-        let conn = rusqlite::Connection::open(self.db()).unwrap();
-        let mut stmt = conn.prepare("SELECT record_key, COUNT(*) FROM records WHERE source = ?1 GROUP BY record_key").unwrap();
-        let rows = stmt.query_map([source], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap();
-        rows.map(Result::unwrap).collect()
+        let mut counts = HashMap::new();
+        store_of(self.dir.path())
+            .scan_records(&mut |r| {
+                if r.source == source {
+                    *counts.entry(r.key.to_string()).or_insert(0) += 1;
+                }
+            })
+            .unwrap();
+        counts
     }
 
-    fn unresolved(&self) -> i64 {
-        let conn = rusqlite::Connection::open(self.db()).unwrap();
-        conn.query_row("SELECT COUNT(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.record_id = r.id)", [], |r| {
-            r.get(0)
-        })
-        .unwrap()
+    fn unresolved(&self) -> u64 {
+        let store = store_of(self.dir.path());
+        let mut assigned = 0;
+        store.scan_assignments(&mut |_, _, _| assigned += 1).unwrap();
+        store.stats().unwrap().records - assigned
     }
 }
 
@@ -90,7 +112,7 @@ struct Serve {
 
 impl Serve {
     fn start(data: &Data) -> Self {
-        let mut child = kinship()
+        let mut child = kinship_in(data.dir.path())
             .args(["serve", "--bind", "127.0.0.1:0", "--data"])
             .arg(data.dir.path())
             .stdout(Stdio::piped())
@@ -354,7 +376,7 @@ fn official_segment_and_rudderstack_python_sdks_work_unchanged() {
 
 /// Runs a command and returns (success, stdout, stderr).
 fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = kinship().args(args).arg("--data").arg(dir).output().expect("kinship runs");
+    let out = kinship_in(dir).args(args).arg("--data").arg(dir).output().expect("kinship runs");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -365,14 +387,15 @@ fn segments_from_the_command_line_select_what_the_records_say() {
     let (ok, _, err) = run(d, &["demo", "--no-serve", "--customers", "300", "--seed", "3"]);
     assert!(ok, "{err}");
     // Who placed an order, by construction: profiles holding a shop record.
-    let conn = rusqlite::Connection::open(d.join("kinship.sqlite")).unwrap();
-    let buyers: i64 = conn
-        .query_row(
-            "SELECT COUNT(DISTINCT a.profile_id) FROM assignments a JOIN records r ON r.id = a.record_id WHERE r.source = 'shop' AND r.ts IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
+    let mut buyers = std::collections::BTreeSet::new();
+    store_of(d)
+        .scan_profile_records(&mut |profile, r| {
+            if r.source == "shop" && r.timestamp.is_some() {
+                buyers.insert(profile.to_string());
+            }
+        })
         .unwrap();
+    let buyers = buyers.len() as i64;
     assert!(buyers > 0);
 
     let (ok, out, err) = run(d, &["segment", "preview", "--json", r#"count("Order Completed") >= 1"#]);

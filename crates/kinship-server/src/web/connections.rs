@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use kinship_policy::Capability;
-use kinship_store::{AccessStore, SqliteStore};
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
@@ -143,8 +142,8 @@ pub async fn new_write_key(
         return Err(PageError(StatusCode::NOT_FOUND, format!("no Segment source `{name}`")));
     }
     let key = crate::auth::new_secret("wk_");
-    let (path, source, hash) = (state.db_path.clone(), name.clone(), crate::auth::hash_secret(&key));
-    tokio::task::spawn_blocking(move || SqliteStore::open(&path)?.set_write_key(&source, &hash)).await.expect("does not panic")?;
+    let (path, source, hash) = (state.database.clone(), name.clone(), crate::auth::hash_secret(&key));
+    tokio::task::spawn_blocking(move || kinship_store::open(&path)?.set_write_key(&source, &hash)).await.expect("does not panic")?;
     state.forget_write_keys();
     caller.audit("source.write_key", None, "POST /connections/{name}/write-key", json!({ "source": name })).await;
     let message: Markup = html! {

@@ -8,7 +8,7 @@ use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::Json;
 use kinship_policy::Capability;
-use kinship_store::{GovernanceStore, Store, StoreError};
+use kinship_store::StoreError;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;

@@ -7,7 +7,6 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use kinship_store::AccessStore;
 use maud::{html, DOCTYPE};
 use serde::Deserialize;
 use serde_json::json;

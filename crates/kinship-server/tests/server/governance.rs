@@ -4,7 +4,6 @@
 
 use super::{ok, Server, RESOLVE_WAIT};
 use crate::http::{self, get, post_json, request, wait_for_profile};
-use kinship_store::{AccessStore, SqliteStore};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 
@@ -13,7 +12,7 @@ const ROLES: [&str; 6] = ["admin", "support", "sales", "marketer", "analyst", "v
 /// A token of `role`, added to the running server's store.
 fn token(s: &Server, role: &str) -> String {
     let secret = kinship_server::auth::new_secret("kt_");
-    let mut store = SqliteStore::open(&s.db()).unwrap();
+    let mut store = s.db();
     store.add_token(&format!("test-{role}"), role, &kinship_server::auth::hash_secret(&secret)).unwrap();
     secret
 }

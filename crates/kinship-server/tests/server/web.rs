@@ -4,7 +4,6 @@
 
 use super::Server;
 use crate::http::{request, Response};
-use kinship_store::{AccessStore, SqliteStore};
 
 fn form(s: &Server, path: &str, cookie: &str, body: &str) -> Response {
     let headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie)];
@@ -43,7 +42,7 @@ fn sign_in(s: &Server, credentials: &str) -> Response {
 #[test]
 fn pages_need_a_session_and_forms_the_sessions_csrf_token() {
     let s = Server::start();
-    let mut store = SqliteStore::open(&s.db()).unwrap();
+    let mut store = s.db();
     store.set_user("alice", "admin", &kinship_server::auth::hash_password("correct horse battery")).unwrap();
     drop(store);
 

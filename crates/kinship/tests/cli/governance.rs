@@ -3,7 +3,7 @@
 //! any byte of an entry changes or its newest entry is removed; tokens are listed, revoked,
 //! and shape what `profile show --token` prints.
 
-use super::kinship;
+use super::kinship_in;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -19,7 +19,7 @@ const ANN_SPELLINGS: [&str; 7] = [
 ];
 
 fn run(data: &Path, args: &[&str]) -> Output {
-    kinship().args(args).arg("--data").arg(data).output().expect("kinship runs")
+    kinship_in(data).args(args).arg("--data").arg(data).output().expect("kinship runs")
 }
 
 fn run_ok(data: &Path, args: &[&str]) -> String {
@@ -111,11 +111,18 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// (file, spelling) for every spelling found, case-insensitively, in the raw bytes of any file.
+/// (file, spelling) for every spelling found, case-insensitively, in the raw bytes of any
+/// file of the data directory, and of its PostgreSQL database's tables and indexes when it
+/// has one.
 fn mentions(dir: &Path, spellings: &[&str]) -> Vec<(PathBuf, String)> {
     let mut found = Vec::new();
-    for path in files(dir) {
-        let bytes = std::fs::read(&path).unwrap().to_ascii_lowercase();
+    let mut contents: Vec<(PathBuf, Vec<u8>)> = files(dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
+    let database = super::database_of(dir);
+    if kinship_store::is_postgres_url(&database) {
+        contents.extend(postgres_files(&database));
+    }
+    for (path, bytes) in contents {
+        let bytes = bytes.to_ascii_lowercase();
         for s in spellings {
             let needle = s.to_ascii_lowercase().into_bytes();
             if bytes.windows(needle.len()).any(|w| w == needle.as_slice()) {
@@ -124,6 +131,23 @@ fn mentions(dir: &Path, spellings: &[&str]) -> Vec<(PathBuf, String)> {
         }
     }
     found
+}
+
+/// The files of every table, TOAST table and index of a PostgreSQL database, read through
+/// the server (`pg_read_binary_file`, as the superuser the tests run), named by relation.
+fn postgres_files(url: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let relations = client
+        .query("SELECT relname::text, pg_relation_filepath(oid) FROM pg_class WHERE relkind IN ('r', 'i', 't') AND relfilenode <> 0", &[])
+        .unwrap();
+    relations
+        .iter()
+        .filter_map(|r| {
+            let (name, path): (String, Option<String>) = (r.get(0), r.get(1));
+            let bytes: Vec<u8> = client.query_one("SELECT pg_read_binary_file($1)", &[&path?]).ok()?.get(0);
+            Some((PathBuf::from(format!("postgres:{name}")), bytes))
+        })
+        .collect()
 }
 
 /// The `suppressed` column of a source's row in the ingest summary.
@@ -176,6 +200,84 @@ fn erasure_leaves_no_copy_on_disk_and_reingest_is_suppressed() {
     run_ok(&data, &["profile", "show", "--email", "ann.lee@example.com"]);
 }
 
+/// The audit table reached with SQL, as someone with access to the database would.
+enum AuditTable {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+impl AuditTable {
+    fn open(data: &Path) -> Self {
+        let database = super::database_of(data);
+        if kinship_store::is_postgres_url(&database) {
+            AuditTable::Postgres(postgres::Client::connect(&database, postgres::NoTls).unwrap())
+        } else {
+            AuditTable::Sqlite(rusqlite::Connection::open(database).unwrap())
+        }
+    }
+
+    fn update_refused(&mut self) -> bool {
+        match self {
+            AuditTable::Sqlite(c) => c.execute("UPDATE audit_log SET line = line WHERE seq = 1", []).is_err(),
+            AuditTable::Postgres(c) => c.execute("UPDATE audit_log SET line = line WHERE seq = 1", &[]).is_err(),
+        }
+    }
+
+    fn drop_triggers(&mut self) {
+        match self {
+            AuditTable::Sqlite(c) => c.execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;").unwrap(),
+            AuditTable::Postgres(c) => c.batch_execute("ALTER TABLE audit_log DISABLE TRIGGER USER").unwrap(),
+        }
+    }
+
+    fn lines(&mut self) -> Vec<(i64, String)> {
+        match self {
+            AuditTable::Sqlite(c) => c
+                .prepare("SELECT seq, line FROM audit_log ORDER BY seq")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect(),
+            AuditTable::Postgres(c) => {
+                c.query("SELECT seq, line FROM audit_log ORDER BY seq", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
+            }
+        }
+    }
+
+    fn set_line(&mut self, seq: i64, line: &str) {
+        let sql = "UPDATE audit_log SET line = $1 WHERE seq = $2";
+        match self {
+            AuditTable::Sqlite(c) => c.execute(sql, rusqlite::params![line, seq]).map(drop).unwrap(),
+            AuditTable::Postgres(c) => c.execute(sql, &[&line, &seq]).map(drop).unwrap(),
+        }
+    }
+
+    /// Deletes an entry; returns its time and actor.
+    fn remove(&mut self, seq: i64) -> (i64, String) {
+        match self {
+            AuditTable::Sqlite(c) => {
+                let kept = c.query_row("SELECT at_ms, actor FROM audit_log WHERE seq = ?1", [seq], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+                c.execute("DELETE FROM audit_log WHERE seq = ?1", [seq]).unwrap();
+                kept
+            }
+            AuditTable::Postgres(c) => {
+                let row = c.query_one("SELECT at_ms, actor FROM audit_log WHERE seq = $1", &[&seq]).unwrap();
+                c.execute("DELETE FROM audit_log WHERE seq = $1", &[&seq]).unwrap();
+                (row.get(0), row.get(1))
+            }
+        }
+    }
+
+    fn insert(&mut self, seq: i64, at_ms: i64, actor: &str, line: &str) {
+        let sql = "INSERT INTO audit_log (seq, at_ms, actor, profile, line) VALUES ($1, $2, $3, NULL, $4)";
+        match self {
+            AuditTable::Sqlite(c) => c.execute(sql, rusqlite::params![seq, at_ms, actor, line]).map(drop).unwrap(),
+            AuditTable::Postgres(c) => c.execute(sql, &[&seq, &at_ms, &actor, &line]).map(drop).unwrap(),
+        }
+    }
+}
+
 /// Runs `kinship audit verify` and returns whether it passed.
 fn audit_verifies(data: &Path) -> bool {
     run(data, &["audit", "verify"]).status.success()
@@ -196,44 +298,30 @@ fn audit_verify_passes_on_a_real_log_and_fails_after_any_change() {
         assert!(log.contains(&format!(r#""action":"{action}""#)), "{action} is audited: {log}");
     }
 
-    let db = data.join("kinship.sqlite");
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut table = AuditTable::open(&data);
     // The triggers refuse changes made through SQL; an attacker drops them first.
-    assert!(conn.execute("UPDATE audit_log SET line = line WHERE seq = 1", []).is_err(), "the log is append-only");
-    conn.execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;").unwrap();
-    let lines: Vec<(i64, String)> = conn
-        .prepare("SELECT seq, line FROM audit_log ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    assert!(table.update_refused(), "the log is append-only");
+    table.drop_triggers();
+    let lines = table.lines();
     assert!(lines.len() >= 4, "{lines:?}");
     // Change one byte, at several positions of several entries: every change is caught.
     for (seq, line) in lines.iter().step_by(2) {
         for position in [0, line.len() / 3, line.len() / 2, line.len() - 2] {
             let mut bytes = line.clone().into_bytes();
             bytes[position] = if bytes[position] == b'7' { b'8' } else { b'7' };
-            let changed = String::from_utf8(bytes).unwrap();
-            conn.execute("UPDATE audit_log SET line = ?1 WHERE seq = ?2", rusqlite::params![changed, seq]).unwrap();
+            table.set_line(*seq, &String::from_utf8(bytes).unwrap());
             assert!(!audit_verifies(&data), "changing byte {position} of entry {seq} went unnoticed");
-            conn.execute("UPDATE audit_log SET line = ?1 WHERE seq = ?2", rusqlite::params![line, seq]).unwrap();
+            table.set_line(*seq, line);
         }
     }
     assert!(audit_verifies(&data), "restored, it verifies again");
     // Removing the newest entry is caught by the anchor.
     let (last_seq, last_line) = lines.last().unwrap().clone();
-    let (at_ms, actor): (i64, String) =
-        conn.query_row("SELECT at_ms, actor FROM audit_log WHERE seq = ?1", [last_seq], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-    conn.execute("DELETE FROM audit_log WHERE seq = ?1", [last_seq]).unwrap();
+    let (at_ms, actor) = table.remove(last_seq);
     let out = run(&data, &["audit", "verify"]);
     assert!(!out.status.success(), "removing the newest entry went unnoticed");
     assert!(String::from_utf8_lossy(&out.stderr).contains("removed"), "{}", String::from_utf8_lossy(&out.stderr));
-    conn.execute(
-        "INSERT INTO audit_log (seq, at_ms, actor, profile, line) VALUES (?1, ?2, ?3, NULL, ?4)",
-        rusqlite::params![last_seq, at_ms, actor, last_line],
-    )
-    .unwrap();
+    table.insert(last_seq, at_ms, &actor, &last_line);
     assert!(audit_verifies(&data));
 }
 

@@ -2,7 +2,7 @@
 //! through `playwright-core` from npm) against `kinship serve` on demo data, and writes a
 //! screenshot of each page at 1280 px and 390 px into `target/ui-screenshots/`.
 
-use super::kinship;
+use super::kinship_in;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -54,18 +54,32 @@ struct Person {
     email: String,
 }
 
-fn pick_person(db: &Path) -> Person {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let (id, traits): (String, String) = conn
-        .query_row(
-            "SELECT p.id, p.traits FROM profiles p JOIN assignments a ON a.profile_id = p.id JOIN records r ON r.id = a.record_id
-             GROUP BY p.id
-             HAVING SUM(r.source = 'shop') > 0 AND SUM(r.source = 'tickets') > 0 AND COUNT(DISTINCT r.source) >= 4
-                AND length(json_extract(p.traits, '$.last_name[0]')) >= 5 AND json_extract(p.traits, '$.email[0]') IS NOT NULL
-             ORDER BY COUNT(*) DESC, p.id LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+fn pick_person(data: &Path) -> Person {
+    // A customer with orders and tickets in at least four systems, a surname of five
+    // letters or more and an email; the one with most records (then the lowest id).
+    let store = super::store_of(data);
+    let mut sources: std::collections::BTreeMap<String, (std::collections::BTreeSet<String>, usize)> = Default::default();
+    store
+        .scan_profile_records(&mut |profile, r| {
+            let entry = sources.entry(profile.to_string()).or_default();
+            entry.0.insert(r.source.to_string());
+            entry.1 += 1;
+        })
+        .unwrap();
+    let mut candidates: Vec<(usize, String)> = sources
+        .into_iter()
+        .filter(|(_, (s, _))| s.contains("shop") && s.contains("tickets") && s.len() >= 4)
+        .map(|(id, (_, n))| (n, id))
+        .collect();
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let (id, traits) = candidates
+        .into_iter()
+        .find_map(|(_, id)| {
+            let traits = store.profile(&id).unwrap()?.traits;
+            let parsed: Value = serde_json::from_str(&traits).unwrap();
+            let long_name = parsed["last_name"][0].as_str().is_some_and(|n| n.chars().count() >= 5);
+            (long_name && parsed["email"][0].is_string()).then_some((id, traits))
+        })
         .expect("the demo has a customer with orders and tickets");
     let traits: Value = serde_json::from_str(&traits).unwrap();
     let value = |name: &str| traits[name][0].as_str().unwrap_or_default().to_string();
@@ -98,7 +112,7 @@ fn web_ui_in_headless_chromium() {
     let chromium = chromium();
     let playwright = playwright_core();
     let data = tempfile::tempdir().unwrap();
-    let out = kinship()
+    let out = kinship_in(data.path())
         .args(["demo", "--no-serve", "--customers", "500", "--seed", "11", "--data"])
         .arg(data.path())
         .output()
@@ -114,10 +128,10 @@ fn web_ui_in_headless_chromium() {
     };
     let (admin, marketer) = (password("demo-admin"), password("demo-marketer"));
     assert!(printed.contains("Web UI: http://"), "the demo prints the web UI's address");
-    let person = pick_person(&data.path().join("kinship.sqlite"));
+    let person = pick_person(data.path());
 
     let server = KillOnDrop(
-        kinship()
+        kinship_in(data.path())
             .args(["serve", "--bind", "127.0.0.1:0", "--data"])
             .arg(data.path())
             .stdout(Stdio::piped())
@@ -176,7 +190,7 @@ fn user_create_reads_the_password_from_stdin_and_stores_an_argon2_hash() {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("kinship.toml"), "").unwrap();
     let create = |password: &str| {
-        let mut child = kinship()
+        let mut child = kinship_in(data.path())
             .args(["user", "create", "--name", "ops", "--role", "support", "--data"])
             .arg(data.path())
             .stdin(Stdio::piped())
@@ -192,9 +206,8 @@ fn user_create_reads_the_password_from_stdin_and_stores_an_argon2_hash() {
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10 characters"));
     let made = create("a long enough password");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let conn = rusqlite::Connection::open(data.path().join("kinship.sqlite")).unwrap();
-    let (role, hash): (String, String) =
-        conn.query_row("SELECT role, password_hash FROM users WHERE name = 'ops'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let user = super::store_of(data.path()).user("ops").unwrap().expect("the user is stored");
+    let (role, hash) = (user.role, user.password_hash);
     assert_eq!(role, "support");
     assert!(hash.starts_with("$argon2id$") && !hash.contains("long enough"), "{hash}");
 }
