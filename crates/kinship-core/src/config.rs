@@ -253,7 +253,10 @@ impl Config {
     pub fn load_file(path: &Path) -> Result<Self, ConfigError> {
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(path))
-            .merge(Env::prefixed("KINSHIP_").split("__").filter(|key| ENV_SECTIONS.contains(&key.as_str().split('.').next().unwrap_or(""))))
+            .merge(Env::prefixed("KINSHIP_").split("__").filter(|key| {
+                let section = key.as_str().split('.').next().unwrap_or("").to_ascii_lowercase();
+                ENV_SECTIONS.contains(&section.as_str())
+            }))
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))?;
         config.validate()?;
@@ -347,6 +350,13 @@ mod tests {
             jail.set_env("KINSHIP_RESOLVE__DEFAULT_REGION", "GB");
             let c = Config::load(&dir).unwrap();
             assert_eq!(c.resolve.default_region, "GB", "environment beats the file");
+            assert_eq!(c.database(&dir), dir.join(DATABASE_FILE).display().to_string());
+            jail.set_env("KINSHIP_DATABASE_URL", "postgres://kinship@db/kinship");
+            // Other KINSHIP_ variables are not settings, and do not break loading.
+            jail.set_env("KINSHIP_TOKEN", "kt_secret");
+            jail.set_env("KINSHIP_TEST_BACKEND", "postgres");
+            let c = Config::load(&dir).unwrap();
+            assert_eq!(c.database(&dir), "postgres://kinship@db/kinship");
             Ok(())
         });
     }

@@ -986,8 +986,13 @@ impl GovernanceStore for PostgresStore {
         // until the space is reused; plain VACUUM only marks it reusable. VACUUM FULL
         // writes each table and its indexes into new files and drops the old ones. What
         // PostgreSQL keeps outside the tables (its WAL, base backups, WAL archives) is the
-        // operator's to expire: see docs/deploy.md.
-        self.client.borrow_mut().batch_execute(&format!("VACUUM (FULL) {PERSONAL_TABLES}"))?;
+        // operator's to expire: see docs/deploy.md. The planner's statistics sample column
+        // values too (most common values, histograms): they are gathered again from what
+        // remains, and their old rows rewritten away.
+        let mut client = self.client.borrow_mut();
+        client.batch_execute(&format!("VACUUM (FULL) {PERSONAL_TABLES}"))?;
+        client.batch_execute(&format!("ANALYZE {PERSONAL_TABLES}"))?;
+        client.batch_execute("VACUUM (FULL) pg_statistic")?;
         Ok(())
     }
 }
