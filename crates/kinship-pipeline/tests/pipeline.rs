@@ -1,10 +1,14 @@
-//! The data flow on real SQLite files: ingest, rejects, idempotency, resolution,
+//! The data flow on a real store (a SQLite file, or PostgreSQL with
+//! `KINSHIP_TEST_BACKEND=postgres`): ingest, rejects, idempotency, resolution,
 //! survivorship, the 360 document, and decisions that survive re-resolution.
+
+#[path = "pipeline/shared_store.rs"]
+mod shared_store;
 
 use kinship_core::{Config, LinkConstraint};
 use kinship_pipeline::governance::SuppressionCheck;
 use kinship_pipeline::{explain, ingest_source, profile_document, resolve_all};
-use kinship_store::{SqliteStore, Store};
+use kinship_store::Database;
 use std::path::Path;
 
 const CONFIG: &str = r#"
@@ -58,17 +62,17 @@ const ORDERS: &str = r#"{"order_id":"O1","customer":{"email":"alice@example.com"
 {"order_id":"O4","customer":{"email":"family@example.com"},"total":7,"created_at":"2024-02-02T10:00:00Z"}
 "#;
 
-fn setup(dir: &Path, orders: &str) -> (Config, SqliteStore) {
+fn setup(dir: &Path, orders: &str) -> (Config, Box<dyn Database>) {
     std::fs::write(dir.join("kinship.toml"), CONFIG).unwrap();
     std::fs::write(dir.join("crm.csv"), CRM).unwrap();
     std::fs::write(dir.join("orders.jsonl"), orders).unwrap();
     std::fs::write(dir.join("web.jsonl"), "{\"email\":\"ALICE@example.com\",\"type\":\"Page Viewed\",\"ts\":1709290000}\n").unwrap();
     let config = Config::load(dir).unwrap();
-    let store = SqliteStore::open(&dir.join("kinship.sqlite")).unwrap();
+    let store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
     (config, store)
 }
 
-fn ingest_all(store: &mut SqliteStore, config: &Config, dir: &Path) -> u64 {
+fn ingest_all(store: &mut dyn Database, config: &Config, dir: &Path) -> u64 {
     let mut inserted = 0;
     for name in ["crm", "shop", "web"] {
         inserted += ingest_source(store, config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap().inserted;
@@ -77,7 +81,7 @@ fn ingest_all(store: &mut SqliteStore, config: &Config, dir: &Path) -> u64 {
     inserted
 }
 
-fn profile_of(store: &SqliteStore, source: &str, key: &str) -> String {
+fn profile_of(store: &dyn Database, source: &str, key: &str) -> String {
     store.record_profile(source, key).unwrap().unwrap_or_else(|| panic!("{source}:{key} is assigned")).1
 }
 
@@ -85,23 +89,23 @@ fn profile_of(store: &SqliteStore, source: &str, key: &str) -> String {
 fn exact_resolution_with_guards() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, mut store) = setup(tmp.path(), ORDERS);
-    ingest_all(&mut store, &config, tmp.path());
-    let alice = profile_of(&store, "crm", "C1");
-    assert_eq!(profile_of(&store, "shop", "O1"), alice, "email differs only in case and whitespace");
-    assert_eq!(profile_of(&store, "shop", "O2"), alice, "phone in another format");
-    assert_eq!(profile_of(&store, "web", &web_key(&store)), alice);
-    assert_ne!(profile_of(&store, "crm", "C2"), profile_of(&store, "crm", "C3"), "a family email does not fuse two CRM contacts");
-    assert_eq!(profile_of(&store, "shop", "O3"), profile_of(&store, "crm", "C2"), "the phone decides whose order it is");
-    let o4 = profile_of(&store, "shop", "O4");
+    ingest_all(&mut *store, &config, tmp.path());
+    let alice = profile_of(&*store, "crm", "C1");
+    assert_eq!(profile_of(&*store, "shop", "O1"), alice, "email differs only in case and whitespace");
+    assert_eq!(profile_of(&*store, "shop", "O2"), alice, "phone in another format");
+    assert_eq!(profile_of(&*store, "web", &web_key(&*store)), alice);
+    assert_ne!(profile_of(&*store, "crm", "C2"), profile_of(&*store, "crm", "C3"), "a family email does not fuse two CRM contacts");
+    assert_eq!(profile_of(&*store, "shop", "O3"), profile_of(&*store, "crm", "C2"), "the phone decides whose order it is");
+    let o4 = profile_of(&*store, "shop", "O4");
     assert!(
-        o4 != profile_of(&store, "crm", "C2") && o4 != profile_of(&store, "crm", "C3"),
+        o4 != profile_of(&*store, "crm", "C2") && o4 != profile_of(&*store, "crm", "C3"),
         "email-only order of a shared email stays apart"
     );
-    assert_ne!(profile_of(&store, "crm", "C4"), profile_of(&store, "crm", "C5"), "blocked test email joins nothing");
+    assert_ne!(profile_of(&*store, "crm", "C4"), profile_of(&*store, "crm", "C5"), "blocked test email joins nothing");
     assert_eq!(store.find_profiles("email", "alice@example.com").unwrap(), vec![alice]);
 }
 
-fn web_key(store: &SqliteStore) -> String {
+fn web_key(store: &dyn Database) -> String {
     let mut key = String::new();
     store
         .scan_assignments(&mut |s, k, _| {
@@ -118,11 +122,11 @@ fn web_key(store: &SqliteStore) -> String {
 fn reingest_adds_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, mut store) = setup(tmp.path(), ORDERS);
-    assert_eq!(ingest_all(&mut store, &config, tmp.path()), 10);
+    assert_eq!(ingest_all(&mut *store, &config, tmp.path()), 10);
     let before = store.stats().unwrap();
-    let report = ingest_source(&mut store, &config, "shop", tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    let report = ingest_source(&mut *store, &config, "shop", tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     assert_eq!((report.inserted, report.duplicates), (0, 4));
-    assert_eq!(ingest_all(&mut store, &config, tmp.path()), 0);
+    assert_eq!(ingest_all(&mut *store, &config, tmp.path()), 0);
     assert_eq!(store.stats().unwrap(), before, "records and profiles unchanged");
 }
 
@@ -138,7 +142,7 @@ fn bad_rows_are_rejected_with_line_and_reason() {
     );
     let (config, mut store) = setup(tmp.path(), &orders);
     std::fs::write(tmp.path().join("crm.csv"), format!("{CRM}C6,Fay,fay@x.com\nC7,Gus,gus@x.com,,Perth,2024-01-01\n")).unwrap();
-    let shop = ingest_source(&mut store, &config, "shop", tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    let shop = ingest_source(&mut *store, &config, "shop", tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     assert_eq!((shop.inserted, shop.rejected), (4, 5));
     let rejects = std::fs::read_to_string(shop.reject_file.unwrap()).unwrap();
     let lines: Vec<serde_json::Value> = rejects.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -153,7 +157,7 @@ fn bad_rows_are_rejected_with_line_and_reason() {
     assert!(by_line(8).contains("key field `order_id`"));
     assert!(by_line(9).contains("timestamp"));
     assert!(by_line(10).contains("expected a JSON object"));
-    let crm = ingest_source(&mut store, &config, "crm", tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    let crm = ingest_source(&mut *store, &config, "crm", tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     assert_eq!((crm.inserted, crm.rejected), (6, 1));
     let crm_rejects = std::fs::read_to_string(crm.reject_file.unwrap()).unwrap();
     assert!(crm_rejects.contains("\"line\":7") && crm_rejects.contains("has 3 fields, the header has 6"), "{crm_rejects}");
@@ -163,9 +167,9 @@ fn bad_rows_are_rejected_with_line_and_reason() {
 fn survivorship_and_the_360_document() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, mut store) = setup(tmp.path(), ORDERS);
-    ingest_all(&mut store, &config, tmp.path());
-    let alice = profile_of(&store, "crm", "C1");
-    let doc = profile_document(&store, &config, &alice).unwrap().unwrap();
+    ingest_all(&mut *store, &config, tmp.path());
+    let alice = profile_of(&*store, "crm", "C1");
+    let doc = profile_document(&*store, &config, &alice).unwrap().unwrap();
     // The CRM (priority 1) beats newer shop orders (priority 2) for city.
     assert_eq!(doc["traits"]["city"], "Sydney");
     assert_eq!(doc["trait_sources"]["city"]["source"], "crm");
@@ -186,8 +190,8 @@ fn survivorship_and_the_360_document() {
     // Without the CRM source, the most recent shop order wins.
     let mut shop_first = config.clone();
     shop_first.sources.get_mut("shop").unwrap().priority = 0;
-    resolve_all(&mut store, &shop_first, &|_, _| {}).unwrap();
-    let doc = profile_document(&store, &shop_first, &profile_of(&store, "crm", "C1")).unwrap().unwrap();
+    resolve_all(&mut *store, &shop_first, &|_, _| {}).unwrap();
+    let doc = profile_document(&*store, &shop_first, &profile_of(&*store, "crm", "C1")).unwrap().unwrap();
     assert_eq!(doc["traits"]["city"], "Brisbane", "order O2 (April) is newer than O1 (March)");
     assert_eq!(doc["traits"]["first_name"], "Alice", "a trait only the older order has still survives");
 }
@@ -196,48 +200,48 @@ fn survivorship_and_the_360_document() {
 fn split_and_merge_survive_reresolution() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, mut store) = setup(tmp.path(), ORDERS);
-    ingest_all(&mut store, &config, tmp.path());
-    let alice = profile_of(&store, "crm", "C1");
+    ingest_all(&mut *store, &config, tmp.path());
+    let alice = profile_of(&*store, "crm", "C1");
     let records = store.profile_records(&alice).unwrap();
     for r in records.iter().filter(|r| r.key != "O2") {
         store
             .add_constraint(&LinkConstraint { must: false, left: ("shop".into(), "O2".into()), right: (r.source.clone(), r.key.clone()) })
             .unwrap();
     }
-    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
-    assert_ne!(profile_of(&store, "shop", "O2"), profile_of(&store, "crm", "C1"));
-    assert_eq!(profile_of(&store, "crm", "C1"), alice, "the profile keeps its id: its oldest record stayed");
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    assert_ne!(profile_of(&*store, "shop", "O2"), profile_of(&*store, "crm", "C1"));
+    assert_eq!(profile_of(&*store, "crm", "C1"), alice, "the profile keeps its id: its oldest record stayed");
     // Re-ingesting and re-resolving keeps the decision.
-    ingest_all(&mut store, &config, tmp.path());
-    assert_ne!(profile_of(&store, "shop", "O2"), profile_of(&store, "crm", "C1"));
+    ingest_all(&mut *store, &config, tmp.path());
+    assert_ne!(profile_of(&*store, "shop", "O2"), profile_of(&*store, "crm", "C1"));
 
     store.add_constraint(&LinkConstraint { must: true, left: ("crm".into(), "C4".into()), right: ("crm".into(), "C5".into()) }).unwrap();
-    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
-    let merged = profile_of(&store, "crm", "C4");
-    assert_eq!(profile_of(&store, "crm", "C5"), merged);
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    let merged = profile_of(&*store, "crm", "C4");
+    assert_eq!(profile_of(&*store, "crm", "C5"), merged);
 
     // The same decisions applied to just the profiles they touch give the same answer as
     // the full resolutions above, and leave every other profile as it was.
     store.add_constraint(&LinkConstraint { must: false, left: ("shop".into(), "O1".into()), right: ("crm".into(), "C1".into()) }).unwrap();
-    let before = assignment_map(&store);
-    let alice = profile_of(&store, "crm", "C1");
-    kinship_pipeline::reresolve_profiles(&mut store, &config, std::slice::from_ref(&alice)).unwrap();
-    let local = assignment_map(&store);
-    assert_ne!(profile_of(&store, "shop", "O1"), profile_of(&store, "crm", "C1"), "the split took effect");
+    let before = assignment_map(&*store);
+    let alice = profile_of(&*store, "crm", "C1");
+    kinship_pipeline::reresolve_profiles(&mut *store, &config, std::slice::from_ref(&alice)).unwrap();
+    let local = assignment_map(&*store);
+    assert_ne!(profile_of(&*store, "shop", "O1"), profile_of(&*store, "crm", "C1"), "the split took effect");
     for (record, profile) in &before {
         if *profile != alice {
             assert_eq!(&local[record], profile, "{record:?} was not touched");
         }
     }
-    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
-    assert_eq!(local, assignment_map(&store), "local re-resolution agrees with a full one");
-    let why = explain(&store, &config, &merged).unwrap().unwrap();
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    assert_eq!(local, assignment_map(&*store), "local re-resolution agrees with a full one");
+    let why = explain(&*store, &config, &merged).unwrap().unwrap();
     assert_eq!(why["joins"][0]["stage"], "must_link");
-    let why = explain(&store, &config, &alice).unwrap().unwrap();
+    let why = explain(&*store, &config, &alice).unwrap().unwrap();
     assert!(why["joins"].as_array().unwrap().iter().all(|j| j["stage"] == "exact" && j["evidence"]["kind"].is_string()), "{why}");
 }
 
-fn assignment_map(store: &SqliteStore) -> std::collections::BTreeMap<(String, String), String> {
+fn assignment_map(store: &dyn Database) -> std::collections::BTreeMap<(String, String), String> {
     let mut m = std::collections::BTreeMap::new();
     store
         .scan_assignments(&mut |s, k, p| {
@@ -254,11 +258,11 @@ fn incremental_resolution_agrees_with_batch() {
     // Records arrive in an order where later ones merge earlier profiles (O2's phone
     // reaches Alice only through the CRM row) and a guard must split a shared email.
     for name in ["shop", "web", "crm"] {
-        ingest_source(&mut store, &config, name, tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+        ingest_source(&mut *store, &config, name, tmp.path(), &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     }
     let mut total = kinship_pipeline::IncrementalReport::default();
     loop {
-        let r = kinship_pipeline::resolve_new_records(&mut store, &config, 3, None).unwrap();
+        let r = kinship_pipeline::resolve_new_records(&mut *store, &config, 3, None).unwrap();
         if r.attached + r.created + r.reresolved == 0 {
             break;
         }
@@ -268,14 +272,14 @@ fn incremental_resolution_agrees_with_batch() {
     }
     assert_eq!(total.attached + total.created + total.reresolved, 10, "each record resolved once");
     assert!(total.attached > 0 && total.reresolved > 0, "{total:?}");
-    let incremental = assignment_map(&store);
-    let incremental_traits = profile_document(&store, &config, &profile_of(&store, "crm", "C1")).unwrap().unwrap()["traits"].clone();
-    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
-    assert_eq!(incremental, assignment_map(&store), "same profiles, same ids");
-    let batch_traits = profile_document(&store, &config, &profile_of(&store, "crm", "C1")).unwrap().unwrap()["traits"].clone();
+    let incremental = assignment_map(&*store);
+    let incremental_traits = profile_document(&*store, &config, &profile_of(&*store, "crm", "C1")).unwrap().unwrap()["traits"].clone();
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    assert_eq!(incremental, assignment_map(&*store), "same profiles, same ids");
+    let batch_traits = profile_document(&*store, &config, &profile_of(&*store, "crm", "C1")).unwrap().unwrap()["traits"].clone();
     assert_eq!(incremental_traits, batch_traits, "same golden record");
     assert_eq!(
-        kinship_pipeline::resolve_new_records(&mut store, &config, 100, None).unwrap().attached,
+        kinship_pipeline::resolve_new_records(&mut *store, &config, 100, None).unwrap().attached,
         0,
         "nothing left after a full resolve"
     );
@@ -305,7 +309,7 @@ kind = "exact"
 /// The fuzzy fixture: a CRM of 64 distinct people plus `extra_crm` rows, and a web source
 /// of `web` rows (id,first,last,postcode,email,email2), with the fuzzy stage on names and
 /// postcode; both ingested and resolved.
-fn fuzzy_fixture(dir: &Path, extra_crm: &str, web: &str) -> (Config, SqliteStore) {
+fn fuzzy_fixture(dir: &Path, extra_crm: &str, web: &str) -> (Config, Box<dyn Database>) {
     std::fs::write(
         dir.join("kinship.toml"),
         format!(
@@ -339,11 +343,11 @@ traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
     std::fs::write(dir.join("crm.csv"), crm).unwrap();
     std::fs::write(dir.join("web.csv"), format!("id,first,last,postcode,email,email2\n{web}")).unwrap();
     let config = Config::load(dir).unwrap();
-    let mut store = SqliteStore::open(&dir.join("kinship.sqlite")).unwrap();
+    let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
     for name in ["crm", "web"] {
-        ingest_source(&mut store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+        ingest_source(&mut *store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     }
-    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
     (config, store)
 }
 
@@ -358,13 +362,13 @@ fn fuzzy_stage_merges_by_traits_under_the_guards() {
         "W1,Margaret,Thornbery,3141,mthornbury@y.com,\n",
     );
     // The fixture resolved once; a second full resolution must decide the same.
-    let report = resolve_all(&mut store, &config, &|_, _| {}).unwrap();
-    let meg = profile_of(&store, "crm", "C1");
-    assert_eq!(profile_of(&store, "web", "W1"), meg, "a typo in the surname, same first name and postcode");
-    assert_ne!(profile_of(&store, "crm", "C2"), profile_of(&store, "crm", "C3"), "two crm_ids stay apart however alike");
+    let report = resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    let meg = profile_of(&*store, "crm", "C1");
+    assert_eq!(profile_of(&*store, "web", "W1"), meg, "a typo in the surname, same first name and postcode");
+    assert_ne!(profile_of(&*store, "crm", "C2"), profile_of(&*store, "crm", "C3"), "two crm_ids stay apart however alike");
     assert_eq!(report.fuzzy_merges, 1, "{report:?}");
-    assert_ne!(profile_of(&store, "crm", "B0"), profile_of(&store, "crm", "B1"));
-    let why = explain(&store, &config, &meg).unwrap().unwrap();
+    assert_ne!(profile_of(&*store, "crm", "B0"), profile_of(&*store, "crm", "B1"));
+    let why = explain(&*store, &config, &meg).unwrap().unwrap();
     let join = &why["joins"][0];
     assert_eq!(join["stage"], "fuzzy");
     let fields: Vec<&str> = join["evidence"]["fields"].as_array().unwrap().iter().map(|f| f["column"].as_str().unwrap()).collect();
@@ -373,8 +377,8 @@ fn fuzzy_stage_merges_by_traits_under_the_guards() {
 
     // A split is a cannot-link: the fuzzy stage respects it on re-resolution.
     store.add_constraint(&LinkConstraint { must: false, left: ("web".into(), "W1".into()), right: ("crm".into(), "C1".into()) }).unwrap();
-    resolve_all(&mut store, &config, &|_, _| {}).unwrap();
-    assert_ne!(profile_of(&store, "web", "W1"), profile_of(&store, "crm", "C1"));
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    assert_ne!(profile_of(&*store, "web", "W1"), profile_of(&*store, "crm", "C1"));
 }
 
 #[test]
@@ -383,8 +387,8 @@ fn real_time_resolution_keeps_fuzzy_merges() {
     let dir = tmp.path();
     let (config, mut store) =
         fuzzy_fixture(dir, "C1,Margaret,Thornbury,3141,meg@x.com\n", "W1,Margaret,Thornbery,3141,mthornbury@y.com,\n");
-    let meg = profile_of(&store, "crm", "C1");
-    assert_eq!(profile_of(&store, "web", "W1"), meg, "joined by the fuzzy stage");
+    let meg = profile_of(&*store, "crm", "C1");
+    assert_eq!(profile_of(&*store, "web", "W1"), meg, "joined by the fuzzy stage");
     // New records arrive: W2 names Meg and B5 at once (two crm_ids: the guard refuses),
     // so her profile, which holds a fuzzy merge, is re-resolved in real time.
     std::fs::write(
@@ -392,35 +396,35 @@ fn real_time_resolution_keeps_fuzzy_merges() {
         "id,first,last,postcode,email,email2\nW2,Meg,,,meg@x.com,b5@x.com\nW3,Bo,,,b1@x.com,\nW4,,,,mthornbury@y.com,\n",
     )
     .unwrap();
-    ingest_source(&mut store, &config, "web", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
-    let report = kinship_pipeline::resolve_new_records(&mut store, &config, 100, None).unwrap();
+    ingest_source(&mut *store, &config, "web", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    let report = kinship_pipeline::resolve_new_records(&mut *store, &config, 100, None).unwrap();
     assert_eq!(report.attached + report.created + report.reresolved, 3, "{report:?}");
     assert_eq!(report.reresolved, 1, "{report:?}");
-    let meg = profile_of(&store, "crm", "C1");
+    let meg = profile_of(&*store, "crm", "C1");
     for key in ["W1", "W4"] {
-        assert_eq!(profile_of(&store, "web", key), meg, "{key}: the fuzzy merge holds through real-time resolution");
+        assert_eq!(profile_of(&*store, "web", key), meg, "{key}: the fuzzy merge holds through real-time resolution");
     }
-    assert_ne!(profile_of(&store, "web", "W2"), meg, "W2's emails are contested: it stays apart");
-    assert_ne!(profile_of(&store, "crm", "B5"), meg);
-    let why = explain(&store, &config, &meg).unwrap().unwrap();
+    assert_ne!(profile_of(&*store, "web", "W2"), meg, "W2's emails are contested: it stays apart");
+    assert_ne!(profile_of(&*store, "crm", "B5"), meg);
+    let why = explain(&*store, &config, &meg).unwrap().unwrap();
     assert!(why["joins"].as_array().unwrap().iter().any(|j| j["stage"] == "fuzzy"), "{why}");
 
     // Real-time fuzzy matching: a record with no known identifier that starts a profile is
     // matched against the in-memory index of every profile's golden traits.
-    let index = kinship_pipeline::FuzzyIndex::build(&store, &config).unwrap().expect("fuzzy is configured");
+    let index = kinship_pipeline::FuzzyIndex::build(&*store, &config).unwrap().expect("fuzzy is configured");
     assert!(index.len() >= 65);
     std::fs::write(
         dir.join("web.csv"),
         "id,first,last,postcode,email,email2\nW9,Margaret,Thornbury,3141,new.address@z.com,\nW10,Zed,Quux,9999,zq@z.com,\n",
     )
     .unwrap();
-    ingest_source(&mut store, &config, "web", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
-    let report = kinship_pipeline::resolve_new_records(&mut store, &config, 100, Some(&index)).unwrap();
+    ingest_source(&mut *store, &config, "web", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    let report = kinship_pipeline::resolve_new_records(&mut *store, &config, 100, Some(&index)).unwrap();
     assert_eq!((report.created, report.fuzzy_merges), (2, 1), "{report:?}");
-    let meg = profile_of(&store, "crm", "C1");
-    assert_eq!(profile_of(&store, "web", "W9"), meg, "same name and postcode, new email");
-    assert_ne!(profile_of(&store, "web", "W10"), meg, "resembles nobody: stays alone");
-    let why = explain(&store, &config, &meg).unwrap().unwrap();
+    let meg = profile_of(&*store, "crm", "C1");
+    assert_eq!(profile_of(&*store, "web", "W9"), meg, "same name and postcode, new email");
+    assert_ne!(profile_of(&*store, "web", "W10"), meg, "resembles nobody: stays alone");
+    let why = explain(&*store, &config, &meg).unwrap().unwrap();
     let live = why["joins"].as_array().unwrap().iter().find(|j| j["right"]["key"] == "W9").expect("the real-time join is explained");
     assert_eq!(live["stage"], "fuzzy");
     assert!(live["evidence"]["probability"].as_f64().unwrap() >= 0.9);

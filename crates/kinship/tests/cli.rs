@@ -5,6 +5,8 @@
 #[path = "../../kinship-server/tests/support/http.rs"]
 mod http;
 
+#[path = "cli/backends.rs"]
+mod backends;
 #[path = "cli/governance.rs"]
 mod governance;
 #[path = "cli/web_ui.rs"]

@@ -147,7 +147,8 @@ fn postgres_files(url: &str) -> Vec<(PathBuf, Vec<u8>)> {
         .filter_map(|r| {
             let (name, path): (String, Option<String>) = (r.get(0), r.get(1));
             let path = path?;
-            let bytes: Vec<u8> = client.query_one("SELECT pg_read_binary_file($1)", &[&path]).unwrap_or_else(|e| panic!("reading {path}: {e}")).get(0);
+            let bytes: Vec<u8> =
+                client.query_one("SELECT pg_read_binary_file($1)", &[&path]).unwrap_or_else(|e| panic!("reading {path}: {e}")).get(0);
             Some((PathBuf::from(format!("postgres:{name}")), bytes))
         })
         .collect()
@@ -172,7 +173,10 @@ fn erasure_leaves_no_copy_on_disk_and_reingest_is_suppressed() {
     let before = mentions(&data, &ANN_SPELLINGS);
     assert!(!before.is_empty(), "before erasure the data directory holds Ann");
     if kinship_testkit::postgres_backend() {
-        assert!(before.iter().any(|(p, _)| p.to_string_lossy().starts_with("postgres:")), "the database's files hold Ann before erasure: {before:?}");
+        assert!(
+            before.iter().any(|(p, _)| p.to_string_lossy().starts_with("postgres:")),
+            "the database's files hold Ann before erasure: {before:?}"
+        );
     }
     assert!(files(&data).iter().any(|p| p.ends_with("rejects/shop.jsonl")), "the bad order row is rejected with Ann's email in it");
 
