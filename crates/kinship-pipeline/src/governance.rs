@@ -167,17 +167,23 @@ impl AuditLog {
     }
 
     /// Chains and stores `events` in one transaction, then moves the anchor to the new head.
-    /// If another process appended since this log was opened, the head is read again once.
+    /// If another process (or node, on a shared store) appended since this log last read
+    /// the head, the sequence number is taken: the head is read again and the entries
+    /// chained anew, a few times.
     pub fn append(&mut self, store: &mut dyn GovernanceStore, events: Vec<AuditEvent>) -> Result<()> {
+        const ATTEMPTS: usize = 8;
         if events.is_empty() {
             return Ok(());
         }
-        let first_try = self.try_append(store, events.clone());
-        let sealed = match first_try {
-            Ok(sealed) => sealed,
-            Err(_) => {
-                self.reload(store)?;
-                self.try_append(store, events)?
+        let mut attempt = 1;
+        let sealed = loop {
+            match self.try_append(store, events.clone()) {
+                Ok(sealed) => break sealed,
+                Err(e) if attempt == ATTEMPTS => return Err(e),
+                Err(_) => {
+                    attempt += 1;
+                    self.reload(store)?;
+                }
             }
         };
         self.head = Some(sealed);
