@@ -45,8 +45,8 @@ pub struct IncrementalReport {
 pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize, fuzzy: Option<&FuzzyIndex>) -> Result<IncrementalReport> {
     // The resolution's transaction starts first: on a shared store it waits for inserts in
     // flight and excludes other resolvers, so the cursor and the records after it agree.
-    store.begin_resolution()?;
-    match resolve_pending(store, config, limit, fuzzy) {
+    let committed_through = store.begin_resolution()?;
+    match resolve_pending(store, config, limit, committed_through, fuzzy) {
         Ok(report) => {
             store.commit()?;
             Ok(report)
@@ -58,10 +58,20 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
     }
 }
 
-fn resolve_pending(store: &mut dyn Store, config: &Config, limit: usize, fuzzy: Option<&FuzzyIndex>) -> Result<IncrementalReport> {
+fn resolve_pending(
+    store: &mut dyn Store,
+    config: &Config,
+    limit: usize,
+    committed_through: RecordId,
+    fuzzy: Option<&FuzzyIndex>,
+) -> Result<IncrementalReport> {
     let through: RecordId = store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut pending = Vec::new();
     store.scan_after(through, limit, &mut |r| {
+        if r.id > committed_through {
+            // Committed ahead of a lower id still in flight: taken next time, in order.
+            return;
+        }
         pending.push(Pending {
             id: r.id,
             source: r.source.to_string(),

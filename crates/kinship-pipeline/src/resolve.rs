@@ -381,6 +381,13 @@ pub(crate) fn add_search_word(text: &mut String, word: &str) {
 /// Re-resolves the whole log into profiles and replaces the derived tables in one
 /// transaction.
 pub fn resolve_all(store: &mut dyn Store, config: &Config, progress: Progress<'_>) -> Result<ResolveReport> {
+    store.lock_for_rebuild()?;
+    let report = rebuild(store, config, progress);
+    store.unlock_after_rebuild()?;
+    report
+}
+
+fn rebuild(store: &mut dyn Store, config: &Config, progress: Progress<'_>) -> Result<ResolveReport> {
     let started = std::time::Instant::now();
     let mut collector = Collector::new(config, store.constraints()?)?;
     collector.read_all(store, progress)?;

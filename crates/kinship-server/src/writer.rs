@@ -100,7 +100,7 @@ pub fn start(
     // take turns through this lock rather than through SQLite's busy handler, which sleeps
     // and polls; a mutex hands over as soon as it is free.
     let write_turn = Arc::new(Mutex::new(()));
-    let resolver_turn = write_turn.clone();
+    let resolver_turn = (!resolver_store.concurrent_writers()).then(|| write_turn.clone());
     let handle = WriterHandle { tx, turn: write_turn.clone() };
     let writer = std::thread::Builder::new()
         .name("kinship-writer".into())
@@ -215,7 +215,9 @@ struct Resolver {
     store: Box<dyn Database>,
     config: Config,
     metrics: Metrics,
-    turn: Arc<Mutex<()>>,
+    /// The writers' turn, taken when the store has one writer at a time (SQLite). On a
+    /// store whose writers commit side by side the resolver runs beside the writer.
+    turn: Option<Arc<Mutex<()>>>,
     audience: Arc<RwLock<Audience>>,
 }
 
@@ -224,7 +226,7 @@ impl Resolver {
     fn drain(&mut self, fuzzy: Option<&kinship_pipeline::FuzzyIndex>) -> Result<u64, kinship_pipeline::PipelineError> {
         let mut total = 0;
         loop {
-            let _turn = self.turn.lock().expect("not poisoned");
+            let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
             let r = kinship_pipeline::resolve_new_records(&mut *self.store, &self.config, RESOLVE_BATCH, fuzzy)?;
             let n = r.attached + r.created + r.reresolved;
             if n == 0 {
@@ -242,7 +244,7 @@ impl Resolver {
     }
 
     fn refresh_time_relative(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
-        let _turn = self.turn.lock().expect("not poisoned");
+        let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
         let mut audience = self.audience.write().expect("not poisoned");
         let moved = kinship_pipeline::audience::refresh_time_relative(&mut *self.store, &mut audience)?;
         self.metrics.segment_transitions(moved.len() as u64);

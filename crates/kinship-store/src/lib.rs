@@ -21,6 +21,10 @@ pub trait Database: Store + AudienceStore + AccessStore + GovernanceStore + Send
     fn checkpoint(&self) -> Result<()>;
     /// `sqlite` or `postgres`, for status output.
     fn backend(&self) -> &'static str;
+    /// Whether writers on different connections commit side by side (PostgreSQL), rather
+    /// than one at a time (SQLite, where a process's writers had better take turns than
+    /// wait in SQLite's busy handler).
+    fn concurrent_writers(&self) -> bool;
 }
 
 /// Opens the store at `location`: a `postgres://` or `postgresql://` URL, or else a SQLite
@@ -191,11 +195,19 @@ pub trait Store {
     fn attach_record(&mut self, profile: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier]) -> Result<()>;
     /// Groups the following writes into one transaction, ended by [`Store::commit`].
     fn begin(&mut self) -> Result<()>;
-    /// Starts the transaction of a resolution. On a store shared by several nodes it also
-    /// waits until no other node resolves and every record insert in flight has committed,
-    /// so that records are resolved in id order with none skipped.
-    fn begin_resolution(&mut self) -> Result<()> {
-        self.begin()
+    /// Starts the transaction of a resolution and returns the newest record id up to which
+    /// every record has committed: a resolver takes records up to it, so none is skipped
+    /// when inserts commit out of id order. On a store shared by several nodes it also
+    /// waits until no other node resolves.
+    fn begin_resolution(&mut self) -> Result<RecordId>;
+    /// Before a full rebuild: on a store shared by several nodes, holds off record inserts
+    /// and resolutions on every node until [`Store::unlock_after_rebuild`], so the rebuild
+    /// reads a log nobody adds to. The embedded store needs nothing (one writer at a time).
+    fn lock_for_rebuild(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn unlock_after_rebuild(&mut self) -> Result<()> {
+        Ok(())
     }
     fn commit(&mut self) -> Result<()>;
     fn rollback(&mut self) -> Result<()>;

@@ -1,13 +1,17 @@
 //! The shared store: one PostgreSQL database that several `kinship serve` nodes use at once.
 //!
 //! Concurrency. Records are inserted by any node at any time; resolution (real-time batches,
-//! a full rebuild, a split or merge) runs under one cluster-wide advisory lock. Record
-//! inserts hold that lock in shared mode for their transaction, a resolution holds it
-//! exclusively: when a resolver starts, every record whose id was handed out has committed,
-//! so resolving "every record after the last resolved id" skips none, and two nodes never
-//! resolve the same person's records at the same moment. One resolver at a time is simple
-//! to reason about and costs little: a batch resolves in milliseconds, and inserts, the
-//! part that scales with traffic, run in parallel.
+//! a full rebuild, a split or merge, an erasure) runs under one cluster-wide advisory lock,
+//! so two nodes never decide about the same person's records at the same moment. One
+//! resolver at a time is simple to reason about and costs little: a batch resolves in
+//! milliseconds, while inserts, the part that grows with traffic, run in parallel.
+//!
+//! Record ids come from a sequence, so inserts may commit out of id order. Each insert
+//! holds a second advisory lock, the fence, in shared mode for its transaction; a resolver
+//! takes the fence exclusively for a moment when it starts, which waits out the inserts in
+//! flight, and reads the newest id then: every record up to it has committed, and the
+//! resolver takes records up to it only. Later inserts wait for that moment, not for the
+//! resolution.
 
 use crate::{
     AccessStore, AudienceStore, AuditFilter, AuditRow, Database, DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView,
@@ -25,6 +29,8 @@ use std::collections::HashMap;
 
 /// The advisory lock key of resolution (an arbitrary constant: "kinship" in ASCII).
 const RESOLUTION_LOCK: i64 = 0x6b_696e_7368_6970;
+/// The advisory lock key of the fence between record inserts and resolvers.
+const INSERT_FENCE: i64 = 0x6b_696e_7368_6972;
 /// The advisory lock key held while migrating, so nodes starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x6b_696e_7368_6971;
 
@@ -375,6 +381,10 @@ impl Database for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
+
+    fn concurrent_writers(&self) -> bool {
+        true
+    }
 }
 
 impl Store for PostgresStore {
@@ -384,8 +394,8 @@ impl Store for PostgresStore {
         let identifiers: Vec<&str> = records.iter().map(|r| r.identifiers.as_str()).collect();
         let times: Vec<Option<i64>> = records.iter().map(|r| r.timestamp).collect();
         let inserted = self.atomic(|s| {
-            // Shared with other inserters, exclusive of a resolver (see the module docs).
-            s.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&RESOLUTION_LOCK])?;
+            // Shared with other inserters; a starting resolver waits for it (module docs).
+            s.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&INSERT_FENCE])?;
             s.query(
                 "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
                  SELECT $1, k, p, i, t, $6 FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[]) WITH ORDINALITY AS u (k, p, i, t, n)
@@ -511,12 +521,32 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    fn begin_resolution(&mut self) -> Result<()> {
+    fn begin_resolution(&mut self) -> Result<RecordId> {
         self.begin()?;
-        if let Err(e) = self.execute("SELECT pg_advisory_xact_lock($1)", &[&RESOLUTION_LOCK]) {
+        let through = (|| {
+            self.execute("SELECT pg_advisory_xact_lock($1)", &[&RESOLUTION_LOCK])?;
+            // The fence is taken and released at once (a session lock, since a transaction
+            // lock lasts until commit): that waits out every insert in flight.
+            self.execute("SELECT pg_advisory_lock($1)", &[&INSERT_FENCE])?;
+            let newest = self.query("SELECT COALESCE(MAX(id), 0) FROM records", &[]).map(|rows| rows[0].get(0));
+            self.execute("SELECT pg_advisory_unlock($1)", &[&INSERT_FENCE])?;
+            newest
+        })();
+        if through.is_err() {
             self.rollback()?;
-            return Err(e);
         }
+        through
+    }
+
+    fn lock_for_rebuild(&mut self) -> Result<()> {
+        self.execute("SELECT pg_advisory_lock($1)", &[&RESOLUTION_LOCK])?;
+        self.execute("SELECT pg_advisory_lock($1)", &[&INSERT_FENCE])?;
+        Ok(())
+    }
+
+    fn unlock_after_rebuild(&mut self) -> Result<()> {
+        self.execute("SELECT pg_advisory_unlock($1)", &[&INSERT_FENCE])?;
+        self.execute("SELECT pg_advisory_unlock($1)", &[&RESOLUTION_LOCK])?;
         Ok(())
     }
 
@@ -953,6 +983,9 @@ impl GovernanceStore for PostgresStore {
 
     fn erase(&mut self, profiles: &[String], records: &[RecordId]) -> Result<ErasureCounts> {
         self.atomic(|s| {
+            // No node may resolve meanwhile: a resolver that read the person's records
+            // before this commits would write them back into a profile.
+            s.execute("SELECT pg_advisory_xact_lock($1)", &[&RESOLUTION_LOCK])?;
             let mut record_ids: Vec<RecordId> =
                 s.query("SELECT record_id FROM assignments WHERE profile_id = ANY($1)", &[&profiles])?.iter().map(|r| r.get(0)).collect();
             record_ids.extend_from_slice(records);

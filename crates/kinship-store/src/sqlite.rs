@@ -329,6 +329,10 @@ impl Database for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
+
+    fn concurrent_writers(&self) -> bool {
+        false
+    }
 }
 
 impl Store for SqliteStore {
@@ -447,6 +451,12 @@ impl Store for SqliteStore {
     fn begin(&mut self) -> Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(())
+    }
+
+    fn begin_resolution(&mut self) -> Result<RecordId> {
+        // The write lock is held from here: no insert is in flight.
+        self.begin()?;
+        Ok(self.conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM records")?.query_row([], |r| r.get(0))?)
     }
 
     fn commit(&mut self) -> Result<()> {
