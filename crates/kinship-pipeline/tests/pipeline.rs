@@ -1,6 +1,9 @@
 //! The data flow on real SQLite files: ingest, rejects, idempotency, resolution,
 //! survivorship, the 360 document, and decisions that survive re-resolution.
 
+#[path = "pipeline/postgres_source.rs"]
+mod postgres_source;
+
 use kinship_core::{Config, LinkConstraint};
 use kinship_pipeline::governance::SuppressionCheck;
 use kinship_pipeline::{explain, ingest_source, profile_document, resolve_all};
