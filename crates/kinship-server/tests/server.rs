@@ -9,6 +9,8 @@ mod http;
 
 #[path = "server/governance.rs"]
 mod governance;
+#[path = "server/scheduled_pulls.rs"]
+mod scheduled_pulls;
 #[path = "server/web.rs"]
 mod web;
 
@@ -48,8 +50,13 @@ enabled = false
 
 impl Server {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A server whose kinship.toml has `extra` after the test sources.
+    fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        std::fs::write(dir.path().join("kinship.toml"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("kinship.toml"), format!("{CONFIG}{extra}")).unwrap();
         let db_path = dir.path().join("kinship.sqlite");
         let mut store = SqliteStore::open(&db_path).expect("database opens");
         let mut keys = HashMap::new();
