@@ -200,7 +200,7 @@ impl TryFrom<String> for Interval {
 impl From<Interval> for String {
     fn from(interval: Interval) -> String {
         let s = interval.0.as_secs();
-        match [(86_400, "d"), (3600, "h"), (60, "m")].into_iter().find(|(unit, _)| s % unit == 0) {
+        match [(86_400, "d"), (3600, "h"), (60, "m")].into_iter().find(|(unit, _)| s.is_multiple_of(*unit)) {
             Some((unit, name)) => format!("{}{name}", s / unit),
             None => format!("{s}s"),
         }

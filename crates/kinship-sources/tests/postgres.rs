@@ -15,16 +15,24 @@ fn config(url: &str, settings: Value) -> SourceConfig {
     serde_json::from_value(config).unwrap()
 }
 
-/// Every row and reject of one run from `position`, and the position after the last row.
-fn pull(config: &SourceConfig, position: Option<&str>) -> Result<(Vec<Row>, Vec<Reject>, Option<String>), SourceError> {
+/// What one run read.
+struct Pulled {
+    rows: Vec<Row>,
+    rejects: Vec<Reject>,
+    /// The position after the last row.
+    position: Option<String>,
+}
+
+/// One run from `position`.
+fn pull(config: &SourceConfig, position: Option<&str>) -> Result<Pulled, SourceError> {
     let mut source = kinship_sources::open(config, std::path::Path::new("."), position)?;
     let (mut rows, mut rejects) = (Vec::new(), Vec::new());
     source.read(&mut |row| match row {
         Ok(row) => rows.push(row),
         Err(reject) => rejects.push(reject),
     })?;
-    let last = rows.last().and_then(|r: &Row| r.position.clone());
-    Ok((rows, rejects, last))
+    let position = rows.last().and_then(|r: &Row| r.position.clone());
+    Ok(Pulled { rows, rejects, position })
 }
 
 fn database(setup: &str) -> String {
@@ -43,7 +51,7 @@ fn columns_arrive_as_json_values() {
             '2024-05-01 08:00:00', '1983-02-01', '{\"lang\": \"en\", \"n\": [1, 2]}', '{x,y}',
             'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', NULL);",
     );
-    let (rows, rejects, _) = pull(&config(&url, json!({})), None).unwrap();
+    let Pulled { rows, rejects, .. } = pull(&config(&url, json!({})), None).unwrap();
     assert!(rejects.is_empty());
     let fields = Value::Object(rows[0].fields.clone());
     assert_eq!(
@@ -64,11 +72,11 @@ fn pages_never_split_rows_sharing_a_cursor_value() {
          INSERT INTO people VALUES (6, '2024-01-02T00:00:00Z', 'p6@example.com');",
     );
     let source = config(&url, json!({ "batch_size": 2 }));
-    let (rows, _, position) = pull(&source, None).unwrap();
+    let Pulled { rows, position, .. } = pull(&source, None).unwrap();
     let ids: Vec<i64> = rows.iter().map(|r| r.fields["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
-    let (again, _, _) = pull(&source, position.as_deref()).unwrap();
-    assert!(again.is_empty(), "nothing changed, nothing read");
+    let again = pull(&source, position.as_deref()).unwrap();
+    assert!(again.rows.is_empty(), "nothing changed, nothing read");
 
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     client
@@ -77,13 +85,13 @@ fn pages_never_split_rows_sharing_a_cursor_value() {
              UPDATE people SET updated_at = '2024-01-03T00:00:00Z', email = 'new@example.com' WHERE id = 2;",
         )
         .unwrap();
-    let (changed, _, _) = pull(&source, position.as_deref()).unwrap();
-    let ids: Vec<i64> = changed.iter().map(|r| r.fields["id"].as_i64().unwrap()).collect();
+    let changed = pull(&source, position.as_deref()).unwrap();
+    let ids: Vec<i64> = changed.rows.iter().map(|r| r.fields["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [7, 2], "a late row at the last cursor value and an update, in cursor order");
 
     let other_cursor = config(&url, json!({ "batch_size": 2, "cursor": "id" }));
-    let (all, _, _) = pull(&other_cursor, position.as_deref()).unwrap();
-    assert_eq!(all.len(), 7, "a position on another cursor column is ignored: the pull starts over");
+    let all = pull(&other_cursor, position.as_deref()).unwrap();
+    assert_eq!(all.rows.len(), 7, "a position on another cursor column is ignored: the pull starts over");
 }
 
 #[test]
@@ -93,7 +101,7 @@ fn a_query_is_pulled_like_a_table() {
          INSERT INTO people VALUES (1, 10, 'a@example.com', true), (2, 20, 'b@example.com', false), (3, 30, 'c@example.com', true);",
     );
     let query = config(&url, json!({ "table": null, "query": "SELECT id, updated_at, upper(email) AS email FROM people WHERE active;\n" }));
-    let (rows, _, position) = pull(&query, None).unwrap();
+    let Pulled { rows, position, .. } = pull(&query, None).unwrap();
     let emails: Vec<&str> = rows.iter().map(|r| r.fields["email"].as_str().unwrap()).collect();
     assert_eq!(emails, ["A@EXAMPLE.COM", "C@EXAMPLE.COM"]);
     let stored: Value = serde_json::from_str(position.as_deref().unwrap()).unwrap();
