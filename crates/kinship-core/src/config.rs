@@ -6,6 +6,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const CONFIG_FILE: &str = "kinship.toml";
 /// The embedded store's file in the data directory, when no `database_url` is set.
@@ -154,12 +155,62 @@ pub enum SourceType {
     Jsonl,
     /// Events sent to the Segment-compatible collection API, authenticated by a write key.
     Segment,
+    /// Rows of a PostgreSQL table or query, pulled incrementally by a cursor column.
+    Postgres,
 }
 
 impl SourceType {
     /// Whether the source reads a file (and so needs `path`).
     pub fn is_file(self) -> bool {
         matches!(self, Self::Csv | Self::Jsonl)
+    }
+
+    /// Whether Kinship reads the source itself (files, databases), on request or on a
+    /// schedule, rather than receiving its events.
+    pub fn is_pulled(self) -> bool {
+        !matches!(self, Self::Segment)
+    }
+}
+
+/// A period written as a whole number and a unit: `30s`, `5m`, `2h` or `1d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Interval(Duration);
+
+impl Interval {
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl TryFrom<String> for Interval {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a period; write a whole number and a unit: 30s, 5m, 2h or 1d");
+        let t = text.trim();
+        let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+        let seconds = match unit.trim() {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        match number.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Self(Duration::from_secs(n.saturating_mul(seconds)))),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl From<Interval> for String {
+    fn from(interval: Interval) -> String {
+        let s = interval.0.as_secs();
+        match [(86_400, "d"), (3600, "h"), (60, "m")].into_iter().find(|(unit, _)| s.is_multiple_of(*unit)) {
+            Some((unit, name)) => format!("{}{name}", s / unit),
+            None => format!("{s}s"),
+        }
     }
 }
 
@@ -230,6 +281,39 @@ pub struct SourceConfig {
     /// Declared field types; a value that does not parse as its type rejects the row.
     #[serde(default)]
     pub types: BTreeMap<String, FieldType>,
+    /// How often `kinship serve` pulls this source (`30s`, `5m`, `1h`); absent, it is pulled
+    /// only by `kinship ingest` or "run now".
+    pub schedule: Option<Interval>,
+
+    // PostgreSQL sources.
+    /// The connection URL (`postgres://user:password@host:5432/db`)...
+    pub url: Option<String>,
+    /// ...or the environment variable holding it, so that no password sits in this file.
+    pub url_env: Option<String>,
+    /// The table or view to pull, as SQL names it (`customers`, `crm.contacts`)...
+    pub table: Option<String>,
+    /// ...or a query whose rows to pull (`SELECT ...`, without a trailing `;`).
+    pub query: Option<String>,
+    /// Column that grows whenever a row is inserted or changed (a timestamp or an integer);
+    /// each pull reads the rows past the last one stored. With `key`, it also names each
+    /// version of a row: the record key is `KEY@CURSOR`, so an update becomes a new record.
+    pub cursor: Option<String>,
+    /// Rows per query (default 1000).
+    pub batch_size: Option<u32>,
+}
+
+impl SourceConfig {
+    /// The settings only PostgreSQL sources take, by name, with whether each is set.
+    fn postgres_settings(&self) -> [(&'static str, bool); 6] {
+        [
+            ("url", self.url.is_some()),
+            ("url_env", self.url_env.is_some()),
+            ("table", self.table.is_some()),
+            ("query", self.query.is_some()),
+            ("cursor", self.cursor.is_some()),
+            ("batch_size", self.batch_size.is_some()),
+        ]
+    }
 }
 
 fn yes() -> bool {
@@ -303,8 +387,16 @@ impl Config {
                     return invalid(at("identifiers"), "identifier kinds may not be empty or contain ':'");
                 }
             }
-            if s.kind.is_file() && s.identifiers.is_empty() && s.event.is_none() && s.traits.is_empty() {
+            if s.kind.is_pulled() && s.identifiers.is_empty() && s.event.is_none() && s.traits.is_empty() {
                 return invalid(format!("sources.{name}"), "maps nothing; add `identifiers`, `traits` or `event`");
+            }
+            if s.schedule.is_some() && !s.kind.is_pulled() {
+                return invalid(at("schedule"), "is for sources Kinship reads; a segment source receives its events as they are sent");
+            }
+            if s.kind == SourceType::Postgres {
+                validate_postgres(s).map_err(|(key, message)| ConfigError::Invalid { path: at(key), message: message.into() })?;
+            } else if let Some((key, _)) = s.postgres_settings().into_iter().find(|(_, set)| *set) {
+                return invalid(at(key), "is for postgres sources only");
             }
         }
         if let Err(e) = self.roles() {
@@ -315,6 +407,35 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A PostgreSQL source's settings; `Err` is the offending key and what to do.
+fn validate_postgres(s: &SourceConfig) -> Result<(), (&'static str, &'static str)> {
+    if !s.path.as_os_str().is_empty() {
+        return Err(("path", "is for files; a postgres source reads `table` or `query`"));
+    }
+    if s.url.is_some() == s.url_env.is_some() {
+        return Err(("url", "set exactly one of `url` (a postgres:// URL) or `url_env` (the environment variable holding it)"));
+    }
+    if s.url.as_deref().is_some_and(|u| !(u.starts_with("postgres://") || u.starts_with("postgresql://"))) {
+        return Err(("url", "must be a postgres:// URL, e.g. postgres://kinship@db.internal:5432/crm"));
+    }
+    if s.table.is_some() == s.query.is_some() {
+        return Err(("table", "set exactly one of `table` (a table or view) or `query` (a SELECT whose rows to pull)"));
+    }
+    if s.cursor.is_none() {
+        return Err(("cursor", "is required: the column that grows whenever a row is inserted or changed (a timestamp or an integer)"));
+    }
+    if s.key.is_none() {
+        return Err((
+            "key",
+            "is required: the column that identifies a row (e.g. its primary key); it orders rows that share a cursor value",
+        ));
+    }
+    if s.batch_size == Some(0) {
+        return Err(("batch_size", "must be at least 1"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -378,9 +499,76 @@ mod tests {
                 event: Some(EventMapping { name: Some("Order".into()), field: Some("type".into()) }),
                 properties: None,
                 types: BTreeMap::new(),
+                schedule: None,
+                url: None,
+                url_env: None,
+                table: None,
+                query: None,
+                cursor: None,
+                batch_size: None,
             },
         );
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("sources.shop.event") && e.contains("exactly one"), "{e}");
+    }
+
+    /// A postgres source with `settings`, loaded and validated; `Err` is the message.
+    fn postgres_source(settings: &str) -> Result<Config, String> {
+        let text = format!("[sources.accounts]\ntype = \"postgres\"\nidentifiers = {{ email = \"email\" }}\n{settings}");
+        let config: Config = toml::from_str(&text).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    const PULL: &str = "url_env = \"CRM_URL\"\ntable = \"customers\"\ncursor = \"updated_at\"\nkey = \"id\"\n";
+
+    #[test]
+    fn postgres_source_settings() {
+        let c = postgres_source(&format!("{PULL}schedule = \"5m\"\nbatch_size = 200")).unwrap();
+        let accounts = &c.sources["accounts"];
+        assert_eq!(accounts.schedule.map(Interval::duration), Some(Duration::from_secs(300)));
+        assert_eq!(accounts.batch_size, Some(200));
+        let without = |key: &str| PULL.lines().filter(|l| !l.starts_with(key)).collect::<Vec<_>>().join("\n");
+        for (settings, path, says) in [
+            (format!("{PULL}query = \"SELECT * FROM customers\""), "sources.accounts.table", "exactly one"),
+            (without("table"), "sources.accounts.table", "exactly one"),
+            (without("url_env"), "sources.accounts.url", "exactly one"),
+            (format!("{PULL}url = \"postgres://db/crm\""), "sources.accounts.url", "exactly one"),
+            (format!("{}\nurl = \"mysql://db/crm\"", without("url_env")), "sources.accounts.url", "postgres://"),
+            (without("cursor"), "sources.accounts.cursor", "required"),
+            (without("key"), "sources.accounts.key", "primary key"),
+            (format!("{PULL}path = \"x.csv\""), "sources.accounts.path", "`table` or `query`"),
+            (format!("{PULL}batch_size = 0"), "sources.accounts.batch_size", "at least 1"),
+        ] {
+            let e = postgres_source(&settings).unwrap_err();
+            assert!(e.contains(path) && e.contains(says), "{settings}: {e}");
+        }
+        let e = postgres_source(&format!("{PULL}schedule = \"5 minutes\"")).unwrap_err();
+        assert!(e.contains("not a period") && e.contains("30s, 5m"), "{e}");
+    }
+
+    #[test]
+    fn postgres_settings_elsewhere_are_refused() {
+        let csv: Config =
+            toml::from_str("[sources.crm]\ntype = \"csv\"\npath = \"crm.csv\"\ncursor = \"updated_at\"\ntraits = { a = \"a\" }").unwrap();
+        let e = csv.validate().unwrap_err().to_string();
+        assert!(e.contains("sources.crm.cursor") && e.contains("postgres sources only"), "{e}");
+        let segment: Config = toml::from_str("[sources.web]\ntype = \"segment\"\nschedule = \"1m\"").unwrap();
+        let e = segment.validate().unwrap_err().to_string();
+        assert!(e.contains("sources.web.schedule"), "{e}");
+    }
+
+    #[test]
+    fn intervals_read_and_print_in_their_largest_unit() {
+        for (text, seconds, printed) in
+            [("30s", 30, "30s"), ("90s", 90, "90s"), ("120s", 120, "2m"), (" 2h ", 7200, "2h"), ("1d", 86_400, "1d")]
+        {
+            let interval = Interval::try_from(text.to_string()).unwrap();
+            assert_eq!(interval.duration(), Duration::from_secs(seconds), "{text}");
+            assert_eq!(String::from(interval), printed);
+        }
+        for bad in ["", "0s", "5", "m", "1.5h", "-1m", "5w"] {
+            assert!(Interval::try_from(bad.to_string()).is_err(), "{bad:?}");
+        }
     }
 }

@@ -4,5 +4,5 @@
 pub mod config;
 pub mod types;
 
-pub use config::{Config, ConfigError, EventMapping, FieldType, ResolveConfig, ServerConfig, SourceConfig, SourceType};
+pub use config::{Config, ConfigError, EventMapping, FieldType, Interval, ResolveConfig, ServerConfig, SourceConfig, SourceType};
 pub use types::*;

@@ -29,7 +29,10 @@ pub struct IngestReport {
 /// Reads one source into the record log. Bad rows go to `DATA/rejects/SOURCE.jsonl` with
 /// their line and reason; rows naming an erased person (`suppressed`) are counted and
 /// dropped; the rest is stored. Parsing and mapping run on one thread while the store
-/// writes on another.
+/// writes on another. A source that resumes (a database) starts where the last run's
+/// committed rows end, and its new position is stored after each batch is committed, so a
+/// run cut short reads its uncommitted rows again rather than losing them. Every run is
+/// recorded, with its error if it failed (a missing file, a database that is down).
 pub fn ingest_source(
     store: &mut dyn Store,
     config: &Config,
@@ -47,22 +50,32 @@ pub fn ingest_source(
         .ok_or_else(|| PipelineError::Config(format!("resolve.default_region {:?} is not a region code", config.resolve.default_region)))?;
     let started = std::time::Instant::now();
     let started_at = now_ms();
-    let mut source = kinship_sources::open(source_config, data_dir)?;
-    let bytes = source.progress();
+    let position_key = position_key(name);
+    let resume_from = store.meta(&position_key)?;
     let mut report = IngestReport { source: name.to_string(), ..Default::default() };
     let mut rejects: Vec<Reject> = Vec::new();
 
-    let (tx, rx) = mpsc::sync_channel::<Vec<NewRecord>>(4);
+    let (tx, rx) = mpsc::sync_channel::<Batch>(4);
     let read_result = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             let mut batch = Vec::with_capacity(BATCH);
+            let mut position = None;
             let mut read = 0u64;
             let mut invalid = 0u64;
             let mut dropped = 0u64;
             let mut rejected: Vec<Reject> = Vec::new();
+            let mut source = match kinship_sources::open(source_config, data_dir, resume_from.as_deref()) {
+                Ok(source) => source,
+                Err(e) => return (Err(e), read, invalid, dropped, rejected),
+            };
+            let bytes = source.progress();
             let result = source.read(&mut |row| {
                 read += 1;
-                let row = row.and_then(|row| {
+                let row = row.and_then(|mut row| {
+                    // Rejected and dropped rows move the position on too: they are done with.
+                    if let Some(p) = row.position.take() {
+                        position = Some(p);
+                    }
                     let mapped = mapper.map(&row.fields, &row.payload).map_err(|reason| Reject {
                         line: row.line,
                         reason,
@@ -88,11 +101,12 @@ pub fn ingest_source(
                 if batch.len() == BATCH {
                     progress(bytes.done(), bytes.total);
                     // A closed channel means the writer failed; its error is reported below.
-                    let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                    let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    let _ = tx.send(Batch { records, position: position.take() });
                 }
             });
-            if !batch.is_empty() {
-                let _ = tx.send(batch);
+            if !batch.is_empty() || position.is_some() {
+                let _ = tx.send(Batch { records: batch, position });
             }
             progress(bytes.done(), bytes.total);
             drop(tx);
@@ -100,16 +114,9 @@ pub fn ingest_source(
         });
         let mut write_result = Ok(());
         for batch in rx {
-            match store.insert_records(name, &batch, started_at) {
-                Ok(ids) => {
-                    let n = ids.iter().flatten().count() as u64;
-                    report.inserted += n;
-                    report.duplicates += batch.len() as u64 - n;
-                }
-                Err(e) => {
-                    write_result = Err(e);
-                    break; // dropping rx stops the reader
-                }
+            if let Err(e) = store_batch(store, name, &batch, &position_key, started_at, &mut report) {
+                write_result = Err(e);
+                break; // dropping rx stops the reader
             }
         }
         let (read_result, read, invalid, dropped, rejected) = reader.join().expect("the reader thread does not panic");
@@ -135,6 +142,37 @@ pub fn ingest_source(
     })?;
     read_result?;
     Ok(report)
+}
+
+/// Rows on their way from the reader to the writer, with where the source stands after them.
+struct Batch {
+    records: Vec<NewRecord>,
+    position: Option<String>,
+}
+
+/// The `meta` key under which a resuming source's position is kept.
+fn position_key(source: &str) -> String {
+    format!("source.{source}.position")
+}
+
+/// Commits a batch's records, then, and only then, the source's position after them.
+fn store_batch(
+    store: &mut dyn Store,
+    source: &str,
+    batch: &Batch,
+    position_key: &str,
+    ingested_at: i64,
+    report: &mut IngestReport,
+) -> kinship_store::Result<()> {
+    if !batch.records.is_empty() {
+        let inserted = store.insert_records(source, &batch.records, ingested_at)?.iter().flatten().count() as u64;
+        report.inserted += inserted;
+        report.duplicates += batch.records.len() as u64 - inserted;
+    }
+    match &batch.position {
+        Some(position) => store.set_meta(position_key, position),
+        None => Ok(()),
+    }
 }
 
 /// Writes this run's rejects, replacing the last run's; no file when there are none.

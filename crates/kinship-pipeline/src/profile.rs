@@ -29,8 +29,9 @@ pub fn profile_document(store: &dyn Database, config: &Config, id: &str) -> Resu
     for r in &records {
         let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) else { continue };
         if let Some((ev, ts)) = crate::audience::record_event(mapper, fields, r.timestamp) {
-            // Segment messages say what they are (track, page, screen); file rows are tracks.
-            let kind = fields.get("type").and_then(Value::as_str).filter(|_| !config.sources[&r.source].kind.is_file()).unwrap_or("track");
+            // Segment messages say what they are (track, page, screen); pulled rows are tracks.
+            let kind =
+                fields.get("type").and_then(Value::as_str).filter(|_| !config.sources[&r.source].kind.is_pulled()).unwrap_or("track");
             events.push((
                 ts,
                 json!({

@@ -387,6 +387,7 @@ pub(crate) async fn list_sources(caller: Caller, State(state): State<Arc<AppStat
                 "name": name,
                 "type": c.kind,
                 "enabled": enabled,
+                "schedule": c.schedule,
                 "records": st.map_or(0, |s| s.records),
                 "last_run": st.and_then(|s| s.last_run.clone()),
                 "last_error": st.and_then(|s| s.last_run.as_ref()).and_then(|r| r.error.clone()),
@@ -435,46 +436,52 @@ pub(crate) async fn disable_source(
     switch(caller, state, name, false).await
 }
 
-/// Ingest a file source now; its records are resolved in real time as they are committed.
+/// Ingest a file or database source now; its records are resolved in real time as they are committed.
 #[utoipa::path(post, path = "/api/v1/sources/{name}/run", params(("name" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, description = "The ingest report: read, inserted, duplicates, rejected"), (status = 409, description = "The source is off"), (status = 422, description = "Not a file source")))]
+    responses((status = 200, description = "The ingest report: read, inserted, duplicates, rejected"), (status = 409, description = "The source is off"),
+        (status = 422, description = "A Segment source (nothing to read), or the run failed")))]
 pub(crate) async fn run_source(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ManageSources)?;
-    let Some(source) = state.config.sources.get(&name) else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no source `{name}`"))) };
-    if !source.kind.is_file() {
+    let report = pull_source(&state, &name).await?;
+    let mut body = serde_json::to_value(&report).unwrap_or_default();
+    caller.audit("source.run", None, "POST /api/v1/sources/{name}/run", run_detail(&report)).await;
+    caller.scrub(&mut body, &[]);
+    Ok(Json(body))
+}
+
+/// Reads a source into the log now, for "run now" and the schedule alike: a source Kinship
+/// reads (not a Segment source) that is switched on. A failed run is also recorded as the
+/// source's last run, with its error.
+pub(crate) async fn pull_source(state: &Arc<AppState>, name: &str) -> Result<kinship_pipeline::IngestReport, ApiError> {
+    let Some(source) = state.config.sources.get(name) else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no source `{name}`"))) };
+    if !source.kind.is_pulled() {
         return Err(ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("source `{name}` receives events from the collection API; it has no file to run"),
+            format!("source `{name}` receives events from the collection API; it has nothing to read"),
         ));
     }
-    if !state.source_enabled(&name).await? {
+    if !state.source_enabled(name).await? {
         return Err(ApiError(StatusCode::CONFLICT, format!("source `{name}` is switched off; enable it first")));
     }
     let s = state.clone();
-    let source_name = name.clone();
-    let report = tokio::task::spawn_blocking(move || {
+    let source_name = name.to_string();
+    tokio::task::spawn_blocking(move || {
         let mut store = kinship_store::open(&s.database)?;
         kinship_pipeline::ingest_source(&mut *store, &s.config, &source_name, &s.data_dir, &s.suppression.check(), &|_, _| {})
             .map_err(|e| StoreError::Schema(e.to_string()))
     })
     .await
     .expect("does not panic")
-    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let mut body = serde_json::to_value(&report).unwrap_or_default();
-    caller
-        .audit(
-            "source.run",
-            None,
-            "POST /api/v1/sources/{name}/run",
-            json!({ "source": name, "inserted": report.inserted, "suppressed": report.suppressed }),
-        )
-        .await;
-    caller.scrub(&mut body, &[]);
-    Ok(Json(body))
+    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+}
+
+/// What the audit log keeps of a source's run.
+pub(crate) fn run_detail(report: &kinship_pipeline::IngestReport) -> Value {
+    json!({ "source": report.source, "inserted": report.inserted, "suppressed": report.suppressed })
 }
 
 /// This document.

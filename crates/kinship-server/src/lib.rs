@@ -4,7 +4,8 @@
 //! Writes go through one writer thread that commits requests in groups (one fsync for many
 //! requests) and answers each only after its commit, so a 200 means the event is on disk.
 //! A resolver thread follows the log and resolves new records into profiles within
-//! milliseconds. Reads run on blocking threads, each with its own connection.
+//! milliseconds. Reads run on blocking threads, each with its own connection. Sources with a
+//! `schedule` are pulled on it by background tasks.
 
 mod api;
 mod audit;
@@ -13,6 +14,7 @@ mod collect;
 mod governance_api;
 mod limits;
 mod metrics;
+mod schedule;
 mod search;
 mod segments_api;
 mod state;
@@ -61,10 +63,12 @@ pub async fn serve(
     // Opening the store blocks (and a PostgreSQL client runs its own runtime): not on a worker.
     let (state, background) = tokio::task::spawn_blocking(move || AppState::start(options)).await.expect("start-up does not panic")?;
     let app = router(state.clone());
+    let mut schedules = schedule::start(&state);
     on_listen(addr);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
-    // In-flight requests are done; closing the writer's and the audit queue lets them
-    // commit what they hold and stop.
+    // In-flight requests are done and scheduled pulls stop (one under way finishes first);
+    // closing the writer's and the audit queue lets them commit what they hold and stop.
+    schedules.shutdown().await;
     drop(state);
     tokio::task::spawn_blocking(move || background.join()).await.map_err(|e| ServerError::Config(e.to_string()))??;
     Ok(())

@@ -9,6 +9,8 @@ mod http;
 
 #[path = "server/governance.rs"]
 mod governance;
+#[path = "server/scheduled_pulls.rs"]
+mod scheduled_pulls;
 #[path = "server/web.rs"]
 mod web;
 
@@ -18,7 +20,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 const RESOLVE_WAIT: Duration = Duration::from_secs(10);
@@ -26,7 +27,8 @@ const RESOLVE_WAIT: Duration = Duration::from_secs(10);
 /// A running server over its own data directory; shut down cleanly on drop.
 struct Server {
     addr: SocketAddr,
-    dir: tempfile::TempDir,
+    /// The data directory (keys, anchor), removed when the server is dropped.
+    _dir: tempfile::TempDir,
     /// The store: a SQLite file in `dir`, or a fresh PostgreSQL database when the suite
     /// runs with `KINSHIP_TEST_BACKEND=postgres`.
     database: String,
@@ -51,8 +53,13 @@ enabled = false
 
 impl Server {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A server whose kinship.toml has `extra` after the test sources.
+    fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        std::fs::write(dir.path().join("kinship.toml"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("kinship.toml"), format!("{CONFIG}{extra}")).unwrap();
         let database = kinship_testkit::database_for(dir.path());
         let mut store = kinship_store::open(&database).expect("database opens");
         let mut keys = HashMap::new();
@@ -87,7 +94,7 @@ impl Server {
             ))
         });
         let addr = addr.recv_timeout(Duration::from_secs(30)).expect("the server listens");
-        Server { addr, dir, database, admin, viewer, keys, stop: Some(stop), thread: Some(thread) }
+        Server { addr, _dir: dir, database, admin, viewer, keys, stop: Some(stop), thread: Some(thread) }
     }
 
     fn key(&self, source: &str) -> String {

@@ -78,5 +78,5 @@ fn to_row(headers: &[String], record: &::csv::ByteRecord, line: u64) -> Result<R
         fields.insert(h.clone(), Value::String(v.to_string()));
     }
     let payload = serde_json::to_string(&fields).expect("a map of strings serialises");
-    Ok(Row { line, fields, payload })
+    Ok(Row { line, fields, payload, position: None })
 }

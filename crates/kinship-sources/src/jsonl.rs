@@ -48,7 +48,7 @@ impl Source for JsonlSource {
                 continue;
             }
             emit(match serde_json::from_str::<Value>(text) {
-                Ok(Value::Object(fields)) => Ok(Row { line, fields, payload: text.to_string() }),
+                Ok(Value::Object(fields)) => Ok(Row { line, fields, payload: text.to_string(), position: None }),
                 Ok(other) => Err(reject(line, format!("expected a JSON object, found {}", kind_of(&other)), text)),
                 Err(e) => Err(reject(line, format!("invalid JSON at column {}: {e}", e.column()), text)),
             });

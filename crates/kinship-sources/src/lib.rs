@@ -5,6 +5,7 @@
 mod csv;
 mod jsonl;
 pub mod mapping;
+mod postgres;
 pub mod segment;
 
 pub use mapping::{Mapped, MappedEvent, Mapper};
@@ -13,12 +14,17 @@ use kinship_core::{SourceConfig, SourceType};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-/// A row read from a source, as a JSON object, with the line it started on.
+/// A row read from a source, as a JSON object, with the line it started on (for a
+/// database, its number in the pull).
 pub struct Row {
     pub line: u64,
     pub fields: Map<String, Value>,
     /// The row as stored in the log: a JSON object text.
     pub payload: String,
+    /// Where a source that resumes (a database) stands after this row. Ingest stores it once
+    /// the row is committed and hands it back to [`open`] next time; `None` for files, which
+    /// are read whole each time.
+    pub position: Option<String>,
 }
 
 /// A row that could not be read, with the line it started on and why.
@@ -37,6 +43,8 @@ pub enum SourceError {
     NotAFile(PathBuf),
     #[error("reading {path}: {error}")]
     Read { path: PathBuf, error: String },
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
 }
 
 /// A connector: reads all rows, handing each good or bad row to `emit` in order.
@@ -58,12 +66,14 @@ impl ByteProgress {
     }
 }
 
-/// Opens the connector a source's configuration names. Relative paths are read from `data_dir`.
-pub fn open(config: &SourceConfig, data_dir: &Path) -> Result<Box<dyn Source>, SourceError> {
+/// Opens the connector a source's configuration names. Relative paths are read from
+/// `data_dir`; `position` is where the last run of a resuming source stopped.
+pub fn open(config: &SourceConfig, data_dir: &Path, position: Option<&str>) -> Result<Box<dyn Source>, SourceError> {
     let path = if config.path.is_absolute() { config.path.clone() } else { data_dir.join(&config.path) };
     Ok(match config.kind {
         SourceType::Csv => Box::new(csv::CsvSource::open(path)?),
         SourceType::Jsonl => Box::new(jsonl::JsonlSource::open(path)?),
+        SourceType::Postgres => Box::new(postgres::PostgresSource::open(config, position)?),
         SourceType::Segment => return Err(SourceError::NotAFile(config.path.clone())),
     })
 }

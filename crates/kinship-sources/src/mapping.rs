@@ -45,7 +45,18 @@ impl<'a> Mapper<'a> {
     /// Validates a row and extracts its key, identifiers and time; `Err` is the reject reason.
     pub fn map(&self, fields: &Map<String, Value>, payload: &str) -> Result<Mapped, String> {
         let key = match &self.config.key {
-            Some(field) => text(fields, field).ok_or_else(|| format!("missing the key field `{field}`"))?.into_owned(),
+            Some(field) => {
+                let key = text(fields, field).ok_or_else(|| format!("missing the key field `{field}`"))?;
+                match &self.config.cursor {
+                    // The log is append-only and keyed: each version of a row pulled by a
+                    // cursor is a record of its own, so an update's traits reach the profile.
+                    Some(cursor) => {
+                        let version = text(fields, cursor).ok_or_else(|| format!("missing the cursor field `{cursor}`"))?;
+                        format!("{key}@{version}")
+                    }
+                    None => key.into_owned(),
+                }
+            }
             None => blake3::hash(payload.as_bytes()).to_hex()[..32].to_string(),
         };
         if key.len() > 512 {

@@ -499,20 +499,18 @@ impl Store for PostgresStore {
     }
 
     fn attach_record(&mut self, p: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier]) -> Result<()> {
-        self.atomic(|s| {
-            s.execute(
-                "UPDATE profiles SET traits = $2, search_text = $3, record_count = $4 WHERE id = $1",
-                &[&p.id, &p.traits, &p.search_text, &p.record_count],
-            )?;
-            s.execute("INSERT INTO assignments (record_id, profile_id) VALUES ($1, $2)", &[&record, &p.id])?;
-            for id in identifiers {
-                s.execute(
-                    "INSERT INTO profile_identifiers (profile_id, kind, value, source) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    &[&p.id, &id.kind, &id.value, &id.source],
-                )?;
-            }
-            Ok(())
-        })
+        // The real-time path runs this for most events: one statement, one round trip.
+        let kinds: Vec<&str> = identifiers.iter().map(|i| i.kind.as_str()).collect();
+        let values: Vec<&str> = identifiers.iter().map(|i| i.value.as_str()).collect();
+        let sources: Vec<&str> = identifiers.iter().map(|i| i.source.as_str()).collect();
+        self.execute(
+            "WITH updated AS (UPDATE profiles SET traits = $2, search_text = $3, record_count = $4 WHERE id = $1),
+                  assigned AS (INSERT INTO assignments (record_id, profile_id) VALUES ($5, $1))
+             INSERT INTO profile_identifiers (profile_id, kind, value, source)
+             SELECT $1, k, v, s FROM unnest($6::text[], $7::text[], $8::text[]) AS u (k, v, s) ON CONFLICT DO NOTHING",
+            &[&p.id, &p.traits, &p.search_text, &p.record_count, &record, &kinds, &values, &sources],
+        )?;
+        Ok(())
     }
 
     fn begin(&mut self) -> Result<()> {

@@ -249,7 +249,8 @@ pub fn ingest(data: &DataDir, args: &IngestArgs) -> Result<ExitCode> {
     let mut ws = Workspace::open(data)?;
     let reports = ingest_all(&mut ws, args.source.as_deref())?;
     print_ingest(&reports);
-    let nothing_read = reports.iter().all(|r| r.inserted + r.duplicates == 0);
+    // A pull by cursor that finds no new rows is up to date; a file that yields no record is a mistake.
+    let nothing_read = reports.iter().all(|r| r.inserted + r.duplicates == 0 && ws.config.sources[&r.source].cursor.is_none());
     if !args.no_resolve {
         print_resolve(&resolve_with_progress(&mut ws)?);
     }

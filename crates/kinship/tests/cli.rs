@@ -9,6 +9,8 @@ mod http;
 mod backends;
 #[path = "cli/governance.rs"]
 mod governance;
+#[path = "cli/postgres_source.rs"]
+mod postgres_source;
 #[path = "cli/web_ui.rs"]
 mod web_ui;
 

@@ -1,5 +1,5 @@
-//! Connections: every source with its state and last run; switches, "run now" for file
-//! sources, and a new write key for Segment sources (shown once).
+//! Connections: every source with its state and last run; switches, "run now" for the
+//! sources Kinship reads (files, databases), and a new write key for Segment sources (shown once).
 
 use super::session::SignedIn;
 use super::{check_csrf, layout, text, time, url_encode, PageError};
@@ -138,7 +138,7 @@ pub async fn new_write_key(
     check_csrf(&user.session, &form.csrf)?;
     let caller = user.session.caller(&state);
     caller.require(Capability::ManageSources)?;
-    if state.config.sources.get(&name).is_none_or(|s| s.kind.is_file()) {
+    if state.config.sources.get(&name).is_none_or(|s| s.kind.is_pulled()) {
         return Err(PageError(StatusCode::NOT_FOUND, format!("no Segment source `{name}`")));
     }
     let key = crate::auth::new_secret("wk_");
