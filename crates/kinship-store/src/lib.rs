@@ -114,7 +114,7 @@ use kinship_core::{LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, Prof
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL error: {}", describe_postgres(.0))]
     Postgres(#[from] ::postgres::Error),
     #[error("{0}")]
     Schema(String),
@@ -123,6 +123,23 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A PostgreSQL error with what the server said (the client's own text is only "db error").
+fn describe_postgres(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} ({})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!("; {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!("; hint: {hint}"));
+            }
+            text
+        }
+        None => e.to_string(),
+    }
+}
 
 /// What [`Store::scan_records`] hands over for each record, borrowed for the call.
 pub struct RecordView<'a> {
