@@ -64,6 +64,12 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
     let blocked: FxHashSet<&str> = config.resolve.blocked_values.iter().map(String::as_str).collect();
     let mappers = crate::mappers(config)?;
     store.begin()?;
+    // Several servers may follow one log: when another resolved these records between the
+    // read above and this write lock, they are read again rather than resolved twice.
+    if store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0) != through {
+        store.rollback()?;
+        return resolve_new_records(store, config, limit, fuzzy);
+    }
     // Profiles records were attached to (they exist), and profiles a re-resolution touched
     // (each may have merged away).
     let mut attached_to: FxHashSet<String> = FxHashSet::default();
