@@ -5,6 +5,9 @@
 //! requests) and answers each only after its commit, so a 200 means the event is on disk.
 //! A resolver thread follows the log and resolves new records into profiles within
 //! milliseconds. Reads run on blocking threads, each with its own connection.
+//!
+//! In ingest mode `nats` the collection API publishes events to a JetStream stream instead,
+//! and every node commits them from there through the same writer (`nats`).
 
 mod api;
 mod audit;
@@ -13,6 +16,7 @@ mod collect;
 mod governance_api;
 mod limits;
 mod metrics;
+mod nats;
 mod search;
 mod segments_api;
 mod state;
@@ -21,7 +25,7 @@ mod writer;
 
 use axum::routing::{get, post};
 use axum::Router;
-use kinship_core::Config;
+use kinship_core::{Config, IngestMode};
 use kinship_sources::segment::MessageType;
 use state::AppState;
 use std::future::Future;
@@ -58,12 +62,22 @@ pub async fn serve(
     let listener =
         tokio::net::TcpListener::bind(&options.bind).await.map_err(|error| ServerError::Bind { addr: options.bind.clone(), error })?;
     let addr = listener.local_addr()?;
-    let (state, background) = AppState::start(options)?;
+    let ingest_stream = match options.config.ingest.mode {
+        IngestMode::Direct => None,
+        IngestMode::Nats => Some(nats::Link::connect(&options.config.ingest).await?),
+    };
+    let (state, background) = AppState::start(options, ingest_stream.clone())?;
+    let consumer = ingest_stream
+        .map(|link| nats::consume::Consumer::start(link, state.writer.clone(), state.suppression.clone(), state.metrics.clone()));
     let app = router(state.clone());
     on_listen(addr);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
-    // In-flight requests are done; closing the writer's and the audit queue lets them
-    // commit what they hold and stop.
+    // In-flight requests are done; the stream consumer commits and acknowledges what it
+    // pulled. Closing the writer's and the audit queue then lets them commit what they hold
+    // and stop.
+    if let Some(consumer) = consumer {
+        consumer.finish().await;
+    }
     drop(state);
     tokio::task::spawn_blocking(move || background.join()).await.map_err(|e| ServerError::Config(e.to_string()))??;
     Ok(())
