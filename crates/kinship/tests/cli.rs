@@ -1,12 +1,15 @@
 //! Process-level tests of the `kinship` binary: `kinship serve` as a child process, set up
 //! with `kinship source add` and `kinship token create` as a user would, and driven over
-//! loopback. Covers the official Python SDKs, `kill -9` in the middle of ingest, and SIGTERM.
+//! loopback. Covers the official Python SDKs, `kill -9` in the middle of ingest, SIGTERM, and
+//! two nodes sharing a NATS JetStream stream.
 
 #[path = "../../kinship-server/tests/support/http.rs"]
 mod http;
 
 #[path = "cli/governance.rs"]
 mod governance;
+#[path = "cli/nats.rs"]
+mod nats;
 #[path = "cli/web_ui.rs"]
 mod web_ui;
 
@@ -70,6 +73,20 @@ impl Data {
         let conn = rusqlite::Connection::open(self.db()).unwrap();
         let mut stmt = conn.prepare("SELECT record_key, COUNT(*) FROM records WHERE source = ?1 GROUP BY record_key").unwrap();
         let rows = stmt.query_map([source], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    /// The `user_id` of the profile each record of a source is on (records on a profile
+    /// without one are absent).
+    fn profile_users(&self, source: &str) -> HashMap<String, String> {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT r.record_key, i.value FROM records r JOIN assignments a ON a.record_id = r.id
+                 JOIN profile_identifiers i ON i.profile_id = a.profile_id AND i.kind = 'user_id' WHERE r.source = ?1",
+            )
+            .unwrap();
+        let rows = stmt.query_map([source], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).unwrap();
         rows.map(Result::unwrap).collect()
     }
 
@@ -162,7 +179,7 @@ impl Load {
                             ("/v1/batch", ids, json!({ "batch": batch }))
                         } else {
                             let id = format!("{prefix}-{t}-{n}");
-                            let body = json!({"userId": format!("user-{}", n % 97), "anonymousId": format!("anon-{t}"), "event": "Load", "messageId": id});
+                            let body = json!({"userId": format!("user-{}", n % 97), "anonymousId": format!("anon-{}", n % 97), "event": "Load", "messageId": id});
                             ("/v1/track", vec![id], body)
                         };
                         match request(addr, "POST", path, &[("Authorization", &auth)], body.to_string().as_bytes()) {
