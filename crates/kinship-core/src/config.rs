@@ -45,6 +45,9 @@ pub struct Config {
     /// Which traits and events grant or revoke consent, per purpose.
     #[serde(default)]
     pub consent: kinship_policy::ConsentConfig,
+    /// How the collection API hands events to the log: directly, or through NATS JetStream.
+    #[serde(default)]
+    pub ingest: crate::ingest::IngestConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -405,7 +408,7 @@ impl Config {
         if self.resolve.default_region.len() != 2 {
             return invalid("resolve.default_region".into(), "must be a two-letter region code such as \"US\" or \"AU\"");
         }
-        Ok(())
+        self.ingest.validate()
     }
 }
 

@@ -2,7 +2,9 @@
 //! file. No I/O beyond reading the configuration.
 
 pub mod config;
+pub mod ingest;
 pub mod types;
 
 pub use config::{Config, ConfigError, EventMapping, FieldType, Interval, ResolveConfig, ServerConfig, SourceConfig, SourceType};
+pub use ingest::{IngestConfig, IngestMode};
 pub use types::*;

@@ -152,20 +152,26 @@ pub async fn batch(
     commit(&state, source, records, rejected).await
 }
 
-/// Drops the records of erased people (counted as `suppressed`), then hands the rest to the
-/// writer and answers once they are committed.
+/// Drops the records of erased people (counted as `suppressed`), then hands the rest on —
+/// to the writer, or in ingest mode `nats` to the stream — and answers once they are
+/// durable: committed to the log, or acknowledged by JetStream.
 async fn commit(state: &Arc<AppState>, source: String, mut records: Vec<kinship_core::NewRecord>, rejected: Vec<Value>) -> Response {
     let accepted = records.len();
-    // The generation is read before the snapshot: if the list grows in between, the
-    // writer sees an old generation and checks again.
-    let generation = state.suppression.generation();
-    let check = state.suppression.check();
-    records.retain(|r| !check.matches_encoded(&r.identifiers));
-    let suppressed_here = (accepted - records.len()) as u64;
-    match state.writer.submit(source, records, generation).await {
-        Ok(c) => {
-            let suppressed = suppressed_here + c.suppressed;
-            let duplicates = accepted as u64 - suppressed - c.new;
+    let (suppressed_here, generation) = crate::writer::drop_suppressed(&state.suppression, &mut records);
+    // (duplicates, suppressed later): retries recognised by the log or by JetStream's
+    // duplicate window, and records of people erased after the check above.
+    let handed_on = match &state.ingest_stream {
+        Some(stream) => {
+            stream.publish(&state.metrics, &source, &records).await.map(|duplicates| (duplicates, 0)).map_err(SubmitError::Failed)
+        }
+        None => {
+            let kept = records.len() as u64;
+            state.writer.submit(source, records, generation).await.map(|c| (kept - c.suppressed - c.new, c.suppressed))
+        }
+    };
+    match handed_on {
+        Ok((duplicates, suppressed_later)) => {
+            let suppressed = suppressed_here + suppressed_later;
             Json(json!({ "success": true, "accepted": accepted, "duplicates": duplicates, "suppressed": suppressed, "rejected": rejected }))
                 .into_response()
         }

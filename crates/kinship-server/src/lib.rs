@@ -6,6 +6,9 @@
 //! A resolver thread follows the log and resolves new records into profiles within
 //! milliseconds. Reads run on blocking threads, each with its own connection. Sources with a
 //! `schedule` are pulled on it by background tasks.
+//!
+//! In ingest mode `nats` the collection API publishes events to a JetStream stream instead,
+//! and every node commits them from there through the same writer (`nats`).
 
 mod api;
 mod audit;
@@ -14,6 +17,7 @@ mod collect;
 mod governance_api;
 mod limits;
 mod metrics;
+mod nats;
 mod schedule;
 mod search;
 mod segments_api;
@@ -23,7 +27,7 @@ mod writer;
 
 use axum::routing::{get, post};
 use axum::Router;
-use kinship_core::Config;
+use kinship_core::{Config, IngestMode};
 use kinship_sources::segment::MessageType;
 use state::AppState;
 use std::future::Future;
@@ -60,15 +64,27 @@ pub async fn serve(
     let listener =
         tokio::net::TcpListener::bind(&options.bind).await.map_err(|error| ServerError::Bind { addr: options.bind.clone(), error })?;
     let addr = listener.local_addr()?;
+    let ingest_stream = match options.config.ingest.mode {
+        IngestMode::Direct => None,
+        IngestMode::Nats => Some(nats::Link::connect(&options.config.ingest).await?),
+    };
     // Opening the store blocks (and a PostgreSQL client runs its own runtime): not on a worker.
-    let (state, background) = tokio::task::spawn_blocking(move || AppState::start(options)).await.expect("start-up does not panic")?;
+    let stream = ingest_stream.clone();
+    let (state, background) =
+        tokio::task::spawn_blocking(move || AppState::start(options, stream)).await.expect("start-up does not panic")?;
+    let consumer = ingest_stream
+        .map(|link| nats::consume::Consumer::start(link, state.writer.clone(), state.suppression.clone(), state.metrics.clone()));
     let app = router(state.clone());
     let mut schedules = schedule::start(&state);
     on_listen(addr);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
-    // In-flight requests are done and scheduled pulls stop (one under way finishes first);
-    // closing the writer's and the audit queue lets them commit what they hold and stop.
+    // In-flight requests are done, scheduled pulls stop (one under way finishes first), and
+    // the stream consumer commits and acknowledges what it pulled. Closing the writer's and
+    // the audit queue then lets them commit what they hold and stop.
     schedules.shutdown().await;
+    if let Some(consumer) = consumer {
+        consumer.finish().await;
+    }
     drop(state);
     tokio::task::spawn_blocking(move || background.join()).await.map_err(|e| ServerError::Config(e.to_string()))??;
     Ok(())

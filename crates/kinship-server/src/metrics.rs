@@ -41,6 +41,9 @@ struct Inner {
     segment_transitions: Counter,
     segment_evaluations: Gauge,
     queue_depth: Gauge,
+    stream_published: Counter,
+    stream_consumed: Counter,
+    stream_redelivered: Counter,
 }
 
 impl Default for Inner {
@@ -54,7 +57,11 @@ impl Default for Inner {
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
         registry.register("events_received", "Collection API events committed to the log, retries included", events_received.clone());
         registry.register("events_stored", "Collection API events that were new (not retries)", events_stored.clone());
-        registry.register("events_rejected", "Collection API events rejected as invalid", events_rejected.clone());
+        registry.register(
+            "events_rejected",
+            "Collection API events rejected as invalid, and malformed stream messages",
+            events_rejected.clone(),
+        );
         registry.register("records_resolved", "Records resolved into profiles by the real-time resolver", records_resolved.clone());
         registry.register("merges", "Arrivals that merged or re-resolved existing profiles", merges.clone());
         registry.register("queue_depth", "Requests waiting for the writer", queue_depth.clone());
@@ -66,6 +73,14 @@ impl Default for Inner {
             "Segment and computed-trait programs run against one profile (full recomputations count every profile)",
             segment_evaluations.clone(),
         );
+        let (stream_published, stream_consumed, stream_redelivered) = (Counter::default(), Counter::default(), Counter::default());
+        registry.register(
+            "stream_published",
+            "Events JetStream acknowledged (ingest mode nats), retries included",
+            stream_published.clone(),
+        );
+        registry.register("stream_consumed", "Stream messages this node committed and acknowledged", stream_consumed.clone());
+        registry.register("stream_redelivered", "Stream messages delivered to this node more than once", stream_redelivered.clone());
         Self {
             registry,
             requests,
@@ -78,6 +93,9 @@ impl Default for Inner {
             segment_transitions,
             segment_evaluations,
             queue_depth,
+            stream_published,
+            stream_consumed,
+            stream_redelivered,
         }
     }
 }
@@ -95,6 +113,18 @@ impl Metrics {
     pub fn resolved(&self, r: &kinship_pipeline::IncrementalReport) {
         self.inner.records_resolved.inc_by(r.attached + r.created + r.reresolved);
         self.inner.merges.inc_by(r.reresolved + r.fuzzy_merges);
+    }
+
+    pub fn stream_published(&self, n: u64) {
+        self.inner.stream_published.inc_by(n);
+    }
+
+    pub fn stream_consumed(&self, n: u64) {
+        self.inner.stream_consumed.inc_by(n);
+    }
+
+    pub fn stream_redelivered(&self, n: u64) {
+        self.inner.stream_redelivered.inc_by(n);
     }
 
     pub fn segment_transitions(&self, n: u64) {

@@ -40,6 +40,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub region: Region,
     pub writer: WriterHandle,
+    /// In ingest mode `nats`, where the collection API publishes events instead of handing
+    /// them to the writer.
+    pub ingest_stream: Option<Arc<crate::nats::Link>>,
     pub metrics: Metrics,
     /// Every profile's traits and events with the segments and computed traits over them,
     /// kept current by the resolver thread.
@@ -63,7 +66,7 @@ thread_local! {
 }
 
 impl AppState {
-    pub fn start(options: ServeOptions) -> Result<(Arc<Self>, Background), ServerError> {
+    pub fn start(options: ServeOptions, ingest_stream: Option<Arc<crate::nats::Link>>) -> Result<(Arc<Self>, Background), ServerError> {
         let region = kinship_normalize::region(&options.config.resolve.default_region).ok_or_else(|| {
             ServerError::Config(format!("resolve.default_region {:?} is not a region code", options.config.resolve.default_region))
         })?;
@@ -85,6 +88,7 @@ impl AppState {
             config: Arc::new(options.config),
             region,
             writer,
+            ingest_stream,
             metrics,
             audience,
             roles,

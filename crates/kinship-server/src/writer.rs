@@ -46,7 +46,8 @@ pub enum SubmitError {
 }
 
 impl WriterHandle {
-    /// Queues records and waits until they are committed.
+    /// Queues records and waits until they are committed; refuses at once when the queue is
+    /// full, so an HTTP client is told to retry.
     pub async fn submit(&self, source: String, records: Vec<NewRecord>, checked_generation: u64) -> Result<Committed, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.tx.try_send(Job { source, records, checked_generation, reply }).map_err(|e| match e {
@@ -54,6 +55,14 @@ impl WriterHandle {
             mpsc::error::TrySendError::Closed(_) => SubmitError::Failed("the server is shutting down".into()),
         })?;
         answer.await.map_err(|_| SubmitError::Failed("the writer stopped".into()))?.map_err(SubmitError::Failed)
+    }
+
+    /// Like [`Self::submit`], but waits for room in the queue: for the stream consumer, whose
+    /// events wait in JetStream rather than in a client.
+    pub async fn submit_waiting(&self, source: String, records: Vec<NewRecord>, checked_generation: u64) -> Result<Committed, String> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Job { source, records, checked_generation, reply }).await.map_err(|_| "the server is shutting down".to_string())?;
+        answer.await.map_err(|_| "the writer stopped".to_string())?
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -64,6 +73,18 @@ impl WriterHandle {
     pub fn turn(&self) -> Arc<Mutex<()>> {
         self.turn.clone()
     }
+}
+
+/// Drops the records of erased people; returns how many it dropped and the suppression
+/// list's generation they were checked against (for [`Job::checked_generation`]).
+pub fn drop_suppressed(suppression: &SuppressionList, records: &mut Vec<NewRecord>) -> (u64, u64) {
+    // The generation is read before the snapshot: if the list grows in between, the writer
+    // sees an old generation and checks again.
+    let generation = suppression.generation();
+    let check = suppression.check();
+    let before = records.len();
+    records.retain(|r| !check.matches_encoded(&r.identifiers));
+    ((before - records.len()) as u64, generation)
 }
 
 pub struct Threads {

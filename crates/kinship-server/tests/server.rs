@@ -2,13 +2,16 @@
 //! (`kinship_server::serve`) on 127.0.0.1:0 over a fresh SQLite file in a temporary data
 //! directory, and talks to it over loopback with a plain HTTP/1.1 client.
 //!
-//! Process-level tests (the official SDKs, kill -9, SIGTERM) are in crates/kinship/tests/cli.rs.
+//! Process-level tests (the official SDKs, kill -9, SIGTERM, two nodes on one NATS stream) are in
+//! crates/kinship/tests/cli.rs.
 
 #[path = "support/http.rs"]
 mod http;
 
 #[path = "server/governance.rs"]
 mod governance;
+#[path = "server/nats.rs"]
+mod nats;
 #[path = "server/scheduled_pulls.rs"]
 mod scheduled_pulls;
 #[path = "server/web.rs"]
@@ -53,11 +56,11 @@ enabled = false
 
 impl Server {
     fn start() -> Self {
-        Self::start_with("")
+        Self::with_config("")
     }
 
     /// A server whose kinship.toml has `extra` after the test sources.
-    fn start_with(extra: &str) -> Self {
+    fn with_config(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         std::fs::write(dir.path().join("kinship.toml"), format!("{CONFIG}{extra}")).unwrap();
         let database = kinship_testkit::database_for(dir.path());

@@ -1,6 +1,7 @@
 //! Process-level tests of the `kinship` binary: `kinship serve` as a child process, set up
 //! with `kinship source add` and `kinship token create` as a user would, and driven over
-//! loopback. Covers the official Python SDKs, `kill -9` in the middle of ingest, and SIGTERM.
+//! loopback. Covers the official Python SDKs, `kill -9` in the middle of ingest, SIGTERM, and
+//! two nodes sharing a NATS JetStream stream.
 
 #[path = "../../kinship-server/tests/support/http.rs"]
 mod http;
@@ -9,6 +10,8 @@ mod http;
 mod backends;
 #[path = "cli/governance.rs"]
 mod governance;
+#[path = "cli/nats.rs"]
+mod nats;
 #[path = "cli/postgres_source.rs"]
 mod postgres_source;
 #[path = "cli/web_ui.rs"]
@@ -100,6 +103,33 @@ impl Data {
         counts
     }
 
+    /// The `user_id` of the profile each record of a source is on (records on a profile
+    /// without one are absent).
+    fn profile_users(&self, source: &str) -> HashMap<String, String> {
+        let store = store_of(self.dir.path());
+        let mut on_profile: Vec<(String, String)> = Vec::new();
+        store
+            .scan_assignments(&mut |s, key, profile| {
+                if s == source {
+                    on_profile.push((key.to_string(), profile.to_string()));
+                }
+            })
+            .unwrap();
+        let mut user_of: HashMap<String, Option<String>> = HashMap::new();
+        on_profile
+            .into_iter()
+            .filter_map(|(key, profile)| {
+                let user = user_of
+                    .entry(profile)
+                    .or_insert_with_key(|p| {
+                        store.profile_identifiers(p).unwrap().into_iter().find(|i| i.kind == "user_id").map(|i| i.value)
+                    })
+                    .clone()?;
+                Some((key, user))
+            })
+            .collect()
+    }
+
     fn unresolved(&self) -> u64 {
         let store = store_of(self.dir.path());
         let mut assigned = 0;
@@ -188,7 +218,7 @@ impl Load {
                             ("/v1/batch", ids, json!({ "batch": batch }))
                         } else {
                             let id = format!("{prefix}-{t}-{n}");
-                            let body = json!({"userId": format!("user-{}", n % 97), "anonymousId": format!("anon-{t}"), "event": "Load", "messageId": id});
+                            let body = json!({"userId": format!("user-{}", n % 97), "anonymousId": format!("anon-{}", n % 97), "event": "Load", "messageId": id});
                             ("/v1/track", vec![id], body)
                         };
                         match request(addr, "POST", path, &[("Authorization", &auth)], body.to_string().as_bytes()) {

@@ -16,7 +16,7 @@ fn a_postgres_source_is_pulled_on_its_schedule() {
          INSERT INTO customers VALUES (1, 'ann@example.com', 'Sydney', '2024-01-01T00:00:00Z');",
     )
     .unwrap();
-    let s = Server::start_with(&format!(
+    let s = Server::with_config(&format!(
         r#"
 [sources.accounts]
 type = "postgres"
