@@ -104,7 +104,7 @@ fn start_postgres() -> String {
         dir = dir.display(),
         parent = std::process::id(),
     );
-    as_server_user(Path::new("/bin/sh"))
+    let mut watchdog = as_server_user(Path::new("/bin/sh"))
         .arg("-c")
         .arg(script)
         .stdin(Stdio::null())
@@ -112,6 +112,8 @@ fn start_postgres() -> String {
         .stderr(Stdio::null())
         .spawn()
         .expect("the PostgreSQL server starts");
+    // Reaped if it ends before the tests do (the server failed to start).
+    std::thread::spawn(move || watchdog.wait());
     let url = format!("postgres://kinship@127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
