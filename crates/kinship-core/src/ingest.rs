@@ -19,7 +19,7 @@ pub enum IngestMode {
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     pub mode: IngestMode,
-    /// The NATS server (`nats://host:port`).
+    /// The NATS server (`nats://host:port`), or several of a cluster separated by commas.
     pub nats_url: String,
     /// The JetStream stream events go through; created (file storage) when absent.
     pub stream: String,
@@ -46,14 +46,24 @@ impl Default for IngestConfig {
 }
 
 impl IngestConfig {
+    /// The servers of `nats_url`, one per comma-separated URL.
+    pub fn server_urls(&self) -> Vec<&str> {
+        self.nats_url.split(',').map(str::trim).collect()
+    }
+
     /// Checks what serde cannot; each error names the key and how to fix it.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: &str| Err(ConfigError::Invalid { path: format!("ingest.{key}"), message: message.into() });
-        let Some(address) = self.nats_url.strip_prefix("nats://").or_else(|| self.nats_url.strip_prefix("tls://")) else {
-            return invalid("nats_url", "must be a NATS URL such as \"nats://127.0.0.1:4222\" (nats:// or tls://)");
-        };
-        if address.is_empty() || address.contains(char::is_whitespace) {
-            return invalid("nats_url", "has no server address; write it as \"nats://host:port\"");
+        for url in self.server_urls() {
+            let Some(address) = url.strip_prefix("nats://").or_else(|| url.strip_prefix("tls://")) else {
+                return invalid(
+                    "nats_url",
+                    "must be a NATS URL such as \"nats://127.0.0.1:4222\" (nats:// or tls://), or several separated by commas",
+                );
+            };
+            if address.is_empty() || address.contains(char::is_whitespace) {
+                return invalid("nats_url", "has no server address; write it as \"nats://host:port\"");
+            }
         }
         if !is_name(&self.stream) {
             return invalid("stream", "must be a JetStream name: letters, digits, '_' and '-' only, such as \"KINSHIP_EVENTS\"");
@@ -102,6 +112,11 @@ mod tests {
         assert!(e.starts_with("ingest.nats_url:") && e.contains("nats://"), "{e}");
         let e = error(|c| c.nats_url = "nats://".into());
         assert!(e.starts_with("ingest.nats_url:"), "{e}");
+        let e = error(|c| c.nats_url = "nats://a:4222,b:4222".into());
+        assert!(e.starts_with("ingest.nats_url:"), "each URL of a list is checked: {e}");
+        let cluster = IngestConfig { nats_url: "nats://a:4222, nats://b:4222".into(), ..IngestConfig::default() };
+        assert!(cluster.validate().is_ok());
+        assert_eq!(cluster.server_urls(), ["nats://a:4222", "nats://b:4222"]);
         let e = error(|c| c.stream = "kinship.events".into());
         assert!(e.starts_with("ingest.stream:") && e.contains("KINSHIP_EVENTS"), "{e}");
         let e = error(|c| c.consumer = "a b".into());

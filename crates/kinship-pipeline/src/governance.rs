@@ -122,6 +122,17 @@ impl SuppressionList {
         Ok(SuppressionList { key, hashes: RwLock::new(Arc::new(hashes)), generation: AtomicU64::new(0) })
     }
 
+    /// Reads the list again from the store: on a store several nodes share, another node's
+    /// erasure reaches this node's collection this way. Returns whether the list changed.
+    pub fn refresh(&self, store: &dyn GovernanceStore) -> Result<bool> {
+        let stored: HashSet<String> = store.suppressions()?.into_iter().collect();
+        if **self.hashes.read().expect("not poisoned") == stored {
+            return Ok(false);
+        }
+        self.update(|held| *held = stored);
+        Ok(true)
+    }
+
     pub fn check(&self) -> SuppressionCheck {
         SuppressionCheck { key: self.key.clone(), hashes: self.hashes.read().expect("not poisoned").clone() }
     }

@@ -103,6 +103,9 @@ impl Threads {
 
 /// How often segments that depend on time alone (windows, `days_since`) are re-evaluated.
 const TIME_REFRESH: Duration = Duration::from_secs(60);
+/// How often the suppression list is read again from the store, for erasures made by
+/// another process or node on the same store.
+const SUPPRESSION_REFRESH: Duration = Duration::from_secs(2);
 
 pub fn start(
     database: &str,
@@ -123,6 +126,7 @@ pub fn start(
     let write_turn = Arc::new(Mutex::new(()));
     let resolver_turn = (!resolver_store.concurrent_writers()).then(|| write_turn.clone());
     let handle = WriterHandle { tx, turn: write_turn.clone() };
+    let erased = suppression.clone();
     let writer = std::thread::Builder::new()
         .name("kinship-writer".into())
         .spawn(move || write_loop(rx, writer_store, wake_tx, metrics, &write_turn, &suppression))?;
@@ -140,12 +144,20 @@ pub fn start(
             Resolver { store: resolver_store, config: resolver_config, metrics: resolver_metrics, turn: resolver_turn, audience };
         let fuzzy = index.as_ref();
         let mut refreshed = std::time::Instant::now();
+        let mut suppressions_read = std::time::Instant::now();
         // Catch up with anything logged before a restart, then follow the writer.
         loop {
             let done = resolver.drain(fuzzy)?;
             if refreshed.elapsed() >= TIME_REFRESH {
                 resolver.refresh_time_relative()?;
                 refreshed = std::time::Instant::now();
+            }
+            if suppressions_read.elapsed() >= SUPPRESSION_REFRESH {
+                // A failed read keeps the list held; the next one tries again.
+                if let Err(e) = erased.refresh(&*resolver.store) {
+                    eprintln!("warning: could not read the suppression list again: {e}");
+                }
+                suppressions_read = std::time::Instant::now();
             }
             match wake_rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}

@@ -82,3 +82,28 @@ fn has_unresolved(store: &dyn Database) -> bool {
     store.scan_assignments(&mut |_, _, _| assigned += 1).unwrap();
     store.stats().unwrap().records > assigned
 }
+
+#[test]
+fn an_erasure_by_another_node_reaches_this_nodes_suppression_list() {
+    use kinship_pipeline::governance::{Keys, SuppressionList};
+    let dir = tempfile::tempdir().unwrap();
+    let url = kinship_testkit::fresh_database();
+    let keys = Keys::load_or_create(dir.path()).unwrap();
+    let (mut this_node, mut other_node) = (kinship_store::open(&url).unwrap(), kinship_store::open(&url).unwrap());
+    let list = SuppressionList::load(&*this_node, keys.suppression.clone()).unwrap();
+    let ann = [("email", "ann@example.com")];
+    assert!(!list.check().matches(ann.into_iter()));
+    assert!(!list.refresh(&*this_node).unwrap(), "nothing changed yet");
+
+    // The other node erases Ann: it stores her identifier's keyed hash.
+    let before = list.generation();
+    other_node.add_suppressions(&[list.hash("email", "ann@example.com")], "er_test").unwrap();
+    assert!(list.refresh(&*this_node).unwrap());
+    assert!(list.check().matches(ann.into_iter()), "this node now drops Ann's events");
+    assert!(list.generation() > before, "work checked before the refresh is checked again");
+
+    // Lifting the suppression on the other node reaches this one too.
+    this_node.remove_suppressions(&[list.hash("email", "ann@example.com")]).unwrap();
+    assert!(list.refresh(&*other_node).unwrap());
+    assert!(!list.check().matches(ann.into_iter()));
+}

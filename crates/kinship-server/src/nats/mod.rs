@@ -38,7 +38,7 @@ impl Link {
     /// NATS is unreachable (and answers events with 503); the client keeps reconnecting.
     pub async fn connect(config: &IngestConfig) -> Result<Arc<Link>, ServerError> {
         let client =
-            async_nats::ConnectOptions::new().name("kinship").retry_on_initial_connect().connect(config.nats_url.as_str()).await.map_err(
+            async_nats::ConnectOptions::new().name("kinship").retry_on_initial_connect().connect(config.server_urls()).await.map_err(
                 |e| ServerError::Config(format!("ingest.nats_url {:?}: {e}; write it as \"nats://host:port\"", config.nats_url)),
             )?;
         let jetstream = async_nats::jetstream::new(client.clone());
