@@ -147,7 +147,16 @@ pub fn start(
         let mut suppressions_read = std::time::Instant::now();
         // Catch up with anything logged before a restart, then follow the writer.
         loop {
-            let done = resolver.drain(fuzzy)?;
+            // A failed batch was rolled back; its records stay in the log and are taken
+            // again (a lock timeout on a shared store must not stop resolution for good).
+            let (done, failed) = match resolver.drain(fuzzy) {
+                Ok(done) => (done, None),
+                Err(e) => {
+                    eprintln!("warning: resolving new records failed, retrying in 1 s: {e}");
+                    std::thread::sleep(Duration::from_secs(1));
+                    (1, Some(e))
+                }
+            };
             if refreshed.elapsed() >= TIME_REFRESH {
                 resolver.refresh_time_relative()?;
                 refreshed = std::time::Instant::now();
@@ -161,6 +170,8 @@ pub fn start(
             }
             match wake_rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                // Shutting down while resolution fails: report it (exit status 1).
+                Err(std_mpsc::RecvTimeoutError::Disconnected) if failed.is_some() => return Err(failed.expect("checked")),
                 Err(std_mpsc::RecvTimeoutError::Disconnected) if done == 0 => {
                     resolver.drain(fuzzy)?;
                     return Ok(());
