@@ -329,7 +329,7 @@ fn default_source_priority() -> i32 {
 
 /// The settings the environment may set (`KINSHIP_DATABASE_URL`, `KINSHIP_SERVER__BIND`);
 /// other `KINSHIP_` variables (`KINSHIP_TOKEN`, the tests' switches) are not configuration.
-const ENV_SECTIONS: &[&str] = &["database_url", "resolve", "server", "sources", "fuzzy", "roles", "consent"];
+const ENV_SECTIONS: &[&str] = &["database_url", "resolve", "server", "sources", "fuzzy", "roles", "consent", "ingest"];
 
 impl Config {
     /// Loads `DIR/kinship.toml` (if present) over the defaults, then the environment.
@@ -479,8 +479,10 @@ mod tests {
             // Other KINSHIP_ variables are not settings, and do not break loading.
             jail.set_env("KINSHIP_TOKEN", "kt_secret");
             jail.set_env("KINSHIP_TEST_BACKEND", "postgres");
+            jail.set_env("KINSHIP_INGEST__MODE", "nats");
             let c = Config::load(&dir).unwrap();
             assert_eq!(c.database(&dir), "postgres://kinship@db/kinship");
+            assert_eq!(c.ingest.mode, crate::IngestMode::Nats);
             Ok(())
         });
     }

@@ -131,10 +131,12 @@ pub fn record(store: &mut dyn Database, audience: &Audience, transitions: &[Tran
     let touched: FxHashSet<&str> = transitions.iter().map(|t| t.segment.as_str()).collect();
     let mut sizes: Vec<(String, u64)> = touched.into_iter().filter_map(|s| Some((s.to_string(), audience.size(s)? as u64))).collect();
     sizes.sort();
-    let rows: Vec<SegmentTransition> = transitions
+    let mut rows: Vec<SegmentTransition> = transitions
         .iter()
         .map(|t| SegmentTransition { segment: t.segment.clone(), profile: t.profile.clone(), entered: t.entered, at })
         .collect();
+    // One order for every writer: nodes sharing a store then lock rows in the same order.
+    rows.sort_by(|a, b| (&a.segment, &a.profile).cmp(&(&b.segment, &b.profile)));
     Ok(store.record_transitions(&rows, &sizes, at)?)
 }
 

@@ -439,6 +439,37 @@ pub fn erase<S: Store + GovernanceStore + ?Sized>(
     subject: &Subject,
     suppression: &SuppressionList,
 ) -> Result<ErasureReport> {
+    // Finding the person and deleting them is one transaction under the resolution lock: no
+    // resolver (of any node sharing the store) can merge their records elsewhere meanwhile,
+    // and records inserted before the lock are all visible.
+    store.begin_resolution()?;
+    let erased = match erase_in_transaction(store, config, subject, suppression) {
+        Ok(erased) => {
+            store.commit()?;
+            erased
+        }
+        Err(e) => {
+            store.rollback()?;
+            return Err(e);
+        }
+    };
+    let (request, profiles, deleted, suppressed_identifiers, spellings) = erased;
+    store.purge_deleted()?;
+    let reject_lines_removed = scrub_rejects(data_dir, &spellings)?;
+    let files_still_mentioning = foreign_files_mentioning(data_dir, &spellings)?;
+    Ok(ErasureReport { request, profiles, deleted, suppressed_identifiers, reject_lines_removed, files_still_mentioning })
+}
+
+/// What an erasure's transaction did: the request id, the profiles, the rows deleted, how
+/// many identifiers it suppressed, and the person's spellings (to scrub files with).
+type Erased = (String, Vec<String>, ErasureCounts, usize, Spellings);
+
+fn erase_in_transaction<S: Store + GovernanceStore + ?Sized>(
+    store: &mut S,
+    config: &Config,
+    subject: &Subject,
+    suppression: &SuppressionList,
+) -> Result<Erased> {
     let (profiles, unassigned) = locate(store, subject)?;
     if profiles.len() > 1 {
         return Err(PipelineError::Config(format!(
@@ -484,10 +515,7 @@ pub fn erase<S: Store + GovernanceStore + ?Sized>(
     store.add_suppressions(&hashes, &request)?;
     suppression.update(|set| set.extend(hashes.iter().cloned()));
     let deleted = store.erase(&profiles, &records)?;
-    store.purge_deleted()?;
-    let reject_lines_removed = scrub_rejects(data_dir, &spellings)?;
-    let files_still_mentioning = foreign_files_mentioning(data_dir, &spellings)?;
-    Ok(ErasureReport { request, profiles, deleted, suppressed_identifiers: hashes.len(), reject_lines_removed, files_still_mentioning })
+    Ok((request, profiles, deleted, hashes.len(), spellings))
 }
 
 /// Lifts the suppression of an identifier; returns whether it was suppressed.

@@ -10,11 +10,12 @@
 
 use crate::fuzzy::FuzzyIndex;
 use crate::golden;
+use crate::governance::{SuppressionCheck, SuppressionList};
 use crate::resolve::{add_search_word, profile_id_for, Collector, TraitRank};
 use crate::{PipelineError, Result};
 use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, RecordId};
 use kinship_sources::Mapper;
-use kinship_store::Store;
+use kinship_store::{Database, Store};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Map, Value};
 
@@ -31,6 +32,8 @@ pub struct IncrementalReport {
     pub reresolved: u64,
     /// New profiles merged into an indexed one by fuzzy matching.
     pub fuzzy_merges: u64,
+    /// New records of erased people, deleted instead of resolved.
+    pub erased: u64,
     /// The newest record now resolved.
     pub through: RecordId,
     /// Profiles that gained records or were rewritten, as they now exist.
@@ -42,11 +45,29 @@ pub struct IncrementalReport {
 /// Resolves up to `limit` records newer than the last resolved one, in one transaction.
 /// With a fuzzy index, a record that starts a profile of its own is then matched against
 /// every indexed profile and merged with the best one above the threshold.
-pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize, fuzzy: Option<&FuzzyIndex>) -> Result<IncrementalReport> {
+///
+/// With a suppression list, the list is read again once the resolution holds its lock, and
+/// a new record of an erased person is deleted instead of resolved: on a store several
+/// nodes share, a node may have accepted it just before it learnt of another node's erasure.
+pub fn resolve_new_records(
+    store: &mut dyn Database,
+    config: &Config,
+    limit: usize,
+    fuzzy: Option<&FuzzyIndex>,
+    suppression: Option<&SuppressionList>,
+) -> Result<IncrementalReport> {
     // The resolution's transaction starts first: on a shared store it waits for inserts in
-    // flight and excludes other resolvers, so the cursor and the records after it agree.
+    // flight and excludes other resolvers (and erasures), so the cursor, the records after
+    // it and the suppression list agree.
     let committed_through = store.begin_resolution()?;
-    match resolve_pending(store, config, limit, committed_through, fuzzy) {
+    let erased = match suppression.map(|list| list.refresh(&*store).map(|_| list.check())).transpose() {
+        Ok(check) => check,
+        Err(e) => {
+            store.rollback()?;
+            return Err(e);
+        }
+    };
+    match resolve_pending(store, config, limit, committed_through, fuzzy, erased.as_ref()) {
         Ok(report) => {
             store.commit()?;
             Ok(report)
@@ -59,17 +80,25 @@ pub fn resolve_new_records(store: &mut dyn Store, config: &Config, limit: usize,
 }
 
 fn resolve_pending(
-    store: &mut dyn Store,
+    store: &mut dyn Database,
     config: &Config,
     limit: usize,
     committed_through: RecordId,
     fuzzy: Option<&FuzzyIndex>,
+    erased: Option<&SuppressionCheck>,
 ) -> Result<IncrementalReport> {
     let through: RecordId = store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut pending = Vec::new();
+    let mut newest_scanned = through;
+    let mut of_erased: Vec<RecordId> = Vec::new();
     store.scan_after(through, limit, &mut |r| {
         if r.id > committed_through {
             // Committed ahead of a lower id still in flight: taken next time, in order.
+            return;
+        }
+        newest_scanned = r.id;
+        if erased.is_some_and(|check| check.matches_encoded(r.identifiers)) {
+            of_erased.push(r.id);
             return;
         }
         pending.push(Pending {
@@ -82,7 +111,15 @@ fn resolve_pending(
         })
     })?;
     let mut report = IncrementalReport { through, ..Default::default() };
+    if !of_erased.is_empty() {
+        store.erase(&[], &of_erased)?;
+        report.erased = of_erased.len() as u64;
+    }
     if pending.is_empty() {
+        if newest_scanned > through {
+            report.through = newest_scanned;
+            store.set_meta(RESOLVED_THROUGH, &newest_scanned.to_string())?;
+        }
         return Ok(report);
     }
     let constraints = store.constraints()?;
@@ -141,6 +178,7 @@ fn resolve_pending(
     report.touched.sort();
     report.touched.dedup();
     report.removed.sort();
+    report.through = report.through.max(newest_scanned);
     store.set_meta(RESOLVED_THROUGH, &report.through.to_string())?;
     Ok(report)
 }
@@ -158,8 +196,15 @@ struct Pending {
 /// records are resolved again with every decision and the fuzzy merges they hold, and
 /// only they are rewritten.
 pub fn reresolve_profiles(store: &mut dyn Store, config: &Config, profiles: &[String]) -> Result<()> {
-    let constraints = store.constraints()?;
     store.begin_resolution()?;
+    // Read under the resolution lock: a decision another node just stored is included.
+    let constraints = match store.constraints() {
+        Ok(c) => c,
+        Err(e) => {
+            store.rollback()?;
+            return Err(e.into());
+        }
+    };
     match reresolve(store, config, constraints, &[], profiles, Vec::new()) {
         Ok(()) => Ok(store.commit()?),
         Err(e) => {

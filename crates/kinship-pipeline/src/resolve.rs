@@ -400,13 +400,29 @@ fn rebuild(store: &mut dyn Store, config: &Config, progress: Progress<'_>) -> Re
     phase("read");
     let (resolution, fuzzy, model) = collector.resolve_all_stages(config)?;
     phase("cluster");
-    let multi_record_profiles = collector.build_and_write(store, &resolution, &fuzzy)?;
-    phase("build and write");
-    if let Some(model) = model {
-        store.set_meta(crate::fuzzy::FUZZY_MODEL, &serde_json::to_string(&model).map_err(kinship_store::StoreError::from)?)?;
-    }
+    // The profiles and the position real-time resolution continues from are one commit: a
+    // crash between them would have it resolve records the rebuild already placed.
     let newest = collector.facts.iter().map(|f| f.id).max().unwrap_or(0);
-    store.set_meta(crate::RESOLVED_THROUGH, &newest.to_string())?;
+    store.begin()?;
+    let written = (|| -> Result<u64> {
+        let multi_record_profiles = collector.build_and_write(store, &resolution, &fuzzy)?;
+        if let Some(model) = &model {
+            store.set_meta(crate::fuzzy::FUZZY_MODEL, &serde_json::to_string(model).map_err(kinship_store::StoreError::from)?)?;
+        }
+        store.set_meta(crate::RESOLVED_THROUGH, &newest.to_string())?;
+        Ok(multi_record_profiles)
+    })();
+    let multi_record_profiles = match written {
+        Ok(n) => {
+            store.commit()?;
+            n
+        }
+        Err(e) => {
+            store.rollback()?;
+            return Err(e);
+        }
+    };
+    phase("build and write");
     Ok(ResolveReport {
         records: collector.len() as u64,
         profiles: u64::from(resolution.cluster_count),

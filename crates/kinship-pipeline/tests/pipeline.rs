@@ -264,7 +264,7 @@ fn incremental_resolution_agrees_with_batch() {
     }
     let mut total = kinship_pipeline::IncrementalReport::default();
     loop {
-        let r = kinship_pipeline::resolve_new_records(&mut *store, &config, 3, None).unwrap();
+        let r = kinship_pipeline::resolve_new_records(&mut *store, &config, 3, None, None).unwrap();
         if r.attached + r.created + r.reresolved == 0 {
             break;
         }
@@ -281,7 +281,7 @@ fn incremental_resolution_agrees_with_batch() {
     let batch_traits = profile_document(&*store, &config, &profile_of(&*store, "crm", "C1")).unwrap().unwrap()["traits"].clone();
     assert_eq!(incremental_traits, batch_traits, "same golden record");
     assert_eq!(
-        kinship_pipeline::resolve_new_records(&mut *store, &config, 100, None).unwrap().attached,
+        kinship_pipeline::resolve_new_records(&mut *store, &config, 100, None, None).unwrap().attached,
         0,
         "nothing left after a full resolve"
     );
@@ -399,7 +399,7 @@ fn real_time_resolution_keeps_fuzzy_merges() {
     )
     .unwrap();
     ingest_source(&mut *store, &config, "web", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
-    let report = kinship_pipeline::resolve_new_records(&mut *store, &config, 100, None).unwrap();
+    let report = kinship_pipeline::resolve_new_records(&mut *store, &config, 100, None, None).unwrap();
     assert_eq!(report.attached + report.created + report.reresolved, 3, "{report:?}");
     assert_eq!(report.reresolved, 1, "{report:?}");
     let meg = profile_of(&*store, "crm", "C1");
@@ -421,7 +421,7 @@ fn real_time_resolution_keeps_fuzzy_merges() {
     )
     .unwrap();
     ingest_source(&mut *store, &config, "web", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
-    let report = kinship_pipeline::resolve_new_records(&mut *store, &config, 100, Some(&index)).unwrap();
+    let report = kinship_pipeline::resolve_new_records(&mut *store, &config, 100, Some(&index), None).unwrap();
     assert_eq!((report.created, report.fuzzy_merges), (2, 1), "{report:?}");
     let meg = profile_of(&*store, "crm", "C1");
     assert_eq!(profile_of(&*store, "web", "W9"), meg, "same name and postcode, new email");

@@ -46,6 +46,9 @@ impl AuditHandle {
     }
 }
 
+/// Seconds (one attempt each) the audit writer keeps a group it could not write.
+const APPEND_ATTEMPTS: u32 = 30;
+
 pub fn start(database: &str, data_dir: &Path, turn: Arc<Mutex<()>>) -> Result<(AuditHandle, std::thread::JoinHandle<()>), ServerError> {
     let mut store = kinship_store::open(database)?;
     let mut log = AuditLog::open(&*store, data_dir).map_err(|e| ServerError::Config(e.to_string()))?;
@@ -79,10 +82,24 @@ pub fn start(database: &str, data_dir: &Path, turn: Arc<Mutex<()>>) -> Result<(A
                 }
             }
             if !group.is_empty() {
-                let _turn = turn.lock().expect("not poisoned");
-                if let Err(e) = log.append(&mut *store, group) {
-                    // Nothing to answer: the requests were served. Say so loudly.
-                    eprintln!("error: audit entries could not be written: {e}");
+                // The database may be briefly away (a restart, a failover): keep the entries
+                // and try again for a while before giving up on them.
+                for attempt in 1..=APPEND_ATTEMPTS {
+                    let appended = {
+                        let _turn = turn.lock().expect("not poisoned");
+                        log.append(&mut *store, group.clone())
+                    };
+                    match appended {
+                        Ok(()) => break,
+                        // Nothing to answer: the requests were served. Say so loudly.
+                        Err(e) if attempt == APPEND_ATTEMPTS => {
+                            eprintln!("error: {} audit entries could not be written: {e}", group.len())
+                        }
+                        Err(e) => {
+                            eprintln!("warning: audit entries not written yet, retrying in 1 s: {e}");
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
+                    }
                 }
             }
             for done in waiting {

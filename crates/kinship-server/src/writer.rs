@@ -140,8 +140,14 @@ pub fn start(
                 None
             }
         };
-        let mut resolver =
-            Resolver { store: resolver_store, config: resolver_config, metrics: resolver_metrics, turn: resolver_turn, audience };
+        let mut resolver = Resolver {
+            store: resolver_store,
+            config: resolver_config,
+            metrics: resolver_metrics,
+            turn: resolver_turn,
+            audience,
+            suppression: erased.clone(),
+        };
         let fuzzy = index.as_ref();
         let mut refreshed = std::time::Instant::now();
         let mut suppressions_read = std::time::Instant::now();
@@ -158,7 +164,9 @@ pub fn start(
                 }
             };
             if refreshed.elapsed() >= TIME_REFRESH {
-                resolver.refresh_time_relative()?;
+                if let Err(e) = resolver.refresh_time_relative() {
+                    eprintln!("warning: re-evaluating time-based segments failed, retrying in a minute: {e}");
+                }
                 refreshed = std::time::Instant::now();
             }
             if suppressions_read.elapsed() >= SUPPRESSION_REFRESH {
@@ -263,6 +271,8 @@ struct Resolver {
     /// store whose writers commit side by side the resolver runs beside the writer.
     turn: Option<Arc<Mutex<()>>>,
     audience: Arc<RwLock<Audience>>,
+    /// Read again under each resolution's lock (see `resolve_new_records`).
+    suppression: Arc<SuppressionList>,
 }
 
 impl Resolver {
@@ -271,7 +281,7 @@ impl Resolver {
         let mut total = 0;
         loop {
             let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
-            let r = kinship_pipeline::resolve_new_records(&mut *self.store, &self.config, RESOLVE_BATCH, fuzzy)?;
+            let r = kinship_pipeline::resolve_new_records(&mut *self.store, &self.config, RESOLVE_BATCH, fuzzy, Some(&self.suppression))?;
             let n = r.attached + r.created + r.reresolved;
             if n == 0 {
                 return Ok(total);

@@ -24,7 +24,8 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Row, Statement};
-use std::cell::{Cell, RefCell};
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::HashMap;
 
 /// The advisory lock key of resolution (an arbitrary constant: "kinship" in ASCII).
@@ -209,33 +210,53 @@ const MIGRATIONS: &[(i64, &str)] = &[
 type Param<'a> = &'a (dyn ToSql + Sync);
 
 /// The tables that hold a person's data, rewritten by [`GovernanceStore::purge_deleted`].
+/// (`meta` too: a database source's position names the key of the last row it pulled.)
 const PERSONAL_TABLES: &str =
-    "records, profiles, assignments, profile_identifiers, merge_edges, link_constraints, segment_members, segment_transitions";
+    "records, profiles, assignments, profile_identifiers, merge_edges, link_constraints, segment_members, segment_transitions, meta";
 
 pub struct PostgresStore {
+    /// Where to connect again when the connection is lost (a restart or failover).
+    url: String,
     client: RefCell<Client>,
     /// Statements prepared on this connection, by their text.
     statements: RefCell<HashMap<&'static str, Statement>>,
-    /// Whether [`Store::begin`] opened a transaction that is still open.
+    /// Whether a transaction is open ([`Store::begin`], or one of `atomic`'s own).
     in_transaction: Cell<bool>,
 }
 
 impl PostgresStore {
     /// Connects to the database at `url` and brings its schema up to date.
     pub fn connect(url: &str) -> Result<Self> {
-        let client = Client::connect(url, NoTls).map_err(|e| {
-            StoreError::Schema(format!(
-                "cannot connect to PostgreSQL at {}: {e}; check that the server runs and the URL's host, port, user and database are right",
-                crate::redacted(url)
-            ))
-        })?;
-        let store = Self { client: RefCell::new(client), statements: RefCell::default(), in_transaction: Cell::new(false) };
+        let client = Self::open_connection(url)?;
+        let store =
+            Self { url: url.to_string(), client: RefCell::new(client), statements: RefCell::default(), in_transaction: Cell::new(false) };
         store.migrate()?;
         Ok(store)
     }
 
+    fn open_connection(url: &str) -> Result<Client> {
+        Client::connect(url, NoTls).map_err(|e| {
+            StoreError::Schema(format!(
+                "cannot connect to PostgreSQL at {}: {e}; check that the server runs and the URL's host, port, user and database are right",
+                crate::redacted(url)
+            ))
+        })
+    }
+
+    /// The connection, opened again if the server closed it (a restart, a failover) while
+    /// no transaction was open; a transaction that lost its connection fails, and its
+    /// caller rolls back and retries on a new one.
+    fn client(&self) -> Result<RefMut<'_, Client>> {
+        if self.client.borrow().is_closed() && !self.in_transaction.get() {
+            let fresh = Self::open_connection(&self.url)?;
+            *self.client.borrow_mut() = fresh;
+            self.statements.borrow_mut().clear();
+        }
+        Ok(self.client.borrow_mut())
+    }
+
     fn migrate(&self) -> Result<()> {
-        let mut client = self.client.borrow_mut();
+        let mut client = self.client()?;
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")?;
@@ -256,33 +277,34 @@ impl PostgresStore {
 
     /// A statement prepared once per connection.
     fn statement(&self, sql: &'static str) -> Result<Statement> {
+        let mut client = self.client()?;
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let prepared = self.client.borrow_mut().prepare(sql)?;
+        let prepared = client.prepare(sql)?;
         self.statements.borrow_mut().insert(sql, prepared.clone());
         Ok(prepared)
     }
 
     fn query(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let statement = self.statement(sql)?;
-        Ok(self.client.borrow_mut().query(&statement, params)?)
+        Ok(self.client()?.query(&statement, params)?)
     }
 
     fn query_opt(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
         let statement = self.statement(sql)?;
-        Ok(self.client.borrow_mut().query_opt(&statement, params)?)
+        Ok(self.client()?.query_opt(&statement, params)?)
     }
 
     fn execute(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let statement = self.statement(sql)?;
-        Ok(self.client.borrow_mut().execute(&statement, params)?)
+        Ok(self.client()?.execute(&statement, params)?)
     }
 
     /// Streams the rows of a query to `visit` without holding them all.
     fn each_row(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)], mut visit: impl FnMut(&Row) -> Result<()>) -> Result<()> {
         let statement = self.statement(sql)?;
-        let mut client = self.client.borrow_mut();
+        let mut client = self.client()?;
         let mut rows = client.query_raw(&statement, params.iter().copied())?;
         while let Some(row) = rows.next()? {
             visit(&row)?;
@@ -295,16 +317,34 @@ impl PostgresStore {
         if self.in_transaction.get() {
             return work(self);
         }
-        self.client.borrow_mut().batch_execute("BEGIN")?;
-        match work(self) {
+        self.client()?.batch_execute("BEGIN")?;
+        self.in_transaction.set(true);
+        let done = work(self);
+        self.in_transaction.set(false);
+        // Never on a reopened connection: a commit there would report work that was lost.
+        match done {
             Ok(value) => {
                 self.client.borrow_mut().batch_execute("COMMIT")?;
                 Ok(value)
             }
             Err(e) => {
-                self.client.borrow_mut().batch_execute("ROLLBACK")?;
+                let _ = self.client.borrow_mut().batch_execute("ROLLBACK");
                 Err(e)
             }
+        }
+    }
+
+    /// Releases a session-level advisory lock, which outlives transactions: one left held
+    /// would stop every node's inserts or resolutions.
+    fn release_session_lock(&self, key: i64) -> Result<()> {
+        let released: bool = self.query("SELECT pg_advisory_unlock($1)", &[&key])?[0].get(0);
+        if released {
+            Ok(())
+        } else {
+            Err(StoreError::Schema(format!(
+                "advisory lock {key:#x} was not held by this connection when released; \
+                 is a transaction-mode connection pooler between kinship and PostgreSQL? use session pooling"
+            )))
         }
     }
 
@@ -314,7 +354,7 @@ impl PostgresStore {
 
     /// Writes rows with `COPY ... FROM STDIN BINARY`: one round trip for any number of rows.
     fn copy_in<R>(&self, sql: &str, types: &[Type], rows: impl IntoIterator<Item = R>, each: impl Fn(&R) -> Vec<Param<'_>>) -> Result<()> {
-        let mut client = self.client.borrow_mut();
+        let mut client = self.client()?;
         let sink = client.copy_in(sql)?;
         let mut writer = BinaryCopyInWriter::new(sink, types);
         for row in rows {
@@ -353,6 +393,10 @@ impl PostgresStore {
     }
 }
 
+fn without_nul(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') { Cow::Owned(text.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(text) }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -389,9 +433,12 @@ impl Database for PostgresStore {
 
 impl Store for PostgresStore {
     fn insert_records(&mut self, source: &str, records: &[NewRecord], ingested_at: i64) -> Result<Vec<Option<RecordId>>> {
-        let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
-        let payloads: Vec<&str> = records.iter().map(|r| r.payload.as_str()).collect();
-        let identifiers: Vec<&str> = records.iter().map(|r| r.identifiers.as_str()).collect();
+        // PostgreSQL's text holds no NUL character (SQLite's does); a key or identifier with
+        // one is stored with U+FFFD in its place, the same way every time, rather than
+        // failing the whole group of records. (The payload is JSON: NUL is escaped there.)
+        let keys: Vec<Cow<'_, str>> = records.iter().map(|r| without_nul(&r.key)).collect();
+        let payloads: Vec<Cow<'_, str>> = records.iter().map(|r| without_nul(&r.payload)).collect();
+        let identifiers: Vec<Cow<'_, str>> = records.iter().map(|r| without_nul(&r.identifiers)).collect();
         let times: Vec<Option<i64>> = records.iter().map(|r| r.timestamp).collect();
         let inserted = self.atomic(|s| {
             // Shared with other inserters; a starting resolver waits for it (module docs).
@@ -406,7 +453,7 @@ impl Store for PostgresStore {
         })?;
         // A key given twice in one call is inserted once, for its first occurrence.
         let mut ids: HashMap<String, RecordId> = inserted.iter().map(|r| (r.get(1), r.get(0))).collect();
-        Ok(records.iter().map(|r| ids.remove(&r.key)).collect())
+        Ok(keys.iter().map(|key| ids.remove(key.as_ref())).collect())
     }
 
     fn scan_records(&self, visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()> {
@@ -484,7 +531,7 @@ impl Store for PostgresStore {
             Ok(())
         })?;
         // Fresh statistics for the planner after replacing every derived row.
-        self.client.borrow_mut().batch_execute("ANALYZE profiles, assignments, profile_identifiers, merge_edges")?;
+        self.client()?.batch_execute("ANALYZE profiles, assignments, profile_identifiers, merge_edges")?;
         Ok(())
     }
 
@@ -514,26 +561,29 @@ impl Store for PostgresStore {
     }
 
     fn begin(&mut self) -> Result<()> {
-        self.client.borrow_mut().batch_execute("BEGIN")?;
+        self.client()?.batch_execute("BEGIN")?;
         self.in_transaction.set(true);
         Ok(())
     }
 
     fn begin_resolution(&mut self) -> Result<RecordId> {
         self.begin()?;
-        let through = (|| {
-            self.execute("SELECT pg_advisory_xact_lock($1)", &[&RESOLUTION_LOCK])?;
-            // The fence is taken and released at once (a session lock, since a transaction
-            // lock lasts until commit): that waits out every insert in flight.
-            self.execute("SELECT pg_advisory_lock($1)", &[&INSERT_FENCE])?;
-            let newest = self.query("SELECT COALESCE(MAX(id), 0) FROM records", &[]).map(|rows| rows[0].get(0));
-            self.execute("SELECT pg_advisory_unlock($1)", &[&INSERT_FENCE])?;
-            newest
-        })();
-        if through.is_err() {
-            self.rollback()?;
+        self.execute("SELECT pg_advisory_xact_lock($1)", &[&RESOLUTION_LOCK]).inspect_err(|_| {
+            let _ = self.rollback();
+        })?;
+        // The fence is taken and released at once (a session lock, since a transaction lock
+        // lasts until commit): that waits out every insert in flight. It is taken in a
+        // statement of its own, so that a failure after it still lets the unlock run.
+        self.execute("SELECT pg_advisory_lock($1)", &[&INSERT_FENCE]).inspect_err(|_| {
+            let _ = self.rollback();
+        })?;
+        let newest = self.query("SELECT COALESCE(MAX(id), 0) FROM records", &[]).map(|rows| rows[0].get::<_, i64>(0));
+        if newest.is_err() {
+            // An aborted transaction refuses every statement: end it, then release the fence.
+            let _ = self.rollback();
         }
-        through
+        self.release_session_lock(INSERT_FENCE)?;
+        newest
     }
 
     fn lock_for_rebuild(&mut self) -> Result<()> {
@@ -543,13 +593,16 @@ impl Store for PostgresStore {
     }
 
     fn unlock_after_rebuild(&mut self) -> Result<()> {
-        self.execute("SELECT pg_advisory_unlock($1)", &[&INSERT_FENCE])?;
-        self.execute("SELECT pg_advisory_unlock($1)", &[&RESOLUTION_LOCK])?;
-        Ok(())
+        if self.in_transaction.get() {
+            self.rollback()?;
+        }
+        self.release_session_lock(INSERT_FENCE)?;
+        self.release_session_lock(RESOLUTION_LOCK)
     }
 
     fn commit(&mut self) -> Result<()> {
         self.in_transaction.set(false);
+        // On the transaction's own connection: if that was lost, so was the transaction.
         self.client.borrow_mut().batch_execute("COMMIT")?;
         Ok(())
     }
@@ -642,14 +695,14 @@ impl Store for PostgresStore {
     }
 
     fn search_profiles(&self, folded_query: &str, limit: usize) -> Result<Vec<ProfileRow>> {
-        // Every word must occur: `LIKE ALL` over the words' patterns (LIKE's own wildcards
-        // are removed from the words, as in SQLite).
+        // Every word must occur: `ILIKE ALL` over the words' patterns, ignoring case as
+        // SQLite's LIKE does (LIKE's own wildcards are removed from the words, as there).
         let words: Vec<String> = folded_query.split_whitespace().map(|w| format!("%{}%", w.replace(['%', '_', '\\'], ""))).collect();
         if words.is_empty() {
             return Ok(vec![]);
         }
         let rows = self.query(
-            "SELECT id, traits, search_text, record_count FROM profiles WHERE search_text LIKE ALL($1)
+            "SELECT id, traits, search_text, record_count FROM profiles WHERE search_text ILIKE ALL($1)
              ORDER BY record_count DESC, id LIMIT $2",
             &[&words, &(limit.min(i64::MAX as usize) as i64)],
         )?;
@@ -791,9 +844,12 @@ impl AudienceStore for PostgresStore {
     fn record_transitions(&mut self, transitions: &[SegmentTransition], sizes: &[(String, u64)], at: i64) -> Result<()> {
         self.atomic(|s| {
             for t in transitions {
+                // Only for profiles that exist: another node's engine may still hold one that
+                // was merged away or erased.
                 if t.entered {
                     s.execute(
-                        "INSERT INTO segment_members (segment, profile_id, since) VALUES ($1, $2, $3)
+                        "INSERT INTO segment_members (segment, profile_id, since) SELECT $1, $2, $3
+                         WHERE EXISTS (SELECT 1 FROM profiles WHERE id = $2)
                          ON CONFLICT (segment, profile_id) DO UPDATE SET since = excluded.since",
                         &[&t.segment, &t.profile, &t.at],
                     )?;
@@ -801,7 +857,8 @@ impl AudienceStore for PostgresStore {
                     s.execute("DELETE FROM segment_members WHERE segment = $1 AND profile_id = $2", &[&t.segment, &t.profile])?;
                 }
                 s.execute(
-                    "INSERT INTO segment_transitions (profile_id, segment, entered, at) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO segment_transitions (profile_id, segment, entered, at) SELECT $1, $2, $3, $4
+                     WHERE EXISTS (SELECT 1 FROM profiles WHERE id = $1)",
                     &[&t.profile, &t.segment, &t.entered, &t.at],
                 )?;
             }
@@ -1020,10 +1077,43 @@ impl GovernanceStore for PostgresStore {
         // operator's to expire: see docs/deploy.md. The planner's statistics sample column
         // values too (most common values, histograms): they are gathered again from what
         // remains, and their old rows rewritten away.
-        let mut client = self.client.borrow_mut();
-        client.batch_execute(&format!("VACUUM (FULL) {PERSONAL_TABLES}"))?;
-        client.batch_execute(&format!("ANALYZE {PERSONAL_TABLES}"))?;
-        client.batch_execute("VACUUM (FULL) pg_statistic")?;
-        Ok(())
+        // VACUUM skips, with only a warning, a table this role may not vacuum: each rewrite
+        // is checked by the table's file changing. Waiting long for readers' locks would
+        // hold every node's writes up behind the rewrite, so the wait is bounded.
+        let mut client = self.client()?;
+        client.batch_execute("SET lock_timeout = '15s'")?;
+        let files = |client: &mut Client| -> Result<Vec<(String, u32)>> {
+            let rows = client.query(
+                "SELECT c.relname::text, c.relfilenode::oid FROM pg_class c
+                 WHERE c.oid = ANY(($1 || ARRAY['pg_statistic'])::regclass[])",
+                &[&PERSONAL_TABLES.split(", ").collect::<Vec<_>>()],
+            )?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        };
+        let before = files(&mut client)?;
+        let rewritten = (|| -> Result<()> {
+            client.batch_execute(&format!("VACUUM (FULL) {PERSONAL_TABLES}"))?;
+            client.batch_execute(&format!("ANALYZE {PERSONAL_TABLES}"))?;
+            client.batch_execute("VACUUM (FULL) pg_statistic")?;
+            Ok(())
+        })();
+        client.batch_execute("RESET lock_timeout")?;
+        rewritten.map_err(|e| {
+            StoreError::Schema(format!(
+                "the erased rows are deleted, but rewriting the tables to remove their old copies failed: {e}; \
+                 run the erasure again when the database is less busy"
+            ))
+        })?;
+        let after = files(&mut client)?;
+        let kept: Vec<&str> = before.iter().filter(|b| after.contains(b)).map(|(name, _)| name.as_str()).collect();
+        if kept.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Schema(format!(
+                "the erased rows are deleted, but PostgreSQL did not rewrite {} (this role may not VACUUM them); \
+                 run kinship as the tables' owner (for pg_statistic: the database owner or a superuser)",
+                kept.join(", ")
+            )))
+        }
     }
 }

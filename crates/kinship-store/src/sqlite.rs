@@ -717,10 +717,17 @@ impl AudienceStore for SqliteStore {
     fn record_transitions(&mut self, transitions: &[SegmentTransition], sizes: &[(String, u64)], at: i64) -> Result<()> {
         let tx = self.conn.savepoint()?;
         {
-            let mut enter = tx.prepare_cached("INSERT OR REPLACE INTO segment_members (segment, profile_id, since) VALUES (?1, ?2, ?3)")?;
+            // Only for profiles that exist: an engine may still hold one merged away or erased
+            // by another process.
+            let mut enter = tx.prepare_cached(
+                "INSERT OR REPLACE INTO segment_members (segment, profile_id, since) SELECT ?1, ?2, ?3
+                 WHERE EXISTS (SELECT 1 FROM profiles WHERE id = ?2)",
+            )?;
             let mut leave = tx.prepare_cached("DELETE FROM segment_members WHERE segment = ?1 AND profile_id = ?2")?;
-            let mut log =
-                tx.prepare_cached("INSERT INTO segment_transitions (profile_id, segment, entered, at) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut log = tx.prepare_cached(
+                "INSERT INTO segment_transitions (profile_id, segment, entered, at) SELECT ?1, ?2, ?3, ?4
+                 WHERE EXISTS (SELECT 1 FROM profiles WHERE id = ?1)",
+            )?;
             for t in transitions {
                 if t.entered {
                     enter.execute(params![t.segment, t.profile, t.at])?;
@@ -968,7 +975,21 @@ impl GovernanceStore for SqliteStore {
 
 /// The deletes of [`GovernanceStore::erase`], in one transaction.
 fn erase_rows(conn: &Connection, profiles: &[String], records: &[RecordId]) -> Result<ErasureCounts> {
-    let tx = conn.unchecked_transaction()?;
+    // A savepoint: atomic on its own, and part of the caller's transaction when there is one.
+    conn.execute_batch("SAVEPOINT erase")?;
+    match delete_rows(conn, profiles, records) {
+        Ok(counts) => {
+            conn.execute_batch("RELEASE erase")?;
+            Ok(counts)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO erase; RELEASE erase")?;
+            Err(e)
+        }
+    }
+}
+
+fn delete_rows(tx: &Connection, profiles: &[String], records: &[RecordId]) -> Result<ErasureCounts> {
     let profile_list = serde_json::to_string(profiles)?;
     let mut record_ids: Vec<RecordId> = {
         let mut stmt = tx.prepare("SELECT record_id FROM assignments WHERE profile_id IN (SELECT value FROM json_each(?1))")?;
@@ -1004,6 +1025,5 @@ fn erase_rows(conn: &Connection, profiles: &[String], records: &[RecordId]) -> R
     // complete: segment memberships and the entries and exits on their timeline (tasks,
     // when they come, belong here too).
     counts.segment_memberships = by_profile("segment_members")? + by_profile("segment_transitions")?;
-    tx.commit()?;
     Ok(counts)
 }

@@ -133,7 +133,7 @@ fn pulls_map_rows_into_profiles_and_then_read_only_changes() {
     let changes = f.pull();
     assert_eq!((changes.read, changes.inserted, changes.duplicates), (2, 2, 0), "the update and the insert, nothing else");
     // The server's path: new records are resolved as they arrive.
-    let live = resolve_new_records(&mut *f.store, &f.config, 100, None).unwrap();
+    let live = resolve_new_records(&mut *f.store, &f.config, 100, None, None).unwrap();
     assert_eq!(live.attached + live.created + live.reresolved, 2, "{live:?}");
     assert_eq!(f.golden("alice@example.com", "city"), "Melbourne", "the updated row is a newer record: its city wins");
     assert_eq!(f.golden("alice@example.com", "first_name"), "Alice");

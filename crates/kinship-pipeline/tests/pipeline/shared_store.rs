@@ -50,7 +50,7 @@ fn two_nodes_resolving_the_same_people_at_once_agree_with_one() {
                     (0..PEOPLE).flat_map(|p| (0..RECORDS_EACH).filter(move |i| i % 2 == node).map(move |i| record(p, i))).collect();
                 for batch in mine.chunks(4) {
                     store.insert_records("app", batch, 0).unwrap();
-                    resolve_new_records(&mut *store, &config, 3, None).unwrap();
+                    resolve_new_records(&mut *store, &config, 3, None, None).unwrap();
                 }
             })
         })
@@ -59,7 +59,7 @@ fn two_nodes_resolving_the_same_people_at_once_agree_with_one() {
         node.join().expect("a node does not panic");
     }
     let mut store = kinship_store::open(&url).unwrap();
-    resolve_new_records(&mut *store, &config, 1000, None).unwrap();
+    resolve_new_records(&mut *store, &config, 1000, None, None).unwrap();
     assert!(!has_unresolved(&*store), "every record is resolved");
 
     let mut groups: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
@@ -106,4 +106,52 @@ fn an_erasure_by_another_node_reaches_this_nodes_suppression_list() {
     this_node.remove_suppressions(&[list.hash("email", "ann@example.com")]).unwrap();
     assert!(list.refresh(&*other_node).unwrap());
     assert!(!list.check().matches(ann.into_iter()));
+}
+
+#[test]
+fn a_record_a_node_accepted_after_an_erasure_elsewhere_is_deleted_not_resolved() {
+    use kinship_pipeline::governance::{Keys, SuppressionList};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kinship.toml"), CONFIG).unwrap();
+    let config = Config::load(dir.path()).unwrap();
+    let url = kinship_testkit::fresh_database();
+    let keys = Keys::load_or_create(dir.path()).unwrap();
+    let (mut node_a, mut node_b) = (kinship_store::open(&url).unwrap(), kinship_store::open(&url).unwrap());
+    // Node B's list is loaded before the erasure, as a node that has not refreshed yet.
+    let list_b = SuppressionList::load(&*node_b, keys.suppression.clone()).unwrap();
+    let ann = record(7, 2);
+    node_a.add_suppressions(&[list_b.hash("email", "p7@example.com")], "er_test").unwrap();
+    // B's writer, not knowing yet, stores Ann's event, and another person's.
+    node_b.insert_records("app", &[ann, record(8, 0)], 0).unwrap();
+
+    let report = resolve_new_records(&mut *node_b, &config, 100, None, Some(&list_b)).unwrap();
+    assert_eq!(report.erased, 1, "{report:?}");
+    assert_eq!(report.created, 1, "the other person is resolved: {report:?}");
+    let mut keys_left = Vec::new();
+    node_a.scan_records(&mut |r| keys_left.push(r.key.to_string())).unwrap();
+    assert_eq!(keys_left, ["8-0"], "Ann's record is gone from the log");
+    assert_eq!(node_a.stats().unwrap().profiles, 1);
+}
+
+#[test]
+fn a_store_connects_again_after_the_server_drops_its_connection() {
+    let url = kinship_testkit::fresh_database();
+    let mut store = kinship_store::open(&url).unwrap();
+    store.set_meta("k", "before").unwrap();
+    // A restart or failover ends every session: here, this store's.
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let dbname: String = admin.query_one("SELECT current_database()", &[]).unwrap().get(0);
+    let ended = admin
+        .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[&dbname])
+        .unwrap();
+    assert!(ended >= 1, "the store's session was ended");
+    // The first use may see the closed connection; from then on the store works again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.meta("k").is_err() {
+        assert!(std::time::Instant::now() < deadline, "the store did not reconnect");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(store.meta("k").unwrap().as_deref(), Some("before"));
+    store.set_meta("k", "after").unwrap();
+    assert_eq!(store.meta("k").unwrap().as_deref(), Some("after"));
 }
