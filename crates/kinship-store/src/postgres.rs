@@ -222,14 +222,21 @@ pub struct PostgresStore {
     statements: RefCell<HashMap<&'static str, Statement>>,
     /// Whether a transaction is open ([`Store::begin`], or one of `atomic`'s own).
     in_transaction: Cell<bool>,
+    /// The transaction that last erased rows, whose old row versions `purge_deleted` removes.
+    erased_by: Cell<Option<u32>>,
 }
 
 impl PostgresStore {
     /// Connects to the database at `url` and brings its schema up to date.
     pub fn connect(url: &str) -> Result<Self> {
         let client = Self::open_connection(url)?;
-        let store =
-            Self { url: url.to_string(), client: RefCell::new(client), statements: RefCell::default(), in_transaction: Cell::new(false) };
+        let store = Self {
+            url: url.to_string(),
+            client: RefCell::new(client),
+            statements: RefCell::default(),
+            in_transaction: Cell::new(false),
+            erased_by: Cell::new(None),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -1065,6 +1072,9 @@ impl GovernanceStore for PostgresStore {
             // Every table that holds a person's data is deleted here (see SQLite's erase).
             counts.segment_memberships = s.execute("DELETE FROM segment_members WHERE profile_id = ANY($1)", &[&profiles])?
                 + s.execute("DELETE FROM segment_transitions WHERE profile_id = ANY($1)", &[&profiles])?;
+            // The 32-bit transaction id, as `backend_xmin` shows them.
+            let xid: String = s.query("SELECT (pg_current_xact_id()::text::bigint % 4294967296)::text", &[])?[0].get(0);
+            s.erased_by.set(xid.parse().ok());
             Ok(counts)
         })
     }
@@ -1090,6 +1100,29 @@ impl GovernanceStore for PostgresStore {
             )?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         };
+        // A transaction that started before the erasure committed may still see the deleted
+        // rows, and VACUUM FULL keeps what any transaction may still see: wait for those.
+        if let Some(xid) = self.erased_by.take() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let older = client.query(
+                    "SELECT pid, datname::text, coalesce(extract(epoch FROM now() - xact_start)::bigint, 0) FROM pg_stat_activity
+                     WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age($1::text::xid) LIMIT 1",
+                    &[&xid.to_string()],
+                )?;
+                let Some(row) = older.first() else { break };
+                if std::time::Instant::now() > deadline {
+                    let (pid, database, seconds): (i32, Option<String>, i64) = (row.get(0), row.get(1), row.get(2));
+                    return Err(StoreError::Schema(format!(
+                        "the erased rows are deleted, but a transaction older than the erasure (PostgreSQL backend {pid} in \
+                         database {}, open for {seconds} s) may still read them, so their old copies cannot be removed yet; \
+                         run the erasure again once it has ended",
+                        database.unwrap_or_default()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
         let before = files(&mut client)?;
         let rewritten = (|| -> Result<()> {
             client.batch_execute(&format!("VACUUM (FULL) {PERSONAL_TABLES}"))?;
