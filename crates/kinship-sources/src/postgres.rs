@@ -17,7 +17,7 @@ use crate::{ByteProgress, Reject, Row, Source, SourceError};
 use bytes::BytesMut;
 use kinship_core::SourceConfig;
 use postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,7 +97,7 @@ impl PostgresSource {
 
 impl Source for PostgresSource {
     fn read(&mut self, emit: &mut dyn FnMut(Result<Row, Reject>)) -> Result<(), SourceError> {
-        let mut client = Client::connect(&self.url, NoTls).map_err(|e| failed("cannot connect", e))?;
+        let mut client = kinship_pg::connect(&self.url).map_err(|e| SourceError::Postgres(format!("cannot connect: {e}")))?;
         // Timestamps print in UTC, in rows and positions alike; a pull never writes.
         client
             .batch_execute("SET TIME ZONE 'UTC'; SET default_transaction_read_only = on")

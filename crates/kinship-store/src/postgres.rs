@@ -23,7 +23,7 @@ use kinship_core::{
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls, Row, Statement};
+use postgres::{Client, Row, Statement};
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::HashMap;
@@ -242,9 +242,9 @@ impl PostgresStore {
     }
 
     fn open_connection(url: &str) -> Result<Client> {
-        Client::connect(url, NoTls).map_err(|e| {
+        kinship_pg::connect(url).map_err(|e| {
             StoreError::Schema(format!(
-                "cannot connect to PostgreSQL at {}: {e}; check that the server runs and the URL's host, port, user and database are right",
+                "cannot connect to PostgreSQL at {}: {e}; check that the server runs and the URL's host, port, user, database and sslmode are right",
                 crate::redacted(url)
             ))
         })

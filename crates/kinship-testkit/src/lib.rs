@@ -78,7 +78,67 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
+/// A PostgreSQL server that accepts TLS, with a certificate for `127.0.0.1` and `localhost`
+/// signed by a test CA, started on first use: (base URL, the CA's PEM file).
+pub fn postgres_server_with_tls() -> &'static (String, PathBuf) {
+    static SERVER: OnceLock<(String, PathBuf)> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let certs = tempfile::Builder::new().prefix("kinship-pg-tls-").tempdir().expect("a directory for certificates").keep();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&certs).output().expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=kinship test CA",
+            "-days",
+            "2",
+        ]);
+        openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+        std::fs::write(certs.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        if is_root() {
+            let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&certs).status().is_ok_and(|s| s.success());
+            assert!(ok, "chown {} to the postgres user", certs.display());
+        }
+        let key = certs.join("server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let settings = format!("-c ssl=on -c ssl_cert_file='{}' -c ssl_key_file='{}'", certs.join("server.crt").display(), key.display());
+        (start_postgres_with(&settings), certs.join("ca.crt"))
+    })
+}
+
 fn start_postgres() -> String {
+    start_postgres_with("")
+}
+
+/// Starts a cluster with extra `postgres` settings (`-c name=value ...`).
+fn start_postgres_with(settings: &str) -> String {
     let bin = postgres_bin();
     let dir = tempfile::Builder::new().prefix("kinship-pg-").tempdir().expect("a directory for the cluster").keep();
     if is_root() {
@@ -97,7 +157,7 @@ fn start_postgres() -> String {
     // and removes its files when this test process ends, however it ends.
     let script = format!(
         "'{postgres}' -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=300 -c shared_buffers=256MB >'{dir}/log' 2>&1 & pg=$!; \
+         -c full_page_writes=off -c max_connections=300 -c shared_buffers=256MB {settings} >'{dir}/log' 2>&1 & pg=$!; \
          while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done; kill -INT $pg 2>/dev/null; wait $pg; rm -rf '{dir}'",
         postgres = bin.join("postgres").display(),
         data = data.display(),
