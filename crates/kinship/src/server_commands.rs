@@ -68,9 +68,11 @@ pub fn run_server(ws: Workspace, bind: Option<String>) -> Result<ExitCode> {
     let bind = bind.unwrap_or_else(|| ws.config.server.bind.clone());
     let options = kinship_server::ServeOptions { database: ws.config.database(&ws.dir), data_dir: ws.dir.clone(), config: ws.config, bind };
     drop(ws.store);
-    // Reads run on the blocking pool, one SQLite connection per thread: a few warm
+    // Reads run on the blocking pool, one store connection per thread: a few warm
     // connections serve many requests faster than one cold connection per request in flight.
-    let readers = 4 * std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Two per core measured best (GET p99 at 64 connections: 15.6 ms, against 18.4 ms with
+    // four and 18.6 ms with one; BENCHMARKS.md).
+    let readers = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread().max_blocking_threads(readers).enable_all().build()?;
     runtime.block_on(async {
         let shutdown = async {
