@@ -282,28 +282,31 @@ fn anonymous_history_is_stitched_to_the_user_on_identify() {
     assert_eq!(by_anon["id"], view["id"]);
 }
 
-#[test]
-fn a_retried_message_id_is_stored_once() {
-    let s = Server::start();
-    let auth = s.basic("web");
+/// Sends message `retry-me` once, three times again, then once more in a batch beside a
+/// new message (`new-one`): every retry is answered as a duplicate.
+fn send_retries(addr: SocketAddr, auth: &str) {
     let msg = json!({"userId": "u-retry", "event": "Checkout", "messageId": "retry-me"});
-    let first = ok(&post_json(s.addr, "/v1/track", Some(&auth), &msg));
-    assert_eq!(first["duplicates"], 0);
+    assert_eq!(ok(&post_json(addr, "/v1/track", Some(auth), &msg))["duplicates"], 0);
     for _ in 0..3 {
-        let again = ok(&post_json(s.addr, "/v1/track", Some(&auth), &msg));
+        let again = ok(&post_json(addr, "/v1/track", Some(auth), &msg));
         assert_eq!(again["duplicates"], 1, "{again}");
     }
-    // Also when the retry comes inside a batch, next to a new message.
     let batch = ok(&post_json(
-        s.addr,
+        addr,
         "/v1/batch",
-        Some(&auth),
+        Some(auth),
         &json!({"batch": [
             {"type": "track", "userId": "u-retry", "event": "Checkout", "messageId": "retry-me"},
             {"type": "track", "userId": "u-retry", "event": "Paid", "messageId": "new-one"},
         ]}),
     ));
     assert_eq!((batch["accepted"].as_u64(), batch["duplicates"].as_u64()), (Some(2), Some(1)));
+}
+
+#[test]
+fn a_retried_message_id_is_stored_once() {
+    let s = Server::start();
+    send_retries(s.addr, &s.basic("web"));
     let keys = s.stored_keys("web");
     assert_eq!(keys.get("retry-me"), Some(&1));
     assert_eq!(keys.get("new-one"), Some(&1));

@@ -74,23 +74,8 @@ fn a_retried_message_id_is_stored_once() {
     let nats = NatsServer::start();
     let s = Server::with_config(&nats_mode(&nats.url));
     let auth = s.basic("web");
-    let msg = json!({"userId": "u-retry", "event": "Checkout", "messageId": "retry-me"});
-    assert_eq!(ok(&post_json(s.addr, "/v1/track", Some(&auth), &msg))["duplicates"], 0);
     // Within JetStream's duplicate window a retry never enters the stream.
-    for _ in 0..3 {
-        let again = ok(&post_json(s.addr, "/v1/track", Some(&auth), &msg));
-        assert_eq!(again["duplicates"], 1, "{again}");
-    }
-    let batch = ok(&post_json(
-        s.addr,
-        "/v1/batch",
-        Some(&auth),
-        &json!({"batch": [
-            {"type": "track", "userId": "u-retry", "event": "Checkout", "messageId": "retry-me"},
-            {"type": "track", "userId": "u-retry", "event": "Paid", "messageId": "new-one"},
-        ]}),
-    ));
-    assert_eq!((batch["accepted"].as_u64(), batch["duplicates"].as_u64()), (Some(2), Some(1)));
+    super::send_retries(s.addr, &auth);
     wait_consumed(s.addr, 2.0);
     // A copy the duplicate window does not catch (a redelivery, or a retry after the window)
     // is recognised by the log.
