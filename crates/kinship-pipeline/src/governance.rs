@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// The secrets behind pseudonyms and suppression hashes, in the data directory.
 pub const KEYS_FILE: &str = "secret.key";
@@ -71,6 +71,8 @@ pub struct SuppressionList {
     /// Raised whenever the list grows, so that work checked against an older snapshot can
     /// be checked again before it is committed.
     generation: AtomicU64,
+    /// The store's list as last read (`GovernanceStore::suppressions_version`).
+    read_version: Mutex<(u64, i64)>,
 }
 
 /// A snapshot of the suppression list to check records against.
@@ -118,13 +120,21 @@ impl SuppressionCheck {
 
 impl SuppressionList {
     pub fn load(store: &dyn GovernanceStore, key: SuppressionKey) -> Result<SuppressionList> {
+        let version = store.suppressions_version()?;
         let hashes: HashSet<String> = store.suppressions()?.into_iter().collect();
-        Ok(SuppressionList { key, hashes: RwLock::new(Arc::new(hashes)), generation: AtomicU64::new(0) })
+        Ok(SuppressionList { key, hashes: RwLock::new(Arc::new(hashes)), generation: AtomicU64::new(0), read_version: Mutex::new(version) })
     }
 
     /// Reads the list again from the store: on a store several nodes share, another node's
     /// erasure reaches this node's collection this way. Returns whether the list changed.
     pub fn refresh(&self, store: &dyn GovernanceStore) -> Result<bool> {
+        // Every resolver pass asks: read the whole list only when it changed.
+        let version = store.suppressions_version()?;
+        let mut read = self.read_version.lock().expect("not poisoned");
+        if *read == version {
+            return Ok(false);
+        }
+        *read = version;
         let stored: HashSet<String> = store.suppressions()?.into_iter().collect();
         if **self.hashes.read().expect("not poisoned") == stored {
             return Ok(false);

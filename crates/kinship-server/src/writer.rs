@@ -103,9 +103,6 @@ impl Threads {
 
 /// How often segments that depend on time alone (windows, `days_since`) are re-evaluated.
 const TIME_REFRESH: Duration = Duration::from_secs(60);
-/// How often the suppression list is read again from the store, for erasures made by
-/// another process or node on the same store.
-const SUPPRESSION_REFRESH: Duration = Duration::from_secs(2);
 
 pub fn start(
     database: &str,
@@ -150,7 +147,6 @@ pub fn start(
         };
         let fuzzy = index.as_ref();
         let mut refreshed = std::time::Instant::now();
-        let mut suppressions_read = std::time::Instant::now();
         // Catch up with anything logged before a restart, then follow the writer.
         loop {
             // A failed batch was rolled back; its records stay in the log and are taken
@@ -168,13 +164,6 @@ pub fn start(
                     eprintln!("warning: re-evaluating time-based segments failed, retrying in a minute: {e}");
                 }
                 refreshed = std::time::Instant::now();
-            }
-            if suppressions_read.elapsed() >= SUPPRESSION_REFRESH {
-                // A failed read keeps the list held; the next one tries again.
-                if let Err(e) = erased.refresh(&*resolver.store) {
-                    eprintln!("warning: could not read the suppression list again: {e}");
-                }
-                suppressions_read = std::time::Instant::now();
             }
             match wake_rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}

@@ -338,6 +338,9 @@ pub trait GovernanceStore {
     /// Lifts suppressions; returns how many were listed.
     fn remove_suppressions(&mut self, hashes: &[String]) -> Result<u64>;
     fn suppressions(&self) -> Result<Vec<String>>;
+    /// A cheap summary that changes whenever the suppression list does: its size and its
+    /// newest entry's time.
+    fn suppressions_version(&self) -> Result<(u64, i64)>;
 
     /// Records not yet assigned to a profile that hold the identifier `kind`/`value`.
     fn unassigned_records_with(&self, kind: &str, value: &str) -> Result<Vec<RecordId>>;

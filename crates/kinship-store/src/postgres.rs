@@ -1029,6 +1029,11 @@ impl GovernanceStore for PostgresStore {
         self.execute("DELETE FROM suppressions WHERE hash = ANY($1)", &[&hashes])
     }
 
+    fn suppressions_version(&self) -> Result<(u64, i64)> {
+        let row = &self.query("SELECT COUNT(*), COALESCE(MAX(created_at), 0) FROM suppressions", &[])?[0];
+        Ok((row.get::<_, i64>(0) as u64, row.get(1)))
+    }
+
     fn suppressions(&self) -> Result<Vec<String>> {
         Ok(self.query("SELECT hash FROM suppressions ORDER BY hash", &[])?.iter().map(|r| r.get(0)).collect())
     }

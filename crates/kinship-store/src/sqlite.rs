@@ -920,6 +920,13 @@ impl GovernanceStore for SqliteStore {
         Ok(self.conn.execute("DELETE FROM suppressions WHERE hash IN (SELECT value FROM json_each(?1))", [list])? as u64)
     }
 
+    fn suppressions_version(&self) -> Result<(u64, i64)> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COUNT(*), COALESCE(MAX(created_at), 0) FROM suppressions")?
+            .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?)
+    }
+
     fn suppressions(&self) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare("SELECT hash FROM suppressions ORDER BY hash")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
