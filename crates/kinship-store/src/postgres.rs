@@ -400,6 +400,31 @@ impl PostgresStore {
     }
 }
 
+/// Waits, up to 30 s, until no transaction that started before `xid` (32-bit, as
+/// `backend_xmin` shows it) is still open, in any database: VACUUM FULL keeps the row versions
+/// such a transaction may still read.
+fn wait_for_transactions_before(client: &mut Client, xid: u32, since: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let older = client.query(
+            "SELECT pid, datname::text, coalesce(extract(epoch FROM now() - xact_start)::bigint, 0) FROM pg_stat_activity
+             WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age($1::text::xid) LIMIT 1",
+            &[&xid.to_string()],
+        )?;
+        let Some(row) = older.first() else { return Ok(()) };
+        if std::time::Instant::now() > deadline {
+            let (pid, database, seconds): (i32, Option<String>, i64) = (row.get(0), row.get(1), row.get(2));
+            return Err(StoreError::Schema(format!(
+                "the erased rows are deleted, but a transaction older than {since} (PostgreSQL backend {pid} in database {}, \
+                 open for {seconds} s) may still read them, so their old copies cannot be removed yet; \
+                 run the erasure again once it has ended",
+                database.unwrap_or_default()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn without_nul(text: &str) -> Cow<'_, str> {
     if text.contains('\0') { Cow::Owned(text.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(text) }
 }
@@ -1108,30 +1133,17 @@ impl GovernanceStore for PostgresStore {
         // A transaction that started before the erasure committed may still see the deleted
         // rows, and VACUUM FULL keeps what any transaction may still see: wait for those.
         if let Some(xid) = self.erased_by.take() {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            loop {
-                let older = client.query(
-                    "SELECT pid, datname::text, coalesce(extract(epoch FROM now() - xact_start)::bigint, 0) FROM pg_stat_activity
-                     WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age($1::text::xid) LIMIT 1",
-                    &[&xid.to_string()],
-                )?;
-                let Some(row) = older.first() else { break };
-                if std::time::Instant::now() > deadline {
-                    let (pid, database, seconds): (i32, Option<String>, i64) = (row.get(0), row.get(1), row.get(2));
-                    return Err(StoreError::Schema(format!(
-                        "the erased rows are deleted, but a transaction older than the erasure (PostgreSQL backend {pid} in \
-                         database {}, open for {seconds} s) may still read them, so their old copies cannot be removed yet; \
-                         run the erasure again once it has ended",
-                        database.unwrap_or_default()
-                    )));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
+            wait_for_transactions_before(&mut client, xid, "the erasure")?;
         }
         let before = files(&mut client)?;
         let rewritten = (|| -> Result<()> {
             client.batch_execute(&format!("VACUUM (FULL) {PERSONAL_TABLES}"))?;
             client.batch_execute(&format!("ANALYZE {PERSONAL_TABLES}"))?;
+            // The statistics rows ANALYZE replaced are dead from now on: wait for the
+            // transactions that may still read them (the catalog's horizon spans every
+            // database of the cluster) before rewriting them away.
+            let now: String = client.query_one("SELECT (pg_current_xact_id()::text::bigint % 4294967296)::text", &[])?.get(0);
+            wait_for_transactions_before(&mut client, now.parse().unwrap_or(0), "the statistics were gathered again")?;
             client.batch_execute("VACUUM (FULL) pg_statistic")?;
             Ok(())
         })();
