@@ -401,14 +401,16 @@ impl PostgresStore {
 }
 
 /// Waits, up to 30 s, until no transaction that started before `xid` (32-bit, as
-/// `backend_xmin` shows it) is still open, in any database: VACUUM FULL keeps the row versions
-/// such a transaction may still read.
+/// `pg_stat_activity` shows ids) is still open, in any database: VACUUM FULL keeps the row
+/// versions such a transaction may still read. Both its snapshot (`backend_xmin`) and its own
+/// id (`backend_xid`, set while it writes, even between statements) hold them back.
 fn wait_for_transactions_before(client: &mut Client, xid: u32, since: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let older = client.query(
             "SELECT pid, datname::text, coalesce(extract(epoch FROM now() - xact_start)::bigint, 0) FROM pg_stat_activity
-             WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age($1::text::xid) LIMIT 1",
+             WHERE pid <> pg_backend_pid()
+               AND (age(backend_xmin) >= age($1::text::xid) OR age(backend_xid) >= age($1::text::xid)) LIMIT 1",
             &[&xid.to_string()],
         )?;
         let Some(row) = older.first() else { return Ok(()) };
