@@ -21,27 +21,7 @@ fn tls_is_used_when_asked_for_and_the_server_is_verified() {
 
     // A CA that did not sign the server's certificate: refused, and the error says why.
     let other = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "k.pem",
-            "-out",
-            "ca.pem",
-            "-subj",
-            "/CN=someone else",
-            "-days",
-            "1",
-        ])
-        .current_dir(other.path())
-        .output()
-        .unwrap();
-    assert!(status.status.success());
-    unsafe { std::env::set_var("PGSSLROOTCERT", other.path().join("ca.pem")) };
+    unsafe { std::env::set_var("PGSSLROOTCERT", kinship_testkit::new_ca(other.path(), "someone else")) };
     let refused = kinship_pg::connect(&format!("{url}?sslmode=require")).err().expect("an unverified server is refused");
     assert!(refused.to_lowercase().contains("certificate"), "{refused}");
 

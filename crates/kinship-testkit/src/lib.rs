@@ -88,21 +88,7 @@ pub fn postgres_server_with_tls() -> &'static (String, PathBuf) {
             let out = Command::new("openssl").args(args).current_dir(&certs).output().expect("openssl runs");
             assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-subj",
-            "/CN=kinship test CA",
-            "-days",
-            "2",
-        ]);
+        new_ca(&certs, "kinship test CA");
         openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
         std::fs::write(certs.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
         openssl(&[
@@ -131,6 +117,18 @@ pub fn postgres_server_with_tls() -> &'static (String, PathBuf) {
         let settings = format!("-c ssl=on -c ssl_cert_file='{}' -c ssl_key_file='{}'", certs.join("server.crt").display(), key.display());
         (start_postgres_with(&settings), certs.join("ca.crt"))
     })
+}
+
+/// A self-signed certificate authority in `dir`: `ca.key` and `ca.crt` (PEM), named `name`.
+pub fn new_ca(dir: &Path, name: &str) -> PathBuf {
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj"])
+        .arg(format!("/CN={name}"))
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
+    dir.join("ca.crt")
 }
 
 fn start_postgres() -> String {
