@@ -56,6 +56,18 @@ pub fn resolve_new_records(
     fuzzy: Option<&FuzzyIndex>,
     suppression: Option<&SuppressionList>,
 ) -> Result<IncrementalReport> {
+    // Nothing logged since the last resolution: no lock (the server asks twice a second),
+    // only the suppression list's cheap version check. A record that commits meanwhile is
+    // taken by the next pass.
+    let through: RecordId = store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut anything_new = false;
+    store.scan_after(through, 1, &mut |_| anything_new = true)?;
+    if !anything_new {
+        if let Some(list) = suppression {
+            list.refresh(&*store)?;
+        }
+        return Ok(IncrementalReport { through, ..Default::default() });
+    }
     // The resolution's transaction starts first: on a shared store it waits for inserts in
     // flight and excludes other resolvers (and erasures), so the cursor, the records after
     // it and the suppression list agree.
