@@ -19,7 +19,17 @@ pub const KEYS_FILE: &str = "secret.key";
 /// removing the newest entries, or replacing the whole log, is detected.
 pub const AUDIT_ANCHOR_FILE: &str = "audit.anchor";
 /// Files of the data directory that Kinship writes and erasure therefore scrubs or rewrites.
-const OWNED: [&str; 6] = ["kinship.sqlite", "kinship.sqlite-wal", "kinship.sqlite-shm", KEYS_FILE, AUDIT_ANCHOR_FILE, ".kinship-demo"];
+const OWNED: [&str; 9] = [
+    "kinship.sqlite",
+    "kinship.sqlite-wal",
+    "kinship.sqlite-shm",
+    "kinship-audit.sqlite",
+    "kinship-audit.sqlite-wal",
+    "kinship-audit.sqlite-shm",
+    KEYS_FILE,
+    AUDIT_ANCHOR_FILE,
+    ".kinship-demo",
+];
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> PipelineError + '_ {
     move |error| PipelineError::Write { path: path.to_path_buf(), error }
@@ -191,14 +201,14 @@ impl AuditLog {
     /// If another process (or node, on a shared store) appended since this log last read
     /// the head, the sequence number is taken: the head is read again and the entries
     /// chained anew, a few times.
-    pub fn append(&mut self, store: &mut dyn GovernanceStore, events: Vec<AuditEvent>) -> Result<()> {
+    pub fn append(&mut self, store: &mut dyn GovernanceStore, events: &[AuditEvent]) -> Result<()> {
         const ATTEMPTS: usize = 8;
         if events.is_empty() {
             return Ok(());
         }
         let mut attempt = 1;
         let sealed = loop {
-            match self.try_append(store, events.clone()) {
+            match self.try_append(store, events) {
                 Ok(sealed) => break sealed,
                 Err(e) if attempt == ATTEMPTS => return Err(e),
                 Err(_) => {
@@ -211,10 +221,10 @@ impl AuditLog {
         write_anchor(&self.anchor, self.head.as_ref().expect("set above"))
     }
 
-    fn try_append(&self, store: &mut dyn GovernanceStore, events: Vec<AuditEvent>) -> Result<AuditEntry> {
+    fn try_append(&self, store: &mut dyn GovernanceStore, events: &[AuditEvent]) -> Result<AuditEntry> {
         let mut head = self.head.clone();
         let mut rows = Vec::with_capacity(events.len());
-        for event in events {
+        for event in events.iter().cloned() {
             let entry = match &head {
                 Some(prev) => prev.next(event),
                 None => AuditEntry::first(event),

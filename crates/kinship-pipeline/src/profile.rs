@@ -59,21 +59,30 @@ pub fn profile_document(store: &dyn Database, config: &Config, id: &str) -> Resu
         events.iter().map(|(ts, e)| (e["event"].as_str().unwrap_or_default(), *ts, e["properties"].as_object().unwrap_or(&no_properties))),
         &config.consent,
     );
+    // Built by moving the parts in (`json!` would copy each one again): this runs on every
+    // profile read.
     let records_json: Vec<Value> = records
-        .iter()
-        .map(|r| json!({ "source": r.source, "key": r.key, "timestamp": r.timestamp.map(iso), "payload": r.payload }))
+        .into_iter()
+        .map(|r| {
+            let mut record = Map::new();
+            record.insert("source".into(), Value::String(r.source));
+            record.insert("key".into(), Value::String(r.key));
+            record.insert("timestamp".into(), r.timestamp.map_or(Value::Null, |t| Value::String(iso(t))));
+            record.insert("payload".into(), r.payload);
+            Value::Object(record)
+        })
         .collect();
-    Ok(Some(json!({
-        "id": row.id,
-        "traits": traits,
-        "trait_sources": trait_sources,
-        "identifiers": identifiers,
-        "records": records_json,
-        "segments": segments,
-        "computed": computed,
-        "events": events.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
-        "consent": consent,
-    })))
+    let mut doc = Map::new();
+    doc.insert("id".into(), Value::String(row.id));
+    doc.insert("traits".into(), Value::Object(traits));
+    doc.insert("trait_sources".into(), Value::Object(trait_sources));
+    doc.insert("identifiers".into(), json!(identifiers));
+    doc.insert("records".into(), Value::Array(records_json));
+    doc.insert("segments".into(), json!(segments));
+    doc.insert("computed".into(), Value::Object(computed));
+    doc.insert("events".into(), Value::Array(events.into_iter().map(|(_, e)| e).collect()));
+    doc.insert("consent".into(), json!(consent));
+    Ok(Some(Value::Object(doc)))
 }
 
 /// Why each record is in the profile: every join with the stage that made it and its

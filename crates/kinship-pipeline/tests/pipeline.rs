@@ -431,3 +431,54 @@ fn real_time_resolution_keeps_fuzzy_merges() {
     assert_eq!(live["stage"], "fuzzy");
     assert!(live["evidence"]["probability"].as_f64().unwrap() >= 0.9);
 }
+
+/// On SQLite the audit log is a file of its own, and a database from before that move has
+/// its log moved there when opened: the entries, their chain and the anchor all still hold.
+#[test]
+fn an_sqlite_audit_log_lives_in_its_own_file_and_an_older_one_is_moved_there() {
+    use kinship_pipeline::governance::{audit_event, verify_audit, AuditLog};
+    let count = |path: &Path, sql: &str| -> i64 { rusqlite::Connection::open(path).unwrap().query_row(sql, [], |r| r.get(0)).unwrap() };
+    let tables = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'audit_log'";
+
+    // A log written now: in kinship-audit.sqlite, none of it in the database file.
+    let written = tempfile::tempdir().unwrap();
+    let database = written.path().join("kinship.sqlite");
+    let mut store = kinship_store::open(database.to_str().unwrap()).unwrap();
+    let events: Vec<_> =
+        (0..3).map(|i| audit_event("token:ops", "read", Some(&format!("p_{i}")), Some("GET /x"), serde_json::json!({}))).collect();
+    AuditLog::open(&*store, written.path()).unwrap().append(&mut *store, &events).unwrap();
+    let audit_file = kinship_store::audit_path(&database);
+    assert_eq!(audit_file, written.path().join("kinship-audit.sqlite"));
+    assert_eq!(count(&audit_file, "SELECT COUNT(*) FROM audit_log"), 3);
+    assert_eq!(count(&database, tables), 0, "the database file holds no audit table");
+    let rows = store.audit_lines(&kinship_store::AuditFilter::default(), 10).unwrap();
+    drop(store);
+
+    // The same entries in the database file, as an older kinship kept them.
+    let older = tempfile::tempdir().unwrap();
+    let database = older.path().join("kinship.sqlite");
+    drop(kinship_store::open(database.to_str().unwrap()).unwrap());
+    std::fs::remove_file(kinship_store::audit_path(&database)).unwrap();
+    std::fs::copy(written.path().join("audit.anchor"), older.path().join("audit.anchor")).unwrap();
+    let old = rusqlite::Connection::open(&database).unwrap();
+    old.execute_batch(
+        "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL, profile TEXT, line TEXT NOT NULL);
+         CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+         DELETE FROM schema_migrations WHERE version = 7;",
+    )
+    .unwrap();
+    for r in &rows {
+        old.execute(
+            "INSERT INTO audit_log VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![r.seq as i64, r.at_ms, r.actor, r.profile, r.line],
+        )
+        .unwrap();
+    }
+    drop(old);
+
+    let store = kinship_store::open(database.to_str().unwrap()).unwrap();
+    assert_eq!(count(&database, tables), 0, "the old table is gone");
+    assert_eq!(count(&kinship_store::audit_path(&database), "SELECT COUNT(*) FROM audit_log"), 3);
+    let verified = verify_audit(&*store, older.path()).unwrap();
+    assert_eq!((verified.entries, verified.after_anchor), (3, 0));
+}

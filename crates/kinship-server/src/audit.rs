@@ -6,7 +6,6 @@ use crate::ServerError;
 use kinship_pipeline::governance::AuditLog;
 use kinship_policy::AuditEvent;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// Entries waiting for the writer; when full, requests wait for room (they are never dropped).
@@ -49,7 +48,9 @@ impl AuditHandle {
 /// Seconds (one attempt each) the audit writer keeps a group it could not write.
 const APPEND_ATTEMPTS: u32 = 30;
 
-pub fn start(database: &str, data_dir: &Path, turn: Arc<Mutex<()>>) -> Result<(AuditHandle, std::thread::JoinHandle<()>), ServerError> {
+/// Starts the writer. It takes no turn with the record writer and the resolver: on SQLite
+/// the log is a file of its own, so its commits never wait for theirs.
+pub fn start(database: &str, data_dir: &Path) -> Result<(AuditHandle, std::thread::JoinHandle<()>), ServerError> {
     let mut store = kinship_store::open(database)?;
     let mut log = AuditLog::open(&*store, data_dir).map_err(|e| ServerError::Config(e.to_string()))?;
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
@@ -85,11 +86,7 @@ pub fn start(database: &str, data_dir: &Path, turn: Arc<Mutex<()>>) -> Result<(A
                 // The database may be briefly away (a restart, a failover): keep the entries
                 // and try again for a while before giving up on them.
                 for attempt in 1..=APPEND_ATTEMPTS {
-                    let appended = {
-                        let _turn = turn.lock().expect("not poisoned");
-                        log.append(&mut *store, group.clone())
-                    };
-                    match appended {
+                    match log.append(&mut *store, &group) {
                         Ok(()) => break,
                         // Nothing to answer: the requests were served. Say so loudly.
                         Err(e) if attempt == APPEND_ATTEMPTS => {

@@ -79,7 +79,7 @@ impl AppState {
         let metrics = Metrics::default();
         let audience = Arc::new(RwLock::new(load_audience(&options.database, &options.config)?));
         let (writer, threads) = writer::start(&options.database, &options.config, metrics.clone(), audience.clone(), suppression.clone())?;
-        let (audit, audit_thread) = audit::start(&options.database, &options.data_dir, writer.turn())?;
+        let (audit, audit_thread) = audit::start(&options.database, &options.data_dir)?;
         let state = Self {
             data_dir: options.data_dir,
             database: options.database,
@@ -190,6 +190,12 @@ fn with_reader<T, E: From<StoreError>>(database: &str, f: impl FnOnce(&dyn Datab
         if slot.as_ref().is_none_or(|(d, _)| d != database) {
             *slot = Some((database.to_string(), kinship_store::open(database).map_err(E::from)?));
         }
-        f(&*slot.as_ref().expect("opened above").1)
+        let store = &*slot.as_ref().expect("opened above").1;
+        store.begin_read()?;
+        let read = f(store);
+        let ended = store.end_read();
+        let value = read?;
+        ended?;
+        Ok(value)
     })
 }

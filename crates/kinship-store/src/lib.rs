@@ -8,7 +8,7 @@ mod postgres;
 mod sqlite;
 
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, audit_path};
 
 /// Every store trait at once: what the CLI and the server hold.
 pub trait Database: Store + AudienceStore + AccessStore + GovernanceStore + Send {
@@ -25,6 +25,12 @@ pub trait Database: Store + AudienceStore + AccessStore + GovernanceStore + Send
     /// than one at a time (SQLite, where a process's writers had better take turns than
     /// wait in SQLite's busy handler).
     fn concurrent_writers(&self) -> bool;
+    /// Opens a read-only transaction for the reads that follow, ended by
+    /// [`Database::end_read`]: a document assembled from several queries then comes from one
+    /// snapshot, never from both sides of a resolution. Does nothing inside a transaction.
+    fn begin_read(&self) -> Result<()>;
+    /// Ends the transaction [`Database::begin_read`] opened, if it opened one.
+    fn end_read(&self) -> Result<()>;
 }
 
 /// Opens the store at `location`: a `postgres://` or `postgresql://` URL, or else a SQLite

@@ -35,7 +35,8 @@ const INSERT_FENCE: i64 = 0x6b_696e_7368_6972;
 /// The advisory lock key held while migrating, so nodes starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x6b_696e_7368_6971;
 
-/// Numbered migrations, the same versions as SQLite's, in PostgreSQL's dialect. Text
+/// Numbered migrations, the same versions as SQLite's up to 6, in PostgreSQL's dialect
+/// (SQLite's 7 moves its audit log to a file of its own; here it stays a table). Text
 /// columns compare bytewise (`COLLATE "C"`), as SQLite does, so both backends order alike.
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -222,6 +223,8 @@ pub struct PostgresStore {
     statements: RefCell<HashMap<&'static str, Statement>>,
     /// Whether a transaction is open ([`Store::begin`], or one of `atomic`'s own).
     in_transaction: Cell<bool>,
+    /// Whether [`Database::begin_read`] opened the current transaction.
+    reading: Cell<bool>,
     /// The transaction that last erased rows, whose old row versions `purge_deleted` removes.
     erased_by: Cell<Option<u32>>,
 }
@@ -235,6 +238,7 @@ impl PostgresStore {
             client: RefCell::new(client),
             statements: RefCell::default(),
             in_transaction: Cell::new(false),
+            reading: Cell::new(false),
             erased_by: Cell::new(None),
         };
         store.migrate()?;
@@ -462,6 +466,23 @@ impl Database for PostgresStore {
 
     fn concurrent_writers(&self) -> bool {
         true
+    }
+
+    fn begin_read(&self) -> Result<()> {
+        if !self.in_transaction.get() {
+            self.client()?.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+            self.in_transaction.set(true);
+            self.reading.set(true);
+        }
+        Ok(())
+    }
+
+    fn end_read(&self) -> Result<()> {
+        if self.reading.replace(false) {
+            self.in_transaction.set(false);
+            self.client.borrow_mut().batch_execute("COMMIT")?;
+        }
+        Ok(())
     }
 }
 

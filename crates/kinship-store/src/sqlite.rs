@@ -1,4 +1,4 @@
-//! The embedded store: one SQLite file in WAL mode.
+//! The embedded store: one SQLite file in WAL mode, and the audit log in a second one.
 
 use crate::{
     AccessStore, AudienceStore, AuditFilter, AuditRow, Database, DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView,
@@ -202,10 +202,48 @@ const MIGRATIONS: &[(i64, &str)] = &[
         created_at INTEGER NOT NULL
     );",
     ),
+    (
+        // The audit log moves to its own file (see `AUDIT_SCHEMA`). Copying ignores rows
+        // already there: WAL commits are atomic per file, not across the two, so a crash
+        // between them leaves this migration to run again. DROP TABLE fires no trigger.
+        7,
+        "INSERT OR IGNORE INTO audit.audit_log (seq, at_ms, actor, profile, line) SELECT seq, at_ms, actor, profile, line FROM main.audit_log;
+    DROP TABLE main.audit_log;",
+    ),
 ];
+
+/// The audit log, in its own file beside the database ([`audit_path`]). Every read through
+/// the API appends an entry; in the main file those commits would grow it, make every
+/// reader's page cache stale (SQLite drops a connection's cache when the file changed) and
+/// make erasure's VACUUM rewrite the whole log. Created when the file has no log, so a new
+/// or lost file gets the schema (and a lost log is then caught by the chain's anchor).
+const AUDIT_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS audit.audit_log (
+        seq INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        profile TEXT,
+        line TEXT NOT NULL
+    );
+    CREATE TRIGGER IF NOT EXISTS audit.audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS audit.audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
+
+/// The audit log's file for the database at `database`: `kinship.sqlite` keeps its log in
+/// `kinship-audit.sqlite`. It belongs in backups with the database.
+pub fn audit_path(database: &Path) -> std::path::PathBuf {
+    let stem = database.file_stem().map_or_else(|| "kinship".into(), |s| s.to_string_lossy().into_owned());
+    let name = match database.extension() {
+        Some(ext) => format!("{stem}-audit.{}", ext.to_string_lossy()),
+        None => format!("{stem}-audit"),
+    };
+    database.with_file_name(name)
+}
 
 pub struct SqliteStore {
     conn: Connection,
+    /// Whether [`Database::begin_read`] opened the current transaction.
+    reading: std::cell::Cell<bool>,
 }
 
 impl SqliteStore {
@@ -228,7 +266,16 @@ impl SqliteStore {
         // statement cache (which clears its bindings) makes SQLite compile it again on its
         // next use, and the hot reads spent a fifth of their time recompiling.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-        let mut store = Self { conn };
+        let audit = audit_path(path);
+        conn.execute("ATTACH DATABASE ?1 AS audit", [audit.to_string_lossy()])?;
+        conn.pragma_update(Some("audit"), "journal_mode", "WAL")?;
+        conn.pragma_update(Some("audit"), "synchronous", "NORMAL")?;
+        let has_log: bool =
+            conn.query_row("SELECT EXISTS (SELECT 1 FROM audit.sqlite_master WHERE name = 'audit_log')", [], |r| r.get(0))?;
+        if !has_log {
+            conn.execute_batch(AUDIT_SCHEMA)?;
+        }
+        let mut store = Self { conn, reading: std::cell::Cell::new(false) };
         store.migrate()?;
         Ok(store)
     }
@@ -332,6 +379,23 @@ impl Database for SqliteStore {
 
     fn concurrent_writers(&self) -> bool {
         false
+    }
+
+    fn begin_read(&self) -> Result<()> {
+        // Deferred: the snapshot (and the one read lock of the whole document) is taken by
+        // the first read.
+        if self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN DEFERRED")?;
+            self.reading.set(true);
+        }
+        Ok(())
+    }
+
+    fn end_read(&self) -> Result<()> {
+        if self.reading.replace(false) {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
     }
 }
 
@@ -874,7 +938,8 @@ impl GovernanceStore for SqliteStore {
     fn append_audit(&mut self, rows: &[AuditRow]) -> Result<()> {
         let tx = self.conn.savepoint()?;
         {
-            let mut stmt = tx.prepare_cached("INSERT INTO audit_log (seq, at_ms, actor, profile, line) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO audit.audit_log (seq, at_ms, actor, profile, line) VALUES (?1, ?2, ?3, ?4, ?5)")?;
             for row in rows {
                 stmt.execute(params![row.seq as i64, row.at_ms, row.actor, row.profile, row.line])?;
             }
@@ -886,13 +951,13 @@ impl GovernanceStore for SqliteStore {
     fn last_audit(&self) -> Result<Option<AuditRow>> {
         Ok(self
             .conn
-            .query_row("SELECT seq, at_ms, actor, profile, line FROM audit_log ORDER BY seq DESC LIMIT 1", [], audit_row)
+            .query_row("SELECT seq, at_ms, actor, profile, line FROM audit.audit_log ORDER BY seq DESC LIMIT 1", [], audit_row)
             .optional()?)
     }
 
     fn audit_lines(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, at_ms, actor, profile, line FROM audit_log
+            "SELECT seq, at_ms, actor, profile, line FROM audit.audit_log
              WHERE seq > ?1 AND (?2 IS NULL OR profile = ?2) AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR at_ms >= ?4)
              ORDER BY seq LIMIT ?5",
         )?;

@@ -152,7 +152,7 @@ impl Workspace {
     pub fn audit(&mut self, actor: &str, action: &str, profile: Option<&str>, detail: Value) -> Result<()> {
         let command = Some(command_words());
         let event = audit_event(actor, action, profile, command.as_deref(), detail);
-        AuditLog::open(&*self.store, &self.dir)?.append(&mut *self.store, vec![event])?;
+        AuditLog::open(&*self.store, &self.dir)?.append(&mut *self.store, &[event])?;
         Ok(())
     }
 

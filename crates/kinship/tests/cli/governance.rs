@@ -223,7 +223,7 @@ impl AuditTable {
         if kinship_store::is_postgres_url(&database) {
             AuditTable::Postgres(postgres::Client::connect(&database, postgres::NoTls).unwrap())
         } else {
-            AuditTable::Sqlite(rusqlite::Connection::open(database).unwrap())
+            AuditTable::Sqlite(rusqlite::Connection::open(kinship_store::audit_path(Path::new(&database))).unwrap())
         }
     }
 
