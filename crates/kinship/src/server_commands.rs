@@ -70,9 +70,9 @@ pub fn run_server(ws: Workspace, bind: Option<String>) -> Result<ExitCode> {
     drop(ws.store);
     // Reads run on the blocking pool, one store connection per thread: a few warm
     // connections serve many requests faster than one cold connection per request in flight.
-    // Two per core measured best (GET p99 at 64 connections: 15.6 ms, against 18.4 ms with
-    // four and 18.6 ms with one; BENCHMARKS.md).
-    let readers = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
+    // One per core measured best once reads got cheap (GET p99 at 64 connections: 8.2-9.7 ms
+    // against 11.5-12.8 ms with two per core and 10.8-11.0 ms with three threads; BENCHMARKS.md).
+    let readers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread().max_blocking_threads(readers).enable_all().build()?;
     runtime.block_on(async {
         let shutdown = async {
