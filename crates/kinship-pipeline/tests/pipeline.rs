@@ -482,3 +482,22 @@ fn an_sqlite_audit_log_lives_in_its_own_file_and_an_older_one_is_moved_there() {
     let verified = verify_audit(&*store, older.path()).unwrap();
     assert_eq!((verified.entries, verified.after_anchor), (3, 0));
 }
+
+/// On SQLite the audit log takes no part in the database's write lock: an entry is appended
+/// at once while another connection holds a write transaction open (ingest, a resolution).
+#[test]
+fn an_sqlite_audit_append_does_not_wait_for_a_database_writer() {
+    use kinship_pipeline::governance::{audit_event, AuditLog};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("kinship.sqlite");
+    let mut writer = kinship_store::open(database.to_str().unwrap()).unwrap();
+    let mut auditor = kinship_store::open(database.to_str().unwrap()).unwrap();
+    writer.begin().unwrap();
+    let started = std::time::Instant::now();
+    let event = audit_event("token:ops", "read", Some("p_1"), Some("GET /x"), serde_json::json!({}));
+    AuditLog::open(&*auditor, dir.path()).unwrap().append(&mut *auditor, &[event]).unwrap();
+    // The busy timeout is 10 s: waiting for the writer would take all of it.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the append waited {:?}", started.elapsed());
+    writer.rollback().unwrap();
+    assert_eq!(auditor.audit_lines(&kinship_store::AuditFilter::default(), 10).unwrap().len(), 1);
+}

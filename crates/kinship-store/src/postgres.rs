@@ -469,6 +469,11 @@ impl Database for PostgresStore {
     }
 
     fn begin_read(&self) -> Result<()> {
+        // A read that panicked left its transaction open: end it first.
+        if self.reading.replace(false) {
+            self.in_transaction.set(false);
+            self.client.borrow_mut().batch_execute("ROLLBACK")?;
+        }
         if !self.in_transaction.get() {
             self.client()?.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
             self.in_transaction.set(true);

@@ -203,30 +203,33 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );",
     ),
     (
-        // The audit log moves to its own file (see `AUDIT_SCHEMA`). Copying ignores rows
-        // already there: WAL commits are atomic per file, not across the two, so a crash
-        // between them leaves this migration to run again. DROP TABLE fires no trigger.
-        7,
-        "INSERT OR IGNORE INTO audit.audit_log (seq, at_ms, actor, profile, line) SELECT seq, at_ms, actor, profile, line FROM main.audit_log;
-    DROP TABLE main.audit_log;",
+        // The audit log moves to its own file (see `AUDIT_SCHEMA`): `move_audit_log` copies
+        // and checks the entries there first, then this drops the table (DROP TABLE fires no
+        // trigger).
+        AUDIT_MOVED,
+        "DROP TABLE main.audit_log;",
     ),
 ];
 
-/// The audit log, in its own file beside the database ([`audit_path`]). Every read through
-/// the API appends an entry; in the main file those commits would grow it, make every
-/// reader's page cache stale (SQLite drops a connection's cache when the file changed) and
-/// make erasure's VACUUM rewrite the whole log. Created when the file has no log, so a new
-/// or lost file gets the schema (and a lost log is then caught by the chain's anchor).
-const AUDIT_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS audit.audit_log (
+/// The migration that moves the audit log into its own file.
+const AUDIT_MOVED: i64 = 7;
+
+/// The audit log, in its own file beside the database ([`audit_path`]), on a connection of
+/// its own. Every read through the API appends an entry; in the main file those commits
+/// would grow it, make every reader's page cache stale (SQLite drops a connection's cache
+/// when the file changed) and make erasure's VACUUM rewrite the whole log. Not attached to
+/// the main connection: `BEGIN IMMEDIATE` would then lock both files, and every ingest and
+/// resolver transaction would hold up the audit writer.
+const AUDIT_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS audit_log (
         seq INTEGER PRIMARY KEY,
         at_ms INTEGER NOT NULL,
         actor TEXT NOT NULL,
         profile TEXT,
         line TEXT NOT NULL
     );
-    CREATE TRIGGER IF NOT EXISTS audit.audit_log_no_update BEFORE UPDATE ON audit_log
+    CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-    CREATE TRIGGER IF NOT EXISTS audit.audit_log_no_delete BEFORE DELETE ON audit_log
+    CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
 
 /// The audit log's file for the database at `database`: `kinship.sqlite` keeps its log in
@@ -245,6 +248,8 @@ const MMAP_BYTES: i64 = 0x7fff_0000;
 
 pub struct SqliteStore {
     conn: Connection,
+    /// The audit log's file.
+    audit: Connection,
     /// Whether [`Database::begin_read`] opened the current transaction.
     reading: std::cell::Cell<bool>,
 }
@@ -273,16 +278,8 @@ impl SqliteStore {
         // statement cache (which clears its bindings) makes SQLite compile it again on its
         // next use, and the hot reads spent a fifth of their time recompiling.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-        let audit = audit_path(path);
-        conn.execute("ATTACH DATABASE ?1 AS audit", [audit.to_string_lossy()])?;
-        conn.pragma_update(Some("audit"), "journal_mode", "WAL")?;
-        conn.pragma_update(Some("audit"), "synchronous", "NORMAL")?;
-        let has_log: bool =
-            conn.query_row("SELECT EXISTS (SELECT 1 FROM audit.sqlite_master WHERE name = 'audit_log')", [], |r| r.get(0))?;
-        if !has_log {
-            conn.execute_batch(AUDIT_SCHEMA)?;
-        }
-        let mut store = Self { conn, reading: std::cell::Cell::new(false) };
+        let audit = open_audit_log(&audit_path(path))?;
+        let mut store = Self { conn, audit, reading: std::cell::Cell::new(false) };
         store.migrate()?;
         Ok(store)
     }
@@ -298,6 +295,9 @@ impl SqliteStore {
             )));
         }
         for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            if *version == AUDIT_MOVED {
+                self.move_audit_log()?;
+            }
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now_ms()])?;
@@ -305,6 +305,52 @@ impl SqliteStore {
         }
         Ok(())
     }
+
+    /// The first half of migration 7: copies the audit log into its own file in a
+    /// transaction of that file alone, then checks every entry arrived unchanged. The
+    /// table is dropped from the database only after that, so a crash at any point leaves
+    /// the log whole somewhere (WAL commits are atomic per file, not across files).
+    fn move_audit_log(&self) -> Result<()> {
+        let target = audit_path(Path::new(self.conn.path().unwrap_or_default()));
+        self.conn.execute("ATTACH DATABASE ?1 AS audit_file", [target.to_string_lossy()])?;
+        let copied = (|| -> Result<i64> {
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute(
+                "INSERT OR IGNORE INTO audit_file.audit_log (seq, at_ms, actor, profile, line)
+                 SELECT seq, at_ms, actor, profile, line FROM main.audit_log",
+                [],
+            )?;
+            tx.commit()?;
+            Ok(self.conn.query_row(
+                "SELECT COUNT(*) FROM main.audit_log m
+                 WHERE NOT EXISTS (SELECT 1 FROM audit_file.audit_log a WHERE a.seq = m.seq AND a.line = m.line)",
+                [],
+                |r| r.get(0),
+            )?)
+        })();
+        self.conn.execute_batch("DETACH DATABASE audit_file")?;
+        match copied? {
+            0 => Ok(()),
+            differ => Err(StoreError::Schema(format!(
+                "moving the audit log into {}: that file already holds {differ} entries with the same numbers but other contents; \
+                 move it away (it is not this database's log) and run kinship again",
+                target.display()
+            ))),
+        }
+    }
+}
+
+/// Opens the audit log's file, creating the log when the file has none.
+fn open_audit_log(path: &Path) -> Result<Connection> {
+    let audit = Connection::open(path)?;
+    audit.busy_timeout(std::time::Duration::from_secs(10))?;
+    audit.pragma_update(None, "journal_mode", "WAL")?;
+    audit.pragma_update(None, "synchronous", "NORMAL")?;
+    let has_log: bool = audit.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'audit_log')", [], |r| r.get(0))?;
+    if !has_log {
+        audit.execute_batch(AUDIT_SCHEMA)?;
+    }
+    Ok(audit)
 }
 
 fn now_ms() -> i64 {
@@ -389,6 +435,11 @@ impl Database for SqliteStore {
     }
 
     fn begin_read(&self) -> Result<()> {
+        // A read that panicked left its transaction open: end it, or this connection would
+        // keep serving that old snapshot.
+        if self.reading.replace(false) && !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
         // Deferred: the snapshot (and the one read lock of the whole document) is taken by
         // the first read.
         if self.conn.is_autocommit() {
@@ -399,8 +450,12 @@ impl Database for SqliteStore {
     }
 
     fn end_read(&self) -> Result<()> {
-        if self.reading.replace(false) {
-            self.conn.execute_batch("COMMIT")?;
+        if self.reading.replace(false)
+            && let Err(e) = self.conn.execute_batch("COMMIT")
+        {
+            // Never leave the snapshot open on a pooled connection.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
         }
         Ok(())
     }
@@ -943,10 +998,9 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
 
 impl GovernanceStore for SqliteStore {
     fn append_audit(&mut self, rows: &[AuditRow]) -> Result<()> {
-        let tx = self.conn.savepoint()?;
+        let tx = self.audit.savepoint()?;
         {
-            let mut stmt =
-                tx.prepare_cached("INSERT INTO audit.audit_log (seq, at_ms, actor, profile, line) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            let mut stmt = tx.prepare_cached("INSERT INTO audit_log (seq, at_ms, actor, profile, line) VALUES (?1, ?2, ?3, ?4, ?5)")?;
             for row in rows {
                 stmt.execute(params![row.seq as i64, row.at_ms, row.actor, row.profile, row.line])?;
             }
@@ -957,14 +1011,14 @@ impl GovernanceStore for SqliteStore {
 
     fn last_audit(&self) -> Result<Option<AuditRow>> {
         Ok(self
-            .conn
-            .query_row("SELECT seq, at_ms, actor, profile, line FROM audit.audit_log ORDER BY seq DESC LIMIT 1", [], audit_row)
+            .audit
+            .query_row("SELECT seq, at_ms, actor, profile, line FROM audit_log ORDER BY seq DESC LIMIT 1", [], audit_row)
             .optional()?)
     }
 
     fn audit_lines(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, at_ms, actor, profile, line FROM audit.audit_log
+        let mut stmt = self.audit.prepare_cached(
+            "SELECT seq, at_ms, actor, profile, line FROM audit_log
              WHERE seq > ?1 AND (?2 IS NULL OR profile = ?2) AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR at_ms >= ?4)
              ORDER BY seq LIMIT ?5",
         )?;
