@@ -64,6 +64,10 @@ pub struct ResolveConfig {
     /// Kinds in order of trust, strongest first. When joining would break a limit, the
     /// weaker identifier gives way. Kinds not listed come after, alphabetically.
     pub priority: Vec<String>,
+    /// Kinds of which a person truly has one value (a login's user id): two profiles
+    /// holding different values are never joined, whatever the evidence. Other limits may
+    /// give way to overwhelming fuzzy evidence (`[fuzzy] override_limits_at`).
+    pub unique: Vec<String>,
 }
 
 impl Default for ResolveConfig {
@@ -94,6 +98,7 @@ impl Default for ResolveConfig {
             limits: BTreeMap::from([("user_id".to_string(), 1)]),
             default_limit: 5,
             priority: ["user_id", "email", "phone", "handle", "anonymous_id"].map(String::from).to_vec(),
+            unique: vec!["user_id".to_string()],
         }
     }
 }

@@ -15,7 +15,7 @@ use rphonetic::{DoubleMetaphone, Encoder, Soundex};
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{normalize_value, Dataset};
+use crate::dataset::{guarded, normalize_value, Dataset};
 use crate::MatchError;
 
 /// Key hash of a missing value (rows with a missing key part are in no block).
@@ -51,11 +51,8 @@ impl KeyExpr {
         let key = match self.transform {
             Transform::Value => value.to_string(),
             Transform::Substr { start, len } => value.chars().skip(start).take(len).collect(),
-            Transform::Soundex => {
-                let letters: String = value.chars().filter(char::is_ascii_alphabetic).collect();
-                Soundex::default().encode(&letters)
-            }
-            Transform::Metaphone => DoubleMetaphone::default().encode(value),
+            Transform::Soundex => guarded(|| Soundex::default().encode(&phonetic_letters(value)))?,
+            Transform::Metaphone => guarded(|| DoubleMetaphone::default().encode(&phonetic_letters(value)))?,
         };
         (!key.is_empty()).then_some(key)
     }
@@ -135,6 +132,13 @@ impl fmt::Display for BlockingRule {
         let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
         write!(f, "{}", parts.join(" & "))
     }
+}
+
+/// The ASCII letters of a value, transliterated first when it is not ASCII: phonetic
+/// encoders index bytes and assume Latin letters ("GARCÍA" panicked inside one).
+pub(crate) fn phonetic_letters(value: &str) -> String {
+    let folded = if value.is_ascii() { std::borrow::Cow::Borrowed(value) } else { deunicode::deunicode_with_tofu_cow(value, "") };
+    folded.chars().filter(char::is_ascii_alphabetic).collect()
 }
 
 /// A non-zero 64-bit hash of a string (zero is reserved for "no key").

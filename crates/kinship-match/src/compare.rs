@@ -156,7 +156,7 @@ impl Comparison {
             Comparison::Exact => ELSE_LEVEL,
             Comparison::JaroWinkler { thresholds, phonetic } => {
                 // thresholds are validated to be descending; level just below exact first
-                let similarity = jaro_winkler(a.text, b.text);
+                let similarity = jaro_winkler(clipped(a.text), clipped(b.text));
                 let mut level = exact;
                 for (i, t) in thresholds.iter().enumerate() {
                     level -= 1;
@@ -177,7 +177,7 @@ impl Comparison {
             }
             Comparison::Levenshtein { thresholds } => {
                 let max = *thresholds.last().unwrap_or(&0) as usize;
-                match levenshtein_within(a.text, b.text, max) {
+                match levenshtein_within(clipped(a.text), clipped(b.text), max) {
                     None => ELSE_LEVEL,
                     Some(distance) => {
                         let band =
@@ -248,7 +248,8 @@ impl Comparison {
 }
 
 fn phonetic_hash(text: &str) -> u64 {
-    let code = DoubleMetaphone::default().encode(text);
+    let letters = crate::blocking::phonetic_letters(text);
+    let code = crate::dataset::guarded(|| DoubleMetaphone::default().encode(&letters)).unwrap_or_default();
     if code.is_empty() {
         0
     } else {
@@ -358,6 +359,17 @@ pub fn parse_date(text: &str) -> Option<Date> {
 
 fn parse_number(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// Similarity of two values looks at this many characters at most: names and addresses
+/// fit, and a pasted essay cannot make one comparison quadratic in its length.
+const MAX_COMPARED_CHARS: usize = 100;
+
+fn clipped(text: &str) -> &str {
+    match text.char_indices().nth(MAX_COMPARED_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
 }
 
 /// Jaro-Winkler similarity (prefix scale 0.1, boost above 0.7), with an allocation-free

@@ -46,6 +46,22 @@ pub struct MatchConfig {
     pub training: TrainingConfig,
     #[serde(default)]
     pub prior: PriorConfig,
+    /// Groups of fields that carry the same information, each scored as one piece of
+    /// evidence: what a household shares (surname, address, mailbox, phone). Training adds
+    /// the groups it detects in the data (a town, its postcode and state), joining
+    /// overlapping ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependent_fields: Option<Vec<Vec<String>>>,
+    /// Two records join a cluster only when their average match weight against its members
+    /// (not just one of them) reaches the threshold, so one weak link cannot chain two
+    /// groups together. `false` gives plain connected components.
+    #[serde(default = "default_true")]
+    pub cluster_linkage_check: bool,
+    /// Match probability at which the resolver's fuzzy stage joins two profiles although a
+    /// per-kind identifier limit objects (two `crm_id`s: a sales rep's duplicate contact with
+    /// the same email, phone, name and birth date). Kinds in `[resolve] unique` never give way.
+    #[serde(default = "default_override_limits_at")]
+    pub override_limits_at: f64,
     pub fields: Vec<FieldConfig>,
 }
 
@@ -118,6 +134,12 @@ pub struct FieldConfig {
 fn is_false(b: &bool) -> bool {
     !*b
 }
+fn default_true() -> bool {
+    true
+}
+fn default_override_limits_at() -> f64 {
+    0.999_999
+}
 fn default_threshold() -> f64 {
     0.9
 }
@@ -167,6 +189,9 @@ impl MatchConfig {
         if self.blocking.is_empty() || self.blocking.iter().any(|r| r.0.is_empty()) {
             return bad("need at least one non-empty blocking rule".into());
         }
+        if !(self.override_limits_at > 0.0 && self.override_limits_at <= 1.0) {
+            return bad(format!("override_limits_at must be in (0, 1] (1 = never), got {}", self.override_limits_at));
+        }
         if !(self.prior.recall > 0.0 && self.prior.recall <= 1.0) {
             return bad("prior.recall must be in (0, 1]".into());
         }
@@ -177,6 +202,11 @@ impl MatchConfig {
         }
         for field in &mut self.fields {
             field.comparison.validate().map_err(|e| MatchError::Config(format!("field {}: {e}", field.column)))?;
+        }
+        for group in self.dependent_fields.iter().flatten() {
+            if let Some(unknown) = group.iter().find(|c| !self.fields.iter().any(|f| &f.column == *c)) {
+                return bad(format!("dependent_fields names `{unknown}`, which is not a compared field"));
+            }
         }
         for field in &self.fields {
             let Some(partner) = &field.swap_with else { continue };

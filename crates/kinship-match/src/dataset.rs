@@ -88,21 +88,32 @@ impl Column {
     }
 }
 
-/// Trims, lower-cases and maps the usual spellings of "nothing" to `None`.
+/// Trims, transliterates to ASCII ("García" and "Γιώργος" become "garcia" and "giorgos",
+/// so accents and alphabets compare equal and every later byte-indexed function sees
+/// ASCII), lower-cases and maps the usual spellings of "nothing" to `None`.
 pub fn normalize_value(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return None;
     }
-    let value = if trimmed.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
-        std::borrow::Cow::Owned(trimmed.to_lowercase())
+    let value = if !trimmed.is_ascii() {
+        let folded = deunicode::deunicode_with_tofu(trimmed, "");
+        std::borrow::Cow::Owned(folded.trim().to_ascii_lowercase())
+    } else if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(trimmed.to_ascii_lowercase())
     } else {
         std::borrow::Cow::Borrowed(trimmed)
     };
     match value.as_ref() {
-        "null" | "none" | "nan" | "n/a" | "na" | "-" => None,
+        "" | "null" | "none" | "nan" | "n/a" | "na" | "-" => None,
         _ => Some(value),
     }
+}
+
+/// Runs a function of one value, turning a panic (a bug in a library it calls) into
+/// `None`: one bad value must never stop a resolution; at worst it compares as missing.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 /// A table of records held as interned columns.

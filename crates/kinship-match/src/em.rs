@@ -5,6 +5,7 @@
 //! sampling), and fields listed as fixed are left out and keep their m: they are the
 //! blocking rule's own columns, on which every pair in the session agrees by construction.
 
+use crate::dependence::combine;
 use crate::model::{pattern_level, Pattern};
 
 /// Levels whose m falls below this are lifted to it: a level never seen among matches in
@@ -28,6 +29,7 @@ pub fn expectation_maximisation(
     u: &[Vec<f64>],
     m_start: &[Vec<f64>],
     fixed: &[bool],
+    units: &[Vec<usize>],
     lambda_start: f64,
     max_iterations: usize,
 ) -> EmResult {
@@ -42,17 +44,24 @@ pub fn expectation_maximisation(
         let mut expected: Vec<Vec<f64>> = m.iter().map(|f| vec![0.0; f.len()]).collect();
         let mut expected_matches = 0.0;
         for &(pattern, count) in patterns {
-            let (mut log_match, mut log_non_match) = (lambda.ln(), (1.0 - lambda).ln());
-            for field in 0..m.len() {
+            let mut log_odds = lambda.ln() - (1.0 - lambda).ln();
+            let field_log_ratio = |field: usize| {
                 let level = pattern_level(pattern, field) as usize;
-                // fixed fields are the session's blocking columns: every pair agrees on
-                // them, so they tell matches from non-matches nothing here
+                // fixed fields are the session's blocking columns (and fields dependent on
+                // them): every pair agrees on them, so they tell matches nothing here
                 if level != 0 && !fixed[field] {
-                    log_match += log_m[field][level];
-                    log_non_match += log_u[field][level];
+                    log_m[field][level] - log_u[field][level]
+                } else {
+                    0.0
                 }
+            };
+            for unit in units {
+                log_odds += match unit.as_slice() {
+                    [field] => field_log_ratio(*field),
+                    group => combine(group.iter().map(|&f| field_log_ratio(f))),
+                };
             }
-            let weight = count as f64 / (1.0 + (log_non_match - log_match).exp());
+            let weight = count as f64 / (1.0 + (-log_odds).exp());
             expected_matches += weight;
             for (field, levels) in expected.iter_mut().enumerate() {
                 levels[pattern_level(pattern, field) as usize] += weight;

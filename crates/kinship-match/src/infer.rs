@@ -63,6 +63,20 @@ impl Role {
         }
     }
 
+    /// What one person holds and their relatives do not: a household shares a surname, an
+    /// address, often a mailbox and a phone, but not a first name, birth date or id number.
+    fn is_personal(self) -> bool {
+        matches!(self, Role::GivenName | Role::FullName | Role::Date | Role::Identifier)
+    }
+
+    /// What the members of a household usually have in common.
+    fn is_shared_by_household(self) -> bool {
+        matches!(
+            self,
+            Role::Surname | Role::Email | Role::Phone | Role::Postcode | Role::StreetNumber | Role::Address | Role::City | Role::Region
+        )
+    }
+
     /// Common values of names and places say less than rare ones.
     fn term_frequency_adjusted(self) -> bool {
         matches!(self, Role::GivenName | Role::Surname | Role::FullName | Role::City)
@@ -201,16 +215,35 @@ pub fn infer_config<H: AsRef<str>, S: AsRef<str>, R: AsRef<[S]>>(
     }
 
     let blocking = choose_blocking_rules(&columns, sample_rows.len(), total_rows);
+    // EM learns from a rule's pairs what matches look like. Pairs that share only what a
+    // household shares (a surname, an address, a mailbox, a phone) are mostly relatives,
+    // and EM would learn that matches often differ in first name and birth date; so it
+    // trains on rules that include something a person does not share with relatives.
+    let personal = |rule: &Vec<String>| {
+        rule.iter().any(|c| columns.iter().any(|(n, role, _)| n == c && role.is_personal()))
+    };
+    let training: Vec<Vec<String>> = blocking.iter().filter(|rule| personal(rule)).cloned().collect();
     let to_rule =
         |columns: Vec<String>| BlockingRule(columns.into_iter().map(|column| KeyExpr { column, transform: Transform::Value }).collect());
+    let training_rules = if training.is_empty() || training.len() == blocking.len() { Vec::new() } else { training.into_iter().map(to_rule).collect() };
+    // relatives share these, so among them agreement on one comes with agreement on all
+    let household: Vec<String> = fields
+        .iter()
+        .filter(|f| role_of(f).is_some_and(Role::is_shared_by_household))
+        .map(|f| f.column.clone())
+        .collect();
+    let dependent_fields = (household.len() > 1).then(|| vec![household]);
     let mut config = MatchConfig {
         threshold: 0.9,
         unique_columns: Vec::new(),
         max_block_size: 1000,
         blocking: blocking.into_iter().map(to_rule).collect(),
-        training_rules: Vec::new(),
+        training_rules,
         training: TrainingConfig::default(),
         prior: PriorConfig::default(),
+        dependent_fields,
+        cluster_linkage_check: true,
+        override_limits_at: 0.999_999,
         fields,
     };
     config.validate()?;

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod compare;
 pub mod config;
 pub mod dataset;
+pub mod dependence;
 pub mod em;
 pub mod incremental;
 pub mod infer;
@@ -25,14 +26,15 @@ pub mod pipeline;
 pub mod train;
 
 pub use blocking::{BlockingRule, KeyExpr, RuleStats};
-pub use cluster::{cluster, Clustering, ScoredPair};
+pub use cluster::{cluster, cluster_with, ClusterReport, Clustering, Linkage, ScoredPair};
 pub use compare::Comparison;
 pub use config::{FieldConfig, MatchConfig, PriorConfig, TrainingConfig};
 pub use dataset::Dataset;
+pub use dependence::DependentGroup;
 pub use incremental::{IncrementalMatcher, MatchCandidate};
 pub use infer::infer_config;
 pub use model::{Explanation, FieldContribution, Model, Scorer};
-pub use pipeline::{dedupe, predict, Dedupe, Prediction};
+pub use pipeline::{cluster_pairs, dedupe, predict, Dedupe, Prediction};
 pub use train::train;
 
 /// Why matching could not run.

@@ -11,6 +11,7 @@ use crate::blocking::column_index;
 use crate::compare::{Comparison, Value, NULL_LEVEL};
 use crate::config::{MatchConfig, MAX_FIELDS};
 use crate::dataset::{normalize_value, Dataset, NULL_ID, UNKNOWN_ID};
+use crate::dependence::{combine, units, DependentGroup};
 use crate::MatchError;
 
 /// Trained parameters.
@@ -19,6 +20,12 @@ pub struct Model {
     /// Probability that two records drawn at random are the same entity.
     pub prior: f64,
     pub fields: Vec<FieldParams>,
+    /// Fields that carry the same information, each group scored as one piece of evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependent: Vec<DependentGroup>,
+    /// Estimates that training found implausible and what it did about them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// m and u of one field, indexed by level (index 0, "null", is unused).
@@ -237,9 +244,15 @@ pub struct FieldContribution {
     pub column: String,
     pub level: u8,
     pub label: String,
+    /// What the field added to the match weight.
     pub weight: f64,
     /// The weight comes from how rare the shared value is, not the field average.
     pub term_frequency_adjusted: bool,
+    /// When the field carries the same information as others (a postcode and its town),
+    /// its own weight, of which the group counted only the strongest agreement and the
+    /// strongest disagreement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_weight: Option<f64>,
 }
 
 /// Scores pairs with a trained model.
@@ -251,9 +264,10 @@ pub struct Scorer {
     weights: Vec<Vec<f64>>,
     /// Exact-match weight per dictionary value, for term-frequency adjusted fields.
     tf_weights: Vec<Option<Vec<f64>>>,
-    /// Fields in evaluation order: cheap comparisons first so hopeless pairs stop early.
-    order: Vec<usize>,
-    /// `best_remaining[k]`: the most the fields `order[k..]` can still add.
+    /// Units (a field, or a group of dependent fields) in evaluation order: cheap
+    /// comparisons first so hopeless pairs stop early.
+    order: Vec<Vec<usize>>,
+    /// `best_remaining[k]`: the most the units `order[k..]` can still add.
     best_remaining: Vec<f64>,
     prior_weight: f64,
 }
@@ -287,8 +301,8 @@ impl Scorer {
             Comparison::Date { .. } | Comparison::Levenshtein { .. } => 1,
             Comparison::JaroWinkler { .. } => 2,
         };
-        let mut order: Vec<usize> = (0..prepared.len()).collect();
-        order.sort_by_key(|&f| cost(prepared.comparison(f)));
+        let mut order = units(prepared.len(), &model.dependent);
+        order.sort_by_key(|unit| unit.iter().map(|&f| cost(prepared.comparison(f))).max());
         let best = |f: usize| {
             let level_best = weights[f].iter().copied().fold(0.0, f64::max);
             let tf_best = tf_weights[f].iter().flatten().copied().fold(0.0, f64::max);
@@ -296,7 +310,8 @@ impl Scorer {
         };
         let mut best_remaining = vec![0.0; order.len() + 1];
         for k in (0..order.len()).rev() {
-            best_remaining[k] = best_remaining[k + 1] + best(order[k]);
+            // a group adds at most its best member's agreement
+            best_remaining[k] = best_remaining[k + 1] + order[k].iter().map(|&f| best(f)).fold(0.0, f64::max);
         }
         Ok(Scorer { prepared, model: model.clone(), weights, tf_weights, order, best_remaining, prior_weight: model.prior_weight() })
     }
@@ -323,23 +338,29 @@ impl Scorer {
         let mut weight = self.prior_weight;
         // levels of swap partners are decided together with the first of the two
         let mut decided = [UNSET_LEVEL; MAX_FIELDS];
-        for (k, &field) in self.order.iter().enumerate() {
+        for (k, unit) in self.order.iter().enumerate() {
             if weight + self.best_remaining[k] < min_weight {
                 return None;
             }
-            let level = if decided[field] != UNSET_LEVEL {
-                decided[field]
-            } else {
-                let (level, partner) = self.prepared.levels_of(field, &left, &right);
-                if let Some((partner, partner_level)) = partner {
-                    decided[partner] = partner_level;
-                }
-                level
+            let field_weight = |field: usize, decided: &mut [u8; MAX_FIELDS]| {
+                let level = if decided[field] != UNSET_LEVEL {
+                    decided[field]
+                } else {
+                    let (level, partner) = self.prepared.levels_of(field, &left, &right);
+                    if let Some((partner, partner_level)) = partner {
+                        decided[partner] = partner_level;
+                    }
+                    level
+                };
+                let (a, b) = (left(field), right(field));
+                // use the side with a dictionary id for the term frequency
+                let known = if a.id == UNKNOWN_ID { b } else { a };
+                self.field_weight(field, level, &known).0
             };
-            let (a, b) = (left(field), right(field));
-            // use the side with a dictionary id for the term frequency
-            let known = if a.id == UNKNOWN_ID { b } else { a };
-            weight += self.field_weight(field, level, &known).0;
+            weight += match unit.as_slice() {
+                [field] => field_weight(*field, &mut decided),
+                group => combine(group.iter().map(|&f| field_weight(f, &mut decided))),
+            };
         }
         (weight >= min_weight).then_some(weight)
     }
@@ -366,15 +387,28 @@ impl Scorer {
             let left = self.prepared.row_value(dataset, f, a);
             let level = levels[f];
             let (weight, tf) = self.field_weight(f, level, &left);
-            total += weight;
             fields.push(FieldContribution {
                 column: params.column.clone(),
                 level,
                 label: params.levels[level as usize].clone(),
                 weight,
                 term_frequency_adjusted: tf,
+                own_weight: None,
             });
         }
+        // a group of dependent fields counts its strongest agreement and disagreement once:
+        // the member that carries each keeps its weight, the others add nothing
+        for unit in self.order.iter().filter(|unit| unit.len() > 1) {
+            let strongest = unit.iter().copied().filter(|&f| fields[f].weight > 0.0).max_by(|&x, &y| fields[x].weight.total_cmp(&fields[y].weight));
+            let weakest = unit.iter().copied().filter(|&f| fields[f].weight < 0.0).min_by(|&x, &y| fields[x].weight.total_cmp(&fields[y].weight));
+            for &f in unit {
+                fields[f].own_weight = Some(fields[f].weight);
+                if Some(f) != strongest && Some(f) != weakest {
+                    fields[f].weight = 0.0;
+                }
+            }
+        }
+        total += fields.iter().map(|f| f.weight).sum::<f64>();
         Explanation { prior_weight: self.prior_weight, fields, match_weight: total, probability: probability_from_weight(total) }
     }
 }

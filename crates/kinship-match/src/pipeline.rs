@@ -3,9 +3,9 @@
 use rayon::prelude::*;
 
 use crate::blocking::{column_index, Blocking, RuleStats};
-use crate::cluster::{cluster, Clustering, ScoredPair};
+use crate::cluster::{cluster_with, Clustering, Linkage, ScoredPair};
 use crate::config::MatchConfig;
-use crate::dataset::Dataset;
+use crate::dataset::{Column, Dataset};
 use crate::model::{weight_from_probability, Model, Scorer};
 use crate::train::{train, train_with_blocking};
 use crate::{MatchError, Progress};
@@ -93,7 +93,26 @@ pub fn dedupe(dataset: &Dataset, config: &MatchConfig, progress: &dyn Progress) 
     progress.phase("clustering", prediction.pairs.len() as u64);
     let unique =
         config.unique_columns.iter().map(|name| column_index(dataset, name).map(|i| dataset.column(i))).collect::<Result<Vec<_>, _>>()?;
-    let clustering = cluster(dataset.len(), &prediction.pairs, weight_from_probability(config.threshold), &unique);
+    let clustering = cluster_pairs(dataset, config, &scorer, &prediction.pairs, &unique, &mut |_, _, _| true);
     progress.advance(prediction.pairs.len() as u64);
     Ok(Dedupe { scorer, prediction, clustering })
+}
+
+/// Clusters scored pairs as the configuration says (with or without the linkage check);
+/// `accept` may refuse a merge the engine would make.
+pub fn cluster_pairs(
+    dataset: &Dataset,
+    config: &MatchConfig,
+    scorer: &Scorer,
+    pairs: &[ScoredPair],
+    unique: &[&Column],
+    accept: &mut dyn FnMut(u32, u32, f64) -> bool,
+) -> Clustering {
+    let score = |a: u32, b: u32| scorer.score(dataset, a, b, f64::NEG_INFINITY).unwrap_or(f64::NEG_INFINITY);
+    let linkage = Linkage {
+        min_weight: weight_from_probability(config.threshold),
+        unique,
+        score: config.cluster_linkage_check.then_some(&score as &(dyn Fn(u32, u32) -> f64 + Sync)),
+    };
+    cluster_with(dataset.len(), pairs, &linkage, accept)
 }

@@ -5,6 +5,8 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::blocking::{column_index, Blocking, BlockingRule, Transform};
+use crate::compare::ELSE_LEVEL;
+use crate::dependence::{merge_groups, units, CoAgreement};
 use crate::config::MatchConfig;
 use crate::dataset::Dataset;
 use crate::em::{expectation_maximisation, initial_m};
@@ -15,6 +17,9 @@ use crate::{MatchError, Progress};
 const SAMPLE_CHUNK: usize = 1 << 16;
 /// Where EM starts λ; it converges from here on blocked pairs where matches are common.
 const LAMBDA_START: f64 = 0.3;
+/// The weakest a field's "nothing alike" level may count against a match, in bits: a field
+/// that differs completely in a third of true duplicates is barely worth comparing.
+const MAX_DISAGREEMENT_WEIGHT: f64 = -1.5;
 
 /// Estimates m, u and the prior for a dataset.
 pub fn train(dataset: &Dataset, config: &MatchConfig, progress: &dyn Progress) -> Result<Model, MatchError> {
@@ -34,7 +39,16 @@ pub fn train_with_blocking(
     let level_counts: Vec<usize> = config.fields.iter().map(|f| f.comparison.level_count()).collect();
 
     progress.phase("estimating u from random pairs", config.training.u_sample_pairs as u64);
-    let u = estimate_u(dataset, &prepared, &level_counts, config, progress);
+    let (u, co_agreement) = estimate_u(dataset, &prepared, &level_counts, config, progress);
+    let columns: Vec<String> = config.fields.iter().map(|f| f.column.clone()).collect();
+    let declared: Vec<Vec<usize>> = config
+        .dependent_fields
+        .iter()
+        .flatten()
+        .map(|group| group.iter().filter_map(|c| columns.iter().position(|x| x == c)).collect())
+        .collect();
+    let dependent = merge_groups(&columns, &declared, co_agreement.groups(&columns));
+    let units = units(columns.len(), &dependent);
 
     let rules = config.training_rules();
     progress.phase("estimating m by expectation-maximisation", rules.len() as u64);
@@ -46,8 +60,14 @@ pub fn train_with_blocking(
         let pairs = stats[index].pairs as usize;
         let stride = pairs.div_ceil(config.training.max_em_pairs.max(1)).max(1);
         let patterns = count_patterns(dataset, &prepared, blocking.rule_pairs(index, false, stride));
-        let fixed: Vec<bool> = config.fields.iter().map(|f| rule.columns().any(|c| c == f.column)).collect();
-        let result = expectation_maximisation(&patterns, &u, &m, &fixed, LAMBDA_START, config.training.em_iterations);
+        // a field the rule blocks on agrees in every pair of the session, and so does any
+        // field that carries the same information: neither can tell matches apart here
+        let blocked: Vec<bool> = config.fields.iter().map(|f| rule.columns().any(|c| c == f.column)).collect();
+        let mut fixed = blocked.clone();
+        for unit in units.iter().filter(|unit| unit.iter().any(|&f| blocked[f])) {
+            unit.iter().for_each(|&f| fixed[f] = true);
+        }
+        let result = expectation_maximisation(&patterns, &u, &m, &fixed, &units, LAMBDA_START, config.training.em_iterations);
         for (field, is_fixed) in fixed.iter().enumerate() {
             if !is_fixed {
                 m[field] = result.m[field].clone();
@@ -63,6 +83,10 @@ pub fn train_with_blocking(
             m[field] = (0..m[field].len()).map(|level| runs.iter().map(|r| r[level]).sum::<f64>() / runs.len() as f64).collect();
         }
     }
+    let mut warnings = Vec::new();
+    for (field, (m, u)) in m.iter_mut().zip(&u).enumerate() {
+        check_estimates(&config.fields[field].column, m, u, &mut warnings);
+    }
 
     let prior = match config.prior.probability {
         Some(p) => p,
@@ -76,7 +100,7 @@ pub fn train_with_blocking(
         .zip(m.into_iter().zip(u))
         .map(|(field, (m, u))| FieldParams { column: field.column.clone(), levels: field.comparison.level_labels(), m, u })
         .collect();
-    Ok(Model { prior, fields })
+    Ok(Model { prior, fields, dependent, warnings })
 }
 
 /// Counts how often each comparison pattern occurs among the given pairs.
@@ -110,19 +134,21 @@ fn estimate_u(
     level_counts: &[usize],
     config: &MatchConfig,
     progress: &dyn Progress,
-) -> Vec<Vec<f64>> {
+) -> (Vec<Vec<f64>>, CoAgreement) {
     let rows = dataset.len() as u64;
     let samples = config.training.u_sample_pairs;
     let chunks = samples.div_ceil(SAMPLE_CHUNK);
-    let empty = || level_counts.iter().map(|&n| vec![0u64; n]).collect::<Vec<_>>();
-    let observed = (0..chunks)
+    let fields = level_counts.len();
+    let empty = || (level_counts.iter().map(|&n| vec![0u64; n]).collect::<Vec<_>>(), CoAgreement::new(fields));
+    let (observed, co_agreement) = (0..chunks)
         .into_par_iter()
         .map(|chunk| {
-            let mut counts = empty();
+            let (mut counts, mut co_agreement) = empty();
             if rows < 2 {
-                return counts;
+                return (counts, co_agreement);
             }
             let mut state = config.training.seed ^ (chunk as u64).wrapping_mul(0xA076_1D64_78BD_642F);
+            let (mut present, mut agree) = (vec![false; fields], vec![false; fields]);
             for _ in 0..SAMPLE_CHUNK.min(samples - chunk * SAMPLE_CHUNK) {
                 let a = (splitmix64(&mut state) % rows) as u32;
                 let b = (splitmix64(&mut state) % rows) as u32;
@@ -131,22 +157,33 @@ fn estimate_u(
                 }
                 let pattern = prepared.pattern(dataset, a, b);
                 for (field, levels) in counts.iter_mut().enumerate() {
-                    levels[pattern_level(pattern, field) as usize] += 1;
+                    let level = pattern_level(pattern, field) as usize;
+                    levels[level] += 1;
+                    present[field] = level != 0;
+                    agree[field] = level == levels.len() - 1;
+                }
+                // a pair agreeing on most fields is likely one person, and one person's
+                // records agree on everything together; in a small file with many
+                // duplicates they would make every pair of fields look dependent
+                let (agreeing, compared) = (agree.iter().filter(|&&a| a).count(), present.iter().filter(|&&p| p).count());
+                if 2 * agreeing <= compared {
+                    co_agreement.add(&present, &agree);
                 }
             }
             progress.advance(SAMPLE_CHUNK as u64);
-            counts
+            (counts, co_agreement)
         })
-        .reduce(empty, |mut a, b| {
+        .reduce(empty, |(mut a, mut co_a), (b, co_b)| {
             for (fa, fb) in a.iter_mut().zip(b) {
                 for (x, y) in fa.iter_mut().zip(fb) {
                     *x += y;
                 }
             }
-            a
+            co_a.merge(&co_b);
+            (a, co_a)
         });
 
-    observed
+    let u = observed
         .into_iter()
         .enumerate()
         .map(|(field, counts)| {
@@ -169,7 +206,43 @@ fn estimate_u(
             u.push(u_exact);
             u
         })
-        .collect()
+        .collect();
+    (u, co_agreement)
+}
+
+/// Among true matches a field's values should agree more often than among random pairs,
+/// and disagree less often. EM can land elsewhere (a training rule whose pairs are mostly
+/// neighbours or relatives); such a field would then reward disagreement, or barely
+/// penalise it. The estimate is moved to the nearest plausible one, with a warning.
+fn check_estimates(column: &str, m: &mut [f64], u: &[f64], warnings: &mut Vec<String>) {
+    const ELSE_L: usize = ELSE_LEVEL as usize;
+    let exact = m.len() - 1;
+    if exact < 2 {
+        return;
+    }
+    let weight = |m: f64, u: f64| (m / u).log2();
+    if m[exact] <= u[exact] {
+        warnings.push(format!(
+            "{column}: training found exact agreement no more common among matches (m = {:.3}) than among random pairs (u = {:.3}); \
+             its m was reset to the starting estimate, and the field's evidence is doubtful",
+            m[exact], u[exact]
+        ));
+        let start = initial_m(m.len());
+        m.copy_from_slice(&start);
+    }
+    // "else" (nothing alike) among matches at most as common as any agreement level above it
+    let else_weight = weight(m[ELSE_L], u[ELSE_L]);
+    if else_weight > MAX_DISAGREEMENT_WEIGHT {
+        let capped = u[ELSE_L] * MAX_DISAGREEMENT_WEIGHT.exp2();
+        warnings.push(format!(
+            "{column}: training put disagreement at {else_weight:+.2} (m = {:.3}), weaker evidence against than any real field gives; \
+             capped at {MAX_DISAGREEMENT_WEIGHT:+.1} (m = {capped:.3})",
+            m[ELSE_L]
+        ));
+        let excess = m[ELSE_L] - capped;
+        m[ELSE_L] = capped;
+        m[exact] += excess;
+    }
 }
 
 /// What one EM session found: the matches among its rule's pairs.

@@ -141,7 +141,7 @@ fn em_recovers_known_m_and_lambda_from_unlabelled_patterns() {
     let patterns: Vec<(Pattern, u64)> = counts.into_iter().collect();
     let start: Vec<Vec<f64>> = [3, 3, 4].iter().map(|&n| initial_m(n)).collect();
 
-    let result = expectation_maximisation(&patterns, &u, &start, &[false, false, false], 0.5, 200);
+    let result = expectation_maximisation(&patterns, &u, &start, &[false, false, false], &[vec![0], vec![1], vec![2]], 0.5, 200);
     assert!((result.lambda - true_lambda).abs() < 0.01, "lambda {}", result.lambda);
     for (field, truth) in true_m.iter().enumerate() {
         for (level, want) in truth.iter().enumerate().skip(1) {
@@ -151,7 +151,7 @@ fn em_recovers_known_m_and_lambda_from_unlabelled_patterns() {
     }
 
     // a fixed field keeps its m and is left out of the likelihood
-    let fixed = expectation_maximisation(&patterns, &u, &start, &[true, false, false], 0.5, 200);
+    let fixed = expectation_maximisation(&patterns, &u, &start, &[true, false, false], &[vec![0], vec![1], vec![2]], 0.5, 200);
     assert_eq!(fixed.m[0], start[0]);
     assert!((fixed.m[2][3] - true_m[2][3]).abs() < 0.03);
 }
@@ -196,7 +196,12 @@ fn explanation_lists_each_field_and_adds_up() {
         m: (0..levels).map(|l| if l == 0 { 0.0 } else { l as f64 }).collect(),
         u: (0..levels).map(|l| if l == 0 { 0.0 } else { (levels - l) as f64 }).collect(),
     };
-    let model = Model { prior: 0.01, fields: vec![params("given_name", 6), params("surname", 5), params("dob", 7), params("postcode", 4)] };
+    let model = Model {
+        prior: 0.01,
+        fields: vec![params("given_name", 6), params("surname", 5), params("dob", 7), params("postcode", 4)],
+        dependent: Vec::new(),
+        warnings: Vec::new(),
+    };
     let scorer = Scorer::new(&ds, &config, &model).unwrap();
     let explanation = scorer.explain(&ds, 0, 1);
     let labels: Vec<&str> = explanation.fields.iter().map(|f| f.label.as_str()).collect();
@@ -322,6 +327,8 @@ fn swapped_names_compare_crosswise() {
                 }
             })
             .collect(),
+        dependent: Vec::new(),
+        warnings: Vec::new(),
     };
     let plain = Scorer::new(&ds, &config, &model_for(&config)).unwrap().explain(&ds, 0, 1);
     config.fields[0] = FieldConfig { swap_with: Some("surname".into()), ..config.fields[0].clone() };

@@ -4,8 +4,9 @@
 //! and a person's splits hold. Each merge keeps its field-by-field weights as evidence.
 
 use crate::{golden, PipelineError, Result};
+use kinship_match::model::weight_from_probability;
 use kinship_match::{Dataset, IncrementalMatcher, MatchConfig, Model, NoProgress};
-use kinship_resolve::Resolution;
+use kinship_resolve::{Refusal, Resolution};
 use kinship_store::Store;
 use serde_json::{json, Map, Value};
 
@@ -22,33 +23,41 @@ pub(crate) fn parse_config(table: &toml::Table) -> Result<MatchConfig> {
 
 /// Merges exact-stage profiles whose traits match; `golden[c]` are cluster c's golden
 /// traits and `representative[c]` one of its records. Returns the merges made and the
-/// trained model.
+/// trained model. Merges follow the engine's clustering (strongest first, each profile a
+/// match for the merged group as a whole) and then the exact stage's guard; a per-kind
+/// limit gives way only to a match at `override_limits_at` or above, and never for a kind
+/// the configuration declares unique.
 pub(crate) fn merge_similar(
     resolution: &mut Resolution,
     config: &MatchConfig,
+    unique_kinds: &[String],
     golden: &[Map<String, Value>],
     representative: &[usize],
 ) -> Result<(Vec<FuzzyJoin>, Model)> {
     let columns = config.columns();
-    // The matcher compares the golden value, not where it came from.
-    let text = |entry: Option<&Value>| match entry.map(golden::value) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    };
-    let rows: Vec<Vec<String>> = golden.iter().map(|traits| columns.iter().map(|c| text(traits.get(c))).collect()).collect();
+    let rows: Vec<Vec<String>> = golden.iter().map(|traits| row_of(&columns, traits)).collect();
     let dataset = Dataset::from_rows(&columns, &rows);
     let result = kinship_match::dedupe(&dataset, config, &NoProgress).map_err(|e| PipelineError::Config(format!("fuzzy stage: {e}")))?;
-    let mut pairs: Vec<_> = result.prediction.pairs.iter().filter(|p| p.probability() >= config.threshold).collect();
-    pairs.sort_by(|a, b| b.weight.total_cmp(&a.weight).then((a.left, a.right).cmp(&(b.left, b.right))));
+    let override_weight = weight_from_probability(config.override_limits_at);
     let mut joins = Vec::new();
-    for pair in pairs {
-        let (a, b) = (representative[pair.left as usize], representative[pair.right as usize]);
-        if let Ok(true) = resolution.guard.try_merge(a as u32, b as u32) {
-            let why = result.scorer.explain(&dataset, pair.left, pair.right);
-            joins.push(FuzzyJoin { left: a, right: b, evidence: json!(why) });
+    let mut accept = |left: u32, right: u32, weight: f64| {
+        let (a, b) = (representative[left as usize], representative[right as usize]);
+        let overrode = match resolution.guard.try_merge(a as u32, b as u32) {
+            Ok(_) => None,
+            Err(Refusal::Limit { kind, .. }) if weight >= override_weight && !unique_kinds.contains(&kind) => {
+                resolution.guard.force_merge(a, b);
+                Some(kind)
+            }
+            Err(_) => return false,
+        };
+        let mut evidence = json!(result.scorer.explain(&dataset, left, right));
+        if let Some(kind) = overrode {
+            evidence["overrode_limit"] = json!(kind);
         }
-    }
+        joins.push(FuzzyJoin { left: a, right: b, evidence });
+        true
+    };
+    kinship_match::cluster_pairs(&dataset, config, &result.scorer, &result.prediction.pairs, &[], &mut accept);
     resolution.relabel();
     Ok((joins, result.scorer.model().clone()))
 }

@@ -189,7 +189,7 @@ impl<'c> Collector<'c> {
             .map(|records| survivorship(records, &self.facts, &self.trait_names, &self.sources, &source_priority).0)
             .collect();
         let representative: Vec<usize> = members.iter().map(|m| m[0] as usize).collect();
-        let (joins, model) = crate::fuzzy::merge_similar(&mut resolution, &match_config, &golden, &representative)?;
+        let (joins, model) = crate::fuzzy::merge_similar(&mut resolution, &match_config, &config.resolve.unique, &golden, &representative)?;
         Ok((resolution, joins, Some(model)))
     }
 
@@ -200,10 +200,26 @@ impl<'c> Collector<'c> {
     pub(crate) fn resolve_keeping(&self, config: &Config, fuzzy: &[MergeEdge]) -> (Resolution, Vec<FuzzyJoin>) {
         let mut resolution = self.resolve(config);
         let index_of: FxHashMap<RecordId, usize> = self.facts.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+        // a merge that overrode a per-kind limit in the full resolution does so again
+        let override_weight = config
+            .fuzzy
+            .as_ref()
+            .and_then(|table| crate::fuzzy::parse_config(table).ok())
+            .map_or(f64::INFINITY, |c| kinship_match::model::weight_from_probability(c.override_limits_at));
         let mut joins = Vec::new();
         for edge in fuzzy {
             if let (Some(&left), Some(&right)) = (index_of.get(&edge.left), index_of.get(&edge.right)) {
-                if let Ok(true) = resolution.guard.try_merge(left as u32, right as u32) {
+                let joined = match resolution.guard.try_merge(left as u32, right as u32) {
+                    Ok(joined) => joined,
+                    Err(kinship_resolve::Refusal::Limit { kind, .. })
+                        if !config.resolve.unique.contains(&kind)
+                            && edge.detail["match_weight"].as_f64().is_some_and(|w| w >= override_weight) =>
+                    {
+                        resolution.guard.force_merge(left, right)
+                    }
+                    Err(_) => false,
+                };
+                if joined {
                     joins.push(FuzzyJoin { left, right, evidence: edge.detail.clone() });
                 }
             }

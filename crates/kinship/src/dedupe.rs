@@ -135,6 +135,8 @@ pub fn run_dedupe(args: &DedupeArgs) -> Result<()> {
     progress.finish();
 
     let prediction = &result.prediction;
+    print_training_findings(result.model());
+    print_cluster_report(&result, &ids);
     for rule in prediction.blocking.iter().filter(|r| r.skipped_blocks > 0) {
         eprintln!(
             "warning: blocking rule `{}` skipped {} blocks ({} rows) larger than max_block_size = {}; make the rule stricter or raise the limit",
@@ -142,16 +144,53 @@ pub fn run_dedupe(args: &DedupeArgs) -> Result<()> {
         );
     }
     eprintln!(
-        "{} records, {} candidate pairs compared, {} pairs linked, {} clusters, {} merges refused by unique columns; read {:.1}s, total {:.1}s",
+        "{} records, {} candidate pairs compared, {} pairs linked, {} clusters, {} merges refused by unique columns, {} by the cluster linkage check; read {:.1}s, total {:.1}s",
         ids.len(),
         prediction.compared_pairs,
         prediction.pairs.len(),
         result.clustering.cluster_count(),
         result.clustering.refused_merges,
+        result.clustering.refused_by_linkage,
         read_time.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// What training found about the data: fields that say the same thing, and estimates it
+/// had to correct.
+fn print_training_findings(model: &kinship_match::Model) {
+    for group in &model.dependent {
+        eprintln!(
+            "dependent fields: {} agree together {:.0}x as often among random pairs as if independent; each pair counts their strongest agreement and disagreement once",
+            group.columns.join(", "),
+            group.lift
+        );
+    }
+    for warning in &model.warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// Cluster sizes, the largest clusters and the weakest link holding each together; a
+/// cluster far larger than the rest is a warning.
+fn print_cluster_report(result: &kinship_match::Dedupe, ids: &[String]) {
+    let report = result.clustering.report(5);
+    let bands: Vec<String> = report.histogram.iter().filter(|(_, n)| *n > 0).map(|(band, n)| format!("{band}: {n}")).collect();
+    eprintln!("cluster sizes (records: clusters): {}", bands.join(", "));
+    for large in &report.largest {
+        let link = large.weakest_link.map_or(String::new(), |l| {
+            format!("; weakest link {} ~ {} at weight {:.1}", ids[l.left as usize], ids[l.right as usize], l.weight)
+        });
+        if large.suspect {
+            eprintln!(
+                "warning: cluster {} has {} records, more than {} (five times the 99th percentile of cluster sizes){link}: check it with --pairs, raise the threshold or add fields",
+                large.cluster, large.size, report.supportable
+            );
+        } else {
+            eprintln!("largest cluster {}: {} records{link}", large.cluster, large.size);
+        }
+    }
 }
 
 fn write_clusters(path: &Path, id_column: &str, ids: &[String], cluster_of: &[u32]) -> Result<()> {
