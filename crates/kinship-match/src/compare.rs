@@ -217,7 +217,7 @@ impl Comparison {
     }
 
     /// Puts thresholds in evaluation order and rejects settings that cannot work.
-    pub(crate) fn validate(&mut self) -> Result<(), String> {
+    pub fn validate(&mut self) -> Result<(), String> {
         match self {
             Comparison::JaroWinkler { thresholds, .. } => {
                 thresholds.sort_by(|a, b| b.total_cmp(a));

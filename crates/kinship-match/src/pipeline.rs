@@ -7,7 +7,7 @@ use crate::cluster::{cluster_with, Clustering, Linkage, ScoredPair};
 use crate::config::MatchConfig;
 use crate::dataset::{Column, Dataset};
 use crate::model::{weight_from_probability, Model, Scorer};
-use crate::train::{train, train_with_blocking};
+use crate::train::train_with_blocking;
 use crate::{MatchError, Progress};
 
 /// Pairs at or above the threshold and what blocking did.
@@ -83,11 +83,7 @@ impl Dedupe {
 pub fn dedupe(dataset: &Dataset, config: &MatchConfig, progress: &dyn Progress) -> Result<Dedupe, MatchError> {
     progress.phase("building blocks", 0);
     let blocking = Blocking::new(dataset, &config.blocking, config.max_block_size)?;
-    let model = if config.training_rules.is_empty() {
-        train_with_blocking(dataset, config, &blocking, progress)?
-    } else {
-        train(dataset, config, progress)?
-    };
+    let model = train_with_blocking(dataset, config, &blocking, progress)?;
     let scorer = Scorer::new(dataset, config, &model)?;
     let prediction = predict_with_blocking(dataset, config, &scorer, &blocking, progress);
     progress.phase("clustering", prediction.pairs.len() as u64);

@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 
 use crate::blocking::{column_index, Blocking, BlockingRule, Transform};
 use crate::compare::ELSE_LEVEL;
-use crate::dependence::{merge_groups, units, CoAgreement};
+use crate::dependence::{merge_groups, units, CoAgreement, DependentGroup};
 use crate::config::MatchConfig;
 use crate::dataset::Dataset;
 use crate::em::{expectation_maximisation, initial_m};
@@ -23,18 +23,24 @@ const MAX_DISAGREEMENT_WEIGHT: f64 = -1.5;
 
 /// Estimates m, u and the prior for a dataset.
 pub fn train(dataset: &Dataset, config: &MatchConfig, progress: &dyn Progress) -> Result<Model, MatchError> {
-    let blocking = Blocking::new(dataset, config.training_rules(), config.max_block_size)?;
-    train_with_blocking(dataset, config, &blocking, progress)
+    let candidates = Blocking::new(dataset, &config.blocking, config.max_block_size)?;
+    train_with_blocking(dataset, config, &candidates, progress)
 }
 
-/// [`train`] with the training rules' blocks already built (`blocking` holds exactly
-/// `config.training_rules()`, in order), so a batch run builds blocks once.
+/// [`train`] with the blocks of `config.blocking` already built (`candidates`), so a batch
+/// run builds them once. Separate training rules get blocks of their own.
 pub fn train_with_blocking(
     dataset: &Dataset,
     config: &MatchConfig,
-    blocking: &Blocking,
+    candidates: &Blocking,
     progress: &dyn Progress,
 ) -> Result<Model, MatchError> {
+    let own_blocks = if config.training_rules.is_empty() {
+        None
+    } else {
+        Some(Blocking::new(dataset, &config.training_rules, config.max_block_size)?)
+    };
+    let blocking = own_blocks.as_ref().unwrap_or(candidates);
     let prepared = PreparedFields::new(dataset, config)?;
     let level_counts: Vec<usize> = config.fields.iter().map(|f| f.comparison.level_count()).collect();
 
@@ -47,7 +53,26 @@ pub fn train_with_blocking(
         .flatten()
         .map(|group| group.iter().filter_map(|c| columns.iter().position(|x| x == c)).collect())
         .collect();
-    let dependent = merge_groups(&columns, &declared, co_agreement.groups(&columns));
+    let detected = co_agreement.groups(&columns);
+    let mut warnings = Vec::new();
+    let declared: Vec<Vec<usize>> = declared
+        .into_iter()
+        .filter(|group| {
+            let (share, pairs) = shared_values_without_person(dataset, &prepared, candidates, group, &detected);
+            let seen = share >= MIN_SHARED_WITHOUT_PERSON && pairs >= MIN_JOINT_PAIRS;
+            if !seen {
+                let names: Vec<&str> = group.iter().map(|&f| columns[f].as_str()).collect();
+                warnings.push(format!(
+                    "dependent_fields [{}]: few records of different people share several of these \
+                     ({:.1}% of the candidate pairs that do), so they are scored as independent fields",
+                    names.join(", "),
+                    100.0 * share
+                ));
+            }
+            seen
+        })
+        .collect();
+    let dependent = merge_groups(&columns, &declared, detected);
     let units = units(columns.len(), &dependent);
 
     let rules = config.training_rules();
@@ -83,7 +108,6 @@ pub fn train_with_blocking(
             m[field] = (0..m[field].len()).map(|level| runs.iter().map(|r| r[level]).sum::<f64>() / runs.len() as f64).collect();
         }
     }
-    let mut warnings = Vec::new();
     for (field, (m, u)) in m.iter_mut().zip(&u).enumerate() {
         check_estimates(&config.fields[field].column, m, u, &mut warnings);
     }
@@ -208,6 +232,53 @@ fn estimate_u(
         })
         .collect();
     (u, co_agreement)
+}
+
+/// A declared group is kept when, of the candidate pairs that share three or more of its
+/// parts, at least this share are different people...
+const MIN_SHARED_WITHOUT_PERSON: f64 = 0.25;
+/// ...and at least this many pairs.
+const MIN_JOINT_PAIRS: u64 = 20;
+/// Candidate pairs looked at for that, at most.
+const MAX_CHECKED_PAIRS: u64 = 500_000;
+
+/// Whether a declared group (what a household shares) is borne out by the data: of the
+/// sampled candidate pairs that agree on three or more of its parts (a detected group such
+/// as town, postcode and state counts as one part), the share whose every field outside it
+/// differs completely: the same surname, address and mailbox, yet a different first name
+/// and birth date. In a file of relatives that is common; in a file without them such
+/// pairs are the rare duplicate with both mistyped. Strangers who merely share a surname
+/// and a town share two parts and do not count.
+fn shared_values_without_person(
+    dataset: &Dataset,
+    prepared: &PreparedFields,
+    candidates: &Blocking,
+    group: &[usize],
+    detected: &[DependentGroup],
+) -> (f64, u64) {
+    let fields = prepared.len();
+    let parts = units(fields, detected);
+    let exact: Vec<u8> = (0..fields).map(|f| prepared.comparison(f).exact_level()).collect();
+    let stats = candidates.stats();
+    let total: u64 = stats.iter().map(|s| s.pairs).sum();
+    let stride = total.div_ceil(MAX_CHECKED_PAIRS).max(1) as usize;
+    let (shown, sharing) = (0..candidates.rule_count())
+        .into_par_iter()
+        .flat_map(|rule| candidates.rule_pairs(rule, true, stride))
+        .map(|(a, b)| {
+            let pattern = prepared.pattern(dataset, a, b);
+            let level = |f: usize| pattern_level(pattern, f);
+            let outside: Vec<usize> = (0..fields).filter(|f| !group.contains(f) && level(*f) != 0).collect();
+            let person_differs = !outside.is_empty() && outside.iter().all(|&f| level(f) == ELSE_LEVEL);
+            let shared_parts = parts
+                .iter()
+                .filter(|part| part.iter().any(|f| group.contains(f) && level(*f) == exact[*f]))
+                .count();
+            let sharing = !outside.is_empty() && shared_parts >= 3;
+            (u64::from(sharing && person_differs), u64::from(sharing))
+        })
+        .reduce(|| (0, 0), |x, y| (x.0 + y.0, x.1 + y.1));
+    (shown as f64 / sharing.max(1) as f64, shown)
 }
 
 /// Among true matches a field's values should agree more often than among random pairs,
