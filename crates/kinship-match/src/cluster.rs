@@ -123,12 +123,7 @@ const CROSS_PAIR_CLIP: f64 = 30.0;
 
 /// Clusters `rows` records from `pairs`; `accept(a, b, weight)` is asked last before two
 /// clusters merge (by the rows of the pair at hand) and may refuse.
-pub fn cluster_with(
-    rows: usize,
-    pairs: &[ScoredPair],
-    linkage: &Linkage,
-    accept: &mut dyn FnMut(u32, u32, f64) -> bool,
-) -> Clustering {
+pub fn cluster_with(rows: usize, pairs: &[ScoredPair], linkage: &Linkage, accept: &mut dyn FnMut(u32, u32, f64) -> bool) -> Clustering {
     let mut order: Vec<&ScoredPair> = pairs.iter().filter(|p| p.weight >= linkage.min_weight).collect();
     // strongest first; ties broken by rows so the result does not depend on thread timing
     order.sort_unstable_by(|a, b| b.weight.total_cmp(&a.weight).then((a.left, a.right).cmp(&(b.left, b.right))));

@@ -219,19 +219,15 @@ pub fn infer_config<H: AsRef<str>, S: AsRef<str>, R: AsRef<[S]>>(
     // household shares (a surname, an address, a mailbox, a phone) are mostly relatives,
     // and EM would learn that matches often differ in first name and birth date; so it
     // trains on rules that include something a person does not share with relatives.
-    let personal = |rule: &Vec<String>| {
-        rule.iter().any(|c| columns.iter().any(|(n, role, _)| n == c && role.is_personal()))
-    };
+    let personal = |rule: &Vec<String>| rule.iter().any(|c| columns.iter().any(|(n, role, _)| n == c && role.is_personal()));
     let training: Vec<Vec<String>> = blocking.iter().filter(|rule| personal(rule)).cloned().collect();
     let to_rule =
         |columns: Vec<String>| BlockingRule(columns.into_iter().map(|column| KeyExpr { column, transform: Transform::Value }).collect());
-    let training_rules = if training.is_empty() || training.len() == blocking.len() { Vec::new() } else { training.into_iter().map(to_rule).collect() };
+    let training_rules =
+        if training.is_empty() || training.len() == blocking.len() { Vec::new() } else { training.into_iter().map(to_rule).collect() };
     // relatives share these, so among them agreement on one comes with agreement on all
-    let household: Vec<String> = fields
-        .iter()
-        .filter(|f| role_of(f).is_some_and(Role::is_shared_by_household))
-        .map(|f| f.column.clone())
-        .collect();
+    let household: Vec<String> =
+        fields.iter().filter(|f| role_of(f).is_some_and(Role::is_shared_by_household)).map(|f| f.column.clone()).collect();
     let dependent_fields = (household.len() > 1).then(|| vec![household]);
     let mut config = MatchConfig {
         threshold: 0.9,

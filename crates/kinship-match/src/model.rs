@@ -399,8 +399,10 @@ impl Scorer {
         // a group of dependent fields counts its strongest agreement and disagreement once:
         // the member that carries each keeps its weight, the others add nothing
         for unit in self.order.iter().filter(|unit| unit.len() > 1) {
-            let strongest = unit.iter().copied().filter(|&f| fields[f].weight > 0.0).max_by(|&x, &y| fields[x].weight.total_cmp(&fields[y].weight));
-            let weakest = unit.iter().copied().filter(|&f| fields[f].weight < 0.0).min_by(|&x, &y| fields[x].weight.total_cmp(&fields[y].weight));
+            let strongest =
+                unit.iter().copied().filter(|&f| fields[f].weight > 0.0).max_by(|&x, &y| fields[x].weight.total_cmp(&fields[y].weight));
+            let weakest =
+                unit.iter().copied().filter(|&f| fields[f].weight < 0.0).min_by(|&x, &y| fields[x].weight.total_cmp(&fields[y].weight));
             for &f in unit {
                 fields[f].own_weight = Some(fields[f].weight);
                 if Some(f) != strongest && Some(f) != weakest {

@@ -6,9 +6,9 @@ use rustc_hash::FxHashMap;
 
 use crate::blocking::{column_index, Blocking, BlockingRule, Transform};
 use crate::compare::ELSE_LEVEL;
-use crate::dependence::{merge_groups, units, CoAgreement, DependentGroup};
 use crate::config::MatchConfig;
 use crate::dataset::Dataset;
+use crate::dependence::{merge_groups, units, CoAgreement, DependentGroup};
 use crate::em::{expectation_maximisation, initial_m};
 use crate::model::{pattern_level, FieldParams, Model, Pattern, PreparedFields};
 use crate::{MatchError, Progress};
@@ -35,11 +35,8 @@ pub fn train_with_blocking(
     candidates: &Blocking,
     progress: &dyn Progress,
 ) -> Result<Model, MatchError> {
-    let own_blocks = if config.training_rules.is_empty() {
-        None
-    } else {
-        Some(Blocking::new(dataset, &config.training_rules, config.max_block_size)?)
-    };
+    let own_blocks =
+        if config.training_rules.is_empty() { None } else { Some(Blocking::new(dataset, &config.training_rules, config.max_block_size)?) };
     let blocking = own_blocks.as_ref().unwrap_or(candidates);
     let prepared = PreparedFields::new(dataset, config)?;
     let level_counts: Vec<usize> = config.fields.iter().map(|f| f.comparison.level_count()).collect();
@@ -270,10 +267,7 @@ fn shared_values_without_person(
             let level = |f: usize| pattern_level(pattern, f);
             let outside: Vec<usize> = (0..fields).filter(|f| !group.contains(f) && level(*f) != 0).collect();
             let person_differs = !outside.is_empty() && outside.iter().all(|&f| level(f) == ELSE_LEVEL);
-            let shared_parts = parts
-                .iter()
-                .filter(|part| part.iter().any(|f| group.contains(f) && level(*f) == exact[*f]))
-                .count();
+            let shared_parts = parts.iter().filter(|part| part.iter().any(|f| group.contains(f) && level(*f) == exact[*f])).count();
             let sharing = !outside.is_empty() && shared_parts >= 3;
             (u64::from(sharing && person_differs), u64::from(sharing))
         })

@@ -489,9 +489,8 @@ mod any_input {
 fn fields_that_always_agree_together_are_found_and_counted_once() {
     // each town has one postcode and one state; names and birth dates are independent of it
     let mut rng = Rng(77);
-    let towns: Vec<(String, String, String)> = (0..300)
-        .map(|t| (format!("town{t}"), format!("{}", 1000 + t), ["nsw", "vic", "qld", "wa", "sa"][t % 5].to_string()))
-        .collect();
+    let towns: Vec<(String, String, String)> =
+        (0..300).map(|t| (format!("town{t}"), format!("{}", 1000 + t), ["nsw", "vic", "qld", "wa", "sa"][t % 5].to_string())).collect();
     let headers = ["given_name", "surname", "dob", "town", "postcode", "state"];
     let rows: Vec<Vec<String>> = (0..20_000)
         .map(|_| {
@@ -516,7 +515,8 @@ fn fields_that_always_agree_together_are_found_and_counted_once() {
     let scorer = Scorer::new(&ds, &config, &model).unwrap();
     let stranger = (1..rows.len()).find(|&r| rows[r][3] == rows[0][3] && rows[r][0] != rows[0][0] && rows[r][2] != rows[0][2]).unwrap();
     let why = scorer.explain(&ds, 0, stranger as u32);
-    let place: Vec<&kinship_match::FieldContribution> = why.fields.iter().filter(|f| ["town", "postcode", "state"].contains(&f.column.as_str())).collect();
+    let place: Vec<&kinship_match::FieldContribution> =
+        why.fields.iter().filter(|f| ["town", "postcode", "state"].contains(&f.column.as_str())).collect();
     let counted = place.iter().filter(|f| f.weight != 0.0).count();
     assert_eq!(counted, 1, "{place:?}");
     let own_total: f64 = place.iter().map(|f| f.own_weight.unwrap()).sum();

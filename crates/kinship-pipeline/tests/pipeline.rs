@@ -501,3 +501,108 @@ fn an_sqlite_audit_append_does_not_wait_for_a_database_writer() {
     writer.rollback().unwrap();
     assert_eq!(auditor.audit_lines(&kinship_store::AuditFilter::default(), 10).unwrap().len(), 1);
 }
+
+#[test]
+fn a_duplicate_crm_contact_joins_while_a_family_sharing_a_mailbox_stays_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("kinship.toml"),
+        r#"
+[resolve]
+limits = { crm_id = 1 }
+[sources.crm]
+type = "csv"
+path = "crm.csv"
+key = "crm_id"
+identifiers = { crm_id = "crm_id", email = "email", phone = "phone" }
+traits = { first_name = "first", last_name = "last", birth_date = "dob", email = "email", phone = "phone" }
+
+[fuzzy]
+threshold = 0.9
+blocking = [["last_name"], ["email"]]
+prior = { probability = 0.0005 }
+
+[[fuzzy.fields]]
+column = "first_name"
+kind = "jaro_winkler"
+thresholds = [0.92, 0.8]
+
+[[fuzzy.fields]]
+column = "last_name"
+kind = "jaro_winkler"
+thresholds = [0.92, 0.8]
+
+[[fuzzy.fields]]
+column = "birth_date"
+kind = "date"
+
+[[fuzzy.fields]]
+column = "email"
+kind = "exact"
+
+[[fuzzy.fields]]
+column = "phone"
+kind = "exact"
+"#,
+    )
+    .unwrap();
+    let mut crm = String::from("crm_id,first,last,dob,email,phone\n");
+    let firsts = ["Ann", "Ben", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal", "Ida", "Jon", "Kim", "Lou"];
+    let lasts = ["Ames", "Bond", "Cole", "Dunn", "Ellis", "Frost", "Gray", "Hart", "Ives", "Jory", "Knox", "Lyle"];
+    for i in 0..144 {
+        crm.push_str(&format!(
+            "B{i},{},{},19{:02}-0{}-1{},b{i}@x.com,+6141{:07}\n",
+            firsts[i % 12],
+            lasts[i / 12],
+            40 + i % 50,
+            1 + i % 9,
+            i % 10,
+            i
+        ));
+    }
+    // a sales rep's second contact for one person: every field the same, another crm_id
+    crm.push_str("D1,Priya,Raman,1980-04-12,priya.raman@x.com,+61412345678\n");
+    crm.push_str("D2,Priya,Raman,1980-04-12,priya.raman@x.com,+61412345678\n");
+    // a mother and daughter sharing the family mailbox, phone and surname
+    crm.push_str("F1,Margaret,Okafor,1961-09-30,okafors@x.com,+61498765432\n");
+    crm.push_str("F2,Chioma,Okafor,1994-02-17,okafors@x.com,+61498765432\n");
+    std::fs::write(dir.join("crm.csv"), crm).unwrap();
+    let config = Config::load(dir).unwrap();
+    let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+    ingest_source(&mut *store, &config, "crm", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+
+    let priya = profile_of(&*store, "crm", "D1");
+    assert_eq!(profile_of(&*store, "crm", "D2"), priya, "the duplicate contact joins despite crm_id = 1");
+    let why = explain(&*store, &config, &priya).unwrap().unwrap();
+    let join = why["joins"].as_array().unwrap().iter().find(|j| j["stage"] == "fuzzy").expect("joined by the fuzzy stage");
+    assert_eq!(join["evidence"]["overrode_limit"], "crm_id", "{join}");
+    assert_ne!(profile_of(&*store, "crm", "F1"), profile_of(&*store, "crm", "F2"), "mother and daughter stay apart");
+
+    // declared unique, the same limit never gives way
+    let mut strict = config.clone();
+    strict.resolve.unique.push("crm_id".into());
+    resolve_all(&mut *store, &strict, &|_, _| {}).unwrap();
+    assert_ne!(profile_of(&*store, "crm", "D1"), profile_of(&*store, "crm", "D2"));
+}
+
+#[test]
+fn accented_names_resolve_with_a_phonetic_blocking_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    // the demo's kind of key, metaphone of a surname, over names that once panicked it
+    let extra = "C1,José,GARCÍA,3141,jg@x.com\nC2,Zoë,MÜLLER,3000,zm@x.com\nC3,Łukasz,Sørensen,3100,ls@x.com\n";
+    let web = "W1,Jose,Garcia,3141,jose@y.com,\nW2,Zoe,Muller,3000,zoe@y.com,\nW3,Γιώργος,Παπαδόπουλος,3200,gp@y.com,\n";
+    let (config, _store) = fuzzy_fixture(tmp.path(), extra, web);
+    let mut config = config;
+    let mut table = config.fuzzy.clone().unwrap();
+    table.insert(
+        "blocking".into(),
+        toml::Value::try_from(vec![vec!["metaphone(last_name)".to_string()], vec!["postcode".to_string()]]).unwrap(),
+    );
+    config.fuzzy = Some(table);
+    let mut store = kinship_store::open(&kinship_testkit::database_for(tmp.path())).unwrap();
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    assert_eq!(profile_of(&*store, "web", "W1"), profile_of(&*store, "crm", "C1"), "García and Garcia");
+    assert_eq!(profile_of(&*store, "web", "W2"), profile_of(&*store, "crm", "C2"), "Müller and Muller");
+}
