@@ -95,27 +95,16 @@ impl CoAgreement {
     /// Groups of fields that carry the same information: connected components of the
     /// dependent pairs.
     pub fn groups(&self, columns: &[String]) -> Vec<DependentGroup> {
-        let mut component: Vec<usize> = (0..self.fields).collect();
-        let mut lift = vec![0.0f64; self.fields];
+        let mut pairs = Vec::new();
         for a in 0..self.fields {
             for b in a + 1..self.fields {
-                let Some((pair_lift, implied)) = self.dependence(a, b) else { continue };
-                if pair_lift >= MIN_LIFT && implied >= MIN_IMPLIED {
-                    let (from, to) = (component[b], component[a]);
-                    component.iter_mut().filter(|c| **c == from).for_each(|c| *c = to);
-                    lift[to] = lift[to].max(pair_lift).max(lift[from]);
+                let Some((lift, implied)) = self.dependence(a, b) else { continue };
+                if lift >= MIN_LIFT && implied >= MIN_IMPLIED {
+                    pairs.push(DependentGroup { fields: vec![a, b], columns: Vec::new(), lift });
                 }
             }
         }
-        let mut groups = Vec::new();
-        for root in 0..self.fields {
-            let fields: Vec<usize> = (0..self.fields).filter(|&f| component[f] == root).collect();
-            if fields.len() > 1 {
-                let columns = fields.iter().map(|&f| columns[f].clone()).collect();
-                groups.push(DependentGroup { fields, columns, lift: lift[root] });
-            }
-        }
-        groups
+        merge_groups(columns, &[], pairs)
     }
 }
 
