@@ -593,7 +593,7 @@ fn accented_names_resolve_with_a_phonetic_blocking_key() {
     // the demo's kind of key, metaphone of a surname, over names that once panicked it
     let extra = "C1,José,GARCÍA,3141,jg@x.com\nC2,Zoë,MÜLLER,3000,zm@x.com\nC3,Łukasz,Sørensen,3100,ls@x.com\n";
     let web = "W1,Jose,Garcia,3141,jose@y.com,\nW2,Zoe,Muller,3000,zoe@y.com,\nW3,Γιώργος,Παπαδόπουλος,3200,gp@y.com,\n";
-    let (config, _store) = fuzzy_fixture(tmp.path(), extra, web);
+    let (config, mut store) = fuzzy_fixture(tmp.path(), extra, web);
     let mut config = config;
     let mut table = config.fuzzy.clone().unwrap();
     table.insert(
@@ -601,7 +601,6 @@ fn accented_names_resolve_with_a_phonetic_blocking_key() {
         toml::Value::try_from(vec![vec!["metaphone(last_name)".to_string()], vec!["postcode".to_string()]]).unwrap(),
     );
     config.fuzzy = Some(table);
-    let mut store = kinship_store::open(&kinship_testkit::database_for(tmp.path())).unwrap();
     resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
     assert_eq!(profile_of(&*store, "web", "W1"), profile_of(&*store, "crm", "C1"), "García and Garcia");
     assert_eq!(profile_of(&*store, "web", "W2"), profile_of(&*store, "crm", "C2"), "Müller and Muller");
