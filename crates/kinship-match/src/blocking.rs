@@ -52,7 +52,7 @@ impl KeyExpr {
             Transform::Value => value.to_string(),
             Transform::Substr { start, len } => value.chars().skip(start).take(len).collect(),
             Transform::Soundex => guarded(|| Soundex::default().encode(&phonetic_letters(value)))?,
-            Transform::Metaphone => guarded(|| DoubleMetaphone::default().encode(&phonetic_letters(value)))?,
+            Transform::Metaphone => metaphone(value)?,
         };
         (!key.is_empty()).then_some(key)
     }
@@ -134,9 +134,14 @@ impl fmt::Display for BlockingRule {
     }
 }
 
+/// The Double Metaphone code of a value's letters; `None` if the encoder fails on it.
+pub(crate) fn metaphone(value: &str) -> Option<String> {
+    guarded(|| DoubleMetaphone::default().encode(&phonetic_letters(value)))
+}
+
 /// The ASCII letters of a value, transliterated first when it is not ASCII: phonetic
 /// encoders index bytes and assume Latin letters ("GARCÍA" panicked inside one).
-pub(crate) fn phonetic_letters(value: &str) -> String {
+fn phonetic_letters(value: &str) -> String {
     let folded = if value.is_ascii() { std::borrow::Cow::Borrowed(value) } else { deunicode::deunicode_with_tofu_cow(value, "") };
     folded.chars().filter(char::is_ascii_alphabetic).collect()
 }

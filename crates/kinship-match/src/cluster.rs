@@ -4,8 +4,8 @@
 //! - their unique columns do not conflict (two different user ids), and the caller's own
 //!   guard agrees (the resolver's per-kind limits and a person's splits);
 //! - with the linkage check, the records of one are on average a match for the records of
-//!   the other (mean match weight over every cross pair, not just the pair at hand, at or
-//!   above the threshold). Connected components let one weak bridge, a duplicate with a
+//!   the other (mean match weight over the cross pairs, not just the pair at hand, at
+//!   least half the threshold's weight). Connected components let one weak bridge, a duplicate with a
 //!   blank first name that resembles two sisters, join two groups; each further bridge
 //!   makes the next more likely, and a million records chained into clusters of thousands.
 

@@ -4,7 +4,6 @@
 //! (nothing similar), and higher levels are increasingly strong agreement up to "exact".
 //! Levels are evaluated from the strongest down and the first that holds wins.
 
-use rphonetic::{DoubleMetaphone, Encoder};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{NULL_ID, UNKNOWN_ID};
@@ -248,8 +247,7 @@ impl Comparison {
 }
 
 fn phonetic_hash(text: &str) -> u64 {
-    let letters = crate::blocking::phonetic_letters(text);
-    let code = crate::dataset::guarded(|| DoubleMetaphone::default().encode(&letters)).unwrap_or_default();
+    let code = crate::blocking::metaphone(text).unwrap_or_default();
     if code.is_empty() {
         0
     } else {

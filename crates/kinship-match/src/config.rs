@@ -52,9 +52,9 @@ pub struct MatchConfig {
     /// overlapping ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependent_fields: Option<Vec<Vec<String>>>,
-    /// Two records join a cluster only when their average match weight against its members
-    /// (not just one of them) reaches the threshold, so one weak link cannot chain two
-    /// groups together. `false` gives plain connected components.
+    /// Two clusters join only when the mean match weight over their cross pairs (not just
+    /// the one pair at hand) reaches half the threshold's weight, so one weak link cannot
+    /// chain two groups together. `false` gives plain connected components.
     #[serde(default = "default_true")]
     pub cluster_linkage_check: bool,
     /// Match probability at which the resolver's fuzzy stage joins two profiles although a

@@ -34,7 +34,7 @@ pub use dependence::DependentGroup;
 pub use incremental::{IncrementalMatcher, MatchCandidate};
 pub use infer::infer_config;
 pub use model::{Explanation, FieldContribution, Model, Scorer};
-pub use pipeline::{cluster_pairs, dedupe, predict, Dedupe, Prediction};
+pub use pipeline::{dedupe, dedupe_with, predict, Dedupe, Prediction};
 pub use train::train;
 
 /// Why matching could not run.

@@ -81,6 +81,17 @@ impl Dedupe {
 
 /// Trains a model on the dataset itself, scores candidate pairs and clusters them.
 pub fn dedupe(dataset: &Dataset, config: &MatchConfig, progress: &dyn Progress) -> Result<Dedupe, MatchError> {
+    dedupe_with(dataset, config, progress, &mut |_, _, _| true)
+}
+
+/// [`dedupe`] where `accept(left, right, weight)` has the last say on each merge the
+/// clustering would make (the resolver's guard).
+pub fn dedupe_with(
+    dataset: &Dataset,
+    config: &MatchConfig,
+    progress: &dyn Progress,
+    accept: &mut dyn FnMut(u32, u32, f64) -> bool,
+) -> Result<Dedupe, MatchError> {
     progress.phase("building blocks", 0);
     let blocking = Blocking::new(dataset, &config.blocking, config.max_block_size)?;
     let model = train_with_blocking(dataset, config, &blocking, progress)?;
@@ -89,14 +100,14 @@ pub fn dedupe(dataset: &Dataset, config: &MatchConfig, progress: &dyn Progress) 
     progress.phase("clustering", prediction.pairs.len() as u64);
     let unique =
         config.unique_columns.iter().map(|name| column_index(dataset, name).map(|i| dataset.column(i))).collect::<Result<Vec<_>, _>>()?;
-    let clustering = cluster_pairs(dataset, config, &scorer, &prediction.pairs, &unique, &mut |_, _, _| true);
+    let clustering = cluster_pairs(dataset, config, &scorer, &prediction.pairs, &unique, accept);
     progress.advance(prediction.pairs.len() as u64);
     Ok(Dedupe { scorer, prediction, clustering })
 }
 
 /// Clusters scored pairs as the configuration says (with or without the linkage check);
 /// `accept` may refuse a merge the engine would make.
-pub fn cluster_pairs(
+fn cluster_pairs(
     dataset: &Dataset,
     config: &MatchConfig,
     scorer: &Scorer,

@@ -37,9 +37,9 @@ pub(crate) fn merge_similar(
     let columns = config.columns();
     let rows: Vec<Vec<String>> = golden.iter().map(|traits| row_of(&columns, traits)).collect();
     let dataset = Dataset::from_rows(&columns, &rows);
-    let result = kinship_match::dedupe(&dataset, config, &NoProgress).map_err(|e| PipelineError::Config(format!("fuzzy stage: {e}")))?;
     let override_weight = weight_from_probability(config.override_limits_at);
-    let mut joins = Vec::new();
+    // merges the guard allowed: the two rows, and the limit overridden if any
+    let mut merged: Vec<(u32, u32, Option<String>)> = Vec::new();
     let mut accept = |left: u32, right: u32, weight: f64| {
         let (a, b) = (representative[left as usize], representative[right as usize]);
         let overrode = match resolution.guard.try_merge(a as u32, b as u32) {
@@ -50,14 +50,21 @@ pub(crate) fn merge_similar(
             }
             Err(_) => return false,
         };
-        let mut evidence = json!(result.scorer.explain(&dataset, left, right));
-        if let Some(kind) = overrode {
-            evidence["overrode_limit"] = json!(kind);
-        }
-        joins.push(FuzzyJoin { left: a, right: b, evidence });
+        merged.push((left, right, overrode));
         true
     };
-    kinship_match::cluster_pairs(&dataset, config, &result.scorer, &result.prediction.pairs, &[], &mut accept);
+    let result = kinship_match::dedupe_with(&dataset, config, &NoProgress, &mut accept)
+        .map_err(|e| PipelineError::Config(format!("fuzzy stage: {e}")))?;
+    let joins = merged
+        .into_iter()
+        .map(|(left, right, overrode)| {
+            let mut evidence = json!(result.scorer.explain(&dataset, left, right));
+            if let Some(kind) = overrode {
+                evidence["overrode_limit"] = json!(kind);
+            }
+            FuzzyJoin { left: representative[left as usize], right: representative[right as usize], evidence }
+        })
+        .collect();
     resolution.relabel();
     Ok((joins, result.scorer.model().clone()))
 }

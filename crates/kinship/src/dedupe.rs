@@ -161,11 +161,13 @@ pub fn run_dedupe(args: &DedupeArgs) -> Result<()> {
 /// had to correct.
 fn print_training_findings(model: &kinship_match::Model) {
     for group in &model.dependent {
-        eprintln!(
-            "dependent fields: {} agree together {:.0}x as often among random pairs as if independent; each pair counts their strongest agreement and disagreement once",
-            group.columns.join(", "),
-            group.lift
-        );
+        // a lift of 0 means declared (and borne out by relatives in the data), not measured
+        let why = if group.lift > 0.0 {
+            format!("agree together {:.0}x as often among random pairs as if independent", group.lift)
+        } else {
+            "declared in dependent_fields, and the data shows relatives sharing them".to_string()
+        };
+        eprintln!("dependent fields: {} {why}; each pair counts their strongest agreement and disagreement once", group.columns.join(", "));
     }
     for warning in &model.warnings {
         eprintln!("warning: {warning}");
