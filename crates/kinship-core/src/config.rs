@@ -139,6 +139,22 @@ pub struct ServerConfig {
     /// the UI is reached over TLS (e.g. behind a reverse proxy); off by default so that
     /// plain `http://127.0.0.1` works.
     pub secure_cookies: bool,
+    /// Seconds a client has to send a request's headers, from connecting (or from the end
+    /// of its previous request); a slow-header client is then disconnected.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body.
+    pub body_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection is kept open waiting for another request.
+    pub idle_timeout_secs: u64,
+    /// Most connections open at once; beyond it a new one is answered 503 and closed.
+    pub max_connections: usize,
+    /// Seconds a request may take from its headers to its answer (then 503).
+    pub request_deadline_secs: u64,
+    /// Rejected items a collection response lists one by one; the rest are counted.
+    pub max_listed_rejects: usize,
+    /// Segment sizes and preview counts below this are shown as "fewer than N" to roles
+    /// that do not see who people are (marketer, analyst): a count of 1 names a person.
+    pub min_count: usize,
 }
 
 impl Default for ServerConfig {
@@ -152,6 +168,13 @@ impl Default for ServerConfig {
             max_query_bytes: 2048,
             max_api_body_bytes: 64 * 1024,
             secure_cookies: false,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            request_deadline_secs: 60,
+            max_listed_rejects: 20,
+            min_count: 5,
         }
     }
 }

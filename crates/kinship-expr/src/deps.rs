@@ -16,6 +16,9 @@ pub struct Dependencies {
     pub segments: BTreeSet<String>,
     /// Event names read by name.
     pub events: BTreeSet<String>,
+    /// Event properties read, in filters or aggregated (`status`, `revenue`).
+    #[serde(default)]
+    pub properties: BTreeSet<String>,
     /// Whether some event function reads events of every name (`count(*)`).
     pub any_event: bool,
     /// Whether the expression uses a time window, `days_since` or `now()`.
@@ -33,7 +36,10 @@ impl Expr {
 
 fn collect(expr: &Expr, dependencies: &mut Dependencies) {
     match &expr.kind {
-        ExprKind::Literal(_) | ExprKind::Property(_) => {}
+        ExprKind::Literal(_) => {}
+        ExprKind::Property(name) => {
+            dependencies.properties.insert(name.clone());
+        }
         ExprKind::Trait(name) => {
             dependencies.traits.insert(name.clone());
         }
@@ -68,6 +74,9 @@ fn collect(expr: &Expr, dependencies: &mut Dependencies) {
                 EventSelector::AnyEvent => dependencies.any_event = true,
             }
             dependencies.time_relative |= query.window.is_some();
+            if let Some(property) = &query.property {
+                dependencies.properties.insert(property.clone());
+            }
             if let Some(filter) = &query.filter {
                 collect(filter, dependencies);
             }

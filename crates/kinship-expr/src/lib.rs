@@ -168,6 +168,7 @@ mod diagnostic;
 mod eval;
 mod lexer;
 mod parser;
+mod rewrite;
 mod time;
 mod value;
 
@@ -177,6 +178,7 @@ pub use deps::{find_cycle, Dependencies, Reference};
 pub use diagnostic::{line_column, Error, ParseError, Span, TypeError};
 pub use eval::{EvalContext, EventView, ProfileView, Program};
 pub use parser::{parse, parse_definition, MAX_NESTING, MAX_SOURCE_BYTES};
+pub use rewrite::{redacted, rewrite_literals, REDACTED};
 pub use time::{format_timestamp, parse_timestamp, DurationUnit};
 pub use value::Scalar;
 

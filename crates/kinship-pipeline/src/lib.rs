@@ -9,6 +9,7 @@ pub mod governance;
 mod incremental;
 mod ingest;
 mod profile;
+pub mod readable;
 mod resolve;
 
 pub use fuzzy::FuzzyIndex;

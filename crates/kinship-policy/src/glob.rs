@@ -22,6 +22,11 @@ impl Glob {
         self.literal_len() == self.pattern.len()
     }
 
+    /// Whether the pattern is only `*`s, so matches any name.
+    pub(crate) fn matches_everything(&self) -> bool {
+        !self.pattern.is_empty() && self.pattern.iter().all(|&c| c == '*')
+    }
+
     pub(crate) fn matches(&self, name: &str) -> bool {
         let name: Vec<char> = name.to_lowercase().chars().collect();
         let pattern = &self.pattern;

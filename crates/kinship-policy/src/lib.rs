@@ -66,8 +66,10 @@
 //! | consent          | ✓     | ✓       | ✓     | ✓        | ✓       | ✓      |
 //!
 //! 1. fields ending in `email`, `emails`, `email_address`, `e_mail`, `phone`, `phones`,
-//!    `phone_number`, `mobile`, `street` or `address`; `street_*`, `address_*`, `address.*`,
-//!    `*_address.*`, `fax`, `handle`, `twitter` (so `email_opt_in` is not one).
+//!    `phone_number`, `mobile`, `mobile_number`, `fax`, `whatsapp`, `street` or `address`;
+//!    `tel`, `*_tel`, `cell`, `*_cell`, `street_*`, `address_*`, `address.*`, `*_address.*`,
+//!    `handle`, `twitter` (so `email_opt_in` is not one). Whatever the field's name, a value
+//!    shaped like an email address or phone number is masked too (see below).
 //! 2. `subject`, `body`, `message`, `text`, `description`, `*note*`, `*comment*`.
 //! 3. contact fields, name fields (`name`, `first_name`, `last_name`, `recipient`, `billing_name`, ...), `ip`, `*_ip`.
 //! 4. `Order *`, `Invoice *`, `Shipment *`, `Payment *`, `Refund *`, `Return *`; tickets are `Ticket *`.
@@ -81,14 +83,17 @@
 //! A record whose events the role may not see is left out too, so that hiding an event
 //! also hides its raw row. For roles that may not read emails (marketer, analyst) a last
 //! pass masks (analyst: pseudonymises) every email address anywhere in the response,
-//! including inside text and object keys, every string equal to one of the profile's
-//! protected identifier values, and the profile's protected phone numbers however they are
-//! written, also inside text: nothing a rule did not foresee gets through unmasked. (Other
-//! identifier values are caught when they are a whole string, not inside text.)
+//! including inside text, percent-encoded URLs and object keys, every phone-number-shaped
+//! run of digits when the role may not read phone numbers, every string equal to one of the
+//! profile's protected identifier values, and the profile's protected phone numbers however
+//! they are written, also inside text: nothing a rule did not foresee gets through
+//! unmasked. (Other identifier values are caught when they are a whole string, not inside
+//! text.)
 
 mod audit;
 mod config;
 mod consent;
+mod contact;
 mod glob;
 mod keys;
 mod mask;
@@ -98,6 +103,7 @@ mod scrub;
 
 pub use audit::{verify_chain, AuditEntry, AuditEvent, AuditLineError, ChainError, GENESIS_HASH};
 pub use config::{PolicyError, RoleConfig, Roles, RulesConfig};
+pub use contact::{emails_in, percent_decoded, phones_in};
 pub use consent::{derive_consent, ConsentConfig, ConsentState, EventConsentRule, Purpose, TraitConsentRule};
 pub use keys::{pseudonym, suppression_hash, PseudonymKey, SuppressionKey};
 pub use mask::{mask_email, mask_generic, mask_phone, mask_value, MaskStyle, MASK};

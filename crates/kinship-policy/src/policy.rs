@@ -159,7 +159,14 @@ const CONTACT_FIELDS: &[&str] = &[
     "*phone_number",
     "*phonenumber",
     "*mobile",
-    "fax",
+    "*mobile_number",
+    "*mobilenumber",
+    "tel",
+    "*_tel",
+    "cell",
+    "*_cell",
+    "*fax",
+    "*whatsapp",
     "*street",
     "street_*",
     "*address",
@@ -333,6 +340,27 @@ impl Policy {
     /// Whether events called `name` are in the role's view.
     pub fn event_visible(&self, name: &str) -> bool {
         self.events.iter().any(|glob| glob.matches(name))
+    }
+
+    /// What the role gets of the event property at `path`.
+    pub fn property_access(&self, path: &str) -> Access {
+        self.pseudonymised(path, self.event_properties.access(path))
+    }
+
+    /// Whether the role sees events of every name (so may count them all, `count(*)`).
+    pub fn sees_every_event(&self) -> bool {
+        self.events.iter().any(|glob| glob.matches_everything())
+    }
+
+    /// Whether the role sees computed traits.
+    pub fn sees_computed(&self) -> bool {
+        self.computed
+    }
+
+    /// Whether the role sees who people are: email addresses and phone numbers in clear.
+    /// Roles that do not see small counts only as "fewer than k" (a count of one names a person).
+    pub fn sees_identities(&self) -> bool {
+        ["email", "phone"].iter().all(|kind| self.identifier_access(kind) == Access::Allow && self.trait_access(kind) == Access::Allow)
     }
 
     pub fn records(&self) -> RecordAccess {

@@ -3,7 +3,8 @@
 //! key, an object key) are masked wherever they are.
 
 use crate::keys::{pseudonym, PseudonymKey};
-use crate::mask::{mask_email, phone_digits, MASK};
+use crate::contact::{is_domain_char, is_local_char, percent_decoded, phone_spans};
+use crate::mask::{mask_email, mask_phone, phone_digits, MASK};
 use crate::policy::{Access, Policy};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -11,19 +12,6 @@ use std::collections::HashMap;
 /// How many trailing digits must agree for two phone numbers to count as the same, so that
 /// `0412 345 678` is recognised as `+61412345678` (and inside other text too).
 const PHONE_SUFFIX: usize = 8;
-
-/// Whether `c` may stand in the local part of an email address (RFC 5322 `atext` and
-/// dots, minus `*` so masked output never reads as an address). Control characters count
-/// too: JSON writes them as `\n` or `\u001f`, which ends in a letter or digit right before
-/// the `@` in the serialized response.
-pub(crate) fn is_local_char(c: char) -> bool {
-    c.is_alphanumeric() || "!#$%&'+-/=?^_`{|}~.".contains(c) || c.is_control()
-}
-
-/// Whether `c` may stand in the domain of an email address (generously: `_` too).
-pub(crate) fn is_domain_char(c: char) -> bool {
-    c.is_alphanumeric() || "-._".contains(c)
-}
 
 pub(crate) struct Scrubber<'a> {
     key: &'a PseudonymKey,
@@ -34,6 +22,9 @@ pub(crate) struct Scrubber<'a> {
     phones: HashMap<String, String>,
     /// What email addresses anywhere become: `None` when the role may read them.
     emails: Option<Access>,
+    /// What phone numbers anywhere become (anyone's, by their shape): `None` when the role
+    /// may read them.
+    any_phone: Option<Access>,
 }
 
 impl<'a> Scrubber<'a> {
@@ -56,12 +47,13 @@ impl<'a> Scrubber<'a> {
             }
             exact.insert(value.trim().to_lowercase(), replacement);
         }
-        let emails = match policy.identifier_access("email").max(policy.trait_access("email")) {
+        let anywhere = |kind: &str| match policy.identifier_access(kind).max(policy.trait_access(kind)) {
             Access::Allow => None,
             Access::Hide => Some(Access::Mask),
             access => Some(access),
         };
-        (!exact.is_empty() || emails.is_some()).then_some(Scrubber { key, exact, phones, emails })
+        let (emails, any_phone) = (anywhere("email"), anywhere("phone"));
+        (!exact.is_empty() || emails.is_some() || any_phone.is_some()).then_some(Scrubber { key, exact, phones, emails, any_phone })
     }
 
     pub(crate) fn scrub(&self, value: &mut Value) {
@@ -87,13 +79,50 @@ impl<'a> Scrubber<'a> {
     }
 
     /// The string with protected values replaced, or `None` when nothing needed replacing.
+    /// Percent-encoded text (`?email=ann%40x.com`) is decoded first when that uncovers
+    /// something to replace: the answer then holds the decoded text, masked.
     fn scrub_str(&self, s: &str) -> Option<String> {
+        if let Some(clean) = percent_decoded(s).and_then(|decoded| self.scrub_text(&decoded)) {
+            return Some(clean);
+        }
+        self.scrub_text(s)
+    }
+
+    fn scrub_text(&self, s: &str) -> Option<String> {
         if let Some(replacement) = self.exact.get(&s.trim().to_lowercase()) {
             return Some(replacement.clone());
         }
-        let without_phones = self.replace_phones(s);
-        let text = without_phones.as_deref().unwrap_or(s);
-        self.emails.and_then(|access| self.replace_emails(text, access)).or(without_phones)
+        let own_phones = self.replace_phones(s);
+        let any_phones = self.replace_any_phones(own_phones.as_deref().unwrap_or(s)).or(own_phones);
+        let text = any_phones.as_deref().unwrap_or(s);
+        self.emails.and_then(|access| self.replace_emails(text, access)).or(any_phones)
+    }
+
+    /// Every phone-number-shaped run in `s` (anyone's number, see `contact::phone_spans`),
+    /// when the role may not read phone numbers.
+    fn replace_any_phones(&self, s: &str) -> Option<String> {
+        let access = self.any_phone?;
+        if !s.chars().any(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let chars: Vec<char> = s.chars().collect();
+        let spans = phone_spans(&chars);
+        if spans.is_empty() {
+            return None;
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut at = 0;
+        for (start, end) in spans {
+            out.extend(&chars[at..start]);
+            let number: String = chars[start..end].iter().collect();
+            out.push_str(&match access {
+                Access::Pseudonym => pseudonym(self.key, &number.chars().filter(char::is_ascii_digit).collect::<String>()),
+                _ => mask_phone(&number),
+            });
+            at = end;
+        }
+        out.extend(&chars[at..]);
+        Some(out)
     }
 
     /// The profile's protected phone numbers, written any way, inside `s`: every run of

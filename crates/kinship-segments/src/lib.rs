@@ -296,6 +296,21 @@ impl Audience {
         was_in
     }
 
+    /// Up to `limit` text values of trait `name`, from the first profiles holding one: what
+    /// a host classifies a trait by when its name says nothing (does it hold emails?).
+    pub fn trait_texts(&self, name: &str, limit: usize) -> Vec<String> {
+        let Some(&id) = self.catalog.trait_ids.get(name) else { return Vec::new() };
+        self.profiles
+            .iter()
+            .flatten()
+            .filter_map(|p| match p.trait_value(id) {
+                kinship_expr::Scalar::Str(text) => Some(text.to_string()),
+                _ => None,
+            })
+            .take(limit)
+            .collect()
+    }
+
     /// The schema expressions are checked against: the defined computed traits and segments.
     pub fn schema(&self) -> Schema {
         self.catalog.schema()

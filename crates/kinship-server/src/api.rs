@@ -73,6 +73,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<ApiError> for Response {
+    fn from(e: ApiError) -> Response {
+        e.into_response()
+    }
+}
+
 impl From<kinship_pipeline::PipelineError> for ApiError {
     fn from(e: kinship_pipeline::PipelineError) -> Self {
         Self(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -122,9 +128,19 @@ impl Caller {
         }
     }
 
-    /// Queues an audit entry for this caller.
-    pub async fn audit(&self, action: &str, profile: Option<&str>, route: &str, detail: Value) {
-        self.state.audit.record(audit_event(&self.actor, action, profile, Some(route), detail)).await;
+    /// Below which counts are shown as "fewer than N" to roles that do not see identities.
+    pub fn min_count(&self) -> usize {
+        self.state.config.server.min_count
+    }
+
+    /// Writes an audit entry for this caller and waits until it is durable: call it before
+    /// answering, and answer 503 (the error) when the log could not be written.
+    pub async fn audit(&self, action: &str, profile: Option<&str>, route: &str, detail: Value) -> Result<(), ApiError> {
+        if self.state.audit.record(audit_event(&self.actor, action, profile, Some(route), detail)).await {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the audit log cannot be written; nothing is answered until it can"))
+        }
     }
 
     /// `doc` (a profile document) as this caller may see it, and what of it they saw.
@@ -143,14 +159,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
         let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        if let Some(retry_after) = ip.and_then(|ip| state.auth_failures.blocked(ip)) {
-            return Err(crate::limits::too_many_failures(retry_after));
-        }
-        let fail = |reason: &str| {
-            if let Some(ip) = ip {
-                state.auth_failures.failed(ip);
-            }
-            ApiError(StatusCode::UNAUTHORIZED, reason.to_string()).into_response()
+        // Only failures are limited: a valid token is never refused for another client's mistakes.
+        let fail = |reason: &str| match ip.and_then(|ip| state.auth_failures.failure(ip)) {
+            Some(retry_after) => crate::limits::too_many_failures(retry_after),
+            None => ApiError(StatusCode::UNAUTHORIZED, reason.to_string()).into_response(),
         };
         let Some(token) = crate::auth::bearer(&parts.headers) else {
             return Err(fail("missing bearer token; create one with `kinship token create --name NAME --role ROLE`"));
@@ -251,7 +263,7 @@ pub(crate) async fn list_profiles(
         let doc = json!({ "id": r.id, "traits": kinship_pipeline::golden::values(&r.traits), "identifiers": identifiers });
         let projected = caller.project(&doc);
         // The lookup's value is not logged: the audit log must not hold identifiers.
-        caller.audit("search", Some(&r.id), "GET /api/v1/profiles", json!({ "lookup": lookup_kind, "fields": projected.fields })).await;
+        caller.audit("search", Some(&r.id), "GET /api/v1/profiles", json!({ "lookup": lookup_kind, "fields": projected.fields })).await?;
         let mut shown = json!({ "id": r.id, "records": r.record_count });
         if let Some(traits) = projected.value.get("traits") {
             shown["traits"] = traits.clone();
@@ -291,7 +303,7 @@ pub(crate) async fn get_profile(
         *events = events.drain(..).skip(offset).take(limit).collect();
         doc["events_total"] = json!(total);
     }
-    caller.audit("read", Some(&id), "GET /api/v1/profiles/{id}", json!({ "fields": projected.fields })).await;
+    caller.audit("read", Some(&id), "GET /api/v1/profiles/{id}", json!({ "fields": projected.fields })).await?;
     Ok(Json(doc))
 }
 
@@ -317,7 +329,7 @@ pub(crate) async fn explain_profile(
     caller.scrub(&mut doc, &serde_json::to_value(identifiers).unwrap_or_default().as_array().cloned().unwrap_or_default());
     caller
         .audit("explain", Some(&id), "GET /api/v1/profiles/{id}/explain", json!({ "joins": doc["joins"].as_array().map_or(0, Vec::len) }))
-        .await;
+        .await?;
     Ok(Json(doc))
 }
 
@@ -367,7 +379,7 @@ pub(crate) async fn split_profile(
         kinship_pipeline::PipelineError::Config(reason) => ApiError(StatusCode::CONFLICT, reason),
         other => other.into(),
     })?;
-    caller.audit("split", Some(&id), "POST /api/v1/profiles/{id}/split", json!({ "record": body.record, "now_in": now_in })).await;
+    caller.audit("split", Some(&id), "POST /api/v1/profiles/{id}/split", json!({ "record": body.record, "now_in": now_in })).await?;
     Ok(Json(json!({ "record": body.record, "from": id, "now_in": now_in, "remaining_in": remaining_in })))
 }
 
@@ -412,7 +424,7 @@ async fn switch(caller: Caller, state: Arc<AppState>, name: String, on: bool) ->
     let action = if on { "source.enable" } else { "source.disable" };
     caller
         .audit(action, None, &format!("POST /api/v1/sources/{{name}}/{}", if on { "enable" } else { "disable" }), json!({ "source": name }))
-        .await;
+        .await?;
     Ok(Json(json!({ "name": name, "enabled": on })))
 }
 
@@ -448,7 +460,7 @@ pub(crate) async fn run_source(
     caller.require(Capability::ManageSources)?;
     let report = pull_source(&state, &name).await?;
     let mut body = serde_json::to_value(&report).unwrap_or_default();
-    caller.audit("source.run", None, "POST /api/v1/sources/{name}/run", run_detail(&report)).await;
+    caller.audit("source.run", None, "POST /api/v1/sources/{name}/run", run_detail(&report)).await?;
     caller.scrub(&mut body, &[]);
     Ok(Json(body))
 }

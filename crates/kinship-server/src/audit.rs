@@ -1,6 +1,9 @@
-//! The audit writer: requests hand their entries to a bounded queue and go on; one thread
-//! chains them in arrival order and commits them in groups, so auditing a read costs a
-//! queue push, not a database write. On shutdown the thread commits what is queued.
+//! The audit writer: requests hand their entries to a bounded queue and wait; one thread
+//! chains them in arrival order, commits them in groups and flushes the log to disk, and
+//! only then are the requests answered. A read's 200 therefore never leaves before its
+//! audit entry would survive a crash (`kill -9` or power loss). Group commit keeps it
+//! cheap: while one group is written, the next gathers, so one flush serves every request
+//! that arrived meanwhile. On shutdown the thread commits what is queued.
 
 use crate::ServerError;
 use kinship_pipeline::governance::AuditLog;
@@ -12,13 +15,12 @@ use tokio::sync::{mpsc, oneshot};
 const QUEUE: usize = 65_536;
 /// Most entries committed in one transaction.
 const GROUP: usize = 4_096;
-/// How long the writer gathers entries before committing them together.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// What the audit writer receives: an entry, or a request to commit what came before.
+/// What the audit writer receives: an entry with whom to tell once it is durable, or a
+/// request to commit what came before.
 enum Message {
-    Entry(AuditEvent),
-    Flush(oneshot::Sender<()>),
+    Entry(AuditEvent, oneshot::Sender<bool>),
+    Flush(oneshot::Sender<bool>),
 }
 
 #[derive(Clone)]
@@ -27,18 +29,20 @@ pub struct AuditHandle {
 }
 
 impl AuditHandle {
-    /// Queues an entry; waits only when the queue is full.
-    pub async fn record(&self, event: AuditEvent) {
-        if let Err(mpsc::error::TrySendError::Full(message)) = self.tx.try_send(Message::Entry(event)) {
-            // Closed only after every handle is gone, so this send cannot fail while we hold one.
-            let _ = self.tx.send(message).await;
-        }
+    /// Queues an entry and waits until it is committed and flushed to disk. `false` when the
+    /// log stayed unwritable and the writer gave up on it (said on stderr): the request must
+    /// then not be answered with what it read.
+    #[must_use = "an access whose audit entry was not written must not be answered"]
+    pub async fn record(&self, event: AuditEvent) -> bool {
+        let (done, durable) = oneshot::channel();
+        // Closed only after every handle is gone, so this send cannot fail while we hold one.
+        self.tx.send(Message::Entry(event, done)).await.is_ok() && durable.await.unwrap_or(false)
     }
 
     /// Waits until every entry queued before this call is committed: an auditor reading the
     /// log sees every access made before the read.
     pub async fn flush(&self) {
-        let (done, committed) = oneshot::channel();
+        let (done, committed) = oneshot::channel::<bool>();
         if self.tx.send(Message::Flush(done)).await.is_ok() {
             let _ = committed.await;
         }
@@ -56,41 +60,37 @@ pub fn start(database: &str, data_dir: &Path) -> Result<(AuditHandle, std::threa
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
     let thread = std::thread::Builder::new().name("kinship-audit".into()).spawn(move || {
         while let Some(first) = rx.blocking_recv() {
-            // Entries are written after the answer, so waiting a few milliseconds for more
-            // costs no request anything, and one commit (and anchor update) then covers many.
+            // No waiting for more: what queued while the last group was written is this group.
             let mut group = Vec::new();
             let mut waiting = Vec::new();
             let mut next = Some(first);
-            let gather_until = std::time::Instant::now() + GATHER;
-            loop {
-                match next.take() {
-                    Some(Message::Entry(event)) => group.push(event),
-                    Some(Message::Flush(done)) => {
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Entry(event, done) => {
+                        group.push(event);
+                        waiting.push(done);
+                    }
+                    Message::Flush(done) => {
                         waiting.push(done);
                         break;
                     }
-                    None => {}
                 }
                 if group.len() >= GROUP {
                     break;
                 }
-                match rx.try_recv() {
-                    Ok(message) => next = Some(message),
-                    Err(mpsc::error::TryRecvError::Empty) if std::time::Instant::now() < gather_until => {
-                        std::thread::sleep(std::time::Duration::from_millis(1))
-                    }
-                    Err(_) => break,
-                }
+                next = rx.try_recv().ok();
             }
+            let mut written = true;
             if !group.is_empty() {
                 // The database may be briefly away (a restart, a failover): keep the entries
                 // and try again for a while before giving up on them.
                 for attempt in 1..=APPEND_ATTEMPTS {
-                    match log.append(&mut *store, &group) {
+                    match log.append(&mut *store, &group).and_then(|()| store.sync_audit().map_err(Into::into)) {
                         Ok(()) => break,
-                        // Nothing to answer: the requests were served. Say so loudly.
+                        // The requests waiting on these entries get 503 instead of their data.
                         Err(e) if attempt == APPEND_ATTEMPTS => {
-                            eprintln!("error: {} audit entries could not be written: {e}", group.len())
+                            eprintln!("error: {} audit entries could not be written: {e}", group.len());
+                            written = false;
                         }
                         Err(e) => {
                             eprintln!("warning: audit entries not written yet, retrying in 1 s: {e}");
@@ -100,7 +100,7 @@ pub fn start(database: &str, data_dir: &Path) -> Result<(AuditHandle, std::threa
                 }
             }
             for done in waiting {
-                let _ = done.send(());
+                let _ = done.send(written);
             }
         }
     })?;

@@ -45,17 +45,20 @@ async fn authorise(state: &Arc<AppState>, client: IpAddr, headers: &HeaderMap, b
         Some(Value::String(k)) => Some(k),
         _ => None,
     };
+    // Only failures are limited: a valid key is never refused for another client's mistakes.
+    let refuse = |response: Response| match state.auth_failures.failure(client) {
+        Some(retry_after) => crate::limits::too_many_failures(retry_after),
+        None => response,
+    };
     let Some(key) = crate::auth::basic_user(headers).or(from_body) else {
-        state.auth_failures.failed(client);
-        return Err(error(
+        return Err(refuse(error(
             StatusCode::UNAUTHORIZED,
             "missing write key: send it as the HTTP Basic user name, or as `writeKey` in the body",
-        ));
+        )));
     };
     let source = state.source_for_write_key(&key).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let Some(source) = source else {
-        state.auth_failures.failed(client);
-        return Err(error(StatusCode::UNAUTHORIZED, "unknown write key; create one with `kinship source add --type segment --name NAME`"));
+        return Err(refuse(error(StatusCode::UNAUTHORIZED, "unknown write key; create one with `kinship source add --type segment --name NAME`")));
     };
     if !state.source_enabled(&source).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
         return Err(error(StatusCode::FORBIDDEN, format!("source `{source}` is switched off; turn it on to accept events")));
@@ -76,9 +79,6 @@ async fn open_request(
     limit: usize,
     setting: &str,
 ) -> Result<(Map<String, Value>, String), Response> {
-    if let Some(retry_after) = state.auth_failures.blocked(client) {
-        return Err(crate::limits::too_many_failures(retry_after));
-    }
     if body.len() > limit {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("the request is {} bytes; the limit is {limit} ({setting})", body.len())));
     }
@@ -106,7 +106,7 @@ async fn single(
             return error(StatusCode::BAD_REQUEST, reason);
         }
     };
-    commit(&state, source, vec![record], Vec::new()).await
+    commit(&state, source, vec![record], Rejects::new(0)).await
 }
 
 pub async fn batch(
@@ -131,7 +131,7 @@ pub async fn batch(
     let received = now_ms();
     let event_limit = state.config.server.max_event_bytes;
     let mut records = Vec::with_capacity(items.len());
-    let mut rejected = Vec::new();
+    let mut rejected = Rejects::new(state.config.server.max_listed_rejects);
     for (index, item) in items.into_iter().enumerate() {
         let size = serde_json::to_vec(&item).map_or(0, |v| v.len());
         let result = match item {
@@ -141,22 +141,45 @@ pub async fn batch(
         };
         match result {
             Ok(r) => records.push(r),
-            Err(reason) => rejected.push(json!({ "index": index, "error": reason })),
+            Err(reason) => rejected.push(index, reason),
         }
     }
-    state.metrics.events_rejected(rejected.len() as u64);
+    state.metrics.events_rejected(rejected.total as u64);
     if records.is_empty() {
-        let reason = if rejected.is_empty() { "the batch is empty" } else { "no message in the batch is valid" };
-        return (StatusCode::BAD_REQUEST, Json(json!({ "success": false, "error": reason, "rejected": rejected }))).into_response();
+        let reason = if rejected.total == 0 { "the batch is empty" } else { "no message in the batch is valid" };
+        let body = json!({ "success": false, "error": reason, "rejected": rejected.listed, "rejected_total": rejected.total });
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
     commit(&state, source, records, rejected).await
 }
 
+/// A batch's rejected items: the first few listed with index and reason, all counted, so a
+/// batch of 100,000 bad items gets an answer of a few hundred bytes, not megabytes.
+struct Rejects {
+    listed: Vec<Value>,
+    total: usize,
+    most: usize,
+}
+
+impl Rejects {
+    fn new(most: usize) -> Rejects {
+        Rejects { listed: Vec::new(), total: 0, most }
+    }
+
+    fn push(&mut self, index: usize, reason: String) {
+        if self.listed.len() < self.most {
+            self.listed.push(json!({ "index": index, "error": reason }));
+        }
+        self.total += 1;
+    }
+}
+
 /// Drops the records of erased people (counted as `suppressed`), then hands the rest on —
 /// to the writer, or in ingest mode `nats` to the stream — and answers once they are
-/// durable: committed to the log, or acknowledged by JetStream.
-async fn commit(state: &Arc<AppState>, source: String, mut records: Vec<kinship_core::NewRecord>, rejected: Vec<Value>) -> Response {
-    let accepted = records.len();
+/// durable: committed to the log, or acknowledged by JetStream. `accepted` counts what was
+/// stored; retries already stored are `duplicates`, erased people's events `suppressed`.
+async fn commit(state: &Arc<AppState>, source: String, mut records: Vec<kinship_core::NewRecord>, rejected: Rejects) -> Response {
+    let valid = records.len() as u64;
     let (suppressed_here, generation) = crate::writer::drop_suppressed(&state.suppression, &mut records);
     // (duplicates, suppressed later): retries recognised by the log or by JetStream's
     // duplicate window, and records of people erased after the check above.
@@ -172,8 +195,16 @@ async fn commit(state: &Arc<AppState>, source: String, mut records: Vec<kinship_
     match handed_on {
         Ok((duplicates, suppressed_later)) => {
             let suppressed = suppressed_here + suppressed_later;
-            Json(json!({ "success": true, "accepted": accepted, "duplicates": duplicates, "suppressed": suppressed, "rejected": rejected }))
-                .into_response()
+            let accepted = valid.saturating_sub(duplicates + suppressed);
+            Json(json!({
+                "success": true,
+                "accepted": accepted,
+                "duplicates": duplicates,
+                "suppressed": suppressed,
+                "rejected": rejected.listed,
+                "rejected_total": rejected.total,
+            }))
+            .into_response()
         }
         Err(SubmitError::Overloaded) => {
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "the server is busy; retry after a second");

@@ -54,7 +54,7 @@ pub async fn list_audit(caller: Caller, State(state): State<Arc<AppState>>, Quer
     let next_after = rows.last().map(|r| r.seq);
     let entries: Vec<Value> =
         rows.iter().map(|r| serde_json::from_str(&r.line).unwrap_or_else(|_| json!({ "seq": r.seq, "damaged": true }))).collect();
-    caller.audit("audit.read", None, "GET /api/v1/audit", json!({ "entries": entries.len() })).await;
+    caller.audit("audit.read", None, "GET /api/v1/audit", json!({ "entries": entries.len() })).await?;
     Ok(Json(json!({ "entries": entries, "next_after": next_after })))
 }
 
@@ -116,7 +116,7 @@ pub async fn create_token(caller: Caller, State(state): State<Arc<AppState>>, Js
     if !created {
         return Err(ApiError(StatusCode::CONFLICT, format!("a token named `{}` exists; revoke it first or pick another name", new.name)));
     }
-    caller.audit("token.create", None, "POST /api/v1/tokens", json!({ "name": new.name, "role": new.role })).await;
+    caller.audit("token.create", None, "POST /api/v1/tokens", json!({ "name": new.name, "role": new.role })).await?;
     Ok(Json(json!({ "name": new.name, "role": new.role, "token": secret })))
 }
 
@@ -132,7 +132,7 @@ pub async fn revoke_token(caller: Caller, State(state): State<Arc<AppState>>, Pa
     if revoked == 0 {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no token named `{name}`; list them with GET /api/v1/tokens")));
     }
-    caller.audit("token.revoke", None, "DELETE /api/v1/tokens/{name}", json!({ "name": name })).await;
+    caller.audit("token.revoke", None, "DELETE /api/v1/tokens/{name}", json!({ "name": name })).await?;
     Ok(Json(json!({ "name": name, "revoked": revoked })))
 }
 
@@ -193,7 +193,7 @@ pub async fn erase(caller: Caller, State(state): State<Arc<AppState>>, Json(q): 
             json!({ "request": report.request, "by": by, "profiles": report.profiles, "deleted": report.deleted,
                     "suppressed_identifiers": report.suppressed_identifiers }),
         )
-        .await;
+        .await?;
     Ok(Json(serde_json::to_value(&report).unwrap_or_default()))
 }
 
@@ -222,7 +222,7 @@ pub async fn export(caller: Caller, State(state): State<Arc<AppState>>, Query(q)
         let profile = entry["profile"].as_str().map(String::from);
         caller
             .audit("privacy.export", profile.as_deref(), "GET /api/v1/privacy/export", json!({ "by": by, "fields": entry["fields"] }))
-            .await;
+            .await?;
     }
     Ok(Json(export))
 }

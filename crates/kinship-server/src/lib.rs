@@ -16,6 +16,7 @@ pub mod auth;
 mod collect;
 mod governance_api;
 mod limits;
+mod listen;
 mod metrics;
 mod nats;
 mod schedule;
@@ -34,6 +35,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -77,7 +79,7 @@ pub async fn serve(
     let app = router(state.clone());
     let mut schedules = schedule::start(&state);
     on_listen(addr);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
+    listen::serve(listener, app, listen::Bounds::from_config(&state.config.server), shutdown).await;
     // In-flight requests are done, scheduled pulls stop (one under way finishes first), and
     // the stream consumer commits and acknowledges what it pulled. Closing the writer's and
     // the audit queue then lets them commit what they hold and stop.
@@ -91,6 +93,7 @@ pub async fn serve(
 }
 
 fn router(state: Arc<AppState>) -> Router {
+    let server = state.config.server.clone();
     let body_cap = state.config.server.max_batch_bytes.max(state.config.server.max_event_bytes) * 4;
     Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
@@ -114,5 +117,11 @@ fn router(state: Arc<AppState>) -> Router {
         // from being read without end. It counts decompressed bytes.
         .layer(axum::extract::DefaultBodyLimit::max(body_cap))
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        // A body that trickles in is cut off; a request that takes too long answers 503.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(server.body_timeout_secs.max(1))))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(server.request_deadline_secs.max(1)),
+        ))
         .with_state(state)
 }

@@ -1,5 +1,6 @@
 //! Bounds on what a client may send: failed authentications per address, and the size of
-//! query strings. (Body sizes are bounded per route family in `lib.rs`.)
+//! query strings. (Body sizes are bounded per route family in `lib.rs`; connections and
+//! timeouts in `listen.rs`.)
 
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -17,7 +18,10 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses remembered at most; beyond, expired windows are dropped first.
 const MAX_TRACKED: usize = 100_000;
 
-/// Counts failed token and write-key checks per client address in one-minute windows.
+/// Counts failed token and write-key checks per client address in one-minute windows. It
+/// only ever slows down failures: a request that authenticates is served whatever others
+/// behind the same address (a proxy, a NAT) got wrong. Tokens and write keys hold 192
+/// random bits, so there is nothing to gain by guessing faster.
 pub struct FailureLimiter {
     per_window: u32,
     windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
@@ -34,6 +38,14 @@ impl FailureLimiter {
         let (start, failures) = windows.get(&ip)?;
         let left = WINDOW.checked_sub(start.elapsed())?;
         (*failures >= self.per_window).then(|| left.as_secs().max(1))
+    }
+
+    /// Counts a failure; returns the seconds to wait when the address had already used up
+    /// its failures.
+    pub fn failure(&self, ip: IpAddr) -> Option<u64> {
+        let blocked = self.blocked(ip);
+        self.failed(ip);
+        blocked
     }
 
     pub fn failed(&self, ip: IpAddr) {

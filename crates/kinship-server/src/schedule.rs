@@ -36,7 +36,10 @@ pub fn start(state: &Arc<AppState>) -> JoinSet<()> {
 
 async fn pull(state: &Arc<AppState>, name: &str) {
     match api::pull_source(state, name).await {
-        Ok(report) => state.audit.record(audit_event(ACTOR, "source.run", None, Some("schedule"), api::run_detail(&report))).await,
+        Ok(report) => {
+            // Nobody to answer: the writer has said on stderr if the entry could not be written.
+            let _written = state.audit.record(audit_event(ACTOR, "source.run", None, Some("schedule"), api::run_detail(&report))).await;
+        }
         Err(ApiError(StatusCode::CONFLICT, _)) => {}
         Err(ApiError(_, reason)) => tracing::warn!(source = name, "scheduled pull failed: {reason}"),
     }

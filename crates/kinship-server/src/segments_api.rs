@@ -77,6 +77,45 @@ fn bounded(expression: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The expression as the audit log keeps it: values redacted, so that it never holds a
+/// person's email or phone (and erasure need not rewrite a hash-chained entry).
+fn kinship_expr_redacted(expression: &str) -> String {
+    kinship_pipeline::readable::redacted(expression)
+}
+
+/// Refuses an expression that reads what the caller's role may not read in clear (see
+/// `kinship_pipeline::readable`), loading the audience first if nothing was defined yet.
+async fn readable(caller: &Caller, state: &Arc<AppState>, expression: &str) -> Result<(), ApiError> {
+    let (state, policy, expression) = (state.clone(), caller.policy().clone(), expression.to_string());
+    let verdict = tokio::task::spawn_blocking(move || {
+        ensure_loaded(&state)?;
+        let engine = state.audience.read().expect("not poisoned");
+        Ok::<_, PipelineError>(kinship_pipeline::readable::check_readable(&engine, &expression, &policy))
+    })
+    .await
+    .expect("does not panic")?;
+    verdict.map_err(|reason| ApiError::new(StatusCode::FORBIDDEN, reason))
+}
+
+fn ensure_loaded(state: &AppState) -> Result<(), PipelineError> {
+    if state.audience.read().expect("not poisoned").is_unloaded() {
+        let store = kinship_store::open(&state.database)?;
+        audience::ensure_loaded(&*store, &state.config, &mut state.audience.write().expect("not poisoned"))?;
+    }
+    Ok(())
+}
+
+/// A count as the caller may see it: below `server.min_count`, roles that do not see who
+/// people are get "fewer than N" (a count of 1 after a narrow condition names a person).
+pub(crate) fn shown_count(caller: &Caller, count: usize) -> Value {
+    let min = caller.min_count();
+    if count < min && !caller.policy().sees_identities() {
+        json!(format!("fewer than {min}"))
+    } else {
+        json!(count)
+    }
+}
+
 /// How the audit log names a kind: the action prefix and the detail's key.
 fn audit_names(kind: Kind) -> (&'static str, &'static str) {
     match kind {
@@ -90,8 +129,9 @@ fn audit_names(kind: Kind) -> (&'static str, &'static str) {
 async fn define(caller: &Caller, state: Arc<AppState>, kind: Kind, body: NewDefinition, route: &str) -> Result<usize, Response> {
     caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
     bounded(&body.expression).map_err(IntoResponse::into_response)?;
+    readable(caller, &state, &body.expression).await.map_err(IntoResponse::into_response)?;
     let (prefix, key) = audit_names(kind);
-    let detail = json!({ key: body.name, "expression": body.expression });
+    let detail = json!({ key: body.name, "expression": kinship_expr_redacted(&body.expression) });
     let source = DefinitionSource { kind, name: body.name, expression: body.expression };
     let size = tokio::task::spawn_blocking(move || {
         let mut store = kinship_store::open(&state.database)?;
@@ -101,7 +141,7 @@ async fn define(caller: &Caller, state: Arc<AppState>, kind: Kind, body: NewDefi
     .await
     .expect("does not panic")
     .map_err(definition_error)?;
-    caller.audit(&format!("{prefix}.create"), None, route, detail).await;
+    caller.audit(&format!("{prefix}.create"), None, route, detail).await?;
     Ok(size)
 }
 
@@ -118,24 +158,34 @@ async fn undefine(caller: &Caller, state: Arc<AppState>, kind: Kind, name: Strin
     .expect("does not panic")
     .map_err(definition_error)?;
     let (prefix, key) = audit_names(kind);
-    caller.audit(&format!("{prefix}.delete"), None, route, json!({ key: name })).await;
+    caller.audit(&format!("{prefix}.delete"), None, route, json!({ key: name })).await?;
     Ok(Json(json!({ "deleted": name })))
 }
 
 /// The definitions of one kind (segments with their sizes). An expression may quote an
 /// email or phone: a role that may not read them gets it masked.
-fn listing(caller: &Caller, state: &AppState, kind: Kind, field: &str) -> Result<Json<Value>, ApiError> {
+async fn listing(caller: &Caller, state: &AppState, kind: Kind, field: &str) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadSegments)?;
-    let engine = state.audience.read().expect("not poisoned");
-    let items: Vec<Value> = engine
-        .definitions()
-        .into_iter()
-        .filter(|d| d.kind == kind)
-        .map(|d| match kind {
-            Kind::Segment => json!({ "name": d.name, "expression": d.expression, "size": engine.size(&d.name) }),
-            Kind::Computed => json!({ "name": d.name, "expression": d.expression }),
-        })
-        .collect();
+    let items: Vec<Value> = {
+        let engine = state.audience.read().expect("not poisoned");
+        engine
+            .definitions()
+            .into_iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| match kind {
+                Kind::Segment => {
+                    let size = engine.size(&d.name).map(|n| shown_count(caller, n));
+                    json!({ "name": d.name, "expression": d.expression, "size": size })
+                }
+                Kind::Computed => json!({ "name": d.name, "expression": d.expression }),
+            })
+            .collect()
+    };
+    let (action, route) = match kind {
+        Kind::Segment => ("segment.list", "GET /api/v1/segments"),
+        Kind::Computed => ("computed.list", "GET /api/v1/computed-traits"),
+    };
+    caller.audit(action, None, route, json!({ "definitions": items.len() })).await?;
     let mut body = json!({ field: items });
     caller.scrub(&mut body, &[]);
     Ok(Json(body))
@@ -144,7 +194,7 @@ fn listing(caller: &Caller, state: &AppState, kind: Kind, field: &str) -> Result
 /// Every segment with its size and expression.
 #[utoipa::path(get, path = "/api/v1/segments", security(("bearer" = [])), responses((status = 200, description = "`{\"segments\": [{name, expression, size}]}`")))]
 pub(crate) async fn list_segments(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    listing(&caller, &state, Kind::Segment, "segments")
+    listing(&caller, &state, Kind::Segment, "segments").await
 }
 
 /// Define a segment; its members are computed at once and kept current as data arrives.
@@ -157,7 +207,7 @@ pub(crate) async fn create_segment(
 ) -> Result<Response, Response> {
     let name = body.name.clone();
     let size = define(&caller, state, Kind::Segment, body, "POST /api/v1/segments").await?;
-    Ok((StatusCode::CREATED, Json(json!({ "name": name, "size": size }))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({ "name": name, "size": shown_count(&caller, size) }))).into_response())
 }
 
 /// Count and sample the profiles an expression selects, without saving it.
@@ -170,18 +220,31 @@ pub(crate) async fn preview_segment(
 ) -> Result<Json<Value>, Response> {
     caller.require(Capability::ReadSegments).map_err(IntoResponse::into_response)?;
     bounded(&body.expression).map_err(IntoResponse::into_response)?;
+    let detail = kinship_expr_redacted(&body.expression);
+    if let Err(refusal) = readable(&caller, &state, &body.expression).await {
+        caller.audit("segment.preview_refused", None, "POST /api/v1/segments/preview", json!({ "expression": detail })).await?;
+        return Err(refusal.into_response());
+    }
+    let expression = body.expression;
     let preview = tokio::task::spawn_blocking(move || {
-        if state.audience.read().expect("not poisoned").is_unloaded() {
-            let store = kinship_store::open(&state.database)?;
-            audience::ensure_loaded(&*store, &state.config, &mut state.audience.write().expect("not poisoned"))?;
-        }
         let engine = state.audience.read().expect("not poisoned");
-        Ok::<_, PipelineError>(engine.preview(&body.expression, chrono_now(), 10)?)
+        Ok::<_, PipelineError>(engine.preview(&expression, chrono_now(), 10)?)
     })
     .await
     .expect("does not panic")
     .map_err(definition_error)?;
-    Ok(Json(json!({ "count": preview.count, "sample": preview.sample })))
+    let count = shown_count(&caller, preview.count);
+    // A sample of a group smaller than k would single its members out.
+    let sample = if count.is_number() { preview.sample } else { Vec::new() };
+    caller
+        .audit(
+            "segment.preview",
+            None,
+            "POST /api/v1/segments/preview",
+            json!({ "expression": detail, "count": preview.count, "sample": sample.len() }),
+        )
+        .await?;
+    Ok(Json(json!({ "count": count, "sample": sample })))
 }
 
 /// A segment: expression, size, what it reads, and its size over time.
@@ -202,7 +265,9 @@ pub(crate) async fn show_segment(
     };
     let lookup = name.clone();
     let sizes = state.read(move |s| s.segment_sizes(&lookup)).await?;
-    let sizes: Vec<Value> = sizes.into_iter().map(|(at, size)| json!({ "at": at, "size": size })).collect();
+    let sizes: Vec<Value> = sizes.into_iter().map(|(at, size)| json!({ "at": at, "size": shown_count(&caller, size as usize) })).collect();
+    let size = size.map(|n| shown_count(&caller, n));
+    caller.audit("segment.read", None, "GET /api/v1/segments/{name}", json!({ "segment": name })).await?;
     let mut body = json!({ "name": name, "expression": expression, "size": size, "reads": reads, "sizes": sizes });
     caller.scrub(&mut body, &[]);
     Ok(Json(body))
@@ -227,16 +292,23 @@ pub(crate) async fn segment_members(
     Query(page): Query<MemberPage>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ExportSegments)?;
-    let Some(size) = state.audience.read().expect("not poisoned").size(&name) else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no segment {name}")));
+    let size = {
+        let engine = state.audience.read().expect("not poisoned");
+        let Some(size) = engine.size(&name) else {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no segment {name}")));
+        };
+        // Membership of a segment over what the role may not read would reveal it.
+        kinship_pipeline::readable::check_definition_readable(&engine, Kind::Segment, &name, caller.policy())
+            .map_err(|reason| ApiError::new(StatusCode::FORBIDDEN, reason))?;
+        size
     };
     let (offset, limit) = (page.offset.unwrap_or(0), page.limit.unwrap_or(100).clamp(1, 1000));
     let (lookup, config) = (name.clone(), state.config.clone());
     let (members, withheld) = state.read(move |s| audience::consented_members(s, &config, &lookup, offset, limit)).await?;
     caller
         .audit("segment.members", None, "GET /api/v1/segments/{name}/members", json!({ "segment": name, "profiles": members.len() }))
-        .await;
-    Ok(Json(json!({ "name": name, "size": size, "members": members, "withheld_no_marketing_consent": withheld })))
+        .await?;
+    Ok(Json(json!({ "name": name, "size": shown_count(&caller, size), "members": members, "withheld_no_marketing_consent": withheld })))
 }
 
 /// Delete a segment no other definition uses; its members' timelines record the exit.
@@ -249,7 +321,7 @@ async fn delete_segment(caller: Caller, State(state): State<Arc<AppState>>, Path
 /// Every computed trait with its expression.
 #[utoipa::path(get, path = "/api/v1/computed-traits", security(("bearer" = [])), responses((status = 200, description = "`{\"computed_traits\": [{name, expression}]}`")))]
 async fn list_computed(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    listing(&caller, &state, Kind::Computed, "computed_traits")
+    listing(&caller, &state, Kind::Computed, "computed_traits").await
 }
 
 /// Define a computed trait (e.g. `lifetime_value` = `sum("Order Completed", revenue)`); it shows

@@ -334,6 +334,11 @@ pub trait GovernanceStore {
     /// Appends audit entries in one transaction. The log is append-only: there is no
     /// method to change or remove an entry.
     fn append_audit(&mut self, rows: &[AuditRow]) -> Result<()>;
+    /// Makes appended entries survive a power loss, where a commit alone does not (SQLite
+    /// in `synchronous=NORMAL`); a no-op where every commit is flushed (PostgreSQL).
+    fn sync_audit(&self) -> Result<()> {
+        Ok(())
+    }
     /// The newest audit entry.
     fn last_audit(&self) -> Result<Option<AuditRow>>;
     /// Up to `limit` entries matching `filter`, oldest first.

@@ -353,6 +353,17 @@ fn open_audit_log(path: &Path) -> Result<Connection> {
     Ok(audit)
 }
 
+/// Flushes the write-ahead log of the database at `db` to disk (see `Database::flush_log`).
+fn sync_wal(db: Option<&str>) -> Result<()> {
+    let Some(db) = db.filter(|p| !p.is_empty()) else { return Ok(()) };
+    match std::fs::File::open(format!("{db}-wal")) {
+        Ok(log) => log.sync_data().map_err(|e| StoreError::Schema(format!("flushing {db}-wal to disk: {e}"))),
+        // No log: everything is in the database file, flushed by the checkpoint that removed it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::Schema(format!("opening {db}-wal: {e}"))),
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -417,13 +428,7 @@ impl Database for SqliteStore {
     /// the disk flushes. Pages already checkpointed out of the log were flushed by that
     /// checkpoint. For the collection API, where a 200 promises the event survives a crash.
     fn flush_log(&self) -> Result<()> {
-        let Some(db) = self.conn.path().filter(|p| !p.is_empty()) else { return Ok(()) };
-        match std::fs::File::open(format!("{db}-wal")) {
-            Ok(log) => log.sync_data().map_err(|e| StoreError::Schema(format!("flushing {db}-wal to disk: {e}"))),
-            // No log: everything is in the database file, flushed by the checkpoint that removed it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Schema(format!("opening {db}-wal: {e}"))),
-        }
+        sync_wal(self.conn.path())
     }
 
     fn backend(&self) -> &'static str {
@@ -1007,6 +1012,10 @@ impl GovernanceStore for SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn sync_audit(&self) -> Result<()> {
+        sync_wal(self.audit.path())
     }
 
     fn last_audit(&self) -> Result<Option<AuditRow>> {

@@ -109,11 +109,11 @@ pub async fn submit(
     if state.roles.get(&role).is_none() {
         return page(&state, next, Some(&format!("Your role `{role}` is not defined in kinship.toml.")), StatusCode::FORBIDDEN);
     }
-    let id = state.sessions.start(actor.clone(), name, role.clone(), token_hash);
-    state
-        .audit
-        .record(kinship_pipeline::governance::audit_event(&actor, "signin", None, Some("POST /signin"), json!({ "role": role })))
-        .await;
+    let signin = kinship_pipeline::governance::audit_event(&actor, "signin", None, Some("POST /signin"), json!({ "role": role.clone() }));
+    if !state.audit.record(signin).await {
+        return page(&state, next, Some("The audit log cannot be written; try again later."), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let id = state.sessions.start(actor.clone(), name, role, token_hash);
     let mut response = Redirect::to(local_path(next)).into_response();
     let headers = response.headers_mut();
     for value in [session_cookie(&state, &id), set_cookie(&state, SIGNIN_COOKIE, "", 0)] {

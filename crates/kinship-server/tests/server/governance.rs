@@ -241,9 +241,15 @@ fn repeated_authentication_failures_are_rate_limited() {
     let limited = get(s.addr, "/api/v1/sources", Some("kt_guess"));
     assert_eq!(limited.status, 429, "{}", limited.text());
     assert!(limited.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok_and(|s| (1..=60).contains(&s))));
-    // The address is blocked for the rest of the window, valid token or not; so are write keys.
-    assert_eq!(get(s.addr, "/api/v1/sources", Some(&s.admin)).status, 429);
-    assert_eq!(post_json(s.addr, "/v1/track", Some(&s.basic("web")), &json!({"userId": "u", "event": "E"})).status, 429);
+    // Its failures stay limited for the rest of the window (a bad write key too), but a
+    // client that authenticates from the same address (behind one NAT) is served.
+    let bad_key = http::basic("wk_guess");
+    assert_eq!(post_json(s.addr, "/v1/track", Some(&bad_key), &json!({"userId": "u", "event": "E"})).status, 429);
+    for _ in 0..5 {
+        assert_eq!(get(s.addr, "/api/v1/sources", Some("kt_guess")).status, 429);
+        assert_eq!(get(s.addr, "/api/v1/sources", Some(&s.admin)).status, 200);
+        assert_eq!(post_json(s.addr, "/v1/track", Some(&s.basic("web")), &json!({"userId": "u", "event": "E"})).status, 200);
+    }
 }
 
 #[test]
@@ -278,7 +284,7 @@ fn api_erasure_removes_and_suppresses_the_person() {
     // New events naming her are dropped and counted.
     let again =
         ok(&post_json(s.addr, "/v1/track", Some(&s.basic("app")), &json!({"userId": "u-ann", "event": "Back", "messageId": "ann-9"})));
-    assert_eq!(again["suppressed"], 1, "{again}");
+    assert_eq!((again["suppressed"].as_u64(), again["accepted"].as_u64()), (Some(1), Some(0)), "stored nothing: {again}");
     assert!(!s.stored_keys("app").contains_key("ann-9"));
 
     // The audit log has the read and the erasure, and never her email.
