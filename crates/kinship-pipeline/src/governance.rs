@@ -111,15 +111,26 @@ impl SuppressionCheck {
         if self.hashes.is_empty() {
             return false;
         }
-        let Ok(value) = serde_json::from_str::<Value>(raw) else { return false };
-        let mut found = false;
-        visit_strings(&value, &mut |s| {
-            found = found
-                || kinship_normalize::email(s).is_some_and(|e| self.matches(std::iter::once(("email", e.as_str()))))
+        let names_erased = |s: &str| {
+            kinship_normalize::email(s).is_some_and(|e| self.matches(std::iter::once(("email", e.as_str()))))
                 || (s.chars().filter(char::is_ascii_digit).count() >= 7
-                    && kinship_normalize::phone(s, region).is_some_and(|p| self.matches(std::iter::once(("phone", p.as_str())))));
-        });
-        found
+                    && kinship_normalize::phone(s, region).is_some_and(|p| self.matches(std::iter::once(("phone", p.as_str())))))
+        };
+        // Whole values, and addresses and numbers inside text: a CSV line that did not parse
+        // is one string, and a note may hold an email among other words.
+        let holds_erased = |s: &str| {
+            names_erased(s)
+                || kinship_policy::emails_in(s).iter().any(|e| names_erased(e))
+                || kinship_policy::phones_in(s).iter().any(|p| names_erased(p))
+        };
+        match serde_json::from_str::<Value>(raw) {
+            Ok(value) => {
+                let mut found = false;
+                visit_strings(&value, &mut |s| found = found || holds_erased(s));
+                found
+            }
+            Err(_) => holds_erased(raw),
+        }
     }
 
     /// Whether an encoded identifier list (see `kinship_core::encode_identifiers`) is suppressed.
@@ -446,13 +457,34 @@ pub struct ErasureReport {
     /// Files in the data directory that Kinship does not own (source files) and that still
     /// mention the person: Kinship does not edit its customers' files.
     pub files_still_mentioning: Vec<PathBuf>,
+    /// Segments and computed traits whose expressions quoted the person's identifiers, now
+    /// quoting [`ERASED`] instead; each has a note (meta `definition.KIND.NAME.note`).
+    pub definitions_rewritten: Vec<RewrittenDefinition>,
+}
+
+/// A definition erasure rewrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RewrittenDefinition {
+    /// `segment` or `computed`.
+    pub kind: String,
+    pub name: String,
+    /// The expression now stored.
+    pub expression: String,
+}
+
+/// What a quoted identifier of an erased person becomes in a stored expression.
+pub const ERASED: &str = "<erased>";
+
+/// The meta key of the note erasure leaves on a definition it rewrote.
+pub fn definition_note_key(kind: &str, name: &str) -> String {
+    format!("definition.{kind}.{name}.note")
 }
 
 /// Erases a person: every record, identifier, profile and derived row, rewritten out of
 /// every file of the store; their identifiers are kept only as keyed hashes in the
 /// suppression list so they are not ingested again. Refuses an identifier that several
 /// profiles hold (the guards kept them apart, so they may be different people).
-pub fn erase<S: Store + GovernanceStore + ?Sized>(
+pub fn erase<S: Store + GovernanceStore + kinship_store::AudienceStore + ?Sized>(
     store: &mut S,
     config: &Config,
     data_dir: &Path,
@@ -475,9 +507,47 @@ pub fn erase<S: Store + GovernanceStore + ?Sized>(
     };
     let (request, profiles, deleted, suppressed_identifiers, spellings) = erased;
     store.purge_deleted()?;
+    let definitions_rewritten = rewrite_definitions(store, &spellings, &request)?;
     let reject_lines_removed = scrub_rejects(data_dir, &spellings)?;
     let files_still_mentioning = foreign_files_mentioning(data_dir, &spellings)?;
-    Ok(ErasureReport { request, profiles, deleted, suppressed_identifiers, reject_lines_removed, files_still_mentioning })
+    Ok(ErasureReport {
+        request,
+        profiles,
+        deleted,
+        suppressed_identifiers,
+        reject_lines_removed,
+        files_still_mentioning,
+        definitions_rewritten,
+    })
+}
+
+/// Rewrites every stored definition that quotes one of the person's identifiers (any
+/// spelling) so that it quotes [`ERASED`] instead, and leaves a note saying so for whoever
+/// defined it. The rewritten condition selects nobody by that value any more; what else it
+/// says is kept.
+fn rewrite_definitions<S: Store + kinship_store::AudienceStore + ?Sized>(store: &mut S, spellings: &Spellings, request: &str) -> Result<Vec<RewrittenDefinition>> {
+    let mut rewritten = Vec::new();
+    for definition in store.definitions()? {
+        let Ok(mut expr) = kinship_expr::parse(&definition.expression) else { continue };
+        let replaced = kinship_expr::rewrite_literals(&mut expr, &mut |literal| match literal {
+            kinship_expr::Literal::Text(text) if spellings.names_identifier(text) || spellings.in_text(text) => {
+                Some(kinship_expr::Literal::Text(ERASED.to_string()))
+            }
+            _ => None,
+        });
+        if replaced == 0 {
+            continue;
+        }
+        let expression = expr.to_string();
+        store.set_definition_expression(&definition.kind, &definition.name, &expression)?;
+        let note = format!(
+            "erasure request {request} replaced {replaced} quoted value(s) naming an erased person with \"{ERASED}\"; review this {}'s condition",
+            definition.kind
+        );
+        store.set_meta(&definition_note_key(&definition.kind, &definition.name), &note)?;
+        rewritten.push(RewrittenDefinition { kind: definition.kind, name: definition.name, expression });
+    }
+    Ok(rewritten)
 }
 
 /// What an erasure's transaction did: the request id, the profiles, the rows deleted, how
@@ -583,6 +653,14 @@ impl Spellings {
         has("email", kinship_normalize::email(s))
             || (s.chars().filter(char::is_ascii_digit).count() >= 7 && has("phone", kinship_normalize::phone(s, self.region)))
             || self.identifiers.iter().any(|(_, v)| v == s.trim())
+    }
+
+    /// Whether a text holds one of the person's spellings, or an email or phone of theirs.
+    fn in_text(&self, text: &str) -> bool {
+        let lower = text.to_lowercase();
+        self.texts.iter().any(|t| lower.contains(t.as_str()))
+            || kinship_policy::emails_in(text).iter().any(|e| self.names_identifier(e))
+            || kinship_policy::phones_in(text).iter().any(|p| self.names_identifier(p))
     }
 
     /// Whether a line of text mentions the person.

@@ -48,6 +48,6 @@ pub(crate) fn mappers(config: &kinship_core::Config) -> Result<rustc_hash::FxHas
         .collect()
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

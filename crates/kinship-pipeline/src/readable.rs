@@ -31,14 +31,56 @@ pub fn check_readable(audience: &Audience, expression: &str, policy: &Policy) ->
             return refused(policy, &format!("a quoted {kind} value"), access_word(access));
         }
     }
+    // `exists(traits.email)` asks only what a masked value shows: that there is one.
+    let mut dependencies = expr.dependencies();
+    let mut compared = BTreeSet::new();
+    traits_read_for_value(&expr, &mut compared);
+    for name in dependencies.traits.iter().filter(|name| !compared.contains(*name)) {
+        let access = policy.trait_access(name);
+        if access == Access::Hide {
+            return refused(policy, &format!("`traits.{name}`"), access_word(access));
+        }
+    }
+    dependencies.traits = compared;
     let mut visited = BTreeSet::new();
-    check_dependencies(audience, &expr.dependencies(), policy, &mut visited)
+    check_dependencies(audience, &dependencies, policy, &mut visited)
+}
+
+/// The traits `expr` reads for their value: every one but those only tested by `exists`.
+fn traits_read_for_value(expr: &kinship_expr::Expr, out: &mut BTreeSet<String>) {
+    use kinship_expr::ExprKind;
+    match &expr.kind {
+        ExprKind::Exists(operand) if matches!(operand.kind, ExprKind::Trait(_)) => {}
+        ExprKind::Trait(name) => {
+            out.insert(name.clone());
+        }
+        ExprKind::Literal(_) | ExprKind::Computed(_) | ExprKind::Property(_) | ExprKind::InSegment { .. } | ExprKind::Now => {}
+        ExprKind::Not(operand) | ExprKind::Negate(operand) | ExprKind::Exists(operand) | ExprKind::DaysSince(operand) => {
+            traits_read_for_value(operand, out)
+        }
+        ExprKind::List(operands) | ExprKind::And(operands) | ExprKind::Or(operands) => {
+            operands.iter().for_each(|operand| traits_read_for_value(operand, out))
+        }
+        ExprKind::Binary { left, right, .. } => {
+            traits_read_for_value(left, out);
+            traits_read_for_value(right, out);
+        }
+        ExprKind::In { value, list, .. } => {
+            traits_read_for_value(value, out);
+            traits_read_for_value(list, out);
+        }
+        ExprKind::Events(query) => {
+            if let Some(filter) = &query.filter {
+                traits_read_for_value(filter, out);
+            }
+        }
+    }
 }
 
 /// Whether the role may read a stored definition's result, by what the definition reads.
 pub fn check_definition_readable(audience: &Audience, kind: Kind, name: &str, policy: &Policy) -> Result<(), String> {
-    match audience.dependencies(kind, name) {
-        Some(dependencies) => check_dependencies(audience, dependencies, policy, &mut BTreeSet::from([(kind, name.to_string())])),
+    match audience.definitions().into_iter().find(|d| d.kind == kind && d.name == name) {
+        Some(definition) => check_readable(audience, &definition.expression, policy),
         None => Ok(()),
     }
 }

@@ -91,8 +91,10 @@ pub(crate) fn phone_spans(chars: &[char]) -> Vec<(usize, usize)> {
     let mut i = 0;
     while i < chars.len() {
         let starts = chars[i].is_ascii_digit() || chars[i] == '+' || chars[i] == '(';
-        // A digit glued to a letter or digit before it is inside a word or a longer number.
-        let glued = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        // A digit glued to a letter or digit before it is inside a word or a longer number;
+        // one after `C-` or `#` is an id's number part.
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        let glued = i > 0 && (word(chars[i - 1]) || chars[i - 1] == '#' || ("-/:".contains(chars[i - 1]) && i > 1 && word(chars[i - 2])));
         if !starts || glued {
             i += 1;
             continue;
@@ -120,7 +122,8 @@ fn is_phone_shaped(text: &str) -> bool {
     }
     let groups: Vec<&str> = text.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty()).collect();
     let date = |g: &[&str]| {
-        g.len() >= 3
+        !text.starts_with(['+', '('])
+            && g.len() >= 3
             && ((g[0].len() == 4 && g[1].len() <= 2 && g[2].len() <= 2) || (g[0].len() <= 2 && g[1].len() <= 2 && g[2].len() == 4))
     };
     let dotted = !text.contains([' ', '-', '+', '(']) && groups.len() == 4 && groups.iter().all(|g| g.len() <= 3);
@@ -131,13 +134,20 @@ fn is_phone_shaped(text: &str) -> bool {
     leading || groups.len() >= 3
 }
 
-/// Every email address in `text`, also percent-encoded ones, lower-cased.
+/// Every email address in `text`, also percent-encoded ones, lower-cased. A local part is
+/// read from after the last `/?=&:` in it, which in practice end a URL's path or query key
+/// (`?email=ann@x.com`) rather than belong to the address.
 pub fn emails_in(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     for candidate in std::iter::once(text.to_string()).chain(percent_decoded(text)) {
         let chars: Vec<char> = candidate.chars().collect();
         for (start, end) in email_spans(&chars) {
-            found.push(chars[start..end].iter().collect::<String>().to_lowercase());
+            let address: String = chars[start..end].iter().collect();
+            let at = address.rfind('@').expect("a span holds its @");
+            let local_start = address[..at].rfind(['/', '?', '=', '&', ':']).map_or(0, |i| i + 1);
+            if local_start < at {
+                found.push(address[local_start..].to_lowercase());
+            }
         }
     }
     found
@@ -184,7 +194,7 @@ mod tests {
         assert_eq!(phones_in("+61 (2) 9123-4567"), vec!["+61 (2) 9123-4567"]);
         assert_eq!(phones_in("tel=415-555-2671"), vec!["415-555-2671"]);
         assert_eq!(phones_in("/p?phone=%2B61412345678"), vec!["+61412345678"]);
-        for not_a_phone in ["2024-01-15 10:30", "15/01/2024", "order 100234567", "192.168.10.200", "SKU12345678", "v1.2.3", "12.50"] {
+        for not_a_phone in ["2024-01-15 10:30", "15/01/2024", "order 100234567", "192.168.10.200", "SKU12345678", "C-00012345", "#0012345678", "v1.2.3", "12.50"] {
             assert!(phones_in(not_a_phone).is_empty(), "{not_a_phone}");
         }
     }

@@ -809,3 +809,75 @@ proptest! {
         }
     }
 }
+
+// ---- Contact details by value: any field, any encoding ------------------------------------
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// An email address written as real exports and URLs write it.
+fn encoded(email: &str, how: u8) -> String {
+    match how % 6 {
+        0 => email.to_string(),
+        1 => email.to_uppercase(),
+        2 => format!("https://shop.example/signup?email={}&utm_source=x", percent_encode(email)),
+        3 => format!("/p?e={}", percent_encode(&percent_encode(email))),
+        4 => format!("ref={}", percent_encode(&email.to_uppercase())),
+        _ => format!("Contact: {email}; thanks"),
+    }
+}
+
+fn phone_digits() -> impl Strategy<Value = String> {
+    prop::collection::vec(0..10u8, 8).prop_map(|d| format!("04{}", d.iter().map(|d| d.to_string()).collect::<String>()))
+}
+
+/// An Australian mobile number (`04` and 8 digits) written one of the ways people write it.
+fn written_phone(digits: &str, how: u8) -> String {
+    let (a, b, c) = (&digits[..4], &digits[4..7], &digits[7..]);
+    match how % 6 {
+        0 => format!("{a} {b} {c}"),
+        1 => format!("+61 {} {b} {c}", &a[1..]),
+        2 => format!("({}) {}-{}", &digits[..2], &digits[2..6], &digits[6..]),
+        3 => format!("/contact?phone={}", percent_encode(&format!("+61{}", &digits[1..]))),
+        4 => format!("call {a}-{b}-{c} after 5"),
+        _ => digits.to_string(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Someone else's email and phone (not the profile's identifiers), in a field no rule
+    /// names or one that names them in a way the rules did not list, in any encoding: no
+    /// marketer or analyst response holds them, decoded or encoded.
+    #[test]
+    fn contact_details_are_masked_by_value_in_any_field_and_encoding(
+        email in email(),
+        digits in phone_digits(),
+        email_how in 0..6u8,
+        phone_how in 0..6u8,
+        field in prop::sample::select(vec!["mobile_number", "tel", "cell", "url", "referrer", "search", "misc", "x", "contact_pref", "Mobile"]),
+    ) {
+        let email_text = encoded(&email, email_how);
+        let phone_text = written_phone(&digits, phone_how);
+        let doc = json!({
+            "id": "p_1",
+            "traits": {field: phone_text.clone(), "about": email_text.clone()},
+            "identifiers": [{"kind": "email", "value": EMAIL, "source": "s"}],
+            "events": [{"type": "page", "source": "web", "record_key": "r1",
+                        "properties": {"url": format!("{email_text}&{phone_text}"), field: email_text.clone()}}],
+        });
+        for name in ["marketer", "analyst"] {
+            let serialized = serde_json::to_string(&project(&doc, &role(name), &key()).value).unwrap();
+            let lowered = serialized.to_lowercase();
+            for form in [email.to_lowercase(), percent_encode(&email).to_lowercase(), percent_encode(&percent_encode(&email)).to_lowercase()] {
+                prop_assert!(!lowered.contains(&form), "{}: {} ({}) in {}", name, form, email_text, serialized);
+            }
+            let bare: String = serialized.chars().filter(|c| !" -()+".contains(*c)).collect();
+            prop_assert!(!bare.contains(&digits[2..]), "{}: phone {} ({}) in {}", name, digits, phone_text, serialized);
+        }
+    }
+}

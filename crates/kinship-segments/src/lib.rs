@@ -411,6 +411,30 @@ impl Audience {
         Ok(left)
     }
 
+    /// Gives a definition a new expression that reads the same things (erasure rewriting a
+    /// quoted identifier away), and recomputes it and what reads it.
+    pub fn replace_expression(&mut self, kind: Kind, name: &str, expression: String, now_ms: i64) -> Result<Vec<Transition>, DefinitionError> {
+        let Some(&position) = self.catalog.position.get(&(kind, name.to_string())) else {
+            return Err(DefinitionError::Unknown(kind, name.to_string()));
+        };
+        let source = DefinitionSource { kind, name: name.to_string(), expression };
+        let program = self.compile(&source)?;
+        if program.dependencies() != self.catalog.definitions[position].program.dependencies() {
+            return Err(DefinitionError::Expression {
+                kind,
+                name: name.to_string(),
+                line: 1,
+                column: 1,
+                message: "a replaced expression must read what the old one read".to_string(),
+                rendered: source.expression.clone(),
+            });
+        }
+        let definition = &mut self.catalog.definitions[position];
+        definition.expression = source.expression;
+        definition.program = program;
+        self.recompute(kind, name, now_ms)
+    }
+
     /// Loads stored definitions in an order where each follows what it reads. Fails on the
     /// first that does not compile or closes a cycle.
     pub fn define_all(&mut self, sources: Vec<DefinitionSource>, now_ms: i64) -> Result<Vec<Transition>, DefinitionError> {

@@ -175,6 +175,14 @@ pub async fn erase(caller: Caller, State(state): State<Arc<AppState>>, Json(q): 
         for profile in &report.profiles {
             audience.remove_profile(profile);
         }
+        // Definitions that quoted the person now quote `<erased>`, in memory as on disk.
+        for definition in &report.definitions_rewritten {
+            let kind = if definition.kind == "segment" { kinship_segments::Kind::Segment } else { kinship_segments::Kind::Computed };
+            let transitions = audience
+                .replace_expression(kind, &definition.name, definition.expression.clone(), kinship_pipeline::now_ms())
+                .map_err(kinship_pipeline::PipelineError::from)?;
+            kinship_pipeline::audience::record(&mut *store, &audience, &transitions)?;
+        }
         Ok(report)
     })
     .await
@@ -191,7 +199,8 @@ pub async fn erase(caller: Caller, State(state): State<Arc<AppState>>, Json(q): 
             None,
             "POST /api/v1/privacy/erasure",
             json!({ "request": report.request, "by": by, "profiles": report.profiles, "deleted": report.deleted,
-                    "suppressed_identifiers": report.suppressed_identifiers }),
+                    "suppressed_identifiers": report.suppressed_identifiers,
+                    "definitions_rewritten": report.definitions_rewritten.iter().map(|d| format!("{}:{}", d.kind, d.name)).collect::<Vec<_>>() }),
         )
         .await?;
     Ok(Json(serde_json::to_value(&report).unwrap_or_default()))

@@ -264,11 +264,21 @@ pub(crate) async fn show_segment(
         (d.expression, engine.size(&name), engine.dependencies(Kind::Segment, &name).cloned())
     };
     let lookup = name.clone();
-    let sizes = state.read(move |s| s.segment_sizes(&lookup)).await?;
+    let (sizes, note) = state
+        .read(move |s| {
+            Ok::<_, kinship_store::StoreError>((
+                s.segment_sizes(&lookup)?,
+                s.meta(&kinship_pipeline::governance::definition_note_key("segment", &lookup))?,
+            ))
+        })
+        .await?;
     let sizes: Vec<Value> = sizes.into_iter().map(|(at, size)| json!({ "at": at, "size": shown_count(&caller, size as usize) })).collect();
     let size = size.map(|n| shown_count(&caller, n));
     caller.audit("segment.read", None, "GET /api/v1/segments/{name}", json!({ "segment": name })).await?;
     let mut body = json!({ "name": name, "expression": expression, "size": size, "reads": reads, "sizes": sizes });
+    if let Some(note) = note {
+        body["note"] = json!(note);
+    }
     caller.scrub(&mut body, &[]);
     Ok(Json(body))
 }

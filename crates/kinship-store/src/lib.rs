@@ -290,6 +290,8 @@ pub struct SegmentTransition {
 pub trait AudienceStore {
     fn definitions(&self) -> Result<Vec<DefinitionRow>>;
     fn save_definition(&mut self, definition: &DefinitionRow) -> Result<()>;
+    /// Replaces a definition's expression (erasure rewrites a quoted identifier away).
+    fn set_definition_expression(&mut self, kind: &str, name: &str, expression: &str) -> Result<()>;
     /// Deletes a definition with its members and size history (the profiles' timelines keep
     /// their entries and exits).
     fn delete_definition(&mut self, kind: &str, name: &str) -> Result<()>;

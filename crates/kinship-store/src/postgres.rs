@@ -890,6 +890,11 @@ impl AudienceStore for PostgresStore {
         Ok(())
     }
 
+    fn set_definition_expression(&mut self, kind: &str, name: &str, expression: &str) -> Result<()> {
+        self.execute("UPDATE definitions SET expression = $3 WHERE kind = $1 AND name = $2", &[&kind, &name, &expression])?;
+        Ok(())
+    }
+
     fn delete_definition(&mut self, kind: &str, name: &str) -> Result<()> {
         self.atomic(|s| {
             s.execute("DELETE FROM definitions WHERE kind = $1 AND name = $2", &[&kind, &name])?;

@@ -834,6 +834,11 @@ impl AudienceStore for SqliteStore {
         Ok(())
     }
 
+    fn set_definition_expression(&mut self, kind: &str, name: &str, expression: &str) -> Result<()> {
+        self.conn.execute("UPDATE definitions SET expression = ?3 WHERE kind = ?1 AND name = ?2", [kind, name, expression])?;
+        Ok(())
+    }
+
     fn delete_definition(&mut self, kind: &str, name: &str) -> Result<()> {
         let tx = self.conn.savepoint()?;
         tx.execute("DELETE FROM definitions WHERE kind = ?1 AND name = ?2", [kind, name])?;

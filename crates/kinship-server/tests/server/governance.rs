@@ -74,7 +74,7 @@ fn routes(id: &str) -> Vec<RouteCase> {
         (
             "POST",
             "/api/v1/segments".into(),
-            Some(json!({"name": "bad", "expression": "count(\"X\") > \"two\""})),
+            Some(json!({"name": "bad", "expression": "count(\"Order Completed\") > \"two\""})),
             &["admin", "marketer"],
             400,
         ),
