@@ -71,7 +71,10 @@ mod tests {
             redacted(r#"traits.email == "zara@x.com" or traits.phone in ["0429 111 222", 61429111222] and traits.age > 30"#),
             r#"traits.email == "<redacted>" or traits.phone in ["<redacted>", "<redacted>"] and traits.age > 30"#
         );
-        assert_eq!(redacted(r#"count("Order Completed", email == "a@b.c") >= 2"#), r#"count("Order Completed", email == "<redacted>") >= 2"#);
+        assert_eq!(
+            redacted(r#"count("Order Completed", email == "a@b.c") >= 2"#),
+            r#"count("Order Completed", email == "<redacted>") >= 2"#
+        );
         assert!(!redacted("traits.email == \"a@b.c").contains("a@b.c"));
     }
 }

@@ -506,8 +506,9 @@ pub fn erase<S: Store + GovernanceStore + kinship_store::AudienceStore + ?Sized>
         }
     };
     let (request, profiles, deleted, suppressed_identifiers, spellings) = erased;
-    store.purge_deleted()?;
+    // Before the purge, which leaves no old copy of the rewritten rows behind.
     let definitions_rewritten = rewrite_definitions(store, &spellings, &request)?;
+    store.purge_deleted()?;
     let reject_lines_removed = scrub_rejects(data_dir, &spellings)?;
     let files_still_mentioning = foreign_files_mentioning(data_dir, &spellings)?;
     Ok(ErasureReport {
@@ -525,7 +526,11 @@ pub fn erase<S: Store + GovernanceStore + kinship_store::AudienceStore + ?Sized>
 /// spelling) so that it quotes [`ERASED`] instead, and leaves a note saying so for whoever
 /// defined it. The rewritten condition selects nobody by that value any more; what else it
 /// says is kept.
-fn rewrite_definitions<S: Store + kinship_store::AudienceStore + ?Sized>(store: &mut S, spellings: &Spellings, request: &str) -> Result<Vec<RewrittenDefinition>> {
+fn rewrite_definitions<S: Store + kinship_store::AudienceStore + ?Sized>(
+    store: &mut S,
+    spellings: &Spellings,
+    request: &str,
+) -> Result<Vec<RewrittenDefinition>> {
     let mut rewritten = Vec::new();
     for definition in store.definitions()? {
         let Ok(mut expr) = kinship_expr::parse(&definition.expression) else { continue };

@@ -16,6 +16,19 @@ const CLASSIFY_SAMPLE: usize = 200;
 /// not parse is let through: defining or previewing it reports the parse error.
 pub fn check_readable(audience: &Audience, expression: &str, policy: &Policy) -> Result<(), String> {
     let Ok(mut expr) = kinship_expr::parse(expression) else { return Ok(()) };
+    // `exists(traits.email)` asks only what a masked value shows: that there is one.
+    let mut dependencies = expr.dependencies();
+    let mut compared = BTreeSet::new();
+    traits_read_for_value(&expr, &mut compared);
+    for name in dependencies.traits.iter().filter(|name| !compared.contains(*name)) {
+        let access = policy.trait_access(name);
+        if access == Access::Hide {
+            return refused(policy, &format!("`traits.{name}`"), access_word(access));
+        }
+    }
+    dependencies.traits = compared;
+    let mut visited = BTreeSet::new();
+    check_dependencies(audience, &dependencies, policy, &mut visited)?;
     // A role that may not read emails may not write one either: whatever field it compares
     // with, a count answers whether someone has that address.
     let mut quoted = None;
@@ -31,19 +44,7 @@ pub fn check_readable(audience: &Audience, expression: &str, policy: &Policy) ->
             return refused(policy, &format!("a quoted {kind} value"), access_word(access));
         }
     }
-    // `exists(traits.email)` asks only what a masked value shows: that there is one.
-    let mut dependencies = expr.dependencies();
-    let mut compared = BTreeSet::new();
-    traits_read_for_value(&expr, &mut compared);
-    for name in dependencies.traits.iter().filter(|name| !compared.contains(*name)) {
-        let access = policy.trait_access(name);
-        if access == Access::Hide {
-            return refused(policy, &format!("`traits.{name}`"), access_word(access));
-        }
-    }
-    dependencies.traits = compared;
-    let mut visited = BTreeSet::new();
-    check_dependencies(audience, &dependencies, policy, &mut visited)
+    Ok(())
 }
 
 /// The traits `expr` reads for their value: every one but those only tested by `exists`.
@@ -136,7 +137,8 @@ fn check_dependencies(
     if !dependencies.computed.is_empty() && !policy.sees_computed() {
         return refused(policy, "computed traits", "not at all");
     }
-    let references = dependencies.computed.iter().map(|n| (Kind::Computed, n)).chain(dependencies.segments.iter().map(|n| (Kind::Segment, n)));
+    let references =
+        dependencies.computed.iter().map(|n| (Kind::Computed, n)).chain(dependencies.segments.iter().map(|n| (Kind::Segment, n)));
     for (kind, name) in references {
         if !visited.insert((kind, name.clone())) {
             continue;

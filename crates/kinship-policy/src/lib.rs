@@ -103,8 +103,8 @@ mod scrub;
 
 pub use audit::{verify_chain, AuditEntry, AuditEvent, AuditLineError, ChainError, GENESIS_HASH};
 pub use config::{PolicyError, RoleConfig, Roles, RulesConfig};
-pub use contact::{emails_in, percent_decoded, phones_in};
 pub use consent::{derive_consent, ConsentConfig, ConsentState, EventConsentRule, Purpose, TraitConsentRule};
+pub use contact::{emails_in, percent_decoded, phones_in};
 pub use keys::{pseudonym, suppression_hash, PseudonymKey, SuppressionKey};
 pub use mask::{mask_email, mask_generic, mask_phone, mask_value, MaskStyle, MASK};
 pub use policy::{Access, Capability, Policy, RecordAccess, BUILTIN_ROLES};

@@ -2,8 +2,8 @@
 //! no rule knows (a raw payload's `billing_email`, an event property `contact`, a record
 //! key, an object key) are masked wherever they are.
 
-use crate::keys::{pseudonym, PseudonymKey};
 use crate::contact::{is_domain_char, is_local_char, percent_decoded, phone_spans};
+use crate::keys::{pseudonym, PseudonymKey};
 use crate::mask::{mask_email, mask_phone, phone_digits, MASK};
 use crate::policy::{Access, Policy};
 use serde_json::{Map, Value};

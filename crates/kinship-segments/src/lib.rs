@@ -413,7 +413,13 @@ impl Audience {
 
     /// Gives a definition a new expression that reads the same things (erasure rewriting a
     /// quoted identifier away), and recomputes it and what reads it.
-    pub fn replace_expression(&mut self, kind: Kind, name: &str, expression: String, now_ms: i64) -> Result<Vec<Transition>, DefinitionError> {
+    pub fn replace_expression(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        expression: String,
+        now_ms: i64,
+    ) -> Result<Vec<Transition>, DefinitionError> {
         let Some(&position) = self.catalog.position.get(&(kind, name.to_string())) else {
             return Err(DefinitionError::Unknown(kind, name.to_string()));
         };

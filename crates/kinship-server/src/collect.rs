@@ -58,7 +58,10 @@ async fn authorise(state: &Arc<AppState>, client: IpAddr, headers: &HeaderMap, b
     };
     let source = state.source_for_write_key(&key).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let Some(source) = source else {
-        return Err(refuse(error(StatusCode::UNAUTHORIZED, "unknown write key; create one with `kinship source add --type segment --name NAME`")));
+        return Err(refuse(error(
+            StatusCode::UNAUTHORIZED,
+            "unknown write key; create one with `kinship source add --type segment --name NAME`",
+        )));
     };
     if !state.source_enabled(&source).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
         return Err(error(StatusCode::FORBIDDEN, format!("source `{source}` is switched off; turn it on to accept events")));

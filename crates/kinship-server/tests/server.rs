@@ -10,6 +10,8 @@ mod http;
 
 #[path = "server/governance.rs"]
 mod governance;
+#[path = "server/hostile.rs"]
+mod hostile;
 #[path = "server/nats.rs"]
 mod nats;
 #[path = "server/scheduled_pulls.rs"]

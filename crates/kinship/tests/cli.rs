@@ -307,6 +307,52 @@ fn kill_9_loses_no_acknowledged_event() {
     assert!(server.sigterm().success());
 }
 
+/// Reads under load, then `kill -9`: every read that was answered 200 has its audit entry
+/// after the restart (the answer waits for the entry to be durable), and the chain verifies.
+#[test]
+fn kill_9_loses_no_answered_read_from_the_audit_log() {
+    let data = Data::new(&["web"]);
+    let server = Serve::start(&data);
+    let identify = json!({"userId": "u-read", "traits": {"email": "reader@example.com"}, "messageId": "r-1"});
+    let auth = basic(&data.keys["web"]);
+    let r = request(server.addr, "POST", "/v1/identify", &[("Authorization", &auth)], identify.to_string().as_bytes()).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let view = wait_for_profile(server.addr, &data.token, "user_id:u-read", Duration::from_secs(10), |_| true);
+    let id = view["id"].as_str().unwrap().to_string();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (answered, addr, token, path) =
+                (answered.clone(), server.addr, format!("Bearer {}", data.token), format!("/api/v1/profiles/{id}"));
+            std::thread::spawn(move || {
+                while let Ok(r) = request(addr, "GET", &path, &[("Authorization", &token)], b"") {
+                    if r.status == 200 {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut server = server;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while answered.load(Ordering::SeqCst) < 300 {
+        assert!(Instant::now() < deadline, "reads too slow: {}", answered.load(Ordering::SeqCst));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill9();
+    readers.into_iter().for_each(|t| t.join().unwrap());
+    let answered = answered.load(Ordering::SeqCst);
+    let store = store_of(data.dir.path());
+    let filter = kinship_store::AuditFilter { profile: Some(id.clone()), actor: None, since_ms: None, after_seq: 0 };
+    let audited = store.audit_lines(&filter, usize::MAX).unwrap().iter().filter(|row| row.line.contains("\"action\":\"read\"")).count();
+    eprintln!("{answered} reads answered before kill -9, {audited} audited");
+    assert!(audited >= answered, "{answered} reads were answered but only {audited} audited");
+    drop(store);
+    let server = Serve::start(&data);
+    let verify = request(server.addr, "GET", "/api/v1/audit/verify", &[("Authorization", &format!("Bearer {}", data.token))], b"").unwrap();
+    assert_eq!(verify.json()["ok"], true, "{}", verify.text());
+}
+
 #[test]
 fn sigterm_finishes_in_flight_requests_and_exits_0() {
     let data = Data::new(&["web"]);

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 const ROLES: [&str; 6] = ["admin", "support", "sales", "marketer", "analyst", "viewer"];
 
 /// A token of `role`, added to the running server's store.
-fn token(s: &Server, role: &str) -> String {
+pub(crate) fn token(s: &Server, role: &str) -> String {
     let secret = kinship_server::auth::new_secret("kt_");
     let mut store = s.db();
     store.add_token(&format!("test-{role}"), role, &kinship_server::auth::hash_secret(&secret)).unwrap();
@@ -18,7 +18,7 @@ fn token(s: &Server, role: &str) -> String {
 }
 
 /// Ann: contact details, a marketing score, an order, a ticket and an email campaign event.
-fn seed_ann(s: &Server) -> String {
+pub(crate) fn seed_ann(s: &Server) -> String {
     let auth = s.basic("web");
     let a = s.addr;
     ok(&post_json(

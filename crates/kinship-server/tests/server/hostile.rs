@@ -1,0 +1,218 @@
+//! A curious insider and a hostile client: expressions as an oracle, erasure that must reach
+//! every copy, contact details hidden in URLs, slow and idle connections, huge error bodies.
+
+use super::governance::{call, seed_ann, token};
+use super::{ok, Server, RESOLVE_WAIT};
+use crate::http::{self, get, post_json, wait_for_profile};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn preview(s: &Server, token: &str, expression: &str) -> http::Response {
+    call(s.addr, "POST", "/api/v1/segments/preview", token, Some(&json!({ "expression": expression })))
+}
+
+#[test]
+fn a_segment_preview_is_no_oracle_for_what_a_role_may_not_see() {
+    let s = Server::start();
+    seed_ann(&s);
+    let marketer = token(&s, "marketer");
+    let analyst = token(&s, "analyst");
+    // What the probe did: one condition per guess on a field the role sees masked or not at all.
+    let guesses = [
+        (&marketer, "marketer", r#"traits.email == "ann.lee@example.com""#, "traits.email"),
+        (&marketer, "marketer", r#"traits.email in ["ann.lee@example.com", "x@y.z"]"#, "traits.email"),
+        (&analyst, "analyst", r#"traits.email == "ann.lee@example.com""#, "traits.email"),
+        (&analyst, "analyst", r#"traits.phone == "+14155550134""#, "traits.phone"),
+        (&marketer, "marketer", r#"count("Email Opened", contact == "ann.lee@example.com") > 0"#, "email"),
+        // A trait the rules let through, compared with a quoted address: still a guess.
+        (&marketer, "marketer", r#"traits.first_name == "ann.lee@example.com""#, "email"),
+    ];
+    for (token, role, expression, field) in guesses {
+        let r = preview(&s, token, expression);
+        assert_eq!(r.status, 403, "{role}: {expression}: {}", r.text());
+        let reason = r.json()["error"].as_str().unwrap().to_string();
+        assert!(reason.contains(field) && reason.contains(role), "the refusal names the field and the role: {reason}");
+    }
+    // What the role sees in clear it may count, but one person is not a count it is shown.
+    let r = ok(&preview(&s, &marketer, r#"traits.first_name == "Ann""#));
+    assert_eq!((r["count"].as_str(), r["sample"].as_array().map(Vec::len)), (Some("fewer than 5"), Some(0)), "{r}");
+    assert_eq!(ok(&preview(&s, &marketer, "exists(traits.email)"))["count"], "fewer than 5");
+    assert_eq!(ok(&preview(&s, &s.admin, r#"traits.first_name == "Ann""#))["count"], 1, "admin sees identities");
+    // Defining, too, obeys the projection.
+    let create = call(
+        s.addr,
+        "POST",
+        "/api/v1/segments",
+        &marketer,
+        Some(&json!({"name": "one", "expression": r#"traits.phone == "+14155550134""#})),
+    );
+    assert_eq!(create.status, 403, "{}", create.text());
+
+    // Every preview is audited, refused ones too, with the values redacted.
+    let audit = ok(&get(s.addr, "/api/v1/audit?actor=token:test-marketer&limit=1000", Some(&s.admin)));
+    let previews: Vec<&Value> =
+        audit["entries"].as_array().unwrap().iter().filter(|e| e["action"].as_str().unwrap_or("").starts_with("segment.preview")).collect();
+    assert_eq!(previews.len(), 6, "{audit:#}");
+    assert!(previews.iter().any(|e| e["detail"]["expression"] == r#"traits.email == "<redacted>""#), "{audit:#}");
+    let all = ok(&get(s.addr, "/api/v1/audit?limit=1000", Some(&s.admin))).to_string().to_lowercase();
+    assert!(!all.contains("ann.lee@example.com") && !all.contains("4155550134"), "the audit log quotes no identifier");
+}
+
+#[test]
+fn masking_reaches_emails_in_urls_and_phones_under_any_name() {
+    let s = Server::start();
+    let auth = s.basic("web");
+    ok(&post_json(
+        s.addr,
+        "/v1/identify",
+        Some(&auth),
+        &json!({"userId": "u-amanda", "traits": {"email": "amanda.gonzalez@iinet.net.au", "mobile_number": "0412 345 678", "tel": "(08) 9123 4567", "cell": "+61 423 111 222"}, "messageId": "a-1"}),
+    ));
+    ok(&post_json(
+        s.addr,
+        "/v1/page",
+        Some(&auth),
+        &json!({"userId": "u-amanda", "name": "Signup", "messageId": "a-2",
+                "properties": {"url": "https://shop.example/signup?email=amanda.gonzalez%40iinet.net.au&phone=0412345678",
+                               "referrer": "https://mail.example/?to=AMANDA.GONZALEZ%2540IINET.NET.AU", "search": "?q=amanda.gonzalez%40iinet.net.au"}}),
+    ));
+    let view = wait_for_profile(s.addr, &s.admin, "user_id:u-amanda", RESOLVE_WAIT, |v| !http::event_names(v).is_empty());
+    let id = view["id"].as_str().unwrap().to_string();
+    for role in ["marketer", "analyst"] {
+        let secret = token(&s, role);
+        let body = ok(&get(s.addr, &format!("/api/v1/profiles/{id}"), Some(&secret))).to_string().to_lowercase();
+        let digits: String = body.chars().filter(char::is_ascii_digit).collect();
+        for leak in ["amanda.gonzalez@iinet", "amanda.gonzalez%40", "amanda.gonzalez%2540"] {
+            assert!(!body.contains(leak), "{role} got {leak}: {body}");
+        }
+        for number in ["412345678", "91234567", "423111222"] {
+            assert!(!digits.contains(number), "{role} got {number}: {body}");
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn erasure_reaches_definitions_audit_details_reject_files_and_scheduled_pulls() {
+    let sources = tempfile::tempdir().unwrap();
+    let csv = sources.path().join("crm.csv");
+    // Ann's good row, a row of hers that cannot be mapped (no id), a line that is not CSV at
+    // all naming her, and someone else's bad row.
+    std::fs::write(
+        &csv,
+        "id,email,city\nc1,zara.zhang@example.com,Perth\n,zara.zhang@example.com,Perth\n,bob@example.com,Perth\nc3,\"unterminated Zara zara.zhang@example.com\n",
+    )
+    .unwrap();
+    let s = Server::with_config(&format!(
+        r#"
+[sources.crm]
+type = "csv"
+path = "{}"
+key = "id"
+schedule = "1s"
+identifiers = {{ email = "email" }}
+traits = {{ city = "city", email = "email" }}
+"#,
+        csv.display()
+    ));
+    wait_for_profile(s.addr, &s.admin, "email:zara.zhang@example.com", RESOLVE_WAIT, |_| true);
+    let segment = json!({"name": "zara", "expression": r#"traits.email == "Zara.Zhang@example.com" or traits.city == "Hobart""#});
+    assert_eq!(call(s.addr, "POST", "/api/v1/segments", &s.admin, Some(&segment)).status, 201);
+
+    let report =
+        ok(&post_json(s.addr, "/api/v1/privacy/erasure", Some(&http::bearer(&s.admin)), &json!({"email": "zara.zhang@example.com"})));
+    assert_eq!(report["definitions_rewritten"][0]["name"], "zara", "{report}");
+    let shown = ok(&get(s.addr, "/api/v1/segments/zara", Some(&s.admin)));
+    assert_eq!(shown["expression"], r#"traits.email == "<erased>" or traits.city == "Hobart""#, "{shown}");
+    assert!(shown["note"].as_str().is_some_and(|n| n.contains("erasure")), "the definer is told: {shown}");
+
+    // A re-run by hand and two scheduled pulls read her rows again.
+    let run = ok(&call(s.addr, "POST", "/api/v1/sources/crm/run", &s.admin, None));
+    assert!(run["suppressed"].as_u64().unwrap() >= 2, "{run}");
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let mut written = Vec::new();
+    files(s._dir.path(), &mut written);
+    let rejects = written.iter().find(|p| p.to_string_lossy().contains("rejects")).expect("bob's row was rejected");
+    assert!(std::fs::read_to_string(rejects).unwrap().contains("bob@example.com"));
+    for path in &written {
+        let bytes = std::fs::read(path).unwrap().to_ascii_lowercase();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("zara.zhang@example.com") && !text.contains("zara.zhang"), "{} still holds her", path.display());
+    }
+    // On PostgreSQL the log is in the database, not the data directory.
+    let all = ok(&get(s.addr, "/api/v1/audit?limit=1000", Some(&s.admin))).to_string().to_lowercase();
+    assert!(!all.contains("zara.zhang"), "{all}");
+}
+
+#[test]
+fn a_batch_of_bad_items_gets_a_bounded_answer() {
+    let s = Server::start();
+    let items: Vec<Value> = (0..100_000).map(|_| json!({})).collect();
+    let r = post_json(s.addr, "/v1/batch", Some(&s.basic("web")), &json!({ "batch": items }));
+    assert_eq!(r.status, 400);
+    assert!(r.body.len() < 8 * 1024, "{} bytes", r.body.len());
+    let body = r.json();
+    assert_eq!((body["rejected_total"].as_u64(), body["rejected"].as_array().map(Vec::len)), (Some(100_000), Some(20)));
+}
+
+/// Milliseconds `/healthz` takes on a new connection.
+fn healthz_ms(s: &Server) -> u128 {
+    let started = Instant::now();
+    let r = get(s.addr, "/healthz", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    started.elapsed().as_millis()
+}
+
+#[test]
+fn slow_and_idle_clients_cannot_take_the_server_down() {
+    let s = Server::with_config("[server]\nheader_timeout_secs = 1\nidle_timeout_secs = 2\nmax_connections = 64\n");
+    let connect = || TcpStream::connect(s.addr).unwrap();
+    // Slowloris: a request line, then a header line now and then, never finished.
+    let mut slow: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut stream = connect();
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+            stream
+        })
+        .collect();
+    // Idle sockets, more than the cap allows.
+    let idle: Vec<TcpStream> = (0..100).map(|_| connect()).collect();
+    let started = Instant::now();
+    let mut worst = 0;
+    while started.elapsed() < Duration::from_millis(2500) {
+        for stream in &mut slow {
+            let _ = stream.write_all(b"X-Slow: 1\r\n");
+        }
+        worst = worst.max(healthz_ms(&s));
+        // A valid collection request from the crowd's neighbour is served too.
+        assert_eq!(post_json(s.addr, "/v1/track", Some(&s.basic("web")), &json!({"userId": "u", "event": "E"})).status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(worst < 100, "healthz took {worst} ms beside slow and idle clients");
+    // Both kinds were disconnected: reading gets end of file (or a reset), not a hang.
+    for mut stream in slow.into_iter().chain(idle) {
+        stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut buf = [0u8; 512];
+        match stream.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) => assert!(!matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "still open: {e}"),
+            // A connection refused at the cap is told so first.
+            Ok(n) => assert!(String::from_utf8_lossy(&buf[..n]).contains("503"), "{}", String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+}
