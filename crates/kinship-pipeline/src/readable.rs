@@ -125,6 +125,14 @@ fn check_dependencies(
         if access != Access::Allow {
             return refused(policy, &format!("event property `{property}`"), access_word(access));
         }
+        // A URL property holding `?email=…` answers `starts_with` one character at a time.
+        let kind = audience.property_texts(property, CLASSIFY_SAMPLE).iter().find_map(|value| contact_kind(value));
+        if let Some(kind) = kind {
+            let access = policy.trait_access(kind).max(policy.identifier_access(kind));
+            if access != Access::Allow {
+                return refused(policy, &format!("event property `{property}` (its values hold {kind} details)"), access_word(access));
+            }
+        }
     }
     for event in &dependencies.events {
         if !policy.event_visible(event) {

@@ -311,6 +311,21 @@ impl Audience {
             .collect()
     }
 
+    /// Up to `limit` text values of event property `name` (of any event), from the first
+    /// profiles' events holding one: as [`Audience::trait_texts`], for properties.
+    pub fn property_texts(&self, name: &str, limit: usize) -> Vec<String> {
+        self.profiles
+            .iter()
+            .flatten()
+            .flat_map(|p| p.events.iter())
+            .filter_map(|e| match kinship_expr::EventView::property(e, name) {
+                kinship_expr::Scalar::Str(text) => Some(text.to_string()),
+                _ => None,
+            })
+            .take(limit)
+            .collect()
+    }
+
     /// The schema expressions are checked against: the defined computed traits and segments.
     pub fn schema(&self) -> Schema {
         self.catalog.schema()

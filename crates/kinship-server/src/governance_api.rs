@@ -1,7 +1,7 @@
 //! Governance routes: the audit log, tokens, erasure and the subject access export. All
 //! of them are for roles with the matching capability (built in: admin only).
 
-use crate::api::{bad_request, ApiError, Caller};
+use crate::http::{bad_request, ApiError, Caller};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

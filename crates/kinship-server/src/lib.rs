@@ -15,6 +15,7 @@ mod audit;
 pub mod auth;
 mod collect;
 mod governance_api;
+mod http;
 mod limits;
 mod listen;
 mod metrics;

@@ -171,10 +171,12 @@ pub async fn serve(listener: TcpListener, app: axum::Router, bounds: Bounds, shu
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
-                // Out of file descriptors, say: wait a little rather than spin.
+                // Out of file descriptors (a limit below the cap): free one held by an idle
+                // connection, and wait a little rather than spin.
                 Err(e) => {
                     tracing::warn!("accepting a connection failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    open.evict_idle();
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },

@@ -4,7 +4,8 @@
 //! run, with its error (shown by `kinship stats`, the sources API and the Connections page),
 //! and the next tick tries again; a switched-off source is skipped until it is switched on.
 
-use crate::api::{self, ApiError};
+use crate::api;
+use crate::http::ApiError;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use kinship_pipeline::governance::audit_event;

@@ -1,7 +1,7 @@
 //! `/api/v1/segments` and `/api/v1/computed-traits`: define, list, show, preview and delete
 //! segments and computed traits, and page through a segment's members.
 
-use crate::api::{ApiError, Caller};
+use crate::http::{ApiError, Caller};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

@@ -11,7 +11,7 @@ mod segments;
 pub mod session;
 mod signin;
 
-use crate::api::{ApiError, Caller};
+use crate::http::{ApiError, Caller};
 use crate::state::AppState;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};

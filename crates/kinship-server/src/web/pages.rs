@@ -2,8 +2,9 @@
 
 use super::session::SignedIn;
 use super::{charts, layout, text, time, url_encode, PageError};
-use crate::api::{self, Caller, ProfileQuery};
+use crate::api::{self, ProfileQuery};
 use crate::governance_api::{self, AuditQuery};
+use crate::http::Caller;
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::Json;

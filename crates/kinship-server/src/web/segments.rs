@@ -3,7 +3,7 @@
 
 use super::session::SignedIn;
 use super::{charts, check_csrf, layout, text, url_encode, PageError};
-use crate::api::Caller;
+use crate::http::Caller;
 use crate::segments_api::{self, Expression, MemberPage, NewDefinition};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};

@@ -2,7 +2,7 @@
 //! in memory (only the id's hash is held), with its own CSRF token. A restart signs
 //! everyone out, which is acceptable for a tool used by staff and avoids storing sessions.
 
-use crate::api::Caller;
+use crate::http::Caller;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
