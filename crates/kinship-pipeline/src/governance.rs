@@ -506,8 +506,12 @@ pub fn erase<S: Store + GovernanceStore + kinship_store::AudienceStore + ?Sized>
         }
     };
     let (request, profiles, deleted, suppressed_identifiers, spellings) = erased;
-    // Before the purge, which leaves no old copy of the rewritten rows behind.
-    let definitions_rewritten = rewrite_definitions(store, &spellings, &request)?;
+    // Before the purge, which leaves no old copy of the rewritten rows behind. The person is
+    // already deleted: a failure here is reported, not a reason to skip the purge.
+    let definitions_rewritten = rewrite_definitions(store, &spellings, &request).unwrap_or_else(|e| {
+        eprintln!("warning: erasure {request}: definitions quoting the person could not be rewritten: {e}; check `kinship segment list`");
+        Vec::new()
+    });
     store.purge_deleted()?;
     let reject_lines_removed = scrub_rejects(data_dir, &spellings)?;
     let files_still_mentioning = foreign_files_mentioning(data_dir, &spellings)?;

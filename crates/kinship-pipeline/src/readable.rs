@@ -8,8 +8,21 @@ use std::collections::BTreeSet;
 
 pub use kinship_expr::redacted;
 
-/// How many values of a trait are looked at to tell whether it holds contact details.
-const CLASSIFY_SAMPLE: usize = 200;
+/// How many values of a trait or property are looked at to tell whether it holds contact
+/// details: all of them, up to a bound that keeps a preview quick.
+const CLASSIFY_SAMPLE: usize = 1_000_000;
+
+/// What the role gets of a trait at a dotted path: the strictest of the rules for the path
+/// and each field it lies in, as a projection shows `phone.number` as its `phone` is shown.
+fn nested_access(policy: &Policy, path: &str) -> Access {
+    let mut access = policy.trait_access(path);
+    let mut rest = path;
+    while let Some((parent, _)) = rest.rsplit_once('.') {
+        access = access.max(policy.trait_access(parent));
+        rest = parent;
+    }
+    access
+}
 
 /// Why `policy`'s role may not run `expression`: the first field, event or definition it
 /// reads that the role may not read in clear, named with the role. An expression that does
@@ -21,7 +34,7 @@ pub fn check_readable(audience: &Audience, expression: &str, policy: &Policy) ->
     let mut compared = BTreeSet::new();
     traits_read_for_value(&expr, &mut compared);
     for name in dependencies.traits.iter().filter(|name| !compared.contains(*name)) {
-        let access = policy.trait_access(name);
+        let access = nested_access(policy, name);
         if access == Access::Hide {
             return refused(policy, &format!("`traits.{name}`"), access_word(access));
         }
@@ -33,8 +46,13 @@ pub fn check_readable(audience: &Audience, expression: &str, policy: &Policy) ->
     // with, a count answers whether someone has that address.
     let mut quoted = None;
     kinship_expr::rewrite_literals(&mut expr, &mut |literal| {
-        if let (None, kinship_expr::Literal::Text(text)) = (&quoted, literal) {
-            quoted = contact_kind(text);
+        if quoted.is_none() {
+            quoted = match literal {
+                kinship_expr::Literal::Text(text) => contact_kind(text),
+                // A phone number written as a number: `traits.phone == 61412345678`.
+                kinship_expr::Literal::Number(n) if n.abs() >= 1e6 => Some("phone"),
+                _ => None,
+            };
         }
         None
     });
@@ -109,7 +127,7 @@ fn check_dependencies(
     visited: &mut BTreeSet<(Kind, String)>,
 ) -> Result<(), String> {
     for name in &dependencies.traits {
-        let access = policy.trait_access(name);
+        let access = nested_access(policy, name);
         if access != Access::Allow {
             return refused(policy, &format!("`traits.{name}`"), access_word(access));
         }
@@ -177,5 +195,34 @@ fn contact_kind(text: &str) -> Option<&'static str> {
         Some("phone")
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marketer() -> Policy {
+        Policy::builtin("marketer").expect("a built-in role")
+    }
+
+    #[test]
+    fn a_field_inside_a_masked_one_is_masked_too() {
+        let audience = Audience::new();
+        let refused = check_readable(&audience, "traits.phone.number > 61400000", &marketer()).unwrap_err();
+        assert!(refused.contains("traits.phone.number") && refused.contains("marketer"), "{refused}");
+        assert!(check_readable(&audience, r#"traits.address.city == "Perth""#, &marketer()).is_err());
+        assert!(check_readable(&audience, r#"traits.city == "Perth""#, &marketer()).is_ok());
+    }
+
+    #[test]
+    fn quoted_contact_details_are_refused_whatever_they_are_compared_with() {
+        let audience = Audience::new();
+        for expression in [r#"traits.city == "a@b.co""#, "traits.lead_score == 61412345678", r#"traits.city in ["x", "0412 345 678"]"#] {
+            assert!(check_readable(&audience, expression, &marketer()).is_err(), "{expression}");
+        }
+        let admin = Policy::builtin("admin").expect("a built-in role");
+        assert!(check_readable(&audience, r#"traits.email == "a@b.co""#, &admin).is_ok());
+        assert!(check_readable(&audience, "exists(traits.email)", &marketer()).is_ok(), "a masked value shows that it exists");
     }
 }

@@ -60,7 +60,8 @@ pub fn start(database: &str, data_dir: &Path) -> Result<(AuditHandle, std::threa
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
     let thread = std::thread::Builder::new().name("kinship-audit".into()).spawn(move || {
         while let Some(first) = rx.blocking_recv() {
-            // No waiting for more: what queued while the last group was written is this group.
+            // No waiting for more: what queued while the last group was written is this
+            // group. (Gathering for 2 ms was measured: no more throughput, more latency.)
             let mut group = Vec::new();
             let mut waiting = Vec::new();
             let mut next = Some(first);
@@ -84,8 +85,14 @@ pub fn start(database: &str, data_dir: &Path) -> Result<(AuditHandle, std::threa
             if !group.is_empty() {
                 // The database may be briefly away (a restart, a failover): keep the entries
                 // and try again for a while before giving up on them.
+                // Appended once only: a failed flush is retried on its own, or the entries
+                // would be chained again under new numbers.
+                let mut appended = false;
                 for attempt in 1..=APPEND_ATTEMPTS {
-                    match log.append(&mut *store, &group).and_then(|()| store.sync_audit().map_err(Into::into)) {
+                    let step = if appended { Ok(()) } else { log.append(&mut *store, &group) }
+                        .inspect(|()| appended = true)
+                        .and_then(|()| store.sync_audit().map_err(Into::into));
+                    match step {
                         Ok(()) => break,
                         // The requests waiting on these entries get 503 instead of their data.
                         Err(e) if attempt == APPEND_ATTEMPTS => {

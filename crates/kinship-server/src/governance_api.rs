@@ -175,13 +175,17 @@ pub async fn erase(caller: Caller, State(state): State<Arc<AppState>>, Json(q): 
         for profile in &report.profiles {
             audience.remove_profile(profile);
         }
-        // Definitions that quoted the person now quote `<erased>`, in memory as on disk.
-        for definition in &report.definitions_rewritten {
+        // Definitions that quoted the person now quote `<erased>`, in memory as on disk (an
+        // unloaded audience reads them from disk when it loads).
+        let held = !audience.is_unloaded();
+        for definition in report.definitions_rewritten.iter().filter(|_| held) {
             let kind = if definition.kind == "segment" { kinship_segments::Kind::Segment } else { kinship_segments::Kind::Computed };
-            let transitions = audience
-                .replace_expression(kind, &definition.name, definition.expression.clone(), kinship_pipeline::now_ms())
-                .map_err(kinship_pipeline::PipelineError::from)?;
-            kinship_pipeline::audience::record(&mut *store, &audience, &transitions)?;
+            // The person is gone already; a definition this node does not hold (defined
+            // elsewhere since it started) is read from disk on the next start.
+            match audience.replace_expression(kind, &definition.name, definition.expression.clone(), kinship_pipeline::now_ms()) {
+                Ok(transitions) => kinship_pipeline::audience::record(&mut *store, &audience, &transitions)?,
+                Err(e) => tracing::warn!("erasure {}: {} {} not updated in memory: {e}", report.request, definition.kind, definition.name),
+            }
         }
         Ok(report)
     })

@@ -118,11 +118,8 @@ fn router(state: Arc<AppState>) -> Router {
         // from being read without end. It counts decompressed bytes.
         .layer(axum::extract::DefaultBodyLimit::max(body_cap))
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
-        // A body that trickles in is cut off; a request that takes too long answers 503.
+        // A body that trickles in is cut off; a read that takes too long answers 503.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(server.body_timeout_secs.max(1))))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(server.request_deadline_secs.max(1)),
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::deadline))
         .with_state(state)
 }

@@ -85,3 +85,23 @@ pub async fn bound_query(State(state): State<Arc<AppState>>, req: Request, next:
     }
     next.run(req).await
 }
+
+/// Answers 503 to a read or a collection request that takes longer than
+/// `server.request_deadline_secs`. Changes made through the REST API and the web UI (an
+/// erasure, a definition, a source run) are left to finish: cutting one off would drop its
+/// audit entry while its work went on.
+pub async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let changes = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) && !req.uri().path().starts_with("/v1/");
+    if changes {
+        return next.run(req).await;
+    }
+    let limit = Duration::from_secs(state.config.server.request_deadline_secs.max(1));
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": format!("the request took longer than {} s (server.request_deadline_secs)", limit.as_secs()) })),
+        )
+            .into_response(),
+    }
+}

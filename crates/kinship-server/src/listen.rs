@@ -46,6 +46,8 @@ struct Activity {
     waiting_since: AtomicU64,
     /// Whether a byte arrived since then: a request is being sent.
     heard: AtomicBool,
+    /// Milliseconds after `opened` at which that request's first byte arrived.
+    first_byte: AtomicU64,
     in_flight: AtomicUsize,
     close: tokio::sync::Notify,
 }
@@ -56,6 +58,7 @@ impl Activity {
             opened: Instant::now(),
             waiting_since: AtomicU64::new(0),
             heard: AtomicBool::new(false),
+            first_byte: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             close: tokio::sync::Notify::new(),
         }
@@ -75,8 +78,12 @@ impl Activity {
         if !self.idle() {
             return false;
         }
-        let waited = Duration::from_millis(self.now().saturating_sub(self.waiting_since.load(Ordering::Acquire)));
-        waited >= if self.heard.load(Ordering::Acquire) { bounds.header_timeout } else { bounds.idle_timeout }
+        let since = |at: &AtomicU64| Duration::from_millis(self.now().saturating_sub(at.load(Ordering::Acquire)));
+        if self.heard.load(Ordering::Acquire) {
+            since(&self.first_byte) >= bounds.header_timeout
+        } else {
+            since(&self.waiting_since) >= bounds.idle_timeout
+        }
     }
 }
 
@@ -110,7 +117,8 @@ impl AsyncRead for Watched {
         let this = self.get_mut();
         let before = buf.filled().len();
         let result = Pin::new(&mut this.stream).poll_read(cx, buf);
-        if buf.filled().len() > before {
+        if buf.filled().len() > before && !this.activity.heard.load(Ordering::Acquire) {
+            this.activity.first_byte.store(this.activity.now(), Ordering::Release);
             this.activity.heard.store(true, Ordering::Release);
         }
         result
@@ -143,15 +151,19 @@ impl Open {
         self.connections.lock().expect("not poisoned").len()
     }
 
-    /// Asks the connection that has waited longest without a request in flight to close;
-    /// whether there was one.
+    /// Asks the connection without a request in flight that has waited longest (one that
+    /// has sent nothing first) to close, and forgets it at once so the next eviction picks
+    /// another; whether there was one.
     fn evict_idle(&self) -> bool {
-        let connections = self.connections.lock().expect("not poisoned");
+        let mut connections = self.connections.lock().expect("not poisoned");
         let victim = connections
-            .values()
-            .filter(|a| a.idle())
-            .min_by_key(|a| a.opened + Duration::from_millis(a.waiting_since.load(Ordering::Acquire)));
-        match victim {
+            .iter()
+            .filter(|(_, a)| a.idle())
+            .min_by_key(|(_, a)| {
+                (a.heard.load(Ordering::Acquire), a.opened + Duration::from_millis(a.waiting_since.load(Ordering::Acquire)))
+            })
+            .map(|(&id, _)| id);
+        match victim.and_then(|id| connections.remove(&id)) {
             Some(activity) => {
                 activity.close.notify_one();
                 true

@@ -310,6 +310,17 @@ pub(crate) async fn segment_members(
         // Membership of a segment over what the role may not read would reveal it.
         kinship_pipeline::readable::check_definition_readable(&engine, Kind::Segment, &name, caller.policy())
             .map_err(|reason| ApiError::new(StatusCode::FORBIDDEN, reason))?;
+        // Listing a group smaller than k would single its members out, as a count would.
+        if !shown_count(&caller, size).is_number() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "segment {name} has fewer than {} members; role `{}` may export only larger groups (server.min_count)",
+                    caller.min_count(),
+                    caller.role
+                ),
+            ));
+        }
         size
     };
     let (offset, limit) = (page.offset.unwrap_or(0), page.limit.unwrap_or(100).clamp(1, 1000));

@@ -81,7 +81,7 @@ pub fn segment(data: &DataDir, cmd: &SegmentCommand) -> Result<ExitCode> {
             let mut engine = load(&ws)?;
             let source = DefinitionSource { kind: Kind::Segment, name: name.clone(), expression: expression.clone() };
             let size = audience::define(&mut *ws.store, &ws.config, &mut engine, source)?;
-            ws.audit(&operator(), "segment.create", None, json!({ "segment": name, "expression": expression }))?;
+            ws.audit(&operator(), "segment.create", None, json!({ "segment": name, "expression": kinship_expr::redacted(expression) }))?;
             println!("segment {name}: {size} of {} profiles", engine.profile_count());
         }
         SegmentCommand::List => {
@@ -113,7 +113,7 @@ pub fn segment(data: &DataDir, cmd: &SegmentCommand) -> Result<ExitCode> {
                 &operator(),
                 "segment.preview",
                 None,
-                json!({ "expression": expression, "count": preview.count, "sample": preview.sample }),
+                json!({ "expression": kinship_expr::redacted(expression), "count": preview.count, "sample": preview.sample }),
             )?;
             let sample: Vec<serde_json::Value> = preview.sample.iter().map(|id| summary(&ws, id)).collect::<Result<_>>()?;
             if *json {
@@ -181,7 +181,12 @@ pub fn computed(data: &DataDir, cmd: &ComputedCommand) -> Result<ExitCode> {
             let mut engine = load(&ws)?;
             let source = DefinitionSource { kind: Kind::Computed, name: name.clone(), expression: expression.clone() };
             let n = audience::define(&mut *ws.store, &ws.config, &mut engine, source)?;
-            ws.audit(&operator(), "computed.create", None, json!({ "computed_trait": name, "expression": expression }))?;
+            ws.audit(
+                &operator(),
+                "computed.create",
+                None,
+                json!({ "computed_trait": name, "expression": kinship_expr::redacted(expression) }),
+            )?;
             println!("computed trait {name}: evaluated on {n} profiles; it shows on each profile as computed.{name}");
         }
         ComputedCommand::List => {

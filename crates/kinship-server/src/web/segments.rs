@@ -22,6 +22,12 @@ const PAGE: u64 = 50;
 const EXPORT_CHUNK: u64 = 1000;
 
 /// Sizes over time of a segment, for its sparkline.
+/// A size as the API gave it: a number, or "fewer than 5" for a role that does not see
+/// who people are.
+fn size_label(size: &Value) -> String {
+    size.as_u64().map_or_else(|| size.as_str().unwrap_or("?").to_string(), |n| n.to_string())
+}
+
 async fn sizes(caller: &Caller, state: &Arc<AppState>, name: &str) -> Result<(Value, Vec<u64>), PageError> {
     let Json(shown) = segments_api::show_segment(caller.clone(), State(state.clone()), Path(name.to_string())).await?;
     let sizes = shown["sizes"].as_array().into_iter().flatten().filter_map(|s| s["size"].as_u64()).collect();
@@ -49,7 +55,7 @@ async fn page(state: &Arc<AppState>, user: &SignedIn, draft: Draft, error: Optio
     for s in listed["segments"].as_array().into_iter().flatten() {
         let name = text(&s["name"]);
         let (_, history) = sizes(&caller, state, &name).await?;
-        rows.push((name, text(&s["expression"]), s["size"].as_u64().unwrap_or(0), history));
+        rows.push((name, text(&s["expression"]), size_label(&s["size"]), history));
     }
     let may_manage = caller.policy().allows(Capability::ManageSegments);
     let content = html! {
@@ -166,11 +172,12 @@ pub async fn show(
         None
     };
     let size = shown["size"].as_u64().unwrap_or(0);
+    let size_shown = size_label(&shown["size"]);
     let base = format!("/segments/{}", url_encode(&name));
     let content = html! {
         p { code { (text(&shown["expression"])) } }
-        p { strong { (size) } " customers now. " }
-        (charts::sparkline(&history, 320, 60, &format!("size of {name} over time, now {size}")))
+        p { strong { (size_shown) } " customers now. " }
+        (charts::sparkline(&history, 320, 60, &format!("size of {name} over time, now {size_shown}")))
         @if let Some(m) = &members {
             section aria-labelledby="members-title" {
                 h2 #members-title { "Members" }

@@ -41,6 +41,12 @@ fn a_segment_preview_is_no_oracle_for_what_a_role_may_not_see() {
     assert_eq!((r["count"].as_str(), r["sample"].as_array().map(Vec::len)), (Some("fewer than 5"), Some(0)), "{r}");
     assert_eq!(ok(&preview(&s, &marketer, "exists(traits.email)"))["count"], "fewer than 5");
     assert_eq!(ok(&preview(&s, &s.admin, r#"traits.first_name == "Ann""#))["count"], 1, "admin sees identities");
+    // A group smaller than k cannot be listed either.
+    let one = json!({"name": "just_ann", "expression": r#"traits.first_name == "Ann""#});
+    assert_eq!(call(s.addr, "POST", "/api/v1/segments", &marketer, Some(&one)).status, 201);
+    let members = get(s.addr, "/api/v1/segments/just_ann/members", Some(&marketer));
+    assert_eq!(members.status, 403, "{}", members.text());
+    assert_eq!(ok(&get(s.addr, "/api/v1/segments/just_ann/members", Some(&s.admin)))["size"], 1);
     // Defining, too, obeys the projection.
     let create = call(
         s.addr,
