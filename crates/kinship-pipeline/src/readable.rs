@@ -144,7 +144,7 @@ fn check_dependencies(
             return refused(policy, &format!("event property `{property}`"), access_word(access));
         }
         // A URL property holding `?email=…` answers `starts_with` one character at a time.
-        let kind = audience.property_texts(property, CLASSIFY_SAMPLE).iter().find_map(|value| contact_kind(value));
+        let kind = audience.find_property_text(property, CLASSIFY_SAMPLE, contact_kind);
         if let Some(kind) = kind {
             let access = policy.trait_access(kind).max(policy.identifier_access(kind));
             if access != Access::Allow {
@@ -184,14 +184,17 @@ fn check_dependencies(
 /// `"email"` or `"phone"` when some of the trait's values hold an email address or phone
 /// number, whatever the trait is called (`contact`, `reach_me`).
 fn holds_contact_details(audience: &Audience, name: &str) -> Option<&'static str> {
-    audience.trait_texts(name, CLASSIFY_SAMPLE).iter().find_map(|value| contact_kind(value))
+    audience.find_trait_text(name, CLASSIFY_SAMPLE, contact_kind)
 }
 
 /// `"email"` or `"phone"` when `text` holds one.
 fn contact_kind(text: &str) -> Option<&'static str> {
-    if !kinship_policy::emails_in(text).is_empty() {
+    // Most values are neither: rule them out without the scanners' allocations.
+    let maybe_email = text.contains(['@', '%']);
+    let maybe_phone = text.bytes().filter(u8::is_ascii_digit).count() >= 8;
+    if maybe_email && !kinship_policy::emails_in(text).is_empty() {
         Some("email")
-    } else if !kinship_policy::phones_in(text).is_empty() {
+    } else if maybe_phone && !kinship_policy::phones_in(text).is_empty() {
         Some("phone")
     } else {
         None

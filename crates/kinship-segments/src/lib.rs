@@ -296,34 +296,35 @@ impl Audience {
         was_in
     }
 
-    /// Up to `limit` text values of trait `name`, from the first profiles holding one: what
-    /// a host classifies a trait by when its name says nothing (does it hold emails?).
-    pub fn trait_texts(&self, name: &str, limit: usize) -> Vec<String> {
-        let Some(&id) = self.catalog.trait_ids.get(name) else { return Vec::new() };
+    /// The first of up to `limit` text values of trait `name` (from the first profiles
+    /// holding one) that `found` picks: what a host classifies a trait by when its name says
+    /// nothing (does it hold emails?). Nothing is copied, so looking costs only the scan.
+    pub fn find_trait_text<T>(&self, name: &str, limit: usize, found: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let &id = self.catalog.trait_ids.get(name)?;
         self.profiles
             .iter()
             .flatten()
             .filter_map(|p| match p.trait_value(id) {
-                kinship_expr::Scalar::Str(text) => Some(text.to_string()),
+                kinship_expr::Scalar::Str(text) => Some(text),
                 _ => None,
             })
             .take(limit)
-            .collect()
+            .find_map(found)
     }
 
-    /// Up to `limit` text values of event property `name` (of any event), from the first
-    /// profiles' events holding one: as [`Audience::trait_texts`], for properties.
-    pub fn property_texts(&self, name: &str, limit: usize) -> Vec<String> {
+    /// As [`Audience::find_trait_text`], over the values of event property `name` in every
+    /// profile's events.
+    pub fn find_property_text<T>(&self, name: &str, limit: usize, found: impl Fn(&str) -> Option<T>) -> Option<T> {
         self.profiles
             .iter()
             .flatten()
             .flat_map(|p| p.events.iter())
             .filter_map(|e| match kinship_expr::EventView::property(e, name) {
-                kinship_expr::Scalar::Str(text) => Some(text.to_string()),
+                kinship_expr::Scalar::Str(text) => Some(text),
                 _ => None,
             })
             .take(limit)
-            .collect()
+            .find_map(found)
     }
 
     /// The schema expressions are checked against: the defined computed traits and segments.
