@@ -256,6 +256,72 @@ pub enum FieldType {
     Timestamp,
 }
 
+/// One field of a mapping, read from the row and transformed by declared steps, always in
+/// this order: read (`from`, or `join`), trim, `extract`, `split` / `pick`, `name_part`,
+/// `case`, `map`, `divide` / `multiply` / `minor_units`, `format`, `default`, `type`. A
+/// step that cannot apply rejects the row, naming the field and the step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    /// The column or dotted path to read; absent, the field's own name.
+    pub from: Option<String>,
+    /// Several columns or paths joined with `separator` (default a space), blanks skipped.
+    pub join: Option<Vec<String>>,
+    /// Between joined values, or where `split` cuts.
+    pub separator: Option<String>,
+    /// Trim surrounding white space (default true).
+    pub trim: Option<bool>,
+    /// A regular expression: the first capture group, or the whole match without groups.
+    pub extract: Option<String>,
+    /// Cut text into an array at this delimiter (`";"`).
+    pub split: Option<String>,
+    /// From an array of objects (line items), the value of this key in each, or an object
+    /// of these keys in each. A JSON array written as text is read too.
+    pub pick: Option<OneOrMany>,
+    /// `first`, `middle` or `last`: the part of a full name written `First Last`,
+    /// `First M. Last` or `LAST, First`.
+    pub name_part: Option<NamePart>,
+    /// `lower`, `upper` or `title`.
+    pub case: Option<TextCase>,
+    /// Value → value (`{ yes = true, no = false }`); matched exactly, then ignoring case.
+    /// A value not listed is `default` if set, else a reject.
+    pub map: Option<BTreeMap<String, serde_json::Value>>,
+    /// Divide a number (`100` for amounts written in cents).
+    pub divide: Option<f64>,
+    /// Multiply a number.
+    pub multiply: Option<f64>,
+    /// The field holding an ISO 4217 currency code: the number is in that currency's minor
+    /// units (cents), divided by 100, 1 (JPY) or 1000 (KWD) as the currency has it.
+    pub minor_units: Option<String>,
+    /// How a date or time is written: `rfc3339`, `unix`, `unix_ms`, `salesforce`,
+    /// `day_first`, `month_first` or a strftime pattern. The value becomes `YYYY-MM-DD`
+    /// (a date) or RFC 3339 in UTC (a time).
+    pub format: Option<String>,
+    /// IANA time zone for times written without an offset (default UTC).
+    pub timezone: Option<String>,
+    /// The value when the field is blank or absent (or, with `map`, not listed).
+    pub default: Option<serde_json::Value>,
+    /// Convert the result to this type; a value that does not convert is a reject.
+    #[serde(rename = "type")]
+    pub kind: Option<FieldType>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamePart {
+    First,
+    Middle,
+    Last,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextCase {
+    Lower,
+    Upper,
+    Title,
+}
+
 /// How an event source names its events: a fixed name, or the value of a field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -312,6 +378,11 @@ pub struct SourceConfig {
     /// Declared field types; a value that does not parse as its type rejects the row.
     #[serde(default)]
     pub types: BTreeMap<String, FieldType>,
+    /// Fields as the mapping reads them: a column's format, or a value derived from columns
+    /// by declared transforms. Identifiers, traits, the key, the time and properties name
+    /// these like columns; one named as a column replaces it.
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldSpec>,
     /// How often `kinship serve` pulls this source (`30s`, `5m`, `1h`); absent, it is pulled
     /// only by `kinship ingest` or "run now".
     pub schedule: Option<Interval>,
@@ -420,6 +491,9 @@ impl Config {
             }
             if s.kind.is_pulled() && s.identifiers.is_empty() && s.event.is_none() && s.traits.is_empty() {
                 return invalid(format!("sources.{name}"), "maps nothing; add `identifiers`, `traits` or `event`");
+            }
+            if !s.fields.is_empty() && !s.kind.is_pulled() {
+                return invalid(at("fields"), "is for sources Kinship reads; a segment source's events follow the Segment spec");
             }
             if s.schedule.is_some() && !s.kind.is_pulled() {
                 return invalid(at("schedule"), "is for sources Kinship reads; a segment source receives its events as they are sent");
@@ -532,6 +606,7 @@ mod tests {
                 event: Some(EventMapping { name: Some("Order".into()), field: Some("type".into()) }),
                 properties: None,
                 types: BTreeMap::new(),
+                fields: BTreeMap::new(),
                 schedule: None,
                 url: None,
                 url_env: None,

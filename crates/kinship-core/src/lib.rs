@@ -5,6 +5,6 @@ pub mod config;
 pub mod ingest;
 pub mod types;
 
-pub use config::{Config, ConfigError, EventMapping, FieldType, Interval, ResolveConfig, ServerConfig, SourceConfig, SourceType};
+pub use config::{Config, ConfigError, EventMapping, FieldSpec, FieldType, NamePart, OneOrMany, TextCase, Interval, ResolveConfig, ServerConfig, SourceConfig, SourceType};
 pub use ingest::{IngestConfig, IngestMode};
 pub use types::*;

@@ -6,7 +6,8 @@ mod text;
 mod time;
 
 pub use text::{fold, normalize_address};
-pub use time::{parse_date, parse_timestamp_ms};
+pub use time::{parse_date, parse_timestamp_ms, time_zone, Moment, TimeFormat};
+pub use chrono_tz::Tz;
 
 use phonenumber::country::Id as Region;
 use std::str::FromStr;

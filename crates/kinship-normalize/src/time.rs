@@ -1,6 +1,12 @@
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
 
 const DATE_FORMATS: &[&str] = &["%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%d %b %Y", "%B %d, %Y"];
+
+/// Date-times with a written offset: `+0000` (Salesforce, Java), `+00:00`, `+00`.
+const OFFSET_FORMATS: &[&str] = &["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f %#z"];
+/// Date-times without an offset, read in the field's time zone (UTC unless told).
+const LOCAL_FORMATS: &[&str] = &["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"];
 
 /// A calendar date in ISO form (`YYYY-MM-DD`) from the common written forms. Day-first is
 /// preferred for slashed dates, as in most of the world; ISO input is unambiguous.
@@ -15,27 +21,230 @@ pub fn parse_date(raw: &str) -> Option<String> {
     DATE_FORMATS.iter().find_map(|f| NaiveDate::parse_from_str(s, f).ok()).map(|d| d.to_string())
 }
 
-/// Unix milliseconds from RFC 3339, `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DD`, or Unix seconds.
-/// Times without an offset are read as UTC.
+/// Unix milliseconds from RFC 3339, ISO date-times with any common offset (`Z`, `+00:00`,
+/// `+0000`), `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DD`, or Unix seconds. Times without an
+/// offset are read as UTC.
 pub fn parse_timestamp_ms(raw: &str) -> Option<i64> {
-    let s = raw.trim();
-    if s.is_empty() {
-        return None;
+    match TimeFormat::Auto.read(raw, None) {
+        Ok(Moment::Instant(ms)) => Some(ms),
+        Ok(Moment::Date(d)) => Some(d.and_time(NaiveTime::MIN).and_utc().timestamp_millis()),
+        Err(_) => None,
     }
-    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-        return Some(d.timestamp_millis());
-    }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
-        if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
-            return Some(d.and_utc().timestamp_millis());
+}
+
+/// What a date or time field holds once read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    /// A calendar date with no time of day (a birth date, an invoice date).
+    Date(NaiveDate),
+    /// An instant, as Unix milliseconds.
+    Instant(i64),
+}
+
+impl Moment {
+    /// `YYYY-MM-DD` for dates, RFC 3339 in UTC with milliseconds for instants.
+    pub fn to_text(self) -> String {
+        match self {
+            Moment::Date(d) => d.to_string(),
+            Moment::Instant(ms) => DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).unwrap_or_default(),
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis());
+
+    /// Unix milliseconds; a date is its midnight in `zone` (UTC unless given).
+    pub fn millis(self, zone: Option<Tz>) -> Result<i64, String> {
+        match self {
+            Moment::Instant(ms) => Ok(ms),
+            Moment::Date(d) => in_zone(d.and_time(NaiveTime::MIN), zone),
+        }
     }
-    // Unix seconds, with or without a fraction; a bounded range keeps ids out.
-    let secs: f64 = s.parse().ok()?;
-    (0.0..=4_102_444_800.0).contains(&secs).then(|| (secs * 1000.0).round() as i64)
+}
+
+/// How a field writes its dates and times, as declared in a mapping's `format`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// Whatever [`parse_timestamp_ms`] and [`parse_date`] read, with no ambiguity guessed.
+    Auto,
+    /// RFC 3339 (`2026-02-18T12:00:00Z`, `...+01:00`).
+    Rfc3339,
+    /// Unix seconds, with or without a fraction.
+    Unix,
+    /// Unix milliseconds.
+    UnixMs,
+    /// Salesforce: `2026-02-18T12:00:00.000+0000`, or a date `2026-02-18`.
+    Salesforce,
+    /// `15/09/2026`, `15.09.2026`, `15-09-26`, optionally followed by a time.
+    DayFirst,
+    /// `09/15/2026`, `9/15/26 3:45 PM`, optionally followed by a time.
+    MonthFirst,
+    /// A strftime pattern (`%d %b %Y %H:%M`).
+    Pattern(String),
+}
+
+impl TimeFormat {
+    /// The format a name or strftime pattern stands for; `Err` says what is accepted.
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        Ok(match name.trim() {
+            "" | "auto" => TimeFormat::Auto,
+            "rfc3339" | "iso8601" => TimeFormat::Rfc3339,
+            "unix" => TimeFormat::Unix,
+            "unix_ms" => TimeFormat::UnixMs,
+            "salesforce" => TimeFormat::Salesforce,
+            "day_first" => TimeFormat::DayFirst,
+            "month_first" => TimeFormat::MonthFirst,
+            pattern if pattern.contains('%') => {
+                use chrono::format::{Item, StrftimeItems};
+                if StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error)) {
+                    return Err(format!("{pattern:?} is not a valid strftime pattern"));
+                }
+                TimeFormat::Pattern(pattern.to_string())
+            }
+            other => {
+                return Err(format!(
+                    "{other:?} is not a format; use rfc3339, unix, unix_ms, salesforce, day_first, month_first or a strftime pattern such as \"%d/%m/%Y %H:%M\""
+                ));
+            }
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            TimeFormat::Auto => "auto",
+            TimeFormat::Rfc3339 => "rfc3339",
+            TimeFormat::Unix => "unix",
+            TimeFormat::UnixMs => "unix_ms",
+            TimeFormat::Salesforce => "salesforce",
+            TimeFormat::DayFirst => "day_first",
+            TimeFormat::MonthFirst => "month_first",
+            TimeFormat::Pattern(p) => p,
+        }
+    }
+
+    /// Reads `raw`; times written without an offset are in `zone` (UTC unless given).
+    /// `Err` says why the value does not fit, never a guess.
+    pub fn read(&self, raw: &str, zone: Option<Tz>) -> Result<Moment, String> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err("is blank".into());
+        }
+        let fits = |m: Option<Moment>| m.ok_or_else(|| format!("does not fit the format {}", self.name()));
+        match self {
+            TimeFormat::Auto => {
+                if let Some(m) = read_iso(s, zone)? {
+                    return Ok(m);
+                }
+                if let Some(d) = DATE_FORMATS.iter().find_map(|f| NaiveDate::parse_from_str(s, f).ok()) {
+                    return Ok(Moment::Date(d));
+                }
+                // Unix seconds, with or without a fraction; a bounded range keeps ids out.
+                match s.parse::<f64>() {
+                    Ok(secs) if (0.0..=4_102_444_800.0).contains(&secs) => Ok(Moment::Instant((secs * 1000.0).round() as i64)),
+                    _ => Err("is not a date or timestamp (RFC 3339, YYYY-MM-DD, or Unix seconds; declare a `format` for others)".into()),
+                }
+            }
+            TimeFormat::Rfc3339 => fits(DateTime::parse_from_rfc3339(s).ok().map(|d| Moment::Instant(d.timestamp_millis()))),
+            TimeFormat::Unix => fits(s.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() < 1e13).map(|v| Moment::Instant((v * 1000.0).round() as i64))),
+            TimeFormat::UnixMs => fits(s.parse::<i64>().ok().filter(|v| v.abs() < 1e16 as i64).map(Moment::Instant)),
+            TimeFormat::Salesforce => {
+                if let Ok(d) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
+                    return Ok(Moment::Instant(d.timestamp_millis()));
+                }
+                fits(NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(Moment::Date))
+            }
+            TimeFormat::DayFirst => read_numeric(s, true, zone).map_err(|e| format!("does not fit the format day_first ({e})")),
+            TimeFormat::MonthFirst => read_numeric(s, false, zone).map_err(|e| format!("does not fit the format month_first ({e})")),
+            TimeFormat::Pattern(p) => {
+                if let Ok(d) = DateTime::parse_from_str(s, p) {
+                    return Ok(Moment::Instant(d.timestamp_millis()));
+                }
+                if let Ok(t) = NaiveDateTime::parse_from_str(s, p) {
+                    return in_zone(t, zone).map(Moment::Instant);
+                }
+                fits(NaiveDate::parse_from_str(s, p).ok().map(Moment::Date))
+            }
+        }
+    }
+}
+
+/// ISO 8601 forms: `None` when `s` is not one, `Err` when it is but names a local time
+/// that does not exist in `zone`.
+fn read_iso(s: &str, zone: Option<Tz>) -> Result<Option<Moment>, String> {
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Ok(Some(Moment::Instant(d.timestamp_millis())));
+    }
+    if let Some(d) = OFFSET_FORMATS.iter().find_map(|f| DateTime::parse_from_str(s, f).ok()) {
+        return Ok(Some(Moment::Instant(d.timestamp_millis())));
+    }
+    // `2026-02-18 12:00:00 UTC`, as databases print.
+    let local = s.strip_suffix(" UTC").or_else(|| s.strip_suffix(" GMT"));
+    let (text, zone) = match local {
+        Some(text) => (text, None),
+        None => (s, zone),
+    };
+    if let Some(t) = LOCAL_FORMATS.iter().find_map(|f| NaiveDateTime::parse_from_str(text, f).ok()) {
+        return in_zone(t, zone).map(|ms| Some(Moment::Instant(ms)));
+    }
+    Ok(NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(Moment::Date))
+}
+
+/// A wall-clock time in `zone` as Unix milliseconds. A time that occurs twice (the hour
+/// clocks go back) is its first occurrence; one that never occurs is an error.
+fn in_zone(t: NaiveDateTime, zone: Option<Tz>) -> Result<i64, String> {
+    let Some(zone) = zone else {
+        return Ok(Utc.from_utc_datetime(&t).timestamp_millis());
+    };
+    match zone.from_local_datetime(&t) {
+        LocalResult::Single(d) | LocalResult::Ambiguous(d, _) => Ok(d.timestamp_millis()),
+        LocalResult::None => Err(format!("{t} does not exist in {zone} (the clocks skip it)")),
+    }
+}
+
+/// Numeric dates with the day or the month first, `/`, `.` or `-` between, a two- or
+/// four-digit year, then optionally a time `H:MM[:SS[.fff]]` with `AM`/`PM`.
+fn read_numeric(s: &str, day_first: bool, zone: Option<Tz>) -> Result<Moment, String> {
+    let (date, time) = match s.split_once([' ', 'T']) {
+        Some((d, t)) => (d, Some(t.trim())),
+        None => (s, None),
+    };
+    let parts: Vec<&str> = date.split(['/', '.', '-']).collect();
+    let [a, b, y] = parts[..] else {
+        return Err("expected three numbers such as 15/09/2026".into());
+    };
+    let num = |p: &str| p.parse::<u32>().ok().filter(|_| !p.is_empty() && p.len() <= 4 && p.bytes().all(|c| c.is_ascii_digit()));
+    let (Some(a), Some(b), Some(year)) = (num(a), num(b), num(y)) else {
+        return Err("expected three numbers such as 15/09/2026".into());
+    };
+    let (day, month) = if day_first { (a, b) } else { (b, a) };
+    let year = match y.len() {
+        4 => year as i32,
+        // POSIX's pivot: 69–99 are the 1900s, 00–68 the 2000s.
+        2 if year >= 69 => 1900 + year as i32,
+        2 => 2000 + year as i32,
+        _ => return Err("the year needs two or four digits".into()),
+    };
+    let date = NaiveDate::from_ymd_opt(year, month, day).ok_or("no such day")?;
+    let Some(time) = time.filter(|t| !t.is_empty()) else {
+        return Ok(Moment::Date(date));
+    };
+    let upper = time.to_ascii_uppercase();
+    let (clock, meridiem) = match upper.strip_suffix("PM").or_else(|| upper.strip_suffix("AM")) {
+        Some(clock) => (clock.trim(), Some(upper.ends_with("PM"))),
+        None => (upper.as_str(), None),
+    };
+    let mut t = ["%H:%M:%S%.f", "%H:%M"].iter().find_map(|f| NaiveTime::parse_from_str(clock, f).ok()).ok_or("the time is not H:MM[:SS]")?;
+    if let Some(pm) = meridiem {
+        use chrono::Timelike;
+        let hour = t.hour();
+        if !(1..=12).contains(&hour) {
+            return Err("an AM/PM hour runs from 1 to 12".into());
+        }
+        t = t.with_hour(hour % 12 + if pm { 12 } else { 0 }).ok_or("no such hour")?;
+    }
+    in_zone(date.and_time(t), zone).map(Moment::Instant)
+}
+
+/// An IANA time zone (`Europe/Berlin`); `Err` names the value.
+pub fn time_zone(name: &str) -> Result<Tz, String> {
+    name.trim().parse::<Tz>().map_err(|_| format!("{name:?} is not an IANA time zone; use a name such as \"Europe/Berlin\" or \"America/New_York\""))
 }
 
 #[cfg(test)]
@@ -61,5 +270,63 @@ mod tests {
         assert_eq!(parse_timestamp_ms("2023-11-14"), Some(1_699_920_000_000));
         assert_eq!(parse_timestamp_ms("yesterday"), None);
         assert_eq!(parse_timestamp_ms("99999999999"), None, "out of range");
+    }
+
+    #[test]
+    fn common_offsets_are_read_without_being_declared() {
+        let t = 1_771_416_000_000; // 2026-02-18T12:00:00Z
+        for raw in [
+            "2026-02-18T12:00:00.000+0000",
+            "2026-02-18T13:00:00.000+0100",
+            "2026-02-18T12:00:00+00:00",
+            "2026-02-18T07:00:00-05",
+            "2026-02-18 12:00:00+0000",
+            "2026-02-18 12:00:00 UTC",
+            "2026-02-18T12:00",
+        ] {
+            assert_eq!(parse_timestamp_ms(raw), Some(t), "{raw}");
+        }
+    }
+
+    #[test]
+    fn declared_formats() {
+        let read = |f: &str, raw: &str| TimeFormat::from_name(f).unwrap().read(raw, None);
+        let date = |y, m, d| Ok(Moment::Date(NaiveDate::from_ymd_opt(y, m, d).unwrap()));
+        assert_eq!(read("salesforce", "2026-02-18T12:00:00.000+0000"), Ok(Moment::Instant(1_771_416_000_000)));
+        assert_eq!(read("salesforce", "2026-02-18"), date(2026, 2, 18));
+        assert!(read("salesforce", "18/02/2026").is_err());
+        assert_eq!(read("day_first", "15/09/2026"), date(2026, 9, 15));
+        assert_eq!(read("day_first", "15.09.26"), date(2026, 9, 15));
+        assert_eq!(read("month_first", "9/15/2026"), date(2026, 9, 15));
+        assert_eq!(read("month_first", "02/03/1971"), date(1971, 2, 3));
+        assert_eq!(read("day_first", "02/03/1971"), date(1971, 3, 2));
+        assert!(read("month_first", "15/09/2026").is_err(), "no month 15");
+        assert_eq!(read("month_first", "2/18/2026 1:30 PM"), Ok(Moment::Instant(1_771_421_400_000)));
+        assert_eq!(read("month_first", "2/18/2026 12:05 AM"), Ok(Moment::Instant(1_771_373_100_000)));
+        assert_eq!(read("unix", "1700000000.5"), Ok(Moment::Instant(1_700_000_000_500)));
+        assert_eq!(read("unix_ms", "1700000000500"), Ok(Moment::Instant(1_700_000_000_500)));
+        assert!(read("unix_ms", "17e11").is_err());
+        assert_eq!(read("rfc3339", "2023-11-14T22:13:20Z"), Ok(Moment::Instant(1_700_000_000_000)));
+        assert!(read("rfc3339", "2023-11-14 22:13:20").is_err());
+        assert_eq!(read("%d %b %Y", "07 Mar 1984"), date(1984, 3, 7));
+        assert_eq!(read("%d/%m/%Y %H:%M", "18/02/2026 12:00"), Ok(Moment::Instant(1_771_416_000_000)));
+        assert!(TimeFormat::from_name("dd/mm/yyyy").is_err());
+        assert!(TimeFormat::from_name("%Q").is_err());
+    }
+
+    #[test]
+    fn local_times_are_read_in_the_declared_zone() {
+        let berlin = time_zone("Europe/Berlin").unwrap();
+        let read = |f: &str, raw: &str| TimeFormat::from_name(f).unwrap().read(raw, Some(berlin));
+        // Winter: UTC+1.
+        assert_eq!(read("day_first", "18/02/2026 13:00"), Ok(Moment::Instant(1_771_416_000_000)));
+        assert_eq!(read("auto", "2026-02-18 13:00:00"), Ok(Moment::Instant(1_771_416_000_000)));
+        // An offset written in the value wins over the zone.
+        assert_eq!(read("auto", "2026-02-18T12:00:00Z"), Ok(Moment::Instant(1_771_416_000_000)));
+        // 02:30 on the last Sunday of March does not exist in Berlin.
+        let gap = read("auto", "2026-03-29 02:30:00").unwrap_err();
+        assert!(gap.contains("does not exist"), "{gap}");
+        assert_eq!(Moment::Date(NaiveDate::from_ymd_opt(2026, 2, 18).unwrap()).millis(Some(berlin)), Ok(1_771_369_200_000));
+        assert!(time_zone("Mars/Olympus").is_err());
     }
 }

@@ -1,7 +1,7 @@
 use crate::governance::SuppressionCheck;
 use crate::{now_ms, PipelineError, Progress, Result};
 use kinship_core::{encode_identifiers, Config, NewRecord, SourceRun};
-use kinship_sources::{Mapper, Reject};
+use kinship_sources::Reject;
 use kinship_store::Store;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ pub fn ingest_source(
         let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
         PipelineError::Config(format!("no source named `{name}` in kinship.toml; the sources are: {}", known.join(", ")))
     })?;
-    let mapper = Mapper::new(source_config, &config.resolve).map_err(PipelineError::Config)?;
+    let mapper = crate::mapper(name, source_config, config)?;
     let region = kinship_normalize::region(&config.resolve.default_region)
         .ok_or_else(|| PipelineError::Config(format!("resolve.default_region {:?} is not a region code", config.resolve.default_region)))?;
     let started = std::time::Instant::now();

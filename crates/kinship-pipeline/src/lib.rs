@@ -44,8 +44,14 @@ pub(crate) fn mappers(config: &kinship_core::Config) -> Result<rustc_hash::FxHas
     config
         .sources
         .iter()
-        .map(|(name, source)| Ok((name.as_str(), kinship_sources::Mapper::new(source, &config.resolve).map_err(PipelineError::Config)?)))
+        .map(|(name, source)| Ok((name.as_str(), mapper(name, source, config)?)))
         .collect()
+}
+
+/// One source's mapping; a bad declaration names the source and the setting.
+pub(crate) fn mapper<'a>(name: &str, source: &'a kinship_core::SourceConfig, config: &kinship_core::Config) -> Result<kinship_sources::Mapper<'a>> {
+    kinship_sources::Mapper::new(source, &config.resolve)
+        .map_err(|e| PipelineError::Config(if e.starts_with("fields.") { format!("sources.{name}.{e}") } else { e }))
 }
 
 pub fn now_ms() -> i64 {

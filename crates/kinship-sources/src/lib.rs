@@ -7,6 +7,7 @@ mod jsonl;
 pub mod mapping;
 mod postgres;
 pub mod segment;
+pub mod transform;
 
 pub use mapping::{Mapped, MappedEvent, Mapper};
 

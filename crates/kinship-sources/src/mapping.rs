@@ -2,6 +2,7 @@
 //! time and properties. Applied at ingest to validate and extract identifiers, and again when
 //! profiles are built, so a changed mapping takes effect on re-resolution.
 
+use crate::transform::FieldRule;
 use kinship_core::{FieldType, Identifier, ResolveConfig, SourceConfig, SourceType};
 use kinship_normalize::{parse_date, parse_timestamp_ms};
 use phonenumber::country::Id as Region;
@@ -11,6 +12,41 @@ use std::borrow::Cow;
 pub struct Mapper<'a> {
     config: &'a SourceConfig,
     region: Region,
+    /// `[sources.NAME.fields]`, compiled.
+    fields: Vec<FieldRule>,
+}
+
+/// A row as the mapping sees it: its columns, with declared fields over them.
+struct View<'r> {
+    raw: &'r Map<String, Value>,
+    /// Each declared field's value; `Null` when blank, hiding a column of the same name.
+    declared: Map<String, Value>,
+}
+
+impl<'r> View<'r> {
+    fn get(&self, path: &str) -> Option<&Value> {
+        match self.declared.get(path) {
+            Some(v) => Some(v),
+            None => lookup(self.raw, path),
+        }
+    }
+
+    fn text(&self, path: &str) -> Option<Cow<'_, str>> {
+        scalar_text(self.get(path)?)
+    }
+
+    /// Every field: the columns with declared fields over them, blanks left out.
+    fn all(&self) -> Map<String, Value> {
+        let mut all = self.raw.clone();
+        for (name, v) in &self.declared {
+            if v.is_null() {
+                all.remove(name);
+            } else {
+                all.insert(name.clone(), v.clone());
+            }
+        }
+        all
+    }
 }
 
 /// What ingest keeps of a row besides its payload.
@@ -35,7 +71,24 @@ impl<'a> Mapper<'a> {
         let region = kinship_normalize::region(&resolve.default_region).ok_or_else(|| {
             format!("resolve.default_region = {:?} is not a region code; use one such as \"US\" or \"AU\"", resolve.default_region)
         })?;
-        Ok(Self { config, region })
+        let fields = config.fields.iter().map(|(name, spec)| FieldRule::compile(name, spec)).collect::<Result<_, _>>()?;
+        Ok(Self { config, region, fields })
+    }
+
+    /// The row with its declared fields; `Err` names the field and step that failed.
+    fn view<'r>(&self, raw: &'r Map<String, Value>) -> Result<View<'r>, String> {
+        let mut declared = Map::new();
+        for rule in &self.fields {
+            declared.insert(rule.name.clone(), rule.apply(raw)?.unwrap_or(Value::Null));
+        }
+        Ok(View { raw, declared })
+    }
+
+    /// The view for building profiles and timelines: a row stored before its mapping
+    /// changed may fail a new step, and then that field alone is blank.
+    fn lenient_view<'r>(&self, raw: &'r Map<String, Value>) -> View<'r> {
+        let declared = self.fields.iter().map(|rule| (rule.name.clone(), rule.apply(raw).ok().flatten().unwrap_or(Value::Null))).collect();
+        View { raw, declared }
     }
 
     pub fn is_event_source(&self) -> bool {
@@ -44,14 +97,15 @@ impl<'a> Mapper<'a> {
 
     /// Validates a row and extracts its key, identifiers and time; `Err` is the reject reason.
     pub fn map(&self, fields: &Map<String, Value>, payload: &str) -> Result<Mapped, String> {
+        let row = self.view(fields)?;
         let key = match &self.config.key {
             Some(field) => {
-                let key = text(fields, field).ok_or_else(|| format!("missing the key field `{field}`"))?;
+                let key = row.text(field).ok_or_else(|| format!("missing the key field `{field}`"))?;
                 match &self.config.cursor {
                     // The log is append-only and keyed: each version of a row pulled by a
                     // cursor is a record of its own, so an update's traits reach the profile.
                     Some(cursor) => {
-                        let version = text(fields, cursor).ok_or_else(|| format!("missing the cursor field `{cursor}`"))?;
+                        let version = row.text(cursor).ok_or_else(|| format!("missing the cursor field `{cursor}`"))?;
                         format!("{key}@{version}")
                     }
                     None => key.into_owned(),
@@ -63,18 +117,22 @@ impl<'a> Mapper<'a> {
             return Err(format!("the key is {} bytes long; keys may be at most 512", key.len()));
         }
         for (field, ty) in &self.config.types {
-            if let Some(v) = lookup(fields, field).filter(|v| !is_blank(v))
+            if let Some(v) = row.get(field).filter(|v| !is_blank(v))
                 && !conforms(v, *ty)
             {
                 return Err(format!("field `{field}` = {v} is not a {}", type_name(*ty)));
             }
         }
         let timestamp = match &self.config.timestamp {
-            Some(field) => match text(fields, field) {
-                Some(t) => Some(
-                    parse_timestamp_ms(&t)
-                        .ok_or_else(|| format!("field `{field}` = {t:?} is not a timestamp (use RFC 3339, YYYY-MM-DD or Unix seconds)"))?,
-                ),
+            Some(field) => match row.text(field) {
+                Some(t) => Some(match self.fields.iter().find(|rule| &rule.name == field) {
+                    Some(rule) => rule.millis(&t).map_err(|e| format!("field `{field}` = {t:?}: {e}"))?,
+                    None => parse_timestamp_ms(&t).ok_or_else(|| {
+                        format!(
+                            "field `{field}` = {t:?} is not a timestamp (read without being told: RFC 3339, ISO 8601 with any offset, YYYY-MM-DD, Unix seconds); declare how it is written, e.g. fields.{field} = {{ format = \"day_first\" }}"
+                        )
+                    })?,
+                }),
                 None if self.is_event_source() => return Err(format!("missing the timestamp field `{field}`")),
                 None => None,
             },
@@ -83,13 +141,13 @@ impl<'a> Mapper<'a> {
         if let Some(ev) = &self.config.event
             && let Some(field) = &ev.field
         {
-            text(fields, field).ok_or_else(|| format!("missing the event name field `{field}`"))?;
+            row.text(field).ok_or_else(|| format!("missing the event name field `{field}`"))?;
         }
         let mut identifiers = Vec::new();
         let mut invalid_identifiers = 0;
         for (kind, paths) in &self.config.identifiers {
             for path in paths.iter() {
-                if let Some(raw) = text(fields, path) {
+                if let Some(raw) = row.text(path) {
                     match kinship_normalize::identifier(kind, &raw, self.region) {
                         Some(value) => identifiers.push(Identifier::new(kind.as_str(), value)),
                         None => invalid_identifiers += 1,
@@ -105,11 +163,12 @@ impl<'a> Mapper<'a> {
         if self.config.kind == SourceType::Segment {
             return crate::segment::traits(fields).into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect();
         }
+        let row = self.lenient_view(fields);
         self.config
             .traits
             .iter()
             .filter_map(|(name, path)| {
-                let v = lookup(fields, path)?;
+                let v = row.get(path)?;
                 let v = match v {
                     Value::String(s) => Value::String(s.trim().to_string()),
                     other => other.clone(),
@@ -126,14 +185,16 @@ impl<'a> Mapper<'a> {
             return Some(MappedEvent { event, properties });
         }
         let ev = self.config.event.as_ref()?;
+        let row = self.lenient_view(fields);
         let event = match (&ev.name, &ev.field) {
             (Some(name), _) => name.clone(),
-            (None, Some(field)) => text(fields, field)?.into_owned(),
+            (None, Some(field)) => row.text(field)?.into_owned(),
             (None, None) => return None,
         };
         let properties = match &self.config.properties {
-            Some(list) => list.iter().filter_map(|p| Some((p.clone(), lookup(fields, p)?.clone()))).collect(),
-            None => fields.clone(),
+            Some(list) => list.iter().filter_map(|p| Some((p.clone(), row.get(p).filter(|v| !v.is_null())?.clone()))).collect(),
+            None if self.fields.is_empty() => fields.clone(),
+            None => row.all(),
         };
         Some(MappedEvent { event, properties })
     }
@@ -152,9 +213,9 @@ pub fn lookup<'v>(fields: &'v Map<String, Value>, path: &str) -> Option<&'v Valu
     Some(v)
 }
 
-/// A scalar field as trimmed text; `None` when absent, blank, or not a scalar.
-fn text<'v>(fields: &'v Map<String, Value>, path: &str) -> Option<Cow<'v, str>> {
-    match lookup(fields, path)? {
+/// A scalar as trimmed text; `None` when blank or not a scalar.
+fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
         Value::String(s) if !s.trim().is_empty() => Some(Cow::Borrowed(s.trim())),
         Value::Number(n) => Some(Cow::Owned(n.to_string())),
         Value::Bool(b) => Some(Cow::Owned(b.to_string())),
