@@ -2,6 +2,7 @@
 //! file. No I/O beyond reading the configuration.
 
 pub mod config;
+pub mod config_file;
 pub mod ingest;
 pub mod types;
 

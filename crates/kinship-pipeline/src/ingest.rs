@@ -100,10 +100,14 @@ pub fn ingest_source(
                 }
                 if batch.len() == BATCH {
                     progress(bytes.done(), bytes.total);
-                    // A closed channel means the writer failed; its error is reported below.
+                    // A closed channel means the writer failed (its error is reported below):
+                    // reading on would be wasted.
                     let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    let _ = tx.send(Batch { records, position: position.take() });
+                    if tx.send(Batch { records, position: position.take() }).is_err() {
+                        return std::ops::ControlFlow::Break(());
+                    }
                 }
+                std::ops::ControlFlow::Continue(())
             });
             if !batch.is_empty() || position.is_some() {
                 let _ = tx.send(Batch { records: batch, position });

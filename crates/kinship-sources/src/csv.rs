@@ -21,7 +21,7 @@ impl CsvSource {
 }
 
 impl Source for CsvSource {
-    fn read(&mut self, emit: &mut dyn FnMut(Result<Row, Reject>)) -> Result<(), SourceError> {
+    fn read(&mut self, emit: &mut dyn FnMut(Result<Row, Reject>) -> std::ops::ControlFlow<()>) -> Result<(), SourceError> {
         let file = std::fs::File::open(&self.path).map_err(|error| SourceError::Open { path: self.path.clone(), error })?;
         let counting = CountingReader { inner: std::io::BufReader::with_capacity(1 << 20, file), read: self.consumed.clone() };
         let mut reader = ::csv::ReaderBuilder::new().trim(::csv::Trim::All).from_reader(counting);
@@ -42,7 +42,11 @@ impl Source for CsvSource {
             let line = reader.position().line();
             match reader.read_byte_record(&mut record) {
                 Ok(false) => break,
-                Ok(true) => emit(to_row(&headers, &record, line)),
+                Ok(true) => {
+                    if emit(to_row(&headers, &record, line)).is_break() {
+                        return Ok(());
+                    }
+                }
                 Err(e) => {
                     let line = e.position().map_or(line, |p| p.line());
                     let reason = match e.kind() {
@@ -55,7 +59,9 @@ impl Source for CsvSource {
                     if let ::csv::ErrorKind::Io(_) = e.kind() {
                         return Err(SourceError::Read { path: self.path.clone(), error: e.to_string() });
                     }
-                    emit(Err(Reject { line, reason, raw: String::new() }));
+                    if emit(Err(Reject { line, reason, raw: String::new() })).is_break() {
+                        return Ok(());
+                    }
                 }
             }
         }

@@ -25,7 +25,7 @@ impl JsonlSource {
 }
 
 impl Source for JsonlSource {
-    fn read(&mut self, emit: &mut dyn FnMut(Result<Row, Reject>)) -> Result<(), SourceError> {
+    fn read(&mut self, emit: &mut dyn FnMut(Result<Row, Reject>) -> std::ops::ControlFlow<()>) -> Result<(), SourceError> {
         let file = std::fs::File::open(&self.path).map_err(|error| SourceError::Open { path: self.path.clone(), error })?;
         let mut reader = std::io::BufReader::with_capacity(1 << 20, CountingReader { inner: file, read: self.consumed.clone() });
         let mut buf = Vec::new();
@@ -40,18 +40,23 @@ impl Source for JsonlSource {
             let text = match std::str::from_utf8(&buf) {
                 Ok(t) => t.trim(),
                 Err(_) => {
-                    emit(Err(reject(line, "the line is not valid UTF-8; save the file as UTF-8".into(), &String::from_utf8_lossy(&buf))));
+                    if emit(Err(reject(line, "the line is not valid UTF-8; save the file as UTF-8".into(), &String::from_utf8_lossy(&buf)))).is_break() {
+                        return Ok(());
+                    }
                     continue;
                 }
             };
             if text.is_empty() {
                 continue;
             }
-            emit(match serde_json::from_str::<Value>(text) {
+            let row = match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(fields)) => Ok(Row { line, fields, payload: text.to_string(), position: None }),
                 Ok(other) => Err(reject(line, format!("expected a JSON object, found {}", kind_of(&other)), text)),
                 Err(e) => Err(reject(line, format!("invalid JSON at column {}: {e}", e.column()), text)),
-            });
+            };
+            if emit(row).is_break() {
+                return Ok(());
+            }
         }
         Ok(())
     }

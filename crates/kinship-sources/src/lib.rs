@@ -7,9 +7,11 @@ mod jsonl;
 pub mod mapping;
 mod postgres;
 pub mod segment;
+pub mod suggest;
 pub mod transform;
 
 pub use mapping::{Mapped, MappedEvent, Mapper};
+pub use postgres::sample_table;
 
 use kinship_core::{SourceConfig, SourceType};
 use serde_json::{Map, Value};
@@ -50,7 +52,8 @@ pub enum SourceError {
 
 /// A connector: reads all rows, handing each good or bad row to `emit` in order.
 pub trait Source: Send {
-    fn read(&mut self, emit: &mut dyn FnMut(Result<Row, Reject>)) -> Result<(), SourceError>;
+    /// `emit` returns `Break` to stop early (a sample has enough rows).
+    fn read(&mut self, emit: &mut dyn FnMut(Result<Row, Reject>) -> std::ops::ControlFlow<()>) -> Result<(), SourceError>;
     /// Input size and bytes consumed, readable while `read` runs, for progress bars.
     fn progress(&self) -> ByteProgress;
 }
@@ -91,4 +94,34 @@ impl<R: std::io::Read> std::io::Read for CountingReader<R> {
         self.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
+}
+
+/// Up to `limit` rows of a source as read (rejects beside them), for the mapping assistant.
+/// A PostgreSQL source is sampled from its `table`, whatever its cursor.
+pub fn sample(config: &SourceConfig, data_dir: &Path, limit: usize) -> Result<(Vec<Row>, Vec<Reject>), SourceError> {
+    let (mut rows, mut rejects) = (Vec::new(), Vec::new());
+    if config.kind == SourceType::Postgres {
+        let url = match (&config.url, &config.url_env) {
+            (Some(url), _) => url.clone(),
+            (None, Some(var)) => std::env::var(var).map_err(|_| SourceError::Postgres(format!("the environment variable {var} is not set")))?,
+            (None, None) => return Err(SourceError::Postgres("give the database URL in an environment variable".into())),
+        };
+        let table = config.table.as_deref().ok_or_else(|| SourceError::Postgres("give the table to read".into()))?;
+        for row in postgres::sample_table(&url, table, limit as i64)? {
+            match row {
+                Ok(row) => rows.push(row),
+                Err(reject) => rejects.push(reject),
+            }
+        }
+        return Ok((rows, rejects));
+    }
+    let mut source = open(config, data_dir, None)?;
+    source.read(&mut |row| {
+        match row {
+            Ok(row) => rows.push(row),
+            Err(reject) => rejects.push(reject),
+        }
+        if rows.len() + rejects.len() >= limit { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
+    })?;
+    Ok((rows, rejects))
 }

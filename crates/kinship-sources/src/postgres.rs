@@ -96,7 +96,7 @@ impl PostgresSource {
 }
 
 impl Source for PostgresSource {
-    fn read(&mut self, emit: &mut dyn FnMut(Result<Row, Reject>)) -> Result<(), SourceError> {
+    fn read(&mut self, emit: &mut dyn FnMut(Result<Row, Reject>) -> std::ops::ControlFlow<()>) -> Result<(), SourceError> {
         let mut client = kinship_pg::connect(&self.url).map_err(|e| SourceError::Postgres(format!("cannot connect: {e}")))?;
         // Timestamps print in UTC, in rows and positions alike; a pull never writes.
         client
@@ -117,12 +117,9 @@ impl Source for PostgresSource {
                 let position = Position { column: self.cursor.clone(), cursor: row.get(1), key: row.get(2) };
                 let stored = serde_json::to_string(&position).expect("a position serialises");
                 self.position = Some(position);
-                emit(match serde_json::from_str::<Value>(&payload) {
-                    Ok(Value::Object(fields)) => Ok(Row { line, fields, payload, position: Some(stored) }),
-                    // to_json gives an object, but a numeric beyond a float's range does not parse.
-                    Ok(_) => Err(Reject { line, reason: "the row is not a JSON object".into(), raw: payload }),
-                    Err(e) => Err(Reject { line, reason: format!("the row's JSON does not parse: {e}"), raw: payload }),
-                });
+                if emit(parse_row(line, payload, Some(stored))).is_break() {
+                    return Ok(());
+                }
             }
             if (page.len() as i64) < self.batch_size {
                 return Ok(());
@@ -137,6 +134,31 @@ impl Source for PostgresSource {
 }
 
 /// A column name as an SQL identifier, exactly as written (the case of a JSON field).
+fn parse_row(line: u64, payload: String, position: Option<String>) -> Result<Row, Reject> {
+    match serde_json::from_str::<Value>(&payload) {
+        Ok(Value::Object(fields)) => Ok(Row { line, fields, payload, position }),
+        // to_json gives an object, but a numeric beyond a float's range does not parse.
+        Ok(_) => Err(Reject { line, reason: "the row is not a JSON object".into(), raw: payload }),
+        Err(e) => Err(Reject { line, reason: format!("the row's JSON does not parse: {e}"), raw: payload }),
+    }
+}
+
+/// The first `limit` rows of a table or view, for the mapping assistant.
+pub fn sample_table(url: &str, table: &str, limit: i64) -> Result<Vec<Result<Row, Reject>>, SourceError> {
+    let mut client = kinship_pg::connect(url).map_err(|e| SourceError::Postgres(format!("cannot connect: {e}")))?;
+    client.batch_execute("SET TIME ZONE 'UTC'; SET default_transaction_read_only = on").map_err(|e| failed("cannot set up the session", e))?;
+    let rows = table_name(table).map_err(SourceError::Postgres)?;
+    let query = format!("SELECT to_json(src)::text FROM {rows} AS src LIMIT $1");
+    let page = client.query(&query, &[&limit]).map_err(|e| failed("reading rows failed", e))?;
+    Ok(page.iter().enumerate().map(|(i, row)| parse_row(i as u64 + 1, row.get(0), None)).collect())
+}
+
+/// A table or view as SQL names it (`customers`, `crm.contacts`), and nothing else.
+fn table_name(table: &str) -> Result<String, String> {
+    let ok = !table.is_empty() && table.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if ok { Ok(table.split('.').map(quote).collect::<Vec<_>>().join(".")) } else { Err(format!("{table:?} is not a table name; use letters, digits and '_', with a '.' after the schema")) }
+}
+
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

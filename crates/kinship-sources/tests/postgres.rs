@@ -27,9 +27,12 @@ struct Pulled {
 fn pull(config: &SourceConfig, position: Option<&str>) -> Result<Pulled, SourceError> {
     let mut source = kinship_sources::open(config, std::path::Path::new("."), position)?;
     let (mut rows, mut rejects) = (Vec::new(), Vec::new());
-    source.read(&mut |row| match row {
-        Ok(row) => rows.push(row),
-        Err(reject) => rejects.push(reject),
+    source.read(&mut |row| {
+        match row {
+            Ok(row) => rows.push(row),
+            Err(reject) => rejects.push(reject),
+        }
+        std::ops::ControlFlow::Continue(())
     })?;
     let position = rows.last().and_then(|r: &Row| r.position.clone());
     Ok(Pulled { rows, rejects, position })

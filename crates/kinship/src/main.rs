@@ -8,6 +8,7 @@ mod governance_commands;
 mod progress;
 mod segment_commands;
 mod server_commands;
+mod source_commands;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -54,7 +55,7 @@ enum Command {
     User(server_commands::UserCommand),
     /// Manage sources.
     #[command(subcommand)]
-    Source(server_commands::SourceCommand),
+    Source(source_commands::SourceCommand),
     /// Segments: define, list, show, preview, export members, delete.
     #[command(subcommand)]
     Segment(segment_commands::SegmentCommand),
@@ -95,7 +96,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => server_commands::serve(data, &args),
         Command::Token(cmd) => server_commands::token(data, &cmd),
         Command::User(cmd) => server_commands::user(data, &cmd),
-        Command::Source(cmd) => server_commands::source(data, &cmd),
+        Command::Source(cmd) => source_commands::source(data, &cmd),
         Command::Segment(cmd) => segment_commands::segment(data, &cmd),
         Command::Computed(cmd) => segment_commands::computed(data, &cmd),
         Command::Audit(args) => governance_commands::audit(data, &args),

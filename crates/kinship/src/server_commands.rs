@@ -1,4 +1,4 @@
-//! Commands around the server: `serve`, `token create`, `user create`, `source add`.
+//! Commands around the server: `serve`, `token create`, `user create`.
 
 use crate::DataDir;
 use crate::commands::{Workspace, operator};
@@ -46,17 +46,6 @@ pub enum UserCommand {
 
 /// Shortest accepted password.
 const MIN_PASSWORD_CHARS: usize = 10;
-
-#[derive(Subcommand)]
-pub enum SourceCommand {
-    /// Add a source to kinship.toml. A `segment` source gets a write key, printed once as the last line.
-    Add {
-        #[arg(long = "type")]
-        kind: String,
-        #[arg(long)]
-        name: String,
-    },
-}
 
 pub fn serve(data: &DataDir, args: &ServeArgs) -> Result<ExitCode> {
     let ws = Workspace::open(data)?;
@@ -170,37 +159,4 @@ pub fn demo_user(ws: &mut Workspace, name: &str, role: &str) -> Result<String> {
     let password = new_secret("");
     ws.store.set_user(name, role, &kinship_server::auth::hash_password(&password))?;
     Ok(password)
-}
-
-pub fn source(data: &DataDir, cmd: &SourceCommand) -> Result<ExitCode> {
-    let SourceCommand::Add { kind, name } = cmd;
-    if kind != "segment" {
-        bail!("`source add` creates `segment` sources; add csv and jsonl sources to kinship.toml by hand (see README)");
-    }
-    std::fs::create_dir_all(&data.dir)?;
-    let path = data.dir.join(kinship_core::config::CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let mut doc: toml_edit::DocumentMut = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
-    let sources = doc.entry("sources").or_insert_with(|| {
-        let mut t = toml_edit::Table::new();
-        t.set_implicit(true);
-        toml_edit::Item::Table(t)
-    });
-    let sources = sources.as_table_mut().context("`sources` in kinship.toml must be a table")?;
-    if sources.contains_key(name) {
-        bail!("kinship.toml already has a source `{name}`; pick another name");
-    }
-    let mut table = toml_edit::Table::new();
-    table["type"] = toml_edit::value("segment");
-    sources.insert(name, toml_edit::Item::Table(table));
-    let config: kinship_core::Config = toml::from_str(&doc.to_string()).context("the new kinship.toml does not load")?;
-    config.validate()?;
-    std::fs::write(&path, doc.to_string()).with_context(|| format!("writing {}", path.display()))?;
-    let mut ws = Workspace::open(data)?;
-    let key = new_secret("wk_");
-    ws.store.set_write_key(name, &hash_secret(&key))?;
-    ws.audit(&operator(), "source.add", None, serde_json::json!({ "source": name, "type": kind }))?;
-    eprintln!("source `{name}` added to {}; send events with this write key (shown only now):", path.display());
-    println!("{key}");
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,98 @@
+//! Edits of `kinship.toml` that keep what the operator wrote: a source is appended as text
+//! (with its comments), replaced or removed as a table; every edit is checked to load before
+//! the file is replaced, atomically.
+
+use crate::{Config, ConfigError};
+use std::path::Path;
+
+/// Adds `block` (a `[sources.NAME]` table and its subtables, as TOML text) to the file, or
+/// replaces the source of that name when `replace` is set. Returns the configuration as
+/// it now loads.
+pub fn put_source(path: &Path, name: &str, block: &str, replace: bool) -> Result<Config, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { path: format!("sources.{name}"), message };
+    let parsed: toml_edit::DocumentMut = block.parse().map_err(|e| invalid(format!("the proposed block is not valid TOML: {e}")))?;
+    let tables: Vec<&str> = parsed.get("sources").and_then(|s| s.as_table_like()).map(|t| t.iter().map(|(k, _)| k).collect()).unwrap_or_default();
+    if tables != [name] || parsed.iter().count() != 1 {
+        return Err(invalid(format!("the block must hold exactly one table, [sources.{name}], and nothing else")));
+    }
+    let current = std::fs::read_to_string(path).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(String::new()) } else { Err(e) }).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    let mut doc: toml_edit::DocumentMut = current.parse().map_err(|e| invalid(format!("{} is not valid TOML: {e}", path.display())))?;
+    let exists = doc.get("sources").and_then(|s| s.as_table_like()).is_some_and(|t| t.contains_key(name));
+    match (exists, replace) {
+        (true, false) => return Err(invalid("already exists; pick another name, or edit that source".into())),
+        (false, true) => return Err(invalid("does not exist".into())),
+        (true, true) => {
+            doc["sources"].as_table_like_mut().expect("sources is a table").remove(name);
+        }
+        (false, false) => {}
+    }
+    let mut text = doc.to_string();
+    if !text.is_empty() && !text.ends_with("\n\n") {
+        text.push_str(if text.ends_with('\n') { "\n" } else { "\n\n" });
+    }
+    text.push_str(block.trim_end());
+    text.push('\n');
+    write_checked(path, &text)
+}
+
+/// Removes the source `name` from the file.
+pub fn remove_source(path: &Path, name: &str) -> Result<Config, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { path: format!("sources.{name}"), message };
+    let current = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    let mut doc: toml_edit::DocumentMut = current.parse().map_err(|e| invalid(format!("{} is not valid TOML: {e}", path.display())))?;
+    let removed = doc.get_mut("sources").and_then(|s| s.as_table_like_mut()).and_then(|t| t.remove(name));
+    if removed.is_none() {
+        return Err(invalid("does not exist".into()));
+    }
+    write_checked(path, &doc.to_string())
+}
+
+/// The text of one source as it stands in the file, comments included.
+pub fn source_text(path: &Path, name: &str) -> Option<String> {
+    let doc: toml_edit::DocumentMut = std::fs::read_to_string(path).ok()?.parse().ok()?;
+    let table = doc.get("sources")?.as_table_like()?.get(name)?.clone();
+    let mut out = toml_edit::DocumentMut::new();
+    let mut sources = toml_edit::Table::new();
+    sources.set_implicit(true);
+    sources.insert(name, table);
+    out.insert("sources", toml_edit::Item::Table(sources));
+    Some(out.to_string())
+}
+
+fn write_checked(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: format!("the edited file does not load: {e}") })?;
+    config.validate()?;
+    let tmp = path.with_extension("toml.tmp");
+    let io = |e: std::io::Error| ConfigError::Invalid { path: path.display().to_string(), message: format!("cannot write: {e}") };
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_added_replaced_and_removed_keeping_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kinship.toml");
+        std::fs::write(&path, "# mine\n[resolve]\ndefault_region = \"US\"\n").unwrap();
+        let block = "# why\n[sources.crm]\ntype = \"csv\"\npath = \"c.csv\"\n\n[sources.crm.identifiers]\n# the email\nemail = \"Email\"\n";
+        let config = put_source(&path, "crm", block, false).unwrap();
+        assert_eq!(config.sources["crm"].identifiers.len(), 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# mine\n") && text.contains("# the email"), "{text}");
+        assert!(put_source(&path, "crm", block, false).is_err(), "no silent overwrite");
+        let replaced = put_source(&path, "crm", &block.replace("c.csv", "d.csv"), true).unwrap();
+        assert_eq!(replaced.sources["crm"].path, std::path::PathBuf::from("d.csv"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().matches("[sources.crm]").count(), 1);
+        assert!(source_text(&path, "crm").unwrap().contains("d.csv"));
+        let err = put_source(&path, "bad", "[sources.bad]\ntype = \"csv\"\n", false).unwrap_err().to_string();
+        assert!(err.contains("path"), "an invalid source is refused and the file kept: {err}");
+        assert!(put_source(&path, "x", "[sources.y]\ntype = \"csv\"\npath = \"y.csv\"\n", false).is_err());
+        remove_source(&path, "crm").unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("crm"));
+        assert!(std::fs::read_to_string(&path).unwrap().contains("# mine"));
+    }
+}
