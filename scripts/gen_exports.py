@@ -28,7 +28,7 @@ long-tailed draw over common US names (Smith, Johnson, García, Nguyen...) with 
 Each person has a personal email, a third have a work email, each a main phone and some a
 second (mobile) number, a street address, a birth date.
 
-Households (~7% of people, 2-3 members) share surname, address, home phone, IP address and
+Households (~8% of people, 2-3 members) share surname, address, home phone, IP address and
 one family mailbox (`thegarciafamily@...`), and usually a Salesforce account, but have their
 own first name, birth date and mobile. They are DIFFERENT people: email and phone alone must
 not merge them. Their CRM contacts all carry the shared email and home phone (each with its
@@ -39,9 +39,9 @@ Per export, what is in it and what it defeats
 ---------------------------------------------
 Contact.csv (source `crm`, key `Id`): ~92% of people (the rest are shoppers, subscribers
   or requesters the CRM never heard of).
-  * Ids are real-shaped 18-character Salesforce ids (003... contacts, 001... accounts) with the
-    correct case-checksum suffix; they differ only in case-sensitive characters, so a reader
-    that lower-cases ids merges distinct contacts.
+  * Ids are real-shaped 18-character Salesforce ids (003... contacts, 001... accounts): a
+    case-sensitive 15-character id (`0035g000009VA9Z`; `...VA9Z` and `...VA9z` are different
+    records) plus the 3-character suffix Salesforce derives from its upper-case letters.
   * CreatedDate/LastModifiedDate written `2026-02-18T12:00:00.000+0000` (offset without colon);
     Birthdate `YYYY-MM-DD`, blank for about half; HasOptedOutOfEmail `true`/`false`.
   * Phone in mixed formats: `(415) 555-0134`, `+1 415 555 0134`, `415.555.0134`, `415-555-0134`,
@@ -60,8 +60,8 @@ Contact.csv (source `crm`, key `Id`): ~92% of people (the rest are shoppers, sub
 orders_export.csv (source `shop`, key `Name`): ~60% of people, 1-4 orders each, newest first.
   * One row per LINE ITEM. Order-level columns (Financial Status, Paid at, totals, Billing/
     Shipping address, Id, Phone, ...) are filled only on the first row of an order and blank
-    on its following rows; those keep Name, Email, Created at and the Lineitem columns (as
-    Shopify does). A reader keyed by Name sees the continuation rows as repeats of the key.
+    on its following rows; those keep Name, Email, Created at and the Lineitem columns. A
+    reader keyed by Name sees the continuation rows as repeats of the key.
   * Created at / Paid at are store-local with a numeric offset: `2026-02-18 11:58:03 -0500`
     (America/New_York, so `-0400` in summer). Paid at is blank for pending orders.
   * Amounts in major units with two decimals (`61.56`); Lineitem names contain commas and
@@ -126,7 +126,6 @@ contact, invoice, ticket, member, response), keyed exactly as kinship.toml keys 
 """
 import argparse
 import csv
-import io
 import json
 import os
 import random
@@ -273,6 +272,7 @@ PRODUCTS = [
 ]
 STRIPE_PLANS = [("Starter plan", 1900, 30), ("Pro plan", 4900, 45), ("Team plan (per seat)", 1500, 25)]
 STRIPE_ADDONS = [("Priority support add-on", 1000), ("Extra storage 100 GB", 500), ("Onboarding session", 15000)]
+PLAN_NAMES = {name for name, _, _ in STRIPE_PLANS}
 
 TICKET_TOPICS = [
     ("Where is my order {order}?", "Hi,\n\nI placed order {order} on {day} and the tracking hasn't updated in a week. Can you check?\n\nThanks,\n{first}",
@@ -455,7 +455,7 @@ def any_phone_format(rng, digits, avoid=None):
 class Person:
     __slots__ = ("pid", "first", "middle", "last", "birth", "city", "number", "street_name", "street_type",
                  "apt", "zip", "phone", "mobile", "personal_email", "work_email", "other_email", "crm_email",
-                 "household", "ip", "crm", "orders", "stripe_customer", "handle", "account")
+                 "household", "ip", "crm", "crm_phones", "orders", "stripe_customer", "handle", "account")
 
     def street(self, short=True, apt=True, sep=" "):
         kind = self.street_type[1] if short else self.street_type[0]
@@ -528,7 +528,7 @@ def make_people(n, rng):
         p.work_email = reg.email(first, last, rng.choice(WORK_DOMAINS), style=rng.choice([0, 2, 0])) if rng.random() < 0.33 else None
         p.personal_email = reg.email(first, last, PERSONAL_DOMAIN(rng))
         p.household = None
-        p.crm, p.orders, p.stripe_customer, p.handle, p.account = [], [], None, None, None
+        p.crm, p.crm_phones, p.orders, p.stripe_customer, p.handle, p.account = [], set(), [], None, None, None
         return p
 
     while len(people) < n:
@@ -691,6 +691,9 @@ def gen_crm(people, rng):
             "CreatedDate": fmt_salesforce(created), "LastModifiedDate": fmt_salesforce(modified),
         })
         p.crm.append(cid)
+        p.crm_phones.update(d for d, text in ((phone_digits, phone), (p.mobile, mobile)) if d and text)
+        if mobile and not p.mobile:
+            p.crm_phones.add(phone_digits)
     truth = [("crm", r["Id"], p.pid) for r, (_, p, _) in zip(rows, final)]
     return rows, truth
 
@@ -732,8 +735,8 @@ def gen_shop(people, rng):
         email = p.other_email if other else p.crm_email
         if rng.random() < 0.03:
             email = email.capitalize()
-        if other:
-            billing_phone = any_phone_format(rng, rng.choice(phone_numbers(p)))
+        if other:  # another email than the CRM's: a phone the CRM has, so the order still joins
+            billing_phone = any_phone_format(rng, rng.choice(sorted(p.crm_phones) or phone_numbers(p)))
         elif p.household:
             billing_phone = any_phone_format(rng, p.mobile if rng.random() < 0.7 else p.phone)
         else:
@@ -753,7 +756,10 @@ def gen_shop(people, rng):
             fulfillment = {"paid": "fulfilled", "pending": "unfulfilled", "refunded": rng.choice(["unfulfilled", "fulfilled"]),
                            "partially_refunded": rng.choice(["fulfilled", "partial"])}[status]
         paid_at = "" if status == "pending" else fmt_shopify(created + timedelta(seconds=rng.randrange(2, 120)))
-        fulfilled_at = fmt_shopify(created + timedelta(hours=rng.randrange(6, 120))) if fulfillment == "fulfilled" else ""
+        fulfilled = created + timedelta(hours=rng.randrange(6, 120))
+        if fulfillment == "fulfilled" and fulfilled > NOW:
+            fulfillment = "unfulfilled"
+        fulfilled_at = fmt_shopify(fulfilled) if fulfillment == "fulfilled" else ""
         refunded = {"refunded": total, "partially_refunded": lines[0][0][2]}.get(status, 0)
         gift = rng.random() < 0.1
         if gift:
@@ -853,15 +859,15 @@ def gen_stripe(people, rng):
             for name, amount, qty in lines:
                 line_items.append({
                     "id": "il_1" + random_token(rng, 23), "object": "line_item", "amount": amount * qty,
-                    "currency": "usd", "description": f"{qty} \u00d7 {name} (at ${amount / 100:.2f} / month)" if name in dict((n, 0) for n, _, _ in STRIPE_PLANS) else name,
+                    "currency": "usd", "description": f"{qty} \u00d7 {name} (at ${amount / 100:.2f} / month)" if name in PLAN_NAMES else name,
                     "discountable": True, "livemode": True, "metadata": {},
                     "period": {"end": unix(created), "start": unix(period_start)},
                     "price": {"id": prices[name], "object": "price", "active": True, "currency": "usd",
-                              "product": products[name], "type": "recurring" if name in [n for n, _, _ in STRIPE_PLANS] else "one_time",
+                              "product": products[name], "type": "recurring" if name in PLAN_NAMES else "one_time",
                               "unit_amount": amount, "unit_amount_decimal": str(amount)},
                     "proration": False, "quantity": qty,
-                    "subscription": sub if name in [n for n, _, _ in STRIPE_PLANS] else None,
-                    "type": "subscription" if name in [n for n, _, _ in STRIPE_PLANS] else "invoiceitem",
+                    "subscription": sub if name in PLAN_NAMES else None,
+                    "type": "subscription" if name in PLAN_NAMES else "invoiceitem",
                 })
             invoices.append((created, p, {
                 "id": inv_id, "object": "invoice", "account_country": "US", "account_name": account_name,
@@ -907,7 +913,7 @@ def gen_zendesk(people, rng):
         if rng.random() >= TICKET_RATE:
             continue
         for _ in range(rng.choices([1, 2, 3], [65, 25, 10])[0]):
-            topic = rng.choice(TICKET_TOPICS)
+            topic = rng.choice([t for t in TICKET_TOPICS if p.orders or not t[3]])
             order = None
             if topic[3] and p.orders:
                 order = rng.choice(p.orders)
@@ -1172,9 +1178,8 @@ timestamp = "created_at"
 identifiers = { zendesk_user_id = "requester.id", email = "requester.email" }
 traits = { first_name = "requester_first_name", last_name = "requester_last_name" }
 event = { name = "Ticket Created" }
-properties = ["subject", "status", "priority", "channel", "tags", "order_number"]
+properties = ["subject", "status", "priority", "channel", "tags", "custom_fields"]
 fields.channel = { from = "via.channel" }
-fields.order_number = { from = "custom_fields", pick = "value" }
 fields.requester_first_name = { from = "requester.name", name_part = "first", case = "title" }
 fields.requester_last_name = { from = "requester.name", name_part = "last", case = "title" }
 

@@ -35,6 +35,21 @@ pub fn put_source(path: &Path, name: &str, block: &str, replace: bool) -> Result
     write_checked(path, &text)
 }
 
+/// Sets `[resolve.limits]` for the kinds not limited yet; a limit already written stays.
+pub fn add_limits(path: &Path, limits: &[(String, u32)]) -> Result<Config, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { path: "resolve.limits".into(), message };
+    let current = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    let mut doc: toml_edit::DocumentMut = current.parse().map_err(|e| invalid(format!("{} is not valid TOML: {e}", path.display())))?;
+    let resolve = doc.entry("resolve").or_insert_with(toml_edit::table).as_table_like_mut().ok_or_else(|| invalid("`resolve` is not a table".into()))?;
+    let table = resolve.entry("limits").or_insert(toml_edit::table()).as_table_like_mut().ok_or_else(|| invalid("`resolve.limits` is not a table".into()))?;
+    for (kind, limit) in limits {
+        if !table.contains_key(kind) {
+            table.insert(kind, toml_edit::value(i64::from(*limit)));
+        }
+    }
+    write_checked(path, &doc.to_string())
+}
+
 /// Removes the source `name` from the file.
 pub fn remove_source(path: &Path, name: &str) -> Result<Config, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid { path: format!("sources.{name}"), message };
@@ -91,8 +106,12 @@ mod tests {
         let err = put_source(&path, "bad", "[sources.bad]\ntype = \"csv\"\n", false).unwrap_err().to_string();
         assert!(err.contains("path"), "an invalid source is refused and the file kept: {err}");
         assert!(put_source(&path, "x", "[sources.y]\ntype = \"csv\"\npath = \"y.csv\"\n", false).is_err());
+        let limited = add_limits(&path, &[("crm_id".into(), 1), ("order_id".into(), 0)]).unwrap();
+        assert_eq!((limited.resolve.limits["crm_id"], limited.resolve.limits["order_id"]), (1, 0));
+        add_limits(&path, &[("crm_id".into(), 3)]).unwrap();
+        assert_eq!(Config::load_file(&path).unwrap().resolve.limits["crm_id"], 1, "a limit already written stays");
         remove_source(&path, "crm").unwrap();
-        assert!(!std::fs::read_to_string(&path).unwrap().contains("crm"));
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("[sources.crm"));
         assert!(std::fs::read_to_string(&path).unwrap().contains("# mine"));
     }
 }

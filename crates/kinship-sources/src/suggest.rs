@@ -39,6 +39,8 @@ pub enum ColumnKind {
     Items(Vec<String>),
     /// A list of values (tags).
     List,
+    /// Values of a stored identifier kind (another system's ids).
+    Linked(String),
     Text,
     /// Blank in every sampled row.
     Empty,
@@ -62,6 +64,8 @@ pub struct Suggestion {
     pub config: SourceConfig,
     /// The `[sources.NAME]` block, commented.
     pub toml: String,
+    /// `[resolve.limits]` the mapping needs: (kind, limit, why).
+    pub limits: Vec<(String, u32, String)>,
 }
 
 /// What the assistant is told besides the rows.
@@ -73,13 +77,35 @@ pub struct SuggestInput<'a> {
     /// February 3rd).
     pub region: &'a str,
     pub rows: &'a [Map<String, Value>],
+    /// Identifier kinds other sources already map: a column named for one links to them.
+    pub known_kinds: &'a BTreeSet<String>,
+    /// Which stored identifier kind holds most of these values, and how many it holds:
+    /// an id column whose values are another system's ids (a CRM contact id kept in an
+    /// invoice's metadata) links to that system's records.
+    pub stored_kind: Option<&'a dyn Fn(&[String]) -> Option<(String, usize)>>,
 }
 
+/// Values of an id column looked up among stored identifiers.
+const LOOKED_UP_VALUES: usize = 20;
+
+/// Things a person has many of, whose ids other systems quote: an order's id on its
+/// invoice and shipment links both to whoever placed the order.
+const SHARED_THINGS: &[&str] = &["order", "cart", "checkout", "subscription", "booking", "reservation", "contract", "account"];
+
 pub fn suggest(input: &SuggestInput<'_>) -> Suggestion {
-    let columns = classify(input.rows, input.region);
+    let mut columns = classify(input.rows, input.region);
+    if let Some(lookup) = input.stored_kind {
+        for c in columns.iter_mut().filter(|c| matches!(c.kind, ColumnKind::Id(_))) {
+            let values: Vec<String> = input.rows.iter().filter_map(|r| crate::mapping::lookup(r, &c.name).and_then(text_of)).take(LOOKED_UP_VALUES).collect();
+            if let Some((kind, found)) = lookup(&values).filter(|(_, found)| *found * 2 > values.len()) {
+                c.why = format!("{found} of {} sampled values are stored {kind} identifiers", values.len());
+                c.kind = ColumnKind::Linked(kind);
+            }
+        }
+    }
     let plan = Plan::new(input, &columns);
     let toml = plan.render(input, &columns);
-    Suggestion { columns, config: plan.config, toml }
+    Suggestion { columns, config: plan.config, toml, limits: plan.limits }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -187,7 +213,18 @@ fn percent(x: f64) -> String {
 
 fn is_phone_like(v: &str) -> bool {
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
-    (7..=15).contains(&digits) && v.chars().all(|c| c.is_ascii_digit() || " +()-./x".contains(c) || c == 'e' || c == 't') && !v.contains("..")
+    let dotted_quad = v.split('.').count() == 4 && v.split('.').all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    (7..=15).contains(&digits) && v.chars().all(|c| c.is_ascii_digit() || " +()-./x".contains(c) || c == 'e' || c == 't') && !v.contains("..") && !dotted_quad
+}
+
+/// `#1001`, `cus_NffrFeUfNV2Hib`, `ORD-000123`: a system's reference, not words.
+fn is_reference(v: &str) -> bool {
+    let digits = v.bytes().filter(u8::is_ascii_digit).count();
+    let numbered = v.strip_prefix('#').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let prefixed = v.split_once(['_', '-']).is_some_and(|(prefix, rest)| {
+        (2..=6).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_alphabetic()) && rest.len() >= 6 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    is_token(v) && ((numbered && digits > 0) || prefixed)
 }
 
 fn is_name_like(v: &str) -> bool {
@@ -232,6 +269,9 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
     }
 
     let email = share(&texts, |t| kinship_normalize::email(t).is_some());
+    if email >= 0.9 && distinct <= 3 && present >= 20 * distinct {
+        return column(ColumnKind::Category(texts.iter().collect::<BTreeSet<_>>().into_iter().cloned().collect()), format!("the same {distinct} address(es) in {present} rows: the business's own, not a customer's"));
+    }
     if email >= 0.9 {
         return column(ColumnKind::Email, format!("{} of values are email addresses", percent(email)));
     }
@@ -286,7 +326,7 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
         }
     }
     let id_named = has(&["id", "uuid", "guid", "key", "number", "no", "nr", "ref", "reference"]) || name.ends_with("Id") || name.ends_with("ID");
-    let person_ref = has(&["customer", "contact", "user", "member", "requester", "client", "person", "lead", "subscriber", "respondent", "buyer", "leid", "euid"]);
+    let person_ref = has(&["customer", "contact", "user", "member", "requester", "client", "person", "lead", "subscriber", "buyer"]);
 
     // Places by their names, before numbers (postcodes are text) and names (`Billing City`).
     if has(&["country", "cc"]) {
@@ -339,8 +379,16 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
     }
     let tokens = share(&texts, is_token);
     let mixed = share(&texts, |t| t.chars().any(|c| c.is_ascii_digit()) && t.chars().any(|c| c.is_alphabetic()));
-    if tokens >= 0.99 && (id_named || (distinct == present && mixed >= 0.9 && present >= 10)) {
-        return column(ColumnKind::Id(person_ref), if id_named { "an id by its name".into() } else { "every value distinct, letters and digits".into() });
+    let references = share(&texts, is_reference);
+    if tokens >= 0.99 && (id_named || references >= 0.95 || (distinct == present && mixed >= 0.9 && present >= 10)) {
+        let why = if id_named {
+            "an id by its name".into()
+        } else if references >= 0.95 {
+            format!("{} of values are references such as {}", percent(references), truncate(&texts[0], 24))
+        } else {
+            "every value distinct, letters and digits".into()
+        };
+        return column(ColumnKind::Id(person_ref), why);
     }
     if distinct <= 20 && present >= 2 * distinct && texts.iter().all(|t| t.chars().count() <= 40) {
         let listed: Vec<String> = texts.iter().collect::<BTreeSet<_>>().into_iter().take(20).cloned().collect();
@@ -415,6 +463,7 @@ fn event_name(stem: &str) -> Option<&'static str> {
 
 struct Plan {
     config: SourceConfig,
+    limits: Vec<(String, u32, String)>,
     /// TOML comments by setting (`identifiers.email`, `fields.total`, `key`).
     why: BTreeMap<String, String>,
 }
@@ -442,7 +491,12 @@ impl Plan {
         };
 
         // The event, and whether there is one.
-        let event_column = columns.iter().find(|c| matches!(c.kind, ColumnKind::Category(_)) && header_words(&c.name).iter().any(|w| ["event", "action", "type"].contains(&w.as_str()) && header_words(&c.name).len() <= 2));
+        let event_column = columns.iter().find(|c| {
+            matches!(c.kind, ColumnKind::Category(_))
+                && c.present * 100 >= rows * 99
+                && header_words(&c.name).len() <= 2
+                && header_words(&c.name).iter().any(|w| ["event", "action", "type"].contains(&w.as_str()))
+        });
         let has_money = columns.iter().any(|c| matches!(c.kind, ColumnKind::Amount(_)));
         let named_event = event_name(&stem);
         let is_event = event_column.is_some() || named_event.is_some() || (has_money && columns.iter().any(|c| matches!(c.kind, ColumnKind::Timestamp(_))));
@@ -453,21 +507,25 @@ impl Plan {
         let key = columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.present == rows && rows > 0 && matches!(c.kind, ColumnKind::Id(_) | ColumnKind::Email | ColumnKind::Number))
+            .filter(|(_, c)| c.present * 100 >= rows * 99 && rows > 0 && matches!(c.kind, ColumnKind::Id(_) | ColumnKind::Email | ColumnKind::Number))
             .max_by_key(|(position, c)| {
                 let words = header_words(&c.name);
                 let exact_id = words == ["id"];
                 let own = words.iter().any(|w| stem_words.contains(w));
-                (c.distinct == c.present, exact_id, own, matches!(c.kind, ColumnKind::Id(_)), c.distinct * 1000 / c.present.max(1), std::cmp::Reverse(*position))
+                let id = matches!(c.kind, ColumnKind::Id(_));
+                (id, c.distinct == c.present, exact_id, own, c.distinct * 1000 / c.present.max(1), std::cmp::Reverse(*position))
             })
             .map(|(_, c)| c)
             .filter(|c| c.distinct * 2 >= c.present);
         if let Some(k) = key {
             config.key = Some(k.name.clone());
             let repeats = k.present - k.distinct;
+            let missing = rows - k.present;
             why.insert(
                 "key".into(),
-                if repeats == 0 {
+                if missing > 0 {
+                    format!("distinct, and blank in {missing} of {rows} sampled rows, which will be rejected")
+                } else if repeats == 0 {
                     format!("present and distinct in all {rows} sampled rows")
                 } else {
                     format!("present in every row; {repeats} rows repeat a value (line items of one order?) and are kept once")
@@ -493,6 +551,7 @@ impl Plan {
         let mut identifiers: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut traits: BTreeMap<String, String> = BTreeMap::new();
         let mut properties: Vec<String> = Vec::new();
+        let mut limits: Vec<(String, u32, String)> = Vec::new();
         let declare = |config: &mut SourceConfig, why: &mut BTreeMap<String, String>, name: &str, spec: FieldSpec, reason: &str| {
             why.insert(format!("fields.{name}"), reason.to_string());
             config.fields.insert(name.to_string(), spec);
@@ -519,7 +578,11 @@ impl Plan {
                     why.insert(format!("identifiers.handle.{}", c.name), c.why.clone());
                 }
                 ColumnKind::Id(person) => {
-                    let names_person = (is_key && !is_event) || *person;
+                    // A list keyed by one row per address (a mailing list) is identified by
+                    // the address; its own id adds nothing and would keep a person's two
+                    // addresses apart.
+                    let one_per_email = columns.iter().any(|e| e.kind == ColumnKind::Email && e.present * 100 >= rows * 99 && e.distinct == e.present);
+                    let names_person = (is_key && !is_event && !one_per_email) || *person;
                     if names_person {
                         // A column already named for its system (`crm_id`) keeps its name.
                         let kind = if is_key && !is_event {
@@ -528,8 +591,19 @@ impl Plan {
                             format!("{}_{}", input.name, snake_name)
                         };
                         why.insert(format!("identifiers.{kind}.{}", c.name), if is_key { format!("the key of a table of people; {}", c.why) } else { format!("names a person in {stem}; {}", c.why) });
+                        limits.push((kind.clone(), 1, format!("one person, one {kind}: two records with different ones stay apart (a family sharing a mailbox)")));
                         identifiers.entry(kind).or_default().push(c.name.clone());
                     } else if is_event {
+                        let thing = snake_name.strip_suffix("_id").or_else(|| snake_name.strip_suffix("_number")).unwrap_or("");
+                        let linked = input.known_kinds.contains(&snake_name) || SHARED_THINGS.contains(&thing);
+                        if linked && !snake_name.is_empty() {
+                            why.insert(
+                                format!("identifiers.{snake_name}.{}", c.name),
+                                format!("a {} id other systems quote: it links their rows to whoever this row belongs to", if thing.is_empty() { &snake_name } else { thing }),
+                            );
+                            limits.push((snake_name.clone(), 0, format!("a person has many {snake_name}s")));
+                            identifiers.entry(snake_name.clone()).or_default().push(c.name.clone());
+                        }
                         let name = field_name(&snake_name, &c.name, &mut used_names);
                         if name != c.name {
                             declare(&mut config, &mut why, &name, FieldSpec { from: from(c, &name), ..Default::default() }, &c.why);
@@ -632,6 +706,10 @@ impl Plan {
                         why.insert(format!("traits.{standard}"), c.why.clone());
                     }
                 }
+                ColumnKind::Linked(kind) => {
+                    why.insert(format!("identifiers.{kind}.{}", c.name), c.why.clone());
+                    identifiers.entry(kind.clone()).or_default().push(c.name.clone());
+                }
                 ColumnKind::Empty => {}
             }
         }
@@ -652,7 +730,9 @@ impl Plan {
             }
             config.properties = Some(properties);
         }
-        Plan { config, why }
+        limits.sort();
+        limits.dedup_by(|a, b| a.0 == b.0);
+        Plan { config, limits, why }
     }
 
     fn render(&self, input: &SuggestInput<'_>, columns: &[Column]) -> String {
@@ -673,8 +753,8 @@ impl Plan {
         for col in columns {
             let _ = writeln!(out, "#   {:<28} {}", truncate(&col.name, 28), describe(&col.kind));
         }
-        if c.identifiers.keys().any(|k| k.ends_with("_id")) {
-            let _ = writeln!(out, "# If one person has at most one id of a kind, say so in [resolve.limits] (e.g. {}_id = 1).", input.name);
+        for (kind, limit, why) in &self.limits {
+            let _ = writeln!(out, "# [resolve.limits] {kind} = {limit}: {why}");
         }
         let _ = writeln!(out, "[sources.{}]", k(input.name));
         let _ = writeln!(out, "type = {}", q(match c.kind {
@@ -767,6 +847,7 @@ fn describe(kind: &ColumnKind) -> String {
         ColumnKind::Number => "number".into(),
         ColumnKind::Items(_) => "list of items".into(),
         ColumnKind::List => "list".into(),
+        ColumnKind::Linked(kind) => format!("{kind} values"),
         ColumnKind::Text => "free text".into(),
         ColumnKind::Empty => "empty".into(),
     }
@@ -823,7 +904,7 @@ mod tests {
 
     fn suggest_for(name: &str, path: &str, rows: &[Map<String, Value>], region: &str) -> Suggestion {
         let kind = if path.ends_with(".csv") { SourceType::Csv } else { SourceType::Jsonl };
-        suggest(&SuggestInput { name, kind, path: path.into(), region, rows })
+        suggest(&SuggestInput { name, kind, path: path.into(), region, rows, known_kinds: &BTreeSet::new(), stored_kind: None })
     }
 
     fn kind_of<'s>(s: &'s Suggestion, column: &str) -> &'s ColumnKind {

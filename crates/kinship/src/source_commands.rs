@@ -109,12 +109,33 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
         bail!("no row of {} could be read ({} rejected); check the file's format", source.path.display(), rejects.len());
     }
     let fields: Vec<_> = rows.iter().map(|r| r.fields.clone()).collect();
+    // With records already stored, an id column is checked against their identifiers.
+    let store = if data.dir.join(kinship_core::config::DATABASE_FILE).exists() || existing.database_url.is_some() { Workspace::open(data).ok() } else { None };
+    let kinds: std::collections::BTreeSet<String> = existing.sources.values().flat_map(|s| s.identifiers.keys().cloned()).collect();
+    let region = kinship_normalize::region(&existing.resolve.default_region).context("resolve.default_region is not a region code")?;
+    let stored_kind = |values: &[String]| -> Option<(String, usize)> {
+        let ws = store.as_ref()?;
+        kinds
+            .iter()
+            .filter(|kind| !["email", "phone", "handle"].contains(&kind.as_str()))
+            .map(|kind| {
+                let found = values
+                    .iter()
+                    .filter_map(|v| kinship_normalize::identifier(kind, v, region))
+                    .filter(|v| ws.store.find_profiles(kind, v).is_ok_and(|p| !p.is_empty()))
+                    .count();
+                (kind.clone(), found)
+            })
+            .max_by_key(|(_, found)| *found)
+    };
     let mut suggestion = kinship_sources::suggest::suggest(&kinship_sources::suggest::SuggestInput {
         name: &name,
         kind: source.kind,
         path: source.path.clone(),
         region: &existing.resolve.default_region,
         rows: &fields,
+        known_kinds: &kinds,
+        stored_kind: Some(&stored_kind),
     });
     if source.kind == SourceType::Postgres {
         postgres_settings(&mut suggestion, &source);
@@ -149,6 +170,8 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
     }
     std::fs::create_dir_all(&data.dir)?;
     kinship_core::config_file::put_source(&config_path, &name, &suggestion.toml, false)?;
+    let limits: Vec<(String, u32)> = suggestion.limits.iter().map(|(kind, limit, _)| (kind.clone(), *limit)).collect();
+    kinship_core::config_file::add_limits(&config_path, &limits)?;
     if let Ok(mut ws) = Workspace::open(data) {
         ws.audit(&operator(), "source.add", None, serde_json::json!({ "source": name, "type": format!("{:?}", source.kind).to_lowercase(), "by": "suggest" }))?;
     }
