@@ -271,7 +271,8 @@ pub struct FieldSpec {
     pub separator: Option<String>,
     /// Trim surrounding white space (default true).
     pub trim: Option<bool>,
-    /// A regular expression: the first capture group, or the whole match without groups.
+    /// A regular expression: the first capture group, or the whole match without groups. A
+    /// value that does not match is `default` if set, else a reject.
     pub extract: Option<String>,
     /// Cut text into an array at this delimiter (`";"`).
     pub split: Option<String>,

@@ -578,10 +578,12 @@ impl Plan {
                     why.insert(format!("identifiers.handle.{}", c.name), c.why.clone());
                 }
                 ColumnKind::Id(person) => {
-                    // A list keyed by one row per address (a mailing list) is identified by
-                    // the address; its own id adds nothing and would keep a person's two
-                    // addresses apart.
-                    let one_per_email = columns.iter().any(|e| e.kind == ColumnKind::Email && e.present * 100 >= rows * 99 && e.distinct == e.present);
+                    // A list keyed by an opaque code with one row per address (a mailing
+                    // list's EUID) is identified by the address; its code adds nothing and
+                    // would keep a person's two addresses apart. A key named as an id (a
+                    // CRM's) is kept: other systems quote it.
+                    let named_id = header_words(&c.name).iter().any(|w| w == "id") || c.name.ends_with("Id") || c.name.ends_with("ID");
+                    let one_per_email = !named_id && columns.iter().any(|e| e.kind == ColumnKind::Email && e.present * 100 >= rows * 99 && e.distinct == e.present);
                     let names_person = (is_key && !is_event && !one_per_email) || *person;
                     if names_person {
                         // A column already named for its system (`crm_id`) keeps its name.

@@ -149,8 +149,11 @@ impl FieldRule {
         }
         if let Some(re) = &self.extract {
             let text = bounded_text(&v).map_err(|e| ("extract", e))?;
-            let found = re.captures(&text).map(|c| c.get(1).or_else(|| c.get(0)).map_or("", |m| m.as_str()).to_string());
-            v = Value::String(found.ok_or_else(|| ("extract", format!("does not match /{}/", re.as_str())))?);
+            match re.captures(&text).map(|c| c.get(1).or_else(|| c.get(0)).map_or("", |m| m.as_str()).to_string()) {
+                Some(found) => v = Value::String(found),
+                None if self.default.is_some() => return Ok(None),
+                None => return Err(("extract", format!("does not match /{}/; add a `default` for rows without it", re.as_str()))),
+            }
         }
         if let Some(delimiter) = &self.split {
             let text = bounded_text(&v).map_err(|e| ("split", e))?;
@@ -303,9 +306,9 @@ fn pick(v: Value, keys: &[String], single: bool) -> Result<Value, String> {
                 return Err("holds an item that is not an object".to_string());
             };
             if single {
-                return Ok(object.get(&keys[0]).cloned().unwrap_or(Value::Null));
+                return Ok(lookup(&object, &keys[0]).cloned().unwrap_or(Value::Null));
             }
-            Ok(Value::Object(keys.iter().filter_map(|k| Some((k.clone(), object.get(k)?.clone()))).collect()))
+            Ok(Value::Object(keys.iter().filter_map(|k| Some((k.clone(), lookup(&object, k)?.clone()))).collect()))
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Value::Array)
@@ -319,17 +322,28 @@ fn map_strings(v: Value, f: &dyn Fn(&str) -> String) -> Value {
     }
 }
 
-/// `o'brien` → `O'Brien`, `JEAN-LUC` → `Jean-Luc`.
+/// `o'brien` → `O'Brien`, `JEAN-LUC` → `Jean-Luc`; a word already in mixed case
+/// (`McDonald`, `DiCaprio`) is left as written.
 pub fn title_case(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut at_start = true;
-    for c in s.chars() {
-        if at_start {
-            out.extend(c.to_uppercase());
-        } else {
-            out.extend(c.to_lowercase());
+    for (i, word) in s.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
         }
-        at_start = !c.is_alphanumeric();
+        let mixed = word.chars().any(char::is_uppercase) && word.chars().any(char::is_lowercase);
+        if mixed {
+            out.push_str(word);
+            continue;
+        }
+        let mut at_start = true;
+        for c in word.chars() {
+            if at_start {
+                out.extend(c.to_uppercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
+            at_start = !c.is_alphanumeric();
+        }
     }
     out
 }
@@ -505,6 +519,10 @@ mod tests {
         assert_eq!(apply(json!({"from": "r", "extract": "ORD-(\\d+)"}), json!({"r": "see ORD-00123 now"})), Ok(Some(json!("00123"))));
         let err = apply(json!({"from": "r", "extract": "ORD-(\\d+)"}), json!({"r": "none"})).unwrap_err();
         assert!(err.contains("step `extract`"), "{err}");
+        assert_eq!(apply(json!({"from": "r", "extract": "ORD-(\\d+)", "default": "-"}), json!({"r": "none"})), Ok(Some(json!("-"))));
+        let stripe = json!({"lines": [{"price": {"product": "prod_1"}, "quantity": 2}]});
+        assert_eq!(apply(json!({"from": "lines", "pick": "price.product"}), stripe), Ok(Some(json!(["prod_1"]))));
+        assert_eq!(title_case("mcdonald McDonald O'BRIEN"), "Mcdonald McDonald O'Brien");
         assert_eq!(apply(json!({"from": "t", "split": ";", "case": "lower"}), json!({"t": "VIP; Wholesale;"})), Ok(Some(json!(["vip", "wholesale"]))));
         let items = json!({"li": [{"sku": "A-1", "quantity": 2, "price": 3}, {"sku": "B-2", "quantity": 1}]});
         assert_eq!(apply(json!({"from": "li", "pick": "sku"}), items.clone()), Ok(Some(json!(["A-1", "B-2"]))));

@@ -8,6 +8,8 @@ mod http;
 
 #[path = "cli/backends.rs"]
 mod backends;
+#[path = "cli/connections.rs"]
+mod connections;
 #[path = "cli/governance.rs"]
 mod governance;
 #[path = "cli/nats.rs"]
