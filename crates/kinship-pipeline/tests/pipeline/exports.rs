@@ -141,3 +141,18 @@ fn a_bad_field_declaration_names_the_source_and_setting() {
     let err = ingest_source(&mut *store, &config, "survey", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap_err().to_string();
     assert!(err.contains("sources.survey.fields.submitted.timezone") && err.contains("Europe/Londn"), "{err}");
 }
+
+/// Every configuration example in the README loads, and each source's mapping compiles.
+#[test]
+fn the_readme_configuration_examples_load() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let blocks: Vec<&str> = readme.split("```toml").skip(1).filter_map(|b| b.split("```").next()).filter(|b| b.contains("[sources.")).collect();
+    assert!(blocks.len() >= 2, "the README shows sources");
+    for block in blocks {
+        let config: Config = toml::from_str(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        config.validate().unwrap_or_else(|e| panic!("{e}\n{block}"));
+        for (name, source) in &config.sources {
+            kinship_sources::Mapper::new(source, &config.resolve).unwrap_or_else(|e| panic!("sources.{name}: {e}"));
+        }
+    }
+}
