@@ -135,6 +135,8 @@ pub struct ServerConfig {
     pub max_query_bytes: usize,
     /// Largest JSON body of a REST API call (`/api/v1/...`), in bytes.
     pub max_api_body_bytes: usize,
+    /// Largest file an admin may upload for a new connection in the web UI, in bytes.
+    pub max_upload_bytes: usize,
     /// Mark the web UI's session cookie `Secure` (sent over HTTPS only). Turn on whenever
     /// the UI is reached over TLS (e.g. behind a reverse proxy); off by default so that
     /// plain `http://127.0.0.1` works.
@@ -167,6 +169,7 @@ impl Default for ServerConfig {
             auth_failures_per_minute: 20,
             max_query_bytes: 2048,
             max_api_body_bytes: 64 * 1024,
+            max_upload_bytes: 64 * 1024 * 1024,
             secure_cookies: false,
             header_timeout_secs: 10,
             body_timeout_secs: 30,

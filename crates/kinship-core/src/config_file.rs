@@ -50,6 +50,13 @@ pub fn add_limits(path: &Path, limits: &[(String, u32)]) -> Result<Config, Confi
     write_checked(path, &doc.to_string())
 }
 
+/// The source a `[sources.NAME]` block defines, as the file would hold it.
+pub fn parse_source(block: &str, name: &str) -> Result<crate::SourceConfig, String> {
+    let doc: toml::Table = toml::from_str(block).map_err(|e| format!("the mapping is not valid TOML: {e}"))?;
+    let source = doc.get("sources").and_then(|s| s.get(name)).ok_or_else(|| format!("the mapping must define [sources.{name}]"))?;
+    source.clone().try_into().map_err(|e| format!("[sources.{name}]: {e}"))
+}
+
 /// Removes the source `name` from the file.
 pub fn remove_source(path: &Path, name: &str) -> Result<Config, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid { path: format!("sources.{name}"), message };

@@ -163,7 +163,7 @@ pub(crate) async fn get_profile(
     Query(page): Query<EventPage>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadProfiles)?;
-    let config = state.config.clone();
+    let config = state.config().clone();
     let lookup = id.clone();
     let doc = state.read(move |s| kinship_pipeline::profile_document(s, &config, &lookup)).await?;
     let Some(doc) = doc else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no profile {id}"))) };
@@ -189,7 +189,7 @@ pub(crate) async fn explain_profile(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ExplainProfiles)?;
     let lookup = id.clone();
-    let config = state.config.clone();
+    let config = state.config().clone();
     let found = state
         .read(move |s| {
             let Some(doc) = kinship_pipeline::explain(s, &config, &lookup)? else { return Ok(None) };
@@ -234,7 +234,7 @@ pub(crate) async fn split_profile(
         let _turn = turn.lock().expect("not poisoned");
         let mut store = kinship_store::open(&s.database)?;
         let remaining = store.profile_records(&from)?.into_iter().find(|r| !(r.source == source && r.key == key));
-        let (now_in, _) = kinship_pipeline::split_record(&mut *store, &s.config, &from, &source, &key)?;
+        let (now_in, _) = kinship_pipeline::split_record(&mut *store, &s.config(), &from, &source, &key)?;
         let remaining_in = match remaining {
             Some(r) => store.record_profile(&r.source, &r.key)?.map(|(_, p)| p),
             None => None,
@@ -242,7 +242,7 @@ pub(crate) async fn split_profile(
         let touched: Vec<String> = [Some(now_in.clone()), remaining_in.clone()].into_iter().flatten().collect();
         let removed: Vec<String> = if touched.contains(&from) { Vec::new() } else { vec![from.clone()] };
         let mut audience = s.audience.write().expect("not poisoned");
-        kinship_pipeline::audience::refresh_profiles(&mut *store, &s.config, &mut audience, &touched, &removed)?;
+        kinship_pipeline::audience::refresh_profiles(&mut *store, &s.config(), &mut audience, &touched, &removed)?;
         Ok::<_, kinship_pipeline::PipelineError>((now_in, remaining_in))
     })
     .await
@@ -260,8 +260,8 @@ pub(crate) async fn split_profile(
 pub(crate) async fn list_sources(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadSources)?;
     let (status, switches) = state.read(|s| Ok::<_, StoreError>((s.source_status()?, s.source_switches()?))).await?;
-    let sources: Vec<Value> = state
-        .config
+    let config = state.config();
+    let sources: Vec<Value> = config
         .sources
         .iter()
         .map(|(name, c)| {
@@ -286,7 +286,7 @@ pub(crate) async fn list_sources(caller: Caller, State(state): State<Arc<AppStat
 
 async fn switch(caller: Caller, state: Arc<AppState>, name: String, on: bool) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ManageSources)?;
-    if !state.config.sources.contains_key(&name) {
+    if !state.config().sources.contains_key(&name) {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no source `{name}`")));
     }
     let n = name.clone();
@@ -341,7 +341,8 @@ pub(crate) async fn run_source(
 /// reads (not a Segment source) that is switched on. A failed run is also recorded as the
 /// source's last run, with its error.
 pub(crate) async fn pull_source(state: &Arc<AppState>, name: &str) -> Result<kinship_pipeline::IngestReport, ApiError> {
-    let Some(source) = state.config.sources.get(name) else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no source `{name}`"))) };
+    let config = state.config();
+    let Some(source) = config.sources.get(name) else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no source `{name}`"))) };
     if !source.kind.is_pulled() {
         return Err(ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -355,7 +356,7 @@ pub(crate) async fn pull_source(state: &Arc<AppState>, name: &str) -> Result<kin
     let source_name = name.to_string();
     tokio::task::spawn_blocking(move || {
         let mut store = kinship_store::open(&s.database)?;
-        kinship_pipeline::ingest_source(&mut *store, &s.config, &source_name, &s.data_dir, &s.suppression.check(), &|_, _| {})
+        kinship_pipeline::ingest_source(&mut *store, &s.config(), &source_name, &s.data_dir, &s.suppression.check(), &|_, _| {})
             .map_err(|e| StoreError::Schema(e.to_string()))
     })
     .await

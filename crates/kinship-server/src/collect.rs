@@ -98,7 +98,7 @@ async fn single(
     kind: MessageType,
 ) -> Response {
     let (msg, source) =
-        match open_request(&state, client.ip(), &headers, &body, state.config.server.max_event_bytes, "server.max_event_bytes").await {
+        match open_request(&state, client.ip(), &headers, &body, state.config().server.max_event_bytes, "server.max_event_bytes").await {
             Ok(opened) => opened,
             Err(r) => return r,
         };
@@ -119,7 +119,7 @@ pub async fn batch(
     body: Bytes,
 ) -> Response {
     let (mut msg, source) =
-        match open_request(&state, client.ip(), &headers, &body, state.config.server.max_batch_bytes, "server.max_batch_bytes").await {
+        match open_request(&state, client.ip(), &headers, &body, state.config().server.max_batch_bytes, "server.max_batch_bytes").await {
             Ok(opened) => opened,
             Err(r) => return r,
         };
@@ -132,9 +132,9 @@ pub async fn batch(
         Some(_) => return error(StatusCode::BAD_REQUEST, "`context` must be an object"),
     };
     let received = now_ms();
-    let event_limit = state.config.server.max_event_bytes;
+    let event_limit = state.config().server.max_event_bytes;
     let mut records = Vec::with_capacity(items.len());
-    let mut rejected = Rejects::new(state.config.server.max_listed_rejects);
+    let mut rejected = Rejects::new(state.config().server.max_listed_rejects);
     for (index, item) in items.into_iter().enumerate() {
         let size = serde_json::to_vec(&item).map_or(0, |v| v.len());
         let result = match item {

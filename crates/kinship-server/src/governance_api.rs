@@ -149,7 +149,7 @@ pub struct SubjectQuery {
 
 impl SubjectQuery {
     fn subject(&self, state: &AppState) -> Result<Subject, ApiError> {
-        Subject::parse(self.profile.as_deref(), self.email.as_deref(), self.phone.as_deref(), self.identifier.as_deref(), &state.config)
+        Subject::parse(self.profile.as_deref(), self.email.as_deref(), self.phone.as_deref(), self.identifier.as_deref(), &state.config())
             .map_err(bad_request)
     }
 }
@@ -169,7 +169,7 @@ pub async fn erase(caller: Caller, State(state): State<Arc<AppState>>, Json(q): 
         let turn = s.writer.turn();
         let _turn = turn.lock().expect("not poisoned");
         let mut store = kinship_store::open(&s.database)?;
-        let report = governance::erase(&mut *store, &s.config, &s.data_dir, &subject, &s.suppression)?;
+        let report = governance::erase(&mut *store, &s.config(), &s.data_dir, &subject, &s.suppression)?;
         // The audience's in-memory copy of the person goes too (it is never written to disk).
         let mut audience = s.audience.write().expect("not poisoned");
         for profile in &report.profiles {
@@ -217,7 +217,7 @@ pub async fn export(caller: Caller, State(state): State<Arc<AppState>>, Query(q)
     caller.require(Capability::PrivacyExport)?;
     let subject = q.subject(&state)?;
     let by = subject.kind().to_string();
-    let config = state.config.clone();
+    let config = state.config().clone();
     let found = state.read(move |s| governance::subject_export(s, &config, &subject)).await?;
     let Some(mut export) = found else { return Err(ApiError(StatusCode::NOT_FOUND, format!("nothing is held for this {by}"))) };
     let mut read = Vec::new();

@@ -80,7 +80,7 @@ pub async fn serve(
     let app = router(state.clone());
     let mut schedules = schedule::start(&state);
     on_listen(addr);
-    listen::serve(listener, app, listen::Bounds::from_config(&state.config.server), shutdown).await;
+    listen::serve(listener, app, listen::Bounds::from_config(&state.config().server), shutdown).await;
     // In-flight requests are done, scheduled pulls stop (one under way finishes first), and
     // the stream consumer commits and acknowledges what it pulled. Closing the writer's and
     // the audit queue then lets them commit what they hold and stop.
@@ -94,8 +94,8 @@ pub async fn serve(
 }
 
 fn router(state: Arc<AppState>) -> Router {
-    let server = state.config.server.clone();
-    let body_cap = state.config.server.max_batch_bytes.max(state.config.server.max_event_bytes) * 4;
+    let server = state.config().server.clone();
+    let body_cap = state.config().server.max_batch_bytes.max(state.config().server.max_event_bytes) * 4;
     Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .route("/metrics", get(metrics::render))
@@ -106,11 +106,11 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/group", collect::single_route(MessageType::Group))
         .route("/v1/alias", collect::single_route(MessageType::Alias))
         .route("/v1/batch", post(collect::batch))
-        .merge(web::routes().layer(axum::extract::DefaultBodyLimit::max(state.config.server.max_api_body_bytes)))
+        .merge(web::routes(state.config().server.max_upload_bytes).layer(axum::extract::DefaultBodyLimit::max(state.config().server.max_api_body_bytes)))
         .merge(
             api::routes()
                 .merge(governance_api::routes())
-                .layer(axum::extract::DefaultBodyLimit::max(state.config.server.max_api_body_bytes)),
+                .layer(axum::extract::DefaultBodyLimit::max(state.config().server.max_api_body_bytes)),
         )
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::bound_query))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track_requests))

@@ -74,7 +74,7 @@ pub fn too_many_failures(retry_after: u64) -> Response {
 
 /// Refuses query strings longer than `server.max_query_bytes` before any handler parses them.
 pub async fn bound_query(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let limit = state.config.server.max_query_bytes;
+    let limit = state.config().server.max_query_bytes;
     let length = req.uri().query().map_or(0, str::len);
     if length > limit {
         return (
@@ -95,7 +95,7 @@ pub async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Ne
     if changes {
         return next.run(req).await;
     }
-    let limit = Duration::from_secs(state.config.server.request_deadline_secs.max(1));
+    let limit = Duration::from_secs(state.config().server.request_deadline_secs.max(1));
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => (

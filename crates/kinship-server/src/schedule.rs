@@ -9,29 +9,58 @@ use crate::http::ApiError;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use kinship_pipeline::governance::audit_event;
+use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::MissedTickBehavior;
 
 /// Who the audit log names for scheduled pulls.
 const ACTOR: &str = "scheduler";
 
-/// One task per scheduled source; dropping or shutting down the set stops them.
+/// One task per scheduled source; dropping or shutting down the set stops them. A
+/// supervisor follows the configuration, so a connection added, edited or deleted from the
+/// web UI is scheduled, rescheduled or stopped within a second.
 pub fn start(state: &Arc<AppState>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
-    for (name, source) in &state.config.sources {
-        let Some(every) = source.schedule else { continue };
-        let (state, name) = (state.clone(), name.clone());
-        tasks.spawn(async move {
-            let mut ticks = tokio::time::interval(every.duration());
-            // A pull that outlasts its period delays the next one rather than bunching them.
-            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                pull(&state, &name).await;
+    let state = state.clone();
+    tasks.spawn(async move {
+        let mut running: HashMap<String, (std::time::Duration, AbortHandle)> = HashMap::new();
+        let mut pulls = JoinSet::new();
+        let mut seen: Option<Arc<kinship_core::Config>> = None;
+        loop {
+            let config = state.config();
+            if seen.as_ref().is_none_or(|s| !Arc::ptr_eq(s, &config)) {
+                let wanted: HashMap<&String, std::time::Duration> =
+                    config.sources.iter().filter_map(|(name, s)| Some((name, s.schedule?.duration()))).collect();
+                running.retain(|name, (every, task)| {
+                    let keep = wanted.get(name) == Some(every);
+                    if !keep {
+                        task.abort();
+                    }
+                    keep
+                });
+                for (name, every) in wanted {
+                    if running.contains_key(name) {
+                        continue;
+                    }
+                    let (state, source) = (state.clone(), name.clone());
+                    let task = pulls.spawn(async move {
+                        let mut ticks = tokio::time::interval(every);
+                        // A pull that outlasts its period delays the next one rather than bunching them.
+                        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                        loop {
+                            ticks.tick().await;
+                            pull(&state, &source).await;
+                        }
+                    });
+                    running.insert(name.clone(), (every, task));
+                }
+                seen = Some(config);
             }
-        });
-    }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            while pulls.try_join_next().is_some() {}
+        }
+    });
     tasks
 }
 

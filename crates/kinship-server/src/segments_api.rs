@@ -100,7 +100,7 @@ async fn readable(caller: &Caller, state: &Arc<AppState>, expression: &str) -> R
 fn ensure_loaded(state: &AppState) -> Result<(), PipelineError> {
     if state.audience.read().expect("not poisoned").is_unloaded() {
         let store = kinship_store::open(&state.database)?;
-        audience::ensure_loaded(&*store, &state.config, &mut state.audience.write().expect("not poisoned"))?;
+        audience::ensure_loaded(&*store, &state.config(), &mut state.audience.write().expect("not poisoned"))?;
     }
     Ok(())
 }
@@ -136,7 +136,7 @@ async fn define(caller: &Caller, state: Arc<AppState>, kind: Kind, body: NewDefi
     let size = tokio::task::spawn_blocking(move || {
         let mut store = kinship_store::open(&state.database)?;
         let mut engine = state.audience.write().expect("not poisoned");
-        audience::define(&mut *store, &state.config, &mut engine, source)
+        audience::define(&mut *store, &state.config(), &mut engine, source)
     })
     .await
     .expect("does not panic")
@@ -324,7 +324,7 @@ pub(crate) async fn segment_members(
         size
     };
     let (offset, limit) = (page.offset.unwrap_or(0), page.limit.unwrap_or(100).clamp(1, 1000));
-    let (lookup, config) = (name.clone(), state.config.clone());
+    let (lookup, config) = (name.clone(), state.config().clone());
     let (members, withheld) = state.read(move |s| audience::consented_members(s, &config, &lookup, offset, limit)).await?;
     caller
         .audit("segment.members", None, "GET /api/v1/segments/{name}/members", json!({ "segment": name, "profiles": members.len() }))

@@ -37,7 +37,8 @@ impl Background {
 pub struct AppState {
     pub data_dir: PathBuf,
     pub database: String,
-    pub config: Arc<Config>,
+    /// Replaced whole when a connection is added, edited or deleted from the web UI.
+    config: SharedConfig,
     pub region: Region,
     pub writer: WriterHandle,
     /// In ingest mode `nats`, where the collection API publishes events instead of handing
@@ -60,12 +61,40 @@ pub struct AppState {
     tokens: RwLock<HashMap<String, (TokenRow, Instant)>>,
 }
 
+/// The configuration as this process holds it, shared by the handlers and the resolver.
+#[derive(Clone)]
+pub struct SharedConfig(Arc<RwLock<Arc<Config>>>);
+
+impl SharedConfig {
+    pub fn new(config: Config) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(config))))
+    }
+
+    pub fn current(&self) -> Arc<Config> {
+        self.0.read().expect("not poisoned").clone()
+    }
+
+    pub fn replace(&self, config: Config) {
+        *self.0.write().expect("not poisoned") = Arc::new(config);
+    }
+}
+
 thread_local! {
     /// One read connection per blocking thread, reopened if a test serves another database.
     static READER: RefCell<Option<(String, Box<dyn Database>)>> = const { RefCell::new(None) };
 }
 
 impl AppState {
+    /// The configuration now (a connection added from the web UI changes it).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.current()
+    }
+
+    /// Takes a configuration just written to kinship.toml as this process's own.
+    pub fn replace_config(&self, config: Config) {
+        self.config.replace(config);
+    }
+
     pub fn start(options: ServeOptions, ingest_stream: Option<Arc<crate::nats::Link>>) -> Result<(Arc<Self>, Background), ServerError> {
         let region = kinship_normalize::region(&options.config.resolve.default_region).ok_or_else(|| {
             ServerError::Config(format!("resolve.default_region {:?} is not a region code", options.config.resolve.default_region))
@@ -78,14 +107,15 @@ impl AppState {
         drop(store);
         let metrics = Metrics::default();
         let audience = Arc::new(RwLock::new(load_audience(&options.database, &options.config)?));
-        let (writer, threads) = writer::start(&options.database, &options.config, metrics.clone(), audience.clone(), suppression.clone())?;
+        let config = SharedConfig::new(options.config.clone());
+        let (writer, threads) = writer::start(&options.database, &config, metrics.clone(), audience.clone(), suppression.clone())?;
         let (audit, audit_thread) = audit::start(&options.database, &options.data_dir)?;
         let state = Self {
             data_dir: options.data_dir,
             database: options.database,
             auth_failures: FailureLimiter::new(options.config.server.auth_failures_per_minute),
             sessions: crate::web::Sessions::default(),
-            config: Arc::new(options.config),
+            config,
             region,
             writer,
             ingest_stream,
@@ -169,7 +199,7 @@ impl AppState {
 
     /// Whether a source is on: a run-time switch wins over `enabled` in kinship.toml.
     pub async fn source_enabled(self: &Arc<Self>, source: &str) -> Result<bool, StoreError> {
-        let configured = self.config.sources.get(source).is_some_and(|s| s.enabled);
+        let configured = self.config().sources.get(source).is_some_and(|s| s.enabled);
         let name = source.to_string();
         let switches = self.read(move |s| s.source_switches()).await?;
         Ok(switches.into_iter().find(|(s, _)| *s == name).map_or(configured, |(_, on)| on))

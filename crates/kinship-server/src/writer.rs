@@ -1,8 +1,9 @@
 //! The single writer (group commit) and the resolver that follows the log.
 
+use crate::state::SharedConfig;
 use crate::metrics::Metrics;
 use crate::ServerError;
-use kinship_core::{Config, NewRecord};
+use kinship_core::NewRecord;
 use kinship_pipeline::governance::SuppressionList;
 use kinship_segments::Audience;
 use kinship_store::Database;
@@ -106,12 +107,12 @@ const TIME_REFRESH: Duration = Duration::from_secs(60);
 
 pub fn start(
     database: &str,
-    config: &Config,
+    config: &SharedConfig,
     metrics: Metrics,
     audience: Arc<RwLock<Audience>>,
     suppression: Arc<SuppressionList>,
 ) -> Result<(WriterHandle, Threads), ServerError> {
-    let (tx, rx) = mpsc::channel(config.server.queue_capacity);
+    let (tx, rx) = mpsc::channel(config.current().server.queue_capacity);
     let (wake_tx, wake_rx) = std_mpsc::sync_channel::<()>(1);
     let writer_store = kinship_store::open(database)?;
     let resolver_store = kinship_store::open(database)?;
@@ -130,7 +131,7 @@ pub fn start(
     let resolver = std::thread::Builder::new().name("kinship-resolver".into()).spawn(move || {
         // Profiles' golden traits indexed for real-time fuzzy matching; without it, new
         // records are still resolved exactly, so a failure here is reported, not fatal.
-        let index = match kinship_pipeline::FuzzyIndex::build(&*resolver_store, &resolver_config) {
+        let index = match kinship_pipeline::FuzzyIndex::build(&*resolver_store, &resolver_config.current()) {
             Ok(index) => index,
             Err(e) => {
                 eprintln!("warning: real-time fuzzy matching is off: {e}");
@@ -254,7 +255,8 @@ fn write_loop(
 /// and keeps the audience's segments and computed traits current with them.
 struct Resolver {
     store: Box<dyn Database>,
-    config: Config,
+    /// Read again for every batch: a source added from the web UI is mapped at once.
+    config: SharedConfig,
     metrics: Metrics,
     /// The writers' turn, taken when the store has one writer at a time (SQLite). On a
     /// store whose writers commit side by side the resolver runs beside the writer.
@@ -270,7 +272,8 @@ impl Resolver {
         let mut total = 0;
         loop {
             let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
-            let r = kinship_pipeline::resolve_new_records(&mut *self.store, &self.config, RESOLVE_BATCH, fuzzy, Some(&self.suppression))?;
+            let config = self.config.current();
+            let r = kinship_pipeline::resolve_new_records(&mut *self.store, &config, RESOLVE_BATCH, fuzzy, Some(&self.suppression))?;
             let n = r.attached + r.created + r.reresolved;
             if n == 0 {
                 return Ok(total);
@@ -279,7 +282,7 @@ impl Resolver {
             // definitions that read what changed.
             let mut audience = self.audience.write().expect("not poisoned");
             let moved =
-                kinship_pipeline::audience::refresh_profiles(&mut *self.store, &self.config, &mut audience, &r.touched, &r.removed)?;
+                kinship_pipeline::audience::refresh_profiles(&mut *self.store, &config, &mut audience, &r.touched, &r.removed)?;
             self.metrics.resolved(&r);
             self.metrics.segment_transitions(moved.len() as u64);
             total += n;

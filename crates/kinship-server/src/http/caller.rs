@@ -48,7 +48,7 @@ impl Caller {
 
     /// Below which counts are shown as "fewer than N" to roles that do not see identities.
     pub fn min_count(&self) -> usize {
-        self.state.config.server.min_count
+        self.state.config().server.min_count
     }
 
     /// Writes an audit entry for this caller and waits until it is durable: call it before

@@ -20,13 +20,14 @@ pub async fn list(State(state): State<Arc<AppState>>, user: SignedIn) -> Result<
 }
 
 /// The page, with a message after an action (a run's report, a new write key).
-async fn render(state: &Arc<AppState>, user: &SignedIn, message: Option<Markup>) -> Result<Markup, PageError> {
+pub(super) async fn render(state: &Arc<AppState>, user: &SignedIn, message: Option<Markup>) -> Result<Markup, PageError> {
     let caller = user.session.caller(state);
     let Json(listed) = api::list_sources(caller.clone(), State(state.clone())).await?;
     let may_manage = caller.policy().allows(Capability::ManageSources);
     let csrf = &user.session.csrf;
     let content = html! {
         @if let Some(message) = message { div.notice role="status" { (message) } }
+        @if may_manage { p { a.button href="/connections/new" { "Add a connection" } } }
         div.scroll {
             table.connections {
                 thead {
@@ -61,15 +62,22 @@ async fn render(state: &Arc<AppState>, user: &SignedIn, message: Option<Markup>)
                             td.error { (text(&s["last_error"])) }
                             @if may_manage {
                                 td {
-                                    @if s["type"] == "segment" {
-                                        form method="post" action=(action("write-key")) {
-                                            input type="hidden" name="csrf" value=(csrf);
-                                            button type="submit" { "New write key" }
+                                    div.actions {
+                                        @if s["type"] == "segment" {
+                                            form method="post" action=(action("write-key")) {
+                                                input type="hidden" name="csrf" value=(csrf);
+                                                button type="submit" { "New write key" }
+                                            }
+                                        } @else {
+                                            form method="post" action=(action("run")) {
+                                                input type="hidden" name="csrf" value=(csrf);
+                                                button type="submit" disabled[!on] aria-label=(format!("Run {name} now")) { "Run now" }
+                                            }
+                                            a href=(action("edit")) aria-label=(format!("Edit {name}")) { "Edit" }
                                         }
-                                    } @else {
-                                        form method="post" action=(action("run")) {
+                                        form method="post" action=(action("delete")) data-confirm=(format!("Remove {name} from kinship.toml? Its records stay.")) {
                                             input type="hidden" name="csrf" value=(csrf);
-                                            button type="submit" disabled[!on] aria-label=(format!("Run {name} now")) { "Run now" }
+                                            button type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
                                         }
                                     }
                                 }
@@ -138,7 +146,7 @@ pub async fn new_write_key(
     check_csrf(&user.session, &form.csrf)?;
     let caller = user.session.caller(&state);
     caller.require(Capability::ManageSources)?;
-    if state.config.sources.get(&name).is_none_or(|s| s.kind.is_pulled()) {
+    if state.config().sources.get(&name).is_none_or(|s| s.kind.is_pulled()) {
         return Err(PageError(StatusCode::NOT_FOUND, format!("no Segment source `{name}`")));
     }
     let key = crate::auth::new_secret("wk_");

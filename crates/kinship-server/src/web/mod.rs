@@ -4,6 +4,7 @@
 //! session, so what a page shows, hides, masks and audits is exactly what the API does.
 
 mod charts;
+mod connection_editor;
 mod connections;
 mod pages;
 mod profile;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 
 pub use session::Sessions;
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(pages::dashboard))
         .route("/signin", get(signin::form).post(signin::submit))
@@ -44,6 +45,15 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/connections/{name}/switch", post(connections::switch))
         .route("/connections/{name}/run", post(connections::run))
         .route("/connections/{name}/write-key", post(connections::new_write_key))
+        .route(
+            "/connections/new",
+            get(connection_editor::new_form)
+                .post(connection_editor::suggest)
+                .layer(axum::extract::DefaultBodyLimit::max(max_upload_bytes)),
+        )
+        .route("/connections/save", post(connection_editor::save))
+        .route("/connections/{name}/edit", get(connection_editor::edit_form))
+        .route("/connections/{name}/delete", post(connection_editor::delete))
         .route("/audit", get(pages::audit))
         .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("assets/app.css")) }))
         .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("assets/app.js")) }))

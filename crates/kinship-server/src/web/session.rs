@@ -96,7 +96,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` value: HttpOnly and SameSite=Strict always, Secure when configured.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: u64) -> String {
-    let secure = if state.config.server.secure_cookies { "; Secure" } else { "" };
+    let secure = if state.config().server.secure_cookies { "; Secure" } else { "" };
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}")
 }
 

@@ -86,6 +86,23 @@ fn pick_person(data: &Path) -> Person {
     Person { id, first: value("first_name"), last: value("last_name"), email: value("email") }
 }
 
+/// Another customer with an email held by exactly one profile, whose answers to an uploaded
+/// survey must reach their timeline (the first customer's records are split by the test).
+fn other_customer(data: &Path, not: &str) -> (String, String) {
+    let store = super::store_of(data);
+    let mut found = Vec::new();
+    store
+        .scan_profiles(&mut |id, traits| {
+            let parsed: Value = serde_json::from_str(traits).unwrap_or_default();
+            if let Some(email) = parsed["email"][0].as_str().filter(|_| id != not) {
+                found.push((id.to_string(), email.to_lowercase()));
+            }
+        })
+        .unwrap();
+    found.sort();
+    found.into_iter().find(|(id, email)| store.find_profiles("email", email).unwrap() == [id.clone()]).expect("a customer with an email of their own")
+}
+
 /// The name with two letters after the first swapped, as a hurried agent types it.
 fn misspell(name: &str) -> String {
     let mut chars: Vec<char> = name.chars().collect();
@@ -145,6 +162,17 @@ fn web_ui_in_headless_chromium() {
     let url = format!("http://{}", first.rsplit("http://").next().unwrap().trim());
     std::thread::spawn(move || lines.for_each(drop));
 
+    // A SurveyMonkey-style export for "Add a connection": month-first times, a long question.
+    let respondent = other_customer(data.path(), &person.id);
+    let upload = data.path().join("upload-source").join("survey_monkey.csv");
+    std::fs::create_dir_all(upload.parent().unwrap()).unwrap();
+    let mut survey = String::from("Respondent ID,Start Date,Email Address,How likely is it that you would recommend us to a friend or colleague?\n");
+    for i in 0..40 {
+        let email = if i == 7 { respondent.1.clone() } else { format!("respondent{i}@example.com") };
+        survey.push_str(&format!("1141{i:06},09/{:02}/2026 02:05:33 PM,{email},{}\n", 13 + i % 15, i % 11));
+    }
+    std::fs::write(&upload, survey).unwrap();
+
     let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../ui-screenshots");
     let _ = std::fs::remove_dir_all(&screenshots);
     std::fs::create_dir_all(&screenshots).unwrap();
@@ -161,6 +189,8 @@ fn web_ui_in_headless_chromium() {
         .env("E2E_TYPO", format!("{} {}", person.first, misspell(&person.last)))
         .env("E2E_FULL_NAME", format!("{} {}", person.first, person.last))
         .env("E2E_EMAIL", &person.email)
+        .env("E2E_UPLOAD", &upload)
+        .env("E2E_RESPONDENT", &respondent.0)
         .status();
     drop(server);
     assert!(run.is_ok_and(|s| s.success()), "the browser test {} failed (its steps are printed above)", script.display());
@@ -171,6 +201,9 @@ fn web_ui_in_headless_chromium() {
         "profile",
         "profile-after-split",
         "connections",
+        "connection-new",
+        "connection-editor",
+        "connections-added",
         "segments",
         "segment",
         "audit",

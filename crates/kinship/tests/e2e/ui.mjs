@@ -119,6 +119,47 @@ try {
   await admin.getByRole("status").filter({ hasText: "Ran tickets" }).waitFor();
   await shoot(admin, "connections");
 
+  step("add a connection from an uploaded export, edit the suggested mapping, save and run it");
+  await admin.getByRole("link", { name: "Add a connection" }).click();
+  await admin.getByLabel("Name").fill("survey_upload");
+  await admin.locator('input[name="upload"]').setInputFiles(env("E2E_UPLOAD"));
+  await shoot(admin, "connection-new");
+  await admin.getByRole("button", { name: "Suggest a mapping" }).click();
+  await admin.getByRole("heading", { name: "New connection: survey_upload" }).waitFor();
+  const mapping = admin.getByLabel(/^Mapping/);
+  const suggested = await mapping.inputValue();
+  assert.match(suggested, /format = "month_first"/, "the month-first dates are recognised");
+  assert.match(suggested, /email = "Email Address"/, "the email column is an identifier");
+  await admin.getByRole("status").filter({ hasText: "0 would be rejected" }).waitFor();
+  await mapping.fill(suggested.replace('name = "Survey Answered"', 'name = "Survey Completed"'));
+  await admin.getByRole("button", { name: "Preview" }).click();
+  await admin.getByRole("cell", { name: "Survey Completed" }).first().waitFor();
+  await shoot(admin, "connection-editor");
+  await admin.getByRole("button", { name: "Save and run now" }).click();
+  await admin.getByRole("status").filter({ hasText: /Saved survey_upload to kinship\.toml and ran it: \d+ read, [1-9]\d* new/ }).waitFor();
+  await shoot(admin, "connections-added");
+
+  step("the uploaded answers reach the customer's timeline");
+  // Resolution runs beside the server, within a second or so: reload until it shows.
+  const answered = admin.getByRole("heading", { name: "Timeline" });
+  for (let tries = 0; ; tries++) {
+    await admin.goto(`${base}/profiles/${env("E2E_RESPONDENT")}`);
+    await answered.waitFor();
+    if ((await admin.getByText("Survey Completed").count()) > 0) break;
+    assert.ok(tries < 30, "the survey answer reached the customer's timeline within 15 s");
+    await admin.waitForTimeout(500);
+  }
+
+  step("edit shows the saved mapping; delete removes it");
+  await admin.getByRole("link", { name: "Connections" }).click();
+  await admin.getByRole("link", { name: "Edit survey_upload" }).click();
+  assert.match(await admin.getByLabel(/^Mapping/).inputValue(), /Survey Completed/);
+  await admin.getByRole("link", { name: "Connections" }).click();
+  admin.once("dialog", (dialog) => dialog.accept());
+  await admin.getByRole("button", { name: "Delete survey_upload" }).click();
+  await admin.getByRole("status").filter({ hasText: "Removed survey_upload" }).waitFor();
+  assert.equal(await admin.getByRole("link", { name: "Edit survey_upload" }).count(), 0);
+
   step("type a segment and watch the preview count change");
   await admin.getByRole("link", { name: "Segments" }).click();
   const expression = admin.getByLabel("Expression");

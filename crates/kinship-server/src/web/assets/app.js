@@ -46,3 +46,10 @@ for (const area of document.querySelectorAll("textarea[data-preview]")) {
   area.addEventListener("input", debounce(preview, 250));
   if (area.value.trim()) preview();
 }
+
+// Forms that remove something ask first: <form data-confirm="Remove ...?">.
+for (const form of document.querySelectorAll("form[data-confirm]")) {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}

@@ -1,0 +1,422 @@
+//! Adding, editing and deleting connections (admins): choose a file in the data directory,
+//! upload one, or name a PostgreSQL table whose URL is in an environment variable; edit the
+//! suggested mapping with a preview of mapped records and rejects; save it to kinship.toml
+//! (the one place sources are defined) and run it. This process takes the new configuration
+//! at once; other nodes read kinship.toml when they restart.
+
+use super::connections::render as render_list;
+use super::session::SignedIn;
+use super::{check_csrf, layout, PageError};
+use crate::api;
+use crate::state::AppState;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::Form;
+use kinship_core::config::CONFIG_FILE;
+use kinship_core::{Config, SourceConfig, SourceType};
+use kinship_policy::Capability;
+use maud::{html, Markup};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Rows read for a suggestion, and for each preview.
+const SAMPLE_ROWS: usize = 500;
+/// Mapped records shown in a preview.
+const SHOWN: usize = 5;
+/// Rejects listed in a preview.
+const LISTED_REJECTS: usize = 20;
+/// Where uploads are kept, inside the data directory.
+const UPLOADS: &str = "uploads";
+
+fn is_export(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".csv", ".tsv", ".jsonl", ".ndjson"].iter().any(|ext| lower.ends_with(ext))
+}
+
+/// Files a connection may read: exports in the data directory and its uploads.
+fn exports(data_dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for (dir, prefix) in [(data_dir.to_path_buf(), ""), (data_dir.join(UPLOADS), "uploads/")] {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.file_type().is_ok_and(|t| t.is_file()) && is_export(&name) && name != "truth.csv" {
+                found.push(format!("{prefix}{name}"));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn valid_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(format!("{name:?} is not a source name: use letters, digits, '_' and '-' (at most 64)"));
+    }
+    Ok(())
+}
+
+pub async fn new_form(State(state): State<Arc<AppState>>, user: SignedIn) -> Result<Markup, PageError> {
+    let caller = user.session.caller(&state);
+    caller.require(Capability::ManageSources)?;
+    let data_dir = state.data_dir.clone();
+    let files = tokio::task::spawn_blocking(move || exports(&data_dir)).await.expect("does not panic");
+    let limit_mb = state.config().server.max_upload_bytes / (1024 * 1024);
+    let content = html! {
+        form.stack method="post" action="/connections/new" enctype="multipart/form-data" {
+            input type="hidden" name="csrf" value=(user.session.csrf);
+            label { "Name " input type="text" name="name" required pattern="[A-Za-z0-9_\\-]{1,64}" placeholder="shop"; }
+            fieldset {
+                legend { "Read from" }
+                label {
+                    "A file in the data directory "
+                    select name="file" {
+                        option value="" { "(none)" }
+                        @for f in &files { option value=(f) { (f) } }
+                    }
+                }
+                label { "or upload one (CSV or JSONL, at most " (limit_mb) " MB) " input type="file" name="upload" accept=".csv,.tsv,.jsonl,.ndjson"; }
+                label { "or a PostgreSQL table: the environment variable holding its URL " input type="text" name="url_env" placeholder="CRM_DATABASE_URL"; }
+                label { "and the table " input type="text" name="table" placeholder="crm.contacts"; }
+            }
+            button type="submit" { "Suggest a mapping" }
+        }
+    };
+    Ok(layout(&caller, &user.session, "/connections", "Add a connection", content))
+}
+
+/// Reads the form of "Add a connection", saves an upload, samples the source and shows the
+/// suggested mapping in the editor.
+pub async fn suggest(State(state): State<Arc<AppState>>, user: SignedIn, mut multipart: Multipart) -> Result<Markup, PageError> {
+    let caller = user.session.caller(&state);
+    let bad = |reason: String| PageError(StatusCode::BAD_REQUEST, reason);
+    let mut form: std::collections::HashMap<String, String> = Default::default();
+    let mut upload: Option<(String, axum::body::Bytes)> = None;
+    while let Some(field) = multipart.next_field().await.map_err(|e| bad(format!("the form could not be read: {e}")))? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "upload" {
+            let file_name = field.file_name().unwrap_or_default().to_string();
+            let bytes = field.bytes().await.map_err(|e| bad(format!("the upload could not be read (larger than server.max_upload_bytes?): {e}")))?;
+            if !bytes.is_empty() {
+                upload = Some((file_name, bytes));
+            }
+        } else {
+            let value = field.text().await.map_err(|e| bad(format!("the form could not be read: {e}")))?;
+            form.insert(name, value);
+        }
+    }
+    check_csrf(&user.session, form.get("csrf").map_or("", String::as_str))?;
+    caller.require(Capability::ManageSources)?;
+    let name = form.get("name").cloned().unwrap_or_default().trim().to_string();
+    valid_name(&name).map_err(bad)?;
+    let config = state.config();
+    if config.sources.contains_key(&name) {
+        return Err(bad(format!("there is already a source `{name}`; pick another name or edit that one")));
+    }
+    let field = |k: &str| form.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let mut source: SourceConfig = serde_json::from_value(json!({ "type": "csv" })).expect("a bare source");
+    match (upload, field("file"), field("url_env"), field("table")) {
+        (Some((file_name, bytes)), None, None, None) => {
+            if !is_export(&file_name) {
+                return Err(bad(format!("{file_name:?} is not named .csv, .tsv, .jsonl or .ndjson")));
+            }
+            let data_dir = state.data_dir.clone();
+            let stored = tokio::task::spawn_blocking(move || store_upload(&data_dir, &file_name, &bytes))
+                .await
+                .expect("does not panic")
+                .map_err(|e| PageError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            set_file(&mut source, &stored);
+            caller.audit("source.upload", None, "POST /connections/new", json!({ "source": name, "file": stored })).await?;
+        }
+        (None, Some(file), None, None) => {
+            if !exports(&state.data_dir).contains(&file) {
+                return Err(bad(format!("{file:?} is not an export in the data directory")));
+            }
+            set_file(&mut source, &file);
+        }
+        (None, None, Some(url_env), Some(table)) => {
+            source.kind = SourceType::Postgres;
+            source.url_env = Some(url_env);
+            source.table = Some(table);
+        }
+        _ => return Err(bad("choose one: a file, an upload, or an environment variable and a table".into())),
+    }
+    let (s, n) = (state.clone(), name.clone());
+    let (toml, limits) = tokio::task::spawn_blocking(move || propose(&s, &n, source))
+        .await
+        .expect("does not panic")
+        .map_err(|e| PageError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    editor(&state, &user, Mode::Add, &name, &toml, &limits, None).await
+}
+
+fn set_file(source: &mut SourceConfig, file: &str) {
+    let lower = file.to_ascii_lowercase();
+    source.kind = if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") { SourceType::Jsonl } else { SourceType::Csv };
+    source.path = PathBuf::from(file);
+}
+
+/// Keeps an upload as `DIR/uploads/NAME`, never over another file.
+fn store_upload(data_dir: &std::path::Path, file_name: &str, bytes: &[u8]) -> Result<String, String> {
+    let clean: String = file_name.rsplit(['/', '\\']).next().unwrap_or("").chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let clean = clean.trim_start_matches('.').to_string();
+    let dir = data_dir.join(UPLOADS);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let (stem, ext) = clean.rsplit_once('.').unwrap_or((&clean, "csv"));
+    for n in 1..1000 {
+        let candidate = if n == 1 { format!("{stem}.{ext}") } else { format!("{stem}-{n}.{ext}") };
+        let path = dir.join(&candidate);
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                return Ok(format!("{UPLOADS}/{candidate}"));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot write {}: {e}", path.display())),
+        }
+    }
+    Err("too many uploads of that name".into())
+}
+
+/// The suggested block and the limits it needs, from a sample of the source.
+fn propose(state: &AppState, name: &str, source: SourceConfig) -> Result<(String, String), String> {
+    let config = state.config();
+    let (rows, _) = kinship_sources::sample(&source, &state.data_dir, SAMPLE_ROWS).map_err(|e| e.to_string())?;
+    if rows.is_empty() {
+        return Err("no row could be read; check the file's format".into());
+    }
+    let fields: Vec<_> = rows.iter().map(|r| r.fields.clone()).collect();
+    let kinds: std::collections::BTreeSet<String> = config.sources.values().flat_map(|s| s.identifiers.keys().cloned()).collect();
+    let store = kinship_store::open(&state.database).map_err(|e| e.to_string())?;
+    let stored_kind = |values: &[String]| -> Option<(String, usize)> {
+        kinds
+            .iter()
+            .filter(|k| !["email", "phone", "handle"].contains(&k.as_str()))
+            .map(|kind| (kind.clone(), values.iter().filter(|v| store.find_profiles(kind, v.trim()).is_ok_and(|p| !p.is_empty())).count()))
+            .max_by_key(|(_, n)| *n)
+    };
+    let mut suggestion = kinship_sources::suggest::suggest(&kinship_sources::suggest::SuggestInput {
+        name,
+        kind: source.kind,
+        path: source.path.clone(),
+        region: &config.resolve.default_region,
+        rows: &fields,
+        known_kinds: &kinds,
+        stored_kind: Some(&stored_kind),
+    });
+    if source.kind == SourceType::Postgres {
+        let url_env = source.url_env.clone().unwrap_or_default();
+        let table = source.table.clone().unwrap_or_default();
+        let cursor = suggestion.config.timestamp.clone().or(suggestion.config.key.clone()).unwrap_or_default();
+        suggestion.toml = suggestion.toml.replace(
+            "type = \"postgres\"\n",
+            &format!("type = \"postgres\"\nurl_env = {url_env:?}\ntable = {table:?}\n# the column that grows with every change (check it)\ncursor = {cursor:?}\n"),
+        );
+    }
+    let limits = suggestion.limits.iter().map(|(kind, n, _)| format!("{kind}={n}")).collect::<Vec<_>>().join(",");
+    Ok((suggestion.toml, limits))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Add,
+    Edit,
+}
+
+/// The editor: the mapping as TOML, with what it makes of a sample of the source.
+async fn editor(state: &Arc<AppState>, user: &SignedIn, mode: Mode, name: &str, toml: &str, limits: &str, error: Option<String>) -> Result<Markup, PageError> {
+    let caller = user.session.caller(state);
+    let (s, n, t) = (state.clone(), name.to_string(), toml.to_string());
+    let preview = tokio::task::spawn_blocking(move || preview(&s, &n, &t)).await.expect("does not panic");
+    let mut preview = match preview {
+        Ok(p) => Some(p),
+        Err(e) => {
+            return Ok(page(state, user, mode, name, toml, limits, error.or(Some(e)), None));
+        }
+    };
+    if let Some(p) = preview.as_mut() {
+        // Admins see raw rows; the scrub keeps this page honest for any role given the capability.
+        caller.scrub(p, &[]);
+        caller
+            .audit("source.preview", None, "POST /connections/save", json!({ "source": name, "read": p["read"], "mapped": p["mapped"] }))
+            .await?;
+    }
+    Ok(page(state, user, mode, name, toml, limits, error, preview))
+}
+
+/// The source a block defines, checked: it parses, names `name`, and its mapping compiles.
+fn parse_block(config: &Config, name: &str, toml: &str) -> Result<SourceConfig, String> {
+    let source = kinship_core::config_file::parse_source(toml, name)?;
+    let mut check = config.clone();
+    check.sources.insert(name.to_string(), source.clone());
+    check.validate().map_err(|e| e.to_string())?;
+    kinship_sources::Mapper::new(&source, &config.resolve).map_err(|e| format!("sources.{name}.{e}"))?;
+    Ok(source)
+}
+
+fn preview(state: &AppState, name: &str, toml: &str) -> Result<Value, String> {
+    let config = state.config();
+    let source = parse_block(&config, name, toml)?;
+    let (rows, rejects) = kinship_sources::sample(&source, &state.data_dir, SAMPLE_ROWS).map_err(|e| e.to_string())?;
+    let preview = kinship_sources::suggest::preview(&source, &config.resolve, &rows, &rejects, SHOWN)?;
+    let mut value = serde_json::to_value(&preview).unwrap_or_default();
+    if let Some(list) = value["rejects"].as_array_mut() {
+        list.truncate(LISTED_REJECTS);
+    }
+    Ok(value)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn page(state: &Arc<AppState>, user: &SignedIn, mode: Mode, name: &str, toml: &str, limits: &str, error: Option<String>, preview: Option<Value>) -> Markup {
+    let caller = user.session.caller(state);
+    let title = match mode {
+        Mode::Add => format!("New connection: {name}"),
+        Mode::Edit => format!("Edit connection: {name}"),
+    };
+    let content = html! {
+        @if let Some(e) = &error { p.error role="alert" { (e) } }
+        form.stack method="post" action="/connections/save" {
+            input type="hidden" name="csrf" value=(user.session.csrf);
+            input type="hidden" name="name" value=(name);
+            input type="hidden" name="mode" value=(if mode == Mode::Add { "add" } else { "edit" });
+            input type="hidden" name="limits" value=(limits);
+            label for="mapping" { "Mapping (TOML; each choice is commented with its reason; see the README for fields and transforms)" }
+            textarea #mapping name="toml" rows="24" spellcheck="false" { (toml) }
+            @if !limits.is_empty() { p.hint { "Saving also sets, where not set yet, [resolve.limits] " code { (limits.replace(',', ", ")) } "." } }
+            div.actions {
+                button type="submit" name="action" value="preview" { "Preview" }
+                button type="submit" name="action" value="save" { "Save" }
+                button type="submit" name="action" value="save_run" { "Save and run now" }
+            }
+        }
+        @if let Some(p) = &preview {
+            section aria-labelledby="preview-title" {
+                h2 #preview-title { "Preview" }
+                p role="status" { (p["mapped"]) " of " (p["read"]) " sampled rows map; " (p["rejects"].as_array().map_or(0, Vec::len)) " would be rejected." }
+                div.scroll {
+                    table {
+                        thead { tr { th scope="col" { "Line" } th scope="col" { "Key" } th scope="col" { "Time" } th scope="col" { "Identifiers" } th scope="col" { "Traits" } th scope="col" { "Event" } } }
+                        tbody {
+                            @for r in p["records"].as_array().into_iter().flatten() {
+                                tr {
+                                    td { (r["line"]) } td { (super::text(&r["key"])) } td { (super::text(&r["time"])) }
+                                    td { (r["identifiers"].as_array().map(|a| a.iter().map(super::text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                                    td { code { (r["traits"]) } }
+                                    td { (super::text(&r["event"])) " " code { (if r["properties"].is_null() { String::new() } else { r["properties"].to_string() }) } }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if let Some(rejects) = p["rejects"].as_array().filter(|r| !r.is_empty()) {
+                    h3 { "Rejected rows" }
+                    ul.rejects { @for r in rejects { li { "line " (r["line"]) ": " (super::text(&r["reason"])) } } }
+                }
+            }
+        }
+    };
+    layout(&caller, &user.session, "/connections", &title, content)
+}
+
+#[derive(Deserialize)]
+pub struct SaveForm {
+    csrf: String,
+    name: String,
+    mode: Mode,
+    toml: String,
+    #[serde(default)]
+    limits: String,
+    action: String,
+}
+
+pub async fn save(State(state): State<Arc<AppState>>, user: SignedIn, Form(form): Form<SaveForm>) -> Result<Markup, PageError> {
+    check_csrf(&user.session, &form.csrf)?;
+    let caller = user.session.caller(&state);
+    caller.require(Capability::ManageSources)?;
+    valid_name(&form.name).map_err(|e| PageError(StatusCode::BAD_REQUEST, e))?;
+    if form.action == "preview" {
+        return editor(&state, &user, form.mode, &form.name, &form.toml, &form.limits, None).await;
+    }
+    let (s, name, toml, mode) = (state.clone(), form.name.clone(), form.toml.clone(), form.mode);
+    let limits: Vec<(String, u32)> = form
+        .limits
+        .split(',')
+        .filter_map(|pair| {
+            let (kind, n) = pair.split_once('=')?;
+            Some((kind.trim().to_string(), n.trim().parse().ok()?))
+        })
+        .collect();
+    let written = tokio::task::spawn_blocking(move || -> Result<SourceType, String> {
+        let config = s.config();
+        let source = parse_block(&config, &name, &toml)?;
+        let path = s.data_dir.join(CONFIG_FILE);
+        kinship_core::config_file::put_source(&path, &name, &toml, mode == Mode::Edit).map_err(|e| e.to_string())?;
+        if !limits.is_empty() {
+            kinship_core::config_file::add_limits(&path, &limits).map_err(|e| e.to_string())?;
+        }
+        // The whole configuration again, with the environment over the file, as at start.
+        let reloaded = Config::load(&s.data_dir).map_err(|e| e.to_string())?;
+        s.replace_config(reloaded);
+        Ok(source.kind)
+    })
+    .await
+    .expect("does not panic");
+    let kind = match written {
+        Ok(kind) => kind,
+        Err(e) => return editor(&state, &user, form.mode, &form.name, &form.toml, &form.limits, Some(e)).await,
+    };
+    let action = if form.mode == Mode::Add { "source.add" } else { "source.edit" };
+    caller.audit(action, None, "POST /connections/save", json!({ "source": form.name, "type": kind, "by": "web" })).await?;
+    let mut message = html! { "Saved " strong { (form.name) } " to kinship.toml." };
+    if form.action == "save_run" {
+        let run = api::run_source(caller, State(state.clone()), Path(form.name.clone())).await;
+        message = match run {
+            Ok(axum::Json(report)) => {
+                let field = |f: &str| report[f].as_u64().unwrap_or(0);
+                html! {
+                    "Saved " strong { (form.name) } " to kinship.toml and ran it: " (field("read")) " read, " (field("inserted")) " new, "
+                    (field("duplicates")) " already held, " (field("rejected")) " rejected."
+                }
+            }
+            Err(e) => html! { "Saved " strong { (form.name) } ", but the run failed: " (e.1) },
+        };
+    }
+    render_list(&state, &user, Some(message)).await
+}
+
+pub async fn edit_form(State(state): State<Arc<AppState>>, user: SignedIn, Path(name): Path<String>) -> Result<Markup, PageError> {
+    let caller = user.session.caller(&state);
+    caller.require(Capability::ManageSources)?;
+    let path = state.data_dir.join(CONFIG_FILE);
+    let toml = kinship_core::config_file::source_text(&path, &name)
+        .ok_or_else(|| PageError(StatusCode::NOT_FOUND, format!("no source `{name}` in kinship.toml (one set by an environment variable is edited there)")))?;
+    editor(&state, &user, Mode::Edit, &name, &toml, "", None).await
+}
+
+#[derive(Deserialize)]
+pub struct Action {
+    csrf: String,
+}
+
+/// Removes a connection from kinship.toml. Its records stay in the log and on profiles;
+/// people are removed with erasure.
+pub async fn delete(State(state): State<Arc<AppState>>, user: SignedIn, Path(name): Path<String>, Form(form): Form<Action>) -> Result<Markup, PageError> {
+    check_csrf(&user.session, &form.csrf)?;
+    let caller = user.session.caller(&state);
+    caller.require(Capability::ManageSources)?;
+    let s = state.clone();
+    let source = name.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        kinship_core::config_file::remove_source(&s.data_dir.join(CONFIG_FILE), &source).map_err(|e| e.to_string())?;
+        s.replace_config(Config::load(&s.data_dir).map_err(|e| e.to_string())?);
+        Ok(())
+    })
+    .await
+    .expect("does not panic")
+    .map_err(|e| PageError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    caller.audit("source.delete", None, "POST /connections/{name}/delete", json!({ "source": name })).await?;
+    let message = html! { "Removed " strong { (name) } " from kinship.toml; its records stay until people are erased." };
+    render_list(&state, &user, Some(message)).await
+}
