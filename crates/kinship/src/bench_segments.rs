@@ -21,7 +21,8 @@ pub struct BenchSegmentsArgs {
     #[arg(long, default_value = "python3")]
     peer_python: PathBuf,
     /// Where the peer's CSV files go (kept); a temporary directory by default.
-    #[arg(long)]
+    // Its own id: `dir` is the global `--data`'s, whose default would fill this.
+    #[arg(long = "dir", id = "bench_dir")]
     dir: Option<PathBuf>,
     #[arg(long)]
     no_peer: bool,
