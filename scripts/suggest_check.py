@@ -12,7 +12,7 @@ default region, to which each source is added by `kinship source suggest FILE --
 source, rows ingested and rejected, the identifier kinds mapped and the timestamp column,
 then the pairwise precision, recall and F1 of each against the truth.
 """
-import argparse, csv, itertools, collections, os, re, shutil, subprocess, sys, tempfile, tomllib
+import argparse, csv, itertools, collections, os, shutil, subprocess, sys, tempfile, tomllib
 
 
 def run(cmd, **kw):
@@ -90,8 +90,8 @@ def main():
     for run_name, (s, sources, log) in results.items():
         print(f"== {run_name}")
         for line in log.splitlines():
-            if re.search(r"inserted|rejected", line):
-                print("  " + line.strip())
+            if not line.startswith("resolved") and not line.startswith("  guards"):
+                print("  " + line.rstrip())
         for name, (kinds, ts, key) in sources.items():
             print(f"  {name}: key {key}, timestamp {ts}, identifiers {', '.join(kinds)}")
         print(f"  records {s['records']}, assigned {s['assigned']}: precision {s['precision']:.4f} recall {s['recall']:.4f} F1 {s['f1']:.4f}")

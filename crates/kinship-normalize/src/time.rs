@@ -76,8 +76,8 @@ pub enum TimeFormat {
     DayFirst,
     /// `09/15/2026`, `9/15/26 3:45 PM`, optionally followed by a time.
     MonthFirst,
-    /// A strftime pattern (`%d %b %Y %H:%M`).
-    Pattern(String),
+    /// A strftime pattern (`%d %b %Y %H:%M`), with its items parsed once.
+    Pattern(String, Vec<chrono::format::Item<'static>>),
 }
 
 impl TimeFormat {
@@ -92,11 +92,10 @@ impl TimeFormat {
             "day_first" => TimeFormat::DayFirst,
             "month_first" => TimeFormat::MonthFirst,
             pattern if pattern.contains('%') => {
-                use chrono::format::{Item, StrftimeItems};
-                if StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error)) {
-                    return Err(format!("{pattern:?} is not a valid strftime pattern"));
-                }
-                TimeFormat::Pattern(pattern.to_string())
+                let items = chrono::format::StrftimeItems::new(pattern)
+                    .parse_to_owned()
+                    .map_err(|_| format!("{pattern:?} is not a valid strftime pattern"))?;
+                TimeFormat::Pattern(pattern.to_string(), items)
             }
             other => {
                 return Err(format!(
@@ -115,7 +114,7 @@ impl TimeFormat {
             TimeFormat::Salesforce => "salesforce",
             TimeFormat::DayFirst => "day_first",
             TimeFormat::MonthFirst => "month_first",
-            TimeFormat::Pattern(p) => p,
+            TimeFormat::Pattern(p, _) => p,
         }
     }
 
@@ -152,14 +151,23 @@ impl TimeFormat {
             }
             TimeFormat::DayFirst => read_numeric(s, true, zone).map_err(|e| format!("does not fit the format day_first ({e})")),
             TimeFormat::MonthFirst => read_numeric(s, false, zone).map_err(|e| format!("does not fit the format month_first ({e})")),
-            TimeFormat::Pattern(p) => {
-                if let Ok(d) = DateTime::parse_from_str(s, p) {
+            TimeFormat::Pattern(_, items) => {
+                // One parse; what it found decides: an offset, a time, or a date alone.
+                let mut parsed = chrono::format::Parsed::new();
+                if chrono::format::parse(&mut parsed, s, items.iter()).is_err() {
+                    return fits(None);
+                }
+                if parsed.offset().is_some()
+                    && let Ok(d) = parsed.to_datetime()
+                {
                     return Ok(Moment::Instant(d.timestamp_millis()));
                 }
-                if let Ok(t) = NaiveDateTime::parse_from_str(s, p) {
+                if parsed.hour_div_12().is_some()
+                    && let Ok(t) = parsed.to_naive_datetime_with_offset(0)
+                {
                     return in_zone(t, zone).map(Moment::Instant);
                 }
-                fits(NaiveDate::parse_from_str(s, p).ok().map(Moment::Date))
+                fits(parsed.to_naive_date().ok().map(Moment::Date))
             }
         }
     }
@@ -168,6 +176,10 @@ impl TimeFormat {
 /// ISO 8601 forms: `None` when `s` is not one, `Err` when it is but names a local time
 /// that does not exist in `zone`.
 fn read_iso(s: &str, zone: Option<Tz>) -> Result<Option<Moment>, String> {
+    // The commonest forms first: a date alone, then RFC 3339.
+    if let Some(d) = iso_date(s) {
+        return Ok(Some(Moment::Date(d)));
+    }
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(Some(Moment::Instant(d.timestamp_millis())));
     }
@@ -184,6 +196,17 @@ fn read_iso(s: &str, zone: Option<Tz>) -> Result<Option<Moment>, String> {
         return in_zone(t, zone).map(|ms| Some(Moment::Instant(ms)));
     }
     Ok(NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(Moment::Date))
+}
+
+/// `YYYY-MM-DD` read by hand: every row of most exports has one, and a strftime parse
+/// costs more than the rest of the field's work.
+fn iso_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| b[r].iter().try_fold(0u32, |n, c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')));
+    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)
 }
 
 /// A wall-clock time in `zone` as Unix milliseconds. A time that occurs twice (the hour

@@ -17,16 +17,17 @@ pub struct Mapper<'a> {
 }
 
 /// A row as the mapping sees it: its columns, with declared fields over them.
-struct View<'r> {
+struct View<'r, 'm> {
     raw: &'r Map<String, Value>,
     /// Each declared field's value; `Null` when blank, hiding a column of the same name.
-    declared: Map<String, Value>,
+    /// A list: mappings declare a handful of fields, and a map would allocate every name.
+    declared: Vec<(&'m str, Value)>,
 }
 
-impl<'r> View<'r> {
+impl View<'_, '_> {
     fn get(&self, path: &str) -> Option<&Value> {
-        match self.declared.get(path) {
-            Some(v) => Some(v),
+        match self.declared.iter().find(|(name, _)| *name == path) {
+            Some((_, v)) => Some(v),
             None => lookup(self.raw, path),
         }
     }
@@ -40,9 +41,9 @@ impl<'r> View<'r> {
         let mut all = self.raw.clone();
         for (name, v) in &self.declared {
             if v.is_null() {
-                all.remove(name);
+                all.remove(*name);
             } else {
-                all.insert(name.clone(), v.clone());
+                all.insert(name.to_string(), v.clone());
             }
         }
         all
@@ -76,18 +77,18 @@ impl<'a> Mapper<'a> {
     }
 
     /// The row with its declared fields; `Err` names the field and step that failed.
-    fn view<'r>(&self, raw: &'r Map<String, Value>) -> Result<View<'r>, String> {
-        let mut declared = Map::new();
+    fn view<'r>(&self, raw: &'r Map<String, Value>) -> Result<View<'r, '_>, String> {
+        let mut declared = Vec::with_capacity(self.fields.len());
         for rule in &self.fields {
-            declared.insert(rule.name.clone(), rule.apply(raw)?.unwrap_or(Value::Null));
+            declared.push((rule.name.as_str(), rule.apply(raw)?.unwrap_or(Value::Null)));
         }
         Ok(View { raw, declared })
     }
 
     /// The view for building profiles and timelines: a row stored before its mapping
     /// changed may fail a new step, and then that field alone is blank.
-    fn lenient_view<'r>(&self, raw: &'r Map<String, Value>) -> View<'r> {
-        let declared = self.fields.iter().map(|rule| (rule.name.clone(), rule.apply(raw).ok().flatten().unwrap_or(Value::Null))).collect();
+    fn lenient_view<'r>(&self, raw: &'r Map<String, Value>) -> View<'r, '_> {
+        let declared = self.fields.iter().map(|rule| (rule.name.as_str(), rule.apply(raw).ok().flatten().unwrap_or(Value::Null))).collect();
         View { raw, declared }
     }
 

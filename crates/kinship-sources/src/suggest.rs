@@ -214,7 +214,10 @@ fn percent(x: f64) -> String {
 fn is_phone_like(v: &str) -> bool {
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
     let dotted_quad = v.split('.').count() == 4 && v.split('.').all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
-    (7..=15).contains(&digits) && v.chars().all(|c| c.is_ascii_digit() || " +()-./x".contains(c) || c == 'e' || c == 't') && !v.contains("..") && !dotted_quad
+    // `-33.8688123` is a coordinate or an amount, not a number to call.
+    let decimal = v.contains('.') && v.trim().parse::<f64>().is_ok();
+    !decimal
+        && (7..=15).contains(&digits) && v.chars().all(|c| c.is_ascii_digit() || " +()-./x".contains(c) || c == 'e' || c == 't') && !v.contains("..") && !dotted_quad
 }
 
 /// `#1001`, `cus_NffrFeUfNV2Hib`, `ORD-000123`: a system's reference, not words.
@@ -413,15 +416,15 @@ fn best_time_format(texts: &[String], region: &str) -> Option<(TimeFormat, Vec<M
         second,
         TimeFormat::Auto,
         TimeFormat::Salesforce,
-        TimeFormat::Pattern("%Y-%m-%d %H:%M:%S %z".into()),
-        TimeFormat::Pattern("%a, %d %b %Y %H:%M:%S %z".into()),
-        TimeFormat::Pattern("%d %b %Y".into()),
-        TimeFormat::Pattern("%d %B %Y".into()),
-        TimeFormat::Pattern("%b %d, %Y".into()),
-        TimeFormat::Pattern("%B %d, %Y".into()),
-        TimeFormat::Pattern("%Y/%m/%d %H:%M:%S".into()),
-        TimeFormat::Pattern("%Y/%m/%d".into()),
-        TimeFormat::Pattern("%d %b %Y %H:%M".into()),
+        TimeFormat::from_name("%Y-%m-%d %H:%M:%S %z").expect("a valid pattern"),
+        TimeFormat::from_name("%a, %d %b %Y %H:%M:%S %z").expect("a valid pattern"),
+        TimeFormat::from_name("%d %b %Y").expect("a valid pattern"),
+        TimeFormat::from_name("%d %B %Y").expect("a valid pattern"),
+        TimeFormat::from_name("%b %d, %Y").expect("a valid pattern"),
+        TimeFormat::from_name("%B %d, %Y").expect("a valid pattern"),
+        TimeFormat::from_name("%Y/%m/%d %H:%M:%S").expect("a valid pattern"),
+        TimeFormat::from_name("%Y/%m/%d").expect("a valid pattern"),
+        TimeFormat::from_name("%d %b %Y %H:%M").expect("a valid pattern"),
     ];
     let mut best: Option<(TimeFormat, Vec<Moment>, f64)> = None;
     for format in candidates {
@@ -559,7 +562,10 @@ impl Plan {
         let from = |c: &Column, name: &str| (name != c.name).then(|| c.name.clone());
 
         for c in columns {
-            let snake_name = snake(&c.name);
+            // The question every NPS survey asks, by what it asks.
+            let words = header_words(&c.name);
+            let nps = words.iter().any(|w| w == "recommend") && words.iter().any(|w| w == "likely");
+            let snake_name = if nps && matches!(c.kind, ColumnKind::Number) { "nps_score".to_string() } else { snake(&c.name) };
             let is_key = config.key.as_deref() == Some(c.name.as_str());
             match &c.kind {
                 ColumnKind::Email => {
@@ -582,7 +588,7 @@ impl Plan {
                     // list's EUID) is identified by the address; its code adds nothing and
                     // would keep a person's two addresses apart. A key named as an id (a
                     // CRM's) is kept: other systems quote it.
-                    let named_id = header_words(&c.name).iter().any(|w| w == "id") || c.name.ends_with("Id") || c.name.ends_with("ID");
+                    let named_id = header_words(&c.name).iter().any(|w| w == "id");
                     let one_per_email = !named_id && columns.iter().any(|e| e.kind == ColumnKind::Email && e.present * 100 >= rows * 99 && e.distinct == e.present);
                     let names_person = (is_key && !is_event && !one_per_email) || *person;
                     if names_person {

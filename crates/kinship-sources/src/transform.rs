@@ -7,6 +7,7 @@ use kinship_core::{FieldSpec, FieldType, NamePart, TextCase};
 use kinship_normalize::{time_zone, Moment, TimeFormat, Tz};
 use regex::Regex;
 use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// One declared field, ready to apply.
@@ -115,9 +116,9 @@ impl FieldRule {
             let shown = raw.as_ref().map(|v| truncated(&v.to_string())).unwrap_or_else(|| "blank".into());
             format!("field `{}` (from {source} = {shown}), step `{step}`: {reason}", self.name)
         };
-        let mut value = raw.clone().filter(|v| !is_blank(v));
-        if let Some(v) = value.take() {
-            value = self.steps(v, row).map_err(|(step, reason)| fail(step, reason))?;
+        let mut value = None;
+        if let Some(v) = raw.as_ref().filter(|v| !is_blank(v)) {
+            value = self.steps(v.clone().into_owned(), row).map_err(|(step, reason)| fail(step, reason))?;
         }
         let value = match value.filter(|v| !is_blank(v)) {
             Some(v) => Some(v),
@@ -129,12 +130,12 @@ impl FieldRule {
         }
     }
 
-    fn read(&self, row: &Map<String, Value>) -> Option<Value> {
+    fn read<'r>(&self, row: &'r Map<String, Value>) -> Option<Cow<'r, Value>> {
         match &self.read {
-            Read::Path(path) => lookup(row, path).cloned(),
+            Read::Path(path) => lookup(row, path).map(Cow::Borrowed),
             Read::Join(paths, separator) => {
                 let parts: Vec<String> = paths.iter().filter_map(|p| lookup(row, p).and_then(scalar_text)).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-                (!parts.is_empty()).then(|| Value::String(parts.join(separator)))
+                (!parts.is_empty()).then(|| Cow::Owned(Value::String(parts.join(separator))))
             }
         }
     }
@@ -149,7 +150,13 @@ impl FieldRule {
         }
         if let Some(re) = &self.extract {
             let text = bounded_text(&v).map_err(|e| ("extract", e))?;
-            match re.captures(&text).map(|c| c.get(1).or_else(|| c.get(0)).map_or("", |m| m.as_str()).to_string()) {
+            // The first group's span, or the match's: no `Captures` built per row.
+            let mut locations = re.capture_locations();
+            let found = re.captures_read(&mut locations, &text).map(|whole| {
+                let (start, end) = locations.get(1).unwrap_or((whole.start(), whole.end()));
+                text[start..end].to_string()
+            });
+            match found {
                 Some(found) => v = Value::String(found),
                 None if self.default.is_some() => return Ok(None),
                 None => return Err(("extract", format!("does not match /{}/; add a `default` for rows without it", re.as_str()))),
@@ -224,16 +231,16 @@ fn is_blank(v: &Value) -> bool {
     }
 }
 
-fn scalar_text(v: &Value) -> Option<String> {
+fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
         _ => None,
     }
 }
 
-fn bounded_text(v: &Value) -> Result<String, String> {
+fn bounded_text(v: &Value) -> Result<Cow<'_, str>, String> {
     let text = scalar_text(v).ok_or("is not a single value")?;
     if text.len() > MAX_TRANSFORMED_BYTES {
         return Err(format!("is {} bytes long; at most {MAX_TRANSFORMED_BYTES} are transformed", text.len()));
@@ -417,7 +424,7 @@ fn convert(v: Value, kind: FieldType, zone: Option<Tz>) -> Result<Value, String>
     Ok(match kind {
         FieldType::String => match &v {
             Value::String(_) => v,
-            _ => Value::String(text()?),
+            _ => Value::String(text()?.into_owned()),
         },
         FieldType::Number => match &v {
             Value::Number(_) => v,
@@ -531,6 +538,11 @@ mod tests {
             Ok(Some(json!([{"sku": "A-1", "quantity": 2}, {"sku": "B-2", "quantity": 1}])))
         );
         assert_eq!(apply(json!({"from": "li", "pick": "sku"}), json!({"li": "[{\"sku\":\"C\"}]"})), Ok(Some(json!(["C"]))));
+        assert!(apply(json!({"from": "li", "pick": "sku"}), json!({"li": "not a list"})).unwrap_err().contains("step `pick`"));
+        assert!(apply(json!({"from": "li", "pick": "sku"}), json!({"li": [1, 2]})).unwrap_err().contains("not an object"));
+        assert!(apply(json!({"from": "li", "map": {"a": 1}}), json!({"li": [1]})).unwrap_err().contains("step `map`"));
+        let long = "x".repeat(MAX_TRANSFORMED_BYTES + 1);
+        assert!(apply(json!({"from": "r", "extract": "x"}), json!({"r": long})).unwrap_err().contains("at most"));
         assert_eq!(apply(json!({"from": "b", "type": "boolean"}), json!({"b": "Y"})), Ok(Some(json!(true))));
         assert!(apply(json!({"from": "b", "type": "boolean"}), json!({"b": "perhaps"})).unwrap_err().contains("step `type`"));
         assert_eq!(apply(json!({"from": "n", "type": "integer"}), json!({"n": "1,200"})), Ok(Some(json!(1200))));

@@ -75,3 +75,31 @@ traits = { city = "city" }
     assert!(ok, "{err}");
     assert!(out.contains("error: PostgreSQL: `url_env` names ACCOUNTS_URL"), "{out}");
 }
+
+#[test]
+fn source_suggest_maps_a_postgres_table_with_a_cursor() {
+    let url = kinship_testkit::fresh_database();
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    db.batch_execute(
+        "CREATE SCHEMA crm;
+         CREATE TABLE crm.contacts (id int PRIMARY KEY, email text, first_name text, phone text, opted_in boolean, updated_at timestamptz NOT NULL);
+         INSERT INTO crm.contacts SELECT i, 'person' || i || '@example.com', (ARRAY['Ann','Bo','Cy'])[1 + i % 3], '(415) 555-' || lpad(i::text, 4, '0'),
+                                         i % 2 = 0, timestamptz '2024-01-01' + i * interval '1 hour' FROM generate_series(1, 50) AS i;",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("kinship.toml"), "[resolve]\ndefault_region = \"US\"\n").unwrap();
+    let (ok, proposal, err) = run_with_url(d, Some(&url), &["source", "suggest", "--url-env", "ACCOUNTS_URL", "--table", "crm.contacts", "--name", "accounts", "--write", "--yes"]);
+    assert!(ok, "{err}");
+    for line in ["type = \"postgres\"", "url_env = \"ACCOUNTS_URL\"", "table = \"crm.contacts\"", "cursor = \"updated_at\"", "email = \"email\"", "phone = \"phone\""] {
+        assert!(proposal.contains(line), "{line} in {proposal}");
+    }
+    assert!(!proposal.contains("postgres://"), "the URL stays in the environment");
+    assert!(err.contains("Preview: 50 of 50 sampled rows map"), "{err}");
+    let (ok, out, err) = run_with_url(d, Some(&url), &["ingest", "--source", "accounts"]);
+    assert!(ok, "{err}");
+    assert_eq!(summary(&out), (50, 50));
+    let (ok, _, err) = run_with_url(d, Some(&url), &["source", "suggest", "--url-env", "ACCOUNTS_URL", "--table", "crm.contacts; DROP TABLE x", "--name", "b"]);
+    assert!(!ok && err.contains("is not a table name"), "{err}");
+}
