@@ -11,11 +11,14 @@ use std::path::Path;
 pub fn put_source(path: &Path, name: &str, block: &str, replace: bool) -> Result<Config, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid { path: format!("sources.{name}"), message };
     let parsed: toml_edit::DocumentMut = block.parse().map_err(|e| invalid(format!("the proposed block is not valid TOML: {e}")))?;
-    let tables: Vec<&str> = parsed.get("sources").and_then(|s| s.as_table_like()).map(|t| t.iter().map(|(k, _)| k).collect()).unwrap_or_default();
+    let tables: Vec<&str> =
+        parsed.get("sources").and_then(|s| s.as_table_like()).map(|t| t.iter().map(|(k, _)| k).collect()).unwrap_or_default();
     if tables != [name] || parsed.iter().count() != 1 {
         return Err(invalid(format!("the block must hold exactly one table, [sources.{name}], and nothing else")));
     }
-    let current = std::fs::read_to_string(path).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(String::new()) } else { Err(e) }).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    let current = std::fs::read_to_string(path)
+        .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(String::new()) } else { Err(e) })
+        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
     let mut doc: toml_edit::DocumentMut = current.parse().map_err(|e| invalid(format!("{} is not valid TOML: {e}", path.display())))?;
     let exists = doc.get("sources").and_then(|s| s.as_table_like()).is_some_and(|t| t.contains_key(name));
     match (exists, replace) {
@@ -40,8 +43,16 @@ pub fn add_limits(path: &Path, limits: &[(String, u32)]) -> Result<Config, Confi
     let invalid = |message: String| ConfigError::Invalid { path: "resolve.limits".into(), message };
     let current = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
     let mut doc: toml_edit::DocumentMut = current.parse().map_err(|e| invalid(format!("{} is not valid TOML: {e}", path.display())))?;
-    let resolve = doc.entry("resolve").or_insert_with(toml_edit::table).as_table_like_mut().ok_or_else(|| invalid("`resolve` is not a table".into()))?;
-    let table = resolve.entry("limits").or_insert(toml_edit::table()).as_table_like_mut().ok_or_else(|| invalid("`resolve.limits` is not a table".into()))?;
+    let resolve = doc
+        .entry("resolve")
+        .or_insert_with(toml_edit::table)
+        .as_table_like_mut()
+        .ok_or_else(|| invalid("`resolve` is not a table".into()))?;
+    let table = resolve
+        .entry("limits")
+        .or_insert(toml_edit::table())
+        .as_table_like_mut()
+        .ok_or_else(|| invalid("`resolve.limits` is not a table".into()))?;
     for (kind, limit) in limits {
         if !table.contains_key(kind) {
             table.insert(kind, toml_edit::value(i64::from(*limit)));
@@ -82,7 +93,8 @@ pub fn source_text(path: &Path, name: &str) -> Option<String> {
 }
 
 fn write_checked(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: format!("the edited file does not load: {e}") })?;
+    let config: Config = toml::from_str(text)
+        .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: format!("the edited file does not load: {e}") })?;
     config.validate()?;
     let tmp = path.with_extension("toml.tmp");
     let io = |e: std::io::Error| ConfigError::Invalid { path: path.display().to_string(), message: format!("cannot write: {e}") };

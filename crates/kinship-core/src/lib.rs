@@ -6,6 +6,9 @@ pub mod config_file;
 pub mod ingest;
 pub mod types;
 
-pub use config::{Config, ConfigError, EventMapping, FieldSpec, FieldType, NamePart, OneOrMany, TextCase, Interval, ResolveConfig, ServerConfig, SourceConfig, SourceType};
+pub use config::{
+    Config, ConfigError, EventMapping, FieldSpec, FieldType, Interval, NamePart, OneOrMany, ResolveConfig, ServerConfig, SourceConfig,
+    SourceType, TextCase,
+};
 pub use ingest::{IngestConfig, IngestMode};
 pub use types::*;

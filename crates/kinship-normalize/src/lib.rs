@@ -5,9 +5,9 @@
 mod text;
 mod time;
 
-pub use text::{fold, normalize_address};
-pub use time::{parse_date, parse_timestamp_ms, time_zone, Moment, TimeFormat};
 pub use chrono_tz::Tz;
+pub use text::{fold, normalize_address};
+pub use time::{Moment, TimeFormat, parse_date, parse_timestamp_ms, time_zone};
 
 use phonenumber::country::Id as Region;
 use std::str::FromStr;

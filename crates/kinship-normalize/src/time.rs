@@ -46,7 +46,9 @@ impl Moment {
     pub fn to_text(self) -> String {
         match self {
             Moment::Date(d) => d.to_string(),
-            Moment::Instant(ms) => DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).unwrap_or_default(),
+            Moment::Instant(ms) => {
+                DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).unwrap_or_default()
+            }
         }
     }
 
@@ -141,7 +143,9 @@ impl TimeFormat {
                 }
             }
             TimeFormat::Rfc3339 => fits(DateTime::parse_from_rfc3339(s).ok().map(|d| Moment::Instant(d.timestamp_millis()))),
-            TimeFormat::Unix => fits(s.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() < 1e13).map(|v| Moment::Instant((v * 1000.0).round() as i64))),
+            TimeFormat::Unix => fits(
+                s.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() < 1e13).map(|v| Moment::Instant((v * 1000.0).round() as i64)),
+            ),
             TimeFormat::UnixMs => fits(s.parse::<i64>().ok().filter(|v| v.abs() < 1e16 as i64).map(Moment::Instant)),
             TimeFormat::Salesforce => {
                 if let Ok(d) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
@@ -253,7 +257,8 @@ fn read_numeric(s: &str, day_first: bool, zone: Option<Tz>) -> Result<Moment, St
         Some(clock) => (clock.trim(), Some(upper.ends_with("PM"))),
         None => (upper.as_str(), None),
     };
-    let mut t = ["%H:%M:%S%.f", "%H:%M"].iter().find_map(|f| NaiveTime::parse_from_str(clock, f).ok()).ok_or("the time is not H:MM[:SS]")?;
+    let mut t =
+        ["%H:%M:%S%.f", "%H:%M"].iter().find_map(|f| NaiveTime::parse_from_str(clock, f).ok()).ok_or("the time is not H:MM[:SS]")?;
     if let Some(pm) = meridiem {
         use chrono::Timelike;
         let hour = t.hour();
@@ -267,7 +272,9 @@ fn read_numeric(s: &str, day_first: bool, zone: Option<Tz>) -> Result<Moment, St
 
 /// An IANA time zone (`Europe/Berlin`); `Err` names the value.
 pub fn time_zone(name: &str) -> Result<Tz, String> {
-    name.trim().parse::<Tz>().map_err(|_| format!("{name:?} is not an IANA time zone; use a name such as \"Europe/Berlin\" or \"America/New_York\""))
+    name.trim()
+        .parse::<Tz>()
+        .map_err(|_| format!("{name:?} is not an IANA time zone; use a name such as \"Europe/Berlin\" or \"America/New_York\""))
 }
 
 #[cfg(test)]

@@ -41,15 +41,15 @@ pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 /// Every configured source's mapping, by source name.
 pub(crate) fn mappers(config: &kinship_core::Config) -> Result<rustc_hash::FxHashMap<&str, kinship_sources::Mapper<'_>>> {
-    config
-        .sources
-        .iter()
-        .map(|(name, source)| Ok((name.as_str(), mapper(name, source, config)?)))
-        .collect()
+    config.sources.iter().map(|(name, source)| Ok((name.as_str(), mapper(name, source, config)?))).collect()
 }
 
 /// One source's mapping; a bad declaration names the source and the setting.
-pub(crate) fn mapper<'a>(name: &str, source: &'a kinship_core::SourceConfig, config: &kinship_core::Config) -> Result<kinship_sources::Mapper<'a>> {
+pub(crate) fn mapper<'a>(
+    name: &str,
+    source: &'a kinship_core::SourceConfig,
+    config: &kinship_core::Config,
+) -> Result<kinship_sources::Mapper<'a>> {
     kinship_sources::Mapper::new(source, &config.resolve)
         .map_err(|e| PipelineError::Config(if e.starts_with("fields.") { format!("sources.{name}.{e}") } else { e }))
 }

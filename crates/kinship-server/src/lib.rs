@@ -106,7 +106,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/group", collect::single_route(MessageType::Group))
         .route("/v1/alias", collect::single_route(MessageType::Alias))
         .route("/v1/batch", post(collect::batch))
-        .merge(web::routes(state.config().server.max_upload_bytes).layer(axum::extract::DefaultBodyLimit::max(state.config().server.max_api_body_bytes)))
+        .merge(
+            web::routes(state.config().server.max_upload_bytes)
+                .layer(axum::extract::DefaultBodyLimit::max(state.config().server.max_api_body_bytes)),
+        )
         .merge(
             api::routes()
                 .merge(governance_api::routes())

@@ -1,7 +1,7 @@
 //! The single writer (group commit) and the resolver that follows the log.
 
-use crate::state::SharedConfig;
 use crate::metrics::Metrics;
+use crate::state::SharedConfig;
 use crate::ServerError;
 use kinship_core::NewRecord;
 use kinship_pipeline::governance::SuppressionList;
@@ -281,8 +281,7 @@ impl Resolver {
             // Only the profiles this batch changed are re-evaluated, and for each only the
             // definitions that read what changed.
             let mut audience = self.audience.write().expect("not poisoned");
-            let moved =
-                kinship_pipeline::audience::refresh_profiles(&mut *self.store, &config, &mut audience, &r.touched, &r.removed)?;
+            let moved = kinship_pipeline::audience::refresh_profiles(&mut *self.store, &config, &mut audience, &r.touched, &r.removed)?;
             self.metrics.resolved(&r);
             self.metrics.segment_transitions(moved.len() as u64);
             total += n;

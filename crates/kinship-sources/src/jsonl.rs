@@ -40,7 +40,9 @@ impl Source for JsonlSource {
             let text = match std::str::from_utf8(&buf) {
                 Ok(t) => t.trim(),
                 Err(_) => {
-                    if emit(Err(reject(line, "the line is not valid UTF-8; save the file as UTF-8".into(), &String::from_utf8_lossy(&buf)))).is_break() {
+                    if emit(Err(reject(line, "the line is not valid UTF-8; save the file as UTF-8".into(), &String::from_utf8_lossy(&buf))))
+                        .is_break()
+                    {
                         return Ok(());
                     }
                     continue;

@@ -103,7 +103,9 @@ pub fn sample(config: &SourceConfig, data_dir: &Path, limit: usize) -> Result<(V
     if config.kind == SourceType::Postgres {
         let url = match (&config.url, &config.url_env) {
             (Some(url), _) => url.clone(),
-            (None, Some(var)) => std::env::var(var).map_err(|_| SourceError::Postgres(format!("the environment variable {var} is not set")))?,
+            (None, Some(var)) => {
+                std::env::var(var).map_err(|_| SourceError::Postgres(format!("the environment variable {var} is not set")))?
+            }
             (None, None) => return Err(SourceError::Postgres("give the database URL in an environment variable".into())),
         };
         let table = config.table.as_deref().ok_or_else(|| SourceError::Postgres("give the table to read".into()))?;

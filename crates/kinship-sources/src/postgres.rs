@@ -146,7 +146,9 @@ fn parse_row(line: u64, payload: String, position: Option<String>) -> Result<Row
 /// The first `limit` rows of a table or view, for the mapping assistant.
 pub fn sample_table(url: &str, table: &str, limit: i64) -> Result<Vec<Result<Row, Reject>>, SourceError> {
     let mut client = kinship_pg::connect(url).map_err(|e| SourceError::Postgres(format!("cannot connect: {e}")))?;
-    client.batch_execute("SET TIME ZONE 'UTC'; SET default_transaction_read_only = on").map_err(|e| failed("cannot set up the session", e))?;
+    client
+        .batch_execute("SET TIME ZONE 'UTC'; SET default_transaction_read_only = on")
+        .map_err(|e| failed("cannot set up the session", e))?;
     let rows = table_name(table).map_err(SourceError::Postgres)?;
     let query = format!("SELECT to_json(src)::text FROM {rows} AS src LIMIT $1");
     let page = client.query(&query, &[&limit]).map_err(|e| failed("reading rows failed", e))?;
@@ -155,8 +157,13 @@ pub fn sample_table(url: &str, table: &str, limit: i64) -> Result<Vec<Result<Row
 
 /// A table or view as SQL names it (`customers`, `crm.contacts`), and nothing else.
 fn table_name(table: &str) -> Result<String, String> {
-    let ok = !table.is_empty() && table.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-    if ok { Ok(table.split('.').map(quote).collect::<Vec<_>>().join(".")) } else { Err(format!("{table:?} is not a table name; use letters, digits and '_', with a '.' after the schema")) }
+    let ok =
+        !table.is_empty() && table.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if ok {
+        Ok(table.split('.').map(quote).collect::<Vec<_>>().join("."))
+    } else {
+        Err(format!("{table:?} is not a table name; use letters, digits and '_', with a '.' after the schema"))
+    }
 }
 
 fn quote(name: &str) -> String {

@@ -82,8 +82,11 @@ pub struct SuggestInput<'a> {
     /// Which stored identifier kind holds most of these values, and how many it holds:
     /// an id column whose values are another system's ids (a CRM contact id kept in an
     /// invoice's metadata) links to that system's records.
-    pub stored_kind: Option<&'a dyn Fn(&[String]) -> Option<(String, usize)>>,
+    pub stored_kind: Option<&'a StoredKind<'a>>,
 }
+
+/// Which stored identifier kind holds most of some values: (kind, how many it holds).
+pub type StoredKind<'a> = dyn Fn(&[String]) -> Option<(String, usize)> + 'a;
 
 /// Values of an id column looked up among stored identifiers.
 const LOOKED_UP_VALUES: usize = 20;
@@ -96,7 +99,8 @@ pub fn suggest(input: &SuggestInput<'_>) -> Suggestion {
     let mut columns = classify(input.rows, input.region);
     if let Some(lookup) = input.stored_kind {
         for c in columns.iter_mut().filter(|c| matches!(c.kind, ColumnKind::Id(_))) {
-            let values: Vec<String> = input.rows.iter().filter_map(|r| crate::mapping::lookup(r, &c.name).and_then(text_of)).take(LOOKED_UP_VALUES).collect();
+            let values: Vec<String> =
+                input.rows.iter().filter_map(|r| crate::mapping::lookup(r, &c.name).and_then(text_of)).take(LOOKED_UP_VALUES).collect();
             if let Some((kind, found)) = lookup(&values).filter(|(_, found)| *found * 2 > values.len()) {
                 c.why = format!("{found} of {} sampled values are stored {kind} identifiers", values.len());
                 c.kind = ColumnKind::Linked(kind);
@@ -181,20 +185,25 @@ fn is_null_word(s: &str) -> bool {
 }
 
 const ISO_CURRENCIES: &[&str] = &[
-    "usd", "eur", "gbp", "aud", "cad", "nzd", "jpy", "chf", "sek", "nok", "dkk", "pln", "czk", "huf", "inr", "cny", "hkd", "sgd", "brl", "mxn", "zar", "krw", "try", "ils", "aed", "sar", "kwd", "bhd", "thb", "idr", "myr", "php",
+    "usd", "eur", "gbp", "aud", "cad", "nzd", "jpy", "chf", "sek", "nok", "dkk", "pln", "czk", "huf", "inr", "cny", "hkd", "sgd", "brl",
+    "mxn", "zar", "krw", "try", "ils", "aed", "sar", "kwd", "bhd", "thb", "idr", "myr", "php",
 ];
 
 fn classify(rows: &[Map<String, Value>], region: &str) -> Vec<Column> {
     let columns = column_values(rows);
     let has_currency = columns.iter().any(|(name, values)| {
         let texts: Vec<String> = values.iter().filter_map(text_of).collect();
-        !texts.is_empty() && share(&texts, |t| ISO_CURRENCIES.contains(&t.to_ascii_lowercase().as_str())) >= 0.9 && header_words(name).iter().any(|w| w == "currency" || w == "cur")
+        !texts.is_empty()
+            && share(&texts, |t| ISO_CURRENCIES.contains(&t.to_ascii_lowercase().as_str())) >= 0.9
+            && header_words(name).iter().any(|w| w == "currency" || w == "cur")
     });
     let currency_column = columns
         .iter()
         .find(|(name, values)| {
             let texts: Vec<String> = values.iter().filter_map(text_of).collect();
-            !texts.is_empty() && share(&texts, |t| ISO_CURRENCIES.contains(&t.to_ascii_lowercase().as_str())) >= 0.9 && (has_currency || name.to_lowercase().contains("currenc"))
+            !texts.is_empty()
+                && share(&texts, |t| ISO_CURRENCIES.contains(&t.to_ascii_lowercase().as_str())) >= 0.9
+                && (has_currency || name.to_lowercase().contains("currenc"))
         })
         .map(|(name, _)| name.clone());
     columns.into_iter().map(|(name, values)| classify_column(name, &values, region, currency_column.as_deref())).collect()
@@ -213,11 +222,15 @@ fn percent(x: f64) -> String {
 
 fn is_phone_like(v: &str) -> bool {
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
-    let dotted_quad = v.split('.').count() == 4 && v.split('.').all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let dotted_quad =
+        v.split('.').count() == 4 && v.split('.').all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
     // `-33.8688123` is a coordinate or an amount, not a number to call.
     let decimal = v.contains('.') && v.trim().parse::<f64>().is_ok();
     !decimal
-        && (7..=15).contains(&digits) && v.chars().all(|c| c.is_ascii_digit() || " +()-./x".contains(c) || c == 'e' || c == 't') && !v.contains("..") && !dotted_quad
+        && (7..=15).contains(&digits)
+        && v.chars().all(|c| c.is_ascii_digit() || " +()-./x".contains(c) || c == 'e' || c == 't')
+        && !v.contains("..")
+        && !dotted_quad
 }
 
 /// `#1001`, `cus_NffrFeUfNV2Hib`, `ORD-000123`: a system's reference, not words.
@@ -225,7 +238,10 @@ fn is_reference(v: &str) -> bool {
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
     let numbered = v.strip_prefix('#').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     let prefixed = v.split_once(['_', '-']).is_some_and(|(prefix, rest)| {
-        (2..=6).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_alphabetic()) && rest.len() >= 6 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        (2..=6).contains(&prefix.len())
+            && prefix.bytes().all(|b| b.is_ascii_alphabetic())
+            && rest.len() >= 6
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric())
     });
     is_token(v) && ((numbered && digits > 0) || prefixed)
 }
@@ -262,10 +278,15 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
                 }
             }
         }
-        const WANTED: &[&str] = &["sku", "product_id", "product", "variant_id", "quantity", "qty", "price", "amount", "name", "title", "description"];
-        let mut keys: Vec<String> = WANTED.iter().filter(|k| counts.get(*k).is_some_and(|c| *c * 2 >= objects.len())).map(|k| k.to_string()).collect();
+        const WANTED: &[&str] =
+            &["sku", "product_id", "product", "variant_id", "quantity", "qty", "price", "amount", "name", "title", "description"];
+        let mut keys: Vec<String> =
+            WANTED.iter().filter(|k| counts.get(*k).is_some_and(|c| *c * 2 >= objects.len())).map(|k| k.to_string()).collect();
         keys.truncate(4);
-        return column(ColumnKind::Items(keys.clone()), format!("a list of objects (line items?); keeping {}", if keys.is_empty() { "them whole".into() } else { keys.join(", ") }));
+        return column(
+            ColumnKind::Items(keys.clone()),
+            format!("a list of objects (line items?); keeping {}", if keys.is_empty() { "them whole".into() } else { keys.join(", ") }),
+        );
     }
     if present == 0 {
         return column(ColumnKind::Empty, "blank in every sampled row".into());
@@ -273,7 +294,10 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
 
     let email = share(&texts, |t| kinship_normalize::email(t).is_some());
     if email >= 0.9 && distinct <= 3 && present >= 20 * distinct {
-        return column(ColumnKind::Category(texts.iter().collect::<BTreeSet<_>>().into_iter().cloned().collect()), format!("the same {distinct} address(es) in {present} rows: the business's own, not a customer's"));
+        return column(
+            ColumnKind::Category(texts.iter().collect::<BTreeSet<_>>().into_iter().cloned().collect()),
+            format!("the same {distinct} address(es) in {present} rows: the business's own, not a customer's"),
+        );
     }
     if email >= 0.9 {
         return column(ColumnKind::Email, format!("{} of values are email addresses", percent(email)));
@@ -283,7 +307,25 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
         return column(ColumnKind::Handle, format!("{} of values are @handles", percent(handle)));
     }
     let numeric = share(&texts, |t| t.parse::<f64>().is_ok_and(f64::is_finite));
-    let time_named = has(&["date", "time", "at", "created", "updated", "modified", "timestamp", "ts", "due", "submitted", "birthday", "birthdate", "dob", "paid", "opened", "closed", "changed"]);
+    let time_named = has(&[
+        "date",
+        "time",
+        "at",
+        "created",
+        "updated",
+        "modified",
+        "timestamp",
+        "ts",
+        "due",
+        "submitted",
+        "birthday",
+        "birthdate",
+        "dob",
+        "paid",
+        "opened",
+        "closed",
+        "changed",
+    ]);
 
     // Dates and times.
     if numeric >= 0.99 {
@@ -317,7 +359,22 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
 
     let lower: BTreeSet<String> = texts.iter().map(|t| t.to_lowercase()).collect();
     const BOOLEAN_WORDS: &[&str] = &["true", "false", "yes", "no", "y", "n", "t", "f"];
-    let boolean_named = has(&["is", "has", "opted", "opt", "subscribed", "unsubscribed", "active", "verified", "accepts", "consent", "marketing", "flag", "enabled", "deleted"]);
+    let boolean_named = has(&[
+        "is",
+        "has",
+        "opted",
+        "opt",
+        "subscribed",
+        "unsubscribed",
+        "active",
+        "verified",
+        "accepts",
+        "consent",
+        "marketing",
+        "flag",
+        "enabled",
+        "deleted",
+    ]);
     if lower.iter().all(|v| BOOLEAN_WORDS.contains(&v.as_str())) || (boolean_named && lower.iter().all(|v| v == "0" || v == "1")) {
         return column(ColumnKind::Boolean, format!("only {}", lower.iter().cloned().collect::<Vec<_>>().join(" / ")));
     }
@@ -328,7 +385,8 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
             return column(ColumnKind::Currency, "three-letter currency codes".into());
         }
     }
-    let id_named = has(&["id", "uuid", "guid", "key", "number", "no", "nr", "ref", "reference"]) || name.ends_with("Id") || name.ends_with("ID");
+    let id_named =
+        has(&["id", "uuid", "guid", "key", "number", "no", "nr", "ref", "reference"]) || name.ends_with("Id") || name.ends_with("ID");
     let person_ref = has(&["customer", "contact", "user", "member", "requester", "client", "person", "lead", "subscriber", "buyer"]);
 
     // Places by their names, before numbers (postcodes are text) and names (`Billing City`).
@@ -346,12 +404,18 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
     }
 
     if numeric >= 0.95 {
-        let money = has(&["amount", "total", "price", "subtotal", "tax", "taxes", "shipping", "paid", "due", "balance", "revenue", "value", "cost", "discount", "refund", "refunded", "spent", "fee", "cents"]);
+        let money = has(&[
+            "amount", "total", "price", "subtotal", "tax", "taxes", "shipping", "paid", "due", "balance", "revenue", "value", "cost",
+            "discount", "refund", "refunded", "spent", "fee", "cents",
+        ]);
         let integers = texts.iter().all(|t| t.parse::<i64>().is_ok());
         if money {
             let minor = has(&["cents", "minor"]) || (integers && currency.is_some() && words.first().is_some_and(|w| w == "amount"));
             return match (minor, currency) {
-                (true, Some(c)) => column(ColumnKind::Amount(Some(c.to_string())), format!("money in whole numbers beside a currency column `{c}`: minor units (cents)")),
+                (true, Some(c)) => column(
+                    ColumnKind::Amount(Some(c.to_string())),
+                    format!("money in whole numbers beside a currency column `{c}`: minor units (cents)"),
+                ),
                 (true, None) => column(ColumnKind::Amount(Some(String::new())), "money named in cents".into()),
                 _ => column(ColumnKind::Amount(None), "money: a number with a money-like name".into()),
             };
@@ -362,9 +426,10 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
         return column(ColumnKind::Number, format!("{} of values are numbers", percent(numeric)));
     }
 
-
     let name_like = share(&texts, is_name_like);
-    if name_like >= 0.8 && !has(&["company", "account", "product", "item", "lineitem", "organization", "organisation", "business", "street", "address"]) {
+    if name_like >= 0.8
+        && !has(&["company", "account", "product", "item", "lineitem", "organization", "organisation", "business", "street", "address"])
+    {
         if has(&["first", "given", "fname", "forename", "firstname", "givenname"]) {
             return column(ColumnKind::FirstName, format!("a first name by its name; {} look like names", percent(name_like)));
         }
@@ -376,7 +441,11 @@ fn classify_column(name: String, values: &[Value], region: &str, currency: Optio
             let two = share(&texts, |t| split_name(t).last.is_some());
             return column(
                 ColumnKind::FullName(comma >= 0.5),
-                if comma >= 0.5 { format!("full names written `LAST, First` in {}", percent(comma)) } else { format!("full names; {} have a first and last part", percent(two)) },
+                if comma >= 0.5 {
+                    format!("full names written `LAST, First` in {}", percent(comma))
+                } else {
+                    format!("full names; {} have a first and last part", percent(two))
+                },
             );
         }
     }
@@ -409,7 +478,8 @@ fn day_or_month_above_12(t: &str) -> bool {
 /// the region's order of day and month.
 fn best_time_format(texts: &[String], region: &str) -> Option<(TimeFormat, Vec<Moment>, f64)> {
     let month_first_region = matches!(region.to_ascii_uppercase().as_str(), "US" | "PH" | "CA" | "FM" | "MH" | "PW");
-    let (first, second) = if month_first_region { (TimeFormat::MonthFirst, TimeFormat::DayFirst) } else { (TimeFormat::DayFirst, TimeFormat::MonthFirst) };
+    let (first, second) =
+        if month_first_region { (TimeFormat::MonthFirst, TimeFormat::DayFirst) } else { (TimeFormat::DayFirst, TimeFormat::MonthFirst) };
     // Numeric dates get their order declared even where the built-in reading would guess.
     let candidates = [
         first,
@@ -457,8 +527,6 @@ fn event_name(stem: &str) -> Option<&'static str> {
         "Survey Answered"
     } else if has(&["shipment", "shipments", "delivery", "deliveries", "fulfillment", "fulfillments"]) {
         "Shipment Updated"
-    } else if has(&["event", "events", "activity", "activities", "track", "clicks", "pageviews"]) {
-        return None;
     } else {
         return None;
     })
@@ -502,7 +570,9 @@ impl Plan {
         });
         let has_money = columns.iter().any(|c| matches!(c.kind, ColumnKind::Amount(_)));
         let named_event = event_name(&stem);
-        let is_event = event_column.is_some() || named_event.is_some() || (has_money && columns.iter().any(|c| matches!(c.kind, ColumnKind::Timestamp(_))));
+        let is_event = event_column.is_some()
+            || named_event.is_some()
+            || (has_money && columns.iter().any(|c| matches!(c.kind, ColumnKind::Timestamp(_))));
 
         // The key: a column present and distinct in every row, an id by preference.
         // Ties go to the id named for the file (`invoice_id` in invoices.csv), then the first.
@@ -510,7 +580,9 @@ impl Plan {
         let key = columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.present * 100 >= rows * 99 && rows > 0 && matches!(c.kind, ColumnKind::Id(_) | ColumnKind::Email | ColumnKind::Number))
+            .filter(|(_, c)| {
+                c.present * 100 >= rows * 99 && rows > 0 && matches!(c.kind, ColumnKind::Id(_) | ColumnKind::Email | ColumnKind::Number)
+            })
             .max_by_key(|(position, c)| {
                 let words = header_words(&c.name);
                 let exact_id = words == ["id"];
@@ -539,15 +611,38 @@ impl Plan {
         }
 
         // The time.
-        let times: Vec<&Column> = columns.iter().filter(|c| matches!(c.kind, ColumnKind::Timestamp(_) | ColumnKind::Date(_)) && c.present * 10 >= rows * 9).collect();
+        let times: Vec<&Column> = columns
+            .iter()
+            .filter(|c| matches!(c.kind, ColumnKind::Timestamp(_) | ColumnKind::Date(_)) && c.present * 10 >= rows * 9)
+            .collect();
         let prefer: &[&str] = if is_event {
-            &["created", "submitted", "start", "issued", "ordered", "placed", "shipped", "sent", "opened", "date", "timestamp", "ts", "time", "at"]
+            &[
+                "created",
+                "submitted",
+                "start",
+                "issued",
+                "ordered",
+                "placed",
+                "shipped",
+                "sent",
+                "opened",
+                "date",
+                "timestamp",
+                "ts",
+                "time",
+                "at",
+            ]
         } else {
             &["modified", "updated", "changed", "created", "optin", "timestamp", "date"]
         };
         let time = prefer
             .iter()
-            .find_map(|p| times.iter().find(|c| header_words(&c.name).iter().any(|w| w == p) && !header_words(&c.name).iter().any(|w| ["birth", "birthday", "dob", "due"].contains(&w.as_str()))))
+            .find_map(|p| {
+                times.iter().find(|c| {
+                    header_words(&c.name).iter().any(|w| w == p)
+                        && !header_words(&c.name).iter().any(|w| ["birth", "birthday", "dob", "due"].contains(&w.as_str()))
+                })
+            })
             .or_else(|| times.iter().find(|c| matches!(c.kind, ColumnKind::Timestamp(_))))
             .copied();
 
@@ -589,7 +684,8 @@ impl Plan {
                     // would keep a person's two addresses apart. A key named as an id (a
                     // CRM's) is kept: other systems quote it.
                     let named_id = header_words(&c.name).iter().any(|w| w == "id");
-                    let one_per_email = !named_id && columns.iter().any(|e| e.kind == ColumnKind::Email && e.present * 100 >= rows * 99 && e.distinct == e.present);
+                    let one_per_email = !named_id
+                        && columns.iter().any(|e| e.kind == ColumnKind::Email && e.present * 100 >= rows * 99 && e.distinct == e.present);
                     let names_person = (is_key && !is_event && !one_per_email) || *person;
                     if names_person {
                         // A column already named for its system (`crm_id`) keeps its name.
@@ -598,8 +694,19 @@ impl Plan {
                         } else {
                             format!("{}_{}", input.name, snake_name)
                         };
-                        why.insert(format!("identifiers.{kind}.{}", c.name), if is_key { format!("the key of a table of people; {}", c.why) } else { format!("names a person in {stem}; {}", c.why) });
-                        limits.push((kind.clone(), 1, format!("one person, one {kind}: two records with different ones stay apart (a family sharing a mailbox)")));
+                        why.insert(
+                            format!("identifiers.{kind}.{}", c.name),
+                            if is_key {
+                                format!("the key of a table of people; {}", c.why)
+                            } else {
+                                format!("names a person in {stem}; {}", c.why)
+                            },
+                        );
+                        limits.push((
+                            kind.clone(),
+                            1,
+                            format!("one person, one {kind}: two records with different ones stay apart (a family sharing a mailbox)"),
+                        ));
                         identifiers.entry(kind).or_default().push(c.name.clone());
                     } else if is_event {
                         let thing = snake_name.strip_suffix("_id").or_else(|| snake_name.strip_suffix("_number")).unwrap_or("");
@@ -607,7 +714,10 @@ impl Plan {
                         if linked && !snake_name.is_empty() {
                             why.insert(
                                 format!("identifiers.{snake_name}.{}", c.name),
-                                format!("a {} id other systems quote: it links their rows to whoever this row belongs to", if thing.is_empty() { &snake_name } else { thing }),
+                                format!(
+                                    "a {} id other systems quote: it links their rows to whoever this row belongs to",
+                                    if thing.is_empty() { &snake_name } else { thing }
+                                ),
                             );
                             limits.push((snake_name.clone(), 0, format!("a person has many {snake_name}s")));
                             identifiers.entry(snake_name.clone()).or_default().push(c.name.clone());
@@ -633,14 +743,32 @@ impl Plan {
                         }
                         let name = field_name(trait_name, &c.name, &mut used_names);
                         let spec = FieldSpec { from: Some(c.name.clone()), name_part: Some(part), ..Default::default() };
-                        declare(&mut config, &mut why, &name, spec, &format!("{} of `{}`: {}", trait_name.replace('_', " "), c.name, if *comma { "written `LAST, First`" } else { "written `First Last`" }));
+                        declare(
+                            &mut config,
+                            &mut why,
+                            &name,
+                            spec,
+                            &format!(
+                                "{} of `{}`: {}",
+                                trait_name.replace('_', " "),
+                                c.name,
+                                if *comma { "written `LAST, First`" } else { "written `First Last`" }
+                            ),
+                        );
                         traits.insert(trait_name.into(), name);
                     }
                 }
                 ColumnKind::Timestamp(format) | ColumnKind::Date(format) => {
                     let is_time = time.is_some_and(|t| t.name == c.name);
-                    let birth = header_words(&c.name).iter().any(|w| ["birth", "birthday", "birthdate", "dob", "born"].contains(&w.as_str()));
-                    let name = if birth { field_name("birth_date", &c.name, &mut used_names) } else if is_time { c.name.clone() } else { field_name(&snake_name, &c.name, &mut used_names) };
+                    let birth =
+                        header_words(&c.name).iter().any(|w| ["birth", "birthday", "birthdate", "dob", "born"].contains(&w.as_str()));
+                    let name = if birth {
+                        field_name("birth_date", &c.name, &mut used_names)
+                    } else if is_time {
+                        c.name.clone()
+                    } else {
+                        field_name(&snake_name, &c.name, &mut used_names)
+                    };
                     if *format != TimeFormat::Auto || name != c.name {
                         let format = (*format != TimeFormat::Auto).then(|| format.name().to_string());
                         declare(&mut config, &mut why, &name, FieldSpec { from: from(c, &name), format, ..Default::default() }, &c.why);
@@ -669,8 +797,18 @@ impl Plan {
                 }
                 ColumnKind::Boolean => {
                     let name = field_name(&snake_name, &c.name, &mut used_names);
-                    declare(&mut config, &mut why, &name, FieldSpec { from: from(c, &name), kind: Some(FieldType::Boolean), ..Default::default() }, &c.why);
-                    if is_event { properties.push(name) } else { traits.insert(snake(&c.name), name); }
+                    declare(
+                        &mut config,
+                        &mut why,
+                        &name,
+                        FieldSpec { from: from(c, &name), kind: Some(FieldType::Boolean), ..Default::default() },
+                        &c.why,
+                    );
+                    if is_event {
+                        properties.push(name)
+                    } else {
+                        traits.insert(snake(&c.name), name);
+                    }
                 }
                 ColumnKind::Number | ColumnKind::Currency | ColumnKind::Category(_) | ColumnKind::Text | ColumnKind::List => {
                     let name = field_name(&snake_name, &c.name, &mut used_names);
@@ -678,7 +816,10 @@ impl Plan {
                     if name != c.name || kind.is_some() {
                         declare(&mut config, &mut why, &name, FieldSpec { from: from(c, &name), kind, ..Default::default() }, &c.why);
                     } else if let ColumnKind::Category(_) = c.kind {
-                        why.insert(format!("category.{}", c.name), format!("{}; map them to a common vocabulary with `map` if other sources name them differently", c.why));
+                        why.insert(
+                            format!("category.{}", c.name),
+                            format!("{}; map them to a common vocabulary with `map` if other sources name them differently", c.why),
+                        );
                     }
                     if is_event {
                         if event_column.is_none_or(|e| e.name != c.name) {
@@ -722,7 +863,10 @@ impl Plan {
             }
         }
 
-        config.identifiers = identifiers.into_iter().map(|(k, v)| (k, if v.len() == 1 { OneOrMany::One(v[0].clone()) } else { OneOrMany::Many(v) })).collect();
+        config.identifiers = identifiers
+            .into_iter()
+            .map(|(k, v)| (k, if v.len() == 1 { OneOrMany::One(v[0].clone()) } else { OneOrMany::Many(v) }))
+            .collect();
         config.traits = traits;
         if is_event {
             match (event_column, named_event) {
@@ -731,8 +875,13 @@ impl Plan {
                     why.insert("event".into(), format!("`{}` names each row's event: {}", c.name, c.why));
                 }
                 (None, name) => {
-                    let name = name.map(str::to_string).unwrap_or_else(|| format!("{} Recorded", crate::transform::title_case(&stem.replace(['_', '-'], " "))));
-                    why.insert("event".into(), format!("rows of `{stem}` with a time{}: one event each", if has_money { " and amounts" } else { "" }));
+                    let name = name
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("{} Recorded", crate::transform::title_case(&stem.replace(['_', '-'], " "))));
+                    why.insert(
+                        "event".into(),
+                        format!("rows of `{stem}` with a time{}: one event each", if has_money { " and amounts" } else { "" }),
+                    );
                     config.event = Some(EventMapping { name: Some(name), field: None });
                 }
             }
@@ -757,7 +906,8 @@ impl Plan {
                 let _ = writeln!(out, "{setting}");
             }
         };
-        let _ = writeln!(out, "# Suggested by `kinship source suggest` from {} sampled rows of {}.", input.rows.len(), input.path.display());
+        let _ =
+            writeln!(out, "# Suggested by `kinship source suggest` from {} sampled rows of {}.", input.rows.len(), input.path.display());
         for col in columns {
             let _ = writeln!(out, "#   {:<28} {}", truncate(&col.name, 28), describe(&col.kind));
         }
@@ -765,11 +915,15 @@ impl Plan {
             let _ = writeln!(out, "# [resolve.limits] {kind} = {limit}: {why}");
         }
         let _ = writeln!(out, "[sources.{}]", k(input.name));
-        let _ = writeln!(out, "type = {}", q(match c.kind {
-            SourceType::Csv => "csv",
-            SourceType::Jsonl => "jsonl",
-            _ => "postgres",
-        }));
+        let _ = writeln!(
+            out,
+            "type = {}",
+            q(match c.kind {
+                SourceType::Csv => "csv",
+                SourceType::Jsonl => "jsonl",
+                _ => "postgres",
+            })
+        );
         if !c.path.as_os_str().is_empty() {
             let _ = writeln!(out, "path = {}", q(&c.path.display().to_string()));
         }
@@ -894,7 +1048,9 @@ fn toml_value(v: &Value) -> String {
     match v {
         Value::String(s) => toml_string(s),
         Value::Array(a) => format!("[{}]", a.iter().map(toml_value).collect::<Vec<_>>().join(", ")),
-        Value::Object(o) => format!("{{ {} }}", o.iter().map(|(k, v)| format!("{} = {}", toml_key(k), toml_value(v))).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => {
+            format!("{{ {} }}", o.iter().map(|(k, v)| format!("{} = {}", toml_key(k), toml_value(v))).collect::<Vec<_>>().join(", "))
+        }
         other => other.to_string(),
     }
 }
@@ -907,7 +1063,10 @@ mod tests {
     fn rows(csv: &str) -> Vec<Map<String, Value>> {
         let mut reader = ::csv::Reader::from_reader(csv.as_bytes());
         let headers = reader.headers().unwrap().clone();
-        reader.records().map(|r| headers.iter().zip(r.unwrap().iter()).map(|(h, v)| (h.to_string(), Value::String(v.to_string()))).collect()).collect()
+        reader
+            .records()
+            .map(|r| headers.iter().zip(r.unwrap().iter()).map(|(h, v)| (h.to_string(), Value::String(v.to_string()))).collect())
+            .collect()
     }
 
     fn suggest_for(name: &str, path: &str, rows: &[Map<String, Value>], region: &str) -> Suggestion {
@@ -955,9 +1114,16 @@ mod tests {
 
     #[test]
     fn a_survey_with_month_first_dates_and_a_long_question() {
-        let mut csv = String::from("Respondent ID,Start Date,Email Address,Full Name,\"How likely is it that you would recommend us to a friend?\",Reason\n");
+        let mut csv = String::from(
+            "Respondent ID,Start Date,Email Address,Full Name,\"How likely is it that you would recommend us to a friend?\",Reason\n",
+        );
         for i in 0..30 {
-            csv.push_str(&format!("11{i:08},09/{:02}/2026 02:05:33 PM,p{i}@example.com,\"NG, {}\",{},\"fine, thanks\"\n", 1 + i % 28, ["Lee", "Mai"][i % 2], i % 11));
+            csv.push_str(&format!(
+                "11{i:08},09/{:02}/2026 02:05:33 PM,p{i}@example.com,\"NG, {}\",{},\"fine, thanks\"\n",
+                1 + i % 28,
+                ["Lee", "Mai"][i % 2],
+                i % 11
+            ));
         }
         let rows = rows(&csv);
         let s = suggest_for("survey", "survey_responses.csv", &rows, "US");
@@ -1023,7 +1189,13 @@ pub struct Preview {
 }
 
 /// Maps `rows` with `config`; `Err` is a setting that does not compile.
-pub fn preview(config: &SourceConfig, resolve: &kinship_core::ResolveConfig, rows: &[crate::Row], read_rejects: &[crate::Reject], shown: usize) -> Result<Preview, String> {
+pub fn preview(
+    config: &SourceConfig,
+    resolve: &kinship_core::ResolveConfig,
+    rows: &[crate::Row],
+    read_rejects: &[crate::Reject],
+    shown: usize,
+) -> Result<Preview, String> {
     let mapper = crate::Mapper::new(config, resolve)?;
     let mut preview = Preview { read: rows.len() + read_rejects.len(), mapped: 0, records: Vec::new(), rejects: read_rejects.to_vec() };
     for row in rows {

@@ -4,7 +4,7 @@
 
 use crate::mapping::lookup;
 use kinship_core::{FieldSpec, FieldType, NamePart, TextCase};
-use kinship_normalize::{time_zone, Moment, TimeFormat, Tz};
+use kinship_normalize::{Moment, TimeFormat, Tz, time_zone};
 use regex::Regex;
 use serde_json::{Map, Number, Value};
 use std::borrow::Cow;
@@ -61,7 +61,12 @@ impl FieldRule {
         let extract = spec
             .extract
             .as_deref()
-            .map(|re| regex::RegexBuilder::new(re).size_limit(1 << 20).build().map_err(|e| setting("extract", format!("{re:?} is not a regular expression: {e}"))))
+            .map(|re| {
+                regex::RegexBuilder::new(re)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| setting("extract", format!("{re:?} is not a regular expression: {e}")))
+            })
             .transpose()?;
         if spec.split.as_deref() == Some("") {
             return Err(setting("split", "is empty; give the delimiter, such as \";\"".into()));
@@ -71,10 +76,10 @@ impl FieldRule {
             let single = matches!(p, kinship_core::OneOrMany::One(_));
             (keys, single)
         });
-        let map = spec.map.as_ref().map(|m| ValueMap {
-            exact: m.clone(),
-            folded: m.iter().map(|(k, v)| (k.trim().to_lowercase(), v.clone())).collect(),
-        });
+        let map = spec
+            .map
+            .as_ref()
+            .map(|m| ValueMap { exact: m.clone(), folded: m.iter().map(|(k, v)| (k.trim().to_lowercase(), v.clone())).collect() });
         let scale = match (spec.divide, spec.multiply) {
             (Some(d), _) if d == 0.0 || !d.is_finite() => return Err(setting("divide", "must be a number other than 0".into())),
             (_, Some(m)) if !m.is_finite() => return Err(setting("multiply", "must be a finite number".into())),
@@ -98,7 +103,9 @@ impl FieldRule {
             map,
             scale,
             minor_units: spec.minor_units.clone(),
-            format: format.or_else(|| matches!(spec.kind, Some(FieldType::Timestamp | FieldType::Date)).then_some(TimeFormat::Auto).filter(|_| zone.is_some())),
+            format: format.or_else(|| {
+                matches!(spec.kind, Some(FieldType::Timestamp | FieldType::Date)).then_some(TimeFormat::Auto).filter(|_| zone.is_some())
+            }),
             zone,
             default: spec.default.clone(),
             kind: spec.kind,
@@ -134,7 +141,12 @@ impl FieldRule {
         match &self.read {
             Read::Path(path) => lookup(row, path).map(Cow::Borrowed),
             Read::Join(paths, separator) => {
-                let parts: Vec<String> = paths.iter().filter_map(|p| lookup(row, p).and_then(scalar_text)).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                let parts: Vec<String> = paths
+                    .iter()
+                    .filter_map(|p| lookup(row, p).and_then(scalar_text))
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 (!parts.is_empty()).then(|| Cow::Owned(Value::String(parts.join(separator))))
             }
         }
@@ -164,7 +176,9 @@ impl FieldRule {
         }
         if let Some(delimiter) = &self.split {
             let text = bounded_text(&v).map_err(|e| ("split", e))?;
-            v = Value::Array(text.split(delimiter.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect());
+            v = Value::Array(
+                text.split(delimiter.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
+            );
         }
         if let Some((keys, single)) = &self.pick {
             v = pick(v, keys, *single).map_err(|e| ("pick", e))?;
@@ -203,7 +217,8 @@ impl FieldRule {
             }
             if let Some(field) = &self.minor_units {
                 let code = lookup(row, field).and_then(scalar_text).unwrap_or_default();
-                let digits = minor_unit_digits(&code).ok_or_else(|| ("minor_units", format!("`{field}` = {:?} is not an ISO 4217 currency code", truncated(&code))))?;
+                let digits = minor_unit_digits(&code)
+                    .ok_or_else(|| ("minor_units", format!("`{field}` = {:?} is not an ISO 4217 currency code", truncated(&code))))?;
                 n /= 10f64.powi(digits);
             }
             v = number(n).ok_or_else(|| ("divide", "the result is not a finite number".to_string()))?;
@@ -289,7 +304,8 @@ fn minor_unit_digits(code: &str) -> Option<i32> {
         return None;
     }
     Some(match code.as_str() {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF"
+        | "XPF" => 0,
         "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
         "CLF" | "UYW" => 4,
         _ => 2,
@@ -376,7 +392,8 @@ impl NameParts<'_> {
 const HONORIFICS: &[&str] = &["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "herr", "frau", "mme", "mlle", "m"];
 const SUFFIXES: &[&str] = &["jr", "sr", "ii", "iii", "iv", "phd", "md", "esq"];
 /// Lower-case words that belong to the surname after them: `van der Berg`, `de la Cruz`.
-const PARTICLES: &[&str] = &["van", "von", "der", "den", "de", "del", "della", "la", "le", "da", "di", "dos", "das", "du", "ten", "ter", "bin", "ibn", "al"];
+const PARTICLES: &[&str] =
+    &["van", "von", "der", "den", "de", "del", "della", "la", "le", "da", "di", "dos", "das", "du", "ten", "ter", "bin", "ibn", "al"];
 
 fn bare(word: &str) -> String {
     word.trim_end_matches(['.', ',']).to_lowercase()
@@ -502,7 +519,10 @@ mod tests {
         assert_eq!(parts("Dr. Ludwig van Beethoven Jr."), (some("Ludwig"), None, some("van Beethoven")));
         assert_eq!(parts("Anna de la Cruz"), (some("Anna"), None, some("de la Cruz")));
         assert_eq!(parts("Cher"), (some("Cher"), None, None));
-        assert_eq!(apply(json!({"from": "n", "name_part": "last", "case": "title"}), json!({"n": "O'BRIEN, Seán"})), Ok(Some(json!("O'Brien"))));
+        assert_eq!(
+            apply(json!({"from": "n", "name_part": "last", "case": "title"}), json!({"n": "O'BRIEN, Seán"})),
+            Ok(Some(json!("O'Brien")))
+        );
         assert_eq!(apply(json!({"from": "n", "name_part": "last"}), json!({"n": "Cher"})), Ok(None));
     }
 
@@ -530,7 +550,10 @@ mod tests {
         let stripe = json!({"lines": [{"price": {"product": "prod_1"}, "quantity": 2}]});
         assert_eq!(apply(json!({"from": "lines", "pick": "price.product"}), stripe), Ok(Some(json!(["prod_1"]))));
         assert_eq!(title_case("mcdonald McDonald O'BRIEN"), "Mcdonald McDonald O'Brien");
-        assert_eq!(apply(json!({"from": "t", "split": ";", "case": "lower"}), json!({"t": "VIP; Wholesale;"})), Ok(Some(json!(["vip", "wholesale"]))));
+        assert_eq!(
+            apply(json!({"from": "t", "split": ";", "case": "lower"}), json!({"t": "VIP; Wholesale;"})),
+            Ok(Some(json!(["vip", "wholesale"])))
+        );
         let items = json!({"li": [{"sku": "A-1", "quantity": 2, "price": 3}, {"sku": "B-2", "quantity": 1}]});
         assert_eq!(apply(json!({"from": "li", "pick": "sku"}), items.clone()), Ok(Some(json!(["A-1", "B-2"]))));
         assert_eq!(

@@ -59,7 +59,9 @@ pub fn source(data: &DataDir, cmd: &SourceCommand) -> Result<ExitCode> {
 
 fn add(data: &DataDir, kind: &str, name: &str) -> Result<ExitCode> {
     if kind != "segment" {
-        bail!("`source add` creates `segment` sources; for a csv, jsonl or postgres source run `kinship source suggest FILE --write`, or add it to kinship.toml by hand (see README)");
+        bail!(
+            "`source add` creates `segment` sources; for a csv, jsonl or postgres source run `kinship source suggest FILE --write`, or add it to kinship.toml by hand (see README)"
+        );
     }
     std::fs::create_dir_all(&data.dir)?;
     let path = data.dir.join(CONFIG_FILE);
@@ -75,7 +77,11 @@ fn add(data: &DataDir, kind: &str, name: &str) -> Result<ExitCode> {
 
 fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
     let config_path = data.dir.join(CONFIG_FILE);
-    let existing = if config_path.exists() { Config::load(&data.dir).with_context(|| format!("loading {}", config_path.display()))? } else { Config::default() };
+    let existing = if config_path.exists() {
+        Config::load(&data.dir).with_context(|| format!("loading {}", config_path.display()))?
+    } else {
+        Config::default()
+    };
     let mut source: SourceConfig = serde_json::from_value(serde_json::json!({ "type": "csv" })).expect("a bare source");
     let default_name = match (&args.file, &args.table) {
         (Some(file), None) => {
@@ -89,7 +95,10 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
             file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
         }
         (None, Some(table)) => {
-            let var = args.url_env.clone().context("a PostgreSQL table needs --url-env VAR: the environment variable holding the database URL")?;
+            let var = args
+                .url_env
+                .clone()
+                .context("a PostgreSQL table needs --url-env VAR: the environment variable holding the database URL")?;
             source.kind = SourceType::Postgres;
             source.url_env = Some(var);
             source.table = Some(table.clone());
@@ -110,7 +119,11 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
     }
     let fields: Vec<_> = rows.iter().map(|r| r.fields.clone()).collect();
     // With records already stored, an id column is checked against their identifiers.
-    let store = if data.dir.join(kinship_core::config::DATABASE_FILE).exists() || existing.database_url.is_some() { Workspace::open(data).ok() } else { None };
+    let store = if data.dir.join(kinship_core::config::DATABASE_FILE).exists() || existing.database_url.is_some() {
+        Workspace::open(data).ok()
+    } else {
+        None
+    };
     let kinds: std::collections::BTreeSet<String> = existing.sources.values().flat_map(|s| s.identifiers.keys().cloned()).collect();
     let region = kinship_normalize::region(&existing.resolve.default_region).context("resolve.default_region is not a region code")?;
     let stored_kind = |values: &[String]| -> Option<(String, usize)> {
@@ -142,7 +155,8 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
     }
     println!("{}", suggestion.toml);
 
-    let preview = kinship_sources::suggest::preview(&suggestion.config, &existing.resolve, &rows, &rejects, 3).map_err(anyhow::Error::msg)?;
+    let preview =
+        kinship_sources::suggest::preview(&suggestion.config, &existing.resolve, &rows, &rejects, 3).map_err(anyhow::Error::msg)?;
     let mut err = std::io::stderr().lock();
     writeln!(err, "Preview: {} of {} sampled rows map; {} would be rejected.", preview.mapped, preview.read, preview.rejects.len())?;
     for record in &preview.records {
@@ -173,7 +187,12 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
     let limits: Vec<(String, u32)> = suggestion.limits.iter().map(|(kind, limit, _)| (kind.clone(), *limit)).collect();
     kinship_core::config_file::add_limits(&config_path, &limits)?;
     if let Ok(mut ws) = Workspace::open(data) {
-        ws.audit(&operator(), "source.add", None, serde_json::json!({ "source": name, "type": format!("{:?}", source.kind).to_lowercase(), "by": "suggest" }))?;
+        ws.audit(
+            &operator(),
+            "source.add",
+            None,
+            serde_json::json!({ "source": name, "type": format!("{:?}", source.kind).to_lowercase(), "by": "suggest" }),
+        )?;
     }
     writeln!(err, "Written to {}. Run `kinship ingest --source {name}` to read it.", config_path.display())?;
     Ok(ExitCode::SUCCESS)
@@ -201,9 +220,11 @@ fn postgres_settings(suggestion: &mut kinship_sources::suggest::Suggestion, sour
         .or_else(|| suggestion.columns.iter().find(|c| Some(&c.name) == config.key.as_ref()))
         .map(|c| c.name.clone());
     config.cursor = cursor.clone();
-    let mut extra = format!("url_env = {:?}\ntable = {:?}\n", source.url_env.as_deref().unwrap_or(""), source.table.as_deref().unwrap_or(""));
+    let mut extra =
+        format!("url_env = {:?}\ntable = {:?}\n", source.url_env.as_deref().unwrap_or(""), source.table.as_deref().unwrap_or(""));
     match cursor {
-        Some(c) => extra.push_str(&format!("# the column that grows with every change: each pull reads past the last one stored\ncursor = {c:?}\n")),
+        Some(c) => extra
+            .push_str(&format!("# the column that grows with every change: each pull reads past the last one stored\ncursor = {c:?}\n")),
         None => extra.push_str("# no column looks like it grows with every change; name one (an updated_at) before using this\n"),
     }
     let text = suggestion.toml.replace("type = \"postgres\"\n", &format!("type = \"postgres\"\n{extra}"));

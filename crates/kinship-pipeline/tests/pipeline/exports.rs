@@ -97,7 +97,8 @@ fn exports_are_read_as_their_systems_write_them() {
     let survey = ingest(&mut *store, "survey");
     assert_eq!((survey.inserted, survey.rejected), (2, 2));
     let bad = rejects(&survey);
-    let reason = |line: u64| bad.iter().find(|r| r["line"] == line).unwrap_or_else(|| panic!("line {line}: {bad:?}"))["reason"].as_str().unwrap();
+    let reason =
+        |line: u64| bad.iter().find(|r| r["line"] == line).unwrap_or_else(|| panic!("line {line}: {bad:?}"))["reason"].as_str().unwrap();
     assert!(reason(4).contains("field `subscribed`") && reason(4).contains("step `map`") && reason(4).contains("maybe"), "{}", reason(4));
     assert!(reason(5).contains("step `format`") && reason(5).contains("day_first") && reason(5).contains("2026-09-18"), "{}", reason(5));
 
@@ -146,7 +147,8 @@ fn a_bad_field_declaration_names_the_source_and_setting() {
 #[test]
 fn the_readme_configuration_examples_load() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let blocks: Vec<&str> = readme.split("```toml").skip(1).filter_map(|b| b.split("```").next()).filter(|b| b.contains("[sources.")).collect();
+    let blocks: Vec<&str> =
+        readme.split("```toml").skip(1).filter_map(|b| b.split("```").next()).filter(|b| b.contains("[sources.")).collect();
     assert!(blocks.len() >= 2, "the README shows sources");
     for block in blocks {
         let config: Config = toml::from_str(block).unwrap_or_else(|e| panic!("{e}\n{block}"));

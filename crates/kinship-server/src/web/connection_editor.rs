@@ -97,7 +97,10 @@ pub async fn suggest(State(state): State<Arc<AppState>>, user: SignedIn, mut mul
         let name = field.name().unwrap_or_default().to_string();
         if name == "upload" {
             let file_name = field.file_name().unwrap_or_default().to_string();
-            let bytes = field.bytes().await.map_err(|e| bad(format!("the upload could not be read (larger than server.max_upload_bytes?): {e}")))?;
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| bad(format!("the upload could not be read (larger than server.max_upload_bytes?): {e}")))?;
             if !bytes.is_empty() {
                 upload = Some((file_name, bytes));
             }
@@ -158,7 +161,13 @@ fn set_file(source: &mut SourceConfig, file: &str) {
 
 /// Keeps an upload as `DIR/uploads/NAME`, never over another file.
 fn store_upload(data_dir: &std::path::Path, file_name: &str, bytes: &[u8]) -> Result<String, String> {
-    let clean: String = file_name.rsplit(['/', '\\']).next().unwrap_or("").chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let clean: String = file_name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .collect();
     let clean = clean.trim_start_matches('.').to_string();
     let dir = data_dir.join(UPLOADS);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -226,7 +235,15 @@ pub enum Mode {
 }
 
 /// The editor: the mapping as TOML, with what it makes of a sample of the source.
-async fn editor(state: &Arc<AppState>, user: &SignedIn, mode: Mode, name: &str, toml: &str, limits: &str, error: Option<String>) -> Result<Markup, PageError> {
+async fn editor(
+    state: &Arc<AppState>,
+    user: &SignedIn,
+    mode: Mode,
+    name: &str,
+    toml: &str,
+    limits: &str,
+    error: Option<String>,
+) -> Result<Markup, PageError> {
     let caller = user.session.caller(state);
     let (s, n, t) = (state.clone(), name.to_string(), toml.to_string());
     let preview = tokio::task::spawn_blocking(move || preview(&s, &n, &t)).await.expect("does not panic");
@@ -269,7 +286,16 @@ fn preview(state: &AppState, name: &str, toml: &str) -> Result<Value, String> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn page(state: &Arc<AppState>, user: &SignedIn, mode: Mode, name: &str, toml: &str, limits: &str, error: Option<String>, preview: Option<Value>) -> Markup {
+fn page(
+    state: &Arc<AppState>,
+    user: &SignedIn,
+    mode: Mode,
+    name: &str,
+    toml: &str,
+    limits: &str,
+    error: Option<String>,
+    preview: Option<Value>,
+) -> Markup {
     let caller = user.session.caller(state);
     let title = match mode {
         Mode::Add => format!("New connection: {name}"),
@@ -390,8 +416,9 @@ pub async fn edit_form(State(state): State<Arc<AppState>>, user: SignedIn, Path(
     let caller = user.session.caller(&state);
     caller.require(Capability::ManageSources)?;
     let path = state.data_dir.join(CONFIG_FILE);
-    let toml = kinship_core::config_file::source_text(&path, &name)
-        .ok_or_else(|| PageError(StatusCode::NOT_FOUND, format!("no source `{name}` in kinship.toml (one set by an environment variable is edited there)")))?;
+    let toml = kinship_core::config_file::source_text(&path, &name).ok_or_else(|| {
+        PageError(StatusCode::NOT_FOUND, format!("no source `{name}` in kinship.toml (one set by an environment variable is edited there)"))
+    })?;
     editor(&state, &user, Mode::Edit, &name, &toml, "", None).await
 }
 
@@ -402,7 +429,12 @@ pub struct Action {
 
 /// Removes a connection from kinship.toml. Its records stay in the log and on profiles;
 /// people are removed with erasure.
-pub async fn delete(State(state): State<Arc<AppState>>, user: SignedIn, Path(name): Path<String>, Form(form): Form<Action>) -> Result<Markup, PageError> {
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    Path(name): Path<String>,
+    Form(form): Form<Action>,
+) -> Result<Markup, PageError> {
     check_csrf(&user.session, &form.csrf)?;
     let caller = user.session.caller(&state);
     caller.require(Capability::ManageSources)?;

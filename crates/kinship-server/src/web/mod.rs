@@ -47,9 +47,7 @@ pub fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/connections/{name}/write-key", post(connections::new_write_key))
         .route(
             "/connections/new",
-            get(connection_editor::new_form)
-                .post(connection_editor::suggest)
-                .layer(axum::extract::DefaultBodyLimit::max(max_upload_bytes)),
+            get(connection_editor::new_form).post(connection_editor::suggest).layer(axum::extract::DefaultBodyLimit::max(max_upload_bytes)),
         )
         .route("/connections/save", post(connection_editor::save))
         .route("/connections/{name}/edit", get(connection_editor::edit_form))

@@ -64,9 +64,14 @@ fn suggested_mappings_ingest_exports_with_no_edit_and_link_them() {
     let store = store_of(d);
     let ken = store.find_profiles("crm_id", "0035g00000AbC002AAZ").unwrap();
     assert_eq!(ken.len(), 1);
-    assert_eq!(store.find_profiles("email", "ken.adams@work.example").unwrap(), ken, "the invoice joined Ken's contact through its metadata");
+    assert_eq!(
+        store.find_profiles("email", "ken.adams@work.example").unwrap(),
+        ken,
+        "the invoice joined Ken's contact through its metadata"
+    );
     let out = kinship_in(d).args(["profile", "show", "--email", "ken.adams@work.example", "--json", "--data"]).arg(d).output().unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     let amounts: Vec<f64> = doc["events"].as_array().unwrap().iter().filter_map(|e| e["properties"]["amount_due"].as_f64()).collect();
     assert!(amounts.contains(&61.57), "6157 cents read as 61.57: {amounts:?}");
 }

@@ -90,9 +90,20 @@ fn source_suggest_maps_a_postgres_table_with_a_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("kinship.toml"), "[resolve]\ndefault_region = \"US\"\n").unwrap();
-    let (ok, proposal, err) = run_with_url(d, Some(&url), &["source", "suggest", "--url-env", "ACCOUNTS_URL", "--table", "crm.contacts", "--name", "accounts", "--write", "--yes"]);
+    let (ok, proposal, err) = run_with_url(
+        d,
+        Some(&url),
+        &["source", "suggest", "--url-env", "ACCOUNTS_URL", "--table", "crm.contacts", "--name", "accounts", "--write", "--yes"],
+    );
     assert!(ok, "{err}");
-    for line in ["type = \"postgres\"", "url_env = \"ACCOUNTS_URL\"", "table = \"crm.contacts\"", "cursor = \"updated_at\"", "email = \"email\"", "phone = \"phone\""] {
+    for line in [
+        "type = \"postgres\"",
+        "url_env = \"ACCOUNTS_URL\"",
+        "table = \"crm.contacts\"",
+        "cursor = \"updated_at\"",
+        "email = \"email\"",
+        "phone = \"phone\"",
+    ] {
         assert!(proposal.contains(line), "{line} in {proposal}");
     }
     assert!(!proposal.contains("postgres://"), "the URL stays in the environment");
@@ -100,6 +111,10 @@ fn source_suggest_maps_a_postgres_table_with_a_cursor() {
     let (ok, out, err) = run_with_url(d, Some(&url), &["ingest", "--source", "accounts"]);
     assert!(ok, "{err}");
     assert_eq!(summary(&out), (50, 50));
-    let (ok, _, err) = run_with_url(d, Some(&url), &["source", "suggest", "--url-env", "ACCOUNTS_URL", "--table", "crm.contacts; DROP TABLE x", "--name", "b"]);
+    let (ok, _, err) = run_with_url(
+        d,
+        Some(&url),
+        &["source", "suggest", "--url-env", "ACCOUNTS_URL", "--table", "crm.contacts; DROP TABLE x", "--name", "b"],
+    );
     assert!(!ok && err.contains("is not a table name"), "{err}");
 }

@@ -100,7 +100,10 @@ fn other_customer(data: &Path, not: &str) -> (String, String) {
         })
         .unwrap();
     found.sort();
-    found.into_iter().find(|(id, email)| store.find_profiles("email", email).unwrap() == [id.clone()]).expect("a customer with an email of their own")
+    found
+        .into_iter()
+        .find(|(id, email)| store.find_profiles("email", email).unwrap() == [id.clone()])
+        .expect("a customer with an email of their own")
 }
 
 /// The name with two letters after the first swapped, as a hurried agent types it.
@@ -166,7 +169,8 @@ fn web_ui_in_headless_chromium() {
     let respondent = other_customer(data.path(), &person.id);
     let upload = data.path().join("upload-source").join("survey_monkey.csv");
     std::fs::create_dir_all(upload.parent().unwrap()).unwrap();
-    let mut survey = String::from("Respondent ID,Start Date,Email Address,How likely is it that you would recommend us to a friend or colleague?\n");
+    let mut survey =
+        String::from("Respondent ID,Start Date,Email Address,How likely is it that you would recommend us to a friend or colleague?\n");
     for i in 0..40 {
         let email = if i == 7 { respondent.1.clone() } else { format!("respondent{i}@example.com") };
         survey.push_str(&format!("1141{i:06},09/{:02}/2026 02:05:33 PM,{email},{}\n", 13 + i % 15, i % 11));
