@@ -6,6 +6,7 @@
 //! stay near-linear at scale, chosen so that a duplicate is caught whichever few of its
 //! fields survived data entry (see `choose_blocking_rules`).
 
+use kinship_normalize::header_words;
 use rustc_hash::FxHashMap;
 
 use crate::blocking::{BlockingRule, KeyExpr, Transform};
@@ -81,28 +82,6 @@ impl Role {
     fn term_frequency_adjusted(self) -> bool {
         matches!(self, Role::GivenName | Role::Surname | Role::FullName | Role::City)
     }
-}
-
-/// Splits `firstName`, `first_name`, `First Name` into lower-case words.
-fn header_words(header: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut previous_lower = false;
-    for c in header.chars() {
-        if !c.is_alphanumeric() {
-            words.push(std::mem::take(&mut current));
-            previous_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && previous_lower {
-            words.push(std::mem::take(&mut current));
-        }
-        previous_lower = c.is_lowercase() || c.is_ascii_digit();
-        current.extend(c.to_lowercase());
-    }
-    words.push(current);
-    words.retain(|w| !w.is_empty() && !w.chars().all(|c| c.is_ascii_digit()));
-    words
 }
 
 fn role_from_name(header: &str) -> Option<Role> {
@@ -379,6 +358,7 @@ mod tests {
         assert_eq!(header_words("firstName"), ["first", "name"]);
         assert_eq!(header_words("date_of_birth"), ["date", "of", "birth"]);
         assert_eq!(header_words("Address Line 1"), ["address", "line"]);
+        assert_eq!(header_words("customer.email"), ["customer", "email"]);
     }
 
     #[test]

@@ -12,6 +12,29 @@ pub use time::{Moment, TimeFormat, parse_date, parse_timestamp_ms, time_zone};
 use phonenumber::country::Id as Region;
 use std::str::FromStr;
 
+/// Splits a column's name (`firstName`, `first_name`, `First Name`, `customer.email`) into
+/// lower-case words, numbers left out.
+pub fn header_words(header: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut previous_lower = false;
+    for c in header.chars() {
+        if !c.is_alphanumeric() {
+            words.push(std::mem::take(&mut current));
+            previous_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && previous_lower {
+            words.push(std::mem::take(&mut current));
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        current.extend(c.to_lowercase());
+    }
+    words.push(current);
+    words.retain(|w| !w.is_empty() && !w.chars().all(|c| c.is_ascii_digit()));
+    words
+}
+
 /// Lower-cased, trimmed email, or `None` when it is not shaped like one.
 pub fn email(raw: &str) -> Option<String> {
     let e = raw.trim().trim_matches(|c| c == '<' || c == '>').trim().to_lowercase();

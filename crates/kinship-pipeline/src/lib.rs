@@ -3,6 +3,7 @@
 //! call these; they hold no logic of their own.
 
 pub mod audience;
+pub mod connections;
 mod fuzzy;
 pub mod golden;
 pub mod governance;

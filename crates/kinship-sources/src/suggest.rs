@@ -4,7 +4,7 @@
 
 use crate::transform::split_name;
 use kinship_core::{EventMapping, FieldSpec, FieldType, NamePart, OneOrMany, SourceConfig, SourceType};
-use kinship_normalize::{Moment, TimeFormat};
+use kinship_normalize::{Moment, TimeFormat, header_words};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -141,27 +141,6 @@ fn column_values(rows: &[Map<String, Value>]) -> Vec<(String, Vec<Value>)> {
         }
     }
     order.into_iter().map(|p| (p.clone(), values.remove(&p).unwrap_or_default())).collect()
-}
-
-fn header_words(header: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut previous_lower = false;
-    for c in header.chars() {
-        if !c.is_alphanumeric() {
-            words.push(std::mem::take(&mut current));
-            previous_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && previous_lower {
-            words.push(std::mem::take(&mut current));
-        }
-        previous_lower = c.is_lowercase() || c.is_ascii_digit();
-        current.extend(c.to_lowercase());
-    }
-    words.push(current);
-    words.retain(|w| !w.is_empty());
-    words
 }
 
 /// `Billing Name` → `billing_name`; long questions keep their first words.

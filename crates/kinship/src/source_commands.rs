@@ -113,46 +113,13 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
     if existing.sources.contains_key(&name) {
         bail!("kinship.toml already has a source `{name}`; give another with --name");
     }
-    let (rows, rejects) = kinship_sources::sample(&source, &data.dir, args.rows.max(1))?;
-    if rows.is_empty() {
-        bail!("no row of {} could be read ({} rejected); check the file's format", source.path.display(), rejects.len());
-    }
-    let fields: Vec<_> = rows.iter().map(|r| r.fields.clone()).collect();
     // With records already stored, an id column is checked against their identifiers.
-    let store = if data.dir.join(kinship_core::config::DATABASE_FILE).exists() || existing.database_url.is_some() {
-        Workspace::open(data).ok()
-    } else {
-        None
-    };
-    let kinds: std::collections::BTreeSet<String> = existing.sources.values().flat_map(|s| s.identifiers.keys().cloned()).collect();
-    let region = kinship_normalize::region(&existing.resolve.default_region).context("resolve.default_region is not a region code")?;
-    let stored_kind = |values: &[String]| -> Option<(String, usize)> {
-        let ws = store.as_ref()?;
-        kinds
-            .iter()
-            .filter(|kind| !["email", "phone", "handle"].contains(&kind.as_str()))
-            .map(|kind| {
-                let found = values
-                    .iter()
-                    .filter_map(|v| kinship_normalize::identifier(kind, v, region))
-                    .filter(|v| ws.store.find_profiles(kind, v).is_ok_and(|p| !p.is_empty()))
-                    .count();
-                (kind.clone(), found)
-            })
-            .max_by_key(|(_, found)| *found)
-    };
-    let mut suggestion = kinship_sources::suggest::suggest(&kinship_sources::suggest::SuggestInput {
-        name: &name,
-        kind: source.kind,
-        path: source.path.clone(),
-        region: &existing.resolve.default_region,
-        rows: &fields,
-        known_kinds: &kinds,
-        stored_kind: Some(&stored_kind),
-    });
-    if source.kind == SourceType::Postgres {
-        postgres_settings(&mut suggestion, &source);
-    }
+    let has_store = data.dir.join(kinship_core::config::DATABASE_FILE).exists() || existing.database_url.is_some();
+    let ws = if has_store { Some(Workspace::open(data)?) } else { None };
+    let store = ws.as_ref().map(|ws| &*ws.store);
+    let proposal = kinship_pipeline::connections::suggest_source(store, &existing, &data.dir, &name, &source, args.rows)?;
+    drop(ws);
+    let (suggestion, rows, rejects) = (proposal.suggestion, proposal.rows, proposal.rejects);
     println!("{}", suggestion.toml);
 
     let preview =
@@ -203,30 +170,4 @@ fn stored_path(file: &Path, data_dir: &Path) -> Result<PathBuf> {
     let file = std::fs::canonicalize(file).with_context(|| format!("cannot open {}", file.display()))?;
     let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     Ok(file.strip_prefix(&dir).map(Path::to_path_buf).unwrap_or(file))
-}
-
-/// A pulled table needs a cursor: the column that grows with every change.
-fn postgres_settings(suggestion: &mut kinship_sources::suggest::Suggestion, source: &SourceConfig) {
-    use kinship_sources::suggest::ColumnKind;
-    let config = &mut suggestion.config;
-    config.path = PathBuf::new();
-    config.url_env = source.url_env.clone();
-    config.table = source.table.clone();
-    let cursor = suggestion
-        .columns
-        .iter()
-        .filter(|c| matches!(c.kind, ColumnKind::Timestamp(_)))
-        .find(|c| ["updated", "modified", "changed"].iter().any(|w| c.name.to_lowercase().contains(w)))
-        .or_else(|| suggestion.columns.iter().find(|c| Some(&c.name) == config.key.as_ref()))
-        .map(|c| c.name.clone());
-    config.cursor = cursor.clone();
-    let mut extra =
-        format!("url_env = {:?}\ntable = {:?}\n", source.url_env.as_deref().unwrap_or(""), source.table.as_deref().unwrap_or(""));
-    match cursor {
-        Some(c) => extra
-            .push_str(&format!("# the column that grows with every change: each pull reads past the last one stored\ncursor = {c:?}\n")),
-        None => extra.push_str("# no column looks like it grows with every change; name one (an updated_at) before using this\n"),
-    }
-    let text = suggestion.toml.replace("type = \"postgres\"\n", &format!("type = \"postgres\"\n{extra}"));
-    suggestion.toml = text;
 }

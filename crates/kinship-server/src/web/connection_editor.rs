@@ -190,39 +190,11 @@ fn store_upload(data_dir: &std::path::Path, file_name: &str, bytes: &[u8]) -> Re
 
 /// The suggested block and the limits it needs, from a sample of the source.
 fn propose(state: &AppState, name: &str, source: SourceConfig) -> Result<(String, String), String> {
-    let config = state.config();
-    let (rows, _) = kinship_sources::sample(&source, &state.data_dir, SAMPLE_ROWS).map_err(|e| e.to_string())?;
-    if rows.is_empty() {
-        return Err("no row could be read; check the file's format".into());
-    }
-    let fields: Vec<_> = rows.iter().map(|r| r.fields.clone()).collect();
-    let kinds: std::collections::BTreeSet<String> = config.sources.values().flat_map(|s| s.identifiers.keys().cloned()).collect();
     let store = kinship_store::open(&state.database).map_err(|e| e.to_string())?;
-    let stored_kind = |values: &[String]| -> Option<(String, usize)> {
-        kinds
-            .iter()
-            .filter(|k| !["email", "phone", "handle"].contains(&k.as_str()))
-            .map(|kind| (kind.clone(), values.iter().filter(|v| store.find_profiles(kind, v.trim()).is_ok_and(|p| !p.is_empty())).count()))
-            .max_by_key(|(_, n)| *n)
-    };
-    let mut suggestion = kinship_sources::suggest::suggest(&kinship_sources::suggest::SuggestInput {
-        name,
-        kind: source.kind,
-        path: source.path.clone(),
-        region: &config.resolve.default_region,
-        rows: &fields,
-        known_kinds: &kinds,
-        stored_kind: Some(&stored_kind),
-    });
-    if source.kind == SourceType::Postgres {
-        let url_env = source.url_env.clone().unwrap_or_default();
-        let table = source.table.clone().unwrap_or_default();
-        let cursor = suggestion.config.timestamp.clone().or(suggestion.config.key.clone()).unwrap_or_default();
-        suggestion.toml = suggestion.toml.replace(
-            "type = \"postgres\"\n",
-            &format!("type = \"postgres\"\nurl_env = {url_env:?}\ntable = {table:?}\n# the column that grows with every change (check it)\ncursor = {cursor:?}\n"),
-        );
-    }
+    let proposal =
+        kinship_pipeline::connections::suggest_source(Some(&*store), &state.config(), &state.data_dir, name, &source, SAMPLE_ROWS)
+            .map_err(|e| e.to_string())?;
+    let suggestion = proposal.suggestion;
     let limits = suggestion.limits.iter().map(|(kind, n, _)| format!("{kind}={n}")).collect::<Vec<_>>().join(",");
     Ok((suggestion.toml, limits))
 }
@@ -400,11 +372,7 @@ pub async fn save(State(state): State<Arc<AppState>>, user: SignedIn, Form(form)
         let run = api::run_source(caller, State(state.clone()), Path(form.name.clone())).await;
         message = match run {
             Ok(axum::Json(report)) => {
-                let field = |f: &str| report[f].as_u64().unwrap_or(0);
-                html! {
-                    "Saved " strong { (form.name) } " to kinship.toml and ran it: " (field("read")) " read, " (field("inserted")) " new, "
-                    (field("duplicates")) " already held, " (field("rejected")) " rejected."
-                }
+                html! { "Saved " strong { (form.name) } " to kinship.toml and ran it: " (super::connections::run_counts(&report)) }
             }
             Err(e) => html! { "Saved " strong { (form.name) } ", but the run failed: " (e.1) },
         };

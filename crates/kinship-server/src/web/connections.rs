@@ -128,12 +128,14 @@ pub async fn run(
     check_csrf(&user.session, &form.csrf)?;
     let caller = user.session.caller(&state);
     let Json(report) = api::run_source(caller, State(state.clone()), Path(name.clone())).await?;
-    let field = |f: &str| report[f].as_u64().unwrap_or(0);
-    let message = html! {
-        "Ran " strong { (name) } ": " (field("read")) " read, " (field("inserted")) " new, " (field("duplicates")) " already held, "
-        (field("rejected")) " rejected."
-    };
+    let message = html! { "Ran " strong { (name) } ": " (run_counts(&report)) };
     render(&state, &user, Some(message)).await
+}
+
+/// A run's report as a sentence: read, new, already held, rejected.
+pub(super) fn run_counts(report: &serde_json::Value) -> String {
+    let field = |f: &str| report[f].as_u64().unwrap_or(0);
+    format!("{} read, {} new, {} already held, {} rejected.", field("read"), field("inserted"), field("duplicates"), field("rejected"))
 }
 
 /// Replaces a Segment source's write key and shows the new one, this once.
