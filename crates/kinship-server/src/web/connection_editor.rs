@@ -4,7 +4,7 @@
 //! (the one place sources are defined) and run it. This process takes the new configuration
 //! at once; other nodes read kinship.toml when they restart.
 
-use super::connections::render as render_list;
+use super::connections::{render as render_list, Action};
 use super::session::SignedIn;
 use super::{check_csrf, layout, PageError};
 use crate::api;
@@ -388,11 +388,6 @@ pub async fn edit_form(State(state): State<Arc<AppState>>, user: SignedIn, Path(
         PageError(StatusCode::NOT_FOUND, format!("no source `{name}` in kinship.toml (one set by an environment variable is edited there)"))
     })?;
     editor(&state, &user, Mode::Edit, &name, &toml, "", None).await
-}
-
-#[derive(Deserialize)]
-pub struct Action {
-    csrf: String,
 }
 
 /// Removes a connection from kinship.toml. Its records stay in the log and on profiles;

@@ -114,9 +114,10 @@ pub async fn switch(
     Ok(Redirect::to("/connections").into_response())
 }
 
+/// A form whose only field is its CSRF token.
 #[derive(Deserialize)]
 pub struct Action {
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 pub async fn run(
