@@ -125,7 +125,7 @@ impl FieldRule {
         };
         let mut value = None;
         if let Some(v) = raw.as_ref().filter(|v| !is_blank(v)) {
-            value = self.steps(v.clone().into_owned(), row).map_err(|(step, reason)| fail(step, reason))?;
+            value = self.steps(Cow::Borrowed(v.as_ref()), row).map_err(|(step, reason)| fail(step, reason))?;
         }
         let value = match value.filter(|v| !is_blank(v)) {
             Some(v) => Some(v),
@@ -153,12 +153,13 @@ impl FieldRule {
     }
 
     /// The steps after reading, in their fixed order; `Err` is (step, reason).
-    fn steps(&self, mut v: Value, row: &Map<String, Value>) -> Result<Option<Value>, (&'static str, String)> {
+    fn steps(&self, mut v: Cow<'_, Value>, row: &Map<String, Value>) -> Result<Option<Value>, (&'static str, String)> {
+        // Borrowed until a step changes it: a field whose value passes through is copied once.
         if self.trim
-            && let Value::String(s) = &v
+            && let Value::String(s) = v.as_ref()
             && s.trim().len() != s.len()
         {
-            v = Value::String(s.trim().to_string());
+            v = Cow::Owned(Value::String(s.trim().to_string()));
         }
         if let Some(re) = &self.extract {
             let text = bounded_text(&v).map_err(|e| ("extract", e))?;
@@ -169,39 +170,43 @@ impl FieldRule {
                 text[start..end].to_string()
             });
             match found {
-                Some(found) => v = Value::String(found),
+                Some(found) => v = Cow::Owned(Value::String(found)),
                 None if self.default.is_some() => return Ok(None),
                 None => return Err(("extract", format!("does not match /{}/; add a `default` for rows without it", re.as_str()))),
             }
         }
         if let Some(delimiter) = &self.split {
             let text = bounded_text(&v).map_err(|e| ("split", e))?;
-            v = Value::Array(
+            v = Cow::Owned(Value::Array(
                 text.split(delimiter.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
-            );
+            ));
         }
         if let Some((keys, single)) = &self.pick {
-            v = pick(v, keys, *single).map_err(|e| ("pick", e))?;
+            v = Cow::Owned(pick(v.into_owned(), keys, *single).map_err(|e| ("pick", e))?);
         }
         if let Some(part) = self.name_part {
             let text = bounded_text(&v).map_err(|e| ("name_part", e))?;
             match split_name(&text).part(part) {
-                Some(p) => v = Value::String(p.to_string()),
+                Some(p) => v = Cow::Owned(Value::String(p.to_string())),
                 None => return Ok(None),
             }
         }
         if let Some(case) = self.case {
-            v = map_strings(v, &|s| match case {
+            let change = |s: &str| match case {
                 TextCase::Lower => s.to_lowercase(),
                 TextCase::Upper => s.to_uppercase(),
                 TextCase::Title => title_case(s),
+            };
+            v = Cow::Owned(match v.as_ref() {
+                Value::String(s) => Value::String(change(s)),
+                _ => map_strings(v.into_owned(), &change),
             });
         }
         if let Some(map) = &self.map {
             let key = scalar_text(&v).ok_or_else(|| ("map", "only single values can be mapped".to_string()))?;
             let key = key.trim();
             match map.exact.get(key).or_else(|| map.folded.get(&key.to_lowercase())) {
-                Some(mapped) => v = mapped.clone(),
+                Some(mapped) => v = Cow::Owned(mapped.clone()),
                 None if self.default.is_some() => return Ok(None),
                 None => {
                     let listed: Vec<&str> = map.exact.keys().map(String::as_str).take(12).collect();
@@ -221,14 +226,14 @@ impl FieldRule {
                     .ok_or_else(|| ("minor_units", format!("`{field}` = {:?} is not an ISO 4217 currency code", truncated(&code))))?;
                 n /= 10f64.powi(digits);
             }
-            v = number(n).ok_or_else(|| ("divide", "the result is not a finite number".to_string()))?;
+            v = Cow::Owned(number(n).ok_or_else(|| ("divide", "the result is not a finite number".to_string()))?);
         }
         if let Some(format) = &self.format {
             let text = scalar_text(&v).ok_or_else(|| ("format", "is not a single value".to_string()))?;
             let moment = format.read(&text, self.zone).map_err(|e| ("format", format!("{e} (format {})", format.name())))?;
-            v = Value::String(moment.to_text());
+            v = Cow::Owned(Value::String(moment.to_text()));
         }
-        Ok(Some(v))
+        Ok(Some(v.into_owned()))
     }
 
     /// The record's time from this field's value, with its zone for dates.

@@ -11,7 +11,8 @@ use crate::api;
 use crate::state::AppState;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
-use axum::Form;
+use axum::http::HeaderMap;
+use axum::{Form, Json};
 use kinship_core::config::CONFIG_FILE;
 use kinship_core::{Config, SourceConfig, SourceType};
 use kinship_policy::Capability;
@@ -216,23 +217,41 @@ async fn editor(
     limits: &str,
     error: Option<String>,
 ) -> Result<Markup, PageError> {
+    let preview = audited_preview(state, user, name, toml).await?;
+    Ok(page(state, user, mode, name, toml, limits, error, &preview))
+}
+
+/// What the mapping makes of a sample, audited as a read of the source's rows.
+async fn audited_preview(state: &Arc<AppState>, user: &SignedIn, name: &str, toml: &str) -> Result<Result<Value, String>, PageError> {
     let caller = user.session.caller(state);
     let (s, n, t) = (state.clone(), name.to_string(), toml.to_string());
-    let preview = tokio::task::spawn_blocking(move || preview(&s, &n, &t)).await.expect("does not panic");
-    let mut preview = match preview {
-        Ok(p) => Some(p),
-        Err(e) => {
-            return Ok(page(state, user, mode, name, toml, limits, error.or(Some(e)), None));
-        }
-    };
-    if let Some(p) = preview.as_mut() {
+    let mut preview = tokio::task::spawn_blocking(move || preview(&s, &n, &t)).await.expect("does not panic");
+    if let Ok(p) = preview.as_mut() {
         // Admins see raw rows; the scrub keeps this page honest for any role given the capability.
         caller.scrub(p, &[]);
-        caller
-            .audit("source.preview", None, "POST /connections/save", json!({ "source": name, "read": p["read"], "mapped": p["mapped"] }))
-            .await?;
+        caller.audit("source.preview", None, "POST /connections/preview", json!({ "source": name, "read": p["read"], "mapped": p["mapped"] })).await?;
     }
-    Ok(page(state, user, mode, name, toml, limits, error, preview))
+    Ok(preview)
+}
+
+#[derive(Deserialize)]
+pub struct PreviewRequest {
+    name: String,
+    toml: String,
+}
+
+/// The preview alone, for the editor to refresh as the mapping is typed.
+pub async fn live_preview(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    headers: HeaderMap,
+    Json(body): Json<PreviewRequest>,
+) -> Result<Markup, PageError> {
+    let sent = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    check_csrf(&user.session, sent)?;
+    user.session.caller(&state).require(Capability::ManageSources)?;
+    valid_name(&body.name).map_err(|e| PageError(StatusCode::BAD_REQUEST, e))?;
+    Ok(preview_fragment(&audited_preview(&state, &user, &body.name, &body.toml).await?))
 }
 
 /// The source a block defines, checked: it parses, names `name`, and its mapping compiles.
@@ -266,7 +285,7 @@ fn page(
     toml: &str,
     limits: &str,
     error: Option<String>,
-    preview: Option<Value>,
+    preview: &Result<Value, String>,
 ) -> Markup {
     let caller = user.session.caller(state);
     let title = match mode {
@@ -281,7 +300,7 @@ fn page(
             input type="hidden" name="mode" value=(if mode == Mode::Add { "add" } else { "edit" });
             input type="hidden" name="limits" value=(limits);
             label for="mapping" { "Mapping (TOML; each choice is commented with its reason; see the README for fields and transforms)" }
-            textarea #mapping name="toml" rows="24" spellcheck="false" { (toml) }
+            textarea #mapping name="toml" rows="24" spellcheck="false" data-mapping-preview="/connections/preview" data-name=(name) aria-controls="mapping-preview" { (toml) }
             @if !limits.is_empty() { p.hint { "Saving also sets, where not set yet, [resolve.limits] " code { (limits.replace(',', ", ")) } "." } }
             div.actions {
                 button type="submit" name="action" value="preview" { "Preview" }
@@ -289,33 +308,42 @@ fn page(
                 button type="submit" name="action" value="save_run" { "Save and run now" }
             }
         }
-        @if let Some(p) = &preview {
-            section aria-labelledby="preview-title" {
-                h2 #preview-title { "Preview" }
-                p role="status" { (p["mapped"]) " of " (p["read"]) " sampled rows map; " (p["rejects"].as_array().map_or(0, Vec::len)) " would be rejected." }
-                div.scroll {
-                    table {
-                        thead { tr { th scope="col" { "Line" } th scope="col" { "Key" } th scope="col" { "Time" } th scope="col" { "Identifiers" } th scope="col" { "Traits" } th scope="col" { "Event" } } }
-                        tbody {
-                            @for r in p["records"].as_array().into_iter().flatten() {
-                                tr {
-                                    td { (r["line"]) } td { (super::text(&r["key"])) } td { (super::text(&r["time"])) }
-                                    td { (r["identifiers"].as_array().map(|a| a.iter().map(super::text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
-                                    td { code { (r["traits"]) } }
-                                    td { (super::text(&r["event"])) " " code { (if r["properties"].is_null() { String::new() } else { r["properties"].to_string() }) } }
-                                }
+        div #mapping-preview aria-live="polite" { (preview_fragment(preview)) }
+    };
+    layout(&caller, &user.session, "/connections", &title, content)
+}
+
+/// Mapped records and rejected rows of the sample, or why the mapping cannot be read.
+fn preview_fragment(preview: &Result<Value, String>) -> Markup {
+    let p = match preview {
+        Ok(p) => p,
+        Err(e) => return html! { p.error role="alert" { (e) } },
+    };
+    html! {
+        section aria-labelledby="preview-title" {
+            h2 #preview-title { "Preview" }
+            p role="status" { (p["mapped"]) " of " (p["read"]) " sampled rows map; " (p["rejects"].as_array().map_or(0, Vec::len)) " would be rejected." }
+            div.scroll {
+                table {
+                    thead { tr { th scope="col" { "Line" } th scope="col" { "Key" } th scope="col" { "Time" } th scope="col" { "Identifiers" } th scope="col" { "Traits" } th scope="col" { "Event" } } }
+                    tbody {
+                        @for r in p["records"].as_array().into_iter().flatten() {
+                            tr {
+                                td { (r["line"]) } td { (super::text(&r["key"])) } td { (super::text(&r["time"])) }
+                                td { (r["identifiers"].as_array().map(|a| a.iter().map(super::text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                                td { code { (r["traits"]) } }
+                                td { (super::text(&r["event"])) " " code { (if r["properties"].is_null() { String::new() } else { r["properties"].to_string() }) } }
                             }
                         }
                     }
                 }
-                @if let Some(rejects) = p["rejects"].as_array().filter(|r| !r.is_empty()) {
-                    h3 { "Rejected rows" }
-                    ul.rejects { @for r in rejects { li { "line " (r["line"]) ": " (super::text(&r["reason"])) } } }
-                }
+            }
+            @if let Some(rejects) = p["rejects"].as_array().filter(|r| !r.is_empty()) {
+                h3 { "Rejected rows" }
+                ul.rejects { @for r in rejects { li { "line " (r["line"]) ": " (super::text(&r["reason"])) } } }
             }
         }
-    };
-    layout(&caller, &user.session, "/connections", &title, content)
+    }
 }
 
 #[derive(Deserialize)]

@@ -50,6 +50,7 @@ pub fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
             get(connection_editor::new_form).post(connection_editor::suggest).layer(axum::extract::DefaultBodyLimit::max(max_upload_bytes)),
         )
         .route("/connections/save", post(connection_editor::save))
+        .route("/connections/preview", post(connection_editor::live_preview))
         .route("/connections/{name}/edit", get(connection_editor::edit_form))
         .route("/connections/{name}/delete", post(connection_editor::delete))
         .route("/audit", get(pages::audit))

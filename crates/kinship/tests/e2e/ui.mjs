@@ -131,9 +131,13 @@ try {
   assert.match(suggested, /format = "month_first"/, "the month-first dates are recognised");
   assert.match(suggested, /email = "Email Address"/, "the email column is an identifier");
   await admin.getByRole("status").filter({ hasText: "0 would be rejected" }).waitFor();
+  // The preview follows the mapping as it is typed: a wrong date format shows its rejects.
+  await mapping.fill(suggested.replace('format = "month_first"', 'format = "day_first"'));
+  await admin.getByRole("heading", { name: "Rejected rows" }).waitFor();
+  await admin.getByText(/step `format`: does not fit the format day_first/).first().waitFor();
   await mapping.fill(suggested.replace('name = "Survey Answered"', 'name = "Survey Completed"'));
-  await admin.getByRole("button", { name: "Preview" }).click();
   await admin.getByRole("cell", { name: "Survey Completed" }).first().waitFor();
+  assert.equal(await admin.getByRole("heading", { name: "Rejected rows" }).count(), 0);
   await shoot(admin, "connection-editor");
   await admin.getByRole("button", { name: "Save and run now" }).click();
   await admin.getByRole("status").filter({ hasText: /Saved survey_upload to kinship\.toml and ran it: \d+ read, [1-9]\d* new/ }).waitFor();

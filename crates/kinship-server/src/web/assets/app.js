@@ -47,6 +47,23 @@ for (const area of document.querySelectorAll("textarea[data-preview]")) {
   if (area.value.trim()) preview();
 }
 
+// A connection's mapping previews itself as it is edited:
+// <textarea data-mapping-preview="/connections/preview" data-name="shop" aria-controls="mapping-preview">.
+for (const area of document.querySelectorAll("textarea[data-mapping-preview]")) {
+  const output = document.getElementById(area.getAttribute("aria-controls"));
+  let latest = 0;
+  area.addEventListener("input", debounce(async () => {
+    const asked = ++latest;
+    const response = await fetch(area.dataset.mappingPreview, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify({ name: area.dataset.name, toml: area.value }),
+    });
+    if (asked === latest) output.innerHTML = await response.text();
+  }, 400));
+}
+
 // Forms that remove something ask first: <form data-confirm="Remove ...?">.
 for (const form of document.querySelectorAll("form[data-confirm]")) {
   form.addEventListener("submit", (event) => {
