@@ -71,6 +71,8 @@ pub fn suggest_source(
 fn postgres_settings(suggestion: &mut Suggestion, source: &SourceConfig) {
     let config = &mut suggestion.config;
     config.path = PathBuf::new();
+    // A URL given to sample with is never written: the mapping names its variable.
+    config.url = None;
     config.url_env = source.url_env.clone();
     config.table = source.table.clone();
     let cursor = suggestion

@@ -204,7 +204,12 @@ fn bench_ingest(rows: usize, dir: Option<&Path>, no_peer: bool, transforms: bool
                 let report = kinship_pipeline::ingest_source(&mut *ws.store, &ws.config, "contacts", &run, &suppressed, &|_, _| {})?;
                 ws.store.checkpoint()?;
                 let s = t.elapsed().as_secs_f64();
-                println!("{:<14} {s:.2} s  = {:.0} records/s  ({} rejected)", ["without", "with transforms"][side], report.inserted as f64 / s, report.rejected);
+                println!(
+                    "{:<14} {s:.2} s  = {:.0} records/s  ({} rejected)",
+                    ["without", "with transforms"][side],
+                    report.inserted as f64 / s,
+                    report.rejected
+                );
                 times[side].push(s);
                 drop(ws);
                 std::fs::remove_dir_all(&run)?;

@@ -28,7 +28,8 @@ pub enum SourceCommand {
 
 #[derive(Args)]
 pub struct SuggestArgs {
-    /// The export: a .csv or .jsonl file. Omit it with --url-env and --table.
+    /// The export: a .csv or .jsonl file; or a postgres:// URL with --table (used to sample,
+    /// never written: the mapping names --url-env, or TABLE_DATABASE_URL).
     pub file: Option<PathBuf>,
     /// The source's name (default: from the file name).
     #[arg(long)]
@@ -83,7 +84,20 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
         Config::default()
     };
     let mut source: SourceConfig = serde_json::from_value(serde_json::json!({ "type": "csv" })).expect("a bare source");
+    let url = args.file.as_ref().map(|f| f.to_string_lossy().to_string()).filter(|f| kinship_store::is_postgres_url(f));
     let default_name = match (&args.file, &args.table) {
+        // A URL given on the command line is used to sample; the mapping names a variable.
+        (Some(_), Some(table)) if url.is_some() => {
+            source.kind = SourceType::Postgres;
+            source.url = url.clone();
+            source.table = Some(table.clone());
+            let stem = table.rsplit('.').next().unwrap_or(table);
+            source.url_env = Some(args.url_env.clone().unwrap_or_else(|| format!("{}_DATABASE_URL", stem.to_ascii_uppercase())));
+            stem.to_string()
+        }
+        (Some(file), None) if url.is_some() => {
+            bail!("{} is a database: name its table with --table", kinship_store::redacted(&file.to_string_lossy()))
+        }
         (Some(file), None) => {
             let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
             source.kind = match ext.as_str() {
@@ -104,7 +118,9 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
             source.table = Some(table.clone());
             table.rsplit('.').next().unwrap_or(table).to_string()
         }
-        _ => bail!("give a file (`kinship source suggest orders.csv`) or a table (`--url-env CRM_URL --table contacts`), not both"),
+        _ => bail!(
+            "give a file (`kinship source suggest orders.csv`), or a table with its database's URL or the variable holding it (`postgres://... --table contacts`, `--url-env CRM_URL --table contacts`)"
+        ),
     };
     let name = args.name.clone().unwrap_or_else(|| kinship_sources::suggest::snake(&default_name));
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
@@ -121,6 +137,9 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
     drop(ws);
     let (suggestion, rows, rejects) = (proposal.suggestion, proposal.rows, proposal.rejects);
     println!("{}", suggestion.toml);
+    if let (Some(_), Some(var)) = (&url, &source.url_env) {
+        eprintln!("The URL is not written to kinship.toml: set {var} to it where kinship runs.");
+    }
 
     let preview =
         kinship_sources::suggest::preview(&suggestion.config, &existing.resolve, &rows, &rejects, 3).map_err(anyhow::Error::msg)?;

@@ -10,8 +10,8 @@ use super::{check_csrf, layout, PageError};
 use crate::api;
 use crate::state::AppState;
 use axum::extract::{Multipart, Path, State};
-use axum::http::StatusCode;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::{Form, Json};
 use kinship_core::config::CONFIG_FILE;
 use kinship_core::{Config, SourceConfig, SourceType};
@@ -229,7 +229,9 @@ async fn audited_preview(state: &Arc<AppState>, user: &SignedIn, name: &str, tom
     if let Ok(p) = preview.as_mut() {
         // Admins see raw rows; the scrub keeps this page honest for any role given the capability.
         caller.scrub(p, &[]);
-        caller.audit("source.preview", None, "POST /connections/preview", json!({ "source": name, "read": p["read"], "mapped": p["mapped"] })).await?;
+        caller
+            .audit("source.preview", None, "POST /connections/preview", json!({ "source": name, "read": p["read"], "mapped": p["mapped"] }))
+            .await?;
     }
     Ok(preview)
 }

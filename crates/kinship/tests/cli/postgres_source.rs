@@ -117,4 +117,9 @@ fn source_suggest_maps_a_postgres_table_with_a_cursor() {
         &["source", "suggest", "--url-env", "ACCOUNTS_URL", "--table", "crm.contacts; DROP TABLE x", "--name", "b"],
     );
     assert!(!ok && err.contains("is not a table name"), "{err}");
+    // By URL: sampled with it, written as a variable.
+    let (ok, proposal, err) = run_with_url(d, None, &["source", "suggest", &url, "--table", "crm.contacts", "--name", "by_url"]);
+    assert!(ok, "{err}");
+    assert!(proposal.contains("url_env = \"CONTACTS_DATABASE_URL\"") && !proposal.contains("postgres://"), "{proposal}");
+    assert!(err.contains("set CONTACTS_DATABASE_URL"), "{err}");
 }
