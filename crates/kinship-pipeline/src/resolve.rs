@@ -190,6 +190,10 @@ impl<'c> Collector<'c> {
             .collect();
         let representative: Vec<usize> = members.iter().map(|m| m[0] as usize).collect();
         let (joins, model) = crate::fuzzy::merge_similar(&mut resolution, &match_config, &config.resolve.unique, &golden, &representative)?;
+        // An identifier two now-joined profiles held no longer divides them.
+        if resolution.retry_contested() > 0 {
+            resolution.relabel();
+        }
         Ok((resolution, joins, Some(model)))
     }
 
@@ -223,6 +227,9 @@ impl<'c> Collector<'c> {
                     joins.push(FuzzyJoin { left, right, evidence: edge.detail.clone() });
                 }
             }
+        }
+        if !joins.is_empty() {
+            resolution.retry_contested();
         }
         resolution.relabel();
         (resolution, joins)

@@ -105,15 +105,28 @@ impl GuardedClusters {
         all.dedup();
         let mut per_kind: Vec<u32> = vec![0; self.kinds.len()];
         for id in all {
-            let kind = self.kind_of[id as usize] as usize;
-            per_kind[kind] += 1;
+            per_kind[self.kind_of[id as usize] as usize] += 1;
+        }
+        for (kind, &count) in per_kind.iter().enumerate() {
             if let (name, Some(limit)) = &self.kinds[kind]
-                && per_kind[kind] > *limit
+                && count > *limit
+                && count > self.most_in_one(roots, kind)
             {
                 return Err(Refusal::Limit { kind: name.clone(), limit: *limit });
             }
         }
         Ok(())
+    }
+
+    /// Most distinct values of `kind` one of `roots` holds. A cluster already over a limit
+    /// (two contacts a person or overwhelming evidence joined) may take in records that
+    /// bring no new value of that kind: the join adds nothing the limit guards against.
+    fn most_in_one(&self, roots: &[u32], kind: usize) -> u32 {
+        roots
+            .iter()
+            .map(|&r| self.ids[r as usize].iter().filter(|&&id| self.kind_of[id as usize] as usize == kind).count() as u32)
+            .max()
+            .unwrap_or(0)
     }
 
     fn union(&mut self, a: u32, b: u32) {

@@ -53,6 +53,8 @@ pub struct Resolution {
     pub edges: Vec<Edge>,
     /// Identifiers that would have broken a guard, with the reason, so they can be explained.
     pub contested: Vec<(Identifier, Refusal)>,
+    /// The records holding each contested identifier, to try again after later merges.
+    contested_members: Vec<Vec<u32>>,
     /// Identifier occurrences ignored because their value is blocked.
     pub blocked: u64,
     /// The clusters with their guards, so a later stage (fuzzy matching) can merge further
@@ -64,6 +66,32 @@ impl Resolution {
     /// Recomputes `cluster` and `cluster_count` after merges made through `guard`.
     pub fn relabel(&mut self) {
         (self.cluster, self.cluster_count) = self.guard.dense_labels();
+    }
+
+    /// Tries each contested identifier again, in its first order, after a later stage
+    /// merged clusters (two duplicate contacts joined by overwhelming evidence): an email
+    /// both contacts hold no longer divides them, and joins the records that hold only it.
+    /// Returns how many identifiers joined now; call [`Resolution::relabel`] after.
+    pub fn retry_contested(&mut self) -> usize {
+        let mut joined = 0;
+        let mut still = Vec::new();
+        let contested = std::mem::take(&mut self.contested);
+        let members = std::mem::take(&mut self.contested_members);
+        for ((identifier, _), members) in contested.into_iter().zip(members) {
+            match self.guard.merge_all(&members) {
+                Ok(joins) => {
+                    joined += 1;
+                    self.edges.extend(joins.into_iter().map(|(left, right)| Edge {
+                        left: left as usize,
+                        right: right as usize,
+                        reason: Reason::Identifier(identifier.clone()),
+                    }));
+                }
+                Err(refusal) => still.push(((identifier, refusal), members)),
+            }
+        }
+        (self.contested, self.contested_members) = still.into_iter().unzip();
+        joined
     }
 }
 
@@ -165,6 +193,7 @@ pub fn resolve(records: &[InputRecord], config: &ResolveConfig, constraints: &Co
     order.sort_unstable_by_key(|&id| (kind_order[interner.kind_of[id as usize] as usize], id));
 
     let mut contested = Vec::new();
+    let mut contested_members = Vec::new();
     for id in order {
         let members = &postings[id as usize];
         match clusters.merge_all(members) {
@@ -173,12 +202,15 @@ pub fn resolve(records: &[InputRecord], config: &ResolveConfig, constraints: &Co
                 right: right as usize,
                 reason: Reason::Identifier(interner.identifier(id)),
             })),
-            Err(refusal) => contested.push((interner.identifier(id), refusal)),
+            Err(refusal) => {
+                contested.push((interner.identifier(id), refusal));
+                contested_members.push(members.clone());
+            }
         }
     }
 
     let (cluster, cluster_count) = clusters.dense_labels();
-    Resolution { cluster, cluster_count, edges, contested, blocked: blocked_count, guard: clusters }
+    Resolution { cluster, cluster_count, edges, contested, contested_members, blocked: blocked_count, guard: clusters }
 }
 
 #[cfg(test)]

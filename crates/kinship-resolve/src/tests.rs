@@ -115,3 +115,42 @@ fn deterministic_regardless_of_hashing() {
     assert_eq!(a.cluster, b.cluster);
     assert_eq!(a.edges, b.edges);
 }
+
+#[test]
+fn a_contested_email_joins_once_its_two_contacts_are_one_person() {
+    // Two CRM contacts for one person (a duplicate contact) share an email; so do the
+    // person's email events. The crm_id limit keeps the email from joining anything...
+    let records = [
+        rec(1, &[("crm_id", "C1"), ("email", "henry@x.com")]),
+        rec(2, &[("crm_id", "C2"), ("email", "henry@x.com")]),
+        rec(3, &[("email", "henry@x.com")]),
+        rec(4, &[("email", "henry@x.com")]),
+        rec(5, &[("crm_id", "C3"), ("email", "other@x.com")]),
+        rec(6, &[("email", "other@x.com"), ("crm_id", "C4")]),
+    ];
+    let mut r = resolve(&records, &config(), &Constraints::default());
+    assert_eq!((r.cluster_count, r.contested.len()), (6, 2));
+    // ...until a later stage joins the two contacts on overwhelming evidence.
+    assert!(r.guard.force_merge(0, 1));
+    assert_eq!(r.retry_contested(), 1, "the email now divides no one");
+    r.relabel();
+    assert!(same(&r, 0, 2) && same(&r, 0, 3), "the events join the person");
+    assert!(!same(&r, 4, 5), "a family's email between two contacts still joins nothing");
+    assert_eq!(r.contested.len(), 1);
+    assert!(r.edges.iter().any(|e| e.reason == Reason::Identifier(Identifier::new("email", "henry@x.com"))));
+}
+
+#[test]
+fn a_cluster_over_a_limit_takes_records_that_bring_no_new_value() {
+    let records = [
+        rec(1, &[("crm_id", "C1"), ("email", "a@x.com")]),
+        rec(2, &[("crm_id", "C2"), ("email", "b@x.com")]),
+        rec(3, &[("email", "a@x.com")]),
+        rec(4, &[("email", "b@x.com"), ("crm_id", "C3")]),
+    ];
+    // A person said records 1 and 2 are one customer.
+    let constraints = Constraints { must_link: vec![(1, 2)], cannot_link: vec![] };
+    let r = resolve(&records, &config(), &constraints);
+    assert!(same(&r, 0, 1) && same(&r, 0, 2), "no new crm_id comes with record 3");
+    assert!(!same(&r, 0, 3), "record 4 would bring a third crm_id");
+}
