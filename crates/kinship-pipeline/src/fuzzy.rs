@@ -30,12 +30,13 @@ pub(crate) fn parse_config(table: &toml::Table) -> Result<MatchConfig> {
 pub(crate) fn merge_similar(
     resolution: &mut Resolution,
     config: &MatchConfig,
-    unique_kinds: &[String],
+    resolve: &kinship_core::ResolveConfig,
     golden: &[Map<String, Value>],
     representative: &[usize],
 ) -> Result<(Vec<FuzzyJoin>, Model)> {
+    let unique_kinds = &resolve.unique;
     let columns = config.columns();
-    let rows: Vec<Vec<String>> = golden.iter().map(|traits| row_of(&columns, traits)).collect();
+    let rows: Vec<Vec<String>> = golden.iter().map(|traits| row_of(&columns, traits, &resolve.blocked_values)).collect();
     let dataset = Dataset::from_rows(&columns, &rows);
     let override_weight = weight_from_probability(config.override_limits_at);
     // merges the guard allowed: the two rows, and the limit overridden if any
@@ -69,12 +70,14 @@ pub(crate) fn merge_similar(
     Ok((joins, result.scorer.model().clone()))
 }
 
-/// A profile's stored golden traits as a row of the matcher's
-/// columns; a missing trait is an empty (null) cell.
-fn row_of(columns: &[String], traits: &Map<String, Value>) -> Vec<String> {
+/// A profile's stored golden traits as a row of the matcher's columns; a missing trait is
+/// an empty (null) cell, and so is a blocked value (`test@test.com` is no more evidence
+/// here than it is as an identifier).
+fn row_of(columns: &[String], traits: &Map<String, Value>, blocked: &[String]) -> Vec<String> {
     columns
         .iter()
         .map(|c| match traits.get(c).map(golden::value) {
+            Some(Value::String(s)) if blocked.iter().any(|b| b.eq_ignore_ascii_case(s.trim())) => String::new(),
             Some(Value::String(s)) => s.clone(),
             Some(Value::Null) | None => String::new(),
             Some(other) => other.to_string(),
@@ -95,6 +98,7 @@ pub struct FuzzyIndex {
     profile_ids: Vec<String>,
     columns: Vec<String>,
     threshold: f64,
+    blocked: Vec<String>,
 }
 
 impl FuzzyIndex {
@@ -111,7 +115,7 @@ impl FuzzyIndex {
         store.scan_profiles(&mut |id, traits| match serde_json::from_str::<Map<String, Value>>(traits) {
             Ok(traits) => {
                 profile_ids.push(id.to_string());
-                rows.push(row_of(&columns, &traits));
+                rows.push(row_of(&columns, &traits, &config.resolve.blocked_values));
             }
             Err(e) => corrupt = Some(e),
         })?;
@@ -124,7 +128,7 @@ impl FuzzyIndex {
         let engine = |e: kinship_match::MatchError| PipelineError::Config(format!("fuzzy stage: {e}"));
         let dataset = Dataset::from_rows(&columns, &rows);
         let matcher = IncrementalMatcher::new(dataset, &match_config, &model).map_err(engine)?;
-        Ok(Some(Self { matcher, profile_ids, columns, threshold: match_config.threshold }))
+        Ok(Some(Self { matcher, profile_ids, columns, threshold: match_config.threshold, blocked: config.resolve.blocked_values.clone() }))
     }
 
     pub fn len(&self) -> usize {
@@ -138,12 +142,28 @@ impl FuzzyIndex {
     /// The indexed profile most likely to be the same person as these golden traits, with
     /// its probability and match weight, when it reaches the threshold.
     pub(crate) fn best_match(&self, traits: &Map<String, Value>, except: &str) -> Option<(&str, f64, f64)> {
-        let row = row_of(&self.columns, traits);
+        let row = row_of(&self.columns, traits, &self.blocked);
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         self.matcher
             .match_one(&cells)
             .into_iter()
             .map(|c| (self.profile_ids[c.row as usize].as_str(), c.probability, c.weight))
             .find(|(id, p, _)| *id != except && *p >= self.threshold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocked_values_are_not_evidence() {
+        let traits: Map<String, Value> = serde_json::from_value(
+            serde_json::json!({ "email": ["TEST@test.com", "crm", "C1", 0], "name": ["Test User", "crm", "C1", 0] }),
+        )
+        .unwrap();
+        let columns = ["email".to_string(), "name".to_string(), "city".to_string()];
+        assert_eq!(row_of(&columns, &traits, &["test@test.com".into()]), ["", "Test User", ""]);
+        assert_eq!(row_of(&columns, &traits, &[]), ["TEST@test.com", "Test User", ""]);
     }
 }

@@ -189,7 +189,7 @@ impl<'c> Collector<'c> {
             .map(|records| survivorship(records, &self.facts, &self.trait_names, &self.sources, &source_priority).0)
             .collect();
         let representative: Vec<usize> = members.iter().map(|m| m[0] as usize).collect();
-        let (joins, model) = crate::fuzzy::merge_similar(&mut resolution, &match_config, &config.resolve.unique, &golden, &representative)?;
+        let (joins, model) = crate::fuzzy::merge_similar(&mut resolution, &match_config, &config.resolve, &golden, &representative)?;
         // An identifier two now-joined profiles held no longer divides them.
         if resolution.retry_contested() > 0 {
             resolution.relabel();
