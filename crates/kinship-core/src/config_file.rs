@@ -1,6 +1,8 @@
 //! Edits of `kinship.toml` that keep what the operator wrote: a source is appended as text
-//! (with its comments), replaced or removed as a table; every edit is checked to load before
-//! the file is replaced, atomically.
+//! (with its comments), replaced or removed as a table. Each edit holds a lock on
+//! `kinship.toml.lock` from reading the file to replacing it (so the CLI and a server do not
+//! lose each other's edits), is checked to load, and replaces the file by renaming a
+//! complete, synced copy with the original's permissions.
 
 use crate::{Config, ConfigError};
 use std::path::Path;
@@ -9,6 +11,7 @@ use std::path::Path;
 /// replaces the source of that name when `replace` is set. Returns the configuration as
 /// it now loads.
 pub fn put_source(path: &Path, name: &str, block: &str, replace: bool) -> Result<Config, ConfigError> {
+    let _lock = lock(path)?;
     let invalid = |message: String| ConfigError::Invalid { path: format!("sources.{name}"), message };
     let parsed: toml_edit::DocumentMut = block.parse().map_err(|e| invalid(format!("the proposed block is not valid TOML: {e}")))?;
     let tables: Vec<&str> =
@@ -40,6 +43,7 @@ pub fn put_source(path: &Path, name: &str, block: &str, replace: bool) -> Result
 
 /// Sets `[resolve.limits]` for the kinds not limited yet; a limit already written stays.
 pub fn add_limits(path: &Path, limits: &[(String, u32)]) -> Result<Config, ConfigError> {
+    let _lock = lock(path)?;
     let invalid = |message: String| ConfigError::Invalid { path: "resolve.limits".into(), message };
     let current = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
     let mut doc: toml_edit::DocumentMut = current.parse().map_err(|e| invalid(format!("{} is not valid TOML: {e}", path.display())))?;
@@ -70,6 +74,7 @@ pub fn parse_source(block: &str, name: &str) -> Result<crate::SourceConfig, Stri
 
 /// Removes the source `name` from the file.
 pub fn remove_source(path: &Path, name: &str) -> Result<Config, ConfigError> {
+    let _lock = lock(path)?;
     let invalid = |message: String| ConfigError::Invalid { path: format!("sources.{name}"), message };
     let current = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
     let mut doc: toml_edit::DocumentMut = current.parse().map_err(|e| invalid(format!("{} is not valid TOML: {e}", path.display())))?;
@@ -96,11 +101,40 @@ fn write_checked(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let config: Config = toml::from_str(text)
         .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: format!("the edited file does not load: {e}") })?;
     config.validate()?;
-    let tmp = path.with_extension("toml.tmp");
     let io = |e: std::io::Error| ConfigError::Invalid { path: path.display().to_string(), message: format!("cannot write: {e}") };
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let tmp = path.with_extension(format!("toml.{}.{nanos}.tmp", std::process::id()));
+    let written = (|| {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            file.set_permissions(meta.permissions())?;
+        }
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)?;
     Ok(config)
+}
+
+/// Holds `kinship.toml.lock` until dropped.
+fn lock(path: &Path) -> Result<std::fs::File, ConfigError> {
+    let io =
+        |e: std::io::Error| ConfigError::Invalid { path: path.display().to_string(), message: format!("cannot lock for editing: {e}") };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path.with_extension("toml.lock")).map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -129,6 +163,10 @@ mod tests {
         assert_eq!((limited.resolve.limits["crm_id"], limited.resolve.limits["order_id"]), (1, 0));
         add_limits(&path, &[("crm_id".into(), 3)]).unwrap();
         assert_eq!(Config::load_file(&path).unwrap().resolve.limits["crm_id"], 1, "a limit already written stays");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        add_limits(&path, &[("order_id".into(), 0)]).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "a private file stays private");
         remove_source(&path, "crm").unwrap();
         assert!(!std::fs::read_to_string(&path).unwrap().contains("[sources.crm"));
         assert!(std::fs::read_to_string(&path).unwrap().contains("# mine"));

@@ -3,6 +3,10 @@ use chrono_tz::Tz;
 
 const DATE_FORMATS: &[&str] = &["%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%d %b %Y", "%B %d, %Y"];
 
+/// Unix seconds of 0001-01-01 and 9999-12-31.
+const MIN_SECS: f64 = -62_135_596_800.0;
+const MAX_SECS: f64 = 253_402_300_799.0;
+
 /// Date-times with a written offset: `+0000` (Salesforce, Java), `+00:00`, `+00`.
 const OFFSET_FORMATS: &[&str] = &["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f %#z"];
 /// Date-times without an offset, read in the field's time zone (UTC unless told).
@@ -52,11 +56,17 @@ impl Moment {
         }
     }
 
-    /// Unix milliseconds; a date is its midnight in `zone` (UTC unless given).
+    /// Unix milliseconds; a date is its first instant in `zone` (UTC unless given): midnight,
+    /// or where the clocks skip midnight, the moment they land on.
     pub fn millis(self, zone: Option<Tz>) -> Result<i64, String> {
         match self {
             Moment::Instant(ms) => Ok(ms),
-            Moment::Date(d) => in_zone(d.and_time(NaiveTime::MIN), zone),
+            Moment::Date(d) => {
+                let start = d.and_time(NaiveTime::MIN);
+                (0..=24 * 4)
+                    .find_map(|quarter| in_zone(start + chrono::Duration::minutes(15 * quarter), zone).ok())
+                    .ok_or_else(|| format!("{d} has no start in the zone"))
+            }
         }
     }
 }
@@ -64,7 +74,8 @@ impl Moment {
 /// How a field writes its dates and times, as declared in a mapping's `format`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimeFormat {
-    /// Whatever [`parse_timestamp_ms`] and [`parse_date`] read, with no ambiguity guessed.
+    /// ISO 8601 (any common offset, or none: the zone's), `YYYY-MM-DD`, or Unix seconds:
+    /// nothing whose order of day and month would be a guess.
     Auto,
     /// RFC 3339 (`2026-02-18T12:00:00Z`, `...+01:00`).
     Rfc3339,
@@ -133,9 +144,6 @@ impl TimeFormat {
                 if let Some(m) = read_iso(s, zone)? {
                     return Ok(m);
                 }
-                if let Some(d) = DATE_FORMATS.iter().find_map(|f| NaiveDate::parse_from_str(s, f).ok()) {
-                    return Ok(Moment::Date(d));
-                }
                 // Unix seconds, with or without a fraction; a bounded range keeps ids out.
                 match s.parse::<f64>() {
                     Ok(secs) if (0.0..=4_102_444_800.0).contains(&secs) => Ok(Moment::Instant((secs * 1000.0).round() as i64)),
@@ -143,10 +151,13 @@ impl TimeFormat {
                 }
             }
             TimeFormat::Rfc3339 => fits(DateTime::parse_from_rfc3339(s).ok().map(|d| Moment::Instant(d.timestamp_millis()))),
+            // Within years 1 to 9999, which every reader of the result can show.
             TimeFormat::Unix => fits(
-                s.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() < 1e13).map(|v| Moment::Instant((v * 1000.0).round() as i64)),
+                s.parse::<f64>().ok().filter(|v| (MIN_SECS..=MAX_SECS).contains(v)).map(|v| Moment::Instant((v * 1000.0).round() as i64)),
             ),
-            TimeFormat::UnixMs => fits(s.parse::<i64>().ok().filter(|v| v.abs() < 1e16 as i64).map(Moment::Instant)),
+            TimeFormat::UnixMs => {
+                fits(s.parse::<i64>().ok().filter(|v| (MIN_SECS as i64 * 1000..=MAX_SECS as i64 * 1000).contains(v)).map(Moment::Instant))
+            }
             TimeFormat::Salesforce => {
                 if let Ok(d) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
                     return Ok(Moment::Instant(d.timestamp_millis()));
@@ -166,10 +177,12 @@ impl TimeFormat {
                 {
                     return Ok(Moment::Instant(d.timestamp_millis()));
                 }
-                if parsed.hour_div_12().is_some()
-                    && let Ok(t) = parsed.to_naive_datetime_with_offset(0)
-                {
+                if let Ok(t) = parsed.to_naive_datetime_with_offset(0) {
                     return in_zone(t, zone).map(Moment::Instant);
+                }
+                if parsed.hour_mod_12().is_some() || parsed.minute().is_some() {
+                    // `%I` without `%p`: a time of day that cannot be told; never dropped.
+                    return Err(format!("gives a time of day the pattern {} cannot place (12-hour %I needs %p)", self.name()));
                 }
                 fits(parsed.to_naive_date().ok().map(Moment::Date))
             }
@@ -336,6 +349,9 @@ mod tests {
         assert_eq!(read("unix", "1700000000.5"), Ok(Moment::Instant(1_700_000_000_500)));
         assert_eq!(read("unix_ms", "1700000000500"), Ok(Moment::Instant(1_700_000_000_500)));
         assert!(read("unix_ms", "17e11").is_err());
+        assert!(read("unix", "1e13").is_err(), "beyond year 9999");
+        assert!(read("%d/%m/%Y %I:%M", "18/02/2026 01:30").is_err(), "a 12-hour time without AM/PM is not dropped");
+        assert!(read("auto", "03/04/2026").is_err(), "day or month first is never guessed");
         assert_eq!(read("rfc3339", "2023-11-14T22:13:20Z"), Ok(Moment::Instant(1_700_000_000_000)));
         assert!(read("rfc3339", "2023-11-14 22:13:20").is_err());
         assert_eq!(read("%d %b %Y", "07 Mar 1984"), date(1984, 3, 7));
@@ -358,5 +374,8 @@ mod tests {
         assert!(gap.contains("does not exist"), "{gap}");
         assert_eq!(Moment::Date(NaiveDate::from_ymd_opt(2026, 2, 18).unwrap()).millis(Some(berlin)), Ok(1_771_369_200_000));
         assert!(time_zone("Mars/Olympus").is_err());
+        // Santiago skipped midnight on 2022-09-11: the day starts at 01:00 local time.
+        let santiago = time_zone("America/Santiago").unwrap();
+        assert_eq!(Moment::Date(NaiveDate::from_ymd_opt(2022, 9, 11).unwrap()).millis(Some(santiago)), Ok(1_662_868_800_000));
     }
 }

@@ -83,7 +83,7 @@ fn postgres_settings(suggestion: &mut Suggestion, source: &SourceConfig) {
         .or_else(|| suggestion.columns.iter().find(|c| Some(&c.name) == config.key.as_ref()))
         .map(|c| c.name.clone());
     config.cursor = cursor.clone();
-    let quoted = |s: Option<&String>| format!("{:?}", s.map_or("", String::as_str));
+    let quoted = |s: Option<&String>| toml::Value::String(s.cloned().unwrap_or_default()).to_string();
     let mut extra = format!("url_env = {}\ntable = {}\n", quoted(source.url_env.as_ref()), quoted(source.table.as_ref()));
     match cursor {
         Some(c) => extra

@@ -352,9 +352,15 @@ pub(crate) async fn pull_source(state: &Arc<AppState>, name: &str) -> Result<kin
     if !state.source_enabled(name).await? {
         return Err(ApiError(StatusCode::CONFLICT, format!("source `{name}` is switched off; enable it first")));
     }
+    // One pull of a source at a time (a schedule's tick and "run now" may meet); the claim
+    // travels with the ingest, which goes on even if the request that started it is gone.
+    let running = state
+        .claim_run(name)
+        .ok_or_else(|| ApiError(StatusCode::CONFLICT, format!("source `{name}` is being read already; try again when it is done")))?;
     let s = state.clone();
     let source_name = name.to_string();
     tokio::task::spawn_blocking(move || {
+        let _running = running;
         let mut store = kinship_store::open(&s.database)?;
         kinship_pipeline::ingest_source(&mut *store, &s.config(), &source_name, &s.data_dir, &s.suppression.check(), &|_, _| {})
             .map_err(|e| StoreError::Schema(e.to_string()))

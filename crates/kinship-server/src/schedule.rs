@@ -44,8 +44,11 @@ pub fn start(state: &Arc<AppState>) -> JoinSet<()> {
                         continue;
                     }
                     let (state, source) = (state.clone(), name.clone());
+                    // Sources scheduled at start-up are pulled at once; one added later
+                    // waits a period ("Save and run now" has just pulled it).
+                    let first = if seen.is_none() { tokio::time::Instant::now() } else { tokio::time::Instant::now() + every };
                     let task = pulls.spawn(async move {
-                        let mut ticks = tokio::time::interval(every);
+                        let mut ticks = tokio::time::interval_at(first, every);
                         // A pull that outlasts its period delays the next one rather than bunching them.
                         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
                         loop {

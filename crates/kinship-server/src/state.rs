@@ -39,6 +39,10 @@ pub struct AppState {
     pub database: String,
     /// Replaced whole when a connection is added, edited or deleted from the web UI.
     config: SharedConfig,
+    /// Held from editing kinship.toml to taking its sources, so edits apply in order.
+    pub config_edits: std::sync::Mutex<()>,
+    /// Sources being pulled now.
+    running: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     pub region: Region,
     pub writer: WriterHandle,
     /// In ingest mode `nats`, where the collection API publishes events instead of handing
@@ -59,6 +63,18 @@ pub struct AppState {
     write_keys: RwLock<HashMap<String, String>>,
     /// Token hash → (token, when it was read from the store).
     tokens: RwLock<HashMap<String, (TokenRow, Instant)>>,
+}
+
+/// A source being pulled; dropping it lets the next pull start.
+pub struct RunClaim {
+    running: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    source: String,
+}
+
+impl Drop for RunClaim {
+    fn drop(&mut self) {
+        self.running.lock().expect("not poisoned").remove(&self.source);
+    }
 }
 
 /// The configuration as this process holds it, shared by the handlers and the resolver.
@@ -90,6 +106,15 @@ impl AppState {
         self.config.current()
     }
 
+    /// Marks `source` as being pulled until the claim is dropped; `None` if it is already.
+    pub fn claim_run(&self, source: &str) -> Option<RunClaim> {
+        self.running
+            .lock()
+            .expect("not poisoned")
+            .insert(source.to_string())
+            .then(|| RunClaim { running: self.running.clone(), source: source.to_string() })
+    }
+
     /// Takes a configuration just written to kinship.toml as this process's own.
     pub fn replace_config(&self, config: Config) {
         self.config.replace(config);
@@ -116,6 +141,8 @@ impl AppState {
             auth_failures: FailureLimiter::new(options.config.server.auth_failures_per_minute),
             sessions: crate::web::Sessions::default(),
             config,
+            config_edits: std::sync::Mutex::default(),
+            running: Arc::default(),
             region,
             writer,
             ingest_stream,

@@ -133,7 +133,7 @@ impl Source for PostgresSource {
     }
 }
 
-/// A column name as an SQL identifier, exactly as written (the case of a JSON field).
+/// A row's JSON text as a row, or why it is not one.
 fn parse_row(line: u64, payload: String, position: Option<String>) -> Result<Row, Reject> {
     match serde_json::from_str::<Value>(&payload) {
         Ok(Value::Object(fields)) => Ok(Row { line, fields, payload, position }),
@@ -166,6 +166,7 @@ fn table_name(table: &str) -> Result<String, String> {
     }
 }
 
+/// A column name as an SQL identifier, exactly as written (the case of a JSON field).
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

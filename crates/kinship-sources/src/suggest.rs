@@ -453,8 +453,9 @@ fn day_or_month_above_12(t: &str) -> bool {
     date.split(['/', '.', '-']).take(2).any(|p| p.parse::<u32>().is_ok_and(|n| (13..=31).contains(&n)))
 }
 
-/// The format that reads the most values (at least 95%), preferring no declaration, then
-/// the region's order of day and month.
+/// The format that reads the most values (at least 95%): numeric dates first, in the
+/// region's order of day and month (so their order is always declared), then whatever
+/// needs no declaration, then named patterns; a later candidate must read strictly more.
 fn best_time_format(texts: &[String], region: &str) -> Option<(TimeFormat, Vec<Moment>, f64)> {
     let month_first_region = matches!(region.to_ascii_uppercase().as_str(), "US" | "PH" | "CA" | "FM" | "MH" | "PW");
     let (first, second) =
@@ -878,20 +879,24 @@ impl Plan {
         let k = |s: &str| toml_key(s);
         let line = |out: &mut String, setting: String, why: Option<&String>| match why {
             Some(why) => {
-                let _ = writeln!(out, "# {why}");
+                let _ = writeln!(out, "# {}", clean(why));
                 let _ = writeln!(out, "{setting}");
             }
             None => {
                 let _ = writeln!(out, "{setting}");
             }
         };
-        let _ =
-            writeln!(out, "# Suggested by `kinship source suggest` from {} sampled rows of {}.", input.rows.len(), input.path.display());
+        let _ = writeln!(
+            out,
+            "# Suggested by `kinship source suggest` from {} sampled rows of {}.",
+            input.rows.len(),
+            clean(&input.path.display().to_string())
+        );
         for col in columns {
-            let _ = writeln!(out, "#   {:<28} {}", truncate(&col.name, 28), describe(&col.kind));
+            let _ = writeln!(out, "#   {:<28} {}", clean(&truncate(&col.name, 28)), describe(&col.kind));
         }
         for (kind, limit, why) in &self.limits {
-            let _ = writeln!(out, "# [resolve.limits] {kind} = {limit}: {why}");
+            let _ = writeln!(out, "# [resolve.limits] {} = {limit}: {}", clean(kind), clean(why));
         }
         let _ = writeln!(out, "[sources.{}]", k(input.name));
         let _ = writeln!(
@@ -909,7 +914,7 @@ impl Plan {
         if let Some(key) = &c.key {
             line(&mut out, format!("key = {}", q(key)), self.why.get("key"));
         } else if let Some(why) = self.why.get("key") {
-            let _ = writeln!(out, "# {why}");
+            let _ = writeln!(out, "# {}", clean(why));
         }
         if let Some(t) = &c.timestamp {
             let why = self.why.get(&format!("fields.{t}")).or_else(|| self.why.get(&format!("time.{t}")));
@@ -931,7 +936,7 @@ impl Plan {
             for (kind, paths) in &c.identifiers {
                 for path in paths.iter() {
                     if let Some(why) = self.why.get(&format!("identifiers.{kind}.{path}")) {
-                        let _ = writeln!(out, "# `{path}`: {why}");
+                        let _ = writeln!(out, "# `{}`: {}", clean(path), clean(why));
                     }
                 }
                 let value = match paths {
@@ -956,11 +961,17 @@ impl Plan {
         }
         for (setting, why) in &self.why {
             if let Some(column) = setting.strip_prefix("category.") {
-                let _ = writeln!(out, "# `{column}`: {why}");
+                let _ = writeln!(out, "# `{}`: {}", clean(column), clean(why));
             }
         }
         out
     }
+}
+
+/// Text for a comment line: a column name or value from the export may hold a line break,
+/// which would otherwise end the comment and write live TOML.
+fn clean(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 fn describe(kind: &ColumnKind) -> String {
@@ -1144,6 +1155,20 @@ mod tests {
         assert!(s.config.identifiers.contains_key("invoices_customer"));
         assert_eq!(s.config.fields["amount_due"].minor_units.as_deref(), Some("currency"));
         parses(&s, "invoices");
+    }
+
+    #[test]
+    fn a_hostile_header_cannot_write_toml() {
+        let row: Map<String, Value> = serde_json::from_value(json!({
+            "email": "a@example.com",
+            "note\n[sources.evil]\ntype = \"csv\"\npath = \"/etc/passwd\"": "x",
+            "status": "ok\n[sources.evil2]"
+        }))
+        .unwrap();
+        let rows = vec![row; 30];
+        let s = suggest_for("crm", "c.jsonl", &rows, "US");
+        let doc: toml::Table = toml::from_str(&s.toml).unwrap_or_else(|e| panic!("{e}\n{}", s.toml));
+        assert_eq!(doc["sources"].as_table().unwrap().keys().collect::<Vec<_>>(), ["crm"], "{}", s.toml);
     }
 
     #[test]

@@ -165,9 +165,10 @@ impl FieldRule {
             let text = bounded_text(&v).map_err(|e| ("extract", e))?;
             // The first group's span, or the match's: no `Captures` built per row.
             let mut locations = re.capture_locations();
-            let found = re.captures_read(&mut locations, &text).map(|whole| {
-                let (start, end) = locations.get(1).unwrap_or((whole.start(), whole.end()));
-                text[start..end].to_string()
+            // A first group that took no part in the match found nothing.
+            let found = re.captures_read(&mut locations, &text).and_then(|whole| {
+                let (start, end) = if re.captures_len() > 1 { locations.get(1)? } else { (whole.start(), whole.end()) };
+                Some(text[start..end].to_string())
             });
             match found {
                 Some(found) => v = Cow::Owned(Value::String(found)),
@@ -215,8 +216,15 @@ impl FieldRule {
             }
         }
         if self.scale.is_some() || self.minor_units.is_some() {
-            let text = scalar_text(&v).ok_or_else(|| ("divide", "is not a number".to_string()))?;
-            let mut n = parse_amount(&text).ok_or_else(|| ("divide", format!("{} is not a number", truncated(&text))))?;
+            let step = if self.minor_units.is_some() && self.scale.is_none() {
+                "minor_units"
+            } else if self.scale.is_some_and(|(_, d)| d == 1.0) {
+                "multiply"
+            } else {
+                "divide"
+            };
+            let text = scalar_text(&v).ok_or_else(|| (step, "is not a number".to_string()))?;
+            let mut n = parse_amount(&text).ok_or_else(|| (step, format!("{} is not a number", truncated(&text))))?;
             if let Some((multiply, divide)) = self.scale {
                 n = n * multiply / divide;
             }
@@ -226,7 +234,7 @@ impl FieldRule {
                     .ok_or_else(|| ("minor_units", format!("`{field}` = {:?} is not an ISO 4217 currency code", truncated(&code))))?;
                 n /= 10f64.powi(digits);
             }
-            v = Cow::Owned(number(n).ok_or_else(|| ("divide", "the result is not a finite number".to_string()))?);
+            v = Cow::Owned(number(n).ok_or_else(|| (step, "the result is not a finite number".to_string()))?);
         }
         if let Some(format) = &self.format {
             let text = scalar_text(&v).ok_or_else(|| ("format", "is not a single value".to_string()))?;
@@ -407,7 +415,8 @@ fn bare(word: &str) -> String {
 /// Splits `First Last`, `First M. Last`, `Dr. First van Last Jr.` and `LAST, First M`.
 pub fn split_name(full: &str) -> NameParts<'_> {
     if let Some((last, rest)) = full.split_once(',') {
-        let rest_words: Vec<&str> = rest.split_whitespace().filter(|w| !HONORIFICS.contains(&bare(w).as_str())).collect();
+        // Honorifics lead (`Smith, Dr. Anna`); a later `M.` is an initial.
+        let rest_words: Vec<&str> = rest.split_whitespace().skip_while(|w| HONORIFICS.contains(&bare(w).as_str())).collect();
         // `Smith, Jr.` is a suffix, not a first name.
         if !rest_words.iter().all(|w| SUFFIXES.contains(&bare(w).as_str())) {
             let last = last.trim();
@@ -470,10 +479,13 @@ fn convert(v: Value, kind: FieldType, zone: Option<Tz>) -> Result<Value, String>
         },
         FieldType::Date => {
             let t = text()?;
-            match TimeFormat::Auto.read(&t, zone) {
-                Ok(Moment::Date(d)) => Value::String(d.to_string()),
-                Ok(Moment::Instant(_)) => Value::String(kinship_normalize::parse_date(&t).ok_or("is not a date")?),
-                Err(e) => return Err(e),
+            match TimeFormat::Auto.read(&t, zone)? {
+                Moment::Date(d) => Value::String(d.to_string()),
+                // A time's date where it happened: in its zone, or UTC.
+                Moment::Instant(ms) => {
+                    let utc = chrono::DateTime::from_timestamp_millis(ms).ok_or("is out of range")?;
+                    Value::String(zone.map_or(utc.date_naive(), |z| utc.with_timezone(&z).date_naive()).to_string())
+                }
             }
         }
         FieldType::Timestamp => {
@@ -521,6 +533,7 @@ mod tests {
         assert_eq!(parts("GARCÍA, María José"), (some("María"), some("José"), some("GARCÍA")));
         assert_eq!(parts("Ada Lovelace"), (some("Ada"), None, some("Lovelace")));
         assert_eq!(parts("John F. Kennedy"), (some("John"), some("F."), some("Kennedy")));
+        assert_eq!(parts("KENNEDY, John M."), (some("John"), some("M."), some("KENNEDY")), "an initial, not an honorific");
         assert_eq!(parts("Dr. Ludwig van Beethoven Jr."), (some("Ludwig"), None, some("van Beethoven")));
         assert_eq!(parts("Anna de la Cruz"), (some("Anna"), None, some("de la Cruz")));
         assert_eq!(parts("Cher"), (some("Cher"), None, None));
@@ -552,6 +565,12 @@ mod tests {
         let err = apply(json!({"from": "r", "extract": "ORD-(\\d+)"}), json!({"r": "none"})).unwrap_err();
         assert!(err.contains("step `extract`"), "{err}");
         assert_eq!(apply(json!({"from": "r", "extract": "ORD-(\\d+)", "default": "-"}), json!({"r": "none"})), Ok(Some(json!("-"))));
+        assert_eq!(
+            apply(json!({"from": "r", "extract": "x|(y)", "default": "-"}), json!({"r": "x"})),
+            Ok(Some(json!("-"))),
+            "an empty group"
+        );
+        assert!(apply(json!({"from": "a", "multiply": 2}), json!({"a": "two"})).unwrap_err().contains("step `multiply`"));
         let stripe = json!({"lines": [{"price": {"product": "prod_1"}, "quantity": 2}]});
         assert_eq!(apply(json!({"from": "lines", "pick": "price.product"}), stripe), Ok(Some(json!(["prod_1"]))));
         assert_eq!(title_case("mcdonald McDonald O'BRIEN"), "Mcdonald McDonald O'Brien");
@@ -589,6 +608,10 @@ mod tests {
         assert_eq!(apply(local, json!({"c": "18.02.2026 13:00"})), Ok(Some(json!("2026-02-18T12:00:00.000Z"))));
         let date = rule(json!({"from": "d", "format": "day_first", "timezone": "Europe/Berlin"}));
         assert_eq!(date.millis("2026-02-18"), Ok(1_771_369_200_000));
+        // 23:30 UTC is the next day in Sydney.
+        let local = json!({"from": "t", "type": "date", "timezone": "Australia/Sydney"});
+        assert_eq!(apply(local, json!({"t": "2026-02-18T23:30:00Z"})), Ok(Some(json!("2026-02-19"))));
+        assert!(apply(json!({"from": "d", "type": "date"}), json!({"d": "03/04/2026"})).is_err(), "a slashed date needs its format");
     }
 
     #[test]

@@ -64,6 +64,9 @@ fn add(data: &DataDir, kind: &str, name: &str) -> Result<ExitCode> {
             "`source add` creates `segment` sources; for a csv, jsonl or postgres source run `kinship source suggest FILE --write`, or add it to kinship.toml by hand (see README)"
         );
     }
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        bail!("--name {name:?}: source names may use letters, digits, '_' and '-' only");
+    }
     std::fs::create_dir_all(&data.dir)?;
     let path = data.dir.join(CONFIG_FILE);
     kinship_core::config_file::put_source(&path, name, &format!("[sources.{name}]\ntype = \"segment\"\n"), false)?;
@@ -101,7 +104,7 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
         (Some(file), None) => {
             let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
             source.kind = match ext.as_str() {
-                "csv" | "tsv" | "txt" => SourceType::Csv,
+                "csv" | "txt" => SourceType::Csv,
                 "jsonl" | "ndjson" | "json" => SourceType::Jsonl,
                 _ => bail!("{} is neither .csv nor .jsonl; name the file with its format's extension", file.display()),
             };

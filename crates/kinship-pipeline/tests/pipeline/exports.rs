@@ -92,7 +92,7 @@ fn exports_are_read_as_their_systems_write_them() {
     let bad = &rejects(&invoices)[0];
     assert_eq!(bad["line"], 5);
     let reason = bad["reason"].as_str().unwrap();
-    assert!(reason.contains("field `amount`") && reason.contains("step `divide`") && reason.contains("lots"), "{reason}");
+    assert!(reason.contains("field `amount`") && reason.contains("step `minor_units`") && reason.contains("lots"), "{reason}");
 
     let survey = ingest(&mut *store, "survey");
     assert_eq!((survey.inserted, survey.rejected), (2, 2));

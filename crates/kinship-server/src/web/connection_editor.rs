@@ -33,7 +33,7 @@ const UPLOADS: &str = "uploads";
 
 fn is_export(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    [".csv", ".tsv", ".jsonl", ".ndjson"].iter().any(|ext| lower.ends_with(ext))
+    [".csv", ".jsonl", ".ndjson"].iter().any(|ext| lower.ends_with(ext))
 }
 
 /// Files a connection may read: exports in the data directory and its uploads.
@@ -42,7 +42,7 @@ fn exports(data_dir: &std::path::Path) -> Vec<String> {
     for (dir, prefix) in [(data_dir.to_path_buf(), ""), (data_dir.join(UPLOADS), "uploads/")] {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            if entry.file_type().is_ok_and(|t| t.is_file()) && is_export(&name) && name != "truth.csv" {
+            if entry.file_type().is_ok_and(|t| t.is_file()) && is_export(&name) {
                 found.push(format!("{prefix}{name}"));
             }
         }
@@ -77,7 +77,7 @@ pub async fn new_form(State(state): State<Arc<AppState>>, user: SignedIn) -> Res
                         @for f in &files { option value=(f) { (f) } }
                     }
                 }
-                label { "or upload one (CSV or JSONL, at most " (limit_mb) " MB) " input type="file" name="upload" accept=".csv,.tsv,.jsonl,.ndjson"; }
+                label { "or upload one (CSV or JSONL, at most " (limit_mb) " MB) " input type="file" name="upload" accept=".csv,.jsonl,.ndjson"; }
                 label { "or a PostgreSQL table: the environment variable holding its URL " input type="text" name="url_env" placeholder="CRM_DATABASE_URL"; }
                 label { "and the table " input type="text" name="table" placeholder="crm.contacts"; }
             }
@@ -91,12 +91,16 @@ pub async fn new_form(State(state): State<Arc<AppState>>, user: SignedIn) -> Res
 /// suggested mapping in the editor.
 pub async fn suggest(State(state): State<Arc<AppState>>, user: SignedIn, mut multipart: Multipart) -> Result<Markup, PageError> {
     let caller = user.session.caller(&state);
+    // Nothing of the body is read for a caller who may not add connections.
+    caller.require(Capability::ManageSources)?;
     let bad = |reason: String| PageError(StatusCode::BAD_REQUEST, reason);
     let mut form: std::collections::HashMap<String, String> = Default::default();
     let mut upload: Option<(String, axum::body::Bytes)> = None;
     while let Some(field) = multipart.next_field().await.map_err(|e| bad(format!("the form could not be read: {e}")))? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "upload" {
+            // The form sends its CSRF token first; a file is read only after it.
+            check_csrf(&user.session, form.get("csrf").map_or("", String::as_str))?;
             let file_name = field.file_name().unwrap_or_default().to_string();
             let bytes = field
                 .bytes()
@@ -111,7 +115,6 @@ pub async fn suggest(State(state): State<Arc<AppState>>, user: SignedIn, mut mul
         }
     }
     check_csrf(&user.session, form.get("csrf").map_or("", String::as_str))?;
-    caller.require(Capability::ManageSources)?;
     let name = form.get("name").cloned().unwrap_or_default().trim().to_string();
     valid_name(&name).map_err(bad)?;
     let config = state.config();
@@ -123,7 +126,7 @@ pub async fn suggest(State(state): State<Arc<AppState>>, user: SignedIn, mut mul
     match (upload, field("file"), field("url_env"), field("table")) {
         (Some((file_name, bytes)), None, None, None) => {
             if !is_export(&file_name) {
-                return Err(bad(format!("{file_name:?} is not named .csv, .tsv, .jsonl or .ndjson")));
+                return Err(bad(format!("{file_name:?} is not named .csv, .jsonl or .ndjson")));
             }
             let data_dir = state.data_dir.clone();
             let stored = tokio::task::spawn_blocking(move || store_upload(&data_dir, &file_name, &bytes))
@@ -169,7 +172,7 @@ fn store_upload(data_dir: &std::path::Path, file_name: &str, bytes: &[u8]) -> Re
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
         .collect();
-    let clean = clean.trim_start_matches('.').to_string();
+    let clean: String = clean.trim_start_matches('.').chars().rev().take(100).collect::<Vec<_>>().into_iter().rev().collect();
     let dir = data_dir.join(UPLOADS);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let (stem, ext) = clean.rsplit_once('.').unwrap_or((&clean, "csv"));
@@ -200,6 +203,18 @@ fn propose(state: &AppState, name: &str, source: SourceConfig) -> Result<(String
     Ok((suggestion.toml, limits))
 }
 
+/// Takes the sources and identifier limits of kinship.toml as just edited (with the
+/// environment over the file, as at start); the rest of this process's configuration (its
+/// roles, bounds, store) stays as it started.
+fn take_sources(state: &AppState) -> Result<(), String> {
+    let reloaded = Config::load(&state.data_dir).map_err(|e| e.to_string())?;
+    let mut config = (*state.config()).clone();
+    config.sources = reloaded.sources;
+    config.resolve.limits = reloaded.resolve.limits;
+    state.replace_config(config);
+    Ok(())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -227,7 +242,7 @@ async fn audited_preview(state: &Arc<AppState>, user: &SignedIn, name: &str, tom
     let (s, n, t) = (state.clone(), name.to_string(), toml.to_string());
     let mut preview = tokio::task::spawn_blocking(move || preview(&s, &n, &t)).await.expect("does not panic");
     if let Ok(p) = preview.as_mut() {
-        // Admins see raw rows; the scrub keeps this page honest for any role given the capability.
+        // Masks what the role may not read of contact details, by value, as everywhere.
         caller.scrub(p, &[]);
         caller
             .audit("source.preview", None, "POST /connections/preview", json!({ "source": name, "read": p["read"], "mapped": p["mapped"] }))
@@ -256,9 +271,31 @@ pub async fn live_preview(
     Ok(preview_fragment(&audited_preview(&state, &user, &body.name, &body.toml).await?))
 }
 
-/// The source a block defines, checked: it parses, names `name`, and its mapping compiles.
-fn parse_block(config: &Config, name: &str, toml: &str) -> Result<SourceConfig, String> {
+/// The source a block defines, checked: it parses, names `name`, reads only what the form
+/// offers (an export in the data directory, or a table by a variable that is not Kinship's
+/// own), and its mapping compiles.
+fn parse_block(state: &AppState, config: &Config, name: &str, toml: &str) -> Result<SourceConfig, String> {
     let source = kinship_core::config_file::parse_source(toml, name)?;
+    match source.kind {
+        SourceType::Csv | SourceType::Jsonl => {
+            let path = source.path.to_string_lossy();
+            if !exports(&state.data_dir).iter().any(|f| *f == path) {
+                return Err(format!("path = {path:?} is not an export in the data directory (or its uploads); add such files here, others in kinship.toml by hand"));
+            }
+        }
+        SourceType::Postgres => {
+            if source.url.is_some() {
+                return Err(
+                    "give the database's URL through `url_env` (an environment variable), not `url`: kinship.toml would hold its password"
+                        .into(),
+                );
+            }
+            if source.url_env.as_deref().is_some_and(|v| v.to_ascii_uppercase().starts_with("KINSHIP_")) {
+                return Err("`url_env` may not name one of Kinship's own variables".into());
+            }
+        }
+        SourceType::Segment => {}
+    }
     let mut check = config.clone();
     check.sources.insert(name.to_string(), source.clone());
     check.validate().map_err(|e| e.to_string())?;
@@ -268,7 +305,7 @@ fn parse_block(config: &Config, name: &str, toml: &str) -> Result<SourceConfig, 
 
 fn preview(state: &AppState, name: &str, toml: &str) -> Result<Value, String> {
     let config = state.config();
-    let source = parse_block(&config, name, toml)?;
+    let source = parse_block(state, &config, name, toml)?;
     let (rows, rejects) = kinship_sources::sample(&source, &state.data_dir, SAMPLE_ROWS).map_err(|e| e.to_string())?;
     let preview = kinship_sources::suggest::preview(&source, &config.resolve, &rows, &rejects, SHOWN)?;
     let mut value = serde_json::to_value(&preview).unwrap_or_default();
@@ -377,16 +414,15 @@ pub async fn save(State(state): State<Arc<AppState>>, user: SignedIn, Form(form)
         })
         .collect();
     let written = tokio::task::spawn_blocking(move || -> Result<SourceType, String> {
+        let _edit = s.config_edits.lock().expect("not poisoned");
         let config = s.config();
-        let source = parse_block(&config, &name, &toml)?;
+        let source = parse_block(&s, &config, &name, &toml)?;
         let path = s.data_dir.join(CONFIG_FILE);
         kinship_core::config_file::put_source(&path, &name, &toml, mode == Mode::Edit).map_err(|e| e.to_string())?;
         if !limits.is_empty() {
             kinship_core::config_file::add_limits(&path, &limits).map_err(|e| e.to_string())?;
         }
-        // The whole configuration again, with the environment over the file, as at start.
-        let reloaded = Config::load(&s.data_dir).map_err(|e| e.to_string())?;
-        s.replace_config(reloaded);
+        take_sources(&s)?;
         Ok(source.kind)
     })
     .await
@@ -434,9 +470,9 @@ pub async fn delete(
     let s = state.clone();
     let source = name.clone();
     tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let _edit = s.config_edits.lock().expect("not poisoned");
         kinship_core::config_file::remove_source(&s.data_dir.join(CONFIG_FILE), &source).map_err(|e| e.to_string())?;
-        s.replace_config(Config::load(&s.data_dir).map_err(|e| e.to_string())?);
-        Ok(())
+        take_sources(&s)
     })
     .await
     .expect("does not panic")

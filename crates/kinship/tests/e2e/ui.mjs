@@ -135,6 +135,9 @@ try {
   await mapping.fill(suggested.replace('format = "month_first"', 'format = "day_first"'));
   await admin.getByRole("heading", { name: "Rejected rows" }).waitFor();
   await admin.getByText(/step `format`: does not fit the format day_first/).first().waitFor();
+  // The editor reads only the data directory's exports, whatever the mapping says.
+  await mapping.fill(suggested.replace('path = "uploads/survey_monkey.csv"', 'path = "/etc/passwd"'));
+  await admin.getByRole("alert").filter({ hasText: "is not an export in the data directory" }).waitFor();
   await mapping.fill(suggested.replace('name = "Survey Answered"', 'name = "Survey Completed"'));
   await admin.getByRole("cell", { name: "Survey Completed" }).first().waitFor();
   assert.equal(await admin.getByRole("heading", { name: "Rejected rows" }).count(), 0);
