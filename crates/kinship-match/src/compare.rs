@@ -246,7 +246,9 @@ impl Comparison {
     }
 }
 
+/// The sound of a name, or of the name it is a short form of ("Liz" sounds as "Elizabeth").
 fn phonetic_hash(text: &str) -> u64 {
+    let text = crate::nicknames::group_of(text).unwrap_or(text);
     let code = crate::blocking::metaphone(text).unwrap_or_default();
     if code.is_empty() {
         0
@@ -490,6 +492,9 @@ mod tests {
         // same sound, similarity under the top band: the phonetic level ranks above 0.8
         assert_eq!(level(&c, "smith", "smyth"), "phonetic");
         assert_eq!(level(&c, "catherine", "kathryn"), "phonetic");
+        assert_eq!(level(&c, "liz", "elizabeth"), "phonetic", "a short form");
+        assert_eq!(level(&c, "bill", "william"), "phonetic");
+        assert_eq!(level(&c, "olivia", "moockiel"), "else");
         assert_eq!(level(&c, "smith", "brown"), "else");
         assert_eq!(level(&c, "smith", "smith"), "exact");
     }

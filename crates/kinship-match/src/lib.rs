@@ -22,6 +22,7 @@ pub mod em;
 pub mod incremental;
 pub mod infer;
 pub mod model;
+mod nicknames;
 pub mod pipeline;
 pub mod train;
 
