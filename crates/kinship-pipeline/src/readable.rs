@@ -12,18 +12,6 @@ pub use kinship_expr::redacted;
 /// details: all of them, up to a bound that keeps a preview quick.
 const CLASSIFY_SAMPLE: usize = 1_000_000;
 
-/// What the role gets of a trait at a dotted path: the strictest of the rules for the path
-/// and each field it lies in, as a projection shows `phone.number` as its `phone` is shown.
-fn nested_access(policy: &Policy, path: &str) -> Access {
-    let mut access = policy.trait_access(path);
-    let mut rest = path;
-    while let Some((parent, _)) = rest.rsplit_once('.') {
-        access = access.max(policy.trait_access(parent));
-        rest = parent;
-    }
-    access
-}
-
 /// Why `policy`'s role may not run `expression`: the first field, event or definition it
 /// reads that the role may not read in clear, named with the role. An expression that does
 /// not parse is let through: defining or previewing it reports the parse error.
@@ -34,7 +22,7 @@ pub fn check_readable(audience: &Audience, expression: &str, policy: &Policy) ->
     let mut compared = BTreeSet::new();
     traits_read_for_value(&expr, &mut compared);
     for name in dependencies.traits.iter().filter(|name| !compared.contains(*name)) {
-        let access = nested_access(policy, name);
+        let access = policy.nested_trait_access(name);
         if access == Access::Hide {
             return refused(policy, &format!("`traits.{name}`"), access_word(access));
         }
@@ -127,7 +115,7 @@ fn check_dependencies(
     visited: &mut BTreeSet<(Kind, String)>,
 ) -> Result<(), String> {
     for name in &dependencies.traits {
-        let access = nested_access(policy, name);
+        let access = policy.nested_trait_access(name);
         if access != Access::Allow {
             return refused(policy, &format!("`traits.{name}`"), access_word(access));
         }

@@ -323,6 +323,19 @@ impl Policy {
         self.pseudonymised(path, self.traits.access(path))
     }
 
+    /// What the role gets of a trait at a dotted path: the strictest of the rules for the
+    /// path and each field it lies in, as a projection shows `phone.number` as its `phone`
+    /// is shown (an expression reading the inner field may learn no more).
+    pub fn nested_trait_access(&self, path: &str) -> Access {
+        let mut access = self.trait_access(path);
+        let mut rest = path;
+        while let Some((parent, _)) = rest.rsplit_once('.') {
+            access = access.max(self.trait_access(parent));
+            rest = parent;
+        }
+        access
+    }
+
     /// What the role gets of identifiers of `kind`. In pseudonymous mode every identifier
     /// the role may see is a pseudonym.
     pub fn identifier_access(&self, kind: &str) -> Access {
