@@ -88,8 +88,11 @@ impl FieldRule {
         };
         let format = spec.format.as_deref().map(TimeFormat::from_name).transpose().map_err(|e| setting("format", e))?;
         let zone = spec.timezone.as_deref().map(time_zone).transpose().map_err(|e| setting("timezone", e))?;
-        if zone.is_some() && format.is_none() && !matches!(spec.kind, Some(FieldType::Timestamp)) {
-            return Err(setting("timezone", "applies to times; add a `format` (\"auto\" reads ISO 8601) or `type = \"timestamp\"`".into()));
+        if zone.is_some() && format.is_none() && !matches!(spec.kind, Some(FieldType::Timestamp | FieldType::Date)) {
+            return Err(setting(
+                "timezone",
+                "applies to times; add a `format` (\"auto\" reads ISO 8601), or `type = \"timestamp\"` or `\"date\"`".into(),
+            ));
         }
         Ok(Self {
             name: name.to_string(),
