@@ -143,6 +143,10 @@ pub async fn suggest(State(state): State<Arc<AppState>>, user: SignedIn, mut mul
             set_file(&mut source, &file);
         }
         (None, None, Some(url_env), Some(table)) => {
+            // Kinship's own variables reach its store: its tokens and users are not a source.
+            if url_env.to_ascii_uppercase().starts_with("KINSHIP_") {
+                return Err(bad("the environment variable may not be one of Kinship's own (KINSHIP_...)".into()));
+            }
             source.kind = SourceType::Postgres;
             source.url_env = Some(url_env);
             source.table = Some(table);
