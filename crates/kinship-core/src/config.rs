@@ -477,7 +477,7 @@ impl Config {
         let invalid = |path: String, message: &str| Err(ConfigError::Invalid { path, message: message.into() });
         for (name, s) in &self.sources {
             let at = |k: &str| format!("sources.{name}.{k}");
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            if !is_source_name(name) {
                 return invalid(format!("sources.{name}"), "source names may use letters, digits, '_' and '-' only");
             }
             if s.kind.is_file() && s.path.as_os_str().is_empty() {
@@ -516,6 +516,12 @@ impl Config {
         }
         self.ingest.validate()
     }
+}
+
+/// Letters, digits, '_' and '-': what a source may be called (it names tables, files and
+/// URL paths).
+pub fn is_source_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// A PostgreSQL source's settings; `Err` is the offending key and what to do.

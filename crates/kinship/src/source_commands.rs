@@ -64,7 +64,7 @@ fn add(data: &DataDir, kind: &str, name: &str) -> Result<ExitCode> {
             "`source add` creates `segment` sources; for a csv, jsonl or postgres source run `kinship source suggest FILE --write`, or add it to kinship.toml by hand (see README)"
         );
     }
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !kinship_core::config::is_source_name(&name) {
         bail!("--name {name:?}: source names may use letters, digits, '_' and '-' only");
     }
     std::fs::create_dir_all(&data.dir)?;
@@ -126,7 +126,7 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
         ),
     };
     let name = args.name.clone().unwrap_or_else(|| kinship_sources::suggest::snake(&default_name));
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !kinship_core::config::is_source_name(&name) {
         bail!("--name {name:?}: source names may use letters, digits, '_' and '-' only");
     }
     if existing.sources.contains_key(&name) {

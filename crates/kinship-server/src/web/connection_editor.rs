@@ -52,7 +52,7 @@ fn exports(data_dir: &std::path::Path) -> Vec<String> {
 }
 
 fn valid_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if name.len() > 64 || !kinship_core::config::is_source_name(name) {
         return Err(format!("{name:?} is not a source name: use letters, digits, '_' and '-' (at most 64)"));
     }
     Ok(())
