@@ -170,19 +170,14 @@ const ISO_CURRENCIES: &[&str] = &[
 
 fn classify(rows: &[Map<String, Value>], region: &str) -> Vec<Column> {
     let columns = column_values(rows);
-    let has_currency = columns.iter().any(|(name, values)| {
-        let texts: Vec<String> = values.iter().filter_map(text_of).collect();
-        !texts.is_empty()
-            && share(&texts, |t| ISO_CURRENCIES.contains(&t.to_ascii_lowercase().as_str())) >= 0.9
-            && header_words(name).iter().any(|w| w == "currency" || w == "cur")
-    });
+    // The column of currency codes, by its values and its name (`currency`, `Currency Code`).
     let currency_column = columns
         .iter()
         .find(|(name, values)| {
             let texts: Vec<String> = values.iter().filter_map(text_of).collect();
             !texts.is_empty()
                 && share(&texts, |t| ISO_CURRENCIES.contains(&t.to_ascii_lowercase().as_str())) >= 0.9
-                && (has_currency || name.to_lowercase().contains("currenc"))
+                && (header_words(name).iter().any(|w| w == "cur") || name.to_lowercase().contains("currenc"))
         })
         .map(|(name, _)| name.clone());
     columns.into_iter().map(|(name, values)| classify_column(name, &values, region, currency_column.as_deref())).collect()
