@@ -64,7 +64,7 @@ fn add(data: &DataDir, kind: &str, name: &str) -> Result<ExitCode> {
             "`source add` creates `segment` sources; for a csv, jsonl or postgres source run `kinship source suggest FILE --write`, or add it to kinship.toml by hand (see README)"
         );
     }
-    if !kinship_core::config::is_source_name(&name) {
+    if !kinship_core::config::is_source_name(name) {
         bail!("--name {name:?}: source names may use letters, digits, '_' and '-' only");
     }
     std::fs::create_dir_all(&data.dir)?;
