@@ -11,6 +11,8 @@ use std::time::Duration;
 pub const CONFIG_FILE: &str = "kinship.toml";
 /// The embedded store's file in the data directory, when no `database_url` is set.
 pub const DATABASE_FILE: &str = "kinship.sqlite";
+/// Where the web UI keeps uploaded exports, inside the data directory. Erasure scrubs them.
+pub const UPLOADS_DIR: &str = "uploads";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -454,6 +454,9 @@ pub struct ErasureReport {
     pub suppressed_identifiers: usize,
     /// Lines removed from Kinship's reject files.
     pub reject_lines_removed: u64,
+    /// Rows removed from exports uploaded through the web UI (`DIR/uploads`): copies Kinship
+    /// holds, unlike the files its operators keep.
+    pub upload_rows_removed: u64,
     /// Files in the data directory that Kinship does not own (source files) and that still
     /// mention the person: Kinship does not edit its customers' files.
     pub files_still_mentioning: Vec<PathBuf>,
@@ -514,6 +517,7 @@ pub fn erase<S: Store + GovernanceStore + kinship_store::AudienceStore + ?Sized>
     });
     store.purge_deleted()?;
     let reject_lines_removed = scrub_rejects(data_dir, &spellings)?;
+    let upload_rows_removed = scrub_uploads(data_dir, &spellings)?;
     let files_still_mentioning = foreign_files_mentioning(data_dir, &spellings)?;
     Ok(ErasureReport {
         request,
@@ -521,6 +525,7 @@ pub fn erase<S: Store + GovernanceStore + kinship_store::AudienceStore + ?Sized>
         deleted,
         suppressed_identifiers,
         reject_lines_removed,
+        upload_rows_removed,
         files_still_mentioning,
         definitions_rewritten,
     })
@@ -700,32 +705,84 @@ fn visit_strings(value: &Value, visit: &mut dyn FnMut(&str)) {
 
 /// Rewrites `DIR/rejects/*.jsonl` without the lines that mention the person.
 fn scrub_rejects(data_dir: &Path, spellings: &Spellings) -> Result<u64> {
-    let dir = data_dir.join("rejects");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(0) };
     let mut removed = 0;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "jsonl") {
-            continue;
+    for path in files_in(&data_dir.join("rejects")) {
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            removed += scrub_lines(&path, spellings)?;
         }
-        let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
-        let kept: Vec<&str> = text.lines().filter(|line| !spellings.in_line(line)).collect();
-        let dropped = text.lines().count() - kept.len();
-        if dropped == 0 {
-            continue;
+    }
+    Ok(removed)
+}
+
+/// Rewrites the exports uploaded through the web UI without the rows that mention the
+/// person: JSON lines by line, CSV by record (a quoted field may span lines).
+fn scrub_uploads(data_dir: &Path, spellings: &Spellings) -> Result<u64> {
+    let mut removed = 0;
+    for path in files_in(&data_dir.join(kinship_core::config::UPLOADS_DIR)) {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("jsonl" | "ndjson") => removed += scrub_lines(&path, spellings)?,
+            Some("csv") => removed += scrub_csv(&path, spellings)?,
+            _ => {}
         }
-        removed += dropped as u64;
-        // Written to a new file and renamed over the old one: the old file's blocks are
-        // released by the file system, which Kinship cannot overwrite portably.
-        let temporary = path.with_extension("jsonl.tmp");
+    }
+    Ok(removed)
+}
+
+fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()
+}
+
+/// Rewrites a file of lines without those that mention the person; how many it dropped.
+fn scrub_lines(path: &Path, spellings: &Spellings) -> Result<u64> {
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    let kept: Vec<&str> = text.lines().filter(|line| !spellings.in_line(line)).collect();
+    let dropped = (text.lines().count() - kept.len()) as u64;
+    if dropped > 0 {
         let mut body = kept.join("\n");
         if !body.is_empty() {
             body.push('\n');
         }
-        std::fs::write(&temporary, body).map_err(io_error(&temporary))?;
-        std::fs::rename(&temporary, &path).map_err(io_error(&path))?;
+        replace_file(path, body.as_bytes())?;
     }
-    Ok(removed)
+    Ok(dropped)
+}
+
+/// Rewrites a CSV file without the records one of whose fields mentions the person; the
+/// header stays.
+fn scrub_csv(path: &Path, spellings: &Spellings) -> Result<u64> {
+    let csv_error = |e: csv::Error| PipelineError::Config(format!("erasure cannot rewrite {}: {e}", path.display()));
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_path(path).map_err(csv_error)?;
+    let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
+    let mut dropped = 0;
+    for (i, record) in reader.byte_records().enumerate() {
+        let record = record.map_err(csv_error)?;
+        let mentions = i > 0
+            && record.iter().any(|field| {
+                let field = String::from_utf8_lossy(field);
+                spellings.in_text(&field) || spellings.names_identifier(&field)
+            });
+        if mentions {
+            dropped += 1;
+        } else {
+            writer.write_byte_record(&record).map_err(csv_error)?;
+        }
+    }
+    if dropped > 0 {
+        let body = writer.into_inner().map_err(|e| PipelineError::Config(format!("erasure cannot rewrite {}: {e}", path.display())))?;
+        replace_file(path, &body)?;
+    }
+    Ok(dropped)
+}
+
+/// Writes a new file and renames it over the old one: the old file's blocks are released
+/// by the file system, which Kinship cannot overwrite portably.
+fn replace_file(path: &Path, body: &[u8]) -> Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = std::path::PathBuf::from(temporary);
+    std::fs::write(&temporary, body).map_err(io_error(&temporary))?;
+    std::fs::rename(&temporary, path).map_err(io_error(path))
 }
 
 /// Files under the data directory, outside what Kinship owns, that mention the person.

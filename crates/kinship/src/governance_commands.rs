@@ -120,6 +120,9 @@ pub fn erase(data: &DataDir, args: &SubjectArgs) -> Result<ExitCode> {
         report.request, d.profiles, d.records, d.identifiers, d.merge_edges, d.link_constraints
     );
     println!("  {} identifier(s) are suppressed: data naming them is dropped on ingest", report.suppressed_identifiers);
+    if report.upload_rows_removed > 0 {
+        println!("  {} row(s) removed from uploaded exports", report.upload_rows_removed);
+    }
     if report.reject_lines_removed > 0 {
         println!("  {} line(s) removed from reject files", report.reject_lines_removed);
     }

@@ -29,7 +29,7 @@ const SHOWN: usize = 5;
 /// Rejects listed in a preview.
 const LISTED_REJECTS: usize = 20;
 /// Where uploads are kept, inside the data directory.
-const UPLOADS: &str = "uploads";
+const UPLOADS: &str = kinship_core::config::UPLOADS_DIR;
 
 fn is_export(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();

@@ -180,8 +180,18 @@ fn erasure_leaves_no_copy_on_disk_and_reingest_is_suppressed() {
     }
     assert!(files(&data).iter().any(|p| p.ends_with("rejects/shop.jsonl")), "the bad order row is rejected with Ann's email in it");
 
+    // Copies of the exports uploaded through the web UI are Kinship's to scrub.
+    let uploads = data.join(kinship_core::config::UPLOADS_DIR);
+    std::fs::create_dir_all(&uploads).unwrap();
+    for file in ["crm.csv", "shop.jsonl"] {
+        std::fs::copy(sources.root.path().join("exports").join(file), uploads.join(file)).unwrap();
+    }
+
     let erased = run_ok(&data, &["erase", "--email", " ANN.LEE@example.com"]);
     assert!(erased.contains("erased request er_") && erased.contains("3 record(s)"), "{erased}");
+    assert!(erased.contains("4 row(s) removed from uploaded exports"), "one CRM row and three orders: {erased}");
+    let kept = std::fs::read_to_string(uploads.join("crm.csv")).unwrap();
+    assert!(kept.starts_with("id,first_name") && kept.contains("bob.stone@example.org"), "the header and Bob stay: {kept}");
     let left = mentions(&data, &ANN_SPELLINGS);
     assert!(left.is_empty(), "copies of Ann remain after erasure: {left:?}");
     let bob = ["bob.stone@example.org"];
