@@ -29,6 +29,31 @@ pub struct DependentGroup {
     /// The largest joint agreement rate over the product of the separate rates among the
     /// group's detected pairs (0 when only declared in the configuration).
     pub lift: f64,
+    /// Per field outside the group (empty for its members, and when too few pairs share the
+    /// group to tell): u among different people who share the group, by level. Twins share
+    /// a household and a birth date far more often than strangers share a birth date, so
+    /// between records that share the group a field's agreement weighs at most
+    /// `log2(m / u_shared)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub u_shared: Vec<Vec<f64>>,
+    /// Log-odds (bits) that two records sharing the group are one person, measured among
+    /// the pairs that share it. Between such records it stands in for the prior and the
+    /// group's own agreement: "same household" is one piece of evidence whose worth the
+    /// data says directly (a duplicate contact or a family member, about even odds in a
+    /// file with families), where the strongest member alone would undersell it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_odds: Option<f64>,
+}
+
+impl DependentGroup {
+    /// Whether two records with these field `levels` share the group: more than half of its
+    /// members and two more agree exactly (all of a group of four or fewer). That is what a
+    /// household shares (surname, street, number, town, postcode, state), not a surname and
+    /// a town. `exact(f)` is field f's exact level.
+    pub fn shared(&self, levels: impl Fn(usize) -> u8, exact: impl Fn(usize) -> u8) -> bool {
+        let needed = (self.fields.len() / 2 + 2).min(self.fields.len());
+        self.fields.iter().filter(|&&f| levels(f) == exact(f)).count() >= needed
+    }
 }
 
 /// Exact agreement among random pairs, per field and per pair of fields.
@@ -100,7 +125,7 @@ impl CoAgreement {
             for b in a + 1..self.fields {
                 let Some((lift, implied)) = self.dependence(a, b) else { continue };
                 if lift >= MIN_LIFT && implied >= MIN_IMPLIED {
-                    pairs.push(DependentGroup { fields: vec![a, b], columns: Vec::new(), lift });
+                    pairs.push(DependentGroup { fields: vec![a, b], columns: Vec::new(), lift, u_shared: Vec::new(), shared_odds: None });
                 }
             }
         }
@@ -126,7 +151,13 @@ pub fn merge_groups(columns: &[String], declared: &[Vec<usize>], detected: Vec<D
         .filter_map(|root| {
             let fields: Vec<usize> = (0..columns.len()).filter(|&f| component[f] == root).collect();
             let lift = fields.iter().map(|&f| lift[f]).fold(0.0, f64::max);
-            (fields.len() > 1).then(|| DependentGroup { columns: fields.iter().map(|&f| columns[f].clone()).collect(), fields, lift })
+            (fields.len() > 1).then(|| DependentGroup {
+                columns: fields.iter().map(|&f| columns[f].clone()).collect(),
+                fields,
+                lift,
+                u_shared: Vec::new(),
+                shared_odds: None,
+            })
         })
         .collect()
 }
@@ -177,7 +208,7 @@ mod tests {
     #[test]
     fn declared_and_detected_groups_that_overlap_become_one() {
         let columns: Vec<String> = ["surname", "email", "suburb", "postcode", "state", "dob"].map(String::from).to_vec();
-        let detected = vec![DependentGroup { fields: vec![2, 3, 4], columns: vec![], lift: 300.0 }];
+        let detected = vec![DependentGroup { fields: vec![2, 3, 4], columns: vec![], lift: 300.0, u_shared: vec![], shared_odds: None }];
         let merged = merge_groups(&columns, &[vec![0, 1, 2]], detected);
         assert_eq!(merged.len(), 1);
         assert_eq!(merged[0].fields, [0, 1, 2, 3, 4]);
@@ -187,7 +218,8 @@ mod tests {
 
     #[test]
     fn units_cover_every_field_once() {
-        let group = DependentGroup { fields: vec![1, 3], columns: vec!["b".into(), "d".into()], lift: 10.0 };
+        let group =
+            DependentGroup { fields: vec![1, 3], columns: vec!["b".into(), "d".into()], lift: 10.0, u_shared: vec![], shared_odds: None };
         assert_eq!(units(4, &[group]), vec![vec![0], vec![1, 3], vec![2]]);
         assert_eq!(units(2, &[]), vec![vec![0], vec![1]]);
     }

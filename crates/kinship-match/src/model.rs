@@ -236,6 +236,10 @@ pub struct Explanation {
     pub fields: Vec<FieldContribution>,
     pub match_weight: f64,
     pub probability: f64,
+    /// The group of dependent fields the pair shares (a household), when the odds measured
+    /// among pairs that share it stand in for the prior and the group's own evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_group: Option<Vec<String>>,
 }
 
 /// One field's part in a pair's score.
@@ -253,6 +257,11 @@ pub struct FieldContribution {
     /// strongest disagreement.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub own_weight: Option<f64>,
+    /// When the pair shares a group of dependent fields (a household) and this field's
+    /// agreement is common between different people who share it (twins' birth date), its
+    /// weight before that was taken into account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncapped_weight: Option<f64>,
 }
 
 /// Scores pairs with a trained model.
@@ -270,6 +279,9 @@ pub struct Scorer {
     /// `best_remaining[k]`: the most the units `order[k..]` can still add.
     best_remaining: Vec<f64>,
     prior_weight: f64,
+    /// Per dependent group with `u_shared`: the most each field's level may weigh between
+    /// records that share the group (`+inf` for the group's own members).
+    shared_caps: Vec<(usize, Vec<Vec<f64>>)>,
 }
 
 impl Scorer {
@@ -310,10 +322,48 @@ impl Scorer {
         };
         let mut best_remaining = vec![0.0; order.len() + 1];
         for k in (0..order.len()).rev() {
-            // a group adds at most its best member's agreement
-            best_remaining[k] = best_remaining[k + 1] + order[k].iter().map(|&f| best(f)).fold(0.0, f64::max);
+            // a group adds at most its best member's agreement, or what sharing it is worth
+            let shared = model.dependent.iter().find(|g| g.fields == order[k]).and_then(|g| g.shared_odds);
+            let shared_best = shared.map_or(0.0, |odds| odds - model.prior_weight());
+            best_remaining[k] = best_remaining[k + 1] + order[k].iter().map(|&f| best(f)).fold(shared_best, f64::max);
         }
-        Ok(Scorer { prepared, model: model.clone(), weights, tf_weights, order, best_remaining, prior_weight: model.prior_weight() })
+        let shared_caps = model
+            .dependent
+            .iter()
+            .enumerate()
+            .filter(|(_, group)| !group.u_shared.is_empty() || group.shared_odds.is_some())
+            .map(|(g, group)| {
+                let caps = model
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .map(|(f, params)| match group.u_shared.get(f).filter(|u| u.len() == params.m.len()) {
+                        Some(u) => params.m.iter().zip(u).map(|(m, u)| (m / u).log2()).collect(),
+                        None => vec![f64::INFINITY; params.m.len()],
+                    })
+                    .collect();
+                (g, caps)
+            })
+            .collect();
+        Ok(Scorer {
+            prepared,
+            model: model.clone(),
+            weights,
+            tf_weights,
+            order,
+            best_remaining,
+            prior_weight: model.prior_weight(),
+            shared_caps,
+        })
+    }
+
+    /// The first group a pair with these `levels` shares, with its caps.
+    fn shared_group(&self, levels: impl Fn(usize) -> u8) -> Option<(&DependentGroup, &[Vec<f64>])> {
+        let exact = |f: usize| self.prepared.comparison(f).exact_level();
+        self.shared_caps
+            .iter()
+            .map(|(g, caps)| (&self.model.dependent[*g], caps.as_slice()))
+            .find(|(group, _)| group.shared(&levels, exact))
     }
 
     pub fn model(&self) -> &Model {
@@ -338,29 +388,50 @@ impl Scorer {
         let mut weight = self.prior_weight;
         // levels of swap partners are decided together with the first of the two
         let mut decided = [UNSET_LEVEL; MAX_FIELDS];
+        // each field's weight before any cap, to cap units scored before a shared group
+        let mut raw = [0.0f64; MAX_FIELDS];
+        let mut caps: Option<&[Vec<f64>]> = None;
+        let contribution = |unit: &[usize], raw: &[f64; MAX_FIELDS], decided: &[u8; MAX_FIELDS], caps: Option<&[Vec<f64>]>| {
+            let capped = |f: usize| caps.map_or(raw[f], |caps| raw[f].min(caps[f][decided[f] as usize]));
+            match unit {
+                [field] => capped(*field),
+                group => combine(group.iter().map(|&f| capped(f))),
+            }
+        };
         for (k, unit) in self.order.iter().enumerate() {
             if weight + self.best_remaining[k] < min_weight {
                 return None;
             }
-            let field_weight = |field: usize, decided: &mut [u8; MAX_FIELDS]| {
-                let level = if decided[field] != UNSET_LEVEL {
-                    decided[field]
-                } else {
+            for &field in unit {
+                if decided[field] == UNSET_LEVEL {
                     let (level, partner) = self.prepared.levels_of(field, &left, &right);
+                    decided[field] = level;
                     if let Some((partner, partner_level)) = partner {
                         decided[partner] = partner_level;
                     }
-                    level
-                };
+                }
                 let (a, b) = (left(field), right(field));
                 // use the side with a dictionary id for the term frequency
                 let known = if a.id == UNKNOWN_ID { b } else { a };
-                self.field_weight(field, level, &known).0
-            };
-            weight += match unit.as_slice() {
-                [field] => field_weight(*field, &mut decided),
-                group => combine(group.iter().map(|&f| field_weight(f, &mut decided))),
-            };
+                raw[field] = self.field_weight(field, decided[field], &known).0;
+            }
+            if caps.is_none() && unit.len() > 1 && !self.shared_caps.is_empty() {
+                let shared = self.shared_group(|f| if unit.contains(&f) { decided[f] } else { NULL_LEVEL });
+                if let Some((group, group_caps)) = shared {
+                    caps = Some(group_caps);
+                    // the pair shares this group: what was added before counts capped
+                    for earlier in &self.order[..k] {
+                        weight += contribution(earlier, &raw, &decided, caps) - contribution(earlier, &raw, &decided, None);
+                    }
+                    if let Some(odds) = group.shared_odds {
+                        // the measured odds of one person among pairs sharing it replace
+                        // the prior and the group's own evidence
+                        weight += odds - self.prior_weight;
+                        continue;
+                    }
+                }
+            }
+            weight += contribution(unit, &raw, &decided, caps);
         }
         (weight >= min_weight).then_some(weight)
     }
@@ -383,34 +454,52 @@ impl Scorer {
         let mut total = self.prior_weight;
         let p = &self.prepared;
         let levels = p.levels_with(|f| p.row_value(dataset, f, a), |f| p.row_value(dataset, f, b));
+        let shared = self.shared_group(|f| levels[f]);
+        let caps = shared.map(|(_, caps)| caps);
         for (f, params) in self.model.fields.iter().enumerate() {
             let left = self.prepared.row_value(dataset, f, a);
+            let right = self.prepared.row_value(dataset, f, b);
             let level = levels[f];
-            let (weight, tf) = self.field_weight(f, level, &left);
+            let (weight, tf) = self.field_weight(f, level, if left.id == UNKNOWN_ID { &right } else { &left });
+            let cap = caps.map_or(f64::INFINITY, |caps| caps[f][level as usize]);
             fields.push(FieldContribution {
                 column: params.column.clone(),
                 level,
                 label: params.levels[level as usize].clone(),
-                weight,
+                weight: weight.min(cap),
                 term_frequency_adjusted: tf,
                 own_weight: None,
+                uncapped_weight: (weight > cap).then_some(weight),
             });
         }
         // a group of dependent fields counts its strongest agreement and disagreement once:
         // the member that carries each keeps its weight, the others add nothing
+        let shared_odds = shared.and_then(|(group, _)| group.shared_odds.map(|odds| (group, odds)));
         for unit in self.order.iter().filter(|unit| unit.len() > 1) {
             let strongest =
                 unit.iter().copied().filter(|&f| fields[f].weight > 0.0).max_by(|&x, &y| fields[x].weight.total_cmp(&fields[y].weight));
             let weakest =
                 unit.iter().copied().filter(|&f| fields[f].weight < 0.0).min_by(|&x, &y| fields[x].weight.total_cmp(&fields[y].weight));
+            // a shared group's worth is the odds measured among pairs that share it, shown on
+            // its strongest member
+            let odds = shared_odds.filter(|(group, _)| &group.fields == unit).map(|(_, odds)| odds - self.prior_weight);
             for &f in unit {
                 fields[f].own_weight = Some(fields[f].weight);
-                if Some(f) != strongest && Some(f) != weakest {
+                if odds.is_some() || (Some(f) != strongest && Some(f) != weakest) {
                     fields[f].weight = 0.0;
                 }
             }
+            if let (Some(odds), Some(&first)) = (odds, unit.first()) {
+                fields[strongest.unwrap_or(first)].weight = odds;
+            }
         }
         total += fields.iter().map(|f| f.weight).sum::<f64>();
-        Explanation { prior_weight: self.prior_weight, fields, match_weight: total, probability: probability_from_weight(total) }
+        Explanation {
+            prior_weight: self.prior_weight,
+            fields,
+            match_weight: total,
+            probability: probability_from_weight(total),
+            shared_group: shared_odds.map(|(group, _)| group.columns.clone()),
+        }
     }
 }

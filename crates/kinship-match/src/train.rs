@@ -115,6 +115,15 @@ pub fn train_with_blocking(
         None => prior_from_sessions(dataset, config, &m, &sessions)?,
     };
 
+    let mut dependent = dependent;
+    // what sharing a group says replaces the prior between records that share it, so a
+    // prior the configuration states is kept as stated, without it
+    if config.prior.probability.is_none() {
+        for group in &mut dependent {
+            (group.u_shared, group.shared_odds) = estimate_shared(dataset, &prepared, candidates, config, group, &m, &u);
+        }
+    }
+
     let fields = config
         .fields
         .iter()
@@ -122,6 +131,83 @@ pub fn train_with_blocking(
         .map(|(field, (m, u))| FieldParams { column: field.column.clone(), levels: field.comparison.level_labels(), m, u })
         .collect();
     Ok(Model { prior, fields, dependent, warnings })
+}
+
+/// Pairs needed to estimate one field's `u_shared`.
+const MIN_SHARED_PAIRS: u64 = 100;
+/// A field witnesses "different people" when its "nothing alike" level weighs at least
+/// this much against a match (bits): a different national id number, which one person's
+/// records almost never show. A first name or a birth date differs in one or two in a
+/// hundred of one person's records: as witnesses those duplicates would swamp the few
+/// different people who agree.
+const WITNESS_WEIGHT: f64 = -7.0;
+
+/// What sharing `group` says (see [`DependentGroup`]): u of every field outside it among
+/// different people who share it, and the log-odds (bits) that two records sharing it are
+/// one person. A witness field, whose complete disagreement one person's records almost
+/// never show (a national id number), tells the two kinds of pair apart: of the pairs that
+/// share the group and differ on the witness, how often another field agrees is its
+/// `u_shared` (each level keeps the strangers' u when that is higher: sharing a household
+/// never makes agreement rarer); of those where the witness is present, the share that do
+/// not differ on it is the share of one person. Empty and `None` without a witness or with
+/// too few pairs.
+fn estimate_shared(
+    dataset: &Dataset,
+    prepared: &PreparedFields,
+    candidates: &Blocking,
+    config: &MatchConfig,
+    group: &DependentGroup,
+    m: &[Vec<f64>],
+    u: &[Vec<f64>],
+) -> (Vec<Vec<f64>>, Option<f64>) {
+    let exact: Vec<u8> = (0..m.len()).map(|f| prepared.comparison(f).exact_level()).collect();
+    let members: Vec<bool> = (0..m.len()).map(|f| group.fields.contains(&f)).collect();
+    let witness: Vec<bool> =
+        (0..m.len()).map(|f| !members[f] && (m[f][ELSE_LEVEL as usize] / u[f][ELSE_LEVEL as usize]).log2() <= WITNESS_WEIGHT).collect();
+    if !witness.contains(&true) {
+        return (Vec::new(), None);
+    }
+    // pairs where a witness is present, and where it differs completely
+    let (mut witnessed, mut different) = (0u64, 0u64);
+    let mut counts: Vec<Vec<u64>> = m.iter().map(|levels| vec![0; levels.len()]).collect();
+    for (rule, rule_stats) in candidates.stats().iter().enumerate() {
+        let stride = (rule_stats.pairs as usize).div_ceil(config.training.max_em_pairs.max(1)).max(1);
+        for (pattern, count) in count_patterns(dataset, prepared, candidates.rule_pairs(rule, true, stride)) {
+            let level = |f: usize| pattern_level(pattern, f);
+            if !group.shared(level, |f| exact[f]) {
+                continue;
+            }
+            if let Some(w) = (0..m.len()).find(|&w| witness[w] && level(w) != 0) {
+                witnessed += count;
+                different += u64::from(level(w) == ELSE_LEVEL) * count;
+            }
+            for f in (0..m.len()).filter(|&f| !members[f] && level(f) != 0) {
+                if (0..m.len()).any(|g| g != f && witness[g] && level(g) == ELSE_LEVEL) {
+                    counts[f][level(f) as usize] += count;
+                }
+            }
+        }
+    }
+    let u_shared = counts
+        .iter()
+        .zip(u)
+        .enumerate()
+        .map(|(f, (counts, stranger))| {
+            let total: u64 = counts.iter().sum();
+            if members[f] || total < MIN_SHARED_PAIRS {
+                return Vec::new();
+            }
+            let mut shared: Vec<f64> = counts.iter().zip(stranger).map(|(&c, &u)| (c as f64 / total as f64).max(u)).collect();
+            shared[0] = 0.0;
+            shared
+        })
+        .collect();
+    if witnessed < MIN_SHARED_PAIRS {
+        return (u_shared, None);
+    }
+    // with pseudo-counts, so that neither side of the odds is ever zero
+    let one_person = (witnessed - different) as f64 + 1.0;
+    (u_shared, Some((one_person / (different as f64 + 1.0)).log2()))
 }
 
 /// Counts how often each comparison pattern occurs among the given pairs.

@@ -524,3 +524,81 @@ fn fields_that_always_agree_together_are_found_and_counted_once() {
     assert!(applied < own_total - 1.0, "applied {applied}, independent sum {own_total}");
     assert!((why.match_weight - scorer.score(&ds, 0, stranger as u32, f64::NEG_INFINITY).unwrap()).abs() < 1e-9);
 }
+
+#[test]
+fn twins_in_a_household_stay_apart_and_its_duplicates_join() {
+    // households share surname, street, town, postcode and a mailbox; each member has a
+    // first name, a birth date and an id number; some households have twins
+    let mut rng = Rng(2024);
+    let headers = ["given_name", "surname", "dob", "national_id", "email", "street", "town", "postcode", "state"];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut person_of: Vec<usize> = Vec::new();
+    let mut twins: Vec<(usize, usize)> = Vec::new();
+    let mut person = 0;
+    for household in 0..6000 {
+        let surname: String = (0..3).map(|_| SYLLABLES[rng.below(SYLLABLES.len())]).collect();
+        let town = rng.below(400);
+        let street = format!("{} {} street", 1 + rng.below(200), SYLLABLES[rng.below(SYLLABLES.len())]);
+        let email = format!("the.{surname}{household}@mail.example");
+        let members = if rng.below(10) < 7 { 1 } else { 2 + rng.below(3) };
+        let has_twins = members >= 2 && household % 3 == 0;
+        let mut last_dob = String::new();
+        for member in 0..members {
+            let dob = if has_twins && member == 1 {
+                last_dob.clone()
+            } else {
+                format!("{}{:02}{:02}", 1940 + rng.below(70), 1 + rng.below(12), 1 + rng.below(28))
+            };
+            last_dob = dob.clone();
+            let id = format!("{}", 1_000_000 + rng.below(8_999_999));
+            let given = GIVEN[(household * 7 + member * 13) % GIVEN.len()].to_string();
+            let row = vec![
+                given,
+                surname.clone(),
+                dob,
+                id,
+                email.clone(),
+                street.clone(),
+                format!("town{town}"),
+                format!("{}", 2000 + town),
+                ["nsw", "vic", "qld"][town % 3].to_string(),
+            ];
+            if has_twins && member == 1 {
+                twins.push((rows.len() - 1, rows.len()));
+            }
+            rows.push(row.clone());
+            person_of.push(person);
+            // a third of people have a second record with one field mistyped or left blank
+            if rng.below(3) == 0 {
+                let mut duplicate = row;
+                let field = [0, 2, 5][rng.below(3)];
+                duplicate[field] = if rng.below(2) == 0 { String::new() } else { typo(&duplicate[field], &mut rng) };
+                rows.push(duplicate);
+                person_of.push(person);
+            }
+            person += 1;
+        }
+    }
+    let config = infer_config(&headers, &rows[..3000], "id", rows.len()).unwrap();
+    let ds = Dataset::from_rows(&headers, &rows);
+    let result = dedupe(&ds, &config, &NoProgress).unwrap();
+    let household = result.model().dependent.iter().find(|g| g.columns.iter().any(|c| c == "street")).expect("a household group");
+    assert!(household.shared_odds.is_some(), "{household:?}");
+
+    let cluster_of = &result.clustering.cluster_of;
+    assert!(!twins.is_empty());
+    for &(a, b) in &twins {
+        assert_ne!(cluster_of[a], cluster_of[b], "twins joined: {:?} / {:?}", rows[a], rows[b]);
+    }
+    let (precision, recall) = pairwise_precision_recall(cluster_of, &person_of);
+    assert!(precision > 0.99 && recall > 0.95, "precision {precision}, recall {recall}");
+
+    // the twins' shared birth date is worth what it is between people of one household
+    let (a, b) = twins[0];
+    let scorer = &result.scorer;
+    let why = scorer.explain(&ds, a as u32, b as u32);
+    assert!(why.shared_group.is_some());
+    let dob = why.fields.iter().find(|f| f.column == "dob").unwrap();
+    assert!(dob.uncapped_weight.is_some_and(|uncapped| uncapped > dob.weight + 3.0), "{dob:?}");
+    assert!((why.match_weight - scorer.score(&ds, a as u32, b as u32, f64::NEG_INFINITY).unwrap()).abs() < 1e-9);
+}
