@@ -134,23 +134,29 @@ pub fn train_with_blocking(
 }
 
 /// Pairs needed to estimate one field's `u_shared`.
-const MIN_SHARED_PAIRS: u64 = 100;
-/// A field witnesses "different people" when its "nothing alike" level weighs at least
-/// this much against a match (bits): a different national id number, which one person's
-/// records almost never show. A first name or a birth date differs in one or two in a
-/// hundred of one person's records: as witnesses those duplicates would swamp the few
-/// different people who agree.
-const WITNESS_WEIGHT: f64 = -7.0;
+const MIN_SHARED_PAIRS: f64 = 100.0;
+/// One person's pairs, and different people's, needed among the shared pairs before their
+/// odds are measured (a file of strangers has almost none of the first).
+const MIN_SHARED_KIND: f64 = 20.0;
+/// The witness (see [`estimate_shared`]) must weigh at least this much against a match
+/// when it differs completely (bits).
+const WITNESS_WEIGHT: f64 = -4.0;
 
 /// What sharing `group` says (see [`DependentGroup`]): u of every field outside it among
 /// different people who share it, and the log-odds (bits) that two records sharing it are
-/// one person. A witness field, whose complete disagreement one person's records almost
-/// never show (a national id number), tells the two kinds of pair apart: of the pairs that
-/// share the group and differ on the witness, how often another field agrees is its
-/// `u_shared` (each level keeps the strangers' u when that is higher: sharing a household
-/// never makes agreement rarer); of those where the witness is present, the share that do
-/// not differ on it is the share of one person. Empty and `None` without a witness or with
-/// too few pairs.
+/// one person.
+///
+/// The witness is the field outside the group whose complete disagreement weighs most
+/// against a match (a national id number). Among the pairs that share the group:
+/// - those where the witness is present hold as many pairs of one person as agree on it
+///   exactly, over the share of one person's pairs that do (m of its exact level): their
+///   share gives the odds;
+/// - those where it differs show how often another field agrees between different people,
+///   once the expected duplicates among them are taken out: that is the field's
+///   `u_shared`. Each level keeps the strangers' u when that is higher: sharing a
+///   household never makes agreement rarer.
+///
+/// Empty and `None` without a witness or with too few pairs.
 fn estimate_shared(
     dataset: &Dataset,
     prepared: &PreparedFields,
@@ -162,52 +168,65 @@ fn estimate_shared(
 ) -> (Vec<Vec<f64>>, Option<f64>) {
     let exact: Vec<u8> = (0..m.len()).map(|f| prepared.comparison(f).exact_level()).collect();
     let members: Vec<bool> = (0..m.len()).map(|f| group.fields.contains(&f)).collect();
-    let witness: Vec<bool> =
-        (0..m.len()).map(|f| !members[f] && (m[f][ELSE_LEVEL as usize] / u[f][ELSE_LEVEL as usize]).log2() <= WITNESS_WEIGHT).collect();
-    if !witness.contains(&true) {
+    let else_weight = |f: usize| (m[f][ELSE_LEVEL as usize] / u[f][ELSE_LEVEL as usize]).log2();
+    let Some(witness) = (0..m.len())
+        .filter(|&f| !members[f] && else_weight(f) <= WITNESS_WEIGHT)
+        .min_by(|&a, &b| else_weight(a).total_cmp(&else_weight(b)))
+    else {
         return (Vec::new(), None);
-    }
-    // pairs where a witness is present, and where it differs completely
-    let (mut witnessed, mut different) = (0u64, 0u64);
+    };
+    // pairs sharing the group where the witness is present, and where it differs completely;
+    // of the latter, each other field's levels
+    let (mut witnessed, mut same, mut different) = (0u64, 0u64, 0u64);
     let mut counts: Vec<Vec<u64>> = m.iter().map(|levels| vec![0; levels.len()]).collect();
     for (rule, rule_stats) in candidates.stats().iter().enumerate() {
         let stride = (rule_stats.pairs as usize).div_ceil(config.training.max_em_pairs.max(1)).max(1);
         for (pattern, count) in count_patterns(dataset, prepared, candidates.rule_pairs(rule, true, stride)) {
             let level = |f: usize| pattern_level(pattern, f);
-            if !group.shared(level, |f| exact[f]) {
+            if level(witness) == 0 || !group.shared(level, |f| exact[f]) {
                 continue;
             }
-            if let Some(w) = (0..m.len()).find(|&w| witness[w] && level(w) != 0) {
-                witnessed += count;
-                different += u64::from(level(w) == ELSE_LEVEL) * count;
-            }
-            for f in (0..m.len()).filter(|&f| !members[f] && level(f) != 0) {
-                if (0..m.len()).any(|g| g != f && witness[g] && level(g) == ELSE_LEVEL) {
+            witnessed += count;
+            same += u64::from(level(witness) == exact[witness]) * count;
+            if level(witness) == ELSE_LEVEL {
+                different += count;
+                for f in (0..m.len()).filter(|&f| !members[f] && f != witness && level(f) != 0) {
                     counts[f][level(f) as usize] += count;
                 }
             }
         }
     }
+    if (witnessed as f64) < MIN_SHARED_PAIRS {
+        return (Vec::new(), None);
+    }
+    let (witnessed, same, different) = (witnessed as f64, same as f64, different as f64);
+    let m_differs = m[witness][ELSE_LEVEL as usize];
+    // one person's pairs: as many as agree exactly on the witness, over the share of one
+    // person's pairs that do (different people almost never do)
+    let one_person = (same / m[witness][exact[witness] as usize]).min(witnessed);
+    let duplicates_among_different = (one_person * m_differs).min(different);
     let u_shared = counts
         .iter()
-        .zip(u)
+        .zip(m.iter().zip(u))
         .enumerate()
-        .map(|(f, (counts, stranger))| {
-            let total: u64 = counts.iter().sum();
-            if members[f] || total < MIN_SHARED_PAIRS {
+        .map(|(f, (counts, (m, stranger)))| {
+            let total: f64 = counts.iter().sum::<u64>() as f64;
+            // of this field's counted pairs, the expected duplicates, spread as m says
+            let duplicates = if different > 0.0 { total * duplicates_among_different / different } else { 0.0 };
+            let others: Vec<f64> = counts.iter().zip(m).map(|(&c, m)| (c as f64 - duplicates * m).max(0.0)).collect();
+            let others_total: f64 = others.iter().sum();
+            if members[f] || f == witness || others_total < MIN_SHARED_PAIRS {
                 return Vec::new();
             }
-            let mut shared: Vec<f64> = counts.iter().zip(stranger).map(|(&c, &u)| (c as f64 / total as f64).max(u)).collect();
+            let mut shared: Vec<f64> = others.iter().zip(stranger).map(|(c, u)| (c / others_total).max(*u)).collect();
             shared[0] = 0.0;
             shared
         })
         .collect();
-    if witnessed < MIN_SHARED_PAIRS {
-        return (u_shared, None);
-    }
-    // with pseudo-counts, so that neither side of the odds is ever zero
-    let one_person = (witnessed - different) as f64 + 1.0;
-    (u_shared, Some((one_person / (different as f64 + 1.0)).log2()))
+    // odds only where both kinds of pair were seen often enough to be counted
+    let others = witnessed - one_person;
+    let odds = (one_person.min(others) >= MIN_SHARED_KIND).then(|| (one_person / others).log2());
+    (u_shared, odds)
 }
 
 /// Counts how often each comparison pattern occurs among the given pairs.

@@ -601,4 +601,10 @@ fn twins_in_a_household_stay_apart_and_its_duplicates_join() {
     let dob = why.fields.iter().find(|f| f.column == "dob").unwrap();
     assert!(dob.uncapped_weight.is_some_and(|uncapped| uncapped > dob.weight + 3.0), "{dob:?}");
     assert!((why.match_weight - scorer.score(&ds, a as u32, b as u32, f64::NEG_INFINITY).unwrap()).abs() < 1e-9);
+
+    // a prior the configuration states is kept: sharing the household then changes nothing
+    let mut stated = config.clone();
+    stated.prior.probability = Some(1e-5);
+    let model = kinship_match::train(&ds, &stated, &NoProgress).unwrap();
+    assert!(model.dependent.iter().all(|g| g.shared_odds.is_none() && g.u_shared.is_empty()), "{:?}", model.dependent);
 }
