@@ -236,8 +236,9 @@ pub struct Explanation {
     pub fields: Vec<FieldContribution>,
     pub match_weight: f64,
     pub probability: f64,
-    /// The group of dependent fields the pair shares (a household), when the odds measured
-    /// among pairs that share it stand in for the prior and the group's own evidence.
+    /// The group of dependent fields the pair shares (a household), when what was measured
+    /// among pairs that share it applies: its odds in place of the prior and the group's
+    /// own evidence, and the caps on other fields.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_group: Option<Vec<String>>,
 }
@@ -338,7 +339,14 @@ impl Scorer {
                     .iter()
                     .enumerate()
                     .map(|(f, params)| match group.u_shared.get(f).filter(|u| u.len() == params.m.len()) {
-                        Some(u) => params.m.iter().zip(u).map(|(m, u)| (m / u).log2()).collect(),
+                        // level 0 (missing) adds nothing and is never capped
+                        Some(u) => params
+                            .m
+                            .iter()
+                            .zip(u)
+                            .enumerate()
+                            .map(|(level, (m, u))| Some((m / u).log2()).filter(|cap| level > 0 && cap.is_finite()).unwrap_or(f64::INFINITY))
+                            .collect(),
                         None => vec![f64::INFINITY; params.m.len()],
                     })
                     .collect();
@@ -357,13 +365,14 @@ impl Scorer {
         })
     }
 
-    /// The first group a pair with these `levels` shares, with its caps.
-    fn shared_group(&self, levels: impl Fn(usize) -> u8) -> Option<(&DependentGroup, &[Vec<f64>])> {
+    /// The group a pair with these `levels` shares, with its caps, if `unit` (a unit of
+    /// `order`) is one that has them.
+    fn shared_group(&self, unit: &[usize], levels: impl Fn(usize) -> u8) -> Option<(&DependentGroup, &[Vec<f64>])> {
         let exact = |f: usize| self.prepared.comparison(f).exact_level();
         self.shared_caps
             .iter()
             .map(|(g, caps)| (&self.model.dependent[*g], caps.as_slice()))
-            .find(|(group, _)| group.shared(&levels, exact))
+            .find(|(group, _)| group.fields == unit && group.shared(&levels, exact))
     }
 
     pub fn model(&self) -> &Model {
@@ -416,7 +425,7 @@ impl Scorer {
                 raw[field] = self.field_weight(field, decided[field], &known).0;
             }
             if caps.is_none() && unit.len() > 1 && !self.shared_caps.is_empty() {
-                let shared = self.shared_group(|f| if unit.contains(&f) { decided[f] } else { NULL_LEVEL });
+                let shared = self.shared_group(unit, |f| decided[f]);
                 if let Some((group, group_caps)) = shared {
                     caps = Some(group_caps);
                     // the pair shares this group: what was added before counts capped
@@ -454,7 +463,8 @@ impl Scorer {
         let mut total = self.prior_weight;
         let p = &self.prepared;
         let levels = p.levels_with(|f| p.row_value(dataset, f, a), |f| p.row_value(dataset, f, b));
-        let shared = self.shared_group(|f| levels[f]);
+        // the first group in scoring order that the pair shares, as `score` finds it
+        let shared = self.order.iter().find_map(|unit| self.shared_group(unit, |f| levels[f]));
         let caps = shared.map(|(_, caps)| caps);
         for (f, params) in self.model.fields.iter().enumerate() {
             let left = self.prepared.row_value(dataset, f, a);
@@ -499,7 +509,7 @@ impl Scorer {
             fields,
             match_weight: total,
             probability: probability_from_weight(total),
-            shared_group: shared_odds.map(|(group, _)| group.columns.clone()),
+            shared_group: shared.map(|(group, _)| group.columns.clone()),
         }
     }
 }

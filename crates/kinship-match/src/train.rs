@@ -133,6 +133,8 @@ pub fn train_with_blocking(
     Ok(Model { prior, fields, dependent, warnings })
 }
 
+/// Candidate pairs compared to measure what sharing a group says (an even sample beyond).
+const MAX_SHARED_SAMPLE: usize = 2_000_000;
 /// Pairs needed to estimate one field's `u_shared`.
 const MIN_SHARED_PAIRS: f64 = 100.0;
 /// One person's pairs, and different people's, needed among the shared pairs before their
@@ -175,24 +177,31 @@ fn estimate_shared(
     else {
         return (Vec::new(), None);
     };
+    // the pairs of the rules that block on the group's fields alone, each once: a rule
+    // blocking on the witness (or anything else outside the group) would bring more of one
+    // person's pairs than sharing the group does
+    let group_rules: Vec<usize> =
+        (0..config.blocking.len()).filter(|&r| config.blocking[r].columns().all(|c| group.columns.iter().any(|g| g == c))).collect();
+    let mut pairs: Vec<(u32, u32)> = group_rules.iter().flat_map(|&r| candidates.rule_pairs(r, false, 1).collect::<Vec<_>>()).collect();
+    pairs.par_sort_unstable();
+    pairs.dedup();
+    let stride = pairs.len().div_ceil(MAX_SHARED_SAMPLE).max(1);
+    let sample = pairs.par_iter().enumerate().filter(move |(i, _)| i % stride == 0).map(|(_, &pair)| pair);
     // pairs sharing the group where the witness is present, and where it differs completely;
     // of the latter, each other field's levels
     let (mut witnessed, mut same, mut different) = (0u64, 0u64, 0u64);
     let mut counts: Vec<Vec<u64>> = m.iter().map(|levels| vec![0; levels.len()]).collect();
-    for (rule, rule_stats) in candidates.stats().iter().enumerate() {
-        let stride = (rule_stats.pairs as usize).div_ceil(config.training.max_em_pairs.max(1)).max(1);
-        for (pattern, count) in count_patterns(dataset, prepared, candidates.rule_pairs(rule, true, stride)) {
-            let level = |f: usize| pattern_level(pattern, f);
-            if level(witness) == 0 || !group.shared(level, |f| exact[f]) {
-                continue;
-            }
-            witnessed += count;
-            same += u64::from(level(witness) == exact[witness]) * count;
-            if level(witness) == ELSE_LEVEL {
-                different += count;
-                for f in (0..m.len()).filter(|&f| !members[f] && f != witness && level(f) != 0) {
-                    counts[f][level(f) as usize] += count;
-                }
+    for (pattern, count) in count_patterns(dataset, prepared, sample) {
+        let level = |f: usize| pattern_level(pattern, f);
+        if level(witness) == 0 || !group.shared(level, |f| exact[f]) {
+            continue;
+        }
+        witnessed += count;
+        same += u64::from(level(witness) == exact[witness]) * count;
+        if level(witness) == ELSE_LEVEL {
+            different += count;
+            for f in (0..m.len()).filter(|&f| !members[f] && f != witness && level(f) != 0) {
+                counts[f][level(f) as usize] += count;
             }
         }
     }
@@ -205,7 +214,7 @@ fn estimate_shared(
     // person's pairs that do (different people almost never do)
     let one_person = (same / m[witness][exact[witness] as usize]).min(witnessed);
     let duplicates_among_different = (one_person * m_differs).min(different);
-    let u_shared = counts
+    let u_shared: Vec<Vec<f64>> = counts
         .iter()
         .zip(m.iter().zip(u))
         .enumerate()
@@ -223,6 +232,7 @@ fn estimate_shared(
             shared
         })
         .collect();
+    let u_shared = if u_shared.iter().all(Vec::is_empty) { Vec::new() } else { u_shared };
     // odds only where both kinds of pair were seen often enough to be counted
     let others = witnessed - one_person;
     let odds = (one_person.min(others) >= MIN_SHARED_KIND).then(|| (one_person / others).log2());

@@ -486,6 +486,57 @@ mod any_input {
 }
 
 #[test]
+fn a_birth_date_in_three_columns_is_read_as_one_and_a_wrong_year_still_links() {
+    // as in public benchmark files: year, month and day in columns of their own, and the
+    // duplicates' errors fall as often on the year as on the names
+    let mut rng = Rng(21);
+    let headers = ["id", "fname", "lname", "by", "bm", "bd"];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut entity_of = Vec::new();
+    for person in 0..4000 {
+        // common names are common: 20 given names and 200 surnames
+        let surname = format!("{}{}", SYLLABLES[rng.below(10)], SYLLABLES[rng.below(20)]);
+        let row = vec![
+            String::new(),
+            GIVEN[rng.below(GIVEN.len())].to_string(),
+            surname,
+            (1930 + rng.below(75)).to_string(),
+            (1 + rng.below(12)).to_string(),
+            (1 + rng.below(28)).to_string(),
+        ];
+        rows.push(row.clone());
+        entity_of.push(person);
+        if person % 8 == 0 {
+            let mut duplicate = row;
+            match rng.below(4) {
+                0 => duplicate[3] = (1930 + rng.below(75)).to_string(),
+                1 => duplicate[5] = format!("{}{}", duplicate[5], rng.below(10)),
+                2 => duplicate[4] = "0".to_string(),
+                _ => duplicate[2] = typo(&duplicate[2], &mut rng),
+            }
+            rows.push(duplicate);
+            entity_of.push(person);
+        }
+    }
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i.to_string();
+    }
+    // read as a sample of a file twice its size, where any rule pairs more strangers
+    let config = infer_config(&headers, &rows, "id", 2 * rows.len()).unwrap();
+    let kind = |column: &str| config.fields.iter().find(|f| f.column == column).map(|f| f.comparison.clone());
+    assert_eq!(kind("by"), Some(Comparison::Levenshtein { thresholds: vec![1] }), "a year is a year, not an amount");
+    assert_eq!(kind("bm"), Some(Comparison::Exact));
+    assert_eq!(kind("bd"), Some(Comparison::Exact));
+    let names_only = BlockingRule::parse(&["fname", "lname"]).unwrap();
+    assert!(config.blocking.contains(&names_only), "a wrong year must not hide a duplicate: {:?}", config.blocking);
+
+    let ds = Dataset::from_rows(&headers, &rows);
+    let result = dedupe(&ds, &config, &NoProgress).unwrap();
+    let (precision, recall) = pairwise_precision_recall(&result.clustering.cluster_of, &entity_of);
+    assert!(precision > 0.95 && recall > 0.9, "precision {precision}, recall {recall}");
+}
+
+#[test]
 fn fields_that_always_agree_together_are_found_and_counted_once() {
     // each town has one postcode and one state; names and birth dates are independent of it
     let mut rng = Rng(77);
