@@ -405,4 +405,3 @@ mod tests {
         assert_eq!(role_from_values(&["red", "blue"]), Role::Text);
     }
 }
-
