@@ -42,15 +42,15 @@ enum Role {
     Email,
     Phone,
     Date,
-    /// A birth date's year in a column of its own.
-    Year,
-    /// Its month or day, in a file that has a year column.
-    DayOrMonth,
     Postcode,
     StreetNumber,
     Address,
     City,
     Region,
+    /// A birth date's year in a column of its own.
+    Year,
+    /// Its month or day, in a file that has a year column.
+    DayOrMonth,
     Category,
     Identifier,
     Number,
@@ -102,6 +102,10 @@ fn role_from_name(header: &str) -> Option<Role> {
         Role::Email
     } else if has(&["phone", "mobile", "tel", "telephone", "cell", "fax"]) || joined.contains("phone") {
         Role::Phone
+    } else if has(&["yob"]) || (has(&["dob", "birth", "born"]) && has(&["year", "yr"])) {
+        Role::Year
+    } else if has(&["dob", "birth", "born"]) && has(&["month", "day", "mon", "dd", "mm"]) {
+        Role::DayOrMonth
     } else if has(&["dob", "birth", "birthday", "birthdate", "born", "date"]) {
         Role::Date
     } else if has(&["first", "given", "fname", "forename", "firstname", "givenname"]) {
@@ -137,7 +141,7 @@ fn role_from_values(values: &[&str]) -> Role {
         Role::Email
     } else if share(&|v| parse_date(v).is_some()) > 0.8 {
         Role::Date
-    } else if share(&|v| v.len() == 4 && v.parse::<u16>().is_ok_and(|year| (1800..=2100).contains(&year))) > 0.8 {
+    } else if share(&|v| v.len() == 4 && v.parse::<u16>().is_ok_and(|year| (1800..=2100).contains(&year))) >= 0.95 {
         Role::Year
     } else if share(&|v| digits_only(v) && v.chars().filter(char::is_ascii_digit).count() >= 6) > 0.8 {
         Role::Identifier
@@ -183,14 +187,22 @@ pub fn infer_config<H: AsRef<str>, S: AsRef<str>, R: AsRef<[S]>>(
     if columns.is_empty() {
         return Err(MatchError::Config("no column to compare: every column besides the id is empty, constant or free text".into()));
     }
-    // beside a year column, small whole numbers are the month and day of the same date
+    // beside a year column, the month and day of the same date: two columns of small whole
+    // numbers, one within 1..=12 and one reaching past it. Typos put a few values out of
+    // range (0, 92), so most rather than all; anything else (a rating, a flat number, a
+    // third such column) stays a number.
     if columns.iter().any(|(_, role, _)| *role == Role::Year) {
-        for (_, role, values) in columns.iter_mut().filter(|(_, role, _)| *role == Role::Number) {
-            // typos put a few values out of range (0, 92), so most rather than all
-            let present = values.iter().filter(|v| !v.is_empty()).count();
-            let in_range = values.iter().filter(|v| v.parse::<u8>().is_ok_and(|n| (1..=31).contains(&n))).count();
-            if present > 0 && in_range as f64 >= 0.95 * present as f64 {
-                *role = Role::DayOrMonth;
+        let share_within = |values: &[String], last: u8| {
+            let present = values.iter().filter(|v| !v.is_empty()).count().max(1);
+            values.iter().filter(|v| v.parse::<u8>().is_ok_and(|n| (1..=last).contains(&n))).count() as f64 / present as f64
+        };
+        let small: Vec<usize> =
+            (0..columns.len()).filter(|&c| columns[c].1 == Role::Number && share_within(&columns[c].2, 31) >= 0.95).collect();
+        if let [a, b] = small[..] {
+            let month_like = |c: usize| share_within(&columns[c].2, 12) >= 0.95;
+            if month_like(a) != month_like(b) {
+                columns[a].1 = Role::DayOrMonth;
+                columns[b].1 = Role::DayOrMonth;
             }
         }
     }
@@ -402,6 +414,9 @@ mod tests {
         assert_eq!(role_from_values(&["1990-01-02", "2001-12-31"]), Role::Date);
         assert_eq!(role_from_values(&["12.5", "3"]), Role::Number);
         assert_eq!(role_from_values(&["1967", "2003"]), Role::Year);
+        assert_eq!(role_from_name("birth_year"), Some(Role::Year));
+        assert_eq!(role_from_name("dob_month"), Some(Role::DayOrMonth));
+        assert_eq!(role_from_name("birthday"), Some(Role::Date));
         assert_eq!(role_from_values(&["red", "blue"]), Role::Text);
     }
 }

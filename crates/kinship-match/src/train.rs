@@ -120,7 +120,10 @@ pub fn train_with_blocking(
     // prior the configuration states is kept as stated, without it
     if config.prior.probability.is_none() {
         for group in &mut dependent {
-            (group.u_shared, group.shared_odds) = estimate_shared(dataset, &prepared, candidates, config, group, &m, &u);
+            match estimate_shared(dataset, &prepared, candidates, &config.blocking, group, &m, &u) {
+                Ok(shared) => (group.u_shared, group.shared_odds) = shared,
+                Err(unmeasured) => warnings.push(unmeasured),
+            }
         }
     }
 
@@ -158,16 +161,17 @@ const WITNESS_WEIGHT: f64 = -4.0;
 ///   `u_shared`. Each level keeps the strangers' u when that is higher: sharing a
 ///   household never makes agreement rarer.
 ///
-/// Empty and `None` without a witness or with too few pairs.
+/// Empty and `None` without a witness or with too few pairs; an error (a warning for the
+/// user) when no blocking rule lies inside the group to find its pairs.
 fn estimate_shared(
     dataset: &Dataset,
     prepared: &PreparedFields,
     candidates: &Blocking,
-    config: &MatchConfig,
+    rules: &[BlockingRule],
     group: &DependentGroup,
     m: &[Vec<f64>],
     u: &[Vec<f64>],
-) -> (Vec<Vec<f64>>, Option<f64>) {
+) -> Result<(Vec<Vec<f64>>, Option<f64>), String> {
     let exact: Vec<u8> = (0..m.len()).map(|f| prepared.comparison(f).exact_level()).collect();
     let members: Vec<bool> = (0..m.len()).map(|f| group.fields.contains(&f)).collect();
     let else_weight = |f: usize| (m[f][ELSE_LEVEL as usize] / u[f][ELSE_LEVEL as usize]).log2();
@@ -175,18 +179,29 @@ fn estimate_shared(
         .filter(|&f| !members[f] && else_weight(f) <= WITNESS_WEIGHT)
         .min_by(|&a, &b| else_weight(a).total_cmp(&else_weight(b)))
     else {
-        return (Vec::new(), None);
+        return Ok((Vec::new(), None));
     };
     // the pairs of the rules that block on the group's fields alone, each once: a rule
     // blocking on the witness (or anything else outside the group) would bring more of one
     // person's pairs than sharing the group does
-    let group_rules: Vec<usize> =
-        (0..config.blocking.len()).filter(|&r| config.blocking[r].columns().all(|c| group.columns.iter().any(|g| g == c))).collect();
-    let mut pairs: Vec<(u32, u32)> = group_rules.iter().flat_map(|&r| candidates.rule_pairs(r, false, 1).collect::<Vec<_>>()).collect();
+    let group_rules: Vec<usize> = (0..rules.len()).filter(|&r| rules[r].columns().all(|c| group.columns.iter().any(|g| g == c))).collect();
+    if group_rules.is_empty() {
+        return Err(format!(
+            "dependent_fields [{}]: no blocking rule uses only these columns, so the odds that records sharing them are one person \
+             were not measured and they are scored as a dependent group only; add such a rule to measure them",
+            group.columns.join(", ")
+        ));
+    }
+    // a pair is kept by its hash, so the same pair from two rules is kept or dropped alike
+    // and the sample is drawn before anything is held in memory
+    let listed: u64 = group_rules.iter().map(|&r| candidates.stats()[r].pairs).sum();
+    let stride = listed.div_ceil(MAX_SHARED_SAMPLE as u64).max(1);
+    let kept = move |&(a, b): &(u32, u32)| splitmix64(&mut ((u64::from(a) << 32) | u64::from(b))).is_multiple_of(stride);
+    let mut pairs: Vec<(u32, u32)> =
+        group_rules.iter().flat_map(|&r| candidates.rule_pairs(r, false, 1).filter(kept).collect::<Vec<_>>()).collect();
     pairs.par_sort_unstable();
     pairs.dedup();
-    let stride = pairs.len().div_ceil(MAX_SHARED_SAMPLE).max(1);
-    let sample = pairs.par_iter().enumerate().filter(move |(i, _)| i % stride == 0).map(|(_, &pair)| pair);
+    let sample = pairs.par_iter().copied();
     // pairs sharing the group where the witness is present, and where it differs completely;
     // of the latter, each other field's levels
     let (mut witnessed, mut same, mut different) = (0u64, 0u64, 0u64);
@@ -206,7 +221,7 @@ fn estimate_shared(
         }
     }
     if (witnessed as f64) < MIN_SHARED_PAIRS {
-        return (Vec::new(), None);
+        return Ok((Vec::new(), None));
     }
     let (witnessed, same, different) = (witnessed as f64, same as f64, different as f64);
     let m_differs = m[witness][ELSE_LEVEL as usize];
@@ -236,7 +251,7 @@ fn estimate_shared(
     // odds only where both kinds of pair were seen often enough to be counted
     let others = witnessed - one_person;
     let odds = (one_person.min(others) >= MIN_SHARED_KIND).then(|| (one_person / others).log2());
-    (u_shared, odds)
+    Ok((u_shared, odds))
 }
 
 /// Counts how often each comparison pattern occurs among the given pairs.

@@ -658,4 +658,13 @@ fn twins_in_a_household_stay_apart_and_its_duplicates_join() {
     stated.prior.probability = Some(1e-5);
     let model = kinship_match::train(&ds, &stated, &NoProgress).unwrap();
     assert!(model.dependent.iter().all(|g| g.shared_odds.is_none() && g.u_shared.is_empty()), "{:?}", model.dependent);
+
+    // without a blocking rule inside the household the odds go unmeasured, and it says so
+    let mut mixed = config.clone();
+    let inside = |rule: &BlockingRule| rule.columns().all(|c| household.columns.iter().any(|g| g == c));
+    mixed.blocking.retain(|rule| !inside(rule));
+    mixed.training_rules.retain(|rule| !inside(rule));
+    let model = kinship_match::train(&ds, &mixed, &NoProgress).unwrap();
+    assert!(model.dependent.iter().all(|g| g.shared_odds.is_none()), "{:?}", model.dependent);
+    assert!(model.warnings.iter().any(|w| w.contains("no blocking rule uses only these columns")), "{:?}", model.warnings);
 }
