@@ -510,6 +510,7 @@ impl Config {
                 return invalid(at(key), "is for postgres sources only");
             }
         }
+        self.validate_fuzzy_columns()?;
         if let Err(e) = self.roles() {
             return invalid("roles".into(), &format!("{e}; extend one of: {}", kinship_policy::BUILTIN_ROLES.join(", ")));
         }
@@ -517,6 +518,33 @@ impl Config {
             return invalid("resolve.default_region".into(), "must be a two-letter region code such as \"US\" or \"AU\"");
         }
         self.ingest.validate()
+    }
+}
+
+impl Config {
+    /// The fuzzy stage compares profiles' golden traits: a column no source maps as a trait
+    /// would compare nothing, silently. A segment source may bring any trait, so with one
+    /// configured any column may fill.
+    fn validate_fuzzy_columns(&self) -> Result<(), ConfigError> {
+        let Some(fields) = self.fuzzy.as_ref().and_then(|f| f.get("fields")).and_then(|f| f.as_array()) else { return Ok(()) };
+        if self.sources.is_empty() || self.sources.values().any(|s| !s.kind.is_pulled()) {
+            return Ok(());
+        }
+        let mapped: std::collections::BTreeSet<&str> = self.sources.values().flat_map(|s| s.traits.keys().map(String::as_str)).collect();
+        for (i, field) in fields.iter().enumerate() {
+            let Some(column) = field.get("column").and_then(|c| c.as_str()) else { continue };
+            if !mapped.contains(column) {
+                let identifier = self.sources.values().any(|s| s.identifiers.contains_key(column));
+                let hint =
+                    if identifier { " (it is an identifier kind; map its column under a source's `traits` too to compare it)" } else { "" };
+                let traits = mapped.iter().copied().collect::<Vec<_>>().join(", ");
+                return Err(ConfigError::Invalid {
+                    path: format!("fuzzy.fields[{i}].column"),
+                    message: format!("`{column}` is no trait any source maps, so it would compare nothing{hint}; traits mapped: {traits}"),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -630,6 +658,22 @@ mod tests {
         );
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("sources.shop.event") && e.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn a_fuzzy_column_must_be_a_mapped_trait() {
+        let text = |fuzzy_column: &str, extra: &str| {
+            format!(
+                "[sources.crm]\ntype = \"csv\"\npath = \"c.csv\"\nidentifiers = {{ email = \"Email\" }}\ntraits = {{ first_name = \"First\" }}\n{extra}\n\
+                 [fuzzy]\nthreshold = 0.9\nblocking = [[\"first_name\"]]\n[[fuzzy.fields]]\ncolumn = \"{fuzzy_column}\"\nkind = \"exact\"\n"
+            )
+        };
+        let load = |t: String| toml::from_str::<Config>(&t).unwrap().validate().map_err(|e| e.to_string());
+        assert!(load(text("first_name", "")).is_ok());
+        let e = load(text("email", "")).unwrap_err();
+        assert!(e.contains("fuzzy.fields[0].column") && e.contains("identifier kind") && e.contains("first_name"), "{e}");
+        // a segment source may send any trait
+        assert!(load(text("email", "[sources.web]\ntype = \"segment\"")).is_ok());
     }
 
     /// A postgres source with `settings`, loaded and validated; `Err` is the message.
