@@ -519,9 +519,7 @@ impl Config {
         }
         self.ingest.validate()
     }
-}
 
-impl Config {
     /// The fuzzy stage compares profiles' golden traits: a column no source maps as a trait
     /// would compare nothing, silently. A segment source may bring any trait, so with one
     /// configured any column may fill.

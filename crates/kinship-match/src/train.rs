@@ -194,11 +194,14 @@ fn estimate_shared(
     }
     // a pair is kept by its hash, so the same pair from two rules is kept or dropped alike
     // and the sample is drawn before anything is held in memory
-    let listed: u64 = group_rules.iter().map(|&r| candidates.stats()[r].pairs).sum();
+    let stats = candidates.stats();
+    let listed: u64 = group_rules.iter().map(|&r| stats[r].pairs).sum();
     let stride = listed.div_ceil(MAX_SHARED_SAMPLE as u64).max(1);
     let kept = move |&(a, b): &(u32, u32)| splitmix64(&mut ((u64::from(a) << 32) | u64::from(b))).is_multiple_of(stride);
-    let mut pairs: Vec<(u32, u32)> =
-        group_rules.iter().flat_map(|&r| candidates.rule_pairs(r, false, 1).filter(kept).collect::<Vec<_>>()).collect();
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    for &rule in &group_rules {
+        pairs.par_extend(candidates.rule_pairs(rule, false, 1).filter(kept));
+    }
     pairs.par_sort_unstable();
     pairs.dedup();
     let sample = pairs.par_iter().copied();
