@@ -310,6 +310,17 @@ impl Blocking {
         out
     }
 
+    /// Every rule's key of a new record (given in the dataset's column order); `None` for a
+    /// rule the record has no key under (a value it needs is missing).
+    pub fn record_keys(&self, record: &[&str]) -> Vec<Option<u64>> {
+        self.rules.iter().map(|rule| Some(rule.compiled.record_key(record)).filter(|&k| k != NO_KEY)).collect()
+    }
+
+    /// How many rows of the indexed dataset share a block of `rule` under `key`.
+    pub fn block_len(&self, rule: usize, key: u64, index: &BlockIndex) -> usize {
+        index.by_rule[rule].get(&key).map_or(0, |&block| self.rules[rule].blocks[block as usize].2 as usize)
+    }
+
     /// A key → block lookup per rule, for [`Blocking::candidates`].
     pub fn index(&self) -> BlockIndex {
         BlockIndex {

@@ -452,6 +452,11 @@ impl Scorer {
         self.score_values(|f| p.row_value(dataset, f, a), |f| p.row_value(dataset, f, b), min_weight)
     }
 
+    /// Match weight of two records that are not rows of the dataset, as [`Scorer::score`].
+    pub(crate) fn score_records(&self, left: &[RecordValue], right: &[RecordValue], min_weight: f64) -> Option<f64> {
+        self.score_values(|f| left[f].as_value(), |f| right[f].as_value(), min_weight)
+    }
+
     pub(crate) fn score_record(&self, dataset: &Dataset, record: &[RecordValue], row: u32, min_weight: f64) -> Option<f64> {
         let p = &self.prepared;
         self.score_values(|f| p.row_value(dataset, f, row), |f| record[f].as_value(), min_weight)

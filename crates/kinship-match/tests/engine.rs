@@ -277,6 +277,57 @@ fn incremental_matcher_agrees_with_batch_scoring() {
 }
 
 #[test]
+fn rows_added_after_indexing_are_candidates_scored_as_indexed_rows_are() {
+    let (rows, entity_of) = people(800, 5);
+    let config = people_config();
+    let model = dedupe(&Dataset::from_rows(&COLUMNS, &rows), &config, &NoProgress).unwrap().model().clone();
+    // Every seventh row arrives after the others were indexed; `at[i]` is row i's number
+    // in the matcher.
+    let (late, early): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|i| i % 7 == 0);
+    let mut matcher = IncrementalMatcher::new(Dataset::from_rows(&COLUMNS, early.iter().map(|&i| &rows[i])), &config, &model).unwrap();
+    let mut at = vec![0u32; rows.len()];
+    for (n, &i) in early.iter().enumerate() {
+        at[i] = n as u32;
+    }
+    for (n, &i) in late.iter().enumerate() {
+        let record: Vec<&str> = rows[i].iter().map(String::as_str).collect();
+        at[i] = matcher.add_row(&record);
+        assert_eq!(at[i] as usize, early.len() + n);
+    }
+    assert_eq!(matcher.added_len(), late.len());
+    // The same rows all indexed at once, for what matching finds at best.
+    let whole = IncrementalMatcher::new(Dataset::from_rows(&COLUMNS, &rows), &config, &model).unwrap();
+    let (mut found, mut found_indexed, mut expected, mut symmetric) = (0, 0, 0, 0);
+    for q in 0..rows.len() {
+        let probe: Vec<&str> = rows[q].iter().map(String::as_str).collect();
+        let matches = matcher.match_one(&probe);
+        let indexed = whole.match_one(&probe);
+        for &r in &late {
+            if r != q && entity_of[r] == entity_of[q] {
+                expected += 1;
+                found += matches.iter().any(|c| c.row == at[r]) as usize;
+                found_indexed += indexed.iter().any(|c| c.row as usize == r) as usize;
+            }
+        }
+        // An indexed row matched from an added one weighs what the added row weighs
+        // matched from the indexed one.
+        if q % 7 == 0 {
+            for c in matches.iter().filter(|c| (c.row as usize) < early.len()) {
+                let back: Vec<&str> = rows[early[c.row as usize]].iter().map(String::as_str).collect();
+                let reverse = matcher.match_one(&back).into_iter().find(|m| m.row == at[q]).expect("matched both ways");
+                assert!((reverse.weight - c.weight).abs() < 1e-9, "{} vs {}", reverse.weight, c.weight);
+                symmetric += 1;
+            }
+        }
+    }
+    assert!(expected > 20 && symmetric > 20, "the check covered added duplicates ({expected}, {symmetric})");
+    assert!(
+        found + 2 >= found_indexed && found_indexed > expected / 2,
+        "duplicates among added rows found: {found} of {expected}, {found_indexed} when indexed"
+    );
+}
+
+#[test]
 fn inferred_config_reads_roles_from_names_and_values() {
     let headers = ["id", "First Name", "last_name", "birth_date", "email", "zip", "notes"];
     let mut rng = Rng(3);

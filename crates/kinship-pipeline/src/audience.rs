@@ -182,16 +182,38 @@ pub fn refresh_profiles(
         return Ok(Vec::new());
     }
     if !removed.is_empty() {
-        for id in removed {
-            audience.remove_profile(id);
-        }
         store.forget_memberships(removed)?;
+    }
+    let transitions = apply_profiles(store, config, audience, touched, removed)?;
+    record(store, audience, &transitions)?;
+    Ok(transitions)
+}
+
+/// Brings the engine up to date with changed and removed profiles as stored, and returns
+/// the entries and exits without storing them: for a process following another's
+/// resolution, which stored them already.
+pub fn apply_profiles(
+    store: &dyn Database,
+    config: &Config,
+    audience: &mut Audience,
+    touched: &[String],
+    removed: &[String],
+) -> Result<Vec<Transition>> {
+    if audience.is_unloaded() {
+        return Ok(Vec::new());
+    }
+    for id in removed {
+        audience.remove_profile(id);
     }
     let mappers = crate::mappers(config)?;
     let now = now_ms();
     let mut transitions = Vec::new();
     for id in touched {
-        let Some(row) = store.profile(id)? else { continue };
+        let Some(row) = store.profile(id)? else {
+            // Gone since (merged or erased): a later change says so too.
+            audience.remove_profile(id);
+            continue;
+        };
         let traits = golden::values(&row.traits);
         let events = stored_events(store, &mappers, id)?;
         let change = audience.upsert_profile(id, &traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
@@ -199,8 +221,34 @@ pub fn refresh_profiles(
             transitions.extend(audience.evaluate_profile(id, &change, now));
         }
     }
-    record(store, audience, &transitions)?;
     Ok(transitions)
+}
+
+/// Brings one definition in the engine in line with the store: defined, given its new
+/// expression, or removed. An unloaded engine is loaded when something is first defined.
+pub fn apply_definition(store: &dyn Database, config: &Config, audience: &mut Audience, kind: &str, name: &str) -> Result<()> {
+    let kind = kind_of(kind)?;
+    let stored = store.definitions()?.into_iter().find(|d| d.kind == kind_name(kind) && d.name == name);
+    let held = audience.definitions().into_iter().find(|d| d.kind == kind && d.name == name);
+    match (stored, held) {
+        (Some(_), None) if audience.is_unloaded() => ensure_loaded(store, config, audience)?,
+        (Some(d), None) => {
+            audience.define(DefinitionSource { kind, name: d.name, expression: d.expression }, now_ms())?;
+        }
+        (Some(d), Some(h)) if d.expression != h.expression => {
+            // A new expression that reads other things is defined afresh.
+            let replaced = audience.replace_expression(kind, name, d.expression.clone(), now_ms());
+            if replaced.is_err() {
+                audience.undefine(kind, name)?;
+                audience.define(DefinitionSource { kind, name: d.name, expression: d.expression }, now_ms())?;
+            }
+        }
+        (None, Some(_)) => {
+            audience.undefine(kind, name)?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Re-evaluates what can change with time alone (windows, `days_since`) and stores the

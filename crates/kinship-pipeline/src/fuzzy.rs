@@ -85,6 +85,13 @@ fn row_of(columns: &[String], traits: &Map<String, Value>, blocked: &[String]) -
         .collect()
 }
 
+fn hash_cells(cells: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = rustc_hash::FxHasher::default();
+    cells.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Meta key of the fuzzy model the last full resolution trained.
 pub(crate) const FUZZY_MODEL: &str = "fuzzy_model";
 
@@ -92,10 +99,16 @@ pub(crate) const FUZZY_MODEL: &str = "fuzzy_model";
 /// last full resolution trained, so a profile that a new record starts can be matched
 /// against all the others in real time. The model is not retrained here: after
 /// resolution few duplicates remain, and EM needs them to learn from. Built when the
-/// server starts; profiles created afterwards become candidates at the next start.
+/// server starts; profiles created or changed afterwards are added as rows of their own
+/// ([`FuzzyIndex::upsert`], by this process's resolver and by the change feed for other
+/// processes'), and a profile's older rows stop counting.
 pub struct FuzzyIndex {
     matcher: IncrementalMatcher,
+    /// The profile of each row.
     profile_ids: Vec<String>,
+    /// Each profile's current row and a hash of its cells; a row not named here is out of
+    /// date.
+    current: rustc_hash::FxHashMap<String, (u32, u64)>,
     columns: Vec<String>,
     threshold: f64,
     blocked: Vec<String>,
@@ -128,15 +141,54 @@ impl FuzzyIndex {
         let engine = |e: kinship_match::MatchError| PipelineError::Config(format!("fuzzy stage: {e}"));
         let dataset = Dataset::from_rows(&columns, &rows);
         let matcher = IncrementalMatcher::new(dataset, &match_config, &model).map_err(engine)?;
-        Ok(Some(Self { matcher, profile_ids, columns, threshold: match_config.threshold, blocked: config.resolve.blocked_values.clone() }))
+        let current =
+            profile_ids.iter().zip(&rows).enumerate().map(|(row, (id, cells))| (id.clone(), (row as u32, hash_cells(cells)))).collect();
+        Ok(Some(Self {
+            matcher,
+            profile_ids,
+            current,
+            columns,
+            threshold: match_config.threshold,
+            blocked: config.resolve.blocked_values.clone(),
+        }))
     }
 
+    /// Profiles that are candidates now.
     pub fn len(&self) -> usize {
-        self.profile_ids.len()
+        self.current.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.profile_ids.is_empty()
+        self.current.is_empty()
+    }
+
+    /// Makes a profile's golden traits (as stored) its candidate row, replacing an older
+    /// one; nothing is added when the matched columns did not change (most events).
+    pub fn upsert(&mut self, id: &str, stored_traits: &str) -> Result<()> {
+        let traits: Map<String, Value> = serde_json::from_str(stored_traits).map_err(kinship_store::StoreError::from)?;
+        let row = row_of(&self.columns, &traits, &self.blocked);
+        let hash = hash_cells(&row);
+        if self.current.get(id).is_some_and(|&(_, held)| held == hash) {
+            return Ok(());
+        }
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        let added = self.matcher.add_row(&cells);
+        self.profile_ids.push(id.to_string());
+        self.current.insert(id.to_string(), (added, hash));
+        Ok(())
+    }
+
+    /// A profile that no longer exists (merged away, erased) stops being a candidate.
+    pub fn remove(&mut self, id: &str) {
+        self.current.remove(id);
+    }
+
+    /// Whether rows added since the build outnumber a quarter of the built ones (at least
+    /// 10,000): out-of-date rows then cost memory and term frequencies drift, so the
+    /// holder builds the index again from the store.
+    pub fn wants_rebuild(&self) -> bool {
+        let added = self.matcher.added_len();
+        added >= 10_000 && added * 4 >= self.profile_ids.len() - added
     }
 
     /// The indexed profile most likely to be the same person as these golden traits, with
@@ -147,6 +199,10 @@ impl FuzzyIndex {
         self.matcher
             .match_one(&cells)
             .into_iter()
+            .filter(|c| {
+                let id = &self.profile_ids[c.row as usize];
+                self.current.get(id).is_some_and(|&(row, _)| row == c.row)
+            })
             .map(|c| (self.profile_ids[c.row as usize].as_str(), c.probability, c.weight))
             .find(|(id, p, _)| *id != except && *p >= self.threshold)
     }

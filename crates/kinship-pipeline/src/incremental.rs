@@ -15,7 +15,7 @@ use crate::resolve::{add_search_word, profile_id_for, Collector, TraitRank};
 use crate::{PipelineError, Result};
 use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, RecordId};
 use kinship_sources::Mapper;
-use kinship_store::{Database, Store};
+use kinship_store::{ChangeKind, Database, Store};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Map, Value};
 
@@ -53,7 +53,7 @@ pub fn resolve_new_records(
     store: &mut dyn Database,
     config: &Config,
     limit: usize,
-    fuzzy: Option<&FuzzyIndex>,
+    fuzzy: Option<&mut FuzzyIndex>,
     suppression: Option<&SuppressionList>,
 ) -> Result<IncrementalReport> {
     // Nothing logged since the last resolution: no lock (the server asks twice a second),
@@ -96,7 +96,7 @@ fn resolve_pending(
     config: &Config,
     limit: usize,
     committed_through: RecordId,
-    fuzzy: Option<&FuzzyIndex>,
+    mut fuzzy: Option<&mut FuzzyIndex>,
     erased: Option<&SuppressionCheck>,
 ) -> Result<IncrementalReport> {
     let through: RecordId = store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -166,7 +166,7 @@ fn resolve_pending(
                 report.reresolved += 1
             }
             reresolve(store, config, constraints.clone(), &[record.id], &profiles, Vec::new())?;
-            if let (true, Some(index)) = (profiles.is_empty(), fuzzy) {
+            if let (true, Some(index)) = (profiles.is_empty(), fuzzy.as_deref_mut()) {
                 if match_new_profile(store, config, &constraints, record, index)? {
                     report.fuzzy_merges += 1;
                 }
@@ -192,6 +192,9 @@ fn resolve_pending(
     report.removed.sort();
     report.through = report.through.max(newest_scanned);
     store.set_meta(RESOLVED_THROUGH, &report.through.to_string())?;
+    if !report.touched.is_empty() || !report.removed.is_empty() {
+        store.record_change(ChangeKind::Profiles, &json!({ "touched": report.touched, "removed": report.removed }))?;
+    }
     Ok(report)
 }
 
@@ -207,7 +210,7 @@ struct Pending {
 /// Re-resolves just these profiles, after a person's split or merge decision on them: their
 /// records are resolved again with every decision and the fuzzy merges they hold, and
 /// only they are rewritten.
-pub fn reresolve_profiles(store: &mut dyn Store, config: &Config, profiles: &[String]) -> Result<()> {
+pub fn reresolve_profiles(store: &mut dyn Database, config: &Config, profiles: &[String]) -> Result<()> {
     store.begin_resolution()?;
     // Read under the resolution lock: a decision another node just stored is included.
     let constraints = match store.constraints() {
@@ -217,7 +220,11 @@ pub fn reresolve_profiles(store: &mut dyn Store, config: &Config, profiles: &[St
             return Err(e.into());
         }
     };
-    match reresolve(store, config, constraints, &[], profiles, Vec::new()) {
+    let rewritten = reresolve(store, config, constraints, &[], profiles, Vec::new()).and_then(|written| {
+        let removed: Vec<&String> = profiles.iter().filter(|p| !written.contains(p)).collect();
+        Ok(store.record_change(ChangeKind::Profiles, &json!({ "touched": written, "removed": removed }))?)
+    });
+    match rewritten {
         Ok(()) => Ok(store.commit()?),
         Err(e) => {
             store.rollback()?;
@@ -229,7 +236,7 @@ pub fn reresolve_profiles(store: &mut dyn Store, config: &Config, profiles: &[St
 /// Splits the record `source:key` out of profile `id`: a cannot-link decision between it
 /// and each other record of the profile is remembered, and the profile is re-resolved.
 /// Returns the profile that now holds the record and the number of decisions stored.
-pub fn split_record(store: &mut dyn Store, config: &Config, id: &str, source: &str, key: &str) -> Result<(String, usize)> {
+pub fn split_record(store: &mut dyn Database, config: &Config, id: &str, source: &str, key: &str) -> Result<(String, usize)> {
     let (_, holder) =
         store.record_profile(source, key)?.ok_or_else(|| PipelineError::Config(format!("no record {source}:{key} in the log")))?;
     if holder != id {
@@ -252,7 +259,8 @@ pub fn split_record(store: &mut dyn Store, config: &Config, id: &str, source: &s
 }
 
 /// Re-resolves new records together with the records of the profiles they touch, keeping
-/// the fuzzy merges those profiles hold, and any new one in `fuzzy`.
+/// the fuzzy merges those profiles hold, and any new one in `fuzzy`. Returns the profiles
+/// written.
 fn reresolve(
     store: &mut dyn Store,
     config: &Config,
@@ -260,7 +268,7 @@ fn reresolve(
     records: &[RecordId],
     profiles: &[String],
     mut fuzzy: Vec<MergeEdge>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     for p in profiles {
         fuzzy.extend(store.profile_edges(p)?.into_iter().filter(|e| e.stage == "fuzzy"));
     }
@@ -269,23 +277,28 @@ fn reresolve(
     collector.prepare();
     let (resolution, joins) = collector.resolve_keeping(config, &fuzzy);
     let built = collector.build(&resolution, &joins);
-    store.replace_profiles(profiles, &built.as_write())?;
-    Ok(())
+    let write = built.as_write();
+    store.replace_profiles(profiles, &write)?;
+    Ok(write.profiles.iter().map(|p| p.id.clone()).collect())
 }
 
 /// Matches the profile a record just started against the index; merges it with the best
-/// match through the guard. Returns whether it merged.
+/// match through the guard. Returns whether it merged. A profile that stays alone becomes
+/// a candidate itself, so a second record of the same new person in this batch finds it.
 fn match_new_profile(
     store: &mut dyn Store,
     config: &Config,
     constraints: &[LinkConstraint],
     record: &Pending,
-    index: &FuzzyIndex,
+    index: &mut FuzzyIndex,
 ) -> Result<bool> {
     let own = profile_id_for(&record.source, &record.key);
     let Some(row) = store.profile(&own)? else { return Ok(false) };
     let traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
-    let Some((candidate, probability, weight)) = index.best_match(&traits, &own) else { return Ok(false) };
+    let Some((candidate, probability, weight)) = index.best_match(&traits, &own) else {
+        index.upsert(&own, &row.traits)?;
+        return Ok(false);
+    };
     let candidate = candidate.to_string();
     // The candidate may have been merged into another profile since the index was built.
     let mut anchor = None;

@@ -4,6 +4,7 @@
 
 pub mod audience;
 pub mod connections;
+pub mod follow;
 mod fuzzy;
 pub mod golden;
 pub mod governance;

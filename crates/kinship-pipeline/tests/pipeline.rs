@@ -415,7 +415,7 @@ fn real_time_resolution_keeps_fuzzy_merges() {
 
     // Real-time fuzzy matching: a record with no known identifier that starts a profile is
     // matched against the in-memory index of every profile's golden traits.
-    let index = kinship_pipeline::FuzzyIndex::build(&*store, &config).unwrap().expect("fuzzy is configured");
+    let mut index = kinship_pipeline::FuzzyIndex::build(&*store, &config).unwrap().expect("fuzzy is configured");
     assert!(index.len() >= 65);
     std::fs::write(
         dir.join("web.csv"),
@@ -423,7 +423,7 @@ fn real_time_resolution_keeps_fuzzy_merges() {
     )
     .unwrap();
     ingest_source(&mut *store, &config, "web", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
-    let report = kinship_pipeline::resolve_new_records(&mut *store, &config, 100, Some(&index), None).unwrap();
+    let report = kinship_pipeline::resolve_new_records(&mut *store, &config, 100, Some(&mut index), None).unwrap();
     assert_eq!((report.created, report.fuzzy_merges), (2, 1), "{report:?}");
     let meg = profile_of(&*store, "crm", "C1");
     assert_eq!(profile_of(&*store, "web", "W9"), meg, "same name and postcode, new email");
@@ -432,6 +432,44 @@ fn real_time_resolution_keeps_fuzzy_merges() {
     let live = why["joins"].as_array().unwrap().iter().find(|j| j["right"]["key"] == "W9").expect("the real-time join is explained");
     assert_eq!(live["stage"], "fuzzy");
     assert!(live["evidence"]["probability"].as_f64().unwrap() >= 0.9);
+}
+
+/// Two nodes over one store, each with its own fuzzy index: a profile one node creates
+/// becomes a candidate on the other at its next poll of the change feed, and the other's
+/// new record then merges with it.
+#[test]
+fn a_profile_one_node_creates_is_a_fuzzy_candidate_on_another_after_one_poll() {
+    use kinship_pipeline::follow::{Copies, Follower};
+    use kinship_pipeline::governance::{Keys, SuppressionList};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, mut node_a) = fuzzy_fixture(dir, "", "");
+    node_a.set_origin("node-a");
+    let mut node_b = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+    node_b.set_origin("node-b");
+    let mut follower = Follower::start(&*node_b).unwrap();
+    let mut index_a = kinship_pipeline::FuzzyIndex::build(&*node_a, &config).unwrap();
+    let mut index_b = kinship_pipeline::FuzzyIndex::build(&*node_b, &config).unwrap();
+    let audience = std::sync::RwLock::new(kinship_segments::Audience::unloaded());
+    let suppression = SuppressionList::load(&*node_b, Keys::load_or_create(dir).unwrap().suppression).unwrap();
+    let arrive = |store: &mut dyn Database, row: &str| {
+        std::fs::write(dir.join("web.csv"), format!("id,first,last,postcode,email,email2\n{row}\n")).unwrap();
+        ingest_source(store, &config, "web", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    };
+
+    arrive(&mut *node_a, "W20,Rosalind,Featherstonehaugh,5150,rf@z.com,");
+    let report = kinship_pipeline::resolve_new_records(&mut *node_a, &config, 100, index_a.as_mut(), None).unwrap();
+    assert_eq!((report.created, report.fuzzy_merges), (1, 0), "{report:?}");
+    let before = index_b.as_ref().unwrap().len();
+    let followed =
+        follower.poll(&*node_b, &config, Copies { audience: &audience, index: &mut index_b, suppression: &suppression }).unwrap();
+    assert!(followed.applied >= 1 && followed.warnings.is_empty(), "{followed:?}");
+    assert_eq!(index_b.as_ref().unwrap().len(), before + 1, "node A's new profile is a candidate on node B");
+
+    arrive(&mut *node_b, "W21,Rosalind,Featherstonhaugh,5150,other@z.com,");
+    let report = kinship_pipeline::resolve_new_records(&mut *node_b, &config, 100, index_b.as_mut(), None).unwrap();
+    assert_eq!((report.created, report.fuzzy_merges), (1, 1), "{report:?}");
+    assert_eq!(profile_of(&*node_b, "web", "W21"), profile_of(&*node_b, "web", "W20"), "one person, a typo apart");
 }
 
 /// On SQLite the audit log is a file of its own, and a database from before that move has

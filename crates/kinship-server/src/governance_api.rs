@@ -128,7 +128,7 @@ pub async fn revoke_token(caller: Caller, State(state): State<Arc<AppState>>, Pa
     let path = state.database.clone();
     let target = name.clone();
     let revoked = tokio::task::spawn_blocking(move || kinship_store::open(&path)?.revoke_token(&target)).await.expect("does not panic")?;
-    state.forget_tokens();
+    state.forget_credentials();
     if revoked == 0 {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no token named `{name}`; list them with GET /api/v1/tokens")));
     }

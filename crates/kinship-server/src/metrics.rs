@@ -44,6 +44,10 @@ struct Inner {
     stream_published: Counter,
     stream_consumed: Counter,
     stream_redelivered: Counter,
+    resolution_lag_records: Gauge,
+    resolution_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    changes_applied: Counter,
+    change_version: Gauge,
 }
 
 impl Default for Inner {
@@ -81,6 +85,16 @@ impl Default for Inner {
         );
         registry.register("stream_consumed", "Stream messages this node committed and acknowledged", stream_consumed.clone());
         registry.register("stream_redelivered", "Stream messages delivered to this node more than once", stream_redelivered.clone());
+        let (resolution_lag_records, resolution_lag_seconds) = (Gauge::default(), Gauge::<f64, std::sync::atomic::AtomicU64>::default());
+        registry.register("resolution_lag_records", "Records logged but not yet resolved into profiles", resolution_lag_records.clone());
+        registry.register(
+            "resolution_lag_seconds",
+            "How long the oldest record not yet resolved has waited (0 when none waits)",
+            resolution_lag_seconds.clone(),
+        );
+        let (changes_applied, change_version) = (Counter::default(), Gauge::default());
+        registry.register("changes_applied", "Entries of the change feed this node applied", changes_applied.clone());
+        registry.register("change_version", "The newest change-feed version this node has applied", change_version.clone());
         Self {
             registry,
             requests,
@@ -96,6 +110,10 @@ impl Default for Inner {
             stream_published,
             stream_consumed,
             stream_redelivered,
+            resolution_lag_records,
+            resolution_lag_seconds,
+            changes_applied,
+            change_version,
         }
     }
 }
@@ -129,6 +147,23 @@ impl Metrics {
 
     pub fn segment_transitions(&self, n: u64) {
         self.inner.segment_transitions.inc_by(n);
+    }
+
+    /// Records waiting for resolution, and since when the oldest of them (Unix ms).
+    pub fn resolution_lag(&self, records: u64, oldest_ms: Option<i64>) {
+        self.inner.resolution_lag_records.set(records as i64);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        self.inner.resolution_lag_seconds.set(oldest_ms.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0));
+    }
+
+    /// (records, seconds) as last measured, for the dashboard.
+    pub fn lag(&self) -> (i64, f64) {
+        (self.inner.resolution_lag_records.get(), self.inner.resolution_lag_seconds.get())
+    }
+
+    pub fn changes_followed(&self, applied: usize, version: u64) {
+        self.inner.changes_applied.inc_by(applied as u64);
+        self.inner.change_version.set(version as i64);
     }
 }
 

@@ -15,9 +15,28 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// How long a token found in the store is trusted without looking again: a token revoked
-/// through the API is forgotten at once, one revoked with the CLI within this time.
+/// How long a token found in the store is trusted without looking again. A revocation
+/// anywhere reaches this process through the change feed within a poll; this bounds the
+/// time for one made behind Kinship's back (a row deleted by hand).
 const TOKEN_RECHECK: Duration = Duration::from_secs(5);
+
+/// Secrets looked up by their hash, kept in memory: shared with the resolver thread, which
+/// drops them when the change feed says tokens or keys changed.
+#[derive(Default)]
+pub struct Credentials {
+    /// Write-key hash → source, filled on first use.
+    write_keys: RwLock<HashMap<String, String>>,
+    /// Token hash → (token, when it was read from the store).
+    tokens: RwLock<HashMap<String, (TokenRow, Instant)>>,
+}
+
+impl Credentials {
+    /// Forgets every cached token and write key.
+    pub fn forget(&self) {
+        self.tokens.write().expect("not poisoned").clear();
+        self.write_keys.write().expect("not poisoned").clear();
+    }
+}
 
 /// The threads behind the server, joined on shutdown.
 pub struct Background {
@@ -59,10 +78,7 @@ pub struct AppState {
     pub auth_failures: FailureLimiter,
     /// Signed-in web UI sessions.
     pub sessions: crate::web::Sessions,
-    /// Write-key hash → source, filled on first use.
-    write_keys: RwLock<HashMap<String, String>>,
-    /// Token hash → (token, when it was read from the store).
-    tokens: RwLock<HashMap<String, (TokenRow, Instant)>>,
+    credentials: Arc<Credentials>,
 }
 
 /// A source being pulled; dropping it lets the next pull start.
@@ -93,6 +109,18 @@ impl SharedConfig {
     pub fn replace(&self, config: Config) {
         *self.0.write().expect("not poisoned") = Arc::new(config);
     }
+
+    /// Takes the sources and identifier limits of kinship.toml as it is now (with the
+    /// environment over the file, as at start); the rest of this process's configuration
+    /// (its roles, bounds, store) stays as it started.
+    pub fn take_sources(&self, data_dir: &std::path::Path) -> Result<(), String> {
+        let reloaded = Config::load(data_dir).map_err(|e| e.to_string())?;
+        let mut config = (*self.current()).clone();
+        config.sources = reloaded.sources;
+        config.resolve.limits = reloaded.resolve.limits;
+        self.replace(config);
+        Ok(())
+    }
 }
 
 thread_local! {
@@ -115,9 +143,9 @@ impl AppState {
             .then(|| RunClaim { running: self.running.clone(), source: source.to_string() })
     }
 
-    /// Takes a configuration just written to kinship.toml as this process's own.
-    pub fn replace_config(&self, config: Config) {
-        self.config.replace(config);
+    /// The configuration as this process and its resolver share it.
+    pub fn shared_config(&self) -> &SharedConfig {
+        &self.config
     }
 
     pub fn start(options: ServeOptions, ingest_stream: Option<Arc<crate::nats::Link>>) -> Result<(Arc<Self>, Background), ServerError> {
@@ -128,12 +156,24 @@ impl AppState {
         let governance = |e: kinship_pipeline::PipelineError| ServerError::Config(e.to_string());
         let keys = Keys::load_or_create(&options.data_dir).map_err(governance)?;
         let store = kinship_store::open(&options.database)?;
+        // Before anything is loaded: a change committed meanwhile is applied again, not missed.
+        let follower = kinship_pipeline::follow::Follower::start(&*store).map_err(governance)?;
         let suppression = Arc::new(SuppressionList::load(&*store, keys.suppression.clone()).map_err(governance)?);
         drop(store);
         let metrics = Metrics::default();
         let audience = Arc::new(RwLock::new(load_audience(&options.database, &options.config)?));
         let config = SharedConfig::new(options.config.clone());
-        let (writer, threads) = writer::start(&options.database, &config, metrics.clone(), audience.clone(), suppression.clone())?;
+        let credentials = Arc::new(Credentials::default());
+        let (writer, threads) = writer::start(writer::Shared {
+            database: &options.database,
+            data_dir: &options.data_dir,
+            config: &config,
+            metrics: metrics.clone(),
+            audience: audience.clone(),
+            suppression: suppression.clone(),
+            credentials: credentials.clone(),
+            follower,
+        })?;
         let (audit, audit_thread) = audit::start(&options.database, &options.data_dir)?;
         let state = Self {
             data_dir: options.data_dir,
@@ -152,8 +192,7 @@ impl AppState {
             keys,
             suppression,
             audit,
-            write_keys: RwLock::default(),
-            tokens: RwLock::default(),
+            credentials,
         };
         Ok((Arc::new(state), Background { threads, audit: audit_thread }))
     }
@@ -169,7 +208,7 @@ impl AppState {
 
     /// The source a write key belongs to.
     pub async fn source_for_write_key(self: &Arc<Self>, key: &str) -> Result<Option<String>, StoreError> {
-        self.cached(&self.write_keys, key, |s, hash| s.source_for_write_key(hash)).await
+        self.cached(&self.credentials.write_keys, key, |s, hash| s.source_for_write_key(hash)).await
     }
 
     /// The token a bearer secret belongs to.
@@ -180,14 +219,14 @@ impl AppState {
     /// The token stored under a hash, read again from the store at least every few seconds
     /// so that a revocation from the command line takes effect.
     pub async fn token_by_hash(self: &Arc<Self>, hash: String) -> Result<Option<TokenRow>, StoreError> {
-        if let Some((row, read_at)) = self.tokens.read().expect("not poisoned").get(&hash) {
+        if let Some((row, read_at)) = self.credentials.tokens.read().expect("not poisoned").get(&hash) {
             if read_at.elapsed() < TOKEN_RECHECK {
                 return Ok(Some(row.clone()));
             }
         }
         let key = hash.clone();
         let found = self.read(move |s| s.token(&key)).await?;
-        let mut cache = self.tokens.write().expect("not poisoned");
+        let mut cache = self.credentials.tokens.write().expect("not poisoned");
         match &found {
             Some(row) => cache.insert(hash, (row.clone(), Instant::now())),
             None => cache.remove(&hash),
@@ -195,14 +234,10 @@ impl AppState {
         Ok(found)
     }
 
-    /// Forgets every cached write key, after one was replaced.
-    pub fn forget_write_keys(&self) {
-        self.write_keys.write().expect("not poisoned").clear();
-    }
-
-    /// Forgets every cached token, after a revocation.
-    pub fn forget_tokens(&self) {
-        self.tokens.write().expect("not poisoned").clear();
+    /// Forgets every cached token and write key, after one was revoked or replaced here
+    /// (elsewhere, the change feed does this).
+    pub fn forget_credentials(&self) {
+        self.credentials.forget();
     }
 
     /// Looks a secret up by its hash, in memory first, then in the store (remembering hits).

@@ -1,10 +1,12 @@
 //! The single writer (group commit) and the resolver that follows the log.
 
 use crate::metrics::Metrics;
-use crate::state::SharedConfig;
+use crate::state::{Credentials, SharedConfig};
 use crate::ServerError;
 use kinship_core::NewRecord;
+use kinship_pipeline::follow::{Copies, Follower};
 use kinship_pipeline::governance::SuppressionList;
+use kinship_pipeline::FuzzyIndex;
 use kinship_segments::Audience;
 use kinship_store::Database;
 use std::sync::mpsc as std_mpsc;
@@ -105,19 +107,32 @@ impl Threads {
 /// How often segments that depend on time alone (windows, `days_since`) are re-evaluated.
 const TIME_REFRESH: Duration = Duration::from_secs(60);
 
-pub fn start(
-    database: &str,
-    config: &SharedConfig,
-    metrics: Metrics,
-    audience: Arc<RwLock<Audience>>,
-    suppression: Arc<SuppressionList>,
-) -> Result<(WriterHandle, Threads), ServerError> {
+/// How often the resolver thread looks at the change feed (and for new records, when the
+/// writer has not woken it): what another process changes is applied within this.
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
+/// What the writer and resolver threads share with the rest of the server.
+pub struct Shared<'a> {
+    pub database: &'a str,
+    pub data_dir: &'a std::path::Path,
+    pub config: &'a SharedConfig,
+    pub metrics: Metrics,
+    pub audience: Arc<RwLock<Audience>>,
+    pub suppression: Arc<SuppressionList>,
+    pub credentials: Arc<Credentials>,
+    /// Started before the audience was loaded.
+    pub follower: Follower,
+}
+
+pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError> {
+    let Shared { database, data_dir, config, metrics, audience, suppression, credentials, follower } = shared;
     let (tx, rx) = mpsc::channel(config.current().server.queue_capacity);
     let (wake_tx, wake_rx) = std_mpsc::sync_channel::<()>(1);
     let writer_store = kinship_store::open(database)?;
     let resolver_store = kinship_store::open(database)?;
     let resolver_config = config.clone();
     let resolver_metrics = metrics.clone();
+    let data_dir = data_dir.to_path_buf();
     // The writers of the database (this writer, the resolver, the audit writer, erasure)
     // take turns through this lock rather than through SQLite's busy handler, which sleeps
     // and polls; a mutex hands over as soon as it is free.
@@ -131,7 +146,7 @@ pub fn start(
     let resolver = std::thread::Builder::new().name("kinship-resolver".into()).spawn(move || {
         // Profiles' golden traits indexed for real-time fuzzy matching; without it, new
         // records are still resolved exactly, so a failure here is reported, not fatal.
-        let index = match kinship_pipeline::FuzzyIndex::build(&*resolver_store, &resolver_config.current()) {
+        let mut index = match kinship_pipeline::FuzzyIndex::build(&*resolver_store, &resolver_config.current()) {
             Ok(index) => index,
             Err(e) => {
                 eprintln!("warning: real-time fuzzy matching is off: {e}");
@@ -145,36 +160,43 @@ pub fn start(
             turn: resolver_turn,
             audience,
             suppression: erased.clone(),
+            credentials,
+            data_dir,
+            follower,
         };
-        let fuzzy = index.as_ref();
         let mut refreshed = std::time::Instant::now();
-        // Catch up with anything logged before a restart, then follow the writer.
+        // Catch up with anything logged before a restart, then follow the writer and the
+        // change feed.
         loop {
             // A failed batch was rolled back; its records stay in the log and are taken
             // again (a lock timeout on a shared store must not stop resolution for good).
-            let (done, failed) = match resolver.drain(fuzzy) {
-                Ok(done) => (done, None),
+            let (more, failed) = match resolver.drain_for(FOLLOW_EVERY, &mut index) {
+                Ok(more) => (more, None),
                 Err(e) => {
                     eprintln!("warning: resolving new records failed, retrying in 1 s: {e}");
                     std::thread::sleep(Duration::from_secs(1));
-                    (1, Some(e))
+                    (true, Some(e))
                 }
             };
+            resolver.follow(&mut index);
             if refreshed.elapsed() >= TIME_REFRESH {
                 if let Err(e) = resolver.refresh_time_relative() {
                     eprintln!("warning: re-evaluating time-based segments failed, retrying in a minute: {e}");
                 }
                 refreshed = std::time::Instant::now();
             }
-            match wake_rx.recv_timeout(Duration::from_millis(500)) {
+            if more && failed.is_none() {
+                // A backlog: go on resolving without waiting.
+                continue;
+            }
+            match wake_rx.recv_timeout(FOLLOW_EVERY) {
                 Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 // Shutting down while resolution fails: report it (exit status 1).
                 Err(std_mpsc::RecvTimeoutError::Disconnected) if failed.is_some() => return Err(failed.expect("checked")),
-                Err(std_mpsc::RecvTimeoutError::Disconnected) if done == 0 => {
-                    resolver.drain(fuzzy)?;
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    while resolver.drain_for(FOLLOW_EVERY, &mut index)? {}
                     return Ok(());
                 }
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => {}
             }
         }
     })?;
@@ -264,27 +286,68 @@ struct Resolver {
     audience: Arc<RwLock<Audience>>,
     /// Read again under each resolution's lock (see `resolve_new_records`).
     suppression: Arc<SuppressionList>,
+    /// Dropped when the change feed says tokens or write keys changed.
+    credentials: Arc<Credentials>,
+    /// Where kinship.toml is read again when another process changed its sources.
+    data_dir: std::path::PathBuf,
+    follower: Follower,
 }
 
 impl Resolver {
-    /// Resolves everything not yet resolved; returns how many records it resolved.
-    fn drain(&mut self, fuzzy: Option<&kinship_pipeline::FuzzyIndex>) -> Result<u64, kinship_pipeline::PipelineError> {
-        let mut total = 0;
-        loop {
+    /// Resolves batches of new records for about `budget`; returns whether records may
+    /// be left (the last batch was full), so the caller follows the change feed and
+    /// reports the lag between stretches of a long backlog.
+    fn drain_for(&mut self, budget: Duration, index: &mut Option<FuzzyIndex>) -> Result<bool, kinship_pipeline::PipelineError> {
+        let started = std::time::Instant::now();
+        let mut more = true;
+        while more && started.elapsed() < budget {
             let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
             let config = self.config.current();
-            let r = kinship_pipeline::resolve_new_records(&mut *self.store, &config, RESOLVE_BATCH, fuzzy, Some(&self.suppression))?;
+            let r =
+                kinship_pipeline::resolve_new_records(&mut *self.store, &config, RESOLVE_BATCH, index.as_mut(), Some(&self.suppression))?;
             let n = r.attached + r.created + r.reresolved;
+            more = n + r.erased >= RESOLVE_BATCH as u64;
             if n == 0 {
-                return Ok(total);
+                break;
             }
             // Only the profiles this batch changed are re-evaluated, and for each only the
             // definitions that read what changed.
             let mut audience = self.audience.write().expect("not poisoned");
             let moved = kinship_pipeline::audience::refresh_profiles(&mut *self.store, &config, &mut audience, &r.touched, &r.removed)?;
+            drop(audience);
+            if let Some(index) = index.as_mut() {
+                kinship_pipeline::follow::refresh_index(&*self.store, index, &r.touched, &r.removed)?;
+            }
             self.metrics.resolved(&r);
             self.metrics.segment_transitions(moved.len() as u64);
-            total += n;
+        }
+        let through = self.store.meta(kinship_pipeline::RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let (waiting, oldest) = self.store.resolution_backlog(through)?;
+        self.metrics.resolution_lag(waiting, oldest);
+        Ok(more)
+    }
+
+    /// Applies what other processes changed (the change feed); a failure is reported and
+    /// tried again at the next poll.
+    fn follow(&mut self, index: &mut Option<FuzzyIndex>) {
+        let config = self.config.current();
+        let copies = Copies { audience: &self.audience, index, suppression: &self.suppression };
+        match self.follower.poll(&*self.store, &config, copies) {
+            Ok(followed) => {
+                if followed.access {
+                    self.credentials.forget();
+                }
+                if followed.sources {
+                    if let Err(e) = self.config.take_sources(&self.data_dir) {
+                        eprintln!("warning: another process changed the sources, but kinship.toml does not load: {e}");
+                    }
+                }
+                for warning in &followed.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                self.metrics.changes_followed(followed.applied, self.follower.version());
+            }
+            Err(e) => eprintln!("warning: following the change feed failed, retrying: {e}"),
         }
     }
 

@@ -11,7 +11,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, audit_path};
 
 /// Every store trait at once: what the CLI and the server hold.
-pub trait Database: Store + AudienceStore + AccessStore + GovernanceStore + Send {
+pub trait Database: Store + AudienceStore + AccessStore + GovernanceStore + ChangeFeed + Send {
     /// Makes every committed write durable before returning. SQLite commits with
     /// `synchronous=NORMAL` and flushes its log here, outside the write lock; PostgreSQL
     /// commits durably already.
@@ -60,6 +60,106 @@ pub fn redacted(location: &str) -> String {
         },
         None => location.to_string(),
     }
+}
+
+/// What kind of shared state a [`Change`] touched. Every process keeps copies of some of it
+/// in memory (definitions compiled into its audience, profiles in its fuzzy index, tokens
+/// in a cache) and follows the feed to bring them up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// A segment or computed trait defined, rewritten or deleted: `{"kind", "name"}`.
+    Definition,
+    /// Tokens, users, write keys or source switches: caches of them are dropped.
+    Access,
+    /// The suppression list of erased identifiers grew or shrank.
+    Suppressions,
+    /// People erased: `{"profiles": [...]}`.
+    Erasure,
+    /// Profiles changed by a resolution: `{"touched": [...], "removed": [...]}`.
+    Profiles,
+    /// Every profile rebuilt by a full resolution: whatever was derived from them is reloaded.
+    Rebuild,
+    /// Sources in kinship.toml added, edited or deleted by another process.
+    Sources,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Definition => "definition",
+            ChangeKind::Access => "access",
+            ChangeKind::Suppressions => "suppressions",
+            ChangeKind::Erasure => "erasure",
+            ChangeKind::Profiles => "profiles",
+            ChangeKind::Rebuild => "rebuild",
+            ChangeKind::Sources => "sources",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ChangeKind::Definition,
+            ChangeKind::Access,
+            ChangeKind::Suppressions,
+            ChangeKind::Erasure,
+            ChangeKind::Profiles,
+            ChangeKind::Rebuild,
+            ChangeKind::Sources,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+/// One entry of the change feed, numbered in the order the changes committed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Change {
+    pub version: u64,
+    pub at_ms: i64,
+    /// The process that made it ([`ChangeFeed::set_origin`]).
+    pub origin: String,
+    pub kind: ChangeKind,
+    pub detail: serde_json::Value,
+}
+
+/// How long the change feed keeps an entry: a process that falls further behind (or
+/// starts) reloads what it holds instead of replaying the feed.
+pub const CHANGE_RETENTION_MS: i64 = 3_600_000;
+
+/// This process's name in the changes its connections write, unless one is set: the
+/// process id and its start time, so two runs of the CLI never share one.
+pub fn process_origin() -> &'static str {
+    static ORIGIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(|| {
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        format!("pid{}-{:x}", std::process::id(), started & 0xffff_ffff)
+    })
+}
+
+/// The change feed: every change to state that processes hold copies of carries a version,
+/// written in the same transaction as the change itself, so a follower that reads the feed
+/// in version order misses nothing and never sees a change before the data it names.
+/// The store's own methods record their changes (definitions, access, suppressions,
+/// erasure, a full rebuild); callers record what only they know (profiles a real-time
+/// resolution touched, sources edited in kinship.toml).
+pub trait ChangeFeed {
+    /// Names the process in the changes this connection writes from now on.
+    fn set_origin(&mut self, origin: &str);
+    /// Appends a change, in the current transaction if one is open.
+    fn record_change(&mut self, kind: ChangeKind, detail: &serde_json::Value) -> Result<()>;
+    /// Up to `limit` changes with versions above `after`, oldest first.
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>>;
+    /// The newest version (0 when the feed is empty).
+    fn change_head(&self) -> Result<u64>;
+}
+
+/// A stored change; a kind this build does not know is an error naming it.
+fn change_of(version: i64, at_ms: i64, origin: String, kind: &str, detail: &str) -> Result<Change> {
+    let kind = ChangeKind::parse(kind).ok_or_else(|| {
+        StoreError::Schema(format!("change {version} is of kind {kind:?}, which this kinship does not know; upgrade kinship"))
+    })?;
+    Ok(Change { version: version as u64, at_ms, origin, kind, detail: serde_json::from_str(detail)? })
 }
 
 /// What [`GovernanceStore::erase`] deleted, table by table.
@@ -264,6 +364,9 @@ pub trait Store {
     fn records_per_hour(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, u64)>>;
     /// The newest record timestamp.
     fn newest_record_time(&self) -> Result<Option<i64>>;
+    /// The records logged after `through` and not yet resolved: how many, and when the
+    /// oldest of them was ingested (Unix ms).
+    fn resolution_backlog(&self, through: RecordId) -> Result<(u64, Option<i64>)>;
 }
 
 /// A stored computed-trait or segment definition.

@@ -14,8 +14,9 @@
 //! resolution.
 
 use crate::{
-    AccessStore, AudienceStore, AuditFilter, AuditRow, Database, DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView,
-    ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats, Store, StoreError, TokenRow, UserRow,
+    AccessStore, AudienceStore, AuditFilter, AuditRow, CHANGE_RETENTION_MS, Change, ChangeFeed, ChangeKind, Database, DefinitionRow,
+    ErasureCounts, FullResolution, GovernanceStore, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats, Store,
+    StoreError, TokenRow, UserRow,
 };
 use kinship_core::{
     Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord, decode_identifiers,
@@ -24,6 +25,7 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Row, Statement};
+use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::HashMap;
@@ -35,8 +37,8 @@ const INSERT_FENCE: i64 = 0x6b_696e_7368_6972;
 /// The advisory lock key held while migrating, so nodes starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x6b_696e_7368_6971;
 
-/// Numbered migrations, the same versions as SQLite's up to 6, in PostgreSQL's dialect
-/// (SQLite's 7 moves its audit log to a file of its own; here it stays a table). Text
+/// Numbered migrations, the same versions as SQLite's, in PostgreSQL's dialect (SQLite's 7
+/// moves its audit log to a file of its own; here it stays a table, and 7 is skipped). Text
 /// columns compare bytewise (`COLLATE "C"`), as SQLite does, so both backends order alike.
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -205,6 +207,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
         created_at BIGINT NOT NULL
     );"#,
     ),
+    (
+        // The change feed (`ChangeFeed`). Versions come from a sequence; writers append under
+        // a table lock held to their commit (the append is their last statement), so versions
+        // become visible in order and a follower reading "after v" skips none.
+        8,
+        "CREATE TABLE changes (
+        version BIGSERIAL PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        origin TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );",
+    ),
 ];
 
 /// A query parameter.
@@ -227,6 +242,8 @@ pub struct PostgresStore {
     reading: Cell<bool>,
     /// The transaction that last erased rows, whose old row versions `purge_deleted` removes.
     erased_by: Cell<Option<u32>>,
+    /// Who the changes this connection writes come from ([`ChangeFeed::set_origin`]).
+    origin: String,
 }
 
 impl PostgresStore {
@@ -240,6 +257,7 @@ impl PostgresStore {
             in_transaction: Cell::new(false),
             reading: Cell::new(false),
             erased_by: Cell::new(None),
+            origin: crate::process_origin().to_string(),
         };
         store.migrate()?;
         Ok(store)
@@ -343,6 +361,32 @@ impl PostgresStore {
                 Err(e)
             }
         }
+    }
+
+    /// Runs `work` and appends the change it makes, in one transaction.
+    fn changing<T>(&self, kind: ChangeKind, detail: &Value, work: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.atomic(|s| {
+            let value = work(s)?;
+            s.append_change(kind, detail)?;
+            Ok(value)
+        })
+    }
+
+    /// Appends a change: the last statement of its transaction, under a lock that makes the
+    /// next writer's version wait for this commit. One append in 256 also drops entries
+    /// older than the retention.
+    fn append_change(&self, kind: ChangeKind, detail: &Value) -> Result<()> {
+        self.execute("LOCK TABLE changes IN SHARE ROW EXCLUSIVE MODE", &[])?;
+        let now = now_ms();
+        let version: i64 = self.query(
+            "INSERT INTO changes (at_ms, origin, kind, detail) VALUES ($1, $2, $3, $4) RETURNING version",
+            &[&now, &self.origin, &kind.as_str(), &detail.to_string()],
+        )?[0]
+            .get(0);
+        if version % 256 == 0 {
+            self.execute("DELETE FROM changes WHERE at_ms < $1", &[&(now - CHANGE_RETENTION_MS)])?;
+        }
+        Ok(())
     }
 
     /// Releases a session-level advisory lock, which outlives transactions: one left held
@@ -588,7 +632,7 @@ impl Store for PostgresStore {
                 evidence.iter(),
                 |(p, e, detail)| vec![p as Param<'_>, &e.left, &e.right, &e.stage, detail],
             )?;
-            Ok(())
+            s.append_change(ChangeKind::Rebuild, &json!({}))
         })?;
         // Fresh statistics for the planner after replacing every derived row.
         self.client()?.batch_execute("ANALYZE profiles, assignments, profile_identifiers, merge_edges")?;
@@ -874,6 +918,34 @@ impl Store for PostgresStore {
     fn newest_record_time(&self) -> Result<Option<i64>> {
         Ok(self.query("SELECT MAX(ts) FROM records", &[])?[0].get(0))
     }
+
+    fn resolution_backlog(&self, through: RecordId) -> Result<(u64, Option<i64>)> {
+        let count: i64 = self.query("SELECT COUNT(*) FROM records WHERE id > $1", &[&through])?[0].get(0);
+        let oldest = self.query_opt("SELECT ingested_at FROM records WHERE id > $1 ORDER BY id LIMIT 1", &[&through])?.map(|r| r.get(0));
+        Ok((count as u64, oldest))
+    }
+}
+
+impl ChangeFeed for PostgresStore {
+    fn set_origin(&mut self, origin: &str) {
+        self.origin = origin.to_string();
+    }
+
+    fn record_change(&mut self, kind: ChangeKind, detail: &Value) -> Result<()> {
+        self.atomic(|s| s.append_change(kind, detail))
+    }
+
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
+        let rows = self.query(
+            "SELECT version, at_ms, origin, kind, detail FROM changes WHERE version > $1 ORDER BY version LIMIT $2",
+            &[&(after as i64), &(limit.min(i64::MAX as usize) as i64)],
+        )?;
+        rows.iter().map(|r| crate::change_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect()
+    }
+
+    fn change_head(&self) -> Result<u64> {
+        Ok(self.query("SELECT COALESCE(MAX(version), 0) FROM changes", &[])?[0].get::<_, i64>(0) as u64)
+    }
 }
 
 impl AudienceStore for PostgresStore {
@@ -883,20 +955,24 @@ impl AudienceStore for PostgresStore {
     }
 
     fn save_definition(&mut self, d: &DefinitionRow) -> Result<()> {
-        self.execute(
-            "INSERT INTO definitions (kind, name, expression, created_at) VALUES ($1, $2, $3, $4)",
-            &[&d.kind, &d.name, &d.expression, &d.created_at],
-        )?;
-        Ok(())
+        self.changing(ChangeKind::Definition, &json!({ "kind": d.kind, "name": d.name }), |s| {
+            s.execute(
+                "INSERT INTO definitions (kind, name, expression, created_at) VALUES ($1, $2, $3, $4)",
+                &[&d.kind, &d.name, &d.expression, &d.created_at],
+            )?;
+            Ok(())
+        })
     }
 
     fn set_definition_expression(&mut self, kind: &str, name: &str, expression: &str) -> Result<()> {
-        self.execute("UPDATE definitions SET expression = $3 WHERE kind = $1 AND name = $2", &[&kind, &name, &expression])?;
-        Ok(())
+        self.changing(ChangeKind::Definition, &json!({ "kind": kind, "name": name }), |s| {
+            s.execute("UPDATE definitions SET expression = $3 WHERE kind = $1 AND name = $2", &[&kind, &name, &expression])?;
+            Ok(())
+        })
     }
 
     fn delete_definition(&mut self, kind: &str, name: &str) -> Result<()> {
-        self.atomic(|s| {
+        self.changing(ChangeKind::Definition, &json!({ "kind": kind, "name": name }), |s| {
             s.execute("DELETE FROM definitions WHERE kind = $1 AND name = $2", &[&kind, &name])?;
             if kind == "segment" {
                 s.execute("DELETE FROM segment_members WHERE segment = $1", &[&name])?;
@@ -983,8 +1059,10 @@ impl AudienceStore for PostgresStore {
 
 impl AccessStore for PostgresStore {
     fn add_token(&mut self, name: &str, role: &str, hash: &str) -> Result<()> {
-        self.execute("INSERT INTO api_tokens (hash, name, role, created_at) VALUES ($1, $2, $3, $4)", &[&hash, &name, &role, &now_ms()])?;
-        Ok(())
+        self.changing(ChangeKind::Access, &json!({ "token": name }), |s| {
+            s.execute("INSERT INTO api_tokens (hash, name, role, created_at) VALUES ($1, $2, $3, $4)", &[&hash, &name, &role, &now_ms()])?;
+            Ok(())
+        })
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRow>> {
@@ -996,12 +1074,14 @@ impl AccessStore for PostgresStore {
     }
 
     fn set_user(&mut self, name: &str, role: &str, password_hash: &str) -> Result<()> {
-        self.execute(
-            "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
-            &[&name, &role, &password_hash, &now_ms()],
-        )?;
-        Ok(())
+        self.changing(ChangeKind::Access, &json!({ "user": name }), |s| {
+            s.execute(
+                "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
+                &[&name, &role, &password_hash, &now_ms()],
+            )?;
+            Ok(())
+        })
     }
 
     fn user(&self, name: &str) -> Result<Option<UserRow>> {
@@ -1013,12 +1093,14 @@ impl AccessStore for PostgresStore {
     }
 
     fn set_write_key(&mut self, source: &str, hash: &str) -> Result<()> {
-        self.execute(
-            "INSERT INTO write_keys (source, hash, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (source) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
-            &[&source, &hash, &now_ms()],
-        )?;
-        Ok(())
+        self.changing(ChangeKind::Access, &json!({ "write_key": source }), |s| {
+            s.execute(
+                "INSERT INTO write_keys (source, hash, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (source) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
+                &[&source, &hash, &now_ms()],
+            )?;
+            Ok(())
+        })
     }
 
     fn source_for_write_key(&self, hash: &str) -> Result<Option<String>> {
@@ -1026,11 +1108,13 @@ impl AccessStore for PostgresStore {
     }
 
     fn set_source_enabled(&mut self, source: &str, enabled: bool) -> Result<()> {
-        self.execute(
-            "INSERT INTO source_switches (source, enabled) VALUES ($1, $2) ON CONFLICT (source) DO UPDATE SET enabled = excluded.enabled",
-            &[&source, &enabled],
-        )?;
-        Ok(())
+        self.changing(ChangeKind::Access, &json!({ "switch": source }), |s| {
+            s.execute(
+                "INSERT INTO source_switches (source, enabled) VALUES ($1, $2) ON CONFLICT (source) DO UPDATE SET enabled = excluded.enabled",
+                &[&source, &enabled],
+            )?;
+            Ok(())
+        })
     }
 
     fn source_switches(&self) -> Result<Vec<(String, bool)>> {
@@ -1044,7 +1128,7 @@ impl AccessStore for PostgresStore {
     }
 
     fn revoke_token(&mut self, name: &str) -> Result<u64> {
-        self.execute("DELETE FROM api_tokens WHERE name = $1", &[&name])
+        self.changing(ChangeKind::Access, &json!({ "token": name }), |s| s.execute("DELETE FROM api_tokens WHERE name = $1", &[&name]))
     }
 }
 
@@ -1076,15 +1160,17 @@ impl GovernanceStore for PostgresStore {
     }
 
     fn add_suppressions(&mut self, hashes: &[String], request: &str) -> Result<()> {
-        self.execute(
-            "INSERT INTO suppressions (hash, request, created_at) SELECT h, $2, $3 FROM unnest($1::text[]) AS h ON CONFLICT DO NOTHING",
-            &[&hashes, &request, &now_ms()],
-        )?;
-        Ok(())
+        self.changing(ChangeKind::Suppressions, &json!({}), |s| {
+            s.execute(
+                "INSERT INTO suppressions (hash, request, created_at) SELECT h, $2, $3 FROM unnest($1::text[]) AS h ON CONFLICT DO NOTHING",
+                &[&hashes, &request, &now_ms()],
+            )?;
+            Ok(())
+        })
     }
 
     fn remove_suppressions(&mut self, hashes: &[String]) -> Result<u64> {
-        self.execute("DELETE FROM suppressions WHERE hash = ANY($1)", &[&hashes])
+        self.changing(ChangeKind::Suppressions, &json!({}), |s| s.execute("DELETE FROM suppressions WHERE hash = ANY($1)", &[&hashes]))
     }
 
     fn suppressions_version(&self) -> Result<(u64, i64)> {
@@ -1107,7 +1193,7 @@ impl GovernanceStore for PostgresStore {
     }
 
     fn erase(&mut self, profiles: &[String], records: &[RecordId]) -> Result<ErasureCounts> {
-        self.atomic(|s| {
+        self.changing(ChangeKind::Erasure, &json!({ "profiles": profiles }), |s| {
             // No node may resolve meanwhile: a resolver that read the person's records
             // before this commits would write them back into a profile.
             s.execute("SELECT pg_advisory_xact_lock($1)", &[&RESOLUTION_LOCK])?;

@@ -1,13 +1,15 @@
 //! The embedded store: one SQLite file in WAL mode, and the audit log in a second one.
 
 use crate::{
-    AccessStore, AudienceStore, AuditFilter, AuditRow, Database, DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView,
-    ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats, Store, StoreError, TokenRow, UserRow,
+    AccessStore, AudienceStore, AuditFilter, AuditRow, CHANGE_RETENTION_MS, Change, ChangeFeed, ChangeKind, Database, DefinitionRow,
+    ErasureCounts, FullResolution, GovernanceStore, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats, Store,
+    StoreError, TokenRow, UserRow,
 };
 use kinship_core::{
     Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord, decode_identifiers,
 };
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
 use std::path::Path;
 
 /// Indexes of the derived tables, rebuilt after a full resolution.
@@ -209,6 +211,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
         AUDIT_MOVED,
         "DROP TABLE main.audit_log;",
     ),
+    (
+        // The change feed (`ChangeFeed`): what processes holding copies of shared state follow.
+        8,
+        "CREATE TABLE changes (
+        version INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );",
+    ),
 ];
 
 /// The migration that moves the audit log into its own file.
@@ -252,6 +265,8 @@ pub struct SqliteStore {
     audit: Connection,
     /// Whether [`Database::begin_read`] opened the current transaction.
     reading: std::cell::Cell<bool>,
+    /// Who the changes this connection writes come from ([`ChangeFeed::set_origin`]).
+    origin: String,
 }
 
 impl SqliteStore {
@@ -279,7 +294,7 @@ impl SqliteStore {
         // next use, and the hot reads spent a fifth of their time recompiling.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let audit = open_audit_log(&audit_path(path))?;
-        let mut store = Self { conn, audit, reading: std::cell::Cell::new(false) };
+        let mut store = Self { conn, audit, reading: std::cell::Cell::new(false), origin: crate::process_origin().to_string() };
         store.migrate()?;
         Ok(store)
     }
@@ -362,6 +377,47 @@ fn sync_wal(db: Option<&str>) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StoreError::Schema(format!("opening {db}-wal: {e}"))),
     }
+}
+
+/// Runs `work` and appends the change it makes, atomically (a savepoint: part of the
+/// caller's transaction when there is one).
+fn changing<T>(
+    conn: &Connection,
+    origin: &str,
+    kind: ChangeKind,
+    detail: &Value,
+    work: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    conn.execute_batch("SAVEPOINT change")?;
+    let done = work(conn).and_then(|value| {
+        append_change(conn, origin, kind, detail)?;
+        Ok(value)
+    });
+    match done {
+        Ok(value) => {
+            conn.execute_batch("RELEASE change")?;
+            Ok(value)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO change; RELEASE change")?;
+            Err(e)
+        }
+    }
+}
+
+/// Appends a change; one append in 256 also drops entries older than the retention.
+fn append_change(conn: &Connection, origin: &str, kind: ChangeKind, detail: &Value) -> Result<()> {
+    let now = now_ms();
+    conn.prepare_cached("INSERT INTO changes (at_ms, origin, kind, detail) VALUES (?1, ?2, ?3, ?4)")?.execute(params![
+        now,
+        origin,
+        kind.as_str(),
+        detail.to_string()
+    ])?;
+    if conn.last_insert_rowid() % 256 == 0 {
+        conn.prepare_cached("DELETE FROM changes WHERE at_ms < ?1")?.execute([now - CHANGE_RETENTION_MS])?;
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -543,6 +599,7 @@ impl Store for SqliteStore {
         tx.pragma_update(None, "threads", 2)?;
         tx.execute_batch(DERIVED_INDEXES)?;
         tx.pragma_update(None, "threads", 0)?;
+        append_change(&tx, &self.origin, ChangeKind::Rebuild, &json!({}))?;
         tx.commit()?;
         Ok(())
     }
@@ -816,6 +873,45 @@ impl Store for SqliteStore {
     fn newest_record_time(&self) -> Result<Option<i64>> {
         Ok(self.conn.query_row("SELECT MAX(ts) FROM records", [], |r| r.get(0))?)
     }
+
+    fn resolution_backlog(&self, through: RecordId) -> Result<(u64, Option<i64>)> {
+        let count: i64 = self.conn.prepare_cached("SELECT COUNT(*) FROM records WHERE id > ?1")?.query_row([through], |r| r.get(0))?;
+        let oldest = self
+            .conn
+            .prepare_cached("SELECT ingested_at FROM records WHERE id > ?1 ORDER BY id LIMIT 1")?
+            .query_row([through], |r| r.get(0))
+            .optional()?;
+        Ok((count as u64, oldest))
+    }
+}
+
+impl ChangeFeed for SqliteStore {
+    fn set_origin(&mut self, origin: &str) {
+        self.origin = origin.to_string();
+    }
+
+    fn record_change(&mut self, kind: ChangeKind, detail: &Value) -> Result<()> {
+        append_change(&self.conn, &self.origin, kind, detail)
+    }
+
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT version, at_ms, origin, kind, detail FROM changes WHERE version > ?1 ORDER BY version LIMIT ?2")?;
+        let rows = stmt.query_map(params![after as i64, limit.min(i64::MAX as usize) as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+        })?;
+        rows.map(|row| {
+            let (version, at_ms, origin, kind, detail) = row?;
+            crate::change_of(version, at_ms, origin, &kind, &detail)
+        })
+        .collect()
+    }
+
+    fn change_head(&self) -> Result<u64> {
+        let head: i64 = self.conn.prepare_cached("SELECT COALESCE(MAX(version), 0) FROM changes")?.query_row([], |r| r.get(0))?;
+        Ok(head as u64)
+    }
 }
 
 impl AudienceStore for SqliteStore {
@@ -827,27 +923,31 @@ impl AudienceStore for SqliteStore {
     }
 
     fn save_definition(&mut self, d: &DefinitionRow) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO definitions (kind, name, expression, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![d.kind, d.name, d.expression, d.created_at],
-        )?;
-        Ok(())
+        changing(&self.conn, &self.origin, ChangeKind::Definition, &json!({ "kind": d.kind, "name": d.name }), |conn| {
+            conn.execute(
+                "INSERT INTO definitions (kind, name, expression, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![d.kind, d.name, d.expression, d.created_at],
+            )?;
+            Ok(())
+        })
     }
 
     fn set_definition_expression(&mut self, kind: &str, name: &str, expression: &str) -> Result<()> {
-        self.conn.execute("UPDATE definitions SET expression = ?3 WHERE kind = ?1 AND name = ?2", [kind, name, expression])?;
-        Ok(())
+        changing(&self.conn, &self.origin, ChangeKind::Definition, &json!({ "kind": kind, "name": name }), |conn| {
+            conn.execute("UPDATE definitions SET expression = ?3 WHERE kind = ?1 AND name = ?2", [kind, name, expression])?;
+            Ok(())
+        })
     }
 
     fn delete_definition(&mut self, kind: &str, name: &str) -> Result<()> {
-        let tx = self.conn.savepoint()?;
-        tx.execute("DELETE FROM definitions WHERE kind = ?1 AND name = ?2", [kind, name])?;
-        if kind == "segment" {
-            tx.execute("DELETE FROM segment_members WHERE segment = ?1", [name])?;
-            tx.execute("DELETE FROM segment_sizes WHERE segment = ?1", [name])?;
-        }
-        tx.commit()?;
-        Ok(())
+        changing(&self.conn, &self.origin, ChangeKind::Definition, &json!({ "kind": kind, "name": name }), |conn| {
+            conn.execute("DELETE FROM definitions WHERE kind = ?1 AND name = ?2", [kind, name])?;
+            if kind == "segment" {
+                conn.execute("DELETE FROM segment_members WHERE segment = ?1", [name])?;
+                conn.execute("DELETE FROM segment_sizes WHERE segment = ?1", [name])?;
+            }
+            Ok(())
+        })
     }
 
     fn record_transitions(&mut self, transitions: &[SegmentTransition], sizes: &[(String, u64)], at: i64) -> Result<()> {
@@ -932,20 +1032,24 @@ impl AudienceStore for SqliteStore {
 
 impl AccessStore for SqliteStore {
     fn add_token(&mut self, name: &str, role: &str, hash: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO api_tokens (hash, name, role, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![hash, name, role, now_ms()],
-        )?;
-        Ok(())
+        changing(&self.conn, &self.origin, ChangeKind::Access, &json!({ "token": name }), |conn| {
+            conn.execute(
+                "INSERT INTO api_tokens (hash, name, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![hash, name, role, now_ms()],
+            )?;
+            Ok(())
+        })
     }
 
     fn set_user(&mut self, name: &str, role: &str, password_hash: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
-            params![name, role, password_hash, now_ms()],
-        )?;
-        Ok(())
+        changing(&self.conn, &self.origin, ChangeKind::Access, &json!({ "user": name }), |conn| {
+            conn.execute(
+                "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
+                params![name, role, password_hash, now_ms()],
+            )?;
+            Ok(())
+        })
     }
 
     fn user(&self, name: &str) -> Result<Option<UserRow>> {
@@ -965,12 +1069,14 @@ impl AccessStore for SqliteStore {
     }
 
     fn set_write_key(&mut self, source: &str, hash: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO write_keys (source, hash, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (source) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
-            params![source, hash, now_ms()],
-        )?;
-        Ok(())
+        changing(&self.conn, &self.origin, ChangeKind::Access, &json!({ "write_key": source }), |conn| {
+            conn.execute(
+                "INSERT INTO write_keys (source, hash, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
+                params![source, hash, now_ms()],
+            )?;
+            Ok(())
+        })
     }
 
     fn source_for_write_key(&self, hash: &str) -> Result<Option<String>> {
@@ -978,11 +1084,13 @@ impl AccessStore for SqliteStore {
     }
 
     fn set_source_enabled(&mut self, source: &str, enabled: bool) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO source_switches (source, enabled) VALUES (?1, ?2) ON CONFLICT (source) DO UPDATE SET enabled = excluded.enabled",
-            params![source, enabled],
-        )?;
-        Ok(())
+        changing(&self.conn, &self.origin, ChangeKind::Access, &json!({ "switch": source }), |conn| {
+            conn.execute(
+                "INSERT INTO source_switches (source, enabled) VALUES (?1, ?2) ON CONFLICT (source) DO UPDATE SET enabled = excluded.enabled",
+                params![source, enabled],
+            )?;
+            Ok(())
+        })
     }
 
     fn source_switches(&self) -> Result<Vec<(String, bool)>> {
@@ -998,7 +1106,9 @@ impl AccessStore for SqliteStore {
     }
 
     fn revoke_token(&mut self, name: &str) -> Result<u64> {
-        Ok(self.conn.execute("DELETE FROM api_tokens WHERE name = ?1", [name])? as u64)
+        changing(&self.conn, &self.origin, ChangeKind::Access, &json!({ "token": name }), |conn| {
+            Ok(conn.execute("DELETE FROM api_tokens WHERE name = ?1", [name])? as u64)
+        })
     }
 }
 
@@ -1044,20 +1154,20 @@ impl GovernanceStore for SqliteStore {
     }
 
     fn add_suppressions(&mut self, hashes: &[String], request: &str) -> Result<()> {
-        let tx = self.conn.savepoint()?;
-        {
-            let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO suppressions (hash, request, created_at) VALUES (?1, ?2, ?3)")?;
+        changing(&self.conn, &self.origin, ChangeKind::Suppressions, &json!({}), |conn| {
+            let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO suppressions (hash, request, created_at) VALUES (?1, ?2, ?3)")?;
             for hash in hashes {
                 stmt.execute(params![hash, request, now_ms()])?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     fn remove_suppressions(&mut self, hashes: &[String]) -> Result<u64> {
         let list = serde_json::to_string(hashes)?;
-        Ok(self.conn.execute("DELETE FROM suppressions WHERE hash IN (SELECT value FROM json_each(?1))", [list])? as u64)
+        changing(&self.conn, &self.origin, ChangeKind::Suppressions, &json!({}), |conn| {
+            Ok(conn.execute("DELETE FROM suppressions WHERE hash IN (SELECT value FROM json_each(?1))", [list])? as u64)
+        })
     }
 
     fn suppressions_version(&self) -> Result<(u64, i64)> {
@@ -1093,7 +1203,9 @@ impl GovernanceStore for SqliteStore {
     fn erase(&mut self, profiles: &[String], records: &[RecordId]) -> Result<ErasureCounts> {
         // ON, not FAST: FAST leaves deleted content in pages that go to the freelist.
         self.conn.pragma_update(None, "secure_delete", "ON")?;
-        let erased = erase_rows(&self.conn, profiles, records);
+        let erased = changing(&self.conn, &self.origin, ChangeKind::Erasure, &json!({ "profiles": profiles }), |conn| {
+            erase_rows(conn, profiles, records)
+        });
         self.conn.pragma_update(None, "secure_delete", "FAST")?;
         erased
     }

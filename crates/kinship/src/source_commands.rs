@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use kinship_core::config::CONFIG_FILE;
 use kinship_core::{Config, SourceConfig, SourceType};
 use kinship_server::auth::{hash_secret, new_secret};
+use kinship_store::ChangeKind;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,6 +72,8 @@ fn add(data: &DataDir, kind: &str, name: &str) -> Result<ExitCode> {
     let path = data.dir.join(CONFIG_FILE);
     kinship_core::config_file::put_source(&path, name, &format!("[sources.{name}]\ntype = \"segment\"\n"), false)?;
     let mut ws = Workspace::open(data)?;
+    // A running server takes the new source from kinship.toml when the change feed says so.
+    ws.store.record_change(ChangeKind::Sources, &serde_json::json!({ "source": name }))?;
     let key = new_secret("wk_");
     ws.store.set_write_key(name, &hash_secret(&key))?;
     ws.audit(&operator(), "source.add", None, serde_json::json!({ "source": name, "type": kind }))?;
@@ -176,6 +179,7 @@ fn suggest(data: &DataDir, args: &SuggestArgs) -> Result<ExitCode> {
     let limits: Vec<(String, u32)> = suggestion.limits.iter().map(|(kind, limit, _)| (kind.clone(), *limit)).collect();
     kinship_core::config_file::add_limits(&config_path, &limits)?;
     if let Ok(mut ws) = Workspace::open(data) {
+        ws.store.record_change(ChangeKind::Sources, &serde_json::json!({ "source": name }))?;
         ws.audit(
             &operator(),
             "source.add",

@@ -16,6 +16,8 @@ mod governance;
 mod nats;
 #[path = "cli/postgres_source.rs"]
 mod postgres_source;
+#[path = "cli/propagation.rs"]
+mod propagation;
 #[path = "cli/web_ui.rs"]
 mod web_ui;
 

@@ -207,16 +207,11 @@ fn propose(state: &AppState, name: &str, source: SourceConfig) -> Result<(String
     Ok((suggestion.toml, limits))
 }
 
-/// Takes the sources and identifier limits of kinship.toml as just edited (with the
-/// environment over the file, as at start); the rest of this process's configuration (its
-/// roles, bounds, store) stays as it started.
+/// Takes the sources of kinship.toml as just edited, and tells other processes to do so.
 fn take_sources(state: &AppState) -> Result<(), String> {
-    let reloaded = Config::load(&state.data_dir).map_err(|e| e.to_string())?;
-    let mut config = (*state.config()).clone();
-    config.sources = reloaded.sources;
-    config.resolve.limits = reloaded.resolve.limits;
-    state.replace_config(config);
-    Ok(())
+    state.shared_config().take_sources(&state.data_dir)?;
+    let mut store = kinship_store::open(&state.database).map_err(|e| e.to_string())?;
+    store.record_change(kinship_store::ChangeKind::Sources, &serde_json::json!({})).map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -155,7 +155,7 @@ pub async fn new_write_key(
     let key = crate::auth::new_secret("wk_");
     let (path, source, hash) = (state.database.clone(), name.clone(), crate::auth::hash_secret(&key));
     tokio::task::spawn_blocking(move || kinship_store::open(&path)?.set_write_key(&source, &hash)).await.expect("does not panic")?;
-    state.forget_write_keys();
+    state.forget_credentials();
     caller.audit("source.write_key", None, "POST /connections/{name}/write-key", json!({ "source": name })).await?;
     let message: Markup = html! {
         "New write key of " strong { (name) } " (shown only now; the old key no longer works): "

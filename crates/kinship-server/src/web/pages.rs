@@ -42,6 +42,7 @@ pub async fn dashboard(State(state): State<Arc<AppState>>, user: SignedIn) -> Re
     let merge_rate =
         if stats.records > 0 { 100.0 * (stats.records - stats.profiles.min(stats.records)) as f64 / stats.records as f64 } else { 0.0 };
     let total_events: u64 = hours.iter().map(|h| h.1).sum();
+    let (lag_records, lag_seconds) = state.metrics.lag();
     let content = html! {
         section.cards aria-label="Totals" {
             div.card { span.label { "Profiles" } span.value { (stats.profiles) } }
@@ -49,6 +50,11 @@ pub async fn dashboard(State(state): State<Arc<AppState>>, user: SignedIn) -> Re
             div.card { span.label { "Merge rate" } span.value { (format!("{merge_rate:.1} %")) } span.hint { "of records joined to another" } }
             div.card { span.label { "Rejected rows" } span.value { (sum("rejected")) } span.hint { "in each source's last run" } }
             div.card { span.label { "Suppressed rows" } span.value { (sum("suppressed")) } span.hint { "erased people, in last runs" } }
+            div.card {
+                span.label { "Resolution lag" }
+                span.value { (format!("{lag_seconds:.1} s")) }
+                span.hint { (lag_records) " records waiting to be resolved" }
+            }
         }
         section aria-labelledby="events-title" {
             h2 #events-title { "Events per hour" }
