@@ -104,7 +104,17 @@ fn apply(store: &dyn Database, config: &Config, copies: &mut Copies<'_>, change:
         }
         // Profiles this process resolved itself were applied as it resolved them.
         ChangeKind::Profiles if change.origin == kinship_store::process_origin() => {}
-        ChangeKind::Profiles => apply_profiles(store, config, copies, &names("touched"), &names("removed"))?,
+        ChangeKind::Profiles => {
+            // Profiles records were attached to are named by the records' range.
+            let range = &change.detail["records"];
+            let mut touched = names("touched");
+            if let (Some(after), Some(through)) = (range[0].as_i64(), range[1].as_i64()) {
+                touched.extend(store.profiles_of_records(after, through)?);
+                touched.sort_unstable();
+                touched.dedup();
+            }
+            apply_profiles(store, config, copies, &touched, &names("removed"))?
+        }
         ChangeKind::Rebuild => reload(store, config, copies)?,
     }
     Ok(())
@@ -129,11 +139,13 @@ pub fn refresh_index(store: &dyn Database, index: &mut FuzzyIndex, touched: &[St
     for id in removed {
         index.remove(id);
     }
-    for id in touched {
-        match store.profile(id)? {
-            Some(row) => index.upsert(id, &row.traits)?,
-            None => index.remove(id),
-        }
+    let rows = store.profiles_by_id(touched)?;
+    for row in &rows {
+        index.upsert(&row.id, &row.traits)?;
+    }
+    let found: rustc_hash::FxHashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    for id in touched.iter().filter(|id| !found.contains(id.as_str())) {
+        index.remove(id);
     }
     Ok(())
 }

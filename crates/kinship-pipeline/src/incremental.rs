@@ -13,9 +13,9 @@ use crate::golden;
 use crate::governance::{SuppressionCheck, SuppressionList};
 use crate::resolve::{add_search_word, profile_id_for, Collector, TraitRank};
 use crate::{PipelineError, Result};
-use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, RecordId};
+use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, ProfileRow, RecordId};
 use kinship_sources::Mapper;
-use kinship_store::{ChangeKind, Database, Store};
+use kinship_store::{Attachment, ChangeKind, Database, Store};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Map, Value};
 
@@ -138,6 +138,7 @@ fn resolve_pending(
     let constrained: FxHashSet<(String, String)> = constraints.iter().flat_map(|c| [c.left.clone(), c.right.clone()]).collect();
     let blocked: FxHashSet<&str> = config.resolve.blocked_values.iter().map(String::as_str).collect();
     let mappers = crate::mappers(config)?;
+    let mut view = BatchView::load(store, &pending, &blocked)?;
     // Profiles records were attached to (they exist), and profiles a re-resolution touched
     // (each may have merged away).
     let mut attached_to: FxHashSet<String> = FxHashSet::default();
@@ -145,19 +146,14 @@ fn resolve_pending(
     let mut moved: Vec<&Pending> = Vec::new();
     for record in &pending {
         let ids: Vec<&Identifier> = record.identifiers.iter().filter(|i| !blocked.contains(i.value.as_str())).collect();
-        let mut profiles: Vec<String> = Vec::new();
-        for id in &ids {
-            for p in store.find_profiles(id.kind.as_str(), &id.value)? {
-                if !profiles.contains(&p) {
-                    profiles.push(p);
-                }
-            }
-        }
+        let profiles = view.holders_of(&ids);
         let attachable = profiles.len() == 1 && !constrained.contains(&(record.source.clone(), record.key.clone()));
-        if attachable && attach(store, config, &mappers, record, &profiles[0], &ids)? {
+        if attachable && view.attach(store, config, &mappers, record, &profiles[0], &ids)? {
             report.attached += 1;
             attached_to.insert(profiles[0].clone());
         } else {
+            // Re-resolution reads the store: what this batch attached goes there first.
+            view.flush(store)?;
             moved.push(record);
             involved.extend(profiles.iter().cloned());
             if profiles.is_empty() {
@@ -165,37 +161,225 @@ fn resolve_pending(
             } else {
                 report.reresolved += 1
             }
-            reresolve(store, config, constraints.clone(), &[record.id], &profiles, Vec::new())?;
+            let written = reresolve(store, config, constraints.clone(), &[record.id], &profiles, Vec::new())?;
+            view.rewritten(store, &profiles, &written)?;
             if let (true, Some(index)) = (profiles.is_empty(), fuzzy.as_deref_mut()) {
-                if match_new_profile(store, config, &constraints, record, index)? {
-                    report.fuzzy_merges += 1;
+                let own = profile_id_for(&record.source, &record.key);
+                if let Some((candidate, written)) = match_new_profile(store, config, &constraints, record, &own, index)? {
+                    view.rewritten(store, &[own.clone(), candidate], &written)?;
+                    if !written.contains(&own) {
+                        report.fuzzy_merges += 1;
+                    }
                 }
             }
         }
         report.through = record.id;
     }
+    view.flush(store)?;
     for record in &moved {
         if let Some((_, profile)) = store.record_profile(&record.source, &record.key)? {
             involved.insert(profile);
         }
     }
+    // Profiles rewritten by re-resolution; those records were attached to are named in the
+    // change feed by the records' range instead (a batch attaches to up to a thousand).
+    let mut rewritten = Vec::new();
     for id in involved.drain() {
         if store.profile(&id)?.is_some() {
-            report.touched.push(id);
+            rewritten.push(id);
         } else {
             report.removed.push(id);
         }
     }
-    report.touched.extend(attached_to.drain().filter(|id| !report.removed.contains(id)));
+    rewritten.sort();
+    report.touched = rewritten.iter().cloned().chain(attached_to.drain().filter(|id| !report.removed.contains(id))).collect();
     report.touched.sort();
     report.touched.dedup();
     report.removed.sort();
     report.through = report.through.max(newest_scanned);
     store.set_meta(RESOLVED_THROUGH, &report.through.to_string())?;
     if !report.touched.is_empty() || !report.removed.is_empty() {
-        store.record_change(ChangeKind::Profiles, &json!({ "touched": report.touched, "removed": report.removed }))?;
+        let detail = json!({ "records": [through, report.through], "touched": rewritten, "removed": report.removed });
+        store.record_change(ChangeKind::Profiles, &detail)?;
     }
     Ok(report)
+}
+
+/// The profiles one batch of new records names, read once for the whole batch: which
+/// profiles hold each identifier (as stored when the batch began, updated by what the
+/// batch does), their rows and identifiers, and attachments not yet written.
+struct BatchView {
+    holders: FxHashMap<(String, String), Vec<String>>,
+    /// Profiles re-resolved away during the batch.
+    gone: FxHashSet<String>,
+    held: FxHashMap<String, HeldProfile>,
+    /// Records attached in memory, by profile, in the order profiles were first attached to.
+    pending: Vec<(String, Vec<RecordId>, Vec<ProfileIdentifier>)>,
+}
+
+struct HeldProfile {
+    row: ProfileRow,
+    identifiers: Vec<ProfileIdentifier>,
+}
+
+impl BatchView {
+    /// One lookup for every identifier of the batch, one for the rows and one for the
+    /// identifiers of the profiles they name.
+    fn load(store: &dyn Database, pending: &[Pending], blocked: &FxHashSet<&str>) -> Result<Self> {
+        let mut wanted: Vec<(String, String)> = pending
+            .iter()
+            .flat_map(|r| r.identifiers.iter())
+            .filter(|i| !blocked.contains(i.value.as_str()))
+            .map(|i| (i.kind.to_string(), i.value.clone()))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut holders: FxHashMap<(String, String), Vec<String>> = FxHashMap::default();
+        for (kind, value, profile) in store.find_profiles_of(&wanted)? {
+            holders.entry((kind, value)).or_default().push(profile);
+        }
+        let mut named: Vec<String> = holders.values().flatten().cloned().collect();
+        named.sort_unstable();
+        named.dedup();
+        let mut view = BatchView { holders, gone: FxHashSet::default(), held: FxHashMap::default(), pending: Vec::new() };
+        view.read(store, &named)?;
+        Ok(view)
+    }
+
+    fn read(&mut self, store: &dyn Database, ids: &[String]) -> Result<()> {
+        let mut identifiers: FxHashMap<String, Vec<ProfileIdentifier>> = FxHashMap::default();
+        for (profile, id) in store.identifiers_of_profiles(ids)? {
+            identifiers.entry(profile).or_default().push(id);
+        }
+        for row in store.profiles_by_id(ids)? {
+            let identifiers = identifiers.remove(&row.id).unwrap_or_default();
+            self.held.insert(row.id.clone(), HeldProfile { row, identifiers });
+        }
+        Ok(())
+    }
+
+    /// The profiles holding any of these identifiers now, each once, in first-seen order.
+    fn holders_of(&self, ids: &[&Identifier]) -> Vec<String> {
+        let mut profiles: Vec<String> = Vec::new();
+        for id in ids {
+            for p in self.holders.get(&(id.kind.to_string(), id.value.clone())).into_iter().flatten() {
+                if !self.gone.contains(p) && !profiles.contains(p) {
+                    profiles.push(p.clone());
+                }
+            }
+        }
+        profiles
+    }
+
+    /// After a re-resolution of `before` wrote `written`: profiles that went away stop
+    /// holding anything, and the written ones hold their identifiers as stored now.
+    fn rewritten(&mut self, store: &dyn Database, before: &[String], written: &[String]) -> Result<()> {
+        for id in before.iter().chain(written) {
+            self.held.remove(id);
+        }
+        self.gone.extend(before.iter().filter(|p| !written.contains(p)).cloned());
+        for id in written {
+            self.gone.remove(id);
+        }
+        self.read(store, written)?;
+        for id in written {
+            let identifiers: Vec<(String, String)> =
+                self.held.get(id).map(|h| h.identifiers.iter().map(|i| (i.kind.clone(), i.value.clone())).collect()).unwrap_or_default();
+            for key in identifiers {
+                let holders = self.holders.entry(key).or_default();
+                if !holders.contains(id) {
+                    holders.push(id.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches a record to the one profile its identifiers point at, in memory, unless
+    /// that would break a per-kind limit; returns whether it did.
+    fn attach(
+        &mut self,
+        store: &dyn Database,
+        config: &Config,
+        mappers: &FxHashMap<&str, Mapper<'_>>,
+        record: &Pending,
+        profile: &str,
+        ids: &[&Identifier],
+    ) -> Result<bool> {
+        if !self.held.contains_key(profile) {
+            self.read(store, &[profile.to_string()])?;
+        }
+        let Some(held) = self.held.get_mut(profile) else { return Ok(false) };
+        let mut values_of_kind: FxHashMap<&str, FxHashSet<&str>> = FxHashMap::default();
+        for h in &held.identifiers {
+            values_of_kind.entry(h.kind.as_str()).or_default().insert(h.value.as_str());
+        }
+        for id in ids {
+            values_of_kind.entry(id.kind.as_str()).or_default().insert(id.value.as_str());
+        }
+        if values_of_kind.iter().any(|(kind, values)| config.resolve.limit_for(kind).is_some_and(|limit| values.len() > limit as usize)) {
+            return Ok(false);
+        }
+        let new_ids: Vec<ProfileIdentifier> = {
+            let mut seen = FxHashSet::default();
+            ids.iter()
+                .filter(|id| {
+                    !held.identifiers.iter().any(|h| h.kind == id.kind.as_str() && h.value == id.value && h.source == record.source)
+                })
+                .filter(|id| seen.insert((id.kind.as_str(), id.value.as_str())))
+                .map(|id| ProfileIdentifier { kind: id.kind.to_string(), value: id.value.clone(), source: record.source.clone() })
+                .collect()
+        };
+        let row = &mut held.row;
+        for id in &new_ids {
+            add_search_word(&mut row.search_text, &id.value);
+        }
+        if let (Some(source), Some(mapper)) = (config.sources.get(&record.source), mappers.get(record.source.as_str())) {
+            if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&record.payload) {
+                let mut traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
+                let rank = TraitRank { priority: source.priority, timestamp: record.timestamp.unwrap_or(i64::MIN), record: record.id };
+                for (name, value) in mapper.traits(&fields) {
+                    let wins = traits.get(name.as_ref()).and_then(|e| TraitRank::of_entry(e, config)).is_none_or(|held| rank.beats(&held));
+                    if wins {
+                        if let Value::String(s) = &value {
+                            add_search_word(&mut row.search_text, &kinship_normalize::fold(s));
+                        }
+                        traits.insert(name.into_owned(), golden::entry(&value, &record.source, rank.record, rank.timestamp));
+                    }
+                }
+                row.traits = Value::Object(traits).to_string();
+            }
+        }
+        row.record_count += 1;
+        held.identifiers.extend(new_ids.iter().cloned());
+        for id in &new_ids {
+            let holders = self.holders.entry((id.kind.clone(), id.value.clone())).or_default();
+            if !holders.iter().any(|p| p == profile) {
+                holders.push(profile.to_string());
+            }
+        }
+        match self.pending.iter_mut().find(|(p, _, _)| p == profile) {
+            Some((_, records, identifiers)) => {
+                records.push(record.id);
+                identifiers.extend(new_ids);
+            }
+            None => self.pending.push((profile.to_string(), vec![record.id], new_ids)),
+        }
+        Ok(true)
+    }
+
+    /// Writes the attachments held in memory, in one write.
+    fn flush(&mut self, store: &mut dyn Database) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let attachments: Vec<Attachment> = self
+            .pending
+            .drain(..)
+            .map(|(profile, records, identifiers)| Attachment { profile: self.held[&profile].row.clone(), records, identifiers })
+            .collect();
+        Ok(store.attach_records(&attachments)?)
+    }
 }
 
 struct Pending {
@@ -282,22 +466,23 @@ fn reresolve(
     Ok(write.profiles.iter().map(|p| p.id.clone()).collect())
 }
 
-/// Matches the profile a record just started against the index; merges it with the best
-/// match through the guard. Returns whether it merged. A profile that stays alone becomes
-/// a candidate itself, so a second record of the same new person in this batch finds it.
+/// Matches the profile a record just started (`own`) against the index; merges it with the
+/// best match through the guard. Returns the candidate and the profiles written when it
+/// tried a merge. A profile that stays alone becomes a candidate itself, so a second record
+/// of the same new person in this batch finds it.
 fn match_new_profile(
     store: &mut dyn Store,
     config: &Config,
     constraints: &[LinkConstraint],
     record: &Pending,
+    own: &str,
     index: &mut FuzzyIndex,
-) -> Result<bool> {
-    let own = profile_id_for(&record.source, &record.key);
-    let Some(row) = store.profile(&own)? else { return Ok(false) };
+) -> Result<Option<(String, Vec<String>)>> {
+    let Some(row) = store.profile(own)? else { return Ok(None) };
     let traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
-    let Some((candidate, probability, weight)) = index.best_match(&traits, &own) else {
-        index.upsert(&own, &row.traits)?;
-        return Ok(false);
+    let Some((candidate, probability, weight)) = index.best_match(&traits, own) else {
+        index.upsert(own, &row.traits)?;
+        return Ok(None);
     };
     let candidate = candidate.to_string();
     // The candidate may have been merged into another profile since the index was built.
@@ -305,63 +490,9 @@ fn match_new_profile(
     store.scan_selected(&[], std::slice::from_ref(&candidate), &mut |r| {
         anchor.get_or_insert(r.id);
     })?;
-    let Some(anchor) = anchor else { return Ok(false) };
+    let Some(anchor) = anchor else { return Ok(None) };
     let evidence = json!({ "probability": probability, "match_weight": weight, "matched": "in real time, against the profile index" });
     let edge = MergeEdge { left: anchor, right: record.id, stage: "fuzzy".into(), detail: evidence };
-    reresolve(store, config, constraints.to_vec(), &[record.id], &[own.clone(), candidate], vec![edge])?;
-    Ok(store.record_profile(&record.source, &record.key)?.is_some_and(|(_, now)| now != own))
-}
-
-/// Attaches a record to the one profile its identifiers point at, unless that would break
-/// a per-kind limit; returns whether it did.
-fn attach(
-    store: &mut dyn Store,
-    config: &Config,
-    mappers: &FxHashMap<&str, Mapper<'_>>,
-    record: &Pending,
-    profile: &str,
-    ids: &[&Identifier],
-) -> Result<bool> {
-    let held = store.profile_identifiers(profile)?;
-    let mut values_of_kind: FxHashMap<&str, FxHashSet<&str>> = FxHashMap::default();
-    for h in &held {
-        values_of_kind.entry(h.kind.as_str()).or_default().insert(h.value.as_str());
-    }
-    for id in ids {
-        values_of_kind.entry(id.kind.as_str()).or_default().insert(id.value.as_str());
-    }
-    if values_of_kind.iter().any(|(kind, values)| config.resolve.limit_for(kind).is_some_and(|limit| values.len() > limit as usize)) {
-        return Ok(false);
-    }
-    let Some(mut row) = store.profile(profile)? else { return Ok(false) };
-    let new_ids: Vec<ProfileIdentifier> = {
-        let mut seen = FxHashSet::default();
-        ids.iter()
-            .filter(|id| !held.iter().any(|h| h.kind == id.kind.as_str() && h.value == id.value && h.source == record.source))
-            .filter(|id| seen.insert((id.kind.as_str(), id.value.as_str())))
-            .map(|id| ProfileIdentifier { kind: id.kind.to_string(), value: id.value.clone(), source: record.source.clone() })
-            .collect()
-    };
-    for id in &new_ids {
-        add_search_word(&mut row.search_text, &id.value);
-    }
-    if let (Some(source), Some(mapper)) = (config.sources.get(&record.source), mappers.get(record.source.as_str())) {
-        if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&record.payload) {
-            let mut traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
-            let rank = TraitRank { priority: source.priority, timestamp: record.timestamp.unwrap_or(i64::MIN), record: record.id };
-            for (name, value) in mapper.traits(&fields) {
-                let wins = traits.get(name.as_ref()).and_then(|e| TraitRank::of_entry(e, config)).is_none_or(|held| rank.beats(&held));
-                if wins {
-                    if let Value::String(s) = &value {
-                        add_search_word(&mut row.search_text, &kinship_normalize::fold(s));
-                    }
-                    traits.insert(name.into_owned(), golden::entry(&value, &record.source, rank.record, rank.timestamp));
-                }
-            }
-            row.traits = Value::Object(traits).to_string();
-        }
-    }
-    row.record_count += 1;
-    store.attach_record(&row, record.id, &new_ids)?;
-    Ok(true)
+    let written = reresolve(store, config, constraints.to_vec(), &[record.id], &[own.to_string(), candidate.clone()], vec![edge])?;
+    Ok(Some((candidate, written)))
 }

@@ -314,6 +314,12 @@ kind = "exact"
 /// of `web` rows (id,first,last,postcode,email,email2), with the fuzzy stage on names and
 /// postcode; both ingested and resolved.
 fn fuzzy_fixture(dir: &Path, extra_crm: &str, web: &str) -> (Config, Box<dyn Database>) {
+    let (config, store, _) = fuzzy_fixture_at(dir, extra_crm, web);
+    (config, store)
+}
+
+/// The fuzzy fixture and where its store is, for opening a second connection to it.
+fn fuzzy_fixture_at(dir: &Path, extra_crm: &str, web: &str) -> (Config, Box<dyn Database>, String) {
     std::fs::write(
         dir.join("kinship.toml"),
         format!(
@@ -347,12 +353,13 @@ traits = {{ first_name = "first", last_name = "last", postcode = "postcode" }}
     std::fs::write(dir.join("crm.csv"), crm).unwrap();
     std::fs::write(dir.join("web.csv"), format!("id,first,last,postcode,email,email2\n{web}")).unwrap();
     let config = Config::load(dir).unwrap();
-    let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+    let location = kinship_testkit::database_for(dir);
+    let mut store = kinship_store::open(&location).unwrap();
     for name in ["crm", "web"] {
         ingest_source(&mut *store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     }
     resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
-    (config, store)
+    (config, store, location)
 }
 
 #[test]
@@ -443,9 +450,9 @@ fn a_profile_one_node_creates_is_a_fuzzy_candidate_on_another_after_one_poll() {
     use kinship_pipeline::governance::{Keys, SuppressionList};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (config, mut node_a) = fuzzy_fixture(dir, "", "");
+    let (config, mut node_a, location) = fuzzy_fixture_at(dir, "", "");
     node_a.set_origin("node-a");
-    let mut node_b = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+    let mut node_b = kinship_store::open(&location).unwrap();
     node_b.set_origin("node-b");
     let mut follower = Follower::start(&*node_b).unwrap();
     let mut index_a = kinship_pipeline::FuzzyIndex::build(&*node_a, &config).unwrap();
@@ -504,7 +511,7 @@ fn an_sqlite_audit_log_lives_in_its_own_file_and_an_older_one_is_moved_there() {
     old.execute_batch(
         "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL, profile TEXT, line TEXT NOT NULL);
          CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-         DELETE FROM schema_migrations WHERE version = 7;",
+         DROP TABLE changes; DELETE FROM schema_migrations WHERE version >= 7;",
     )
     .unwrap();
     for r in &rows {

@@ -125,7 +125,7 @@ pub struct Change {
 
 /// How long the change feed keeps an entry: a process that falls further behind (or
 /// starts) reloads what it holds instead of replaying the feed.
-pub const CHANGE_RETENTION_MS: i64 = 3_600_000;
+pub const CHANGE_RETENTION_MS: i64 = 600_000;
 
 /// This process's name in the changes its connections write, unless one is set: the
 /// process id and its start time, so two runs of the CLI never share one.
@@ -268,6 +268,15 @@ pub struct ResolutionWrite<'a> {
     pub edges: &'a [(u32, MergeEdge)],
 }
 
+/// Records added to one existing profile ([`Store::attach_records`]).
+pub struct Attachment {
+    /// The profile as it is with the records: traits, search text, record count.
+    pub profile: ProfileRow,
+    pub records: Vec<RecordId>,
+    /// Identifiers it did not hold before.
+    pub identifiers: Vec<ProfileIdentifier>,
+}
+
 /// A profile with its records and identifiers, as a full resolution streams them.
 pub struct BuiltProfile {
     pub row: ProfileRow,
@@ -313,9 +322,9 @@ pub trait Store {
     fn replace_resolution(&mut self, resolution: FullResolution<'_>) -> Result<()>;
     /// Removes the given profiles and writes the given ones in their place.
     fn replace_profiles(&mut self, remove: &[String], resolution: &ResolutionWrite<'_>) -> Result<()>;
-    /// Adds one record to an existing profile: its assignment, its new identifiers, and the
-    /// profile's updated traits.
-    fn attach_record(&mut self, profile: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier]) -> Result<()>;
+    /// Adds records to existing profiles in one write: each profile's updated row, the
+    /// records assigned to it and the identifiers it gained.
+    fn attach_records(&mut self, attachments: &[Attachment]) -> Result<()>;
     /// Groups the following writes into one transaction, ended by [`Store::commit`].
     fn begin(&mut self) -> Result<()>;
     /// Starts the transaction of a resolution and returns the newest record id up to which
@@ -347,6 +356,15 @@ pub trait Store {
     fn scan_profiles(&self, visit: &mut dyn FnMut(&str, &str)) -> Result<()>;
     /// Profiles holding an identifier.
     fn find_profiles(&self, kind: &str, value: &str) -> Result<Vec<String>>;
+    /// The profiles holding each of these (kind, value) identifiers, in one lookup:
+    /// (kind, value, profile) for every holder.
+    fn find_profiles_of(&self, identifiers: &[(String, String)]) -> Result<Vec<(String, String, String)>>;
+    /// These profiles (those that exist), in one lookup.
+    fn profiles_by_id(&self, ids: &[String]) -> Result<Vec<ProfileRow>>;
+    /// The identifiers of these profiles, in one lookup: (profile, identifier).
+    fn identifiers_of_profiles(&self, ids: &[String]) -> Result<Vec<(String, ProfileIdentifier)>>;
+    /// The profiles holding records with ids in `(after, through]`.
+    fn profiles_of_records(&self, after: RecordId, through: RecordId) -> Result<Vec<String>>;
     /// Profiles whose search text contains every word of `folded_query`.
     fn search_profiles(&self, folded_query: &str, limit: usize) -> Result<Vec<ProfileRow>>;
     /// Visits (source, record key, profile id) for every assigned record.

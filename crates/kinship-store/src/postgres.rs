@@ -14,9 +14,9 @@
 //! resolution.
 
 use crate::{
-    AccessStore, AudienceStore, AuditFilter, AuditRow, CHANGE_RETENTION_MS, Change, ChangeFeed, ChangeKind, Database, DefinitionRow,
-    ErasureCounts, FullResolution, GovernanceStore, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats, Store,
-    StoreError, TokenRow, UserRow,
+    AccessStore, Attachment, AudienceStore, AuditFilter, AuditRow, CHANGE_RETENTION_MS, Change, ChangeFeed, ChangeKind, Database,
+    DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus,
+    Stats, Store, StoreError, TokenRow, UserRow,
 };
 use kinship_core::{
     Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord, decode_identifiers,
@@ -218,7 +218,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         origin TEXT NOT NULL,
         kind TEXT NOT NULL,
         detail TEXT NOT NULL
-    );",
+    );
+    CREATE INDEX changes_by_time ON changes (at_ms);",
     ),
 ];
 
@@ -649,17 +650,36 @@ impl Store for PostgresStore {
         })
     }
 
-    fn attach_record(&mut self, p: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier]) -> Result<()> {
-        // The real-time path runs this for most events: one statement, one round trip.
-        let kinds: Vec<&str> = identifiers.iter().map(|i| i.kind.as_str()).collect();
-        let values: Vec<&str> = identifiers.iter().map(|i| i.value.as_str()).collect();
-        let sources: Vec<&str> = identifiers.iter().map(|i| i.source.as_str()).collect();
+    fn attach_records(&mut self, attachments: &[Attachment]) -> Result<()> {
+        // The real-time path runs this for most events: a whole batch in one statement,
+        // one round trip.
+        let ids: Vec<&str> = attachments.iter().map(|a| a.profile.id.as_str()).collect();
+        let traits: Vec<&str> = attachments.iter().map(|a| a.profile.traits.as_str()).collect();
+        let search: Vec<&str> = attachments.iter().map(|a| a.profile.search_text.as_str()).collect();
+        let counts: Vec<i64> = attachments.iter().map(|a| a.profile.record_count).collect();
+        let (mut records, mut owners) = (Vec::new(), Vec::new());
+        let (mut holders, mut kinds, mut values, mut sources) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for a in attachments {
+            for record in &a.records {
+                records.push(*record);
+                owners.push(a.profile.id.as_str());
+            }
+            for id in &a.identifiers {
+                holders.push(a.profile.id.as_str());
+                kinds.push(id.kind.as_str());
+                values.push(id.value.as_str());
+                sources.push(id.source.as_str());
+            }
+        }
         self.execute(
-            "WITH updated AS (UPDATE profiles SET traits = $2, search_text = $3, record_count = $4 WHERE id = $1),
-                  assigned AS (INSERT INTO assignments (record_id, profile_id) VALUES ($5, $1))
+            "WITH updated AS (
+                 UPDATE profiles p SET traits = u.traits, search_text = u.search_text, record_count = u.record_count
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u (id, traits, search_text, record_count)
+                 WHERE p.id = u.id),
+             assigned AS (INSERT INTO assignments (record_id, profile_id) SELECT * FROM unnest($5::int8[], $6::text[]))
              INSERT INTO profile_identifiers (profile_id, kind, value, source)
-             SELECT $1, k, v, s FROM unnest($6::text[], $7::text[], $8::text[]) AS u (k, v, s) ON CONFLICT DO NOTHING",
-            &[&p.id, &p.traits, &p.search_text, &p.record_count, &record, &kinds, &values, &sources],
+             SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::text[]) ON CONFLICT DO NOTHING",
+            &[&ids, &traits, &search, &counts, &records, &owners, &holders, &kinds, &values, &sources],
         )?;
         Ok(())
     }
@@ -788,6 +808,38 @@ impl Store for PostgresStore {
             visit(r.get(0), r.get(1));
             Ok(())
         })
+    }
+
+    fn find_profiles_of(&self, identifiers: &[(String, String)]) -> Result<Vec<(String, String, String)>> {
+        let kinds: Vec<&str> = identifiers.iter().map(|(k, _)| k.as_str()).collect();
+        let values: Vec<&str> = identifiers.iter().map(|(_, v)| v.as_str()).collect();
+        let rows = self.query(
+            "SELECT DISTINCT i.kind, i.value, i.profile_id FROM profile_identifiers i
+             JOIN unnest($1::text[], $2::text[]) AS w (kind, value) ON i.kind = w.kind AND i.value = w.value",
+            &[&kinds, &values],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    fn profiles_by_id(&self, ids: &[String]) -> Result<Vec<ProfileRow>> {
+        Ok(self
+            .query("SELECT id, traits, search_text, record_count FROM profiles WHERE id = ANY($1)", &[&ids])?
+            .iter()
+            .map(profile_row)
+            .collect())
+    }
+
+    fn identifiers_of_profiles(&self, ids: &[String]) -> Result<Vec<(String, ProfileIdentifier)>> {
+        let rows = self.query("SELECT profile_id, kind, value, source FROM profile_identifiers WHERE profile_id = ANY($1)", &[&ids])?;
+        Ok(rows.iter().map(|r| (r.get(0), ProfileIdentifier { kind: r.get(1), value: r.get(2), source: r.get(3) })).collect())
+    }
+
+    fn profiles_of_records(&self, after: RecordId, through: RecordId) -> Result<Vec<String>> {
+        let rows = self.query(
+            "SELECT DISTINCT profile_id FROM assignments WHERE record_id > $1 AND record_id <= $2 ORDER BY 1",
+            &[&after, &through],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn find_profiles(&self, kind: &str, value: &str) -> Result<Vec<String>> {

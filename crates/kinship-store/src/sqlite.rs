@@ -1,9 +1,9 @@
 //! The embedded store: one SQLite file in WAL mode, and the audit log in a second one.
 
 use crate::{
-    AccessStore, AudienceStore, AuditFilter, AuditRow, CHANGE_RETENTION_MS, Change, ChangeFeed, ChangeKind, Database, DefinitionRow,
-    ErasureCounts, FullResolution, GovernanceStore, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus, Stats, Store,
-    StoreError, TokenRow, UserRow,
+    AccessStore, Attachment, AudienceStore, AuditFilter, AuditRow, CHANGE_RETENTION_MS, Change, ChangeFeed, ChangeKind, Database,
+    DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus,
+    Stats, Store, StoreError, TokenRow, UserRow,
 };
 use kinship_core::{
     Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord, decode_identifiers,
@@ -220,7 +220,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         origin TEXT NOT NULL,
         kind TEXT NOT NULL,
         detail TEXT NOT NULL
-    );",
+    );
+    CREATE INDEX changes_by_time ON changes (at_ms);",
     ),
 ];
 
@@ -616,22 +617,25 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn attach_record(&mut self, p: &ProfileRow, record: RecordId, identifiers: &[ProfileIdentifier]) -> Result<()> {
+    fn attach_records(&mut self, attachments: &[Attachment]) -> Result<()> {
         // The real-time path calls this for most events: every statement is prepared once.
         let tx = self.conn.savepoint()?;
-        tx.prepare_cached("UPDATE profiles SET traits = ?2, search_text = ?3, record_count = ?4 WHERE id = ?1")?.execute(params![
-            p.id,
-            p.traits,
-            p.search_text,
-            p.record_count
-        ])?;
-        tx.prepare_cached("INSERT INTO assignments (record_id, profile_id) VALUES (?1, ?2)")?.execute(params![record, p.id])?;
-        let mut insert =
-            tx.prepare_cached("INSERT OR IGNORE INTO profile_identifiers (profile_id, kind, value, source) VALUES (?1, ?2, ?3, ?4)")?;
-        for id in identifiers {
-            insert.execute(params![p.id, id.kind, id.value, id.source])?;
+        {
+            let mut update = tx.prepare_cached("UPDATE profiles SET traits = ?2, search_text = ?3, record_count = ?4 WHERE id = ?1")?;
+            let mut assign = tx.prepare_cached("INSERT INTO assignments (record_id, profile_id) VALUES (?1, ?2)")?;
+            let mut identify =
+                tx.prepare_cached("INSERT OR IGNORE INTO profile_identifiers (profile_id, kind, value, source) VALUES (?1, ?2, ?3, ?4)")?;
+            for a in attachments {
+                let p = &a.profile;
+                update.execute(params![p.id, p.traits, p.search_text, p.record_count])?;
+                for record in &a.records {
+                    assign.execute(params![record, p.id])?;
+                }
+                for id in &a.identifiers {
+                    identify.execute(params![p.id, id.kind, id.value, id.source])?;
+                }
+            }
         }
-        drop(insert);
         tx.commit()?;
         Ok(())
     }
@@ -747,6 +751,45 @@ impl Store for SqliteStore {
             visit(r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?, r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?);
         }
         Ok(())
+    }
+
+    fn find_profiles_of(&self, identifiers: &[(String, String)]) -> Result<Vec<(String, String, String)>> {
+        // In process, one indexed lookup per identifier costs less than building a query.
+        let mut stmt = self.conn.prepare_cached("SELECT DISTINCT profile_id FROM profile_identifiers WHERE kind = ?1 AND value = ?2")?;
+        let mut found = Vec::new();
+        for (kind, value) in identifiers {
+            for profile in stmt.query_map([kind, value], |r| r.get::<_, String>(0))? {
+                found.push((kind.clone(), value.clone(), profile?));
+            }
+        }
+        Ok(found)
+    }
+
+    fn profiles_by_id(&self, ids: &[String]) -> Result<Vec<ProfileRow>> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, traits, search_text, record_count FROM profiles WHERE id = ?1")?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            rows.extend(stmt.query_row([id], profile_row).optional()?);
+        }
+        Ok(rows)
+    }
+
+    fn identifiers_of_profiles(&self, ids: &[String]) -> Result<Vec<(String, ProfileIdentifier)>> {
+        let mut stmt = self.conn.prepare_cached("SELECT kind, value, source FROM profile_identifiers WHERE profile_id = ?1")?;
+        let mut found = Vec::new();
+        for id in ids {
+            for row in stmt.query_map([id], |r| Ok(ProfileIdentifier { kind: r.get(0)?, value: r.get(1)?, source: r.get(2)? }))? {
+                found.push((id.clone(), row?));
+            }
+        }
+        Ok(found)
+    }
+
+    fn profiles_of_records(&self, after: RecordId, through: RecordId) -> Result<Vec<String>> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT DISTINCT profile_id FROM assignments WHERE record_id > ?1 AND record_id <= ?2 ORDER BY 1")?;
+        let rows = stmt.query_map([after, through], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn find_profiles(&self, kind: &str, value: &str) -> Result<Vec<String>> {
