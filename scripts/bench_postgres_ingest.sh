@@ -35,6 +35,7 @@ done
 wait $WRK
 sleep 1
 for i in $(seq 1 $N); do grep -E "Requests/sec|99%|status" wrk-$i.log | tr '\n' ' '; echo; done
+echo "resolved when the load stopped: $(psql -h 127.0.0.1 -p 56543 -U kinship -d $DB -Atc 'select count(*) from assignments')"
 T0=$(date +%s.%N)
 pkill -TERM -f "kinship serve --data node-"
 while pgrep -f "kinship serve --data node-" >/dev/null; do sleep 0.2; done

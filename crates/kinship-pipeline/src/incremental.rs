@@ -147,7 +147,8 @@ fn resolve_pending(
     for record in &pending {
         let ids: Vec<&Identifier> = record.identifiers.iter().filter(|i| !blocked.contains(i.value.as_str())).collect();
         let profiles = view.holders_of(&ids);
-        let attachable = profiles.len() == 1 && !constrained.contains(&(record.source.clone(), record.key.clone()));
+        let attachable =
+            profiles.len() == 1 && (constrained.is_empty() || !constrained.contains(&(record.source.clone(), record.key.clone())));
         if attachable && view.attach(store, config, &mappers, record, &profiles[0], &ids)? {
             report.attached += 1;
             attached_to.insert(profiles[0].clone());
@@ -209,12 +210,30 @@ fn resolve_pending(
 /// profiles hold each identifier (as stored when the batch began, updated by what the
 /// batch does), their rows and identifiers, and attachments not yet written.
 struct BatchView {
-    holders: FxHashMap<(String, String), Vec<String>>,
+    /// kind → value → profiles holding it.
+    holders: FxHashMap<String, FxHashMap<String, Vec<String>>>,
     /// Profiles re-resolved away during the batch.
     gone: FxHashSet<String>,
     held: FxHashMap<String, HeldProfile>,
     /// Records attached in memory, by profile, in the order profiles were first attached to.
     pending: Vec<(String, Vec<RecordId>, Vec<ProfileIdentifier>)>,
+    /// Each profile's place in `pending`.
+    pending_at: FxHashMap<String, usize>,
+}
+
+/// Notes that `profile` holds `kind`/`value`.
+fn add_holder(holders: &mut FxHashMap<String, FxHashMap<String, Vec<String>>>, kind: &str, value: &str, profile: &str) {
+    let values = match holders.get_mut(kind) {
+        Some(values) => values,
+        None => holders.entry(kind.to_string()).or_default(),
+    };
+    let profiles = match values.get_mut(value) {
+        Some(profiles) => profiles,
+        None => values.entry(value.to_string()).or_default(),
+    };
+    if !profiles.iter().any(|p| p == profile) {
+        profiles.push(profile.to_string());
+    }
 }
 
 struct HeldProfile {
@@ -234,14 +253,20 @@ impl BatchView {
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let mut holders: FxHashMap<(String, String), Vec<String>> = FxHashMap::default();
+        let mut holders: FxHashMap<String, FxHashMap<String, Vec<String>>> = FxHashMap::default();
         for (kind, value, profile) in store.find_profiles_of(&wanted)? {
-            holders.entry((kind, value)).or_default().push(profile);
+            holders.entry(kind).or_default().entry(value).or_default().push(profile);
         }
-        let mut named: Vec<String> = holders.values().flatten().cloned().collect();
+        let mut named: Vec<String> = holders.values().flat_map(|values| values.values().flatten()).cloned().collect();
         named.sort_unstable();
         named.dedup();
-        let mut view = BatchView { holders, gone: FxHashSet::default(), held: FxHashMap::default(), pending: Vec::new() };
+        let mut view = BatchView {
+            holders,
+            gone: FxHashSet::default(),
+            held: FxHashMap::default(),
+            pending: Vec::new(),
+            pending_at: FxHashMap::default(),
+        };
         view.read(store, &named)?;
         Ok(view)
     }
@@ -262,7 +287,7 @@ impl BatchView {
     fn holders_of(&self, ids: &[&Identifier]) -> Vec<String> {
         let mut profiles: Vec<String> = Vec::new();
         for id in ids {
-            for p in self.holders.get(&(id.kind.to_string(), id.value.clone())).into_iter().flatten() {
+            for p in self.holders.get(id.kind.as_str()).and_then(|values| values.get(&id.value)).into_iter().flatten() {
                 if !self.gone.contains(p) && !profiles.contains(p) {
                     profiles.push(p.clone());
                 }
@@ -283,13 +308,9 @@ impl BatchView {
         }
         self.read(store, written)?;
         for id in written {
-            let identifiers: Vec<(String, String)> =
-                self.held.get(id).map(|h| h.identifiers.iter().map(|i| (i.kind.clone(), i.value.clone())).collect()).unwrap_or_default();
-            for key in identifiers {
-                let holders = self.holders.entry(key).or_default();
-                if !holders.contains(id) {
-                    holders.push(id.clone());
-                }
+            let Some(held) = self.held.get(id) else { continue };
+            for i in &held.identifiers {
+                add_holder(&mut self.holders, &i.kind, &i.value, id);
             }
         }
         Ok(())
@@ -353,17 +374,18 @@ impl BatchView {
         row.record_count += 1;
         held.identifiers.extend(new_ids.iter().cloned());
         for id in &new_ids {
-            let holders = self.holders.entry((id.kind.clone(), id.value.clone())).or_default();
-            if !holders.iter().any(|p| p == profile) {
-                holders.push(profile.to_string());
-            }
+            add_holder(&mut self.holders, &id.kind, &id.value, profile);
         }
-        match self.pending.iter_mut().find(|(p, _, _)| p == profile) {
-            Some((_, records, identifiers)) => {
+        match self.pending_at.get(profile) {
+            Some(&at) => {
+                let (_, records, identifiers) = &mut self.pending[at];
                 records.push(record.id);
                 identifiers.extend(new_ids);
             }
-            None => self.pending.push((profile.to_string(), vec![record.id], new_ids)),
+            None => {
+                self.pending_at.insert(profile.to_string(), self.pending.len());
+                self.pending.push((profile.to_string(), vec![record.id], new_ids));
+            }
         }
         Ok(true)
     }
@@ -373,6 +395,7 @@ impl BatchView {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.pending_at.clear();
         let attachments: Vec<Attachment> = self
             .pending
             .drain(..)

@@ -382,8 +382,8 @@ pub trait Store {
     fn records_per_hour(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, u64)>>;
     /// The newest record timestamp.
     fn newest_record_time(&self) -> Result<Option<i64>>;
-    /// The records logged after `through` and not yet resolved: how many, and when the
-    /// oldest of them was ingested (Unix ms).
+    /// The records logged after `through` and not yet resolved: how many (by their id
+    /// range), and when the oldest of them was ingested (Unix ms).
     fn resolution_backlog(&self, through: RecordId) -> Result<(u64, Option<i64>)>;
 }
 
