@@ -144,11 +144,30 @@ fn resolve_pending(
     let mut attached_to: FxHashSet<String> = FxHashSet::default();
     let mut involved: FxHashSet<String> = FxHashSet::default();
     let mut moved: Vec<&Pending> = Vec::new();
+    // Records that start profiles of their own (no identifier held by any profile) are
+    // resolved together, in one re-resolution when something needs them stored (a later
+    // record naming one of their identifiers) or at the end: a thousand new people cost
+    // one write, not a thousand. Their identifiers, to know when.
+    let mut creating: Vec<&Pending> = Vec::new();
+    let mut creating_ids: FxHashSet<(&str, &str)> = FxHashSet::default();
+    let mut created = CreatedProfiles { constraints: &constraints, involved: &mut involved };
     for record in &pending {
         let ids: Vec<&Identifier> = record.identifiers.iter().filter(|i| !blocked.contains(i.value.as_str())).collect();
-        let profiles = view.holders_of(&ids);
-        let attachable =
-            profiles.len() == 1 && (constrained.is_empty() || !constrained.contains(&(record.source.clone(), record.key.clone())));
+        let is_constrained = !constrained.is_empty() && constrained.contains(&(record.source.clone(), record.key.clone()));
+        let mut profiles = view.holders_of(&ids);
+        if profiles.is_empty() && !is_constrained {
+            creating_ids.extend(ids.iter().map(|i| (i.kind.as_str(), i.value.as_str())));
+            creating.push(record);
+            report.created += 1;
+            report.through = record.id;
+            continue;
+        }
+        if ids.iter().any(|i| creating_ids.contains(&(i.kind.as_str(), i.value.as_str()))) {
+            created.store(store, config, &mut view, &mut creating, fuzzy.as_deref_mut(), &mut report)?;
+            creating_ids.clear();
+            profiles = view.holders_of(&ids);
+        }
+        let attachable = profiles.len() == 1 && !is_constrained;
         if attachable && view.attach(store, config, &mappers, record, &profiles[0], &ids)? {
             report.attached += 1;
             attached_to.insert(profiles[0].clone());
@@ -156,7 +175,7 @@ fn resolve_pending(
             // Re-resolution reads the store: what this batch attached goes there first.
             view.flush(store)?;
             moved.push(record);
-            involved.extend(profiles.iter().cloned());
+            created.involved.extend(profiles.iter().cloned());
             if profiles.is_empty() {
                 report.created += 1
             } else {
@@ -176,6 +195,7 @@ fn resolve_pending(
         }
         report.through = record.id;
     }
+    created.store(store, config, &mut view, &mut creating, fuzzy.as_deref_mut(), &mut report)?;
     view.flush(store)?;
     for record in &moved {
         if let Some((_, profile)) = store.record_profile(&record.source, &record.key)? {
@@ -184,14 +204,10 @@ fn resolve_pending(
     }
     // Profiles rewritten by re-resolution; those records were attached to are named in the
     // change feed by the records' range instead (a batch attaches to up to a thousand).
-    let mut rewritten = Vec::new();
-    for id in involved.drain() {
-        if store.profile(&id)?.is_some() {
-            rewritten.push(id);
-        } else {
-            report.removed.push(id);
-        }
-    }
+    let involved: Vec<String> = involved.into_iter().collect();
+    let existing: FxHashSet<String> = store.profiles_by_id(&involved)?.into_iter().map(|p| p.id).collect();
+    let (mut rewritten, removed): (Vec<String>, Vec<String>) = involved.into_iter().partition(|id| existing.contains(id));
+    report.removed = removed;
     rewritten.sort();
     report.touched = rewritten.iter().cloned().chain(attached_to.drain().filter(|id| !report.removed.contains(id))).collect();
     report.touched.sort();
@@ -204,6 +220,55 @@ fn resolve_pending(
         store.record_change(ChangeKind::Profiles, &detail)?;
     }
     Ok(report)
+}
+
+/// Where records that start profiles of their own are stored, together.
+struct CreatedProfiles<'a> {
+    constraints: &'a [LinkConstraint],
+    /// The batch's profiles touched by re-resolution: the created ones join them.
+    involved: &'a mut FxHashSet<String>,
+}
+
+impl CreatedProfiles<'_> {
+    /// Resolves the waiting records together (those sharing an identifier join, as in a
+    /// full resolution), writes their profiles in one write, and matches each new profile
+    /// against the fuzzy index, as a record resolved alone would be.
+    fn store(
+        &mut self,
+        store: &mut dyn Database,
+        config: &Config,
+        view: &mut BatchView,
+        creating: &mut Vec<&Pending>,
+        mut fuzzy: Option<&mut FuzzyIndex>,
+        report: &mut IncrementalReport,
+    ) -> Result<()> {
+        if creating.is_empty() {
+            return Ok(());
+        }
+        view.flush(store)?;
+        let records: Vec<RecordId> = creating.iter().map(|r| r.id).collect();
+        let written = reresolve(store, config, self.constraints.to_vec(), &records, &[], Vec::new())?;
+        view.rewritten(store, &[], &written)?;
+        self.involved.extend(written.iter().cloned());
+        if let Some(index) = fuzzy.as_deref_mut() {
+            // A profile's id is its oldest record's: the first of its records here.
+            for record in creating.iter() {
+                let own = profile_id_for(&record.source, &record.key);
+                if !written.contains(&own) {
+                    continue;
+                }
+                if let Some((candidate, written)) = match_new_profile(store, config, self.constraints, record, &own, index)? {
+                    view.rewritten(store, &[own.clone(), candidate.clone()], &written)?;
+                    self.involved.extend([own.clone(), candidate]);
+                    if !written.contains(&own) {
+                        report.fuzzy_merges += 1;
+                    }
+                }
+            }
+        }
+        creating.clear();
+        Ok(())
+    }
 }
 
 /// The profiles one batch of new records names, read once for the whole batch: which

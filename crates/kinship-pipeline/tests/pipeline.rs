@@ -255,6 +255,45 @@ fn assignment_map(store: &dyn Database) -> std::collections::BTreeMap<(String, S
     m
 }
 
+/// The demo's seven messy sources (shared family mailboxes, duplicate contacts, records
+/// that join two profiles later) resolved in real time, batch after batch, give the same
+/// profiles as one full resolution: in small batches, and in batches large enough that new
+/// people and records naming them meet in one batch. The fuzzy stage is left out: real
+/// time matches only against an index the full resolution trained.
+#[test]
+fn real_time_resolution_of_the_demo_agrees_with_a_full_resolution() {
+    for batch in [157, 2000] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        kinship_demo::generate(dir, &kinship_demo::DemoOptions { customers: 600, seed: 11 }, &mut |_, _, _| {}).unwrap();
+        let mut config = Config::load(dir).unwrap();
+        config.fuzzy = None;
+        let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+        let mut sources: Vec<String> = config.sources.keys().cloned().collect();
+        sources.sort();
+        for name in &sources {
+            ingest_source(&mut *store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+        }
+        let mut total = kinship_pipeline::IncrementalReport::default();
+        loop {
+            let r = kinship_pipeline::resolve_new_records(&mut *store, &config, batch, None, None).unwrap();
+            if r.attached + r.created + r.reresolved == 0 {
+                break;
+            }
+            total.attached += r.attached;
+            total.created += r.created;
+            total.reresolved += r.reresolved;
+        }
+        assert!(total.attached > 500 && total.created > 300 && total.reresolved > 0, "batches of {batch}: {total:?}");
+        let real_time = assignment_map(&*store);
+        resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+        let full = assignment_map(&*store);
+        assert_eq!(real_time.len(), full.len());
+        let differing: Vec<_> = real_time.iter().filter(|(record, profile)| full.get(*record) != Some(*profile)).take(5).collect();
+        assert!(differing.is_empty(), "batches of {batch}: records on other profiles than a full resolution gives: {differing:?}");
+    }
+}
+
 #[test]
 fn incremental_resolution_agrees_with_batch() {
     let tmp = tempfile::tempdir().unwrap();
