@@ -195,7 +195,7 @@ fn resolve_pending(
         }
         report.through = record.id;
     }
-    created.store(store, config, &mut view, &mut creating, fuzzy.as_deref_mut(), &mut report)?;
+    created.store(store, config, &mut view, &mut creating, fuzzy, &mut report)?;
     view.flush(store)?;
     for record in &moved {
         if let Some((_, profile)) = store.record_profile(&record.source, &record.key)? {
@@ -239,7 +239,7 @@ impl CreatedProfiles<'_> {
         config: &Config,
         view: &mut BatchView,
         creating: &mut Vec<&Pending>,
-        mut fuzzy: Option<&mut FuzzyIndex>,
+        fuzzy: Option<&mut FuzzyIndex>,
         report: &mut IncrementalReport,
     ) -> Result<()> {
         if creating.is_empty() {
@@ -250,7 +250,7 @@ impl CreatedProfiles<'_> {
         let written = reresolve(store, config, self.constraints.to_vec(), &records, &[], Vec::new())?;
         view.rewritten(store, &[], &written)?;
         self.involved.extend(written.iter().cloned());
-        if let Some(index) = fuzzy.as_deref_mut() {
+        if let Some(index) = fuzzy {
             // A profile's id is its oldest record's: the first of its records here.
             for record in creating.iter() {
                 let own = profile_id_for(&record.source, &record.key);
