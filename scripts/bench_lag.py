@@ -94,6 +94,11 @@ def main():
           f"(target {rate:,.0f}); failed requests {failed[0]}; requests sent over 0.5 s late {late[0]}")
     print(f"lag seconds over {len(lags)} samples: p50 {pct(lags, 50):.2f}  p99 {pct(lags, 99):.2f}  max {max(lags, default=0):.2f}")
     print(f"lag records: p50 {pct(records, 50):,.0f}  p99 {pct(records, 99):,.0f}  max {max(records, default=0):,.0f}")
+    # About ten samples a second: the worst lag in each ten-second stretch.
+    stretches = [max(lags[i:i + 100]) for i in range(0, len(lags), 100)]
+    print("worst lag per 10 s: " + " ".join(f"{v:.2f}" for v in stretches))
+    if "--trace" in sys.argv:
+        print("first 10 s, every 0.5 s: " + " ".join(f"{v:.2f}/{r:,.0f}" for v, r in list(zip(lags, records))[:100:5]))
 
 
 if __name__ == "__main__":

@@ -27,5 +27,5 @@ KEY=$($KINSHIP source add --type segment --name web --data lag-node 2>/dev/null 
 $KINSHIP serve --data lag-node --bind 127.0.0.1:7990 > lag-node.log 2>&1 &
 NODE=$!
 sleep 2
-python3 "$SCRIPTS/bench_lag.py" http://127.0.0.1:7990 "$KEY" "$RATE" "$D"
+python3 "$SCRIPTS/bench_lag.py" http://127.0.0.1:7990 "$KEY" "$RATE" "$D" $4
 kill -TERM $NODE; wait $NODE || true

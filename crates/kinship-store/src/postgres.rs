@@ -422,27 +422,39 @@ impl PostgresStore {
 
     /// Writes a few re-resolved profiles (the full rebuild copies instead).
     fn write_resolution(&self, w: &ResolutionWrite<'_>) -> Result<()> {
+        // One statement per table, each row set as arrays: real-time resolution writes a
+        // batch's new profiles at once.
         let id_of = |p: &u32| w.profiles[*p as usize].id.as_str();
-        for p in w.profiles {
+        let ids: Vec<&str> = w.profiles.iter().map(|p| p.id.as_str()).collect();
+        let traits: Vec<&str> = w.profiles.iter().map(|p| p.traits.as_str()).collect();
+        let search: Vec<&str> = w.profiles.iter().map(|p| p.search_text.as_str()).collect();
+        let counts: Vec<i64> = w.profiles.iter().map(|p| p.record_count).collect();
+        self.execute(
+            "INSERT INTO profiles (id, traits, search_text, record_count) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])",
+            &[&ids, &traits, &search, &counts],
+        )?;
+        let records: Vec<RecordId> = w.assignments.iter().map(|(r, _)| *r).collect();
+        let owners: Vec<&str> = w.assignments.iter().map(|(_, p)| id_of(p)).collect();
+        self.execute("INSERT INTO assignments (record_id, profile_id) SELECT * FROM unnest($1::int8[], $2::text[])", &[&records, &owners])?;
+        let holders: Vec<&str> = w.identifiers.iter().map(|(p, _)| id_of(p)).collect();
+        let kinds: Vec<&str> = w.identifiers.iter().map(|(_, i)| i.kind.as_str()).collect();
+        let values: Vec<&str> = w.identifiers.iter().map(|(_, i)| i.value.as_str()).collect();
+        let sources: Vec<&str> = w.identifiers.iter().map(|(_, i)| i.source.as_str()).collect();
+        self.execute(
+            "INSERT INTO profile_identifiers (profile_id, kind, value, source)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING",
+            &[&holders, &kinds, &values, &sources],
+        )?;
+        if !w.edges.is_empty() {
+            let owners: Vec<&str> = w.edges.iter().map(|(p, _)| id_of(p)).collect();
+            let lefts: Vec<RecordId> = w.edges.iter().map(|(_, e)| e.left).collect();
+            let rights: Vec<RecordId> = w.edges.iter().map(|(_, e)| e.right).collect();
+            let stages: Vec<&str> = w.edges.iter().map(|(_, e)| e.stage.as_str()).collect();
+            let details: Vec<String> = w.edges.iter().map(|(_, e)| e.detail.to_string()).collect();
             self.execute(
-                "INSERT INTO profiles (id, traits, search_text, record_count) VALUES ($1, $2, $3, $4)",
-                &[&p.id, &p.traits, &p.search_text, &p.record_count],
-            )?;
-        }
-        for (record, p) in w.assignments {
-            self.execute("INSERT INTO assignments (record_id, profile_id) VALUES ($1, $2)", &[record, &id_of(p)])?;
-        }
-        for (p, id) in w.identifiers {
-            self.execute(
-                "INSERT INTO profile_identifiers (profile_id, kind, value, source) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[&id_of(p), &id.kind, &id.value, &id.source],
-            )?;
-        }
-        for (p, e) in w.edges {
-            self.execute(
-                "INSERT INTO merge_edges (profile_id, left_record, right_record, stage, detail) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT DO NOTHING",
-                &[&id_of(p), &e.left, &e.right, &e.stage, &e.detail.to_string()],
+                "INSERT INTO merge_edges (profile_id, left_record, right_record, stage, detail)
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[]) ON CONFLICT DO NOTHING",
+                &[&owners, &lefts, &rights, &stages, &details],
             )?;
         }
         Ok(())
