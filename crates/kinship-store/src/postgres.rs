@@ -265,12 +265,19 @@ impl PostgresStore {
     }
 
     fn open_connection(url: &str) -> Result<Client> {
-        kinship_pg::connect(url).map_err(|e| {
+        let mut client = kinship_pg::connect(url).map_err(|e| {
             StoreError::Schema(format!(
                 "cannot connect to PostgreSQL at {}: {e}; check that the server runs and the URL's host, port, user, database and sslmode are right",
                 crate::redacted(url)
             ))
-        })
+        })?;
+        // Statements are prepared once per connection, and after five runs PostgreSQL may
+        // keep one generic plan. For `= ANY($1)` over a batch's ids that plan was a sequential
+        // scan, and once `profiles` had grown dead row versions (every event updates its
+        // profile) each resolver batch took seconds. Planning with the values costs tens of
+        // microseconds.
+        client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+        Ok(client)
     }
 
     /// The connection, opened again if the server closed it (a restart, a failover) while
