@@ -180,8 +180,8 @@ pub async fn erase(caller: Caller, State(state): State<Arc<AppState>>, Json(q): 
         let held = !audience.is_unloaded();
         for definition in report.definitions_rewritten.iter().filter(|_| held) {
             let kind = if definition.kind == "segment" { kinship_segments::Kind::Segment } else { kinship_segments::Kind::Computed };
-            // The person is gone already; a definition this node does not hold (defined
-            // elsewhere since it started) is read from disk on the next start.
+            // The person is gone already; a definition this node does not hold yet (defined
+            // elsewhere a moment ago) arrives rewritten through the change feed.
             match audience.replace_expression(kind, &definition.name, definition.expression.clone(), kinship_pipeline::now_ms()) {
                 Ok(transitions) => kinship_pipeline::audience::record(&mut *store, &audience, &transitions)?,
                 Err(e) => tracing::warn!("erasure {}: {} {} not updated in memory: {e}", report.request, definition.kind, definition.name),

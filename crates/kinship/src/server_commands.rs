@@ -27,7 +27,7 @@ pub enum TokenCommand {
     /// List tokens: name, role, creation time (secrets are never stored).
     List,
     /// Revoke the token with this name: requests with it fail from now on (a running server
-    /// notices within 5 seconds).
+    /// notices within a second, through the change feed).
     Revoke { name: String },
 }
 
