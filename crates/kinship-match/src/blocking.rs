@@ -238,6 +238,8 @@ struct RuleBlocks {
     /// `(key, start, len)` of every block that is not skipped, singletons included
     /// (a new record may pair with them).
     blocks: Vec<(u64, u32, u32)>,
+    /// Keys of the blocks skipped for size, with their sizes.
+    skipped: FxHashMap<u64, usize>,
     stats: RuleStats,
 }
 
@@ -316,9 +318,13 @@ impl Blocking {
         self.rules.iter().map(|rule| Some(rule.compiled.record_key(record)).filter(|&k| k != NO_KEY)).collect()
     }
 
-    /// How many rows of the indexed dataset share a block of `rule` under `key`.
+    /// How many rows of the indexed dataset have `key` under `rule`, skipped blocks included.
     pub fn block_len(&self, rule: usize, key: u64, index: &BlockIndex) -> usize {
-        index.by_rule[rule].get(&key).map_or(0, |&block| self.rules[rule].blocks[block as usize].2 as usize)
+        let rules = &self.rules[rule];
+        match index.by_rule[rule].get(&key) {
+            Some(&block) => rules.blocks[block as usize].2 as usize,
+            None => rules.skipped.get(&key).copied().unwrap_or(0),
+        }
     }
 
     /// A key → block lookup per rule, for [`Blocking::candidates`].
@@ -349,8 +355,10 @@ impl RuleBlocks {
         let mut stats = RuleStats { rule: rule.to_string(), ..RuleStats::default() };
         let mut rows = Vec::new();
         let mut blocks = Vec::new();
+        let mut skipped = FxHashMap::default();
         for run in entries.chunk_by(|x, y| x.0 == y.0) {
             if run.len() > max_block_size {
+                skipped.insert(run[0].0, run.len());
                 stats.skipped_blocks += 1;
                 stats.skipped_rows += run.len();
                 // a skipped block produced no pairs, so later rules must not treat its
@@ -367,7 +375,7 @@ impl RuleBlocks {
                 }
             }
         }
-        Ok(RuleBlocks { compiled, keys, rows, blocks, stats })
+        Ok(RuleBlocks { compiled, keys, rows, blocks, skipped, stats })
     }
 }
 

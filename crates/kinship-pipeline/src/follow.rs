@@ -19,7 +19,13 @@ const POLL_LIMIT: usize = 1_000;
 /// Where a process stands in the change feed.
 pub struct Follower {
     version: u64,
+    /// When the last poll succeeded.
     polled: Instant,
+    /// The origin of this process's resolver: the profile changes it writes were applied as
+    /// it resolved them.
+    resolver: String,
+    /// Set when something held may have missed a change: the next poll reloads everything.
+    reload: bool,
 }
 
 /// What this process holds in memory that the feed keeps current.
@@ -44,9 +50,16 @@ pub struct Followed {
 
 impl Follower {
     /// Starts at the feed's head. Call it before loading what the feed keeps current: a
-    /// change committed in between is then applied once more, never missed.
-    pub fn start(store: &dyn Database) -> Result<Self> {
-        Ok(Self { version: store.change_head()?, polled: Instant::now() })
+    /// change committed in between is then applied once more, never missed. `resolver` is
+    /// the origin of this process's resolver connection, whose profile changes are skipped.
+    pub fn start(store: &dyn Database, resolver: &str) -> Result<Self> {
+        Ok(Self { version: store.change_head()?, polled: Instant::now(), resolver: resolver.to_string(), reload: false })
+    }
+
+    /// Makes the next poll reload everything: the resolver could not apply a batch it
+    /// committed to what this process holds.
+    pub fn reload_next(&mut self) {
+        self.reload = true;
     }
 
     /// The newest change applied.
@@ -56,34 +69,51 @@ impl Follower {
 
     /// Applies the changes committed since the last poll. A process that has not polled
     /// for longer than the feed keeps entries reloads everything instead.
+    ///
+    /// What was applied before a failure is reported with it (`Followed::warnings`), and
+    /// the failed change is tried again at the next poll.
     pub fn poll(&mut self, store: &dyn Database, config: &Config, mut copies: Copies<'_>) -> Result<Followed> {
-        if self.polled.elapsed() > Duration::from_millis((CHANGE_RETENTION_MS / 2) as u64) {
+        let behind = self.polled.elapsed() > Duration::from_millis((CHANGE_RETENTION_MS / 2) as u64);
+        if behind || self.reload {
             let head = store.change_head()?;
             reload(store, config, &mut copies)?;
             self.version = head;
             self.polled = Instant::now();
+            self.reload = false;
             return Ok(Followed { access: true, sources: true, ..Followed::default() });
         }
-        self.polled = Instant::now();
         let mut followed = Followed::default();
         for change in store.changes_after(self.version, POLL_LIMIT)? {
-            match apply(store, config, &mut copies, &change, &mut followed) {
+            match apply(store, config, &mut copies, &change, &self.resolver, &mut followed) {
                 Ok(()) => {}
-                // The store could not be read: try again at the next poll.
-                Err(PipelineError::Store(e)) => return Err(e.into()),
+                Err(PipelineError::Store(e)) => {
+                    followed.warnings.push(format!("change {} ({}): {e}; trying again", change.version, change.kind.as_str()));
+                    return Ok(followed);
+                }
                 Err(e) => followed.warnings.push(format!("change {} ({}): {e}", change.version, change.kind.as_str())),
             }
             self.version = change.version;
             followed.applied += 1;
         }
+        self.polled = Instant::now();
         if copies.index.as_ref().is_some_and(FuzzyIndex::wants_rebuild) {
-            *copies.index = FuzzyIndex::build(store, config)?;
+            match FuzzyIndex::build(store, config) {
+                Ok(index) => *copies.index = index,
+                Err(e) => followed.warnings.push(format!("building the fuzzy index again: {e}; keeping the one held")),
+            }
         }
         Ok(followed)
     }
 }
 
-fn apply(store: &dyn Database, config: &Config, copies: &mut Copies<'_>, change: &Change, followed: &mut Followed) -> Result<()> {
+fn apply(
+    store: &dyn Database,
+    config: &Config,
+    copies: &mut Copies<'_>,
+    change: &Change,
+    resolver: &str,
+    followed: &mut Followed,
+) -> Result<()> {
     let names = |field: &str| -> Vec<String> {
         change.detail[field].as_array().map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
     };
@@ -102,8 +132,8 @@ fn apply(store: &dyn Database, config: &Config, copies: &mut Copies<'_>, change:
             copies.suppression.refresh(store)?;
             apply_profiles(store, config, copies, &[], &names("profiles"))?;
         }
-        // Profiles this process resolved itself were applied as it resolved them.
-        ChangeKind::Profiles if change.origin == kinship_store::process_origin() => {}
+        // Profiles this process's resolver resolved were applied as it resolved them.
+        ChangeKind::Profiles if change.origin == resolver => {}
         ChangeKind::Profiles => {
             // Profiles records were attached to are named by the records' range.
             let range = &change.detail["records"];

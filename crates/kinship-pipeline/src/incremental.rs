@@ -56,7 +56,7 @@ pub fn resolve_new_records(
     fuzzy: Option<&mut FuzzyIndex>,
     suppression: Option<&SuppressionList>,
 ) -> Result<IncrementalReport> {
-    // Nothing logged since the last resolution: no lock (the server asks twice a second),
+    // Nothing logged since the last resolution: no lock (the server asks five times a second),
     // only the suppression list's cheap version check. A record that commits meanwhile is
     // taken by the next pass.
     let through: RecordId = store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -144,10 +144,11 @@ fn resolve_pending(
     let mut attached_to: FxHashSet<String> = FxHashSet::default();
     let mut involved: FxHashSet<String> = FxHashSet::default();
     let mut moved: Vec<&Pending> = Vec::new();
-    // Records that start profiles of their own (no identifier held by any profile) are
-    // resolved together, in one re-resolution when something needs them stored (a later
-    // record naming one of their identifiers) or at the end: a thousand new people cost
-    // one write, not a thousand. Their identifiers, to know when.
+    // Records that start profiles of their own (no identifier held by any profile) wait
+    // and are resolved together, so a thousand new people cost one write, not a thousand.
+    // A later record naming only them waits with them (they resolve together as a full
+    // resolution would); one that also names a stored profile has them stored first.
+    // Their identifiers, to know which.
     let mut creating: Vec<&Pending> = Vec::new();
     let mut creating_ids: FxHashSet<(&str, &str)> = FxHashSet::default();
     let mut created = CreatedProfiles { constraints: &constraints, involved: &mut involved };
@@ -362,10 +363,16 @@ impl BatchView {
     }
 
     /// After a re-resolution of `before` wrote `written`: profiles that went away stop
-    /// holding anything, and the written ones hold their identifiers as stored now.
+    /// holding anything, and the written ones hold their identifiers as stored now (not
+    /// the ones they held before, which a split may have moved elsewhere).
     fn rewritten(&mut self, store: &dyn Database, before: &[String], written: &[String]) -> Result<()> {
         for id in before.iter().chain(written) {
-            self.held.remove(id);
+            let Some(held) = self.held.remove(id) else { continue };
+            for i in &held.identifiers {
+                if let Some(profiles) = self.holders.get_mut(&i.kind).and_then(|values| values.get_mut(&i.value)) {
+                    profiles.retain(|p| p != id);
+                }
+            }
         }
         self.gone.extend(before.iter().filter(|p| !written.contains(p)).cloned());
         for id in written {
@@ -578,7 +585,12 @@ fn match_new_profile(
     store.scan_selected(&[], std::slice::from_ref(&candidate), &mut |r| {
         anchor.get_or_insert(r.id);
     })?;
-    let Some(anchor) = anchor else { return Ok(None) };
+    let Some(anchor) = anchor else {
+        // Merged or erased since it was indexed: this one stays alone, and is a candidate.
+        index.remove(&candidate);
+        index.upsert(own, &row.traits)?;
+        return Ok(None);
+    };
     let evidence = json!({ "probability": probability, "match_weight": weight, "matched": "in real time, against the profile index" });
     let edge = MergeEdge { left: anchor, right: record.id, stage: "fuzzy".into(), detail: evidence };
     let written = reresolve(store, config, constraints.to_vec(), &[record.id], &[own.to_string(), candidate.clone()], vec![edge])?;

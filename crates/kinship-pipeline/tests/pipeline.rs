@@ -493,7 +493,7 @@ fn a_profile_one_node_creates_is_a_fuzzy_candidate_on_another_after_one_poll() {
     node_a.set_origin("node-a");
     let mut node_b = kinship_store::open(&location).unwrap();
     node_b.set_origin("node-b");
-    let mut follower = Follower::start(&*node_b).unwrap();
+    let mut follower = Follower::start(&*node_b, "node-b").unwrap();
     let mut index_a = kinship_pipeline::FuzzyIndex::build(&*node_a, &config).unwrap();
     let mut index_b = kinship_pipeline::FuzzyIndex::build(&*node_b, &config).unwrap();
     let audience = std::sync::RwLock::new(kinship_segments::Audience::unloaded());
@@ -516,6 +516,44 @@ fn a_profile_one_node_creates_is_a_fuzzy_candidate_on_another_after_one_poll() {
     let report = kinship_pipeline::resolve_new_records(&mut *node_b, &config, 100, index_b.as_mut(), None).unwrap();
     assert_eq!((report.created, report.fuzzy_merges), (1, 1), "{report:?}");
     assert_eq!(profile_of(&*node_b, "web", "W21"), profile_of(&*node_b, "web", "W20"), "one person, a typo apart");
+}
+
+/// The change feed names profiles by id: after an erasure only the erasure's own entry
+/// names the person (for the other processes to drop them); the entries that named them
+/// before name `<erased>` instead and still name everyone else.
+#[test]
+fn an_erasure_leaves_the_person_only_in_its_own_change_feed_entry() {
+    use kinship_pipeline::governance::{erase, Keys, Subject, SuppressionList};
+    use kinship_store::ChangeKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("kinship.toml"),
+        "[sources.app]\ntype = \"jsonl\"\npath = \"app.jsonl\"\nkey = \"id\"\nidentifiers = { email = \"email\" }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("app.jsonl"), "{\"id\":\"1\",\"email\":\"ann@x.com\"}\n{\"id\":\"2\",\"email\":\"bob@x.com\"}\n").unwrap();
+    let config = Config::load(dir).unwrap();
+    let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+    ingest_source(&mut *store, &config, "app", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    kinship_pipeline::resolve_new_records(&mut *store, &config, 100, None, None).unwrap();
+    // A second record of Ann's, resolved in real time, names her profile in the feed.
+    std::fs::write(dir.join("app.jsonl"), "{\"id\":\"3\",\"email\":\"ann@x.com\"}\n").unwrap();
+    ingest_source(&mut *store, &config, "app", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    kinship_pipeline::resolve_new_records(&mut *store, &config, 100, None, None).unwrap();
+    let ann = profile_of(&*store, "app", "1");
+    let naming = |store: &dyn Database, who: &str| -> Vec<ChangeKind> {
+        store.changes_after(0, 1000).unwrap().into_iter().filter(|c| c.detail.to_string().contains(who)).map(|c| c.kind).collect()
+    };
+    assert!(naming(&*store, &ann).contains(&ChangeKind::Profiles), "the feed named Ann's profile");
+    let bob = profile_of(&*store, "app", "2");
+    let bob_named = naming(&*store, &bob);
+    assert!(!bob_named.is_empty());
+
+    let list = SuppressionList::load(&*store, Keys::load_or_create(dir).unwrap().suppression).unwrap();
+    erase(&mut *store, &config, dir, &Subject::Profile(ann.clone()), &list).unwrap();
+    assert_eq!(naming(&*store, &ann), [ChangeKind::Erasure], "only the erasure names her now");
+    assert_eq!(naming(&*store, &bob), bob_named, "Bob's entries stay");
 }
 
 /// On SQLite the audit log is a file of its own, and a database from before that move has

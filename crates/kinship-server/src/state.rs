@@ -28,13 +28,21 @@ pub struct Credentials {
     write_keys: RwLock<HashMap<String, String>>,
     /// Token hash → (token, when it was read from the store).
     tokens: RwLock<HashMap<String, (TokenRow, Instant)>>,
+    /// Raised by every [`Credentials::forget`]: a lookup that read the store before it
+    /// must not put what it read into the cache.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Credentials {
     /// Forgets every cached token and write key.
     pub fn forget(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.tokens.write().expect("not poisoned").clear();
         self.write_keys.write().expect("not poisoned").clear();
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -157,7 +165,7 @@ impl AppState {
         let keys = Keys::load_or_create(&options.data_dir).map_err(governance)?;
         let store = kinship_store::open(&options.database)?;
         // Before anything is loaded: a change committed meanwhile is applied again, not missed.
-        let follower = kinship_pipeline::follow::Follower::start(&*store).map_err(governance)?;
+        let follower = kinship_pipeline::follow::Follower::start(&*store, &writer::resolver_origin()).map_err(governance)?;
         let suppression = Arc::new(SuppressionList::load(&*store, keys.suppression.clone()).map_err(governance)?);
         drop(store);
         let metrics = Metrics::default();
@@ -225,11 +233,12 @@ impl AppState {
             }
         }
         let key = hash.clone();
+        let generation = self.credentials.generation();
         let found = self.read(move |s| s.token(&key)).await?;
         let mut cache = self.credentials.tokens.write().expect("not poisoned");
         match &found {
-            Some(row) => cache.insert(hash, (row.clone(), Instant::now())),
-            None => cache.remove(&hash),
+            Some(row) if self.credentials.generation() == generation => cache.insert(hash, (row.clone(), Instant::now())),
+            _ => cache.remove(&hash),
         };
         Ok(found)
     }
@@ -252,9 +261,14 @@ impl AppState {
             return Ok(Some(found.clone()));
         }
         let key = hash.clone();
+        let generation = self.credentials.generation();
         let found = self.read(move |s| lookup(s, &key)).await?;
         if let Some(value) = &found {
-            cache.write().expect("not poisoned").insert(hash, value.clone());
+            let mut cache = cache.write().expect("not poisoned");
+            // Not if the cache was dropped meanwhile: what was read may be what was revoked.
+            if self.credentials.generation() == generation {
+                cache.insert(hash, value.clone());
+            }
         }
         Ok(found)
     }

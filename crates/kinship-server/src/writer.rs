@@ -111,6 +111,12 @@ const TIME_REFRESH: Duration = Duration::from_secs(60);
 /// writer has not woken it): what another process changes is applied within this.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 
+/// The origin of this process's resolver in the change feed: its profile changes are the
+/// ones the process applied as it resolved them.
+pub fn resolver_origin() -> String {
+    format!("{}/resolver", kinship_store::process_origin())
+}
+
 /// What the writer and resolver threads share with the rest of the server.
 pub struct Shared<'a> {
     pub database: &'a str,
@@ -129,7 +135,8 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
     let (tx, rx) = mpsc::channel(config.current().server.queue_capacity);
     let (wake_tx, wake_rx) = std_mpsc::sync_channel::<()>(1);
     let writer_store = kinship_store::open(database)?;
-    let resolver_store = kinship_store::open(database)?;
+    let mut resolver_store = kinship_store::open(database)?;
+    resolver_store.set_origin(&resolver_origin());
     let resolver_config = config.clone();
     let resolver_metrics = metrics.clone();
     let data_dir = data_dir.to_path_buf();
@@ -168,8 +175,9 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
         // Catch up with anything logged before a restart, then follow the writer and the
         // change feed.
         loop {
-            // A failed batch was rolled back; its records stay in the log and are taken
-            // again (a lock timeout on a shared store must not stop resolution for good).
+            // A failed batch was rolled back, its records stay in the log and are taken again
+            // (a lock timeout on a shared store must not stop resolution for good); one that
+            // committed but could not be applied in memory makes the follower reload.
             let (more, failed) = match resolver.drain_for(FOLLOW_EVERY, &mut index) {
                 Ok(more) => (more, None),
                 Err(e) => {
@@ -311,14 +319,19 @@ impl Resolver {
                 break;
             }
             // Only the profiles this batch changed are re-evaluated, and for each only the
-            // definitions that read what changed.
-            let mut audience = self.audience.write().expect("not poisoned");
-            let moved = kinship_pipeline::audience::refresh_profiles(&mut *self.store, &config, &mut audience, &r.touched, &r.removed)?;
-            drop(audience);
-            if let Some(index) = index.as_mut() {
-                kinship_pipeline::follow::refresh_index(&*self.store, index, &r.touched, &r.removed)?;
-            }
+            // definitions that read what changed. The batch is committed: if this fails,
+            // the feed skips it as already applied, so everything is reloaded instead.
+            let applied = (|| {
+                let mut audience = self.audience.write().expect("not poisoned");
+                let moved = kinship_pipeline::audience::refresh_profiles(&mut *self.store, &config, &mut audience, &r.touched, &r.removed)?;
+                drop(audience);
+                if let Some(index) = index.as_mut() {
+                    kinship_pipeline::follow::refresh_index(&*self.store, index, &r.touched, &r.removed)?;
+                }
+                Ok::<_, kinship_pipeline::PipelineError>(moved)
+            })();
             self.metrics.resolved(&r);
+            let moved = applied.inspect_err(|_| self.follower.reload_next())?;
             self.metrics.segment_transitions(moved.len() as u64);
         }
         let through = self.store.meta(kinship_pipeline::RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);

@@ -148,18 +148,18 @@ pub trait ChangeFeed {
     fn set_origin(&mut self, origin: &str);
     /// Appends a change, in the current transaction if one is open.
     fn record_change(&mut self, kind: ChangeKind, detail: &serde_json::Value) -> Result<()>;
-    /// Up to `limit` changes with versions above `after`, oldest first.
+    /// Up to `limit` changes with versions above `after`, oldest first; kinds this build
+    /// does not know are left out.
     fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>>;
     /// The newest version (0 when the feed is empty).
     fn change_head(&self) -> Result<u64>;
 }
 
-/// A stored change; a kind this build does not know is an error naming it.
-fn change_of(version: i64, at_ms: i64, origin: String, kind: &str, detail: &str) -> Result<Change> {
-    let kind = ChangeKind::parse(kind).ok_or_else(|| {
-        StoreError::Schema(format!("change {version} is of kind {kind:?}, which this kinship does not know; upgrade kinship"))
-    })?;
-    Ok(Change { version: version as u64, at_ms, origin, kind, detail: serde_json::from_str(detail)? })
+/// A stored change, or `None` for a kind this build does not know (written by a newer
+/// kinship during a rolling upgrade: there is nothing here it could apply).
+fn change_of(version: i64, at_ms: i64, origin: String, kind: &str, detail: &str) -> Result<Option<Change>> {
+    let Some(kind) = ChangeKind::parse(kind) else { return Ok(None) };
+    Ok(Some(Change { version: version as u64, at_ms, origin, kind, detail: serde_json::from_str(detail)? }))
 }
 
 /// What [`GovernanceStore::erase`] deleted, table by table.

@@ -209,8 +209,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         // The change feed (`ChangeFeed`). Versions come from a sequence; writers append under
-        // a table lock held to their commit (the append is their last statement), so versions
-        // become visible in order and a follower reading "after v" skips none.
+        // a table lock held to their commit (the appends are their last statements), so
+        // versions become visible in order and a follower reading "after v" skips none.
         8,
         "CREATE TABLE changes (
         version BIGSERIAL PRIMARY KEY,
@@ -227,9 +227,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 type Param<'a> = &'a (dyn ToSql + Sync);
 
 /// The tables that hold a person's data, rewritten by [`GovernanceStore::purge_deleted`].
-/// (`meta` too: a database source's position names the key of the last row it pulled.)
-const PERSONAL_TABLES: &str =
-    "records, profiles, assignments, profile_identifiers, merge_edges, link_constraints, segment_members, segment_transitions, meta";
+/// (`meta` too: a database source's position names the key of the last row it pulled;
+/// `changes`: the feed names profiles by id.)
+const PERSONAL_TABLES: &str = "records, profiles, assignments, profile_identifiers, merge_edges, link_constraints, segment_members, segment_transitions, meta, changes";
 
 pub struct PostgresStore {
     /// Where to connect again when the connection is lost (a restart or failover).
@@ -245,6 +245,8 @@ pub struct PostgresStore {
     erased_by: Cell<Option<u32>>,
     /// Who the changes this connection writes come from ([`ChangeFeed::set_origin`]).
     origin: String,
+    /// Changes of the open transaction, appended just before it commits.
+    queued: RefCell<Vec<(ChangeKind, Value)>>,
 }
 
 impl PostgresStore {
@@ -259,6 +261,7 @@ impl PostgresStore {
             reading: Cell::new(false),
             erased_by: Cell::new(None),
             origin: crate::process_origin().to_string(),
+            queued: RefCell::default(),
         };
         store.migrate()?;
         Ok(store)
@@ -356,7 +359,10 @@ impl PostgresStore {
         }
         self.client()?.batch_execute("BEGIN")?;
         self.in_transaction.set(true);
-        let done = work(self);
+        let done = work(self).and_then(|value| {
+            self.append_queued_changes()?;
+            Ok(value)
+        });
         self.in_transaction.set(false);
         // Never on a reopened connection: a commit there would report work that was lost.
         match done {
@@ -365,34 +371,43 @@ impl PostgresStore {
                 Ok(value)
             }
             Err(e) => {
+                self.queued.borrow_mut().clear();
                 let _ = self.client.borrow_mut().batch_execute("ROLLBACK");
                 Err(e)
             }
         }
     }
 
-    /// Runs `work` and appends the change it makes, in one transaction.
+    /// Runs `work` and records the change it makes, in one transaction.
     fn changing<T>(&self, kind: ChangeKind, detail: &Value, work: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
         self.atomic(|s| {
             let value = work(s)?;
-            s.append_change(kind, detail)?;
+            s.queued.borrow_mut().push((kind, detail.clone()));
             Ok(value)
         })
     }
 
-    /// Appends a change: the last statement of its transaction, under a lock that makes the
-    /// next writer's version wait for this commit. One append in 256 also drops entries
-    /// older than the retention.
-    fn append_change(&self, kind: ChangeKind, detail: &Value) -> Result<()> {
+    /// Appends the open transaction's changes as its last statements, under a lock that
+    /// makes the next writer's versions wait for this commit: taken any earlier, it would
+    /// be held through the rest of the transaction (a resolver batch, an erasure) and could
+    /// close a cycle with the rows or advisory locks others hold. One append in 256 also
+    /// drops entries older than the retention.
+    fn append_queued_changes(&self) -> Result<()> {
+        let queued = std::mem::take(&mut *self.queued.borrow_mut());
+        if queued.is_empty() {
+            return Ok(());
+        }
         self.execute("LOCK TABLE changes IN SHARE ROW EXCLUSIVE MODE", &[])?;
         let now = now_ms();
-        let version: i64 = self.query(
-            "INSERT INTO changes (at_ms, origin, kind, detail) VALUES ($1, $2, $3, $4) RETURNING version",
-            &[&now, &self.origin, &kind.as_str(), &detail.to_string()],
-        )?[0]
-            .get(0);
-        if version % 256 == 0 {
-            self.execute("DELETE FROM changes WHERE at_ms < $1", &[&(now - CHANGE_RETENTION_MS)])?;
+        for (kind, detail) in queued {
+            let version: i64 = self.query(
+                "INSERT INTO changes (at_ms, origin, kind, detail) VALUES ($1, $2, $3, $4) RETURNING version",
+                &[&now, &self.origin, &kind.as_str(), &detail.to_string()],
+            )?[0]
+                .get(0);
+            if version % 256 == 0 {
+                self.execute("DELETE FROM changes WHERE at_ms < $1", &[&(now - CHANGE_RETENTION_MS)])?;
+            }
         }
         Ok(())
     }
@@ -652,7 +667,8 @@ impl Store for PostgresStore {
                 evidence.iter(),
                 |(p, e, detail)| vec![p as Param<'_>, &e.left, &e.right, &e.stage, detail],
             )?;
-            s.append_change(ChangeKind::Rebuild, &json!({}))
+            s.queued.borrow_mut().push((ChangeKind::Rebuild, json!({})));
+            Ok(())
         })?;
         // Fresh statistics for the planner after replacing every derived row.
         self.client()?.batch_execute("ANALYZE profiles, assignments, profile_identifiers, merge_edges")?;
@@ -744,6 +760,10 @@ impl Store for PostgresStore {
     }
 
     fn commit(&mut self) -> Result<()> {
+        if let Err(e) = self.append_queued_changes() {
+            let _ = self.rollback();
+            return Err(e);
+        }
         self.in_transaction.set(false);
         // On the transaction's own connection: if that was lost, so was the transaction.
         self.client.borrow_mut().batch_execute("COMMIT")?;
@@ -751,6 +771,7 @@ impl Store for PostgresStore {
     }
 
     fn rollback(&mut self) -> Result<()> {
+        self.queued.borrow_mut().clear();
         self.in_transaction.set(false);
         self.client.borrow_mut().batch_execute("ROLLBACK")?;
         Ok(())
@@ -1006,7 +1027,10 @@ impl ChangeFeed for PostgresStore {
     }
 
     fn record_change(&mut self, kind: ChangeKind, detail: &Value) -> Result<()> {
-        self.atomic(|s| s.append_change(kind, detail))
+        self.atomic(|s| {
+            s.queued.borrow_mut().push((kind, detail.clone()));
+            Ok(())
+        })
     }
 
     fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
@@ -1014,7 +1038,7 @@ impl ChangeFeed for PostgresStore {
             "SELECT version, at_ms, origin, kind, detail FROM changes WHERE version > $1 ORDER BY version LIMIT $2",
             &[&(after as i64), &(limit.min(i64::MAX as usize) as i64)],
         )?;
-        rows.iter().map(|r| crate::change_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect()
+        rows.iter().map(|r| crate::change_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).filter_map(Result::transpose).collect()
     }
 
     fn change_head(&self) -> Result<u64> {
@@ -1295,6 +1319,14 @@ impl GovernanceStore for PostgresStore {
             // Every table that holds a person's data is deleted here (see SQLite's erase).
             counts.segment_memberships = s.execute("DELETE FROM segment_members WHERE profile_id = ANY($1)", &[&profiles])?
                 + s.execute("DELETE FROM segment_transitions WHERE profile_id = ANY($1)", &[&profiles])?;
+            // Earlier change-feed entries stop naming the profiles (an entry may name others
+            // too, so it stays); the erasure's own entry names them for the other nodes, for
+            // the feed's ten minutes.
+            for profile in profiles {
+                let quoted = format!("\"{profile}\"");
+                s.execute("UPDATE changes SET detail = replace(detail, $1, '\"<erased>\"') WHERE strpos(detail, $1) > 0", &[&quoted])?;
+            }
+            s.execute("DELETE FROM changes WHERE at_ms < $1", &[&(now_ms() - CHANGE_RETENTION_MS)])?;
             // The 32-bit transaction id, as `backend_xmin` shows them.
             let xid: String = s.query("SELECT (pg_current_xact_id()::text::bigint % 4294967296)::text", &[])?[0].get(0);
             s.erased_by.set(xid.parse().ok());

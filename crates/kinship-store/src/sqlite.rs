@@ -950,6 +950,7 @@ impl ChangeFeed for SqliteStore {
             let (version, at_ms, origin, kind, detail) = row?;
             crate::change_of(version, at_ms, origin, &kind, &detail)
         })
+        .filter_map(Result::transpose)
         .collect()
     }
 
@@ -1329,5 +1330,13 @@ fn delete_rows(tx: &Connection, profiles: &[String], records: &[RecordId]) -> Re
     // complete: segment memberships and the entries and exits on their timeline (tasks,
     // when they come, belong here too).
     counts.segment_memberships = by_profile("segment_members")? + by_profile("segment_transitions")?;
+    // Earlier change-feed entries stop naming the profiles (an entry may name others too, so
+    // it stays); the erasure's own entry names them for the other processes, for the
+    // feed's ten minutes.
+    let mut unname = tx.prepare_cached("UPDATE changes SET detail = replace(detail, ?1, '\"<erased>\"') WHERE instr(detail, ?1) > 0")?;
+    for profile in profiles {
+        unname.execute([format!("\"{profile}\"")])?;
+    }
+    tx.execute("DELETE FROM changes WHERE at_ms < ?1", [now_ms() - CHANGE_RETENTION_MS])?;
     Ok(counts)
 }

@@ -207,11 +207,17 @@ fn propose(state: &AppState, name: &str, source: SourceConfig) -> Result<(String
     Ok((suggestion.toml, limits))
 }
 
-/// Takes the sources of kinship.toml as just edited, and tells other processes to do so.
+/// Takes the sources of kinship.toml as just edited, and tells other processes to do so
+/// (the file is written already: a store that cannot be told is a warning, not a failed
+/// edit; the others see the file at their next start).
 fn take_sources(state: &AppState) -> Result<(), String> {
     state.shared_config().take_sources(&state.data_dir)?;
-    let mut store = kinship_store::open(&state.database).map_err(|e| e.to_string())?;
-    store.record_change(kinship_store::ChangeKind::Sources, &serde_json::json!({})).map_err(|e| e.to_string())
+    let told = kinship_store::open(&state.database)
+        .and_then(|mut store| store.record_change(kinship_store::ChangeKind::Sources, &serde_json::json!({})));
+    if let Err(e) = told {
+        tracing::warn!("kinship.toml's sources changed, but other processes could not be told through the store: {e}");
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
