@@ -12,13 +12,7 @@ cd "${BENCH_DIR:-/tmp/kinship-pg-bench}"
 rm -rf lag-node
 unset KINSHIP_DATABASE_URL
 if [ "$BACKEND" = postgres ]; then
-  PG=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
-  if ! runuser -u postgres -- $PG/pg_ctl -D $PWD/pgdata status >/dev/null 2>&1; then
-    touch pg.log && chown postgres pg.log
-    if [ ! -d pgdata ]; then mkdir -p pgdata && chown postgres pgdata && runuser -u postgres -- $PG/initdb -D $PWD/pgdata --auth=trust -U kinship >/dev/null; fi
-    runuser -u postgres -- $PG/pg_ctl -D $PWD/pgdata -l $PWD/pg.log -o "-p 56543 -k /tmp -c shared_buffers=1GB -c max_connections=200" start >/dev/null
-    sleep 2
-  fi
+  . "$SCRIPTS/bench_pg_cluster.sh"
   DB=lag_$(date +%s)
   psql -q -h 127.0.0.1 -p 56543 -U kinship -d postgres -c "CREATE DATABASE $DB"
   export KINSHIP_DATABASE_URL=postgres://kinship@127.0.0.1:56543/$DB
