@@ -41,6 +41,8 @@ pub struct Followed {
     pub applied: usize,
     /// Tokens, users, write keys or switches changed: drop caches of them.
     pub access: bool,
+    /// Users whose role or password changed: end their sessions.
+    pub users: Vec<String>,
     /// kinship.toml's sources changed: read them again.
     pub sources: bool,
     /// Changes that could not be applied (a definition this build cannot compile), each
@@ -123,7 +125,10 @@ fn apply(
             let mut held = copies.audience.write().expect("not poisoned");
             audience::apply_definition(store, config, &mut held, kind, name)?;
         }
-        ChangeKind::Access => followed.access = true,
+        ChangeKind::Access => {
+            followed.access = true;
+            followed.users.extend(change.detail["user"].as_str().map(str::to_string));
+        }
         ChangeKind::Sources => followed.sources = true,
         ChangeKind::Suppressions => {
             copies.suppression.refresh(store)?;

@@ -84,8 +84,9 @@ pub struct AppState {
     pub suppression: Arc<SuppressionList>,
     pub audit: AuditHandle,
     pub auth_failures: FailureLimiter,
-    /// Signed-in web UI sessions.
-    pub sessions: crate::web::Sessions,
+    /// Signed-in web UI sessions, shared with the resolver thread, which ends a user's
+    /// sessions when the change feed says their role or password changed.
+    pub sessions: Arc<crate::web::Sessions>,
     credentials: Arc<Credentials>,
 }
 
@@ -172,6 +173,7 @@ impl AppState {
         let audience = Arc::new(RwLock::new(load_audience(&options.database, &options.config)?));
         let config = SharedConfig::new(options.config.clone());
         let credentials = Arc::new(Credentials::default());
+        let sessions = Arc::new(crate::web::Sessions::default());
         let (writer, threads) = writer::start(writer::Shared {
             database: &options.database,
             data_dir: &options.data_dir,
@@ -180,6 +182,7 @@ impl AppState {
             audience: audience.clone(),
             suppression: suppression.clone(),
             credentials: credentials.clone(),
+            sessions: sessions.clone(),
             follower,
         })?;
         let (audit, audit_thread) = audit::start(&options.database, &options.data_dir)?;
@@ -187,7 +190,7 @@ impl AppState {
             data_dir: options.data_dir,
             database: options.database,
             auth_failures: FailureLimiter::new(options.config.server.auth_failures_per_minute),
-            sessions: crate::web::Sessions::default(),
+            sessions,
             config,
             config_edits: std::sync::Mutex::default(),
             running: Arc::default(),

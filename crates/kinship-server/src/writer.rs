@@ -126,12 +126,13 @@ pub struct Shared<'a> {
     pub audience: Arc<RwLock<Audience>>,
     pub suppression: Arc<SuppressionList>,
     pub credentials: Arc<Credentials>,
+    pub sessions: Arc<crate::web::Sessions>,
     /// Started before the audience was loaded.
     pub follower: Follower,
 }
 
 pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError> {
-    let Shared { database, data_dir, config, metrics, audience, suppression, credentials, follower } = shared;
+    let Shared { database, data_dir, config, metrics, audience, suppression, credentials, sessions, follower } = shared;
     let (tx, rx) = mpsc::channel(config.current().server.queue_capacity);
     let (wake_tx, wake_rx) = std_mpsc::sync_channel::<()>(1);
     let writer_store = kinship_store::open(database)?;
@@ -168,6 +169,7 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
             audience,
             suppression: erased.clone(),
             credentials,
+            sessions,
             data_dir,
             follower,
         };
@@ -296,6 +298,7 @@ struct Resolver {
     suppression: Arc<SuppressionList>,
     /// Dropped when the change feed says tokens or write keys changed.
     credentials: Arc<Credentials>,
+    sessions: Arc<crate::web::Sessions>,
     /// Where kinship.toml is read again when another process changed its sources.
     data_dir: std::path::PathBuf,
     follower: Follower,
@@ -349,6 +352,9 @@ impl Resolver {
             Ok(followed) => {
                 if followed.access {
                     self.credentials.forget();
+                }
+                for user in &followed.users {
+                    self.sessions.end_actor(&format!("user:{user}"));
                 }
                 if followed.sources {
                     if let Err(e) = self.config.take_sources(&self.data_dir) {

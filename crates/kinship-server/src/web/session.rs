@@ -80,6 +80,11 @@ impl Sessions {
     pub fn end(&self, id: &str) {
         self.by_id_hash.lock().expect("not poisoned").remove(&crate::auth::hash_secret(id));
     }
+
+    /// Ends every session of one actor (`user:NAME`): their role or password changed.
+    pub fn end_actor(&self, actor: &str) {
+        self.by_id_hash.lock().expect("not poisoned").retain(|_, s| s.actor != actor);
+    }
 }
 
 /// A cookie's value from the request headers.

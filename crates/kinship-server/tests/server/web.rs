@@ -96,6 +96,27 @@ fn a_page_follows_the_role_like_the_api() {
 }
 
 #[test]
+fn a_user_given_another_role_by_another_process_is_signed_out_within_a_second() {
+    let s = Server::start();
+    let mut store = s.db();
+    store.set_user("alice", "admin", &kinship_server::auth::hash_password("correct horse battery")).unwrap();
+    let signed_in = sign_in(&s, "name=alice&password=correct+horse+battery");
+    let (session, _) = set_cookie(&signed_in, "kinship_session");
+    assert_eq!(page(&s, "/audit", &session).status, 200, "an admin reads the audit log");
+    // Another process (here the test's own connection, as `kinship user create` would)
+    // makes her a viewer: her session, which holds the admin role, must end.
+    store.set_user("alice", "viewer", &kinship_server::auth::hash_password("correct horse battery")).unwrap();
+    let started = std::time::Instant::now();
+    while page(&s, "/connections", &session).status != 303 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "the admin session outlived the role change");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let again = sign_in(&s, "name=alice&password=correct+horse+battery");
+    let (session, _) = set_cookie(&again, "kinship_session");
+    assert_eq!(page(&s, "/audit", &session).status, 403, "signed in again, she is a viewer");
+}
+
+#[test]
 fn a_session_signed_in_with_a_token_ends_when_the_token_is_revoked() {
     let s = Server::start();
     let created = crate::ok(&crate::governance::call(
