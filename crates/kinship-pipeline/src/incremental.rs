@@ -186,11 +186,8 @@ fn resolve_pending(
             view.rewritten(store, &profiles, &written)?;
             if let (true, Some(index)) = (profiles.is_empty(), fuzzy.as_deref_mut()) {
                 let own = profile_id_for(&record.source, &record.key);
-                if let Some((candidate, written)) = match_new_profile(store, config, &constraints, record, &own, index)? {
-                    view.rewritten(store, &[own.clone(), candidate], &written)?;
-                    if !written.contains(&own) {
-                        report.fuzzy_merges += 1;
-                    }
+                if let Some((_, true)) = match_new_profile(store, config, &constraints, &mut view, record, &own, index)? {
+                    report.fuzzy_merges += 1;
                 }
             }
         }
@@ -258,10 +255,9 @@ impl CreatedProfiles<'_> {
                 if !written.contains(&own) {
                     continue;
                 }
-                if let Some((candidate, written)) = match_new_profile(store, config, self.constraints, record, &own, index)? {
-                    view.rewritten(store, &[own.clone(), candidate.clone()], &written)?;
+                if let Some((candidate, merged)) = match_new_profile(store, config, self.constraints, view, record, &own, index)? {
                     self.involved.extend([own.clone(), candidate]);
-                    if !written.contains(&own) {
+                    if merged {
                         report.fuzzy_merges += 1;
                     }
                 }
@@ -562,17 +558,19 @@ fn reresolve(
 }
 
 /// Matches the profile a record just started (`own`) against the index; merges it with the
-/// best match through the guard. Returns the candidate and the profiles written when it
-/// tried a merge. A profile that stays alone becomes a candidate itself, so a second record
-/// of the same new person in this batch finds it.
+/// best match through the guard, and tells the batch's view what it wrote. Returns the
+/// candidate and whether the merge happened, when it tried one. A profile that stays alone
+/// becomes a candidate itself, so a second record of the same new person in this batch
+/// finds it.
 fn match_new_profile(
-    store: &mut dyn Store,
+    store: &mut dyn Database,
     config: &Config,
     constraints: &[LinkConstraint],
+    view: &mut BatchView,
     record: &Pending,
     own: &str,
     index: &mut FuzzyIndex,
-) -> Result<Option<(String, Vec<String>)>> {
+) -> Result<Option<(String, bool)>> {
     let Some(row) = store.profile(own)? else { return Ok(None) };
     let traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
     let Some((candidate, probability, weight)) = index.best_match(&traits, own) else {
@@ -593,6 +591,8 @@ fn match_new_profile(
     };
     let evidence = json!({ "probability": probability, "match_weight": weight, "matched": "in real time, against the profile index" });
     let edge = MergeEdge { left: anchor, right: record.id, stage: "fuzzy".into(), detail: evidence };
-    let written = reresolve(store, config, constraints.to_vec(), &[record.id], &[own.to_string(), candidate.clone()], vec![edge])?;
-    Ok(Some((candidate, written)))
+    let before = [own.to_string(), candidate.clone()];
+    let written = reresolve(store, config, constraints.to_vec(), &[record.id], &before, vec![edge])?;
+    view.rewritten(store, &before, &written)?;
+    Ok(Some((candidate, !written.iter().any(|p| p == own))))
 }

@@ -310,7 +310,7 @@ impl Resolver {
     /// reports the lag between stretches of a long backlog.
     fn drain_for(&mut self, budget: Duration, index: &mut Option<FuzzyIndex>) -> Result<bool, kinship_pipeline::PipelineError> {
         let started = std::time::Instant::now();
-        let mut more = true;
+        let (mut more, mut through) = (true, 0);
         while more && started.elapsed() < budget {
             let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
             let config = self.config.current();
@@ -318,6 +318,7 @@ impl Resolver {
                 kinship_pipeline::resolve_new_records(&mut *self.store, &config, RESOLVE_BATCH, index.as_mut(), Some(&self.suppression))?;
             let n = r.attached + r.created + r.reresolved;
             more = n + r.erased >= RESOLVE_BATCH as u64;
+            through = r.through;
             if n == 0 {
                 break;
             }
@@ -337,7 +338,7 @@ impl Resolver {
             let moved = applied.inspect_err(|_| self.follower.reload_next())?;
             self.metrics.segment_transitions(moved.len() as u64);
         }
-        let through = self.store.meta(kinship_pipeline::RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        // The last pass says how far the log is resolved, idle or not.
         let (waiting, oldest) = self.store.resolution_backlog(through)?;
         self.metrics.resolution_lag(waiting, oldest);
         Ok(more)

@@ -753,34 +753,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    // In process, one indexed lookup per item costs less than building a query: the bulk
+    // lookups are the single ones in a loop.
     fn find_profiles_of(&self, identifiers: &[(String, String)]) -> Result<Vec<(String, String, String)>> {
-        // In process, one indexed lookup per identifier costs less than building a query.
-        let mut stmt = self.conn.prepare_cached("SELECT DISTINCT profile_id FROM profile_identifiers WHERE kind = ?1 AND value = ?2")?;
         let mut found = Vec::new();
         for (kind, value) in identifiers {
-            for profile in stmt.query_map([kind, value], |r| r.get::<_, String>(0))? {
-                found.push((kind.clone(), value.clone(), profile?));
-            }
+            found.extend(self.find_profiles(kind, value)?.into_iter().map(|profile| (kind.clone(), value.clone(), profile)));
         }
         Ok(found)
     }
 
     fn profiles_by_id(&self, ids: &[String]) -> Result<Vec<ProfileRow>> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, traits, search_text, record_count FROM profiles WHERE id = ?1")?;
         let mut rows = Vec::with_capacity(ids.len());
         for id in ids {
-            rows.extend(stmt.query_row([id], profile_row).optional()?);
+            rows.extend(self.profile(id)?);
         }
         Ok(rows)
     }
 
     fn identifiers_of_profiles(&self, ids: &[String]) -> Result<Vec<(String, ProfileIdentifier)>> {
-        let mut stmt = self.conn.prepare_cached("SELECT kind, value, source FROM profile_identifiers WHERE profile_id = ?1")?;
         let mut found = Vec::new();
         for id in ids {
-            for row in stmt.query_map([id], |r| Ok(ProfileIdentifier { kind: r.get(0)?, value: r.get(1)?, source: r.get(2)? }))? {
-                found.push((id.clone(), row?));
-            }
+            found.extend(self.profile_identifiers(id)?.into_iter().map(|i| (id.clone(), i)));
         }
         Ok(found)
     }
