@@ -81,6 +81,12 @@ impl Program {
         Evaluation { profile, now_ms: context.now_ms }.value(&self.root, None)
     }
 
+    /// The value of an expression about one event ([`parse_about_event`](crate::parse_about_event)):
+    /// bare names outside event functions read `event`.
+    pub fn evaluate_on<'a, P: ProfileView>(&'a self, profile: &'a P, event: &'a P::Event, context: &EvalContext) -> Scalar<'a> {
+        Evaluation { profile, now_ms: context.now_ms }.value(&self.root, Some(event))
+    }
+
     /// Whether the profile is in the segment: the value is `true` (null and anything else is not).
     pub fn matches<P: ProfileView>(&self, profile: &P, context: &EvalContext) -> bool {
         self.evaluate(profile, context).is_true()

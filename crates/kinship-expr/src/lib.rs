@@ -177,7 +177,7 @@ pub use check::{check, check_segment, Schema, Type};
 pub use deps::{find_cycle, Dependencies, Reference};
 pub use diagnostic::{line_column, Error, ParseError, Span, TypeError};
 pub use eval::{EvalContext, EventView, ProfileView, Program};
-pub use parser::{parse, parse_definition, MAX_NESTING, MAX_SOURCE_BYTES};
+pub use parser::{parse, parse_about_event, parse_definition, MAX_NESTING, MAX_SOURCE_BYTES};
 pub use rewrite::{redacted, rewrite_literals, REDACTED};
 pub use time::{format_timestamp, parse_timestamp, DurationUnit};
 pub use value::Scalar;

@@ -22,6 +22,17 @@ pub fn parse(source: &str) -> Result<Expr, ParseError> {
     Ok(expr)
 }
 
+/// Parses an expression about one event, as a flow's conditions are: bare names (and
+/// `properties.x`) outside any event function read that event's properties, and event
+/// functions still read the profile's events. Evaluate it with [`Program::evaluate_on`](crate::Program::evaluate_on).
+pub fn parse_about_event(source: &str) -> Result<Expr, ParseError> {
+    let mut parser = Parser::new(source)?;
+    parser.about_event = true;
+    let expr = parser.expression()?;
+    parser.expect_end()?;
+    Ok(expr)
+}
+
 /// Parses a computed-trait definition `name = expression`, returning the name and the expression. Spans
 /// stay offsets into the whole `source`.
 pub fn parse_definition(source: &str) -> Result<(String, Expr), ParseError> {
@@ -51,6 +62,8 @@ struct Parser<'src> {
     depth: usize,
     /// Inside an event function's filter, where bare names are event properties.
     in_event_filter: bool,
+    /// Bare names are properties of the event the whole expression is about ([`parse_about_event`]).
+    about_event: bool,
 }
 
 enum Comparison {
@@ -68,7 +81,7 @@ impl<'src> Parser<'src> {
         }
         let tokens = tokenize(source)?;
         let end = Token { kind: TokenKind::End, span: Span::new(source.len(), source.len()) };
-        Ok(Self { source, tokens, end, position: 0, expected: Vec::new(), depth: 0, in_event_filter: false })
+        Ok(Self { source, tokens, end, position: 0, expected: Vec::new(), depth: 0, in_event_filter: false, about_event: false })
     }
 
     // ---- token access ----
@@ -386,7 +399,7 @@ impl<'src> Parser<'src> {
                 let (name, end) = self.dotted_name()?;
                 Ok(Expr { kind: ExprKind::Computed(name), span: span.to(end) })
             }
-            "properties" if !self.in_event_filter => Err(self.error(
+            "properties" if !self.in_event_filter && !self.about_event => Err(self.error(
                 span,
                 "event properties can only be used inside an event function's filter, as in count(\"Order Completed\", properties.status == \"paid\")",
             )),
@@ -394,7 +407,7 @@ impl<'src> Parser<'src> {
                 self.expect_here("an expression".to_string());
                 Err(self.unexpected())
             }
-            _ if !self.in_event_filter => Err(self.error(
+            _ if !self.in_event_filter && !self.about_event => Err(self.error(
                 span,
                 format!("unknown name `{word}`: write traits.{word} for a trait or computed.{word} for a computed trait"),
             )),

@@ -741,3 +741,17 @@ proptest! {
         exercise(&source);
     }
 }
+
+#[test]
+fn an_expression_about_one_event_reads_its_properties_and_the_profiles_events() {
+    let customer = profile(json!({"age": 40})).event("Order Completed", DAY, json!({})).event("Order Completed", 2 * DAY, json!({}));
+    let source = r#"subject contains "damaged" and count("Order Completed", status == "paid") == 0 and count("Order Completed") == 2 and traits.age > 30"#;
+    let program = kinship_expr::Program::compile_segment(&kinship_expr::parse_about_event(source).unwrap(), &schema()).unwrap();
+    let ticket = TestEvent { name: "Ticket Opened", timestamp_ms: NOW, properties: json!({"subject": "tent arrived damaged"}) };
+    assert!(program.evaluate_on(&customer, &ticket, &EvalContext::at(NOW)).is_true());
+    let question = TestEvent { name: "Ticket Opened", timestamp_ms: NOW, properties: json!({"subject": "a question"}) };
+    assert!(!program.evaluate_on(&customer, &question, &EvalContext::at(NOW)).is_true());
+    assert_eq!(program.dependencies().properties.iter().collect::<Vec<_>>(), ["status", "subject"]);
+    // Outside this mode a bare word is still an error.
+    assert!(parse("subject == \"x\"").is_err());
+}
