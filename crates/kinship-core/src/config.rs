@@ -50,6 +50,15 @@ pub struct Config {
     /// How the collection API hands events to the log: directly, or through NATS JetStream.
     #[serde(default)]
     pub ingest: crate::ingest::IngestConfig,
+    /// Reference data for flows (`[references.catalogue]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub references: BTreeMap<String, crate::act::ReferenceConfig>,
+    /// Teams that work tasks.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub teams: BTreeMap<String, crate::act::TeamConfig>,
+    /// Where flows deliver.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, crate::act::EndpointConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -510,6 +519,7 @@ impl Config {
                 return invalid(at(key), "is for postgres sources only");
             }
         }
+        self.validate_act()?;
         self.validate_fuzzy_columns()?;
         if let Err(e) = self.roles() {
             return invalid("roles".into(), &format!("{e}; extend one of: {}", kinship_policy::BUILTIN_ROLES.join(", ")));
@@ -523,6 +533,40 @@ impl Config {
     /// The fuzzy stage compares profiles' golden traits: a column no source maps as a trait
     /// would compare nothing, silently. A segment source may bring any trait, so with one
     /// configured any column may fill.
+    /// References, teams and endpoints: names a flow can use, files and URLs that can work.
+    fn validate_act(&self) -> Result<(), ConfigError> {
+        let invalid = |path: String, message: String| Err(ConfigError::Invalid { path, message });
+        for (name, r) in &self.references {
+            let ext = r.path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+            if !is_source_name(name) {
+                return invalid(format!("references.{name}"), "reference names may use letters, digits, '_' and '-' only".into());
+            }
+            if !matches!(ext, "csv" | "jsonl") {
+                return invalid(format!("references.{name}.path"), format!("`{}` is neither .csv nor .jsonl", r.path.display()));
+            }
+        }
+        for (name, t) in &self.teams {
+            if t.members.is_empty() {
+                return invalid(format!("teams.{name}.members"), "is empty; list who works this team's tasks: [{ name = \"ana\" }]".into());
+            }
+        }
+        for (name, crate::act::EndpointConfig::Webhook(w)) in &self.endpoints {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return invalid(format!("endpoints.{name}.url"), format!("`{}` is not an http:// or https:// URL", w.url));
+            }
+            if w.secrets_env.is_empty() {
+                return invalid(
+                    format!("endpoints.{name}.secrets_env"),
+                    "is empty; name the environment variable holding the signing secret (whsec_...)".into(),
+                );
+            }
+            if w.concurrency == 0 || w.max_attempts == 0 || w.timeout_secs == 0 {
+                return invalid(format!("endpoints.{name}"), "concurrency, max_attempts and timeout_secs must be at least 1".into());
+            }
+        }
+        Ok(())
+    }
+
     fn validate_fuzzy_columns(&self) -> Result<(), ConfigError> {
         let Some(fields) = self.fuzzy.as_ref().and_then(|f| f.get("fields")).and_then(|f| f.as_array()) else { return Ok(()) };
         if self.sources.is_empty() || self.sources.values().any(|s| !s.kind.is_pulled()) {

@@ -1,6 +1,7 @@
 //! Shared vocabulary of Kinship: identifier kinds, records, profiles and the configuration
 //! file. No I/O beyond reading the configuration.
 
+pub mod act;
 pub mod config;
 pub mod config_file;
 pub mod ingest;

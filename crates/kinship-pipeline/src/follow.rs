@@ -45,6 +45,8 @@ pub struct Followed {
     pub users: Vec<String>,
     /// kinship.toml's sources changed: read them again.
     pub sources: bool,
+    /// A flow was saved: load the flows again.
+    pub flows: bool,
     /// Changes that could not be applied (a definition this build cannot compile), each
     /// naming the change; the feed moves on past them.
     pub warnings: Vec<String>,
@@ -82,7 +84,7 @@ impl Follower {
             self.version = head;
             self.polled = Instant::now();
             self.reload = false;
-            return Ok(Followed { access: true, sources: true, ..Followed::default() });
+            return Ok(Followed { access: true, sources: true, flows: true, ..Followed::default() });
         }
         let mut followed = Followed::default();
         for change in store.changes_after(self.version, POLL_LIMIT)? {
@@ -130,6 +132,7 @@ fn apply(
             followed.users.extend(change.detail["user"].as_str().map(str::to_string));
         }
         ChangeKind::Sources => followed.sources = true,
+        ChangeKind::Flows => followed.flows = true,
         ChangeKind::Suppressions => {
             copies.suppression.refresh(store)?;
         }

@@ -4,6 +4,7 @@
 
 pub mod audience;
 pub mod connections;
+pub mod flows;
 pub mod follow;
 mod fuzzy;
 pub mod golden;

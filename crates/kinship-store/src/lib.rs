@@ -4,14 +4,16 @@
 //! database for several nodes. [`open`] picks one by the location's form; nothing outside
 //! the two modules knows which is in use.
 
+mod act;
 mod postgres;
 mod sqlite;
 
+pub use act::{ActStore, DeliveryAttempt, DeliveryRow, FlowRow, NewDelivery, NewRun, NewTask, RunRow, TaskFilter, TaskRow, TASK_STATUSES};
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, audit_path};
 
 /// Every store trait at once: what the CLI and the server hold.
-pub trait Database: Store + AudienceStore + AccessStore + GovernanceStore + ChangeFeed + Send {
+pub trait Database: Store + AudienceStore + AccessStore + GovernanceStore + ChangeFeed + ActStore + Send {
     /// Makes every committed write durable before returning. SQLite commits with
     /// `synchronous=NORMAL` and flushes its log here, outside the write lock; PostgreSQL
     /// commits durably already.
@@ -82,6 +84,8 @@ pub enum ChangeKind {
     Rebuild,
     /// Sources in kinship.toml added, edited or deleted by another process.
     Sources,
+    /// A flow saved: `{"name", "version"}`.
+    Flows,
 }
 
 impl ChangeKind {
@@ -94,6 +98,7 @@ impl ChangeKind {
             ChangeKind::Profiles => "profiles",
             ChangeKind::Rebuild => "rebuild",
             ChangeKind::Sources => "sources",
+            ChangeKind::Flows => "flows",
         }
     }
 
@@ -106,6 +111,7 @@ impl ChangeKind {
             ChangeKind::Profiles,
             ChangeKind::Rebuild,
             ChangeKind::Sources,
+            ChangeKind::Flows,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -173,6 +179,10 @@ pub struct ErasureCounts {
     pub link_constraints: u64,
     /// Segment memberships and the entries and exits recorded on the timeline.
     pub segment_memberships: u64,
+    /// Flow runs, tasks and deliveries about the person.
+    pub flow_runs: u64,
+    pub tasks: u64,
+    pub deliveries: u64,
 }
 
 /// Which audit lines [`GovernanceStore::audit_lines`] returns; every filter set must hold.

@@ -13,6 +13,8 @@
 //! resolver takes records up to it only. Later inserts wait for that moment, not for the
 //! resolution.
 
+mod act;
+
 use crate::{
     AccessStore, Attachment, AudienceStore, AuditFilter, AuditRow, CHANGE_RETENTION_MS, Change, ChangeFeed, ChangeKind, Database,
     DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus,
@@ -221,6 +223,69 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX changes_by_time ON changes (at_ms);",
     ),
+    (
+        // Flows (`ActStore`): versions, runs with their traces, tasks, and the deliveries
+        // outbox, written with the run that asked for them.
+        9,
+        "CREATE TABLE flows (
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        definition TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE flow_runs (
+        run_key TEXT PRIMARY KEY,
+        flow TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        profile_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        record_key TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        trace TEXT NOT NULL
+    );
+    CREATE INDEX flow_runs_by_flow ON flow_runs (flow, at);
+    CREATE INDEX flow_runs_by_profile ON flow_runs (profile_id);
+    CREATE TABLE tasks (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        run_key TEXT NOT NULL UNIQUE,
+        flow TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        profile_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        record_key TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        context TEXT NOT NULL,
+        priority TEXT NOT NULL,
+        status TEXT NOT NULL,
+        team TEXT NOT NULL,
+        assignee TEXT,
+        skill TEXT,
+        due_at BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE INDEX tasks_by_team ON tasks (team, status);
+    CREATE INDEX tasks_by_profile ON tasks (profile_id);
+    CREATE TABLE deliveries (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        webhook_id TEXT NOT NULL UNIQUE,
+        endpoint TEXT NOT NULL,
+        profile_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        next_at BIGINT NOT NULL,
+        last_status BIGINT,
+        last_response TEXT,
+        created_at BIGINT NOT NULL,
+        done_at BIGINT
+    );
+    CREATE INDEX deliveries_due ON deliveries (endpoint, status, next_at);
+    CREATE INDEX deliveries_by_profile ON deliveries (endpoint, profile_id, id);",
+    ),
 ];
 
 /// A query parameter.
@@ -229,7 +294,7 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 /// The tables that hold a person's data, rewritten by [`GovernanceStore::purge_deleted`].
 /// (`meta` too: a database source's position names the key of the last row it pulled;
 /// `changes`: the feed names profiles by id.)
-const PERSONAL_TABLES: &str = "records, profiles, assignments, profile_identifiers, merge_edges, link_constraints, segment_members, segment_transitions, meta, changes";
+const PERSONAL_TABLES: &str = "records, profiles, assignments, profile_identifiers, merge_edges, link_constraints, segment_members, segment_transitions, meta, changes, flow_runs, tasks, deliveries";
 
 pub struct PostgresStore {
     /// Where to connect again when the connection is lost (a restart or failover).
@@ -1319,6 +1384,9 @@ impl GovernanceStore for PostgresStore {
             // Every table that holds a person's data is deleted here (see SQLite's erase).
             counts.segment_memberships = s.execute("DELETE FROM segment_members WHERE profile_id = ANY($1)", &[&profiles])?
                 + s.execute("DELETE FROM segment_transitions WHERE profile_id = ANY($1)", &[&profiles])?;
+            counts.flow_runs = s.execute("DELETE FROM flow_runs WHERE profile_id = ANY($1)", &[&profiles])?;
+            counts.tasks = s.execute("DELETE FROM tasks WHERE profile_id = ANY($1)", &[&profiles])?;
+            counts.deliveries = s.execute("DELETE FROM deliveries WHERE profile_id = ANY($1)", &[&profiles])?;
             // Earlier change-feed entries stop naming the profiles (an entry may name others
             // too, so it stays); the erasure's own entry names them for the other nodes, for
             // the feed's ten minutes.

@@ -1,5 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, and the audit log in a second one.
 
+mod act;
+
 use crate::{
     AccessStore, Attachment, AudienceStore, AuditFilter, AuditRow, CHANGE_RETENTION_MS, Change, ChangeFeed, ChangeKind, Database,
     DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus,
@@ -222,6 +224,69 @@ const MIGRATIONS: &[(i64, &str)] = &[
         detail TEXT NOT NULL
     );
     CREATE INDEX changes_by_time ON changes (at_ms);",
+    ),
+    (
+        // Flows (`ActStore`): versions, runs with their traces, tasks, and the deliveries
+        // outbox, written with the run that asked for them.
+        9,
+        "CREATE TABLE flows (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE flow_runs (
+        run_key TEXT PRIMARY KEY,
+        flow TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        profile_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        record_key TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        trace TEXT NOT NULL
+    );
+    CREATE INDEX flow_runs_by_flow ON flow_runs (flow, at);
+    CREATE INDEX flow_runs_by_profile ON flow_runs (profile_id);
+    CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY,
+        run_key TEXT NOT NULL UNIQUE,
+        flow TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        profile_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        record_key TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        context TEXT NOT NULL,
+        priority TEXT NOT NULL,
+        status TEXT NOT NULL,
+        team TEXT NOT NULL,
+        assignee TEXT,
+        skill TEXT,
+        due_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX tasks_by_team ON tasks (team, status);
+    CREATE INDEX tasks_by_profile ON tasks (profile_id);
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        webhook_id TEXT NOT NULL UNIQUE,
+        endpoint TEXT NOT NULL,
+        profile_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at INTEGER NOT NULL,
+        last_status INTEGER,
+        last_response TEXT,
+        created_at INTEGER NOT NULL,
+        done_at INTEGER
+    );
+    CREATE INDEX deliveries_due ON deliveries (endpoint, status, next_at);
+    CREATE INDEX deliveries_by_profile ON deliveries (endpoint, profile_id, id);",
     ),
 ];
 
@@ -1321,9 +1386,12 @@ fn delete_rows(tx: &Connection, profiles: &[String], records: &[RecordId]) -> Re
     counts.profiles = tx.execute("DELETE FROM profiles WHERE id IN (SELECT value FROM json_each(?1))", [&profile_list])? as u64;
     counts.records = tx.execute("DELETE FROM records WHERE id IN (SELECT value FROM json_each(?1))", [&record_list])? as u64;
     // Every table that holds a person's data is deleted here, so that erasure stays
-    // complete: segment memberships and the entries and exits on their timeline (tasks,
-    // when they come, belong here too).
+    // complete: segment memberships and the entries and exits on their timeline, flow runs
+    // (their traces hold gathered values), tasks and deliveries.
     counts.segment_memberships = by_profile("segment_members")? + by_profile("segment_transitions")?;
+    counts.flow_runs = by_profile("flow_runs")?;
+    counts.tasks = by_profile("tasks")?;
+    counts.deliveries = by_profile("deliveries")?;
     // Earlier change-feed entries stop naming the profiles (an entry may name others too, so
     // it stays); the erasure's own entry names them for the other processes, for the
     // feed's ten minutes.

@@ -1,0 +1,271 @@
+//! [`ActStore`] on PostgreSQL. Runs are unique by key, so two nodes that run the same
+//! trigger make one task: the second insert of a run does nothing, and its task and
+//! deliveries are not written.
+
+use super::PostgresStore;
+use crate::act::*;
+use crate::{ChangeKind, RecordId, Result};
+use postgres::Row;
+use serde_json::json;
+
+macro_rules! task_columns {
+    () => {
+        "id, run_key, flow, version, profile_id, source, record_key, title, body, context, priority, status, team, \
+         assignee, skill, due_at, created_at, updated_at"
+    };
+}
+
+macro_rules! delivery_columns {
+    () => {
+        "id, webhook_id, endpoint, profile_id, body, status, attempts, next_at, last_status, last_response, created_at, done_at"
+    };
+}
+
+fn task_row(r: &Row) -> TaskRow {
+    let context: String = r.get(9);
+    TaskRow {
+        id: r.get(0),
+        run_key: r.get(1),
+        flow: r.get(2),
+        version: r.get(3),
+        profile_id: r.get(4),
+        source: r.get(5),
+        record_key: r.get(6),
+        title: r.get(7),
+        body: r.get(8),
+        context: serde_json::from_str(&context).unwrap_or(serde_json::Value::Null),
+        priority: r.get(10),
+        status: r.get(11),
+        team: r.get(12),
+        assignee: r.get(13),
+        skill: r.get(14),
+        due_at: r.get(15),
+        created_at: r.get(16),
+        updated_at: r.get(17),
+    }
+}
+
+fn delivery_row(r: &Row) -> DeliveryRow {
+    DeliveryRow {
+        id: r.get(0),
+        webhook_id: r.get(1),
+        endpoint: r.get(2),
+        profile_id: r.get(3),
+        body: r.get(4),
+        status: r.get(5),
+        attempts: r.get(6),
+        next_at: r.get(7),
+        last_status: r.get(8),
+        last_response: r.get(9),
+        created_at: r.get(10),
+        done_at: r.get(11),
+    }
+}
+
+fn flow_row(r: &Row) -> FlowRow {
+    FlowRow { name: r.get(0), version: r.get(1), definition: r.get(2), created_at: r.get(3), created_by: r.get(4) }
+}
+
+impl ActStore for PostgresStore {
+    fn save_flow(&mut self, name: &str, definition: &str, by: &str, at: i64) -> Result<i64> {
+        self.atomic(|s| {
+            // Two nodes saving the same flow at once: the primary key refuses the second, which
+            // the caller sees as an error rather than a lost version.
+            let version: i64 = s.query("SELECT COALESCE(MAX(version), 0) + 1 FROM flows WHERE name = $1", &[&name])?[0].get(0);
+            s.changing(ChangeKind::Flows, &json!({ "name": name, "version": version }), |s| {
+                s.execute(
+                    "INSERT INTO flows (name, version, definition, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+                    &[&name, &version, &definition, &at, &by],
+                )?;
+                Ok(version)
+            })
+        })
+    }
+
+    fn flows(&self) -> Result<Vec<FlowRow>> {
+        let rows = self.query(
+            "SELECT DISTINCT ON (name) name, version, definition, created_at, created_by FROM flows ORDER BY name, version DESC",
+            &[],
+        )?;
+        Ok(rows.iter().map(flow_row).collect())
+    }
+
+    fn flow_versions(&self, name: &str) -> Result<Vec<FlowRow>> {
+        let rows =
+            self.query("SELECT name, version, definition, created_at, created_by FROM flows WHERE name = $1 ORDER BY version", &[&name])?;
+        Ok(rows.iter().map(flow_row).collect())
+    }
+
+    fn record_runs(&mut self, runs: &[NewRun], through: RecordId) -> Result<Vec<i64>> {
+        self.atomic(|s| {
+            let mut created = Vec::new();
+            for run in runs {
+                let inserted = s.execute(
+                    "INSERT INTO flow_runs (run_key, flow, version, profile_id, source, record_key, at, trace)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_key) DO NOTHING",
+                    &[&run.key, &run.flow, &run.version, &run.profile_id, &run.source, &run.record_key, &run.at, &run.trace],
+                )?;
+                if inserted == 0 {
+                    continue;
+                }
+                if let Some(t) = &run.task {
+                    let id: i64 = s.query(
+                        "INSERT INTO tasks (run_key, flow, version, profile_id, source, record_key, title, body, context, priority,
+                                            status, team, assignee, skill, due_at, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12, $13, $14, $15, $15) RETURNING id",
+                        &[
+                            &run.key,
+                            &run.flow,
+                            &run.version,
+                            &run.profile_id,
+                            &run.source,
+                            &run.record_key,
+                            &t.title,
+                            &t.body,
+                            &t.context,
+                            &t.priority,
+                            &t.team,
+                            &t.assignee,
+                            &t.skill,
+                            &t.due_at,
+                            &run.at,
+                        ],
+                    )?[0]
+                        .get(0);
+                    created.push(id);
+                }
+                for d in &run.deliveries {
+                    s.execute(
+                        "INSERT INTO deliveries (webhook_id, endpoint, profile_id, body, status, next_at, created_at)
+                         VALUES ($1, $2, $3, $4, 'pending', $5, $5) ON CONFLICT (webhook_id) DO NOTHING",
+                        &[&d.webhook_id, &d.endpoint, &d.profile_id, &d.body, &run.at],
+                    )?;
+                }
+            }
+            s.execute(
+                "INSERT INTO meta (key, value) VALUES ('flows.through', $1) ON CONFLICT (key)
+                 DO UPDATE SET value = GREATEST(meta.value::bigint, excluded.value::bigint)::text",
+                &[&through.to_string()],
+            )?;
+            Ok(created)
+        })
+    }
+
+    fn flow_runs(&self, flow: &str, limit: usize) -> Result<Vec<RunRow>> {
+        let rows = self.query(
+            "SELECT run_key, flow, version, profile_id, source, record_key, at, trace FROM flow_runs
+             WHERE flow = $1 ORDER BY at DESC, run_key LIMIT $2",
+            &[&flow, &(limit as i64)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let trace: String = r.get(7);
+                RunRow {
+                    key: r.get(0),
+                    flow: r.get(1),
+                    version: r.get(2),
+                    profile_id: r.get(3),
+                    source: r.get(4),
+                    record_key: r.get(5),
+                    at: r.get(6),
+                    trace: serde_json::from_str(&trace).unwrap_or(serde_json::Value::Null),
+                }
+            })
+            .collect())
+    }
+
+    fn tasks(&self, filter: &TaskFilter, limit: usize) -> Result<Vec<TaskRow>> {
+        let rows = self.query(
+            concat!(
+                "SELECT ",
+                task_columns!(),
+                " FROM tasks
+                 WHERE ($1::text IS NULL OR status = $1 OR ($1 = 'active' AND status IN ('open', 'in_progress', 'waiting')))
+                   AND ($2::text IS NULL OR team = $2) AND ($3::text IS NULL OR assignee = $3)
+                   AND ($4::text IS NULL OR profile_id = $4)
+                 ORDER BY id DESC LIMIT $5"
+            ),
+            &[&filter.status, &filter.team, &filter.assignee, &filter.profile, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(task_row).collect())
+    }
+
+    fn task(&self, id: i64) -> Result<Option<TaskRow>> {
+        Ok(self.query_opt(concat!("SELECT ", task_columns!(), " FROM tasks WHERE id = $1"), &[&id])?.as_ref().map(task_row))
+    }
+
+    fn update_task(&mut self, id: i64, status: &str, assignee: Option<&str>, at: i64) -> Result<bool> {
+        let changed = self.execute(
+            "UPDATE tasks SET status = $2, assignee = COALESCE($3, assignee), updated_at = $4 WHERE id = $1",
+            &[&id, &status, &assignee, &at],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn team_load(&self, team: &str) -> Result<(Vec<(String, u64)>, u64)> {
+        let rows = self.query(
+            "SELECT assignee, COUNT(*) FROM tasks WHERE team = $1 AND assignee IS NOT NULL
+               AND status IN ('open', 'in_progress', 'waiting') GROUP BY assignee",
+            &[&team],
+        )?;
+        let open = rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect();
+        let total: i64 = self.query("SELECT COUNT(*) FROM tasks WHERE team = $1", &[&team])?[0].get(0);
+        Ok((open, total as u64))
+    }
+
+    fn due_deliveries(&self, endpoint: &str, now: i64, limit: usize) -> Result<Vec<DeliveryRow>> {
+        let rows = self.query(
+            concat!(
+                "SELECT ",
+                delivery_columns!(),
+                " FROM deliveries d
+                 WHERE endpoint = $1 AND status = 'pending' AND next_at <= $2
+                   AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.endpoint = d.endpoint AND e.profile_id = d.profile_id
+                                   AND e.status = 'pending' AND e.id < d.id)
+                 ORDER BY id LIMIT $3"
+            ),
+            &[&endpoint, &now, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(delivery_row).collect())
+    }
+
+    fn finish_attempts(&mut self, attempts: &[DeliveryAttempt]) -> Result<()> {
+        self.atomic(|s| {
+            for a in attempts {
+                s.execute(
+                    "UPDATE deliveries SET status = $2, attempts = attempts + 1, next_at = $3, last_status = $4, last_response = $5,
+                            done_at = CASE WHEN $2 = 'pending' THEN NULL ELSE $6::bigint END
+                     WHERE id = $1",
+                    &[&a.id, &a.status, &a.next_at, &a.http_status, &a.response, &a.at],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn deliveries(&self, endpoint: Option<&str>, status: &str, since: i64, limit: usize) -> Result<Vec<DeliveryRow>> {
+        let rows = self.query(
+            concat!(
+                "SELECT ",
+                delivery_columns!(),
+                " FROM deliveries WHERE ($1::text IS NULL OR endpoint = $1) AND status = $2 AND created_at >= $3 ORDER BY id LIMIT $4"
+            ),
+            &[&endpoint, &status, &since, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(delivery_row).collect())
+    }
+
+    fn replay_deliveries(&mut self, endpoint: &str, since: i64, id: Option<i64>, now: i64) -> Result<u64> {
+        self.execute(
+            "UPDATE deliveries SET status = 'pending', next_at = $4, done_at = NULL
+             WHERE endpoint = $1 AND status = 'dead' AND created_at >= $2 AND ($3::bigint IS NULL OR id = $3)",
+            &[&endpoint, &since, &id, &now],
+        )
+    }
+
+    fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let rows = self.query("SELECT endpoint, status, COUNT(*) FROM deliveries GROUP BY endpoint, status ORDER BY 1, 2", &[])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64)).collect())
+    }
+}

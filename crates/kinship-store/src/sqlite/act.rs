@@ -1,0 +1,263 @@
+//! [`ActStore`] on SQLite.
+
+use super::{changing, SqliteStore};
+use crate::act::*;
+use crate::{ChangeKind, RecordId, Result};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::json;
+
+const TASK_COLUMNS: &str = "id, run_key, flow, version, profile_id, source, record_key, title, body, context, priority, status, team, \
+                            assignee, skill, due_at, created_at, updated_at";
+const DELIVERY_COLUMNS: &str =
+    "id, webhook_id, endpoint, profile_id, body, status, attempts, next_at, last_status, last_response, created_at, done_at";
+
+fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+    let context: String = r.get(9)?;
+    Ok(TaskRow {
+        id: r.get(0)?,
+        run_key: r.get(1)?,
+        flow: r.get(2)?,
+        version: r.get(3)?,
+        profile_id: r.get(4)?,
+        source: r.get(5)?,
+        record_key: r.get(6)?,
+        title: r.get(7)?,
+        body: r.get(8)?,
+        context: serde_json::from_str(&context).unwrap_or(serde_json::Value::Null),
+        priority: r.get(10)?,
+        status: r.get(11)?,
+        team: r.get(12)?,
+        assignee: r.get(13)?,
+        skill: r.get(14)?,
+        due_at: r.get(15)?,
+        created_at: r.get(16)?,
+        updated_at: r.get(17)?,
+    })
+}
+
+fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: r.get(0)?,
+        webhook_id: r.get(1)?,
+        endpoint: r.get(2)?,
+        profile_id: r.get(3)?,
+        body: r.get(4)?,
+        status: r.get(5)?,
+        attempts: r.get(6)?,
+        next_at: r.get(7)?,
+        last_status: r.get(8)?,
+        last_response: r.get(9)?,
+        created_at: r.get(10)?,
+        done_at: r.get(11)?,
+    })
+}
+
+fn flow_row(r: &Row<'_>) -> rusqlite::Result<FlowRow> {
+    Ok(FlowRow { name: r.get(0)?, version: r.get(1)?, definition: r.get(2)?, created_at: r.get(3)?, created_by: r.get(4)? })
+}
+
+/// Runs `work` in a savepoint: atomic alone, and part of the caller's transaction if any.
+fn atomic<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT act")?;
+    match work(conn) {
+        Ok(value) => {
+            conn.execute_batch("RELEASE act")?;
+            Ok(value)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO act; RELEASE act")?;
+            Err(e)
+        }
+    }
+}
+
+impl ActStore for SqliteStore {
+    fn save_flow(&mut self, name: &str, definition: &str, by: &str, at: i64) -> Result<i64> {
+        let version: i64 =
+            self.conn.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM flows WHERE name = ?1", [name], |r| r.get(0))?;
+        changing(&self.conn, &self.origin, ChangeKind::Flows, &json!({ "name": name, "version": version }), |conn| {
+            conn.execute(
+                "INSERT INTO flows (name, version, definition, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, version, definition, at, by],
+            )?;
+            Ok(version)
+        })
+    }
+
+    fn flows(&self) -> Result<Vec<FlowRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, version, definition, created_at, created_by FROM flows f
+             WHERE version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name) ORDER BY name",
+        )?;
+        Ok(stmt.query_map([], flow_row)?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn flow_versions(&self, name: &str) -> Result<Vec<FlowRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, version, definition, created_at, created_by FROM flows WHERE name = ?1 ORDER BY version")?;
+        Ok(stmt.query_map([name], flow_row)?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn record_runs(&mut self, runs: &[NewRun], through: RecordId) -> Result<Vec<i64>> {
+        atomic(&self.conn, |conn| {
+            let mut created = Vec::new();
+            let mut run_stmt = conn.prepare_cached(
+                "INSERT INTO flow_runs (run_key, flow, version, profile_id, source, record_key, at, trace)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (run_key) DO NOTHING",
+            )?;
+            let mut task_stmt = conn.prepare_cached(
+                "INSERT INTO tasks (run_key, flow, version, profile_id, source, record_key, title, body, context, priority, status,
+                                    team, assignee, skill, due_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'open', ?11, ?12, ?13, ?14, ?15, ?15)",
+            )?;
+            let mut delivery_stmt = conn.prepare_cached(
+                "INSERT INTO deliveries (webhook_id, endpoint, profile_id, body, status, next_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5) ON CONFLICT (webhook_id) DO NOTHING",
+            )?;
+            for run in runs {
+                let inserted =
+                    run_stmt.execute(params![run.key, run.flow, run.version, run.profile_id, run.source, run.record_key, run.at, run.trace])?;
+                if inserted == 0 {
+                    continue;
+                }
+                if let Some(t) = &run.task {
+                    task_stmt.execute(params![
+                        run.key,
+                        run.flow,
+                        run.version,
+                        run.profile_id,
+                        run.source,
+                        run.record_key,
+                        t.title,
+                        t.body,
+                        t.context,
+                        t.priority,
+                        t.team,
+                        t.assignee,
+                        t.skill,
+                        t.due_at,
+                        run.at
+                    ])?;
+                    created.push(conn.last_insert_rowid());
+                }
+                for d in &run.deliveries {
+                    delivery_stmt.execute(params![d.webhook_id, d.endpoint, d.profile_id, d.body, run.at])?;
+                }
+            }
+            conn.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES ('flows.through', ?1) ON CONFLICT (key)
+                 DO UPDATE SET value = CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+            )?
+            .execute([through.to_string()])?;
+            Ok(created)
+        })
+    }
+
+    fn flow_runs(&self, flow: &str, limit: usize) -> Result<Vec<RunRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT run_key, flow, version, profile_id, source, record_key, at, trace FROM flow_runs
+             WHERE flow = ?1 ORDER BY at DESC, run_key LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![flow, limit as i64], |r| {
+            let trace: String = r.get(7)?;
+            Ok(RunRow {
+                key: r.get(0)?,
+                flow: r.get(1)?,
+                version: r.get(2)?,
+                profile_id: r.get(3)?,
+                source: r.get(4)?,
+                record_key: r.get(5)?,
+                at: r.get(6)?,
+                trace: serde_json::from_str(&trace).unwrap_or(serde_json::Value::Null),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn tasks(&self, filter: &TaskFilter, limit: usize) -> Result<Vec<TaskRow>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks
+             WHERE (?1 IS NULL OR status = ?1 OR (?1 = 'active' AND status IN ('open', 'in_progress', 'waiting')))
+               AND (?2 IS NULL OR team = ?2) AND (?3 IS NULL OR assignee = ?3) AND (?4 IS NULL OR profile_id = ?4)
+             ORDER BY id DESC LIMIT ?5"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows =
+            stmt.query_map(params![filter.status, filter.team, filter.assignee, filter.profile, limit as i64], task_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn task(&self, id: i64) -> Result<Option<TaskRow>> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1");
+        Ok(self.conn.prepare_cached(&sql)?.query_row([id], task_row).optional()?)
+    }
+
+    fn update_task(&mut self, id: i64, status: &str, assignee: Option<&str>, at: i64) -> Result<bool> {
+        let changed = self.conn.prepare_cached(
+            "UPDATE tasks SET status = ?2, assignee = COALESCE(?3, assignee), updated_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, status, assignee, at])?;
+        Ok(changed == 1)
+    }
+
+    fn team_load(&self, team: &str) -> Result<(Vec<(String, u64)>, u64)> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT assignee, COUNT(*) FROM tasks WHERE team = ?1 AND assignee IS NOT NULL
+               AND status IN ('open', 'in_progress', 'waiting') GROUP BY assignee",
+        )?;
+        let open = stmt.query_map([team], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?.collect::<rusqlite::Result<_>>()?;
+        let total: i64 = self.conn.prepare_cached("SELECT COUNT(*) FROM tasks WHERE team = ?1")?.query_row([team], |r| r.get(0))?;
+        Ok((open, total as u64))
+    }
+
+    fn due_deliveries(&self, endpoint: &str, now: i64, limit: usize) -> Result<Vec<DeliveryRow>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d
+             WHERE endpoint = ?1 AND status = 'pending' AND next_at <= ?2
+               AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.endpoint = d.endpoint AND e.profile_id = d.profile_id
+                               AND e.status = 'pending' AND e.id < d.id)
+             ORDER BY id LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(stmt.query_map(params![endpoint, now, limit as i64], delivery_row)?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn finish_attempts(&mut self, attempts: &[DeliveryAttempt]) -> Result<()> {
+        atomic(&self.conn, |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE deliveries SET status = ?2, attempts = attempts + 1, next_at = ?3, last_status = ?4, last_response = ?5,
+                        done_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?6 END
+                 WHERE id = ?1",
+            )?;
+            for a in attempts {
+                stmt.execute(params![a.id, a.status, a.next_at, a.http_status, a.response, a.at])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn deliveries(&self, endpoint: Option<&str>, status: &str, since: i64, limit: usize) -> Result<Vec<DeliveryRow>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE (?1 IS NULL OR endpoint = ?1) AND status = ?2 AND created_at >= ?3
+             ORDER BY id LIMIT ?4"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(stmt.query_map(params![endpoint, status, since, limit as i64], delivery_row)?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn replay_deliveries(&mut self, endpoint: &str, since: i64, id: Option<i64>, now: i64) -> Result<u64> {
+        let changed = self.conn.prepare_cached(
+            "UPDATE deliveries SET status = 'pending', next_at = ?4, done_at = NULL
+             WHERE endpoint = ?1 AND status = 'dead' AND created_at >= ?2 AND (?3 IS NULL OR id = ?3)",
+        )?
+        .execute(params![endpoint, since, id, now])?;
+        Ok(changed as u64)
+    }
+
+    fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let mut stmt = self.conn.prepare_cached("SELECT endpoint, status, COUNT(*) FROM deliveries GROUP BY endpoint, status ORDER BY 1, 2")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
