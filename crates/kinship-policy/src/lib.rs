@@ -49,6 +49,10 @@
 //! | `manage_tokens`    |   ✓   |         |       |          |         |        |
 //! | `erasure`          |   ✓   |         |       |          |         |        |
 //! | `privacy_export`   |   ✓   |         |       |          |         |        |
+//! | `read_tasks`       |   ✓   |    ✓    |   ✓   |          |         |   ✓    |
+//! | `work_tasks`       |   ✓   |    ✓    |       |          |         |        |
+//! | `read_flows`       |   ✓   |    ✓    |       |          |         |   ✓    |
+//! | `manage_flows`     |   ✓   |         |       |          |         |        |
 //!
 //! Analysts cannot search: looking a person up by email is identifying them.
 //!
@@ -108,4 +112,4 @@ pub use contact::{emails_in, percent_decoded, phones_in};
 pub use keys::{pseudonym, suppression_hash, PseudonymKey, SuppressionKey};
 pub use mask::{mask_email, mask_generic, mask_phone, mask_value, MaskStyle, MASK};
 pub use policy::{Access, Capability, Policy, RecordAccess, BUILTIN_ROLES};
-pub use project::{project, scrub, FieldsSeen, Projected};
+pub use project::{project, project_fields, scrub, FieldsSeen, Projected};

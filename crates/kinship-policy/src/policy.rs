@@ -64,10 +64,18 @@ pub enum Capability {
     Erasure,
     /// Export everything held about a person (a data subject access request).
     PrivacyExport,
+    /// See tasks and their context (projected through the role like a profile).
+    ReadTasks,
+    /// Claim, update and close tasks.
+    WorkTasks,
+    /// List flows and read their runs' traces.
+    ReadFlows,
+    /// Create flows, dry-run them, and replay dead deliveries.
+    ManageFlows,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 13] = [
+    pub const ALL: [Capability; 17] = [
         Capability::ReadProfiles,
         Capability::SearchProfiles,
         Capability::ExplainProfiles,
@@ -81,6 +89,10 @@ impl Capability {
         Capability::ManageTokens,
         Capability::Erasure,
         Capability::PrivacyExport,
+        Capability::ReadTasks,
+        Capability::WorkTasks,
+        Capability::ReadFlows,
+        Capability::ManageFlows,
     ];
 }
 
@@ -275,19 +287,23 @@ impl Policy {
             event_properties: FieldRules::new(Allow).layered(rules(Hide, &[MARKETING_SCORES])),
             records: RecordAccess::Projected,
             segments: false,
-            ..Policy::open(name, &[ReadProfiles, SearchProfiles, ExplainProfiles, ReadSources])
+            ..Policy::open(name, &[ReadProfiles, SearchProfiles, ExplainProfiles, ReadSources, ReadTasks, WorkTasks, ReadFlows])
         };
         let policy = match name {
             "admin" => Policy { records: RecordAccess::Raw, ..Policy::open(name, &Capability::ALL) },
             "support" => support(),
             // The legacy reader role: support's view without raw records.
-            "viewer" => Policy { records: RecordAccess::Hidden, ..support() },
+            "viewer" => {
+                let mut viewer = Policy { records: RecordAccess::Hidden, ..support() };
+                viewer.capabilities.remove(&WorkTasks);
+                viewer
+            }
             "sales" => Policy {
                 traits: FieldRules::new(Allow).layered(rules(Hide, &[MARKETING_SCORES, INTERNAL_NOTES])),
                 events: globs(&[ORDER_EVENTS, TICKET_EVENTS]),
                 event_properties: FieldRules::new(Allow).layered(rules(Hide, &[MARKETING_SCORES, INTERNAL_NOTES])),
                 records: RecordAccess::Projected,
-                ..Policy::open(name, &[ReadProfiles, SearchProfiles, ReadSources, ReadSegments])
+                ..Policy::open(name, &[ReadProfiles, SearchProfiles, ReadSources, ReadSegments, ReadTasks])
             },
             "marketer" => Policy {
                 traits: FieldRules::new(Allow).layered(rules(Mask, &[CONTACT_FIELDS])),

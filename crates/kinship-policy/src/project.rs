@@ -252,6 +252,18 @@ fn event_name(event: &Value) -> &str {
     text("event").or_else(|| text("type")).unwrap_or_default()
 }
 
+/// Fields that are not a profile document (a task's gathered facts) as the role sees event
+/// properties: hidden ones dropped, masked ones masked, then scrubbed like any response.
+pub fn project_fields(fields: &Map<String, Value>, identifiers: &[Value], policy: &Policy, key: &PseudonymKey) -> Map<String, Value> {
+    let projector = Projector { policy, key };
+    let mut value = Value::Object(projector.object(fields, &policy.event_properties, "", None, None));
+    scrub(&mut value, identifiers, policy, key);
+    match value {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
+    }
+}
+
 /// The last pass of [`project`], for responses that are not profile documents (match
 /// evidence, source status, exports): every email address, when the role may not read
 /// emails, and every value of `identifiers` (`[{kind, value}]`) the role may not read is

@@ -221,7 +221,7 @@ fn fields_seen_name_what_was_returned() {
 #[test]
 fn capability_matrix() {
     use Capability::*;
-    let grants: [(Capability, [bool; 6]); 13] = [
+    let grants: [(Capability, [bool; 6]); 17] = [
         //                 admin  support sales  marketer analyst viewer
         (ReadProfiles, [true, true, true, true, true, true]),
         (SearchProfiles, [true, true, true, true, false, true]),
@@ -236,6 +236,10 @@ fn capability_matrix() {
         (ManageTokens, [true, false, false, false, false, false]),
         (Erasure, [true, false, false, false, false, false]),
         (PrivacyExport, [true, false, false, false, false, false]),
+        (ReadTasks, [true, true, true, false, false, true]),
+        (WorkTasks, [true, true, false, false, false, false]),
+        (ReadFlows, [true, true, false, false, false, true]),
+        (ManageFlows, [true, false, false, false, false, false]),
     ];
     assert_eq!(grants.len(), Capability::ALL.len());
     for (capability, by_role) in grants {
