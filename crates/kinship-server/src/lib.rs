@@ -14,6 +14,8 @@ mod api;
 mod audit;
 pub mod auth;
 mod collect;
+mod deliveries;
+mod flows_api;
 mod governance_api;
 mod http;
 mod limits;
@@ -79,12 +81,15 @@ pub async fn serve(
         .map(|link| nats::consume::Consumer::start(link, state.writer.clone(), state.suppression.clone(), state.metrics.clone()));
     let app = router(state.clone());
     let mut schedules = schedule::start(&state);
+    let mut deliveries = deliveries::start(&state);
     on_listen(addr);
     listen::serve(listener, app, listen::Bounds::from_config(&state.config().server), shutdown).await;
     // In-flight requests are done, scheduled pulls stop (one under way finishes first), and
     // the stream consumer commits and acknowledges what it pulled. Closing the writer's and
     // the audit queue then lets them commit what they hold and stop.
     schedules.shutdown().await;
+    // A delivery cut off mid-attempt is still pending in the outbox and is sent again.
+    deliveries.shutdown().await;
     if let Some(consumer) = consumer {
         consumer.finish().await;
     }

@@ -48,6 +48,15 @@ struct Inner {
     resolution_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     changes_applied: Counter,
     change_version: Gauge,
+    flow_runs: Counter,
+    tasks_created: Counter,
+    deliveries: Family<DeliveryLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct DeliveryLabels {
+    endpoint: String,
+    outcome: &'static str,
 }
 
 impl Default for Inner {
@@ -95,6 +104,11 @@ impl Default for Inner {
         let (changes_applied, change_version) = (Counter::default(), Gauge::default());
         registry.register("changes_applied", "Entries of the change feed this node applied", changes_applied.clone());
         registry.register("change_version", "The newest change-feed version this node has applied", change_version.clone());
+        let (flow_runs, tasks_created) = (Counter::default(), Counter::default());
+        registry.register("flow_runs", "Flow runs recorded by this node (a trigger whose condition held)", flow_runs.clone());
+        registry.register("tasks_created", "Tasks this node's flow runs created", tasks_created.clone());
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register("delivery_attempts", "Delivery attempts by endpoint and outcome", deliveries.clone());
         Self {
             registry,
             requests,
@@ -114,6 +128,9 @@ impl Default for Inner {
             resolution_lag_seconds,
             changes_applied,
             change_version,
+            flow_runs,
+            tasks_created,
+            deliveries,
         }
     }
 }
@@ -159,6 +176,15 @@ impl Metrics {
     /// (records, seconds) as last measured, for the dashboard.
     pub fn lag(&self) -> (i64, f64) {
         (self.inner.resolution_lag_records.get(), self.inner.resolution_lag_seconds.get())
+    }
+
+    pub fn flows_ran(&self, runs: usize, tasks: usize) {
+        self.inner.flow_runs.inc_by(runs as u64);
+        self.inner.tasks_created.inc_by(tasks as u64);
+    }
+
+    pub fn delivery_attempt(&self, endpoint: &str, outcome: &'static str) {
+        self.inner.deliveries.get_or_create(&DeliveryLabels { endpoint: endpoint.to_string(), outcome }).inc();
     }
 
     pub fn changes_followed(&self, applied: usize, version: u64) {

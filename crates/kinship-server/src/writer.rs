@@ -172,7 +172,11 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
             sessions,
             data_dir,
             follower,
+            flows: Vec::new(),
+            references: Default::default(),
+            flows_through: None,
         };
+        resolver.load_flows();
         let mut refreshed = std::time::Instant::now();
         // Catch up with anything logged before a restart, then follow the writer and the
         // change feed.
@@ -302,6 +306,12 @@ struct Resolver {
     /// Where kinship.toml is read again when another process changed its sources.
     data_dir: std::path::PathBuf,
     follower: Follower,
+    /// The newest version of every flow, loaded again when the change feed says one was saved.
+    flows: Vec<(kinship_flows::Flow, i64)>,
+    references: kinship_pipeline::flows::References,
+    /// The record flows have run through; `None` until flows exist (they act on what comes
+    /// after they are saved; a dry run shows what they would have done before).
+    flows_through: Option<kinship_core::RecordId>,
 }
 
 impl Resolver {
@@ -312,7 +322,8 @@ impl Resolver {
         let started = std::time::Instant::now();
         let (mut more, mut through) = (true, 0);
         while more && started.elapsed() < budget {
-            let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
+            let turn = self.turn.clone();
+            let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
             let config = self.config.current();
             let r =
                 kinship_pipeline::resolve_new_records(&mut *self.store, &config, RESOLVE_BATCH, index.as_mut(), Some(&self.suppression))?;
@@ -320,6 +331,7 @@ impl Resolver {
             more = n + r.erased >= RESOLVE_BATCH as u64;
             through = r.through;
             if n == 0 {
+                self.act(&config, r.through)?;
                 break;
             }
             // Only the profiles this batch changed are re-evaluated, and for each only the
@@ -337,11 +349,50 @@ impl Resolver {
             self.metrics.resolved(&r);
             let moved = applied.inspect_err(|_| self.follower.reload_next())?;
             self.metrics.segment_transitions(moved.len() as u64);
+            self.act(&config, r.through)?;
         }
         // The last pass says how far the log is resolved, idle or not.
         let (waiting, oldest) = self.store.resolution_backlog(through)?;
         self.metrics.resolution_lag(waiting, oldest);
         Ok(more)
+    }
+
+    /// Loads the flows; the first time there are some, they start from what is resolved now.
+    fn load_flows(&mut self) {
+        let config = self.config.current();
+        match kinship_pipeline::flows::load_flows(&*self.store, &config) {
+            Ok((flows, warnings)) => {
+                for warning in warnings {
+                    eprintln!("warning: {warning}");
+                }
+                self.flows = flows;
+            }
+            Err(e) => eprintln!("warning: loading flows failed, retrying at the next change: {e}"),
+        }
+        if self.flows.is_empty() || self.flows_through.is_some() {
+            return;
+        }
+        let position = || -> Result<kinship_core::RecordId, kinship_pipeline::PipelineError> {
+            match kinship_pipeline::flows::flows_through(&*self.store)? {
+                0 => Ok(self.store.meta(kinship_pipeline::RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0)),
+                stored => Ok(stored),
+            }
+        };
+        match position() {
+            Ok(through) => self.flows_through = Some(through),
+            Err(e) => eprintln!("warning: reading where flows stand failed, retrying at the next change: {e}"),
+        }
+    }
+
+    /// Runs the flows on the events resolved since the last pass, and records the runs, their
+    /// tasks and deliveries, and the new position in one transaction.
+    fn act(&mut self, config: &kinship_core::Config, through: kinship_core::RecordId) -> Result<(), kinship_pipeline::PipelineError> {
+        let Some(after) = self.flows_through.filter(|after| *after < through) else { return Ok(()) };
+        let references = self.references.current(config, &self.data_dir)?;
+        let pass = kinship_pipeline::flows::run_new_records(&mut *self.store, config, &self.flows, references, after, through)?;
+        self.flows_through = Some(through);
+        self.metrics.flows_ran(pass.runs, pass.tasks.len());
+        Ok(())
     }
 
     /// Applies what other processes changed (the change feed); a failure is reported and
@@ -361,6 +412,9 @@ impl Resolver {
                     if let Err(e) = self.config.take_sources(&self.data_dir) {
                         eprintln!("warning: another process changed the sources, but kinship.toml does not load: {e}");
                     }
+                }
+                if followed.flows {
+                    self.load_flows();
                 }
                 for warning in &followed.warnings {
                     eprintln!("warning: {warning}");

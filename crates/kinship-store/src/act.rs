@@ -133,6 +133,12 @@ pub struct DeliveryAttempt {
     pub at: i64,
 }
 
+/// The `meta` key marking an endpoint that answered 410 Gone: nothing is sent to it until
+/// [`ActStore::replay_deliveries`] removes the mark.
+pub fn endpoint_gone_key(endpoint: &str) -> String {
+    format!("endpoint.{endpoint}.gone")
+}
+
 pub trait ActStore {
     /// Stores a new version of the flow `name` and returns its number (1 for a new flow).
     fn save_flow(&mut self, name: &str, definition: &str, by: &str, at: i64) -> Result<i64>;
@@ -160,7 +166,7 @@ pub trait ActStore {
     /// or after `since`, oldest first.
     fn deliveries(&self, endpoint: Option<&str>, status: &str, since: i64, limit: usize) -> Result<Vec<DeliveryRow>>;
     /// Puts dead deliveries of `endpoint` since `since` (or the one with `id`) back in the
-    /// queue, due now. Returns how many.
+    /// queue, due now, and lifts a 410's stop ([`endpoint_gone_key`]). Returns how many.
     fn replay_deliveries(&mut self, endpoint: &str, since: i64, id: Option<i64>, now: i64) -> Result<u64>;
     /// (endpoint, status, count) for every pair that has deliveries.
     fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>>;

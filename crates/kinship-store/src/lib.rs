@@ -8,7 +8,7 @@ mod act;
 mod postgres;
 mod sqlite;
 
-pub use act::{ActStore, DeliveryAttempt, DeliveryRow, FlowRow, NewDelivery, NewRun, NewTask, RunRow, TaskFilter, TaskRow, TASK_STATUSES};
+pub use act::{endpoint_gone_key, ActStore, DeliveryAttempt, DeliveryRow, FlowRow, NewDelivery, NewRun, NewTask, RunRow, TaskFilter, TaskRow, TASK_STATUSES};
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, audit_path};
 

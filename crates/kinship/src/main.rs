@@ -4,6 +4,7 @@ mod bench;
 mod bench_segments;
 mod commands;
 mod dedupe;
+mod flow_commands;
 mod governance_commands;
 mod progress;
 mod segment_commands;
@@ -62,6 +63,15 @@ enum Command {
     /// Computed traits: define, list, delete.
     #[command(subcommand)]
     Computed(segment_commands::ComputedCommand),
+    /// Flows: save, list, dry-run, trace.
+    #[command(subcommand)]
+    Flow(flow_commands::FlowCommand),
+    /// Tasks flows made: list, show, claim, done.
+    #[command(subcommand)]
+    Task(flow_commands::TaskCommand),
+    /// Deliveries flows sent: list (dead by default), replay.
+    #[command(subcommand)]
+    Delivery(flow_commands::DeliveryCommand),
     /// Print the audit log (filtered), or `audit verify` its integrity.
     Audit(governance_commands::AuditArgs),
     /// Erase a person (GDPR art. 17): delete everything held, rewrite storage, suppress their identifiers.
@@ -99,6 +109,9 @@ fn main() -> ExitCode {
         Command::Source(cmd) => source_commands::source(data, &cmd),
         Command::Segment(cmd) => segment_commands::segment(data, &cmd),
         Command::Computed(cmd) => segment_commands::computed(data, &cmd),
+        Command::Flow(cmd) => flow_commands::flow(data, &cmd),
+        Command::Task(cmd) => flow_commands::task(data, &cmd),
+        Command::Delivery(cmd) => flow_commands::delivery(data, &cmd),
         Command::Audit(args) => governance_commands::audit(data, &args),
         Command::Erase(args) => governance_commands::erase(data, &args),
         Command::Export(args) => governance_commands::export(data, &args),

@@ -29,6 +29,16 @@ impl Caller {
         Caller { actor, role, state }
     }
 
+    /// `token:NAME` or `user:NAME`, as the audit log names the caller.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// The caller's name without its kind: who a task is assigned to.
+    pub fn name(&self) -> &str {
+        self.actor.split_once(':').map_or(&self.actor, |(_, name)| name)
+    }
+
     pub fn policy(&self) -> &Policy {
         self.state.roles.get(&self.role).expect("checked when the caller was authenticated")
     }
@@ -64,6 +74,11 @@ impl Caller {
     /// `doc` (a profile document) as this caller may see it, and what of it they saw.
     pub fn project(&self, doc: &Value) -> kinship_policy::Projected {
         kinship_policy::project(doc, self.policy(), &self.state.keys.pseudonym)
+    }
+
+    /// Fields that are not a profile document (a task's facts) as this caller may see them.
+    pub fn project_fields(&self, fields: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+        kinship_policy::project_fields(fields, &[], self.policy(), &self.state.keys.pseudonym)
     }
 
     /// Masks, in any other response, emails and the given identifier values the role may not read.

@@ -257,11 +257,15 @@ impl ActStore for PostgresStore {
     }
 
     fn replay_deliveries(&mut self, endpoint: &str, since: i64, id: Option<i64>, now: i64) -> Result<u64> {
-        self.execute(
-            "UPDATE deliveries SET status = 'pending', next_at = $4, done_at = NULL
-             WHERE endpoint = $1 AND status = 'dead' AND created_at >= $2 AND ($3::bigint IS NULL OR id = $3)",
-            &[&endpoint, &since, &id, &now],
-        )
+        self.atomic(|s| {
+            let changed = s.execute(
+                "UPDATE deliveries SET status = 'pending', next_at = $4, done_at = NULL
+                 WHERE endpoint = $1 AND status = 'dead' AND created_at >= $2 AND ($3::bigint IS NULL OR id = $3)",
+                &[&endpoint, &since, &id, &now],
+            )?;
+            s.execute("DELETE FROM meta WHERE key = $1", &[&endpoint_gone_key(endpoint)])?;
+            Ok(changed)
+        })
     }
 
     fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>> {

@@ -247,12 +247,16 @@ impl ActStore for SqliteStore {
     }
 
     fn replay_deliveries(&mut self, endpoint: &str, since: i64, id: Option<i64>, now: i64) -> Result<u64> {
-        let changed = self.conn.prepare_cached(
-            "UPDATE deliveries SET status = 'pending', next_at = ?4, done_at = NULL
-             WHERE endpoint = ?1 AND status = 'dead' AND created_at >= ?2 AND (?3 IS NULL OR id = ?3)",
-        )?
-        .execute(params![endpoint, since, id, now])?;
-        Ok(changed as u64)
+        atomic(&self.conn, |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE deliveries SET status = 'pending', next_at = ?4, done_at = NULL
+                     WHERE endpoint = ?1 AND status = 'dead' AND created_at >= ?2 AND (?3 IS NULL OR id = ?3)",
+                )?
+                .execute(params![endpoint, since, id, now])?;
+            conn.execute("DELETE FROM meta WHERE key = ?1", [endpoint_gone_key(endpoint)])?;
+            Ok(changed as u64)
+        })
     }
 
     fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>> {
