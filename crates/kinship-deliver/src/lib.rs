@@ -47,8 +47,6 @@ pub trait Sink: Send + Sync {
 /// Opens the sink `[endpoints.NAME]` describes. `env` reads secrets named in the settings.
 pub fn open(name: &str, config: &EndpointConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Box<dyn Sink>, String> {
     match config {
-        EndpointConfig::Webhook(settings) => {
-            Ok(Box::new(WebhookSink::new(settings, env).map_err(|e| format!("endpoints.{name}: {e}"))?))
-        }
+        EndpointConfig::Webhook(settings) => Ok(Box::new(WebhookSink::new(settings, env).map_err(|e| format!("endpoints.{name}: {e}"))?)),
     }
 }

@@ -101,3 +101,47 @@ pub const CAMPAIGN_THEMES: &[&str] = &[
 ];
 
 pub const TEST_NAMES: &[(&str, &str)] = &[("Test", "User"), ("Test", "Test"), ("QA", "Tester"), ("Do Not", "Use"), ("Demo", "Account")];
+
+/// A product's category, from its SKU's prefix, with the category's warranty in months.
+fn category(sku: &str) -> (&'static str, u32) {
+    match &sku[..3] {
+        "SOC" => ("socks", 6),
+        "SHO" => ("footwear", 12),
+        "JKT" => ("jackets", 24),
+        "TOP" => ("tops", 12),
+        "BAG" => ("bags", 24),
+        "BTL" | "CUP" => ("drinkware", 12),
+        "TNT" => ("tents", 24),
+        "SLP" => ("sleeping", 24),
+        "STV" => ("cooking", 24),
+        "LMP" => ("lighting", 12),
+        "HAT" | "GLV" => ("accessories", 6),
+        "SUN" | "FST" => ("care", 0),
+        "HME" => ("home", 12),
+        _ => ("gift cards", 0),
+    }
+}
+
+/// The product catalogue as the shop would export it: `sku,name,category,attributes,price,warranty_months`.
+/// Attributes are the name's words, so like items share some.
+pub fn products_csv() -> String {
+    let mut out = String::from("sku,name,category,attributes,price,warranty_months\n");
+    for (sku, name, cents) in PRODUCTS {
+        let (category, warranty) = category(sku);
+        let attributes: Vec<String> =
+            name.split(|c: char| !c.is_alphanumeric() && c != '-').filter(|w| w.len() > 1).map(str::to_lowercase).collect();
+        out.push_str(&format!("{sku},{name},{category},{},{}.{:02},{warranty}\n", attributes.join(";"), cents / 100, cents % 100));
+    }
+    out
+}
+
+/// Stock per SKU: about one product in four is sold out, the same ones for every seed, so a
+/// complaint about one of them gets a replacement suggested.
+pub fn inventory_csv() -> String {
+    let mut out = String::from("sku,on_hand\n");
+    for (i, (sku, _, _)) in PRODUCTS.iter().enumerate() {
+        let on_hand = if i % 4 == 1 { 0 } else { 3 + (i * 37) % 60 };
+        out.push_str(&format!("{sku},{on_hand}\n"));
+    }
+    out
+}

@@ -51,6 +51,10 @@ pub struct DemoSummary {
 /// The configuration that connects the generated files.
 pub const KINSHIP_TOML: &str = include_str!("kinship.toml");
 
+/// A ready flow, written as `flows/complaint_to_task.toml`: a complaint becomes a support task
+/// with its context gathered.
+pub const COMPLAINT_FLOW: &str = include_str!("complaint_to_task.toml");
+
 /// People per written block: large enough to interleave records, small enough for memory.
 const BLOCK: usize = 2048;
 
@@ -65,6 +69,10 @@ pub fn generate(dir: &Path, opts: &DemoOptions, progress: &mut dyn FnMut(&str, u
     }
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("kinship.toml"), KINSHIP_TOML)?;
+    std::fs::write(dir.join("products.csv"), catalog::products_csv())?;
+    std::fs::write(dir.join("inventory.csv"), catalog::inventory_csv())?;
+    std::fs::create_dir_all(dir.join("flows"))?;
+    std::fs::write(dir.join("flows").join("complaint_to_task.toml"), COMPLAINT_FLOW)?;
 
     let mut rng = util::Rng::seed_from_u64(opts.seed);
     let n = opts.customers;

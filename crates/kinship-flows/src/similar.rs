@@ -39,7 +39,7 @@ pub fn suggest_replacement(
         {
             continue;
         }
-        let (similarity, shared) = compare(wanted, row, same);
+        let (similarity, shared) = compare(wanted, row, same, original);
         if best.as_ref().is_none_or(|(s, _, _)| similarity > *s) {
             best = Some((similarity, key, shared));
         }
@@ -58,12 +58,13 @@ pub fn suggest_replacement(
 
 /// Mean agreement over the fields the original has (besides `same` and the key), and the
 /// words or values the two share.
-fn compare(a: &Map<String, Value>, b: &Map<String, Value>, same: &[String]) -> (f64, Vec<String>) {
+fn compare(a: &Map<String, Value>, b: &Map<String, Value>, same: &[String], key: &str) -> (f64, Vec<String>) {
     let mut total = 0.0;
     let mut count = 0usize;
     let mut shared = Vec::new();
     for (field, left) in a {
-        if same.contains(field) || field == "key" || left.is_null() {
+        // The key column (`sku`) names the row; it says nothing about likeness.
+        if same.contains(field) || field == "key" || left.is_null() || text(left) == key.trim().to_lowercase() {
             continue;
         }
         count += 1;

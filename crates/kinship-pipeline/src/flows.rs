@@ -97,8 +97,9 @@ fn read_reference(path: &Path, key: &str) -> Result<Vec<(String, Map<String, Val
             .iter()
             .zip(record.iter())
             .map(|(h, v)| {
-                let value = match v.parse::<f64>() {
-                    Ok(n) if n.is_finite() && !v.trim().is_empty() => json!(n),
+                let value = match (v.parse::<i64>(), v.parse::<f64>()) {
+                    (Ok(n), _) => json!(n),
+                    (_, Ok(n)) if n.is_finite() && !v.trim().is_empty() => json!(n),
                     _ => json!(v),
                 };
                 (h.to_string(), value)
@@ -186,7 +187,6 @@ pub fn run_new_records(
     let mut subjects: HashMap<String, Subject> = HashMap::new();
     let mut load = TeamLoad::default();
     let mut runs = Vec::new();
-    let now = crate::now_ms();
     for trigger in &triggers {
         // A record erased or not placed since has no profile: nothing to act on.
         let Some((_, profile)) = store.record_profile(&trigger.source, &trigger.key)? else { continue };
@@ -196,7 +196,9 @@ pub fn run_new_records(
         }
         let subject = &subjects[&profile];
         for (flow, version) in flows {
-            let run = kinship_flows::run(flow, trigger, subject, references, now);
+            // Judged as of the trigger (a warranty on the day of the complaint), which for a
+            // live event is now, and for records read late is when they happened.
+            let run = kinship_flows::run(flow, trigger, subject, references, trigger.timestamp_ms);
             if !run.matched {
                 continue;
             }

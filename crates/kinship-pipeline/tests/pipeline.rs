@@ -4,6 +4,8 @@
 
 #[path = "pipeline/exports.rs"]
 mod exports;
+#[path = "pipeline/flows.rs"]
+mod flows;
 #[path = "pipeline/postgres_source.rs"]
 mod postgres_source;
 #[path = "pipeline/shared_store.rs"]

@@ -19,7 +19,18 @@ use std::sync::Arc;
 const MAX_LIST: usize = 500;
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list_flows, save_flow, dry_run, flow_runs, list_tasks, get_task, claim_task, set_task_status, list_deliveries, replay_deliveries))]
+#[openapi(paths(
+    list_flows,
+    save_flow,
+    dry_run,
+    flow_runs,
+    list_tasks,
+    get_task,
+    claim_task,
+    set_task_status,
+    list_deliveries,
+    replay_deliveries
+))]
 pub struct FlowsDoc;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -47,7 +58,11 @@ pub(crate) async fn list_flows(caller: Caller, State(state): State<Arc<AppState>
 /// events that arrive from now on; use the dry run to see what it would have done before.
 #[utoipa::path(post, path = "/api/v1/flows", request_body(content = String, description = "The flow, TOML or JSON"), security(("bearer" = [])),
     responses((status = 201, description = "`{name, version}`"), (status = 400, description = "The flow does not parse or names something kinship.toml lacks; the message says where")))]
-pub(crate) async fn save_flow(caller: Caller, State(state): State<Arc<AppState>>, body: String) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub(crate) async fn save_flow(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    body: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Capability::ManageFlows)?;
     let (s, by) = (state.clone(), caller.actor().to_string());
     let (name, version) = tokio::task::spawn_blocking(move || {
@@ -102,7 +117,12 @@ pub(crate) async fn dry_run(
     let profiles: Vec<Value> = result.samples.iter().map(|s| s["profile_id"].clone()).collect();
     caller.scrub(&mut value, &[]);
     caller
-        .audit("flow.dry_run", None, "POST /api/v1/flows/dry-run", json!({ "flow": result.flow, "days": days, "sampled_profiles": profiles }))
+        .audit(
+            "flow.dry_run",
+            None,
+            "POST /api/v1/flows/dry-run",
+            json!({ "flow": result.flow, "days": days, "sampled_profiles": profiles }),
+        )
         .await?;
     Ok(Json(value))
 }
@@ -148,7 +168,11 @@ pub(crate) struct TaskQuery {
 
 /// Tasks, newest first, each with its gathered context as the caller's role may see it.
 #[utoipa::path(get, path = "/api/v1/tasks", params(TaskQuery), security(("bearer" = [])), responses((status = 200, description = "`{\"tasks\": [...]}`")))]
-pub(crate) async fn list_tasks(caller: Caller, State(state): State<Arc<AppState>>, Query(query): Query<TaskQuery>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_tasks(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<TaskQuery>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadTasks)?;
     if let Some(status) = &query.status {
         if status != "active" && !TASK_STATUSES.contains(&status.as_str()) {
@@ -213,7 +237,14 @@ pub(crate) async fn set_task_status(
     update(&caller, &state, id, &change.status.clone(), None, "task.status").await
 }
 
-async fn update(caller: &Caller, state: &Arc<AppState>, id: i64, status: &str, assignee: Option<String>, action: &str) -> Result<Json<Value>, ApiError> {
+async fn update(
+    caller: &Caller,
+    state: &Arc<AppState>,
+    id: i64,
+    status: &str,
+    assignee: Option<String>,
+    action: &str,
+) -> Result<Json<Value>, ApiError> {
     let (s, status_owned) = (state.clone(), status.to_string());
     let task = tokio::task::spawn_blocking(move || {
         let turn = s.writer.turn();
@@ -298,7 +329,9 @@ pub(crate) async fn list_deliveries(
     let status = query.status.unwrap_or_else(|| "dead".into());
     let (endpoint, since, limit) = (query.endpoint.clone(), query.since.unwrap_or(0), query.limit.unwrap_or(50).min(MAX_LIST));
     let (rows, counts) = state
-        .read(move |s| Ok::<_, kinship_store::StoreError>((s.deliveries(endpoint.as_deref(), &status, since, limit)?, s.delivery_counts()?)))
+        .read(move |s| {
+            Ok::<_, kinship_store::StoreError>((s.deliveries(endpoint.as_deref(), &status, since, limit)?, s.delivery_counts()?))
+        })
         .await?;
     let profiles: Vec<&str> = rows.iter().map(|d| d.profile_id.as_str()).collect();
     caller.audit("delivery.list", None, "GET /api/v1/deliveries", json!({ "profiles": profiles })).await?;
@@ -319,7 +352,11 @@ pub(crate) struct Replay {
 
 /// Puts dead deliveries back in the queue, due now, with the same `webhook-id`.
 #[utoipa::path(post, path = "/api/v1/deliveries/replay", request_body = Replay, security(("bearer" = [])), responses((status = 200, description = "`{\"replayed\": N}`")))]
-pub(crate) async fn replay_deliveries(caller: Caller, State(state): State<Arc<AppState>>, Json(replay): Json<Replay>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn replay_deliveries(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Json(replay): Json<Replay>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ManageFlows)?;
     if !state.config().endpoints.contains_key(&replay.endpoint) {
         return Err(bad_request(format!("no endpoint `{}` in kinship.toml", replay.endpoint)));
@@ -334,6 +371,8 @@ pub(crate) async fn replay_deliveries(caller: Caller, State(state): State<Arc<Ap
     })
     .await
     .expect("does not panic")?;
-    caller.audit("delivery.replay", None, "POST /api/v1/deliveries/replay", json!({ "endpoint": replay.endpoint, "replayed": replayed })).await?;
+    caller
+        .audit("delivery.replay", None, "POST /api/v1/deliveries/replay", json!({ "endpoint": replay.endpoint, "replayed": replayed }))
+        .await?;
     Ok(Json(json!({ "replayed": replayed })))
 }

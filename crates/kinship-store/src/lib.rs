@@ -8,7 +8,10 @@ mod act;
 mod postgres;
 mod sqlite;
 
-pub use act::{endpoint_gone_key, ActStore, DeliveryAttempt, DeliveryRow, FlowRow, NewDelivery, NewRun, NewTask, RunRow, TaskFilter, TaskRow, TASK_STATUSES};
+pub use act::{
+    ActStore, DeliveryAttempt, DeliveryRow, FlowRow, NewDelivery, NewRun, NewTask, RunRow, TASK_STATUSES, TaskFilter, TaskRow,
+    endpoint_gone_key,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, audit_path};
 

@@ -220,6 +220,7 @@ pub fn demo(data: &DataDir, args: &DemoArgs) -> Result<ExitCode> {
     let resolved = resolve_with_progress(&mut ws)?;
     print_ingest(&reports);
     print_resolve(&resolved);
+    crate::flow_commands::demo_tasks(&mut ws)?;
     println!("\nDone in {:.1}s. Ground truth for accuracy checks: {}", started.elapsed().as_secs_f64(), dir.join("truth.csv").display());
     let d = dir.display();
     println!("\nNext:");

@@ -1,11 +1,11 @@
 //! `kinship flow ...`, `kinship task ...` and `kinship delivery ...`: flows, the tasks they
 //! make, and the deliveries they send. Flows run in `kinship serve`, on events as they arrive.
 
-use crate::commands::{operator, Workspace};
 use crate::DataDir;
-use anyhow::{bail, Context, Result};
+use crate::commands::{Workspace, operator};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use kinship_store::{TaskFilter, TaskRow, TASK_STATUSES};
+use kinship_store::{TASK_STATUSES, TaskFilter, TaskRow};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,7 +118,10 @@ pub fn flow(data: &DataDir, cmd: &FlowCommand) -> Result<ExitCode> {
                 result.flow, result.days, result.triggers, result.runs, result.profiles, result.tasks, result.deliveries
             );
             for sample in &result.samples {
-                println!("\n{} ({} {}, {})", sample["profile_id"], sample["trigger"]["source"], sample["trigger"]["record_key"], sample["trigger"]["at"]);
+                println!(
+                    "\n{} ({} {}, {})",
+                    sample["profile_id"], sample["trigger"]["source"], sample["trigger"]["record_key"], sample["trigger"]["at"]
+                );
                 print_trace(&sample["trace"]);
             }
         }
@@ -205,7 +208,13 @@ fn print_task(t: &TaskRow) {
     println!("trigger   {} {}", t.source, t.record_key);
     println!("context");
     for fact in t.context.as_array().into_iter().flatten() {
-        println!("  {:<12} {}  ← {} {}", fact["name"].as_str().unwrap_or(""), fact["value"], fact["source"].as_str().unwrap_or(""), fact["record"].as_str().unwrap_or(""));
+        println!(
+            "  {:<12} {}  ← {} {}",
+            fact["name"].as_str().unwrap_or(""),
+            fact["value"],
+            fact["source"].as_str().unwrap_or(""),
+            fact["record"].as_str().unwrap_or("")
+        );
     }
 }
 
@@ -236,4 +245,40 @@ pub fn delivery(data: &DataDir, cmd: &DeliveryCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// For the demo: saves the ready complaint flow and runs it over the records already resolved,
+/// so open complaints are waiting as tasks. (A saved flow otherwise acts only on what arrives
+/// after it.) Prints the queue and one task's context.
+pub fn demo_tasks(ws: &mut Workspace) -> Result<()> {
+    let text = read(&ws.dir.join("flows").join("complaint_to_task.toml"))?;
+    let (name, version) = kinship_pipeline::flows::save_flow(&mut *ws.store, &ws.config, &text, &operator())?;
+    ws.audit(&operator(), "flow.save", None, json!({ "flow": name, "version": version }))?;
+    let (flows, _) = kinship_pipeline::flows::load_flows(&*ws.store, &ws.config)?;
+    let mut references = kinship_pipeline::flows::References::default();
+    let references = references.current(&ws.config, &ws.dir)?;
+    let through = ws.store.meta(kinship_pipeline::RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pass = kinship_pipeline::flows::run_new_records(&mut *ws.store, &ws.config, &flows, references, 0, through)?;
+    println!(
+        "\nFlow {name}: {} open complaints became {} support tasks, each with its order, invoice, shipment, warranty and stock.",
+        pass.runs,
+        pass.tasks.len()
+    );
+    // One whose subject names a product shows the whole context.
+    let mut shown = None;
+    for id in &pass.tasks {
+        let task = ws.store.task(*id)?.context("a task just created")?;
+        let facts = task.context.as_array().map_or(0, Vec::len);
+        if shown.as_ref().is_none_or(|(n, _): &(usize, TaskRow)| facts > *n) {
+            shown = Some((facts, task));
+        }
+    }
+    if let Some((_, task)) = shown {
+        let id = task.id;
+        ws.audit(&operator(), "task.read", Some(&task.profile_id), json!({ "task": id }))?;
+        print_task(&task);
+    }
+    let d = ws.dir.display();
+    println!("  kinship --data {d} task list        kinship --data {d} task show ID");
+    Ok(())
 }

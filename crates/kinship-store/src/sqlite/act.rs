@@ -1,9 +1,9 @@
 //! [`ActStore`] on SQLite.
 
-use super::{changing, SqliteStore};
+use super::{SqliteStore, changing};
 use crate::act::*;
 use crate::{ChangeKind, RecordId, Result};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
 
 const TASK_COLUMNS: &str = "id, run_key, flow, version, profile_id, source, record_key, title, body, context, priority, status, team, \
@@ -73,8 +73,7 @@ fn atomic<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> 
 
 impl ActStore for SqliteStore {
     fn save_flow(&mut self, name: &str, definition: &str, by: &str, at: i64) -> Result<i64> {
-        let version: i64 =
-            self.conn.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM flows WHERE name = ?1", [name], |r| r.get(0))?;
+        let version: i64 = self.conn.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM flows WHERE name = ?1", [name], |r| r.get(0))?;
         changing(&self.conn, &self.origin, ChangeKind::Flows, &json!({ "name": name, "version": version }), |conn| {
             conn.execute(
                 "INSERT INTO flows (name, version, definition, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -116,8 +115,16 @@ impl ActStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5) ON CONFLICT (webhook_id) DO NOTHING",
             )?;
             for run in runs {
-                let inserted =
-                    run_stmt.execute(params![run.key, run.flow, run.version, run.profile_id, run.source, run.record_key, run.at, run.trace])?;
+                let inserted = run_stmt.execute(params![
+                    run.key,
+                    run.flow,
+                    run.version,
+                    run.profile_id,
+                    run.source,
+                    run.record_key,
+                    run.at,
+                    run.trace
+                ])?;
                 if inserted == 0 {
                     continue;
                 }
@@ -183,8 +190,7 @@ impl ActStore for SqliteStore {
              ORDER BY id DESC LIMIT ?5"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows =
-            stmt.query_map(params![filter.status, filter.team, filter.assignee, filter.profile, limit as i64], task_row)?;
+        let rows = stmt.query_map(params![filter.status, filter.team, filter.assignee, filter.profile, limit as i64], task_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -194,10 +200,10 @@ impl ActStore for SqliteStore {
     }
 
     fn update_task(&mut self, id: i64, status: &str, assignee: Option<&str>, at: i64) -> Result<bool> {
-        let changed = self.conn.prepare_cached(
-            "UPDATE tasks SET status = ?2, assignee = COALESCE(?3, assignee), updated_at = ?4 WHERE id = ?1",
-        )?
-        .execute(params![id, status, assignee, at])?;
+        let changed = self
+            .conn
+            .prepare_cached("UPDATE tasks SET status = ?2, assignee = COALESCE(?3, assignee), updated_at = ?4 WHERE id = ?1")?
+            .execute(params![id, status, assignee, at])?;
         Ok(changed == 1)
     }
 
@@ -260,7 +266,8 @@ impl ActStore for SqliteStore {
     }
 
     fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>> {
-        let mut stmt = self.conn.prepare_cached("SELECT endpoint, status, COUNT(*) FROM deliveries GROUP BY endpoint, status ORDER BY 1, 2")?;
+        let mut stmt =
+            self.conn.prepare_cached("SELECT endpoint, status, COUNT(*) FROM deliveries GROUP BY endpoint, status ORDER BY 1, 2")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -1,0 +1,210 @@
+//! Flows on the demo data, on a real store: a complaint that names a product becomes one task
+//! with its context gathered from four systems and two reference files; the same trigger
+//! twice makes one task; deliveries leave a profile in order; erasure takes tasks, runs and
+//! deliveries with the person.
+
+use kinship_core::Config;
+use kinship_pipeline::flows::{load_flows, run_new_records, save_flow, References};
+use kinship_pipeline::governance::SuppressionCheck;
+use kinship_pipeline::{ingest_source, resolve_all, resolve_new_records, RESOLVED_THROUGH};
+use kinship_store::{Database, DeliveryAttempt, NewDelivery, NewRun, TaskFilter};
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn demo(dir: &Path) -> (Config, Box<dyn Database>) {
+    kinship_demo::generate(dir, &kinship_demo::DemoOptions { customers: 1500, seed: 5 }, &mut |_, _, _| {}).unwrap();
+    let config = Config::load(dir).unwrap();
+    let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+    for name in config.sources.keys() {
+        ingest_source(&mut *store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    }
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    (config, store)
+}
+
+fn lines(dir: &Path, file: &str) -> Vec<Value> {
+    std::fs::read_to_string(dir.join(file)).unwrap().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// A shop order holding `sku` that has an invoice and a shipment: (order id, customer email, time).
+fn order_with(dir: &Path, sku: &str) -> (String, String, chrono::DateTime<chrono::FixedOffset>) {
+    let invoices = std::fs::read_to_string(dir.join("invoices.csv")).unwrap();
+    let shipments = std::fs::read_to_string(dir.join("shipments.csv")).unwrap();
+    lines(dir, "shop_orders.jsonl")
+        .into_iter()
+        .find_map(|o| {
+            let id = o["order_id"].as_str()?.to_string();
+            let holds = o["items"].as_array()?.iter().any(|i| i["sku"] == sku);
+            let email = o["customer"]["email"].as_str()?.to_string();
+            let linked = invoices.contains(&format!(",{id},")) && shipments.contains(&format!(",{id},"));
+            (holds && linked && o["customer"]["id"].is_string())
+                .then(|| (id, email, chrono::DateTime::parse_from_rfc3339(o["created_at"].as_str().unwrap()).unwrap()))
+        })
+        .expect("the demo has such an order")
+}
+
+fn append_ticket(dir: &Path, ticket: &Value) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).open(dir.join("tickets.jsonl")).unwrap();
+    writeln!(file, "{ticket}").unwrap();
+}
+
+/// Ingests the tickets file again (new lines only), resolves them, runs the flows on them.
+fn arrive(store: &mut dyn Database, config: &Config, dir: &Path) -> (u64, kinship_pipeline::flows::FlowPass) {
+    let report = ingest_source(store, config, "tickets", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    let after = kinship_pipeline::flows::flows_through(store).unwrap();
+    loop {
+        let r = resolve_new_records(store, config, 500, None, None).unwrap();
+        if r.attached + r.created + r.reresolved == 0 {
+            break;
+        }
+    }
+    let through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
+    let (flows, warnings) = load_flows(store, config).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mut references = References::default();
+    let references = references.current(config, dir).unwrap();
+    (report.inserted, run_new_records(store, config, &flows, references, after.max(0), through).unwrap())
+}
+
+#[test]
+fn a_complaint_naming_a_product_becomes_one_task_with_its_context_traced_to_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, mut store) = demo(dir);
+    let flow = std::fs::read_to_string(dir.join("flows/complaint_to_task.toml")).unwrap();
+    save_flow(&mut *store, &config, &flow, "test").unwrap();
+    // The flow acts from here on: mark what is resolved as seen.
+    let through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
+    store.record_runs(&[], through).unwrap();
+
+    // The Hiking Pack 45L (BAG-002) is sold out in the demo's inventory.
+    let (order_id, email, bought) = order_with(dir, "BAG-002");
+    let ticket = json!({
+        "ticket_id": "TCK-9000001", "channel": "email", "from_email": email.to_uppercase(),
+        "subject": "Hiking pack 45L arrived damaged", "status": "open",
+        "created_at": (bought + chrono::Duration::days(30)).to_rfc3339(),
+    });
+    append_ticket(dir, &ticket);
+    let (inserted, pass) = arrive(&mut *store, &config, dir);
+    assert_eq!((inserted, pass.runs, pass.tasks.len()), (1, 1, 1), "{pass:?}");
+
+    let task = store.task(pass.tasks[0]).unwrap().unwrap();
+    assert_eq!((task.source.as_str(), task.record_key.as_str()), ("tickets", "TCK-9000001"));
+    assert_eq!(task.title, "Warranty: Hiking pack 45L arrived damaged");
+    // Under warranty: the skill is warranty, and of ana and chloe (no open tasks) ana comes first.
+    assert_eq!((task.assignee.as_deref(), task.priority.as_str(), task.team.as_str()), (Some("ana"), "high", "support"));
+    assert_eq!(store.record_profile("tickets", "TCK-9000001").unwrap().unwrap().1, task.profile_id);
+    let facts = task.context.as_array().unwrap();
+    let fact = |name: &str| facts.iter().find(|f| f["name"] == name).unwrap_or_else(|| panic!("no {name} in {facts:#?}"));
+    assert_eq!((fact("product")["source"].as_str(), fact("product")["record"].as_str()), (Some("products.csv"), Some("BAG-002")));
+    let order = fact("order");
+    assert_eq!(order["source"], "shop");
+    assert!(order["value"]["items"].as_array().unwrap().iter().any(|i| i["sku"] == "BAG-002"));
+    // The newest order holding the pack is this one or a later one of the same person.
+    assert!(order["record"].as_str().unwrap() >= order_id.as_str(), "{order}");
+    for linked in ["invoice", "shipment"] {
+        assert_eq!(fact(linked)["value"]["order_id"], order["record"], "{linked}");
+    }
+    assert_eq!(fact("invoice")["source"], "invoices");
+    assert_eq!(fact("shipment")["source"], "shipments");
+    assert_eq!(fact("warranty")["value"]["under_warranty"], json!(true));
+    assert_eq!(fact("warranty")["record"], order["record"]);
+    assert_eq!(fact("stock")["value"]["on_hand"], json!(0));
+    let replacement = fact("replacement");
+    assert_eq!(replacement["value"]["category"], "bags");
+    assert_ne!(replacement["record"], "BAG-002");
+    // Every fact that came from a record names one the profile holds.
+    let records = store.profile_records(&task.profile_id).unwrap();
+    for f in facts.iter().filter(|f| !f["source"].as_str().unwrap().ends_with(".csv")) {
+        assert!(records.iter().any(|r| r.source == f["source"] && r.key == f["record"]), "{f}");
+    }
+    let runs = store.flow_runs("complaint_to_task", 10).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].trace["trace"].as_array().unwrap().iter().any(|s| s["step"].as_str().unwrap().starts_with("if stock.on_hand")));
+
+    // The same ticket again is a duplicate record; the same range run again makes nothing.
+    append_ticket(dir, &ticket);
+    let (inserted, pass) = arrive(&mut *store, &config, dir);
+    assert_eq!((inserted, pass.tasks.len()), (0, 0));
+    let (flows, _) = load_flows(&*store, &config).unwrap();
+    let mut references = References::default();
+    let references = references.current(&config, dir).unwrap();
+    let now_through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
+    let again = run_new_records(&mut *store, &config, &flows, references, through, now_through).unwrap();
+    assert_eq!((again.runs, again.tasks.len()), (1, 0), "{again:?}");
+    assert_eq!(store.tasks(&TaskFilter::default(), 100).unwrap().iter().filter(|t| t.record_key == "TCK-9000001").count(), 1);
+
+    // A question about the same product is not a complaint.
+    append_ticket(
+        dir,
+        &json!({
+            "ticket_id": "TCK-9000002", "channel": "email", "from_email": email,
+            "subject": "Is the Hiking Pack 45L back in stock?", "status": "open", "created_at": bought.to_rfc3339(),
+        }),
+    );
+    let (inserted, pass) = arrive(&mut *store, &config, dir);
+    assert_eq!((inserted, pass.triggers, pass.runs), (1, 1, 0));
+
+    // Erasure takes the person's tasks and runs with them.
+    let profile = task.profile_id.clone();
+    let counts = store.erase(std::slice::from_ref(&profile), &[]).unwrap();
+    assert_eq!((counts.tasks, counts.flow_runs), (1, 1));
+    assert!(store.tasks(&TaskFilter { profile: Some(profile), ..TaskFilter::default() }, 10).unwrap().is_empty());
+}
+
+fn run_with_delivery(key: &str, profile: &str) -> NewRun {
+    NewRun {
+        key: key.into(),
+        flow: "f".into(),
+        version: 1,
+        profile_id: profile.into(),
+        source: "s".into(),
+        record_key: key.into(),
+        at: 1,
+        trace: "{}".into(),
+        task: None,
+        deliveries: vec![NewDelivery {
+            webhook_id: format!("msg_{key}"),
+            endpoint: "ops".into(),
+            profile_id: profile.into(),
+            body: "{}".into(),
+        }],
+    }
+}
+
+#[test]
+fn a_profiles_deliveries_leave_in_order_and_dead_ones_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = kinship_store::open(&kinship_testkit::database_for(tmp.path())).unwrap();
+    let runs = [run_with_delivery("a1", "pa"), run_with_delivery("b1", "pb"), run_with_delivery("a2", "pa")];
+    store.record_runs(&runs, 10).unwrap();
+    // Recording the same runs again adds nothing.
+    store.record_runs(&runs, 5).unwrap();
+    assert_eq!(store.meta("flows.through").unwrap().as_deref(), Some("10"), "the position never moves back");
+    let due = store.due_deliveries("ops", 100, 10).unwrap();
+    assert_eq!(due.iter().map(|d| d.webhook_id.as_str()).collect::<Vec<_>>(), ["msg_a1", "msg_b1"], "one per profile, its oldest");
+
+    // a1 fails and waits: a2 may not overtake it.
+    let attempt =
+        |id, status, next_at| DeliveryAttempt { id, status, next_at, http_status: Some(503), response: Some("busy".into()), at: 100 };
+    store.finish_attempts(&[attempt(due[0].id, "pending", 5000), attempt(due[1].id, "delivered", 100)]).unwrap();
+    assert!(store.due_deliveries("ops", 200, 10).unwrap().is_empty());
+    let due = store.due_deliveries("ops", 5000, 10).unwrap();
+    assert_eq!(due.iter().map(|d| d.webhook_id.as_str()).collect::<Vec<_>>(), ["msg_a1"]);
+    assert_eq!((due[0].attempts, due[0].last_status), (1, Some(503)));
+
+    // Dead: the next one goes, and a replay puts the dead one back with its id unchanged.
+    store.finish_attempts(&[attempt(due[0].id, "dead", 5000)]).unwrap();
+    assert_eq!(store.due_deliveries("ops", 5000, 10).unwrap()[0].webhook_id, "msg_a2");
+    let dead = store.deliveries(Some("ops"), "dead", 0, 10).unwrap();
+    assert_eq!((dead.len(), dead[0].last_response.as_deref()), (1, Some("busy")));
+    store.set_meta(&kinship_store::endpoint_gone_key("ops"), "1").unwrap();
+    assert_eq!(store.replay_deliveries("ops", 0, None, 6000).unwrap(), 1);
+    assert_eq!(store.meta(&kinship_store::endpoint_gone_key("ops")).unwrap(), None, "a replay lifts a 410's stop");
+    assert_eq!(store.due_deliveries("ops", 6000, 10).unwrap()[0].webhook_id, "msg_a1");
+
+    let counts = store.erase(&["pa".to_string()], &[]).unwrap();
+    assert_eq!((counts.deliveries, counts.flow_runs), (2, 2));
+    assert_eq!(store.delivery_counts().unwrap(), [("ops".to_string(), "delivered".to_string(), 1)]);
+}
