@@ -10,6 +10,8 @@ mod http;
 mod backends;
 #[path = "cli/connections.rs"]
 mod connections;
+#[path = "cli/flows.rs"]
+mod flows;
 #[path = "cli/governance.rs"]
 mod governance;
 #[path = "cli/nats.rs"]
@@ -150,7 +152,13 @@ struct Serve {
 
 impl Serve {
     fn start(data: &Data) -> Self {
+        Self::start_with_env(data, &[])
+    }
+
+    /// With environment variables set for the server alone (webhook secrets).
+    fn start_with_env(data: &Data, env: &[(&str, &str)]) -> Self {
         let mut child = kinship_in(data.dir.path())
+            .envs(env.iter().copied())
             .args(["serve", "--bind", "127.0.0.1:0", "--data"])
             .arg(data.dir.path())
             .stdout(Stdio::piped())
@@ -372,13 +380,14 @@ fn sigterm_finishes_in_flight_requests_and_exits_0() {
     assert_eq!(data.unresolved(), 0);
 }
 
-/// A virtual environment under the target directory with both SDKs from PyPI, made once.
+/// A virtual environment under the target directory with both SDKs and the Standard Webhooks
+/// library from PyPI, made once.
 fn python_with_sdks() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
     let python = venv.join("bin").join("python");
     let has_sdks = || {
         Command::new(&python)
-            .args(["-c", "import segment.analytics, rudderstack.analytics"])
+            .args(["-c", "import segment.analytics, rudderstack.analytics, standardwebhooks"])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
@@ -394,11 +403,20 @@ fn python_with_sdks() -> PathBuf {
         venv.display()
     );
     let pip = Command::new(&python)
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "segment-analytics-python", "rudder-sdk-python"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            "segment-analytics-python",
+            "rudder-sdk-python",
+            "standardwebhooks",
+        ])
         .status();
     assert!(
         pip.is_ok_and(|s| s.success()),
-        "the SDK test needs pip and PyPI: `{} -m pip install segment-analytics-python rudder-sdk-python` failed",
+        "the SDK test needs pip and PyPI: `{} -m pip install segment-analytics-python rudder-sdk-python standardwebhooks` failed",
         python.display()
     );
     assert!(has_sdks(), "the SDKs were installed but do not import in {}", venv.display());
