@@ -35,14 +35,20 @@ fn compile(config: &Config, text: &str) -> Result<Flow> {
     Flow::compile(definition, &known(config)).map_err(|e| PipelineError::Config(e.to_string()))
 }
 
+/// A stored flow's newest version, compiled.
+pub struct StoredFlow {
+    pub flow: Flow,
+    pub version: i64,
+}
+
 /// The newest version of every stored flow, compiled. A stored flow that no longer compiles
 /// (a team removed from kinship.toml) is left out with a warning rather than stopping the rest.
-pub fn load_flows(store: &dyn Database, config: &Config) -> Result<(Vec<(Flow, i64)>, Vec<String>)> {
+pub fn load_flows(store: &dyn Database, config: &Config) -> Result<(Vec<StoredFlow>, Vec<String>)> {
     let mut flows = Vec::new();
     let mut warnings = Vec::new();
     for row in store.flows()? {
         match compile(config, &row.definition) {
-            Ok(flow) => flows.push((flow, row.version)),
+            Ok(flow) => flows.push(StoredFlow { flow, version: row.version }),
             Err(e) => warnings.push(format!("flow {} version {} is not run: {e}", row.name, row.version)),
         }
     }
@@ -139,7 +145,7 @@ pub fn flows_through(store: &dyn Database) -> Result<RecordId> {
 pub fn run_new_records(
     store: &mut dyn Database,
     config: &Config,
-    flows: &[(Flow, i64)],
+    flows: &[StoredFlow],
     references: &BTreeMap<String, Reference>,
     after: RecordId,
     through: RecordId,
@@ -153,7 +159,7 @@ pub fn run_new_records(
         return Ok(pass);
     }
     let mappers = crate::mappers(config)?;
-    let wanted: Vec<&str> = flows.iter().map(|(f, _)| f.trigger_event()).collect();
+    let wanted: Vec<&str> = flows.iter().map(|f| f.flow.trigger_event()).collect();
     // (source, key, event, time) of each trigger, in log order.
     let mut triggers = Vec::new();
     let mut cursor = after;
@@ -195,14 +201,14 @@ pub fn run_new_records(
             subjects.insert(profile.clone(), subject);
         }
         let subject = &subjects[&profile];
-        for (flow, version) in flows {
+        for stored in flows {
             // Judged as of the trigger (a warranty on the day of the complaint), which for a
             // live event is now, and for records read late is when they happened.
-            let run = kinship_flows::run(flow, trigger, subject, references, trigger.timestamp_ms);
+            let run = kinship_flows::run(&stored.flow, trigger, subject, references, trigger.timestamp_ms);
             if !run.matched {
                 continue;
             }
-            runs.push(new_run(store, config, flow, *version, trigger, subject, &run, &mut load)?);
+            runs.push(new_run(store, config, stored, trigger, subject, &run, &mut load)?);
         }
     }
     pass.runs = runs.len();
@@ -220,13 +226,13 @@ struct TeamLoad {
 fn new_run(
     store: &dyn Database,
     config: &Config,
-    flow: &Flow,
-    version: i64,
+    stored: &StoredFlow,
     trigger: &EventRecord,
     subject: &Subject,
     run: &Run,
     load: &mut TeamLoad,
 ) -> Result<NewRun> {
+    let (flow, version) = (&stored.flow, stored.version);
     let key = format!("{}@{version}/{}/{}/{}", flow.name(), trigger.source, trigger.key, subject.id);
     let context = serde_json::to_string(&run.facts).map_err(kinship_store::StoreError::from)?;
     let task = match run.tasks.first() {

@@ -307,7 +307,7 @@ struct Resolver {
     data_dir: std::path::PathBuf,
     follower: Follower,
     /// The newest version of every flow, loaded again when the change feed says one was saved.
-    flows: Vec<(kinship_flows::Flow, i64)>,
+    flows: Vec<kinship_pipeline::flows::StoredFlow>,
     references: kinship_pipeline::flows::References,
     /// The record flows have run through; `None` until flows exist (they act on what comes
     /// after they are saved; a dry run shows what they would have done before).

@@ -198,8 +198,7 @@ fn complaints_become_tasks_once_and_signed_deliveries_survive_a_receiver_outage_
     // A stream of complaints with a kill -9 in the middle: every acknowledged complaint has
     // exactly one task, and both receivers get a delivery for each.
     let mut acked = Vec::new();
-    for i in 12..60 {
-        let (email, product, bought) = &people[i];
+    for (i, (email, product, bought)) in people.iter().enumerate().take(60).skip(12) {
         let id = format!("c-{i}");
         match request(
             server.addr,
