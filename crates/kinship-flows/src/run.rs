@@ -260,7 +260,7 @@ impl Runner<'_> {
                         let under = self.now_ms <= until;
                         let value = json!({
                             "under_warranty": under,
-                            "months": months,
+                            "months": if months.fract() == 0.0 { json!(months as i64) } else { json!(months) },
                             "bought": kinship_expr::format_timestamp(purchase.at_ms),
                             "until": kinship_expr::format_timestamp(until),
                         });

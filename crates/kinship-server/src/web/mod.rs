@@ -11,6 +11,7 @@ mod profile;
 mod segments;
 pub mod session;
 mod signin;
+mod tasks;
 
 use crate::http::{ApiError, Caller};
 use crate::state::AppState;
@@ -53,6 +54,11 @@ pub fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/connections/preview", post(connection_editor::live_preview))
         .route("/connections/{name}/edit", get(connection_editor::edit_form))
         .route("/connections/{name}/delete", post(connection_editor::delete))
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/{id}", get(tasks::show))
+        .route("/tasks/{id}/claim", post(tasks::claim))
+        .route("/tasks/{id}/done", post(tasks::done))
+        .route("/flows", get(tasks::flows).post(tasks::submit_flow))
         .route("/audit", get(pages::audit))
         .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("assets/app.css")) }))
         .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("assets/app.js")) }))
@@ -123,6 +129,8 @@ const NAV: &[(&str, &str, Capability)] = &[
     ("/", "Dashboard", Capability::ReadSources),
     ("/search", "Search", Capability::SearchProfiles),
     ("/segments", "Segments", Capability::ReadSegments),
+    ("/tasks", "Tasks", Capability::ReadTasks),
+    ("/flows", "Flows", Capability::ReadFlows),
     ("/connections", "Connections", Capability::ReadSources),
     ("/audit", "Audit", Capability::ReadAudit),
 ];

@@ -75,6 +75,7 @@ pub async fn show(
         None
     };
     let may_split = caller.policy().allows(Capability::SplitMerge);
+    let open_tasks = super::tasks::open_for_profile(&state, &caller, &id).await?;
     let name = display_name(&doc["traits"], &id);
     let empty = Vec::new();
     let events = doc["events"].as_array().unwrap_or(&empty);
@@ -131,6 +132,7 @@ pub async fn show(
         @if let Some(explain) = &explain {
             (evidence(&id, explain, may_split, &user.session.csrf))
         }
+        @if let Some(tasks) = &open_tasks { (tasks) }
         section aria-labelledby="timeline-title" {
             h2 #timeline-title { "Timeline" }
             form.filters method="get" action=(format!("/profiles/{}", url_encode(&id))) {
@@ -154,7 +156,8 @@ pub async fn show(
             ol.timeline {
                 @for e in &shown {
                     @let kind = event_kind(e);
-                    li class=(format!("event {kind}")) {
+                    // A task's facts link here by record.
+                    li class=(format!("event {kind}")) id=[e["record_key"].as_str().map(|k| format!("record-{}-{}", url_encode(&text(&e["source"])), url_encode(k)))] {
                         (icon(kind))
                         span.what { (text(&e["event"])) }
                         span.kind { (kind) }

@@ -190,6 +190,7 @@ fn web_ui_in_headless_chromium() {
         .env("E2E_ADMIN_PASSWORD", &admin)
         .env("E2E_MARKETER_PASSWORD", &marketer)
         .env("E2E_PROFILE", &person.id)
+        .env("E2E_FLOW", std::fs::read_to_string(data.path().join("flows/complaint_to_task.toml")).expect("the demo writes its flow"))
         .env("E2E_TYPO", format!("{} {}", person.first, misspell(&person.last)))
         .env("E2E_FULL_NAME", format!("{} {}", person.first, person.last))
         .env("E2E_EMAIL", &person.email)

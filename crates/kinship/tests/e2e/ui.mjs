@@ -201,6 +201,41 @@ try {
   await admin.getByRole("img", { name: /size of buyers_with_tickets/ }).waitFor();
   await shoot(admin, "segments");
 
+  step("the task queue holds the demo's open complaints; a task shows its context, linked to its records");
+  await admin.getByRole("link", { name: "Tasks" }).click();
+  await admin.getByRole("heading", { name: "Tasks" }).waitFor();
+  await admin.getByRole("link", { name: "Team support" }).click();
+  const firstTask = admin.locator("table.tasks tbody tr a[href^='/tasks/']").first();
+  await firstTask.waitFor();
+  await shoot(admin, "tasks");
+  // The richest task: one whose subject names a product, so the order and stock are found.
+  const damaged = admin.locator("table.tasks tbody tr a[href^='/tasks/']", { hasText: "arrived damaged" }).first();
+  await (await damaged.count() ? damaged : firstTask).click();
+  await admin.getByRole("heading", { name: "Context" }).waitFor();
+  await admin.getByRole("rowheader", { name: "product" }).waitFor();
+  await admin.getByRole("rowheader", { name: "order" }).waitFor();
+  assert.ok(await admin.locator("table.context a[href*='#record-shop-']").count() >= 1, "the order links to its record on the customer's page");
+  await shoot(admin, "task");
+  await admin.getByRole("button", { name: "Claim" }).click();
+  await admin.getByText("assigned to demo-admin").waitFor();
+  await admin.getByRole("link", { name: "Tasks" }).click();
+  await admin.getByRole("link", { name: "Mine" }).click();
+  await admin.locator("table.tasks tbody tr").first().waitFor();
+
+  step("the flow editor's dry run shows what the complaint flow would have done, with traces");
+  await admin.getByRole("link", { name: "Flows" }).click();
+  await admin.getByRole("cell", { name: "complaint_to_task" }).waitFor();
+  await admin.getByLabel("Definition (TOML or JSON)").fill(env("E2E_FLOW"));
+  await admin.getByLabel("Dry run over the last days").fill("3650");
+  await admin.getByRole("button", { name: "Dry run" }).click();
+  await admin.locator("#outcome .notice", { hasText: /runs for \d+ customers/ }).waitFor();
+  await admin.locator("#outcome summary").first().click();
+  await admin.locator("ol.trace li", { hasText: "trigger Ticket Opened" }).first().waitFor();
+  await shoot(admin, "flow-dry-run");
+  await admin.getByLabel("Definition (TOML or JSON)").fill('name = "broken"\n[trigger]\nevent = "X"\nwhen = "subject contains"\n[[steps]]\ndeliver = "nowhere"');
+  await admin.getByRole("button", { name: "Dry run" }).click();
+  await admin.locator("#outcome .error", { hasText: "trigger.when" }).waitFor();
+
   step("the audit log names the admin's reads and changes");
   await admin.getByRole("link", { name: "Audit" }).click();
   await admin.getByRole("cell", { name: "split", exact: true }).first().waitFor();
@@ -211,6 +246,7 @@ try {
   marketer.setDefaultTimeout(15000);
   await signIn(marketer, "demo-marketer", env("E2E_MARKETER_PASSWORD"));
   assert.equal(await marketer.getByRole("link", { name: "Audit" }).count(), 0, "no audit link for a marketer");
+  assert.equal(await marketer.getByRole("link", { name: "Tasks" }).count(), 0, "no task queue for a marketer");
   await marketer.goto(`${base}/search?q=${encodeURIComponent(person.fullName)}`);
   await marketer.locator(`#results a[href="/profiles/${person.id}"]`).waitFor();
   const results = await marketer.locator("#results").textContent();
