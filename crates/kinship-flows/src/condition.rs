@@ -28,6 +28,13 @@ impl Condition {
         Ok(Self { text: text.to_string(), program, reads })
     }
 
+    /// The event names the condition's functions read, or `None` when it reads every event
+    /// (`count(*)`) or segments and computed traits, which may read any.
+    pub fn events_read(&self) -> Option<std::collections::BTreeSet<String>> {
+        let d = self.program.dependencies();
+        (!d.any_event && d.segments.is_empty() && d.computed.is_empty()).then(|| d.events.clone())
+    }
+
     /// Whether the condition holds, and the values of what it read.
     pub fn evaluate(
         &self,

@@ -234,6 +234,34 @@ impl Flow {
     pub fn trigger_event(&self) -> &str {
         &self.definition.trigger.event
     }
+
+    /// The names of the profile's events a run can read (gather steps and conditions), so a
+    /// host need not load the others; `None` when a condition may read any event.
+    pub fn events_read(&self) -> Option<BTreeSet<String>> {
+        let mut names = BTreeSet::new();
+        if let Some(trigger) = &self.trigger {
+            names.extend(trigger.events_read()?);
+        }
+        events_read(&self.steps, &mut names)?;
+        Some(names)
+    }
+}
+
+fn events_read(steps: &[Step], names: &mut BTreeSet<String>) -> Option<()> {
+    for step in steps {
+        match step {
+            Step::Newest { event, .. } => {
+                names.insert(event.clone());
+            }
+            Step::Branch { condition, then, otherwise } => {
+                names.extend(condition.events_read()?);
+                events_read(then, names)?;
+                events_read(otherwise, names)?;
+            }
+            _ => {}
+        }
+    }
+    Some(())
 }
 
 fn contains_action(steps: &[Step]) -> bool {

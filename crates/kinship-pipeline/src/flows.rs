@@ -150,37 +150,66 @@ pub fn run_new_records(
     after: RecordId,
     through: RecordId,
 ) -> Result<FlowPass> {
-    let mut pass = FlowPass::default();
-    if through <= after {
-        return Ok(pass);
+    let planned = plan_runs(&*store, config, flows, references, &mut TeamLoad::default(), after, through)?;
+    let tasks = store.record_runs(&planned.runs, through)?;
+    Ok(planned.pass(tasks))
+}
+
+/// What the flows decided over a range of records, before it is recorded: reading and
+/// deciding need no write lock, so a server plans beside its writer and takes the writers'
+/// turn only for `ActStore::record_runs`.
+pub struct Planned {
+    pub runs: Vec<NewRun>,
+    pub triggers: usize,
+}
+
+impl Planned {
+    /// The pass's summary, given the tasks recording it created.
+    pub fn pass(&self, tasks: Vec<i64>) -> FlowPass {
+        FlowPass { triggers: self.triggers, runs: self.runs.len(), deliveries: self.runs.iter().map(|r| r.deliveries.len()).sum(), tasks }
     }
-    if flows.is_empty() {
-        store.record_runs(&[], through)?;
-        return Ok(pass);
+}
+
+/// Runs every flow on the events among records (`after`, `through`], writing nothing. `load`
+/// is the teams' open tasks as last read, for assignment; it is read again when stale.
+pub fn plan_runs(
+    store: &dyn Database,
+    config: &Config,
+    flows: &[StoredFlow],
+    references: &BTreeMap<String, Reference>,
+    load: &mut TeamLoad,
+    after: RecordId,
+    through: RecordId,
+) -> Result<Planned> {
+    let mut planned = Planned { runs: Vec::new(), triggers: 0 };
+    if through <= after || flows.is_empty() {
+        return Ok(planned);
     }
     let mappers = crate::mappers(config)?;
     let wanted: Vec<&str> = flows.iter().map(|f| f.flow.trigger_event()).collect();
-    // (source, key, event, time) of each trigger, in log order.
-    let mut triggers = Vec::new();
+    let candidates = EventFilter::new(config, &wanted);
+    // Each trigger with its record's id, in log order.
+    let mut triggers: Vec<(RecordId, EventRecord)> = Vec::new();
     let mut cursor = after;
     while cursor < through {
         let mut last = cursor;
         store.scan_after(cursor, 5000, &mut |r| {
             last = r.id;
-            if r.id > through {
+            if r.id > through || !candidates.may_hold(r.source, r.payload) {
                 return;
             }
             let Some(mapper) = mappers.get(r.source) else { return };
             let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(r.payload) else { return };
             if let Some((event, ts)) = crate::audience::record_event(mapper, &fields, r.timestamp) {
                 if wanted.contains(&event.event.as_str()) {
-                    triggers.push(EventRecord {
+                    let trigger = EventRecord {
                         name: event.event,
                         timestamp_ms: ts,
                         properties: event.properties,
                         source: r.source.to_string(),
                         key: r.key.to_string(),
-                    });
+                    };
+                    triggers.push((r.id, trigger));
                 }
             }
         })?;
@@ -189,38 +218,102 @@ pub fn run_new_records(
         }
         cursor = last;
     }
-    pass.triggers = triggers.len();
-    let mut subjects: HashMap<String, Subject> = HashMap::new();
-    let mut load = TeamLoad::default();
-    let mut runs = Vec::new();
-    for trigger in &triggers {
-        // A record erased or not placed since has no profile: nothing to act on.
-        let Some((_, profile)) = store.record_profile(&trigger.source, &trigger.key)? else { continue };
-        if !subjects.contains_key(&profile) {
-            let subject = subject(store, config, &profile)?;
-            subjects.insert(profile.clone(), subject);
-        }
-        let subject = &subjects[&profile];
-        for stored in flows {
-            // Judged as of the trigger (a warranty on the day of the complaint), which for a
-            // live event is now, and for records read late is when they happened.
-            let run = kinship_flows::run(&stored.flow, trigger, subject, references, trigger.timestamp_ms);
-            if !run.matched {
-                continue;
+    planned.triggers = triggers.len();
+    load.forget_if_stale();
+    // Only the events some flow reads are loaded with each profile.
+    let read_names: Option<Vec<String>> = flows
+        .iter()
+        .try_fold(std::collections::BTreeSet::new(), |mut all, f| {
+            all.extend(f.flow.events_read()?);
+            Some(all)
+        })
+        .map(|names| names.into_iter().collect());
+    let read = match &read_names {
+        Some(names) => EventFilter::new(config, &names.iter().map(String::as_str).collect::<Vec<_>>()),
+        None => EventFilter::everything(),
+    };
+    // The profiles and their records are read a few hundred triggers at a time, in three
+    // queries, rather than a few queries per trigger.
+    for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
+        let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
+        let profile_of: HashMap<RecordId, String> = store.profiles_of(&ids)?.into_iter().collect();
+        let mut wanted_profiles: Vec<String> = profile_of.values().cloned().collect();
+        wanted_profiles.sort_unstable();
+        wanted_profiles.dedup();
+        let subjects = subjects_of(store, &mappers, &read, &wanted_profiles)?;
+        for (id, trigger) in chunk {
+            // A record erased or not placed since has no profile: nothing to act on.
+            let Some(subject) = profile_of.get(id).and_then(|p| subjects.get(p)) else { continue };
+            for stored in flows {
+                // Judged as of the trigger (a warranty on the day of the complaint), which for a
+                // live event is now, and for records read late is when they happened.
+                let run = kinship_flows::run(&stored.flow, trigger, subject, references, trigger.timestamp_ms);
+                if !run.matched {
+                    continue;
+                }
+                planned.runs.push(new_run(store, config, stored, trigger, subject, &run, load)?);
             }
-            runs.push(new_run(store, config, stored, trigger, subject, &run, &mut load)?);
         }
     }
-    pass.runs = runs.len();
-    pass.deliveries = runs.iter().map(|r| r.deliveries.len()).sum();
-    pass.tasks = store.record_runs(&runs, through)?;
-    Ok(pass)
+    Ok(planned)
 }
 
-/// Each team's load as this pass sees it: the store's counts plus the tasks assigned so far.
+/// Triggers whose profiles are read in one go.
+const TRIGGERS_READ_TOGETHER: usize = 500;
+
+/// Which records may be one of some named events, decided before parsing them: a source whose
+/// event name is fixed is one or never is; for others the payload must contain a name as text
+/// (JSON leaves a name without quotes, backslashes or control characters as it is).
+struct EventFilter<'a> {
+    fixed: HashMap<&'a str, bool>,
+    names: Vec<&'a str>,
+    /// A name JSON may escape, or every event wanted: every payload is parsed.
+    parse_all: bool,
+}
+
+impl<'a> EventFilter<'a> {
+    fn everything() -> Self {
+        Self { fixed: HashMap::new(), names: Vec::new(), parse_all: true }
+    }
+
+    fn new(config: &'a Config, wanted: &[&'a str]) -> Self {
+        let fixed = config
+            .sources
+            .iter()
+            .filter_map(|(name, s)| {
+                let event = s.event.as_ref()?.name.as_deref()?;
+                (s.kind != kinship_core::SourceType::Segment).then(|| (name.as_str(), wanted.contains(&event)))
+            })
+            .collect();
+        let parse_all = wanted.iter().any(|n| n.chars().any(|c| c == '"' || c == '\\' || c.is_control()));
+        Self { fixed, names: wanted.to_vec(), parse_all }
+    }
+
+    fn may_hold(&self, source: &str, payload: &str) -> bool {
+        match self.fixed.get(source) {
+            Some(fixed) => *fixed,
+            None => self.parse_all || self.names.iter().any(|n| payload.contains(n)),
+        }
+    }
+}
+/// Each team's open tasks per member and its tasks ever (the round-robin turn): read from the
+/// store, then counted up as this process assigns, and read again after `TeamLoad::MAX_AGE`
+/// (others claim and close tasks). Reading on every pass cost a scan of every open task.
 #[derive(Default)]
-struct TeamLoad {
+pub struct TeamLoad {
     teams: HashMap<String, (BTreeMap<String, u64>, u64)>,
+    read_at: Option<std::time::Instant>,
+}
+
+impl TeamLoad {
+    const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
+    fn forget_if_stale(&mut self) {
+        if self.read_at.is_some_and(|at| at.elapsed() > Self::MAX_AGE) {
+            self.teams.clear();
+            self.read_at = None;
+        }
+    }
 }
 
 fn new_run(
@@ -241,6 +334,7 @@ fn new_run(
             if !load.teams.contains_key(&draft.team) {
                 let (open, total) = store.team_load(&draft.team)?;
                 load.teams.insert(draft.team.clone(), (open.into_iter().collect(), total));
+                load.read_at.get_or_insert_with(std::time::Instant::now);
             }
             let (open, turn) = load.teams.get_mut(&draft.team).expect("loaded above");
             let assignee = assign(team.assign, &team.members, open, *turn, draft.skill.as_deref());
@@ -308,17 +402,43 @@ fn webhook_id(run_key: &str, endpoint: &str) -> String {
 
 /// A profile as flows see it: golden traits and its events with their records, oldest first.
 pub fn subject(store: &dyn Database, config: &Config, id: &str) -> Result<Subject> {
-    let mappers = crate::mappers(config)?;
-    let traits = store.profile(id)?.map(|row| golden::values(&row.traits)).unwrap_or_default();
-    let mut events = Vec::new();
-    for r in store.profile_records(id)? {
-        let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) else { continue };
-        if let Some((event, ts)) = crate::audience::record_event(mapper, fields, r.timestamp) {
-            events.push(EventRecord { name: event.event, timestamp_ms: ts, properties: event.properties, source: r.source, key: r.key });
+    let mut subjects = subjects_of(store, &crate::mappers(config)?, &EventFilter::everything(), &[id.to_string()])?;
+    Ok(subjects.remove(id).unwrap_or_else(|| Subject { id: id.to_string(), ..Subject::default() }))
+}
+
+/// Several profiles as flows see them (with the events `read` lets through), read in two queries.
+fn subjects_of(
+    store: &dyn Database,
+    mappers: &rustc_hash::FxHashMap<&str, kinship_sources::Mapper<'_>>,
+    read: &EventFilter<'_>,
+    ids: &[String],
+) -> Result<HashMap<String, Subject>> {
+    let mut subjects: HashMap<String, Subject> = store
+        .profiles_by_id(ids)?
+        .into_iter()
+        .map(|row| (row.id.clone(), Subject { id: row.id.clone(), traits: golden::values(&row.traits), ..Subject::default() }))
+        .collect();
+    store.scan_records_of(ids, &mut |profile, r| {
+        let (Some(subject), Some(mapper)) = (subjects.get_mut(profile), mappers.get(r.source)) else { return };
+        if !read.may_hold(r.source, r.payload) {
+            return;
         }
+        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(r.payload) else { return };
+        if let Some((event, ts)) = crate::audience::record_event(mapper, &fields, r.timestamp) {
+            let record = EventRecord {
+                name: event.event,
+                timestamp_ms: ts,
+                properties: event.properties,
+                source: r.source.into(),
+                key: r.key.into(),
+            };
+            subject.events.push(record);
+        }
+    })?;
+    for subject in subjects.values_mut() {
+        subject.events.sort_by_key(|e| e.timestamp_ms);
     }
-    events.sort_by_key(|e| e.timestamp_ms);
-    Ok(Subject { id: id.to_string(), traits, events, ..Subject::default() })
+    Ok(subjects)
 }
 
 /// What a flow would have done over the last `days`: how many runs, tasks and deliveries,

@@ -21,6 +21,9 @@ use tokio::task::JoinSet;
 const ACTOR: &str = "deliveries";
 /// How long an endpoint's worker waits when nothing is due.
 const IDLE: Duration = Duration::from_millis(100);
+/// Deliveries taken per round, per delivery allowed in flight: a round's reads, its one
+/// transaction of outcomes and its audit entries are shared by this many attempts.
+const ROUND_PER_SLOT: usize = 16;
 
 /// One task per configured endpoint. An endpoint whose sink cannot be opened (a secret not
 /// set) is reported and skipped: its deliveries stay queued until a restart that can.
@@ -78,7 +81,7 @@ impl Worker {
     /// One round: the due deliveries, attempted at once, their outcomes recorded. Returns
     /// how many were attempted.
     async fn round(&self) -> Result<usize, StoreError> {
-        let (name, limit, now) = (self.name.clone(), self.concurrency, kinship_pipeline::now_ms());
+        let (name, limit, now) = (self.name.clone(), self.concurrency * ROUND_PER_SLOT, kinship_pipeline::now_ms());
         let due: Vec<DeliveryRow> = self
             .state
             .read(move |s| {
@@ -92,11 +95,18 @@ impl Worker {
         if due.is_empty() {
             return Ok(0);
         }
+        // At most `concurrency` in flight; a round holds one delivery per profile, so none
+        // overtakes another of its profile.
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
         let mut attempts = JoinSet::new();
         for delivery in due.clone() {
             let (state, sink, purpose, name) = (self.state.clone(), self.sink.clone(), self.purpose.clone(), self.name.clone());
             let max_attempts = self.max_attempts;
-            attempts.spawn(async move { attempt(&state, &*sink, &name, purpose, max_attempts, delivery).await });
+            let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+            attempts.spawn(async move {
+                let _slot = slot;
+                attempt(&state, &*sink, &name, purpose, max_attempts, delivery).await
+            });
         }
         let mut outcomes = Vec::with_capacity(due.len());
         while let Some(done) = attempts.join_next().await {
@@ -124,11 +134,13 @@ impl Worker {
         if gone {
             eprintln!("warning: {} answered 410 Gone; nothing more is sent to it until a replay", self.name);
         }
-        for (a, profile) in &outcomes {
+        // One entry per attempt, written together (the audit writer commits them as a group).
+        let entries = outcomes.iter().map(|(a, profile)| {
             self.state.metrics.delivery_attempt(&self.name, a.status);
             let detail = json!({ "endpoint": self.name, "delivery": a.id, "status": a.status, "http_status": a.http_status });
-            let _written = self.state.audit.record(audit_event(ACTOR, "delivery.attempt", Some(profile), None, detail)).await;
-        }
+            self.state.audit.record(audit_event(ACTOR, "delivery.attempt", Some(profile), None, detail))
+        });
+        futures_util::future::join_all(entries).await;
         Ok(outcomes.len())
     }
 }

@@ -15,6 +15,7 @@ mod audit;
 pub mod auth;
 mod collect;
 mod deliveries;
+mod flow_runner;
 mod flows_api;
 mod governance_api;
 mod http;

@@ -93,14 +93,18 @@ pub fn drop_suppressed(suppression: &SuppressionList, records: &mut Vec<NewRecor
 pub struct Threads {
     writer: std::thread::JoinHandle<()>,
     resolver: std::thread::JoinHandle<Result<(), kinship_pipeline::PipelineError>>,
+    flows: std::thread::JoinHandle<()>,
 }
 
 impl Threads {
-    /// Waits for both threads: the writer ends when every handle is dropped, the resolver
-    /// after resolving what the writer committed last.
+    /// Waits for the threads: the writer ends when every handle is dropped, the resolver
+    /// after resolving what the writer committed last, the flow runner after running the
+    /// flows on that.
     pub fn join(self) -> Result<(), ServerError> {
         self.writer.join().expect("writer thread does not panic");
-        self.resolver.join().expect("resolver thread does not panic").map_err(|e| ServerError::Config(e.to_string()))
+        let resolved = self.resolver.join().expect("resolver thread does not panic").map_err(|e| ServerError::Config(e.to_string()));
+        self.flows.join().expect("flow runner does not panic");
+        resolved
     }
 }
 
@@ -147,6 +151,13 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
     let write_turn = Arc::new(Mutex::new(()));
     let resolver_turn = (!resolver_store.concurrent_writers()).then(|| write_turn.clone());
     let handle = WriterHandle { tx, turn: write_turn.clone() };
+    let (flow_signal, flows) = crate::flow_runner::start(
+        database,
+        config.clone(),
+        resolver_metrics.clone(),
+        data_dir.clone(),
+        (!resolver_store.concurrent_writers()).then(|| write_turn.clone()),
+    )?;
     let erased = suppression.clone();
     let writer = std::thread::Builder::new()
         .name("kinship-writer".into())
@@ -172,11 +183,8 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
             sessions,
             data_dir,
             follower,
-            flows: Vec::new(),
-            references: Default::default(),
-            flows_through: None,
+            flows: flow_signal,
         };
-        resolver.load_flows();
         let mut refreshed = std::time::Instant::now();
         // Catch up with anything logged before a restart, then follow the writer and the
         // change feed.
@@ -214,7 +222,7 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
             }
         }
     })?;
-    Ok((handle, Threads { writer, resolver }))
+    Ok((handle, Threads { writer, resolver, flows }))
 }
 
 fn write_loop(
@@ -306,12 +314,8 @@ struct Resolver {
     /// Where kinship.toml is read again when another process changed its sources.
     data_dir: std::path::PathBuf,
     follower: Follower,
-    /// The newest version of every flow, loaded again when the change feed says one was saved.
-    flows: Vec<kinship_pipeline::flows::StoredFlow>,
-    references: kinship_pipeline::flows::References,
-    /// The record flows have run through; `None` until flows exist (they act on what comes
-    /// after they are saved; a dry run shows what they would have done before).
-    flows_through: Option<kinship_core::RecordId>,
+    /// Tells the flow runner how far the log is resolved, and when flows changed.
+    flows: crate::flow_runner::Signal,
 }
 
 impl Resolver {
@@ -322,34 +326,14 @@ impl Resolver {
         let started = std::time::Instant::now();
         let (mut more, mut through) = (true, 0);
         while more && started.elapsed() < budget {
-            let turn = self.turn.clone();
-            let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
             let config = self.config.current();
-            let r =
-                kinship_pipeline::resolve_new_records(&mut *self.store, &config, RESOLVE_BATCH, index.as_mut(), Some(&self.suppression))?;
-            let n = r.attached + r.created + r.reresolved;
-            more = n + r.erased >= RESOLVE_BATCH as u64;
-            through = r.through;
-            if n == 0 {
-                self.act(&config, r.through)?;
+            let (resolved, through_now) = self.resolve_batch(&config, index)?;
+            more = resolved.1;
+            through = through_now;
+            self.flows.resolved(through_now);
+            if resolved.0 == 0 {
                 break;
             }
-            // Only the profiles this batch changed are re-evaluated, and for each only the
-            // definitions that read what changed. The batch is committed: if this fails,
-            // the feed skips it as already applied, so everything is reloaded instead.
-            let applied = (|| {
-                let mut audience = self.audience.write().expect("not poisoned");
-                let moved = kinship_pipeline::audience::refresh_profiles(&mut *self.store, &config, &mut audience, &r.touched, &r.removed)?;
-                drop(audience);
-                if let Some(index) = index.as_mut() {
-                    kinship_pipeline::follow::refresh_index(&*self.store, index, &r.touched, &r.removed)?;
-                }
-                Ok::<_, kinship_pipeline::PipelineError>(moved)
-            })();
-            self.metrics.resolved(&r);
-            let moved = applied.inspect_err(|_| self.follower.reload_next())?;
-            self.metrics.segment_transitions(moved.len() as u64);
-            self.act(&config, r.through)?;
         }
         // The last pass says how far the log is resolved, idle or not.
         let (waiting, oldest) = self.store.resolution_backlog(through)?;
@@ -357,42 +341,37 @@ impl Resolver {
         Ok(more)
     }
 
-    /// Loads the flows; the first time there are some, they start from what is resolved now.
-    fn load_flows(&mut self) {
-        let config = self.config.current();
-        match kinship_pipeline::flows::load_flows(&*self.store, &config) {
-            Ok((flows, warnings)) => {
-                for warning in warnings {
-                    eprintln!("warning: {warning}");
-                }
-                self.flows = flows;
+    /// One batch of resolution under the writers' turn, with the audience and the fuzzy index
+    /// brought up to date: ((records resolved, whether more may be waiting), resolved through).
+    fn resolve_batch(
+        &mut self,
+        config: &kinship_core::Config,
+        index: &mut Option<FuzzyIndex>,
+    ) -> Result<((u64, bool), kinship_core::RecordId), kinship_pipeline::PipelineError> {
+        let turn = self.turn.clone();
+        let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
+        let r = kinship_pipeline::resolve_new_records(&mut *self.store, config, RESOLVE_BATCH, index.as_mut(), Some(&self.suppression))?;
+        let n = r.attached + r.created + r.reresolved;
+        let more = n + r.erased >= RESOLVE_BATCH as u64;
+        if n == 0 {
+            return Ok(((0, more), r.through));
+        }
+        // Only the profiles this batch changed are re-evaluated, and for each only the
+        // definitions that read what changed. The batch is committed: if this fails,
+        // the feed skips it as already applied, so everything is reloaded instead.
+        let applied = (|| {
+            let mut audience = self.audience.write().expect("not poisoned");
+            let moved = kinship_pipeline::audience::refresh_profiles(&mut *self.store, config, &mut audience, &r.touched, &r.removed)?;
+            drop(audience);
+            if let Some(index) = index.as_mut() {
+                kinship_pipeline::follow::refresh_index(&*self.store, index, &r.touched, &r.removed)?;
             }
-            Err(e) => eprintln!("warning: loading flows failed, retrying at the next change: {e}"),
-        }
-        if self.flows.is_empty() || self.flows_through.is_some() {
-            return;
-        }
-        let position = || -> Result<kinship_core::RecordId, kinship_pipeline::PipelineError> {
-            match kinship_pipeline::flows::flows_through(&*self.store)? {
-                0 => Ok(self.store.meta(kinship_pipeline::RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0)),
-                stored => Ok(stored),
-            }
-        };
-        match position() {
-            Ok(through) => self.flows_through = Some(through),
-            Err(e) => eprintln!("warning: reading where flows stand failed, retrying at the next change: {e}"),
-        }
-    }
-
-    /// Runs the flows on the events resolved since the last pass, and records the runs, their
-    /// tasks and deliveries, and the new position in one transaction.
-    fn act(&mut self, config: &kinship_core::Config, through: kinship_core::RecordId) -> Result<(), kinship_pipeline::PipelineError> {
-        let Some(after) = self.flows_through.filter(|after| *after < through) else { return Ok(()) };
-        let references = self.references.current(config, &self.data_dir)?;
-        let pass = kinship_pipeline::flows::run_new_records(&mut *self.store, config, &self.flows, references, after, through)?;
-        self.flows_through = Some(through);
-        self.metrics.flows_ran(pass.runs, pass.tasks.len());
-        Ok(())
+            Ok::<_, kinship_pipeline::PipelineError>(moved)
+        })();
+        self.metrics.resolved(&r);
+        let moved = applied.inspect_err(|_| self.follower.reload_next())?;
+        self.metrics.segment_transitions(moved.len() as u64);
+        Ok(((n, more), r.through))
     }
 
     /// Applies what other processes changed (the change feed); a failure is reported and
@@ -414,7 +393,7 @@ impl Resolver {
                     }
                 }
                 if followed.flows {
-                    self.load_flows();
+                    self.flows.flows_changed();
                 }
                 for warning in &followed.warnings {
                     eprintln!("warning: {warning}");

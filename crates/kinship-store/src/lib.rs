@@ -329,6 +329,10 @@ pub trait Store {
     fn insert_records(&mut self, source: &str, records: &[NewRecord], ingested_at: i64) -> Result<Vec<Option<RecordId>>>;
     /// Visits every record in id order.
     fn scan_records(&self, visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()>;
+    /// The profile each of the given records is on (records on none are left out).
+    fn profiles_of(&self, records: &[RecordId]) -> Result<Vec<(RecordId, String)>>;
+    /// Visits every record of the given profiles with its profile, by profile then id.
+    fn scan_records_of(&self, profiles: &[String], visit: &mut dyn FnMut(&str, RecordView<'_>)) -> Result<()>;
     /// Visits the given records, and every record of the given profiles, in id order.
     fn scan_selected(&self, records: &[RecordId], profiles: &[String], visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()>;
     /// Replaces every derived profile with a new resolution, in one transaction.

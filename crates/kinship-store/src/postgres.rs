@@ -267,7 +267,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         created_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL
     );
-    CREATE INDEX tasks_by_team ON tasks (team, status);
+    CREATE INDEX tasks_by_team ON tasks (team, status, assignee);
     CREATE INDEX tasks_by_profile ON tasks (profile_id);
     CREATE TABLE deliveries (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -665,6 +665,23 @@ impl Store for PostgresStore {
             visit(view(r));
             Ok(())
         })
+    }
+
+    fn profiles_of(&self, records: &[RecordId]) -> Result<Vec<(RecordId, String)>> {
+        let rows = self.query("SELECT record_id, profile_id FROM assignments WHERE record_id = ANY($1)", &[&records])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn scan_records_of(&self, profiles: &[String], visit: &mut dyn FnMut(&str, RecordView<'_>)) -> Result<()> {
+        self.each_row(
+            "SELECT r.id, r.source, r.record_key, r.payload, r.identifiers, r.ts, a.profile_id
+             FROM assignments a JOIN records r ON r.id = a.record_id WHERE a.profile_id = ANY($1) ORDER BY a.profile_id, r.id",
+            &[&profiles],
+            |r| {
+                visit(r.get(6), view(r));
+                Ok(())
+            },
+        )
     }
 
     fn scan_selected(&self, records: &[RecordId], profiles: &[String], visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()> {

@@ -269,7 +269,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     );
-    CREATE INDEX tasks_by_team ON tasks (team, status);
+    CREATE INDEX tasks_by_team ON tasks (team, status, assignee);
     CREATE INDEX tasks_by_profile ON tasks (profile_id);
     CREATE TABLE deliveries (
         id INTEGER PRIMARY KEY,
@@ -611,6 +611,28 @@ impl Store for SqliteStore {
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             visit(view(r)?);
+        }
+        Ok(())
+    }
+
+    fn profiles_of(&self, records: &[RecordId]) -> Result<Vec<(RecordId, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record_id, profile_id FROM assignments WHERE record_id IN (SELECT value FROM json_each(?1))")?;
+        let rows = stmt.query_map([serde_json::to_string(records)?], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn scan_records_of(&self, profiles: &[String], visit: &mut dyn FnMut(&str, RecordView<'_>)) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.id, r.source, r.record_key, r.payload, r.identifiers, r.ts, a.profile_id
+             FROM assignments a JOIN records r ON r.id = a.record_id
+             WHERE a.profile_id IN (SELECT value FROM json_each(?1)) ORDER BY a.profile_id, r.id",
+        )?;
+        let mut rows = stmt.query([serde_json::to_string(profiles)?])?;
+        while let Some(r) = rows.next()? {
+            let profile = r.get_ref(6)?.as_str().map_err(rusqlite::Error::from)?;
+            visit(profile, view(r)?);
         }
         Ok(())
     }

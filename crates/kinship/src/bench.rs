@@ -34,6 +34,9 @@ pub enum BenchCommand {
     /// Segments over generated profiles and events in memory: preview, full recomputation,
     /// and single-event updates; DuckDB runs the same segment in SQL as the peer.
     Segments(crate::bench_segments::BenchSegmentsArgs),
+    /// Signed webhook deliveries per second from the outbox to a local receiver, through the
+    /// server's delivery worker.
+    Deliveries(crate::bench_deliveries::BenchDeliveriesArgs),
 }
 
 pub fn run(cmd: &BenchCommand) -> Result<ExitCode> {
@@ -41,6 +44,7 @@ pub fn run(cmd: &BenchCommand) -> Result<ExitCode> {
         BenchCommand::Ingest { rows, dir, no_peer, transforms } => bench_ingest(*rows, dir.as_deref(), *no_peer, *transforms),
         BenchCommand::Dedupe(args) => crate::dedupe::run_bench_dedupe(args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Segments(args) => crate::bench_segments::run(args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Deliveries(args) => crate::bench_deliveries::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

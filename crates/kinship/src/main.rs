@@ -1,6 +1,7 @@
 //! `kinship`: the command line of the Kinship customer data platform.
 
 mod bench;
+mod bench_deliveries;
 mod bench_segments;
 mod commands;
 mod dedupe;

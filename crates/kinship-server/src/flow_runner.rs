@@ -1,0 +1,143 @@
+//! The flow runner: a thread that follows the resolver as the resolver follows the log. When
+//! records are resolved it runs every flow on the events among them and records the runs,
+//! their tasks and their deliveries in one transaction (the outbox). It reads and decides
+//! beside the writer and the resolver, on the other core, and takes the writers' turn only to
+//! record. Its position is stored with what it records, so after a crash it starts where the
+//! last recorded pass ended, and a run recorded twice is one run (its key is unique).
+
+use crate::metrics::Metrics;
+use crate::state::SharedConfig;
+use kinship_core::RecordId;
+use kinship_pipeline::flows::{References, StoredFlow, TeamLoad};
+use kinship_store::Database;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often the runner looks again when not woken (flows saved elsewhere, a retry).
+const IDLE: Duration = Duration::from_millis(200);
+
+/// What the resolver tells the runner. Dropping it lets the runner finish and stop.
+pub struct Signal {
+    resolved: Arc<AtomicI64>,
+    reload: Arc<AtomicBool>,
+    wake: SyncSender<()>,
+}
+
+impl Signal {
+    /// The log is resolved through `through`.
+    pub fn resolved(&self, through: RecordId) {
+        self.resolved.fetch_max(through, Ordering::SeqCst);
+        let _ = self.wake.try_send(());
+    }
+
+    /// A flow was saved (by this process or another): load them again.
+    pub fn flows_changed(&self) {
+        self.reload.store(true, Ordering::SeqCst);
+        let _ = self.wake.try_send(());
+    }
+}
+
+struct Runner {
+    store: Box<dyn Database>,
+    config: SharedConfig,
+    metrics: Metrics,
+    data_dir: PathBuf,
+    turn: Option<Arc<Mutex<()>>>,
+    /// The newest version of every flow.
+    flows: Vec<StoredFlow>,
+    references: References,
+    team_load: TeamLoad,
+    /// The record flows have run through; `None` until flows exist (they act on what comes
+    /// after they are saved; a dry run shows what they would have done before).
+    through: Option<RecordId>,
+}
+
+pub fn start(
+    database: &str,
+    config: SharedConfig,
+    metrics: Metrics,
+    data_dir: PathBuf,
+    turn: Option<Arc<Mutex<()>>>,
+) -> Result<(Signal, std::thread::JoinHandle<()>), crate::ServerError> {
+    let store = kinship_store::open(database)?;
+    let (wake, woken) = mpsc::sync_channel::<()>(1);
+    let signal = Signal { resolved: Arc::new(AtomicI64::new(0)), reload: Arc::new(AtomicBool::new(true)), wake };
+    let (resolved, reload) = (signal.resolved.clone(), signal.reload.clone());
+    let mut runner = Runner {
+        store,
+        config,
+        metrics,
+        data_dir,
+        turn,
+        flows: Vec::new(),
+        references: References::default(),
+        team_load: TeamLoad::default(),
+        through: None,
+    };
+    let thread = std::thread::Builder::new().name("kinship-flows".into()).spawn(move || loop {
+        let stopping = match woken.recv_timeout(IDLE) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        if reload.swap(false, Ordering::SeqCst) {
+            runner.load_flows();
+        }
+        if let Err(e) = runner.act(resolved.load(Ordering::SeqCst)) {
+            eprintln!("warning: running flows failed, retrying: {e}");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        if stopping {
+            return;
+        }
+    })?;
+    Ok((signal, thread))
+}
+
+impl Runner {
+    /// Loads the flows; the first time there are some, they start where the last recorded
+    /// pass ended, or else at what is resolved now.
+    fn load_flows(&mut self) {
+        let config = self.config.current();
+        match kinship_pipeline::flows::load_flows(&*self.store, &config) {
+            Ok((flows, warnings)) => {
+                for warning in warnings {
+                    eprintln!("warning: {warning}");
+                }
+                self.flows = flows;
+            }
+            Err(e) => eprintln!("warning: loading flows failed, retrying at the next change: {e}"),
+        }
+        if self.flows.is_empty() || self.through.is_some() {
+            return;
+        }
+        let position = || -> Result<RecordId, kinship_pipeline::PipelineError> {
+            match kinship_pipeline::flows::flows_through(&*self.store)? {
+                0 => Ok(self.store.meta(kinship_pipeline::RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0)),
+                stored => Ok(stored),
+            }
+        };
+        match position() {
+            Ok(through) => self.through = Some(through),
+            Err(e) => eprintln!("warning: reading where flows stand failed, retrying at the next change: {e}"),
+        }
+    }
+
+    /// Runs the flows on the events resolved since the last pass, and records the runs, their
+    /// tasks and deliveries, and the new position in one transaction.
+    fn act(&mut self, resolved: RecordId) -> Result<(), kinship_pipeline::PipelineError> {
+        let Some(after) = self.through.filter(|after| *after < resolved) else { return Ok(()) };
+        let config = self.config.current();
+        let references = self.references.current(&config, &self.data_dir)?;
+        let planned =
+            kinship_pipeline::flows::plan_runs(&*self.store, &config, &self.flows, references, &mut self.team_load, after, resolved)?;
+        let turn = self.turn.clone();
+        let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
+        let tasks = self.store.record_runs(&planned.runs, resolved)?;
+        self.through = Some(resolved);
+        self.metrics.flows_ran(planned.runs.len(), tasks.len());
+        Ok(())
+    }
+}
