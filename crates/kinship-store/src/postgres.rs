@@ -283,7 +283,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         created_at BIGINT NOT NULL,
         done_at BIGINT
     );
-    CREATE INDEX deliveries_due ON deliveries (endpoint, status, next_at);
+    CREATE INDEX deliveries_pending ON deliveries (endpoint, id) WHERE status = 'pending';
     CREATE INDEX deliveries_by_profile ON deliveries (endpoint, profile_id, id);",
     ),
 ];

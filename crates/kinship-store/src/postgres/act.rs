@@ -231,17 +231,22 @@ impl ActStore for PostgresStore {
     }
 
     fn finish_attempts(&mut self, attempts: &[DeliveryAttempt]) -> Result<()> {
-        self.atomic(|s| {
-            for a in attempts {
-                s.execute(
-                    "UPDATE deliveries SET status = $2, attempts = attempts + 1, next_at = $3, last_status = $4, last_response = $5,
-                            done_at = CASE WHEN $2 = 'pending' THEN NULL ELSE $6::bigint END
-                     WHERE id = $1",
-                    &[&a.id, &a.status, &a.next_at, &a.http_status, &a.response, &a.at],
-                )?;
-            }
-            Ok(())
-        })
+        // One statement for the round: a statement per delivery cost a round trip each.
+        let ids: Vec<i64> = attempts.iter().map(|a| a.id).collect();
+        let statuses: Vec<&str> = attempts.iter().map(|a| a.status).collect();
+        let next: Vec<i64> = attempts.iter().map(|a| a.next_at).collect();
+        let http: Vec<Option<i64>> = attempts.iter().map(|a| a.http_status).collect();
+        let responses: Vec<Option<&str>> = attempts.iter().map(|a| a.response.as_deref()).collect();
+        let at: Vec<i64> = attempts.iter().map(|a| a.at).collect();
+        self.execute(
+            "UPDATE deliveries d SET status = u.status, attempts = d.attempts + 1, next_at = u.next_at, last_status = u.http_status,
+                    last_response = u.response, done_at = CASE WHEN u.status = 'pending' THEN NULL ELSE u.at END
+             FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[])
+                  AS u(id, status, next_at, http_status, response, at)
+             WHERE d.id = u.id",
+            &[&ids, &statuses, &next, &http, &responses, &at],
+        )?;
+        Ok(())
     }
 
     fn deliveries(&self, endpoint: Option<&str>, status: &str, since: i64, limit: usize) -> Result<Vec<DeliveryRow>> {
