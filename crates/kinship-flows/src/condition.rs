@@ -28,6 +28,13 @@ impl Condition {
         Ok(Self { text: text.to_string(), program, reads })
     }
 
+    /// Whether the condition reads nothing but the event it is about: no trait, computed trait,
+    /// segment or other event. Then it can be judged before the profile is loaded.
+    pub fn reads_only_the_event(&self) -> bool {
+        let d = self.program.dependencies();
+        d.traits.is_empty() && d.computed.is_empty() && d.segments.is_empty() && d.events.is_empty() && !d.any_event
+    }
+
     /// The event names the condition's functions read, or `None` when it reads every event
     /// (`count(*)`) or segments and computed traits, which may read any.
     pub fn events_read(&self) -> Option<std::collections::BTreeSet<String>> {

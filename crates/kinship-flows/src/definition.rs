@@ -235,6 +235,21 @@ impl Flow {
         &self.definition.trigger.event
     }
 
+    /// Whether `trigger` starts a run, when that can be known without the profile: `None` when
+    /// the trigger's condition reads the profile. Hosts skip loading profiles for `Some(false)`.
+    pub fn triggers_alone(&self, trigger: &crate::EventRecord) -> Option<bool> {
+        if trigger.name != self.definition.trigger.event {
+            return Some(false);
+        }
+        match &self.trigger {
+            None => Some(true),
+            Some(c) if c.reads_only_the_event() => {
+                Some(c.evaluate(&crate::Subject::default(), trigger, &serde_json::Map::new(), trigger.timestamp_ms).0)
+            }
+            Some(_) => None,
+        }
+    }
+
     /// The names of the profile's events a run can read (gather steps and conditions), so a
     /// host need not load the others; `None` when a condition may read any event.
     pub fn events_read(&self) -> Option<BTreeSet<String>> {

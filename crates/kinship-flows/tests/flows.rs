@@ -175,3 +175,22 @@ proptest! {
         let _ = run(&flow, &trigger, &customer(0), &references(0), i64::MAX);
     }
 }
+
+#[test]
+fn a_host_knows_which_triggers_need_no_profile_and_which_events_a_flow_reads() {
+    let flow = Flow::compile(FlowDefinition::parse(COMPLAINT).unwrap(), &known()).unwrap();
+    let damaged = event("Ticket Opened", "tickets", "T-1", 0, json!({"subject": "Tent arrived damaged"}));
+    let question = event("Ticket Opened", "tickets", "T-2", 0, json!({"subject": "Is the tent back in stock?"}));
+    assert_eq!(flow.triggers_alone(&damaged), Some(true));
+    assert_eq!(flow.triggers_alone(&question), Some(false));
+    assert_eq!(flow.triggers_alone(&event("Order Completed", "shop", "O-1", 0, json!({}))), Some(false));
+    let read: Vec<String> = flow.events_read().unwrap().into_iter().collect();
+    assert_eq!(read, ["Invoice Issued", "Order Completed", "Order Shipped"]);
+
+    // A condition on the profile must wait for it; one that counts every event reads them all.
+    let on_profile = COMPLAINT.replace("when = 'subject contains", "when = 'traits.vip == true or subject contains");
+    let flow = Flow::compile(FlowDefinition::parse(&on_profile).unwrap(), &known()).unwrap();
+    assert_eq!(flow.triggers_alone(&question), None);
+    let any_event = COMPLAINT.replace("when = 'subject contains", "when = 'count(*) > 3 or subject contains");
+    assert_eq!(Flow::compile(FlowDefinition::parse(&any_event).unwrap(), &known()).unwrap().events_read(), None);
+}

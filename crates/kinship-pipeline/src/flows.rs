@@ -190,25 +190,19 @@ pub fn plan_runs(
     let candidates = EventFilter::new(config, &wanted);
     // Each trigger with its record's id, in log order.
     let mut triggers: Vec<(RecordId, EventRecord)> = Vec::new();
+    let mut seen = 0;
     let mut cursor = after;
     while cursor < through {
         let mut last = cursor;
         store.scan_after(cursor, 5000, &mut |r| {
             last = r.id;
-            if r.id > through || !candidates.may_hold(r.source, r.payload) {
+            if r.id > through {
                 return;
             }
-            let Some(mapper) = mappers.get(r.source) else { return };
-            let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(r.payload) else { return };
-            if let Some((event, ts)) = crate::audience::record_event(mapper, &fields, r.timestamp) {
-                if wanted.contains(&event.event.as_str()) {
-                    let trigger = EventRecord {
-                        name: event.event,
-                        timestamp_ms: ts,
-                        properties: event.properties,
-                        source: r.source.to_string(),
-                        key: r.key.to_string(),
-                    };
+            if let Some(trigger) = trigger_of(&mappers, &candidates, &wanted, &r) {
+                seen += 1;
+                // A trigger no flow's condition can hold needs no profile.
+                if flows.iter().any(|f| f.flow.triggers_alone(&trigger) != Some(false)) {
                     triggers.push((r.id, trigger));
                 }
             }
@@ -218,7 +212,7 @@ pub fn plan_runs(
         }
         cursor = last;
     }
-    planned.triggers = triggers.len();
+    planned.triggers = seen;
     load.forget_if_stale();
     // Only the events some flow reads are loaded with each profile.
     let read_names: Option<Vec<String>> = flows
@@ -256,6 +250,43 @@ pub fn plan_runs(
         }
     }
     Ok(planned)
+}
+
+/// The record as an event named in `wanted`, if it is one.
+fn trigger_of(
+    mappers: &rustc_hash::FxHashMap<&str, kinship_sources::Mapper<'_>>,
+    candidates: &EventFilter<'_>,
+    wanted: &[&str],
+    r: &kinship_store::RecordView<'_>,
+) -> Option<EventRecord> {
+    if !candidates.may_hold(r.source, r.payload) {
+        return None;
+    }
+    let mapper = mappers.get(r.source)?;
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(r.payload) else { return None };
+    let (event, ts) = crate::audience::record_event(mapper, &fields, r.timestamp)?;
+    wanted.contains(&event.event.as_str()).then(|| EventRecord {
+        name: event.event,
+        timestamp_ms: ts,
+        properties: event.properties,
+        source: r.source.to_string(),
+        key: r.key.to_string(),
+    })
+}
+
+/// The events flows read, as a filter for loading profiles.
+fn events_read_by<'a>(config: &'a Config, flows: impl Iterator<Item = &'a Flow>, names: &'a mut Option<Vec<String>>) -> EventFilter<'a> {
+    *names = flows
+        .map(Flow::events_read)
+        .try_fold(std::collections::BTreeSet::new(), |mut all, read| {
+            all.extend(read?);
+            Some(all)
+        })
+        .map(|all| all.into_iter().collect());
+    match names {
+        Some(names) => EventFilter::new(config, &names.iter().map(String::as_str).collect::<Vec<_>>()),
+        None => EventFilter::everything(),
+    }
 }
 
 /// Triggers whose profiles are read in one go.
@@ -461,60 +492,56 @@ pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &st
     let flow = compile(config, text)?;
     let mut references = References::default();
     let references = references.current(config, data_dir)?;
-    let now = crate::now_ms();
-    let from = now - i64::from(days) * 86_400_000;
+    let from = crate::now_ms() - i64::from(days) * 86_400_000;
     let mappers = crate::mappers(config)?;
-    let mut triggers = Vec::new();
+    let wanted = [flow.trigger_event()];
+    let candidates = EventFilter::new(config, &wanted);
+    let (mut seen, mut triggers) = (0, Vec::new());
     store.scan_records(&mut |r| {
         if r.timestamp.is_none_or(|t| t < from) {
             return;
         }
-        let Some(mapper) = mappers.get(r.source) else { return };
-        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(r.payload) else { return };
-        if let Some((event, ts)) = crate::audience::record_event(mapper, &fields, r.timestamp) {
-            if event.event == flow.trigger_event() {
-                triggers.push(EventRecord {
-                    name: event.event,
-                    timestamp_ms: ts,
-                    properties: event.properties,
-                    source: r.source.to_string(),
-                    key: r.key.to_string(),
-                });
+        if let Some(trigger) = trigger_of(&mappers, &candidates, &wanted, &r) {
+            seen += 1;
+            if flow.triggers_alone(&trigger) != Some(false) {
+                triggers.push((r.id, trigger));
             }
         }
     })?;
-    let mut out = DryRun {
-        flow: flow.name().into(),
-        days,
-        triggers: triggers.len(),
-        runs: 0,
-        profiles: 0,
-        tasks: 0,
-        deliveries: 0,
-        samples: Vec::new(),
-    };
+    let mut out =
+        DryRun { flow: flow.name().into(), days, triggers: seen, runs: 0, profiles: 0, tasks: 0, deliveries: 0, samples: Vec::new() };
+    let mut read_names = None;
+    let read = events_read_by(config, std::iter::once(&flow), &mut read_names);
     let mut acted = std::collections::BTreeSet::new();
-    for trigger in &triggers {
-        let Some((_, profile)) = store.record_profile(&trigger.source, &trigger.key)? else { continue };
-        let mut subject = subject(store, config, &profile)?;
-        // Judged as of the trigger: its time, and the events before it.
-        subject.events.retain(|e| e.timestamp_ms <= trigger.timestamp_ms);
-        let run = kinship_flows::run(&flow, trigger, &subject, references, trigger.timestamp_ms);
-        if !run.matched {
-            continue;
-        }
-        out.runs += 1;
-        out.tasks += run.tasks.len();
-        out.deliveries += run.deliveries.len();
-        acted.insert(profile.clone());
-        if out.samples.len() < samples {
-            out.samples.push(json!({
-                "profile_id": profile,
-                "trigger": { "source": trigger.source, "record_key": trigger.key, "at": kinship_expr::format_timestamp(trigger.timestamp_ms) },
-                "trace": run.trace,
-                "facts": run.facts,
-                "tasks": run.tasks,
-            }));
+    for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
+        let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
+        let profile_of: HashMap<RecordId, String> = store.profiles_of(&ids)?.into_iter().collect();
+        let mut wanted_profiles: Vec<String> = profile_of.values().cloned().collect();
+        wanted_profiles.sort_unstable();
+        wanted_profiles.dedup();
+        let subjects = subjects_of(store, &mappers, &read, &wanted_profiles)?;
+        for (id, trigger) in chunk {
+            let Some((profile, now)) = profile_of.get(id).and_then(|p| Some((p, subjects.get(p)?))) else { continue };
+            // Judged as of the trigger: its time, and the events before it.
+            let subject =
+                Subject { events: now.events.iter().filter(|e| e.timestamp_ms <= trigger.timestamp_ms).cloned().collect(), ..now.clone() };
+            let run = kinship_flows::run(&flow, trigger, &subject, references, trigger.timestamp_ms);
+            if !run.matched {
+                continue;
+            }
+            out.runs += 1;
+            out.tasks += run.tasks.len();
+            out.deliveries += run.deliveries.len();
+            acted.insert(profile.clone());
+            if out.samples.len() < samples {
+                out.samples.push(json!({
+                    "profile_id": profile,
+                    "trigger": { "source": trigger.source, "record_key": trigger.key, "at": kinship_expr::format_timestamp(trigger.timestamp_ms) },
+                    "trace": run.trace,
+                    "facts": run.facts,
+                    "tasks": run.tasks,
+                }));
+            }
         }
     }
     out.profiles = acted.len();
