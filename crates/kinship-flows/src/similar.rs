@@ -45,7 +45,7 @@ pub fn suggest_replacement(
         }
     }
     let (similarity, key, shared) = best?;
-    let mut reason = same.iter().map(|f| format!("same {f} ({})", text(&wanted[f.as_str()]))).collect::<Vec<_>>();
+    let mut reason = same.iter().map(|f| format!("same {f} ({})", wanted.get(f).map(text).unwrap_or_default())).collect::<Vec<_>>();
     if let Some(n) = on_hand(key) {
         reason.push(format!("{n} in stock"));
     }

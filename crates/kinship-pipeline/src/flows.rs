@@ -359,9 +359,12 @@ fn new_run(
     let (flow, version) = (&stored.flow, stored.version);
     let key = format!("{}@{version}/{}/{}/{}", flow.name(), trigger.source, trigger.key, subject.id);
     let context = serde_json::to_string(&run.facts).map_err(kinship_store::StoreError::from)?;
+    // The team was checked when the flow was loaded; one removed from kinship.toml since
+    // leaves the task unassigned rather than lost.
     let task = match run.tasks.first() {
         Some(draft) => {
-            let team = &config.teams[&draft.team];
+            let no_team = kinship_core::act::TeamConfig { members: Vec::new(), assign: Default::default() };
+            let team = config.teams.get(&draft.team).unwrap_or(&no_team);
             if !load.teams.contains_key(&draft.team) {
                 let (open, total) = store.team_load(&draft.team)?;
                 load.teams.insert(draft.team.clone(), (open.into_iter().collect(), total));

@@ -11,15 +11,17 @@ use kinship_store::{Database, DeliveryAttempt, NewDelivery, NewRun, TaskFilter};
 use serde_json::{json, Value};
 use std::path::Path;
 
-fn demo(dir: &Path) -> (Config, Box<dyn Database>) {
+/// The demo ingested and resolved, its config, store, and the store's location.
+fn demo(dir: &Path) -> (Config, Box<dyn Database>, String) {
     kinship_demo::generate(dir, &kinship_demo::DemoOptions { customers: 1500, seed: 5 }, &mut |_, _, _| {}).unwrap();
     let config = Config::load(dir).unwrap();
-    let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+    let location = kinship_testkit::database_for(dir);
+    let mut store = kinship_store::open(&location).unwrap();
     for name in config.sources.keys() {
         ingest_source(&mut *store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     }
     resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
-    (config, store)
+    (config, store, location)
 }
 
 fn lines(dir: &Path, file: &str) -> Vec<Value> {
@@ -71,7 +73,7 @@ fn arrive(store: &mut dyn Database, config: &Config, dir: &Path) -> (u64, kinshi
 fn a_complaint_naming_a_product_becomes_one_task_with_its_context_traced_to_records() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (config, mut store) = demo(dir);
+    let (config, mut store, location) = demo(dir);
     let flow = std::fs::read_to_string(dir.join("flows/complaint_to_task.toml")).unwrap();
     save_flow(&mut *store, &config, &flow, "test").unwrap();
     // The flow acts from here on: mark what is resolved as seen.
@@ -133,6 +135,13 @@ fn a_complaint_naming_a_product_becomes_one_task_with_its_context_traced_to_reco
     let now_through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
     let again = run_new_records(&mut *store, &config, &flows, references, through, now_through).unwrap();
     assert_eq!((again.runs, again.tasks.len()), (1, 0), "{again:?}");
+    // Two processes (two connections) that both ran the range record one task between them.
+    let mut other = kinship_store::open(&location).unwrap();
+    let mut load = kinship_pipeline::flows::TeamLoad::default();
+    let mine = kinship_pipeline::flows::plan_runs(&*store, &config, &flows, references, &mut load, through, now_through).unwrap();
+    let theirs = kinship_pipeline::flows::plan_runs(&*other, &config, &flows, references, &mut load, through, now_through).unwrap();
+    assert_eq!((mine.runs.len(), theirs.runs.len()), (1, 1));
+    assert!(store.record_runs(&mine.runs, now_through).unwrap().is_empty() && other.record_runs(&theirs.runs, now_through).unwrap().is_empty());
     assert_eq!(store.tasks(&TaskFilter::default(), 100).unwrap().iter().filter(|t| t.record_key == "TCK-9000001").count(), 1);
 
     // A question about the same product is not a complaint.
