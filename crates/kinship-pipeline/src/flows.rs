@@ -214,42 +214,121 @@ pub fn plan_runs(
     }
     planned.triggers = seen;
     load.forget_if_stale();
-    // Only the events some flow reads are loaded with each profile.
-    let read_names: Option<Vec<String>> = flows
-        .iter()
-        .try_fold(std::collections::BTreeSet::new(), |mut all, f| {
-            all.extend(f.flow.events_read()?);
-            Some(all)
-        })
-        .map(|names| names.into_iter().collect());
-    let read = match &read_names {
-        Some(names) => EventFilter::new(config, &names.iter().map(String::as_str).collect::<Vec<_>>()),
-        None => EventFilter::everything(),
+    let mut read_names = None;
+    let planner = Planner {
+        store,
+        config,
+        flows,
+        references,
+        mappers: &mappers,
+        read: events_read_by(config, flows.iter().map(|f| &f.flow), &mut read_names),
     };
     // The profiles and their records are read a few hundred triggers at a time, in three
     // queries, rather than a few queries per trigger.
     for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
         let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
         let profile_of: HashMap<RecordId, String> = store.profiles_of(&ids)?.into_iter().collect();
-        let mut wanted_profiles: Vec<String> = profile_of.values().cloned().collect();
-        wanted_profiles.sort_unstable();
-        wanted_profiles.dedup();
-        let subjects = subjects_of(store, &mappers, &read, &wanted_profiles)?;
-        for (id, trigger) in chunk {
-            // A record erased or not placed since has no profile: nothing to act on.
-            let Some(subject) = profile_of.get(id).and_then(|p| subjects.get(p)) else { continue };
-            for stored in flows {
+        // A record erased or not placed since has no profile: nothing to act on.
+        let placed: Vec<(String, &EventRecord)> = chunk.iter().filter_map(|(id, t)| Some((profile_of.get(id)?.clone(), t))).collect();
+        planner.run(load, &placed, &mut planned.runs)?;
+    }
+    Ok(planned)
+}
+
+/// The names under which segment entries and exits reach flows, as on the timeline.
+pub const ENTERED_SEGMENT: &str = "Entered Segment";
+pub const EXITED_SEGMENT: &str = "Exited Segment";
+
+/// Runs the flows triggered by segments (`event = "Entered Segment"`, with a condition such
+/// as `segment == "lapsed"`) on the entries and exits recorded at or after `since`. Returns
+/// what they decided and the time of the newest transition read. A flow on a segment that
+/// depends on time (`days_since(last("Order Completed")) > 90`) so acts on time passing, and
+/// one on a segment over a computed trait on its crossing a value.
+pub fn plan_transition_runs(
+    store: &dyn Database,
+    config: &Config,
+    flows: &[StoredFlow],
+    references: &BTreeMap<String, Reference>,
+    load: &mut TeamLoad,
+    since: i64,
+) -> Result<(Planned, Option<i64>)> {
+    let mut planned = Planned { runs: Vec::new(), triggers: 0 };
+    if !flows.iter().any(|f| [ENTERED_SEGMENT, EXITED_SEGMENT].contains(&f.flow.trigger_event())) {
+        return Ok((planned, None));
+    }
+    let transitions = store.transitions_since(since, TRANSITIONS_PER_PASS)?;
+    let newest = transitions.last().map(|t| t.at);
+    planned.triggers = transitions.len();
+    let triggers: Vec<(String, EventRecord)> = transitions
+        .into_iter()
+        .map(|t| {
+            let (name, word) = if t.entered { (ENTERED_SEGMENT, "entered") } else { (EXITED_SEGMENT, "exited") };
+            let mut properties = Map::new();
+            properties.insert("segment".into(), Value::String(t.segment.clone()));
+            let event = EventRecord {
+                name: name.into(),
+                timestamp_ms: t.at,
+                properties,
+                source: "segments".into(),
+                key: format!("{}:{word}@{}", t.segment, t.at),
+            };
+            (t.profile, event)
+        })
+        .filter(|(_, event)| flows.iter().any(|f| f.flow.triggers_alone(event) != Some(false)))
+        .collect();
+    load.forget_if_stale();
+    let mappers = crate::mappers(config)?;
+    let mut read_names = None;
+    let planner = Planner {
+        store,
+        config,
+        flows,
+        references,
+        mappers: &mappers,
+        read: events_read_by(config, flows.iter().map(|f| &f.flow), &mut read_names),
+    };
+    for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
+        let placed: Vec<(String, &EventRecord)> = chunk.iter().map(|(p, e)| (p.clone(), e)).collect();
+        planner.run(load, &placed, &mut planned.runs)?;
+    }
+    Ok((planned, newest))
+}
+
+/// Most segment transitions one pass reads.
+const TRANSITIONS_PER_PASS: usize = 10_000;
+
+/// What running flows on triggers needs besides the triggers.
+struct Planner<'a> {
+    store: &'a dyn Database,
+    config: &'a Config,
+    flows: &'a [StoredFlow],
+    references: &'a BTreeMap<String, Reference>,
+    mappers: &'a rustc_hash::FxHashMap<&'a str, kinship_sources::Mapper<'a>>,
+    /// The events flows read, loaded with each profile.
+    read: EventFilter<'a>,
+}
+
+impl Planner<'_> {
+    /// Loads the triggers' profiles together and runs every flow on each trigger.
+    fn run(&self, load: &mut TeamLoad, placed: &[(String, &EventRecord)], runs: &mut Vec<NewRun>) -> Result<()> {
+        let mut profiles: Vec<String> = placed.iter().map(|(p, _)| p.clone()).collect();
+        profiles.sort_unstable();
+        profiles.dedup();
+        let subjects = subjects_of(self.store, self.mappers, &self.read, &profiles)?;
+        for (profile, trigger) in placed {
+            let Some(subject) = subjects.get(profile) else { continue };
+            for stored in self.flows {
                 // Judged as of the trigger (a warranty on the day of the complaint), which for a
                 // live event is now, and for records read late is when they happened.
-                let run = kinship_flows::run(&stored.flow, trigger, subject, references, trigger.timestamp_ms);
+                let run = kinship_flows::run(&stored.flow, trigger, subject, self.references, trigger.timestamp_ms);
                 if !run.matched {
                     continue;
                 }
-                planned.runs.push(new_run(store, config, stored, trigger, subject, &run, load)?);
+                runs.push(new_run(self.store, self.config, stored, trigger, subject, &run, load)?);
             }
         }
+        Ok(())
     }
-    Ok(planned)
 }
 
 /// The record as an event named in `wanted`, if it is one.

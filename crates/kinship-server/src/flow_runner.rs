@@ -18,6 +18,12 @@ use std::time::Duration;
 
 /// How often the runner looks again when not woken (flows saved elsewhere, a retry).
 const IDLE: Duration = Duration::from_millis(200);
+/// How far back each pass reads segment transitions before the newest one it has run: one
+/// committed a little after a later one (another process's) is still seen; the runs' keys
+/// make reading one again harmless.
+const TRANSITION_SLACK_MS: i64 = 2_000;
+/// Where the runner stands in segment transitions, in `meta`.
+const TRANSITIONS_AT: &str = "flows.transitions_at";
 
 /// What the resolver tells the runner. Dropping it lets the runner finish and stop.
 pub struct Signal {
@@ -53,6 +59,8 @@ struct Runner {
     /// The record flows have run through; `None` until flows exist (they act on what comes
     /// after they are saved; a dry run shows what they would have done before).
     through: Option<RecordId>,
+    /// The newest segment transition run, for flows triggered by segments.
+    transitions_at: Option<i64>,
 }
 
 pub fn start(
@@ -76,6 +84,7 @@ pub fn start(
         references: References::default(),
         team_load: TeamLoad::default(),
         through: None,
+        transitions_at: None,
     };
     let thread = std::thread::Builder::new().name("kinship-flows".into()).spawn(move || loop {
         let stopping = match woken.recv_timeout(IDLE) {
@@ -85,7 +94,7 @@ pub fn start(
         if reload.swap(false, Ordering::SeqCst) {
             runner.load_flows();
         }
-        if let Err(e) = runner.act(resolved.load(Ordering::SeqCst)) {
+        if let Err(e) = runner.act(resolved.load(Ordering::SeqCst)).and_then(|()| runner.act_on_transitions()) {
             eprintln!("warning: running flows failed, retrying: {e}");
             std::thread::sleep(Duration::from_secs(1));
         }
@@ -123,6 +132,35 @@ impl Runner {
             Ok(through) => self.through = Some(through),
             Err(e) => eprintln!("warning: reading where flows stand failed, retrying at the next change: {e}"),
         }
+    }
+
+    /// Runs the flows triggered by segments on the entries and exits recorded since the last
+    /// pass; the first pass starts now.
+    fn act_on_transitions(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
+        let Some(through) = self.through else { return Ok(()) };
+        let since = match self.transitions_at {
+            Some(at) => at - TRANSITION_SLACK_MS,
+            None => {
+                let stored = self.store.meta(TRANSITIONS_AT)?.and_then(|v| v.parse().ok());
+                let at = stored.unwrap_or_else(kinship_pipeline::now_ms);
+                self.transitions_at = Some(at);
+                at - TRANSITION_SLACK_MS
+            }
+        };
+        let config = self.config.current();
+        let references = self.references.current(&config, &self.data_dir)?;
+        let (planned, newest) =
+            kinship_pipeline::flows::plan_transition_runs(&*self.store, &config, &self.flows, references, &mut self.team_load, since)?;
+        let Some(newest) = newest.filter(|n| Some(*n) > self.transitions_at || !planned.runs.is_empty()) else { return Ok(()) };
+        let turn = self.turn.clone();
+        let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
+        let tasks = self.store.record_runs(&planned.runs, through)?;
+        // After the runs: a crash in between runs them again, and their keys drop the repeats.
+        let newest = newest.max(self.transitions_at.unwrap_or(newest));
+        self.store.set_meta(TRANSITIONS_AT, &newest.to_string())?;
+        self.transitions_at = Some(newest);
+        self.metrics.flows_ran(planned.runs.len(), tasks.len());
+        Ok(())
     }
 
     /// Runs the flows on the events resolved since the last pass, and records the runs, their

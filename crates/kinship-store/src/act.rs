@@ -170,4 +170,7 @@ pub trait ActStore {
     fn replay_deliveries(&mut self, endpoint: &str, since: i64, id: Option<i64>, now: i64) -> Result<u64>;
     /// (endpoint, status, count) for every pair that has deliveries.
     fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>>;
+    /// Entries into and exits from segments at or after `at`, oldest first: what flows
+    /// triggered by segments follow.
+    fn transitions_since(&self, at: i64, limit: usize) -> Result<Vec<crate::SegmentTransition>>;
 }

@@ -286,7 +286,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         done_at INTEGER
     );
     CREATE INDEX deliveries_pending ON deliveries (endpoint, id) WHERE status = 'pending';
-    CREATE INDEX deliveries_by_profile ON deliveries (endpoint, profile_id, id);",
+    CREATE INDEX deliveries_by_profile ON deliveries (endpoint, profile_id, id);
+    CREATE INDEX segment_transitions_by_time ON segment_transitions (at);",
     ),
 ];
 

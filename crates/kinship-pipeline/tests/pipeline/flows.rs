@@ -141,7 +141,9 @@ fn a_complaint_naming_a_product_becomes_one_task_with_its_context_traced_to_reco
     let mine = kinship_pipeline::flows::plan_runs(&*store, &config, &flows, references, &mut load, through, now_through).unwrap();
     let theirs = kinship_pipeline::flows::plan_runs(&*other, &config, &flows, references, &mut load, through, now_through).unwrap();
     assert_eq!((mine.runs.len(), theirs.runs.len()), (1, 1));
-    assert!(store.record_runs(&mine.runs, now_through).unwrap().is_empty() && other.record_runs(&theirs.runs, now_through).unwrap().is_empty());
+    assert!(
+        store.record_runs(&mine.runs, now_through).unwrap().is_empty() && other.record_runs(&theirs.runs, now_through).unwrap().is_empty()
+    );
     assert_eq!(store.tasks(&TaskFilter::default(), 100).unwrap().iter().filter(|t| t.record_key == "TCK-9000001").count(), 1);
 
     // A question about the same product is not a complaint.
@@ -216,4 +218,59 @@ fn a_profiles_deliveries_leave_in_order_and_dead_ones_replay() {
     let counts = store.erase(&["pa".to_string()], &[]).unwrap();
     assert_eq!((counts.deliveries, counts.flow_runs), (2, 2));
     assert_eq!(store.delivery_counts().unwrap(), [("ops".to_string(), "delivered".to_string(), 1)]);
+}
+
+#[test]
+fn entering_a_segment_triggers_a_flow_once_per_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, mut store, _) = demo(dir);
+    let flow = r#"
+        name = "thank_big_spenders"
+        [trigger]
+        event = "Entered Segment"
+        when = 'segment == "big_spenders"'
+        [[steps]]
+        gather = "order"
+        event = "Order Completed"
+        [[steps]]
+        task = { title = "Thank the customer for order {order.order_id}", team = "support" }
+    "#;
+    save_flow(&mut *store, &config, flow, "test").unwrap();
+    let before = kinship_pipeline::now_ms();
+    let mut audience = kinship_pipeline::audience::load_audience(&*store, &config, &|_, _| {}).unwrap();
+    let definition = |name: &str, expression: &str| kinship_segments::DefinitionSource {
+        kind: kinship_segments::Kind::Segment,
+        name: name.into(),
+        expression: expression.into(),
+    };
+    let members = kinship_pipeline::audience::define(
+        &mut *store,
+        &config,
+        &mut audience,
+        definition("big_spenders", r#"sum("Order Completed", total) > 1500"#),
+    )
+    .unwrap();
+    let others =
+        kinship_pipeline::audience::define(&mut *store, &config, &mut audience, definition("buyers", r#"count("Order Completed") >= 1"#))
+            .unwrap();
+    assert!(members > 10 && others > members, "{members} {others}");
+
+    let (flows, _) = load_flows(&*store, &config).unwrap();
+    let mut references = References::default();
+    let references = references.current(&config, dir).unwrap();
+    let mut load = kinship_pipeline::flows::TeamLoad::default();
+    let (planned, newest) = kinship_pipeline::flows::plan_transition_runs(&*store, &config, &flows, references, &mut load, before).unwrap();
+    assert!(newest.is_some_and(|n| n >= before));
+    // Entries into the other segment are read but start nothing.
+    assert_eq!((planned.triggers, planned.runs.len()), (members + others, members));
+    let tasks = store.record_runs(&planned.runs, 0).unwrap();
+    assert_eq!(tasks.len(), members);
+    let task = store.task(tasks[0]).unwrap().unwrap();
+    assert_eq!(task.source, "segments");
+    assert!(task.record_key.starts_with("big_spenders:entered@"), "{}", task.record_key);
+    assert!(task.title.starts_with("Thank the customer for order ORD-"), "{}", task.title);
+    // Read again (the runner re-reads a little of what it has run): nothing twice.
+    let (again, _) = kinship_pipeline::flows::plan_transition_runs(&*store, &config, &flows, references, &mut load, before).unwrap();
+    assert!(store.record_runs(&again.runs, 0).unwrap().is_empty());
 }

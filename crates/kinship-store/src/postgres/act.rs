@@ -277,4 +277,15 @@ impl ActStore for PostgresStore {
         let rows = self.query("SELECT endpoint, status, COUNT(*) FROM deliveries GROUP BY endpoint, status ORDER BY 1, 2", &[])?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64)).collect())
     }
+
+    fn transitions_since(&self, at: i64, limit: usize) -> Result<Vec<crate::SegmentTransition>> {
+        let rows = self.query(
+            "SELECT segment, profile_id, entered, at FROM segment_transitions WHERE at >= $1 ORDER BY at, id LIMIT $2",
+            &[&at, &(limit as i64)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::SegmentTransition { segment: r.get(0), profile: r.get(1), entered: r.get(2), at: r.get(3) })
+            .collect())
+    }
 }

@@ -271,4 +271,14 @@ impl ActStore for SqliteStore {
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+
+    fn transitions_since(&self, at: i64, limit: usize) -> Result<Vec<crate::SegmentTransition>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT segment, profile_id, entered, at FROM segment_transitions WHERE at >= ?1 ORDER BY at, rowid LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![at, limit as i64], |r| {
+            Ok(crate::SegmentTransition { segment: r.get(0)?, profile: r.get(1)?, entered: r.get(2)?, at: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
 }
