@@ -138,6 +138,14 @@ impl Runner {
     /// pass; the first pass starts now.
     fn act_on_transitions(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
         let Some(through) = self.through else { return Ok(()) };
+        let segment_triggered = [kinship_pipeline::flows::ENTERED_SEGMENT, kinship_pipeline::flows::EXITED_SEGMENT];
+        if !self.flows.iter().any(|f| segment_triggered.contains(&f.flow.trigger_event())) {
+            // None to run: a flow on segments saved later starts from then.
+            if self.transitions_at.is_some() {
+                self.transitions_at = Some(kinship_pipeline::now_ms());
+            }
+            return Ok(());
+        }
         let since = match self.transitions_at {
             Some(at) => at - TRANSITION_SLACK_MS,
             None => {
@@ -167,6 +175,11 @@ impl Runner {
     /// tasks and deliveries, and the new position in one transaction.
     fn act(&mut self, resolved: RecordId) -> Result<(), kinship_pipeline::PipelineError> {
         let Some(after) = self.through.filter(|after| *after < resolved) else { return Ok(()) };
+        if self.flows.is_empty() {
+            // Every flow deleted: nothing to record, and a flow saved later starts from here.
+            self.through = Some(resolved);
+            return Ok(());
+        }
         let config = self.config.current();
         let references = self.references.current(&config, &self.data_dir)?;
         let planned =

@@ -37,6 +37,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/flows", get(list_flows).post(save_flow))
         .route("/api/v1/flows/dry-run", post(dry_run))
+        .route("/api/v1/flows/{name}", axum::routing::delete(delete_flow))
         .route("/api/v1/flows/{name}/runs", get(flow_runs))
         .route("/api/v1/tasks", get(list_tasks))
         .route("/api/v1/tasks/{id}", get(get_task))
@@ -77,6 +78,30 @@ pub(crate) async fn save_flow(
     // The definition may quote values that name a person: the log keeps the name and version.
     caller.audit("flow.save", None, "POST /api/v1/flows", json!({ "flow": name, "version": version })).await?;
     Ok((StatusCode::CREATED, Json(json!({ "name": name, "version": version }))))
+}
+
+/// Stops a flow: every version is deleted; its runs and tasks stay.
+#[utoipa::path(delete, path = "/api/v1/flows/{name}", params(("name" = String, Path, description = "Flow name")), security(("bearer" = [])),
+    responses((status = 200, description = "`{name, versions}`"), (status = 404, description = "No such flow")))]
+pub(crate) async fn delete_flow(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ManageFlows)?;
+    let (s, flow) = (state.clone(), name.clone());
+    let versions = tokio::task::spawn_blocking(move || {
+        let turn = s.writer.turn();
+        let _turn = turn.lock().expect("not poisoned");
+        kinship_store::open(&s.database)?.delete_flow(&flow)
+    })
+    .await
+    .expect("does not panic")?;
+    if versions == 0 {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no flow `{name}`")));
+    }
+    caller.audit("flow.delete", None, "DELETE /api/v1/flows/{name}", json!({ "flow": name })).await?;
+    Ok(Json(json!({ "name": name, "versions": versions })))
 }
 
 fn invalid_as_bad_request(e: kinship_pipeline::PipelineError) -> ApiError {

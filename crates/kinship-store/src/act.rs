@@ -142,6 +142,9 @@ pub fn endpoint_gone_key(endpoint: &str) -> String {
 pub trait ActStore {
     /// Stores a new version of the flow `name` and returns its number (1 for a new flow).
     fn save_flow(&mut self, name: &str, definition: &str, by: &str, at: i64) -> Result<i64>;
+    /// Deletes every version of a flow, so it runs no more; its runs and tasks stay. Returns
+    /// how many versions there were.
+    fn delete_flow(&mut self, name: &str) -> Result<u64>;
     /// The newest version of every flow.
     fn flows(&self) -> Result<Vec<FlowRow>>;
     /// Every version of one flow, oldest first.

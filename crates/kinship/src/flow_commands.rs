@@ -17,6 +17,8 @@ pub enum FlowCommand {
     Create { file: PathBuf },
     /// Every flow's newest version.
     List,
+    /// Stop a flow: every version is deleted (its runs and tasks stay).
+    Delete { name: String },
     /// What a flow (a file, saved or not) would have done over the last days, with traces.
     DryRun {
         file: PathBuf,
@@ -96,6 +98,14 @@ pub fn flow(data: &DataDir, cmd: &FlowCommand) -> Result<ExitCode> {
             let (name, version) = kinship_pipeline::flows::save_flow(&mut *ws.store, &ws.config, &text, &operator())?;
             ws.audit(&operator(), "flow.save", None, json!({ "flow": name, "version": version }))?;
             println!("flow {name}: version {version} saved; `kinship serve` runs it on events from now on");
+        }
+        FlowCommand::Delete { name } => {
+            let versions = ws.store.delete_flow(name)?;
+            if versions == 0 {
+                bail!("no flow `{name}`; `kinship flow list` shows them");
+            }
+            ws.audit(&operator(), "flow.delete", None, json!({ "flow": name }))?;
+            println!("flow {name}: deleted ({versions} version(s)); a running server stops running it within a second");
         }
         FlowCommand::List => {
             println!("{:<28} {:>7}  {:<20} created by", "flow", "version", "trigger");

@@ -82,6 +82,12 @@ impl ActStore for PostgresStore {
         })
     }
 
+    fn delete_flow(&mut self, name: &str) -> Result<u64> {
+        self.changing(ChangeKind::Flows, &json!({ "name": name, "deleted": true }), |s| {
+            s.execute("DELETE FROM flows WHERE name = $1", &[&name])
+        })
+    }
+
     fn flows(&self) -> Result<Vec<FlowRow>> {
         let rows = self.query(
             "SELECT DISTINCT ON (name) name, version, definition, created_at, created_by FROM flows ORDER BY name, version DESC",

@@ -83,6 +83,12 @@ impl ActStore for SqliteStore {
         })
     }
 
+    fn delete_flow(&mut self, name: &str) -> Result<u64> {
+        changing(&self.conn, &self.origin, ChangeKind::Flows, &json!({ "name": name, "deleted": true }), |conn| {
+            Ok(conn.execute("DELETE FROM flows WHERE name = ?1", [name])? as u64)
+        })
+    }
+
     fn flows(&self) -> Result<Vec<FlowRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT name, version, definition, created_at, created_by FROM flows f
