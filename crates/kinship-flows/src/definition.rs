@@ -74,6 +74,26 @@ pub struct StepSpec {
     /// An endpoint (`[endpoints.NAME]`) that receives the run's task and facts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver: Option<String>,
+    /// A pause, kept in the store: `{ for = "2 days" }`, or `{ until = "Order Completed",
+    /// timeout = "7 days" }`; `as` names the fact that says how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitSpec {
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// An event of the profile that ends the wait early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// How long to wait for `until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// The fact saying how the wait ended (default `wait`): `outcome` is `event` or `timeout`.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub fact: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,14 +191,49 @@ pub struct Flow {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Step {
-    Mentioned { fact: String, reference: String, property: String, by: String },
-    Newest { fact: String, event: String, holding: Option<(String, Template)> },
-    Row { fact: String, reference: String, key: Template },
-    Warranty { fact: String, bought: String, months: Template },
-    Replacement { fact: String, similar_to: String, reference: String, same: Vec<String>, stock: Option<InStock> },
-    Branch { condition: Condition, then: Vec<Step>, otherwise: Vec<Step> },
+    Mentioned {
+        fact: String,
+        reference: String,
+        property: String,
+        by: String,
+    },
+    Newest {
+        fact: String,
+        event: String,
+        holding: Option<(String, Template)>,
+    },
+    Row {
+        fact: String,
+        reference: String,
+        key: Template,
+    },
+    Warranty {
+        fact: String,
+        bought: String,
+        months: Template,
+    },
+    Replacement {
+        fact: String,
+        similar_to: String,
+        reference: String,
+        same: Vec<String>,
+        stock: Option<InStock>,
+    },
+    Branch {
+        condition: Condition,
+        then: Vec<Step>,
+        otherwise: Vec<Step>,
+    },
     Task(Box<TaskStep>),
-    Deliver { endpoint: String },
+    Deliver {
+        endpoint: String,
+    },
+    /// Only among the flow's own steps (not inside `if`), so a run resumes at an index.
+    Wait {
+        duration_ms: i64,
+        until: Option<String>,
+        fact: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -219,7 +274,7 @@ impl Flow {
             None => None,
         };
         let mut gathered = BTreeSet::new();
-        let steps = compile_steps(&definition.steps, "steps", known, &mut gathered)?;
+        let steps = compile_steps(&definition.steps, "steps", known, &mut gathered, true)?;
         if !contains_action(&steps) {
             return Err(invalid("steps", "a flow needs at least one `task` or `deliver` step"));
         }
@@ -233,6 +288,17 @@ impl Flow {
     /// The event name that starts a run.
     pub fn trigger_event(&self) -> &str {
         &self.definition.trigger.event
+    }
+
+    /// The event names a wait of this flow ends on.
+    pub fn waits_for(&self) -> BTreeSet<String> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Wait { until: Some(event), .. } => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether `trigger` starts a run, when that can be known without the profile: `None` when
@@ -287,14 +353,33 @@ fn contains_action(steps: &[Step]) -> bool {
     })
 }
 
-fn compile_steps(specs: &[StepSpec], at: &str, known: &Known, gathered: &mut BTreeSet<String>) -> Result<Vec<Step>, FlowError> {
-    specs.iter().enumerate().map(|(i, spec)| compile_step(spec, &format!("{at}[{i}]"), known, gathered)).collect()
+fn compile_steps(specs: &[StepSpec], at: &str, known: &Known, gathered: &mut BTreeSet<String>, top: bool) -> Result<Vec<Step>, FlowError> {
+    specs.iter().enumerate().map(|(i, spec)| compile_step(spec, &format!("{at}[{i}]"), known, gathered, top)).collect()
 }
 
-fn compile_step(spec: &StepSpec, at: &str, known: &Known, gathered: &mut BTreeSet<String>) -> Result<Step, FlowError> {
-    let kinds = [spec.gather.is_some(), spec.condition.is_some(), spec.task.is_some(), spec.deliver.is_some()];
+fn compile_step(spec: &StepSpec, at: &str, known: &Known, gathered: &mut BTreeSet<String>, top: bool) -> Result<Step, FlowError> {
+    let kinds = [spec.gather.is_some(), spec.condition.is_some(), spec.task.is_some(), spec.deliver.is_some(), spec.wait.is_some()];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        return Err(invalid(at, "a step is exactly one of `gather`, `if`, `task` or `deliver`"));
+        return Err(invalid(at, "a step is exactly one of `gather`, `if`, `task`, `deliver` or `wait`"));
+    }
+    if let Some(wait) = &spec.wait {
+        if !top {
+            return Err(invalid(at, "a `wait` is a step of the flow itself, not inside `if`: put the `if` after it"));
+        }
+        let duration = |text: &str| {
+            parse_duration(text).ok_or_else(|| invalid(at, format!("`{text}` is not a duration: write `4 hours` or `2 days`")))
+        };
+        let (duration_ms, until) = match (&wait.duration, &wait.until, &wait.timeout) {
+            (Some(d), None, None) => (duration(d)?, None),
+            (None, Some(event), Some(t)) if !event.trim().is_empty() => (duration(t)?, Some(event.clone())),
+            _ => return Err(invalid(at, "a wait is `{ for = \"2 days\" }` or `{ until = \"EVENT\", timeout = \"7 days\" }`")),
+        };
+        let fact = wait.fact.clone().unwrap_or_else(|| "wait".into());
+        if fact.is_empty() || !fact.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || fact == "trigger" || fact == "traits" {
+            return Err(invalid(at, format!("`{fact}` cannot name a fact: use letters, digits and `_`, not `trigger` or `traits`")));
+        }
+        gathered.insert(fact.clone());
+        return Ok(Step::Wait { duration_ms, until, fact });
     }
     let reference = |name: &Option<String>, key: &str| -> Result<String, FlowError> {
         let name = name.clone().ok_or_else(|| invalid(at, format!("`{key}` is required here")))?;
@@ -352,9 +437,9 @@ fn compile_step(spec: &StepSpec, at: &str, known: &Known, gathered: &mut BTreeSe
         let condition = Condition::compile(text).map_err(|e| invalid(at, e))?;
         // Facts gathered in one branch may be missing after it; later steps see them as null.
         let mut in_then = gathered.clone();
-        let then = compile_steps(&spec.then, &format!("{at}.then"), known, &mut in_then)?;
+        let then = compile_steps(&spec.then, &format!("{at}.then"), known, &mut in_then, false)?;
         let mut in_else = gathered.clone();
-        let otherwise = compile_steps(&spec.otherwise, &format!("{at}.else"), known, &mut in_else)?;
+        let otherwise = compile_steps(&spec.otherwise, &format!("{at}.else"), known, &mut in_else, false)?;
         gathered.extend(in_then);
         gathered.extend(in_else);
         return Ok(Step::Branch { condition, then, otherwise });

@@ -97,6 +97,21 @@ pub struct Run {
     pub tasks: Vec<TaskDraft>,
     /// Endpoints to deliver the run to.
     pub deliveries: Vec<String>,
+    /// Set when the run stopped at a wait: the host keeps it and resumes it ([`resume`]).
+    pub wait: Option<WaitDraft>,
+}
+
+/// A run paused at a wait step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitDraft {
+    /// The wait's index among the flow's steps; the run resumes after it.
+    pub step: usize,
+    /// The event that ends the wait early.
+    pub until: Option<String>,
+    /// When the wait ends if that event does not come.
+    pub resume_at: i64,
+    /// The fact that will say how it ended.
+    pub fact: String,
 }
 
 /// Runs `flow` on `trigger`, an event of `subject`, at `now_ms`.
@@ -121,7 +136,53 @@ pub fn run(flow: &Flow, trigger: &EventRecord, subject: &Subject, references: &B
     }
     out.matched = true;
     let mut runner = Runner { trigger, subject, references, now_ms, facts: &mut facts, out: &mut out };
-    runner.steps(&flow.steps);
+    runner.top(&flow.steps, 0);
+    out
+}
+
+/// Continues a run that waited at step `step`: `facts` are those gathered before the wait,
+/// `ended` the event that ended it (`None`: its time ran out), judged at `now_ms`.
+#[allow(clippy::too_many_arguments)]
+pub fn resume(
+    flow: &Flow,
+    trigger: &EventRecord,
+    subject: &Subject,
+    references: &BTreeMap<String, Reference>,
+    facts: &[Fact],
+    step: usize,
+    ended: Option<&EventRecord>,
+    now_ms: i64,
+) -> Run {
+    let mut out = Run { matched: true, facts: facts.to_vec(), ..Run::default() };
+    let Some(Step::Wait { fact, .. }) = flow.steps.get(step) else {
+        out.trace.push(TraceStep {
+            step: format!("resume at step {step}"),
+            outcome: "this version of the flow has no wait there".into(),
+            values: Map::new(),
+        });
+        return out;
+    };
+    let mut gathered: Map<String, Value> = facts.iter().map(|f| (f.name.clone(), f.value.clone())).collect();
+    let ending = match ended {
+        Some(e) => Fact {
+            name: fact.clone(),
+            value: json!({ "outcome": "event", "event": e.name, "at": kinship_expr::format_timestamp(e.timestamp_ms), "properties": e.properties }),
+            source: e.source.clone(),
+            record: e.key.clone(),
+            at_ms: e.timestamp_ms,
+        },
+        None => Fact {
+            name: fact.clone(),
+            value: json!({ "outcome": "timeout", "at": kinship_expr::format_timestamp(now_ms) }),
+            source: "flows".into(),
+            record: format!("{}#{step}", trigger.key),
+            at_ms: now_ms,
+        },
+    };
+    let outcome = if ended.is_some() { "ended by the event" } else { "timed out" };
+    let mut runner = Runner { trigger, subject, references, now_ms, facts: &mut gathered, out: &mut out };
+    runner.gathered(ending, format!("resume after wait {step}"), outcome.into());
+    runner.top(&flow.steps, step + 1);
     out
 }
 
@@ -136,6 +197,23 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// The flow's own steps from `from`, stopping at a wait.
+    fn top(&mut self, steps: &[Step], from: usize) {
+        for (i, step) in steps.iter().enumerate().skip(from) {
+            if let Step::Wait { duration_ms, until, fact } = step {
+                let resume_at = self.now_ms.saturating_add(*duration_ms);
+                let label = match until {
+                    Some(event) => format!("wait for {event}, until {}", kinship_expr::format_timestamp(resume_at)),
+                    None => format!("wait until {}", kinship_expr::format_timestamp(resume_at)),
+                };
+                self.out.trace.push(TraceStep { step: label, outcome: "waiting".into(), values: Map::new() });
+                self.out.wait = Some(WaitDraft { step: i, until: until.clone(), resume_at, fact: fact.clone() });
+                return;
+            }
+            self.step(step);
+        }
+    }
+
     fn steps(&mut self, steps: &[Step]) {
         for step in steps {
             self.step(step);
@@ -318,6 +396,8 @@ impl Runner<'_> {
                 self.out.trace.push(TraceStep { step: format!("task for team {}", task.team), outcome: title, values: Map::new() });
                 self.out.tasks.push(draft);
             }
+            // Compilation keeps waits out of branches; the flow's own steps go through `top`.
+            Step::Wait { .. } => {}
             Step::Deliver { endpoint } => {
                 self.out.trace.push(TraceStep { step: format!("deliver to {endpoint}"), outcome: "queued".into(), values: Map::new() });
                 self.out.deliveries.push(endpoint.clone());

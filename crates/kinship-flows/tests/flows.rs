@@ -194,3 +194,54 @@ fn a_host_knows_which_triggers_need_no_profile_and_which_events_a_flow_reads() {
     let any_event = COMPLAINT.replace("when = 'subject contains", "when = 'count(*) > 3 or subject contains");
     assert_eq!(Flow::compile(FlowDefinition::parse(&any_event).unwrap(), &known()).unwrap().events_read(), None);
 }
+
+#[test]
+fn a_run_stops_at_a_wait_and_resumes_from_it_with_how_it_ended() {
+    let text = r#"
+        name = "reorder_check"
+        [trigger]
+        event = "Ticket Opened"
+        [[steps]]
+        gather = "product"
+        from = "catalogue"
+        mentioned_in = "subject"
+        by = "name"
+        [[steps]]
+        wait = { until = "Order Completed", timeout = "7 days", as = "reorder" }
+        [[steps]]
+        if = 'reorder.outcome == "event"'
+        then = [{ task = { title = "Reordered: {product.name}", team = "support" } }]
+        else = [{ task = { title = "No reorder: {product.name}", team = "support" } }]
+    "#;
+    let flow = Flow::compile(FlowDefinition::parse(text).unwrap(), &known()).unwrap();
+    let now = 1_800_000_000_000;
+    let ticket = event("Ticket Opened", "tickets", "T-1", now, json!({"subject": "Two-Person Hiking Tent arrived damaged"}));
+    let subject = customer(now - DAY);
+    let out = run(&flow, &ticket, &subject, &references(3), now);
+    let wait = out.wait.clone().expect("the run waits");
+    assert_eq!((wait.step, wait.until.as_deref(), wait.resume_at), (1, Some("Order Completed"), now + 7 * DAY));
+    assert!(out.tasks.is_empty());
+    assert_eq!(out.facts.len(), 1, "the product, kept for the rest of the run");
+
+    let order = event("Order Completed", "shop", "O-9", now + DAY, json!({"order_id": "O-9"}));
+    let resumed = kinship_flows::resume(&flow, &ticket, &subject, &references(3), &out.facts, wait.step, Some(&order), now + DAY);
+    assert_eq!(resumed.tasks[0].title, "Reordered: Two-Person Hiking Tent");
+    let reorder = resumed.facts.iter().find(|f| f.name == "reorder").unwrap();
+    assert_eq!((reorder.value["outcome"].as_str(), reorder.record.as_str()), (Some("event"), "O-9"));
+    let timed_out = kinship_flows::resume(&flow, &ticket, &subject, &references(3), &out.facts, wait.step, None, wait.resume_at);
+    assert_eq!(timed_out.tasks[0].title, "No reorder: Two-Person Hiking Tent");
+    // A step that is no wait (a changed flow) resumes nothing.
+    assert!(kinship_flows::resume(&flow, &ticket, &subject, &references(3), &out.facts, 0, None, now).tasks.is_empty());
+
+    // A wait inside a branch, or one with neither a duration nor an event, is refused.
+    let nested = text
+        .replace("[[steps]]\n        wait = { until = \"Order Completed\", timeout = \"7 days\", as = \"reorder\" }\n", "")
+        .replace("then = [{ task", "then = [{ wait = { for = \"1 day\" } }, { task");
+    let err = Flow::compile(FlowDefinition::parse(&nested).unwrap(), &known()).unwrap_err().to_string();
+    assert!(err.contains("not inside `if`"), "{err}");
+    let vague = text.replace(
+        "wait = { until = \"Order Completed\", timeout = \"7 days\", as = \"reorder\" }",
+        "wait = { until = \"Order Completed\" }",
+    );
+    assert!(Flow::compile(FlowDefinition::parse(&vague).unwrap(), &known()).is_err());
+}

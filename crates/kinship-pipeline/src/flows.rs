@@ -7,7 +7,7 @@ use crate::{golden, PipelineError, Result};
 use kinship_core::act::EndpointConfig;
 use kinship_core::{Config, RecordId};
 use kinship_flows::{assign, EventRecord, Flow, FlowDefinition, Known, Reference, Run, Subject};
-use kinship_store::{Database, NewDelivery, NewRun, NewTask};
+use kinship_store::{Database, NewDelivery, NewRun, NewTask, NewWait, WaitRow};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -186,10 +186,14 @@ pub fn plan_runs(
         return Ok(planned);
     }
     let mappers = crate::mappers(config)?;
-    let wanted: Vec<&str> = flows.iter().map(|f| f.flow.trigger_event()).collect();
+    let trigger_names: Vec<&str> = flows.iter().map(|f| f.flow.trigger_event()).collect();
+    // Events a kept wait may be ending.
+    let waited_for: Vec<String> = flows.iter().flat_map(|f| f.flow.waits_for()).collect();
+    let wanted: Vec<&str> = trigger_names.iter().copied().chain(waited_for.iter().map(String::as_str)).collect();
     let candidates = EventFilter::new(config, &wanted);
-    // Each trigger with its record's id, in log order.
+    // Each trigger with its record's id, in log order; and each event a wait may end on.
     let mut triggers: Vec<(RecordId, EventRecord)> = Vec::new();
+    let mut arrivals: Vec<(RecordId, EventRecord)> = Vec::new();
     let mut seen = 0;
     let mut cursor = after;
     while cursor < through {
@@ -199,11 +203,15 @@ pub fn plan_runs(
             if r.id > through {
                 return;
             }
-            if let Some(trigger) = trigger_of(&mappers, &candidates, &wanted, &r) {
+            let Some(event) = trigger_of(&mappers, &candidates, &wanted, &r) else { return };
+            if waited_for.contains(&event.name) {
+                arrivals.push((r.id, event.clone()));
+            }
+            if trigger_names.contains(&event.name.as_str()) {
                 seen += 1;
                 // A trigger no flow's condition can hold needs no profile.
-                if flows.iter().any(|f| f.flow.triggers_alone(&trigger) != Some(false)) {
-                    triggers.push((r.id, trigger));
+                if flows.iter().any(|f| f.flow.triggers_alone(&event) != Some(false)) {
+                    triggers.push((r.id, event));
                 }
             }
         })?;
@@ -232,6 +240,63 @@ pub fn plan_runs(
         let placed: Vec<(String, &EventRecord)> = chunk.iter().filter_map(|(id, t)| Some((profile_of.get(id)?.clone(), t))).collect();
         planner.run(load, &placed, &mut planned.runs)?;
     }
+    // Kept waits these events end: each resumes once, on the first such event after its trigger.
+    for chunk in arrivals.chunks(TRIGGERS_READ_TOGETHER) {
+        let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
+        let profile_of: HashMap<RecordId, String> = store.profiles_of(&ids)?.into_iter().collect();
+        let mut profiles: Vec<String> = profile_of.values().cloned().collect();
+        profiles.sort_unstable();
+        profiles.dedup();
+        let mut waits = store.waits_of(&profiles)?;
+        waits.sort_by_key(|w| w.created_at);
+        let mut resumed = Vec::new();
+        for wait in &waits {
+            let Ok(trigger) = serde_json::from_str::<EventRecord>(&wait.trigger) else { continue };
+            let ended = chunk.iter().find(|(id, event)| {
+                profile_of.get(id) == Some(&wait.profile_id)
+                    && wait.until_event.as_deref() == Some(event.name.as_str())
+                    && event.timestamp_ms >= trigger.timestamp_ms
+                    && !(event.source == trigger.source && event.key == trigger.key)
+            });
+            if let Some((_, event)) = ended {
+                resumed.push((wait, trigger, Some(event.clone())));
+            }
+        }
+        planner.resume(load, &resumed, &mut planned.runs)?;
+    }
+    Ok(planned)
+}
+
+/// Runs waits whose time has come by `now` (the event they waited for did not come) on
+/// from where they stopped.
+pub fn plan_due_waits(
+    store: &dyn Database,
+    config: &Config,
+    flows: &[StoredFlow],
+    references: &BTreeMap<String, Reference>,
+    load: &mut TeamLoad,
+    now: i64,
+) -> Result<Planned> {
+    let mut planned = Planned { runs: Vec::new(), triggers: 0 };
+    let due = store.due_waits(now, TRIGGERS_READ_TOGETHER)?;
+    if due.is_empty() {
+        return Ok(planned);
+    }
+    planned.triggers = due.len();
+    load.forget_if_stale();
+    let mappers = crate::mappers(config)?;
+    let mut read_names = None;
+    let planner = Planner {
+        store,
+        config,
+        flows,
+        references,
+        mappers: &mappers,
+        read: events_read_by(config, flows.iter().map(|f| &f.flow), &mut read_names),
+    };
+    let resumed: Vec<(&WaitRow, EventRecord, Option<EventRecord>)> =
+        due.iter().filter_map(|w| Some((w, serde_json::from_str::<EventRecord>(&w.trigger).ok()?, None))).collect();
+    planner.resume(load, &resumed, &mut planned.runs)?;
     Ok(planned)
 }
 
@@ -309,6 +374,67 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
+    /// Resumes kept waits, each with the event that ended it or none (its time ran out). A
+    /// wait's run goes on with the flow version that started it.
+    fn resume(&self, load: &mut TeamLoad, waits: &[(&WaitRow, EventRecord, Option<EventRecord>)], runs: &mut Vec<NewRun>) -> Result<()> {
+        if waits.is_empty() {
+            return Ok(());
+        }
+        let mut profiles: Vec<String> = waits.iter().map(|(w, _, _)| w.profile_id.clone()).collect();
+        profiles.sort_unstable();
+        profiles.dedup();
+        let subjects = subjects_of(self.store, self.mappers, &self.read, &profiles)?;
+        let mut versions: HashMap<(String, i64), Option<StoredFlow>> = HashMap::new();
+        for (wait, trigger, ended) in waits {
+            let at = (wait.flow.clone(), wait.version);
+            if !versions.contains_key(&at) {
+                let found = match self.flows.iter().find(|f| f.flow.name() == wait.flow && f.version == wait.version) {
+                    Some(f) => Some(StoredFlow { flow: f.flow.clone(), version: f.version }),
+                    None => self
+                        .store
+                        .flow_versions(&wait.flow)?
+                        .into_iter()
+                        .find(|v| v.version == wait.version)
+                        .and_then(|v| compile(self.config, &v.definition).ok())
+                        .map(|flow| StoredFlow { flow, version: wait.version }),
+                };
+                versions.insert(at.clone(), found);
+            }
+            let Some(subject) = subjects.get(&wait.profile_id) else { continue };
+            let Some(Some(stored)) = versions.get(&at) else {
+                // The flow was deleted (or no longer compiles): the wait ends, doing nothing.
+                let trace = json!({ "trace": [{ "step": format!("resume after wait {}", wait.step), "outcome": "the flow is gone; nothing more is done" }] });
+                runs.push(NewRun {
+                    key: format!("{}#{}", wait.run_key, wait.step),
+                    flow: wait.flow.clone(),
+                    version: wait.version,
+                    profile_id: wait.profile_id.clone(),
+                    source: trigger.source.clone(),
+                    record_key: trigger.key.clone(),
+                    at: crate::now_ms(),
+                    trace: trace.to_string(),
+                    task: None,
+                    deliveries: Vec::new(),
+                    wait: None,
+                    resumes: Some(wait.run_key.clone()),
+                });
+                continue;
+            };
+            let facts: Vec<kinship_flows::Fact> = serde_json::from_str(&wait.facts).unwrap_or_default();
+            let now = ended.as_ref().map_or(wait.resume_at, |e| e.timestamp_ms);
+            let step = usize::try_from(wait.step).unwrap_or(usize::MAX);
+            let run = kinship_flows::resume(&stored.flow, trigger, subject, self.references, &facts, step, ended.as_ref(), now);
+            let mut new = new_run(self.store, self.config, stored, trigger, subject, &run, load)?;
+            new.key = format!("{}#{}", wait.run_key, wait.step);
+            for delivery in &mut new.deliveries {
+                delivery.webhook_id = webhook_id(&new.key, &delivery.endpoint);
+            }
+            new.resumes = Some(wait.run_key.clone());
+            runs.push(new);
+        }
+        Ok(())
+    }
+
     /// Loads the triggers' profiles together and runs every flow on each trigger.
     fn run(&self, load: &mut TeamLoad, placed: &[(String, &EventRecord)], runs: &mut Vec<NewRun>) -> Result<()> {
         let mut profiles: Vec<String> = placed.iter().map(|(p, _)| p.clone()).collect();
@@ -504,6 +630,18 @@ fn new_run(
         trace: trace.to_string(),
         task,
         deliveries,
+        wait: match &run.wait {
+            Some(w) => Some(NewWait {
+                step: w.step as i64,
+                until_event: w.until.clone(),
+                resume_at: w.resume_at,
+                fact: w.fact.clone(),
+                trigger: serde_json::to_string(trigger).map_err(kinship_store::StoreError::from)?,
+                facts: serde_json::to_string(&run.facts).map_err(kinship_store::StoreError::from)?,
+            }),
+            None => None,
+        },
+        resumes: None,
     })
 }
 

@@ -94,7 +94,9 @@ pub fn start(
         if reload.swap(false, Ordering::SeqCst) {
             runner.load_flows();
         }
-        if let Err(e) = runner.act(resolved.load(Ordering::SeqCst)).and_then(|()| runner.act_on_transitions()) {
+        let pass =
+            runner.act(resolved.load(Ordering::SeqCst)).and_then(|()| runner.act_on_transitions()).and_then(|()| runner.act_on_due_waits());
+        if let Err(e) = pass {
             eprintln!("warning: running flows failed, retrying: {e}");
             std::thread::sleep(Duration::from_secs(1));
         }
@@ -132,6 +134,29 @@ impl Runner {
             Ok(through) => self.through = Some(through),
             Err(e) => eprintln!("warning: reading where flows stand failed, retrying at the next change: {e}"),
         }
+    }
+
+    /// Resumes the waits whose time has come.
+    fn act_on_due_waits(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
+        let Some(through) = self.through else { return Ok(()) };
+        let config = self.config.current();
+        let references = self.references.current(&config, &self.data_dir)?;
+        let planned = kinship_pipeline::flows::plan_due_waits(
+            &*self.store,
+            &config,
+            &self.flows,
+            references,
+            &mut self.team_load,
+            kinship_pipeline::now_ms(),
+        )?;
+        if planned.runs.is_empty() {
+            return Ok(());
+        }
+        let turn = self.turn.clone();
+        let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
+        let tasks = self.store.record_runs(&planned.runs, through)?;
+        self.metrics.flows_ran(planned.runs.len(), tasks.len());
+        Ok(())
     }
 
     /// Runs the flows triggered by segments on the entries and exits recorded since the last

@@ -32,6 +32,39 @@ pub struct NewRun {
     pub trace: String,
     pub task: Option<NewTask>,
     pub deliveries: Vec<NewDelivery>,
+    /// The run stopped at a wait: kept under the run's key until resumed.
+    pub wait: Option<NewWait>,
+    /// This run resumes the wait kept under this key, which is deleted with it.
+    pub resumes: Option<String>,
+}
+
+/// A run paused at a wait step, as kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWait {
+    pub step: i64,
+    pub until_event: Option<String>,
+    pub resume_at: i64,
+    pub fact: String,
+    /// The trigger event, JSON.
+    pub trigger: String,
+    /// The facts gathered before the wait, JSON.
+    pub facts: String,
+}
+
+/// A kept wait.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitRow {
+    pub run_key: String,
+    pub flow: String,
+    pub version: i64,
+    pub profile_id: String,
+    pub step: i64,
+    pub until_event: Option<String>,
+    pub resume_at: i64,
+    pub fact: String,
+    pub trigger: String,
+    pub facts: String,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,9 +182,9 @@ pub trait ActStore {
     fn flows(&self) -> Result<Vec<FlowRow>>;
     /// Every version of one flow, oldest first.
     fn flow_versions(&self, name: &str) -> Result<Vec<FlowRow>>;
-    /// Records runs with their tasks and deliveries, skipping runs already recorded, and moves
-    /// `flows.through` (never back) to `through`, all in one transaction. Returns the ids of
-    /// the tasks created.
+    /// Records runs with their tasks, deliveries and waits, skipping runs already recorded,
+    /// deletes the waits the runs resume, and moves `flows.through` (never back) to `through`,
+    /// all in one transaction. Returns the ids of the tasks created.
     fn record_runs(&mut self, runs: &[NewRun], through: RecordId) -> Result<Vec<i64>>;
     /// A flow's runs, newest first.
     fn flow_runs(&self, flow: &str, limit: usize) -> Result<Vec<RunRow>>;
@@ -173,6 +206,10 @@ pub trait ActStore {
     fn replay_deliveries(&mut self, endpoint: &str, since: i64, id: Option<i64>, now: i64) -> Result<u64>;
     /// (endpoint, status, count) for every pair that has deliveries.
     fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>>;
+    /// Waits whose time has come by `now`, soonest first.
+    fn due_waits(&self, now: i64, limit: usize) -> Result<Vec<WaitRow>>;
+    /// The waits of these profiles that an event can end.
+    fn waits_of(&self, profiles: &[String]) -> Result<Vec<WaitRow>>;
     /// Entries into and exits from segments at or after `at`, oldest first: what flows
     /// triggered by segments follow.
     fn transitions_since(&self, at: i64, limit: usize) -> Result<Vec<crate::SegmentTransition>>;

@@ -9,8 +9,8 @@ mod postgres;
 mod sqlite;
 
 pub use act::{
-    ActStore, DeliveryAttempt, DeliveryRow, FlowRow, NewDelivery, NewRun, NewTask, RunRow, TASK_STATUSES, TaskFilter, TaskRow,
-    endpoint_gone_key,
+    ActStore, DeliveryAttempt, DeliveryRow, FlowRow, NewDelivery, NewRun, NewTask, NewWait, RunRow, TASK_STATUSES, TaskFilter, TaskRow,
+    WaitRow, endpoint_gone_key,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, audit_path};

@@ -285,7 +285,22 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX deliveries_pending ON deliveries (endpoint, id) WHERE status = 'pending';
     CREATE INDEX deliveries_by_profile ON deliveries (endpoint, profile_id, id);
-    CREATE INDEX segment_transitions_by_time ON segment_transitions (at);",
+    CREATE INDEX segment_transitions_by_time ON segment_transitions (at);
+    CREATE TABLE flow_waits (
+        run_key TEXT PRIMARY KEY,
+        flow TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        profile_id TEXT NOT NULL,
+        step BIGINT NOT NULL,
+        until_event TEXT,
+        resume_at BIGINT NOT NULL,
+        fact TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX flow_waits_due ON flow_waits (resume_at);
+    CREATE INDEX flow_waits_by_profile ON flow_waits (profile_id);",
     ),
 ];
 
@@ -295,7 +310,7 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 /// The tables that hold a person's data, rewritten by [`GovernanceStore::purge_deleted`].
 /// (`meta` too: a database source's position names the key of the last row it pulled;
 /// `changes`: the feed names profiles by id.)
-const PERSONAL_TABLES: &str = "records, profiles, assignments, profile_identifiers, merge_edges, link_constraints, segment_members, segment_transitions, meta, changes, flow_runs, tasks, deliveries";
+const PERSONAL_TABLES: &str = "records, profiles, assignments, profile_identifiers, merge_edges, link_constraints, segment_members, segment_transitions, meta, changes, flow_runs, tasks, deliveries, flow_waits";
 
 pub struct PostgresStore {
     /// Where to connect again when the connection is lost (a restart or failover).
@@ -1405,6 +1420,7 @@ impl GovernanceStore for PostgresStore {
             counts.flow_runs = s.execute("DELETE FROM flow_runs WHERE profile_id = ANY($1)", &[&profiles])?;
             counts.tasks = s.execute("DELETE FROM tasks WHERE profile_id = ANY($1)", &[&profiles])?;
             counts.deliveries = s.execute("DELETE FROM deliveries WHERE profile_id = ANY($1)", &[&profiles])?;
+            counts.flow_runs += s.execute("DELETE FROM flow_waits WHERE profile_id = ANY($1)", &[&profiles])?;
             // Earlier change-feed entries stop naming the profiles (an entry may name others
             // too, so it stays); the erasure's own entry names them for the other nodes, for
             // the feed's ten minutes.

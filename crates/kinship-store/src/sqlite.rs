@@ -287,7 +287,22 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX deliveries_pending ON deliveries (endpoint, id) WHERE status = 'pending';
     CREATE INDEX deliveries_by_profile ON deliveries (endpoint, profile_id, id);
-    CREATE INDEX segment_transitions_by_time ON segment_transitions (at);",
+    CREATE INDEX segment_transitions_by_time ON segment_transitions (at);
+    CREATE TABLE flow_waits (
+        run_key TEXT PRIMARY KEY,
+        flow TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        profile_id TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        until_event TEXT,
+        resume_at INTEGER NOT NULL,
+        fact TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX flow_waits_due ON flow_waits (resume_at);
+    CREATE INDEX flow_waits_by_profile ON flow_waits (profile_id);",
     ),
 ];
 
@@ -1415,6 +1430,7 @@ fn delete_rows(tx: &Connection, profiles: &[String], records: &[RecordId]) -> Re
     counts.flow_runs = by_profile("flow_runs")?;
     counts.tasks = by_profile("tasks")?;
     counts.deliveries = by_profile("deliveries")?;
+    counts.flow_runs += by_profile("flow_waits")?;
     // Earlier change-feed entries stop naming the profiles (an entry may name others too, so
     // it stays); the erasure's own entry names them for the other processes, for the
     // feed's ten minutes.

@@ -97,6 +97,8 @@ pub fn run(args: &BenchDeliveriesArgs) -> Result<()> {
                 trace: "{}".into(),
                 task: None,
                 deliveries: vec![NewDelivery { webhook_id: format!("msg_bench_{i}"), endpoint: "bench".into(), profile_id: profile, body }],
+                wait: None,
+                resumes: None,
             }
         })
         .collect();

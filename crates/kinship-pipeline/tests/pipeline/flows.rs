@@ -46,14 +46,30 @@ fn order_with(dir: &Path, sku: &str) -> (String, String, chrono::DateTime<chrono
 }
 
 fn append_ticket(dir: &Path, ticket: &Value) {
+    append(dir, "tickets.jsonl", ticket);
+}
+
+fn append(dir: &Path, file: &str, line: &Value) {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new().append(true).open(dir.join("tickets.jsonl")).unwrap();
-    writeln!(file, "{ticket}").unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(dir.join(file)).unwrap();
+    writeln!(file, "{line}").unwrap();
 }
 
 /// Ingests the tickets file again (new lines only), resolves them, runs the flows on them.
 fn arrive(store: &mut dyn Database, config: &Config, dir: &Path) -> (u64, kinship_pipeline::flows::FlowPass) {
-    let report = ingest_source(store, config, "tickets", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    arrive_from(store, config, dir, "tickets", "tickets.jsonl")
+}
+
+/// The same for any source, after appending nothing (the caller appended to `file`).
+fn arrive_from(
+    store: &mut dyn Database,
+    config: &Config,
+    dir: &Path,
+    source: &str,
+    file: &str,
+) -> (u64, kinship_pipeline::flows::FlowPass) {
+    assert!(dir.join(file).exists());
+    let report = ingest_source(store, config, source, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     let after = kinship_pipeline::flows::flows_through(store).unwrap();
     loop {
         let r = resolve_new_records(store, config, 500, None, None).unwrap();
@@ -181,6 +197,8 @@ fn run_with_delivery(key: &str, profile: &str) -> NewRun {
             profile_id: profile.into(),
             body: "{}".into(),
         }],
+        wait: None,
+        resumes: None,
     }
 }
 
@@ -273,4 +291,83 @@ fn entering_a_segment_triggers_a_flow_once_per_entry() {
     // Read again (the runner re-reads a little of what it has run): nothing twice.
     let (again, _) = kinship_pipeline::flows::plan_transition_runs(&*store, &config, &flows, references, &mut load, before).unwrap();
     assert!(store.record_runs(&again.runs, 0).unwrap().is_empty());
+}
+
+#[test]
+fn a_wait_is_kept_and_resumed_once_by_its_event_or_when_its_time_runs_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, mut store, _) = demo(dir);
+    let flow = r#"
+        name = "reorder_check"
+        [trigger]
+        event = "Ticket Opened"
+        when = 'subject contains "arrived damaged"'
+        [[steps]]
+        gather = "product"
+        from = "catalogue"
+        mentioned_in = "subject"
+        by = "name"
+        [[steps]]
+        wait = { until = "Order Completed", timeout = "7 days", as = "reorder" }
+        [[steps]]
+        if = 'reorder.outcome == "event"'
+        then = [{ task = { title = "Reordered after a complaint about {product.name}", team = "support" } }]
+        else = [{ task = { title = "No order within a week of a complaint about {product.name}", team = "support" } }]
+    "#;
+    save_flow(&mut *store, &config, flow, "test").unwrap();
+    let through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
+    store.record_runs(&[], through).unwrap();
+    let (_, email_a, bought_a) = order_with(dir, "BAG-002");
+    let (_, email_b, _) = order_with(dir, "TNT-001");
+    assert_ne!(email_a, email_b);
+    let complained = bought_a + chrono::Duration::days(30);
+    for (id, email) in [("TCK-9100001", &email_a), ("TCK-9100002", &email_b)] {
+        append_ticket(
+            dir,
+            &json!({
+                "ticket_id": id, "channel": "email", "from_email": email, "subject": "Merino Hiking Socks arrived damaged",
+                "status": "open", "created_at": complained.to_rfc3339(),
+            }),
+        );
+    }
+    let (_, pass) = arrive(&mut *store, &config, dir);
+    assert_eq!((pass.runs, pass.tasks.len()), (2, 0), "both runs wait: {pass:?}");
+    assert_eq!(store.due_waits(i64::MAX, 10).unwrap().len(), 2);
+
+    // A's order two days later ends A's wait.
+    append(
+        dir,
+        "shop_orders.jsonl",
+        &json!({
+            "order_id": "ORD-9900001", "customer": { "email": email_a, "name": "Returning Customer" },
+            "items": [{ "sku": "SOC-001", "name": "Merino Hiking Socks", "qty": 1, "price": 29.95 }],
+            "total": 29.95, "currency": "AUD", "status": "completed", "created_at": (complained + chrono::Duration::days(2)).to_rfc3339(),
+        }),
+    );
+    let (inserted, pass) = arrive_from(&mut *store, &config, dir, "shop", "shop_orders.jsonl");
+    assert_eq!((inserted, pass.runs, pass.tasks.len()), (1, 1, 1), "{pass:?}");
+    let task = store.task(pass.tasks[0]).unwrap().unwrap();
+    assert_eq!(task.title, "Reordered after a complaint about Merino Hiking Socks");
+    assert_eq!(task.record_key, "TCK-9100001");
+    let reorder = task.context.as_array().unwrap().iter().find(|f| f["name"] == "reorder").unwrap().clone();
+    assert_eq!((reorder["value"]["outcome"].as_str(), reorder["record"].as_str()), (Some("event"), Some("ORD-9900001")));
+
+    // B's week runs out: resumed by the timer, once, from what was kept (a fresh planner).
+    let (flows, _) = load_flows(&*store, &config).unwrap();
+    let mut references = References::default();
+    let references = references.current(&config, dir).unwrap();
+    let week_later = (complained + chrono::Duration::days(8)).timestamp_millis();
+    let mut load = kinship_pipeline::flows::TeamLoad::default();
+    let due = kinship_pipeline::flows::plan_due_waits(&*store, &config, &flows, references, &mut load, week_later).unwrap();
+    assert_eq!(due.runs.len(), 1);
+    let tasks = store.record_runs(&due.runs, through).unwrap();
+    let task = store.task(tasks[0]).unwrap().unwrap();
+    assert_eq!(
+        (task.title.as_str(), task.record_key.as_str()),
+        ("No order within a week of a complaint about Merino Hiking Socks", "TCK-9100002")
+    );
+    assert!(store.due_waits(i64::MAX, 10).unwrap().is_empty(), "both waits are done");
+    // Resuming the same wait again (a crash before the position moved) makes nothing twice.
+    assert!(store.record_runs(&due.runs, through).unwrap().is_empty());
 }

@@ -15,6 +15,12 @@ macro_rules! task_columns {
     };
 }
 
+macro_rules! wait_columns {
+    () => {
+        "run_key, flow, version, profile_id, step, until_event, resume_at, fact, trigger, facts, created_at"
+    };
+}
+
 macro_rules! delivery_columns {
     () => {
         "id, webhook_id, endpoint, profile_id, body, status, attempts, next_at, last_status, last_response, created_at, done_at"
@@ -106,6 +112,10 @@ impl ActStore for PostgresStore {
         self.atomic(|s| {
             let mut created = Vec::new();
             for run in runs {
+                // A resumed wait goes whether or not this run was recorded before.
+                if let Some(wait) = &run.resumes {
+                    s.execute("DELETE FROM flow_waits WHERE run_key = $1", &[wait])?;
+                }
                 let inserted = s.execute(
                     "INSERT INTO flow_runs (run_key, flow, version, profile_id, source, record_key, at, trace)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_key) DO NOTHING",
@@ -113,6 +123,13 @@ impl ActStore for PostgresStore {
                 )?;
                 if inserted == 0 {
                     continue;
+                }
+                if let Some(w) = &run.wait {
+                    s.execute(
+                        "INSERT INTO flow_waits (run_key, flow, version, profile_id, step, until_event, resume_at, fact, trigger, facts, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (run_key) DO NOTHING",
+                        &[&run.key, &run.flow, &run.version, &run.profile_id, &w.step, &w.until_event, &w.resume_at, &w.fact, &w.trigger, &w.facts, &run.at],
+                    )?;
                 }
                 if let Some(t) = &run.task {
                     let id: i64 = s.query(
@@ -293,5 +310,37 @@ impl ActStore for PostgresStore {
             .iter()
             .map(|r| crate::SegmentTransition { segment: r.get(0), profile: r.get(1), entered: r.get(2), at: r.get(3) })
             .collect())
+    }
+
+    fn due_waits(&self, now: i64, limit: usize) -> Result<Vec<WaitRow>> {
+        let rows = self.query(
+            concat!("SELECT ", wait_columns!(), " FROM flow_waits WHERE resume_at <= $1 ORDER BY resume_at LIMIT $2"),
+            &[&now, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(wait_row).collect())
+    }
+
+    fn waits_of(&self, profiles: &[String]) -> Result<Vec<WaitRow>> {
+        let rows = self.query(
+            concat!("SELECT ", wait_columns!(), " FROM flow_waits WHERE until_event IS NOT NULL AND profile_id = ANY($1)"),
+            &[&profiles],
+        )?;
+        Ok(rows.iter().map(wait_row).collect())
+    }
+}
+
+fn wait_row(r: &Row) -> WaitRow {
+    WaitRow {
+        run_key: r.get(0),
+        flow: r.get(1),
+        version: r.get(2),
+        profile_id: r.get(3),
+        step: r.get(4),
+        until_event: r.get(5),
+        resume_at: r.get(6),
+        fact: r.get(7),
+        trigger: r.get(8),
+        facts: r.get(9),
+        created_at: r.get(10),
     }
 }

@@ -116,11 +116,20 @@ impl ActStore for SqliteStore {
                                     team, assignee, skill, due_at, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'open', ?11, ?12, ?13, ?14, ?15, ?15)",
             )?;
+            let mut wait_stmt = conn.prepare_cached(
+                "INSERT INTO flow_waits (run_key, flow, version, profile_id, step, until_event, resume_at, fact, trigger, facts, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (run_key) DO NOTHING",
+            )?;
+            let mut resumed_stmt = conn.prepare_cached("DELETE FROM flow_waits WHERE run_key = ?1")?;
             let mut delivery_stmt = conn.prepare_cached(
                 "INSERT INTO deliveries (webhook_id, endpoint, profile_id, body, status, next_at, created_at)
                  VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5) ON CONFLICT (webhook_id) DO NOTHING",
             )?;
             for run in runs {
+                // A resumed wait goes whether or not this run was recorded before.
+                if let Some(wait) = &run.resumes {
+                    resumed_stmt.execute([wait])?;
+                }
                 let inserted = run_stmt.execute(params![
                     run.key,
                     run.flow,
@@ -133,6 +142,21 @@ impl ActStore for SqliteStore {
                 ])?;
                 if inserted == 0 {
                     continue;
+                }
+                if let Some(w) = &run.wait {
+                    wait_stmt.execute(params![
+                        run.key,
+                        run.flow,
+                        run.version,
+                        run.profile_id,
+                        w.step,
+                        w.until_event,
+                        w.resume_at,
+                        w.fact,
+                        w.trigger,
+                        w.facts,
+                        run.at
+                    ])?;
                 }
                 if let Some(t) = &run.task {
                     task_stmt.execute(params![
@@ -287,4 +311,36 @@ impl ActStore for SqliteStore {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+
+    fn due_waits(&self, now: i64, limit: usize) -> Result<Vec<WaitRow>> {
+        let sql = format!("SELECT {WAIT_COLUMNS} FROM flow_waits WHERE resume_at <= ?1 ORDER BY resume_at LIMIT ?2");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(stmt.query_map(params![now, limit as i64], wait_row)?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn waits_of(&self, profiles: &[String]) -> Result<Vec<WaitRow>> {
+        let sql = format!(
+            "SELECT {WAIT_COLUMNS} FROM flow_waits WHERE until_event IS NOT NULL AND profile_id IN (SELECT value FROM json_each(?1))"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(stmt.query_map([serde_json::to_string(profiles)?], wait_row)?.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+const WAIT_COLUMNS: &str = "run_key, flow, version, profile_id, step, until_event, resume_at, fact, trigger, facts, created_at";
+
+fn wait_row(r: &Row<'_>) -> rusqlite::Result<WaitRow> {
+    Ok(WaitRow {
+        run_key: r.get(0)?,
+        flow: r.get(1)?,
+        version: r.get(2)?,
+        profile_id: r.get(3)?,
+        step: r.get(4)?,
+        until_event: r.get(5)?,
+        resume_at: r.get(6)?,
+        fact: r.get(7)?,
+        trigger: r.get(8)?,
+        facts: r.get(9)?,
+        created_at: r.get(10)?,
+    })
 }
