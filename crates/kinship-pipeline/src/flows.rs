@@ -240,6 +240,27 @@ pub fn plan_runs(
         let placed: Vec<(String, &EventRecord)> = chunk.iter().filter_map(|(id, t)| Some((profile_of.get(id)?.clone(), t))).collect();
         planner.run(load, &placed, &mut planned.runs)?;
     }
+    // Waits begun in this pass, which an event of the same pass may already end.
+    let begun: Vec<WaitRow> = planned
+        .runs
+        .iter()
+        .filter_map(|r| {
+            let w = r.wait.as_ref()?;
+            Some(WaitRow {
+                run_key: r.key.clone(),
+                flow: r.flow.clone(),
+                version: r.version,
+                profile_id: r.profile_id.clone(),
+                step: w.step,
+                until_event: w.until_event.clone(),
+                resume_at: w.resume_at,
+                fact: w.fact.clone(),
+                trigger: w.trigger.clone(),
+                facts: w.facts.clone(),
+                created_at: r.at,
+            })
+        })
+        .collect();
     // Kept waits these events end: each resumes once, on the first such event after its trigger.
     for chunk in arrivals.chunks(TRIGGERS_READ_TOGETHER) {
         let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
@@ -248,6 +269,7 @@ pub fn plan_runs(
         profiles.sort_unstable();
         profiles.dedup();
         let mut waits = store.waits_of(&profiles)?;
+        waits.extend(begun.iter().filter(|w| profiles.binary_search(&w.profile_id).is_ok()).cloned());
         waits.sort_by_key(|w| w.created_at);
         let mut resumed = Vec::new();
         for wait in &waits {

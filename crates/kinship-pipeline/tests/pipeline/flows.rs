@@ -370,4 +370,31 @@ fn a_wait_is_kept_and_resumed_once_by_its_event_or_when_its_time_runs_out() {
     assert!(store.due_waits(i64::MAX, 10).unwrap().is_empty(), "both waits are done");
     // Resuming the same wait again (a crash before the position moved) makes nothing twice.
     assert!(store.record_runs(&due.runs, through).unwrap().is_empty());
+
+    // A complaint and the order that ends its wait, resolved in one pass: no wait is left.
+    let (_, email_c, bought_c) = order_with(dir, "JKT-001");
+    let at = bought_c + chrono::Duration::days(30);
+    append_ticket(
+        dir,
+        &json!({
+            "ticket_id": "TCK-9100003", "channel": "email", "from_email": email_c, "subject": "Merino Hiking Socks arrived damaged",
+            "status": "open", "created_at": at.to_rfc3339(),
+        }),
+    );
+    append(
+        dir,
+        "shop_orders.jsonl",
+        &json!({
+            "order_id": "ORD-9900002", "customer": { "email": email_c, "name": "Quick Customer" },
+            "items": [{ "sku": "SOC-001", "name": "Merino Hiking Socks", "qty": 1, "price": 29.95 }],
+            "total": 29.95, "currency": "AUD", "status": "completed", "created_at": (at + chrono::Duration::hours(3)).to_rfc3339(),
+        }),
+    );
+    let after = kinship_pipeline::flows::flows_through(&*store).unwrap();
+    ingest_source(&mut *store, &config, "tickets", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    let (_, pass) = arrive_from(&mut *store, &config, dir, "shop", "shop_orders.jsonl");
+    assert!(kinship_pipeline::flows::flows_through(&*store).unwrap() > after);
+    assert_eq!(pass.tasks.len(), 1, "{pass:?}");
+    assert_eq!(store.task(pass.tasks[0]).unwrap().unwrap().record_key, "TCK-9100003");
+    assert!(store.due_waits(i64::MAX, 10).unwrap().is_empty(), "the wait begun and ended in one pass is not kept");
 }
