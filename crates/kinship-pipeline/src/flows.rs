@@ -223,19 +223,11 @@ pub fn plan_runs(
     planned.triggers = seen;
     load.forget_if_stale();
     let mut read_names = None;
-    let planner = Planner {
-        store,
-        config,
-        flows,
-        references,
-        mappers: &mappers,
-        read: events_read_by(config, flows.iter().map(|f| &f.flow), &mut read_names),
-    };
+    let planner = Planner::new(store, config, flows, references, &mappers, &mut read_names);
     // The profiles and their records are read a few hundred triggers at a time, in three
     // queries, rather than a few queries per trigger.
     for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
-        let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
-        let profile_of: HashMap<RecordId, String> = store.profiles_of(&ids)?.into_iter().collect();
+        let (profile_of, _) = profiles_of(store, chunk)?;
         // A record erased or not placed since has no profile: nothing to act on.
         let placed: Vec<(String, &EventRecord)> = chunk.iter().filter_map(|(id, t)| Some((profile_of.get(id)?.clone(), t))).collect();
         planner.run(load, &placed, &mut planned.runs)?;
@@ -263,11 +255,7 @@ pub fn plan_runs(
         .collect();
     // Kept waits these events end: each resumes once, on the first such event after its trigger.
     for chunk in arrivals.chunks(TRIGGERS_READ_TOGETHER) {
-        let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
-        let profile_of: HashMap<RecordId, String> = store.profiles_of(&ids)?.into_iter().collect();
-        let mut profiles: Vec<String> = profile_of.values().cloned().collect();
-        profiles.sort_unstable();
-        profiles.dedup();
+        let (profile_of, profiles) = profiles_of(store, chunk)?;
         let mut waits = store.waits_of(&profiles)?;
         waits.extend(begun.iter().filter(|w| profiles.binary_search(&w.profile_id).is_ok()).cloned());
         waits.sort_by_key(|w| w.created_at);
@@ -308,14 +296,7 @@ pub fn plan_due_waits(
     load.forget_if_stale();
     let mappers = crate::mappers(config)?;
     let mut read_names = None;
-    let planner = Planner {
-        store,
-        config,
-        flows,
-        references,
-        mappers: &mappers,
-        read: events_read_by(config, flows.iter().map(|f| &f.flow), &mut read_names),
-    };
+    let planner = Planner::new(store, config, flows, references, &mappers, &mut read_names);
     let resumed: Vec<(&WaitRow, EventRecord, Option<EventRecord>)> =
         due.iter().filter_map(|w| Some((w, serde_json::from_str::<EventRecord>(&w.trigger).ok()?, None))).collect();
     planner.resume(load, &resumed, &mut planned.runs)?;
@@ -366,14 +347,7 @@ pub fn plan_transition_runs(
     load.forget_if_stale();
     let mappers = crate::mappers(config)?;
     let mut read_names = None;
-    let planner = Planner {
-        store,
-        config,
-        flows,
-        references,
-        mappers: &mappers,
-        read: events_read_by(config, flows.iter().map(|f| &f.flow), &mut read_names),
-    };
+    let planner = Planner::new(store, config, flows, references, &mappers, &mut read_names);
     for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
         let placed: Vec<(String, &EventRecord)> = chunk.iter().map(|(p, e)| (p.clone(), e)).collect();
         planner.run(load, &placed, &mut planned.runs)?;
@@ -395,7 +369,19 @@ struct Planner<'a> {
     read: EventFilter<'a>,
 }
 
-impl Planner<'_> {
+impl<'a> Planner<'a> {
+    fn new(
+        store: &'a dyn Database,
+        config: &'a Config,
+        flows: &'a [StoredFlow],
+        references: &'a BTreeMap<String, Reference>,
+        mappers: &'a rustc_hash::FxHashMap<&'a str, kinship_sources::Mapper<'a>>,
+        read_names: &'a mut Option<Vec<String>>,
+    ) -> Self {
+        let read = events_read_by(config, flows.iter().map(|f| &f.flow), read_names);
+        Self { store, config, flows, references, mappers, read }
+    }
+
     /// Resumes kept waits, each with the event that ended it or none (its time ran out). A
     /// wait's run goes on with the flow version that started it.
     fn resume(&self, load: &mut TeamLoad, waits: &[(&WaitRow, EventRecord, Option<EventRecord>)], runs: &mut Vec<NewRun>) -> Result<()> {
@@ -514,6 +500,16 @@ fn events_read_by<'a>(config: &'a Config, flows: impl Iterator<Item = &'a Flow>,
         Some(names) => EventFilter::new(config, &names.iter().map(String::as_str).collect::<Vec<_>>()),
         None => EventFilter::everything(),
     }
+}
+
+/// The profile of each event's record, and those profiles sorted, without repeats.
+fn profiles_of(store: &dyn Database, events: &[(RecordId, EventRecord)]) -> Result<(HashMap<RecordId, String>, Vec<String>)> {
+    let ids: Vec<RecordId> = events.iter().map(|(id, _)| *id).collect();
+    let profile_of: HashMap<RecordId, String> = store.profiles_of(&ids)?.into_iter().collect();
+    let mut profiles: Vec<String> = profile_of.values().cloned().collect();
+    profiles.sort_unstable();
+    profiles.dedup();
+    Ok((profile_of, profiles))
 }
 
 /// Triggers whose profiles are read in one go.
@@ -756,12 +752,8 @@ pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &st
     let read = events_read_by(config, std::iter::once(&flow), &mut read_names);
     let mut acted = std::collections::BTreeSet::new();
     for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
-        let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
-        let profile_of: HashMap<RecordId, String> = store.profiles_of(&ids)?.into_iter().collect();
-        let mut wanted_profiles: Vec<String> = profile_of.values().cloned().collect();
-        wanted_profiles.sort_unstable();
-        wanted_profiles.dedup();
-        let subjects = subjects_of(store, &mappers, &read, &wanted_profiles)?;
+        let (profile_of, profiles) = profiles_of(store, chunk)?;
+        let subjects = subjects_of(store, &mappers, &read, &profiles)?;
         for (id, trigger) in chunk {
             let Some((profile, now)) = profile_of.get(id).and_then(|p| Some((p, subjects.get(p)?))) else { continue };
             // Judged as of the trigger: its time, and the events before it.
