@@ -885,3 +885,28 @@ proptest! {
         }
     }
 }
+
+/// A task's gathered facts are shown as the role sees event properties: support reads them
+/// whole, sales loses internal notes, a marketer sees contact details masked, and an analyst
+/// loses free text.
+#[test]
+fn facts_outside_a_profile_are_projected_like_event_properties() {
+    let fact = json!({
+        "order_id": "ORD-1", "billing_email": "zara.zhang@example.com", "phone": "0412 345 678",
+        "subject": "My tent from zara.zhang@example.com arrived damaged", "internal_note": "refund approved", "lead_score": 80,
+    });
+    let fields = fact.as_object().unwrap();
+    let shown = |name: &str| Value::Object(project_fields(fields, &[], &role(name), &key()));
+    let support = shown("support");
+    assert_eq!(support["billing_email"], "zara.zhang@example.com");
+    assert!(support.get("lead_score").is_none(), "scores are hidden from support: {support}");
+    let sales = shown("sales");
+    assert!(sales.get("internal_note").is_none(), "{sales}");
+    let marketer = shown("marketer");
+    assert_eq!(marketer["order_id"], "ORD-1");
+    let text = marketer.to_string();
+    assert!(!text.contains("zara.zhang@example.com") && !text.contains("345 678"), "contact details masked: {text}");
+    let analyst = shown("analyst");
+    assert!(analyst.get("subject").is_none(), "free text hidden from an analyst: {analyst}");
+    assert!(!analyst.to_string().contains("zara.zhang"), "{analyst}");
+}
