@@ -287,15 +287,26 @@ fn stored_events(store: &dyn Database, mappers: &FxHashMap<&str, Mapper<'_>>, id
     Ok(events)
 }
 
-/// Whether a profile may receive marketing: its consent, derived from its golden traits
-/// and events by the `[consent]` rules. Segment exports and flows leave out everyone else.
-fn marketing_consent(store: &dyn Database, config: &Config, mappers: &FxHashMap<&str, Mapper<'_>>, id: &str) -> Result<bool> {
+/// Whether a profile has granted `purpose` now: its consent, derived from its golden traits
+/// and events by the `[consent]` rules. Segment exports leave out everyone without
+/// marketing consent; deliveries with a purpose check it when they are sent.
+pub fn consent_granted(store: &dyn Database, config: &Config, id: &str, purpose: &kinship_policy::Purpose) -> Result<bool> {
+    consent_with(store, config, &crate::mappers(config)?, id, purpose)
+}
+
+fn consent_with(
+    store: &dyn Database,
+    config: &Config,
+    mappers: &FxHashMap<&str, Mapper<'_>>,
+    id: &str,
+    purpose: &kinship_policy::Purpose,
+) -> Result<bool> {
     let Some(row) = store.profile(id)? else { return Ok(false) };
     let traits = golden::values(&row.traits);
     let events = stored_events(store, mappers, id)?;
     let consent =
         kinship_policy::derive_consent(&traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)), &config.consent);
-    Ok(consent.get(&kinship_policy::Purpose::MARKETING).is_some_and(|c| c.granted))
+    Ok(consent.get(purpose).is_some_and(|c| c.granted))
 }
 
 /// A page of a segment's members that may receive marketing, and how many on the page were
@@ -306,7 +317,7 @@ pub fn consented_members(store: &dyn Database, config: &Config, segment: &str, o
     let mut kept = Vec::with_capacity(page.len());
     let mut withheld = 0;
     for id in page {
-        if marketing_consent(store, config, &mappers, &id)? {
+        if consent_with(store, config, &mappers, &id, &kinship_policy::Purpose::MARKETING)? {
             kept.push(id);
         } else {
             withheld += 1;

@@ -4,7 +4,6 @@
 //! each run with its task and deliveries in one transaction (`ActStore::record_runs`).
 
 use crate::{golden, PipelineError, Result};
-use kinship_core::act::EndpointConfig;
 use kinship_core::{Config, RecordId};
 use kinship_flows::{assign, EventRecord, Flow, FlowDefinition, Known, Reference, Run, Subject};
 use kinship_store::{Database, NewDelivery, NewRun, NewTask, NewWait, WaitRow};
@@ -780,23 +779,4 @@ pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &st
     }
     out.profiles = acted.len();
     Ok(out)
-}
-
-/// Whether the profile has granted `purpose` now, derived from its traits and events by the
-/// `[consent]` rules: a delivery with a purpose is checked when it is sent, not when queued.
-pub fn consent_granted(store: &dyn Database, config: &Config, profile: &str, purpose: &str) -> Result<bool> {
-    let subject = subject(store, config, profile)?;
-    let consent = kinship_policy::derive_consent(
-        &subject.traits,
-        subject.events.iter().map(|e| (e.name.as_str(), e.timestamp_ms, &e.properties)),
-        &config.consent,
-    );
-    Ok(consent.get(&kinship_policy::Purpose::new(purpose)).is_some_and(|c| c.granted))
-}
-
-/// An endpoint's consent purpose, if its deliveries need one.
-pub fn endpoint_purpose(config: &Config, endpoint: &str) -> Option<String> {
-    match config.endpoints.get(endpoint)? {
-        EndpointConfig::Webhook(w) => w.purpose.clone(),
-    }
 }

@@ -166,7 +166,9 @@ async fn attempt(
     if let Some(purpose) = purpose {
         let (s, profile) = (state.clone(), delivery.profile_id.clone());
         let granted = state
-            .read(move |store| kinship_pipeline::flows::consent_granted(store, &s.config(), &profile, &purpose))
+            .read(move |store| {
+                kinship_pipeline::audience::consent_granted(store, &s.config(), &profile, &kinship_policy::Purpose::new(purpose))
+            })
             .await
             .map_err(|e| StoreError::Schema(format!("checking consent for a delivery to {endpoint}: {e}")))?;
         if !granted {
