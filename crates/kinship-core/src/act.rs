@@ -16,6 +16,17 @@ pub struct ReferenceConfig {
     pub key: String,
 }
 
+/// `[flows]`: where what a flow changes about a profile (`set_traits`, `add_to_list`,
+/// `remove_from_list`) is written. Each change is a record of this source (`type =
+/// "segment"`, an `identify` or a `track` message), so it joins the profile, survives a
+/// rebuild, shows on the timeline and is erased like any other record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowsConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
 /// People who work tasks, and how a new task picks one of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

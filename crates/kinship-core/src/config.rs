@@ -59,6 +59,9 @@ pub struct Config {
     /// Where flows deliver.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub endpoints: BTreeMap<String, crate::act::EndpointConfig>,
+    /// Where flows write the traits and lists they set.
+    #[serde(default)]
+    pub flows: crate::act::FlowsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -543,6 +546,14 @@ impl Config {
             }
             if !matches!(ext, "csv" | "jsonl") {
                 return invalid(format!("references.{name}.path"), format!("`{}` is neither .csv nor .jsonl", r.path.display()));
+            }
+        }
+        if let Some(source) = &self.flows.source {
+            if self.sources.get(source).is_none_or(|s| s.kind != SourceType::Segment) {
+                return invalid(
+                    "flows.source".into(),
+                    format!("`{source}` is not a source of type \"segment\": add [sources.{source}] type = \"segment\""),
+                );
             }
         }
         for (name, t) in &self.teams {

@@ -37,7 +37,7 @@
 //! date        = "@" YYYY-MM-DD [ "T" HH:MM[:SS[.fff]] ( "Z" | ±HH:MM ) ]
 //! call        = event_fn "(" selector [ "," property ] { "," ( filter | window ) } ")"
 //!             | "exists" "(" expression ")" | "days_since" "(" expression ")"
-//!             | "in_segment" "(" string ")" | "now" "(" ")"
+//!             | "in_segment" "(" string ")" | "in_list" "(" string ")" | "now" "(" ")"
 //! event_fn    = "count" | "any" | "first" | "last"             (* no property *)
 //!             | "sum" | "avg" | "min" | "max"                  (* property required *)
 //! selector    = string | "*"
@@ -77,6 +77,10 @@
 //!   number (a numeric string such as `"12.50"` counts as 12.5). `sum` of nothing is 0; `avg`, `min`,
 //!   `max` of nothing are null. `first`/`last` are the timestamp (a Date) of the oldest/newest matching
 //!   event, or null. `exists(x)` is whether `x` is not null. `in_segment("x")` asks the host.
+//!   `in_list("x")` is whether the profile's newest `Added To List` event with `list == "x"` is
+//!   not followed by a `Removed From List` one (what a flow's `add_to_list` and
+//!   `remove_from_list` steps write); it is written out in the language itself, so its
+//!   canonical spelling is that longer expression.
 //! * **Any event.** `*` in place of the event name selects events of every name: `last(*)` is when the
 //!   profile was last seen, `count(*, last 7 days)` its recent activity.
 //! * **Windows.** `last 90 days` keeps events with `now - 90 days < timestamp <= now`: an event exactly
@@ -177,7 +181,7 @@ pub use check::{check, check_segment, Schema, Type};
 pub use deps::{find_cycle, Dependencies, Reference};
 pub use diagnostic::{line_column, Error, ParseError, Span, TypeError};
 pub use eval::{EvalContext, EventView, ProfileView, Program};
-pub use parser::{parse, parse_about_event, parse_definition, MAX_NESTING, MAX_SOURCE_BYTES};
+pub use parser::{parse, parse_about_event, parse_definition, ADDED_TO_LIST, MAX_NESTING, MAX_SOURCE_BYTES, REMOVED_FROM_LIST};
 pub use rewrite::{redacted, rewrite_literals, REDACTED};
 pub use time::{format_timestamp, parse_timestamp, DurationUnit};
 pub use value::Scalar;

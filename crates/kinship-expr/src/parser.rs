@@ -516,6 +516,18 @@ impl<'src> Parser<'src> {
                 let close = self.expect_punct(Punct::RightParen)?;
                 Ok(Expr { kind: ExprKind::InSegment { name: segment, name_span: token.span }, span: name_span.to(close) })
             }
+            "in_list" => {
+                self.advance();
+                self.advance();
+                let token = self.peek().clone();
+                let TokenKind::Text(list) = token.kind else {
+                    self.expect_here("a list name in quotes".to_string());
+                    return Err(self.unexpected());
+                };
+                self.advance();
+                let close = self.expect_punct(Punct::RightParen)?;
+                Ok(in_list(&list, name_span.to(close)))
+            }
             "now" => {
                 self.advance();
                 self.advance();
@@ -526,7 +538,7 @@ impl<'src> Parser<'src> {
                 self.expected = EventFunction::ALL
                     .iter()
                     .map(|function| function.name())
-                    .chain(["exists", "days_since", "in_segment", "now"])
+                    .chain(["exists", "days_since", "in_segment", "in_list", "now"])
                     .map(|function| format!("`{function}`"))
                     .collect();
                 Err(self.error(name_span, format!("unknown function `{name}`")))
@@ -610,6 +622,36 @@ impl<'src> Parser<'src> {
         let query = EventQuery { function, event, property, filter, window };
         Ok(Expr { kind: ExprKind::Events(Box::new(query)), span: name_span.to(close) })
     }
+}
+
+/// The event that puts a profile on a list (`list` names it), as flows write it.
+pub const ADDED_TO_LIST: &str = "Added To List";
+/// The event that takes a profile off a list.
+pub const REMOVED_FROM_LIST: &str = "Removed From List";
+
+/// `in_list("x")`: the profile was added to list `x` and not removed since, written out in
+/// the language itself so that nothing downstream (types, dependencies, evaluation,
+/// projection) needs to know lists: `exists(last("Added To List", list == "x")) and not
+/// (last("Removed From List", list == "x") > last("Added To List", list == "x"))`.
+fn in_list(list: &str, span: Span) -> Expr {
+    let node = |kind| Expr { kind, span };
+    let last = |event: &str| {
+        let filter = node(ExprKind::Binary {
+            op: BinaryOp::Equal,
+            left: Box::new(node(ExprKind::Property("list".into()))),
+            right: Box::new(node(ExprKind::Literal(Literal::Text(list.into())))),
+        });
+        node(ExprKind::Events(Box::new(EventQuery {
+            function: EventFunction::Last,
+            event: EventSelector::Named(event.into()),
+            property: None,
+            filter: Some(filter),
+            window: None,
+        })))
+    };
+    let removed_since =
+        node(ExprKind::Binary { op: BinaryOp::Greater, left: Box::new(last(REMOVED_FROM_LIST)), right: Box::new(last(ADDED_TO_LIST)) });
+    node(ExprKind::And(vec![node(ExprKind::Exists(Box::new(last(ADDED_TO_LIST)))), node(ExprKind::Not(Box::new(removed_since)))]))
 }
 
 #[cfg(test)]

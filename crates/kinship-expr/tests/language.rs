@@ -236,6 +236,36 @@ fn computed_traits_and_segments() {
     assert!(!matches(source, &profile(json!({})).in_segments(&["engaged"])));
 }
 
+#[test]
+fn lists_are_the_newest_add_or_remove() {
+    let source = r#"in_list("callback")"#;
+    let added = profile(json!({})).event("Added To List", 3 * DAY, json!({"list": "callback"}));
+    assert!(matches(source, &added));
+    let removed = profile(json!({})).event("Added To List", 3 * DAY, json!({"list": "callback"})).event(
+        "Removed From List",
+        2 * DAY,
+        json!({"list": "callback"}),
+    );
+    assert!(!matches(source, &removed));
+    let added_again = removed.event("Added To List", DAY, json!({"list": "callback"}));
+    assert!(matches(source, &added_again));
+    // Another list's events say nothing about this one.
+    let other = profile(json!({})).event("Added To List", 3 * DAY, json!({"list": "callback"})).event(
+        "Removed From List",
+        DAY,
+        json!({"list": "newsletter"}),
+    );
+    assert!(matches(source, &other));
+    assert!(!matches(r#"in_list("newsletter")"#, &other));
+    assert!(!matches(source, &profile(json!({}))));
+    // Written out in the language, it reads those two events only and prints back to itself.
+    let expr = parse(source).unwrap();
+    let printed = expr.to_string();
+    assert!(printed.contains("Added To List") && printed.contains("Removed From List"), "{printed}");
+    assert_eq!(parse(&printed).unwrap().to_string(), printed);
+    assert!(parse_error(r#"in_list(callback)"#).to_string().contains("list name"));
+}
+
 // ---- the rest of the language ----
 
 #[test]

@@ -78,6 +78,16 @@ pub struct StepSpec {
     /// timeout = "7 days" }`; `as` names the fact that says how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<WaitSpec>,
+    /// Traits to set on the profile: `{ open_complaint = true, complained_of = "{product.name}" }`
+    /// (text values are templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_traits: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A list to put the profile on (`in_list("NAME")` in segments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_to_list: Option<String>,
+    /// A list to take the profile off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_from_list: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +177,8 @@ pub struct Known {
     pub references: BTreeSet<String>,
     pub teams: BTreeSet<String>,
     pub endpoints: BTreeSet<String>,
+    /// Whether the host can write what flows change about a profile (traits, lists) as records.
+    pub writes_records: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -228,12 +240,24 @@ pub(crate) enum Step {
     Deliver {
         endpoint: String,
     },
+    SetTraits(Vec<(String, TraitValue)>),
+    List {
+        list: String,
+        added: bool,
+    },
     /// Only among the flow's own steps (not inside `if`), so a run resumes at an index.
     Wait {
         duration_ms: i64,
         until: Option<String>,
         fact: String,
     },
+}
+
+/// A trait's new value: text is a template, anything else is set as written.
+#[derive(Debug, Clone)]
+pub(crate) enum TraitValue {
+    Text(Template),
+    Json(serde_json::Value),
 }
 
 #[derive(Debug, Clone)]
@@ -276,7 +300,10 @@ impl Flow {
         let mut gathered = BTreeSet::new();
         let steps = compile_steps(&definition.steps, "steps", known, &mut gathered, true)?;
         if !contains_action(&steps) {
-            return Err(invalid("steps", "a flow needs at least one `task` or `deliver` step"));
+            return Err(invalid(
+                "steps",
+                "a flow needs at least one step that acts: `task`, `deliver`, `set_traits`, `add_to_list` or `remove_from_list`",
+            ));
         }
         Ok(Self { definition, trigger, steps })
     }
@@ -347,7 +374,7 @@ fn events_read(steps: &[Step], names: &mut BTreeSet<String>) -> Option<()> {
 
 fn contains_action(steps: &[Step]) -> bool {
     steps.iter().any(|s| match s {
-        Step::Task(_) | Step::Deliver { .. } => true,
+        Step::Task(_) | Step::Deliver { .. } | Step::SetTraits(_) | Step::List { .. } => true,
         Step::Branch { then, otherwise, .. } => contains_action(then) || contains_action(otherwise),
         _ => false,
     })
@@ -358,9 +385,53 @@ fn compile_steps(specs: &[StepSpec], at: &str, known: &Known, gathered: &mut BTr
 }
 
 fn compile_step(spec: &StepSpec, at: &str, known: &Known, gathered: &mut BTreeSet<String>, top: bool) -> Result<Step, FlowError> {
-    let kinds = [spec.gather.is_some(), spec.condition.is_some(), spec.task.is_some(), spec.deliver.is_some(), spec.wait.is_some()];
+    let kinds = [
+        spec.gather.is_some(),
+        spec.condition.is_some(),
+        spec.task.is_some(),
+        spec.deliver.is_some(),
+        spec.wait.is_some(),
+        spec.set_traits.is_some(),
+        spec.add_to_list.is_some(),
+        spec.remove_from_list.is_some(),
+    ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        return Err(invalid(at, "a step is exactly one of `gather`, `if`, `task`, `deliver` or `wait`"));
+        return Err(invalid(
+            at,
+            "a step is exactly one of `gather`, `if`, `task`, `deliver`, `wait`, `set_traits`, `add_to_list` or `remove_from_list`",
+        ));
+    }
+    let writes = spec.set_traits.is_some() || spec.add_to_list.is_some() || spec.remove_from_list.is_some();
+    if writes && !known.writes_records {
+        return Err(invalid(
+            at,
+            "what a flow changes about a profile is written as records of a source: add [sources.kinship] type = \"segment\" and [flows] source = \"kinship\" to kinship.toml",
+        ));
+    }
+    if let Some(traits) = &spec.set_traits {
+        if traits.is_empty() {
+            return Err(invalid(at, "`set_traits` names at least one trait: `{ open_complaint = true }`"));
+        }
+        let mut compiled = Vec::new();
+        for (name, value) in traits {
+            if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(at, format!("`{name}` cannot name a trait: use 1 to 64 letters, digits and `_`")));
+            }
+            let value = match value {
+                serde_json::Value::String(text) => {
+                    TraitValue::Text(Template::compile(text, gathered).map_err(|e| invalid(at, format!("{name}: {e}")))?)
+                }
+                other => TraitValue::Json(other.clone()),
+            };
+            compiled.push((name.clone(), value));
+        }
+        return Ok(Step::SetTraits(compiled));
+    }
+    if let Some((list, added)) = spec.add_to_list.as_ref().map(|l| (l, true)).or(spec.remove_from_list.as_ref().map(|l| (l, false))) {
+        if list.is_empty() || list.len() > 64 || !list.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(invalid(at, format!("`{list}` cannot name a list: use 1 to 64 letters, digits, `_` or `-`")));
+        }
+        return Ok(Step::List { list: list.clone(), added });
     }
     if let Some(wait) = &spec.wait {
         if !top {
@@ -497,6 +568,7 @@ mod tests {
             references: ["catalogue".to_string(), "inventory".to_string()].into(),
             teams: ["support".to_string()].into(),
             endpoints: ["ops".to_string()].into(),
+            writes_records: false,
         }
     }
 
@@ -534,7 +606,19 @@ mod tests {
 
         let text = r#"{"name": "x", "trigger": {"event": "E"}, "steps": [{"gather": "p", "from": "catalogue", "key": "a"}]}"#;
         let err = Flow::compile(FlowDefinition::parse(text).unwrap(), &known()).unwrap_err().to_string();
-        assert!(err.contains("at least one `task` or `deliver`"), "{err}");
+        assert!(err.contains("at least one step that acts"), "{err}");
+
+        let text = r#"{"name": "x", "trigger": {"event": "E"}, "steps": [{"set_traits": {"open_complaint": true}}]}"#;
+        let err = Flow::compile(FlowDefinition::parse(text).unwrap(), &known()).unwrap_err().to_string();
+        assert!(err.starts_with("steps[0]") && err.contains("[flows] source"), "{err}");
+        let writing = Known { writes_records: true, ..known() };
+        assert!(Flow::compile(FlowDefinition::parse(text).unwrap(), &writing).is_ok());
+        let text = r#"{"name": "x", "trigger": {"event": "E"}, "steps": [{"set_traits": {"x": "{product.name}"}}]}"#;
+        let err = Flow::compile(FlowDefinition::parse(text).unwrap(), &writing).unwrap_err().to_string();
+        assert!(err.contains("steps[0]") && err.contains("product"), "{err}");
+        let text = r#"{"name": "x", "trigger": {"event": "E"}, "steps": [{"add_to_list": "a b"}]}"#;
+        let err = Flow::compile(FlowDefinition::parse(text).unwrap(), &writing).unwrap_err().to_string();
+        assert!(err.contains("cannot name a list"), "{err}");
 
         assert!(matches!(FlowDefinition::parse("name = 1"), Err(FlowError::Syntax(_))));
         assert!(matches!(

@@ -42,5 +42,5 @@ mod template;
 pub use assign::{assign, AssignRule, Member};
 pub use condition::Condition;
 pub use definition::{Flow, FlowDefinition, FlowError, Known, Priority, StepSpec, TaskSpec, TriggerSpec, WaitSpec};
-pub use run::{resume, run, EventRecord, Fact, Reference, Run, Subject, TaskDraft, TraceStep, WaitDraft};
+pub use run::{resume, run, EventRecord, Fact, ProfileChange, Reference, Run, Subject, TaskDraft, TraceStep, WaitDraft};
 pub use similar::{suggest_replacement, Suggestion};

@@ -1,7 +1,7 @@
 //! Running a compiled flow against one trigger: the trace, the facts with their sources, the
 //! task and the deliveries it asks for. Nothing here writes; the host stores the result.
 
-use crate::definition::{Flow, Priority, Step};
+use crate::definition::{Flow, Priority, Step, TraitValue};
 use crate::similar::suggest_replacement;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -97,8 +97,24 @@ pub struct Run {
     pub tasks: Vec<TaskDraft>,
     /// Endpoints to deliver the run to.
     pub deliveries: Vec<String>,
+    /// What the run changes about the profile, in step order; the host writes each as a
+    /// record of the profile, so it resolves, shows on the timeline and is erased like any other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ProfileChange>,
     /// Set when the run stopped at a wait: the host keeps it and resumes it ([`resume`]).
     pub wait: Option<WaitDraft>,
+}
+
+/// A change a run makes to its profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileChange {
+    SetTraits(Map<String, Value>),
+    /// On (`added`) or off a list.
+    List {
+        list: String,
+        added: bool,
+    },
 }
 
 /// A run paused at a wait step.
@@ -395,6 +411,38 @@ impl Runner<'_> {
                 };
                 self.out.trace.push(TraceStep { step: format!("task for team {}", task.team), outcome: title, values: Map::new() });
                 self.out.tasks.push(draft);
+            }
+            Step::SetTraits(traits) => {
+                // A trait whose template needs a fact that was not gathered is left as it is,
+                // not overwritten with a placeholder.
+                let (mut values, mut unset) = (Map::new(), Vec::new());
+                {
+                    let lookup = self.lookup();
+                    for (name, value) in traits {
+                        match value {
+                            TraitValue::Text(template) => match template.render(&lookup) {
+                                Some(text) => drop(values.insert(name.clone(), Value::String(text))),
+                                None => unset.push(name.as_str()),
+                            },
+                            TraitValue::Json(value) => drop(values.insert(name.clone(), value.clone())),
+                        }
+                    }
+                }
+                let step = format!("set traits {}", traits.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));
+                let outcome = if unset.is_empty() {
+                    "queued".to_string()
+                } else {
+                    format!("queued; not set, a value they need was not gathered: {}", unset.join(", "))
+                };
+                self.out.trace.push(TraceStep { step, outcome, values: values.clone() });
+                if !values.is_empty() {
+                    self.out.changes.push(ProfileChange::SetTraits(values));
+                }
+            }
+            Step::List { list, added } => {
+                let step = if *added { format!("add to list {list}") } else { format!("remove from list {list}") };
+                self.out.trace.push(TraceStep { step, outcome: "queued".into(), values: Map::new() });
+                self.out.changes.push(ProfileChange::List { list: list.clone(), added: *added });
             }
             // Compilation keeps waits out of branches; the flow's own steps go through `top`.
             Step::Wait { .. } => {}

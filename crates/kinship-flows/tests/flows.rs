@@ -1,6 +1,6 @@
 //! A complaint flow run end to end on one profile, and arbitrary input through every parser.
 
-use kinship_flows::{run, EventRecord, Flow, FlowDefinition, Known, Reference, Subject};
+use kinship_flows::{run, EventRecord, Flow, FlowDefinition, Known, ProfileChange, Reference, Subject};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -88,6 +88,7 @@ fn known() -> Known {
         references: ["catalogue".to_string(), "inventory".to_string()].into(),
         teams: ["support".to_string()].into(),
         endpoints: ["ops".to_string()].into(),
+        writes_records: true,
     }
 }
 
@@ -155,6 +156,46 @@ fn a_product_nobody_bought_leaves_the_order_facts_missing_and_still_makes_the_ta
     assert!(out.facts.iter().all(|f| f.name != "order" && f.name != "invoice"));
     assert!(out.trace.iter().any(|t| t.step.starts_with("gather warranty") && t.outcome.starts_with("unknown")));
     assert_eq!(out.tasks.len(), 1);
+}
+
+#[test]
+fn a_run_sets_traits_and_lists_in_step_order_and_leaves_alone_what_it_could_not_find() {
+    let text = r#"
+        name = "mark_complainers"
+        [trigger]
+        event = "Ticket Opened"
+        [[steps]]
+        gather = "product"
+        from = "catalogue"
+        mentioned_in = "subject"
+        by = "name"
+        [[steps]]
+        set_traits = { open_complaint = true, complained_of = "{product.name}", complaint_ticket = "{trigger.ticket_id}" }
+        [[steps]]
+        add_to_list = "callback"
+        [[steps]]
+        remove_from_list = "newsletter"
+    "#;
+    let flow = Flow::compile(FlowDefinition::parse(text).unwrap(), &known()).unwrap();
+    let now = 1_800_000_000_000;
+    let ticket = event("Ticket Opened", "tickets", "T-9", now, json!({"subject": "Two-Person Hiking Tent broke", "ticket_id": "T-9"}));
+    let out = run(&flow, &ticket, &customer(now - DAY), &references(1), now);
+    assert_eq!(
+        out.changes,
+        [
+            ProfileChange::SetTraits(object(
+                json!({"open_complaint": true, "complained_of": "Two-Person Hiking Tent", "complaint_ticket": "T-9"})
+            )),
+            ProfileChange::List { list: "callback".into(), added: true },
+            ProfileChange::List { list: "newsletter".into(), added: false },
+        ]
+    );
+    // No product named: the trait that needs it is not written with a placeholder.
+    let vague = event("Ticket Opened", "tickets", "T-10", now, json!({"subject": "it broke", "ticket_id": "T-10"}));
+    let out = run(&flow, &vague, &customer(now - DAY), &references(1), now);
+    assert_eq!(out.changes[0], ProfileChange::SetTraits(object(json!({"open_complaint": true, "complaint_ticket": "T-10"}))));
+    let step = out.trace.iter().find(|t| t.step.starts_with("set traits")).unwrap();
+    assert!(step.outcome.contains("complained_of"), "{}", step.outcome);
 }
 
 proptest! {

@@ -18,6 +18,7 @@ pub fn known(config: &Config) -> Known {
         references: config.references.keys().cloned().collect(),
         teams: config.teams.keys().cloned().collect(),
         endpoints: config.endpoints.keys().cloned().collect(),
+        writes_records: config.flows.source.is_some(),
     }
 }
 
@@ -424,6 +425,7 @@ impl<'a> Planner<'a> {
                     deliveries: Vec::new(),
                     wait: None,
                     resumes: Some(wait.run_key.clone()),
+                    records: Vec::new(),
                 });
                 continue;
             };
@@ -431,11 +433,8 @@ impl<'a> Planner<'a> {
             let now = ended.as_ref().map_or(wait.resume_at, |e| e.timestamp_ms);
             let step = usize::try_from(wait.step).unwrap_or(usize::MAX);
             let run = kinship_flows::resume(&stored.flow, trigger, subject, self.references, &facts, step, ended.as_ref(), now);
-            let mut new = new_run(self.store, self.config, stored, trigger, subject, &run, load)?;
-            new.key = format!("{}#{}", wait.run_key, wait.step);
-            for delivery in &mut new.deliveries {
-                delivery.webhook_id = webhook_id(&new.key, &delivery.endpoint);
-            }
+            let key = format!("{}#{}", wait.run_key, wait.step);
+            let mut new = new_run(self.store, self.config, stored, key, trigger, subject, &run, load)?;
             new.resumes = Some(wait.run_key.clone());
             runs.push(new);
         }
@@ -457,7 +456,8 @@ impl<'a> Planner<'a> {
                 if !run.matched {
                     continue;
                 }
-                runs.push(new_run(self.store, self.config, stored, trigger, subject, &run, load)?);
+                let key = format!("{}@{}/{}/{}/{}", stored.flow.name(), stored.version, trigger.source, trigger.key, subject.id);
+                runs.push(new_run(self.store, self.config, stored, key, trigger, subject, &run, load)?);
             }
         }
         Ok(())
@@ -569,17 +569,23 @@ impl TeamLoad {
     }
 }
 
+/// What `run` asks for, ready to record under `key`: `flow@version/source/key/profile` for a
+/// run on a trigger, with `#step` after it for the run resumed after a wait.
+#[allow(clippy::too_many_arguments)]
 fn new_run(
     store: &dyn Database,
     config: &Config,
     stored: &StoredFlow,
+    key: String,
     trigger: &EventRecord,
     subject: &Subject,
     run: &Run,
     load: &mut TeamLoad,
 ) -> Result<NewRun> {
     let (flow, version) = (&stored.flow, stored.version);
-    let key = format!("{}@{version}/{}/{}/{}", flow.name(), trigger.source, trigger.key, subject.id);
+    let at = crate::now_ms();
+    let mut trace = run.trace.clone();
+    let records = change_records(store, config, &key, stored, subject, run, at, &mut trace)?;
     let context = serde_json::to_string(&run.facts).map_err(kinship_store::StoreError::from)?;
     // The team was checked when the flow was loaded; one removed from kinship.toml since
     // leaves the task unassigned rather than lost.
@@ -635,7 +641,7 @@ fn new_run(
             }
         })
         .collect();
-    let trace = json!({ "trace": run.trace, "facts": run.facts });
+    let trace = json!({ "trace": trace, "facts": run.facts });
     Ok(NewRun {
         key,
         flow: flow.name().into(),
@@ -643,7 +649,7 @@ fn new_run(
         profile_id: subject.id.clone(),
         source: trigger.source.clone(),
         record_key: trigger.key.clone(),
-        at: crate::now_ms(),
+        at,
         trace: trace.to_string(),
         task,
         deliveries,
@@ -659,7 +665,77 @@ fn new_run(
             None => None,
         },
         resumes: None,
+        records,
     })
+}
+
+/// The records of `[flows] source` that carry what a run changed about its profile: an
+/// `identify` message with the traits set, a `track` message (`Added To List`, `Removed From
+/// List`) per list. Each holds one identifier that only this profile has, the strongest by
+/// `resolve.priority`, so resolution joins it to the profile and to nothing else. A profile
+/// with no identifier of its own (every one shared and so contested) cannot be written to;
+/// the trace says so.
+#[allow(clippy::too_many_arguments)]
+fn change_records(
+    store: &dyn Database,
+    config: &Config,
+    key: &str,
+    stored: &StoredFlow,
+    subject: &Subject,
+    run: &Run,
+    at: i64,
+    trace: &mut Vec<kinship_flows::TraceStep>,
+) -> Result<Vec<(String, kinship_core::NewRecord)>> {
+    let (Some(source), false) = (&config.flows.source, run.changes.is_empty()) else { return Ok(Vec::new()) };
+    let mut held = store.identifiers_of_profiles(std::slice::from_ref(&subject.id))?;
+    held.sort_by(|a, b| config.resolve.rank_of(&a.1.kind).cmp(&config.resolve.rank_of(&b.1.kind)).then_with(|| a.1.value.cmp(&b.1.value)));
+    held.dedup_by(|a, b| a.1.kind == b.1.kind && a.1.value == b.1.value);
+    let mut anchor = None;
+    for (_, id) in &held {
+        if store.find_profiles(&id.kind, &id.value)? == [subject.id.clone()] {
+            anchor = Some(kinship_core::Identifier::new(id.kind.as_str(), id.value.clone()));
+            break;
+        }
+    }
+    let Some(anchor) = anchor else {
+        trace.push(kinship_flows::TraceStep {
+            step: "write the profile's changes".into(),
+            outcome: "not written: every identifier of this profile is shared with another, so no record can name it alone".into(),
+            values: Map::new(),
+        });
+        return Ok(Vec::new());
+    };
+    let identifiers = kinship_core::encode_identifiers(std::slice::from_ref(&anchor));
+    let context = json!({ "kinship": { "flow": stored.flow.name(), "version": stored.version, "run": key } });
+    let timestamp = kinship_expr::format_timestamp(at);
+    Ok(run
+        .changes
+        .iter()
+        .enumerate()
+        .map(|(i, change)| {
+            let record_key = format!("{key}#change{i}");
+            let payload = match change {
+                kinship_flows::ProfileChange::SetTraits(traits) => json!({
+                    "type": "identify", "messageId": record_key, "timestamp": timestamp, "traits": traits, "context": context,
+                }),
+                kinship_flows::ProfileChange::List { list, added } => json!({
+                    "type": "track",
+                    "messageId": record_key,
+                    "timestamp": timestamp,
+                    "event": if *added { kinship_expr::ADDED_TO_LIST } else { kinship_expr::REMOVED_FROM_LIST },
+                    "properties": { "list": list, "flow": stored.flow.name() },
+                    "context": context,
+                }),
+            };
+            let record = kinship_core::NewRecord {
+                key: record_key,
+                payload: payload.to_string(),
+                identifiers: identifiers.clone(),
+                timestamp: Some(at),
+            };
+            (source.clone(), record)
+        })
+        .collect())
 }
 
 /// `msg_` and a hash of the run and endpoint: the same on every retry, replay and node.

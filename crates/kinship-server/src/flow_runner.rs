@@ -52,6 +52,8 @@ struct Runner {
     metrics: Metrics,
     data_dir: PathBuf,
     turn: Option<Arc<Mutex<()>>>,
+    /// Wakes the resolver when runs wrote records (traits and lists they set).
+    resolver: SyncSender<()>,
     /// The newest version of every flow.
     flows: Vec<StoredFlow>,
     references: References,
@@ -69,6 +71,7 @@ pub fn start(
     metrics: Metrics,
     data_dir: PathBuf,
     turn: Option<Arc<Mutex<()>>>,
+    resolver: SyncSender<()>,
 ) -> Result<(Signal, std::thread::JoinHandle<()>), crate::ServerError> {
     let store = kinship_store::open(database)?;
     let (wake, woken) = mpsc::sync_channel::<()>(1);
@@ -80,6 +83,7 @@ pub fn start(
         metrics,
         data_dir,
         turn,
+        resolver,
         flows: Vec::new(),
         references: References::default(),
         team_load: TeamLoad::default(),
@@ -155,7 +159,7 @@ impl Runner {
         let turn = self.turn.clone();
         let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
         let tasks = self.store.record_runs(&planned.runs, through)?;
-        self.metrics.flows_ran(planned.runs.len(), tasks.len());
+        self.recorded(&planned.runs, tasks.len());
         Ok(())
     }
 
@@ -192,7 +196,7 @@ impl Runner {
         let newest = newest.max(self.transitions_at.unwrap_or(newest));
         self.store.set_meta(TRANSITIONS_AT, &newest.to_string())?;
         self.transitions_at = Some(newest);
-        self.metrics.flows_ran(planned.runs.len(), tasks.len());
+        self.recorded(&planned.runs, tasks.len());
         Ok(())
     }
 
@@ -213,7 +217,14 @@ impl Runner {
         let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
         let tasks = self.store.record_runs(&planned.runs, resolved)?;
         self.through = Some(resolved);
-        self.metrics.flows_ran(planned.runs.len(), tasks.len());
+        self.recorded(&planned.runs, tasks.len());
         Ok(())
+    }
+
+    fn recorded(&self, runs: &[kinship_store::NewRun], tasks: usize) {
+        self.metrics.flows_ran(runs.len(), tasks);
+        if runs.iter().any(|r| !r.records.is_empty()) {
+            let _ = self.resolver.try_send(());
+        }
     }
 }

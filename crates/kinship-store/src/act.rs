@@ -36,6 +36,9 @@ pub struct NewRun {
     pub wait: Option<NewWait>,
     /// This run resumes the wait kept under this key, which is deleted with it.
     pub resumes: Option<String>,
+    /// What the run changed about the profile, as records of the log (source, record), written
+    /// with the run so that a crash loses neither or both.
+    pub records: Vec<(String, crate::NewRecord)>,
 }
 
 /// A run paused at a wait step, as kept.

@@ -99,6 +99,7 @@ pub fn run(args: &BenchDeliveriesArgs) -> Result<()> {
                 deliveries: vec![NewDelivery { webhook_id: format!("msg_bench_{i}"), endpoint: "bench".into(), profile_id: profile, body }],
                 wait: None,
                 resumes: None,
+                records: Vec::new(),
             }
         })
         .collect();

@@ -199,6 +199,7 @@ fn run_with_delivery(key: &str, profile: &str) -> NewRun {
         }],
         wait: None,
         resumes: None,
+        records: Vec::new(),
     }
 }
 
@@ -397,4 +398,95 @@ fn a_wait_is_kept_and_resumed_once_by_its_event_or_when_its_time_runs_out() {
     assert_eq!(pass.tasks.len(), 1, "{pass:?}");
     assert_eq!(store.task(pass.tasks[0]).unwrap().unwrap().record_key, "TCK-9100003");
     assert!(store.due_waits(i64::MAX, 10).unwrap().is_empty(), "the wait begun and ended in one pass is not kept");
+}
+
+#[test]
+fn traits_and_lists_a_flow_sets_are_records_of_the_profile_that_survive_a_rebuild() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_, mut store, _) = demo(dir);
+    let toml = std::fs::read_to_string(dir.join("kinship.toml")).unwrap();
+    std::fs::write(dir.join("kinship.toml"), format!("{toml}\n[sources.kinship]\ntype = \"segment\"\n\n[flows]\nsource = \"kinship\"\n"))
+        .unwrap();
+    let config = Config::load(dir).unwrap();
+    let marks = r#"
+        name = "mark_complainers"
+        [trigger]
+        event = "Ticket Opened"
+        when = 'subject contains "arrived damaged"'
+        [[steps]]
+        set_traits = { open_complaint = true, complaint_subject = "{trigger.subject}" }
+        [[steps]]
+        add_to_list = "callback"
+    "#;
+    let clears = r#"
+        name = "clear_complainers"
+        [trigger]
+        event = "Ticket Opened"
+        when = 'subject contains "sorted now"'
+        [[steps]]
+        set_traits = { open_complaint = false }
+        [[steps]]
+        remove_from_list = "callback"
+    "#;
+    save_flow(&mut *store, &config, marks, "test").unwrap();
+    save_flow(&mut *store, &config, clears, "test").unwrap();
+    let through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
+    store.record_runs(&[], through).unwrap();
+    let (_, email, bought) = order_with(dir, "BAG-002");
+    let ticket = |id: &str, subject: &str, days: i64| {
+        json!({ "ticket_id": id, "channel": "email", "from_email": email, "subject": subject, "status": "open",
+                "created_at": (bought + chrono::Duration::days(days)).to_rfc3339() })
+    };
+    append_ticket(dir, &ticket("TCK-9200001", "Hiking pack 45L arrived damaged", 30));
+    let (_, pass) = arrive(&mut *store, &config, dir);
+    assert_eq!(pass.runs, 1, "{pass:?}");
+    let profile = store.record_profile("tickets", "TCK-9200001").unwrap().unwrap().1;
+    // The run's changes are records in the log; resolving them puts them on the profile.
+    loop {
+        let r = resolve_new_records(&mut *store, &config, 500, None, None).unwrap();
+        if r.attached + r.created + r.reresolved == 0 {
+            break;
+        }
+    }
+    let traits = |store: &dyn Database| -> Value { serde_json::from_str(&store.profile(&profile).unwrap().unwrap().traits).unwrap() };
+    // A stored trait is [value, source, record, time].
+    let value = |traits: &Value, name: &str| traits[name][0].clone();
+    let now = traits(&*store);
+    assert_eq!(value(&now, "open_complaint"), json!(true), "{now}");
+    assert_eq!(value(&now, "complaint_subject"), json!("Hiking pack 45L arrived damaged"));
+    let written: Vec<_> = store.profile_records(&profile).unwrap().into_iter().filter(|r| r.source == "kinship").collect();
+    assert_eq!(written.len(), 2, "an identify and an `Added To List`: {written:?}");
+    assert!(written.iter().all(|r| r.key.starts_with("mark_complainers@1/tickets/TCK-9200001/")));
+
+    let mut audience = kinship_pipeline::audience::load_audience(&*store, &config, &|_, _| {}).unwrap();
+    let segment = kinship_segments::DefinitionSource {
+        kind: kinship_segments::Kind::Segment,
+        name: "callbacks".into(),
+        expression: r#"in_list("callback")"#.into(),
+    };
+    assert_eq!(kinship_pipeline::audience::define(&mut *store, &config, &mut audience, segment.clone()).unwrap(), 1);
+    assert_eq!(store.segment_members("callbacks", 0, 10).unwrap(), [profile.clone()]);
+
+    // A later ticket clears both; the newest record wins.
+    append_ticket(dir, &ticket("TCK-9200002", "All sorted now, thanks", 31));
+    let (_, pass) = arrive(&mut *store, &config, dir);
+    assert_eq!(pass.runs, 1, "{pass:?}");
+    loop {
+        let r = resolve_new_records(&mut *store, &config, 500, None, None).unwrap();
+        if r.attached + r.created + r.reresolved == 0 {
+            break;
+        }
+    }
+    assert_eq!(value(&traits(&*store), "open_complaint"), json!(false));
+    // Rebuilt from the log alone, the profile keeps what the flows set.
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    assert_eq!(value(&traits(&*store), "open_complaint"), json!(false));
+    assert_eq!(value(&traits(&*store), "complaint_subject"), json!("Hiking pack 45L arrived damaged"));
+    let audience = kinship_pipeline::audience::load_audience(&*store, &config, &|_, _| {}).unwrap();
+    assert_eq!(audience.size(&segment.name), Some(0));
+    assert_eq!(
+        audience.preview(r#"not in_list("callback") and traits.open_complaint == false"#, kinship_pipeline::now_ms(), 5).unwrap().count,
+        1
+    );
 }

@@ -124,6 +124,17 @@ impl ActStore for PostgresStore {
                 if inserted == 0 {
                     continue;
                 }
+                if !run.records.is_empty() {
+                    // Inserting into the log: shared with other inserters, as in `insert_records`.
+                    s.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&super::INSERT_FENCE])?;
+                }
+                for (source, r) in &run.records {
+                    s.execute(
+                        "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, record_key) DO NOTHING",
+                        &[source, &r.key, &r.payload, &r.identifiers, &r.timestamp, &run.at],
+                    )?;
+                }
                 if let Some(w) = &run.wait {
                     s.execute(
                         "INSERT INTO flow_waits (run_key, flow, version, profile_id, step, until_event, resume_at, fact, trigger, facts, created_at)

@@ -121,6 +121,10 @@ impl ActStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (run_key) DO NOTHING",
             )?;
             let mut resumed_stmt = conn.prepare_cached("DELETE FROM flow_waits WHERE run_key = ?1")?;
+            let mut record_stmt = conn.prepare_cached(
+                "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, record_key) DO NOTHING",
+            )?;
             let mut delivery_stmt = conn.prepare_cached(
                 "INSERT INTO deliveries (webhook_id, endpoint, profile_id, body, status, next_at, created_at)
                  VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5) ON CONFLICT (webhook_id) DO NOTHING",
@@ -142,6 +146,9 @@ impl ActStore for SqliteStore {
                 ])?;
                 if inserted == 0 {
                     continue;
+                }
+                for (source, r) in &run.records {
+                    record_stmt.execute(params![source, r.key, r.payload, r.identifiers, r.timestamp, run.at])?;
                 }
                 if let Some(w) = &run.wait {
                     wait_stmt.execute(params![
