@@ -3,6 +3,7 @@
 //! endpoint known to the host.
 
 use crate::condition::Condition;
+use crate::schedule::Schedule;
 use crate::template::Template;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -22,7 +23,14 @@ pub struct FlowDefinition {
 #[serde(deny_unknown_fields)]
 pub struct TriggerSpec {
     /// The event name that starts a run.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub event: String,
+    /// Instead of an event, a time: `every day at 09:00` (UTC), with `segment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The segment whose members a scheduled flow runs on at each tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
     /// A condition on the event (bare words are its properties) and the profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
@@ -199,7 +207,12 @@ pub struct Flow {
     pub definition: FlowDefinition,
     pub(crate) trigger: Option<Condition>,
     pub(crate) steps: Vec<Step>,
+    schedule: Option<(Schedule, String)>,
 }
+
+/// The trigger event of a scheduled flow's runs: its properties are `schedule`, `segment`
+/// and `tick` (the time the run was due).
+pub const SCHEDULED: &str = "Scheduled";
 
 #[derive(Debug, Clone)]
 pub(crate) enum Step {
@@ -290,9 +303,26 @@ impl Flow {
         if !name_ok {
             return Err(invalid("name", "a flow's name is 1 to 64 ASCII letters, digits, `_` or `-`"));
         }
-        if definition.trigger.event.trim().is_empty() {
-            return Err(invalid("trigger.event", "name the event that starts the flow"));
-        }
+        let trigger_spec = &definition.trigger;
+        let schedule = match (&trigger_spec.schedule, &trigger_spec.segment) {
+            (None, None) if trigger_spec.event.trim().is_empty() => {
+                return Err(invalid("trigger", "name the `event` that starts the flow, or a `schedule` with a `segment`"));
+            }
+            (None, None) => None,
+            (Some(_), _) if !trigger_spec.event.is_empty() => {
+                return Err(invalid("trigger", "a flow starts on an `event` or on a `schedule`, not both"));
+            }
+            (Some(schedule), Some(segment)) if !segment.trim().is_empty() => {
+                Some((Schedule::parse(schedule).map_err(|e| invalid("trigger.schedule", e))?, segment.clone()))
+            }
+            (Some(_), _) => return Err(invalid("trigger.segment", "a scheduled flow runs on the members of a segment: name it")),
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "trigger.segment",
+                    "`segment` goes with `schedule`; for entering a segment use `event = \"Entered Segment\"`",
+                ))
+            }
+        };
         let trigger = match &definition.trigger.when {
             Some(text) => Some(Condition::compile(text).map_err(|e| invalid("trigger.when", e))?),
             None => None,
@@ -305,7 +335,12 @@ impl Flow {
                 "a flow needs at least one step that acts: `task`, `deliver`, `set_traits`, `add_to_list` or `remove_from_list`",
             ));
         }
-        Ok(Self { definition, trigger, steps })
+        Ok(Self { definition, trigger, steps, schedule })
+    }
+
+    /// A scheduled flow's schedule and the segment it runs on.
+    pub fn schedule(&self) -> Option<(&Schedule, &str)> {
+        self.schedule.as_ref().map(|(s, segment)| (s, segment.as_str()))
     }
 
     pub fn name(&self) -> &str {
@@ -314,7 +349,11 @@ impl Flow {
 
     /// The event name that starts a run.
     pub fn trigger_event(&self) -> &str {
-        &self.definition.trigger.event
+        if self.schedule.is_some() {
+            SCHEDULED
+        } else {
+            &self.definition.trigger.event
+        }
     }
 
     /// The event names a wait of this flow ends on.

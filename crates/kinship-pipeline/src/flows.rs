@@ -39,6 +39,8 @@ fn compile(config: &Config, text: &str) -> Result<Flow> {
 pub struct StoredFlow {
     pub flow: Flow,
     pub version: i64,
+    /// When this version was saved: a scheduled flow's first tick is after it.
+    pub saved_at: i64,
 }
 
 /// The newest version of every stored flow, compiled. A stored flow that no longer compiles
@@ -48,7 +50,7 @@ pub fn load_flows(store: &dyn Database, config: &Config) -> Result<(Vec<StoredFl
     let mut warnings = Vec::new();
     for row in store.flows()? {
         match compile(config, &row.definition) {
-            Ok(flow) => flows.push(StoredFlow { flow, version: row.version }),
+            Ok(flow) => flows.push(StoredFlow { flow, version: row.version, saved_at: row.created_at }),
             Err(e) => warnings.push(format!("flow {} version {} is not run: {e}", row.name, row.version)),
         }
     }
@@ -186,7 +188,8 @@ pub fn plan_runs(
         return Ok(planned);
     }
     let mappers = crate::mappers(config)?;
-    let trigger_names: Vec<&str> = flows.iter().map(|f| f.flow.trigger_event()).collect();
+    // Scheduled flows start on time, never on a record (see `plan_scheduled`).
+    let trigger_names: Vec<&str> = flows.iter().filter(|f| f.flow.schedule().is_none()).map(|f| f.flow.trigger_event()).collect();
     // Events a kept wait may be ending.
     let waited_for: Vec<String> = flows.iter().flat_map(|f| f.flow.waits_for()).collect();
     let wanted: Vec<&str> = trigger_names.iter().copied().chain(waited_for.iter().map(String::as_str)).collect();
@@ -355,6 +358,75 @@ pub fn plan_transition_runs(
     Ok((planned, newest))
 }
 
+/// Where a scheduled flow stands in `meta`: the newest tick it has run.
+fn schedule_meta(flow: &str) -> String {
+    format!("flows.schedule.{flow}")
+}
+
+/// The scheduled flows whose newest tick at or before `now` has not run yet, each with that
+/// tick. A tick before the flow's version was saved is not run: a flow acts from its saving.
+pub fn due_schedules(store: &dyn Database, flows: &[StoredFlow], now: i64) -> Result<Vec<(usize, i64)>> {
+    let mut due = Vec::new();
+    for (i, stored) in flows.iter().enumerate() {
+        let Some((schedule, _)) = stored.flow.schedule() else { continue };
+        let tick = schedule.latest(now);
+        let done: i64 = store.meta(&schedule_meta(stored.flow.name()))?.and_then(|v| v.parse().ok()).unwrap_or(i64::MIN);
+        if tick > done && tick >= stored.saved_at {
+            due.push((i, tick));
+        }
+    }
+    Ok(due)
+}
+
+/// Records that a scheduled flow has run its tick on every member of its segment.
+pub fn schedule_done(store: &mut dyn Database, flow: &str, tick: i64) -> Result<()> {
+    Ok(store.set_meta(&schedule_meta(flow), &tick.to_string())?)
+}
+
+/// The trigger a scheduled flow's run at `tick` has: the same on every node, so each person
+/// gets one run per tick however many nodes run it.
+fn scheduled_trigger(flow: &Flow, tick: i64) -> EventRecord {
+    let (schedule, segment) = flow.schedule().map(|(_, segment)| (flow.definition.trigger.schedule.clone(), segment)).unwrap_or_default();
+    let at = kinship_expr::format_timestamp(tick);
+    let properties = json!({ "schedule": schedule, "segment": segment, "tick": at });
+    EventRecord {
+        name: kinship_flows::SCHEDULED.into(),
+        timestamp_ms: tick,
+        properties: properties.as_object().cloned().unwrap_or_default(),
+        source: "schedule".into(),
+        key: at,
+    }
+}
+
+/// Runs a scheduled flow's `tick` on up to `limit` members of its segment from `offset`.
+/// Returns what it decided and how many members it read (fewer than `limit`: the last page).
+#[allow(clippy::too_many_arguments)]
+pub fn plan_scheduled(
+    store: &dyn Database,
+    config: &Config,
+    stored: &StoredFlow,
+    references: &BTreeMap<String, Reference>,
+    load: &mut TeamLoad,
+    tick: i64,
+    offset: u64,
+    limit: u64,
+) -> Result<(Planned, usize)> {
+    let mut planned = Planned { runs: Vec::new(), triggers: 0 };
+    let Some((_, segment)) = stored.flow.schedule() else { return Ok((planned, 0)) };
+    let members = store.segment_members(segment, offset, limit)?;
+    planned.triggers = members.len();
+    let trigger = scheduled_trigger(&stored.flow, tick);
+    load.forget_if_stale();
+    let mappers = crate::mappers(config)?;
+    let mut read_names = None;
+    let planner = Planner::new(store, config, std::slice::from_ref(stored), references, &mappers, &mut read_names);
+    for chunk in members.chunks(TRIGGERS_READ_TOGETHER) {
+        let placed: Vec<(String, &EventRecord)> = chunk.iter().map(|p| (p.clone(), &trigger)).collect();
+        planner.run(load, &placed, &mut planned.runs)?;
+    }
+    Ok((planned, members.len()))
+}
+
 /// Most segment transitions one pass reads.
 const TRANSITIONS_PER_PASS: usize = 10_000;
 
@@ -397,14 +469,10 @@ impl<'a> Planner<'a> {
             let at = (wait.flow.clone(), wait.version);
             if !versions.contains_key(&at) {
                 let found = match self.flows.iter().find(|f| f.flow.name() == wait.flow && f.version == wait.version) {
-                    Some(f) => Some(StoredFlow { flow: f.flow.clone(), version: f.version }),
-                    None => self
-                        .store
-                        .flow_versions(&wait.flow)?
-                        .into_iter()
-                        .find(|v| v.version == wait.version)
-                        .and_then(|v| compile(self.config, &v.definition).ok())
-                        .map(|flow| StoredFlow { flow, version: wait.version }),
+                    Some(f) => Some(StoredFlow { flow: f.flow.clone(), version: f.version, saved_at: f.saved_at }),
+                    None => self.store.flow_versions(&wait.flow)?.into_iter().find(|v| v.version == wait.version).and_then(|v| {
+                        Some(StoredFlow { flow: compile(self.config, &v.definition).ok()?, version: v.version, saved_at: v.created_at })
+                    }),
                 };
                 versions.insert(at.clone(), found);
             }
@@ -805,32 +873,60 @@ pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &st
     let flow = compile(config, text)?;
     let mut references = References::default();
     let references = references.current(config, data_dir)?;
-    let from = crate::now_ms() - i64::from(days) * 86_400_000;
     let mappers = crate::mappers(config)?;
-    let wanted = [flow.trigger_event()];
-    let candidates = EventFilter::new(config, &wanted);
-    let (mut seen, mut triggers) = (0, Vec::new());
-    store.scan_records(&mut |r| {
-        if r.timestamp.is_none_or(|t| t < from) {
-            return;
-        }
-        if let Some(trigger) = trigger_of(&mappers, &candidates, &wanted, &r) {
-            seen += 1;
-            if flow.triggers_alone(&trigger) != Some(false) {
-                triggers.push((r.id, trigger));
+    // Each trigger with the profile it belongs to, read a few hundred at a time.
+    let mut placed: Vec<(String, EventRecord)> = Vec::new();
+    let seen;
+    if let Some((schedule, segment)) = flow.schedule() {
+        // A scheduled flow: its next tick, on the segment's members now.
+        let trigger = scheduled_trigger(&flow, schedule.latest(crate::now_ms()));
+        const PAGE: u64 = 10_000;
+        let mut offset = 0;
+        loop {
+            let members = store.segment_members(segment, offset, PAGE)?;
+            let read = members.len() as u64;
+            offset += read;
+            placed.extend(members.into_iter().map(|p| (p, trigger.clone())));
+            if read < PAGE {
+                break;
             }
         }
-    })?;
+        seen = placed.len();
+    } else {
+        let from = crate::now_ms() - i64::from(days) * 86_400_000;
+        let wanted = [flow.trigger_event()];
+        let candidates = EventFilter::new(config, &wanted);
+        let mut triggers = Vec::new();
+        let mut count = 0;
+        store.scan_records(&mut |r| {
+            if r.timestamp.is_none_or(|t| t < from) {
+                return;
+            }
+            if let Some(trigger) = trigger_of(&mappers, &candidates, &wanted, &r) {
+                count += 1;
+                if flow.triggers_alone(&trigger) != Some(false) {
+                    triggers.push((r.id, trigger));
+                }
+            }
+        })?;
+        seen = count;
+        for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
+            let (profile_of, _) = profiles_of(store, chunk)?;
+            placed.extend(chunk.iter().filter_map(|(id, t)| Some((profile_of.get(id)?.clone(), t.clone()))));
+        }
+    }
     let mut out =
         DryRun { flow: flow.name().into(), days, triggers: seen, runs: 0, profiles: 0, tasks: 0, deliveries: 0, samples: Vec::new() };
     let mut read_names = None;
     let read = events_read_by(config, std::iter::once(&flow), &mut read_names);
     let mut acted = std::collections::BTreeSet::new();
-    for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
-        let (profile_of, profiles) = profiles_of(store, chunk)?;
+    for chunk in placed.chunks(TRIGGERS_READ_TOGETHER) {
+        let mut profiles: Vec<String> = chunk.iter().map(|(p, _)| p.clone()).collect();
+        profiles.sort_unstable();
+        profiles.dedup();
         let subjects = subjects_of(store, &mappers, &read, &profiles)?;
-        for (id, trigger) in chunk {
-            let Some((profile, now)) = profile_of.get(id).and_then(|p| Some((p, subjects.get(p)?))) else { continue };
+        for (profile, trigger) in chunk {
+            let Some(now) = subjects.get(profile) else { continue };
             // Judged as of the trigger: its time, and the events before it.
             let subject =
                 Subject { events: now.events.iter().filter(|e| e.timestamp_ms <= trigger.timestamp_ms).cloned().collect(), ..now.clone() };
@@ -849,6 +945,7 @@ pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &st
                     "trace": run.trace,
                     "facts": run.facts,
                     "tasks": run.tasks,
+                    "changes": run.changes,
                 }));
             }
         }

@@ -98,8 +98,11 @@ pub fn start(
         if reload.swap(false, Ordering::SeqCst) {
             runner.load_flows();
         }
-        let pass =
-            runner.act(resolved.load(Ordering::SeqCst)).and_then(|()| runner.act_on_transitions()).and_then(|()| runner.act_on_due_waits());
+        let pass = runner
+            .act(resolved.load(Ordering::SeqCst))
+            .and_then(|()| runner.act_on_transitions())
+            .and_then(|()| runner.act_on_due_waits())
+            .and_then(|()| runner.act_on_schedules());
         if let Err(e) = pass {
             eprintln!("warning: running flows failed, retrying: {e}");
             std::thread::sleep(Duration::from_secs(1));
@@ -138,6 +141,46 @@ impl Runner {
             Ok(through) => self.through = Some(through),
             Err(e) => eprintln!("warning: reading where flows stand failed, retrying at the next change: {e}"),
         }
+    }
+
+    /// Runs each scheduled flow whose tick has come on every member of its segment, a page at
+    /// a time, then marks the tick done. A crash in between runs the tick again; the runs'
+    /// keys (which hold the tick) drop the repeats, here and on other nodes.
+    fn act_on_schedules(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
+        const PAGE: u64 = 5_000;
+        let Some(through) = self.through else { return Ok(()) };
+        let due = kinship_pipeline::flows::due_schedules(&*self.store, &self.flows, kinship_pipeline::now_ms())?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let config = self.config.current();
+        for (i, tick) in due {
+            let mut offset = 0;
+            loop {
+                let references = self.references.current(&config, &self.data_dir)?;
+                let stored = &self.flows[i];
+                let (planned, read) = kinship_pipeline::flows::plan_scheduled(
+                    &*self.store,
+                    &config,
+                    stored,
+                    references,
+                    &mut self.team_load,
+                    tick,
+                    offset,
+                    PAGE,
+                )?;
+                let turn = self.turn.clone();
+                let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
+                let tasks = self.store.record_runs(&planned.runs, through)?;
+                self.recorded(&planned.runs, tasks.len());
+                offset += read as u64;
+                if (read as u64) < PAGE {
+                    kinship_pipeline::flows::schedule_done(&mut *self.store, self.flows[i].flow.name(), tick)?;
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Resumes the waits whose time has come.

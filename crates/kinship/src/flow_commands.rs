@@ -110,7 +110,12 @@ pub fn flow(data: &DataDir, cmd: &FlowCommand) -> Result<ExitCode> {
         FlowCommand::List => {
             println!("{:<28} {:>7}  {:<20} created by", "flow", "version", "trigger");
             for f in ws.store.flows()? {
-                let trigger = kinship_flows::FlowDefinition::parse(&f.definition).map(|d| d.trigger.event).unwrap_or_default();
+                let trigger = kinship_flows::FlowDefinition::parse(&f.definition)
+                    .map(|d| match (d.trigger.schedule, d.trigger.segment) {
+                        (Some(schedule), Some(segment)) => format!("{schedule}, {segment}"),
+                        _ => d.trigger.event,
+                    })
+                    .unwrap_or_default();
                 println!("{:<28} {:>7}  {:<20} {}", f.name, f.version, trigger, f.created_by);
             }
         }

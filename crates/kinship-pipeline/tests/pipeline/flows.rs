@@ -490,3 +490,68 @@ fn traits_and_lists_a_flow_sets_are_records_of_the_profile_that_survive_a_rebuil
         1
     );
 }
+
+#[test]
+fn a_scheduled_flow_runs_once_per_tick_on_each_member_of_its_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, mut store, _) = demo(dir);
+    let mut audience = kinship_pipeline::audience::load_audience(&*store, &config, &|_, _| {}).unwrap();
+    let segment = kinship_segments::DefinitionSource {
+        kind: kinship_segments::Kind::Segment,
+        name: "big_spenders".into(),
+        expression: r#"sum("Order Completed", total) > 1500"#.into(),
+    };
+    let members = kinship_pipeline::audience::define(&mut *store, &config, &mut audience, segment).unwrap();
+    assert!(members > 10, "{members}");
+    let flow = r#"
+        name = "weekly_check_in"
+        [trigger]
+        schedule = "every 1 hour"
+        segment = "big_spenders"
+        when = 'count("Order Completed") >= 2'
+        [[steps]]
+        task = { title = "Check in ({trigger.tick})", team = "support" }
+    "#;
+    save_flow(&mut *store, &config, flow, "test").unwrap();
+    let (flows, _) = load_flows(&*store, &config).unwrap();
+    let now = kinship_pipeline::now_ms();
+    // Saved after this hour's tick: the first tick is the next one.
+    assert!(kinship_pipeline::flows::due_schedules(&*store, &flows, now).unwrap().is_empty() || now % 3_600_000 == 0);
+    let next = now + 3_600_000;
+    let due = kinship_pipeline::flows::due_schedules(&*store, &flows, next).unwrap();
+    let tick = next - next % 3_600_000;
+    assert_eq!(due, [(0, tick)]);
+    let mut references = References::default();
+    let references = references.current(&config, dir).unwrap();
+    let mut load = kinship_pipeline::flows::TeamLoad::default();
+    // Two pages, as a runner reads them.
+    let mut tasks = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (planned, read) =
+            kinship_pipeline::flows::plan_scheduled(&*store, &config, &flows[0], references, &mut load, tick, offset, 7).unwrap();
+        tasks.extend(store.record_runs(&planned.runs, 0).unwrap());
+        offset += read as u64;
+        if read < 7 {
+            break;
+        }
+    }
+    assert_eq!(offset as usize, members);
+    // The condition read each member's orders: some big spenders bought once.
+    let repeat = audience.preview(r#"in_segment("big_spenders") and count("Order Completed") >= 2"#, now, 1).unwrap().count;
+    assert!(repeat > 0 && repeat <= members);
+    assert_eq!(tasks.len(), repeat);
+    let task = store.task(tasks[0]).unwrap().unwrap();
+    assert_eq!(task.source, "schedule");
+    assert_eq!(task.title, format!("Check in ({})", kinship_expr::format_timestamp(tick)));
+    // The same tick again (a crash before it was marked, or another node): nothing twice.
+    let (again, _) = kinship_pipeline::flows::plan_scheduled(&*store, &config, &flows[0], references, &mut load, tick, 0, 10_000).unwrap();
+    assert!(store.record_runs(&again.runs, 0).unwrap().is_empty());
+    kinship_pipeline::flows::schedule_done(&mut *store, "weekly_check_in", tick).unwrap();
+    assert!(kinship_pipeline::flows::due_schedules(&*store, &flows, next).unwrap().is_empty());
+    assert_eq!(kinship_pipeline::flows::due_schedules(&*store, &flows, next + 3_600_000).unwrap(), [(0, tick + 3_600_000)]);
+    // A dry run shows the next tick's runs.
+    let dry = kinship_pipeline::flows::dry_run(&*store, &config, dir, flow, 30, 2).unwrap();
+    assert_eq!((dry.triggers, dry.runs), (members, repeat));
+}
