@@ -548,13 +548,13 @@ impl Config {
                 return invalid(format!("references.{name}.path"), format!("`{}` is neither .csv nor .jsonl", r.path.display()));
             }
         }
-        if let Some(source) = &self.flows.source {
-            if self.sources.get(source).is_none_or(|s| s.kind != SourceType::Segment) {
-                return invalid(
-                    "flows.source".into(),
-                    format!("`{source}` is not a source of type \"segment\": add [sources.{source}] type = \"segment\""),
-                );
-            }
+        if let Some(source) = &self.flows.source
+            && self.sources.get(source).is_none_or(|s| s.kind != SourceType::Segment)
+        {
+            return invalid(
+                "flows.source".into(),
+                format!("`{source}` is not a source of type \"segment\": add [sources.{source}] type = \"segment\""),
+            );
         }
         for (name, t) in &self.teams {
             if t.members.is_empty() {

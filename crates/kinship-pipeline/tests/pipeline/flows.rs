@@ -466,7 +466,7 @@ fn traits_and_lists_a_flow_sets_are_records_of_the_profile_that_survive_a_rebuil
         expression: r#"in_list("callback")"#.into(),
     };
     assert_eq!(kinship_pipeline::audience::define(&mut *store, &config, &mut audience, segment.clone()).unwrap(), 1);
-    assert_eq!(store.segment_members("callbacks", 0, 10).unwrap(), [profile.clone()]);
+    assert_eq!(store.segment_members("callbacks", 0, 10).unwrap(), std::slice::from_ref(&profile));
 
     // A later ticket clears both; the newest record wins.
     append_ticket(dir, &ticket("TCK-9200002", "All sorted now, thanks", 31));
