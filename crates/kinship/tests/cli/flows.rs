@@ -3,8 +3,8 @@
 //! A complaint sent through the collection API becomes one task within a second, with its
 //! context; the same ticket again makes no second task; a receiver that is down gets
 //! everything once it is back, in order per profile, while the other is not held up; and a
-//! `kill -9` of the server in a stream of complaints loses no task, duplicates none, and
-//! loses no delivery.
+//! `kill -9` of the server in a stream of complaints loses no task, duplicates none, loses no
+//! delivery, and keeps every wait, each resumed once by the customer's next event.
 
 use super::http::{basic, get, post_json, request};
 use super::{Data, Serve, kinship_in, last_line, python_with_sdks};
@@ -126,6 +126,17 @@ fn complaints_become_tasks_once_and_signed_deliveries_survive_a_receiver_outage_
     std::fs::write(dir.join("flows/with_deliveries.toml"), &flow).unwrap();
     let saved = last_line(dir, &["flow", "create", &dir.join("flows/with_deliveries.toml").to_string_lossy()]);
     assert!(saved.contains("version 2"), "{saved}");
+    let waiting = r#"
+        name = "feedback_after_return"
+        [trigger]
+        event = "Return Requested"
+        [[steps]]
+        wait = { until = "Feedback Given", timeout = "7 days", as = "feedback" }
+        [[steps]]
+        task = { title = "Feedback after a return: {feedback.properties.score}", team = "support" }
+    "#;
+    std::fs::write(dir.join("flows/feedback_after_return.toml"), waiting).unwrap();
+    last_line(dir, &["flow", "create", &dir.join("flows/feedback_after_return.toml").to_string_lossy()]);
 
     let data = Data { dir: tmp, keys: HashMap::from([("desk".to_string(), key.clone())]), token: token.clone() };
     let env = [("OPS_SECRET", OPS_SECRET), ("CRM_SECRET", CRM_SECRET)];
@@ -195,9 +206,11 @@ fn complaints_become_tasks_once_and_signed_deliveries_survive_a_receiver_outage_
     assert_eq!(deduplicated, ["c-2", "c-3", "c-4"], "one profile's deliveries arrive in order: {ops_order:?}");
     assert_eq!(sent.len(), 10);
 
-    // A stream of complaints with a kill -9 in the middle: every acknowledged complaint has
-    // exactly one task, and both receivers get a delivery for each.
+    // A stream of complaints and returns with a kill -9 in the middle: every acknowledged
+    // complaint has exactly one task, both receivers get a delivery for each, and every
+    // acknowledged return's wait is kept through the kill.
     let mut acked = Vec::new();
+    let mut returns = Vec::new();
     for (i, (email, product, bought)) in people.iter().enumerate().take(60).skip(12) {
         let id = format!("c-{i}");
         match request(
@@ -216,6 +229,21 @@ fn complaints_become_tasks_once_and_signed_deliveries_survive_a_receiver_outage_
             Ok(r) if r.status == 200 => acked.push(id),
             _ => {}
         }
+        // Sent now (a wait's time counts from its trigger), from one visitor id the feedback
+        // below shares, so it joins the same profile whatever the email does.
+        let body =
+            json!({ "type": "track", "event": "Return Requested", "messageId": format!("r-{i}"), "anonymousId": format!("returner-{i}") });
+        if let Ok(r) = request(
+            server.addr,
+            "POST",
+            "/v1/track",
+            &[("Authorization", &basic(&key)), ("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        ) {
+            if r.status == 200 {
+                returns.push(i);
+            }
+        }
         if i == 30 {
             server.kill9();
             server = Serve::start_with_env(&data, &env);
@@ -228,12 +256,28 @@ fn complaints_become_tasks_once_and_signed_deliveries_survive_a_receiver_outage_
             r.json()["tasks"].as_array().unwrap().iter().map(|t| t["trigger"]["record_key"].as_str().unwrap().to_string()).collect();
         expected.iter().all(|id| records.contains(id))
     });
-    let r = get(server.addr, "/api/v1/tasks?status=active&limit=500", Some(&token));
-    let mut per_record: HashMap<String, usize> = HashMap::new();
-    for t in r.json()["tasks"].as_array().unwrap() {
-        *per_record.entry(t["trigger"]["record_key"].as_str().unwrap().to_string()).or_default() += 1;
+    // The waits kept through the kill resume, each once, on the customer's feedback.
+    assert!(returns.len() > 30, "{returns:?}");
+    for i in &returns {
+        let body = json!({ "type": "track", "event": "Feedback Given", "messageId": format!("f-{i}"), "anonymousId": format!("returner-{i}"),
+                           "properties": { "score": 9 } });
+        assert_eq!(post_json(server.addr, "/v1/track", Some(&basic(&key)), &body).status, 200);
     }
-    let doubled: Vec<_> = per_record.iter().filter(|(record, n)| record.starts_with("c-") && **n > 1).collect();
+    let feedback_tasks = || -> Vec<Value> {
+        let r = get(server.addr, "/api/v1/tasks?status=active&limit=500", Some(&token));
+        r.json()["tasks"].as_array().unwrap().iter().filter(|t| t["flow"] == "feedback_after_return").cloned().collect()
+    };
+    wait("every kept wait resumes on its feedback", Duration::from_secs(30), || feedback_tasks().len() >= returns.len());
+    let resumed: HashSet<String> = feedback_tasks().iter().map(|t| t["trigger"]["record_key"].as_str().unwrap().to_string()).collect();
+    assert!(returns.iter().all(|i| resumed.contains(&format!("r-{i}"))), "{resumed:?}");
+    assert!(feedback_tasks().iter().all(|t| t["title"] == "Feedback after a return: 9"));
+    let r = get(server.addr, "/api/v1/tasks?status=active&limit=500", Some(&token));
+    let mut per_record: HashMap<(String, String), usize> = HashMap::new();
+    for t in r.json()["tasks"].as_array().unwrap() {
+        let key = (t["flow"].as_str().unwrap().to_string(), t["trigger"]["record_key"].as_str().unwrap().to_string());
+        *per_record.entry(key).or_default() += 1;
+    }
+    let doubled: Vec<_> = per_record.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "tasks made twice: {doubled:?}");
     for receiver in [&ops, &crm] {
         wait("every delivery arrives after the restart", Duration::from_secs(30), || {
@@ -241,5 +285,9 @@ fn complaints_become_tasks_once_and_signed_deliveries_survive_a_receiver_outage_
             expected.iter().all(|id| got.contains(id))
         });
     }
-    eprintln!("{} complaints acknowledged around the kill -9, each made one task and reached both receivers", acked.len());
+    eprintln!(
+        "{} complaints acknowledged around the kill -9, each made one task and reached both receivers; {} waits kept and resumed once",
+        acked.len(),
+        returns.len()
+    );
 }
