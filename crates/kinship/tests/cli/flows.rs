@@ -291,3 +291,74 @@ fn complaints_become_tasks_once_and_signed_deliveries_survive_a_receiver_outage_
         returns.len()
     );
 }
+
+/// Two `kinship serve` nodes over one store (one SQLite file, or one PostgreSQL database),
+/// complaints sent to both at once: both nodes' flow runners act on what is resolved, and
+/// each complaint still makes exactly one task.
+#[test]
+fn two_nodes_over_one_store_make_each_task_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let demo = kinship_in(dir).args(["demo", "--customers", "400", "--no-serve", "--data"]).arg(dir).output().unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let key = last_line(dir, &["source", "add", "--type", "segment", "--name", "desk"]);
+    let token = last_line(dir, &["token", "create", "--name", "tests", "--role", "admin"]);
+    let data = Data { dir: tmp, keys: HashMap::from([("desk".to_string(), key.clone())]), token: token.clone() };
+    let (a, b) = (Serve::start(&data), Serve::start(&data));
+    let people = customers(data.dir.path());
+    let sent: Vec<String> = std::thread::scope(|scope| {
+        let senders: Vec<_> = [(a.addr, 0), (b.addr, 1)]
+            .into_iter()
+            .map(|(addr, half)| {
+                let (people, key) = (&people, &key);
+                scope.spawn(move || {
+                    let mut acked = Vec::new();
+                    for (i, (email, product, bought)) in people.iter().enumerate().take(60).filter(|(i, _)| i % 2 == half) {
+                        let id = format!("n-{i}");
+                        if complaint(addr, key, &id, email, product, bought) == 200 {
+                            acked.push(id);
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        senders.into_iter().flat_map(|s| s.join().unwrap()).collect()
+    });
+    assert_eq!(sent.len(), 60);
+    let tasks = |addr: SocketAddr| -> Vec<Value> {
+        let r = get(addr, "/api/v1/tasks?status=active&limit=500", Some(&token));
+        r.json()["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["trigger"]["record_key"].as_str().unwrap().starts_with("n-"))
+            .cloned()
+            .collect()
+    };
+    let took = wait("every complaint's task", Duration::from_secs(30), || {
+        let made: HashSet<String> = tasks(a.addr).iter().map(|t| t["trigger"]["record_key"].as_str().unwrap().to_string()).collect();
+        sent.iter().all(|id| made.contains(id))
+    });
+    // A little longer, for a node acting late to show a second task if it would make one.
+    std::thread::sleep(Duration::from_millis(1500));
+    let made = tasks(b.addr);
+    let mut per_record: HashMap<String, usize> = HashMap::new();
+    for t in &made {
+        *per_record.entry(t["trigger"]["record_key"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(per_record.len(), 60);
+    assert!(per_record.values().all(|n| *n == 1), "tasks made twice: {:?}", per_record.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>());
+    // Each node counts the tasks its own runs created: together, one per complaint.
+    let metric = |addr: SocketAddr, name: &str| -> f64 {
+        let text = get(addr, "/metrics", None).text();
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok()).unwrap_or_else(|| panic!("{name} missing"))
+    };
+    let created = [a.addr, b.addr].map(|addr| metric(addr, "kinship_tasks_created_total"));
+    let runs = [a.addr, b.addr].map(|addr| metric(addr, "kinship_flow_runs_total"));
+    assert_eq!(created[0] + created[1], 60.0, "{created:?}");
+    assert!(runs.iter().all(|r| *r > 0.0), "both nodes acted: {runs:?}");
+    eprintln!(
+        "60 complaints to two nodes at once: one task each, all within {took:?}; runs planned per node {runs:?}, tasks created {created:?}"
+    );
+}
