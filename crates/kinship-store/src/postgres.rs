@@ -1182,16 +1182,21 @@ impl AudienceStore for PostgresStore {
         self.atomic(|s| {
             for t in transitions {
                 // Only for profiles that exist: another node's engine may still hold one that
-                // was merged away or erased.
-                if t.entered {
+                // was merged away or erased. Logged only when it changes the stored membership:
+                // of several nodes evaluating time-based segments, the first to record an entry
+                // logs it (one flow run, not one per node).
+                let changed = if t.entered {
                     s.execute(
                         "INSERT INTO segment_members (segment, profile_id, since) SELECT $1, $2, $3
                          WHERE EXISTS (SELECT 1 FROM profiles WHERE id = $2)
-                         ON CONFLICT (segment, profile_id) DO UPDATE SET since = excluded.since",
+                         ON CONFLICT (segment, profile_id) DO NOTHING",
                         &[&t.segment, &t.profile, &t.at],
-                    )?;
+                    )?
                 } else {
-                    s.execute("DELETE FROM segment_members WHERE segment = $1 AND profile_id = $2", &[&t.segment, &t.profile])?;
+                    s.execute("DELETE FROM segment_members WHERE segment = $1 AND profile_id = $2", &[&t.segment, &t.profile])?
+                };
+                if changed == 0 {
+                    continue;
                 }
                 s.execute(
                     "INSERT INTO segment_transitions (profile_id, segment, entered, at) SELECT $1, $2, $3, $4

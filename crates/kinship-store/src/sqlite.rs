@@ -1097,10 +1097,12 @@ impl AudienceStore for SqliteStore {
         let tx = self.conn.savepoint()?;
         {
             // Only for profiles that exist: an engine may still hold one merged away or erased
-            // by another process.
+            // by another process. A transition is logged only when it changes the stored
+            // membership: with several nodes each evaluating time-based segments, the first to
+            // record an entry logs it and the others find it done (one flow run, not one per node).
             let mut enter = tx.prepare_cached(
-                "INSERT OR REPLACE INTO segment_members (segment, profile_id, since) SELECT ?1, ?2, ?3
-                 WHERE EXISTS (SELECT 1 FROM profiles WHERE id = ?2)",
+                "INSERT INTO segment_members (segment, profile_id, since) SELECT ?1, ?2, ?3
+                 WHERE EXISTS (SELECT 1 FROM profiles WHERE id = ?2) ON CONFLICT (segment, profile_id) DO NOTHING",
             )?;
             let mut leave = tx.prepare_cached("DELETE FROM segment_members WHERE segment = ?1 AND profile_id = ?2")?;
             let mut log = tx.prepare_cached(
@@ -1108,12 +1110,14 @@ impl AudienceStore for SqliteStore {
                  WHERE EXISTS (SELECT 1 FROM profiles WHERE id = ?1)",
             )?;
             for t in transitions {
-                if t.entered {
-                    enter.execute(params![t.segment, t.profile, t.at])?;
+                let changed = if t.entered {
+                    enter.execute(params![t.segment, t.profile, t.at])?
                 } else {
-                    leave.execute(params![t.segment, t.profile])?;
+                    leave.execute(params![t.segment, t.profile])?
+                };
+                if changed > 0 {
+                    log.execute(params![t.profile, t.segment, t.entered, t.at])?;
                 }
-                log.execute(params![t.profile, t.segment, t.entered, t.at])?;
             }
             let mut size = tx.prepare_cached("INSERT OR REPLACE INTO segment_sizes (segment, at, size) VALUES (?1, ?2, ?3)")?;
             for (segment, n) in sizes {

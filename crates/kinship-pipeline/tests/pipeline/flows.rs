@@ -292,6 +292,17 @@ fn entering_a_segment_triggers_a_flow_once_per_entry() {
     // Read again (the runner re-reads a little of what it has run): nothing twice.
     let (again, _) = kinship_pipeline::flows::plan_transition_runs(&*store, &config, &flows, references, &mut load, before).unwrap();
     assert!(store.record_runs(&again.runs, 0).unwrap().is_empty());
+    // Another node's engine finding the same entries a moment later (time-based segments are
+    // evaluated by every node) logs none of them again, so no flow runs twice.
+    let logged = store.transitions_since(before, 100_000).unwrap();
+    let late: Vec<kinship_store::SegmentTransition> =
+        logged.iter().map(|t| kinship_store::SegmentTransition { at: t.at + 1_000, ..t.clone() }).collect();
+    store.record_transitions(&late, &[], before + 1_000).unwrap();
+    assert_eq!(store.transitions_since(before, 100_000).unwrap().len(), logged.len());
+    // An exit is a change, and logged once too.
+    let exit = kinship_store::SegmentTransition { entered: false, ..logged[0].clone() };
+    store.record_transitions(&[exit.clone(), exit], &[], before + 2_000).unwrap();
+    assert_eq!(store.transitions_since(before, 100_000).unwrap().len(), logged.len() + 1);
 }
 
 #[test]
