@@ -4,3 +4,4 @@
 //! sums, and this crate does the arithmetic.
 
 pub mod experiment;
+pub mod funnel;

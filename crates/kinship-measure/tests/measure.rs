@@ -98,20 +98,21 @@ fn cases() -> Vec<Case> {
     out
 }
 
-/// A Python with gbstats: `KINSHIP_TEST_PYTHON` (or `python3`) makes a virtual environment
-/// under the target directory once and installs gbstats from PyPI into it.
-fn python_with_gbstats() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gbstats-venv");
+/// A Python with the peers, gbstats and DuckDB: `KINSHIP_TEST_PYTHON` (or `python3`) makes a
+/// virtual environment under the target directory once and installs them from PyPI.
+fn python_with_peers() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("measure-peers-venv");
     let python = venv.join("bin").join("python");
-    let ready = || Command::new(&python).args(["-c", "import gbstats"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ready = || Command::new(&python).args(["-c", "import gbstats, duckdb"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     if ready() {
         return python;
     }
     let base = std::env::var("KINSHIP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let made = Command::new(&base).args(["-m", "venv"]).arg(&venv).status();
     assert!(made.is_ok_and(|s| s.success()), "`{base} -m venv` failed: install python3-venv, or set KINSHIP_TEST_PYTHON");
-    let pip = Command::new(&python).args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "gbstats==0.8.0"]).status();
-    assert!(pip.is_ok_and(|s| s.success()) && ready(), "installing gbstats from PyPI failed");
+    let pip =
+        Command::new(&python).args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "gbstats==0.8.0", "duckdb"]).status();
+    assert!(pip.is_ok_and(|s| s.success()) && ready(), "installing gbstats and duckdb from PyPI failed");
     python
 }
 
@@ -138,7 +139,7 @@ fn readouts_agree_with_growthbooks_engine_to_four_significant_digits() {
         (&[9_000, 1_050], &[0.9, 0.1]),
     ];
     input.extend(splits.iter().map(|(p, w)| json!({"srm": {"profiles": p, "weights": w}})));
-    let mut child = Command::new(python_with_gbstats())
+    let mut child = Command::new(python_with_peers())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gbstats_readouts.py"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -227,4 +228,223 @@ fn cuped_narrows_the_interval_when_the_past_predicts_the_future() {
     let sequential =
         frequentist(&Statistic::Mean(post_a), &Statistic::Mean(post_b), &Settings { sequential: Some(5_000.0), ..settings }).unwrap();
     assert!(sequential.ci.1 - sequential.ci.0 > plain.ci.1 - plain.ci.0);
+}
+
+// ---- funnels: answers known by construction ----
+
+mod funnels {
+    use super::{python_with_peers, Rng};
+    use kinship_measure::funnel::{measure, Counting, Exclusion, Funnel, Moment, Order, ProfileTimeline};
+    use std::io::Write;
+
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+
+    fn funnel(steps: usize, order: Order) -> Funnel {
+        Funnel {
+            steps,
+            order,
+            window_ms: 14 * DAY,
+            step_windows: vec![None; steps],
+            exclusions: Vec::new(),
+            counting: Counting::FirstEntry,
+            period: (0, 365 * DAY),
+        }
+    }
+
+    /// A timeline from (hours, step bits, exclusion bits).
+    fn timeline(events: &[(i64, u64, u64)]) -> Vec<Moment> {
+        events.iter().map(|&(h, steps, exclusions)| Moment { at_ms: h * HOUR, steps, exclusions }).collect()
+    }
+
+    fn depth(f: &Funnel, events: &[(i64, u64, u64)]) -> Vec<usize> {
+        f.attempts(&timeline(events)).iter().map(|a| a.depth()).collect()
+    }
+
+    #[test]
+    fn ordered_allows_other_events_between_and_strict_does_not() {
+        // visit, a stray page view, add to cart, checkout
+        let events = [(1, 0b001, 0), (2, 0, 0), (3, 0b010, 0), (4, 0b100, 0)];
+        assert_eq!(depth(&funnel(3, Order::Ordered), &events), [3]);
+        assert_eq!(depth(&funnel(3, Order::Strict), &events), [1]);
+        assert_eq!(depth(&funnel(3, Order::Strict), &[(1, 0b001, 0), (3, 0b010, 0), (4, 0b100, 0)]), [3]);
+        // Out of order: checkout before the cart counts only in any order.
+        let shuffled = [(1, 0b001, 0), (2, 0b100, 0), (3, 0b010, 0)];
+        assert_eq!(depth(&funnel(3, Order::Ordered), &shuffled), [2]);
+        assert_eq!(depth(&funnel(3, Order::Any), &shuffled), [3]);
+        assert_eq!(depth(&funnel(3, Order::Any), &[(1, 0b100, 0), (2, 0b100, 0), (5, 0b010, 0)]), [2]);
+    }
+
+    #[test]
+    fn the_window_counts_its_exact_edge_and_not_a_millisecond_more() {
+        let f = funnel(2, Order::Ordered);
+        let at_edge = vec![Moment { at_ms: 0, steps: 1, exclusions: 0 }, Moment { at_ms: 14 * DAY, steps: 2, exclusions: 0 }];
+        assert_eq!(f.attempts(&at_edge)[0].depth(), 2);
+        let past = vec![Moment { at_ms: 0, steps: 1, exclusions: 0 }, Moment { at_ms: 14 * DAY + 1, steps: 2, exclusions: 0 }];
+        assert_eq!(f.attempts(&past)[0].depth(), 1);
+        // A step's own window: the cart within 1 hour of the visit.
+        let mut f = funnel(3, Order::Ordered);
+        f.step_windows[1] = Some(HOUR);
+        assert_eq!(depth(&f, &[(0, 1, 0), (1, 2, 0), (30, 4, 0)]), [3]);
+        assert_eq!(depth(&f, &[(0, 1, 0), (2, 2, 0), (3, 4, 0)]), [1]);
+    }
+
+    #[test]
+    fn an_excluded_event_between_its_steps_drops_the_attempt() {
+        let mut f = funnel(3, Order::Ordered);
+        f.exclusions.push(Exclusion { from: 1, to: 2 });
+        assert_eq!(depth(&f, &[(1, 1, 0), (2, 2, 0), (3, 0, 1), (4, 4, 0)]), Vec::<usize>::new());
+        // Before `from` or after `to`, it does not.
+        assert_eq!(depth(&f, &[(1, 1, 1), (2, 2, 0), (4, 4, 0), (5, 0, 1)]), [3]);
+        // `to` never reached: within the window it still drops the attempt.
+        assert_eq!(depth(&f, &[(1, 1, 0), (2, 2, 0), (3, 0, 1)]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn counting_first_entries_or_every_entry() {
+        let events = [(1, 1, 0), (2, 2, 0), (30 * 24, 1, 0), (30 * 24 + 1, 2, 0), (30 * 24 + 2, 4, 0)];
+        assert_eq!(depth(&funnel(3, Order::Ordered), &events), [2]);
+        let every = Funnel { counting: Counting::EveryEntry, ..funnel(3, Order::Ordered) };
+        assert_eq!(depth(&every, &events), [2, 3]);
+        // Entries count only in the period.
+        let later = Funnel { period: (10 * DAY, 365 * DAY), ..funnel(3, Order::Ordered) };
+        assert_eq!(depth(&later, &events), [3]);
+    }
+
+    #[test]
+    fn results_count_convert_and_time_each_step_with_breakdown_and_weeks() {
+        // Ten profiles: all visit; 6 add to cart 1..6 hours later; 3 of those buy 10 hours after.
+        let timelines: Vec<(Vec<Moment>, &str)> = (0..10)
+            .map(|i| {
+                let mut events = vec![(i * 24, 1, 0)];
+                if i < 6 {
+                    events.push((i * 24 + i + 1, 2, 0));
+                }
+                if i < 3 {
+                    events.push((i * 24 + i + 11, 4, 0));
+                }
+                (
+                    timeline(&events),
+                    if i % 2 == 0 {
+                        "AU"
+                    } else if i == 1 {
+                        "NZ"
+                    } else {
+                        "UK"
+                    },
+                )
+            })
+            .collect();
+        let f = funnel(3, Order::Ordered);
+        let result = measure(&f, timelines.iter().map(|(m, c)| ProfileTimeline { moments: m, breakdown: Some(c) }), 2);
+        let counts: Vec<u64> = result.steps.iter().map(|s| s.count).collect();
+        assert_eq!(counts, [10, 6, 3]);
+        assert_eq!((result.steps[1].dropped, result.steps[2].dropped), (4, 3));
+        assert!((result.steps[2].conversion - 0.3).abs() < 1e-12 && (result.steps[2].from_previous - 0.5).abs() < 1e-12);
+        // Cart after 1..6 hours: nearest-rank median 3 h, p90 6 h; checkout always 10 h later.
+        let cart = &result.steps[1].time_from_previous;
+        assert_eq!((cart.count, cart.median_ms, cart.p90_ms), (6, Some(3 * HOUR), Some(6 * HOUR)));
+        assert_eq!(result.steps[2].time_from_previous.median_ms, Some(10 * HOUR));
+        assert_eq!(cart.histogram.iter().map(|b| b.1).sum::<u64>(), 6);
+        // AU: profiles 0, 2, 4, 6, 8; UK 3, 5, 7, 9; NZ 1, folded into (other).
+        assert_eq!(result.breakdown[0], ("AU".to_string(), vec![5, 3, 2]));
+        assert_eq!(result.breakdown[1], ("UK".to_string(), vec![4, 2, 0]));
+        assert_eq!(result.breakdown[2], ("(other)".to_string(), vec![1, 1, 1]));
+        // Entries on days 0..9 from the epoch (a Thursday): weeks starting Monday 1969-12-29 and 1970-01-05.
+        let weeks: Vec<(i64, u64)> = result.weekly.iter().map(|(w, c)| (*w, c[0])).collect();
+        assert_eq!(weeks, [(-3 * DAY, 4), (4 * DAY, 6)]);
+    }
+
+    /// The same ordered funnel (first entries, a 14-day window, five steps) written as SQL
+    /// in DuckDB over the same 20,000 generated profiles: equal counts and equal total
+    /// times between steps.
+    #[test]
+    fn an_ordered_funnel_equals_duckdbs_sql_for_the_same_semantics() {
+        let mut rng = Rng(42);
+        let dir = tempfile_dir();
+        let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.join("events.csv")).unwrap());
+        writeln!(csv, "profile,ts,step").unwrap();
+        let mut timelines = Vec::new();
+        for p in 0..20_000 {
+            // Distinct times, 0..60 days; step 0 is an event no step matches.
+            let mut times: Vec<i64> = (0..(5 + (rng.next() * 20.0) as usize)).map(|_| (rng.next() * 60.0 * DAY as f64) as i64).collect();
+            times.sort_unstable();
+            times.dedup();
+            let moments: Vec<Moment> = times
+                .iter()
+                .map(|&t| {
+                    let step = (rng.next() * 6.0) as u64;
+                    writeln!(csv, "{p},{t},{step}").unwrap();
+                    Moment { at_ms: t, steps: if step == 0 { 0 } else { 1 << (step - 1) }, exclusions: 0 }
+                })
+                .collect();
+            timelines.push(moments);
+        }
+        csv.flush().unwrap();
+        let f = funnel(5, Order::Ordered);
+        let result = measure(&f, timelines.iter().map(|m| ProfileTimeline { moments: m, breakdown: None }), 0);
+        let ours: Vec<u64> = result.steps.iter().map(|s| s.count).collect();
+        let mut our_gaps = vec![0i64; 5];
+        for m in &timelines {
+            for a in f.attempts(m) {
+                for i in 1..a.depth() {
+                    our_gaps[i] += a.reached[i] - a.reached[i - 1];
+                }
+            }
+        }
+        let sql = format!(
+            "WITH e AS (SELECT * FROM read_csv('{dir}/events.csv', header=true)),
+             s1 AS (SELECT profile, min(ts) AS t1 FROM e WHERE step = 1 GROUP BY profile),
+             s2 AS (SELECT s1.*, min(e.ts) AS t2 FROM s1 JOIN e ON e.profile = s1.profile AND e.step = 2 AND e.ts > s1.t1 AND e.ts <= s1.t1 + {w} GROUP BY ALL),
+             s3 AS (SELECT s2.*, min(e.ts) AS t3 FROM s2 JOIN e ON e.profile = s2.profile AND e.step = 3 AND e.ts > s2.t2 AND e.ts <= s2.t1 + {w} GROUP BY ALL),
+             s4 AS (SELECT s3.*, min(e.ts) AS t4 FROM s3 JOIN e ON e.profile = s3.profile AND e.step = 4 AND e.ts > s3.t3 AND e.ts <= s3.t1 + {w} GROUP BY ALL),
+             s5 AS (SELECT s4.*, min(e.ts) AS t5 FROM s4 JOIN e ON e.profile = s4.profile AND e.step = 5 AND e.ts > s4.t4 AND e.ts <= s4.t1 + {w} GROUP BY ALL)
+             SELECT (SELECT count(*) FROM s1), (SELECT count(*) FROM s2), (SELECT count(*) FROM s3), (SELECT count(*) FROM s4), (SELECT count(*) FROM s5),
+                    (SELECT coalesce(sum(t2 - t1), 0) FROM s2), (SELECT coalesce(sum(t3 - t2), 0) FROM s3),
+                    (SELECT coalesce(sum(t4 - t3), 0) FROM s4), (SELECT coalesce(sum(t5 - t4), 0) FROM s5)",
+            dir = dir.display(),
+            w = 14 * DAY
+        );
+        let script = format!("import duckdb, json; print(json.dumps([int(x) for x in duckdb.connect().execute({sql:?}).fetchall()[0]]))");
+        let out = std::process::Command::new(python_with_peers()).args(["-c", &script]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let theirs: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(ours.iter().map(|&c| c as i64).collect::<Vec<_>>(), theirs[..5], "counts per step");
+        assert_eq!(our_gaps[1..], theirs[5..], "total time between steps");
+        assert!(ours[4] > 50 && ours[0] > ours[4] * 5, "a funnel that narrows: {ours:?}");
+        eprintln!("ordered funnel over 20,000 profiles, equal to DuckDB's SQL: {ours:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("funnel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    proptest::proptest! {
+        /// No timeline or funnel panics the engine, and counts never grow along the funnel.
+        #[test]
+        fn no_input_panics_a_funnel(
+            events in proptest::collection::vec((proptest::num::i64::ANY, proptest::num::u64::ANY, proptest::num::u64::ANY), 0..40),
+            steps in 0usize..70, window in proptest::num::i64::ANY, order in 0u8..3, every in proptest::bool::ANY,
+            exclusions in proptest::collection::vec((0usize..70, 0usize..70), 0..3),
+        ) {
+            let mut moments: Vec<Moment> = events.iter().map(|&(at_ms, steps, exclusions)| Moment { at_ms, steps, exclusions }).collect();
+            moments.sort_by_key(|m| m.at_ms);
+            let f = Funnel {
+                steps,
+                order: [Order::Ordered, Order::Strict, Order::Any][order as usize],
+                window_ms: window,
+                step_windows: (0..steps).map(|i| (i % 2 == 1).then_some(window / 3)).collect(),
+                exclusions: exclusions.iter().map(|&(from, to)| Exclusion { from, to }).collect(),
+                counting: if every { Counting::EveryEntry } else { Counting::FirstEntry },
+                period: (i64::MIN, i64::MAX),
+            };
+            let result = measure(&f, [ProfileTimeline { moments: &moments, breakdown: Some("x") }], 1);
+            for pair in result.steps.windows(2) {
+                proptest::prop_assert!(pair[1].count <= pair[0].count);
+            }
+        }
+    }
 }
