@@ -384,11 +384,11 @@ mod funnels {
         let f = funnel(5, Order::Ordered);
         let result = measure(&f, timelines.iter().map(|m| ProfileTimeline { moments: m, breakdown: None }), 0);
         let ours: Vec<u64> = result.steps.iter().map(|s| s.count).collect();
-        let mut our_gaps = vec![0i64; 5];
+        let mut our_gaps = [0i64; 5];
         for m in &timelines {
             for a in f.attempts(m) {
-                for i in 1..a.depth() {
-                    our_gaps[i] += a.reached[i] - a.reached[i - 1];
+                for (i, pair) in a.reached.windows(2).enumerate() {
+                    our_gaps[i + 1] += pair[1] - pair[0];
                 }
             }
         }
