@@ -37,6 +37,9 @@ pub enum BenchCommand {
     /// Signed webhook deliveries per second from the outbox to a local receiver, through the
     /// server's delivery worker.
     Deliveries(crate::bench_deliveries::BenchDeliveriesArgs),
+    /// A 5-step funnel over generated timelines (1M profiles, 20M events) beside DuckDB's SQL
+    /// for the same funnel; one new event's update; an experiment readout over 1M profiles.
+    Measure(crate::bench_measure::BenchMeasureArgs),
 }
 
 pub fn run(cmd: &BenchCommand) -> Result<ExitCode> {
@@ -45,6 +48,7 @@ pub fn run(cmd: &BenchCommand) -> Result<ExitCode> {
         BenchCommand::Dedupe(args) => crate::dedupe::run_bench_dedupe(args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Segments(args) => crate::bench_segments::run(args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Deliveries(args) => crate::bench_deliveries::run(args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Measure(args) => crate::bench_measure::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_deliveries;
+mod bench_measure;
 mod bench_segments;
 mod commands;
 mod dedupe;
