@@ -11,6 +11,7 @@ pub mod golden;
 pub mod governance;
 mod incremental;
 mod ingest;
+pub mod measure;
 mod profile;
 pub mod readable;
 mod resolve;

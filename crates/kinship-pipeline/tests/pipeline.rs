@@ -6,6 +6,8 @@
 mod exports;
 #[path = "pipeline/flows.rs"]
 mod flows;
+#[path = "pipeline/measure.rs"]
+mod measure;
 #[path = "pipeline/postgres_source.rs"]
 mod postgres_source;
 #[path = "pipeline/shared_store.rs"]

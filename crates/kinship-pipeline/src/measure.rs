@@ -1,0 +1,399 @@
+//! Measures over the store: a funnel (TOML) over every profile's unified timeline, and an
+//! experiment's readout from its exposures. The arithmetic is `kinship-measure`'s; this
+//! module reads each profile's events (every source, after resolution), judges each step's
+//! condition in the segment language, and sums what the readouts need.
+//!
+//! Because a profile is one person across systems, a funnel may run from a web visit to an
+//! order in the shop to a shipment, and a person exposed under two ids that resolution has
+//! since joined is seen once: if those ids saw different variants, the person is counted in
+//! neither and listed.
+
+use crate::{golden, PipelineError, Result};
+use kinship_core::Config;
+use kinship_flows::{Condition, EventRecord, Subject};
+use kinship_measure::experiment::{self, Adjusted, Proportion, SampleMean, Settings, Statistic};
+use kinship_measure::funnel::{self, Counting, Exclusion, Funnel, Moment, Order, ProfileTimeline};
+use kinship_store::{Database, RecordView};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// A funnel as its author writes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelDefinition {
+    pub name: String,
+    /// From the entry to the last step (`"14 days"`).
+    #[serde(default = "default_window")]
+    pub window: String,
+    #[serde(default = "default_order")]
+    pub order: Order,
+    #[serde(default = "default_counting")]
+    pub counting: Counting,
+    pub steps: Vec<FunnelStep>,
+    #[serde(default)]
+    pub exclusions: Vec<FunnelExclusion>,
+    /// A trait to break the funnel down by (its top ten values and the rest).
+    #[serde(default)]
+    pub breakdown: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelStep {
+    pub event: String,
+    /// A condition on the event (bare words are its properties) or the profile.
+    #[serde(default, rename = "where")]
+    pub condition: Option<String>,
+    /// At most this long after the previous step.
+    #[serde(default)]
+    pub within: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelExclusion {
+    pub event: String,
+    #[serde(default, rename = "where")]
+    pub condition: Option<String>,
+    /// The steps (counted from 1) between which the event drops the attempt.
+    pub between: (usize, usize),
+}
+
+fn default_window() -> String {
+    "14 days".into()
+}
+
+fn default_order() -> Order {
+    Order::Ordered
+}
+
+fn default_counting() -> Counting {
+    Counting::FirstEntry
+}
+
+/// `"90 minutes"`, `"4 hours"`, `"14 days"`, `"2 weeks"` in milliseconds.
+fn duration_ms(text: &str, at: &str) -> Result<i64> {
+    let bad = || PipelineError::Config(format!("{at}: `{text}` is not a duration: write `14 days` or `2 hours`"));
+    let mut parts = text.split_whitespace();
+    let amount: i64 = parts.next().and_then(|a| a.parse().ok()).filter(|a| (0..=100_000).contains(a)).ok_or_else(bad)?;
+    let unit = match parts.next().map(|u| u.trim_end_matches('s')) {
+        Some("minute") => 60_000,
+        Some("hour") => 3_600_000,
+        Some("day") => 86_400_000,
+        Some("week") => 7 * 86_400_000,
+        _ => return Err(bad()),
+    };
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(amount * unit)
+}
+
+/// A matcher of events: a name and, perhaps, a condition.
+struct Matcher {
+    event: String,
+    condition: Option<Condition>,
+}
+
+impl Matcher {
+    fn new(event: &str, condition: &Option<String>, at: &str) -> Result<Self> {
+        let condition = match condition {
+            Some(text) => Some(Condition::compile(text).map_err(|e| PipelineError::Config(format!("{at}.where: {e}")))?),
+            None => None,
+        };
+        Ok(Self { event: event.to_string(), condition })
+    }
+
+    fn matches(&self, event: &EventRecord, subject: &Subject) -> bool {
+        event.name == self.event && self.condition.as_ref().is_none_or(|c| c.evaluate(subject, event, &Map::new(), event.timestamp_ms).0)
+    }
+}
+
+/// A checked funnel, ready to measure.
+pub struct CompiledFunnel {
+    pub definition: FunnelDefinition,
+    funnel: Funnel,
+    steps: Vec<Matcher>,
+    exclusions: Vec<Matcher>,
+}
+
+impl CompiledFunnel {
+    /// Reads a funnel from TOML and checks it; errors name the part at fault.
+    pub fn parse(text: &str) -> Result<Self> {
+        let definition: FunnelDefinition =
+            toml::from_str(text).map_err(|e| PipelineError::Config(format!("the funnel is not valid TOML: {e}")))?;
+        if !(2..=64).contains(&definition.steps.len()) {
+            return Err(PipelineError::Config("steps: a funnel has 2 to 64 steps".into()));
+        }
+        let window_ms = duration_ms(&definition.window, "window")?;
+        let mut step_windows = Vec::new();
+        let mut steps = Vec::new();
+        for (i, step) in definition.steps.iter().enumerate() {
+            let at = format!("steps[{}]", i + 1);
+            step_windows.push(step.within.as_deref().map(|w| duration_ms(w, &format!("{at}.within"))).transpose()?);
+            steps.push(Matcher::new(&step.event, &step.condition, &at)?);
+        }
+        let mut exclusions = Vec::new();
+        let mut between = Vec::new();
+        for (j, e) in definition.exclusions.iter().enumerate() {
+            let at = format!("exclusions[{}]", j + 1);
+            let (from, to) = e.between;
+            if from < 1 || to <= from || to > steps.len() || j >= 64 {
+                return Err(PipelineError::Config(format!("{at}.between: give two steps, the first before the second, e.g. [1, 2]")));
+            }
+            between.push(Exclusion { from: from - 1, to: to - 1 });
+            exclusions.push(Matcher::new(&e.event, &e.condition, &at)?);
+        }
+        let funnel = Funnel {
+            steps: steps.len(),
+            order: definition.order,
+            window_ms,
+            step_windows,
+            exclusions: between,
+            counting: definition.counting,
+            period: (i64::MIN, i64::MAX),
+        };
+        Ok(Self { definition, funnel, steps, exclusions })
+    }
+
+    fn moment(&self, event: &EventRecord, subject: &Subject) -> Moment {
+        let bits = |matchers: &[Matcher]| {
+            matchers.iter().enumerate().filter(|(_, m)| m.matches(event, subject)).fold(0u64, |bits, (i, _)| bits | 1 << i)
+        };
+        Moment { at_ms: event.timestamp_ms, steps: bits(&self.steps), exclusions: bits(&self.exclusions) }
+    }
+}
+
+/// A funnel's numbers, and for each step some of the profiles that reached it and some that
+/// dropped there (the drill-down).
+#[derive(Debug, Clone, Serialize)]
+pub struct FunnelReport {
+    pub name: String,
+    pub steps: Vec<String>,
+    pub result: funnel::FunnelResult,
+    pub reached: Vec<Vec<String>>,
+    pub dropped: Vec<Vec<String>>,
+}
+
+/// How many profiles per step a report lists.
+const DRILL_DOWN: usize = 100;
+
+/// Visits every profile with its traits and its events (every source), oldest first.
+fn each_profile(store: &dyn Database, config: &Config, visit: &mut dyn FnMut(&Subject)) -> Result<()> {
+    let mappers = crate::mappers(config)?;
+    let mut traits: rustc_hash::FxHashMap<String, Map<String, Value>> = rustc_hash::FxHashMap::default();
+    store.scan_profiles(&mut |id, stored| {
+        traits.insert(id.to_string(), golden::values(stored));
+    })?;
+    let mut current = Subject::default();
+    let mut flush = |subject: &mut Subject| {
+        if !subject.id.is_empty() {
+            subject.traits = traits.remove(&subject.id).unwrap_or_default();
+            subject.events.sort_by_key(|e| e.timestamp_ms);
+            visit(subject);
+        }
+    };
+    store.scan_profile_records(&mut |profile, r: RecordView<'_>| {
+        if current.id != profile {
+            flush(&mut current);
+            current = Subject { id: profile.to_string(), ..Subject::default() };
+        }
+        let (Some(mapper), Ok(Value::Object(fields))) = (mappers.get(r.source), serde_json::from_str::<Value>(r.payload)) else { return };
+        if let Some((event, ts)) = crate::audience::record_event(mapper, &fields, r.timestamp) {
+            current.events.push(EventRecord {
+                name: event.event,
+                timestamp_ms: ts,
+                properties: event.properties,
+                source: r.source.into(),
+                key: r.key.into(),
+            });
+        }
+    })?;
+    flush(&mut current);
+    Ok(())
+}
+
+/// The funnel over every profile, entries in the last `days` (all history without).
+pub fn funnel(store: &dyn Database, config: &Config, funnel: &CompiledFunnel, days: Option<u32>) -> Result<FunnelReport> {
+    let mut spec = funnel.funnel.clone();
+    if let Some(days) = days {
+        let now = crate::now_ms();
+        spec.period = (now - i64::from(days) * 86_400_000, i64::MAX);
+    }
+    let steps = spec.steps;
+    let (mut timelines, mut reached, mut dropped) = (Vec::new(), vec![Vec::new(); steps], vec![Vec::new(); steps]);
+    each_profile(store, config, &mut |subject| {
+        let moments: Vec<Moment> = subject.events.iter().map(|e| funnel.moment(e, subject)).collect();
+        if moments.iter().all(|m| m.steps == 0) {
+            return;
+        }
+        if let Some(depth) = spec.attempts(&moments).iter().map(|a| a.depth().min(steps)).max() {
+            if reached[depth - 1].len() < DRILL_DOWN {
+                reached[depth - 1].push(subject.id.clone());
+            }
+            if depth < steps && dropped[depth].len() < DRILL_DOWN {
+                dropped[depth].push(subject.id.clone());
+            }
+        }
+        let breakdown = funnel.definition.breakdown.as_ref().and_then(|t| subject.traits.get(t)).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        timelines.push((moments, breakdown));
+    })?;
+    let result = funnel::measure(&spec, timelines.iter().map(|(m, b)| ProfileTimeline { moments: m, breakdown: b.as_deref() }), 10);
+    Ok(FunnelReport {
+        name: funnel.definition.name.clone(),
+        steps: funnel.definition.steps.iter().map(|s| s.event.clone()).collect(),
+        result,
+        reached,
+        dropped,
+    })
+}
+
+/// What an experiment is judged on: an event's conversion (any such event after exposure)
+/// or the sum of one of its properties, within `days` of each profile's first exposure.
+#[derive(Debug, Clone)]
+pub struct ExperimentMetric {
+    pub event: String,
+    /// Summed (revenue per user); without it, conversion.
+    pub property: Option<String>,
+    pub condition: Option<String>,
+    pub days: u32,
+}
+
+/// The event that says a profile saw a variant (Segment's and GrowthBook's convention), with
+/// `experiment` (or `experiment_id`) and `variant` (or `variation_id`).
+pub const EXPOSURE: &str = "Experiment Viewed";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantReport {
+    pub variant: String,
+    pub profiles: u64,
+    /// The metric's mean per profile (a conversion rate, or the sum per profile).
+    pub mean: f64,
+    pub frequentist: Option<experiment::Frequentist>,
+    pub sequential: Option<experiment::Frequentist>,
+    pub bayesian: Option<experiment::Bayesian>,
+    /// Why there is no readout, when there is none.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentReport {
+    pub experiment: String,
+    pub metric: String,
+    /// Adjusted by the same metric in the same length of time before exposure (sums only).
+    pub cuped: bool,
+    pub control: String,
+    pub variants: Vec<VariantReport>,
+    /// The p-value that profiles split evenly across variants (below 0.001: distrust the test).
+    pub sample_ratio_p: f64,
+    /// Profiles that saw more than one variant (under ids resolution has since joined):
+    /// counted in none.
+    pub exposed_to_several: Vec<String>,
+}
+
+/// Reads an experiment's exposures and its metric over every profile. Control is the variant
+/// named `control`, else `0`, else the first by name.
+pub fn experiment(store: &dyn Database, config: &Config, name: &str, metric: &ExperimentMetric) -> Result<ExperimentReport> {
+    let matcher = Matcher::new(&metric.event, &metric.condition, "metric")?;
+    let window = i64::from(metric.days) * 86_400_000;
+    // Per variant: the metric after exposure, before it (CUPED), and their products.
+    let mut sums: BTreeMap<String, (SampleMean, SampleMean, f64)> = BTreeMap::new();
+    let mut several = Vec::new();
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    each_profile(store, config, &mut |subject| {
+        let exposures: Vec<(&EventRecord, String)> = subject
+            .events
+            .iter()
+            .filter(|e| e.name == EXPOSURE)
+            .filter(|e| text(e.properties.get("experiment").or(e.properties.get("experiment_id"))).as_deref() == Some(name))
+            .filter_map(|e| Some((e, text(e.properties.get("variant").or(e.properties.get("variation_id")))?)))
+            .collect();
+        let Some((first, variant)) = exposures.first() else { return };
+        if exposures.iter().any(|(_, v)| v != variant) {
+            several.push(subject.id.clone());
+            return;
+        }
+        let t0 = first.timestamp_ms;
+        let value = |e: &EventRecord| match &metric.property {
+            Some(p) => e.properties.get(p).and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok())).unwrap_or(0.0),
+            None => 1.0,
+        };
+        let (mut after, mut before) = (0.0, 0.0);
+        for e in subject.events.iter().filter(|e| matcher.matches(e, subject)) {
+            if e.timestamp_ms >= t0 && e.timestamp_ms <= t0.saturating_add(window) {
+                after += value(e);
+            } else if e.timestamp_ms < t0 && e.timestamp_ms >= t0.saturating_sub(window) {
+                before += value(e);
+            }
+        }
+        if metric.property.is_none() {
+            (after, before) = (f64::from(after > 0.0), f64::from(before > 0.0));
+        }
+        let (post, pre, products) = sums.entry(variant.clone()).or_default();
+        for (stat, v) in [(&mut *post, after), (&mut *pre, before)] {
+            stat.n += 1;
+            stat.sum += v;
+            stat.sum_squares += v * v;
+        }
+        *products += after * before;
+    })?;
+    let control = ["control", "0"].into_iter().find(|c| sums.contains_key(*c)).map(String::from).or_else(|| sums.keys().next().cloned());
+    let Some(control) = control else {
+        return Err(PipelineError::Config(format!("no profile has an `{EXPOSURE}` event with experiment `{name}`")));
+    };
+    let cuped = metric.property.is_some();
+    let statistic = |(post, pre, products): &(SampleMean, SampleMean, f64)| {
+        if cuped {
+            Statistic::Adjusted(Adjusted::new(*post, *pre, *products))
+        } else {
+            Statistic::Proportion(Proportion { n: post.n, converted: post.sum as u64 })
+        }
+    };
+    let base = statistic(&sums[&control]);
+    let settings = Settings::default();
+    let variants = sums
+        .iter()
+        .map(|(variant, s)| {
+            let stat = statistic(s);
+            let compared = variant != &control;
+            let frequentist = compared.then(|| experiment::frequentist(&base, &stat, &settings));
+            let error = match &frequentist {
+                Some(Err(e)) => Some(e.to_string()),
+                _ => None,
+            };
+            VariantReport {
+                variant: variant.clone(),
+                profiles: s.0.n,
+                mean: s.0.mean(),
+                frequentist: frequentist.and_then(|f| f.ok()),
+                sequential: compared
+                    .then(|| experiment::frequentist(&base, &stat, &Settings { sequential: Some(5_000.0), ..settings }).ok())
+                    .flatten(),
+                bayesian: compared.then(|| experiment::bayesian(&base, &stat, &settings).ok()).flatten(),
+                error,
+            }
+        })
+        .collect::<Vec<_>>();
+    let counts: Vec<u64> = variants.iter().map(|v| v.profiles).collect();
+    let metric_text = match &metric.property {
+        Some(p) => format!("sum of {p} of {} within {} days of exposure", metric.event, metric.days),
+        None => format!("converted to {} within {} days of exposure", metric.event, metric.days),
+    };
+    Ok(ExperimentReport {
+        experiment: name.to_string(),
+        metric: metric_text,
+        cuped,
+        control,
+        sample_ratio_p: experiment::sample_ratio_mismatch(&counts, &vec![1.0; counts.len()]),
+        variants,
+        exposed_to_several: several,
+    })
+}

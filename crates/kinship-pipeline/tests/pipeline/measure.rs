@@ -1,0 +1,202 @@
+//! Funnels and experiments over a real store, on a journey that crosses systems (web events,
+//! shop orders, a CRM), with answers known by construction: counts per step, the window's
+//! edge, a merge that moves an order onto a profile and so deepens its funnel, and a person
+//! exposed to both variants under two ids that resolution joins.
+
+use kinship_core::Config;
+use kinship_pipeline::governance::SuppressionCheck;
+use kinship_pipeline::measure::{experiment, funnel, CompiledFunnel, ExperimentMetric};
+use kinship_pipeline::{ingest_source, resolve_all};
+use kinship_store::Database;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::Path;
+
+const CONFIG: &str = r#"
+[resolve]
+default_region = "AU"
+priority = ["email", "phone", "anonymous_id"]
+
+[sources.web]
+type = "jsonl"
+path = "web.jsonl"
+key = "id"
+timestamp = "at"
+identifiers = { anonymous_id = "visitor", email = "email" }
+event = { field = "event" }
+
+[sources.shop]
+type = "jsonl"
+path = "orders.jsonl"
+key = "order_id"
+timestamp = "at"
+identifiers = { email = "email", phone = "phone" }
+event = { name = "Order Completed" }
+
+[sources.crm]
+type = "csv"
+path = "crm.csv"
+key = "id"
+identifiers = { email = "email", phone = "phone" }
+traits = { country = "country" }
+"#;
+
+const FUNNEL: &str = r#"
+name = "visit_to_order"
+window = "14 days"
+breakdown = "country"
+[[steps]]
+event = "Page Viewed"
+[[steps]]
+event = "Added To Cart"
+[[steps]]
+event = "Order Completed"
+where = "total > 0"
+"#;
+
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+fn at(ms: i64) -> String {
+    kinship_expr::format_timestamp(ms)
+}
+
+fn write_lines(path: &Path, lines: &[Value]) {
+    let mut f = std::fs::File::create(path).unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+/// 200 people: everyone visits, even ones add to cart; of those, i % 4 == 0 order two days
+/// later, i % 4 == 2 twenty days later (past the window); i % 10 == 1 order without a cart.
+/// Person `m` adds to cart by email and orders by phone only; person `c` is exposed to both
+/// variants under two visitor ids, which an email later joins.
+fn data(dir: &Path) {
+    let (mut web, mut orders) = (Vec::new(), Vec::new());
+    for i in 0..200i64 {
+        let (email, t) = (format!("u{i}@example.com"), T0 + i * HOUR);
+        let variant = if (i / 2) % 2 == 0 { "control" } else { "treatment" };
+        web.push(json!({"id": format!("v{i}"), "visitor": format!("v-{i}"), "email": email, "event": "Page Viewed", "at": at(t)}));
+        web.push(json!({"id": format!("x{i}"), "visitor": format!("v-{i}"), "email": email, "event": "Experiment Viewed",
+                        "experiment": "checkout_button", "variant": variant, "at": at(t)}));
+        if i % 2 == 0 {
+            web.push(
+                json!({"id": format!("c{i}"), "visitor": format!("v-{i}"), "email": email, "event": "Added To Cart", "at": at(t + HOUR)}),
+            );
+        }
+        let later = match i % 4 {
+            0 => Some(2 * DAY),
+            2 => Some(20 * DAY),
+            _ if i % 10 == 1 => Some(DAY),
+            _ => None,
+        };
+        if let Some(later) = later {
+            orders.push(json!({"order_id": format!("o{i}"), "email": email, "total": 10 + i, "at": at(t + later)}));
+        }
+    }
+    web.push(json!({"id": "vm", "visitor": "v-m", "email": "m@example.com", "event": "Page Viewed", "at": at(T0)}));
+    web.push(json!({"id": "cm", "visitor": "v-m", "email": "m@example.com", "event": "Added To Cart", "at": at(T0 + HOUR)}));
+    orders.push(json!({"order_id": "om", "phone": "0412 000 111", "total": 99, "at": at(T0 + DAY)}));
+    for (id, visitor, variant) in [("xa", "v-ca", "control"), ("xb", "v-cb", "treatment")] {
+        web.push(json!({"id": id, "visitor": visitor, "event": "Experiment Viewed", "experiment": "checkout_button", "variant": variant, "at": at(T0)}));
+    }
+    for (id, visitor) in [("ja", "v-ca"), ("jb", "v-cb")] {
+        web.push(json!({"id": id, "visitor": visitor, "email": "c@example.com", "event": "Signed In", "at": at(T0 + HOUR)}));
+    }
+    write_lines(&dir.join("web.jsonl"), &web);
+    write_lines(&dir.join("orders.jsonl"), &orders);
+    let mut crm = String::from("id,email,phone,country\n");
+    for i in 0..200 {
+        crm.push_str(&format!("k{i},u{i}@example.com,,{}\n", if i % 3 == 0 { "AU" } else { "NZ" }));
+    }
+    std::fs::write(dir.join("crm.csv"), crm).unwrap();
+}
+
+fn store_for(dir: &Path) -> (Config, Box<dyn Database>) {
+    std::fs::write(dir.join("kinship.toml"), CONFIG).unwrap();
+    let config = Config::load(dir).unwrap();
+    let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+    for name in ["web", "shop", "crm"] {
+        ingest_source(&mut *store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    }
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    (config, store)
+}
+
+#[test]
+fn a_funnel_across_systems_counts_by_construction_and_deepens_when_a_merge_brings_an_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    data(dir);
+    let (config, store) = store_for(dir);
+    let compiled = CompiledFunnel::parse(FUNNEL).unwrap();
+    let report = funnel(&*store, &config, &compiled, None).unwrap();
+    let counts: Vec<u64> = report.result.steps.iter().map(|s| s.count).collect();
+    // 200 visitors and m; 100 carts and m's; orders within 14 days after a cart: i % 4 == 0.
+    assert_eq!(counts, [201, 101, 50], "{report:#?}");
+    // Two days from cart to order (an hour after the visit): the median exactly.
+    assert_eq!(report.result.steps[2].time_from_previous.median_ms, Some(2 * DAY - HOUR));
+    // m dropped at the order: listed among those who did.
+    let m = store.find_profiles("email", "m@example.com").unwrap().remove(0);
+    assert!(report.dropped[2].contains(&m), "{:?}", report.dropped[2]);
+    // By country: i % 3 == 0 are in AU.
+    let au = report.result.breakdown.iter().find(|(c, _)| c == "AU").unwrap();
+    assert_eq!(au.1[0], (0..200).filter(|i| i % 3 == 0).count() as u64);
+    // Any order: an order without a cart still counts as a second step.
+    let any = CompiledFunnel::parse(&FUNNEL.replace("window = \"14 days\"", "window = \"14 days\"\norder = \"any\"")).unwrap();
+    let any_counts: Vec<u64> = funnel(&*store, &config, &any, None).unwrap().result.steps.iter().map(|s| s.count).collect();
+    assert_eq!(any_counts[1], 101 + (0..200).filter(|i| i % 10 == 1).count() as u64);
+
+    // The CRM learns m's phone: resolution joins the order to m, and the funnel deepens.
+    let mut crm = std::fs::read_to_string(dir.join("crm.csv")).unwrap();
+    crm.push_str("km,m@example.com,0412 000 111,AU\n");
+    std::fs::write(dir.join("crm.csv"), crm).unwrap();
+    let (config, store) = store_for(dir);
+    let report = funnel(&*store, &config, &compiled, None).unwrap();
+    assert_eq!(report.result.steps[2].count, 51);
+    // A condition that fails drops the step: no order totals over 1000.
+    let rich = CompiledFunnel::parse(&FUNNEL.replace("total > 0", "total > 1000")).unwrap();
+    assert_eq!(funnel(&*store, &config, &rich, None).unwrap().result.steps[2].count, 0);
+    // Errors name the part at fault.
+    let bad = CompiledFunnel::parse(&FUNNEL.replace("total > 0", "total >")).err().unwrap().to_string();
+    assert!(bad.contains("steps[3].where"), "{bad}");
+    let bad = CompiledFunnel::parse(&FUNNEL.replace("14 days", "a fortnight")).err().unwrap().to_string();
+    assert!(bad.contains("window") && bad.contains("14 days"), "{bad}");
+}
+
+#[test]
+fn an_experiment_reads_out_per_variant_and_leaves_out_a_person_who_saw_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    data(dir);
+    let (config, store) = store_for(dir);
+    let conversion = ExperimentMetric { event: "Order Completed".into(), property: None, condition: None, days: 14 };
+    let report = experiment(&*store, &config, "checkout_button", &conversion).unwrap();
+    assert_eq!(report.control, "control");
+    let c = store.find_profiles("email", "c@example.com").unwrap();
+    assert_eq!(report.exposed_to_several, c, "the person under two visitor ids");
+    let variant = |name: &str| report.variants.iter().find(|v| v.variant == name).unwrap();
+    // (i / 2) % 2 picks the variant: 100 each; ordering within 14 days: i % 4 == 0 (control,
+    // i / 2 even) and i % 10 == 1 (both).
+    let converted = |pick: fn(i64) -> bool| (0..200).filter(|&i| pick(i) && (i % 4 == 0 || i % 10 == 1)).count() as f64;
+    assert_eq!((variant("control").profiles, variant("treatment").profiles), (100, 100));
+    assert!((variant("control").mean - converted(|i| (i / 2) % 2 == 0) / 100.0).abs() < 1e-12);
+    assert!((variant("treatment").mean - converted(|i| (i / 2) % 2 == 1) / 100.0).abs() < 1e-12);
+    let treatment = variant("treatment");
+    let f = treatment.frequentist.as_ref().expect("a readout");
+    assert!(f.lift < 0.0 && f.p_value < 0.05, "control converts far better here: {f:?}");
+    assert!(treatment.bayesian.as_ref().unwrap().chance_to_win < 0.05);
+    assert!(report.sample_ratio_p > 0.5);
+    // Revenue per user: a sum, adjusted by the same sum before exposure (CUPED).
+    let revenue = ExperimentMetric { property: Some("total".into()), ..conversion };
+    let report = experiment(&*store, &config, "checkout_button", &revenue).unwrap();
+    assert!(report.cuped);
+    let sum = |pick: fn(i64) -> bool| (0..200).filter(|&i| pick(i) && (i % 4 == 0 || i % 10 == 1)).map(|i| 10 + i).sum::<i64>() as f64;
+    let control = report.variants.iter().find(|v| v.variant == "control").unwrap();
+    assert!((control.mean - sum(|i| (i / 2) % 2 == 0) / 100.0).abs() < 1e-9);
+    let unknown = experiment(&*store, &config, "no_such_test", &revenue).err().unwrap().to_string();
+    assert!(unknown.contains("no_such_test"), "{unknown}");
+}
