@@ -8,6 +8,7 @@ mod commands;
 mod dedupe;
 mod flow_commands;
 mod governance_commands;
+mod measure_commands;
 mod progress;
 mod segment_commands;
 mod server_commands;
@@ -74,6 +75,12 @@ enum Command {
     /// Deliveries flows sent: list (dead by default), replay.
     #[command(subcommand)]
     Delivery(flow_commands::DeliveryCommand),
+    /// Funnels over every profile's unified timeline.
+    #[command(subcommand)]
+    Funnel(measure_commands::FunnelCommand),
+    /// Experiments' readouts from their exposures.
+    #[command(subcommand)]
+    Experiment(measure_commands::ExperimentCommand),
     /// Print the audit log (filtered), or `audit verify` its integrity.
     Audit(governance_commands::AuditArgs),
     /// Erase a person (GDPR art. 17): delete everything held, rewrite storage, suppress their identifiers.
@@ -114,6 +121,8 @@ fn main() -> ExitCode {
         Command::Flow(cmd) => flow_commands::flow(data, &cmd),
         Command::Task(cmd) => flow_commands::task(data, &cmd),
         Command::Delivery(cmd) => flow_commands::delivery(data, &cmd),
+        Command::Funnel(cmd) => measure_commands::funnel(data, &cmd),
+        Command::Experiment(cmd) => measure_commands::experiment(data, &cmd),
         Command::Audit(args) => governance_commands::audit(data, &args),
         Command::Erase(args) => governance_commands::erase(data, &args),
         Command::Export(args) => governance_commands::export(data, &args),

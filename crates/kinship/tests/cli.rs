@@ -14,6 +14,8 @@ mod connections;
 mod flows;
 #[path = "cli/governance.rs"]
 mod governance;
+#[path = "cli/measure.rs"]
+mod measure;
 #[path = "cli/nats.rs"]
 mod nats;
 #[path = "cli/postgres_source.rs"]
