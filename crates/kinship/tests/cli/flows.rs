@@ -233,16 +233,10 @@ fn complaints_become_tasks_once_and_signed_deliveries_survive_a_receiver_outage_
         // below shares, so it joins the same profile whatever the email does.
         let body =
             json!({ "type": "track", "event": "Return Requested", "messageId": format!("r-{i}"), "anonymousId": format!("returner-{i}") });
-        if let Ok(r) = request(
-            server.addr,
-            "POST",
-            "/v1/track",
-            &[("Authorization", &basic(&key)), ("Content-Type", "application/json")],
-            body.to_string().as_bytes(),
-        ) {
-            if r.status == 200 {
-                returns.push(i);
-            }
+        let headers = [("Authorization", basic(&key)), ("Content-Type", "application/json".to_string())];
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if request(server.addr, "POST", "/v1/track", &headers, body.to_string().as_bytes()).is_ok_and(|r| r.status == 200) {
+            returns.push(i);
         }
         if i == 30 {
             server.kill9();
