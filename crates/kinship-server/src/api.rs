@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/sources/{name}/run", post(run_source))
         .merge(crate::segments_api::routes())
         .merge(crate::flows_api::routes())
+        .merge(crate::measures_api::routes())
 }
 
 #[derive(OpenApi)]
@@ -380,7 +381,12 @@ pub(crate) fn run_detail(report: &kinship_pipeline::IngestReport) -> Value {
 #[utoipa::path(get, path = "/api/v1/openapi.json", security(("bearer" = [])), responses((status = 200, description = "OpenAPI 3.1 document")))]
 async fn openapi(caller: Caller) -> Result<Json<utoipa::openapi::OpenApi>, ApiError> {
     caller.require(Capability::ReadProfiles)?;
-    Ok(Json(ApiDoc::openapi().merge_from(crate::segments_api::SegmentsDoc::openapi()).merge_from(crate::flows_api::FlowsDoc::openapi())))
+    Ok(Json(
+        ApiDoc::openapi()
+            .merge_from(crate::segments_api::SegmentsDoc::openapi())
+            .merge_from(crate::flows_api::FlowsDoc::openapi())
+            .merge_from(crate::measures_api::MeasuresDoc::openapi()),
+    ))
 }
 
 /// Match evidence as a role may see it: a shared identifier's value through the role's

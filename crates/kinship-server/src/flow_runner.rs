@@ -4,6 +4,9 @@
 //! beside the writer and the resolver, on the other core, and takes the writers' turn only to
 //! record. Its position is stored with what it records, so after a crash it starts where the
 //! last recorded pass ended, and a run recorded twice is one run (its key is unique).
+//! Records the runs write (traits and lists they set) are resolved when the resolver next
+//! looks at the log (it looks every 200 ms): the runner does not wake it, since holding the
+//! resolver's wake channel would keep it from stopping when the server does.
 
 use crate::metrics::Metrics;
 use crate::state::SharedConfig;
@@ -52,8 +55,6 @@ struct Runner {
     metrics: Metrics,
     data_dir: PathBuf,
     turn: Option<Arc<Mutex<()>>>,
-    /// Wakes the resolver when runs wrote records (traits and lists they set).
-    resolver: SyncSender<()>,
     /// The newest version of every flow.
     flows: Vec<StoredFlow>,
     references: References,
@@ -71,7 +72,6 @@ pub fn start(
     metrics: Metrics,
     data_dir: PathBuf,
     turn: Option<Arc<Mutex<()>>>,
-    resolver: SyncSender<()>,
 ) -> Result<(Signal, std::thread::JoinHandle<()>), crate::ServerError> {
     let store = kinship_store::open(database)?;
     let (wake, woken) = mpsc::sync_channel::<()>(1);
@@ -83,7 +83,6 @@ pub fn start(
         metrics,
         data_dir,
         turn,
-        resolver,
         flows: Vec::new(),
         references: References::default(),
         team_load: TeamLoad::default(),
@@ -172,7 +171,7 @@ impl Runner {
                 let turn = self.turn.clone();
                 let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
                 let tasks = self.store.record_runs(&planned.runs, through)?;
-                self.recorded(&planned.runs, tasks.len());
+                self.metrics.flows_ran(planned.runs.len(), tasks.len());
                 offset += read as u64;
                 if (read as u64) < PAGE {
                     kinship_pipeline::flows::schedule_done(&mut *self.store, self.flows[i].flow.name(), tick)?;
@@ -202,7 +201,7 @@ impl Runner {
         let turn = self.turn.clone();
         let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
         let tasks = self.store.record_runs(&planned.runs, through)?;
-        self.recorded(&planned.runs, tasks.len());
+        self.metrics.flows_ran(planned.runs.len(), tasks.len());
         Ok(())
     }
 
@@ -239,7 +238,7 @@ impl Runner {
         let newest = newest.max(self.transitions_at.unwrap_or(newest));
         self.store.set_meta(TRANSITIONS_AT, &newest.to_string())?;
         self.transitions_at = Some(newest);
-        self.recorded(&planned.runs, tasks.len());
+        self.metrics.flows_ran(planned.runs.len(), tasks.len());
         Ok(())
     }
 
@@ -260,14 +259,7 @@ impl Runner {
         let _turn = turn.as_ref().map(|t| t.lock().expect("not poisoned"));
         let tasks = self.store.record_runs(&planned.runs, resolved)?;
         self.through = Some(resolved);
-        self.recorded(&planned.runs, tasks.len());
+        self.metrics.flows_ran(planned.runs.len(), tasks.len());
         Ok(())
-    }
-
-    fn recorded(&self, runs: &[kinship_store::NewRun], tasks: usize) {
-        self.metrics.flows_ran(runs.len(), tasks);
-        if runs.iter().any(|r| !r.records.is_empty()) {
-            let _ = self.resolver.try_send(());
-        }
     }
 }

@@ -21,6 +21,7 @@ mod governance_api;
 mod http;
 mod limits;
 mod listen;
+mod measures_api;
 mod metrics;
 mod nats;
 mod schedule;

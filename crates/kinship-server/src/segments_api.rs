@@ -85,7 +85,7 @@ fn kinship_expr_redacted(expression: &str) -> String {
 
 /// Refuses an expression that reads what the caller's role may not read in clear (see
 /// `kinship_pipeline::readable`), loading the audience first if nothing was defined yet.
-async fn readable(caller: &Caller, state: &Arc<AppState>, expression: &str) -> Result<(), ApiError> {
+pub(crate) async fn readable(caller: &Caller, state: &Arc<AppState>, expression: &str) -> Result<(), ApiError> {
     let (state, policy, expression) = (state.clone(), caller.policy().clone(), expression.to_string());
     let verdict = tokio::task::spawn_blocking(move || {
         ensure_loaded(&state)?;

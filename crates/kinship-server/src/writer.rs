@@ -157,7 +157,6 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
         resolver_metrics.clone(),
         data_dir.clone(),
         (!resolver_store.concurrent_writers()).then(|| write_turn.clone()),
-        wake_tx.clone(),
     )?;
     let erased = suppression.clone();
     let writer = std::thread::Builder::new()

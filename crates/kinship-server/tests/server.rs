@@ -12,6 +12,8 @@ mod http;
 mod governance;
 #[path = "server/hostile.rs"]
 mod hostile;
+#[path = "server/measures.rs"]
+mod measures;
 #[path = "server/nats.rs"]
 mod nats;
 #[path = "server/scheduled_pulls.rs"]

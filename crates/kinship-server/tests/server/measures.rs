@@ -1,0 +1,97 @@
+//! Funnels and experiments over HTTP: counts by construction from events sent through the
+//! collection API, the profiles behind each step only for roles that see identities, no
+//! filter or breakdown over what a role may not read, and readouts per variant.
+
+use super::governance::token;
+use super::{ok, Server, RESOLVE_WAIT};
+use crate::http::{self, get, request, wait_for_profile};
+use serde_json::json;
+
+const FUNNEL: &str = r#"
+name = "browse_to_buy"
+window = "7 days"
+[[steps]]
+event = "Page Viewed"
+[[steps]]
+event = "Added To Cart"
+[[steps]]
+event = "Order Completed"
+where = "total >= 20"
+"#;
+
+fn measure(s: &Server, bearer: &str, body: &str) -> http::Response {
+    let auth = http::bearer(bearer);
+    request(s.addr, "POST", "/api/v1/funnels/measure", &[("Authorization", &auth), ("Content-Type", "text/plain")], body.as_bytes())
+        .unwrap()
+}
+
+#[test]
+fn a_funnel_and_an_experiment_over_http_as_each_role_may_see_them() {
+    let s = Server::start();
+    let web = s.basic("web");
+    // 40 people: all view a page, even ones add to cart, i % 4 == 0 buy for 20 or more
+    // (i % 8 == 4 for 10 only, under the step's condition); all see variant (i / 2) % 2.
+    let mut batch = Vec::new();
+    for i in 0..40 {
+        let user = format!("m-{i}");
+        let day = |h: i64| format!("2026-03-01T{:02}:00:00Z", h);
+        batch.push(json!({"type": "identify", "userId": user, "traits": {"email": format!("m{i}@example.com"), "country": if i % 2 == 0 { "AU" } else { "NZ" }}, "messageId": format!("id-{i}")}));
+        batch.push(json!({"type": "track", "userId": user, "event": "Page Viewed", "messageId": format!("pv-{i}"), "timestamp": day(1)}));
+        let variant = if (i / 2) % 2 == 0 { "control" } else { "treatment" };
+        batch.push(
+            json!({"type": "track", "userId": user, "event": "Experiment Viewed", "properties": {"experiment": "btn", "variant": variant},
+                          "messageId": format!("xv-{i}"), "timestamp": day(1)}),
+        );
+        if i % 2 == 0 {
+            batch.push(
+                json!({"type": "track", "userId": user, "event": "Added To Cart", "messageId": format!("ac-{i}"), "timestamp": day(2)}),
+            );
+        }
+        if i % 4 == 0 {
+            let total = if i % 8 == 0 { 25 } else { 10 };
+            batch.push(json!({"type": "track", "userId": user, "event": "Order Completed", "properties": {"total": total},
+                              "messageId": format!("oc-{i}"), "timestamp": day(3)}));
+        }
+    }
+    ok(&crate::http::post_json(s.addr, "/v1/batch", Some(&web), &json!({ "batch": batch })));
+    wait_for_profile(s.addr, &s.admin, "user_id:m-39", RESOLVE_WAIT, |v| http::event_names(v).len() >= 2);
+    wait_for_profile(s.addr, &s.admin, "user_id:m-36", RESOLVE_WAIT, |v| http::event_names(v).len() >= 4);
+
+    let admin = ok(&measure(&s, &s.admin, FUNNEL));
+    let counts: Vec<u64> = admin["result"]["steps"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).collect();
+    assert_eq!(counts, [40, 20, 5], "{admin:#}");
+    assert_eq!(admin["result"]["steps"][1]["time_from_previous"]["median_ms"], 3_600_000);
+    assert_eq!(admin["reached"][2].as_array().unwrap().len(), 5, "the buyers, for a role that sees identities");
+
+    // An analyst sees the numbers, not who is behind them, and may not filter or break down
+    // by an email.
+    let analyst = token(&s, "analyst");
+    let seen = ok(&measure(&s, &analyst, FUNNEL));
+    assert_eq!(seen["result"]["steps"][2]["count"], 5);
+    assert!(seen.get("reached").is_none() && seen.get("dropped").is_none(), "{seen}");
+    let by_email = measure(&s, &analyst, &FUNNEL.replace("window = \"7 days\"", "window = \"7 days\"\nbreakdown = \"email\""));
+    assert_eq!(by_email.status, 403, "{}", by_email.text());
+    let oracle = measure(&s, &analyst, &FUNNEL.replace("where = \"total >= 20\"", "where = 'contact == \"m4@example.com\"'"));
+    assert_eq!(oracle.status, 403, "{}", oracle.text());
+    assert_eq!(measure(&s, &token(&s, "viewer"), FUNNEL).status, 403);
+    let bad = measure(&s, &s.admin, &FUNNEL.replace("7 days", "a week"));
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("window"), "{}", bad.text());
+
+    // The experiment: conversion to an order within 14 days of exposure, per variant.
+    let readout = ok(&get(s.addr, "/api/v1/experiments/btn?event=Order%20Completed", Some(&s.admin)));
+    assert_eq!(readout["control"], "control");
+    let variants: Vec<(String, u64, f64)> = readout["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["variant"].as_str().unwrap().to_string(), v["profiles"].as_u64().unwrap(), v["mean"].as_f64().unwrap()))
+        .collect();
+    // Buyers are i % 4 == 0: (i / 2) even, so all in control: 10 of 20.
+    assert_eq!(variants, [("control".into(), 20, 0.5), ("treatment".into(), 20, 0.0)]);
+    let missing = get(s.addr, "/api/v1/experiments/nothing", Some(&s.admin));
+    assert_eq!(missing.status, 400);
+    let lines = s.db().audit_lines(&kinship_store::AuditFilter::default(), 1000).unwrap();
+    assert!(lines.iter().any(|l| l.line.contains("funnel.measure")), "audited");
+    assert!(lines.iter().any(|l| l.line.contains("experiment.read")));
+}
