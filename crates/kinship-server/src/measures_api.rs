@@ -27,7 +27,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 #[derive(Deserialize, utoipa::IntoParams)]
 pub(crate) struct FunnelQuery {
     /// Only entries in the last days (all history by default).
-    pub days: Option<u32>,
+    pub(crate) days: Option<u32>,
 }
 
 /// Refuses a condition about `event` that reads what the role may not read in clear: it is

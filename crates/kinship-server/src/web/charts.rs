@@ -42,6 +42,54 @@ pub fn hourly_bars(hours: &[(i64, u64)], label: &str) -> Markup {
     }
 }
 
+/// A funnel as horizontal bars: each step's share of those who entered, the drop-off from the
+/// previous step shown faint behind it, with the step's name, count and percentage.
+pub fn funnel_bars(steps: &[(String, u64, f64, f64)], label: &str) -> Markup {
+    const ROW: f64 = 34.0;
+    const WIDTH: f64 = 600.0;
+    const LABEL: f64 = 190.0;
+    let height = ROW * steps.len().max(1) as f64;
+    // Room after the longest bar for its count and percentage.
+    let bar = WIDTH - LABEL - 110.0;
+    html! {
+        svg.funnel viewBox=(format!("0 0 {WIDTH} {height}")) role="img" aria-label=(label) {
+            @for (i, (name, count, share, previous)) in steps.iter().enumerate() {
+                @let y = ROW * i as f64;
+                text x="0" y=(format!("{:.1}", y + 21.0)) { (name) }
+                rect.previous x=(LABEL) y=(format!("{:.1}", y + 6.0)) width=(format!("{:.1}", bar * previous)) height="22" {}
+                rect x=(LABEL) y=(format!("{:.1}", y + 6.0)) width=(format!("{:.1}", bar * share)) height="22" {
+                    title { (name) ": " (count) " (" (format!("{:.1}", share * 100.0)) "%)" }
+                }
+                text.value x=(format!("{:.1}", LABEL + bar * share + 6.0)) y=(format!("{:.1}", y + 21.0)) { (count) " · " (format!("{:.1}%", share * 100.0)) }
+            }
+        }
+    }
+}
+
+/// Each variant's lift with its interval, around a line at zero: (name, lift, low, high).
+pub fn intervals(rows: &[(String, f64, f64, f64)], label: &str) -> Markup {
+    const ROW: f64 = 30.0;
+    const WIDTH: f64 = 600.0;
+    const LABEL: f64 = 140.0;
+    let height = ROW * rows.len().max(1) as f64 + 20.0;
+    let reach = rows.iter().flat_map(|r| [r.2.abs(), r.3.abs()]).filter(|v| v.is_finite()).fold(0.01_f64, f64::max);
+    let x = |v: f64| LABEL + (WIDTH - LABEL - 10.0) * (0.5 + 0.5 * (v / reach).clamp(-1.0, 1.0));
+    html! {
+        svg.intervals viewBox=(format!("0 0 {WIDTH} {height}")) role="img" aria-label=(label) {
+            line.axis x1=(format!("{:.1}", x(0.0))) x2=(format!("{:.1}", x(0.0))) y1="0" y2=(format!("{height:.1}")) {}
+            @for (i, (name, lift, low, high)) in rows.iter().enumerate() {
+                @let y = ROW * i as f64 + 15.0;
+                text x="0" y=(format!("{:.1}", y + 4.0)) { (name) }
+                line.interval x1=(format!("{:.1}", x(*low))) x2=(format!("{:.1}", x(*high))) y1=(format!("{y:.1}")) y2=(format!("{y:.1}")) {}
+                circle cx=(format!("{:.1}", x(*lift))) cy=(format!("{y:.1}")) r="4" {
+                    title { (name) ": " (format!("{:+.2}% [{:+.2}%, {:+.2}%]", lift * 100.0, low * 100.0, high * 100.0)) }
+                }
+            }
+            text x=(format!("{:.1}", x(0.0) + 3.0)) y=(format!("{:.1}", height - 4.0)) { "0" }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -49,6 +97,15 @@ mod tests {
         let svg = super::sparkline(&[0, 5, 10], 104, 24, "sizes").into_string();
         assert!(svg.contains(r#"points="2.0,22.0 52.0,12.0 102.0,2.0""#), "{svg}");
         assert!(svg.contains(r#"aria-label="sizes""#));
+    }
+
+    #[test]
+    fn a_funnel_bar_is_as_long_as_its_share() {
+        let svg = super::funnel_bars(&[("Visit".into(), 10, 1.0, 1.0), ("Order".into(), 3, 0.3, 1.0)], "funnel").into_string();
+        assert!(svg.contains(r#"width="300.0""#) && svg.contains(r#"width="90.0""#), "{svg}");
+        assert!(svg.contains("3 · 30.0%"));
+        let svg = super::intervals(&[("treatment".into(), 0.05, -0.01, 0.11)], "lift").into_string();
+        assert!(svg.contains("+5.00% [-1.00%, +11.00%]"), "{svg}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod charts;
 mod connection_editor;
 mod connections;
+mod measures;
 mod pages;
 mod profile;
 mod segments;
@@ -59,6 +60,7 @@ pub fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/tasks/{id}/claim", post(tasks::claim))
         .route("/tasks/{id}/done", post(tasks::done))
         .route("/flows", get(tasks::flows).post(tasks::submit_flow))
+        .route("/measures", get(measures::page).post(measures::submit))
         .route("/audit", get(pages::audit))
         .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("assets/app.css")) }))
         .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("assets/app.js")) }))
@@ -131,6 +133,7 @@ const NAV: &[(&str, &str, Capability)] = &[
     ("/segments", "Segments", Capability::ReadSegments),
     ("/tasks", "Tasks", Capability::ReadTasks),
     ("/flows", "Flows", Capability::ReadFlows),
+    ("/measures", "Measures", Capability::ReadSegments),
     ("/connections", "Connections", Capability::ReadSources),
     ("/audit", "Audit", Capability::ReadAudit),
 ];

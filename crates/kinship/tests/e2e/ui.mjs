@@ -236,6 +236,19 @@ try {
   await admin.getByRole("button", { name: "Dry run" }).click();
   await admin.locator("#outcome .error", { hasText: "trigger.when" }).waitFor();
 
+  step("the measures page draws a funnel across shop, invoicing and shipping, and lists who stopped where");
+  await admin.getByRole("link", { name: "Measures" }).click();
+  await admin.getByRole("button", { name: "Measure funnel" }).click();
+  const funnel = admin.getByRole("img", { name: /Order Completed: \d+ \(100\.0%\), Invoice Issued: \d+/ });
+  await funnel.waitFor();
+  await admin.getByRole("cell", { name: "Order Shipped" }).waitFor();
+  await admin.locator("#outcome details summary", { hasText: "Stopped at step" }).first().click();
+  assert.ok(await admin.locator("#outcome ul.ids a[href^='/profiles/']").count() >= 1, "the profiles behind a step link to their pages");
+  await shoot(admin, "funnel");
+  await admin.getByLabel("Experiment (from `Experiment Viewed` events)").fill("nobody_saw_this");
+  await admin.getByRole("button", { name: "Read out" }).click();
+  await admin.locator("#outcome .error", { hasText: "Experiment Viewed" }).waitFor();
+
   step("the audit log names the admin's reads and changes");
   await admin.getByRole("link", { name: "Audit" }).click();
   await admin.getByRole("cell", { name: "split", exact: true }).first().waitFor();
