@@ -24,6 +24,18 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/v1/funnels/measure", post(measure_funnel)).route("/api/v1/experiments/{name}", get(experiment_readout))
 }
 
+/// A group smaller than `server.min_count` would single its members out, as a count would.
+fn too_small(caller: &Caller, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "{what} counts fewer than {} profiles; role `{}` sees only larger groups (server.min_count)",
+            caller.min_count(),
+            caller.role
+        ),
+    )
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 pub(crate) struct FunnelQuery {
     /// Only entries in the last days (all history by default).
@@ -76,14 +88,7 @@ pub(crate) async fn measure_funnel(
     let entered = report.result.steps.first().map_or(0, |s| s.count) as usize;
     let sees = caller.policy().sees_identities();
     if entered < caller.min_count() && !sees {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "fewer than {} profiles entered funnel {name}; role `{}` sees only larger groups (server.min_count)",
-                caller.min_count(),
-                caller.role
-            ),
-        ));
+        return Err(too_small(&caller, &format!("funnel {name}")));
     }
     let mut value = serde_json::to_value(&report).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if !sees {
@@ -145,14 +150,7 @@ pub(crate) async fn experiment_readout(
     let sees = caller.policy().sees_identities();
     let smallest = report.variants.iter().map(|v| v.profiles).min().unwrap_or(0) as usize;
     if smallest < caller.min_count() && !sees {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "a variant of {name} has fewer than {} profiles; role `{}` sees only larger groups (server.min_count)",
-                caller.min_count(),
-                caller.role
-            ),
-        ));
+        return Err(too_small(&caller, &format!("a variant of experiment {name}")));
     }
     let mut value = serde_json::to_value(&report).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if !sees {

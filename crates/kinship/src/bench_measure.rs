@@ -2,6 +2,7 @@
 //! events), beside DuckDB answering the same funnel in SQL over the same data; one new
 //! event's funnel update; and an experiment readout over 1M exposed profiles.
 
+use crate::bench_segments::mix;
 use anyhow::{Context, Result};
 use kinship_measure::experiment::{Adjusted, SampleMean, Settings, Statistic, bayesian, frequentist, sample_ratio_mismatch};
 use kinship_measure::funnel::{Counting, Funnel, Moment, Order, ProfileTimeline, measure};
@@ -32,13 +33,6 @@ const DAY: i64 = 86_400_000;
 const STEPS: usize = 5;
 /// Step names of the generated journey, across systems; index 5 is everything else.
 const NAMES: [&str; 6] = ["Page Viewed", "Product Viewed", "Order Completed", "Order Shipped", "Invoice Paid", "Email Opened"];
-
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 /// One profile's events, time-ordered and with distinct times: (time, name index). Earlier
 /// steps are likelier, so the funnel narrows.

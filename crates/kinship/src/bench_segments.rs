@@ -36,7 +36,7 @@ const EVENTS: [&str; 4] = ["Order Completed", "Page Viewed", "Ticket Opened", "E
 const SEGMENT: &str = r#"traits.country == "AU" and count("Order Completed", last 90 days) >= 2 and exists(traits.email)"#;
 
 /// SplitMix64: deterministic, so every run sees the same data.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

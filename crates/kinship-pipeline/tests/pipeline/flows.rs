@@ -71,18 +71,23 @@ fn arrive_from(
     assert!(dir.join(file).exists());
     let report = ingest_source(store, config, source, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     let after = kinship_pipeline::flows::flows_through(store).unwrap();
-    loop {
-        let r = resolve_new_records(store, config, 500, None, None).unwrap();
-        if r.attached + r.created + r.reresolved == 0 {
-            break;
-        }
-    }
+    resolve_pending(store, config);
     let through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
     let (flows, warnings) = load_flows(store, config).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     let mut references = References::default();
     let references = references.current(config, dir).unwrap();
     (report.inserted, run_new_records(store, config, &flows, references, after.max(0), through).unwrap())
+}
+
+/// Resolves every record not resolved yet.
+fn resolve_pending(store: &mut dyn Database, config: &Config) {
+    loop {
+        let r = resolve_new_records(store, config, 500, None, None).unwrap();
+        if r.attached + r.created + r.reresolved == 0 {
+            break;
+        }
+    }
 }
 
 #[test]
@@ -454,12 +459,7 @@ fn traits_and_lists_a_flow_sets_are_records_of_the_profile_that_survive_a_rebuil
     assert_eq!(pass.runs, 1, "{pass:?}");
     let profile = store.record_profile("tickets", "TCK-9200001").unwrap().unwrap().1;
     // The run's changes are records in the log; resolving them puts them on the profile.
-    loop {
-        let r = resolve_new_records(&mut *store, &config, 500, None, None).unwrap();
-        if r.attached + r.created + r.reresolved == 0 {
-            break;
-        }
-    }
+    resolve_pending(&mut *store, &config);
     let traits = |store: &dyn Database| -> Value { serde_json::from_str(&store.profile(&profile).unwrap().unwrap().traits).unwrap() };
     // A stored trait is [value, source, record, time].
     let value = |traits: &Value, name: &str| traits[name][0].clone();
@@ -483,12 +483,7 @@ fn traits_and_lists_a_flow_sets_are_records_of_the_profile_that_survive_a_rebuil
     append_ticket(dir, &ticket("TCK-9200002", "All sorted now, thanks", 31));
     let (_, pass) = arrive(&mut *store, &config, dir);
     assert_eq!(pass.runs, 1, "{pass:?}");
-    loop {
-        let r = resolve_new_records(&mut *store, &config, 500, None, None).unwrap();
-        if r.attached + r.created + r.reresolved == 0 {
-            break;
-        }
-    }
+    resolve_pending(&mut *store, &config);
     assert_eq!(value(&traits(&*store), "open_complaint"), json!(false));
     // Rebuilt from the log alone, the profile keeps what the flows set.
     resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
