@@ -271,6 +271,8 @@ pub const EXPOSURE: &str = "Experiment Viewed";
 pub struct VariantReport {
     pub variant: String,
     pub profiles: u64,
+    /// Some of them (the drill-down), at most a hundred.
+    pub sample: Vec<String>,
     /// The metric's mean per profile (a conversion rate, or the sum per profile).
     pub mean: f64,
     pub frequentist: Option<experiment::Frequentist>,
@@ -302,6 +304,7 @@ pub fn experiment(store: &dyn Database, config: &Config, name: &str, metric: &Ex
     let window = i64::from(metric.days) * 86_400_000;
     // Per variant: the metric after exposure, before it (CUPED), and their products.
     let mut sums: BTreeMap<String, (SampleMean, SampleMean, f64)> = BTreeMap::new();
+    let mut samples: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut several = Vec::new();
     let text = |v: Option<&Value>| match v {
         Some(Value::String(s)) => Some(s.clone()),
@@ -336,6 +339,10 @@ pub fn experiment(store: &dyn Database, config: &Config, name: &str, metric: &Ex
         }
         if metric.property.is_none() {
             (after, before) = (f64::from(after > 0.0), f64::from(before > 0.0));
+        }
+        let sample = samples.entry(variant.clone()).or_default();
+        if sample.len() < DRILL_DOWN {
+            sample.push(subject.id.clone());
         }
         let (post, pre, products) = sums.entry(variant.clone()).or_default();
         for (stat, v) in [(&mut *post, after), (&mut *pre, before)] {
@@ -372,6 +379,7 @@ pub fn experiment(store: &dyn Database, config: &Config, name: &str, metric: &Ex
             VariantReport {
                 variant: variant.clone(),
                 profiles: s.0.n,
+                sample: samples.get(variant).cloned().unwrap_or_default(),
                 mean: s.0.mean(),
                 frequentist: frequentist.and_then(|f| f.ok()),
                 sequential: compared

@@ -155,6 +155,11 @@ pub(crate) async fn experiment_readout(
     let mut value = serde_json::to_value(&report).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if !sees {
         value["exposed_to_several"] = json!(report.exposed_to_several.len());
+        for variant in value["variants"].as_array_mut().into_iter().flatten() {
+            if let Some(v) = variant.as_object_mut() {
+                v.remove("sample");
+            }
+        }
     }
     caller.audit("experiment.read", None, "GET /api/v1/experiments/{name}", json!({ "experiment": name, "metric": report.metric })).await?;
     Ok(Json(value))

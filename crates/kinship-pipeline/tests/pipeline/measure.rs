@@ -183,6 +183,9 @@ fn an_experiment_reads_out_per_variant_and_leaves_out_a_person_who_saw_both() {
     // i / 2 even) and i % 10 == 1 (both).
     let converted = |pick: fn(i64) -> bool| (0..200).filter(|&i| pick(i) && (i % 4 == 0 || i % 10 == 1)).count() as f64;
     assert_eq!((variant("control").profiles, variant("treatment").profiles), (100, 100));
+    // The drill-down names profiles of that variant: u0 saw control.
+    let u0 = store.find_profiles("email", "u0@example.com").unwrap().remove(0);
+    assert!(variant("control").sample.contains(&u0) && !variant("treatment").sample.contains(&u0));
     assert!((variant("control").mean - converted(|i| (i / 2) % 2 == 0) / 100.0).abs() < 1e-12);
     assert!((variant("treatment").mean - converted(|i| (i / 2) % 2 == 1) / 100.0).abs() < 1e-12);
     let treatment = variant("treatment");
@@ -199,4 +202,47 @@ fn an_experiment_reads_out_per_variant_and_leaves_out_a_person_who_saw_both() {
     assert!((control.mean - sum(|i| (i / 2) % 2 == 0) / 100.0).abs() < 1e-9);
     let unknown = experiment(&*store, &config, "no_such_test", &revenue).err().unwrap().to_string();
     assert!(unknown.contains("no_such_test"), "{unknown}");
+}
+
+/// A CRM's stage changes as a funnel: lead → qualified → won, with the time spent in each
+/// stage as the time between steps, and the deals lost before winning as the drop-off.
+#[test]
+fn crm_stages_are_a_funnel_with_the_time_in_each_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("kinship.toml"),
+        "[resolve]\ndefault_region = \"AU\"\n[sources.crm]\ntype = \"jsonl\"\npath = \"stages.jsonl\"\nkey = \"id\"\ntimestamp = \"at\"\n\
+         identifiers = { email = \"email\" }\nevent = { name = \"Stage Changed\" }\n",
+    )
+    .unwrap();
+    // Twelve leads: all qualify after i + 1 days; the even ones are won three days after that.
+    let mut lines = Vec::new();
+    for i in 0..12i64 {
+        let email = format!("lead{i}@example.com");
+        let qualified = T0 + (i + 1) * DAY;
+        lines.push(json!({"id": format!("l{i}"), "email": email, "stage": "lead", "at": at(T0)}));
+        lines.push(json!({"id": format!("q{i}"), "email": email, "stage": "qualified", "at": at(qualified)}));
+        if i % 2 == 0 {
+            lines.push(json!({"id": format!("w{i}"), "email": email, "stage": "won", "at": at(qualified + 3 * DAY)}));
+        }
+    }
+    write_lines(&dir.join("stages.jsonl"), &lines);
+    let config = Config::load(dir).unwrap();
+    let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+    ingest_source(&mut *store, &config, "crm", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    let stages = CompiledFunnel::parse(
+        "name = \"pipeline\"\nwindow = \"90 days\"\n[[steps]]\nevent = \"Stage Changed\"\nwhere = 'stage == \"lead\"'\n\
+         [[steps]]\nevent = \"Stage Changed\"\nwhere = 'stage == \"qualified\"'\n[[steps]]\nevent = \"Stage Changed\"\nwhere = 'stage == \"won\"'\n",
+    )
+    .unwrap();
+    let report = funnel(&*store, &config, &stages, None).unwrap();
+    let steps = &report.result.steps;
+    assert_eq!(steps.iter().map(|s| s.count).collect::<Vec<_>>(), [12, 12, 6]);
+    // Time as a lead: 1..12 days, nearest-rank median 6 days, p90 11 days; as qualified: always 3 days.
+    let lead = &steps[1].time_from_previous;
+    assert_eq!((lead.median_ms, lead.p90_ms), (Some(6 * DAY), Some(11 * DAY)));
+    assert_eq!(steps[2].time_from_previous.median_ms, Some(3 * DAY));
+    assert_eq!(steps[2].dropped, 6);
 }

@@ -133,7 +133,7 @@ fn funnel_result(report: &Value) -> Markup {
     html! {
         h3 { "Funnel " (text(&report["name"])) }
         (charts::funnel_bars(&bars, &summary))
-        table {
+        div.scroll { table.wide {
             thead { tr { th scope="col" { "Step" } th scope="col" .num { "Profiles" } th scope="col" .num { "Of the previous" } th scope="col" .num { "Dropped" } th scope="col" { "Time from the previous (median · p90)" } th scope="col" { "Spread" } } }
             tbody {
                 @for (i, s) in steps.iter().enumerate() {
@@ -149,6 +149,20 @@ fn funnel_result(report: &Value) -> Markup {
                         }
                     }
                 }
+            }
+        } }
+        @let weekly: Vec<(String, u64, u64)> = report["result"]["weekly"].as_array().into_iter().flatten().map(|w| {
+            let counts = w[1].as_array().cloned().unwrap_or_default();
+            (super::time(w[0].as_i64().unwrap_or(0)).chars().take(10).collect(), counts.first().and_then(Value::as_u64).unwrap_or(0), counts.last().and_then(Value::as_u64).unwrap_or(0))
+        }).collect();
+        @if weekly.len() > 1 {
+            @let entered: Vec<u64> = weekly.iter().map(|w| w.1).collect();
+            @let converted: Vec<u64> = weekly.iter().map(|w| w.2).collect();
+            p.trend {
+                "Entered per week, " (weekly[0].0) " to " (weekly[weekly.len() - 1].0) ": "
+                (charts::sparkline(&entered, 208, 32, &format!("entered per week: {entered:?}")))
+                " completed every step: "
+                (charts::sparkline(&converted, 208, 32, &format!("completed per week: {converted:?}")))
             }
         }
         @if let Some(reached) = report.get("reached").and_then(Value::as_array) {
@@ -183,7 +197,7 @@ fn experiment_result(readout: &Value) -> Markup {
         h3 { "Experiment " (text(&readout["experiment"])) }
         p { (text(&readout["metric"])) @if readout["cuped"] == true { " (CUPED)" } "; control: " (text(&readout["control"])) }
         @if !rows.is_empty() { (charts::intervals(&rows, "lift against control with 95% intervals")) }
-        table {
+        div.scroll { table.wide {
             thead { tr { th scope="col" { "Variant" } th scope="col" .num { "Profiles" } th scope="col" .num { "Mean" } th scope="col" { "Lift [95%]" } th scope="col" .num { "p" } th scope="col" { "Sequential [95%]" } th scope="col" .num { "Chance to win" } } }
             tbody {
                 @for v in &variants {
@@ -198,6 +212,15 @@ fn experiment_result(readout: &Value) -> Markup {
                         td { @if !s.is_null() { (format!("[{:+.2}%, {:+.2}%]", pct(&s["ci"][0]), pct(&s["ci"][1]))) } }
                         td.num { @if !v["bayesian"].is_null() { (format!("{:.1}%", pct(&v["bayesian"]["chance_to_win"]))) } }
                     }
+                }
+            }
+        } }
+        @for v in &variants {
+            @let ids: Vec<String> = v["sample"].as_array().into_iter().flatten().map(text).collect();
+            @if !ids.is_empty() {
+                details {
+                    summary { "Profiles in " (text(&v["variant"])) ": " (ids.len()) " shown" }
+                    ul.ids { @for id in &ids { li { a href=(format!("/profiles/{}", url_encode(id))) { (id) } } } }
                 }
             }
         }

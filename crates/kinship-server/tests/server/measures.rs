@@ -89,6 +89,9 @@ fn a_funnel_and_an_experiment_over_http_as_each_role_may_see_them() {
         .collect();
     // Buyers are i % 4 == 0: (i / 2) even, so all in control: 10 of 20.
     assert_eq!(variants, [("control".into(), 20, 0.5), ("treatment".into(), 20, 0.0)]);
+    assert_eq!(readout["variants"][0]["sample"].as_array().unwrap().len(), 20, "an admin sees who is behind each variant");
+    let seen = ok(&get(s.addr, "/api/v1/experiments/btn", Some(&analyst)));
+    assert!(seen["variants"][0].get("sample").is_none() && seen["variants"][0]["profiles"] == 20, "{seen}");
     let missing = get(s.addr, "/api/v1/experiments/nothing", Some(&s.admin));
     assert_eq!(missing.status, 400);
     let lines = s.db().audit_lines(&kinship_store::AuditFilter::default(), 1000).unwrap();

@@ -242,6 +242,7 @@ try {
   const funnel = admin.getByRole("img", { name: /Order Completed: \d+ \(100\.0%\), Invoice Issued: \d+/ });
   await funnel.waitFor();
   await admin.getByRole("cell", { name: "Order Shipped" }).waitFor();
+  await admin.getByRole("img", { name: /entered per week/ }).waitFor();
   await admin.locator("#outcome details summary", { hasText: "Stopped at step" }).first().click();
   assert.ok(await admin.locator("#outcome ul.ids a[href^='/profiles/']").count() >= 1, "the profiles behind a step link to their pages");
   await shoot(admin, "funnel");
