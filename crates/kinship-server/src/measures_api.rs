@@ -42,10 +42,16 @@ pub(crate) struct FunnelQuery {
     pub(crate) days: Option<u32>,
 }
 
-/// Refuses a condition about `event` that reads what the role may not read in clear: it is
-/// checked as the segment expression `any(event, condition)` would be.
-async fn condition_readable(caller: &Caller, state: &Arc<AppState>, event: &str, condition: &str) -> Result<(), ApiError> {
-    crate::segments_api::readable(caller, state, &format!("any({event:?}, {condition})")).await
+/// Refuses a condition on events that reads what the role may not read in clear: it is
+/// checked as the segment expression `any(*, (condition))` would be (roles are limited by
+/// property and trait, not by event name). The readability check lets through what does not
+/// parse, so a condition that does not parse in that form is refused here.
+async fn condition_readable(caller: &Caller, state: &Arc<AppState>, condition: &str) -> Result<(), ApiError> {
+    let expression = format!("any(*, ({condition}))");
+    if let Err(e) = kinship_expr::parse(&expression) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("`{condition}` cannot be checked as a condition on events: {e}")));
+    }
+    crate::segments_api::readable(caller, state, &expression).await
 }
 
 /// A funnel over every profile's timeline: per step its count, conversion, drop-off and time
@@ -65,12 +71,12 @@ pub(crate) async fn measure_funnel(
     let definition = &compiled.definition;
     for step in &definition.steps {
         if let Some(condition) = &step.condition {
-            condition_readable(&caller, &state, &step.event, condition).await?;
+            condition_readable(&caller, &state, condition).await?;
         }
     }
     for exclusion in &definition.exclusions {
         if let Some(condition) = &exclusion.condition {
-            condition_readable(&caller, &state, &exclusion.event, condition).await?;
+            condition_readable(&caller, &state, condition).await?;
         }
     }
     if let Some(breakdown) = &definition.breakdown {
@@ -139,7 +145,7 @@ pub(crate) async fn experiment_readout(
     if let Some(property) = &query.sum {
         read = format!("({read}) and exists({property})");
     }
-    condition_readable(&caller, &state, &event, &read).await?;
+    condition_readable(&caller, &state, &read).await?;
     let metric = ExperimentMetric { event, property: query.sum, condition: query.condition, days: query.days.unwrap_or(14).min(3650) };
     let s = state.clone();
     let lookup = name.clone();

@@ -73,6 +73,12 @@ fn a_funnel_and_an_experiment_over_http_as_each_role_may_see_them() {
     assert_eq!(by_email.status, 403, "{}", by_email.text());
     let oracle = measure(&s, &analyst, &FUNNEL.replace("where = \"total >= 20\"", "where = 'contact == \"m4@example.com\"'"));
     assert_eq!(oracle.status, 403, "{}", oracle.text());
+    // An event name the language could not quote does not slip the condition past the check.
+    let odd = FUNNEL
+        .replace("event = \"Order Completed\"", "event = \"\\u001bOrder\"")
+        .replace("where = \"total >= 20\"", "where = 'contact == \"m4@example.com\"'");
+    assert!(odd.contains("u001b") && odd.contains("contact"), "{odd}");
+    assert_eq!(measure(&s, &analyst, &odd).status, 403);
     assert_eq!(measure(&s, &token(&s, "viewer"), FUNNEL).status, 403);
     let bad = measure(&s, &s.admin, &FUNNEL.replace("7 days", "a week"));
     assert_eq!(bad.status, 400);
