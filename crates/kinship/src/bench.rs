@@ -10,6 +10,44 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// DuckDB run beside a bench on the same data, as CSV files: where they go, and the Python
+/// that has `duckdb`.
+#[derive(clap::Args)]
+pub struct DuckdbPeer {
+    /// Python with the `duckdb` module, for the peer; the peer is skipped when it cannot run.
+    #[arg(long, default_value = "python3")]
+    peer_python: PathBuf,
+    /// Where the peer's CSV files go (kept); a temporary directory by default.
+    // Its own id: `dir` is the global `--data`'s, whose default would fill this.
+    #[arg(long = "dir", id = "bench_dir")]
+    dir: Option<PathBuf>,
+    #[arg(long)]
+    no_peer: bool,
+}
+
+impl DuckdbPeer {
+    /// The directory for the peer's files (`bench` names the temporary one), or `None` with
+    /// `--no-peer`.
+    pub fn dir(&self, bench: &str) -> Option<PathBuf> {
+        if self.no_peer {
+            return None;
+        }
+        Some(self.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("kinship-bench-{bench}-{}", std::process::id()))))
+    }
+
+    /// Runs `script` with `args` and returns the words it printed.
+    pub fn run(&self, script: &str, args: &[&str]) -> Result<Vec<String>> {
+        let out = std::process::Command::new(&self.peer_python)
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {}", self.peer_python.display()))?;
+        anyhow::ensure!(out.status.success(), "the DuckDB peer failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect())
+    }
+}
+
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Ingest a generated contacts CSV (parse, normalise, commit to SQLite), then resolve it;

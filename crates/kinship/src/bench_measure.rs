@@ -3,11 +3,11 @@
 //! event's funnel update; and an experiment readout over 1M exposed profiles.
 
 use crate::bench_segments::mix;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kinship_measure::experiment::{Adjusted, SampleMean, Settings, Statistic, bayesian, frequentist, sample_ratio_mismatch};
 use kinship_measure::funnel::{Counting, Funnel, Moment, Order, ProfileTimeline, measure};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -19,14 +19,8 @@ pub struct BenchMeasureArgs {
     /// How many single-event funnel updates to time.
     #[arg(long, default_value_t = 20_000)]
     updates: usize,
-    /// Python with the `duckdb` module, for the peer; the peer is skipped when it cannot run.
-    #[arg(long, default_value = "python3")]
-    peer_python: PathBuf,
-    /// Where the peer's CSV file goes (kept); a temporary directory by default.
-    #[arg(long = "dir", id = "bench_dir")]
-    dir: Option<PathBuf>,
-    #[arg(long)]
-    no_peer: bool,
+    #[command(flatten)]
+    peer: crate::bench::DuckdbPeer,
 }
 
 const DAY: i64 = 86_400_000;
@@ -132,12 +126,8 @@ pub fn run(args: &BenchMeasureArgs) -> Result<()> {
 
     experiment(args.profiles);
 
-    if !args.no_peer {
-        let dir = match &args.dir {
-            Some(d) => d.clone(),
-            None => std::env::temp_dir().join(format!("kinship-bench-measure-{}", std::process::id())),
-        };
-        match peer(&dir, &moments, &starts, &args.peer_python) {
+    if let Some(dir) = args.peer.dir("measure") {
+        match peer(&dir, &moments, &starts, &args.peer) {
             Ok((load, query, theirs)) => {
                 println!("peer           DuckDB: load {load:.1} s; the same funnel in SQL {:.0} ms (median of 3): {theirs:?}", query * 1e3);
                 println!("ratio          the funnel engine is {:.1}x the peer's query speed", query / times[1]);
@@ -218,7 +208,7 @@ print(load, times[1], *row)
 
 /// Writes the timelines as CSV, loads them into DuckDB and times the funnel's SQL there
 /// (median of 3); returns (load seconds, query seconds, counts per step).
-fn peer(dir: &Path, moments: &[Moment], starts: &[usize], python: &Path) -> Result<(f64, f64, Vec<u64>)> {
+fn peer(dir: &Path, moments: &[Moment], starts: &[usize], duckdb: &crate::bench::DuckdbPeer) -> Result<(f64, f64, Vec<u64>)> {
     std::fs::create_dir_all(dir)?;
     let mut csv = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("events.csv"))?);
     writeln!(csv, "profile,ts,step")?;
@@ -229,13 +219,7 @@ fn peer(dir: &Path, moments: &[Moment], starts: &[usize], python: &Path) -> Resu
         }
     }
     csv.flush()?;
-    let out = std::process::Command::new(python)
-        .args(["-c", PEER_SCRIPT, &dir.to_string_lossy(), &(14 * DAY).to_string()])
-        .output()
-        .with_context(|| format!("running {}", python.display()))?;
-    anyhow::ensure!(out.status.success(), "the DuckDB peer failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let values: Vec<&str> = text.split_whitespace().collect();
-    anyhow::ensure!(values.len() == 2 + STEPS, "the peer printed {text:?}");
+    let values = duckdb.run(PEER_SCRIPT, &[&dir.to_string_lossy(), &(14 * DAY).to_string()])?;
+    anyhow::ensure!(values.len() == 2 + STEPS, "the peer printed {values:?}");
     Ok((values[0].parse()?, values[1].parse()?, values[2..].iter().map(|v| v.parse()).collect::<Result<_, _>>()?))
 }

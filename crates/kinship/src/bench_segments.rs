@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use kinship_segments::{Audience, DefinitionSource, Kind};
 use serde_json::{Map, Value, json};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -17,15 +17,8 @@ pub struct BenchSegmentsArgs {
     /// How many single-event updates to time.
     #[arg(long, default_value_t = 20_000)]
     updates: usize,
-    /// Python with the `duckdb` module, for the peer; the peer is skipped when it cannot run.
-    #[arg(long, default_value = "python3")]
-    peer_python: PathBuf,
-    /// Where the peer's CSV files go (kept); a temporary directory by default.
-    // Its own id: `dir` is the global `--data`'s, whose default would fill this.
-    #[arg(long = "dir", id = "bench_dir")]
-    dir: Option<PathBuf>,
-    #[arg(long)]
-    no_peer: bool,
+    #[command(flatten)]
+    peer: crate::bench::DuckdbPeer,
 }
 
 const DAY: i64 = 86_400_000;
@@ -128,11 +121,7 @@ pub fn run(args: &BenchSegmentsArgs) -> Result<()> {
         args.updates
     );
 
-    if !args.no_peer {
-        let dir = match &args.dir {
-            Some(d) => d.clone(),
-            None => std::env::temp_dir().join(format!("kinship-bench-segments-{}", std::process::id())),
-        };
+    if let Some(dir) = args.peer.dir("segments") {
         match peer(&dir, args, per_profile) {
             Ok((load, query, count)) => {
                 println!("peer           DuckDB: load {load:.1} s; the same segment in SQL {:.1} ms ({count} members)", query * 1e3);
@@ -188,13 +177,8 @@ fn peer(dir: &Path, args: &BenchSegmentsArgs, per_profile: usize) -> Result<(f64
     }
     profiles.flush()?;
     events.flush()?;
-    let out = std::process::Command::new(&args.peer_python)
-        .args(["-c", PEER_SCRIPT, &dir.to_string_lossy(), &NOW.to_string()])
-        .output()
-        .with_context(|| format!("running {}", args.peer_python.display()))?;
-    anyhow::ensure!(out.status.success(), "the DuckDB peer failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut parts = text.split_whitespace();
+    let values = args.peer.run(PEER_SCRIPT, &[&dir.to_string_lossy(), &NOW.to_string()])?;
+    let mut parts = values.iter();
     let mut next = || parts.next().context("the peer printed load, query and count");
     Ok((next()?.parse()?, next()?.parse()?, next()?.parse()?))
 }
