@@ -237,19 +237,29 @@ pub struct ProfileTimeline<'a> {
 
 /// The funnel over every profile. `breakdown_top` values are kept, the rest summed as `(other)`.
 pub fn measure<'a>(funnel: &Funnel, profiles: impl IntoIterator<Item = ProfileTimeline<'a>>, breakdown_top: usize) -> FunnelResult {
+    tally(funnel, profiles.into_iter().map(|p| (funnel.attempts(p.moments), p.breakdown)), breakdown_top)
+}
+
+/// The funnel's numbers from each profile's attempts ([`Funnel::attempts`]) and breakdown
+/// value: for a host that also reads the attempts (who stopped where), so they are found once.
+pub fn tally<'a, A: AsRef<[Attempt]>>(
+    funnel: &Funnel,
+    profiles: impl IntoIterator<Item = (A, Option<&'a str>)>,
+    breakdown_top: usize,
+) -> FunnelResult {
     let mut counts = vec![0u64; funnel.steps];
     let mut gaps: Vec<Vec<i64>> = vec![Vec::new(); funnel.steps];
     let mut by_value: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut weekly: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
-    for profile in profiles {
-        for attempt in funnel.attempts(profile.moments) {
+    for (attempts, breakdown) in profiles {
+        for attempt in attempts.as_ref() {
             let depth = attempt.depth().min(funnel.steps);
             if depth == 0 {
                 continue;
             }
             let week = week_of(attempt.reached[0]);
             let per_week = weekly.entry(week).or_insert_with(|| vec![0; funnel.steps]);
-            let per_value = profile.breakdown.map(|v| by_value.entry(v.to_string()).or_insert_with(|| vec![0; funnel.steps]));
+            let per_value = breakdown.map(|v| by_value.entry(v.to_string()).or_insert_with(|| vec![0; funnel.steps]));
             for step in 0..depth {
                 counts[step] += 1;
                 per_week[step] += 1;

@@ -12,7 +12,7 @@ use crate::{golden, PipelineError, Result};
 use kinship_core::Config;
 use kinship_flows::{Condition, EventRecord, Subject};
 use kinship_measure::experiment::{self, Adjusted, Proportion, SampleMean, Settings, Statistic};
-use kinship_measure::funnel::{self, Counting, Exclusion, Funnel, Moment, Order, ProfileTimeline};
+use kinship_measure::funnel::{self, Counting, Exclusion, Funnel, Moment, Order};
 use kinship_store::{Database, RecordView};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -222,13 +222,15 @@ pub fn funnel(store: &dyn Database, config: &Config, funnel: &CompiledFunnel, da
         spec.period = (now - i64::from(days) * 86_400_000, i64::MAX);
     }
     let steps = spec.steps;
-    let (mut timelines, mut reached, mut dropped) = (Vec::new(), vec![Vec::new(); steps], vec![Vec::new(); steps]);
+    // Each profile's attempts, found once: for the numbers and for who stopped where.
+    let (mut attempts, mut reached, mut dropped) = (Vec::new(), vec![Vec::new(); steps], vec![Vec::new(); steps]);
     each_profile(store, config, &mut |subject| {
         let moments: Vec<Moment> = subject.events.iter().map(|e| funnel.moment(e, subject)).collect();
         if moments.iter().all(|m| m.steps == 0) {
             return;
         }
-        if let Some(depth) = spec.attempts(&moments).iter().map(|a| a.depth().min(steps)).max() {
+        let own = spec.attempts(&moments);
+        if let Some(depth) = own.iter().map(|a| a.depth().min(steps)).max() {
             if reached[depth - 1].len() < DRILL_DOWN {
                 reached[depth - 1].push(subject.id.clone());
             }
@@ -240,9 +242,9 @@ pub fn funnel(store: &dyn Database, config: &Config, funnel: &CompiledFunnel, da
             Value::String(s) => s.clone(),
             other => other.to_string(),
         });
-        timelines.push((moments, breakdown));
+        attempts.push((own, breakdown));
     })?;
-    let result = funnel::measure(&spec, timelines.iter().map(|(m, b)| ProfileTimeline { moments: m, breakdown: b.as_deref() }), 10);
+    let result = funnel::tally(&spec, attempts.iter().map(|(a, b)| (a, b.as_deref())), 10);
     Ok(FunnelReport {
         name: funnel.definition.name.clone(),
         steps: funnel.definition.steps.iter().map(|s| s.event.clone()).collect(),
