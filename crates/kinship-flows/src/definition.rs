@@ -580,8 +580,8 @@ fn compile_step(spec: &StepSpec, at: &str, known: &Known, gathered: &mut BTreeSe
     Ok(Step::Deliver { endpoint })
 }
 
-/// `"90 minutes"`, `"4 hours"`, `"2 days"`, `"1 week"` in milliseconds.
-pub(crate) fn parse_duration(text: &str) -> Option<i64> {
+/// `"90 minutes"`, `"4 hours"`, `"2 days"`, `"1 week"` in milliseconds (at most 10,000 of the unit).
+pub fn parse_duration(text: &str) -> Option<i64> {
     let mut parts = text.split_whitespace();
     let amount: i64 = parts.next()?.parse().ok()?;
     let unit = parts.next()?;

@@ -3,6 +3,8 @@
 //! the host runs the flow once per tick on every member of the flow's segment, and a run's
 //! key holds the tick, so two nodes running the same tick make one run per person.
 
+use crate::definition::parse_duration;
+
 const MINUTE: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
@@ -24,18 +26,11 @@ impl Schedule {
         let words: Vec<&str> = lower.trim_end_matches(" utc").split_whitespace().collect();
         match words.as_slice() {
             ["every", amount, unit] => {
-                let amount: i64 = amount.parse().map_err(|_| format!("`{amount}` is not a whole number: {help}"))?;
-                let unit_ms = match unit.trim_end_matches('s') {
-                    "minute" => MINUTE,
-                    "hour" => 60 * MINUTE,
-                    "day" => DAY,
-                    "week" => 7 * DAY,
-                    other => return Err(format!("`{other}` is not a unit of time: {help}")),
-                };
-                if !(1..=10_000).contains(&amount) {
-                    return Err(format!("`{amount}` is out of range (1 to 10000): {help}"));
-                }
-                Ok(Schedule::Every { period: amount * unit_ms })
+                let period = parse_duration(&format!("{amount} {unit}")).filter(|p| *p > 0);
+                Ok(Schedule::Every {
+                    period: period
+                        .ok_or_else(|| format!("`{amount} {unit}` is not a period (1 to 10000 minutes, hours, days or weeks): {help}"))?,
+                })
             }
             ["every", day, "at", time] => {
                 let at = time_of_day(time).ok_or_else(|| format!("`{time}` is not a time of day (HH:MM): {help}"))?;

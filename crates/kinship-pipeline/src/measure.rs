@@ -72,22 +72,10 @@ fn default_counting() -> Counting {
     Counting::FirstEntry
 }
 
-/// `"90 minutes"`, `"4 hours"`, `"14 days"`, `"2 weeks"` in milliseconds.
+/// A duration as flows write them (`"14 days"`, `"2 hours"`), or an error naming `at`.
 fn duration_ms(text: &str, at: &str) -> Result<i64> {
-    let bad = || PipelineError::Config(format!("{at}: `{text}` is not a duration: write `14 days` or `2 hours`"));
-    let mut parts = text.split_whitespace();
-    let amount: i64 = parts.next().and_then(|a| a.parse().ok()).filter(|a| (0..=100_000).contains(a)).ok_or_else(bad)?;
-    let unit = match parts.next().map(|u| u.trim_end_matches('s')) {
-        Some("minute") => 60_000,
-        Some("hour") => 3_600_000,
-        Some("day") => 86_400_000,
-        Some("week") => 7 * 86_400_000,
-        _ => return Err(bad()),
-    };
-    if parts.next().is_some() {
-        return Err(bad());
-    }
-    Ok(amount * unit)
+    kinship_flows::parse_duration(text)
+        .ok_or_else(|| PipelineError::Config(format!("{at}: `{text}` is not a duration: write `14 days` or `2 hours`")))
 }
 
 /// A matcher of events: a name and, perhaps, a condition.
