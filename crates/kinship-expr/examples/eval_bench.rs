@@ -62,6 +62,10 @@ impl ProfileView for Profile {
         false
     }
 
+    fn event_name<'a>(&'a self, event: &'a Event) -> &'a str {
+        EVENT_NAMES[usize::from(event.name)]
+    }
+
     fn events<'a>(&'a self, name: Option<&'a str>) -> impl DoubleEndedIterator<Item = &'a Event> + 'a {
         // An unknown name selects nothing: u8::MAX is no event's index.
         let wanted = name.map(|name| EVENT_NAMES.iter().position(|known| *known == name).map_or(u8::MAX, |index| index as u8));

@@ -50,6 +50,37 @@ pub enum ExprKind {
     },
     Now,
     Events(Box<EventQuery>),
+    /// `funnel("checkout").step`: where the profile stands in a funnel the host defines.
+    Funnel {
+        name: String,
+        /// The span of the quoted name, for "unknown funnel" errors.
+        name_span: Span,
+        field: FunnelField,
+    },
+}
+
+/// What `funnel("x").field` reads of the profile's latest attempt at the funnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FunnelField {
+    /// How many steps it reached (a Number; 0 when the profile never entered).
+    Step,
+    /// When it reached that step (a Date; null when it never entered).
+    Reached,
+    /// Whether it has waited at a step other than the last longer than the 90th percentile of
+    /// the time others took to the next step (a Bool).
+    Stuck,
+}
+
+impl FunnelField {
+    pub const ALL: [FunnelField; 3] = [FunnelField::Step, FunnelField::Reached, FunnelField::Stuck];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FunnelField::Step => "step",
+            FunnelField::Reached => "reached",
+            FunnelField::Stuck => "stuck",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -289,6 +320,11 @@ impl Display for Expr {
             }
             ExprKind::Now => formatter.write_str("now()"),
             ExprKind::Events(query) => write!(formatter, "{query}"),
+            ExprKind::Funnel { name, field, .. } => {
+                formatter.write_str("funnel(")?;
+                write_string(formatter, name)?;
+                write!(formatter, ").{}", field.name())
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::{self, Display, Formatter};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ast::{BinaryOp, EventFunction, Expr, ExprKind, Literal};
+use crate::ast::{BinaryOp, EventFunction, Expr, ExprKind, FunnelField, Literal};
 use crate::diagnostic::TypeError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,6 +39,9 @@ pub struct Schema {
     pub computed: BTreeMap<String, Type>,
     /// Every segment name; `in_segment("x")` for any other name is an error.
     pub segments: BTreeSet<String>,
+    /// Every funnel name; `funnel("x")` for any other name is an error.
+    #[serde(default)]
+    pub funnels: BTreeSet<String>,
 }
 
 impl Schema {
@@ -58,6 +61,11 @@ impl Schema {
 
     pub fn with_segment(mut self, name: impl Into<String>) -> Self {
         self.segments.insert(name.into());
+        self
+    }
+
+    pub fn with_funnel(mut self, name: impl Into<String>) -> Self {
+        self.funnels.insert(name.into());
         self
     }
 }
@@ -194,6 +202,16 @@ impl Checker<'_> {
                 Type::Bool
             }
             ExprKind::Now => Type::Date,
+            ExprKind::Funnel { name, name_span, field } => {
+                if !self.schema.funnels.contains(name) {
+                    return Err(TypeError::new(*name_span, format!("unknown funnel `{name}`")));
+                }
+                match field {
+                    FunnelField::Step => Type::Number,
+                    FunnelField::Reached => Type::Date,
+                    FunnelField::Stuck => Type::Bool,
+                }
+            }
             ExprKind::Events(query) => {
                 if let Some(filter) = &query.filter {
                     self.condition(filter, "an event filter")?;

@@ -5,7 +5,7 @@ use std::fmt::{self, Display, Formatter};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ast::{EventSelector, Expr, ExprKind};
+use crate::ast::{EventSelector, Expr, ExprKind, FunnelField};
 
 /// Everything an expression reads. A profile's result can change only when one of these changes, or, when
 /// `time_relative` is set, when time passes.
@@ -19,6 +19,9 @@ pub struct Dependencies {
     /// Event properties read, in filters or aggregated (`status`, `revenue`).
     #[serde(default)]
     pub properties: BTreeSet<String>,
+    /// Funnels whose position is read (`funnel("checkout").step`).
+    #[serde(default)]
+    pub funnels: BTreeSet<String>,
     /// Whether some event function reads events of every name (`count(*)`).
     pub any_event: bool,
     /// Whether the expression uses a time window, `days_since` or `now()`.
@@ -50,6 +53,11 @@ fn collect(expr: &Expr, dependencies: &mut Dependencies) {
             dependencies.segments.insert(name.clone());
         }
         ExprKind::Now => dependencies.time_relative = true,
+        ExprKind::Funnel { name, field, .. } => {
+            dependencies.funnels.insert(name.clone());
+            // Being stuck is waiting too long: it changes as time passes.
+            dependencies.time_relative |= *field == FunnelField::Stuck;
+        }
         ExprKind::DaysSince(operand) => {
             dependencies.time_relative = true;
             collect(operand, dependencies);

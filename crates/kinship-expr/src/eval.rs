@@ -5,7 +5,7 @@
 //! [`ProfileView`], so it is statically dispatched, reads events through the host's own iterator and
 //! allocates nothing.
 
-use crate::ast::{BinaryOp, EventFunction, EventSelector, Expr, ExprKind, Literal};
+use crate::ast::{BinaryOp, EventFunction, EventSelector, Expr, ExprKind, FunnelField, Literal};
 use crate::check::{check, check_segment, Schema, Type};
 use crate::deps::Dependencies;
 use crate::diagnostic::TypeError;
@@ -27,6 +27,13 @@ pub trait ProfileView {
     /// The computed trait's current value, [`Scalar::Null`] when absent.
     fn computed(&self, name: &str) -> Scalar<'_>;
     fn in_segment(&self, name: &str) -> bool;
+    /// Where the profile stands in funnel `name`. A host that defines no funnels keeps this
+    /// default: its schema names none, so no checked program asks.
+    fn funnel(&self, _name: &str, _field: FunnelField, _now_ms: i64) -> Scalar<'_> {
+        Scalar::Null
+    }
+    /// The name of one of the profile's events (a funnel's steps match on it).
+    fn event_name<'a>(&'a self, event: &'a Self::Event) -> &'a str;
     /// The profile's events named `name`, or all its events for `None`, oldest first. Time windows rely
     /// on the order: they stop reading at the first event outside the window.
     fn events<'a>(&'a self, name: Option<&'a str>) -> impl DoubleEndedIterator<Item = &'a Self::Event> + 'a;
@@ -100,6 +107,7 @@ enum Node {
     Computed(Box<str>),
     Property(Box<str>),
     InSegment(Box<str>),
+    Funnel(Box<str>, FunnelField),
     Now,
     Not(Box<Node>),
     Negate(Box<Node>),
@@ -167,6 +175,7 @@ fn lower(expr: &Expr) -> Node {
         ExprKind::Computed(name) => Node::Computed(name.as_str().into()),
         ExprKind::Property(name) => Node::Property(name.as_str().into()),
         ExprKind::InSegment { name, .. } => Node::InSegment(name.as_str().into()),
+        ExprKind::Funnel { name, field, .. } => Node::Funnel(name.as_str().into(), *field),
         ExprKind::Now => Node::Now,
         ExprKind::Not(operand) => Node::Not(boxed(operand)),
         ExprKind::Negate(operand) => Node::Negate(boxed(operand)),
@@ -209,6 +218,7 @@ impl<'a, P: ProfileView> Evaluation<'a, P> {
             Node::Computed(name) => self.profile.computed(name),
             Node::Property(name) => event.map_or(Scalar::Null, |event| event.property(name)),
             Node::InSegment(name) => Scalar::Bool(self.profile.in_segment(name)),
+            Node::Funnel(name, field) => self.profile.funnel(name, *field, self.now_ms),
             Node::Now => Scalar::Date(self.now_ms),
             Node::Not(operand) => Scalar::Bool(!self.value(operand, event).is_true()),
             Node::Negate(operand) => negate(self.value(operand, event)),

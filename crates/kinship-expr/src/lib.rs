@@ -38,6 +38,7 @@
 //! call        = event_fn "(" selector [ "," property ] { "," ( filter | window ) } ")"
 //!             | "exists" "(" expression ")" | "days_since" "(" expression ")"
 //!             | "in_segment" "(" string ")" | "in_list" "(" string ")" | "now" "(" ")"
+//!             | "funnel" "(" string ")" "." ( "step" | "reached" | "stuck" )
 //! event_fn    = "count" | "any" | "first" | "last"             (* no property *)
 //!             | "sum" | "avg" | "min" | "max"                  (* property required *)
 //! selector    = string | "*"
@@ -81,6 +82,11 @@
 //!   not followed by a `Removed From List` one (what a flow's `add_to_list` and
 //!   `remove_from_list` steps write); it is written out in the language itself, so its
 //!   canonical spelling is that longer expression.
+//! * **Funnels.** `funnel("checkout").step` is how many steps the profile's latest attempt at
+//!   the host's funnel reached (0: never entered), `.reached` when it reached that step (a Date,
+//!   null when never), `.stuck` whether it has waited at a step other than the last longer
+//!   than the 90th percentile of the time others took to the next (a Bool, false when nobody
+//!   has gone on yet). `funnel("x")` must name a funnel of the schema.
 //! * **Any event.** `*` in place of the event name selects events of every name: `last(*)` is when the
 //!   profile was last seen, `count(*, last 7 days)` its recent activity.
 //! * **Windows.** `last 90 days` keeps events with `now - 90 days < timestamp <= now`: an event exactly
@@ -125,6 +131,7 @@
 //!     }
 //!     fn computed(&self, _name: &str) -> Scalar<'_> { Scalar::Null }
 //!     fn in_segment(&self, _name: &str) -> bool { false }
+//!     fn event_name<'a>(&'a self, _event: &'a Order) -> &'a str { "Order Completed" }
 //!     fn events<'a>(&'a self, name: Option<&'a str>) -> impl DoubleEndedIterator<Item = &'a Order> + 'a {
 //!         // This host only stores orders, oldest first.
 //!         let orders = if name.is_none_or(|name| name == "Order Completed") { &self.orders[..] } else { &[] };
@@ -176,14 +183,14 @@ mod rewrite;
 mod time;
 mod value;
 
-pub use ast::{BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, Literal};
+pub use ast::{BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, FunnelField, Literal};
 pub use check::{check, check_segment, Schema, Type};
 pub use deps::{find_cycle, Dependencies, Reference};
 pub use diagnostic::{line_column, Error, ParseError, Span, TypeError};
 pub use eval::{EvalContext, EventView, ProfileView, Program};
 pub use parser::{parse, parse_about_event, parse_definition, ADDED_TO_LIST, MAX_NESTING, MAX_SOURCE_BYTES, REMOVED_FROM_LIST};
 pub use rewrite::{redacted, rewrite_literals, REDACTED};
-pub use time::{format_timestamp, parse_timestamp, DurationUnit};
+pub use time::{format_timestamp, parse_duration, parse_timestamp, DurationUnit};
 pub use value::Scalar;
 
 /// Parses, checks and compiles a segment's condition.

@@ -2,7 +2,9 @@
 //! docs). The parser never panics: tokens are read through `get`, nesting is bounded by
 //! [`MAX_NESTING`] and input by [`MAX_SOURCE_BYTES`].
 
-use crate::ast::{is_reserved_word, BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, Literal};
+use crate::ast::{
+    is_reserved_word, BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, FunnelField, Literal,
+};
 use crate::diagnostic::{ParseError, Span};
 use crate::lexer::{tokenize, Punct, Token, TokenKind};
 use crate::time::DurationUnit;
@@ -534,11 +536,34 @@ impl<'src> Parser<'src> {
                 let close = self.expect_punct(Punct::RightParen)?;
                 Ok(Expr { kind: ExprKind::Now, span: name_span.to(close) })
             }
+            "funnel" => {
+                self.advance();
+                self.advance();
+                let token = self.peek().clone();
+                let TokenKind::Text(funnel) = token.kind else {
+                    self.expect_here("a funnel name in quotes".to_string());
+                    return Err(self.unexpected());
+                };
+                self.advance();
+                self.expect_punct(Punct::RightParen)?;
+                self.expect_punct(Punct::Dot)?;
+                let field_token = self.peek().clone();
+                let field = match &field_token.kind {
+                    TokenKind::Word(word) => FunnelField::ALL.into_iter().find(|f| f.name() == *word),
+                    _ => None,
+                };
+                let Some(field) = field else {
+                    self.expected = FunnelField::ALL.iter().map(|f| format!("`{}`", f.name())).collect();
+                    return Err(self.unexpected());
+                };
+                self.advance();
+                Ok(Expr { kind: ExprKind::Funnel { name: funnel, name_span: token.span, field }, span: name_span.to(field_token.span) })
+            }
             _ => {
                 self.expected = EventFunction::ALL
                     .iter()
                     .map(|function| function.name())
-                    .chain(["exists", "days_since", "in_segment", "in_list", "now"])
+                    .chain(["exists", "days_since", "in_segment", "in_list", "now", "funnel"])
                     .map(|function| format!("`{function}`"))
                     .collect();
                 Err(self.error(name_span, format!("unknown function `{name}`")))

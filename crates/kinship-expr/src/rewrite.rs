@@ -31,7 +31,12 @@ pub fn rewrite_literals(expr: &mut Expr, replace: &mut impl FnMut(&Literal) -> O
 fn walk(expr: &mut Expr, visit: &mut impl FnMut(&mut Literal), query: &mut impl FnMut(&mut EventQuery)) {
     match &mut expr.kind {
         ExprKind::Literal(literal) => visit(literal),
-        ExprKind::Trait(_) | ExprKind::Computed(_) | ExprKind::Property(_) | ExprKind::InSegment { .. } | ExprKind::Now => {}
+        ExprKind::Trait(_)
+        | ExprKind::Computed(_)
+        | ExprKind::Property(_)
+        | ExprKind::InSegment { .. }
+        | ExprKind::Funnel { .. }
+        | ExprKind::Now => {}
         ExprKind::Not(operand) | ExprKind::Negate(operand) | ExprKind::Exists(operand) | ExprKind::DaysSince(operand) => {
             walk(operand, visit, query)
         }

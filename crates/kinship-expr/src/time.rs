@@ -207,9 +207,38 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// A duration as configuration writes it, `"90 minutes"`, `"4 hours"`, `"2 days"`, `"1 week"` in milliseconds (at most
+/// 10,000 of the unit): flows' waits and schedules, funnels' windows.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let mut parts = text.split_whitespace();
+    let amount: i64 = parts.next()?.parse().ok()?;
+    let unit = parts.next()?;
+    if parts.next().is_some() || !(0..=10_000).contains(&amount) {
+        return None;
+    }
+    let unit_ms = match unit.trim_end_matches('s') {
+        "minute" => 60_000,
+        "hour" => 3_600_000,
+        "day" => 86_400_000,
+        "week" => 7 * 86_400_000,
+        _ => return None,
+    };
+    Some(amount * unit_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_durations() {
+        assert_eq!(parse_duration("4 hours"), Some(4 * 3_600_000));
+        assert_eq!(parse_duration("1 day"), Some(86_400_000));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("3 fortnights"), None);
+        assert_eq!(parse_duration("-1 day"), None);
+        assert_eq!(parse_duration("10001 days"), None);
+    }
 
     #[test]
     fn parses_dates_times_and_offsets() {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use kinship_expr::{
     check, compile_computed, compile_segment, find_cycle, format_timestamp, parse, parse_definition, Dependencies, Error, EvalContext,
-    EventView, ParseError, ProfileView, Reference, Scalar, Schema, Type, MAX_NESTING, MAX_SOURCE_BYTES,
+    EventView, FunnelField, ParseError, ProfileView, Reference, Scalar, Schema, Type, MAX_NESTING, MAX_SOURCE_BYTES,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -39,6 +39,8 @@ struct TestProfile {
     traits: Value,
     computed: Value,
     segments: Vec<&'static str>,
+    /// (funnel, steps reached, when)
+    funnels: Vec<(&'static str, f64, i64)>,
     /// Oldest first, as `ProfileView::events` promises.
     events: Vec<TestEvent>,
 }
@@ -56,6 +58,20 @@ impl ProfileView for TestProfile {
 
     fn in_segment(&self, name: &str) -> bool {
         self.segments.contains(&name)
+    }
+
+    fn funnel(&self, name: &str, field: FunnelField, now_ms: i64) -> Scalar<'_> {
+        let Some(&(_, step, at)) = self.funnels.iter().find(|f| f.0 == name) else { return Scalar::Null };
+        match field {
+            FunnelField::Step => Scalar::Number(step),
+            FunnelField::Reached => Scalar::Date(at),
+            // This test host calls a profile stuck after a day at its step.
+            FunnelField::Stuck => Scalar::Bool(now_ms - at > 86_400_000),
+        }
+    }
+
+    fn event_name<'a>(&'a self, event: &'a TestEvent) -> &'a str {
+        event.name
     }
 
     fn events<'a>(&'a self, name: Option<&'a str>) -> impl DoubleEndedIterator<Item = &'a TestEvent> + 'a {
@@ -93,6 +109,7 @@ fn schema() -> Schema {
         .with_computed("favourite_colour", Type::String)
         .with_segment("engaged")
         .with_segment("vip")
+        .with_funnel("checkout")
 }
 
 fn matches(source: &str, profile: &TestProfile) -> bool {
@@ -234,6 +251,29 @@ fn computed_traits_and_segments() {
     assert!(!matches(source, &profile(json!({})).computed(json!({"lifetime_value": 1500})).in_segments(&["vip"])));
     assert!(!matches(source, &profile(json!({})).computed(json!({"lifetime_value": 900})).in_segments(&["engaged"])));
     assert!(!matches(source, &profile(json!({})).in_segments(&["engaged"])));
+}
+
+#[test]
+fn funnel_positions_are_the_hosts() {
+    const DAY: i64 = 86_400_000;
+    let at_two = TestProfile { funnels: vec![("checkout", 2.0, NOW - 3 * DAY)], ..TestProfile::default() };
+    let fresh = TestProfile { funnels: vec![("checkout", 2.0, NOW - DAY / 2)], ..TestProfile::default() };
+    assert!(matches(r#"funnel("checkout").step >= 2"#, &at_two));
+    assert!(!matches(r#"funnel("checkout").step >= 3"#, &at_two));
+    assert!(matches(r#"now() - funnel("checkout").reached > 2 days"#, &at_two));
+    assert!(matches(r#"funnel("checkout").stuck"#, &at_two));
+    assert!(!matches(r#"funnel("checkout").stuck"#, &fresh));
+    // Never entered: the host answers null, which no comparison holds for.
+    assert!(!matches(r#"funnel("checkout").step >= 0"#, &profile(json!({}))));
+    let error = compile_error(r#"funnel("signup").step > 1"#);
+    assert!(error.render(r#"funnel("signup").step > 1"#).contains("unknown funnel `signup`"), "{error:?}");
+    let error = parse_error(r#"funnel("checkout").depth > 1"#);
+    assert!(error.render(r#"funnel("checkout").depth > 1"#).contains("`step`"), "{error:?}");
+    assert!(compile_error(r#"funnel("checkout").step == "two""#).to_string().contains("String"));
+    let stuck = parse(r#"funnel("checkout").stuck"#).unwrap();
+    assert_eq!(stuck.to_string(), r#"funnel("checkout").stuck"#);
+    assert!(stuck.dependencies().time_relative && stuck.dependencies().funnels.contains("checkout"));
+    assert!(!parse(r#"funnel("checkout").step > 1"#).unwrap().dependencies().time_relative);
 }
 
 #[test]
@@ -732,6 +772,8 @@ fn grammatical_source() -> impl Strategy<Value = String> {
             "last(*)",
             "computed.lifetime_value",
             "in_segment(\"engaged\")",
+            "funnel(\"checkout\").step",
+            "funnel(\"checkout\").stuck",
         ])
         .prop_map(str::to_string),
         "[0-9]{1,3}(\\.[0-9])?",

@@ -101,6 +101,10 @@ impl ProfileView for View<'_> {
         self.subject.segments.iter().any(|s| s == name)
     }
 
+    fn event_name<'a>(&'a self, event: &'a EventRecord) -> &'a str {
+        &event.name
+    }
+
     fn events<'a>(&'a self, name: Option<&'a str>) -> impl DoubleEndedIterator<Item = &'a EventRecord> + 'a {
         self.subject.events.iter().filter(move |e| name.is_none_or(|n| e.name == n))
     }

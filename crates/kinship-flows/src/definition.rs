@@ -5,6 +5,7 @@
 use crate::condition::Condition;
 use crate::schedule::Schedule;
 use crate::template::Template;
+use kinship_expr::parse_duration;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -580,24 +581,6 @@ fn compile_step(spec: &StepSpec, at: &str, known: &Known, gathered: &mut BTreeSe
     Ok(Step::Deliver { endpoint })
 }
 
-/// `"90 minutes"`, `"4 hours"`, `"2 days"`, `"1 week"` in milliseconds (at most 10,000 of the unit).
-pub fn parse_duration(text: &str) -> Option<i64> {
-    let mut parts = text.split_whitespace();
-    let amount: i64 = parts.next()?.parse().ok()?;
-    let unit = parts.next()?;
-    if parts.next().is_some() || !(0..=10_000).contains(&amount) {
-        return None;
-    }
-    let unit_ms = match unit.trim_end_matches('s') {
-        "minute" => 60_000,
-        "hour" => 3_600_000,
-        "day" => 86_400_000,
-        "week" => 7 * 86_400_000,
-        _ => return None,
-    };
-    Some(amount * unit_ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -664,14 +647,5 @@ mod tests {
             FlowDefinition::parse(r#"{"name": "x", "trigger": {"event": "E"}, "steps": [], "extra": 1}"#),
             Err(FlowError::Syntax(_))
         ));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("4 hours"), Some(4 * 3_600_000));
-        assert_eq!(parse_duration("1 day"), Some(86_400_000));
-        assert_eq!(parse_duration("soon"), None);
-        assert_eq!(parse_duration("3 fortnights"), None);
-        assert_eq!(parse_duration("-1 day"), None);
     }
 }

@@ -42,9 +42,7 @@ mod template;
 
 pub use assign::{assign, AssignRule, Member};
 pub use condition::Condition;
-pub use definition::{
-    parse_duration, Flow, FlowDefinition, FlowError, Known, Priority, StepSpec, TaskSpec, TriggerSpec, WaitSpec, SCHEDULED,
-};
+pub use definition::{Flow, FlowDefinition, FlowError, Known, Priority, StepSpec, TaskSpec, TriggerSpec, WaitSpec, SCHEDULED};
 pub use run::{resume, run, EventRecord, Fact, ProfileChange, Reference, Run, Subject, TaskDraft, TraceStep, WaitDraft};
 pub use schedule::Schedule;
 pub use similar::{suggest_replacement, Suggestion};

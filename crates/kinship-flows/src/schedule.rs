@@ -3,7 +3,7 @@
 //! the host runs the flow once per tick on every member of the flow's segment, and a run's
 //! key holds the tick, so two nodes running the same tick make one run per person.
 
-use crate::definition::parse_duration;
+use kinship_expr::parse_duration;
 
 const MINUTE: i64 = 60_000;
 const DAY: i64 = 86_400_000;

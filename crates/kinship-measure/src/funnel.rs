@@ -86,28 +86,54 @@ impl Funnel {
     /// The attempts of one profile (timeline sorted by time), excluded ones left out; a
     /// profile that never entered has none.
     pub fn attempts(&self, timeline: &[Moment]) -> Vec<Attempt> {
-        let entry_mask = match self.order {
-            Order::Any => self.all_steps(),
-            _ => 1,
-        };
         let mut out = Vec::new();
-        for (i, m) in timeline.iter().enumerate() {
-            if m.steps & entry_mask == 0 || m.at_ms < self.period.0 || m.at_ms >= self.period.1 {
-                continue;
-            }
-            let attempt = match self.order {
-                Order::Ordered => self.ordered(timeline, i, false),
-                Order::Strict => self.ordered(timeline, i, true),
-                Order::Any => self.any_order(timeline, i),
-            };
-            if let Some(attempt) = attempt.filter(|a| !self.excluded(timeline, i, a)) {
-                out.push(attempt);
-            }
+        for i in (0..timeline.len()).filter(|&i| self.enters(&timeline[i])) {
+            out.extend(self.attempt_at(timeline, i));
             if self.counting == Counting::FirstEntry {
                 break;
             }
         }
         out
+    }
+
+    /// Where the profile stands now, whatever the period and counting: its latest attempt.
+    /// An entry while an earlier attempt is still under way (not finished, within the
+    /// window) does not start a new one, so viewing a second product does not set a
+    /// checkout back to step 1. An excluded attempt leaves the profile nowhere.
+    pub fn position(&self, timeline: &[Moment]) -> Option<Attempt> {
+        let mut current: Option<Attempt> = None;
+        for (i, m) in timeline.iter().enumerate() {
+            if m.steps & self.entry_mask() == 0 {
+                continue;
+            }
+            let under_way =
+                current.as_ref().is_some_and(|a| a.depth() < self.step_count() && m.at_ms.saturating_sub(a.reached[0]) <= self.window_ms);
+            if !under_way {
+                current = self.attempt_at(timeline, i);
+            }
+        }
+        current
+    }
+
+    fn entry_mask(&self) -> u64 {
+        match self.order {
+            Order::Any => self.all_steps(),
+            _ => 1,
+        }
+    }
+
+    fn enters(&self, m: &Moment) -> bool {
+        m.steps & self.entry_mask() != 0 && m.at_ms >= self.period.0 && m.at_ms < self.period.1
+    }
+
+    /// The attempt entered at `timeline[entry]`, unless an exclusion drops it.
+    fn attempt_at(&self, timeline: &[Moment], entry: usize) -> Option<Attempt> {
+        let attempt = match self.order {
+            Order::Ordered => self.ordered(timeline, entry, false),
+            Order::Strict => self.ordered(timeline, entry, true),
+            Order::Any => self.any_order(timeline, entry),
+        };
+        attempt.filter(|a| !self.excluded(timeline, entry, a))
     }
 
     fn all_steps(&self) -> u64 {

@@ -13,6 +13,7 @@ pub(crate) fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Segment => "segment",
         Kind::Computed => "computed",
+        Kind::Funnel => "funnel",
     }
 }
 
@@ -20,6 +21,7 @@ fn kind_of(name: &str) -> Result<Kind> {
     match name {
         "segment" => Ok(Kind::Segment),
         "computed" => Ok(Kind::Computed),
+        "funnel" => Ok(Kind::Funnel),
         other => Err(PipelineError::Config(format!("stored definition of unknown kind {other:?}"))),
     }
 }
@@ -140,10 +142,13 @@ pub fn record(store: &mut dyn Database, audience: &Audience, transitions: &[Tran
     Ok(store.record_transitions(&rows, &sizes, at)?)
 }
 
-/// Defines a segment or computed trait: checked against the current definitions (names,
-/// types, cycles), evaluated over every profile, stored with its members. Returns its size
-/// (segments) or the number of profiles (computed traits).
+/// Defines a segment, computed trait or funnel: checked against the current definitions
+/// (names, types, cycles), evaluated over every profile, stored with its members. Returns its
+/// size (segments) or the number of profiles (the others).
 pub fn define(store: &mut dyn Database, config: &Config, audience: &mut Audience, source: DefinitionSource) -> Result<usize> {
+    if source.kind == Kind::Funnel {
+        refuse_quoted_contacts(&source)?;
+    }
     ensure_loaded(store, config, audience)?;
     let (kind, name) = (source.kind, source.name.clone());
     let row =
@@ -153,8 +158,29 @@ pub fn define(store: &mut dyn Database, config: &Config, audience: &mut Audience
     record(store, audience, &transitions)?;
     Ok(match kind {
         Kind::Segment => audience.size(&name).unwrap_or(0),
-        Kind::Computed => audience.profile_count(),
+        Kind::Computed | Kind::Funnel => audience.profile_count(),
     })
+}
+
+/// Erasure rewrites a person's email or phone out of segment expressions; a funnel's
+/// conditions sit inside TOML it does not rewrite, so a funnel may not quote one at all.
+fn refuse_quoted_contacts(source: &DefinitionSource) -> Result<()> {
+    let program = kinship_measure::definition::FunnelProgram::parse(&source.expression)
+        .map_err(|e| kinship_segments::DefinitionError::Funnel { name: source.name.clone(), message: e.0 })?;
+    for condition in program.conditions() {
+        if let Some(kind) = kinship_expr::parse_about_event(condition).ok().and_then(|mut e| crate::readable::quoted_contact(&mut e)) {
+            return Err(kinship_segments::DefinitionError::Funnel {
+                name: source.name.clone(),
+                message: format!(
+                    "the condition `{}` quotes {}; a saved funnel may not name a person (erasure could not reach it): select people with a segment instead",
+                    crate::readable::redacted(condition),
+                    if kind == "email" { "an email address" } else { "a phone number" }
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Deletes a definition nothing else reads.

@@ -1,7 +1,8 @@
-//! Measures over the store: a funnel (TOML) over every profile's unified timeline, and an
-//! experiment's readout from its exposures. The arithmetic is `kinship-measure`'s; this
-//! module reads each profile's events (every source, after resolution), judges each step's
-//! condition in the segment language, and sums what the readouts need.
+//! Measures: a funnel over every profile's unified timeline as the audience engine holds it
+//! in memory, and an experiment's readout from its exposures in the store. The arithmetic is
+//! `kinship-measure`'s; this module picks the profiles behind each number, and for
+//! experiments reads each profile's events (every source, after resolution) and sums what
+//! the readouts need.
 //!
 //! Because a profile is one person across systems, a funnel may run from a web visit to an
 //! order in the shop to a shipment, and a person exposed under two ids that resolution has
@@ -11,72 +12,14 @@
 use crate::{golden, PipelineError, Result};
 use kinship_core::Config;
 use kinship_flows::{Condition, EventRecord, Subject};
+use kinship_measure::definition::FunnelProgram;
 use kinship_measure::experiment::{self, Adjusted, Proportion, SampleMean, Settings, Statistic};
-use kinship_measure::funnel::{self, Counting, Exclusion, Funnel, Moment, Order};
+use kinship_measure::funnel;
+use kinship_segments::Audience;
 use kinship_store::{Database, RecordView};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-
-/// A funnel as its author writes it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FunnelDefinition {
-    pub name: String,
-    /// From the entry to the last step (`"14 days"`).
-    #[serde(default = "default_window")]
-    pub window: String,
-    #[serde(default = "default_order")]
-    pub order: Order,
-    #[serde(default = "default_counting")]
-    pub counting: Counting,
-    pub steps: Vec<FunnelStep>,
-    #[serde(default)]
-    pub exclusions: Vec<FunnelExclusion>,
-    /// A trait to break the funnel down by (its top ten values and the rest).
-    #[serde(default)]
-    pub breakdown: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FunnelStep {
-    pub event: String,
-    /// A condition on the event (bare words are its properties) or the profile.
-    #[serde(default, rename = "where")]
-    pub condition: Option<String>,
-    /// At most this long after the previous step.
-    #[serde(default)]
-    pub within: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FunnelExclusion {
-    pub event: String,
-    #[serde(default, rename = "where")]
-    pub condition: Option<String>,
-    /// The steps (counted from 1) between which the event drops the attempt.
-    pub between: (usize, usize),
-}
-
-fn default_window() -> String {
-    "14 days".into()
-}
-
-fn default_order() -> Order {
-    Order::Ordered
-}
-
-fn default_counting() -> Counting {
-    Counting::FirstEntry
-}
-
-/// A duration as flows write them (`"14 days"`, `"2 hours"`), or an error naming `at`.
-fn duration_ms(text: &str, at: &str) -> Result<i64> {
-    kinship_flows::parse_duration(text)
-        .ok_or_else(|| PipelineError::Config(format!("{at}: `{text}` is not a duration: write `14 days` or `2 hours`")))
-}
 
 /// A matcher of events: a name and, perhaps, a condition.
 struct Matcher {
@@ -98,63 +41,8 @@ impl Matcher {
     }
 }
 
-/// A checked funnel, ready to measure.
-pub struct CompiledFunnel {
-    pub definition: FunnelDefinition,
-    funnel: Funnel,
-    steps: Vec<Matcher>,
-    exclusions: Vec<Matcher>,
-}
-
-impl CompiledFunnel {
-    /// Reads a funnel from TOML and checks it; errors name the part at fault.
-    pub fn parse(text: &str) -> Result<Self> {
-        let definition: FunnelDefinition =
-            toml::from_str(text).map_err(|e| PipelineError::Config(format!("the funnel is not valid TOML: {e}")))?;
-        if !(2..=64).contains(&definition.steps.len()) {
-            return Err(PipelineError::Config("steps: a funnel has 2 to 64 steps".into()));
-        }
-        let window_ms = duration_ms(&definition.window, "window")?;
-        let mut step_windows = Vec::new();
-        let mut steps = Vec::new();
-        for (i, step) in definition.steps.iter().enumerate() {
-            let at = format!("steps[{}]", i + 1);
-            step_windows.push(step.within.as_deref().map(|w| duration_ms(w, &format!("{at}.within"))).transpose()?);
-            steps.push(Matcher::new(&step.event, &step.condition, &at)?);
-        }
-        let mut exclusions = Vec::new();
-        let mut between = Vec::new();
-        for (j, e) in definition.exclusions.iter().enumerate() {
-            let at = format!("exclusions[{}]", j + 1);
-            let (from, to) = e.between;
-            if from < 1 || to <= from || to > steps.len() || j >= 64 {
-                return Err(PipelineError::Config(format!("{at}.between: give two steps, the first before the second, e.g. [1, 2]")));
-            }
-            between.push(Exclusion { from: from - 1, to: to - 1 });
-            exclusions.push(Matcher::new(&e.event, &e.condition, &at)?);
-        }
-        let funnel = Funnel {
-            steps: steps.len(),
-            order: definition.order,
-            window_ms,
-            step_windows,
-            exclusions: between,
-            counting: definition.counting,
-            period: (i64::MIN, i64::MAX),
-        };
-        Ok(Self { definition, funnel, steps, exclusions })
-    }
-
-    fn moment(&self, event: &EventRecord, subject: &Subject) -> Moment {
-        let bits = |matchers: &[Matcher]| {
-            matchers.iter().enumerate().filter(|(_, m)| m.matches(event, subject)).fold(0u64, |bits, (i, _)| bits | 1 << i)
-        };
-        Moment { at_ms: event.timestamp_ms, steps: bits(&self.steps), exclusions: bits(&self.exclusions) }
-    }
-}
-
-/// A funnel's numbers, and for each step some of the profiles that reached it and some that
-/// dropped there (the drill-down).
+/// A funnel's numbers, and for each step some of the profiles that got no further than it
+/// and some that dropped just before it (the drill-down).
 #[derive(Debug, Clone, Serialize)]
 pub struct FunnelReport {
     pub name: String,
@@ -202,44 +90,53 @@ fn each_profile(store: &dyn Database, config: &Config, visit: &mut dyn FnMut(&Su
     Ok(())
 }
 
-/// The funnel over every profile, entries in the last `days` (all history without).
-pub fn funnel(store: &dyn Database, config: &Config, funnel: &CompiledFunnel, days: Option<u32>) -> Result<FunnelReport> {
-    let mut spec = funnel.funnel.clone();
+/// Narrows a funnel to the attempts behind one number of its breakdown or trend: those of
+/// profiles with this breakdown value, entered in the week starting at this Monday.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cohort {
+    pub breakdown: Option<String>,
+    pub week_ms: Option<i64>,
+}
+
+/// The funnel over every profile the audience holds, entries in the last `days` (all
+/// history without), perhaps narrowed to a cohort.
+pub fn funnel(audience: &Audience, program: &FunnelProgram, days: Option<u32>, cohort: &Cohort) -> FunnelReport {
+    let mut spec = program.funnel.clone();
     if let Some(days) = days {
-        let now = crate::now_ms();
-        spec.period = (now - i64::from(days) * 86_400_000, i64::MAX);
+        spec.period = (crate::now_ms() - i64::from(days) * 86_400_000, i64::MAX);
     }
     let steps = spec.steps;
-    // Each profile's attempts, found once: for the numbers and for who stopped where.
-    let (mut attempts, mut reached, mut dropped) = (Vec::new(), vec![Vec::new(); steps], vec![Vec::new(); steps]);
-    each_profile(store, config, &mut |subject| {
-        let moments: Vec<Moment> = subject.events.iter().map(|e| funnel.moment(e, subject)).collect();
-        if moments.iter().all(|m| m.steps == 0) {
-            return;
+    let mut attempts = audience.funnel_attempts(program, &spec);
+    if cohort.breakdown.is_some() {
+        attempts.retain(|(_, _, value)| value == &cohort.breakdown);
+    }
+    if let Some(week) = cohort.week_ms {
+        for (_, own, _) in &mut attempts {
+            own.retain(|a| funnel::week_of(a.reached[0]) == week);
         }
-        let own = spec.attempts(&moments);
+        attempts.retain(|(_, own, _)| !own.is_empty());
+    }
+    // Profiles in id order, so the drill-down lists the same people every time.
+    attempts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let (mut reached, mut dropped) = (vec![Vec::new(); steps], vec![Vec::new(); steps]);
+    for (id, own, _) in &attempts {
         if let Some(depth) = own.iter().map(|a| a.depth().min(steps)).max() {
             if reached[depth - 1].len() < DRILL_DOWN {
-                reached[depth - 1].push(subject.id.clone());
+                reached[depth - 1].push(id.to_string());
             }
             if depth < steps && dropped[depth].len() < DRILL_DOWN {
-                dropped[depth].push(subject.id.clone());
+                dropped[depth].push(id.to_string());
             }
         }
-        let breakdown = funnel.definition.breakdown.as_ref().and_then(|t| subject.traits.get(t)).map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-        attempts.push((own, breakdown));
-    })?;
-    let result = funnel::tally(&spec, attempts.iter().map(|(a, b)| (a, b.as_deref())), 10);
-    Ok(FunnelReport {
-        name: funnel.definition.name.clone(),
-        steps: funnel.definition.steps.iter().map(|s| s.event.clone()).collect(),
+    }
+    let result = funnel::tally(&spec, attempts.iter().map(|(_, a, b)| (a, b.as_deref())), 10);
+    FunnelReport {
+        name: program.definition.name.clone(),
+        steps: program.definition.steps.iter().map(|s| s.event.clone()).collect(),
         result,
         reached,
         dropped,
-    })
+    }
 }
 
 /// What an experiment is judged on: an event's conversion (any such event after exposure)

@@ -32,8 +32,19 @@ pub fn check_readable(audience: &Audience, expression: &str, policy: &Policy) ->
     check_dependencies(audience, &dependencies, policy, &mut visited)?;
     // A role that may not read emails may not write one either: whatever field it compares
     // with, a count answers whether someone has that address.
+    if let Some(kind) = quoted_contact(&mut expr) {
+        let access = policy.trait_access(kind).max(policy.identifier_access(kind));
+        if access != Access::Allow {
+            return refused(policy, &format!("a quoted {kind} value"), access_word(access));
+        }
+    }
+    Ok(())
+}
+
+/// `"email"` or `"phone"` when some literal of `expr` quotes one.
+pub(crate) fn quoted_contact(expr: &mut kinship_expr::Expr) -> Option<&'static str> {
     let mut quoted = None;
-    kinship_expr::rewrite_literals(&mut expr, &mut |literal| {
+    kinship_expr::rewrite_literals(expr, &mut |literal| {
         if quoted.is_none() {
             quoted = match literal {
                 kinship_expr::Literal::Text(text) => contact_kind(text),
@@ -44,13 +55,7 @@ pub fn check_readable(audience: &Audience, expression: &str, policy: &Policy) ->
         }
         None
     });
-    if let Some(kind) = quoted {
-        let access = policy.trait_access(kind).max(policy.identifier_access(kind));
-        if access != Access::Allow {
-            return refused(policy, &format!("a quoted {kind} value"), access_word(access));
-        }
-    }
-    Ok(())
+    quoted
 }
 
 /// The traits `expr` reads for their value: every one but those only tested by `exists`.
@@ -61,7 +66,12 @@ fn traits_read_for_value(expr: &kinship_expr::Expr, out: &mut BTreeSet<String>) 
         ExprKind::Trait(name) => {
             out.insert(name.clone());
         }
-        ExprKind::Literal(_) | ExprKind::Computed(_) | ExprKind::Property(_) | ExprKind::InSegment { .. } | ExprKind::Now => {}
+        ExprKind::Literal(_)
+        | ExprKind::Computed(_)
+        | ExprKind::Property(_)
+        | ExprKind::InSegment { .. }
+        | ExprKind::Funnel { .. }
+        | ExprKind::Now => {}
         ExprKind::Not(operand) | ExprKind::Negate(operand) | ExprKind::Exists(operand) | ExprKind::DaysSince(operand) => {
             traits_read_for_value(operand, out)
         }
@@ -151,8 +161,12 @@ fn check_dependencies(
     if !dependencies.computed.is_empty() && !policy.sees_computed() {
         return refused(policy, "computed traits", "not at all");
     }
-    let references =
-        dependencies.computed.iter().map(|n| (Kind::Computed, n)).chain(dependencies.segments.iter().map(|n| (Kind::Segment, n)));
+    let references = dependencies
+        .computed
+        .iter()
+        .map(|n| (Kind::Computed, n))
+        .chain(dependencies.segments.iter().map(|n| (Kind::Segment, n)))
+        .chain(dependencies.funnels.iter().map(|n| (Kind::Funnel, n)));
     for (kind, name) in references {
         if !visited.insert((kind, name.clone())) {
             continue;
@@ -161,6 +175,7 @@ fn check_dependencies(
             let label = match kind {
                 Kind::Computed => "computed trait",
                 Kind::Segment => "segment",
+                Kind::Funnel => "funnel",
             };
             check_dependencies(audience, inner, policy, visited)
                 .map_err(|reason| format!("{label} `{name}` reads what this role may not: {reason}"))?;

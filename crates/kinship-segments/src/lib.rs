@@ -7,8 +7,9 @@
 //! over it: a full recomputation is one parallel pass over the profiles, and an arriving event
 //! re-evaluates, for that one profile, only the definitions that read what changed.
 //!
-//! Definitions are computed traits (`lifetime_value = sum("Order Completed", revenue)`) and
-//! segments (a boolean expression). Both are kept in dependency order, so one pass evaluates a
+//! Definitions are computed traits (`lifetime_value = sum("Order Completed", revenue)`),
+//! segments (a boolean expression) and funnels (`kinship-measure`'s TOML), which segments read
+//! as `funnel("checkout").step`. All are kept in dependency order, so one pass evaluates a
 //! definition after everything it reads. A segment's membership changes are returned as
 //! [`Transition`]s for the host to store on the profile's timeline. The crate is pure: no I/O.
 
@@ -19,7 +20,9 @@ use held::Held;
 pub use kinship_expr::MAX_SOURCE_BYTES as MAX_EXPRESSION_BYTES;
 use profile::{Event, Profile};
 
-use kinship_expr::{find_cycle, Dependencies, EvalContext, ProfileView, Program, Reference, Schema};
+use kinship_expr::{find_cycle, Dependencies, EvalContext, FunnelField, ProfileView, Program, Reference, Scalar, Schema};
+use kinship_measure::definition::FunnelProgram;
+use kinship_measure::funnel::{Attempt, Funnel};
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
@@ -32,6 +35,7 @@ use std::sync::Arc;
 pub enum Kind {
     Segment,
     Computed,
+    Funnel,
 }
 
 impl std::fmt::Display for Kind {
@@ -39,6 +43,7 @@ impl std::fmt::Display for Kind {
         f.write_str(match self {
             Kind::Segment => "segment",
             Kind::Computed => "computed trait",
+            Kind::Funnel => "funnel",
         })
     }
 }
@@ -66,6 +71,8 @@ pub enum DefinitionError {
     InUse { kind: Kind, name: String, users: String },
     #[error("{0} name {1:?} must be 1 to 64 letters, digits, '_' or '-'")]
     BadName(Kind, String),
+    #[error("funnel {name}: {message}")]
+    Funnel { name: String, message: String },
 }
 
 /// A profile entering or leaving a segment.
@@ -87,7 +94,45 @@ struct Definition {
     kind: Kind,
     name: String,
     expression: String,
-    program: Program,
+    compiled: Compiled,
+}
+
+enum Compiled {
+    Expression(Program),
+    Funnel(Box<FunnelState>),
+}
+
+/// A funnel and what the last full pass learnt of it.
+struct FunnelState {
+    program: FunnelProgram,
+    /// Per step reached (index 0: step 1): the 90th percentile of the time attempts took to
+    /// the next step, what `.stuck` compares a wait with.
+    p90_to_next: Vec<Option<i64>>,
+}
+
+impl Compiled {
+    fn dependencies(&self) -> &Dependencies {
+        match self {
+            Compiled::Expression(program) => program.dependencies(),
+            Compiled::Funnel(state) => state.program.dependencies(),
+        }
+    }
+
+    fn program(&self) -> Option<&Program> {
+        match self {
+            Compiled::Expression(program) => Some(program),
+            Compiled::Funnel(_) => None,
+        }
+    }
+}
+
+/// Whether `dependencies` read the definition `kind` `name`.
+fn reads(dependencies: &Dependencies, kind: Kind, name: &str) -> bool {
+    match kind {
+        Kind::Segment => dependencies.segments.contains(name),
+        Kind::Computed => dependencies.computed.contains(name),
+        Kind::Funnel => dependencies.funnels.contains(name),
+    }
 }
 
 /// Names the profiles and the definitions share, kept apart from the profiles so that a
@@ -95,6 +140,8 @@ struct Definition {
 #[derive(Default)]
 pub(crate) struct Catalog {
     pub(crate) event_names: FxHashMap<Box<str>, u32>,
+    /// Event names by id.
+    event_list: Vec<Box<str>>,
     /// Trait names as small ids: a profile's traits are sorted by id, so a lookup hashes
     /// the name once and then compares integers.
     trait_ids: FxHashMap<Box<str>, u32>,
@@ -108,8 +155,13 @@ pub(crate) struct Catalog {
 
 impl Catalog {
     pub(crate) fn event_id(&mut self, name: &str) -> u32 {
-        let next = self.event_names.len() as u32;
-        *self.event_names.entry(name.into()).or_insert(next)
+        if let Some(&id) = self.event_names.get(name) {
+            return id;
+        }
+        let id = self.event_list.len() as u32;
+        self.event_list.push(name.into());
+        self.event_names.insert(name.into(), id);
+        id
     }
 
     pub(crate) fn trait_id(&mut self, name: &str) -> u32 {
@@ -134,23 +186,34 @@ impl Catalog {
     fn schema(&self) -> Schema {
         let mut schema = Schema::new();
         for d in &self.definitions {
-            schema = match d.kind {
-                Kind::Segment => schema.with_segment(&d.name),
-                Kind::Computed => schema.with_computed(&d.name, d.program.result_type()),
+            schema = match &d.compiled {
+                Compiled::Expression(_) if d.kind == Kind::Segment => schema.with_segment(&d.name),
+                Compiled::Expression(program) => schema.with_computed(&d.name, program.result_type()),
+                Compiled::Funnel(_) => schema.with_funnel(&d.name),
             };
         }
         schema
     }
 
+    /// What segments and computed traits read, for cycle checks: funnels read no definition.
     fn dependencies(&self) -> BTreeMap<Reference, Dependencies> {
-        self.definitions.iter().map(|d| (reference(d.kind, &d.name), d.program.dependencies().clone())).collect()
+        self.definitions.iter().filter_map(|d| Some((reference(d.kind, &d.name)?, d.compiled.dependencies().clone()))).collect()
+    }
+
+    fn funnel(&self, name: &str) -> Option<&FunnelState> {
+        let &i = self.position.get(&(Kind::Funnel, name.to_string()))?;
+        match &self.definitions[i].compiled {
+            Compiled::Funnel(state) => Some(state),
+            Compiled::Expression(_) => None,
+        }
     }
 }
 
-fn reference(kind: Kind, name: &str) -> Reference {
+fn reference(kind: Kind, name: &str) -> Option<Reference> {
     match kind {
-        Kind::Segment => Reference::Segment(name.to_string()),
-        Kind::Computed => Reference::Computed(name.to_string()),
+        Kind::Segment => Some(Reference::Segment(name.to_string())),
+        Kind::Computed => Some(Reference::Computed(name.to_string())),
+        Kind::Funnel => None,
     }
 }
 
@@ -182,6 +245,26 @@ impl ProfileView for View<'_> {
             Some(&i) => matches!(self.profile.values.get(i), Some(Held::Bool(true))),
             None => false,
         }
+    }
+
+    fn funnel(&self, name: &str, field: FunnelField, now_ms: i64) -> Scalar<'_> {
+        let Some(state) = self.catalog.funnel(name) else { return Scalar::Null };
+        let position = state.program.funnel.position(&state.program.moments(self));
+        match (field, position) {
+            (FunnelField::Step, None) => Scalar::Number(0.0),
+            (FunnelField::Step, Some(attempt)) => Scalar::Number(attempt.depth() as f64),
+            (FunnelField::Reached, attempt) => attempt.and_then(|a| a.reached.last().copied()).map_or(Scalar::Null, Scalar::Date),
+            (FunnelField::Stuck, None) => Scalar::Bool(false),
+            (FunnelField::Stuck, Some(attempt)) => {
+                let threshold = state.p90_to_next.get(attempt.depth() - 1).copied().flatten();
+                let waited = now_ms.saturating_sub(attempt.reached.last().copied().unwrap_or(now_ms));
+                Scalar::Bool(attempt.depth() < state.program.funnel.steps && threshold.is_some_and(|p90| waited > p90))
+            }
+        }
+    }
+
+    fn event_name<'a>(&'a self, event: &'a Event) -> &'a str {
+        self.catalog.event_list.get(event.name as usize).map_or("", |n| n)
     }
 
     fn events<'a>(&'a self, name: Option<&'a str>) -> impl DoubleEndedIterator<Item = &'a Event> + 'a {
@@ -333,12 +416,25 @@ impl Audience {
     }
 
     /// Compiles a definition against the current ones without adding it.
-    fn compile(&self, source: &DefinitionSource) -> Result<Program, DefinitionError> {
+    fn compile(&self, source: &DefinitionSource) -> Result<Compiled, DefinitionError> {
         check_name(source.kind, &source.name)?;
+        if source.kind == Kind::Funnel {
+            let funnel = |message: String| DefinitionError::Funnel { name: source.name.clone(), message };
+            let program = FunnelProgram::parse(&source.expression).map_err(|e| funnel(e.0))?;
+            if program.definition.name != source.name {
+                return Err(funnel(format!("its definition is named `{}`", program.definition.name)));
+            }
+            let steps = program.funnel.steps;
+            return Ok(Compiled::Funnel(Box::new(FunnelState { program, p90_to_next: vec![None; steps] })));
+        }
+        self.compile_expression(source).map(Compiled::Expression)
+    }
+
+    fn compile_expression(&self, source: &DefinitionSource) -> Result<Program, DefinitionError> {
         let schema = self.catalog.schema();
         let compiled = match source.kind {
             Kind::Segment => kinship_expr::compile_segment(&source.expression, &schema),
-            Kind::Computed => kinship_expr::compile_computed(&source.expression, &schema),
+            _ => kinship_expr::compile_computed(&source.expression, &schema),
         };
         compiled.map_err(|e| {
             let (line, column) = e.line_column(&source.expression);
@@ -360,28 +456,24 @@ impl Audience {
             return Err(DefinitionError::Exists(source.kind, source.name));
         }
         // A definition reading itself is a cycle, not an unknown name.
-        if let Ok(expr) = kinship_expr::parse(&source.expression) {
-            let deps = expr.dependencies();
-            let own = match source.kind {
-                Kind::Segment => deps.segments.contains(&source.name),
-                Kind::Computed => deps.computed.contains(&source.name),
-            };
-            if own {
-                let r = reference(source.kind, &source.name);
+        if let (Some(r), Ok(expr)) = (reference(source.kind, &source.name), kinship_expr::parse(&source.expression)) {
+            if reads(&expr.dependencies(), source.kind, &source.name) {
                 return Err(DefinitionError::Cycle(format!("{r} -> {r}")));
             }
         }
-        let program = self.compile(&source)?;
-        let mut deps = self.catalog.dependencies();
-        deps.insert(reference(source.kind, &source.name), program.dependencies().clone());
-        if let Some(cycle) = find_cycle(&deps) {
-            let path: Vec<String> = cycle.iter().map(ToString::to_string).collect();
-            return Err(DefinitionError::Cycle(path.join(" -> ")));
+        let compiled = self.compile(&source)?;
+        if let Some(r) = reference(source.kind, &source.name) {
+            let mut deps = self.catalog.dependencies();
+            deps.insert(r, compiled.dependencies().clone());
+            if let Some(cycle) = find_cycle(&deps) {
+                let path: Vec<String> = cycle.iter().map(ToString::to_string).collect();
+                return Err(DefinitionError::Cycle(path.join(" -> ")));
+            }
         }
         // Everything it reads is already defined, so it can go last in dependency order.
         let position = self.catalog.definitions.len();
         self.catalog.position.insert((source.kind, source.name.clone()), position);
-        self.catalog.definitions.push(Definition { kind: source.kind, name: source.name, expression: source.expression, program });
+        self.catalog.definitions.push(Definition { kind: source.kind, name: source.name, expression: source.expression, compiled });
         self.sizes.push(0);
         for p in self.profiles.iter_mut().flatten() {
             p.values.push(Held::Null);
@@ -394,19 +486,12 @@ impl Audience {
         let Some(&position) = self.catalog.position.get(&(kind, name.to_string())) else {
             return Err(DefinitionError::Unknown(kind, name.to_string()));
         };
-        let wanted = reference(kind, name);
         let users: Vec<String> = self
             .catalog
             .definitions
             .iter()
-            .filter(|d| {
-                let deps = d.program.dependencies();
-                match &wanted {
-                    Reference::Segment(n) => deps.segments.contains(n),
-                    Reference::Computed(n) => deps.computed.contains(n),
-                }
-            })
-            .map(|d| reference(d.kind, &d.name).to_string())
+            .filter(|d| reads(d.compiled.dependencies(), kind, name))
+            .map(|d| reference(d.kind, &d.name).map_or_else(|| format!("funnel {}", d.name), |r| r.to_string()))
             .collect();
         if !users.is_empty() {
             return Err(DefinitionError::InUse { kind, name: name.to_string(), users: users.join(", ") });
@@ -440,8 +525,8 @@ impl Audience {
             return Err(DefinitionError::Unknown(kind, name.to_string()));
         };
         let source = DefinitionSource { kind, name: name.to_string(), expression };
-        let program = self.compile(&source)?;
-        if program.dependencies() != self.catalog.definitions[position].program.dependencies() {
+        let compiled = self.compile(&source)?;
+        if compiled.dependencies() != self.catalog.definitions[position].compiled.dependencies() {
             return Err(DefinitionError::Expression {
                 kind,
                 name: name.to_string(),
@@ -453,7 +538,7 @@ impl Audience {
         }
         let definition = &mut self.catalog.definitions[position];
         definition.expression = source.expression;
-        definition.program = program;
+        definition.compiled = compiled;
         self.recompute(kind, name, now_ms)
     }
 
@@ -488,17 +573,24 @@ impl Audience {
     /// parallel, and returns the segment transitions.
     fn evaluate_positions(&mut self, positions: &[usize], now_ms: i64) -> Vec<Transition> {
         let context = EvalContext::at(now_ms);
-        let catalog = &self.catalog;
         let mut transitions = Vec::new();
         for &position in positions {
             self.evaluations += self.slot_of.len() as u64;
-            let d = &catalog.definitions[position];
+            let d = &self.catalog.definitions[position];
+            let Some(program) = d.compiled.program() else {
+                let p90_to_next = self.funnel_thresholds(position);
+                if let Compiled::Funnel(state) = &mut self.catalog.definitions[position].compiled {
+                    state.p90_to_next = p90_to_next;
+                }
+                continue;
+            };
+            let catalog = &self.catalog;
             let changed: Vec<(String, bool)> = self
                 .profiles
                 .par_iter_mut()
                 .flatten()
                 .filter_map(|p| {
-                    let value = Held::from_scalar(d.program.evaluate(&View { catalog, profile: p }, &context));
+                    let value = Held::from_scalar(program.evaluate(&View { catalog, profile: p }, &context));
                     let before = std::mem::replace(&mut p.values[position], value);
                     membership_change(d.kind, &before, &p.values[position]).map(|entered| (p.id.to_string(), entered))
                 })
@@ -535,7 +627,8 @@ impl Audience {
     /// Recomputes the definitions that can change with time alone (windows, `days_since`,
     /// `now()`) and those that read them.
     pub fn refresh_time_relative(&mut self, now_ms: i64) -> Vec<Transition> {
-        let affected = self.catalog.definitions.iter().map(|d| d.program.dependencies().time_relative).collect();
+        // Funnels too: their waits' percentiles move as attempts go on.
+        let affected = self.catalog.definitions.iter().map(|d| d.kind == Kind::Funnel || d.compiled.dependencies().time_relative).collect();
         let positions = self.with_dependents(affected);
         self.evaluate_positions(&positions, now_ms)
     }
@@ -547,14 +640,11 @@ impl Audience {
             if affected[i] {
                 continue;
             }
-            let deps = d.program.dependencies();
-            affected[i] = self.catalog.definitions[..i].iter().enumerate().any(|(j, earlier)| {
-                affected[j]
-                    && match earlier.kind {
-                        Kind::Segment => deps.segments.contains(&earlier.name),
-                        Kind::Computed => deps.computed.contains(&earlier.name),
-                    }
-            });
+            let deps = d.compiled.dependencies();
+            affected[i] = self.catalog.definitions[..i]
+                .iter()
+                .enumerate()
+                .any(|(j, earlier)| affected[j] && reads(deps, earlier.kind, &earlier.name));
         }
         affected.iter().enumerate().filter(|(_, a)| **a).map(|(i, _)| i).collect()
     }
@@ -568,7 +658,7 @@ impl Audience {
             .definitions
             .iter()
             .map(|d| {
-                let deps = d.program.dependencies();
+                let deps = d.compiled.dependencies();
                 change.new
                     || deps.traits.iter().any(|t| change.traits.contains(t))
                     || deps.events.iter().any(|e| change.events.contains(e))
@@ -582,7 +672,9 @@ impl Audience {
         self.evaluations += positions.len() as u64;
         for position in positions {
             let d = &self.catalog.definitions[position];
-            let value = Held::from_scalar(d.program.evaluate(&View { catalog: &self.catalog, profile }, &context));
+            // A funnel holds no value per profile: segments read its position when evaluated.
+            let Some(program) = d.compiled.program() else { continue };
+            let value = Held::from_scalar(program.evaluate(&View { catalog: &self.catalog, profile }, &context));
             let before = std::mem::replace(&mut profile.values[position], value);
             if let Some(entered) = membership_change(d.kind, &before, &profile.values[position]) {
                 if entered {
@@ -596,11 +688,55 @@ impl Audience {
         transitions
     }
 
+    /// The 90th percentile of each step's time to the next, over every profile's attempts.
+    fn funnel_thresholds(&self, position: usize) -> Vec<Option<i64>> {
+        let Compiled::Funnel(state) = &self.catalog.definitions[position].compiled else { return Vec::new() };
+        let funnel = &state.program.funnel;
+        let attempts = self.attempts_of(&state.program, funnel, None);
+        let result = kinship_measure::funnel::tally(funnel, attempts.iter().map(|(_, a, _)| (a, None)), 0);
+        // The wait at step k is judged by the time to step k + 1.
+        (0..funnel.steps).map(|k| result.steps.get(k + 1).and_then(|s| s.time_from_previous.p90_ms)).collect()
+    }
+
+    /// Every profile's attempts at `funnel` (the program's, perhaps with another period or
+    /// counting) with its value of trait `breakdown` as text; profiles without one left out.
+    fn attempts_of(&self, program: &FunnelProgram, funnel: &Funnel, breakdown: Option<&str>) -> Vec<(&str, Vec<Attempt>, Option<String>)> {
+        let catalog = &self.catalog;
+        self.profiles
+            .par_iter()
+            .flatten()
+            .filter_map(|profile| {
+                let view = View { catalog, profile };
+                let attempts = funnel.attempts(&program.moments(&view));
+                if attempts.is_empty() {
+                    return None;
+                }
+                let value = breakdown.and_then(|t| match view.trait_value(t) {
+                    Scalar::Null => None,
+                    Scalar::Str(text) => Some(text.to_string()),
+                    other => Some(other.to_json().to_string()),
+                });
+                Some((&*profile.id, attempts, value))
+            })
+            .collect()
+    }
+
+    /// As [`Audience::attempts_of`], for a host measuring a funnel over the held profiles:
+    /// a saved one ([`Audience::saved_funnel`]) or one compiled for the occasion.
+    pub fn funnel_attempts(&self, program: &FunnelProgram, funnel: &Funnel) -> Vec<(&str, Vec<Attempt>, Option<String>)> {
+        self.attempts_of(program, funnel, program.definition.breakdown.as_deref())
+    }
+
+    /// A saved funnel's program.
+    pub fn saved_funnel(&self, name: &str) -> Option<&FunnelProgram> {
+        self.catalog.funnel(name).map(|state| &state.program)
+    }
+
     /// How many profiles an expression selects, and the first `sample` of them (by id), without
     /// defining anything.
     pub fn preview(&self, expression: &str, now_ms: i64, sample: usize) -> Result<Preview, DefinitionError> {
         let source = DefinitionSource { kind: Kind::Segment, name: "preview".into(), expression: expression.into() };
-        let program = self.compile(&source)?;
+        let program = self.compile_expression(&source)?;
         let context = EvalContext::at(now_ms);
         let catalog = &self.catalog;
         let matches = |p: &&Profile| program.matches(&View { catalog, profile: p }, &context);
@@ -622,7 +758,7 @@ impl Audience {
     /// What a definition reads.
     pub fn dependencies(&self, kind: Kind, name: &str) -> Option<&Dependencies> {
         let &i = self.catalog.position.get(&(kind, name.to_string()))?;
-        Some(self.catalog.definitions[i].program.dependencies())
+        Some(self.catalog.definitions[i].compiled.dependencies())
     }
 
     /// A segment's size, or `None` when there is no such segment.
@@ -647,7 +783,7 @@ impl Audience {
         for (d, v) in self.catalog.definitions.iter().zip(&p.values) {
             match d.kind {
                 Kind::Segment if *v == Held::Bool(true) => segments.push(d.name.clone()),
-                Kind::Segment => {}
+                Kind::Segment | Kind::Funnel => {}
                 Kind::Computed => {
                     computed.insert(d.name.clone(), v.scalar().to_json());
                 }

@@ -142,3 +142,91 @@ fn preview_counts_without_defining_and_removed_profiles_leave_counts() {
     assert_eq!(a.size("au"), Some(4));
     assert_eq!(a.profile_count(), 9);
 }
+
+const HOUR: i64 = 3_600_000;
+
+const CHECKOUT: &str = r#"
+name = "checkout"
+window = "7 days"
+[[steps]]
+event = "Product Viewed"
+[[steps]]
+event = "Checkout Started"
+[[steps]]
+event = "Order Completed"
+where = "revenue > 0"
+"#;
+
+/// f0–f4 viewed 10 days ago and started checkout i+1 hours later; f0–f2 then bought 9 days
+/// ago; f5 viewed an hour ago, f6 two days ago; f7 did nothing.
+fn shoppers() -> Audience {
+    let mut a = Audience::new();
+    let start = NOW - 10 * DAY;
+    for i in 0..8i64 {
+        let mut events = Vec::new();
+        match i {
+            0..=4 => {
+                events.push(("Product Viewed", start, json!({})));
+                events.push(("Checkout Started", start + (i + 1) * HOUR, json!({})));
+                if i <= 2 {
+                    events.push(("Order Completed", NOW - 9 * DAY, json!({ "revenue": 80 })));
+                }
+            }
+            5 => events.push(("Product Viewed", NOW - HOUR, json!({}))),
+            6 => events.push(("Product Viewed", NOW - 2 * DAY, json!({}))),
+            _ => {}
+        }
+        let events: Vec<(&str, i64, Map<String, Value>)> = events.into_iter().map(|(n, t, p)| (n, t, obj(p))).collect();
+        a.upsert_profile(&format!("f{i}"), &Map::new(), events.iter().map(|(n, t, p)| (*n, *t, p)));
+    }
+    a
+}
+
+#[test]
+fn funnel_positions_are_segment_conditions_kept_current_in_real_time() {
+    let mut a = shoppers();
+    let funnel = DefinitionSource { kind: Kind::Funnel, name: "checkout".into(), expression: CHECKOUT.into() };
+    assert!(a.define(funnel, NOW).unwrap().is_empty());
+    a.define(segment("at_checkout", r#"funnel("checkout").step == 2"#), NOW).unwrap();
+    a.define(segment("bought", r#"funnel("checkout").step >= 3"#), NOW).unwrap();
+    a.define(computed("checkout_step", r#"funnel("checkout").step"#), NOW).unwrap();
+    // Stuck: waiting longer than the 90th percentile of others' time to the next step, which
+    // is 5 hours from a view (1 to 5 hours) and 23 hours from a checkout (21 to 23 hours).
+    a.define(segment("stuck", r#"funnel("checkout").stuck"#), NOW).unwrap();
+    assert_eq!(members(&a, "at_checkout"), ["f3", "f4"]);
+    assert_eq!(members(&a, "bought"), ["f0", "f1", "f2"]);
+    assert_eq!(members(&a, "stuck"), ["f3", "f4", "f6"]);
+    assert_eq!(a.profile_values("f7").unwrap().1["checkout_step"], json!(0.0));
+    assert_eq!(a.profile_values("f5").unwrap().1["checkout_step"], json!(1.0));
+
+    // f3 buys now: it leaves the checkout step and the stuck, and enters the buyers.
+    let events: Vec<(&str, i64, Map<String, Value>)> = vec![
+        ("Product Viewed", NOW - 10 * DAY, Map::new()),
+        ("Checkout Started", NOW - 10 * DAY + 4 * HOUR, Map::new()),
+        ("Order Completed", NOW - 4 * DAY, obj(json!({ "revenue": 20 }))),
+    ];
+    let change = a.upsert_profile("f3", &Map::new(), events.iter().map(|(n, t, p)| (*n, *t, p)));
+    let mut moved: Vec<(String, bool)> = a.evaluate_profile("f3", &change, NOW).into_iter().map(|t| (t.segment, t.entered)).collect();
+    moved.sort();
+    assert_eq!(moved, [("at_checkout".into(), false), ("bought".into(), true), ("stuck".into(), false)]);
+    // The real-time answer is what a full recomputation gives.
+    assert!(a.evaluate_all(NOW).is_empty(), "the incremental answer differs from a full pass");
+
+    // f5 views again while its attempt is under way: it stays where it was, and is not stuck
+    // until five hours after its first view.
+    let views: Vec<(&str, i64, Map<String, Value>)> = vec![("Product Viewed", NOW - HOUR, Map::new()), ("Product Viewed", NOW, Map::new())];
+    let change = a.upsert_profile("f5", &Map::new(), views.iter().map(|(n, t, p)| (*n, *t, p)));
+    assert!(a.evaluate_profile("f5", &change, NOW).is_empty());
+    let later: Vec<String> = a.refresh_time_relative(NOW + 4 * HOUR + 1).into_iter().map(|t| t.profile).collect();
+    assert_eq!(later, ["f5"], "f5 has waited 5 hours and a millisecond since it reached step 1");
+
+    // A funnel segments read cannot go; one whose definition names another funnel is refused.
+    assert!(matches!(a.undefine(Kind::Funnel, "checkout"), Err(DefinitionError::InUse { .. })));
+    let misnamed = DefinitionSource { kind: Kind::Funnel, name: "signup".into(), expression: CHECKOUT.into() };
+    assert!(a.define(misnamed, NOW).unwrap_err().to_string().contains("named `checkout`"));
+    let unknown = a.define(segment("x", r#"funnel("signup").step > 0"#), NOW).unwrap_err();
+    assert!(unknown.to_string().contains("unknown funnel `signup`"), "{unknown}");
+    let bad =
+        DefinitionSource { kind: Kind::Funnel, name: "short".into(), expression: "name = \"short\"\n[[steps]]\nevent = \"A\"".into() };
+    assert!(a.define(bad, NOW).unwrap_err().to_string().contains("2 to 64 steps"));
+}

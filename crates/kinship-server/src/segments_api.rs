@@ -44,7 +44,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// A definition's error as a response: a bad expression says where (line, column, and the
 /// line with a caret under the problem).
-fn definition_error(e: PipelineError) -> Response {
+pub(crate) fn definition_error(e: PipelineError) -> Response {
     let (status, body) = match e {
         PipelineError::Definition(d) => match d {
             DefinitionError::Expression { line, column, message, rendered, .. } => {
@@ -52,7 +52,9 @@ fn definition_error(e: PipelineError) -> Response {
             }
             DefinitionError::Exists(..) | DefinitionError::InUse { .. } => (StatusCode::CONFLICT, json!({ "error": d.to_string() })),
             DefinitionError::Unknown(..) => (StatusCode::NOT_FOUND, json!({ "error": d.to_string() })),
-            DefinitionError::Cycle(_) | DefinitionError::BadName(..) => (StatusCode::BAD_REQUEST, json!({ "error": d.to_string() })),
+            DefinitionError::Cycle(_) | DefinitionError::BadName(..) | DefinitionError::Funnel { .. } => {
+                (StatusCode::BAD_REQUEST, json!({ "error": d.to_string() }))
+            }
         },
         other => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": other.to_string() })),
     };
@@ -70,7 +72,7 @@ pub struct Expression {
     pub expression: String,
 }
 
-fn bounded(expression: &str) -> Result<(), ApiError> {
+pub(crate) fn bounded(expression: &str) -> Result<(), ApiError> {
     if expression.len() > MAX_EXPRESSION_BYTES {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("expressions are limited to {MAX_EXPRESSION_BYTES} bytes")));
     }
@@ -97,7 +99,7 @@ pub(crate) async fn readable(caller: &Caller, state: &Arc<AppState>, expression:
     verdict.map_err(|reason| ApiError::new(StatusCode::FORBIDDEN, reason))
 }
 
-fn ensure_loaded(state: &AppState) -> Result<(), PipelineError> {
+pub(crate) fn ensure_loaded(state: &AppState) -> Result<(), PipelineError> {
     if state.audience.read().expect("not poisoned").is_unloaded() {
         let store = kinship_store::open(&state.database)?;
         audience::ensure_loaded(&*store, &state.config(), &mut state.audience.write().expect("not poisoned"))?;
@@ -121,6 +123,7 @@ fn audit_names(kind: Kind) -> (&'static str, &'static str) {
     match kind {
         Kind::Segment => ("segment", "segment"),
         Kind::Computed => ("computed", "computed_trait"),
+        Kind::Funnel => ("funnel", "funnel"),
     }
 }
 
@@ -177,13 +180,14 @@ async fn listing(caller: &Caller, state: &AppState, kind: Kind, field: &str) -> 
                     let size = engine.size(&d.name).map(|n| shown_count(caller, n));
                     json!({ "name": d.name, "expression": d.expression, "size": size })
                 }
-                Kind::Computed => json!({ "name": d.name, "expression": d.expression }),
+                Kind::Computed | Kind::Funnel => json!({ "name": d.name, "expression": d.expression }),
             })
             .collect()
     };
     let (action, route) = match kind {
         Kind::Segment => ("segment.list", "GET /api/v1/segments"),
         Kind::Computed => ("computed.list", "GET /api/v1/computed-traits"),
+        Kind::Funnel => ("funnel.list", "GET /api/v1/funnels"),
     };
     caller.audit(action, None, route, json!({ "definitions": items.len() })).await?;
     let mut body = json!({ field: items });

@@ -1,29 +1,48 @@
-//! `kinship funnel show` and `kinship experiment show`: a funnel over every profile's unified
-//! timeline, and an experiment's readout, printed with bars or as JSON. Audited; the drill-down
-//! lists are profile ids, which the local operator may see.
+//! `kinship funnel create|list|show|delete` and `kinship experiment show`: saved funnels (a
+//! definition like a segment, which segments read as `funnel("name").step`), a funnel over
+//! every profile's unified timeline, and an experiment's readout, printed with bars or as
+//! JSON. Audited; the drill-down lists are profile ids, which the local operator may see.
 
 use crate::DataDir;
 use crate::commands::{Workspace, operator};
-use anyhow::{Context, Result};
+use crate::segment_commands::load;
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use kinship_pipeline::measure::{CompiledFunnel, ExperimentMetric};
+use kinship_measure::definition::FunnelProgram;
+use kinship_pipeline::audience;
+use kinship_pipeline::measure::{Cohort, ExperimentMetric};
+use kinship_segments::{DefinitionSource, Kind};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum FunnelCommand {
-    /// A funnel (a TOML file: steps, window, order, exclusions, breakdown) over every profile:
-    /// count, conversion and time per step.
+    /// Save a funnel (a TOML file: name, steps, window, order, exclusions, breakdown); segments
+    /// and flows then read each profile's position as `funnel("name").step`, `.reached`, `.stuck`.
+    Create { file: PathBuf },
+    /// The saved funnels.
+    List,
+    /// A saved funnel (by name) or a TOML file over every profile: count, conversion and time
+    /// per step, a breakdown and a weekly trend.
     Show {
-        file: PathBuf,
+        /// A saved funnel's name, or a TOML file.
+        funnel: String,
         /// Only entries in the last days (all history by default).
         #[arg(long)]
         days: Option<u32>,
+        /// Only profiles with this value of the breakdown trait (drill into one row).
+        #[arg(long)]
+        breakdown: Option<String>,
+        /// Only entries in the week starting on this Monday, YYYY-MM-DD (drill into one week).
+        #[arg(long)]
+        week: Option<String>,
         /// Print the whole result, with the profiles behind each step, as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Delete a saved funnel no segment reads.
+    Delete { name: String },
 }
 
 #[derive(Subcommand)]
@@ -64,11 +83,53 @@ fn duration(ms: Option<i64>) -> String {
 }
 
 pub fn funnel(data: &DataDir, cmd: &FunnelCommand) -> Result<ExitCode> {
-    let FunnelCommand::Show { file, days, json } = cmd;
     let mut ws = Workspace::open(data)?;
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let compiled = CompiledFunnel::parse(&text)?;
-    let report = kinship_pipeline::measure::funnel(&*ws.store, &ws.config, &compiled, *days)?;
+    let (funnel, days, breakdown, week, json) = match cmd {
+        FunnelCommand::Create { file } => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let name = FunnelProgram::parse(&text)?.definition.name;
+            let mut engine = load(&ws)?;
+            let source = DefinitionSource { kind: Kind::Funnel, name: name.clone(), expression: text };
+            audience::define(&mut *ws.store, &ws.config, &mut engine, source)?;
+            ws.audit(&operator(), "funnel.create", None, json!({ "funnel": name }))?;
+            println!("funnel {name} saved; segments read it as funnel(\"{name}\").step (see `kinship funnel show {name}`)");
+            return Ok(ExitCode::SUCCESS);
+        }
+        FunnelCommand::List => {
+            println!("{:<24} steps", "funnel");
+            for d in ws.store.definitions()?.iter().filter(|d| d.kind == "funnel") {
+                let steps =
+                    FunnelProgram::parse(&d.expression).map(|p| p.definition.steps.iter().map(|s| s.event.clone()).collect::<Vec<_>>());
+                println!("{:<24} {}", d.name, steps.map_or_else(|e| format!("(does not parse: {e})"), |s| s.join(" → ")));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        FunnelCommand::Delete { name } => {
+            let mut engine = load(&ws)?;
+            audience::undefine(&mut *ws.store, &mut engine, Kind::Funnel, name)?;
+            ws.audit(&operator(), "funnel.delete", None, json!({ "funnel": name }))?;
+            println!("deleted funnel {name}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        FunnelCommand::Show { funnel, days, breakdown, week, json } => (funnel, days, breakdown, week, json),
+    };
+    let week_ms = match week {
+        Some(text) => Some(
+            kinship_expr::parse_timestamp(text)
+                .filter(|ms| kinship_measure::funnel::week_of(*ms) == *ms)
+                .with_context(|| format!("--week {text}: give the Monday a week starts on, as YYYY-MM-DD"))?,
+        ),
+        None => None,
+    };
+    let engine = load(&ws)?;
+    let path = std::path::Path::new(funnel);
+    let program = match engine.saved_funnel(funnel) {
+        Some(saved) => saved.clone(),
+        None if path.is_file() => FunnelProgram::parse(&std::fs::read_to_string(path).with_context(|| format!("reading {funnel}"))?)?,
+        None => bail!("{funnel:?} is neither a saved funnel nor a file (see `kinship funnel list`)"),
+    };
+    let cohort = Cohort { breakdown: breakdown.clone(), week_ms };
+    let report = kinship_pipeline::measure::funnel(&engine, &program, *days, &cohort);
     ws.audit(&operator(), "funnel.show", None, json!({ "funnel": report.name, "days": days }))?;
     if *json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -97,7 +158,7 @@ pub fn funnel(data: &DataDir, cmd: &FunnelCommand) -> Result<ExitCode> {
         );
     }
     if !report.result.breakdown.is_empty() {
-        println!("by {}:", compiled.definition.breakdown.as_deref().unwrap_or("value"));
+        println!("by {}:", program.definition.breakdown.as_deref().unwrap_or("value"));
         for (value, counts) in &report.result.breakdown {
             let last = counts.last().copied().unwrap_or(0) as f64 / counts[0].max(1) as f64;
             println!("  {value:<20} {counts:?}  {:.1}% converted", last * 100.0);

@@ -4,9 +4,11 @@
 //! exposed to both variants under two ids that resolution joins.
 
 use kinship_core::Config;
+use kinship_measure::definition::FunnelProgram;
 use kinship_pipeline::governance::SuppressionCheck;
-use kinship_pipeline::measure::{experiment, funnel, CompiledFunnel, ExperimentMetric};
+use kinship_pipeline::measure::{experiment, funnel, Cohort, ExperimentMetric, FunnelReport};
 use kinship_pipeline::{ingest_source, resolve_all};
+use kinship_segments::{Audience, DefinitionSource, Kind};
 use kinship_store::Database;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -126,14 +128,22 @@ fn store_for(dir: &Path) -> (Config, Box<dyn Database>) {
     (config, store)
 }
 
+fn audience_of(store: &dyn Database, config: &Config) -> Audience {
+    kinship_pipeline::audience::load_audience(store, config, &|_, _| {}).unwrap()
+}
+
+/// The funnel `text` over every profile of the store, all history.
+fn measured(store: &dyn Database, config: &Config, text: &str) -> FunnelReport {
+    funnel(&audience_of(store, config), &FunnelProgram::parse(text).unwrap(), None, &Cohort::default())
+}
+
 #[test]
 fn a_funnel_across_systems_counts_by_construction_and_deepens_when_a_merge_brings_an_order() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     data(dir);
     let (config, store) = store_for(dir);
-    let compiled = CompiledFunnel::parse(FUNNEL).unwrap();
-    let report = funnel(&*store, &config, &compiled, None).unwrap();
+    let report = measured(&*store, &config, FUNNEL);
     let counts: Vec<u64> = report.result.steps.iter().map(|s| s.count).collect();
     // 200 visitors and m; 100 carts and m's; orders within 14 days after a cart: i % 4 == 0.
     assert_eq!(counts, [201, 101, 50], "{report:#?}");
@@ -146,8 +156,8 @@ fn a_funnel_across_systems_counts_by_construction_and_deepens_when_a_merge_bring
     let au = report.result.breakdown.iter().find(|(c, _)| c == "AU").unwrap();
     assert_eq!(au.1[0], (0..200).filter(|i| i % 3 == 0).count() as u64);
     // Any order: an order without a cart still counts as a second step.
-    let any = CompiledFunnel::parse(&FUNNEL.replace("window = \"14 days\"", "window = \"14 days\"\norder = \"any\"")).unwrap();
-    let any_counts: Vec<u64> = funnel(&*store, &config, &any, None).unwrap().result.steps.iter().map(|s| s.count).collect();
+    let any = FUNNEL.replace("window = \"14 days\"", "window = \"14 days\"\norder = \"any\"");
+    let any_counts: Vec<u64> = measured(&*store, &config, &any).result.steps.iter().map(|s| s.count).collect();
     assert_eq!(any_counts[1], 101 + (0..200).filter(|i| i % 10 == 1).count() as u64);
 
     // The CRM learns m's phone: resolution joins the order to m, and the funnel deepens.
@@ -155,15 +165,14 @@ fn a_funnel_across_systems_counts_by_construction_and_deepens_when_a_merge_bring
     crm.push_str("km,m@example.com,0412 000 111,AU\n");
     std::fs::write(dir.join("crm.csv"), crm).unwrap();
     let (config, store) = store_for(dir);
-    let report = funnel(&*store, &config, &compiled, None).unwrap();
+    let report = measured(&*store, &config, FUNNEL);
     assert_eq!(report.result.steps[2].count, 51);
     // A condition that fails drops the step: no order totals over 1000.
-    let rich = CompiledFunnel::parse(&FUNNEL.replace("total > 0", "total > 1000")).unwrap();
-    assert_eq!(funnel(&*store, &config, &rich, None).unwrap().result.steps[2].count, 0);
+    assert_eq!(measured(&*store, &config, &FUNNEL.replace("total > 0", "total > 1000")).result.steps[2].count, 0);
     // Errors name the part at fault.
-    let bad = CompiledFunnel::parse(&FUNNEL.replace("total > 0", "total >")).err().unwrap().to_string();
+    let bad = FunnelProgram::parse(&FUNNEL.replace("total > 0", "total >")).err().unwrap().to_string();
     assert!(bad.contains("steps[3].where"), "{bad}");
-    let bad = CompiledFunnel::parse(&FUNNEL.replace("14 days", "a fortnight")).err().unwrap().to_string();
+    let bad = FunnelProgram::parse(&FUNNEL.replace("14 days", "a fortnight")).err().unwrap().to_string();
     assert!(bad.contains("window") && bad.contains("14 days"), "{bad}");
 }
 
@@ -232,12 +241,12 @@ fn crm_stages_are_a_funnel_with_the_time_in_each_stage() {
     let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
     ingest_source(&mut *store, &config, "crm", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
-    let stages = CompiledFunnel::parse(
+    let report = measured(
+        &*store,
+        &config,
         "name = \"pipeline\"\nwindow = \"90 days\"\n[[steps]]\nevent = \"Stage Changed\"\nwhere = 'stage == \"lead\"'\n\
          [[steps]]\nevent = \"Stage Changed\"\nwhere = 'stage == \"qualified\"'\n[[steps]]\nevent = \"Stage Changed\"\nwhere = 'stage == \"won\"'\n",
-    )
-    .unwrap();
-    let report = funnel(&*store, &config, &stages, None).unwrap();
+    );
     let steps = &report.result.steps;
     assert_eq!(steps.iter().map(|s| s.count).collect::<Vec<_>>(), [12, 12, 6]);
     // Time as a lead: 1..12 days, nearest-rank median 6 days, p90 11 days; as qualified: always 3 days.
@@ -245,4 +254,65 @@ fn crm_stages_are_a_funnel_with_the_time_in_each_stage() {
     assert_eq!((lead.median_ms, lead.p90_ms), (Some(6 * DAY), Some(11 * DAY)));
     assert_eq!(steps[2].time_from_previous.median_ms, Some(3 * DAY));
     assert_eq!(steps[2].dropped, 6);
+}
+
+/// A saved funnel is a definition like a segment: stored, loaded again with the audience, read
+/// by segments as `funnel("visit_to_order").step`, kept current when a merge brings an order;
+/// its numbers drill down to a breakdown value or a week; it may not quote a person.
+#[test]
+fn a_saved_funnel_positions_profiles_for_segments_and_follows_a_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    data(dir);
+    let (config, mut store) = store_for(dir);
+    let mut audience = audience_of(&*store, &config);
+    let define = |kind, name: &str, expression: &str| DefinitionSource { kind, name: name.into(), expression: expression.into() };
+    kinship_pipeline::audience::define(&mut *store, &config, &mut audience, define(Kind::Funnel, "visit_to_order", FUNNEL)).unwrap();
+    let carted = define(Kind::Segment, "carted_not_bought", r#"funnel("visit_to_order").step == 2"#);
+    let size = kinship_pipeline::audience::define(&mut *store, &config, &mut audience, carted).unwrap();
+    // 101 carts (100 and m's) of which 50 ordered in the window.
+    assert_eq!(size, 51);
+    let m = store.find_profiles("email", "m@example.com").unwrap().remove(0);
+    assert!(audience.members("carted_not_bought").unwrap().contains(&m.as_str()));
+
+    // Stored: a fresh load holds the funnel and the segment over it.
+    let again = audience_of(&*store, &config);
+    assert_eq!(again.size("carted_not_bought"), Some(51));
+    assert!(again.saved_funnel("visit_to_order").is_some());
+
+    // Drill-down: the AU row of the breakdown, and one week of the trend, are funnels of their own.
+    let program = again.saved_funnel("visit_to_order").unwrap();
+    let whole = funnel(&again, program, None, &Cohort::default());
+    let au = Cohort { breakdown: Some("AU".into()), week_ms: None };
+    let au_report = funnel(&again, program, None, &au);
+    assert_eq!(
+        au_report.result.steps.iter().map(|s| s.count).collect::<Vec<_>>(),
+        whole.result.breakdown.iter().find(|b| b.0 == "AU").unwrap().1
+    );
+    let (week, counts) = whole.result.weekly[0].clone();
+    let weekly = funnel(&again, program, None, &Cohort { breakdown: None, week_ms: Some(week) });
+    assert_eq!(weekly.result.steps.iter().map(|s| s.count).collect::<Vec<_>>(), counts);
+    let u0 = store.find_profiles("email", "u0@example.com").unwrap().remove(0);
+    let u1 = store.find_profiles("email", "u1@example.com").unwrap().remove(0);
+    let listed = |report: &FunnelReport, id: &String| report.reached.iter().flatten().any(|r| r == id);
+    assert!(listed(&au_report, &u0) && !listed(&au_report, &u1), "u0 is in AU, u1 in NZ");
+
+    // The CRM learns m's phone: the merge brings m's order, and m leaves the segment.
+    let mut crm = std::fs::read_to_string(dir.join("crm.csv")).unwrap();
+    crm.push_str("km,m@example.com,0412 000 111,AU\n");
+    std::fs::write(dir.join("crm.csv"), crm).unwrap();
+    let (config, store) = store_for(dir);
+    let after = audience_of(&*store, &config);
+    let m = store.find_profiles("email", "m@example.com").unwrap().remove(0);
+    assert_eq!(after.size("carted_not_bought"), Some(50));
+    assert!(!after.members("carted_not_bought").unwrap().contains(&m.as_str()));
+
+    // A funnel naming a person is refused: erasure could not rewrite it.
+    let mut store = store;
+    let mut after = after;
+    let quoting = FUNNEL.replace("\"total > 0\"", "'email == \"u1@example.com\"'").replace("visit_to_order", "one_person");
+    let refused = kinship_pipeline::audience::define(&mut *store, &config, &mut after, define(Kind::Funnel, "one_person", &quoting));
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("quotes an email address"), "{message}");
+    assert!(!message.contains("u1@example.com"), "the refusal must not repeat the address: {message}");
 }

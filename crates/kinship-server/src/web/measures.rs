@@ -1,6 +1,8 @@
-//! The Measures page: a funnel (TOML) drawn as bars with each step's time, and an
-//! experiment's lift per variant with its interval. Both go through the API's handlers, so
-//! the page shows exactly what the role may see, and is audited the same way.
+//! The Measures page: a funnel (TOML) drawn as bars with each step's time, saved funnels
+//! (each number of a saved funnel's breakdown and weekly trend opens the funnel of just those
+//! profiles, with the people behind it), and an experiment's lift per variant with its
+//! interval. All go through the API's handlers, so the page shows exactly what the role may
+//! see, and is audited the same way.
 
 use super::charts;
 use super::session::SignedIn;
@@ -47,7 +49,31 @@ pub struct MeasureForm {
 
 pub async fn page(State(state): State<Arc<AppState>>, user: SignedIn) -> Result<Markup, PageError> {
     let form = MeasureForm { funnel: EXAMPLE.into(), ..MeasureForm::default() };
-    render(&state, &user, &form, None)
+    render(&state, &user, &form, None).await
+}
+
+/// A saved funnel measured now, narrowed to one breakdown value or one week when asked.
+pub async fn saved(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    Path(name): Path<String>,
+    Query(query): Query<FunnelQuery>,
+) -> Result<Markup, PageError> {
+    let caller = user.session.caller(&state);
+    let narrowed = match (&query.breakdown, &query.week) {
+        (Some(value), _) => format!(" · {value} only"),
+        (None, Some(week)) => format!(" · week of {week} only"),
+        (None, None) => String::new(),
+    };
+    let outcome = match measures_api::show_funnel(caller, State(state.clone()), Path(name.clone()), Query(query)).await {
+        Ok(Json(report)) => html! {
+            @if !narrowed.is_empty() { p { a href=(format!("/measures/funnels/{}", url_encode(&name))) { "← the whole funnel" } } }
+            (funnel_result(&report, Some(&name), &narrowed))
+        },
+        Err(e) => html! { p.error role="alert" { (e.1) } },
+    };
+    let form = MeasureForm { funnel: EXAMPLE.into(), ..MeasureForm::default() };
+    render(&state, &user, &form, Some(outcome)).await
 }
 
 pub async fn submit(State(state): State<Arc<AppState>>, user: SignedIn, Form(form): Form<MeasureForm>) -> Result<Markup, PageError> {
@@ -64,25 +90,49 @@ pub async fn submit(State(state): State<Arc<AppState>>, user: SignedIn, Form(for
             Ok(Json(readout)) => experiment_result(&readout),
             Err(e) => html! { p.error role="alert" { (e.1) } },
         }
+    } else if form.action == "save" {
+        match measures_api::create_funnel(caller, State(state.clone()), form.funnel.clone()).await {
+            Ok(response) if response.status().is_success() => {
+                html! { p.ok role="status" { "Saved: it is listed under Saved funnels, and segments read it as funnel(\"name\").step." } }
+            }
+            Ok(response) => {
+                let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+                let error: Value = serde_json::from_slice(&body).unwrap_or_default();
+                html! { p.error role="alert" { (text(&error["error"])) } }
+            }
+            Err(e) => html! { p.error role="alert" { (e.1) } },
+        }
     } else {
-        match measures_api::measure_funnel(
-            caller,
-            State(state.clone()),
-            Query(FunnelQuery { days: form.days.trim().parse().ok() }),
-            form.funnel.clone(),
-        )
-        .await
-        {
-            Ok(Json(report)) => funnel_result(&report),
+        let query = FunnelQuery { days: form.days.trim().parse().ok(), breakdown: None, week: None };
+        match measures_api::measure_funnel(caller, State(state.clone()), Query(query), form.funnel.clone()).await {
+            Ok(Json(report)) => funnel_result(&report, None, ""),
             Err(e) => html! { p.error role="alert" { (e.1) } },
         }
     };
-    render(&state, &user, &form, Some(outcome))
+    render(&state, &user, &form, Some(outcome)).await
 }
 
-fn render(state: &Arc<AppState>, user: &SignedIn, form: &MeasureForm, outcome: Option<Markup>) -> Result<Markup, PageError> {
+async fn render(state: &Arc<AppState>, user: &SignedIn, form: &MeasureForm, outcome: Option<Markup>) -> Result<Markup, PageError> {
     let caller = user.session.caller(state);
+    let saved: Vec<(String, String)> = match measures_api::list_funnels(user.session.caller(state), State(state.clone())).await {
+        Ok(Json(list)) => list["funnels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let steps: Vec<String> = f["definition"]["steps"].as_array().into_iter().flatten().map(|s| text(&s["event"])).collect();
+                (text(&f["name"]), steps.join(" → "))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let content = html! {
+        @if !saved.is_empty() {
+            section aria-labelledby="saved-title" {
+                h2 #saved-title { "Saved funnels" }
+                ul { @for (name, steps) in &saved { li { a href=(format!("/measures/funnels/{}", url_encode(name))) { (name) } " · " (steps) } } }
+            }
+        }
         section aria-labelledby="funnel-title" {
             h2 #funnel-title { "Funnel" }
             form.editor method="post" action="/measures" {
@@ -91,7 +141,10 @@ fn render(state: &Arc<AppState>, user: &SignedIn, form: &MeasureForm, outcome: O
                 textarea #funnel name="funnel" rows="12" spellcheck="false" required { (form.funnel) }
                 label for="days" { "Entries in the last days (empty: all history)" }
                 input #days name="days" type="number" min="1" max="3650" value=(form.days);
-                div.actions { button.primary type="submit" name="action" value="funnel" { "Measure funnel" } }
+                div.actions {
+                    button.primary type="submit" name="action" value="funnel" { "Measure funnel" }
+                    button type="submit" name="action" value="save" { "Save funnel" }
+                }
             }
         }
         section aria-labelledby="experiment-title" {
@@ -118,7 +171,12 @@ fn hours(ms: &Value) -> String {
         .map_or_else(|| "-".into(), |ms| if ms < 172_800_000.0 { format!("{:.1} h", ms / 3.6e6) } else { format!("{:.1} d", ms / 8.64e7) })
 }
 
-fn funnel_result(report: &Value) -> Markup {
+/// The funnel's numbers. A saved funnel's breakdown rows and weeks link to the funnel of just
+/// those profiles; `narrowed` says which, when this is one.
+fn funnel_result(report: &Value, saved: Option<&str>, narrowed: &str) -> Markup {
+    let drill = |parameter: &str, value: &str| {
+        saved.map(|name| format!("/measures/funnels/{}?{parameter}={}", url_encode(name), url_encode(value)))
+    };
     let steps = report["result"]["steps"].as_array().cloned().unwrap_or_default();
     let names: Vec<String> = report["steps"].as_array().into_iter().flatten().map(text).collect();
     let bars: Vec<(String, u64, f64, f64)> = steps
@@ -131,7 +189,7 @@ fn funnel_result(report: &Value) -> Markup {
         .collect();
     let summary = bars.iter().map(|(n, c, share, _)| format!("{n}: {c} ({:.1}%)", share * 100.0)).collect::<Vec<_>>().join(", ");
     html! {
-        h3 { "Funnel " (text(&report["name"])) }
+        h3 { "Funnel " (text(&report["name"])) (narrowed) }
         (charts::funnel_bars(&bars, &summary))
         div.scroll { table.wide {
             thead { tr { th scope="col" { "Step" } th scope="col" .num { "Profiles" } th scope="col" .num { "Of the previous" } th scope="col" .num { "Dropped" } th scope="col" { "Time from the previous (median · p90)" } th scope="col" { "Spread" } } }
@@ -155,6 +213,32 @@ fn funnel_result(report: &Value) -> Markup {
             let counts = w[1].as_array().cloned().unwrap_or_default();
             (super::time(w[0].as_i64().unwrap_or(0)).chars().take(10).collect(), counts.first().and_then(Value::as_u64).unwrap_or(0), counts.last().and_then(Value::as_u64).unwrap_or(0))
         }).collect();
+        @let breakdown: Vec<(String, u64, u64)> = report["result"]["breakdown"].as_array().into_iter().flatten().map(|row| {
+            let counts = row[1].as_array().cloned().unwrap_or_default();
+            (text(&row[0]), counts.first().and_then(Value::as_u64).unwrap_or(0), counts.last().and_then(Value::as_u64).unwrap_or(0))
+        }).collect();
+        @if !breakdown.is_empty() {
+            div.scroll { table.wide {
+                caption { "By value" @if saved.is_some() { ": each opens the funnel of those profiles" } }
+                thead { tr { th scope="col" { "Value" } th scope="col" .num { "Entered" } th scope="col" .num { "Completed" } th scope="col" .num { "Conversion" } } }
+                tbody { @for (value, entered, completed) in &breakdown {
+                    tr {
+                        td { @match drill("breakdown", value).filter(|_| value != "(other)") { Some(href) => a href=(href) { (value) }, None => (value) } }
+                        td.num { (entered) } td.num { (completed) }
+                        td.num { (format!("{:.1}%", *completed as f64 * 100.0 / (*entered).max(1) as f64)) }
+                    }
+                } }
+            } }
+        }
+        @if saved.is_some() && !weekly.is_empty() {
+            div.scroll { table.wide {
+                caption { "By week of entry: each opens the funnel of that week's entries" }
+                thead { tr { th scope="col" { "Week of" } th scope="col" .num { "Entered" } th scope="col" .num { "Completed" } } }
+                tbody { @for (week, entered, completed) in &weekly {
+                    tr { td { @if let Some(href) = drill("week", week) { a href=(href) { (week) } } } td.num { (entered) } td.num { (completed) } }
+                } }
+            } }
+        }
         @if weekly.len() > 1 {
             @let entered: Vec<u64> = weekly.iter().map(|w| w.1).collect();
             @let converted: Vec<u64> = weekly.iter().map(|w| w.2).collect();
