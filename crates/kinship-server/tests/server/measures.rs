@@ -19,6 +19,15 @@ event = "Order Completed"
 where = "total >= 20"
 "#;
 
+fn send(s: &Server, bearer: &str, method: &str, path: &str, body: &str) -> http::Response {
+    let auth = http::bearer(bearer);
+    request(s.addr, method, path, &[("Authorization", &auth), ("Content-Type", "text/plain")], body.as_bytes()).unwrap()
+}
+
+fn counts(report: &serde_json::Value) -> Vec<u64> {
+    report["result"]["steps"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).collect()
+}
+
 fn measure(s: &Server, bearer: &str, body: &str) -> http::Response {
     let auth = http::bearer(bearer);
     request(s.addr, "POST", "/api/v1/funnels/measure", &[("Authorization", &auth), ("Content-Type", "text/plain")], body.as_bytes())
@@ -58,8 +67,7 @@ fn a_funnel_and_an_experiment_over_http_as_each_role_may_see_them() {
     wait_for_profile(s.addr, &s.admin, "user_id:m-36", RESOLVE_WAIT, |v| http::event_names(v).len() >= 4);
 
     let admin = ok(&measure(&s, &s.admin, FUNNEL));
-    let counts: Vec<u64> = admin["result"]["steps"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).collect();
-    assert_eq!(counts, [40, 20, 5], "{admin:#}");
+    assert_eq!(counts(&admin), [40, 20, 5], "{admin:#}");
     assert_eq!(admin["result"]["steps"][1]["time_from_previous"]["median_ms"], 3_600_000);
     assert_eq!(admin["reached"][2].as_array().unwrap().len(), 5, "the buyers, for a role that sees identities");
 
@@ -103,4 +111,46 @@ fn a_funnel_and_an_experiment_over_http_as_each_role_may_see_them() {
     let lines = s.db().audit_lines(&kinship_store::AuditFilter::default(), 1000).unwrap();
     assert!(lines.iter().any(|l| l.line.contains("funnel.measure")), "audited");
     assert!(lines.iter().any(|l| l.line.contains("experiment.read")));
+
+    // Saved, the funnel positions each profile for segments, kept current as events arrive.
+    let saved = FUNNEL.replace("window = \"7 days\"", "window = \"7 days\"\nbreakdown = \"country\"");
+    assert_eq!(send(&s, &analyst, "POST", "/api/v1/funnels", &saved).status, 403, "an analyst may not define");
+    let created = send(&s, &s.admin, "POST", "/api/v1/funnels", &saved);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let carted = json!({ "name": "carted", "expression": "funnel(\"browse_to_buy\").step == 2" });
+    let segment = crate::http::post_json(s.addr, "/api/v1/segments", Some(&http::bearer(&s.admin)), &carted);
+    assert_eq!(segment.status, 201, "{}", segment.text());
+    assert!(segment.text().contains("\"size\":15"), "20 carts, 5 bought: {}", segment.text());
+    // m-2 carted without buying; now it buys, and leaves the segment in real time.
+    let order = json!({"type": "track", "userId": "m-2", "event": "Order Completed", "properties": {"total": 30}, "messageId": "oc-late", "timestamp": "2026-03-04T00:00:00Z"});
+    ok(&crate::http::post_json(s.addr, "/v1/batch", Some(&web), &json!({ "batch": [order] })));
+    let deadline = std::time::Instant::now() + RESOLVE_WAIT;
+    while ok(&get(s.addr, "/api/v1/segments/carted", Some(&s.admin)))["size"] != 14 {
+        assert!(std::time::Instant::now() < deadline, "m-2's order did not move it out of the segment");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let whole = ok(&get(s.addr, "/api/v1/funnels/browse_to_buy", Some(&s.admin)));
+    assert_eq!(counts(&whole), [40, 20, 6]);
+    // Drill-down: one row of the breakdown, one week of the trend (2026-03-01 is a Sunday).
+    let au = ok(&get(s.addr, "/api/v1/funnels/browse_to_buy?breakdown=AU", Some(&s.admin)));
+    assert_eq!(counts(&au), [20, 20, 6]);
+    assert!(au["reached"][2].as_array().unwrap().len() == 6, "{au}");
+    let week = ok(&get(s.addr, "/api/v1/funnels/browse_to_buy?week=2026-02-23", Some(&s.admin)));
+    assert_eq!(counts(&week), [40, 20, 6]);
+    assert_eq!(counts(&ok(&get(s.addr, "/api/v1/funnels/browse_to_buy?week=2026-03-02", Some(&s.admin))))[0], 0);
+    assert_eq!(get(s.addr, "/api/v1/funnels/browse_to_buy?week=2026-03-01", Some(&s.admin)).status, 400, "not a Monday");
+    assert_eq!(get(s.addr, "/api/v1/funnels/nothing", Some(&s.admin)).status, 404);
+    let listed = ok(&get(s.addr, "/api/v1/funnels", Some(&analyst)));
+    assert_eq!(listed["funnels"][0]["definition"]["steps"][2]["where"], "total >= 20");
+    // A funnel quoting a person is refused, without repeating the address.
+    let quoting = saved.replace("browse_to_buy", "one").replace("where = \"total >= 20\"", "where = 'contact == \"m4@example.com\"'");
+    let refused = send(&s, &s.admin, "POST", "/api/v1/funnels", &quoting);
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().contains("quotes an email address") && !refused.text().contains("m4@example.com"), "{}", refused.text());
+    // A funnel a segment reads cannot go; once the segment has gone, it can.
+    assert_eq!(send(&s, &s.admin, "DELETE", "/api/v1/funnels/browse_to_buy", "").status, 409);
+    ok(&send(&s, &s.admin, "DELETE", "/api/v1/segments/carted", ""));
+    ok(&send(&s, &s.admin, "DELETE", "/api/v1/funnels/browse_to_buy", ""));
+    let lines = s.db().audit_lines(&kinship_store::AuditFilter::default(), 1000).unwrap();
+    assert!(lines.iter().any(|l| l.line.contains("funnel.create")) && lines.iter().any(|l| l.line.contains("funnel.delete")));
 }
