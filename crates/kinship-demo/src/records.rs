@@ -274,6 +274,11 @@ impl Records {
             return;
         }
         let start = self.campaigns.partition_point(|(t, _)| *t < p.since);
+        // The email platform tests a subject line on each person's first campaign: half get a
+        // question, which is opened a little more (same draws, so the rest of the data stays
+        // as it was). Exposure is Segment's `Experiment Viewed`.
+        let question = matches!(p.id, PersonId::Real(n) if n % 2 == 1);
+        let mut exposed = false;
         for (ct, campaign) in &self.campaigns[start..] {
             if !rng.random_bool(0.12) {
                 continue;
@@ -282,26 +287,31 @@ impl Records {
             // The email platform stores addresses lower-cased, mostly.
             let email = p.email_at(delivered);
             let email = if rng.random_bool(0.9) { email.to_string() } else { messy_email(rng, email, 1.0, 0.0) };
-            let mut event = |kind: &str, t: i64| {
+            let mut event = |kind: &str, t: i64, variant: Option<&str>| {
                 if t < END {
-                    let body = Json::new()
-                        .str("email", &email)
-                        .str("type", kind)
-                        .str("campaign", campaign)
-                        .str("timestamp", &rfc3339(t, false))
-                        .finish();
+                    let mut body = Json::new();
+                    body.str("email", &email).str("type", kind).str("campaign", campaign);
+                    if let Some(variant) = variant {
+                        body.str("experiment", "subject_line").str("variant", variant);
+                    }
+                    let body = body.str("timestamp", &rfc3339(t, false)).finish();
                     b.events.push(Row { person: p.id, ts: t, body: body[1..].to_string(), good: true });
                 }
             };
-            event("delivered", delivered);
-            if rng.random_bool(0.45) {
+            event("delivered", delivered, None);
+            let in_test = !exposed;
+            if in_test {
+                event("Experiment Viewed", delivered, Some(if question { "question" } else { "control" }));
+                exposed = true;
+            }
+            if rng.random_bool(if in_test && question { 0.55 } else { 0.45 }) {
                 let opened = delivered + rng.random_range(300..3 * DAY);
-                event("opened", opened);
+                event("opened", opened, None);
                 if rng.random_bool(0.3) {
-                    event("clicked", opened + rng.random_range(10..900));
+                    event("clicked", opened + rng.random_range(10..900), None);
                 }
                 if rng.random_bool(0.03) {
-                    event("unsubscribed", opened + rng.random_range(20..600));
+                    event("unsubscribed", opened + rng.random_range(20..600), None);
                     break;
                 }
             }

@@ -93,7 +93,7 @@ pub async fn submit(State(state): State<Arc<AppState>>, user: SignedIn, Form(for
     } else if form.action == "save" {
         match measures_api::create_funnel(caller, State(state.clone()), form.funnel.clone()).await {
             Ok(response) if response.status().is_success() => {
-                html! { p.ok role="status" { "Saved: it is listed under Saved funnels, and segments read it as funnel(\"name\").step." } }
+                html! { p.notice role="status" { "Saved: it is listed under Saved funnels, and segments read it as funnel(\"name\").step." } }
             }
             Ok(response) => {
                 let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();

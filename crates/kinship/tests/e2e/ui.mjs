@@ -246,6 +246,25 @@ try {
   await admin.locator("#outcome details summary", { hasText: "Stopped at step" }).first().click();
   assert.ok(await admin.locator("#outcome ul.ids a[href^='/profiles/']").count() >= 1, "the profiles behind a step link to their pages");
   await shoot(admin, "funnel");
+
+  step("a saved funnel is listed, and one week of its trend opens the funnel of that week's entries");
+  await admin.getByRole("button", { name: "Save funnel" }).click();
+  await admin.locator("#outcome .notice", { hasText: "Saved" }).waitFor();
+  await admin.getByRole("link", { name: "order_to_delivery" }).click();
+  const firstWeek = admin.locator("table caption", { hasText: "By week of entry" }).locator("xpath=..").locator("tbody a").first();
+  const week = (await firstWeek.textContent()).trim();
+  await firstWeek.click();
+  await admin.getByRole("heading", { name: `Funnel order_to_delivery · week of ${week} only` }).waitFor();
+  await admin.getByRole("link", { name: "← the whole funnel" }).waitFor();
+  await shoot(admin, "funnel-week");
+
+  step("an experiment reads out per variant with its interval, from the demo's subject-line test");
+  await admin.getByLabel("Experiment (from `Experiment Viewed` events)").fill("subject_line");
+  await admin.getByLabel("Metric event (conversion to it)").fill("opened");
+  await admin.getByRole("button", { name: "Read out" }).click();
+  await admin.getByRole("img", { name: /lift against control/ }).waitFor();
+  await admin.getByRole("cell", { name: "question", exact: true }).waitFor();
+  await shoot(admin, "experiment");
   await admin.getByLabel("Experiment (from `Experiment Viewed` events)").fill("nobody_saw_this");
   await admin.getByRole("button", { name: "Read out" }).click();
   await admin.locator("#outcome .error", { hasText: "Experiment Viewed" }).waitFor();
