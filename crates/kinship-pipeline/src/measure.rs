@@ -116,8 +116,8 @@ pub fn funnel(audience: &Audience, program: &FunnelProgram, days: Option<u32>, c
         }
         attempts.retain(|(_, own, _)| !own.is_empty());
     }
-    // Profiles in id order, so the drill-down lists the same people every time.
-    attempts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // The drill-down lists profiles in the order the audience holds them (as loaded, then as
+    // they arrived): the same people every time for the same data, without sorting a million.
     let (mut reached, mut dropped) = (vec![Vec::new(); steps], vec![Vec::new(); steps]);
     for (id, own, _) in &attempts {
         if let Some(depth) = own.iter().map(|a| a.depth().min(steps)).max() {

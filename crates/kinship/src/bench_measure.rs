@@ -1,11 +1,15 @@
 //! `kinship bench measure`: the funnel engine over generated timelines (1M profiles, 20M
-//! events), beside DuckDB answering the same funnel in SQL over the same data; one new
-//! event's funnel update; and an experiment readout over 1M exposed profiles.
+//! events), and the server's path over the same profiles held by the audience engine,
+//! beside DuckDB answering the same funnel in SQL over the same data; one new event's funnel
+//! update (engine alone, and through the audience with a segment over the position); and an
+//! experiment readout over 1M exposed profiles.
 
 use crate::bench_segments::mix;
 use anyhow::Result;
 use kinship_measure::experiment::{Adjusted, SampleMean, Settings, Statistic, bayesian, frequentist, sample_ratio_mismatch};
 use kinship_measure::funnel::{Counting, Funnel, Moment, Order, ProfileTimeline, measure};
+use kinship_pipeline::measure::Cohort;
+use kinship_segments::{Audience, DefinitionSource, Kind};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -124,6 +128,8 @@ pub fn run(args: &BenchMeasureArgs) -> Result<()> {
     let pct = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] * 1e6;
     println!("one event      p50 {:.1} µs, p99 {:.1} µs over {} updates ({deeper} went a step further)", pct(0.5), pct(0.99), args.updates);
 
+    let served = audience_path(args, per_profile, &counts)?;
+
     experiment(args.profiles);
 
     if let Some(dir) = args.peer.dir("measure") {
@@ -131,6 +137,7 @@ pub fn run(args: &BenchMeasureArgs) -> Result<()> {
             Ok((load, query, theirs)) => {
                 println!("peer           DuckDB: load {load:.1} s; the same funnel in SQL {:.0} ms (median of 3): {theirs:?}", query * 1e3);
                 println!("ratio          the funnel engine is {:.1}x the peer's query speed", query / times[1]);
+                println!("ratio          the server's path (audience in memory) is {:.1}x the peer's query speed", query / served);
                 if theirs != counts {
                     println!("warning: DuckDB counted {theirs:?}, Kinship {counts:?}");
                 }
@@ -139,6 +146,71 @@ pub fn run(args: &BenchMeasureArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The path a server takes: the same profiles held by the audience engine, the funnel a saved
+/// definition whose steps are judged event by event, the report with its drill-down; and one
+/// new event through the real-time path, re-judging a segment over the profile's funnel
+/// position. Returns the funnel's median time in seconds.
+fn audience_path(args: &BenchMeasureArgs, per_profile: usize, counts: &[u64]) -> Result<f64> {
+    let started = Instant::now();
+    let mut audience = Audience::new();
+    let none = serde_json::Map::new();
+    for p in 0..args.profiles {
+        let events = timeline_of(p, per_profile);
+        audience.upsert_profile(&format!("p{p}"), &none, events.iter().map(|&(ts, name)| (NAMES[name], ts, &none)));
+    }
+    let steps: String = NAMES[..STEPS].iter().map(|n| format!("[[steps]]\nevent = \"{n}\"\n")).collect();
+    let definition = format!("name = \"journey\"\nwindow = \"14 days\"\n{steps}");
+    let now = 90 * DAY;
+    audience.define(DefinitionSource { kind: Kind::Funnel, name: "journey".into(), expression: definition }, now)?;
+    println!(
+        "audience       loaded and the funnel saved in {:.1} s (peak {} MiB)",
+        started.elapsed().as_secs_f64(),
+        crate::bench::peak_rss_mib_text()
+    );
+    let program = audience.saved_funnel("journey").expect("defined").clone();
+    let mut times = Vec::new();
+    let mut report = None;
+    for _ in 0..3 {
+        let t = Instant::now();
+        report = Some(kinship_pipeline::measure::funnel(&audience, &program, None, &Cohort::default()));
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let served: Vec<u64> = report.expect("ran").result.steps.iter().map(|s| s.count).collect();
+    println!(
+        "served funnel  {:.0} ms (median of 3; {:.0}–{:.0} ms), with the drill-down: {served:?}",
+        times[1] * 1e3,
+        times[0] * 1e3,
+        times[2] * 1e3
+    );
+    if served != counts {
+        println!("warning: the server's path counted {served:?}, the engine {counts:?}");
+    }
+
+    audience
+        .define(DefinitionSource { kind: Kind::Segment, name: "deep".into(), expression: "funnel(\"journey\").step >= 3".into() }, now)?;
+    let mut latencies = Vec::with_capacity(args.updates);
+    let mut moved = 0;
+    for u in 0..args.updates {
+        let p = (mix(u as u64 ^ 0xA0A0) % args.profiles as u64) as usize;
+        let mut events = timeline_of(p, per_profile);
+        let at = events.last().map_or(0, |e| e.0 + 1);
+        events.push((at, u % STEPS));
+        let t = Instant::now();
+        let change = audience.upsert_profile(&format!("p{p}"), &none, events.iter().map(|&(ts, name)| (NAMES[name], ts, &none)));
+        moved += audience.evaluate_profile(&format!("p{p}"), &change, now).len();
+        latencies.push(t.elapsed().as_secs_f64());
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] * 1e6;
+    println!(
+        "served event   p50 {:.1} µs, p99 {:.1} µs: profile replaced, funnel position and segment re-judged ({moved} entered or left)",
+        pct(0.5),
+        pct(0.99)
+    );
+    Ok(times[1])
 }
 
 /// An experiment over `profiles` exposed profiles: each profile's revenue before and after
