@@ -231,4 +231,20 @@ mod tests {
         assert!(check_readable(&audience, r#"traits.email == "a@b.co""#, &admin).is_ok());
         assert!(check_readable(&audience, "exists(traits.email)", &marketer()).is_ok(), "a masked value shows that it exists");
     }
+
+    #[test]
+    fn a_segment_over_a_funnel_reads_what_the_funnels_steps_read() {
+        let mut audience = Audience::new();
+        let funnel = "name = \"signup\"\n[[steps]]\nevent = \"Page Viewed\"\nwhere = 'email ends_with \".gov.au\"'\n[[steps]]\nevent = \"Signed Up\"\n";
+        let source = kinship_segments::DefinitionSource { kind: Kind::Funnel, name: "signup".into(), expression: funnel.into() };
+        audience.define(source, 0).unwrap();
+        let analyst = Policy::builtin("analyst").expect("a built-in role");
+        let admin = Policy::builtin("admin").expect("a built-in role");
+        // The analyst may not read emails in clear, so it may not count profiles by a funnel
+        // whose step filters on them either.
+        assert!(analyst.property_access("email") != Access::Allow, "the built-in analyst hides emails");
+        let refused = check_readable(&audience, r#"funnel("signup").step >= 1"#, &analyst).unwrap_err();
+        assert!(refused.contains("funnel `signup`") && refused.contains("email"), "{refused}");
+        assert!(check_readable(&audience, r#"funnel("signup").step >= 1"#, &admin).is_ok());
+    }
 }

@@ -301,14 +301,14 @@ fn a_saved_funnel_positions_profiles_for_segments_and_follows_a_merge() {
     let mut crm = std::fs::read_to_string(dir.join("crm.csv")).unwrap();
     crm.push_str("km,m@example.com,0412 000 111,AU\n");
     std::fs::write(dir.join("crm.csv"), crm).unwrap();
-    let (config, store) = store_for(dir);
+    ingest_source(&mut *store, &config, "crm", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
     let after = audience_of(&*store, &config);
     let m = store.find_profiles("email", "m@example.com").unwrap().remove(0);
     assert_eq!(after.size("carted_not_bought"), Some(50));
     assert!(!after.members("carted_not_bought").unwrap().contains(&m.as_str()));
 
     // A funnel naming a person is refused: erasure could not rewrite it.
-    let mut store = store;
     let mut after = after;
     let quoting = FUNNEL.replace("\"total > 0\"", "'email == \"u1@example.com\"'").replace("visit_to_order", "one_person");
     let refused = kinship_pipeline::audience::define(&mut *store, &config, &mut after, define(Kind::Funnel, "one_person", &quoting));
