@@ -62,6 +62,9 @@ pub struct Config {
     /// Where flows write the traits and lists they set.
     #[serde(default)]
     pub flows: crate::act::FlowsConfig,
+    /// What NPS, revenue and earned growth read.
+    #[serde(default)]
+    pub measures: crate::measure::MeasuresConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

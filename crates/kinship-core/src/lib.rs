@@ -5,6 +5,7 @@ pub mod act;
 pub mod config;
 pub mod config_file;
 pub mod ingest;
+pub mod measure;
 pub mod types;
 
 pub use config::{

@@ -1,7 +1,10 @@
 //! A deterministic, realistically messy customer data set spread over seven business
 //! systems (CRM, shop, invoicing, shipping, help desk, email marketing, NPS survey), with
 //! the `kinship.toml` that connects them and `truth.csv`, which says which person each
-//! record belongs to, so identity resolution can be measured.
+//! record belongs to, so identity resolution can be measured, and `journeys.csv`: which
+//! customers stopped buying after complaining more (churned), which are new and ask
+//! questions, and which placed a large order near the end and called about it (upgraded),
+//! so customer health can be judged against what happened.
 //!
 //! The mess is the kind real systems make: email case and whitespace, phone formats,
 //! nicknames and typos, address abbreviations, missing fields, families sharing one email,
@@ -55,6 +58,9 @@ pub const KINSHIP_TOML: &str = include_str!("kinship.toml");
 /// with its context gathered.
 pub const COMPLAINT_FLOW: &str = include_str!("complaint_to_task.toml");
 
+/// A customer health definition, written as `health/customer.toml`.
+pub const CUSTOMER_HEALTH: &str = include_str!("customer_health.toml");
+
 /// People per written block: large enough to interleave records, small enough for memory.
 const BLOCK: usize = 2048;
 
@@ -73,6 +79,8 @@ pub fn generate(dir: &Path, opts: &DemoOptions, progress: &mut dyn FnMut(&str, u
     std::fs::write(dir.join("inventory.csv"), catalog::inventory_csv())?;
     std::fs::create_dir_all(dir.join("flows"))?;
     std::fs::write(dir.join("flows").join("complaint_to_task.toml"), COMPLAINT_FLOW)?;
+    std::fs::create_dir_all(dir.join("health"))?;
+    std::fs::write(dir.join("health").join("customer.toml"), CUSTOMER_HEALTH)?;
 
     let mut rng = util::Rng::seed_from_u64(opts.seed);
     let n = opts.customers;

@@ -32,6 +32,8 @@ pub struct Block {
     pub tickets: Vec<Row>,
     pub events: Vec<Row>,
     pub nps: Vec<Row>,
+    /// Ground truth of the journeys health is judged on: `journey,at` per person.
+    pub journeys: Vec<Row>,
 }
 
 /// Record generation state shared across people.
@@ -70,11 +72,13 @@ impl Records {
     /// All records of one person.
     pub fn person(&mut self, rng: &mut Rng, p: &mut Person, b: &mut Block) {
         let mut bought = Vec::new();
+        let orders_before = b.orders.len();
         let first_order = self.orders(rng, p, b, &mut bought);
         self.crm(rng, p, b);
         self.tickets(rng, p, b, first_order, &bought);
         self.email_events(rng, p, b);
         self.nps(rng, p, b, first_order);
+        journey(p, b, orders_before, first_order);
     }
 
     fn crm(&mut self, rng: &mut Rng, p: &Person, b: &mut Block) {
@@ -405,6 +409,83 @@ impl Records {
 }
 
 /// 1-4 distinct products, returned as a JSON array and the total in cents.
+/// What customer health is judged on, drawn from the person's own generator so the rest of
+/// the data stays as it was: some repeat customers stop buying, after complaining more and
+/// more (churned); customers who first bought in the last 60 days ask questions (new); and a
+/// few buy a large order near the end and call about it (upgraded). Each is a line of
+/// `journeys.csv`, the ground truth.
+fn journey(p: &Person, b: &mut Block, orders_before: usize, first_order: Option<i64>) {
+    use rand::SeedableRng;
+    let PersonId::Real(n) = p.id else { return };
+    let Some(first) = first_order else { return };
+    let mut own = Rng::seed_from_u64(n ^ 0x6a6f_7572_6e65_7973);
+    let complain = |b: &mut Block, t: i64, subject: &str| {
+        if !p.email_links() || t >= END {
+            return;
+        }
+        let mut j = Json::new();
+        j.str("channel", "email")
+            .str("from_email", p.email_at(t))
+            .str("subject", subject)
+            .str("status", "solved")
+            .str("created_at", &rfc3339(t, true));
+        b.tickets.push(Row { person: p.id, ts: t, body: j.finish()[1..].to_string(), good: true });
+    };
+    let mut times: Vec<i64> = b.orders[orders_before..].iter().map(|o| o.row.ts).collect();
+    times.sort_unstable();
+    let record = |b: &mut Block, journey: &str, at: i64| {
+        b.journeys.push(Row { person: p.id, ts: at, body: format!("{journey},{}", rfc3339(at, false)), good: true });
+    };
+    if times.len() >= 3 && own.random_bool(0.3) {
+        // Stops after an order well before the export, so a backtest 120 days back sees it.
+        let last_kept = (1..times.len() - 1).rev().map(|k| times[k]).find(|t| *t < END - 150 * DAY);
+        if let Some(stop) = last_kept {
+            b.orders.truncate(orders_before + times.iter().filter(|t| **t <= stop).count());
+            let subjects = [
+                "Still no reply about my refund",
+                "Very disappointed with the last order",
+                "Charged twice for one order",
+                "Cancel my account please",
+            ];
+            for k in 0..own.random_range(2..=4) {
+                let t = stop - own.random_range(1..40) * DAY + own.random_range(0..DAY);
+                complain(b, t.max(first), subjects[k % subjects.len()]);
+            }
+            record(b, "churned", stop);
+            return;
+        }
+    }
+    if first > END - 60 * DAY {
+        for _ in 0..own.random_range(1..=2) {
+            let t = first + own.random_range(DAY..20 * DAY);
+            complain(b, t, "How do I care for a merino jumper?");
+        }
+        record(b, "new", first);
+    } else if times.len() >= 2 && own.random_bool(0.08) {
+        let t = END - own.random_range(2..10) * DAY;
+        let mut customer = Json::new();
+        if let Some(id) = p.shop_id {
+            customer.str("id", &format!("S{id}"));
+        }
+        customer.str("email", p.email_at(t)).str("name", &format!("{} {}", p.first, p.last));
+        let total = own.random_range(60_000..120_000);
+        let body = Json::new()
+            .raw("customer", &customer.finish())
+            .raw("items", "[]")
+            .raw("total", &money(total))
+            .str("currency", "AUD")
+            .str("status", "completed")
+            .str("created_at", &rfc3339(t, true))
+            .finish();
+        b.orders.push(Order { row: Row { person: p.id, ts: t, body: body[1..].to_string(), good: true }, invoice: None, shipment: None });
+        for _ in 0..3 {
+            let when = t + own.random_range(3600..2 * DAY);
+            complain(b, when, "Setting up the team order: sizes and delivery");
+        }
+        record(b, "upgraded", t);
+    }
+}
+
 fn items(rng: &mut Rng, bought: &mut Vec<usize>) -> (String, u64) {
     let n = 1 + weighted(rng, &[55, 25, 12, 8]);
     let mut chosen: Vec<usize> = Vec::with_capacity(n);

@@ -42,6 +42,7 @@ pub struct Writer {
     events: Out,
     nps: Out,
     truth: Out,
+    journeys: Out,
     next: Counters,
 }
 
@@ -80,6 +81,7 @@ impl Writer {
             events: Out::create(dir, "email_events.jsonl", None)?,
             nps: Out::create(dir, "nps.csv", Some("response_id,email,score,why_bought,submitted_at"))?,
             truth: Out::create(dir, "truth.csv", Some("source,record_key,person_id"))?,
+            journeys: Out::create(dir, "journeys.csv", Some("person_id,journey,at"))?,
             next: Counters::default(),
         })
     }
@@ -142,13 +144,17 @@ impl Writer {
             self.nps.line(&[&key, &r.body])?;
             truth(t, "nps", &key, r.person)?;
         }
+
+        for r in b.journeys.drain(..) {
+            self.journeys.line(&[&r.person.to_string(), ",", &r.body])?;
+        }
         Ok(())
     }
 
     /// Flushes every file; returns (file name, data rows) in a fixed order.
     pub fn finish(self) -> io::Result<Vec<(String, usize)>> {
         let mut files = Vec::new();
-        for mut o in [self.crm, self.shop, self.invoices, self.shipments, self.tickets, self.events, self.nps, self.truth] {
+        for mut o in [self.crm, self.shop, self.invoices, self.shipments, self.tickets, self.events, self.nps, self.truth, self.journeys] {
             o.w.flush()?;
             files.push((o.name.to_string(), o.rows));
         }

@@ -448,3 +448,212 @@ mod funnels {
         }
     }
 }
+
+/// NPS and its interval against a bootstrap, earned growth on Reichheld's example (in the
+/// module's own tests), and health scores, contexts and alerts on profiles built to match.
+mod customer_success {
+    use kinship_expr::{EventView, ProfileView, Scalar, Schema};
+    use kinship_measure::classify::auc;
+    use kinship_measure::health::{AlertBook, AlertChange, AsOf, Band, HealthProgram, Reason};
+    use kinship_measure::nps::Tally;
+    use serde_json::{json, Value};
+
+    const DAY: i64 = 86_400_000;
+    const NOW: i64 = 1_800_000_000_000;
+
+    struct Event {
+        name: &'static str,
+        at_ms: i64,
+        properties: Value,
+    }
+
+    impl EventView for Event {
+        fn timestamp_ms(&self) -> i64 {
+            self.at_ms
+        }
+        fn property(&self, name: &str) -> Scalar<'_> {
+            self.properties.get(name).map_or(Scalar::Null, Scalar::from_json)
+        }
+    }
+
+    #[derive(Default)]
+    struct Customer {
+        events: Vec<Event>,
+    }
+
+    impl ProfileView for Customer {
+        type Event = Event;
+        fn trait_value(&self, _name: &str) -> Scalar<'_> {
+            Scalar::Null
+        }
+        fn computed(&self, _name: &str) -> Scalar<'_> {
+            Scalar::Null
+        }
+        fn in_segment(&self, _name: &str) -> bool {
+            false
+        }
+        fn event_name<'a>(&'a self, event: &'a Event) -> &'a str {
+            event.name
+        }
+        fn events<'a>(&'a self, name: Option<&'a str>) -> impl DoubleEndedIterator<Item = &'a Event> + 'a {
+            self.events.iter().filter(move |e| name.is_none_or(|n| e.name == n))
+        }
+    }
+
+    /// A customer who first ordered `first` days ago, then `orders` more times in the last 90
+    /// days, opened `tickets` tickets in the last 30, and perhaps upgraded 5 days ago.
+    fn customer(first: i64, orders: i64, tickets: i64, upgraded: bool) -> Customer {
+        let mut events = vec![Event { name: "Order Completed", at_ms: NOW - first * DAY, properties: json!({"total": 40}) }];
+        for k in 0..orders {
+            events.push(Event { name: "Order Completed", at_ms: NOW - (k * 7 + 1) * DAY, properties: json!({"total": 40}) });
+        }
+        for k in 0..tickets {
+            events.push(Event { name: "Ticket Opened", at_ms: NOW - (k + 1) * DAY, properties: json!({}) });
+        }
+        if upgraded {
+            events.push(Event { name: "Invoice Issued", at_ms: NOW - 5 * DAY, properties: json!({"amount": 900}) });
+        }
+        events.sort_by_key(|e| e.at_ms);
+        Customer { events }
+    }
+
+    const HEALTH: &str = r#"
+name = "customer"
+applies = 'any("Order Completed")'
+bands = { red = 40, yellow = 70 }
+alerts = { drop = 25, per_owner_per_day = 2 }
+[[measures]]
+name = "orders"
+value = 'count("Order Completed", last 90 days)'
+points = [[0, 0], [1, 60], [3, 100]]
+weight = 2
+[[measures]]
+name = "tickets"
+value = 'count("Ticket Opened", last 30 days)'
+points = [[0, 100], [2, 50], [5, 0]]
+[[contexts]]
+name = "new customer"
+when = 'days_since(first("Order Completed")) < 60'
+weights = { tickets = 0 }
+explains_alerts = true
+[[contexts]]
+name = "recent upgrade"
+when = 'any("Invoice Issued", amount > 500, last 14 days)'
+explains_alerts = true
+"#;
+
+    #[test]
+    fn a_health_score_explains_itself_and_reads_context() {
+        let health = HealthProgram::parse(HEALTH, &Schema::new()).unwrap();
+        // Three orders (100 points, weight 2) and one ticket (75, weight 1): (200 + 75) / 3.
+        let steady = health.score(&customer(400, 3, 1, false), NOW).unwrap();
+        assert!((steady.score - 275.0 / 3.0).abs() < 1e-9, "{steady:?}");
+        assert_eq!(steady.band, Band::Green);
+        let tickets = &steady.measures[1];
+        assert_eq!((tickets.value, tickets.score, tickets.weight), (Some(1.0), Some(75.0), 1.0));
+        assert!((tickets.contribution - 25.0).abs() < 1e-9);
+        // No orders in 90 days and four tickets: (0 + 2 × 16.7) / 3 = 11.1, red.
+        let leaving = health.score(&customer(400, 0, 4, false), NOW).unwrap();
+        assert_eq!(leaving.band, Band::Red, "{leaving:?}");
+        assert_eq!(leaving.context, None);
+        // A new customer calling as much: tickets do not count, and the context is named.
+        let new = health.score(&customer(20, 1, 4, false), NOW).unwrap();
+        assert_eq!(new.context.as_deref(), Some("new customer"));
+        assert_eq!(new.measures[1].weight, 0.0);
+        assert!((new.score - 80.0).abs() < 1e-9, "two orders in 90 days are 80 points, and only they count: {new:?}");
+        // Nobody who never ordered is scored.
+        assert!(health.score(&Customer::default(), NOW).is_none());
+        // Errors name the part at fault.
+        let wrong = HealthProgram::parse(&HEALTH.replace("weights = { tickets = 0 }", "weights = { calls = 0 }"), &Schema::new());
+        assert!(wrong.err().unwrap().to_string().contains("no measure named `calls`"));
+        let wrong = HealthProgram::parse(&HEALTH.replace("last 30 days)'", "last 30 days'"), &Schema::new());
+        assert!(wrong.err().unwrap().to_string().contains("measures[2] (tickets).value"));
+    }
+
+    #[test]
+    fn alerts_by_exception_open_once_close_by_themselves_and_respect_context_and_limits() {
+        let health = HealthProgram::parse(HEALTH, &Schema::new()).unwrap();
+        let mut book = AlertBook::default();
+        let before = health.score(&customer(400, 3, 0, false), NOW - DAY).unwrap();
+        let now = health.score(&customer(400, 0, 4, false), NOW).unwrap();
+        let changes = book.observe(&health, "p1", "ana", Some(&before), &now, NOW);
+        let opened: Vec<Reason> =
+            changes.iter().filter_map(|c| if let AlertChange::Opened(a) = c { Some(a.reason) } else { None }).collect();
+        assert_eq!(opened, [Reason::EnteredRed, Reason::Dropped], "{changes:?}");
+        // Still red tomorrow: nothing new, one open alert per reason.
+        assert!(book.observe(&health, "p1", "ana", Some(&now), &now, NOW + DAY).is_empty());
+        assert_eq!(book.queue(NOW + DAY).len(), 2);
+        assert!(book.snooze("p1", Reason::Dropped, NOW + 3 * DAY, "on holiday, said so on the phone"));
+        assert_eq!(book.queue(NOW + DAY).len(), 1, "a snoozed alert waits");
+        // The customer comes back: both close by themselves.
+        let back = health.score(&customer(400, 3, 0, false), NOW + 2 * DAY).unwrap();
+        let closed = book.observe(&health, "p1", "ana", Some(&now), &back, NOW + 2 * DAY);
+        assert_eq!(closed.len(), 2, "{closed:?}");
+        assert!(book.queue(NOW + 5 * DAY).is_empty());
+        // An upgrader whose score falls is explained by the upgrade: no alert.
+        let upgraded = health.score(&customer(400, 0, 4, true), NOW).unwrap();
+        assert_eq!(upgraded.context.as_deref(), Some("recent upgrade"));
+        assert!(book.observe(&health, "p2", "ana", Some(&before), &upgraded, NOW).is_empty());
+        // Over the owner's two a day, the rest are held back and summarised.
+        let mut held = 0;
+        for p in ["p3", "p4", "p5"] {
+            held += book.observe(&health, p, "bo", None, &now, NOW).iter().filter(|c| matches!(c, AlertChange::HeldBack { .. })).count();
+        }
+        assert_eq!(held, 1, "p3 and p4 raise, p5 is held back");
+        assert_eq!(book.held_back(NOW).get("bo"), Some(&1));
+    }
+
+    #[test]
+    fn scoring_the_past_leaves_the_future_out_and_separates_who_left() {
+        let health = HealthProgram::parse(HEALTH, &Schema::new()).unwrap();
+        // Twenty customers: the even ones stop ordering and call; as of 30 days ago they are
+        // still fine, today they are not.
+        let people: Vec<(Customer, bool)> =
+            (0..20).map(|i| if i % 2 == 0 { (customer(400, 0, 3, false), true) } else { (customer(400, 4, 0, false), false) }).collect();
+        let as_of = NOW - 60 * DAY;
+        let then = health.score(&AsOf { profile: &people[0].0, until_ms: as_of }, as_of).unwrap();
+        assert_eq!(then.measures[1].value, Some(0.0), "tickets opened since are not seen: {then:?}");
+        let scored: Vec<(f64, bool)> = people.iter().map(|(c, left)| (-health.score(c, NOW).unwrap().score, *left)).collect();
+        assert_eq!(auc(&scored), Some(1.0), "today's scores separate who left");
+    }
+
+    /// The interval against a bootstrap: over random response sets, the 95% half-width is
+    /// within a few percent of the bootstrap's (percentile) half-width.
+    #[test]
+    fn the_nps_interval_agrees_with_a_bootstrap() {
+        let mut rng = super::Rng(0x1234_5678_9abc_def1);
+        for case in 0..20 {
+            let n = 200 + case * 50;
+            let (p, d) = (0.2 + 0.03 * case as f64 % 0.5, 0.1 + 0.02 * case as f64 % 0.3);
+            let answers: Vec<f64> = (0..n)
+                .map(|_| {
+                    let u = rng.next();
+                    if u < p {
+                        10.0
+                    } else if u < p + d {
+                        3.0
+                    } else {
+                        8.0
+                    }
+                })
+                .collect();
+            let mut tally = Tally::default();
+            answers.iter().for_each(|a| {
+                tally.add(*a, 1.0);
+            });
+            let score = tally.score(1).unwrap();
+            let mut resampled: Vec<f64> = (0..2000)
+                .map(|_| {
+                    let mut t = Tally::default();
+                    for _ in 0..n {
+                        t.add(answers[(rng.next() * n as f64) as usize % n], 1.0);
+                    }
+                    t.score(1).unwrap().nps
+                })
+                .collect();
+            resampled.sort_by(f64::total_cmp);
+            let half = (resampled[1949] - resampled[50]) / 2.0;
+            assert!((half - score.margin).abs() / score.margin < 0.12, "case {case}: bootstrap ±{half:.2}, formula ±{:.2}", score.margin);
+        }
+    }
+}

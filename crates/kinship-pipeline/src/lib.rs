@@ -15,6 +15,7 @@ pub mod measure;
 mod profile;
 pub mod readable;
 mod resolve;
+pub mod success;
 
 pub use fuzzy::FuzzyIndex;
 pub use incremental::{reresolve_profiles, resolve_new_records, split_record, IncrementalReport, RESOLVED_THROUGH};

@@ -12,6 +12,8 @@ mod measure;
 mod postgres_source;
 #[path = "pipeline/shared_store.rs"]
 mod shared_store;
+#[path = "pipeline/success.rs"]
+mod success;
 
 use kinship_core::{Config, LinkConstraint};
 use kinship_pipeline::governance::SuppressionCheck;

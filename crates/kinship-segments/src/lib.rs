@@ -217,13 +217,20 @@ fn reference(kind: Kind, name: &str) -> Option<Reference> {
     }
 }
 
-/// One profile as a program sees it.
-struct View<'a> {
+/// One held profile as a program sees it: what a host measuring over the audience reads
+/// ([`Audience::map_profiles`]).
+pub struct HeldProfile<'a> {
     catalog: &'a Catalog,
     profile: &'a Profile,
 }
 
-impl ProfileView for View<'_> {
+impl HeldProfile<'_> {
+    pub fn id(&self) -> &str {
+        &self.profile.id
+    }
+}
+
+impl ProfileView for HeldProfile<'_> {
     type Event = Event;
 
     fn trait_value(&self, name: &str) -> kinship_expr::Scalar<'_> {
@@ -590,7 +597,7 @@ impl Audience {
                 .par_iter_mut()
                 .flatten()
                 .filter_map(|p| {
-                    let value = Held::from_scalar(program.evaluate(&View { catalog, profile: p }, &context));
+                    let value = Held::from_scalar(program.evaluate(&HeldProfile { catalog, profile: p }, &context));
                     let before = std::mem::replace(&mut p.values[position], value);
                     membership_change(d.kind, &before, &p.values[position]).map(|entered| (p.id.to_string(), entered))
                 })
@@ -674,7 +681,7 @@ impl Audience {
             let d = &self.catalog.definitions[position];
             // A funnel holds no value per profile: segments read its position when evaluated.
             let Some(program) = d.compiled.program() else { continue };
-            let value = Held::from_scalar(program.evaluate(&View { catalog: &self.catalog, profile }, &context));
+            let value = Held::from_scalar(program.evaluate(&HeldProfile { catalog: &self.catalog, profile }, &context));
             let before = std::mem::replace(&mut profile.values[position], value);
             if let Some(entered) = membership_change(d.kind, &before, &profile.values[position]) {
                 if entered {
@@ -706,7 +713,7 @@ impl Audience {
             .par_iter()
             .flatten()
             .filter_map(|profile| {
-                let view = View { catalog, profile };
+                let view = HeldProfile { catalog, profile };
                 let attempts = funnel.attempts(&program.moments(&view));
                 if attempts.is_empty() {
                     return None;
@@ -727,6 +734,13 @@ impl Audience {
         self.attempts_of(program, funnel, program.definition.breakdown.as_deref())
     }
 
+    /// Runs `visit` on every held profile in parallel and keeps what it returns, in the
+    /// audience's order: for hosts measuring over the profiles (NPS, growth, health).
+    pub fn map_profiles<T: Send>(&self, visit: impl Fn(&HeldProfile<'_>) -> Option<T> + Sync + Send) -> Vec<T> {
+        let catalog = &self.catalog;
+        self.profiles.par_iter().flatten().filter_map(|profile| visit(&HeldProfile { catalog, profile })).collect()
+    }
+
     /// A saved funnel's program.
     pub fn saved_funnel(&self, name: &str) -> Option<&FunnelProgram> {
         self.catalog.funnel(name).map(|state| &state.program)
@@ -739,7 +753,7 @@ impl Audience {
         let program = self.compile_expression(&source)?;
         let context = EvalContext::at(now_ms);
         let catalog = &self.catalog;
-        let matches = |p: &&Profile| program.matches(&View { catalog, profile: p }, &context);
+        let matches = |p: &&Profile| program.matches(&HeldProfile { catalog, profile: p }, &context);
         let count = self.profiles.par_iter().flatten().filter(matches).count();
         let mut picked: Vec<String> = self.profiles.iter().flatten().filter(matches).take(sample).map(|p| p.id.to_string()).collect();
         picked.sort();

@@ -34,6 +34,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(crate::segments_api::routes())
         .merge(crate::flows_api::routes())
         .merge(crate::measures_api::routes())
+        .merge(crate::success_api::routes())
 }
 
 #[derive(OpenApi)]
@@ -385,7 +386,8 @@ async fn openapi(caller: Caller) -> Result<Json<utoipa::openapi::OpenApi>, ApiEr
         ApiDoc::openapi()
             .merge_from(crate::segments_api::SegmentsDoc::openapi())
             .merge_from(crate::flows_api::FlowsDoc::openapi())
-            .merge_from(crate::measures_api::MeasuresDoc::openapi()),
+            .merge_from(crate::measures_api::MeasuresDoc::openapi())
+            .merge_from(crate::success_api::SuccessDoc::openapi()),
     ))
 }
 

@@ -28,6 +28,7 @@ mod schedule;
 mod search;
 mod segments_api;
 mod state;
+mod success_api;
 mod web;
 mod writer;
 

@@ -13,6 +13,7 @@ mod progress;
 mod segment_commands;
 mod server_commands;
 mod source_commands;
+mod success_commands;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -81,6 +82,13 @@ enum Command {
     /// Experiments' readouts from their exposures.
     #[command(subcommand)]
     Experiment(measure_commands::ExperimentCommand),
+    /// NPS with its 95% interval, overall, revenue-weighted and by month, cohort, segment or property.
+    Nps(success_commands::NpsArgs),
+    /// Earned growth per period (Reichheld): net revenue retention and new revenue earned or bought.
+    Growth(success_commands::GrowthArgs),
+    /// Customer health scores, their exceptions, and a backtest against who stopped buying.
+    #[command(subcommand)]
+    Health(success_commands::HealthCommand),
     /// Print the audit log (filtered), or `audit verify` its integrity.
     Audit(governance_commands::AuditArgs),
     /// Erase a person (GDPR art. 17): delete everything held, rewrite storage, suppress their identifiers.
@@ -123,6 +131,9 @@ fn main() -> ExitCode {
         Command::Delivery(cmd) => flow_commands::delivery(data, &cmd),
         Command::Funnel(cmd) => measure_commands::funnel(data, &cmd),
         Command::Experiment(cmd) => measure_commands::experiment(data, &cmd),
+        Command::Nps(args) => success_commands::nps(data, &args),
+        Command::Growth(args) => success_commands::growth(data, &args),
+        Command::Health(cmd) => success_commands::health(data, &cmd),
         Command::Audit(args) => governance_commands::audit(data, &args),
         Command::Erase(args) => governance_commands::erase(data, &args),
         Command::Export(args) => governance_commands::export(data, &args),

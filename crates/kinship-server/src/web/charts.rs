@@ -90,6 +90,36 @@ pub fn intervals(rows: &[(String, f64, f64, f64)], label: &str) -> Markup {
     }
 }
 
+/// A measure over time with its interval as a shaded band, on a scale from `min` to `max`
+/// with a line at zero: (label, value, low, high) per point, oldest first.
+pub fn band(points: &[(String, f64, f64, f64)], min: f64, max: f64, label: &str) -> Markup {
+    const WIDTH: f64 = 600.0;
+    const HEIGHT: f64 = 160.0;
+    const PAD: f64 = 24.0;
+    let x = |i: usize| PAD + (WIDTH - 2.0 * PAD) * if points.len() > 1 { i as f64 / (points.len() - 1) as f64 } else { 0.5 };
+    let y = |v: f64| PAD + (HEIGHT - 2.0 * PAD) * (1.0 - ((v.clamp(min, max) - min) / (max - min).max(f64::EPSILON)));
+    let line: Vec<String> = points.iter().enumerate().map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.1))).collect();
+    let upper = points.iter().enumerate().map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.3)));
+    let lower = points.iter().enumerate().rev().map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.2)));
+    let area: Vec<String> = upper.chain(lower).collect();
+    html! {
+        svg.band viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(label) {
+            line.axis x1=(format!("{PAD}")) x2=(format!("{:.1}", WIDTH - PAD)) y1=(format!("{:.1}", y(0.0))) y2=(format!("{:.1}", y(0.0))) {}
+            polygon.interval points=(area.join(" ")) {}
+            polyline points=(line.join(" ")) {}
+            @for (i, (name, value, low, high)) in points.iter().enumerate() {
+                circle cx=(format!("{:.1}", x(i))) cy=(format!("{:.1}", y(*value))) r="3" {
+                    title { (name) ": " (format!("{value:+.1} [{low:+.1}, {high:+.1}]")) }
+                }
+            }
+            @if let (Some(first), Some(last)) = (points.first(), points.last()) {
+                text x=(format!("{PAD}")) y=(format!("{:.1}", HEIGHT - 4.0)) { (first.0) }
+                text x=(format!("{:.1}", WIDTH - PAD)) y=(format!("{:.1}", HEIGHT - 4.0)) text-anchor="end" { (last.0) }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -106,6 +136,10 @@ mod tests {
         assert!(svg.contains("3 · 30.0%"));
         let svg = super::intervals(&[("treatment".into(), 0.05, -0.01, 0.11)], "lift").into_string();
         assert!(svg.contains("+5.00% [-1.00%, +11.00%]"), "{svg}");
+        let svg = super::band(&[("2026-01".into(), 30.0, 15.0, 45.0), ("2026-02".into(), -10.0, -30.0, 10.0)], -100.0, 100.0, "nps")
+            .into_string();
+        // 30 on a −100…100 scale is 35% of the way down the 112-high plot, below its 24 margin.
+        assert!(svg.contains(r#"cy="63.2""#) && svg.contains("2026-02: -10.0 [-30.0, +10.0]"), "{svg}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod profile;
 mod segments;
 pub mod session;
 mod signin;
+mod success;
 mod tasks;
 
 use crate::http::{ApiError, Caller};
@@ -62,6 +63,7 @@ pub fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/flows", get(tasks::flows).post(tasks::submit_flow))
         .route("/measures", get(measures::page).post(measures::submit))
         .route("/measures/funnels/{name}", get(measures::saved))
+        .route("/success", get(success::page).post(success::submit))
         .route("/audit", get(pages::audit))
         .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("assets/app.css")) }))
         .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("assets/app.js")) }))
@@ -135,6 +137,7 @@ const NAV: &[(&str, &str, Capability)] = &[
     ("/tasks", "Tasks", Capability::ReadTasks),
     ("/flows", "Flows", Capability::ReadFlows),
     ("/measures", "Measures", Capability::ReadSegments),
+    ("/success", "Customer success", Capability::ReadSegments),
     ("/connections", "Connections", Capability::ReadSources),
     ("/audit", "Audit", Capability::ReadAudit),
 ];

@@ -1,0 +1,478 @@
+//! Customer success over the audience in memory: NPS with its interval (overall, weighted by
+//! revenue, and by month, first-purchase cohort, segment or a property of the answer), the
+//! share of detractors among customers who stopped buying, Reichheld's earned growth per
+//! period from revenue events, and health scores with the exceptions of the week and a
+//! backtest against who actually stopped. The arithmetic is `kinship-measure`'s; this module
+//! reads each profile's events (every source, after resolution) as `[measures]` says.
+
+use crate::{PipelineError, Result};
+use kinship_core::measure::MeasuresConfig;
+use kinship_expr::{EventView, ProfileView, Program, Scalar};
+use kinship_measure::classify::{self, Logistic};
+use kinship_measure::growth::{self, Came, Growth};
+use kinship_measure::health::{AlertBook, AlertChange, AsOf, Band, HealthProgram, Scored};
+use kinship_measure::nps::{Group, Score, Tally};
+use kinship_segments::{Audience, HeldProfile, Kind};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+const DAY: i64 = 86_400_000;
+/// How many profiles a number lists (the drill-down).
+const SAMPLE: usize = 50;
+
+/// A property's value as a number: a number, or text that reads as one.
+fn number(value: Scalar<'_>) -> Option<f64> {
+    match value {
+        Scalar::Number(n) if n.is_finite() => Some(n),
+        Scalar::Str(s) => s.trim().parse().ok().filter(|n: &f64| n.is_finite()),
+        _ => None,
+    }
+}
+
+fn text(value: Scalar<'_>) -> Option<String> {
+    match value {
+        Scalar::Null => None,
+        Scalar::Str(s) => Some(s.to_string()),
+        other => Some(other.to_json().to_string()),
+    }
+}
+
+/// `YYYY-MM` of an instant (UTC).
+fn month_of(ms: i64) -> String {
+    kinship_expr::format_timestamp(ms).chars().take(7).collect()
+}
+
+/// A duration from the configuration, or an error naming the setting.
+fn config_duration(text: &str, setting: &str) -> Result<i64> {
+    kinship_expr::parse_duration(text)
+        .ok_or_else(|| PipelineError::Config(format!("{setting}: `{text}` is not a duration: write `90 days` or `12 weeks`")))
+}
+
+/// A profile's revenue events: (time, amount), oldest first.
+fn revenue_of(profile: &HeldProfile<'_>, config: &MeasuresConfig) -> Vec<(i64, f64)> {
+    profile
+        .events(Some(&config.revenue.event))
+        .filter_map(|e| Some((e.timestamp_ms(), number(e.property(&config.revenue.amount))?)))
+        .collect()
+}
+
+/// The instant these measures are read as of: the newest event any profile holds, or now if
+/// that is later than now (a clock ahead). An export loaded today is read as of when it was
+/// taken, so "the last 90 days" means the export's last 90 days; a live system's newest
+/// event is a moment ago.
+pub fn data_now(audience: &Audience) -> i64 {
+    let newest = audience.map_profiles(|p| p.events(None).next_back().map(|e| e.timestamp_ms())).into_iter().max();
+    newest.map_or_else(crate::now_ms, |t| t.min(crate::now_ms()))
+}
+
+/// How NPS answers are grouped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NpsBy {
+    /// The month of the answer.
+    Month,
+    /// The month of the customer's first revenue event.
+    Cohort,
+    /// Each segment the profile is in now.
+    Segment,
+    /// A property of the answer (the channel, the survey).
+    Property(String),
+}
+
+impl std::str::FromStr for NpsBy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "month" => Ok(NpsBy::Month),
+            "cohort" => Ok(NpsBy::Cohort),
+            "segment" => Ok(NpsBy::Segment),
+            other => match other.strip_prefix("property:") {
+                Some(p) if !p.is_empty() => Ok(NpsBy::Property(p.to_string())),
+                _ => Err(format!("`{other}`: group by month, cohort, segment or property:NAME")),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NpsGroup {
+    pub label: String,
+    pub answers: u64,
+    /// `None` under `min_answers`: shown as insufficient.
+    pub score: Option<Score>,
+    /// Some of the profiles that answered (the drill-down).
+    pub profiles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NpsReport {
+    pub answers: u64,
+    pub min_answers: u64,
+    pub overall: Option<Score>,
+    /// Each answer weighted by its customer's lifetime revenue.
+    pub revenue_weighted: Option<Score>,
+    pub groups: Vec<NpsGroup>,
+    /// Of customers who answered, by whether they have stopped buying (no revenue event in
+    /// `churn_after`): how many, and the share whose latest answer was a detractor's.
+    pub churned_answered: u64,
+    pub detractors_among_churned: Option<f64>,
+    pub active_answered: u64,
+    pub detractors_among_active: Option<f64>,
+    /// Some detractors and promoters by their latest answer (the drill-down).
+    pub detractors: Vec<String>,
+    pub promoters: Vec<String>,
+}
+
+/// One profile's part in NPS.
+struct Answers {
+    id: String,
+    /// (group labels, score)
+    answers: Vec<(Vec<String>, f64)>,
+    latest: Option<f64>,
+    revenue: f64,
+    churned: Option<bool>,
+}
+
+/// NPS over every profile's survey answers, grouped `by`.
+pub fn nps(audience: &Audience, config: &MeasuresConfig, by: &NpsBy, now_ms: i64) -> Result<NpsReport> {
+    let churn_after = config_duration(&config.churn_after, "measures.churn_after")?;
+    let segments: Vec<String> = audience.definitions().into_iter().filter(|d| d.kind == Kind::Segment).map(|d| d.name).collect();
+    let per_profile = audience.map_profiles(|profile| {
+        let mut answers = Vec::new();
+        let mut latest = None;
+        let revenue = revenue_of(profile, config);
+        let cohort = revenue.first().map_or_else(|| "no purchase".to_string(), |(t, _)| month_of(*t));
+        let member_of: Vec<String> = match by {
+            NpsBy::Segment => segments.iter().filter(|s| profile.in_segment(s)).cloned().collect(),
+            _ => Vec::new(),
+        };
+        for e in profile.events(Some(&config.nps.event)) {
+            let Some(score) = number(e.property(&config.nps.score)).filter(|s| Group::of(*s).is_some()) else { continue };
+            let labels = match by {
+                NpsBy::Month => vec![month_of(e.timestamp_ms())],
+                NpsBy::Cohort => vec![cohort.clone()],
+                NpsBy::Segment => member_of.clone(),
+                NpsBy::Property(p) => vec![text(e.property(p)).unwrap_or_else(|| "(none)".into())],
+            };
+            answers.push((labels, score));
+            latest = Some(score);
+        }
+        if answers.is_empty() {
+            return None;
+        }
+        let churned = revenue.last().map(|(t, _)| *t < now_ms - churn_after);
+        Some(Answers { id: profile.id().to_string(), answers, latest, revenue: revenue.iter().map(|r| r.1).sum(), churned })
+    });
+    let (mut overall, mut weighted) = (Tally::default(), Tally::default());
+    let mut groups: BTreeMap<String, (Tally, Vec<String>)> = BTreeMap::new();
+    let (mut churned, mut active) = ((0u64, 0u64), (0u64, 0u64));
+    let (mut detractors, mut promoters) = (Vec::new(), Vec::new());
+    for p in &per_profile {
+        for (labels, score) in &p.answers {
+            overall.add(*score, 1.0);
+            weighted.add(*score, p.revenue);
+            for label in labels {
+                let (tally, ids) = groups.entry(label.clone()).or_default();
+                tally.add(*score, 1.0);
+                if ids.len() < SAMPLE && ids.last() != Some(&p.id) {
+                    ids.push(p.id.clone());
+                }
+            }
+        }
+        let group = p.latest.and_then(Group::of);
+        let detractor = u64::from(group == Some(Group::Detractor));
+        match p.churned {
+            Some(true) => churned = (churned.0 + 1, churned.1 + detractor),
+            Some(false) => active = (active.0 + 1, active.1 + detractor),
+            None => {}
+        }
+        match group {
+            Some(Group::Detractor) if detractors.len() < SAMPLE => detractors.push(p.id.clone()),
+            Some(Group::Promoter) if promoters.len() < SAMPLE => promoters.push(p.id.clone()),
+            _ => {}
+        }
+    }
+    let share = |(n, d): (u64, u64)| (n > 0).then(|| d as f64 / n as f64);
+    Ok(NpsReport {
+        answers: overall.answers,
+        min_answers: config.min_answers,
+        overall: overall.score(config.min_answers),
+        revenue_weighted: weighted.score(config.min_answers),
+        groups: groups
+            .into_iter()
+            .map(|(label, (tally, profiles))| NpsGroup { label, answers: tally.answers, score: tally.score(config.min_answers), profiles })
+            .collect(),
+        churned_answered: churned.0,
+        detractors_among_churned: share(churned),
+        active_answered: active.0,
+        detractors_among_active: share(active),
+        detractors,
+        promoters,
+    })
+}
+
+/// The length of a growth period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Month,
+    Quarter,
+    Year,
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "month" => Ok(Period::Month),
+            "quarter" => Ok(Period::Quarter),
+            "year" => Ok(Period::Year),
+            other => Err(format!("`{other}`: a period is month, quarter or year")),
+        }
+    }
+}
+
+impl Period {
+    fn months(self) -> i64 {
+        match self {
+            Period::Month => 1,
+            Period::Quarter => 3,
+            Period::Year => 12,
+        }
+    }
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm), month 1–12.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The start (ms) of the period `offset` periods after the one holding `at_ms`.
+fn period_start(period: Period, at_ms: i64, offset: i64) -> i64 {
+    let date = kinship_expr::format_timestamp(at_ms);
+    let (year, month) = (date[..4].parse::<i64>().unwrap_or(1970), date[5..7].parse::<i64>().unwrap_or(1));
+    let index = year * 12 + (month - 1);
+    let first = index - index.rem_euclid(period.months()) + offset * period.months();
+    days_from_civil(first.div_euclid(12), first.rem_euclid(12) + 1, 1) * DAY
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GrowthPeriod {
+    pub label: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The period holding now, not over yet.
+    pub partial: bool,
+    pub growth: Growth,
+    /// Some of the profiles behind the numbers: new customers who came earned and bought,
+    /// and last period's customers who bought nothing this period.
+    pub earned: Vec<String>,
+    pub bought: Vec<String>,
+    pub lost: Vec<String>,
+}
+
+/// Earned growth for each of the last `count` periods (the last one holding now), from every
+/// profile's revenue events.
+pub fn growth(audience: &Audience, config: &MeasuresConfig, period: Period, count: usize, now_ms: i64) -> Result<Vec<GrowthPeriod>> {
+    let count = count.clamp(1, 120);
+    let earned = match &config.earned {
+        Some(text) => Some(
+            kinship_expr::compile_segment(text, &audience.schema())
+                .map_err(|e| PipelineError::Config(format!("measures.earned: {}", e.render(text))))?,
+        ),
+        None => None,
+    };
+    // starts[0] opens the period before the first shown; starts[count + 1] closes the last.
+    let starts: Vec<i64> = (0..=count as i64 + 1).map(|k| period_start(period, now_ms, k - count as i64)).collect();
+    let context = kinship_expr::EvalContext::at(now_ms);
+    let per_profile = audience.map_profiles(|profile| {
+        let revenue = revenue_of(profile, config);
+        let first = revenue.first()?.0;
+        let mut per_period = vec![0.0; count + 1];
+        for (t, amount) in &revenue {
+            let k = starts.partition_point(|s| s <= t);
+            if (1..=count + 1).contains(&k) {
+                per_period[k - 1] += amount;
+            }
+        }
+        let came = match &earned {
+            Some(program) if Program::matches(program, profile, &context) => Came::Earned,
+            _ => Came::Bought,
+        };
+        Some((profile.id().to_string(), first, per_period, came))
+    });
+    let periods = (1..=count)
+        .map(|k| {
+            let customers: Vec<growth::Customer> = per_profile
+                .iter()
+                .map(|(_, first, revenue, came)| growth::Customer {
+                    previous: revenue[k - 1],
+                    current: revenue[k],
+                    earlier: *first < starts[k - 1],
+                    came: *came,
+                })
+                .collect();
+            let sample = |keep: &dyn Fn(&growth::Customer) -> bool| -> Vec<String> {
+                per_profile.iter().zip(&customers).filter(|(_, c)| keep(c)).take(SAMPLE).map(|(p, _)| p.0.clone()).collect()
+            };
+            let new = |c: &growth::Customer| c.previous <= 0.0 && c.current > 0.0 && !c.earlier;
+            GrowthPeriod {
+                label: kinship_expr::format_timestamp(starts[k]).chars().take(if period == Period::Month { 7 } else { 10 }).collect(),
+                start_ms: starts[k],
+                end_ms: starts[k + 1],
+                partial: starts[k + 1] > now_ms,
+                earned: sample(&|c| new(c) && c.came == Came::Earned),
+                bought: sample(&|c| new(c) && c.came == Came::Bought),
+                lost: sample(&|c| c.previous > 0.0 && c.current <= 0.0),
+                growth: growth::growth(customers.iter().copied()),
+            }
+        })
+        .collect();
+    Ok(periods)
+}
+
+/// Health over every profile: how many in each band, the distribution, the lowest scores with
+/// their reasons, and the exceptions of the last week (alerts a week-old score would not have
+/// raised, context applied, the daily limit per owner counted).
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    pub name: String,
+    pub scored: u64,
+    pub red: u64,
+    pub yellow: u64,
+    pub green: u64,
+    /// Profiles per ten points (0–9, 10–19, …, 90–100).
+    pub distribution: Vec<u64>,
+    /// The lowest scores, each with its explanation.
+    pub lowest: Vec<(String, Scored)>,
+    pub alerts: Vec<AlertChange>,
+    /// Low scores or falls a context explained (no alert).
+    pub explained: u64,
+}
+
+/// Scores every profile now and compares with a week ago for the alerts.
+pub fn health(audience: &Audience, program: &HealthProgram, now_ms: i64) -> HealthReport {
+    let week_ago = now_ms - 7 * DAY;
+    let mut scored = audience.map_profiles(|profile| {
+        let current = program.score(profile, now_ms)?;
+        let previous = program.score(&AsOf { profile, until_ms: week_ago }, week_ago);
+        Some((profile.id().to_string(), previous, current))
+    });
+    scored.sort_by(|a, b| a.2.score.total_cmp(&b.2.score).then_with(|| a.0.cmp(&b.0)));
+    let mut report = HealthReport {
+        name: program.definition.name.clone(),
+        scored: scored.len() as u64,
+        red: 0,
+        yellow: 0,
+        green: 0,
+        distribution: vec![0; 10],
+        lowest: Vec::new(),
+        alerts: Vec::new(),
+        explained: 0,
+    };
+    let mut book = AlertBook::default();
+    for (id, previous, current) in &scored {
+        match current.band {
+            Band::Red => report.red += 1,
+            Band::Yellow => report.yellow += 1,
+            Band::Green => report.green += 1,
+        }
+        report.distribution[((current.score / 10.0) as usize).min(9)] += 1;
+        if report.lowest.len() < SAMPLE {
+            report.lowest.push((id.clone(), current.clone()));
+        }
+        if program.alert_reasons(previous.as_ref(), current).1.is_some() {
+            report.explained += 1;
+        }
+        // Owners are not assigned yet: one queue, under the daily limit.
+        report.alerts.extend(book.observe(program, id, "unassigned", previous.as_ref(), current, now_ms));
+    }
+    report
+}
+
+/// How well the score, computed as of a past date, foretold who stopped buying in the
+/// following horizon, beside a logistic regression fitted on the same measures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backtest {
+    pub as_of_ms: i64,
+    pub horizon_days: u32,
+    /// Customers active at the date (a revenue event within `churn_after` before it).
+    pub customers: u64,
+    /// Of them, those with no revenue event in the horizon.
+    pub churned: u64,
+    /// Area under the ROC curve on the held-out half (low score foretelling churn).
+    pub health_auc: Option<f64>,
+    pub baseline_auc: Option<f64>,
+    /// Of the lowest-scored tenth of the held-out half, the share that churned.
+    pub health_precision_top: Option<f64>,
+    pub baseline_precision_top: Option<f64>,
+    /// Per band: customers and the share that churned.
+    pub calibration: Vec<(Band, u64, Option<f64>)>,
+    pub baseline: Option<Logistic>,
+    pub measures: Vec<String>,
+}
+
+/// Scores every customer as of `as_of_ms` (its events up to then) and compares with who
+/// bought nothing in the next `horizon_days`. The baseline is fitted on half the customers
+/// (by a hash of the id) and both are judged on the other half.
+pub fn backtest(
+    audience: &Audience,
+    config: &MeasuresConfig,
+    program: &HealthProgram,
+    as_of_ms: i64,
+    horizon_days: u32,
+) -> Result<Backtest> {
+    let churn_after = config_duration(&config.churn_after, "measures.churn_after")?;
+    let horizon = i64::from(horizon_days) * DAY;
+    let rows = audience.map_profiles(|profile| {
+        let revenue = revenue_of(profile, config);
+        let active = revenue.iter().any(|(t, _)| *t <= as_of_ms && *t > as_of_ms - churn_after);
+        if !active {
+            return None;
+        }
+        let churned = !revenue.iter().any(|(t, _)| *t > as_of_ms && *t <= as_of_ms + horizon);
+        let then = AsOf { profile, until_ms: as_of_ms };
+        let scored = program.score(&then, as_of_ms)?;
+        let held_out = fxhash(profile.id()) % 2 == 1;
+        Some((scored, program.values(&then, as_of_ms), churned, held_out))
+    });
+    let train: Vec<(Vec<f64>, bool)> = rows.iter().filter(|r| !r.3).map(|r| (r.1.clone(), r.2)).collect();
+    let baseline = Logistic::fit(&train);
+    let test: Vec<_> = rows.iter().filter(|r| r.3).collect();
+    let health: Vec<(f64, bool)> = test.iter().map(|r| (-r.0.score, r.2)).collect();
+    let modelled: Vec<(f64, bool)> = match &baseline {
+        Some(model) => test.iter().map(|r| (model.predict(&r.1), r.2)).collect(),
+        None => Vec::new(),
+    };
+    let top = (test.len() / 10).max(1);
+    let calibration = [Band::Red, Band::Yellow, Band::Green]
+        .into_iter()
+        .map(|band| {
+            let of: Vec<_> = rows.iter().filter(|r| r.0.band == band).collect();
+            let churned = of.iter().filter(|r| r.2).count();
+            (band, of.len() as u64, (!of.is_empty()).then(|| churned as f64 / of.len() as f64))
+        })
+        .collect();
+    Ok(Backtest {
+        as_of_ms,
+        horizon_days,
+        customers: rows.len() as u64,
+        churned: rows.iter().filter(|r| r.2).count() as u64,
+        health_auc: classify::auc(&health),
+        baseline_auc: classify::auc(&modelled),
+        health_precision_top: classify::precision_at(&health, top),
+        baseline_precision_top: classify::precision_at(&modelled, top),
+        calibration,
+        baseline,
+        measures: program.measure_names().map(String::from).collect(),
+    })
+}
+
+/// A stable hash of an id, to split customers the same way on every run.
+fn fxhash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}

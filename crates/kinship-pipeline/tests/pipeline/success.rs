@@ -1,0 +1,173 @@
+//! Customer success over an audience built to match: NPS with its interval and groups,
+//! Reichheld's worked example of earned growth from invoices and survey answers, and a health
+//! backtest that tells customers who stopped from those who stayed.
+
+use kinship_core::measure::MeasuresConfig;
+use kinship_measure::health::HealthProgram;
+use kinship_pipeline::success::{backtest, growth, health, nps, NpsBy, Period};
+use kinship_segments::Audience;
+use serde_json::{json, Map, Value};
+
+const DAY: i64 = 86_400_000;
+/// 2026-05-15T00:00:00Z: mid-quarter.
+const NOW: i64 = 1_778_803_200_000;
+/// 2026-04-01 and 2026-01-01: this quarter and the last.
+const THIS_QUARTER: i64 = 1_775_001_600_000;
+const LAST_QUARTER: i64 = 1_767_225_600_000;
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn add(a: &mut Audience, id: &str, events: &[(&str, i64, Value)]) {
+    let events: Vec<(&str, i64, Map<String, Value>)> = events.iter().map(|(n, t, p)| (*n, *t, obj(p.clone()))).collect();
+    a.upsert_profile(id, &Map::new(), events.iter().map(|(n, t, p)| (*n, *t, p)));
+}
+
+fn config() -> MeasuresConfig {
+    MeasuresConfig { earned: Some(r#"any("NPS Response", why contains "friend")"#.into()), min_answers: 10, ..MeasuresConfig::default() }
+}
+
+#[test]
+fn reichheld_worked_example_from_invoices_and_survey_answers() {
+    let mut a = Audience::new();
+    let invoice = |at: i64, amount: f64| ("Invoice Issued", at, json!({ "amount": amount }));
+    // Last quarter 100 from A (60) and B (40); this quarter A spends 85, B nothing; new
+    // customers C (15) and D (10) came because a friend recommended us, E (20) from an ad.
+    add(&mut a, "A", &[invoice(LAST_QUARTER + 10 * DAY, 60.0), invoice(THIS_QUARTER + 5 * DAY, 85.0)]);
+    add(&mut a, "B", &[invoice(LAST_QUARTER + 20 * DAY, 40.0)]);
+    let survey = |at: i64, why: &str| ("NPS Response", at, json!({ "score": 9, "why": why }));
+    add(&mut a, "C", &[invoice(THIS_QUARTER + DAY, 15.0), survey(THIS_QUARTER + 2 * DAY, "a friend told me")]);
+    add(&mut a, "D", &[invoice(THIS_QUARTER + 3 * DAY, 10.0), survey(THIS_QUARTER + 4 * DAY, "my friend's socks")]);
+    add(&mut a, "E", &[invoice(THIS_QUARTER + 3 * DAY, 20.0), survey(THIS_QUARTER + 4 * DAY, "an ad")]);
+    // F bought two quarters ago and is back: won back, neither retained nor new.
+    add(&mut a, "F", &[invoice(LAST_QUARTER - 30 * DAY, 70.0), invoice(THIS_QUARTER + 9 * DAY, 5.0)]);
+    let periods = growth(&a, &config(), Period::Quarter, 2, NOW).unwrap();
+    assert_eq!(periods.len(), 2);
+    let (last, this) = (&periods[0], &periods[1]);
+    assert_eq!((last.start_ms, this.start_ms), (LAST_QUARTER, THIS_QUARTER));
+    assert!(this.partial && !last.partial);
+    let g = &this.growth;
+    assert_eq!((g.previous_revenue, g.retained_revenue, g.new_revenue, g.earned_new_revenue), (100.0, 85.0, 45.0, 25.0));
+    assert!((g.net_revenue_retention.unwrap() - 0.85).abs() < 1e-12);
+    assert!((g.earned_growth_rate.unwrap() - 0.10).abs() < 1e-12);
+    assert_eq!(format!("{:.1}%", g.earned_share_of_new_revenue.unwrap() * 100.0), "55.6%");
+    assert_eq!((g.won_back_customers, g.won_back_revenue), (1, 5.0));
+    // The numbers drill down to the customers behind them.
+    assert_eq!(this.earned, ["C", "D"]);
+    assert_eq!(this.bought, ["E"]);
+    assert_eq!(this.lost, ["B"]);
+}
+
+#[test]
+fn nps_with_its_interval_by_month_weighted_by_revenue_and_among_those_who_left() {
+    let mut a = Audience::new();
+    // 100 answers: 50 promoters, 30 passives, 20 detractors. Promoters answered in April,
+    // the rest in May; detractors stopped buying a year ago, the others bought last week.
+    for i in 0..100 {
+        let (score, at) = match i {
+            0..50 => (10, NOW - 40 * DAY),
+            50..80 => (8, NOW - 5 * DAY),
+            _ => (3, NOW - 5 * DAY),
+        };
+        let bought = if score == 3 { NOW - 365 * DAY } else { NOW - 7 * DAY };
+        let amount = if score == 10 { 300.0 } else { 100.0 };
+        add(
+            &mut a,
+            &format!("p{i:03}"),
+            &[("Invoice Issued", bought, json!({ "amount": amount })), ("NPS Response", at, json!({ "score": score }))],
+        );
+    }
+    let report = nps(&a, &config(), &NpsBy::Month, NOW).unwrap();
+    let overall = report.overall.unwrap();
+    assert!((overall.nps - 30.0).abs() < 1e-9 && (overall.margin - 15.3).abs() < 0.05, "{overall:?}");
+    // Promoters spend three times as much: weighted, (15,000 − 2,000) / 20,000 of the revenue.
+    let weighted = report.revenue_weighted.unwrap();
+    assert!((weighted.nps - 65.0).abs() < 1e-9, "{weighted:?}");
+    assert_eq!(report.groups.iter().map(|g| (g.label.as_str(), g.answers)).collect::<Vec<_>>(), [("2026-04", 50), ("2026-05", 50)]);
+    assert!((report.groups[1].score.unwrap().nps - -40.0).abs() < 1e-9);
+    assert_eq!((report.churned_answered, report.detractors_among_churned), (20, Some(1.0)));
+    assert_eq!(report.detractors_among_active, Some(0.0));
+    assert!(report.detractors.contains(&"p080".to_string()) && report.promoters.contains(&"p000".to_string()));
+    // Under the minimum a group is insufficient, not a number.
+    let strict = MeasuresConfig { min_answers: 60, ..config() };
+    assert!(nps(&a, &strict, &NpsBy::Month, NOW).unwrap().groups.iter().all(|g| g.score.is_none()));
+    assert!("property:channel".parse::<NpsBy>().is_ok() && "weekday".parse::<NpsBy>().is_err());
+}
+
+const HEALTH: &str = r#"
+name = "customer"
+applies = 'any("Invoice Issued")'
+[[measures]]
+name = "tickets"
+value = 'count("Ticket Opened", last 30 days)'
+points = [[0, 100], [3, 0]]
+[[measures]]
+name = "recency"
+value = 'days_since(last("Invoice Issued"))'
+points = [[0, 100], [120, 0]]
+[[contexts]]
+name = "new customer"
+when = 'days_since(first("Invoice Issued")) < 60'
+weights = { tickets = 0 }
+explains_alerts = true
+"#;
+
+#[test]
+fn a_health_backtest_tells_who_stopped_and_context_spares_new_customers() {
+    let mut a = Audience::new();
+    let as_of = NOW - 120 * DAY;
+    for i in 0..200i64 {
+        let mut events = vec![("Invoice Issued", as_of - 400 * DAY, json!({ "amount": 50 }))];
+        let leaving = i % 4 == 0;
+        // Leavers complained in the month before the date, and buy nothing after it.
+        for k in 0..(if leaving { 3 } else { i % 2 }) {
+            events.push(("Ticket Opened", as_of - (k + 1) * 5 * DAY, json!({})));
+        }
+        events.push(("Invoice Issued", as_of - (i % 30 + 1) * DAY, json!({ "amount": 50 })));
+        if !leaving {
+            events.push(("Invoice Issued", as_of + 30 * DAY, json!({ "amount": 50 })));
+        }
+        add(&mut a, &format!("c{i:03}"), &events);
+    }
+    let program = HealthProgram::parse(HEALTH, &a.schema()).unwrap();
+    let b = backtest(&a, &config(), &program, as_of, 90).unwrap();
+    assert_eq!((b.customers, b.churned), (200, 50));
+    assert!(b.health_auc.unwrap() > 0.95, "{b:?}");
+    assert!(b.baseline_auc.unwrap() > 0.9, "{b:?}");
+    assert_eq!(b.health_precision_top, Some(1.0), "the lowest tenth all left");
+
+    // Today: a new customer who calls a lot is not an alert; an old one is.
+    add(
+        &mut a,
+        "new",
+        &[
+            ("Invoice Issued", NOW - 10 * DAY, json!({ "amount": 50 })),
+            ("Ticket Opened", NOW - 2 * DAY, json!({})),
+            ("Ticket Opened", NOW - DAY, json!({})),
+            ("Ticket Opened", NOW - DAY / 2, json!({})),
+        ],
+    );
+    add(
+        &mut a,
+        "old",
+        &[
+            ("Invoice Issued", NOW - 300 * DAY, json!({ "amount": 50 })),
+            ("Invoice Issued", NOW - 100 * DAY, json!({ "amount": 50 })),
+            ("Ticket Opened", NOW - 2 * DAY, json!({})),
+            ("Ticket Opened", NOW - DAY, json!({})),
+            ("Ticket Opened", NOW - DAY / 2, json!({})),
+        ],
+    );
+    let report = health(&a, &program, NOW);
+    let alerted: Vec<&str> = report
+        .alerts
+        .iter()
+        .filter_map(|c| match c {
+            kinship_measure::health::AlertChange::Opened(alert) => Some(alert.profile.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(alerted.contains(&"old") && !alerted.contains(&"new"), "{alerted:?}");
+    assert_eq!(report.scored, 202);
+}

@@ -1,0 +1,212 @@
+//! `/api/v1/nps`, `/api/v1/growth` and `/api/v1/health/score`: customer success over the
+//! audience in memory, read as of the newest event held. They are aggregates, read as
+//! segments are: a role needs `read_segments`, may only have them computed from what it may
+//! read in clear (the survey's score, the revenue amount, the earned rule, each health
+//! measure), sees no group smaller than `server.min_count`, and sees the profiles behind a
+//! number only if it sees identities. Every call is audited.
+
+use crate::http::{ApiError, Caller};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kinship_measure::health::{HealthDefinition, HealthProgram};
+use kinship_pipeline::success::{self, NpsBy, Period};
+use kinship_pipeline::PipelineError;
+use kinship_policy::Capability;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(nps_report, growth_report, health_score))]
+pub struct SuccessDoc;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/nps", get(nps_report))
+        .route("/api/v1/growth", get(growth_report))
+        .route("/api/v1/health/score", post(health_score))
+}
+
+/// Runs `measure` over the audience (loaded first if nothing was defined yet) as of the
+/// newest event it holds.
+async fn over_audience<T: Send + 'static>(
+    state: &Arc<AppState>,
+    measure: impl FnOnce(&kinship_segments::Audience, &kinship_core::Config, i64) -> Result<T, PipelineError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::segments_api::ensure_loaded(&s)?;
+        let engine = s.audience.read().expect("not poisoned");
+        let now = success::data_now(&engine);
+        measure(&engine, &s.config(), now)
+    })
+    .await
+    .expect("does not panic")
+    .map_err(|e| match e {
+        PipelineError::Config(reason) | PipelineError::Definition(kinship_segments::DefinitionError::Cycle(reason)) => {
+            ApiError::new(StatusCode::BAD_REQUEST, reason)
+        }
+        other => other.into(),
+    })
+}
+
+/// Refuses when the role may not read, in clear, what the measure is computed from. The
+/// readability check lets through what does not parse, so that is refused here.
+async fn reads(caller: &Caller, state: &Arc<AppState>, expressions: &[String]) -> Result<(), ApiError> {
+    for expression in expressions {
+        if let Err(e) = kinship_expr::parse(expression) {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("`{expression}` cannot be checked: {e}")));
+        }
+        crate::segments_api::readable(caller, state, expression).await?;
+    }
+    Ok(())
+}
+
+fn to_value<T: serde::Serialize>(report: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(report).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct NpsQuery {
+    /// `month` (default), `cohort`, `segment` or `property:NAME`.
+    pub(crate) by: Option<String>,
+}
+
+/// NPS with its 95% interval: overall, revenue-weighted, by group, and the share of
+/// detractors among customers who stopped buying; groups under `min_answers` are
+/// insufficient.
+#[utoipa::path(get, path = "/api/v1/nps", params(NpsQuery), security(("bearer" = [])),
+    responses((status = 200, description = "`{answers, overall, revenue_weighted, groups, detractors_among_churned, …}`"),
+    (status = 400, description = "An unknown grouping"), (status = 403, description = "The role may not read the answers")))]
+pub(crate) async fn nps_report(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<NpsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ReadSegments)?;
+    let by_text = query.by.unwrap_or_else(|| "month".into());
+    let by: NpsBy = by_text.parse().map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let measures = state.config().measures.clone();
+    let mut read = vec![
+        format!("any({:?}, {} >= 0)", measures.nps.event, property(&measures.nps.score)),
+        format!("sum({:?}, {})", measures.revenue.event, property(&measures.revenue.amount)),
+    ];
+    if let NpsBy::Property(p) = &by {
+        read.push(format!("any({:?}, exists({}))", measures.nps.event, property(p)));
+    }
+    reads(&caller, &state, &read).await?;
+    let report = over_audience(&state, move |engine, config, now| success::nps(engine, &config.measures, &by, now)).await?;
+    let mut value = to_value(&report)?;
+    if !caller.policy().sees_identities() {
+        let min = caller.min_count() as u64;
+        if let Some(groups) = value["groups"].as_array_mut() {
+            groups.retain(|g| g["answers"].as_u64().is_some_and(|n| n >= min));
+            groups.iter_mut().for_each(|g| drop(g.as_object_mut().and_then(|g| g.remove("profiles"))));
+        }
+        if let Some(object) = value.as_object_mut() {
+            object.remove("detractors");
+            object.remove("promoters");
+        }
+    }
+    caller.audit("nps.read", None, "GET /api/v1/nps", json!({ "by": by_text, "answers": report.answers })).await?;
+    Ok(Json(value))
+}
+
+/// A property name as the language writes it inside an event filter (`properties.x`, or
+/// quoted when it is not a plain word).
+fn property(name: &str) -> String {
+    let plain = name.split('.').all(|part| {
+        part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    if plain {
+        format!("properties.{name}")
+    } else {
+        format!("properties.{}", serde_json::Value::String(name.to_string()))
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct GrowthQuery {
+    /// `month`, `quarter` (default) or `year`.
+    pub(crate) period: Option<String>,
+    /// How many periods, the last one holding now (default 4, at most 120).
+    pub(crate) periods: Option<usize>,
+}
+
+/// Earned growth per period (Reichheld): net revenue retention, new revenue earned and bought,
+/// the earned growth rate, and for roles that see identities the customers behind them.
+#[utoipa::path(get, path = "/api/v1/growth", params(GrowthQuery), security(("bearer" = [])),
+    responses((status = 200, description = "`{periods: [{label, start_ms, end_ms, partial, growth, earned?, bought?, lost?}]}`"),
+    (status = 400, description = "An unknown period, or an earned rule that does not compile")))]
+pub(crate) async fn growth_report(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<GrowthQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ReadSegments)?;
+    let period_text = query.period.unwrap_or_else(|| "quarter".into());
+    let period: Period = period_text.parse().map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let count = query.periods.unwrap_or(4).clamp(1, 120);
+    let measures = state.config().measures.clone();
+    let mut read = vec![format!("sum({:?}, {})", measures.revenue.event, property(&measures.revenue.amount))];
+    read.extend(measures.earned.clone());
+    reads(&caller, &state, &read).await?;
+    let periods = over_audience(&state, move |engine, config, now| success::growth(engine, &config.measures, period, count, now)).await?;
+    let mut value = to_value(&periods)?;
+    if !caller.policy().sees_identities() {
+        let min = caller.min_count() as u64;
+        for p in value.as_array_mut().into_iter().flatten() {
+            if let Some(object) = p.as_object_mut() {
+                for list in ["earned", "bought", "lost"] {
+                    object.remove(list);
+                }
+            }
+            // A handful of new customers' revenue is a person's spending.
+            let few = p["growth"]["new_customers"].as_u64().is_some_and(|n| n > 0 && n < min);
+            if few {
+                for field in ["new_revenue", "earned_new_revenue", "earned_share_of_new_revenue", "earned_share_of_new_customers"] {
+                    p["growth"][field] = Value::Null;
+                }
+                p["withheld"] = json!("fewer new customers than server.min_count");
+            }
+        }
+    }
+    caller.audit("growth.read", None, "GET /api/v1/growth", json!({ "period": period_text, "periods": count })).await?;
+    Ok(Json(json!({ "periods": value })))
+}
+
+/// Scores every profile by a health definition (TOML in the body): bands, distribution, the
+/// lowest scores with their reasons, and this week's alerts (context applied, the daily limit
+/// per owner counted).
+#[utoipa::path(post, path = "/api/v1/health/score", request_body(content = String, description = "The health definition, TOML"),
+    security(("bearer" = [])), responses((status = 200, description = "`{name, scored, red, yellow, green, distribution, lowest, alerts, explained}`"),
+    (status = 400, description = "The definition does not parse; the message says where"), (status = 403, description = "A measure reads what the role may not")))]
+pub(crate) async fn health_score(caller: Caller, State(state): State<Arc<AppState>>, body: String) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ReadSegments)?;
+    crate::segments_api::bounded(&body)?;
+    let definition = HealthDefinition::parse(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.0))?;
+    let mut read: Vec<String> = definition.measures.iter().map(|m| m.value.clone()).collect();
+    read.extend(definition.contexts.iter().map(|c| c.when.clone()));
+    read.extend(definition.applies.clone());
+    reads(&caller, &state, &read).await?;
+    let report = over_audience(&state, move |engine, _, now| {
+        let program = HealthProgram::compile(definition, &engine.schema()).map_err(|e| PipelineError::Config(e.0))?;
+        Ok(success::health(engine, &program, now))
+    })
+    .await?;
+    let mut value = to_value(&report)?;
+    if !caller.policy().sees_identities() {
+        // Scores and reasons stay; whose they are goes.
+        for row in value["lowest"].as_array_mut().into_iter().flatten() {
+            row[0] = Value::Null;
+        }
+        let alerts = report.alerts.len();
+        value["alerts"] = json!(alerts);
+    }
+    caller.audit("health.read", None, "POST /api/v1/health/score", json!({ "health": report.name, "scored": report.scored })).await?;
+    Ok(Json(value))
+}

@@ -1,0 +1,251 @@
+//! `kinship nps`, `kinship growth` and `kinship health`: NPS with its interval, earned growth
+//! per period, and health scores with their exceptions and backtest, over every profile as
+//! `[measures]` says. Audited; the drill-down lists are profile ids, which the local operator
+//! may see.
+
+use crate::DataDir;
+use crate::commands::{Workspace, operator};
+use crate::segment_commands::load;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use kinship_measure::health::HealthProgram;
+use kinship_measure::nps::Score;
+use kinship_pipeline::success::{self, NpsBy, Period};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct NpsArgs {
+    /// Group answers by `month`, `cohort` (month of first purchase), `segment`, or `property:NAME`.
+    #[arg(long, default_value = "month")]
+    by: String,
+    /// Print the whole report, with the profiles behind each group, as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct GrowthArgs {
+    /// `month`, `quarter` or `year`.
+    #[arg(long, default_value = "quarter")]
+    period: String,
+    /// How many periods, the last one holding today.
+    #[arg(long, default_value_t = 4)]
+    periods: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum HealthCommand {
+    /// Scores every profile by a health definition (TOML): bands, the distribution, the lowest
+    /// scores with their reasons, and this week's alerts (or one profile's explanation).
+    Score {
+        file: PathBuf,
+        /// Explain one profile's score.
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scores customers as of a past date and compares with who stopped buying afterwards:
+    /// AUC, precision of the lowest tenth and calibration by band, beside a logistic
+    /// regression fitted on the same measures.
+    Backtest {
+        file: PathBuf,
+        /// The date to score as of, YYYY-MM-DD.
+        #[arg(long)]
+        as_of: String,
+        /// How long after it to look for purchases, e.g. `90d`.
+        #[arg(long, default_value = "90d")]
+        horizon: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn score_text(score: &Option<Score>, min: u64) -> String {
+    match score {
+        Some(s) => format!("{:+.1} ± {:.1}", s.nps, s.margin),
+        None => format!("insufficient (under {min} answers)"),
+    }
+}
+
+fn share(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+pub fn nps(data: &DataDir, args: &NpsArgs) -> Result<ExitCode> {
+    let by: NpsBy = args.by.parse().map_err(anyhow::Error::msg)?;
+    let mut ws = Workspace::open(data)?;
+    let audience = load(&ws)?;
+    let report = success::nps(&audience, &ws.config.measures, &by, success::data_now(&audience))?;
+    ws.audit(&operator(), "nps.read", None, json!({ "by": args.by, "answers": report.answers }))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let min = report.min_answers;
+    println!("NPS {} from {} answers (95% interval)", score_text(&report.overall, min), report.answers);
+    println!("revenue-weighted {}", score_text(&report.revenue_weighted, min));
+    println!(
+        "detractors among customers who stopped buying: {} of {}; among those still buying: {} of {}",
+        share(report.detractors_among_churned),
+        report.churned_answered,
+        share(report.detractors_among_active),
+        report.active_answered
+    );
+    println!("by {}:", args.by);
+    for g in &report.groups {
+        println!("  {:<24} {:>6} answers  {}", g.label, g.answers, score_text(&g.score, min));
+    }
+    println!("(--json lists the profiles behind each group)");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn growth(data: &DataDir, args: &GrowthArgs) -> Result<ExitCode> {
+    let period: Period = args.period.parse().map_err(anyhow::Error::msg)?;
+    let mut ws = Workspace::open(data)?;
+    let audience = load(&ws)?;
+    let periods = success::growth(&audience, &ws.config.measures, period, args.periods, success::data_now(&audience))?;
+    ws.audit(&operator(), "growth.read", None, json!({ "period": args.period, "periods": periods.len() }))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&periods)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+    println!("{:<10} {:>12} {:>8} {:>12} {:>10} {:>14} {:>10}", "period", "revenue", "NRR", "new", "earned", "earned growth", "earned %");
+    for p in &periods {
+        let g = &p.growth;
+        println!(
+            "{:<10} {:>12.2} {:>8} {:>12.2} {:>10.2} {:>14} {:>10}{}",
+            p.label,
+            g.current_revenue,
+            pct(g.net_revenue_retention),
+            g.new_revenue,
+            g.earned_new_revenue,
+            pct(g.earned_growth_rate),
+            pct(g.earned_share_of_new_revenue),
+            if p.partial { "  (so far)" } else { "" }
+        );
+    }
+    if ws.config.measures.earned.is_none() {
+        println!("note: no [measures] earned rule, so every new customer counts as bought");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn health(data: &DataDir, cmd: &HealthCommand) -> Result<ExitCode> {
+    let mut ws = Workspace::open(data)?;
+    let (file, json) = match cmd {
+        HealthCommand::Score { file, json, .. } | HealthCommand::Backtest { file, json, .. } => (file, *json),
+    };
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let audience = load(&ws)?;
+    let program = HealthProgram::parse(&text, &audience.schema())?;
+    let now = success::data_now(&audience);
+    match cmd {
+        HealthCommand::Score { profile: Some(id), .. } => {
+            let scored = audience.map_profiles(|p| (p.id() == id).then(|| program.score(p, now))).into_iter().next();
+            ws.audit(&operator(), "health.read", Some(id), json!({ "health": program.definition.name }))?;
+            let Some(scored) = scored else { anyhow::bail!("no profile {id} (see `kinship profile`)") };
+            let Some(scored) = scored else {
+                println!("{id} is not scored: the definition does not apply to it, or no measure has a value");
+                return Ok(ExitCode::SUCCESS);
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&scored)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{id}: {:.0} ({:?}){}",
+                scored.score,
+                scored.band,
+                scored.context.map_or(String::new(), |c| format!(", in context `{c}`"))
+            );
+            for m in &scored.measures {
+                println!(
+                    "  {:<20} value {:<10} score {:<6} weight {:<4} adds {:.1}",
+                    m.name,
+                    m.value.map_or("-".into(), |v| format!("{v}")),
+                    m.score.map_or("-".into(), |v| format!("{v:.0}")),
+                    m.weight,
+                    m.contribution
+                );
+            }
+        }
+        HealthCommand::Score { .. } => {
+            let report = success::health(&audience, &program, now);
+            ws.audit(&operator(), "health.read", None, json!({ "health": report.name, "scored": report.scored }))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "health {}: {} profiles scored: {} red, {} yellow, {} green",
+                report.name, report.scored, report.red, report.yellow, report.green
+            );
+            let top = report.distribution.iter().copied().max().unwrap_or(1).max(1);
+            for (i, n) in report.distribution.iter().enumerate() {
+                println!("  {:>3}–{:<3} {:>7} {}", i * 10, i * 10 + 9, n, "█".repeat((n * 40 / top) as usize));
+            }
+            let opened = report.alerts.iter().filter(|a| matches!(a, kinship_measure::health::AlertChange::Opened(_))).count();
+            let held = report.alerts.len() - opened;
+            println!("alerts this week: {opened} raised, {held} held back over the daily limit, {} explained by context", report.explained);
+            for (id, s) in report.lowest.iter().take(10) {
+                let worst = s
+                    .measures
+                    .iter()
+                    .filter(|m| m.score.is_some())
+                    .min_by(|a, b| a.score.partial_cmp(&b.score).unwrap_or(std::cmp::Ordering::Equal));
+                println!(
+                    "  {id} {:.0} {:?}{}",
+                    s.score,
+                    s.band,
+                    worst.map_or(String::new(), |m| format!(
+                        ": lowest measure {} ({})",
+                        m.name,
+                        m.value.map_or("-".into(), |v| v.to_string())
+                    ))
+                );
+            }
+        }
+        HealthCommand::Backtest { as_of, horizon, .. } => {
+            let as_of_ms = kinship_expr::parse_timestamp(as_of).with_context(|| format!("--as-of {as_of}: give a date, YYYY-MM-DD"))?;
+            let days: u32 = horizon
+                .trim_end_matches('d')
+                .parse()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .with_context(|| format!("--horizon {horizon}: give days, e.g. 90d"))?;
+            let b = success::backtest(&audience, &ws.config.measures, &program, as_of_ms, days)?;
+            ws.audit(
+                &operator(),
+                "health.backtest",
+                None,
+                json!({ "health": program.definition.name, "as_of": as_of, "horizon_days": days }),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
+            println!("{} customers active on {as_of}; {} bought nothing in the next {days} days", b.customers, b.churned);
+            println!(
+                "AUC on the held-out half: health score {}, logistic baseline on the same measures {}",
+                f(b.health_auc),
+                f(b.baseline_auc)
+            );
+            println!(
+                "churned among the lowest tenth: health {}, baseline {}",
+                share(b.health_precision_top),
+                share(b.baseline_precision_top)
+            );
+            for (band, n, churned) in &b.calibration {
+                println!("  {band:?}: {n} customers, {} stopped", share(*churned));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
