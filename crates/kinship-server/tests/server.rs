@@ -18,6 +18,8 @@ mod measures;
 mod nats;
 #[path = "server/scheduled_pulls.rs"]
 mod scheduled_pulls;
+#[path = "server/success.rs"]
+mod success;
 #[path = "server/web.rs"]
 mod web;
 

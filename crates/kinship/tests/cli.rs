@@ -22,6 +22,8 @@ mod nats;
 mod postgres_source;
 #[path = "cli/propagation.rs"]
 mod propagation;
+#[path = "cli/success.rs"]
+mod success;
 #[path = "cli/web_ui.rs"]
 mod web_ui;
 

@@ -269,6 +269,18 @@ try {
   await admin.getByRole("button", { name: "Read out" }).click();
   await admin.locator("#outcome .error", { hasText: "Experiment Viewed" }).waitFor();
 
+  step("customer success: NPS over time with its interval band, earned growth by quarter, and health with its alerts and reasons");
+  await admin.getByRole("link", { name: "Customer success" }).click();
+  // The demo's 500 customers answer too seldom for a month to reach 30 answers: the overall
+  // score has its interval, each month says it is insufficient.
+  await admin.locator("p.lead", { hasText: /NPS [+-]\d+\.\d ± \d+\.\d from \d+ answers/ }).waitFor();
+  await admin.getByRole("cell", { name: "insufficient" }).first().waitFor();
+  await admin.getByRole("columnheader", { name: "Earned growth" }).waitFor();
+  await admin.getByRole("button", { name: "Score customers" }).click();
+  await admin.locator("#outcome caption", { hasText: "Lowest scores and why" }).waitFor();
+  assert.ok(await admin.locator("#outcome a[href^='/profiles/']").count() >= 1, "the lowest scores link to their profiles");
+  await shoot(admin, "success");
+
   step("the audit log names the admin's reads and changes");
   await admin.getByRole("link", { name: "Audit" }).click();
   await admin.getByRole("cell", { name: "split", exact: true }).first().waitFor();

@@ -1,0 +1,90 @@
+//! NPS, earned growth and health over HTTP, from events sent through the collection API:
+//! numbers by construction for a role that sees everything, the people behind them only for
+//! roles that see identities, and no measure over what a role may not read.
+
+use super::governance::token;
+use super::{ok, Server, RESOLVE_WAIT};
+use crate::http::{self, get, request, wait_for_profile};
+use serde_json::json;
+
+const EARNED: &str = "\n[measures]\nearned = 'any(\"NPS Response\", why contains \"friend\")'\n";
+
+const HEALTH: &str = r#"
+name = "buyers"
+applies = 'any("Invoice Issued")'
+[[measures]]
+name = "invoices"
+value = 'count("Invoice Issued")'
+points = [[1, 30], [2, 100]]
+"#;
+
+#[test]
+fn nps_growth_and_health_over_http_as_each_role_may_see_them() {
+    let s = Server::with_config(EARNED);
+    let web = s.basic("web");
+    // 30 people: u0–u19 pay 100 in February; u0–u9 pay 80 again in March; u20–u29 are new
+    // in March, paying 50, and u20–u24 came because a friend told them. Everyone answers the
+    // survey in March: u0–u14 promoters, u15–u23 passives, u24–u29 detractors.
+    let mut batch = Vec::new();
+    for i in 0..30 {
+        let user = format!("g-{i}");
+        batch.push(json!({"type": "identify", "userId": user, "traits": {"email": format!("g{i}@example.com")}, "messageId": format!("id-{i}")}));
+        let invoice = |n: &str, amount: i64, at: &str| {
+            json!({"type": "track", "userId": user, "event": "Invoice Issued", "properties": {"amount": amount}, "messageId": format!("{n}-{i}"), "timestamp": at})
+        };
+        if i < 20 {
+            batch.push(invoice("feb", 100, "2026-02-10T00:00:00Z"));
+        }
+        if i < 10 {
+            batch.push(invoice("mar", 80, "2026-03-10T00:00:00Z"));
+        }
+        if i >= 20 {
+            batch.push(invoice("new", 50, "2026-03-05T00:00:00Z"));
+        }
+        let score = if i < 15 { 10 } else if i < 24 { 7 } else { 2 };
+        let why = if (20..25).contains(&i) { "a friend told me" } else { "an advert" };
+        batch.push(json!({"type": "track", "userId": user, "event": "NPS Response", "properties": {"score": score, "why": why},
+                          "messageId": format!("nps-{i}"), "timestamp": "2026-03-20T00:00:00Z"}));
+    }
+    ok(&crate::http::post_json(s.addr, "/v1/batch", Some(&web), &json!({ "batch": batch })));
+    wait_for_profile(s.addr, &s.admin, "user_id:g-29", RESOLVE_WAIT, |v| http::event_names(v).len() >= 2);
+    wait_for_profile(s.addr, &s.admin, "user_id:g-0", RESOLVE_WAIT, |v| http::event_names(v).len() >= 2);
+
+    let nps = ok(&get(s.addr, "/api/v1/nps", Some(&s.admin)));
+    assert_eq!(nps["answers"], 30);
+    assert!((nps["overall"]["nps"].as_f64().unwrap() - 30.0).abs() < 1e-9, "(15 − 6) / 30: {nps}");
+    assert_eq!(nps["detractors"].as_array().unwrap().len(), 6, "an admin sees who");
+    let analyst = token(&s, "analyst");
+    let seen = ok(&get(s.addr, "/api/v1/nps?by=month", Some(&analyst)));
+    assert!(seen.get("detractors").is_none() && seen["groups"][0].get("profiles").is_none(), "{seen}");
+    assert_eq!(get(s.addr, "/api/v1/nps", Some(&s.viewer)).status, 403);
+    assert_eq!(get(s.addr, "/api/v1/nps?by=weekday", Some(&s.admin)).status, 400);
+
+    // March against February: NRR 800 / 2000, earned new 250 of 500.
+    let growth = ok(&get(s.addr, "/api/v1/growth?period=month&periods=2", Some(&s.admin)));
+    let march = &growth["periods"][1];
+    assert_eq!(march["label"], "2026-03");
+    let g = &march["growth"];
+    assert_eq!((g["previous_revenue"].as_f64(), g["new_revenue"].as_f64(), g["earned_new_revenue"].as_f64()), (Some(2000.0), Some(500.0), Some(250.0)));
+    assert!((g["net_revenue_retention"].as_f64().unwrap() - 0.4).abs() < 1e-12);
+    assert!((g["earned_growth_rate"].as_f64().unwrap() - (0.4 + 0.125 - 1.0)).abs() < 1e-12);
+    assert_eq!(march["earned"].as_array().unwrap().len(), 5);
+    let seen = ok(&get(s.addr, "/api/v1/growth?period=month&periods=2", Some(&analyst)));
+    assert!(seen["periods"][1].get("earned").is_none(), "{seen}");
+
+    // Health: u0–u9 paid twice (100 points), the rest once (30).
+    let auth = http::bearer(&s.admin);
+    let scored = request(s.addr, "POST", "/api/v1/health/score", &[("Authorization", &auth)], HEALTH.as_bytes()).unwrap();
+    let scored = ok(&scored);
+    assert_eq!((scored["scored"].as_u64(), scored["green"].as_u64(), scored["red"].as_u64()), (Some(30), Some(10), Some(20)), "{scored}");
+    let analyst_auth = http::bearer(&analyst);
+    let seen = ok(&request(s.addr, "POST", "/api/v1/health/score", &[("Authorization", &analyst_auth)], HEALTH.as_bytes()).unwrap());
+    assert!(seen["lowest"][0][0].is_null() && seen["lowest"][0][1]["score"].as_f64().is_some(), "{seen}");
+    let prying = HEALTH.replace("applies = 'any(\"Invoice Issued\")'", "applies = 'traits.email ends_with \"@example.com\"'");
+    let refused = request(s.addr, "POST", "/api/v1/health/score", &[("Authorization", &analyst_auth)], prying.as_bytes()).unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    let bad = request(s.addr, "POST", "/api/v1/health/score", &[("Authorization", &auth)], b"name = 1").unwrap();
+    assert_eq!(bad.status, 400);
+    let lines = s.db().audit_lines(&kinship_store::AuditFilter::default(), 1000).unwrap();
+    assert!(["nps.read", "growth.read", "health.read"].iter().all(|a| lines.iter().any(|l| l.line.contains(a))));
+}

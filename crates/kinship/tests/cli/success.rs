@@ -1,0 +1,104 @@
+//! `kinship nps`, `kinship growth` and `kinship health` on the demo, checked against what
+//! its files say: the NPS of every answer in nps.csv, one quarter's revenue from
+//! invoices.csv, and no alert on the customers journeys.csv says are new or upgraded (their
+//! context explains a low score).
+
+use super::{run, store_of};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn json_of(d: &std::path::Path, args: &[&str]) -> Value {
+    let (ok, out, err) = run(d, args);
+    assert!(ok, "kinship {args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _, err) = run(d, &["demo", "--no-serve", "--customers", "1500", "--seed", "5"]);
+    assert!(ok, "{err}");
+
+    // NPS of every answer, by hand from the survey export.
+    let mut answers = csv::Reader::from_path(d.join("nps.csv")).unwrap();
+    let (mut n, mut promoters, mut detractors) = (0u64, 0u64, 0u64);
+    for row in answers.records() {
+        let score: u8 = row.unwrap()[2].parse().unwrap();
+        n += 1;
+        promoters += u64::from(score >= 9);
+        detractors += u64::from(score <= 6);
+    }
+    let nps = json_of(d, &["nps", "--json"]);
+    assert_eq!(nps["answers"], n);
+    let by_hand = (promoters as f64 - detractors as f64) * 100.0 / n as f64;
+    assert!((nps["overall"]["nps"].as_f64().unwrap() - by_hand).abs() < 1e-9, "{} vs {by_hand}", nps["overall"]);
+    let months: u64 = nps["groups"].as_array().unwrap().iter().map(|g| g["answers"].as_u64().unwrap()).sum();
+    assert_eq!(months, n, "every answer falls in one month");
+    let (ok, out, _) = run(d, &["nps", "--by", "cohort"]);
+    assert!(ok && out.contains("±") && out.contains("revenue-weighted"), "{out}");
+
+    // The last complete quarter's revenue: every well-formed invoice issued in it.
+    let growth = json_of(d, &["growth", "--period", "quarter", "--periods", "3", "--json"]);
+    let quarter = growth.as_array().unwrap().iter().rev().find(|p| p["partial"] == false).expect("a complete quarter");
+    let (start, end) = (quarter["start_ms"].as_i64().unwrap(), quarter["end_ms"].as_i64().unwrap());
+    let mut invoices = csv::ReaderBuilder::new().flexible(true).from_path(d.join("invoices.csv")).unwrap();
+    let mut revenue = 0.0;
+    for row in invoices.records() {
+        let row = row.unwrap();
+        // Malformed lines (a column short) are rejected at ingest.
+        if row.len() != 7 {
+            continue;
+        }
+        let issued = kinship_expr::parse_timestamp(&row[5]).unwrap();
+        if (start..end).contains(&issued) {
+            revenue += row[4].parse::<f64>().unwrap();
+        }
+    }
+    let ours = quarter["growth"]["current_revenue"].as_f64().unwrap();
+    assert!((ours - revenue).abs() < 0.01, "{ours} vs {revenue} from invoices.csv");
+    let g = &quarter["growth"];
+    let egr = g["net_revenue_retention"].as_f64().unwrap() + g["earned_new_revenue"].as_f64().unwrap() / g["previous_revenue"].as_f64().unwrap() - 1.0;
+    assert!((g["earned_growth_rate"].as_f64().unwrap() - egr).abs() < 1e-12);
+    assert!(g["earned_new_revenue"].as_f64().unwrap() > 0.0, "the demo's survey says some came by recommendation");
+
+    // Health: every profile in one band; new customers and upgraders raise no alert.
+    let health = json_of(d, &["health", "score", &d.join("health/customer.toml").to_string_lossy(), "--json"]);
+    let bands: u64 = ["red", "yellow", "green"].iter().map(|b| health[b].as_u64().unwrap()).sum();
+    assert_eq!(bands, health["scored"].as_u64().unwrap());
+    let alerted: BTreeSet<String> = health["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["change"] == "opened")
+        .map(|a| a["profile"].as_str().unwrap().to_string())
+        .collect();
+    let store = store_of(d);
+    let mut profile_of: BTreeMap<(String, String), String> = BTreeMap::new();
+    store.scan_assignments(&mut |source, key, profile| drop(profile_of.insert((source.into(), key.into()), profile.into()))).unwrap();
+    let mut person_profiles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for row in csv::Reader::from_path(d.join("truth.csv")).unwrap().records() {
+        let row = row.unwrap();
+        if let Some(p) = profile_of.get(&(row[0].to_string(), row[1].to_string())) {
+            person_profiles.entry(row[2].to_string()).or_default().insert(p.clone());
+        }
+    }
+    let mut explained = 0;
+    for row in csv::Reader::from_path(d.join("journeys.csv")).unwrap().records() {
+        let row = row.unwrap();
+        if &row[1] == "new" || &row[1] == "upgraded" {
+            explained += 1;
+            for p in person_profiles.get(&row[0]).into_iter().flatten() {
+                assert!(!alerted.contains(p), "{} customer {} ({p}) was alerted on", &row[1], &row[0]);
+            }
+        }
+    }
+    assert!(explained > 0, "the demo has new customers and upgraders");
+
+    let backtest =
+        json_of(d, &["health", "backtest", &d.join("health/customer.toml").to_string_lossy(), "--as-of", "2025-02-01", "--horizon", "90d", "--json"]);
+    assert!(backtest["customers"].as_u64().unwrap() > 100, "{backtest}");
+    assert!(backtest["health_auc"].as_f64().is_some() && backtest["baseline_auc"].as_f64().is_some(), "{backtest}");
+    let (_, audit, _) = run(d, &["audit"]);
+    assert!(["nps.read", "growth.read", "health.read", "health.backtest"].iter().all(|a| audit.contains(a)), "{audit}");
+}
