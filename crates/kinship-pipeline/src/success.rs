@@ -37,9 +37,33 @@ fn text(value: Scalar<'_>) -> Option<String> {
     }
 }
 
-/// `YYYY-MM` of an instant (UTC).
-fn month_of(ms: i64) -> String {
-    kinship_expr::format_timestamp(ms).chars().take(7).collect()
+/// The month holding an instant (UTC) as `year × 12 + month − 1`: cheap to compute for
+/// every answer, turned into `YYYY-MM` once per group.
+fn month_index(ms: i64) -> i64 {
+    // Howard Hinnant's civil_from_days, the year and month only.
+    let z = ms.div_euclid(DAY) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    year * 12 + month - 1
+}
+
+fn month_label(index: i64) -> String {
+    format!("{:04}-{:02}", index.div_euclid(12), index.rem_euclid(12) + 1)
+}
+
+/// What an answer is grouped under, labelled once per group.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Month(i64),
+    /// No purchase yet (cohorts only).
+    Never,
+    Segment(usize),
+    Text(String),
 }
 
 /// A duration from the configuration, or an error naming the setting.
@@ -123,10 +147,10 @@ pub struct NpsReport {
 }
 
 /// One profile's part in NPS.
-struct Answers {
-    id: String,
-    /// (group labels, score)
-    answers: Vec<(Vec<String>, f64)>,
+struct Answers<'a> {
+    id: &'a str,
+    /// (groups, score)
+    answers: Vec<(Vec<Key>, f64)>,
     latest: Option<f64>,
     revenue: f64,
     churned: Option<bool>,
@@ -139,42 +163,42 @@ pub fn nps(audience: &Audience, config: &MeasuresConfig, by: &NpsBy, now_ms: i64
     let per_profile = audience.map_profiles(|profile| {
         let mut answers = Vec::new();
         let mut latest = None;
-        let revenue = revenue_of(profile, config);
-        let cohort = revenue.first().map_or_else(|| "no purchase".to_string(), |(t, _)| month_of(*t));
-        let member_of: Vec<String> = match by {
-            NpsBy::Segment => segments.iter().filter(|s| profile.in_segment(s)).cloned().collect(),
-            _ => Vec::new(),
-        };
         for e in profile.events(Some(&config.nps.event)) {
             let Some(score) = number(e.property(&config.nps.score)).filter(|s| Group::of(*s).is_some()) else { continue };
-            let labels = match by {
-                NpsBy::Month => vec![month_of(e.timestamp_ms())],
-                NpsBy::Cohort => vec![cohort.clone()],
-                NpsBy::Segment => member_of.clone(),
-                NpsBy::Property(p) => vec![text(e.property(p)).unwrap_or_else(|| "(none)".into())],
+            let keys = match by {
+                NpsBy::Month => vec![Key::Month(month_index(e.timestamp_ms()))],
+                // Filled in below, once the revenue is read.
+                NpsBy::Cohort => Vec::new(),
+                NpsBy::Segment => (0..segments.len()).filter(|&i| profile.in_segment(&segments[i])).map(Key::Segment).collect(),
+                NpsBy::Property(p) => vec![Key::Text(text(e.property(p)).unwrap_or_else(|| "(none)".into()))],
             };
-            answers.push((labels, score));
+            answers.push((keys, score));
             latest = Some(score);
         }
         if answers.is_empty() {
             return None;
         }
+        let revenue = revenue_of(profile, config);
+        if *by == NpsBy::Cohort {
+            let cohort = revenue.first().map_or(Key::Never, |(t, _)| Key::Month(month_index(*t)));
+            answers.iter_mut().for_each(|(keys, _)| keys.push(cohort.clone()));
+        }
         let churned = revenue.last().map(|(t, _)| *t < now_ms - churn_after);
-        Some(Answers { id: profile.id().to_string(), answers, latest, revenue: revenue.iter().map(|r| r.1).sum(), churned })
+        Some(Answers { id: profile.id(), answers, latest, revenue: revenue.iter().map(|r| r.1).sum(), churned })
     });
     let (mut overall, mut weighted) = (Tally::default(), Tally::default());
-    let mut groups: BTreeMap<String, (Tally, Vec<String>)> = BTreeMap::new();
+    let mut groups: BTreeMap<Key, (Tally, Vec<String>)> = BTreeMap::new();
     let (mut churned, mut active) = ((0u64, 0u64), (0u64, 0u64));
     let (mut detractors, mut promoters) = (Vec::new(), Vec::new());
     for p in &per_profile {
-        for (labels, score) in &p.answers {
+        for (keys, score) in &p.answers {
             overall.add(*score, 1.0);
             weighted.add(*score, p.revenue);
-            for label in labels {
-                let (tally, ids) = groups.entry(label.clone()).or_default();
+            for key in keys {
+                let (tally, ids) = groups.entry(key.clone()).or_default();
                 tally.add(*score, 1.0);
-                if ids.len() < SAMPLE && ids.last() != Some(&p.id) {
-                    ids.push(p.id.clone());
+                if ids.len() < SAMPLE && ids.last().map(String::as_str) != Some(p.id) {
+                    ids.push(p.id.to_string());
                 }
             }
         }
@@ -186,8 +210,8 @@ pub fn nps(audience: &Audience, config: &MeasuresConfig, by: &NpsBy, now_ms: i64
             None => {}
         }
         match group {
-            Some(Group::Detractor) if detractors.len() < SAMPLE => detractors.push(p.id.clone()),
-            Some(Group::Promoter) if promoters.len() < SAMPLE => promoters.push(p.id.clone()),
+            Some(Group::Detractor) if detractors.len() < SAMPLE => detractors.push(p.id.to_string()),
+            Some(Group::Promoter) if promoters.len() < SAMPLE => promoters.push(p.id.to_string()),
             _ => {}
         }
     }
@@ -199,7 +223,17 @@ pub fn nps(audience: &Audience, config: &MeasuresConfig, by: &NpsBy, now_ms: i64
         revenue_weighted: weighted.score(config.min_answers),
         groups: groups
             .into_iter()
-            .map(|(label, (tally, profiles))| NpsGroup { label, answers: tally.answers, score: tally.score(config.min_answers), profiles })
+            .map(|(key, (tally, profiles))| NpsGroup {
+                label: match key {
+                    Key::Month(index) => month_label(index),
+                    Key::Never => "no purchase".into(),
+                    Key::Segment(i) => segments[i].clone(),
+                    Key::Text(text) => text,
+                },
+                answers: tally.answers,
+                score: tally.score(config.min_answers),
+                profiles,
+            })
             .collect(),
         churned_answered: churned.0,
         detractors_among_churned: share(churned),
@@ -303,7 +337,7 @@ pub fn growth(audience: &Audience, config: &MeasuresConfig, period: Period, coun
             Some(program) if Program::matches(program, profile, &context) => Came::Earned,
             _ => Came::Bought,
         };
-        Some((profile.id().to_string(), first, per_period, came))
+        Some((profile.id(), first, per_period, came))
     });
     let periods = (1..=count)
         .map(|k| {
@@ -317,7 +351,7 @@ pub fn growth(audience: &Audience, config: &MeasuresConfig, period: Period, coun
                 })
                 .collect();
             let sample = |keep: &dyn Fn(&growth::Customer) -> bool| -> Vec<String> {
-                per_profile.iter().zip(&customers).filter(|(_, c)| keep(c)).take(SAMPLE).map(|(p, _)| p.0.clone()).collect()
+                per_profile.iter().zip(&customers).filter(|(_, c)| keep(c)).take(SAMPLE).map(|(p, _)| p.0.to_string()).collect()
             };
             let new = |c: &growth::Customer| c.previous <= 0.0 && c.current > 0.0 && !c.earlier;
             GrowthPeriod {
@@ -360,9 +394,9 @@ pub fn health(audience: &Audience, program: &HealthProgram, now_ms: i64) -> Heal
     let mut scored = audience.map_profiles(|profile| {
         let current = program.score(profile, now_ms)?;
         let previous = program.score(&AsOf { profile, until_ms: week_ago }, week_ago);
-        Some((profile.id().to_string(), previous, current))
+        Some((profile.id(), previous, current))
     });
-    scored.sort_by(|a, b| a.2.score.total_cmp(&b.2.score).then_with(|| a.0.cmp(&b.0)));
+    scored.sort_by(|a, b| a.2.score.total_cmp(&b.2.score).then_with(|| a.0.cmp(b.0)));
     let mut report = HealthReport {
         name: program.definition.name.clone(),
         scored: scored.len() as u64,
@@ -383,7 +417,7 @@ pub fn health(audience: &Audience, program: &HealthProgram, now_ms: i64) -> Heal
         }
         report.distribution[((current.score / 10.0) as usize).min(9)] += 1;
         if report.lowest.len() < SAMPLE {
-            report.lowest.push((id.clone(), current.clone()));
+            report.lowest.push((id.to_string(), current.clone()));
         }
         if program.alert_reasons(previous.as_ref(), current).1.is_some() {
             report.explained += 1;
@@ -475,4 +509,25 @@ pub fn backtest(
 /// A stable hash of an id, to split customers the same way on every run.
 fn fxhash(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_and_periods_agree_with_the_calendar() {
+        // Every 37 hours over 60 years either side of 1970, leap days included.
+        let mut at = -60 * 365 * DAY;
+        while at < 60 * 365 * DAY {
+            let text = kinship_expr::format_timestamp(at);
+            assert_eq!(month_label(month_index(at)), text[..7], "{text}");
+            at += 37 * 3_600_000;
+        }
+        let may = kinship_expr::parse_timestamp("2024-05-17T10:00:00Z").unwrap();
+        let start = |p, k| kinship_expr::format_timestamp(period_start(p, may, k))[..10].to_string();
+        assert_eq!((start(Period::Month, 0), start(Period::Month, -5)), ("2024-05-01".into(), "2023-12-01".into()));
+        assert_eq!((start(Period::Quarter, 0), start(Period::Quarter, 1)), ("2024-04-01".into(), "2024-07-01".into()));
+        assert_eq!(start(Period::Year, -1), "2023-01-01");
+    }
 }

@@ -224,8 +224,9 @@ pub struct HeldProfile<'a> {
     profile: &'a Profile,
 }
 
-impl HeldProfile<'_> {
-    pub fn id(&self) -> &str {
+impl<'a> HeldProfile<'a> {
+    /// The profile's id, borrowed from the audience (not from this view).
+    pub fn id(&self) -> &'a str {
         &self.profile.id
     }
 }
@@ -736,9 +737,16 @@ impl Audience {
 
     /// Runs `visit` on every held profile in parallel and keeps what it returns, in the
     /// audience's order: for hosts measuring over the profiles (NPS, growth, health).
-    pub fn map_profiles<T: Send>(&self, visit: impl Fn(&HeldProfile<'_>) -> Option<T> + Sync + Send) -> Vec<T> {
+    pub fn map_profiles<'a, T: Send>(&'a self, visit: impl Fn(&HeldProfile<'a>) -> Option<T> + Sync + Send) -> Vec<T> {
         let catalog = &self.catalog;
         self.profiles.par_iter().flatten().filter_map(|profile| visit(&HeldProfile { catalog, profile })).collect()
+    }
+
+    /// Runs `visit` on one held profile, or `None` when it is not held.
+    pub fn map_one<T>(&self, id: &str, visit: impl FnOnce(&HeldProfile<'_>) -> T) -> Option<T> {
+        let &slot = self.slot_of.get(id)?;
+        let profile = self.profiles[slot as usize].as_ref()?;
+        Some(visit(&HeldProfile { catalog: &self.catalog, profile }))
     }
 
     /// A saved funnel's program.

@@ -78,6 +78,9 @@ pub enum BenchCommand {
     /// A 5-step funnel over generated timelines (1M profiles, 20M events) beside DuckDB's SQL
     /// for the same funnel; one new event's update; an experiment readout over 1M profiles.
     Measure(crate::bench_measure::BenchMeasureArgs),
+    /// Customer success over generated profiles held in memory: health scores, one event's
+    /// score update, NPS and earned growth, beside DuckDB's SQL for NPS and a quarter's growth.
+    Success(crate::bench_success::BenchSuccessArgs),
 }
 
 pub fn run(cmd: &BenchCommand) -> Result<ExitCode> {
@@ -87,6 +90,7 @@ pub fn run(cmd: &BenchCommand) -> Result<ExitCode> {
         BenchCommand::Segments(args) => crate::bench_segments::run(args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Deliveries(args) => crate::bench_deliveries::run(args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Measure(args) => crate::bench_measure::run(args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Success(args) => crate::bench_success::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

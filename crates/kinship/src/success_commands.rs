@@ -147,7 +147,7 @@ pub fn health(data: &DataDir, cmd: &HealthCommand) -> Result<ExitCode> {
     let now = success::data_now(&audience);
     match cmd {
         HealthCommand::Score { profile: Some(id), .. } => {
-            let scored = audience.map_profiles(|p| (p.id() == id).then(|| program.score(p, now))).into_iter().next();
+            let scored = audience.map_one(id, |p| program.score(p, now));
             ws.audit(&operator(), "health.read", Some(id), json!({ "health": program.definition.name }))?;
             let Some(scored) = scored else { anyhow::bail!("no profile {id} (see `kinship profile`)") };
             let Some(scored) = scored else {

@@ -28,10 +28,10 @@ fn nps_growth_and_health_over_http_as_each_role_may_see_them() {
     let mut batch = Vec::new();
     for i in 0..30 {
         let user = format!("g-{i}");
-        batch.push(json!({"type": "identify", "userId": user, "traits": {"email": format!("g{i}@example.com")}, "messageId": format!("id-{i}")}));
-        let invoice = |n: &str, amount: i64, at: &str| {
-            json!({"type": "track", "userId": user, "event": "Invoice Issued", "properties": {"amount": amount}, "messageId": format!("{n}-{i}"), "timestamp": at})
-        };
+        batch.push(
+            json!({"type": "identify", "userId": user, "traits": {"email": format!("g{i}@example.com")}, "messageId": format!("id-{i}")}),
+        );
+        let invoice = |n: &str, amount: i64, at: &str| json!({"type": "track", "userId": user, "event": "Invoice Issued", "properties": {"amount": amount}, "messageId": format!("{n}-{i}"), "timestamp": at});
         if i < 20 {
             batch.push(invoice("feb", 100, "2026-02-10T00:00:00Z"));
         }
@@ -41,7 +41,13 @@ fn nps_growth_and_health_over_http_as_each_role_may_see_them() {
         if i >= 20 {
             batch.push(invoice("new", 50, "2026-03-05T00:00:00Z"));
         }
-        let score = if i < 15 { 10 } else if i < 24 { 7 } else { 2 };
+        let score = if i < 15 {
+            10
+        } else if i < 24 {
+            7
+        } else {
+            2
+        };
         let why = if (20..25).contains(&i) { "a friend told me" } else { "an advert" };
         batch.push(json!({"type": "track", "userId": user, "event": "NPS Response", "properties": {"score": score, "why": why},
                           "messageId": format!("nps-{i}"), "timestamp": "2026-03-20T00:00:00Z"}));
@@ -65,7 +71,10 @@ fn nps_growth_and_health_over_http_as_each_role_may_see_them() {
     let march = &growth["periods"][1];
     assert_eq!(march["label"], "2026-03");
     let g = &march["growth"];
-    assert_eq!((g["previous_revenue"].as_f64(), g["new_revenue"].as_f64(), g["earned_new_revenue"].as_f64()), (Some(2000.0), Some(500.0), Some(250.0)));
+    assert_eq!(
+        (g["previous_revenue"].as_f64(), g["new_revenue"].as_f64(), g["earned_new_revenue"].as_f64()),
+        (Some(2000.0), Some(500.0), Some(250.0))
+    );
     assert!((g["net_revenue_retention"].as_f64().unwrap() - 0.4).abs() < 1e-12);
     assert!((g["earned_growth_rate"].as_f64().unwrap() - (0.4 + 0.125 - 1.0)).abs() < 1e-12);
     assert_eq!(march["earned"].as_array().unwrap().len(), 5);

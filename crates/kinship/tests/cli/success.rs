@@ -58,7 +58,9 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
     let ours = quarter["growth"]["current_revenue"].as_f64().unwrap();
     assert!((ours - revenue).abs() < 0.01, "{ours} vs {revenue} from invoices.csv");
     let g = &quarter["growth"];
-    let egr = g["net_revenue_retention"].as_f64().unwrap() + g["earned_new_revenue"].as_f64().unwrap() / g["previous_revenue"].as_f64().unwrap() - 1.0;
+    let egr = g["net_revenue_retention"].as_f64().unwrap()
+        + g["earned_new_revenue"].as_f64().unwrap() / g["previous_revenue"].as_f64().unwrap()
+        - 1.0;
     assert!((g["earned_growth_rate"].as_f64().unwrap() - egr).abs() < 1e-12);
     assert!(g["earned_new_revenue"].as_f64().unwrap() > 0.0, "the demo's survey says some came by recommendation");
 
@@ -95,8 +97,10 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
     }
     assert!(explained > 0, "the demo has new customers and upgraders");
 
-    let backtest =
-        json_of(d, &["health", "backtest", &d.join("health/customer.toml").to_string_lossy(), "--as-of", "2025-02-01", "--horizon", "90d", "--json"]);
+    let backtest = json_of(
+        d,
+        &["health", "backtest", &d.join("health/customer.toml").to_string_lossy(), "--as-of", "2025-02-01", "--horizon", "90d", "--json"],
+    );
     assert!(backtest["customers"].as_u64().unwrap() > 100, "{backtest}");
     assert!(backtest["health_auc"].as_f64().is_some() && backtest["baseline_auc"].as_f64().is_some(), "{backtest}");
     let (_, audit, _) = run(d, &["audit"]);
