@@ -57,6 +57,33 @@ pub enum ExprKind {
         name_span: Span,
         field: FunnelField,
     },
+    /// `health("customer").score`: the profile's score under a health definition the host holds.
+    Health {
+        name: String,
+        /// The span of the quoted name, for "unknown health definition" errors.
+        name_span: Span,
+        field: HealthField,
+    },
+}
+
+/// What `health("x").field` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HealthField {
+    /// The 0–100 score (a Number; null when the definition does not apply or nothing is measured).
+    Score,
+    /// `"red"`, `"yellow"` or `"green"` (a String; null likewise).
+    Band,
+}
+
+impl HealthField {
+    pub const ALL: [HealthField; 2] = [HealthField::Score, HealthField::Band];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HealthField::Score => "score",
+            HealthField::Band => "band",
+        }
+    }
 }
 
 /// What `funnel("x").field` reads of the profile's latest attempt at the funnel.
@@ -322,6 +349,11 @@ impl Display for Expr {
             ExprKind::Events(query) => write!(formatter, "{query}"),
             ExprKind::Funnel { name, field, .. } => {
                 formatter.write_str("funnel(")?;
+                write_string(formatter, name)?;
+                write!(formatter, ").{}", field.name())
+            }
+            ExprKind::Health { name, field, .. } => {
+                formatter.write_str("health(")?;
                 write_string(formatter, name)?;
                 write!(formatter, ").{}", field.name())
             }

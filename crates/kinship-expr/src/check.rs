@@ -6,7 +6,7 @@ use std::fmt::{self, Display, Formatter};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ast::{BinaryOp, EventFunction, Expr, ExprKind, FunnelField, Literal};
+use crate::ast::{BinaryOp, EventFunction, Expr, ExprKind, FunnelField, HealthField, Literal};
 use crate::diagnostic::TypeError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,6 +42,9 @@ pub struct Schema {
     /// Every funnel name; `funnel("x")` for any other name is an error.
     #[serde(default)]
     pub funnels: BTreeSet<String>,
+    /// Every health definition's name; `health("x")` for any other name is an error.
+    #[serde(default)]
+    pub healths: BTreeSet<String>,
 }
 
 impl Schema {
@@ -66,6 +69,11 @@ impl Schema {
 
     pub fn with_funnel(mut self, name: impl Into<String>) -> Self {
         self.funnels.insert(name.into());
+        self
+    }
+
+    pub fn with_health(mut self, name: impl Into<String>) -> Self {
+        self.healths.insert(name.into());
         self
     }
 }
@@ -210,6 +218,15 @@ impl Checker<'_> {
                     FunnelField::Step => Type::Number,
                     FunnelField::Reached => Type::Date,
                     FunnelField::Stuck => Type::Bool,
+                }
+            }
+            ExprKind::Health { name, name_span, field } => {
+                if !self.schema.healths.contains(name) {
+                    return Err(TypeError::new(*name_span, format!("unknown health definition `{name}`")));
+                }
+                match field {
+                    HealthField::Score => Type::Number,
+                    HealthField::Band => Type::String,
                 }
             }
             ExprKind::Events(query) => {

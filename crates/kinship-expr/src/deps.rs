@@ -22,6 +22,9 @@ pub struct Dependencies {
     /// Funnels whose position is read (`funnel("checkout").step`).
     #[serde(default)]
     pub funnels: BTreeSet<String>,
+    /// Health definitions whose score is read (`health("customer").score`).
+    #[serde(default)]
+    pub healths: BTreeSet<String>,
     /// Whether some event function reads events of every name (`count(*)`).
     pub any_event: bool,
     /// Whether the expression uses a time window, `days_since` or `now()`.
@@ -57,6 +60,10 @@ fn collect(expr: &Expr, dependencies: &mut Dependencies) {
             dependencies.funnels.insert(name.clone());
             // Being stuck is waiting too long: it changes as time passes.
             dependencies.time_relative |= *field == FunnelField::Stuck;
+        }
+        // Whether a score moves with time depends on its measures: the host knows.
+        ExprKind::Health { name, .. } => {
+            dependencies.healths.insert(name.clone());
         }
         ExprKind::DaysSince(operand) => {
             dependencies.time_relative = true;

@@ -5,7 +5,7 @@
 //! [`ProfileView`], so it is statically dispatched, reads events through the host's own iterator and
 //! allocates nothing.
 
-use crate::ast::{BinaryOp, EventFunction, EventSelector, Expr, ExprKind, FunnelField, Literal};
+use crate::ast::{BinaryOp, EventFunction, EventSelector, Expr, ExprKind, FunnelField, HealthField, Literal};
 use crate::check::{check, check_segment, Schema, Type};
 use crate::deps::Dependencies;
 use crate::diagnostic::TypeError;
@@ -30,6 +30,11 @@ pub trait ProfileView {
     /// Where the profile stands in funnel `name`. A host that defines no funnels keeps this
     /// default: its schema names none, so no checked program asks.
     fn funnel(&self, _name: &str, _field: FunnelField, _now_ms: i64) -> Scalar<'_> {
+        Scalar::Null
+    }
+    /// The profile's health under definition `name`; the default, for hosts without health
+    /// definitions, is null (their schema names none).
+    fn health(&self, _name: &str, _field: HealthField, _now_ms: i64) -> Scalar<'_> {
         Scalar::Null
     }
     /// The name of one of the profile's events (a funnel's steps match on it).
@@ -108,6 +113,7 @@ enum Node {
     Property(Box<str>),
     InSegment(Box<str>),
     Funnel(Box<str>, FunnelField),
+    Health(Box<str>, HealthField),
     Now,
     Not(Box<Node>),
     Negate(Box<Node>),
@@ -176,6 +182,7 @@ fn lower(expr: &Expr) -> Node {
         ExprKind::Property(name) => Node::Property(name.as_str().into()),
         ExprKind::InSegment { name, .. } => Node::InSegment(name.as_str().into()),
         ExprKind::Funnel { name, field, .. } => Node::Funnel(name.as_str().into(), *field),
+        ExprKind::Health { name, field, .. } => Node::Health(name.as_str().into(), *field),
         ExprKind::Now => Node::Now,
         ExprKind::Not(operand) => Node::Not(boxed(operand)),
         ExprKind::Negate(operand) => Node::Negate(boxed(operand)),
@@ -219,6 +226,7 @@ impl<'a, P: ProfileView> Evaluation<'a, P> {
             Node::Property(name) => event.map_or(Scalar::Null, |event| event.property(name)),
             Node::InSegment(name) => Scalar::Bool(self.profile.in_segment(name)),
             Node::Funnel(name, field) => self.profile.funnel(name, *field, self.now_ms),
+            Node::Health(name, field) => self.profile.health(name, *field, self.now_ms),
             Node::Now => Scalar::Date(self.now_ms),
             Node::Not(operand) => Scalar::Bool(!self.value(operand, event).is_true()),
             Node::Negate(operand) => negate(self.value(operand, event)),

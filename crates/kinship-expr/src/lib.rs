@@ -39,6 +39,7 @@
 //!             | "exists" "(" expression ")" | "days_since" "(" expression ")"
 //!             | "in_segment" "(" string ")" | "in_list" "(" string ")" | "now" "(" ")"
 //!             | "funnel" "(" string ")" "." ( "step" | "reached" | "stuck" )
+//!             | "health" "(" string ")" "." ( "score" | "band" )
 //! event_fn    = "count" | "any" | "first" | "last"             (* no property *)
 //!             | "sum" | "avg" | "min" | "max"                  (* property required *)
 //! selector    = string | "*"
@@ -87,6 +88,9 @@
 //!   null when never), `.stuck` whether it has waited at a step other than the last longer
 //!   than the 90th percentile of the time others took to the next (a Bool, false when nobody
 //!   has gone on yet). `funnel("x")` must name a funnel of the schema.
+//! * **Health.** `health("customer").score` is the profile's 0–100 score under the host's
+//!   health definition, `.band` its band (`"red"`, `"yellow"`, `"green"`); both null when the
+//!   definition does not apply to the profile. `health("x")` must name one of the schema.
 //! * **Any event.** `*` in place of the event name selects events of every name: `last(*)` is when the
 //!   profile was last seen, `count(*, last 7 days)` its recent activity.
 //! * **Windows.** `last 90 days` keeps events with `now - 90 days < timestamp <= now`: an event exactly
@@ -183,7 +187,7 @@ mod rewrite;
 mod time;
 mod value;
 
-pub use ast::{BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, FunnelField, Literal};
+pub use ast::{BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, FunnelField, HealthField, Literal};
 pub use check::{check, check_segment, Schema, Type};
 pub use deps::{find_cycle, Dependencies, Reference};
 pub use diagnostic::{line_column, Error, ParseError, Span, TypeError};

@@ -3,7 +3,8 @@
 //! [`MAX_NESTING`] and input by [`MAX_SOURCE_BYTES`].
 
 use crate::ast::{
-    is_reserved_word, BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, FunnelField, Literal,
+    is_reserved_word, BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, FunnelField, HealthField,
+    Literal,
 };
 use crate::diagnostic::{ParseError, Span};
 use crate::lexer::{tokenize, Punct, Token, TokenKind};
@@ -536,6 +537,29 @@ impl<'src> Parser<'src> {
                 let close = self.expect_punct(Punct::RightParen)?;
                 Ok(Expr { kind: ExprKind::Now, span: name_span.to(close) })
             }
+            "health" => {
+                self.advance();
+                self.advance();
+                let token = self.peek().clone();
+                let TokenKind::Text(health) = token.kind else {
+                    self.expect_here("a health definition's name in quotes".to_string());
+                    return Err(self.unexpected());
+                };
+                self.advance();
+                self.expect_punct(Punct::RightParen)?;
+                self.expect_punct(Punct::Dot)?;
+                let field_token = self.peek().clone();
+                let field = match &field_token.kind {
+                    TokenKind::Word(word) => HealthField::ALL.into_iter().find(|f| f.name() == *word),
+                    _ => None,
+                };
+                let Some(field) = field else {
+                    self.expected = HealthField::ALL.iter().map(|f| format!("`{}`", f.name())).collect();
+                    return Err(self.unexpected());
+                };
+                self.advance();
+                Ok(Expr { kind: ExprKind::Health { name: health, name_span: token.span, field }, span: name_span.to(field_token.span) })
+            }
             "funnel" => {
                 self.advance();
                 self.advance();
@@ -563,7 +587,7 @@ impl<'src> Parser<'src> {
                 self.expected = EventFunction::ALL
                     .iter()
                     .map(|function| function.name())
-                    .chain(["exists", "days_since", "in_segment", "in_list", "now", "funnel"])
+                    .chain(["exists", "days_since", "in_segment", "in_list", "now", "funnel", "health"])
                     .map(|function| format!("`{function}`"))
                     .collect();
                 Err(self.error(name_span, format!("unknown function `{name}`")))

@@ -36,6 +36,7 @@ fn walk(expr: &mut Expr, visit: &mut impl FnMut(&mut Literal), query: &mut impl 
         | ExprKind::Property(_)
         | ExprKind::InSegment { .. }
         | ExprKind::Funnel { .. }
+        | ExprKind::Health { .. }
         | ExprKind::Now => {}
         ExprKind::Not(operand) | ExprKind::Negate(operand) | ExprKind::Exists(operand) | ExprKind::DaysSince(operand) => {
             walk(operand, visit, query)

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use kinship_expr::{
     check, compile_computed, compile_segment, find_cycle, format_timestamp, parse, parse_definition, Dependencies, Error, EvalContext,
-    EventView, FunnelField, ParseError, ProfileView, Reference, Scalar, Schema, Type, MAX_NESTING, MAX_SOURCE_BYTES,
+    EventView, FunnelField, HealthField, ParseError, ProfileView, Reference, Scalar, Schema, Type, MAX_NESTING, MAX_SOURCE_BYTES,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -41,6 +41,8 @@ struct TestProfile {
     segments: Vec<&'static str>,
     /// (funnel, steps reached, when)
     funnels: Vec<(&'static str, f64, i64)>,
+    /// (health definition, score)
+    healths: Vec<(&'static str, f64)>,
     /// Oldest first, as `ProfileView::events` promises.
     events: Vec<TestEvent>,
 }
@@ -67,6 +69,15 @@ impl ProfileView for TestProfile {
             FunnelField::Reached => Scalar::Date(at),
             // This test host calls a profile stuck after a day at its step.
             FunnelField::Stuck => Scalar::Bool(now_ms - at > 86_400_000),
+        }
+    }
+
+    fn health(&self, name: &str, field: HealthField, _now_ms: i64) -> Scalar<'_> {
+        let Some(&(_, score)) = self.healths.iter().find(|h| h.0 == name) else { return Scalar::Null };
+        match field {
+            HealthField::Score => Scalar::Number(score),
+            // This test host bands at 40.
+            HealthField::Band => Scalar::Str(if score < 40.0 { "red" } else { "green" }),
         }
     }
 
@@ -110,6 +121,7 @@ fn schema() -> Schema {
         .with_segment("engaged")
         .with_segment("vip")
         .with_funnel("checkout")
+        .with_health("customer")
 }
 
 fn matches(source: &str, profile: &TestProfile) -> bool {
@@ -274,6 +286,20 @@ fn funnel_positions_are_the_hosts() {
     assert_eq!(stuck.to_string(), r#"funnel("checkout").stuck"#);
     assert!(stuck.dependencies().time_relative && stuck.dependencies().funnels.contains("checkout"));
     assert!(!parse(r#"funnel("checkout").step > 1"#).unwrap().dependencies().time_relative);
+}
+
+#[test]
+fn health_scores_and_bands_are_the_hosts() {
+    let low = TestProfile { healths: vec![("customer", 25.0)], ..TestProfile::default() };
+    assert!(matches(r#"health("customer").band == "red" and health("customer").score < 30"#, &low));
+    assert!(!matches(r#"health("customer").score >= 30"#, &low));
+    assert!(!matches(r#"health("customer").band == "red""#, &profile(json!({}))), "not scored: null");
+    let error = compile_error(r#"health("account").score > 1"#);
+    assert!(error.render(r#"health("account").score > 1"#).contains("unknown health definition `account`"));
+    assert!(compile_error(r#"health("customer").band > 3"#).to_string().contains("String"));
+    let parsed = parse(r#"health("customer").band"#).unwrap();
+    assert_eq!(parsed.to_string(), r#"health("customer").band"#);
+    assert!(parsed.dependencies().healths.contains("customer"));
 }
 
 #[test]
@@ -774,6 +800,8 @@ fn grammatical_source() -> impl Strategy<Value = String> {
             "in_segment(\"engaged\")",
             "funnel(\"checkout\").step",
             "funnel(\"checkout\").stuck",
+            "health(\"customer\").score",
+            "health(\"customer\").band",
         ])
         .prop_map(str::to_string),
         "[0-9]{1,3}(\\.[0-9])?",

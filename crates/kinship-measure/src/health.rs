@@ -26,7 +26,7 @@
 //! explains_alerts = true
 //! ```
 
-use kinship_expr::{EvalContext, FunnelField, ProfileView, Program, Scalar, Schema};
+use kinship_expr::{Dependencies, EvalContext, FunnelField, HealthField, ProfileView, Program, Scalar, Schema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -131,6 +131,16 @@ pub enum Band {
     Green,
 }
 
+impl Band {
+    pub fn name(self) -> &'static str {
+        match self {
+            Band::Red => "red",
+            Band::Yellow => "yellow",
+            Band::Green => "green",
+        }
+    }
+}
+
 /// One measure's part in a score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MeasureScore {
@@ -186,6 +196,7 @@ pub struct HealthProgram {
     applies: Option<Program>,
     measures: Vec<Measure>,
     contexts: Vec<Context>,
+    dependencies: Dependencies,
 }
 
 impl HealthProgram {
@@ -238,7 +249,35 @@ impl HealthProgram {
             let program = expression(&spec.when, &format!("{at}.when"), true)?;
             contexts.push(Context { name: spec.name.as_str().into(), spec: spec.clone(), program });
         }
-        Ok(Self { definition, applies, measures, contexts })
+        let mut dependencies = Dependencies::default();
+        let programs = applies.iter().chain(measures.iter().map(|m| &m.program)).chain(contexts.iter().map(|c| &c.program));
+        for d in programs.map(Program::dependencies) {
+            dependencies.traits.extend(d.traits.iter().cloned());
+            dependencies.computed.extend(d.computed.iter().cloned());
+            dependencies.segments.extend(d.segments.iter().cloned());
+            dependencies.events.extend(d.events.iter().cloned());
+            dependencies.properties.extend(d.properties.iter().cloned());
+            dependencies.funnels.extend(d.funnels.iter().cloned());
+            dependencies.healths.extend(d.healths.iter().cloned());
+            dependencies.any_event |= d.any_event;
+            dependencies.time_relative |= d.time_relative;
+        }
+        Ok(Self { definition, applies, measures, contexts, dependencies })
+    }
+
+    /// Everything the definition's expressions read: what can change a profile's score.
+    pub fn dependencies(&self) -> &Dependencies {
+        &self.dependencies
+    }
+
+    /// Every expression's text (applies, measures, contexts), for hosts that check what they quote.
+    pub fn expressions(&self) -> impl Iterator<Item = &str> {
+        let d = &self.definition;
+        d.applies
+            .iter()
+            .map(String::as_str)
+            .chain(d.measures.iter().map(|m| m.value.as_str()))
+            .chain(d.contexts.iter().map(|c| c.when.as_str()))
     }
 
     pub fn measure_names(&self) -> impl Iterator<Item = &str> {
@@ -499,6 +538,10 @@ impl<P: ProfileView> ProfileView for AsOf<'_, P> {
     }
 
     fn funnel(&self, _name: &str, _field: FunnelField, _now_ms: i64) -> Scalar<'_> {
+        Scalar::Null
+    }
+
+    fn health(&self, _name: &str, _field: HealthField, _now_ms: i64) -> Scalar<'_> {
         Scalar::Null
     }
 

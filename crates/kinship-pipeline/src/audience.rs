@@ -14,6 +14,7 @@ pub(crate) fn kind_name(kind: Kind) -> &'static str {
         Kind::Segment => "segment",
         Kind::Computed => "computed",
         Kind::Funnel => "funnel",
+        Kind::Health => "health",
     }
 }
 
@@ -22,6 +23,7 @@ fn kind_of(name: &str) -> Result<Kind> {
         "segment" => Ok(Kind::Segment),
         "computed" => Ok(Kind::Computed),
         "funnel" => Ok(Kind::Funnel),
+        "health" => Ok(Kind::Health),
         other => Err(PipelineError::Config(format!("stored definition of unknown kind {other:?}"))),
     }
 }
@@ -146,7 +148,7 @@ pub fn record(store: &mut dyn Database, audience: &Audience, transitions: &[Tran
 /// (names, types, cycles), evaluated over every profile, stored with its members. Returns its
 /// size (segments) or the number of profiles (the others).
 pub fn define(store: &mut dyn Database, config: &Config, audience: &mut Audience, source: DefinitionSource) -> Result<usize> {
-    if source.kind == Kind::Funnel {
+    if matches!(source.kind, Kind::Funnel | Kind::Health) {
         refuse_quoted_contacts(&source)?;
     }
     ensure_loaded(store, config, audience)?;
@@ -158,26 +160,42 @@ pub fn define(store: &mut dyn Database, config: &Config, audience: &mut Audience
     record(store, audience, &transitions)?;
     Ok(match kind {
         Kind::Segment => audience.size(&name).unwrap_or(0),
-        Kind::Computed | Kind::Funnel => audience.profile_count(),
+        Kind::Computed | Kind::Funnel | Kind::Health => audience.profile_count(),
     })
 }
 
-/// Erasure rewrites a person's email or phone out of segment expressions; a funnel's
-/// conditions sit inside TOML it does not rewrite, so a funnel may not quote one at all.
+/// Erasure rewrites a person's email or phone out of segment expressions; a funnel's or
+/// health definition's expressions sit inside TOML it does not rewrite, so they may not
+/// quote one at all.
 fn refuse_quoted_contacts(source: &DefinitionSource) -> Result<()> {
-    let program = kinship_measure::definition::FunnelProgram::parse(&source.expression)
-        .map_err(|e| kinship_segments::DefinitionError::Funnel { name: source.name.clone(), message: e.0 })?;
-    for condition in program.conditions() {
-        if let Some(kind) = kinship_expr::parse_about_event(condition).ok().and_then(|mut e| crate::readable::quoted_contact(&mut e)) {
-            return Err(kinship_segments::DefinitionError::Funnel {
-                name: source.name.clone(),
-                message: format!(
-                    "the condition `{}` quotes {}; a saved funnel may not name a person (erasure could not reach it): select people with a segment instead",
-                    crate::readable::redacted(condition),
-                    if kind == "email" { "an email address" } else { "a phone number" }
-                ),
-            }
-            .into());
+    use kinship_segments::DefinitionError;
+    let wrong = |message: String| match source.kind {
+        Kind::Funnel => DefinitionError::Funnel { name: source.name.clone(), message },
+        _ => DefinitionError::Health { name: source.name.clone(), message },
+    };
+    // (expression, whether it is about one event)
+    let expressions: Vec<(String, bool)> = if source.kind == Kind::Funnel {
+        let program = kinship_measure::definition::FunnelProgram::parse(&source.expression).map_err(|e| wrong(e.0))?;
+        program.conditions().map(|c| (c.to_string(), true)).collect()
+    } else {
+        let definition = kinship_measure::health::HealthDefinition::parse(&source.expression).map_err(|e| wrong(e.0))?;
+        let texts = definition
+            .applies
+            .iter()
+            .chain(definition.measures.iter().map(|m| &m.value))
+            .chain(definition.contexts.iter().map(|c| &c.when));
+        texts.map(|t| (t.clone(), false)).collect()
+    };
+    for (text, about_event) in &expressions {
+        let parsed = if *about_event { kinship_expr::parse_about_event(text) } else { kinship_expr::parse(text) };
+        if let Some(kind) = parsed.ok().and_then(|mut e| crate::readable::quoted_contact(&mut e)) {
+            let message = format!(
+                "`{}` quotes {}; a saved {} may not name a person (erasure could not reach it): select people with a segment instead",
+                crate::readable::redacted(text),
+                if kind == "email" { "an email address" } else { "a phone number" },
+                source.kind
+            );
+            return Err(wrong(message).into());
         }
     }
     Ok(())
@@ -288,18 +306,26 @@ pub fn refresh_time_relative(store: &mut dyn Database, audience: &mut Audience) 
     Ok(transitions)
 }
 
-/// One profile's segments and computed traits, evaluated on its own data: every definition
-/// is a function of one profile, so this equals what the whole audience holds.
-pub fn profile_values(
-    store: &dyn Database,
-    traits: &Map<String, Value>,
-    events: &[(MappedEvent, i64)],
-    id: &str,
-) -> Result<(Vec<String>, Map<String, Value>)> {
+/// What the definitions say of one profile.
+pub struct ProfileValues {
+    pub segments: Vec<String>,
+    pub computed: Map<String, Value>,
+    /// Per saved health definition that applies: the score, band, context and measures.
+    pub health: Map<String, Value>,
+}
+
+/// One profile's segments, computed traits and health scores, evaluated on its own data:
+/// every definition is a function of one profile, so this equals what the whole audience
+/// holds.
+pub fn profile_values(store: &dyn Database, traits: &Map<String, Value>, events: &[(MappedEvent, i64)], id: &str) -> Result<ProfileValues> {
     let mut one = Audience::new();
     one.upsert_profile(id, traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
-    one.define_all(stored_definitions(store)?, now_ms())?;
-    Ok(one.profile_values(id).unwrap_or_default())
+    let now = now_ms();
+    one.define_all(stored_definitions(store)?, now)?;
+    let (segments, computed) = one.profile_values(id).unwrap_or_default();
+    let health =
+        one.health_scores(id, now).unwrap_or_default().into_iter().map(|(name, scored)| (name, serde_json::json!(scored))).collect();
+    Ok(ProfileValues { segments, computed, health })
 }
 
 /// A profile's events as its records' sources map them: (event, time).

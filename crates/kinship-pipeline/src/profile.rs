@@ -52,7 +52,7 @@ pub fn profile_document(store: &dyn Database, config: &Config, id: &str) -> Resu
         events.push((t.at, json!({ "type": "segment", "event": event, "timestamp": iso(t.at), "properties": { "segment": t.segment } })));
     }
     events.sort_by_key(|e| std::cmp::Reverse(e.0));
-    let (segments, computed) = crate::audience::profile_values(store, &traits, &mapped, id)?;
+    let crate::audience::ProfileValues { segments, computed, health } = crate::audience::profile_values(store, &traits, &mapped, id)?;
     let no_properties = Map::new();
     let consent = kinship_policy::derive_consent(
         &traits,
@@ -80,6 +80,7 @@ pub fn profile_document(store: &dyn Database, config: &Config, id: &str) -> Resu
     doc.insert("records".into(), Value::Array(records_json));
     doc.insert("segments".into(), json!(segments));
     doc.insert("computed".into(), Value::Object(computed));
+    doc.insert("health".into(), Value::Object(health));
     doc.insert("events".into(), Value::Array(events.into_iter().map(|(_, e)| e).collect()));
     doc.insert("consent".into(), json!(consent));
     Ok(Some(Value::Object(doc)))

@@ -71,6 +71,7 @@ fn traits_read_for_value(expr: &kinship_expr::Expr, out: &mut BTreeSet<String>) 
         | ExprKind::Property(_)
         | ExprKind::InSegment { .. }
         | ExprKind::Funnel { .. }
+        | ExprKind::Health { .. }
         | ExprKind::Now => {}
         ExprKind::Not(operand) | ExprKind::Negate(operand) | ExprKind::Exists(operand) | ExprKind::DaysSince(operand) => {
             traits_read_for_value(operand, out)
@@ -166,7 +167,8 @@ fn check_dependencies(
         .iter()
         .map(|n| (Kind::Computed, n))
         .chain(dependencies.segments.iter().map(|n| (Kind::Segment, n)))
-        .chain(dependencies.funnels.iter().map(|n| (Kind::Funnel, n)));
+        .chain(dependencies.funnels.iter().map(|n| (Kind::Funnel, n)))
+        .chain(dependencies.healths.iter().map(|n| (Kind::Health, n)));
     for (kind, name) in references {
         if !visited.insert((kind, name.clone())) {
             continue;
@@ -176,6 +178,7 @@ fn check_dependencies(
                 Kind::Computed => "computed trait",
                 Kind::Segment => "segment",
                 Kind::Funnel => "funnel",
+                Kind::Health => "health definition",
             };
             check_dependencies(audience, inner, policy, visited)
                 .map_err(|reason| format!("{label} `{name}` reads what this role may not: {reason}"))?;

@@ -76,6 +76,11 @@ pub fn project(doc: &Value, policy: &Policy, key: &PseudonymKey) -> Projected {
         if let Some(computed) = doc.get("computed").and_then(Value::as_object) {
             out.insert("computed".into(), Value::Object(projector.object(computed, &policy.traits, "", None, Some(&mut seen.computed))));
         }
+        // Health scores are computed from the profile as computed traits are: shown to the
+        // same roles, each measure's value included.
+        if let Some(health) = doc.get("health") {
+            out.insert("health".into(), health.clone());
+        }
     }
     for (section, shown, flag) in [("segments", policy.segments, &mut seen.segments), ("consent", policy.consent, &mut seen.consent)] {
         if let (true, Some(value)) = (shown, doc.get(section)) {

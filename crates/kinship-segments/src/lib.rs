@@ -20,9 +20,10 @@ use held::Held;
 pub use kinship_expr::MAX_SOURCE_BYTES as MAX_EXPRESSION_BYTES;
 use profile::{Event, Profile};
 
-use kinship_expr::{find_cycle, Dependencies, EvalContext, FunnelField, ProfileView, Program, Reference, Scalar, Schema};
+use kinship_expr::{find_cycle, Dependencies, EvalContext, FunnelField, HealthField, ProfileView, Program, Reference, Scalar, Schema};
 use kinship_measure::definition::FunnelProgram;
 use kinship_measure::funnel::{Attempt, Funnel};
+use kinship_measure::health::{HealthProgram, Scored};
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
@@ -36,6 +37,7 @@ pub enum Kind {
     Segment,
     Computed,
     Funnel,
+    Health,
 }
 
 impl std::fmt::Display for Kind {
@@ -44,6 +46,7 @@ impl std::fmt::Display for Kind {
             Kind::Segment => "segment",
             Kind::Computed => "computed trait",
             Kind::Funnel => "funnel",
+            Kind::Health => "health definition",
         })
     }
 }
@@ -73,6 +76,8 @@ pub enum DefinitionError {
     BadName(Kind, String),
     #[error("funnel {name}: {message}")]
     Funnel { name: String, message: String },
+    #[error("health definition {name}: {message}")]
+    Health { name: String, message: String },
 }
 
 /// A profile entering or leaving a segment.
@@ -98,8 +103,9 @@ struct Definition {
 }
 
 enum Compiled {
-    Expression(Program),
+    Expression(Box<Program>),
     Funnel(Box<FunnelState>),
+    Health(Box<HealthProgram>),
 }
 
 /// A funnel and what the last full pass learnt of it.
@@ -115,13 +121,14 @@ impl Compiled {
         match self {
             Compiled::Expression(program) => program.dependencies(),
             Compiled::Funnel(state) => state.program.dependencies(),
+            Compiled::Health(program) => program.dependencies(),
         }
     }
 
     fn program(&self) -> Option<&Program> {
         match self {
             Compiled::Expression(program) => Some(program),
-            Compiled::Funnel(_) => None,
+            Compiled::Funnel(_) | Compiled::Health(_) => None,
         }
     }
 }
@@ -132,6 +139,7 @@ fn reads(dependencies: &Dependencies, kind: Kind, name: &str) -> bool {
         Kind::Segment => dependencies.segments.contains(name),
         Kind::Computed => dependencies.computed.contains(name),
         Kind::Funnel => dependencies.funnels.contains(name),
+        Kind::Health => dependencies.healths.contains(name),
     }
 }
 
@@ -190,6 +198,7 @@ impl Catalog {
                 Compiled::Expression(_) if d.kind == Kind::Segment => schema.with_segment(&d.name),
                 Compiled::Expression(program) => schema.with_computed(&d.name, program.result_type()),
                 Compiled::Funnel(_) => schema.with_funnel(&d.name),
+                Compiled::Health(_) => schema.with_health(&d.name),
             };
         }
         schema
@@ -204,7 +213,15 @@ impl Catalog {
         let &i = self.position.get(&(Kind::Funnel, name.to_string()))?;
         match &self.definitions[i].compiled {
             Compiled::Funnel(state) => Some(state),
-            Compiled::Expression(_) => None,
+            _ => None,
+        }
+    }
+
+    fn health(&self, name: &str) -> Option<&HealthProgram> {
+        let &i = self.position.get(&(Kind::Health, name.to_string()))?;
+        match &self.definitions[i].compiled {
+            Compiled::Health(program) => Some(program),
+            _ => None,
         }
     }
 }
@@ -213,7 +230,7 @@ fn reference(kind: Kind, name: &str) -> Option<Reference> {
     match kind {
         Kind::Segment => Some(Reference::Segment(name.to_string())),
         Kind::Computed => Some(Reference::Computed(name.to_string())),
-        Kind::Funnel => None,
+        Kind::Funnel | Kind::Health => None,
     }
 }
 
@@ -268,6 +285,14 @@ impl ProfileView for HeldProfile<'_> {
                 let waited = now_ms.saturating_sub(attempt.reached.last().copied().unwrap_or(now_ms));
                 Scalar::Bool(attempt.depth() < state.program.funnel.steps && threshold.is_some_and(|p90| waited > p90))
             }
+        }
+    }
+
+    fn health(&self, name: &str, field: HealthField, now_ms: i64) -> Scalar<'_> {
+        let Some(scored) = self.catalog.health(name).and_then(|h| h.score(self, now_ms)) else { return Scalar::Null };
+        match field {
+            HealthField::Score => Scalar::Number(scored.score),
+            HealthField::Band => Scalar::Str(scored.band.name()),
         }
     }
 
@@ -426,6 +451,17 @@ impl Audience {
     /// Compiles a definition against the current ones without adding it.
     fn compile(&self, source: &DefinitionSource) -> Result<Compiled, DefinitionError> {
         check_name(source.kind, &source.name)?;
+        if source.kind == Kind::Health {
+            let health = |message: String| DefinitionError::Health { name: source.name.clone(), message };
+            // Against the definitions so far: a health definition may read computed traits,
+            // segments and funnels defined before it, and nothing defined later can be read
+            // by it, so no cycle can form.
+            let program = HealthProgram::parse(&source.expression, &self.catalog.schema()).map_err(|e| health(e.0))?;
+            if program.definition.name != source.name {
+                return Err(health(format!("its definition is named `{}`", program.definition.name)));
+            }
+            return Ok(Compiled::Health(Box::new(program)));
+        }
         if source.kind == Kind::Funnel {
             let funnel = |message: String| DefinitionError::Funnel { name: source.name.clone(), message };
             let program = FunnelProgram::parse(&source.expression).map_err(|e| funnel(e.0))?;
@@ -435,7 +471,7 @@ impl Audience {
             let steps = program.funnel.steps;
             return Ok(Compiled::Funnel(Box::new(FunnelState { program, p90_to_next: vec![None; steps] })));
         }
-        self.compile_expression(source).map(Compiled::Expression)
+        self.compile_expression(source).map(|program| Compiled::Expression(Box::new(program)))
     }
 
     fn compile_expression(&self, source: &DefinitionSource) -> Result<Program, DefinitionError> {
@@ -499,7 +535,7 @@ impl Audience {
             .definitions
             .iter()
             .filter(|d| reads(d.compiled.dependencies(), kind, name))
-            .map(|d| reference(d.kind, &d.name).map_or_else(|| format!("funnel {}", d.name), |r| r.to_string()))
+            .map(|d| reference(d.kind, &d.name).map_or_else(|| format!("{} {}", d.kind, d.name), |r| r.to_string()))
             .collect();
         if !users.is_empty() {
             return Err(DefinitionError::InUse { kind, name: name.to_string(), users: users.join(", ") });
@@ -749,6 +785,26 @@ impl Audience {
         Some(visit(&HeldProfile { catalog: &self.catalog, profile }))
     }
 
+    /// A saved health definition's program.
+    pub fn saved_health(&self, name: &str) -> Option<&HealthProgram> {
+        self.catalog.health(name)
+    }
+
+    /// One profile's score under every saved health definition that applies to it, or `None`
+    /// when the profile is not held.
+    pub fn health_scores(&self, id: &str, now_ms: i64) -> Option<Vec<(String, Scored)>> {
+        self.map_one(id, |view| {
+            self.catalog
+                .definitions
+                .iter()
+                .filter_map(|d| match &d.compiled {
+                    Compiled::Health(program) => Some((d.name.clone(), program.score(view, now_ms)?)),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
     /// A saved funnel's program.
     pub fn saved_funnel(&self, name: &str) -> Option<&FunnelProgram> {
         self.catalog.funnel(name).map(|state| &state.program)
@@ -805,7 +861,7 @@ impl Audience {
         for (d, v) in self.catalog.definitions.iter().zip(&p.values) {
             match d.kind {
                 Kind::Segment if *v == Held::Bool(true) => segments.push(d.name.clone()),
-                Kind::Segment | Kind::Funnel => {}
+                Kind::Segment | Kind::Funnel | Kind::Health => {}
                 Kind::Computed => {
                     computed.insert(d.name.clone(), v.scalar().to_json());
                 }

@@ -230,3 +230,52 @@ fn funnel_positions_are_segment_conditions_kept_current_in_real_time() {
         DefinitionSource { kind: Kind::Funnel, name: "short".into(), expression: "name = \"short\"\n[[steps]]\nevent = \"A\"".into() };
     assert!(a.define(bad, NOW).unwrap_err().to_string().contains("2 to 64 steps"));
 }
+
+const HEALTH: &str = r#"
+name = "customer"
+applies = 'any("Order Completed")'
+bands = { red = 40, yellow = 70 }
+[[measures]]
+name = "tickets"
+value = 'count("Ticket Opened", last 30 days)'
+points = [[0, 100], [3, 0]]
+[[measures]]
+name = "orders"
+value = 'count("Order Completed", last 90 days)'
+points = [[0, 0], [2, 100]]
+"#;
+
+#[test]
+fn health_scores_are_segment_conditions_kept_current_in_real_time() {
+    // Profile i of audience(8) has i orders, one every 10 days, and p3 one ticket.
+    let mut a = audience(8);
+    let health = DefinitionSource { kind: Kind::Health, name: "customer".into(), expression: HEALTH.into() };
+    a.define(health, NOW).unwrap();
+    a.define(segment("at_risk", r#"health("customer").band == "red""#), NOW).unwrap();
+    a.define(computed("health_score", r#"health("customer").score"#), NOW).unwrap();
+    // p1: one order in 90 days (50) and no ticket (100): 75. Nobody is red yet; p0 is not scored.
+    assert!(members(&a, "at_risk").is_empty());
+    assert_eq!(a.profile_values("p1").unwrap().1["health_score"], json!(75.0));
+    assert_eq!(a.profile_values("p0").unwrap().1["health_score"], Value::Null);
+    let scores = a.health_scores("p3", NOW).unwrap();
+    assert_eq!(scores.len(), 1);
+    assert_eq!(scores[0].1.measures[0].value, Some(1.0), "p3's ticket is read: {scores:?}");
+
+    // p1 opens three tickets: (0 + 50) / 2 = 25, red, and it enters the segment at once.
+    let mut events = vec![("Order Completed".to_string(), NOW - DAY, obj(json!({ "revenue": 100 })))];
+    for k in 1..=3 {
+        events.push(("Ticket Opened".to_string(), NOW - k * DAY, obj(json!({ "status": "open" }))));
+    }
+    let traits = obj(json!({ "country": "NZ", "email": "p1@example.com" }));
+    let change = a.upsert_profile("p1", &traits, events.iter().map(|(n, t, p)| (n.as_str(), *t, p)));
+    let t = a.evaluate_profile("p1", &change, NOW);
+    assert_eq!(t, [Transition { segment: "at_risk".into(), profile: "p1".into(), entered: true }]);
+    assert!(a.evaluate_all(NOW).is_empty(), "the real-time answer is a full pass's");
+    // A month on the tickets age out of the window: the time refresh takes p1 out again.
+    let later = a.refresh_time_relative(NOW + 31 * DAY);
+    assert!(later.iter().any(|t| t.profile == "p1" && t.segment == "at_risk" && !t.entered), "{later:?}");
+
+    assert!(matches!(a.undefine(Kind::Health, "customer"), Err(DefinitionError::InUse { .. })));
+    let misnamed = DefinitionSource { kind: Kind::Health, name: "account".into(), expression: HEALTH.into() };
+    assert!(a.define(misnamed, NOW).unwrap_err().to_string().contains("named `customer`"));
+}

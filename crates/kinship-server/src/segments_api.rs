@@ -52,7 +52,7 @@ pub(crate) fn definition_error(e: PipelineError) -> Response {
             }
             DefinitionError::Exists(..) | DefinitionError::InUse { .. } => (StatusCode::CONFLICT, json!({ "error": d.to_string() })),
             DefinitionError::Unknown(..) => (StatusCode::NOT_FOUND, json!({ "error": d.to_string() })),
-            DefinitionError::Cycle(_) | DefinitionError::BadName(..) | DefinitionError::Funnel { .. } => {
+            DefinitionError::Cycle(_) | DefinitionError::BadName(..) | DefinitionError::Funnel { .. } | DefinitionError::Health { .. } => {
                 (StatusCode::BAD_REQUEST, json!({ "error": d.to_string() }))
             }
         },
@@ -124,6 +124,7 @@ fn audit_names(kind: Kind) -> (&'static str, &'static str) {
         Kind::Segment => ("segment", "segment"),
         Kind::Computed => ("computed", "computed_trait"),
         Kind::Funnel => ("funnel", "funnel"),
+        Kind::Health => ("health", "health"),
     }
 }
 
@@ -180,7 +181,7 @@ async fn listing(caller: &Caller, state: &AppState, kind: Kind, field: &str) -> 
                     let size = engine.size(&d.name).map(|n| shown_count(caller, n));
                     json!({ "name": d.name, "expression": d.expression, "size": size })
                 }
-                Kind::Computed | Kind::Funnel => json!({ "name": d.name, "expression": d.expression }),
+                Kind::Computed | Kind::Funnel | Kind::Health => json!({ "name": d.name, "expression": d.expression }),
             })
             .collect()
     };
@@ -188,6 +189,7 @@ async fn listing(caller: &Caller, state: &AppState, kind: Kind, field: &str) -> 
         Kind::Segment => ("segment.list", "GET /api/v1/segments"),
         Kind::Computed => ("computed.list", "GET /api/v1/computed-traits"),
         Kind::Funnel => ("funnel.list", "GET /api/v1/funnels"),
+        Kind::Health => ("health.list", "GET /api/v1/health"),
     };
     caller.audit(action, None, route, json!({ "definitions": items.len() })).await?;
     let mut body = json!({ field: items });

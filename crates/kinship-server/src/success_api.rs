@@ -7,27 +7,31 @@
 
 use crate::http::{ApiError, Caller};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kinship_measure::health::{HealthDefinition, HealthProgram};
 use kinship_pipeline::success::{self, NpsBy, Period};
 use kinship_pipeline::PipelineError;
 use kinship_policy::Capability;
+use kinship_segments::{DefinitionSource, Kind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(nps_report, growth_report, health_score))]
+#[openapi(paths(nps_report, growth_report, health_score, list_health, create_health, saved_health, delete_health))]
 pub struct SuccessDoc;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/nps", get(nps_report))
         .route("/api/v1/growth", get(growth_report))
+        .route("/api/v1/health", get(list_health).post(create_health))
         .route("/api/v1/health/score", post(health_score))
+        .route("/api/v1/health/{name}", get(saved_health).delete(delete_health))
 }
 
 /// Runs `measure` over the audience (loaded first if nothing was defined yet) as of the
@@ -187,13 +191,23 @@ pub(crate) async fn growth_report(
     (status = 400, description = "The definition does not parse; the message says where"), (status = 403, description = "A measure reads what the role may not")))]
 pub(crate) async fn health_score(caller: Caller, State(state): State<Arc<AppState>>, body: String) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadSegments)?;
-    crate::segments_api::bounded(&body)?;
-    let definition = HealthDefinition::parse(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.0))?;
+    let definition = readable_health(&caller, &state, &body).await?;
+    health_report(&caller, &state, definition, "POST /api/v1/health/score").await
+}
+
+/// Parses a health definition and refuses one whose expressions read what the role may not.
+async fn readable_health(caller: &Caller, state: &Arc<AppState>, text: &str) -> Result<HealthDefinition, ApiError> {
+    crate::segments_api::bounded(text)?;
+    let definition = HealthDefinition::parse(text).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.0))?;
     let mut read: Vec<String> = definition.measures.iter().map(|m| m.value.clone()).collect();
     read.extend(definition.contexts.iter().map(|c| c.when.clone()));
     read.extend(definition.applies.clone());
-    reads(&caller, &state, &read).await?;
-    let report = over_audience(&state, move |engine, _, now| {
+    reads(caller, state, &read).await?;
+    Ok(definition)
+}
+
+async fn health_report(caller: &Caller, state: &Arc<AppState>, definition: HealthDefinition, route: &str) -> Result<Json<Value>, ApiError> {
+    let report = over_audience(state, move |engine, _, now| {
         let program = HealthProgram::compile(definition, &engine.schema()).map_err(|e| PipelineError::Config(e.0))?;
         Ok(success::health(engine, &program, now))
     })
@@ -207,6 +221,89 @@ pub(crate) async fn health_score(caller: Caller, State(state): State<Arc<AppStat
         let alerts = report.alerts.len();
         value["alerts"] = json!(alerts);
     }
-    caller.audit("health.read", None, "POST /api/v1/health/score", json!({ "health": report.name, "scored": report.scored })).await?;
+    caller.audit("health.read", None, route, json!({ "health": report.name, "scored": report.scored })).await?;
     Ok(Json(value))
+}
+
+/// The saved health definitions.
+#[utoipa::path(get, path = "/api/v1/health", security(("bearer" = [])), responses((status = 200, description = "`{\"health\": [{name, definition}]}`")))]
+pub(crate) async fn list_health(caller: Caller, State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ReadSegments)?;
+    let saved: Vec<Value> = {
+        let engine = state.audience.read().expect("not poisoned");
+        engine
+            .definitions()
+            .into_iter()
+            .filter(|d| d.kind == Kind::Health)
+            .filter_map(|d| Some(json!({ "name": d.name, "definition": engine.saved_health(&d.name)?.definition })))
+            .collect()
+    };
+    caller.audit("health.list", None, "GET /api/v1/health", json!({ "definitions": saved.len() })).await?;
+    Ok(Json(json!({ "health": saved })))
+}
+
+/// Save a health definition (TOML in the body): every profile's score then shows on its
+/// 360, and segments read it as `health("name").score` and `.band`, kept current as events
+/// arrive, so a segment of red customers can start a flow.
+#[utoipa::path(post, path = "/api/v1/health", request_body(content = String, description = "The health definition, TOML"), security(("bearer" = [])),
+    responses((status = 201, description = "`{name, profiles}`"), (status = 400, description = "It does not parse, or quotes a person"),
+    (status = 409, description = "One of that name exists")))]
+pub(crate) async fn create_health(caller: Caller, State(state): State<Arc<AppState>>, body: String) -> Result<Response, ApiError> {
+    caller.require(Capability::ManageSegments)?;
+    let definition = readable_health(&caller, &state, &body).await?;
+    let name = definition.name.clone();
+    let source = DefinitionSource { kind: Kind::Health, name: name.clone(), expression: body };
+    let s = state.clone();
+    let defined = tokio::task::spawn_blocking(move || {
+        let mut store = kinship_store::open(&s.database)?;
+        let mut engine = s.audience.write().expect("not poisoned");
+        kinship_pipeline::audience::define(&mut *store, &s.config(), &mut engine, source)
+    })
+    .await
+    .expect("does not panic");
+    let profiles = match defined {
+        Ok(n) => n,
+        Err(e) => return Ok(crate::segments_api::definition_error(e)),
+    };
+    caller.audit("health.create", None, "POST /api/v1/health", json!({ "health": name })).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": name, "profiles": profiles }))).into_response())
+}
+
+/// A saved health definition's report, as `POST /api/v1/health/score` gives one.
+#[utoipa::path(get, path = "/api/v1/health/{name}", params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "`{name, scored, red, yellow, green, distribution, lowest, alerts, explained}`"), (status = 404, description = "No such definition")))]
+pub(crate) async fn saved_health(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ReadSegments)?;
+    let saved = state.audience.read().expect("not poisoned").definitions().into_iter().find(|d| d.kind == Kind::Health && d.name == name);
+    let Some(saved) = saved else { return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no health definition named {name}"))) };
+    let definition = readable_health(&caller, &state, &saved.expression).await?;
+    health_report(&caller, &state, definition, "GET /api/v1/health/{name}").await
+}
+
+/// Delete a saved health definition no segment reads.
+#[utoipa::path(delete, path = "/api/v1/health/{name}", params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "`{deleted}`"), (status = 404, description = "No such definition"), (status = 409, description = "A segment reads it")))]
+pub(crate) async fn delete_health(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Capability::ManageSegments)?;
+    let (s, target) = (state.clone(), name.clone());
+    let deleted = tokio::task::spawn_blocking(move || {
+        let mut store = kinship_store::open(&s.database)?;
+        let mut engine = s.audience.write().expect("not poisoned");
+        kinship_pipeline::audience::undefine(&mut *store, &mut engine, Kind::Health, &target)
+    })
+    .await
+    .expect("does not panic");
+    if let Err(e) = deleted {
+        return Ok(crate::segments_api::definition_error(e));
+    }
+    caller.audit("health.delete", None, "DELETE /api/v1/health/{name}", json!({ "health": name })).await?;
+    Ok(Json(json!({ "deleted": name })).into_response())
 }

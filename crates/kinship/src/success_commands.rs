@@ -8,9 +8,11 @@ use crate::commands::{Workspace, operator};
 use crate::segment_commands::load;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use kinship_measure::health::HealthProgram;
+use kinship_measure::health::{HealthDefinition, HealthProgram};
 use kinship_measure::nps::Score;
+use kinship_pipeline::audience;
 use kinship_pipeline::success::{self, NpsBy, Period};
+use kinship_segments::{DefinitionSource, Kind};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,10 +41,18 @@ pub struct GrowthArgs {
 
 #[derive(Subcommand)]
 pub enum HealthCommand {
-    /// Scores every profile by a health definition (TOML): bands, the distribution, the lowest
-    /// scores with their reasons, and this week's alerts (or one profile's explanation).
+    /// Save a health definition (TOML): each profile's score then shows on its 360, and
+    /// segments read it as `health("NAME").score` and `.band`, kept current as events arrive.
+    Create { file: PathBuf },
+    /// The saved health definitions.
+    List,
+    /// Delete a saved health definition no segment reads.
+    Delete { name: String },
+    /// Scores every profile by a health definition (saved, by name, or a TOML file): bands,
+    /// the distribution, the lowest scores with their reasons, and this week's alerts (or one
+    /// profile's explanation).
     Score {
-        file: PathBuf,
+        definition: String,
         /// Explain one profile's score.
         #[arg(long)]
         profile: Option<String>,
@@ -53,7 +63,8 @@ pub enum HealthCommand {
     /// AUC, precision of the lowest tenth and calibration by band, beside a logistic
     /// regression fitted on the same measures.
     Backtest {
-        file: PathBuf,
+        /// A saved definition's name, or a TOML file.
+        definition: String,
         /// The date to score as of, YYYY-MM-DD.
         #[arg(long)]
         as_of: String,
@@ -138,114 +149,138 @@ pub fn growth(data: &DataDir, args: &GrowthArgs) -> Result<ExitCode> {
 
 pub fn health(data: &DataDir, cmd: &HealthCommand) -> Result<ExitCode> {
     let mut ws = Workspace::open(data)?;
-    let (file, json) = match cmd {
-        HealthCommand::Score { file, json, .. } | HealthCommand::Backtest { file, json, .. } => (file, *json),
-    };
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let audience = load(&ws)?;
-    let program = HealthProgram::parse(&text, &audience.schema())?;
-    let now = success::data_now(&audience);
     match cmd {
-        HealthCommand::Score { profile: Some(id), .. } => {
-            let scored = audience.map_one(id, |p| program.score(p, now));
-            ws.audit(&operator(), "health.read", Some(id), json!({ "health": program.definition.name }))?;
-            let Some(scored) = scored else { anyhow::bail!("no profile {id} (see `kinship profile`)") };
-            let Some(scored) = scored else {
-                println!("{id} is not scored: the definition does not apply to it, or no measure has a value");
-                return Ok(ExitCode::SUCCESS);
-            };
-            if json {
-                println!("{}", serde_json::to_string_pretty(&scored)?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!(
-                "{id}: {:.0} ({:?}){}",
-                scored.score,
-                scored.band,
-                scored.context.map_or(String::new(), |c| format!(", in context `{c}`"))
-            );
-            for m in &scored.measures {
-                println!(
-                    "  {:<20} value {:<10} score {:<6} weight {:<4} adds {:.1}",
-                    m.name,
-                    m.value.map_or("-".into(), |v| format!("{v}")),
-                    m.score.map_or("-".into(), |v| format!("{v:.0}")),
-                    m.weight,
-                    m.contribution
-                );
+        HealthCommand::Create { file } => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let name = HealthDefinition::parse(&text)?.name;
+            let mut engine = load(&ws)?;
+            let source = DefinitionSource { kind: Kind::Health, name: name.clone(), expression: text };
+            audience::define(&mut *ws.store, &ws.config, &mut engine, source)?;
+            ws.audit(&operator(), "health.create", None, json!({ "health": name }))?;
+            println!("health definition {name} saved; profiles show their score, and segments read health(\"{name}\").score and .band");
+        }
+        HealthCommand::List => {
+            println!("{:<24} measures", "health definition");
+            for d in ws.store.definitions()?.iter().filter(|d| d.kind == "health") {
+                let measures =
+                    HealthDefinition::parse(&d.expression).map(|h| h.measures.iter().map(|m| m.name.clone()).collect::<Vec<_>>());
+                println!("{:<24} {}", d.name, measures.map_or_else(|e| format!("(does not parse: {e})"), |m| m.join(", ")));
             }
         }
-        HealthCommand::Score { .. } => {
-            let report = success::health(&audience, &program, now);
-            ws.audit(&operator(), "health.read", None, json!({ "health": report.name, "scored": report.scored }))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!(
-                "health {}: {} profiles scored: {} red, {} yellow, {} green",
-                report.name, report.scored, report.red, report.yellow, report.green
-            );
-            let top = report.distribution.iter().copied().max().unwrap_or(1).max(1);
-            for (i, n) in report.distribution.iter().enumerate() {
-                println!("  {:>3}–{:<3} {:>7} {}", i * 10, i * 10 + 9, n, "█".repeat((n * 40 / top) as usize));
-            }
-            let opened = report.alerts.iter().filter(|a| matches!(a, kinship_measure::health::AlertChange::Opened(_))).count();
-            let held = report.alerts.len() - opened;
-            println!("alerts this week: {opened} raised, {held} held back over the daily limit, {} explained by context", report.explained);
-            for (id, s) in report.lowest.iter().take(10) {
-                let worst = s
-                    .measures
-                    .iter()
-                    .filter(|m| m.score.is_some())
-                    .min_by(|a, b| a.score.partial_cmp(&b.score).unwrap_or(std::cmp::Ordering::Equal));
-                println!(
-                    "  {id} {:.0} {:?}{}",
-                    s.score,
-                    s.band,
-                    worst.map_or(String::new(), |m| format!(
-                        ": lowest measure {} ({})",
-                        m.name,
-                        m.value.map_or("-".into(), |v| v.to_string())
-                    ))
-                );
-            }
+        HealthCommand::Delete { name } => {
+            let mut engine = load(&ws)?;
+            audience::undefine(&mut *ws.store, &mut engine, Kind::Health, name)?;
+            ws.audit(&operator(), "health.delete", None, json!({ "health": name }))?;
+            println!("deleted health definition {name}");
         }
-        HealthCommand::Backtest { as_of, horizon, .. } => {
-            let as_of_ms = kinship_expr::parse_timestamp(as_of).with_context(|| format!("--as-of {as_of}: give a date, YYYY-MM-DD"))?;
-            let days: u32 = horizon
-                .trim_end_matches('d')
-                .parse()
-                .ok()
-                .filter(|d| (1..=3650).contains(d))
-                .with_context(|| format!("--horizon {horizon}: give days, e.g. 90d"))?;
-            let b = success::backtest(&audience, &ws.config.measures, &program, as_of_ms, days)?;
-            ws.audit(
-                &operator(),
-                "health.backtest",
-                None,
-                json!({ "health": program.definition.name, "as_of": as_of, "horizon_days": days }),
-            )?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&b)?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
-            println!("{} customers active on {as_of}; {} bought nothing in the next {days} days", b.customers, b.churned);
-            println!(
-                "AUC on the held-out half: health score {}, logistic baseline on the same measures {}",
-                f(b.health_auc),
-                f(b.baseline_auc)
-            );
-            println!(
-                "churned among the lowest tenth: health {}, baseline {}",
-                share(b.health_precision_top),
-                share(b.baseline_precision_top)
-            );
-            for (band, n, churned) in &b.calibration {
-                println!("  {band:?}: {n} customers, {} stopped", share(*churned));
-            }
-        }
+        HealthCommand::Score { definition, profile, json } => score(&mut ws, definition, profile.as_deref(), *json)?,
+        HealthCommand::Backtest { definition, as_of, horizon, json } => backtest(&mut ws, definition, as_of, horizon, *json)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The audience and a health definition: a saved one by name, or a TOML file.
+fn program_for(ws: &Workspace, definition: &str) -> Result<(kinship_segments::Audience, HealthProgram)> {
+    let audience = load(ws)?;
+    let saved = audience.definitions().into_iter().find(|d| d.kind == Kind::Health && d.name == definition);
+    let text = match saved {
+        Some(d) => d.expression,
+        None if std::path::Path::new(definition).is_file() => {
+            std::fs::read_to_string(definition).with_context(|| format!("reading {definition}"))?
+        }
+        None => anyhow::bail!("{definition:?} is neither a saved health definition nor a file (see `kinship health list`)"),
+    };
+    let program = HealthProgram::parse(&text, &audience.schema())?;
+    Ok((audience, program))
+}
+
+fn score(ws: &mut Workspace, definition: &str, profile: Option<&str>, json: bool) -> Result<()> {
+    let (audience, program) = program_for(ws, definition)?;
+    let now = success::data_now(&audience);
+    if let Some(id) = profile {
+        let scored = audience.map_one(id, |p| program.score(p, now));
+        ws.audit(&operator(), "health.read", Some(id), json!({ "health": program.definition.name }))?;
+        let Some(scored) = scored else { anyhow::bail!("no profile {id} (see `kinship profile`)") };
+        let Some(scored) = scored else {
+            println!("{id} is not scored: the definition does not apply to it, or no measure has a value");
+            return Ok(());
+        };
+        if json {
+            println!("{}", serde_json::to_string_pretty(&scored)?);
+            return Ok(());
+        }
+        println!(
+            "{id}: {:.0} ({:?}){}",
+            scored.score,
+            scored.band,
+            scored.context.map_or(String::new(), |c| format!(", in context `{c}`"))
+        );
+        for m in &scored.measures {
+            println!(
+                "  {:<20} value {:<10} score {:<6} weight {:<4} adds {:.1}",
+                m.name,
+                m.value.map_or("-".into(), |v| format!("{v}")),
+                m.score.map_or("-".into(), |v| format!("{v:.0}")),
+                m.weight,
+                m.contribution
+            );
+        }
+        return Ok(());
+    }
+    let report = success::health(&audience, &program, now);
+    ws.audit(&operator(), "health.read", None, json!({ "health": report.name, "scored": report.scored }))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "health {}: {} profiles scored: {} red, {} yellow, {} green",
+        report.name, report.scored, report.red, report.yellow, report.green
+    );
+    let top = report.distribution.iter().copied().max().unwrap_or(1).max(1);
+    for (i, n) in report.distribution.iter().enumerate() {
+        println!("  {:>3}–{:<3} {:>7} {}", i * 10, i * 10 + 9, n, "█".repeat((n * 40 / top) as usize));
+    }
+    let opened = report.alerts.iter().filter(|a| matches!(a, kinship_measure::health::AlertChange::Opened(_))).count();
+    let held = report.alerts.iter().filter(|a| matches!(a, kinship_measure::health::AlertChange::HeldBack { .. })).count();
+    println!("alerts this week: {opened} raised, {held} held back over the daily limit, {} explained by context", report.explained);
+    for (id, s) in report.lowest.iter().take(10) {
+        let worst = s
+            .measures
+            .iter()
+            .filter(|m| m.score.is_some())
+            .min_by(|a, b| a.score.partial_cmp(&b.score).unwrap_or(std::cmp::Ordering::Equal));
+        println!(
+            "  {id} {:.0} {:?}{}",
+            s.score,
+            s.band,
+            worst.map_or(String::new(), |m| format!(": lowest measure {} ({})", m.name, m.value.map_or("-".into(), |v| v.to_string())))
+        );
+    }
+    Ok(())
+}
+
+fn backtest(ws: &mut Workspace, definition: &str, as_of: &str, horizon: &str, json: bool) -> Result<()> {
+    let as_of_ms = kinship_expr::parse_timestamp(as_of).with_context(|| format!("--as-of {as_of}: give a date, YYYY-MM-DD"))?;
+    let days: u32 = horizon
+        .trim_end_matches('d')
+        .parse()
+        .ok()
+        .filter(|d| (1..=3650).contains(d))
+        .with_context(|| format!("--horizon {horizon}: give days, e.g. 90d"))?;
+    let (audience, program) = program_for(ws, definition)?;
+    let b = success::backtest(&audience, &ws.config.measures, &program, as_of_ms, days)?;
+    ws.audit(&operator(), "health.backtest", None, json!({ "health": program.definition.name, "as_of": as_of, "horizon_days": days }))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&b)?);
+        return Ok(());
+    }
+    let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
+    println!("{} customers active on {as_of}; {} bought nothing in the next {days} days", b.customers, b.churned);
+    println!("AUC on the held-out half: health score {}, logistic baseline on the same measures {}", f(b.health_auc), f(b.baseline_auc));
+    println!("churned among the lowest tenth: health {}, baseline {}", share(b.health_precision_top), share(b.baseline_precision_top));
+    for (band, n, churned) in &b.calibration {
+        println!("  {band:?}: {n} customers, {} stopped", share(*churned));
+    }
+    Ok(())
 }

@@ -128,6 +128,31 @@ pub async fn show(
                 ul.tags { @for s in segments { li { a href=(format!("/segments/{}", url_encode(&text(s)))) { (text(s)) } } } }
                 dl.pairs { @for (n, v) in doc["computed"].as_object().into_iter().flatten() { dt { (n) } dd { (text(v)) } } }
             }
+            @if let Some(health) = doc["health"].as_object().filter(|h| !h.is_empty()) {
+                section aria-labelledby="health-title" {
+                    h2 #health-title { "Health" }
+                    @for (name, scored) in health {
+                        p {
+                            (name) ": " strong { (format!("{:.0}", scored["score"].as_f64().unwrap_or(0.0))) } " "
+                            span class=(format!("band band-{}", text(&scored["band"]))) { (text(&scored["band"])) }
+                            @if let Some(context) = scored["context"].as_str() { span.hint { " (in context: " (context) ")" } }
+                        }
+                        div.scroll { table.wide {
+                            caption { "Why: each measure's value, score, weight and the points it adds" }
+                            thead { tr { th scope="col" { "Measure" } th scope="col" .num { "Value" } th scope="col" .num { "Score" } th scope="col" .num { "Weight" } th scope="col" .num { "Adds" } } }
+                            tbody { @for m in scored["measures"].as_array().into_iter().flatten() {
+                                tr {
+                                    td { (text(&m["name"])) }
+                                    td.num { (text(&m["value"])) }
+                                    td.num { (m["score"].as_f64().map_or("–".into(), |v| format!("{v:.0}"))) }
+                                    td.num { (text(&m["weight"])) }
+                                    td.num { (format!("{:.1}", m["contribution"].as_f64().unwrap_or(0.0))) }
+                                }
+                            } }
+                        } }
+                    }
+                }
+            }
         }
         @if let Some(explain) = &explain {
             (evidence(&id, explain, may_split, &user.session.csrf))

@@ -33,6 +33,9 @@ points = [[0, 100], [2, 30], [4, 0]]
 pub struct HealthForm {
     #[serde(default)]
     csrf: String,
+    /// `score` or `save`.
+    #[serde(default)]
+    action: String,
     #[serde(default)]
     health: String,
 }
@@ -58,9 +61,24 @@ pub async fn page(State(state): State<Arc<AppState>>, user: SignedIn) -> Result<
 
 pub async fn submit(State(state): State<Arc<AppState>>, user: SignedIn, Form(form): Form<HealthForm>) -> Result<Markup, PageError> {
     check_csrf(&user.session, &form.csrf)?;
-    let outcome = match success_api::health_score(user.session.caller(&state), State(state.clone()), form.health.clone()).await {
-        Ok(Json(report)) => health_result(&report),
-        Err(e) => html! { p.error role="alert" { (e.1) } },
+    let caller = user.session.caller(&state);
+    let outcome = if form.action == "save" {
+        match success_api::create_health(caller, State(state.clone()), form.health.clone()).await {
+            Ok(response) if response.status().is_success() => {
+                html! { p.notice role="status" { "Saved: each customer's 360 shows this score with its reasons, and segments read it as health(\"name\").band." } }
+            }
+            Ok(response) => {
+                let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+                let error: Value = serde_json::from_slice(&body).unwrap_or_default();
+                html! { p.error role="alert" { (text(&error["error"])) } }
+            }
+            Err(e) => html! { p.error role="alert" { (e.1) } },
+        }
+    } else {
+        match success_api::health_score(caller, State(state.clone()), form.health.clone()).await {
+            Ok(Json(report)) => health_result(&report),
+            Err(e) => html! { p.error role="alert" { (e.1) } },
+        }
     };
     render(&state, &user, &form, Some(outcome)).await
 }
@@ -92,7 +110,10 @@ async fn render(state: &Arc<AppState>, user: &SignedIn, form: &HealthForm, outco
                 input type="hidden" name="csrf" value=(user.session.csrf);
                 label for="health" { "Definition (TOML): measures with points and weights, bands, contexts, alerts" }
                 textarea #health name="health" rows="14" spellcheck="false" required { (form.health) }
-                div.actions { button.primary type="submit" { "Score customers" } }
+                div.actions {
+                    button.primary type="submit" name="action" value="score" { "Score customers" }
+                    button type="submit" name="action" value="save" { "Save definition" }
+                }
             }
             @if let Some(outcome) = outcome { output #outcome aria-live="polite" { (outcome) } }
         }

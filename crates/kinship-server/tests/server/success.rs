@@ -94,6 +94,27 @@ fn nps_growth_and_health_over_http_as_each_role_may_see_them() {
     assert_eq!(refused.status, 403, "{}", refused.text());
     let bad = request(s.addr, "POST", "/api/v1/health/score", &[("Authorization", &auth)], b"name = 1").unwrap();
     assert_eq!(bad.status, 400);
+    // Saved: listed, read by name, read by a segment in real time, on the 360.
+    assert_eq!(request(s.addr, "POST", "/api/v1/health", &[("Authorization", &analyst_auth)], HEALTH.as_bytes()).unwrap().status, 403);
+    let created = request(s.addr, "POST", "/api/v1/health", &[("Authorization", &auth)], HEALTH.as_bytes()).unwrap();
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(ok(&get(s.addr, "/api/v1/health", Some(&analyst)))["health"][0]["name"], "buyers");
+    assert_eq!(ok(&get(s.addr, "/api/v1/health/buyers", Some(&s.admin)))["red"], 20);
+    assert_eq!(get(s.addr, "/api/v1/health/nobody", Some(&s.admin)).status, 404);
+    let red = json!({ "name": "red_buyers", "expression": "health(\"buyers\").band == \"red\"" });
+    let segment = crate::http::post_json(s.addr, "/api/v1/segments", Some(&auth), &red);
+    assert!(segment.status == 201 && segment.text().contains("\"size\":20"), "{}", segment.text());
+    // u10 pays again: two invoices, green, out of the segment.
+    let again = json!({"type": "track", "userId": "g-10", "event": "Invoice Issued", "properties": {"amount": 10}, "messageId": "again-10", "timestamp": "2026-03-25T00:00:00Z"});
+    ok(&crate::http::post_json(s.addr, "/v1/batch", Some(&web), &json!({ "batch": [again] })));
+    let deadline = std::time::Instant::now() + RESOLVE_WAIT;
+    while ok(&get(s.addr, "/api/v1/segments/red_buyers", Some(&s.admin)))["size"] != 19 {
+        assert!(std::time::Instant::now() < deadline, "g-10's invoice did not take it out of the red");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let profile = wait_for_profile(s.addr, &s.admin, "user_id:g-10", RESOLVE_WAIT, |v| v["health"]["buyers"]["band"] == "green");
+    assert_eq!(profile["health"]["buyers"]["measures"][0]["value"], 2.0, "{profile}");
+    assert_eq!(request(s.addr, "DELETE", "/api/v1/health/buyers", &[("Authorization", &auth)], b"").unwrap().status, 409);
     let lines = s.db().audit_lines(&kinship_store::AuditFilter::default(), 1000).unwrap();
-    assert!(["nps.read", "growth.read", "health.read"].iter().all(|a| lines.iter().any(|l| l.line.contains(a))));
+    assert!(["nps.read", "growth.read", "health.read", "health.create"].iter().all(|a| lines.iter().any(|l| l.line.contains(a))));
 }

@@ -103,6 +103,24 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
     );
     assert!(backtest["customers"].as_u64().unwrap() > 100, "{backtest}");
     assert!(backtest["health_auc"].as_f64().is_some() && backtest["baseline_auc"].as_f64().is_some(), "{backtest}");
+
+    // Saved, the definition scores every profile on its 360 and segments read it.
+    let file = d.join("health/customer.toml").to_string_lossy().to_string();
+    let (ok, out, err) = run(d, &["health", "create", &file]);
+    assert!(ok && out.contains("health(\"customer\").score"), "{out}{err}");
+    let (ok, out, _) = run(d, &["health", "list"]);
+    assert!(ok && out.contains("orders_90d, days_since_order"), "{out}");
+    let (ok, out, err) = run(d, &["segment", "create", "at_risk", "health(\"customer\").band == \"red\""]);
+    assert!(ok, "{out}{err}");
+    let saved = json_of(d, &["health", "score", "customer", "--json"]);
+    assert_eq!(saved["scored"], health["scored"], "the saved definition scores as the file did");
+    let someone = health["lowest"][0][0].as_str().unwrap();
+    let doc = json_of(d, &["profile", "show", "--id", someone, "--json"]);
+    let scored = &doc["health"]["customer"];
+    assert!(scored["score"].as_f64().is_some() && scored["measures"].as_array().unwrap().len() == 5, "{doc}");
+    let (ok, _, err) = run(d, &["health", "delete", "customer"]);
+    assert!(!ok && err.contains("at_risk"), "a segment reads it: {err}");
+
     let (_, audit, _) = run(d, &["audit"]);
-    assert!(["nps.read", "growth.read", "health.read", "health.backtest"].iter().all(|a| audit.contains(a)), "{audit}");
+    assert!(["nps.read", "growth.read", "health.read", "health.backtest", "health.create"].iter().all(|a| audit.contains(a)), "{audit}");
 }

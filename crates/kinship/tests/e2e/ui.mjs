@@ -280,6 +280,14 @@ try {
   await admin.locator("#outcome caption", { hasText: "Lowest scores and why" }).waitFor();
   assert.ok(await admin.locator("#outcome a[href^='/profiles/']").count() >= 1, "the lowest scores link to their profiles");
   await shoot(admin, "success");
+  await admin.getByRole("button", { name: "Save definition" }).click();
+  await admin.locator("#outcome .notice", { hasText: "Saved" }).waitFor();
+  await admin.getByRole("button", { name: "Score customers" }).click();
+  await admin.locator("#outcome caption", { hasText: "Lowest scores and why" }).locator("xpath=..").locator("tbody a").first().click();
+  await admin.getByRole("heading", { name: "Health" }).waitFor();
+  await admin.locator("caption", { hasText: "Why: each measure's value, score, weight" }).waitFor();
+  await admin.getByRole("cell", { name: "orders_90d" }).waitFor();
+  await shoot(admin, "profile-health");
 
   step("the audit log names the admin's reads and changes");
   await admin.getByRole("link", { name: "Audit" }).click();
