@@ -194,7 +194,7 @@ pub use diagnostic::{line_column, Error, ParseError, Span, TypeError};
 pub use eval::{EvalContext, EventView, ProfileView, Program};
 pub use parser::{parse, parse_about_event, parse_definition, ADDED_TO_LIST, MAX_NESTING, MAX_SOURCE_BYTES, REMOVED_FROM_LIST};
 pub use rewrite::{redacted, rewrite_literals, REDACTED};
-pub use time::{format_timestamp, parse_duration, parse_timestamp, DurationUnit};
+pub use time::{civil_from_days, days_from_civil, format_timestamp, parse_duration, parse_timestamp, DurationUnit};
 pub use value::Scalar;
 
 /// Parses, checks and compiles a segment's condition.

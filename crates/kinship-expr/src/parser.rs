@@ -538,50 +538,14 @@ impl<'src> Parser<'src> {
                 Ok(Expr { kind: ExprKind::Now, span: name_span.to(close) })
             }
             "health" => {
-                self.advance();
-                self.advance();
-                let token = self.peek().clone();
-                let TokenKind::Text(health) = token.kind else {
-                    self.expect_here("a health definition's name in quotes".to_string());
-                    return Err(self.unexpected());
-                };
-                self.advance();
-                self.expect_punct(Punct::RightParen)?;
-                self.expect_punct(Punct::Dot)?;
-                let field_token = self.peek().clone();
-                let field = match &field_token.kind {
-                    TokenKind::Word(word) => HealthField::ALL.into_iter().find(|f| f.name() == *word),
-                    _ => None,
-                };
-                let Some(field) = field else {
-                    self.expected = HealthField::ALL.iter().map(|f| format!("`{}`", f.name())).collect();
-                    return Err(self.unexpected());
-                };
-                self.advance();
-                Ok(Expr { kind: ExprKind::Health { name: health, name_span: token.span, field }, span: name_span.to(field_token.span) })
+                let (name, name_span, field, span) =
+                    self.definition_field(name_span, "a health definition's name", &HealthField::ALL, HealthField::name)?;
+                Ok(Expr { kind: ExprKind::Health { name, name_span, field }, span })
             }
             "funnel" => {
-                self.advance();
-                self.advance();
-                let token = self.peek().clone();
-                let TokenKind::Text(funnel) = token.kind else {
-                    self.expect_here("a funnel name in quotes".to_string());
-                    return Err(self.unexpected());
-                };
-                self.advance();
-                self.expect_punct(Punct::RightParen)?;
-                self.expect_punct(Punct::Dot)?;
-                let field_token = self.peek().clone();
-                let field = match &field_token.kind {
-                    TokenKind::Word(word) => FunnelField::ALL.into_iter().find(|f| f.name() == *word),
-                    _ => None,
-                };
-                let Some(field) = field else {
-                    self.expected = FunnelField::ALL.iter().map(|f| format!("`{}`", f.name())).collect();
-                    return Err(self.unexpected());
-                };
-                self.advance();
-                Ok(Expr { kind: ExprKind::Funnel { name: funnel, name_span: token.span, field }, span: name_span.to(field_token.span) })
+                let (name, name_span, field, span) =
+                    self.definition_field(name_span, "a funnel name", &FunnelField::ALL, FunnelField::name)?;
+                Ok(Expr { kind: ExprKind::Funnel { name, name_span, field }, span })
             }
             _ => {
                 self.expected = EventFunction::ALL
@@ -593,6 +557,38 @@ impl<'src> Parser<'src> {
                 Err(self.error(name_span, format!("unknown function `{name}`")))
             }
         }
+    }
+
+    /// `NAME("x").field`: a definition the host holds, named in quotes, and one of its
+    /// `fields`. Returns the name, its span, the field and the whole span.
+    fn definition_field<F: Copy>(
+        &mut self,
+        name_span: Span,
+        what: &str,
+        fields: &[F],
+        field_name: fn(F) -> &'static str,
+    ) -> Result<(String, Span, F, Span), ParseError> {
+        self.advance();
+        self.advance();
+        let token = self.peek().clone();
+        let TokenKind::Text(name) = token.kind else {
+            self.expect_here(format!("{what} in quotes"));
+            return Err(self.unexpected());
+        };
+        self.advance();
+        self.expect_punct(Punct::RightParen)?;
+        self.expect_punct(Punct::Dot)?;
+        let field_token = self.peek().clone();
+        let field = match &field_token.kind {
+            TokenKind::Word(word) => fields.iter().copied().find(|f| field_name(*f) == *word),
+            _ => None,
+        };
+        let Some(field) = field else {
+            self.expected = fields.iter().map(|f| format!("`{}`", field_name(*f))).collect();
+            return Err(self.unexpected());
+        };
+        self.advance();
+        Ok((name, token.span, field, name_span.to(field_token.span)))
     }
 
     fn single_argument(&mut self, name_span: Span, node: fn(Box<Expr>) -> ExprKind) -> Result<Expr, ParseError> {

@@ -37,7 +37,8 @@ pub struct FunnelDefinition {
     pub steps: Vec<FunnelStep>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclusions: Vec<FunnelExclusion>,
-    /// A trait to break the funnel down by (its top ten values and the rest).
+    /// A trait (or a computed trait, `computed.NAME`) to break the funnel down by (its top
+    /// ten values and the rest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breakdown: Option<String>,
 }

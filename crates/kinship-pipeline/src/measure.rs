@@ -1,45 +1,21 @@
-//! Measures: a funnel over every profile's unified timeline as the audience engine holds it
-//! in memory, and an experiment's readout from its exposures in the store. The arithmetic is
-//! `kinship-measure`'s; this module picks the profiles behind each number, and for
-//! experiments reads each profile's events (every source, after resolution) and sums what
-//! the readouts need.
+//! Measures over every profile's unified timeline as the audience engine holds it in
+//! memory: a funnel, and an experiment's readout from its exposures. The arithmetic is
+//! `kinship-measure`'s; this module reads each profile's events (every source, after
+//! resolution), sums what the readouts need and picks the profiles behind each number.
 //!
 //! Because a profile is one person across systems, a funnel may run from a web visit to an
 //! order in the shop to a shipment, and a person exposed under two ids that resolution has
 //! since joined is seen once: if those ids saw different variants, the person is counted in
 //! neither and listed.
 
-use crate::{golden, PipelineError, Result};
-use kinship_core::Config;
-use kinship_flows::{Condition, EventRecord, Subject};
+use crate::{PipelineError, Result};
+use kinship_expr::{EvalContext, EventView, ProfileView, Program, Scalar, Schema};
 use kinship_measure::definition::FunnelProgram;
 use kinship_measure::experiment::{self, Adjusted, Proportion, SampleMean, Settings, Statistic};
 use kinship_measure::funnel;
 use kinship_segments::Audience;
-use kinship_store::{Database, RecordView};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-
-/// A matcher of events: a name and, perhaps, a condition.
-struct Matcher {
-    event: String,
-    condition: Option<Condition>,
-}
-
-impl Matcher {
-    fn new(event: &str, condition: &Option<String>, at: &str) -> Result<Self> {
-        let condition = match condition {
-            Some(text) => Some(Condition::compile(text).map_err(|e| PipelineError::Config(format!("{at}.where: {e}")))?),
-            None => None,
-        };
-        Ok(Self { event: event.to_string(), condition })
-    }
-
-    fn matches(&self, event: &EventRecord, subject: &Subject) -> bool {
-        event.name == self.event && self.condition.as_ref().is_none_or(|c| c.evaluate(subject, event, &Map::new(), event.timestamp_ms).0)
-    }
-}
 
 /// A funnel's numbers, and for each step some of the profiles that got no further than it
 /// and some that dropped just before it (the drill-down).
@@ -54,41 +30,6 @@ pub struct FunnelReport {
 
 /// How many profiles per step a report lists.
 const DRILL_DOWN: usize = 100;
-
-/// Visits every profile with its traits and its events (every source), oldest first.
-fn each_profile(store: &dyn Database, config: &Config, visit: &mut dyn FnMut(&Subject)) -> Result<()> {
-    let mappers = crate::mappers(config)?;
-    let mut traits: rustc_hash::FxHashMap<String, Map<String, Value>> = rustc_hash::FxHashMap::default();
-    store.scan_profiles(&mut |id, stored| {
-        traits.insert(id.to_string(), golden::values(stored));
-    })?;
-    let mut current = Subject::default();
-    let mut flush = |subject: &mut Subject| {
-        if !subject.id.is_empty() {
-            subject.traits = traits.remove(&subject.id).unwrap_or_default();
-            subject.events.sort_by_key(|e| e.timestamp_ms);
-            visit(subject);
-        }
-    };
-    store.scan_profile_records(&mut |profile, r: RecordView<'_>| {
-        if current.id != profile {
-            flush(&mut current);
-            current = Subject { id: profile.to_string(), ..Subject::default() };
-        }
-        let (Some(mapper), Ok(Value::Object(fields))) = (mappers.get(r.source), serde_json::from_str::<Value>(r.payload)) else { return };
-        if let Some((event, ts)) = crate::audience::record_event(mapper, &fields, r.timestamp) {
-            current.events.push(EventRecord {
-                name: event.event,
-                timestamp_ms: ts,
-                properties: event.properties,
-                source: r.source.into(),
-                key: r.key.into(),
-            });
-        }
-    })?;
-    flush(&mut current);
-    Ok(())
-}
 
 /// Narrows a funnel to the attempts behind one number of its breakdown or trend: those of
 /// profiles with this breakdown value, entered in the week starting at this Monday.
@@ -184,61 +125,98 @@ pub struct ExperimentReport {
     pub exposed_to_several: Vec<String>,
 }
 
-/// Reads an experiment's exposures and its metric over every profile. Control is the variant
-/// named `control`, else `0`, else the first by name.
-pub fn experiment(store: &dyn Database, config: &Config, name: &str, metric: &ExperimentMetric) -> Result<ExperimentReport> {
-    let matcher = Matcher::new(&metric.event, &metric.condition, "metric")?;
-    let window = i64::from(metric.days) * 86_400_000;
-    // Per variant: the metric after exposure, before it (CUPED), and their products.
-    let mut sums: BTreeMap<String, (SampleMean, SampleMean, f64)> = BTreeMap::new();
-    let mut samples: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut several = Vec::new();
-    let text = |v: Option<&Value>| match v {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
+/// A property's value as text (whole numbers without a fraction, as ids are written).
+fn text(value: Scalar<'_>) -> Option<String> {
+    match value {
+        Scalar::Str(s) => Some(s.to_string()),
+        Scalar::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => Some(format!("{}", n as i64)),
+        Scalar::Number(n) => Some(n.to_string()),
         _ => None,
-    };
-    each_profile(store, config, &mut |subject| {
-        let exposures: Vec<(&EventRecord, String)> = subject
-            .events
-            .iter()
-            .filter(|e| e.name == EXPOSURE)
-            .filter(|e| text(e.properties.get("experiment").or(e.properties.get("experiment_id"))).as_deref() == Some(name))
-            .filter_map(|e| Some((e, text(e.properties.get("variant").or(e.properties.get("variation_id")))?)))
-            .collect();
-        let Some((first, variant)) = exposures.first() else { return };
-        if exposures.iter().any(|(_, v)| v != variant) {
-            several.push(subject.id.clone());
-            return;
+    }
+}
+
+/// What one profile adds to an experiment.
+enum Exposure<'a> {
+    /// One variant: the metric after first exposure and in as long before it.
+    Seen { id: &'a str, variant: String, after: f64, before: f64 },
+    /// More than one variant (under ids resolution has since joined): counted in none.
+    Several(&'a str),
+}
+
+/// Reads an experiment's exposures and its metric over every profile the audience holds.
+/// Control is the variant named `control`, else `0`, else the first by name.
+pub fn experiment(audience: &Audience, name: &str, metric: &ExperimentMetric) -> Result<ExperimentReport> {
+    let condition = match &metric.condition {
+        Some(text) => {
+            let expr =
+                kinship_expr::parse_about_event(text).map_err(|e| PipelineError::Config(format!("metric.where: {}", e.render(text))))?;
+            Some(
+                Program::compile_segment(&expr, &Schema::new())
+                    .map_err(|e| PipelineError::Config(format!("metric.where: {}", e.render(text))))?,
+            )
         }
-        let t0 = first.timestamp_ms;
-        let value = |e: &EventRecord| match &metric.property {
-            Some(p) => e.properties.get(p).and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok())).unwrap_or(0.0),
-            None => 1.0,
-        };
+        None => None,
+    };
+    let window = i64::from(metric.days) * 86_400_000;
+    let outcomes = audience.map_profiles(|profile| {
+        let exposures: Vec<(i64, String)> = profile
+            .events(Some(EXPOSURE))
+            .filter(|e| text(e.property("experiment")).or_else(|| text(e.property("experiment_id"))).as_deref() == Some(name))
+            .filter_map(|e| Some((e.timestamp_ms(), text(e.property("variant")).or_else(|| text(e.property("variation_id")))?)))
+            .collect();
+        let (t0, variant) = exposures.first()?.clone();
+        if exposures.iter().any(|(_, v)| *v != variant) {
+            return Some(Exposure::Several(profile.id()));
+        }
         let (mut after, mut before) = (0.0, 0.0);
-        for e in subject.events.iter().filter(|e| matcher.matches(e, subject)) {
-            if e.timestamp_ms >= t0 && e.timestamp_ms <= t0.saturating_add(window) {
-                after += value(e);
-            } else if e.timestamp_ms < t0 && e.timestamp_ms >= t0.saturating_sub(window) {
-                before += value(e);
+        for e in profile.events(Some(&metric.event)) {
+            let at = e.timestamp_ms();
+            if condition.as_ref().is_some_and(|c| !c.evaluate_on(profile, e, &EvalContext::at(at)).is_true()) {
+                continue;
+            }
+            let value = match &metric.property {
+                Some(p) => match e.property(p) {
+                    Scalar::Number(n) if n.is_finite() => n,
+                    Scalar::Str(s) => s.trim().parse().ok().filter(|n: &f64| n.is_finite()).unwrap_or(0.0),
+                    _ => 0.0,
+                },
+                None => 1.0,
+            };
+            if at >= t0 && at <= t0.saturating_add(window) {
+                after += value;
+            } else if at < t0 && at >= t0.saturating_sub(window) {
+                before += value;
             }
         }
         if metric.property.is_none() {
             (after, before) = (f64::from(after > 0.0), f64::from(before > 0.0));
         }
+        Some(Exposure::Seen { id: profile.id(), variant, after, before })
+    });
+    // Per variant: the metric after exposure, before it (CUPED), and their products.
+    let mut sums: BTreeMap<String, (SampleMean, SampleMean, f64)> = BTreeMap::new();
+    let mut samples: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut several = Vec::new();
+    for outcome in outcomes {
+        let (id, variant, after, before) = match outcome {
+            Exposure::Several(id) => {
+                several.push(id.to_string());
+                continue;
+            }
+            Exposure::Seen { id, variant, after, before } => (id, variant, after, before),
+        };
         let sample = samples.entry(variant.clone()).or_default();
         if sample.len() < DRILL_DOWN {
-            sample.push(subject.id.clone());
+            sample.push(id.to_string());
         }
-        let (post, pre, products) = sums.entry(variant.clone()).or_default();
+        let (post, pre, products) = sums.entry(variant).or_default();
         for (stat, v) in [(&mut *post, after), (&mut *pre, before)] {
             stat.n += 1;
             stat.sum += v;
             stat.sum_squares += v * v;
         }
         *products += after * before;
-    })?;
+    }
     let control = ["control", "0"].into_iter().find(|c| sums.contains_key(*c)).map(String::from).or_else(|| sums.keys().next().cloned());
     let Some(control) = control else {
         return Err(PipelineError::Config(format!("no profile has an `{EXPOSURE}` event with experiment `{name}`")));

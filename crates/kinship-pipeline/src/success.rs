@@ -40,15 +40,7 @@ fn text(value: Scalar<'_>) -> Option<String> {
 /// The month holding an instant (UTC) as `year × 12 + month − 1`: cheap to compute for
 /// every answer, turned into `YYYY-MM` once per group.
 fn month_index(ms: i64) -> i64 {
-    // Howard Hinnant's civil_from_days, the year and month only.
-    let z = ms.div_euclid(DAY) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, _) = kinship_expr::civil_from_days(ms.div_euclid(DAY));
     year * 12 + month - 1
 }
 
@@ -274,24 +266,11 @@ impl Period {
     }
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm), month 1–12.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// The start (ms) of the period `offset` periods after the one holding `at_ms`.
 fn period_start(period: Period, at_ms: i64, offset: i64) -> i64 {
-    let date = kinship_expr::format_timestamp(at_ms);
-    let (year, month) = (date[..4].parse::<i64>().unwrap_or(1970), date[5..7].parse::<i64>().unwrap_or(1));
-    let index = year * 12 + (month - 1);
+    let index = month_index(at_ms);
     let first = index - index.rem_euclid(period.months()) + offset * period.months();
-    days_from_civil(first.div_euclid(12), first.rem_euclid(12) + 1, 1) * DAY
+    kinship_expr::days_from_civil(first.div_euclid(12), first.rem_euclid(12) + 1, 1) * DAY
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -755,11 +755,13 @@ impl Audience {
                 if attempts.is_empty() {
                     return None;
                 }
-                let value = breakdown.and_then(|t| match view.trait_value(t) {
-                    Scalar::Null => None,
-                    Scalar::Str(text) => Some(text.to_string()),
-                    other => Some(other.to_json().to_string()),
-                });
+                // A trait, or a computed trait as `computed.name`.
+                let value =
+                    breakdown.and_then(|t| match t.strip_prefix("computed.").map_or_else(|| view.trait_value(t), |c| view.computed(c)) {
+                        Scalar::Null => None,
+                        Scalar::Str(text) => Some(text.to_string()),
+                        other => Some(other.to_json().to_string()),
+                    });
                 Some((&*profile.id, attempts, value))
             })
             .collect()

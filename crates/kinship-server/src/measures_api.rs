@@ -1,6 +1,6 @@
 //! `/api/v1/funnels` and `/api/v1/experiments/{name}`: saved funnels (create, list, delete),
-//! a funnel (saved, or TOML in the body) and an experiment's readout over every profile.
-//! Funnels are measured over the audience engine's profiles in memory. They are aggregates,
+//! a funnel (saved, or TOML in the body) and an experiment's readout over every profile, both
+//! measured over the audience engine's profiles in memory. They are aggregates,
 //! read as segments are: a role needs `read_segments`, may not filter or break down by what it may not read in
 //! clear (a count would answer the question), sees no group smaller than `server.min_count`,
 //! and sees the profiles behind a number only if it sees identities. Every call is audited.
@@ -88,7 +88,9 @@ async fn readable_funnel(caller: &Caller, state: &Arc<AppState>, text: &str) -> 
     for condition in program.conditions() {
         condition_readable(caller, state, condition).await?;
     }
-    if let Some(breakdown) = &program.definition.breakdown {
+    if let Some(computed) = program.definition.breakdown.as_deref().and_then(|b| b.strip_prefix("computed.")) {
+        crate::segments_api::readable(caller, state, &format!("exists(computed.{computed})")).await?;
+    } else if let Some(breakdown) = &program.definition.breakdown {
         if caller.policy().nested_trait_access(breakdown) != Access::Allow {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -215,17 +217,9 @@ pub(crate) async fn create_funnel(caller: Caller, State(state): State<Arc<AppSta
     let program = readable_funnel(&caller, &state, &body).await?;
     let name = program.definition.name.clone();
     let source = DefinitionSource { kind: Kind::Funnel, name: name.clone(), expression: body };
-    let s = state.clone();
-    let profiles = tokio::task::spawn_blocking(move || {
-        let mut store = kinship_store::open(&s.database)?;
-        let mut engine = s.audience.write().expect("not poisoned");
-        kinship_pipeline::audience::define(&mut *store, &s.config(), &mut engine, source)
-    })
-    .await
-    .expect("does not panic");
-    let profiles = match profiles {
+    let profiles = match crate::segments_api::store_definition(state.clone(), source).await {
         Ok(n) => n,
-        Err(e) => return Ok(crate::segments_api::definition_error(e)),
+        Err(refused) => return Ok(refused),
     };
     // The name only: conditions may not quote a person, and need not be kept twice.
     caller.audit("funnel.create", None, "POST /api/v1/funnels", json!({ "funnel": name })).await?;
@@ -241,16 +235,8 @@ pub(crate) async fn delete_funnel(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(Capability::ManageSegments)?;
-    let (s, target) = (state.clone(), name.clone());
-    let deleted = tokio::task::spawn_blocking(move || {
-        let mut store = kinship_store::open(&s.database)?;
-        let mut engine = s.audience.write().expect("not poisoned");
-        kinship_pipeline::audience::undefine(&mut *store, &mut engine, Kind::Funnel, &target)
-    })
-    .await
-    .expect("does not panic");
-    if let Err(e) = deleted {
-        return Ok(crate::segments_api::definition_error(e));
+    if let Err(refused) = crate::segments_api::remove_definition(state.clone(), Kind::Funnel, name.clone()).await {
+        return Ok(refused);
     }
     caller.audit("funnel.delete", None, "DELETE /api/v1/funnels/{name}", json!({ "funnel": name })).await?;
     Ok(Json(json!({ "deleted": name })).into_response())
@@ -289,12 +275,15 @@ pub(crate) async fn experiment_readout(
     }
     condition_readable(&caller, &state, &read).await?;
     let metric = ExperimentMetric { event, property: query.sum, condition: query.condition, days: query.days.unwrap_or(14).min(3650) };
-    let s = state.clone();
-    let lookup = name.clone();
-    let report = state
-        .read(move |store| kinship_pipeline::measure::experiment(store, &s.config(), &lookup, &metric))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let (s, lookup) = (state.clone(), name.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        crate::segments_api::ensure_loaded(&s)?;
+        let engine = s.audience.read().expect("not poisoned");
+        kinship_pipeline::measure::experiment(&engine, &lookup, &metric)
+    })
+    .await
+    .expect("does not panic")
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let sees = caller.policy().sees_identities();
     let smallest = report.variants.iter().map(|v| v.profiles).min().unwrap_or(0) as usize;
     if smallest < caller.min_count() && !sees {

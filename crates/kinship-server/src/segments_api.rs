@@ -137,30 +137,40 @@ async fn define(caller: &Caller, state: Arc<AppState>, kind: Kind, body: NewDefi
     let (prefix, key) = audit_names(kind);
     let detail = json!({ key: body.name, "expression": kinship_expr_redacted(&body.expression) });
     let source = DefinitionSource { kind, name: body.name, expression: body.expression };
-    let size = tokio::task::spawn_blocking(move || {
+    let size = store_definition(state, source).await?;
+    caller.audit(&format!("{prefix}.create"), None, route, detail).await?;
+    Ok(size)
+}
+
+/// Defines on a blocking thread, holding the audience for writing: checked, evaluated over
+/// every profile, stored with its members. Returns what `audience::define` does.
+pub(crate) async fn store_definition(state: Arc<AppState>, source: DefinitionSource) -> Result<usize, Response> {
+    tokio::task::spawn_blocking(move || {
         let mut store = kinship_store::open(&state.database)?;
         let mut engine = state.audience.write().expect("not poisoned");
         audience::define(&mut *store, &state.config(), &mut engine, source)
     })
     .await
     .expect("does not panic")
-    .map_err(definition_error)?;
-    caller.audit(&format!("{prefix}.create"), None, route, detail).await?;
-    Ok(size)
+    .map_err(definition_error)
+}
+
+/// Deletes a definition nothing reads, on a blocking thread holding the audience.
+pub(crate) async fn remove_definition(state: Arc<AppState>, kind: Kind, name: String) -> Result<(), Response> {
+    tokio::task::spawn_blocking(move || {
+        let mut store = kinship_store::open(&state.database)?;
+        let mut engine = state.audience.write().expect("not poisoned");
+        audience::undefine(&mut *store, &mut engine, kind, &name)
+    })
+    .await
+    .expect("does not panic")
+    .map_err(definition_error)
 }
 
 /// Checks the caller may delete, deletes a definition nothing reads, and audits it.
 async fn undefine(caller: &Caller, state: Arc<AppState>, kind: Kind, name: String, route: &str) -> Result<Json<Value>, Response> {
     caller.require(Capability::ManageSegments).map_err(IntoResponse::into_response)?;
-    let target = name.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut store = kinship_store::open(&state.database)?;
-        let mut engine = state.audience.write().expect("not poisoned");
-        audience::undefine(&mut *store, &mut engine, kind, &target)
-    })
-    .await
-    .expect("does not panic")
-    .map_err(definition_error)?;
+    remove_definition(state, kind, name.clone()).await?;
     let (prefix, key) = audit_names(kind);
     caller.audit(&format!("{prefix}.delete"), None, route, json!({ key: name })).await?;
     Ok(Json(json!({ "deleted": name })))

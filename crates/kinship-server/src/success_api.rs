@@ -253,17 +253,9 @@ pub(crate) async fn create_health(caller: Caller, State(state): State<Arc<AppSta
     let definition = readable_health(&caller, &state, &body).await?;
     let name = definition.name.clone();
     let source = DefinitionSource { kind: Kind::Health, name: name.clone(), expression: body };
-    let s = state.clone();
-    let defined = tokio::task::spawn_blocking(move || {
-        let mut store = kinship_store::open(&s.database)?;
-        let mut engine = s.audience.write().expect("not poisoned");
-        kinship_pipeline::audience::define(&mut *store, &s.config(), &mut engine, source)
-    })
-    .await
-    .expect("does not panic");
-    let profiles = match defined {
+    let profiles = match crate::segments_api::store_definition(state.clone(), source).await {
         Ok(n) => n,
-        Err(e) => return Ok(crate::segments_api::definition_error(e)),
+        Err(refused) => return Ok(refused),
     };
     caller.audit("health.create", None, "POST /api/v1/health", json!({ "health": name })).await?;
     Ok((StatusCode::CREATED, Json(json!({ "name": name, "profiles": profiles }))).into_response())
@@ -293,16 +285,8 @@ pub(crate) async fn delete_health(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(Capability::ManageSegments)?;
-    let (s, target) = (state.clone(), name.clone());
-    let deleted = tokio::task::spawn_blocking(move || {
-        let mut store = kinship_store::open(&s.database)?;
-        let mut engine = s.audience.write().expect("not poisoned");
-        kinship_pipeline::audience::undefine(&mut *store, &mut engine, Kind::Health, &target)
-    })
-    .await
-    .expect("does not panic");
-    if let Err(e) = deleted {
-        return Ok(crate::segments_api::definition_error(e));
+    if let Err(refused) = crate::segments_api::remove_definition(state.clone(), Kind::Health, name.clone()).await {
+        return Ok(refused);
     }
     caller.audit("health.delete", None, "DELETE /api/v1/health/{name}", json!({ "health": name })).await?;
     Ok(Json(json!({ "deleted": name })).into_response())

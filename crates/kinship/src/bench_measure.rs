@@ -8,7 +8,7 @@ use crate::bench_segments::mix;
 use anyhow::Result;
 use kinship_measure::experiment::{Adjusted, SampleMean, Settings, Statistic, bayesian, frequentist, sample_ratio_mismatch};
 use kinship_measure::funnel::{Counting, Funnel, Moment, Order, ProfileTimeline, measure};
-use kinship_pipeline::measure::Cohort;
+use kinship_pipeline::measure::{Cohort, ExperimentMetric};
 use kinship_segments::{Audience, DefinitionSource, Kind};
 use std::io::Write;
 use std::path::Path;
@@ -156,9 +156,16 @@ fn audience_path(args: &BenchMeasureArgs, per_profile: usize, counts: &[u64]) ->
     let started = Instant::now();
     let mut audience = Audience::new();
     let none = serde_json::Map::new();
+    // Every profile is also exposed to an experiment, at its first event: the readout is
+    // timed over the same audience.
+    let variants: Vec<serde_json::Map<String, serde_json::Value>> = ["control", "treatment"]
+        .iter()
+        .map(|v| serde_json::json!({ "experiment": "bench", "variant": v }).as_object().cloned().unwrap_or_default())
+        .collect();
     for p in 0..args.profiles {
         let events = timeline_of(p, per_profile);
-        audience.upsert_profile(&format!("p{p}"), &none, events.iter().map(|&(ts, name)| (NAMES[name], ts, &none)));
+        let exposure = events.first().map(|e| ("Experiment Viewed", e.0, &variants[p % 2]));
+        audience.upsert_profile(&format!("p{p}"), &none, events.iter().map(|&(ts, name)| (NAMES[name], ts, &none)).chain(exposure));
     }
     let steps: String = NAMES[..STEPS].iter().map(|n| format!("[[steps]]\nevent = \"{n}\"\n")).collect();
     let definition = format!("name = \"journey\"\nwindow = \"14 days\"\n{steps}");
@@ -188,6 +195,23 @@ fn audience_path(args: &BenchMeasureArgs, per_profile: usize, counts: &[u64]) ->
     if served != counts {
         println!("warning: the server's path counted {served:?}, the engine {counts:?}");
     }
+
+    let metric = ExperimentMetric { event: "Order Completed".into(), property: None, condition: None, days: 14 };
+    let mut readout_times = Vec::new();
+    let mut readout = None;
+    for _ in 0..3 {
+        let t = Instant::now();
+        readout = Some(kinship_pipeline::measure::experiment(&audience, "bench", &metric)?);
+        readout_times.push(t.elapsed().as_secs_f64());
+    }
+    readout_times.sort_by(f64::total_cmp);
+    let exposed: u64 = readout.expect("ran").variants.iter().map(|v| v.profiles).sum();
+    println!(
+        "served readout {:.0} ms (median of 3; {:.0}–{:.0} ms): {exposed} exposed profiles, conversion to an order within 14 days, every readout",
+        readout_times[1] * 1e3,
+        readout_times[0] * 1e3,
+        readout_times[2] * 1e3
+    );
 
     audience
         .define(DefinitionSource { kind: Kind::Segment, name: "deep".into(), expression: "funnel(\"journey\").step >= 3".into() }, now)?;

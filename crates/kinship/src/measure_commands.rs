@@ -172,7 +172,8 @@ pub fn experiment(data: &DataDir, cmd: &ExperimentCommand) -> Result<ExitCode> {
     let ExperimentCommand::Show { name, event, sum, condition, days, json } = cmd;
     let mut ws = Workspace::open(data)?;
     let metric = ExperimentMetric { event: event.clone(), property: sum.clone(), condition: condition.clone(), days: *days };
-    let report = kinship_pipeline::measure::experiment(&*ws.store, &ws.config, name, &metric)?;
+    let engine = load(&ws)?;
+    let report = kinship_pipeline::measure::experiment(&engine, name, &metric)?;
     ws.audit(&operator(), "experiment.show", None, json!({ "experiment": name, "metric": report.metric }))?;
     if *json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -11,6 +11,7 @@ use kinship_pipeline::{ingest_source, resolve_all};
 use kinship_segments::{Audience, DefinitionSource, Kind};
 use kinship_store::Database;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -169,6 +170,15 @@ fn a_funnel_across_systems_counts_by_construction_and_deepens_when_a_merge_bring
     assert_eq!(report.result.steps[2].count, 51);
     // A condition that fails drops the step: no order totals over 1000.
     assert_eq!(measured(&*store, &config, &FUNNEL.replace("total > 0", "total > 1000")).result.steps[2].count, 0);
+    // A computed trait breaks a funnel down as a trait does.
+    let mut with_computed = audience_of(&*store, &config);
+    let orders = DefinitionSource { kind: Kind::Computed, name: "orders".into(), expression: r#"count("Order Completed")"#.into() };
+    with_computed.define(orders, 0).unwrap();
+    let by_orders = FunnelProgram::parse(&FUNNEL.replace("breakdown = \"country\"", "breakdown = \"computed.orders\"")).unwrap();
+    let rows = funnel(&with_computed, &by_orders, None, &Cohort::default()).result.breakdown;
+    let entered_by: BTreeMap<&str, u64> = rows.iter().map(|(value, counts)| (value.as_str(), counts[0])).collect();
+    assert_eq!(entered_by.values().sum::<u64>(), 201, "{rows:?}");
+    assert!(entered_by.contains_key("0.0") && entered_by.contains_key("1.0"), "{rows:?}");
     // Errors name the part at fault.
     let bad = FunnelProgram::parse(&FUNNEL.replace("total > 0", "total >")).err().unwrap().to_string();
     assert!(bad.contains("steps[3].where"), "{bad}");
@@ -183,7 +193,8 @@ fn an_experiment_reads_out_per_variant_and_leaves_out_a_person_who_saw_both() {
     data(dir);
     let (config, store) = store_for(dir);
     let conversion = ExperimentMetric { event: "Order Completed".into(), property: None, condition: None, days: 14 };
-    let report = experiment(&*store, &config, "checkout_button", &conversion).unwrap();
+    let audience = audience_of(&*store, &config);
+    let report = experiment(&audience, "checkout_button", &conversion).unwrap();
     assert_eq!(report.control, "control");
     let c = store.find_profiles("email", "c@example.com").unwrap();
     assert_eq!(report.exposed_to_several, c, "the person under two visitor ids");
@@ -204,12 +215,12 @@ fn an_experiment_reads_out_per_variant_and_leaves_out_a_person_who_saw_both() {
     assert!(report.sample_ratio_p > 0.5);
     // Revenue per user: a sum, adjusted by the same sum before exposure (CUPED).
     let revenue = ExperimentMetric { property: Some("total".into()), ..conversion };
-    let report = experiment(&*store, &config, "checkout_button", &revenue).unwrap();
+    let report = experiment(&audience, "checkout_button", &revenue).unwrap();
     assert!(report.cuped);
     let sum = |pick: fn(i64) -> bool| (0..200).filter(|&i| pick(i) && (i % 4 == 0 || i % 10 == 1)).map(|i| 10 + i).sum::<i64>() as f64;
     let control = report.variants.iter().find(|v| v.variant == "control").unwrap();
     assert!((control.mean - sum(|i| (i / 2) % 2 == 0) / 100.0).abs() < 1e-9);
-    let unknown = experiment(&*store, &config, "no_such_test", &revenue).err().unwrap().to_string();
+    let unknown = experiment(&audience, "no_such_test", &revenue).err().unwrap().to_string();
     assert!(unknown.contains("no_such_test"), "{unknown}");
 }
 

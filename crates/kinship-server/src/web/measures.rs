@@ -91,17 +91,9 @@ pub async fn submit(State(state): State<Arc<AppState>>, user: SignedIn, Form(for
             Err(e) => html! { p.error role="alert" { (e.1) } },
         }
     } else if form.action == "save" {
-        match measures_api::create_funnel(caller, State(state.clone()), form.funnel.clone()).await {
-            Ok(response) if response.status().is_success() => {
-                html! { p.notice role="status" { "Saved: it is listed under Saved funnels, and segments read it as funnel(\"name\").step." } }
-            }
-            Ok(response) => {
-                let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
-                let error: Value = serde_json::from_slice(&body).unwrap_or_default();
-                html! { p.error role="alert" { (text(&error["error"])) } }
-            }
-            Err(e) => html! { p.error role="alert" { (e.1) } },
-        }
+        let saved =
+            html! { p.notice role="status" { "Saved: it is listed under Saved funnels, and segments read it as funnel(\"name\").step." } };
+        super::save_outcome(measures_api::create_funnel(caller, State(state.clone()), form.funnel.clone()).await, saved).await
     } else {
         let query = FunnelQuery { days: form.days.trim().parse().ok(), breakdown: None, week: None };
         match measures_api::measure_funnel(caller, State(state.clone()), Query(query), form.funnel.clone()).await {

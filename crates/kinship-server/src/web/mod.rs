@@ -129,6 +129,20 @@ fn check_csrf(session: &Session, submitted: &str) -> Result<(), PageError> {
     }
 }
 
+/// What a page shows after saving through an API handler: `saved` when it succeeded, else
+/// the handler's error message.
+async fn save_outcome(result: Result<Response, ApiError>, saved: Markup) -> Markup {
+    match result {
+        Ok(response) if response.status().is_success() => saved,
+        Ok(response) => {
+            let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+            let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            html! { p.error role="alert" { (text(&error["error"])) } }
+        }
+        Err(e) => html! { p.error role="alert" { (e.1) } },
+    }
+}
+
 /// Navigation entries: path, label, the capability the page needs.
 const NAV: &[(&str, &str, Capability)] = &[
     ("/", "Dashboard", Capability::ReadSources),

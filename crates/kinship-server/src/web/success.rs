@@ -63,17 +63,8 @@ pub async fn submit(State(state): State<Arc<AppState>>, user: SignedIn, Form(for
     check_csrf(&user.session, &form.csrf)?;
     let caller = user.session.caller(&state);
     let outcome = if form.action == "save" {
-        match success_api::create_health(caller, State(state.clone()), form.health.clone()).await {
-            Ok(response) if response.status().is_success() => {
-                html! { p.notice role="status" { "Saved: each customer's 360 shows this score with its reasons, and segments read it as health(\"name\").band." } }
-            }
-            Ok(response) => {
-                let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
-                let error: Value = serde_json::from_slice(&body).unwrap_or_default();
-                html! { p.error role="alert" { (text(&error["error"])) } }
-            }
-            Err(e) => html! { p.error role="alert" { (e.1) } },
-        }
+        let saved = html! { p.notice role="status" { "Saved: each customer's 360 shows this score with its reasons, and segments read it as health(\"name\").band." } };
+        super::save_outcome(success_api::create_health(caller, State(state.clone()), form.health.clone()).await, saved).await
     } else {
         match success_api::health_score(caller, State(state.clone()), form.health.clone()).await {
             Ok(Json(report)) => health_result(&report),
