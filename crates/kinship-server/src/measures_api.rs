@@ -101,14 +101,19 @@ async fn readable_funnel(caller: &Caller, state: &Arc<AppState>, text: &str) -> 
     Ok(program)
 }
 
+/// The funnel a request measures: given in its body, or saved under a name.
+enum Which {
+    Given(Box<FunnelProgram>),
+    Saved(String),
+}
+
 /// Measures over the audience in memory (loaded first if nothing was defined yet), and
 /// shapes the report for the caller: no group under `server.min_count` and no profiles for a
 /// role that does not see identities. Audited.
 async fn funnel_report(
     caller: &Caller,
     state: &Arc<AppState>,
-    program: Option<FunnelProgram>,
-    saved: Option<String>,
+    which: Which,
     query: &FunnelQuery,
     route: &str,
 ) -> Result<Json<Value>, ApiError> {
@@ -118,10 +123,9 @@ async fn funnel_report(
     let report = tokio::task::spawn_blocking(move || {
         crate::segments_api::ensure_loaded(&s)?;
         let engine = s.audience.read().expect("not poisoned");
-        let program = match (&program, &saved) {
-            (Some(program), _) => program,
-            (None, Some(name)) => engine.saved_funnel(name).ok_or_else(|| PipelineError::Config(format!("no funnel named {name}")))?,
-            (None, None) => unreachable!("a funnel is given or named"),
+        let program = match &which {
+            Which::Given(program) => program.as_ref(),
+            Which::Saved(name) => engine.saved_funnel(name).ok_or_else(|| PipelineError::Config(format!("no funnel named {name}")))?,
         };
         Ok::<_, PipelineError>(kinship_pipeline::measure::funnel(&engine, program, days, &cohort))
     })
@@ -168,7 +172,7 @@ pub(crate) async fn measure_funnel(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadSegments)?;
     let program = readable_funnel(&caller, &state, &body).await?;
-    funnel_report(&caller, &state, Some(program), None, &query, "POST /api/v1/funnels/measure").await
+    funnel_report(&caller, &state, Which::Given(Box::new(program)), &query, "POST /api/v1/funnels/measure").await
 }
 
 /// A saved funnel measured now, as `POST /api/v1/funnels/measure` measures one.
@@ -187,7 +191,7 @@ pub(crate) async fn show_funnel(
     if let Some(definition) = definition {
         readable_funnel(&caller, &state, &definition.expression).await?;
     }
-    funnel_report(&caller, &state, None, Some(name), &query, "GET /api/v1/funnels/{name}").await
+    funnel_report(&caller, &state, Which::Saved(name), &query, "GET /api/v1/funnels/{name}").await
 }
 
 /// The saved funnels: name, steps and definition.

@@ -50,9 +50,8 @@ async fn over_audience<T: Send + 'static>(
     .await
     .expect("does not panic")
     .map_err(|e| match e {
-        PipelineError::Config(reason) | PipelineError::Definition(kinship_segments::DefinitionError::Cycle(reason)) => {
-            ApiError::new(StatusCode::BAD_REQUEST, reason)
-        }
+        // A configuration or definition that does not compile: the message says where.
+        PipelineError::Config(reason) => ApiError::new(StatusCode::BAD_REQUEST, reason),
         other => other.into(),
     })
 }

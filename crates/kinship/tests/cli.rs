@@ -385,8 +385,13 @@ fn sigterm_finishes_in_flight_requests_and_exits_0() {
 }
 
 /// A virtual environment under the target directory with both SDKs and the Standard Webhooks
-/// library from PyPI, made once.
+/// library from PyPI, made once; other tests' threads wait for the first install.
 fn python_with_sdks() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(install_sdks).clone()
+}
+
+fn install_sdks() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
     let python = venv.join("bin").join("python");
     let has_sdks = || {
