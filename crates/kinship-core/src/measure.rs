@@ -22,6 +22,10 @@ pub struct MeasuresConfig {
     /// Below this many answers a group's NPS is shown as insufficient.
     #[serde(default = "default_min_answers")]
     pub min_answers: u64,
+    /// How often a server keeps the saved health definitions' alerts (`"15 minutes"`): each
+    /// pass scores every profile twice (now and a day before).
+    #[serde(default = "default_alerts_every")]
+    pub alerts_every: String,
 }
 
 impl Default for MeasuresConfig {
@@ -32,12 +36,17 @@ impl Default for MeasuresConfig {
             earned: None,
             churn_after: default_churn_after(),
             min_answers: default_min_answers(),
+            alerts_every: default_alerts_every(),
         }
     }
 }
 
 fn default_churn_after() -> String {
     "90 days".into()
+}
+
+fn default_alerts_every() -> String {
+    "15 minutes".into()
 }
 
 fn default_min_answers() -> u64 {

@@ -25,10 +25,29 @@ pub struct Dependencies {
     /// Health definitions whose score is read (`health("customer").score`).
     #[serde(default)]
     pub healths: BTreeSet<String>,
+    /// Funnels whose `.stuck` is read: judged against everyone's time to the next step.
+    #[serde(default)]
+    pub stuck: BTreeSet<String>,
     /// Whether some event function reads events of every name (`count(*)`).
     pub any_event: bool,
     /// Whether the expression uses a time window, `days_since` or `now()`.
     pub time_relative: bool,
+}
+
+impl Dependencies {
+    /// Adds what `other` reads: the dependencies of several expressions judged together.
+    pub fn absorb(&mut self, other: &Dependencies) {
+        self.traits.extend(other.traits.iter().cloned());
+        self.computed.extend(other.computed.iter().cloned());
+        self.segments.extend(other.segments.iter().cloned());
+        self.events.extend(other.events.iter().cloned());
+        self.properties.extend(other.properties.iter().cloned());
+        self.funnels.extend(other.funnels.iter().cloned());
+        self.healths.extend(other.healths.iter().cloned());
+        self.stuck.extend(other.stuck.iter().cloned());
+        self.any_event |= other.any_event;
+        self.time_relative |= other.time_relative;
+    }
 }
 
 impl Expr {
@@ -59,7 +78,10 @@ fn collect(expr: &Expr, dependencies: &mut Dependencies) {
         ExprKind::Funnel { name, field, .. } => {
             dependencies.funnels.insert(name.clone());
             // Being stuck is waiting too long: it changes as time passes.
-            dependencies.time_relative |= *field == FunnelField::Stuck;
+            if *field == FunnelField::Stuck {
+                dependencies.time_relative = true;
+                dependencies.stuck.insert(name.clone());
+            }
         }
         // Whether a score moves with time depends on its measures: the host knows.
         ExprKind::Health { name, .. } => {

@@ -207,7 +207,7 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
-/// A duration as configuration writes it, `"90 minutes"`, `"4 hours"`, `"2 days"`, `"1 week"` in milliseconds (at most
+/// A duration as configuration writes it, `"30 seconds"`, `"90 minutes"`, `"4 hours"`, `"2 days"`, `"1 week"` in milliseconds (at most
 /// 10,000 of the unit): flows' waits and schedules, funnels' windows.
 pub fn parse_duration(text: &str) -> Option<i64> {
     let mut parts = text.split_whitespace();
@@ -217,6 +217,7 @@ pub fn parse_duration(text: &str) -> Option<i64> {
         return None;
     }
     let unit_ms = match unit.trim_end_matches('s') {
+        "second" => 1_000,
         "minute" => 60_000,
         "hour" => 3_600_000,
         "day" => 86_400_000,
@@ -233,6 +234,7 @@ mod tests {
     #[test]
     fn configuration_durations() {
         assert_eq!(parse_duration("4 hours"), Some(4 * 3_600_000));
+        assert_eq!(parse_duration("1 second"), Some(1_000));
         assert_eq!(parse_duration("1 day"), Some(86_400_000));
         assert_eq!(parse_duration("soon"), None);
         assert_eq!(parse_duration("3 fortnights"), None);

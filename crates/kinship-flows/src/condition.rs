@@ -1,13 +1,15 @@
 //! Conditions in the segment language, evaluated on one run: bare words are the trigger's
 //! properties and the facts gathered so far (`stock.on_hand`), `traits.x` is the profile's
-//! trait and event functions read the profile's events.
+//! trait and event functions read the profile's events; `in_segment`, `computed.x`,
+//! `funnel("x")` and `health("x")` read what the host judged of the profile under its saved
+//! definitions ([`Subject`]).
 //!
 //! Parsed with [`kinship_expr::parse_about_event`] and evaluated on one event made of the
 //! trigger's properties (also as `trigger.x`) and the facts, so flows use the language's
 //! checker and evaluator as they are.
 
 use crate::run::{lookup_path, EventRecord, Subject};
-use kinship_expr::{EvalContext, EventView, ProfileView, Program, Scalar, Schema};
+use kinship_expr::{EvalContext, EventView, FunnelField, HealthField, ProfileView, Program, Scalar, Schema};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone)]
@@ -19,27 +21,52 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Parses and checks `text`; the error shows the text with a caret under the fault.
-    pub fn compile(text: &str) -> Result<Self, String> {
+    /// Parses and checks `text` against the saved definitions in `schema`; the error shows
+    /// the text with a caret under the fault.
+    pub fn compile(text: &str, schema: &Schema) -> Result<Self, String> {
         let expr = kinship_expr::parse_about_event(text).map_err(|e| e.render(text))?;
-        let program = Program::compile_segment(&expr, &Schema::new()).map_err(|e| e.render(text))?;
+        let program = Program::compile_segment(&expr, schema).map_err(|e| e.render(text))?;
         let dependencies = program.dependencies();
-        let reads = dependencies.properties.iter().cloned().chain(dependencies.traits.iter().map(|t| format!("traits.{t}"))).collect();
+        // Stuck is "waiting longer than the p90 of everyone's time to the next step": a run
+        // sees one profile, so it cannot judge that; a segment over the whole audience can.
+        if let Some(name) = dependencies.stuck.iter().next() {
+            return Err(format!(
+                "`funnel(\"{name}\").stuck` compares with everyone's time to the next step, which a run does not see: \
+                 save a segment `funnel(\"{name}\").stuck` and start the flow on `event = \"Entered Segment\"`\n  {text}"
+            ));
+        }
+        let reads = dependencies
+            .properties
+            .iter()
+            .cloned()
+            .chain(dependencies.traits.iter().map(|t| format!("traits.{t}")))
+            .chain(dependencies.computed.iter().map(|c| format!("computed.{c}")))
+            .chain(dependencies.funnels.iter().map(|f| format!("funnel.{f}")))
+            .chain(dependencies.healths.iter().map(|h| format!("health.{h}")))
+            .chain(dependencies.segments.iter().map(|s| format!("segment.{s}")))
+            .collect();
         Ok(Self { text: text.to_string(), program, reads })
+    }
+
+    /// Whether the condition reads a saved definition: a segment, computed trait, funnel or
+    /// health score.
+    pub fn reads_definitions(&self) -> bool {
+        let d = self.program.dependencies();
+        !(d.segments.is_empty() && d.computed.is_empty() && d.funnels.is_empty() && d.healths.is_empty())
     }
 
     /// Whether the condition reads nothing but the event it is about: no trait, computed trait,
     /// segment or other event. Then it can be judged before the profile is loaded.
     pub fn reads_only_the_event(&self) -> bool {
         let d = self.program.dependencies();
-        d.traits.is_empty() && d.computed.is_empty() && d.segments.is_empty() && d.events.is_empty() && !d.any_event
+        d.traits.is_empty() && d.events.is_empty() && !d.any_event && !self.reads_definitions()
     }
 
     /// The event names the condition's functions read, or `None` when it reads every event
-    /// (`count(*)`) or segments and computed traits, which may read any.
+    /// (`count(*)`) or saved definitions, which may read any.
     pub fn events_read(&self) -> Option<std::collections::BTreeSet<String>> {
         let d = self.program.dependencies();
-        (!d.any_event && d.segments.is_empty() && d.computed.is_empty()).then(|| d.events.clone())
+        (!d.any_event && !self.reads_definitions()).then(|| d.events.clone())
     }
 
     /// Whether the condition holds, and the values of what it read.
@@ -62,11 +89,20 @@ impl Condition {
         let holds = self.program.evaluate_on(&view, &about, &EvalContext::at(now_ms)).is_true();
         let mut values = Map::new();
         for word in &self.reads {
-            let value = match word.strip_prefix("traits.") {
-                Some(name) => lookup_path(&subject.traits, name),
-                None => lookup_path(&about.properties, word),
+            let value = if let Some(name) = word.strip_prefix("traits.") {
+                lookup_path(&subject.traits, name).cloned()
+            } else if let Some(name) = word.strip_prefix("computed.") {
+                subject.computed.get(name).cloned()
+            } else if let Some(name) = word.strip_prefix("funnel.") {
+                subject.funnels.get(name).cloned()
+            } else if let Some(name) = word.strip_prefix("health.") {
+                subject.health.get(name).cloned()
+            } else if let Some(name) = word.strip_prefix("segment.") {
+                Some(Value::Bool(subject.segments.iter().any(|s| s == name)))
+            } else {
+                lookup_path(&about.properties, word).cloned()
             };
-            values.insert(word.clone(), value.cloned().unwrap_or(Value::Null));
+            values.insert(word.clone(), value.unwrap_or(Value::Null));
         }
         (holds, values)
     }
@@ -99,6 +135,25 @@ impl ProfileView for View<'_> {
 
     fn in_segment(&self, name: &str) -> bool {
         self.subject.segments.iter().any(|s| s == name)
+    }
+
+    fn funnel(&self, name: &str, field: FunnelField, _now_ms: i64) -> Scalar<'_> {
+        let Some(position) = self.subject.funnels.get(name) else { return Scalar::Null };
+        match field {
+            FunnelField::Step => Scalar::Number(position.get("step").and_then(Value::as_f64).unwrap_or(0.0)),
+            FunnelField::Reached => position.get("reached").and_then(Value::as_i64).map_or(Scalar::Null, Scalar::Date),
+            // Refused when compiled (see `Condition::compile`).
+            FunnelField::Stuck => Scalar::Null,
+        }
+    }
+
+    fn health(&self, name: &str, field: HealthField, _now_ms: i64) -> Scalar<'_> {
+        let Some(scored) = self.subject.health.get(name) else { return Scalar::Null };
+        let value = match field {
+            HealthField::Score => scored.get("score"),
+            HealthField::Band => scored.get("band"),
+        };
+        value.map_or(Scalar::Null, Scalar::from_json)
     }
 
     fn event_name<'a>(&'a self, event: &'a EventRecord) -> &'a str {
@@ -136,6 +191,7 @@ mod tests {
         let facts = json!({"stock": {"on_hand": 0}}).as_object().unwrap().clone();
         let c = Condition::compile(
             r#"subject contains "damaged" and stock.on_hand <= 0 and traits.country == "AU" and count("Order Completed") == 2"#,
+            &Schema::new(),
         )
         .unwrap();
         let (holds, values) = c.evaluate(&subject, &trigger, &facts, 10);
@@ -149,10 +205,43 @@ mod tests {
 
     #[test]
     fn errors_point_into_the_condition_as_written() {
-        let err = Condition::compile("subject contains").unwrap_err();
+        let err = Condition::compile("subject contains", &Schema::new()).unwrap_err();
         assert!(err.contains("subject contains"), "{err}");
-        let err = Condition::compile("count(\"X\") > \"two\"").unwrap_err();
+        let err = Condition::compile("count(\"X\") > \"two\"", &Schema::new()).unwrap_err();
         assert!(err.contains("^"), "{err}");
-        assert!(Condition::compile(r#"subject == "a") or (count("X") > 0"#).is_err());
+        assert!(Condition::compile(r#"subject == "a") or (count("X") > 0"#, &Schema::new()).is_err());
+    }
+
+    #[test]
+    fn saved_definitions_are_read_as_the_host_judged_them() {
+        let mut schema = Schema::new();
+        schema.funnels.insert("checkout".into());
+        schema.healths.insert("customer".into());
+        schema.segments.insert("vip".into());
+        schema.computed.insert("ltv".into(), kinship_expr::Type::Number);
+        let subject = Subject {
+            funnels: json!({"checkout": {"step": 2, "reached": 5}}).as_object().unwrap().clone(),
+            health: json!({"customer": {"score": 31.5, "band": "red"}}).as_object().unwrap().clone(),
+            segments: vec!["vip".into()],
+            computed: json!({"ltv": 900}).as_object().unwrap().clone(),
+            ..Subject::default()
+        };
+        let trigger = event("Ticket Opened", 10, json!({}));
+        let text = r#"funnel("checkout").step >= 2 and health("customer").band == "red" and in_segment("vip") and computed.ltv > 500"#;
+        let c = Condition::compile(text, &schema).unwrap();
+        assert!(c.reads_definitions() && !c.reads_only_the_event() && c.events_read().is_none());
+        let (holds, values) = c.evaluate(&subject, &trigger, &Map::new(), 10);
+        assert!(holds, "{values:?}");
+        assert_eq!(values["health.customer"], json!({"score": 31.5, "band": "red"}));
+        assert_eq!(values["segment.vip"], json!(true));
+        // A profile the host did not judge (no position, no score) meets none of it.
+        assert!(!c.evaluate(&Subject::default(), &trigger, &Map::new(), 10).0);
+        let early = Condition::compile(r#"funnel("checkout").reached < now()"#, &schema).unwrap();
+        assert!(early.evaluate(&subject, &trigger, &Map::new(), 10).0);
+        // Names not saved are refused, and so is `stuck`, which needs the whole audience.
+        assert!(Condition::compile(r#"funnel("cart").step > 1"#, &schema).is_err());
+        assert!(Condition::compile(r#"health("customer").score < 50"#, &Schema::new()).is_err());
+        let err = Condition::compile(r#"funnel("checkout").stuck"#, &schema).unwrap_err();
+        assert!(err.contains("Entered Segment"), "{err}");
     }
 }

@@ -188,6 +188,8 @@ pub struct Known {
     pub endpoints: BTreeSet<String>,
     /// Whether the host can write what flows change about a profile (traits, lists) as records.
     pub writes_records: bool,
+    /// The saved segments, computed traits, funnels and health definitions conditions may read.
+    pub schema: kinship_expr::Schema,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -325,7 +327,7 @@ impl Flow {
             }
         };
         let trigger = match &definition.trigger.when {
-            Some(text) => Some(Condition::compile(text).map_err(|e| invalid("trigger.when", e))?),
+            Some(text) => Some(Condition::compile(text, &known.schema).map_err(|e| invalid("trigger.when", e))?),
             None => None,
         };
         let mut gathered = BTreeSet::new();
@@ -383,6 +385,12 @@ impl Flow {
         }
     }
 
+    /// Whether a condition reads a saved definition (a segment, computed trait, funnel or
+    /// health score): then the host judges the profile under the saved definitions first.
+    pub fn reads_definitions(&self) -> bool {
+        self.trigger.as_ref().is_some_and(Condition::reads_definitions) || branches_read_definitions(&self.steps)
+    }
+
     /// The names of the profile's events a run can read (gather steps and conditions), so a
     /// host need not load the others; `None` when a condition may read any event.
     pub fn events_read(&self) -> Option<BTreeSet<String>> {
@@ -410,6 +418,15 @@ fn events_read(steps: &[Step], names: &mut BTreeSet<String>) -> Option<()> {
         }
     }
     Some(())
+}
+
+fn branches_read_definitions(steps: &[Step]) -> bool {
+    steps.iter().any(|s| match s {
+        Step::Branch { condition, then, otherwise } => {
+            condition.reads_definitions() || branches_read_definitions(then) || branches_read_definitions(otherwise)
+        }
+        _ => false,
+    })
 }
 
 fn contains_action(steps: &[Step]) -> bool {
@@ -545,7 +562,7 @@ fn compile_step(spec: &StepSpec, at: &str, known: &Known, gathered: &mut BTreeSe
         return Ok(step);
     }
     if let Some(text) = &spec.condition {
-        let condition = Condition::compile(text).map_err(|e| invalid(at, e))?;
+        let condition = Condition::compile(text, &known.schema).map_err(|e| invalid(at, e))?;
         // Facts gathered in one branch may be missing after it; later steps see them as null.
         let mut in_then = gathered.clone();
         let then = compile_steps(&spec.then, &format!("{at}.then"), known, &mut in_then, false)?;
@@ -591,6 +608,7 @@ mod tests {
             teams: ["support".to_string()].into(),
             endpoints: ["ops".to_string()].into(),
             writes_records: false,
+            schema: kinship_expr::Schema::new(),
         }
     }
 

@@ -89,6 +89,7 @@ fn known() -> Known {
         teams: ["support".to_string()].into(),
         endpoints: ["ops".to_string()].into(),
         writes_records: true,
+        schema: kinship_expr::Schema::new(),
     }
 }
 

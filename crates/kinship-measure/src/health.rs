@@ -24,6 +24,11 @@
 //! when = 'days_since(first("Order Completed")) < 60'
 //! weights = { tickets = 0 }                 # new customers call more: tickets do not count
 //! explains_alerts = true
+//! [[contexts]]
+//! name = "usual for them"                   # as many tickets as this customer usually has
+//! usual = { measure = "tickets", over = "180 days", every = "30 days" }
+//! weights = { tickets = 0 }
+//! explains_alerts = true
 //! ```
 
 use kinship_expr::{Dependencies, EvalContext, FunnelField, HealthField, ProfileView, Program, Scalar, Schema};
@@ -92,8 +97,12 @@ fn one() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct ContextSpec {
     pub name: String,
-    /// When the profile is in this context (the first that holds applies).
-    pub when: String,
+    /// When the profile is in this context (the first context that holds applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// Or: in this context when a measure is at the customer's own usual level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usual: Option<UsualSpec>,
     /// Weights that replace the measures' own in this context (0 leaves a measure out).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub weights: BTreeMap<String, f64>,
@@ -102,7 +111,19 @@ pub struct ContextSpec {
     pub explains_alerts: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// A measure at the customer's own usual level: its score now is no lower than the median of
+/// its scores as of `every`, 2 × `every`, … back over `over` (at least three of them with a
+/// value), and that usual is below 100. A customer who always calls a lot is not alarming
+/// for calling a lot; one who starts to is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsualSpec {
+    pub measure: String,
+    pub over: String,
+    pub every: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertSpec {
     /// Alert on a fall of at least this many points too (entering red always alerts).
@@ -111,6 +132,10 @@ pub struct AlertSpec {
     /// At most this many new alerts per owner per day; the rest are summarised.
     #[serde(default = "twenty")]
     pub per_owner_per_day: usize,
+    /// The trait naming a customer's owner (`account_manager`); alerts of customers without
+    /// one go to `unassigned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 fn twenty() -> usize {
@@ -119,7 +144,7 @@ fn twenty() -> usize {
 
 impl Default for AlertSpec {
     fn default() -> Self {
-        Self { drop: None, per_owner_per_day: twenty() }
+        Self { drop: None, per_owner_per_day: twenty(), owner: None }
     }
 }
 
@@ -173,6 +198,19 @@ pub enum Reason {
     Dropped,
 }
 
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::EnteredRed => "entered_red",
+            Reason::Dropped => "dropped",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Reason::EnteredRed, Reason::Dropped].into_iter().find(|r| r.name() == name)
+    }
+}
+
 /// What is wrong with a definition, naming the part at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
@@ -187,8 +225,20 @@ struct Measure {
 struct Context {
     spec: ContextSpec,
     name: Arc<str>,
-    program: Program,
+    test: ContextTest,
 }
+
+enum ContextTest {
+    When(Box<Program>),
+    /// The measure's index, and the times back (ms) its usual is read at.
+    Usual {
+        measure: usize,
+        back_ms: Vec<i64>,
+    },
+}
+
+/// Fewest past readings a usual level is judged from.
+const USUAL_READINGS: usize = 3;
 
 /// A checked health definition, ready to score any host's profiles.
 pub struct HealthProgram {
@@ -246,21 +296,31 @@ impl HealthProgram {
             if spec.weights.values().any(|w| !(w.is_finite() && *w >= 0.0)) {
                 return Err(DefinitionError(format!("{at}.weights: weights are numbers ≥ 0")));
             }
-            let program = expression(&spec.when, &format!("{at}.when"), true)?;
-            contexts.push(Context { name: spec.name.as_str().into(), spec: spec.clone(), program });
+            let test = match (&spec.when, &spec.usual) {
+                (Some(when), None) => ContextTest::When(Box::new(expression(when, &format!("{at}.when"), true)?)),
+                (None, Some(usual)) => ContextTest::Usual {
+                    measure: measures
+                        .iter()
+                        .position(|m| m.spec.name == usual.measure)
+                        .ok_or_else(|| DefinitionError(format!("{at}.usual.measure: no measure named `{}`", usual.measure)))?,
+                    back_ms: usual_readings(usual).map_err(|e| DefinitionError(format!("{at}.usual: {e}")))?,
+                },
+                _ => {
+                    return Err(DefinitionError(format!(
+                        "{at}: give `when` (a condition) or `usual` (a measure at its usual level), one of them"
+                    )))
+                }
+            };
+            contexts.push(Context { name: spec.name.as_str().into(), spec: spec.clone(), test });
         }
         let mut dependencies = Dependencies::default();
-        let programs = applies.iter().chain(measures.iter().map(|m| &m.program)).chain(contexts.iter().map(|c| &c.program));
+        let when = contexts.iter().filter_map(|c| match &c.test {
+            ContextTest::When(program) => Some(&**program),
+            ContextTest::Usual { .. } => None,
+        });
+        let programs = applies.iter().chain(measures.iter().map(|m| &m.program)).chain(when);
         for d in programs.map(Program::dependencies) {
-            dependencies.traits.extend(d.traits.iter().cloned());
-            dependencies.computed.extend(d.computed.iter().cloned());
-            dependencies.segments.extend(d.segments.iter().cloned());
-            dependencies.events.extend(d.events.iter().cloned());
-            dependencies.properties.extend(d.properties.iter().cloned());
-            dependencies.funnels.extend(d.funnels.iter().cloned());
-            dependencies.healths.extend(d.healths.iter().cloned());
-            dependencies.any_event |= d.any_event;
-            dependencies.time_relative |= d.time_relative;
+            dependencies.absorb(d);
         }
         Ok(Self { definition, applies, measures, contexts, dependencies })
     }
@@ -277,7 +337,7 @@ impl HealthProgram {
             .iter()
             .map(String::as_str)
             .chain(d.measures.iter().map(|m| m.value.as_str()))
-            .chain(d.contexts.iter().map(|c| c.when.as_str()))
+            .chain(d.contexts.iter().filter_map(|c| c.when.as_deref()))
     }
 
     pub fn measure_names(&self) -> impl Iterator<Item = &str> {
@@ -298,13 +358,18 @@ impl HealthProgram {
         if self.applies.as_ref().is_some_and(|a| !a.matches(profile, &context)) {
             return None;
         }
-        let applied = self.contexts.iter().find(|c| c.program.matches(profile, &context));
+        let values: Vec<Option<f64>> = self.measures.iter().map(|m| number(m.program.evaluate(profile, &context))).collect();
+        let scores: Vec<Option<f64>> =
+            self.measures.iter().zip(&values).map(|(m, v)| v.map(|v| interpolate(&m.spec.points, v)).or(m.spec.missing)).collect();
+        let applied = self.contexts.iter().find(|c| match &c.test {
+            ContextTest::When(program) => program.matches(profile, &context),
+            ContextTest::Usual { measure, back_ms } => self.at_usual_level(profile, now_ms, *measure, scores[*measure], back_ms),
+        });
         let mut measures: Vec<MeasureScore> = self
             .measures
             .iter()
-            .map(|m| {
-                let value = number(m.program.evaluate(profile, &context));
-                let score = value.map(|v| interpolate(&m.spec.points, v)).or(m.spec.missing);
+            .zip(values.into_iter().zip(scores))
+            .map(|(m, (value, score))| {
                 let weight = applied.and_then(|c| c.spec.weights.get(&m.spec.name).copied()).unwrap_or(m.spec.weight);
                 MeasureScore { name: m.name.clone(), value, score, weight, contribution: 0.0 }
             })
@@ -318,6 +383,40 @@ impl HealthProgram {
         }
         let score = measures.iter().map(|m| m.contribution).sum::<f64>().clamp(0.0, 100.0);
         Some(Scored { score, band: self.band(score), measures, context: applied.map(|c| c.name.clone()) })
+    }
+
+    /// Whether measure `i`'s score now is no lower than its median over the past readings.
+    fn at_usual_level<P: ProfileView>(&self, profile: &P, now_ms: i64, i: usize, now: Option<f64>, back_ms: &[i64]) -> bool {
+        let Some(now) = now else { return false };
+        let m = &self.measures[i];
+        let mut past: Vec<f64> = back_ms
+            .iter()
+            .filter_map(|back| {
+                let at = now_ms.saturating_sub(*back);
+                let then = AsOf { profile, until_ms: at };
+                number(m.program.evaluate(&then, &EvalContext::at(at))).map(|v| interpolate(&m.spec.points, v)).or(m.spec.missing)
+            })
+            .collect();
+        if past.len() < USUAL_READINGS {
+            return false;
+        }
+        past.sort_by(f64::total_cmp);
+        let usual = past[past.len() / 2];
+        usual < 100.0 && now >= usual
+    }
+
+    /// The profile's score as of each of `count` times `every_ms` apart, oldest first and
+    /// ending now, judged on its events up to each time (see [`AsOf`]): its history and trend,
+    /// recomputed from the records rather than stored, so a changed definition or an erased
+    /// record changes the past too.
+    pub fn history<P: ProfileView>(&self, profile: &P, now_ms: i64, every_ms: i64, count: usize) -> Vec<(i64, Option<Scored>)> {
+        (0..count as i64)
+            .rev()
+            .map(|k| {
+                let at = now_ms.saturating_sub(k.saturating_mul(every_ms));
+                (at, self.score(&AsOf { profile, until_ms: at }, at))
+            })
+            .collect()
     }
 
     pub fn band(&self, score: f64) -> Band {
@@ -397,6 +496,23 @@ pub struct AlertBook {
 }
 
 impl AlertBook {
+    /// A book as a host kept it: its open alerts, and per (owner, day number) the alerts
+    /// raised and held back that day.
+    pub fn restore(open: impl IntoIterator<Item = Alert>, raised: impl IntoIterator<Item = ((String, i64), (usize, usize))>) -> Self {
+        let mut book = Self { open: BTreeMap::new(), raised: raised.into_iter().collect() };
+        for alert in open {
+            book.open.entry(alert.profile.clone()).or_default().insert(alert.reason, alert);
+        }
+        book
+    }
+
+    /// Closes every open alert of a profile that is no longer scored (the definition no
+    /// longer applies to it, or it was merged away).
+    pub fn forget(&mut self, profile: &str) -> Vec<AlertChange> {
+        let open = self.open.remove(profile).unwrap_or_default();
+        open.into_keys().map(|reason| AlertChange::Closed { profile: profile.to_string(), reason }).collect()
+    }
+
     /// Takes a profile's new score (with its previous one) and opens, keeps or closes its
     /// alerts. `explained` is the context that explains a low score or fall, if any.
     pub fn observe(
@@ -512,6 +628,18 @@ fn interpolate(points: &[(f64, f64)], value: f64) -> f64 {
     } else {
         y0 + (y1 - y0) * (value - x0) / (x1 - x0)
     }
+}
+
+/// The times back a usual level is read at: `every`, 2 × `every`, … up to `over`.
+fn usual_readings(usual: &UsualSpec) -> Result<Vec<i64>, String> {
+    let duration = |text: &str| kinship_expr::parse_duration(text).ok_or_else(|| format!("`{text}` is not a duration: write `30 days`"));
+    let (over, every) = (duration(&usual.over)?, duration(&usual.every)?);
+    if every <= 0 || over / every < USUAL_READINGS as i64 || over / every > 60 {
+        return Err(format!(
+            "`over` must hold {USUAL_READINGS} to 60 readings `every` apart (e.g. over = \"180 days\", every = \"30 days\")"
+        ));
+    }
+    Ok((1..=over / every).map(|k| k * every).collect())
 }
 
 /// A profile as it was at `until_ms`: its events up to then and nothing after, for scoring

@@ -617,6 +617,82 @@ explains_alerts = true
         assert_eq!(book.held_back(NOW).get("bo"), Some(&1));
     }
 
+    /// A customer who files `per_month` tickets every month for `months` months, with `orders`
+    /// orders in the last 90 days and a first order long ago.
+    fn caller(per_month: &[i64], orders: i64) -> Customer {
+        let mut c = customer(400, orders, 0, false);
+        for (m, n) in per_month.iter().enumerate() {
+            for k in 0..*n {
+                c.events.push(Event { name: "Ticket Opened", at_ms: NOW - (m as i64 * 30 + k + 1) * DAY, properties: json!({}) });
+            }
+        }
+        c.events.sort_by_key(|e| e.at_ms);
+        c
+    }
+
+    #[test]
+    fn a_customer_at_their_own_usual_level_is_explained_and_one_who_departs_from_it_is_not() {
+        let usual = HEALTH.to_string()
+            + r#"
+[[contexts]]
+name = "usual for them"
+usual = { measure = "tickets", over = "180 days", every = "30 days" }
+weights = { tickets = 0 }
+explains_alerts = true
+"#;
+        let health = HealthProgram::parse(&usual, &Schema::new()).unwrap();
+        // Four tickets every month for seven months: a lot, but as usual for them.
+        let habitual = health.score(&caller(&[4; 7], 1), NOW).unwrap();
+        assert_eq!(habitual.context.as_deref(), Some("usual for them"), "{habitual:?}");
+        assert_eq!(habitual.measures[1].weight, 0.0);
+        // Four tickets this month after none before: not their usual, counted.
+        let departed = health.score(&caller(&[4, 0, 0, 0, 0, 0, 0], 1), NOW).unwrap();
+        assert_eq!(departed.context, None, "{departed:?}");
+        assert!(departed.score < habitual.score);
+        // Worse than their usual (six against four): counted too.
+        let worse = health.score(&caller(&[6, 4, 4, 4, 4, 4, 4], 1), NOW).unwrap();
+        assert_eq!(worse.context, None, "{worse:?}");
+        // A customer who never calls has a perfect usual: nothing to explain, no context.
+        let quiet = health.score(&caller(&[0; 7], 1), NOW).unwrap();
+        assert_eq!(quiet.context, None);
+        // The usual explains an alert; the departure raises one.
+        let mut book = AlertBook::default();
+        let before = health.score(&customer(400, 3, 0, false), NOW - 30 * DAY).unwrap();
+        assert!(book.observe(&health, "habitual", "ana", Some(&before), &habitual, NOW).is_empty());
+        let red = health.score(&caller(&[5, 0, 0, 0, 0, 0, 0], 0), NOW).unwrap();
+        assert_eq!(red.band, Band::Red, "{red:?}");
+        assert!(!book.observe(&health, "departed", "ana", Some(&before), &red, NOW).is_empty());
+        // Errors name the part.
+        let wrong = HealthProgram::parse(&usual.replace(r#"measure = "tickets", over"#, r#"measure = "calls", over"#), &Schema::new());
+        assert!(wrong.err().unwrap().to_string().contains("usual.measure: no measure named `calls`"));
+        let wrong = HealthProgram::parse(&usual.replace(r#"over = "180 days""#, r#"over = "60 days""#), &Schema::new());
+        assert!(wrong.err().unwrap().to_string().contains("3 to 60 readings"));
+        let both = usual.replace("usual = {", "when = 'true'\nusual = {");
+        assert!(HealthProgram::parse(&both, &Schema::new()).err().unwrap().to_string().contains("one of them"));
+    }
+
+    #[test]
+    fn a_score_history_is_the_score_as_of_each_past_time_and_shows_the_trend() {
+        let health = HealthProgram::parse(HEALTH, &Schema::new()).unwrap();
+        // Ordered weekly until 100 days ago, nothing since, tickets this week.
+        let mut c = customer(400, 0, 3, false);
+        for k in 0..12 {
+            c.events.push(Event { name: "Order Completed", at_ms: NOW - (100 + k * 7) * DAY, properties: json!({}) });
+        }
+        c.events.sort_by_key(|e| e.at_ms);
+        let history = health.history(&c, NOW, 14 * DAY, 8);
+        assert_eq!(history.len(), 8);
+        assert_eq!(history.last().unwrap().0, NOW);
+        assert_eq!(history[0].0, NOW - 7 * 14 * DAY);
+        // Each point equals scoring the customer as of then.
+        for (at, scored) in &history {
+            assert_eq!(scored.as_ref(), health.score(&AsOf { profile: &c, until_ms: *at }, *at).as_ref());
+        }
+        let scores: Vec<f64> = history.iter().map(|(_, s)| s.as_ref().unwrap().score).collect();
+        assert!(scores[0] > 90.0 && *scores.last().unwrap() < 40.0, "{scores:?}");
+        assert!(scores.windows(2).all(|w| w[1] <= w[0] + 1e-9), "falling as orders stop and tickets come: {scores:?}");
+    }
+
     #[test]
     fn scoring_the_past_leaves_the_future_out_and_separates_who_left() {
         let health = HealthProgram::parse(HEALTH, &Schema::new()).unwrap();

@@ -34,7 +34,7 @@ pub(crate) fn record_event(mapper: &Mapper<'_>, fields: &Map<String, Value>, tim
 }
 
 /// The stored definitions, as the engine takes them.
-fn stored_definitions(store: &dyn AudienceStore) -> Result<Vec<DefinitionSource>> {
+pub(crate) fn stored_definitions(store: &dyn AudienceStore) -> Result<Vec<DefinitionSource>> {
     store
         .definitions()?
         .into_iter()
@@ -183,7 +183,7 @@ fn refuse_quoted_contacts(source: &DefinitionSource) -> Result<()> {
             .applies
             .iter()
             .chain(definition.measures.iter().map(|m| &m.value))
-            .chain(definition.contexts.iter().map(|c| &c.when));
+            .chain(definition.contexts.iter().filter_map(|c| c.when.as_ref()));
         texts.map(|t| (t.clone(), false)).collect()
     };
     for (text, about_event) in &expressions {
@@ -306,11 +306,17 @@ pub fn refresh_time_relative(store: &mut dyn Database, audience: &mut Audience) 
     Ok(transitions)
 }
 
+const WEEK_MS: i64 = 7 * 86_400_000;
+/// Weekly scores the 360 shows: a quarter, ending now.
+const HISTORY_WEEKS: usize = 13;
+
 /// What the definitions say of one profile.
 pub struct ProfileValues {
     pub segments: Vec<String>,
     pub computed: Map<String, Value>,
-    /// Per saved health definition that applies: the score, band, context and measures.
+    /// Per saved health definition that applies: the score, band, context and measures, its
+    /// weekly history over a quarter (scored as of each week, from the records) and the trend
+    /// (points gained or lost over four weeks).
     pub health: Map<String, Value>,
 }
 
@@ -323,8 +329,21 @@ pub fn profile_values(store: &dyn Database, traits: &Map<String, Value>, events:
     let now = now_ms();
     one.define_all(stored_definitions(store)?, now)?;
     let (segments, computed) = one.profile_values(id).unwrap_or_default();
-    let health =
-        one.health_scores(id, now).unwrap_or_default().into_iter().map(|(name, scored)| (name, serde_json::json!(scored))).collect();
+    let mut health = Map::new();
+    for (name, scored) in one.health_scores(id, now).unwrap_or_default() {
+        let history = one.saved_health(&name).and_then(|program| one.map_one(id, |p| program.history(p, now, WEEK_MS, HISTORY_WEEKS)));
+        let history: Vec<Value> = history
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(at, then)| serde_json::json!({ "at": at, "score": then.as_ref().map(|t| t.score), "band": then.map(|t| t.band.name()) }))
+            .collect();
+        // The change over the last four weeks, when the profile was scored then.
+        let month_ago = history.len().checked_sub(5).and_then(|i| history[i]["score"].as_f64());
+        let mut entry = serde_json::json!(scored);
+        entry["trend"] = serde_json::json!(month_ago.map(|then| scored.score - then));
+        entry["history"] = Value::Array(history);
+        health.insert(name, entry);
+    }
     Ok(ProfileValues { segments, computed, health })
 }
 

@@ -12,27 +12,84 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::SystemTime;
 
-/// Names a flow may use: the references, teams and endpoints configured.
-pub fn known(config: &Config) -> Known {
-    Known {
+/// Names a flow may use: the references, teams and endpoints configured, and the saved
+/// segments, computed traits, funnels and health definitions.
+pub fn known(store: &dyn Database, config: &Config) -> Result<Known> {
+    Ok(Known {
         references: config.references.keys().cloned().collect(),
         teams: config.teams.keys().cloned().collect(),
         endpoints: config.endpoints.keys().cloned().collect(),
         writes_records: config.flows.source.is_some(),
+        schema: Judge::new(store)?.audience.schema(),
+    })
+}
+
+/// Judges one profile at a time under every saved definition, as the 360 does: what a flow's
+/// condition reads of segments, computed traits, funnels and health. Every definition is a
+/// function of one profile, except a funnel's `stuck` (everyone's p90), which conditions may
+/// not read; a segment defined over `stuck` is judged not stuck here, so a flow on it starts
+/// from its entry (`event = "Entered Segment"`), which the whole audience decides.
+struct Judge {
+    audience: kinship_segments::Audience,
+}
+
+impl Judge {
+    fn new(store: &dyn Database) -> Result<Self> {
+        let mut audience = kinship_segments::Audience::new();
+        audience.define_all(crate::audience::stored_definitions(store)?, crate::now_ms())?;
+        Ok(Self { audience })
+    }
+
+    /// Fills the subject's segments, computed traits, funnel positions and health scores as of
+    /// `now_ms`, from its traits and the events it holds.
+    fn judge(&mut self, subject: &mut Subject, now_ms: i64) {
+        const JUDGED: &str = "\u{0}judged";
+        let events = subject.events.iter().map(|e| (e.name.as_str(), e.timestamp_ms, &e.properties));
+        let change = self.audience.upsert_profile(JUDGED, &subject.traits, events);
+        self.audience.evaluate_profile(JUDGED, &change, now_ms);
+        let (segments, computed) = self.audience.profile_values(JUDGED).unwrap_or_default();
+        (subject.segments, subject.computed) = (segments, computed);
+        let funnels = self.audience.schema().funnels;
+        subject.funnels = self
+            .audience
+            .map_one(JUDGED, |p| {
+                use kinship_expr::{FunnelField, ProfileView};
+                let position = |name: &str| {
+                    let step = match p.funnel(name, FunnelField::Step, now_ms) {
+                        kinship_expr::Scalar::Number(n) => json!(n as i64),
+                        _ => json!(0),
+                    };
+                    let reached = match p.funnel(name, FunnelField::Reached, now_ms) {
+                        kinship_expr::Scalar::Date(ms) => json!(ms),
+                        _ => Value::Null,
+                    };
+                    json!({ "step": step, "reached": reached })
+                };
+                funnels.iter().map(|name| (name.clone(), position(name))).collect()
+            })
+            .unwrap_or_default();
+        subject.health = self
+            .audience
+            .health_scores(JUDGED, now_ms)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, scored)| (name, json!({ "score": scored.score, "band": scored.band.name() })))
+            .collect();
+        self.audience.remove_profile(JUDGED);
     }
 }
 
 /// Checks a flow written as TOML or JSON and stores it as its next version. Returns its name
 /// and version.
 pub fn save_flow(store: &mut dyn Database, config: &Config, text: &str, by: &str) -> Result<(String, i64)> {
-    let flow = compile(config, text)?;
+    let flow = compile(&known(&*store, config)?, text)?;
     let version = store.save_flow(flow.name(), text, by, crate::now_ms())?;
     Ok((flow.name().to_string(), version))
 }
 
-fn compile(config: &Config, text: &str) -> Result<Flow> {
+fn compile(known: &Known, text: &str) -> Result<Flow> {
     let definition = FlowDefinition::parse(text).map_err(|e| PipelineError::Config(e.to_string()))?;
-    Flow::compile(definition, &known(config)).map_err(|e| PipelineError::Config(e.to_string()))
+    Flow::compile(definition, known).map_err(|e| PipelineError::Config(e.to_string()))
 }
 
 /// A stored flow's newest version, compiled.
@@ -48,8 +105,9 @@ pub struct StoredFlow {
 pub fn load_flows(store: &dyn Database, config: &Config) -> Result<(Vec<StoredFlow>, Vec<String>)> {
     let mut flows = Vec::new();
     let mut warnings = Vec::new();
+    let known = known(store, config)?;
     for row in store.flows()? {
-        match compile(config, &row.definition) {
+        match compile(&known, &row.definition) {
             Ok(flow) => flows.push(StoredFlow { flow, version: row.version, saved_at: row.created_at }),
             Err(e) => warnings.push(format!("flow {} version {} is not run: {e}", row.name, row.version)),
         }
@@ -226,7 +284,7 @@ pub fn plan_runs(
     planned.triggers = seen;
     load.forget_if_stale();
     let mut read_names = None;
-    let planner = Planner::new(store, config, flows, references, &mappers, &mut read_names);
+    let planner = Planner::new(store, config, flows, references, &mappers, &mut read_names)?;
     // The profiles and their records are read a few hundred triggers at a time, in three
     // queries, rather than a few queries per trigger.
     for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
@@ -299,7 +357,7 @@ pub fn plan_due_waits(
     load.forget_if_stale();
     let mappers = crate::mappers(config)?;
     let mut read_names = None;
-    let planner = Planner::new(store, config, flows, references, &mappers, &mut read_names);
+    let planner = Planner::new(store, config, flows, references, &mappers, &mut read_names)?;
     let resumed: Vec<(&WaitRow, EventRecord, Option<EventRecord>)> =
         due.iter().filter_map(|w| Some((w, serde_json::from_str::<EventRecord>(&w.trigger).ok()?, None))).collect();
     planner.resume(load, &resumed, &mut planned.runs)?;
@@ -350,7 +408,7 @@ pub fn plan_transition_runs(
     load.forget_if_stale();
     let mappers = crate::mappers(config)?;
     let mut read_names = None;
-    let planner = Planner::new(store, config, flows, references, &mappers, &mut read_names);
+    let planner = Planner::new(store, config, flows, references, &mappers, &mut read_names)?;
     for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
         let placed: Vec<(String, &EventRecord)> = chunk.iter().map(|(p, e)| (p.clone(), e)).collect();
         planner.run(load, &placed, &mut planned.runs)?;
@@ -419,7 +477,7 @@ pub fn plan_scheduled(
     load.forget_if_stale();
     let mappers = crate::mappers(config)?;
     let mut read_names = None;
-    let planner = Planner::new(store, config, std::slice::from_ref(stored), references, &mappers, &mut read_names);
+    let planner = Planner::new(store, config, std::slice::from_ref(stored), references, &mappers, &mut read_names)?;
     for chunk in members.chunks(TRIGGERS_READ_TOGETHER) {
         let placed: Vec<(String, &EventRecord)> = chunk.iter().map(|p| (p.clone(), &trigger)).collect();
         planner.run(load, &placed, &mut planned.runs)?;
@@ -439,6 +497,8 @@ struct Planner<'a> {
     mappers: &'a rustc_hash::FxHashMap<&'a str, kinship_sources::Mapper<'a>>,
     /// The events flows read, loaded with each profile.
     read: EventFilter<'a>,
+    /// Present when a flow's condition reads saved definitions.
+    judge: Option<std::cell::RefCell<Judge>>,
 }
 
 impl<'a> Planner<'a> {
@@ -449,9 +509,23 @@ impl<'a> Planner<'a> {
         references: &'a BTreeMap<String, Reference>,
         mappers: &'a rustc_hash::FxHashMap<&'a str, kinship_sources::Mapper<'a>>,
         read_names: &'a mut Option<Vec<String>>,
-    ) -> Self {
+    ) -> Result<Self> {
         let read = events_read_by(config, flows.iter().map(|f| &f.flow), read_names);
-        Self { store, config, flows, references, mappers, read }
+        let judge = match flows.iter().any(|f| f.flow.reads_definitions()) {
+            true => Some(std::cell::RefCell::new(Judge::new(store)?)),
+            false => None,
+        };
+        Ok(Self { store, config, flows, references, mappers, read, judge })
+    }
+
+    /// The profiles as flows see them, judged under the saved definitions if a flow reads them.
+    fn subjects(&self, profiles: &[String]) -> Result<HashMap<String, Subject>> {
+        let mut subjects = subjects_of(self.store, self.mappers, &self.read, profiles)?;
+        if let Some(judge) = &self.judge {
+            let now = crate::now_ms();
+            subjects.values_mut().for_each(|s| judge.borrow_mut().judge(s, now));
+        }
+        Ok(subjects)
     }
 
     /// Resumes kept waits, each with the event that ended it or none (its time ran out). A
@@ -463,7 +537,7 @@ impl<'a> Planner<'a> {
         let mut profiles: Vec<String> = waits.iter().map(|(w, _, _)| w.profile_id.clone()).collect();
         profiles.sort_unstable();
         profiles.dedup();
-        let subjects = subjects_of(self.store, self.mappers, &self.read, &profiles)?;
+        let subjects = self.subjects(&profiles)?;
         let mut versions: HashMap<(String, i64), Option<StoredFlow>> = HashMap::new();
         for (wait, trigger, ended) in waits {
             let at = (wait.flow.clone(), wait.version);
@@ -471,7 +545,8 @@ impl<'a> Planner<'a> {
                 let found = match self.flows.iter().find(|f| f.flow.name() == wait.flow && f.version == wait.version) {
                     Some(f) => Some(StoredFlow { flow: f.flow.clone(), version: f.version, saved_at: f.saved_at }),
                     None => self.store.flow_versions(&wait.flow)?.into_iter().find(|v| v.version == wait.version).and_then(|v| {
-                        Some(StoredFlow { flow: compile(self.config, &v.definition).ok()?, version: v.version, saved_at: v.created_at })
+                        let known = known(self.store, self.config).ok()?;
+                        Some(StoredFlow { flow: compile(&known, &v.definition).ok()?, version: v.version, saved_at: v.created_at })
                     }),
                 };
                 versions.insert(at.clone(), found);
@@ -514,7 +589,7 @@ impl<'a> Planner<'a> {
         let mut profiles: Vec<String> = placed.iter().map(|(p, _)| p.clone()).collect();
         profiles.sort_unstable();
         profiles.dedup();
-        let subjects = subjects_of(self.store, self.mappers, &self.read, &profiles)?;
+        let subjects = self.subjects(&profiles)?;
         for (profile, trigger) in placed {
             let Some(subject) = subjects.get(profile) else { continue };
             for stored in self.flows {
@@ -812,12 +887,6 @@ fn webhook_id(run_key: &str, endpoint: &str) -> String {
     format!("msg_{}", hex::encode(&hash.as_bytes()[..16]))
 }
 
-/// A profile as flows see it: golden traits and its events with their records, oldest first.
-pub fn subject(store: &dyn Database, config: &Config, id: &str) -> Result<Subject> {
-    let mut subjects = subjects_of(store, &crate::mappers(config)?, &EventFilter::everything(), &[id.to_string()])?;
-    Ok(subjects.remove(id).unwrap_or_else(|| Subject { id: id.to_string(), ..Subject::default() }))
-}
-
 /// Several profiles as flows see them (with the events `read` lets through), read in two queries.
 fn subjects_of(
     store: &dyn Database,
@@ -870,7 +939,8 @@ pub struct DryRun {
 /// Runs `text` (a flow, saved or not) against the events of the last `days` without writing
 /// anything. Each trigger is judged on the profile as it is now.
 pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &str, days: u32, samples: usize) -> Result<DryRun> {
-    let flow = compile(config, text)?;
+    let flow = compile(&known(store, config)?, text)?;
+    let mut judge = if flow.reads_definitions() { Some(Judge::new(store)?) } else { None };
     let mut references = References::default();
     let references = references.current(config, data_dir)?;
     let mappers = crate::mappers(config)?;
@@ -928,8 +998,11 @@ pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &st
         for (profile, trigger) in chunk {
             let Some(now) = subjects.get(profile) else { continue };
             // Judged as of the trigger: its time, and the events before it.
-            let subject =
+            let mut subject =
                 Subject { events: now.events.iter().filter(|e| e.timestamp_ms <= trigger.timestamp_ms).cloned().collect(), ..now.clone() };
+            if let Some(judge) = &mut judge {
+                judge.judge(&mut subject, trigger.timestamp_ms);
+            }
             let run = kinship_flows::run(&flow, trigger, &subject, references, trigger.timestamp_ms);
             if !run.matched {
                 continue;

@@ -10,7 +10,7 @@ use kinship_core::measure::MeasuresConfig;
 use kinship_expr::{EventView, ProfileView, Program, Scalar};
 use kinship_measure::classify::{self, Logistic};
 use kinship_measure::growth::{self, Came, Growth};
-use kinship_measure::health::{AlertBook, AlertChange, AsOf, Band, HealthProgram, Scored};
+use kinship_measure::health::{Alert, AlertBook, AlertChange, AsOf, Band, HealthProgram, Reason, Scored};
 use kinship_measure::nps::{Group, Score, Tally};
 use kinship_segments::{Audience, HeldProfile, Kind};
 use serde::Serialize;
@@ -401,10 +401,130 @@ pub fn health(audience: &Audience, program: &HealthProgram, now_ms: i64) -> Heal
         if program.alert_reasons(previous.as_ref(), current).1.is_some() {
             report.explained += 1;
         }
-        // Owners are not assigned yet: one queue, under the daily limit.
-        report.alerts.extend(book.observe(program, id, "unassigned", previous.as_ref(), current, now_ms));
+        let owner = audience.map_one(id, |p| owner_of(program, p)).unwrap_or_else(|| UNASSIGNED.into());
+        report.alerts.extend(book.observe(program, id, &owner, previous.as_ref(), current, now_ms));
     }
     report
+}
+
+/// Whose queue a customer's alerts go to: the trait `alerts.owner` names, or nobody's.
+const UNASSIGNED: &str = "unassigned";
+
+fn owner_of<P: ProfileView>(program: &HealthProgram, profile: &P) -> String {
+    let named = program.definition.alerts.owner.as_deref().and_then(|t| text(profile.trait_value(t)));
+    named.filter(|o| !o.trim().is_empty()).unwrap_or_else(|| UNASSIGNED.into())
+}
+
+/// What one pass of a saved health definition's alert book did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AlertPass {
+    pub scored: usize,
+    pub opened: usize,
+    pub held_back: usize,
+    pub closed: usize,
+    /// Open after the pass.
+    pub open: usize,
+}
+
+/// Most alerts one pass reads back from the store (open ones, and today's for the limits).
+const ALERTS_READ: usize = 1_000_000;
+
+/// Keeps a saved health definition's alerts in the store: every profile's score now against
+/// its score a day before (as of then, from its events), through the book of alerts kept
+/// open (at most one per profile and reason, closed when the condition clears, held back over
+/// an owner's daily limit). Running it again with nothing changed changes nothing.
+pub fn keep_alerts(store: &mut dyn kinship_store::Database, audience: &Audience, name: &str, now_ms: i64) -> Result<AlertPass> {
+    let program = audience.saved_health(name).ok_or_else(|| PipelineError::Config(format!("no health definition named {name}")))?;
+    let day = now_ms.div_euclid(DAY);
+    let kept = store.health_alerts(name, Some("open"), ALERTS_READ)?;
+    let mut today: BTreeMap<(String, i64), (usize, usize)> = BTreeMap::new();
+    // Held back today already: counted once, not again at every pass.
+    let mut held_today = std::collections::HashSet::new();
+    for row in store.health_alerts(name, None, ALERTS_READ)?.into_iter().take_while(|r| r.opened_at.div_euclid(DAY) == day) {
+        let counts = today.entry((row.owner, day)).or_default();
+        if row.status == "held" {
+            counts.1 += 1;
+            held_today.insert((row.profile_id, row.reason));
+        } else {
+            counts.0 += 1;
+        }
+    }
+    let ids: std::collections::HashMap<(String, Reason), (i64, f64)> =
+        kept.iter().filter_map(|r| Some(((r.profile_id.clone(), Reason::parse(&r.reason)?), (r.id, r.score)))).collect();
+    let open = kept.iter().filter_map(|r| {
+        Some(Alert {
+            profile: r.profile_id.clone(),
+            reason: Reason::parse(&r.reason)?,
+            owner: r.owner.clone(),
+            opened_ms: r.opened_at,
+            from_score: r.from_score,
+            score: r.score,
+            snoozed_until_ms: r.snoozed_until,
+            snooze_reason: r.snooze_reason.clone(),
+        })
+    });
+    let mut book = AlertBook::restore(open, today);
+    let day_ago = now_ms - DAY;
+    let scored = audience.map_profiles(|profile| {
+        let current = program.score(profile, now_ms)?;
+        let previous = program.score(&AsOf { profile, until_ms: day_ago }, day_ago);
+        Some((profile.id(), owner_of(program, profile), previous, current))
+    });
+    let mut pass = AlertPass { scored: scored.len(), ..AlertPass::default() };
+    let mut changes: Vec<AlertChange> = Vec::new();
+    let still: std::collections::HashSet<&str> = scored.iter().map(|s| s.0).collect();
+    let gone: Vec<String> = book.open.keys().filter(|p| !still.contains(p.as_str())).cloned().collect();
+    for profile in gone {
+        changes.extend(book.forget(&profile));
+    }
+    for (id, owner, previous, current) in &scored {
+        changes.extend(book.observe(program, id, owner, previous.as_ref(), current, now_ms));
+    }
+    let mut write = kinship_store::AlertChanges::default();
+    let new_alert = |profile: &str, reason: Reason, owner: &str, status, from_score, score| kinship_store::NewAlert {
+        definition: name.into(),
+        profile_id: profile.into(),
+        reason: reason.name().into(),
+        owner: owner.into(),
+        status,
+        opened_at: now_ms,
+        from_score,
+        score,
+    };
+    for change in changes {
+        match change {
+            AlertChange::Opened(a) => {
+                pass.opened += 1;
+                write.opened.push(new_alert(&a.profile, a.reason, &a.owner, "open", a.from_score, a.score));
+            }
+            AlertChange::HeldBack { profile, reason, owner } => {
+                if held_today.contains(&(profile.clone(), reason.name().to_string())) {
+                    continue;
+                }
+                pass.held_back += 1;
+                let score = scored.iter().find(|s| s.0 == profile).map_or(0.0, |s| s.3.score);
+                write.opened.push(new_alert(&profile, reason, &owner, "held", score, score));
+            }
+            AlertChange::Closed { profile, reason } => {
+                if let Some((id, _)) = ids.get(&(profile, reason)) {
+                    pass.closed += 1;
+                    write.closed.push(*id);
+                }
+            }
+        }
+    }
+    for (profile, alerts) in &book.open {
+        for (reason, alert) in alerts {
+            if let Some((id, stored)) = ids.get(&(profile.clone(), *reason)) {
+                if (stored - alert.score).abs() > 1e-9 {
+                    write.scores.push((*id, alert.score));
+                }
+            }
+        }
+    }
+    pass.open = book.open.values().map(BTreeMap::len).sum();
+    store.record_alerts(&write, now_ms)?;
+    Ok(pass)
 }
 
 /// How well the score, computed as of a past date, foretold who stopped buying in the

@@ -22,7 +22,17 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(nps_report, growth_report, health_score, list_health, create_health, saved_health, delete_health))]
+#[openapi(paths(
+    nps_report,
+    growth_report,
+    health_score,
+    list_health,
+    create_health,
+    saved_health,
+    delete_health,
+    health_alerts,
+    snooze_alert
+))]
 pub struct SuccessDoc;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -32,6 +42,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/health", get(list_health).post(create_health))
         .route("/api/v1/health/score", post(health_score))
         .route("/api/v1/health/{name}", get(saved_health).delete(delete_health))
+        .route("/api/v1/health/{name}/alerts", get(health_alerts))
+        .route("/api/v1/health/alerts/{id}/snooze", post(snooze_alert))
 }
 
 /// Runs `measure` over the audience (loaded first if nothing was defined yet) as of the
@@ -199,7 +211,7 @@ async fn readable_health(caller: &Caller, state: &Arc<AppState>, text: &str) -> 
     crate::segments_api::bounded(text)?;
     let definition = HealthDefinition::parse(text).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.0))?;
     let mut read: Vec<String> = definition.measures.iter().map(|m| m.value.clone()).collect();
-    read.extend(definition.contexts.iter().map(|c| c.when.clone()));
+    read.extend(definition.contexts.iter().filter_map(|c| c.when.clone()));
     read.extend(definition.applies.clone());
     reads(caller, state, &read).await?;
     Ok(definition)
@@ -289,4 +301,114 @@ pub(crate) async fn delete_health(
     }
     caller.audit("health.delete", None, "DELETE /api/v1/health/{name}", json!({ "health": name })).await?;
     Ok(Json(json!({ "deleted": name })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AlertQuery {
+    /// `open` (the default), `closed`, `held` or `all`.
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A saved health definition's alerts as kept by the server (every `[measures] alerts_every`):
+/// the queue to act on (open, not snoozed), the snoozed ones, and how many were held back
+/// over an owner's daily limit today. Needs `read_tasks` or `read_segments`. Whose alert it
+/// is shows only to roles that see identities; other roles get the counts.
+#[utoipa::path(get, path = "/api/v1/health/{name}/alerts", params(("name" = String, Path), ("status" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    security(("bearer" = [])), responses((status = 200, description = "`{health, alerts: [...], counts: {open, snoozed, held_today}}`"), (status = 404, description = "No such definition")))]
+pub(crate) async fn health_alerts(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<AlertQuery>,
+) -> Result<Json<Value>, ApiError> {
+    // A queue to work, as tasks are (support), or a measure, as segments are (analysts).
+    if !caller.policy().allows(Capability::ReadTasks) {
+        caller.require(Capability::ReadSegments)?;
+    }
+    let saved = state.audience.read().expect("not poisoned").definitions().into_iter().find(|d| d.kind == Kind::Health && d.name == name);
+    let Some(saved) = saved else { return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no health definition named {name}"))) };
+    readable_health(&caller, &state, &saved.expression).await?;
+    let status = match query.status.as_deref().unwrap_or("open") {
+        "all" => None,
+        s @ ("open" | "closed" | "held") => Some(s.to_string()),
+        other => return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown status `{other}`: use open, closed, held or all"))),
+    };
+    let limit = query.limit.unwrap_or(100).min(1000);
+    let n = name.clone();
+    let (alerts, open, held) = state
+        .read(move |store| {
+            let open = store.health_alerts(&n, Some("open"), 1_000_000)?;
+            let held = store.health_alerts(&n, Some("held"), 1_000_000)?;
+            Ok::<_, kinship_store::StoreError>((store.health_alerts(&n, status.as_deref(), limit)?, open, held))
+        })
+        .await?;
+    let now = kinship_pipeline::now_ms();
+    let snoozed = open.iter().filter(|a| a.snoozed_until.is_some_and(|u| u > now)).count();
+    let held_today = held.iter().filter(|a| a.opened_at.div_euclid(86_400_000) == now.div_euclid(86_400_000)).count();
+    let counts = json!({ "open": open.len() - snoozed, "snoozed": snoozed, "held_today": held_today });
+    caller.audit("health.alerts.read", None, "GET /api/v1/health/{name}/alerts", json!({ "health": name, "alerts": alerts.len() })).await?;
+    if !caller.policy().sees_identities() {
+        return Ok(Json(json!({ "health": name, "counts": counts })));
+    }
+    Ok(Json(json!({ "health": name, "alerts": alerts, "counts": counts })))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct Snooze {
+    /// Until when: a date or time (`2026-12-20`, RFC 3339), or a duration from now (`3 days`).
+    until: String,
+    /// Why, for whoever looks next.
+    reason: String,
+}
+
+/// Snooze an open alert with a reason: it leaves the queue until then, and stays open (it
+/// closes by itself when its condition clears). Needs `work_tasks`, as working a queue does.
+#[utoipa::path(post, path = "/api/v1/health/alerts/{id}/snooze", params(("id" = i64, Path)), request_body = Snooze, security(("bearer" = [])),
+    responses((status = 200, description = "The alert"), (status = 400, description = "No reason, or a time that does not read"), (status = 404, description = "No such open alert")))]
+pub(crate) async fn snooze_alert(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+    Json(snooze): Json<Snooze>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::WorkTasks)?;
+    let now = kinship_pipeline::now_ms();
+    let until = kinship_expr::parse_duration(&snooze.until)
+        .map(|d| now.saturating_add(d))
+        .or_else(|| kinship_expr::parse_timestamp(&snooze.until))
+        .filter(|u| *u > now)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`until` = {:?}: give a future date (2026-12-20) or a duration (3 days)", snooze.until),
+            )
+        })?;
+    let reason = snooze.reason.trim().to_string();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "say why in `reason` (1 to 500 characters)"));
+    }
+    let (s, by) = (state.clone(), caller.actor().to_string());
+    let alert = tokio::task::spawn_blocking(move || {
+        let turn = s.writer.turn();
+        let _turn = turn.lock().expect("not poisoned");
+        let mut store = kinship_store::open(&s.database)?;
+        if !store.snooze_alert(id, until, &reason, &by)? {
+            return Ok(None);
+        }
+        store.health_alert(id)
+    })
+    .await
+    .expect("does not panic")
+    .map_err(ApiError::from)?
+    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no open alert {id}")))?;
+    caller
+        .audit(
+            "health.alert.snooze",
+            Some(&alert.profile_id),
+            "POST /api/v1/health/alerts/{id}/snooze",
+            json!({ "alert": id, "until": until }),
+        )
+        .await?;
+    Ok(Json(json!(alert)))
 }

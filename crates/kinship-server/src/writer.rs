@@ -186,6 +186,7 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
             flows: flow_signal,
         };
         let mut refreshed = std::time::Instant::now();
+        let mut alerts_due = std::time::Instant::now();
         // Catch up with anything logged before a restart, then follow the writer and the
         // change feed.
         loop {
@@ -206,6 +207,12 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
                     eprintln!("warning: re-evaluating time-based segments failed, retrying in a minute: {e}");
                 }
                 refreshed = std::time::Instant::now();
+            }
+            if std::time::Instant::now() >= alerts_due {
+                if let Err(e) = resolver.keep_alerts() {
+                    eprintln!("warning: keeping health alerts failed, retrying at the next pass: {e}");
+                }
+                alerts_due = std::time::Instant::now() + resolver.alerts_every();
             }
             if more && failed.is_none() {
                 // A backlog: go on resolving without waiting.
@@ -402,6 +409,41 @@ impl Resolver {
             }
             Err(e) => eprintln!("warning: following the change feed failed, retrying: {e}"),
         }
+    }
+
+    /// How often alerts are kept: `[measures] alerts_every`, at least a second.
+    fn alerts_every(&self) -> Duration {
+        let text = self.config.current().measures.alerts_every.clone();
+        let every = kinship_expr::parse_duration(&text).unwrap_or_else(|| {
+            eprintln!(
+                "warning: [measures] alerts_every = {text:?} is not a duration (write \"15 minutes\"); keeping alerts every 15 minutes"
+            );
+            15 * 60_000
+        });
+        Duration::from_millis(every.max(1000) as u64)
+    }
+
+    /// Keeps every saved health definition's alerts (`success::keep_alerts`). At 1M profiles
+    /// a pass takes about a second of this thread (two scores per profile), so it runs every
+    /// `[measures] alerts_every`, not after every batch.
+    fn keep_alerts(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
+        let audience = self.audience.read().expect("not poisoned");
+        if audience.is_unloaded() {
+            return Ok(());
+        }
+        let names: Vec<String> =
+            audience.definitions().into_iter().filter(|d| d.kind == kinship_segments::Kind::Health).map(|d| d.name).collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        // As of the data's present, as the reports are: a live system's newest event is a
+        // moment ago, and an export loaded today is judged as of when it was taken.
+        let now = kinship_pipeline::success::data_now(&audience);
+        for name in names {
+            let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
+            kinship_pipeline::success::keep_alerts(&mut *self.store, &audience, &name, now)?;
+        }
+        Ok(())
     }
 
     fn refresh_time_relative(&mut self) -> Result<(), kinship_pipeline::PipelineError> {

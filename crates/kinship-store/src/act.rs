@@ -175,6 +175,51 @@ pub fn endpoint_gone_key(endpoint: &str) -> String {
     format!("endpoint.{endpoint}.gone")
 }
 
+/// A health alert as kept: open until its condition clears (closed), or held back over its
+/// owner's daily limit (counted, never shown as open).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    /// The health definition that raised it.
+    pub definition: String,
+    pub profile_id: String,
+    /// `entered_red` or `dropped`.
+    pub reason: String,
+    pub owner: String,
+    /// `open`, `closed` or `held`.
+    pub status: String,
+    pub opened_at: i64,
+    pub from_score: f64,
+    pub score: f64,
+    pub snoozed_until: Option<i64>,
+    pub snooze_reason: Option<String>,
+    pub snoozed_by: Option<String>,
+    pub closed_at: Option<i64>,
+}
+
+/// An alert to keep: `open`, or `held` (over the owner's limit for the day).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlert {
+    pub definition: String,
+    pub profile_id: String,
+    pub reason: String,
+    pub owner: String,
+    pub status: &'static str,
+    pub opened_at: i64,
+    pub from_score: f64,
+    pub score: f64,
+}
+
+/// What one pass of the alert book changed, written in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertChanges {
+    pub opened: Vec<NewAlert>,
+    /// Ids of open alerts whose condition cleared.
+    pub closed: Vec<i64>,
+    /// Open alerts' current scores.
+    pub scores: Vec<(i64, f64)>,
+}
+
 pub trait ActStore {
     /// Stores a new version of the flow `name` and returns its number (1 for a new flow).
     fn save_flow(&mut self, name: &str, definition: &str, by: &str, at: i64) -> Result<i64>;
@@ -216,4 +261,12 @@ pub trait ActStore {
     /// Entries into and exits from segments at or after `at`, oldest first: what flows
     /// triggered by segments follow.
     fn transitions_since(&self, at: i64, limit: usize) -> Result<Vec<crate::SegmentTransition>>;
+    /// A health definition's alerts in `status` (every status when `None`), newest first.
+    fn health_alerts(&self, definition: &str, status: Option<&str>, limit: usize) -> Result<Vec<AlertRow>>;
+    fn health_alert(&self, id: i64) -> Result<Option<AlertRow>>;
+    /// Records a pass of the alert book at `at`: an open alert already kept for the same
+    /// (definition, profile, reason) is not opened twice.
+    fn record_alerts(&mut self, changes: &AlertChanges, at: i64) -> Result<()>;
+    /// Snoozes an open alert until `until`, with why and by whom. False when no such open alert.
+    fn snooze_alert(&mut self, id: i64, until: i64, reason: &str, by: &str) -> Result<bool>;
 }

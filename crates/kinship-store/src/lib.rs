@@ -9,8 +9,8 @@ mod postgres;
 mod sqlite;
 
 pub use act::{
-    ActStore, DeliveryAttempt, DeliveryRow, FlowRow, NewDelivery, NewRun, NewTask, NewWait, RunRow, TASK_STATUSES, TaskFilter, TaskRow,
-    WaitRow, endpoint_gone_key,
+    ActStore, AlertChanges, AlertRow, DeliveryAttempt, DeliveryRow, FlowRow, NewAlert, NewDelivery, NewRun, NewTask, NewWait, RunRow,
+    TASK_STATUSES, TaskFilter, TaskRow, WaitRow, endpoint_gone_key,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, audit_path};
@@ -186,6 +186,8 @@ pub struct ErasureCounts {
     pub flow_runs: u64,
     pub tasks: u64,
     pub deliveries: u64,
+    /// Health alerts about the person, open or closed.
+    pub health_alerts: u64,
 }
 
 /// Which audit lines [`GovernanceStore::audit_lines`] returns; every filter set must hold.

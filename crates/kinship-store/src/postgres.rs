@@ -302,6 +302,29 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX flow_waits_due ON flow_waits (resume_at);
     CREATE INDEX flow_waits_by_profile ON flow_waits (profile_id);",
     ),
+    (
+        // Health alerts (`ActStore::record_alerts`): at most one open per definition, profile
+        // and reason; held-back ones are kept to count the owner's day.
+        10,
+        "CREATE TABLE health_alerts (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        definition TEXT NOT NULL,
+        profile_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        status TEXT NOT NULL,
+        opened_at BIGINT NOT NULL,
+        from_score DOUBLE PRECISION NOT NULL,
+        score DOUBLE PRECISION NOT NULL,
+        snoozed_until BIGINT,
+        snooze_reason TEXT,
+        snoozed_by TEXT,
+        closed_at BIGINT
+    );
+    CREATE UNIQUE INDEX health_alerts_open ON health_alerts (definition, profile_id, reason) WHERE status = 'open';
+    CREATE INDEX health_alerts_by_definition ON health_alerts (definition, status, opened_at);
+    CREATE INDEX health_alerts_by_profile ON health_alerts (profile_id);",
+    ),
 ];
 
 /// A query parameter.
@@ -310,7 +333,7 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 /// The tables that hold a person's data, rewritten by [`GovernanceStore::purge_deleted`].
 /// (`meta` too: a database source's position names the key of the last row it pulled;
 /// `changes`: the feed names profiles by id.)
-const PERSONAL_TABLES: &str = "records, profiles, assignments, profile_identifiers, merge_edges, link_constraints, segment_members, segment_transitions, meta, changes, flow_runs, tasks, deliveries, flow_waits";
+const PERSONAL_TABLES: &str = "records, profiles, assignments, profile_identifiers, merge_edges, link_constraints, segment_members, segment_transitions, meta, changes, flow_runs, tasks, deliveries, flow_waits, health_alerts";
 
 pub struct PostgresStore {
     /// Where to connect again when the connection is lost (a restart or failover).
@@ -1426,6 +1449,7 @@ impl GovernanceStore for PostgresStore {
             counts.tasks = s.execute("DELETE FROM tasks WHERE profile_id = ANY($1)", &[&profiles])?;
             counts.deliveries = s.execute("DELETE FROM deliveries WHERE profile_id = ANY($1)", &[&profiles])?;
             counts.flow_runs += s.execute("DELETE FROM flow_waits WHERE profile_id = ANY($1)", &[&profiles])?;
+            counts.health_alerts = s.execute("DELETE FROM health_alerts WHERE profile_id = ANY($1)", &[&profiles])?;
             // Earlier change-feed entries stop naming the profiles (an entry may name others
             // too, so it stays); the erasure's own entry names them for the other nodes, for
             // the feed's ten minutes.

@@ -304,6 +304,29 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX flow_waits_due ON flow_waits (resume_at);
     CREATE INDEX flow_waits_by_profile ON flow_waits (profile_id);",
     ),
+    (
+        // Health alerts (`ActStore::record_alerts`): at most one open per definition, profile
+        // and reason; held-back ones are kept to count the owner's day.
+        10,
+        "CREATE TABLE health_alerts (
+        id INTEGER PRIMARY KEY,
+        definition TEXT NOT NULL,
+        profile_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        status TEXT NOT NULL,
+        opened_at INTEGER NOT NULL,
+        from_score REAL NOT NULL,
+        score REAL NOT NULL,
+        snoozed_until INTEGER,
+        snooze_reason TEXT,
+        snoozed_by TEXT,
+        closed_at INTEGER
+    );
+    CREATE UNIQUE INDEX health_alerts_open ON health_alerts (definition, profile_id, reason) WHERE status = 'open';
+    CREATE INDEX health_alerts_by_definition ON health_alerts (definition, status, opened_at);
+    CREATE INDEX health_alerts_by_profile ON health_alerts (profile_id);",
+    ),
 ];
 
 /// The migration that moves the audit log into its own file.
@@ -1435,6 +1458,7 @@ fn delete_rows(tx: &Connection, profiles: &[String], records: &[RecordId]) -> Re
     counts.tasks = by_profile("tasks")?;
     counts.deliveries = by_profile("deliveries")?;
     counts.flow_runs += by_profile("flow_waits")?;
+    counts.health_alerts = by_profile("health_alerts")?;
     // Earlier change-feed entries stop naming the profiles (an entry may name others too, so
     // it stays); the erasure's own entry names them for the other processes, for the
     // feed's ten minutes.

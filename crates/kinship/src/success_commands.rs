@@ -74,6 +74,26 @@ pub enum HealthCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A saved definition's alerts as kept (`kinship serve` keeps them every
+    /// `[measures] alerts_every`; `--keep` runs a pass here first).
+    Alerts {
+        name: String,
+        /// open, closed, held or all.
+        #[arg(long, default_value = "open")]
+        status: String,
+        #[arg(long)]
+        keep: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Snooze an open alert until a date (2026-12-20) or for a while (3 days), saying why.
+    Snooze {
+        id: i64,
+        #[arg(long)]
+        until: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn score_text(score: &Option<Score>, min: u64) -> String {
@@ -175,6 +195,23 @@ pub fn health(data: &DataDir, cmd: &HealthCommand) -> Result<ExitCode> {
         }
         HealthCommand::Score { definition, profile, json } => score(&mut ws, definition, profile.as_deref(), *json)?,
         HealthCommand::Backtest { definition, as_of, horizon, json } => backtest(&mut ws, definition, as_of, horizon, *json)?,
+        HealthCommand::Alerts { name, status, keep, json } => alerts(&mut ws, name, status, *keep, *json)?,
+        HealthCommand::Snooze { id, until, reason } => {
+            let now = kinship_pipeline::now_ms();
+            let Some(until_ms) =
+                kinship_expr::parse_duration(until).map(|d| now.saturating_add(d)).or_else(|| kinship_expr::parse_timestamp(until))
+            else {
+                anyhow::bail!("--until {until:?}: give a date (2026-12-20) or a duration (3 days)");
+            };
+            anyhow::ensure!(until_ms > now, "--until {until:?} is in the past");
+            anyhow::ensure!(!reason.trim().is_empty(), "say why with --reason");
+            if !ws.store.snooze_alert(*id, until_ms, reason.trim(), &operator())? {
+                anyhow::bail!("no open alert {id} (see `kinship health alerts NAME`)");
+            }
+            let alert = ws.store.health_alert(*id)?.expect("just snoozed");
+            ws.audit(&operator(), "health.alert.snooze", Some(&alert.profile_id), json!({ "alert": id, "until": until_ms }))?;
+            println!("alert {id} snoozed until {}", kinship_expr::format_timestamp(until_ms));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -281,6 +318,51 @@ fn backtest(ws: &mut Workspace, definition: &str, as_of: &str, horizon: &str, js
     println!("churned among the lowest tenth: health {}, baseline {}", share(b.health_precision_top), share(b.baseline_precision_top));
     for (band, n, churned) in &b.calibration {
         println!("  {band:?}: {n} customers, {} stopped", share(*churned));
+    }
+    Ok(())
+}
+
+fn alerts(ws: &mut Workspace, name: &str, status: &str, keep: bool, json: bool) -> Result<()> {
+    let status = match status {
+        "all" => None,
+        s @ ("open" | "closed" | "held") => Some(s),
+        other => anyhow::bail!("--status {other}: use open, closed, held or all"),
+    };
+    if keep {
+        let audience = load(ws)?;
+        let pass = success::keep_alerts(&mut *ws.store, &audience, name, success::data_now(&audience))?;
+        eprintln!(
+            "scored {}: {} opened, {} held back over an owner's daily limit, {} closed; {} open",
+            pass.scored, pass.opened, pass.held_back, pass.closed, pass.open
+        );
+    } else {
+        anyhow::ensure!(
+            ws.store.definitions()?.iter().any(|d| d.kind == "health" && d.name == name),
+            "no health definition named {name} (see `kinship health list`)"
+        );
+    }
+    let alerts = ws.store.health_alerts(name, status, 1000)?;
+    ws.audit(&operator(), "health.alerts.read", None, json!({ "health": name, "alerts": alerts.len() }))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&alerts)?);
+        return Ok(());
+    }
+    println!("{:>6}  {:<24} {:<12} {:<8} {:<16} {:>5} {:>5}  opened", "id", "profile", "reason", "status", "owner", "from", "now");
+    for a in &alerts {
+        let snoozed = a.snoozed_until.map_or(String::new(), |u| {
+            format!("  snoozed until {}: {}", kinship_expr::format_timestamp(u), a.snooze_reason.as_deref().unwrap_or(""))
+        });
+        println!(
+            "{:>6}  {:<24} {:<12} {:<8} {:<16} {:>5.0} {:>5.0}  {}{snoozed}",
+            a.id,
+            a.profile_id,
+            a.reason,
+            a.status,
+            a.owner,
+            a.from_score,
+            a.score,
+            kinship_expr::format_timestamp(a.opened_at)
+        );
     }
     Ok(())
 }

@@ -561,3 +561,61 @@ fn a_scheduled_flow_runs_once_per_tick_on_each_member_of_its_segment() {
     let dry = kinship_pipeline::flows::dry_run(&*store, &config, dir, flow, 30, 2).unwrap();
     assert_eq!((dry.triggers, dry.runs), (members, repeat));
 }
+
+#[test]
+fn a_flow_condition_reads_saved_funnels_and_health_scores_as_the_profile_stands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, mut store, _) = demo(dir);
+    let mut audience = kinship_segments::Audience::new();
+    let funnel = r#"
+        name = "bought"
+        window = "60 days"
+        [[steps]]
+        event = "Order Completed"
+        [[steps]]
+        event = "Invoice Issued"
+        [[steps]]
+        event = "Order Shipped"
+    "#;
+    let health = std::fs::read_to_string(dir.join("health/customer.toml")).unwrap();
+    for (kind, name, text) in [(kinship_segments::Kind::Funnel, "bought", funnel), (kinship_segments::Kind::Health, "customer", &health)] {
+        let source = kinship_segments::DefinitionSource { kind, name: name.into(), expression: text.into() };
+        kinship_pipeline::audience::define(&mut *store, &config, &mut audience, source).unwrap();
+    }
+    let flow = |when: &str| {
+        format!(
+            "name = \"shipped_then_complained\"\n[trigger]\nevent = \"Ticket Opened\"\nwhen = '{when}'\n\
+             [[steps]]\ntask = {{ title = \"Call back\", team = \"support\" }}\n"
+        )
+    };
+    // Names that are not saved, and `stuck` (everyone's p90), are refused when saved.
+    let err = save_flow(&mut *store, &config, &flow(r#"funnel("sold").step >= 1"#), "test").unwrap_err().to_string();
+    assert!(err.contains("sold"), "{err}");
+    let err = save_flow(&mut *store, &config, &flow(r#"funnel("bought").stuck"#), "test").unwrap_err().to_string();
+    assert!(err.contains("Entered Segment"), "{err}");
+    let when = r#"funnel("bought").step == 3 and health("customer").score >= 0 and health("customer").band != "none""#;
+    save_flow(&mut *store, &config, &flow(when), "test").unwrap();
+    let through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
+    store.record_runs(&[], through).unwrap();
+
+    // A customer whose order was invoiced and shipped, and someone never seen before.
+    let (_, email, bought) = order_with(dir, "BAG-002");
+    let at = (bought + chrono::Duration::days(3)).to_rfc3339();
+    for (id, from) in [("TCK-9100001", email.as_str()), ("TCK-9100002", "first.contact@example.org")] {
+        let ticket =
+            json!({ "ticket_id": id, "channel": "email", "from_email": from, "subject": "Question", "status": "open", "created_at": at });
+        append_ticket(dir, &ticket);
+    }
+    let (inserted, pass) = arrive(&mut *store, &config, dir);
+    assert_eq!((inserted, pass.triggers, pass.runs, pass.tasks.len()), (2, 2, 1, 1), "{pass:?}");
+    let task = store.task(pass.tasks[0]).unwrap().unwrap();
+    assert_eq!(task.record_key, "TCK-9100001");
+    // The run's trace shows what the condition read: the position and the score.
+    let runs = store.flow_runs("shipped_then_complained", 10).unwrap();
+    let trace = &runs[0].trace;
+    let read = &trace["trace"][0]["values"];
+    assert_eq!(read["funnel.bought"]["step"], json!(3), "{trace}");
+    assert!(read["health.customer"]["score"].is_number(), "{trace}");
+    assert!(["red", "yellow", "green"].contains(&read["health.customer"]["band"].as_str().unwrap()), "{trace}");
+}

@@ -4,7 +4,7 @@
 
 use kinship_core::measure::MeasuresConfig;
 use kinship_measure::health::HealthProgram;
-use kinship_pipeline::success::{backtest, growth, health, nps, NpsBy, Period};
+use kinship_pipeline::success::{backtest, growth, health, keep_alerts, nps, NpsBy, Period};
 use kinship_segments::Audience;
 use serde_json::{json, Map, Value};
 
@@ -170,4 +170,66 @@ fn a_health_backtest_tells_who_stopped_and_context_spares_new_customers() {
         .collect();
     assert!(alerted.contains(&"old") && !alerted.contains(&"new"), "{alerted:?}");
     assert_eq!(report.scored, 202);
+}
+
+/// A customer owned by `owner` whose tickets of the last day turned them red today.
+fn turned_red(a: &mut Audience, id: &str, owner: &str) {
+    let events: Vec<(&str, i64, Map<String, Value>)> = vec![
+        ("Invoice Issued", NOW - 100 * DAY, obj(json!({ "amount": 50 }))),
+        ("Ticket Opened", NOW - DAY / 2, obj(json!({}))),
+        ("Ticket Opened", NOW - DAY / 3, obj(json!({}))),
+        ("Ticket Opened", NOW - DAY / 4, obj(json!({}))),
+    ];
+    a.upsert_profile(id, &obj(json!({ "account_manager": owner })), events.iter().map(|(n, t, p)| (*n, *t, p)));
+}
+
+#[test]
+fn alerts_are_kept_in_the_store_once_each_capped_per_owner_snoozed_closed_and_erased() {
+    use kinship_segments::{DefinitionSource, Kind};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = kinship_store::open(&kinship_testkit::database_for(tmp.path())).unwrap();
+    let mut a = Audience::new();
+    for i in 0..5 {
+        turned_red(&mut a, &format!("ana{i}"), "ana");
+    }
+    turned_red(&mut a, "bo0", "bo");
+    add(&mut a, "fine", &[("Invoice Issued", NOW - 2 * DAY, json!({ "amount": 50 }))]);
+    let text = HEALTH.replace("applies = ", "alerts = { per_owner_per_day = 3, owner = \"account_manager\" }\napplies = ");
+    a.define(DefinitionSource { kind: Kind::Health, name: "customer".into(), expression: text }, NOW).unwrap();
+
+    let first = keep_alerts(&mut *store, &a, "customer", NOW).unwrap();
+    assert_eq!((first.scored, first.opened, first.held_back, first.closed, first.open), (7, 4, 2, 0, 4), "{first:?}");
+    let open = store.health_alerts("customer", Some("open"), 100).unwrap();
+    assert_eq!(open.iter().filter(|r| r.owner == "ana").count(), 3, "ana's limit is three a day: {open:?}");
+    assert!(open.iter().all(|r| r.reason == "entered_red" && r.score < 40.0 && r.from_score >= 40.0), "{open:?}");
+    // Again, nothing changed: nothing opens twice, and the held-back are not raised again.
+    let again = keep_alerts(&mut *store, &a, "customer", NOW).unwrap();
+    assert_eq!((again.opened, again.held_back, again.closed, again.open), (0, 0, 0, 4), "{again:?}");
+    assert_eq!(store.health_alerts("customer", None, 100).unwrap().len(), 6);
+
+    // Snoozed with a reason; a held-back alert cannot be.
+    let ana = open.iter().find(|r| r.owner == "ana").unwrap();
+    assert!(store.snooze_alert(ana.id, NOW + 3 * DAY, "on leave, called back", "tester").unwrap());
+    let snoozed = store.health_alert(ana.id).unwrap().unwrap();
+    assert_eq!((snoozed.snoozed_until, snoozed.snooze_reason.as_deref()), (Some(NOW + 3 * DAY), Some("on leave, called back")));
+    let held = store.health_alerts("customer", Some("held"), 100).unwrap();
+    assert_eq!(held.len(), 2);
+    assert!(!store.snooze_alert(held[0].id, NOW + DAY, "x", "tester").unwrap());
+
+    // Bo's customer orders again: out of red, the alert closes by itself.
+    let back: Vec<(&str, i64, Map<String, Value>)> = vec![
+        ("Invoice Issued", NOW - 100 * DAY, obj(json!({ "amount": 50 }))),
+        ("Invoice Issued", NOW - DAY / 5, obj(json!({ "amount": 80 }))),
+        ("Ticket Opened", NOW - DAY / 2, obj(json!({}))),
+    ];
+    a.upsert_profile("bo0", &obj(json!({ "account_manager": "bo" })), back.iter().map(|(n, t, p)| (*n, *t, p)));
+    let later = keep_alerts(&mut *store, &a, "customer", NOW + DAY / 10).unwrap();
+    assert_eq!((later.opened, later.closed, later.open), (0, 1, 3), "{later:?}");
+    let bo = store.health_alerts("customer", None, 100).unwrap().into_iter().find(|r| r.profile_id == "bo0").unwrap();
+    assert_eq!((bo.status.as_str(), bo.closed_at), ("closed", Some(NOW + DAY / 10)));
+
+    // Erasure takes a person's alerts with them.
+    let counts = store.erase(std::slice::from_ref(&ana.profile_id), &[]).unwrap();
+    assert!(counts.health_alerts >= 1, "{counts:?}");
+    assert!(store.health_alerts("customer", None, 100).unwrap().iter().all(|r| r.profile_id != ana.profile_id));
 }

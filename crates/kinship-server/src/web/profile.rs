@@ -1,5 +1,6 @@
 //! The customer 360 page and the split button.
 
+use super::charts;
 use super::pages::display_name;
 use super::session::SignedIn;
 use super::{check_csrf, layout, text, url_encode, PageError};
@@ -136,6 +137,15 @@ pub async fn show(
                             (name) ": " strong { (format!("{:.0}", scored["score"].as_f64().unwrap_or(0.0))) } " "
                             span class=(format!("band band-{}", text(&scored["band"]))) { (text(&scored["band"])) }
                             @if let Some(context) = scored["context"].as_str() { span.hint { " (in context: " (context) ")" } }
+                        }
+                        @let weekly: Vec<u64> = scored["history"].as_array().into_iter().flatten().filter_map(|h| h["score"].as_f64()).map(|v| v.round() as u64).collect();
+                        @if weekly.len() > 1 {
+                            p {
+                                (charts::sparkline(&weekly, 160, 32, &format!("{name}: weekly scores over the last quarter, oldest first: {weekly:?}")))
+                                @if let Some(trend) = scored["trend"].as_f64() {
+                                    span.hint { (format!(" {trend:+.0} points over four weeks")) }
+                                }
+                            }
                         }
                         div.scroll { table.wide {
                             caption { "Why: each measure's value, score, weight and the points it adds" }

@@ -118,3 +118,74 @@ fn nps_growth_and_health_over_http_as_each_role_may_see_them() {
     let lines = s.db().audit_lines(&kinship_store::AuditFilter::default(), 1000).unwrap();
     assert!(["nps.read", "growth.read", "health.read", "health.create"].iter().all(|a| lines.iter().any(|l| l.line.contains(a))));
 }
+
+#[test]
+fn health_alerts_are_kept_by_the_server_listed_by_role_and_snoozed_with_a_reason() {
+    let s = Server::with_config("\n[measures]\nalerts_every = \"1 second\"\n");
+    let web = s.basic("web");
+    // Four customers invoiced in March; three of them open three tickets on the last day held.
+    let mut batch = Vec::new();
+    for i in 0..4 {
+        let user = format!("h-{i}");
+        batch.push(json!({"type": "track", "userId": user, "event": "Invoice Issued", "properties": {"amount": 10},
+                          "messageId": format!("inv-{i}"), "timestamp": "2026-03-01T00:00:00Z"}));
+        for k in 0..(if i < 3 { 3 } else { 0 }) {
+            batch.push(json!({"type": "track", "userId": user, "event": "Ticket Opened", "messageId": format!("t-{i}-{k}"),
+                              "timestamp": format!("2026-03-20T1{k}:00:00Z")}));
+        }
+    }
+    ok(&crate::http::post_json(s.addr, "/v1/batch", Some(&web), &json!({ "batch": batch })));
+    for i in 0..4 {
+        wait_for_profile(s.addr, &s.admin, &format!("user_id:h-{i}"), RESOLVE_WAIT, |v| !http::event_names(v).is_empty());
+    }
+    let calls = "name = \"calls\"\napplies = 'any(\"Invoice Issued\")'\n[[measures]]\nname = \"tickets\"\n\
+                 value = 'count(\"Ticket Opened\", last 30 days)'\npoints = [[0, 100], [3, 0]]\n";
+    let auth = http::bearer(&s.admin);
+    assert_eq!(request(s.addr, "POST", "/api/v1/health", &[("Authorization", &auth)], calls.as_bytes()).unwrap().status, 201);
+    // The server keeps the alerts by itself (every second here): the three who turned red today.
+    let deadline = std::time::Instant::now() + RESOLVE_WAIT;
+    let alerts = loop {
+        let listed = ok(&get(s.addr, "/api/v1/health/calls/alerts", Some(&s.admin)));
+        if listed["alerts"].as_array().is_some_and(|a| a.len() == 3) {
+            break listed;
+        }
+        assert!(std::time::Instant::now() < deadline, "no alerts kept: {listed}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(alerts["alerts"].as_array().unwrap().iter().all(|a| a["reason"] == "entered_red" && a["owner"] == "unassigned"), "{alerts}");
+    // An analyst gets the counts, not whose; support works the queue; nobody without a token.
+    let analyst = ok(&get(s.addr, "/api/v1/health/calls/alerts", Some(&token(&s, "analyst"))));
+    assert!(analyst.get("alerts").is_none() && analyst["counts"]["open"] == 3, "{analyst}");
+    let support = token(&s, "support");
+    assert_eq!(ok(&get(s.addr, "/api/v1/health/calls/alerts", Some(&support)))["alerts"].as_array().unwrap().len(), 3);
+    assert_eq!(get(s.addr, "/api/v1/health/calls/alerts", None).status, 401);
+    assert_eq!(get(s.addr, "/api/v1/health/calls/alerts?status=lost", Some(&s.admin)).status, 400);
+    assert_eq!(get(s.addr, "/api/v1/health/nothing/alerts", Some(&s.admin)).status, 404);
+    // Snoozed with a reason by support; not without one, not by an analyst.
+    let id = alerts["alerts"][0]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/health/alerts/{id}/snooze");
+    let snooze = |who: &str, body: serde_json::Value| crate::http::post_json(s.addr, &path, Some(&http::bearer(who)), &body);
+    assert_eq!(snooze(&token(&s, "analyst"), json!({"until": "3 days", "reason": "x"})).status, 403);
+    assert_eq!(snooze(&support, json!({"until": "3 days", "reason": " "})).status, 400);
+    assert_eq!(snooze(&support, json!({"until": "2001-01-01", "reason": "late"})).status, 400);
+    let snoozed = ok(&snooze(&support, json!({"until": "3 days", "reason": "called, replacement on its way"})));
+    assert_eq!(
+        (snoozed["snooze_reason"].as_str(), snoozed["snoozed_by"].as_str()),
+        (Some("called, replacement on its way"), Some("token:test-support"))
+    );
+    let counts = &ok(&get(s.addr, "/api/v1/health/calls/alerts", Some(&s.admin)))["counts"];
+    assert_eq!((counts["open"].as_u64(), counts["snoozed"].as_u64()), (Some(2), Some(1)), "{counts}");
+    assert_eq!(snooze(&support, json!({"until": "1 day", "reason": "x"})).status, 200, "snoozed again, later");
+    assert_eq!(
+        crate::http::post_json(
+            s.addr,
+            "/api/v1/health/alerts/999999/snooze",
+            Some(&http::bearer(&support)),
+            &json!({"until": "1 day", "reason": "x"})
+        )
+        .status,
+        404
+    );
+    let lines = s.db().audit_lines(&kinship_store::AuditFilter::default(), 1000).unwrap();
+    assert!(["health.alerts.read", "health.alert.snooze"].iter().all(|a| lines.iter().any(|l| l.line.contains(a))));
+}

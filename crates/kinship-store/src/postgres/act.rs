@@ -15,6 +15,12 @@ macro_rules! task_columns {
     };
 }
 
+macro_rules! alert_columns {
+    () => {
+        "id, definition, profile_id, reason, owner, status, opened_at, from_score, score, snoozed_until, snooze_reason, snoozed_by, closed_at"
+    };
+}
+
 macro_rules! wait_columns {
     () => {
         "run_key, flow, version, profile_id, step, until_event, resume_at, fact, trigger, facts, created_at"
@@ -337,6 +343,70 @@ impl ActStore for PostgresStore {
             &[&profiles],
         )?;
         Ok(rows.iter().map(wait_row).collect())
+    }
+    fn health_alerts(&self, definition: &str, status: Option<&str>, limit: usize) -> Result<Vec<AlertRow>> {
+        let rows = self.query(
+            concat!(
+                "SELECT ",
+                alert_columns!(),
+                " FROM health_alerts WHERE definition = $1 AND ($2::TEXT IS NULL OR status = $2) ORDER BY opened_at DESC, id DESC LIMIT $3"
+            ),
+            &[&definition, &status, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(alert_row).collect())
+    }
+
+    fn health_alert(&self, id: i64) -> Result<Option<AlertRow>> {
+        let rows = self.query(concat!("SELECT ", alert_columns!(), " FROM health_alerts WHERE id = $1"), &[&id])?;
+        Ok(rows.first().map(alert_row))
+    }
+
+    fn record_alerts(&mut self, changes: &AlertChanges, at: i64) -> Result<()> {
+        self.atomic(|s| {
+            s.execute(
+                "UPDATE health_alerts SET status = 'closed', closed_at = $2 WHERE id = ANY($1) AND status = 'open'",
+                &[&changes.closed, &at],
+            )?;
+            let (ids, scores): (Vec<i64>, Vec<f64>) = changes.scores.iter().copied().unzip();
+            s.execute(
+                "UPDATE health_alerts a SET score = u.score FROM UNNEST($1::BIGINT[], $2::DOUBLE PRECISION[]) AS u(id, score) WHERE a.id = u.id",
+                &[&ids, &scores],
+            )?;
+            for a in &changes.opened {
+                s.execute(
+                    "INSERT INTO health_alerts (definition, profile_id, reason, owner, status, opened_at, from_score, score)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                    &[&a.definition, &a.profile_id, &a.reason, &a.owner, &a.status, &a.opened_at, &a.from_score, &a.score],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn snooze_alert(&mut self, id: i64, until: i64, reason: &str, by: &str) -> Result<bool> {
+        let changed = self.execute(
+            "UPDATE health_alerts SET snoozed_until = $2, snooze_reason = $3, snoozed_by = $4 WHERE id = $1 AND status = 'open'",
+            &[&id, &until, &reason, &by],
+        )?;
+        Ok(changed == 1)
+    }
+}
+
+fn alert_row(r: &Row) -> AlertRow {
+    AlertRow {
+        id: r.get(0),
+        definition: r.get(1),
+        profile_id: r.get(2),
+        reason: r.get(3),
+        owner: r.get(4),
+        status: r.get(5),
+        opened_at: r.get(6),
+        from_score: r.get(7),
+        score: r.get(8),
+        snoozed_until: r.get(9),
+        snooze_reason: r.get(10),
+        snoozed_by: r.get(11),
+        closed_at: r.get(12),
     }
 }
 

@@ -52,6 +52,27 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
+const ALERT_COLUMNS: &str = "id, definition, profile_id, reason, owner, status, opened_at, from_score, score, snoozed_until, \
+                             snooze_reason, snoozed_by, closed_at";
+
+fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.get(0)?,
+        definition: r.get(1)?,
+        profile_id: r.get(2)?,
+        reason: r.get(3)?,
+        owner: r.get(4)?,
+        status: r.get(5)?,
+        opened_at: r.get(6)?,
+        from_score: r.get(7)?,
+        score: r.get(8)?,
+        snoozed_until: r.get(9)?,
+        snooze_reason: r.get(10)?,
+        snoozed_by: r.get(11)?,
+        closed_at: r.get(12)?,
+    })
+}
+
 fn flow_row(r: &Row<'_>) -> rusqlite::Result<FlowRow> {
     Ok(FlowRow { name: r.get(0)?, version: r.get(1)?, definition: r.get(2)?, created_at: r.get(3)?, created_by: r.get(4)? })
 }
@@ -331,6 +352,52 @@ impl ActStore for SqliteStore {
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         Ok(stmt.query_map([serde_json::to_string(profiles)?], wait_row)?.collect::<rusqlite::Result<_>>()?)
+    }
+    fn health_alerts(&self, definition: &str, status: Option<&str>, limit: usize) -> Result<Vec<AlertRow>> {
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM health_alerts WHERE definition = ?1 AND (?2 IS NULL OR status = ?2)
+             ORDER BY opened_at DESC, id DESC LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![definition, status, limit as i64], alert_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn health_alert(&self, id: i64) -> Result<Option<AlertRow>> {
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM health_alerts WHERE id = ?1");
+        Ok(self.conn.prepare_cached(&sql)?.query_row([id], alert_row).optional()?)
+    }
+
+    fn record_alerts(&mut self, changes: &AlertChanges, at: i64) -> Result<()> {
+        atomic(&self.conn, |conn| {
+            let mut close =
+                conn.prepare_cached("UPDATE health_alerts SET status = 'closed', closed_at = ?2 WHERE id = ?1 AND status = 'open'")?;
+            for id in &changes.closed {
+                close.execute(params![id, at])?;
+            }
+            let mut score = conn.prepare_cached("UPDATE health_alerts SET score = ?2 WHERE id = ?1")?;
+            for (id, value) in &changes.scores {
+                score.execute(params![id, value])?;
+            }
+            let mut open = conn.prepare_cached(
+                "INSERT INTO health_alerts (definition, profile_id, reason, owner, status, opened_at, from_score, score)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+            )?;
+            for a in &changes.opened {
+                open.execute(params![a.definition, a.profile_id, a.reason, a.owner, a.status, a.opened_at, a.from_score, a.score])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn snooze_alert(&mut self, id: i64, until: i64, reason: &str, by: &str) -> Result<bool> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE health_alerts SET snoozed_until = ?2, snooze_reason = ?3, snoozed_by = ?4 WHERE id = ?1 AND status = 'open'",
+            )?
+            .execute(params![id, until, reason, by])?;
+        Ok(changed == 1)
     }
 }
 
