@@ -358,22 +358,27 @@ impl HealthProgram {
         if self.applies.as_ref().is_some_and(|a| !a.matches(profile, &context)) {
             return None;
         }
-        let values: Vec<Option<f64>> = self.measures.iter().map(|m| number(m.program.evaluate(profile, &context))).collect();
-        let scores: Vec<Option<f64>> =
-            self.measures.iter().zip(&values).map(|(m, v)| v.map(|v| interpolate(&m.spec.points, v)).or(m.spec.missing)).collect();
-        let applied = self.contexts.iter().find(|c| match &c.test {
-            ContextTest::When(program) => program.matches(profile, &context),
-            ContextTest::Usual { measure, back_ms } => self.at_usual_level(profile, now_ms, *measure, scores[*measure], back_ms),
-        });
+        // Measures first (a usual-level context reads a measure's score), then the context's weights.
         let mut measures: Vec<MeasureScore> = self
             .measures
             .iter()
-            .zip(values.into_iter().zip(scores))
-            .map(|(m, (value, score))| {
-                let weight = applied.and_then(|c| c.spec.weights.get(&m.spec.name).copied()).unwrap_or(m.spec.weight);
-                MeasureScore { name: m.name.clone(), value, score, weight, contribution: 0.0 }
+            .map(|m| {
+                let value = number(m.program.evaluate(profile, &context));
+                let score = value.map(|v| interpolate(&m.spec.points, v)).or(m.spec.missing);
+                MeasureScore { name: m.name.clone(), value, score, weight: m.spec.weight, contribution: 0.0 }
             })
             .collect();
+        let applied = self.contexts.iter().find(|c| match &c.test {
+            ContextTest::When(program) => program.matches(profile, &context),
+            ContextTest::Usual { measure, back_ms } => self.at_usual_level(profile, now_ms, *measure, measures[*measure].score, back_ms),
+        });
+        if let Some(c) = applied {
+            for m in &mut measures {
+                if let Some(w) = c.spec.weights.get(&*m.name) {
+                    m.weight = *w;
+                }
+            }
+        }
         let counted: f64 = measures.iter().filter(|m| m.score.is_some()).map(|m| m.weight).sum();
         if counted <= 0.0 {
             return None;

@@ -373,9 +373,9 @@ pub fn health(audience: &Audience, program: &HealthProgram, now_ms: i64) -> Heal
     let mut scored = audience.map_profiles(|profile| {
         let current = program.score(profile, now_ms)?;
         let previous = program.score(&AsOf { profile, until_ms: week_ago }, week_ago);
-        Some((profile.id(), previous, current))
+        Some((profile.id(), owner_of(program, profile), previous, current))
     });
-    scored.sort_by(|a, b| a.2.score.total_cmp(&b.2.score).then_with(|| a.0.cmp(b.0)));
+    scored.sort_unstable_by(|a, b| a.3.score.total_cmp(&b.3.score).then_with(|| a.0.cmp(b.0)));
     let mut report = HealthReport {
         name: program.definition.name.clone(),
         scored: scored.len() as u64,
@@ -388,7 +388,7 @@ pub fn health(audience: &Audience, program: &HealthProgram, now_ms: i64) -> Heal
         explained: 0,
     };
     let mut book = AlertBook::default();
-    for (id, previous, current) in &scored {
+    for (id, owner, previous, current) in &scored {
         match current.band {
             Band::Red => report.red += 1,
             Band::Yellow => report.yellow += 1,
@@ -401,8 +401,8 @@ pub fn health(audience: &Audience, program: &HealthProgram, now_ms: i64) -> Heal
         if program.alert_reasons(previous.as_ref(), current).1.is_some() {
             report.explained += 1;
         }
-        let owner = audience.map_one(id, |p| owner_of(program, p)).unwrap_or_else(|| UNASSIGNED.into());
-        report.alerts.extend(book.observe(program, id, &owner, previous.as_ref(), current, now_ms));
+        let owner = owner.as_deref().unwrap_or(UNASSIGNED);
+        report.alerts.extend(book.observe(program, id, owner, previous.as_ref(), current, now_ms));
     }
     report
 }
@@ -410,9 +410,10 @@ pub fn health(audience: &Audience, program: &HealthProgram, now_ms: i64) -> Heal
 /// Whose queue a customer's alerts go to: the trait `alerts.owner` names, or nobody's.
 const UNASSIGNED: &str = "unassigned";
 
-fn owner_of<P: ProfileView>(program: &HealthProgram, profile: &P) -> String {
+/// The owner the trait names, or `None` for [`UNASSIGNED`] (no string made per profile).
+fn owner_of<P: ProfileView>(program: &HealthProgram, profile: &P) -> Option<String> {
     let named = program.definition.alerts.owner.as_deref().and_then(|t| text(profile.trait_value(t)));
-    named.filter(|o| !o.trim().is_empty()).unwrap_or_else(|| UNASSIGNED.into())
+    named.filter(|o| !o.trim().is_empty())
 }
 
 /// What one pass of a saved health definition's alert book did.
@@ -478,7 +479,7 @@ pub fn keep_alerts(store: &mut dyn kinship_store::Database, audience: &Audience,
         changes.extend(book.forget(&profile));
     }
     for (id, owner, previous, current) in &scored {
-        changes.extend(book.observe(program, id, owner, previous.as_ref(), current, now_ms));
+        changes.extend(book.observe(program, id, owner.as_deref().unwrap_or(UNASSIGNED), previous.as_ref(), current, now_ms));
     }
     let mut write = kinship_store::AlertChanges::default();
     let new_alert = |profile: &str, reason: Reason, owner: &str, status, from_score, score| kinship_store::NewAlert {

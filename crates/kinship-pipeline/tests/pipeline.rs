@@ -594,7 +594,7 @@ fn an_sqlite_audit_log_lives_in_its_own_file_and_an_older_one_is_moved_there() {
     old.execute_batch(
         "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL, profile TEXT, line TEXT NOT NULL);
          CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-         DROP TABLE changes; DROP TABLE flows; DROP TABLE flow_runs; DROP TABLE tasks; DROP TABLE deliveries; DROP TABLE flow_waits;
+         DROP TABLE changes; DROP TABLE flows; DROP TABLE flow_runs; DROP TABLE tasks; DROP TABLE deliveries; DROP TABLE flow_waits; DROP TABLE health_alerts;
          DROP INDEX segment_transitions_by_time;
          DELETE FROM schema_migrations WHERE version >= 7;",
     )

@@ -306,8 +306,8 @@ pub(crate) async fn delete_health(
 #[derive(Debug, Deserialize)]
 pub struct AlertQuery {
     /// `open` (the default), `closed`, `held` or `all`.
-    status: Option<String>,
-    limit: Option<usize>,
+    pub status: Option<String>,
+    pub limit: Option<usize>,
 }
 
 /// A saved health definition's alerts as kept by the server (every `[measures] alerts_every`):
@@ -357,9 +357,9 @@ pub(crate) async fn health_alerts(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Snooze {
     /// Until when: a date or time (`2026-12-20`, RFC 3339), or a duration from now (`3 days`).
-    until: String,
+    pub until: String,
     /// Why, for whoever looks next.
-    reason: String,
+    pub reason: String,
 }
 
 /// Snooze an open alert with a reason: it leaves the queue until then, and stays open (it

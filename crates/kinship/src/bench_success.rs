@@ -56,6 +56,14 @@ weights = { tickets_30d = 0 }
 explains_alerts = true
 "#;
 
+const USUAL: &str = r#"
+[[contexts]]
+name = "usual"
+usual = { measure = "tickets_30d", over = "180 days", every = "30 days" }
+weights = { tickets_30d = 0 }
+explains_alerts = true
+"#;
+
 /// One profile's events: (name, time, properties), oldest first.
 fn events_of(p: usize) -> Vec<(&'static str, i64, Map<String, Value>)> {
     let h = mix(p as u64 ^ 0x5ECC);
@@ -118,6 +126,17 @@ pub fn run(args: &BenchSuccessArgs) -> Result<()> {
         report_s * 1e3,
         report.red,
         report.alerts.len()
+    );
+
+    // The same with a usual-level context (each profile's tickets as of six past months).
+    let usual = HealthProgram::parse(&format!("{HEALTH}{USUAL}"), &audience.schema())?;
+    let (_, usual_s) = timed(3, || audience.map_profiles(|p| usual.score(p, now)).len());
+    println!("usual level    {:.0} ms (median of 3): scores with a context reading six past months of a measure", usual_s * 1e3);
+    let (history, history_s) = timed(3, || audience.map_one("p7", |p| program.history(p, now, 7 * DAY, 13)));
+    println!(
+        "history        {:.2} ms (median of 3): one profile's score as of each of 13 weeks ({} points)",
+        history_s * 1e3,
+        history.map_or(0, |h| h.len())
     );
 
     let mut latencies = Vec::with_capacity(args.updates);

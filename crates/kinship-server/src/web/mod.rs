@@ -64,6 +64,7 @@ pub fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/measures", get(measures::page).post(measures::submit))
         .route("/measures/funnels/{name}", get(measures::saved))
         .route("/success", get(success::page).post(success::submit))
+        .route("/success/alerts/{id}/snooze", axum::routing::post(success::snooze))
         .route("/audit", get(pages::audit))
         .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("assets/app.css")) }))
         .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("assets/app.js")) }))

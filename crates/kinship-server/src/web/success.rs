@@ -8,8 +8,8 @@ use super::charts;
 use super::session::SignedIn;
 use super::{check_csrf, layout, text, url_encode, PageError};
 use crate::state::AppState;
-use crate::success_api::{self, GrowthQuery, NpsQuery};
-use axum::extract::{Query, State};
+use crate::success_api::{self, AlertQuery, GrowthQuery, NpsQuery, Snooze};
+use axum::extract::{Path, Query, State};
 use axum::{Form, Json};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -74,6 +74,101 @@ pub async fn submit(State(state): State<Arc<AppState>>, user: SignedIn, Form(for
     render(&state, &user, &form, Some(outcome)).await
 }
 
+#[derive(Deserialize)]
+pub struct SnoozeForm {
+    csrf: String,
+    until: String,
+    reason: String,
+}
+
+/// Snoozes a kept alert from the queue (`POST /success/alerts/{id}/snooze`).
+pub async fn snooze(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    Path(id): Path<i64>,
+    Form(form): Form<SnoozeForm>,
+) -> Result<Markup, PageError> {
+    check_csrf(&user.session, &form.csrf)?;
+    let caller = user.session.caller(&state);
+    let outcome =
+        match success_api::snooze_alert(caller, State(state.clone()), Path(id), Json(Snooze { until: form.until, reason: form.reason }))
+            .await
+        {
+            Ok(Json(alert)) => html! { p.notice role="status" { "Alert " (id) " snoozed until " (date(&alert["snoozed_until"])) "." } },
+            Err(e) => html! { p.error role="alert" { (e.1) } },
+        };
+    let form = HealthForm { health: offered_definition(&state), ..HealthForm::default() };
+    render(&state, &user, &form, Some(outcome)).await
+}
+
+fn date(ms: &Value) -> String {
+    ms.as_i64().map_or_else(|| "–".into(), kinship_expr::format_timestamp)
+}
+
+/// The alerts the server keeps for each saved health definition: the queue to act on, with
+/// a snooze form for roles that work queues.
+async fn alert_queues(state: &Arc<AppState>, user: &SignedIn) -> Markup {
+    let names: Vec<String> = state
+        .audience
+        .read()
+        .expect("not poisoned")
+        .definitions()
+        .into_iter()
+        .filter(|d| d.kind == kinship_segments::Kind::Health)
+        .map(|d| d.name)
+        .collect();
+    let works = user.session.caller(state).policy().allows(kinship_policy::Capability::WorkTasks);
+    let mut queues = Vec::new();
+    for name in names {
+        let query = Query(AlertQuery { status: Some("open".into()), limit: Some(50) });
+        queues.push((name.clone(), success_api::health_alerts(user.session.caller(state), State(state.clone()), Path(name), query).await));
+    }
+    html! {
+        @if queues.is_empty() { p.hint { "Save a health definition below: the server then keeps its alerts (every [measures] alerts_every) and they queue here." } }
+        @for (name, listed) in &queues {
+            h3 { "Alerts: " (name) }
+            @match listed {
+                Err(e) => p.error role="alert" { (e.1) },
+                Ok(Json(listed)) => {
+                    @let counts = &listed["counts"];
+                    p { (text(&counts["open"])) " open, " (text(&counts["snoozed"])) " snoozed, " (text(&counts["held_today"])) " held back today over an owner's daily limit." }
+                    @if let Some(alerts) = listed["alerts"].as_array().filter(|a| !a.is_empty()) {
+                        div.scroll { table.wide {
+                            caption { "Open alerts, newest first" }
+                            thead { tr {
+                                th scope="col" { "Customer" } th scope="col" { "Why" } th scope="col" { "Owner" } th scope="col" .num { "From" } th scope="col" .num { "Now" }
+                                th scope="col" { "Opened" } th scope="col" { "Snoozed" } @if works { th scope="col" { "Snooze" } }
+                            } }
+                            tbody { @for a in alerts {
+                                @let id = text(&a["profile_id"]);
+                                tr {
+                                    td { a href=(format!("/profiles/{}", url_encode(&id))) { (id) } }
+                                    td { (text(&a["reason"]).replace('_', " ")) }
+                                    td { (text(&a["owner"])) }
+                                    td.num { (format!("{:.0}", a["from_score"].as_f64().unwrap_or(0.0))) }
+                                    td.num { (format!("{:.0}", a["score"].as_f64().unwrap_or(0.0))) }
+                                    td { (date(&a["opened_at"])) }
+                                    td { @if a["snoozed_until"].is_i64() { (date(&a["snoozed_until"])) ": " (text(&a["snooze_reason"])) } }
+                                    @if works { td {
+                                        form.inline method="post" action=(format!("/success/alerts/{}/snooze", a["id"])) {
+                                            input type="hidden" name="csrf" value=(user.session.csrf);
+                                            label.visually-hidden for=(format!("until-{}", a["id"])) { "Until" }
+                                            input id=(format!("until-{}", a["id"])) name="until" value="3 days" size="8" required;
+                                            label.visually-hidden for=(format!("why-{}", a["id"])) { "Why" }
+                                            input id=(format!("why-{}", a["id"])) name="reason" placeholder="why" required;
+                                            button type="submit" { "Snooze" }
+                                        }
+                                    } }
+                                }
+                            } }
+                        } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn render(state: &Arc<AppState>, user: &SignedIn, form: &HealthForm, outcome: Option<Markup>) -> Result<Markup, PageError> {
     let caller = user.session.caller(state);
     let nps = success_api::nps_report(user.session.caller(state), State(state.clone()), Query(NpsQuery { by: None })).await;
@@ -94,6 +189,10 @@ async fn render(state: &Arc<AppState>, user: &SignedIn, form: &HealthForm, outco
                 Ok(Json(report)) => (growth_section(report)),
                 Err(e) => p.error role="alert" { (e.1) },
             }
+        }
+        section aria-labelledby="alerts-title" {
+            h2 #alerts-title { "Alert queue" }
+            (alert_queues(state, user).await)
         }
         section aria-labelledby="health-title" {
             h2 #health-title { "Health" }

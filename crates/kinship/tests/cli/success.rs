@@ -86,10 +86,12 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
         }
     }
     let mut explained = 0;
+    let mut spared = BTreeSet::new();
     for row in csv::Reader::from_path(d.join("journeys.csv")).unwrap().records() {
         let row = row.unwrap();
         if &row[1] == "new" || &row[1] == "upgraded" {
             explained += 1;
+            spared.insert(row[0].to_string());
             for p in person_profiles.get(&row[0]).into_iter().flatten() {
                 assert!(!alerted.contains(p), "{} customer {} ({p}) was alerted on", &row[1], &row[0]);
             }
@@ -118,6 +120,36 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
     let doc = json_of(d, &["profile", "show", "--id", someone, "--json"]);
     let scored = &doc["health"]["customer"];
     assert!(scored["score"].as_f64().is_some() && scored["measures"].as_array().unwrap().len() == 5, "{doc}");
+    // Its history: the score as of each of the last 13 weeks, ending with today's.
+    let history = scored["history"].as_array().unwrap();
+    assert_eq!(history.len(), 13, "{scored}");
+    assert_eq!(history[12]["score"], scored["score"], "{scored}");
+
+    // Alerts kept in the store: a pass, then another that changes nothing; none on new
+    // customers or upgraders; one snoozed with a reason.
+    let (ok, _, err) = run(d, &["health", "alerts", "customer", "--keep"]);
+    assert!(ok && err.contains("opened"), "{err}");
+    let kept = json_of(d, &["health", "alerts", "customer", "--keep", "--json"]);
+    let kept = kept.as_array().unwrap();
+    assert_eq!(
+        kept.len(),
+        json_of(d, &["health", "alerts", "customer", "--json"]).as_array().unwrap().len(),
+        "a second pass opens nothing"
+    );
+    for a in kept {
+        let profile = a["profile_id"].as_str().unwrap();
+        assert!(person_profiles.iter().all(|(person, ps)| !ps.contains(profile) || !spared.contains(person)), "{a}");
+    }
+    let (ok, _, err) = run(d, &["health", "snooze", "999999", "--until", "2 days", "--reason", "x"]);
+    assert!(!ok && err.contains("no open alert 999999"), "{err}");
+    if let Some(first) = kept.first() {
+        let id = first["id"].to_string();
+        let (ok, out, err) = run(d, &["health", "snooze", &id, "--until", "2 days", "--reason", "called; a replacement is on its way"]);
+        assert!(ok && out.contains("snoozed until"), "{out}{err}");
+        let after = json_of(d, &["health", "alerts", "customer", "--json"]);
+        let snoozed = after.as_array().unwrap().iter().find(|a| a["id"] == first["id"]).unwrap();
+        assert_eq!(snoozed["snooze_reason"], "called; a replacement is on its way");
+    }
     let (ok, _, err) = run(d, &["health", "delete", "customer"]);
     assert!(!ok && err.contains("at_risk"), "a segment reads it: {err}");
 

@@ -282,11 +282,16 @@ try {
   await shoot(admin, "success");
   await admin.getByRole("button", { name: "Save definition" }).click();
   await admin.locator("#outcome .notice", { hasText: "Saved" }).waitFor();
+  // Saved, its alerts queue on the page as the server keeps them.
+  await admin.getByRole("link", { name: "Customer success" }).click();
+  await admin.getByRole("heading", { name: "Alerts: customer" }).waitFor();
+  await admin.locator("p", { hasText: /^\d+ open, \d+ snoozed, \d+ held back today/ }).waitFor();
   await admin.getByRole("button", { name: "Score customers" }).click();
   await admin.locator("#outcome caption", { hasText: "Lowest scores and why" }).locator("xpath=..").locator("tbody a").first().click();
   await admin.getByRole("heading", { name: "Health" }).waitFor();
   await admin.locator("caption", { hasText: "Why: each measure's value, score, weight" }).waitFor();
   await admin.getByRole("cell", { name: "orders_90d" }).waitFor();
+  await admin.getByRole("img", { name: /weekly scores over the last quarter/ }).waitFor();
   await shoot(admin, "profile-health");
 
   step("the audit log names the admin's reads and changes");
