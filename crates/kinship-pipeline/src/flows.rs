@@ -812,6 +812,21 @@ fn new_run(
     })
 }
 
+/// The strongest identifier (by `resolve.priority`) that only this profile holds: what a
+/// record Kinship writes about the profile carries, so resolution joins it to the profile
+/// and to nothing else. `None` when every identifier is shared (contested).
+pub(crate) fn own_identifier(store: &dyn Database, config: &Config, profile: &str) -> Result<Option<kinship_core::Identifier>> {
+    let mut held = store.identifiers_of_profiles(&[profile.to_string()])?;
+    held.sort_by(|a, b| config.resolve.rank_of(&a.1.kind).cmp(&config.resolve.rank_of(&b.1.kind)).then_with(|| a.1.value.cmp(&b.1.value)));
+    held.dedup_by(|a, b| a.1.kind == b.1.kind && a.1.value == b.1.value);
+    for (_, id) in &held {
+        if store.find_profiles(&id.kind, &id.value)? == [profile.to_string()] {
+            return Ok(Some(kinship_core::Identifier::new(id.kind.as_str(), id.value.clone())));
+        }
+    }
+    Ok(None)
+}
+
 /// The records of `[flows] source` that carry what a run changed about its profile: an
 /// `identify` message with the traits set, a `track` message (`Added To List`, `Removed From
 /// List`) per list. Each holds one identifier that only this profile has, the strongest by
@@ -830,17 +845,7 @@ fn change_records(
     trace: &mut Vec<kinship_flows::TraceStep>,
 ) -> Result<Vec<(String, kinship_core::NewRecord)>> {
     let (Some(source), false) = (&config.flows.source, run.changes.is_empty()) else { return Ok(Vec::new()) };
-    let mut held = store.identifiers_of_profiles(std::slice::from_ref(&subject.id))?;
-    held.sort_by(|a, b| config.resolve.rank_of(&a.1.kind).cmp(&config.resolve.rank_of(&b.1.kind)).then_with(|| a.1.value.cmp(&b.1.value)));
-    held.dedup_by(|a, b| a.1.kind == b.1.kind && a.1.value == b.1.value);
-    let mut anchor = None;
-    for (_, id) in &held {
-        if store.find_profiles(&id.kind, &id.value)? == [subject.id.clone()] {
-            anchor = Some(kinship_core::Identifier::new(id.kind.as_str(), id.value.clone()));
-            break;
-        }
-    }
-    let Some(anchor) = anchor else {
+    let Some(anchor) = own_identifier(store, config, &subject.id)? else {
         trace.push(kinship_flows::TraceStep {
             step: "write the profile's changes".into(),
             outcome: "not written: every identifier of this profile is shared with another, so no record can name it alone".into(),

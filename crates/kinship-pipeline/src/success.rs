@@ -427,14 +427,25 @@ pub struct AlertPass {
     pub open: usize,
 }
 
+/// The event an opened alert is, when `[flows] source` is set: what a flow starts on.
+pub const HEALTH_ALERT_OPENED: &str = "Health Alert Opened";
+
 /// Most alerts one pass reads back from the store (open ones, and today's for the limits).
 const ALERTS_READ: usize = 1_000_000;
 
 /// Keeps a saved health definition's alerts in the store: every profile's score now against
 /// its score a day before (as of then, from its events), through the book of alerts kept
 /// open (at most one per profile and reason, closed when the condition clears, held back over
-/// an owner's daily limit). Running it again with nothing changed changes nothing.
-pub fn keep_alerts(store: &mut dyn kinship_store::Database, audience: &Audience, name: &str, now_ms: i64) -> Result<AlertPass> {
+/// an owner's daily limit). Running it again with nothing changed changes nothing. With
+/// `[flows] source` set, each opened alert is also an event of that source (`Health Alert
+/// Opened`, written with the alert), so a flow can start on it and make it a task.
+pub fn keep_alerts(
+    store: &mut dyn kinship_store::Database,
+    config: &kinship_core::Config,
+    audience: &Audience,
+    name: &str,
+    now_ms: i64,
+) -> Result<AlertPass> {
     let program = audience.saved_health(name).ok_or_else(|| PipelineError::Config(format!("no health definition named {name}")))?;
     let day = now_ms.div_euclid(DAY);
     let kept = store.health_alerts(name, Some("open"), ALERTS_READ)?;
@@ -524,6 +535,25 @@ pub fn keep_alerts(store: &mut dyn kinship_store::Database, audience: &Audience,
         }
     }
     pass.open = book.open.values().map(BTreeMap::len).sum();
+    if let Some(source) = &config.flows.source {
+        for alert in write.opened.iter().filter(|a| a.status == "open") {
+            // A profile whose every identifier is shared cannot be named alone: its alert is
+            // kept, and no flow hears of it.
+            let Some(anchor) = crate::flows::own_identifier(&*store, config, &alert.profile_id)? else { continue };
+            let key = format!("health:{name}:{}:{}@{now_ms}", alert.profile_id, alert.reason);
+            let payload = serde_json::json!({
+                "type": "track", "messageId": key, "timestamp": kinship_expr::format_timestamp(now_ms), "event": HEALTH_ALERT_OPENED,
+                "properties": { "health": name, "reason": alert.reason, "score": alert.score, "from_score": alert.from_score, "owner": alert.owner },
+            });
+            let record = kinship_core::NewRecord {
+                key,
+                payload: payload.to_string(),
+                identifiers: kinship_core::encode_identifiers(std::slice::from_ref(&anchor)),
+                timestamp: Some(now_ms),
+            };
+            write.records.push((source.clone(), record));
+        }
+    }
     store.record_alerts(&write, now_ms)?;
     Ok(pass)
 }

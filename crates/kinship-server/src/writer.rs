@@ -441,7 +441,7 @@ impl Resolver {
         let now = kinship_pipeline::success::data_now(&audience);
         for name in names {
             let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
-            kinship_pipeline::success::keep_alerts(&mut *self.store, &audience, &name, now)?;
+            kinship_pipeline::success::keep_alerts(&mut *self.store, &self.config.current(), &audience, &name, now)?;
         }
         Ok(())
     }

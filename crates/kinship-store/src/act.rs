@@ -218,6 +218,9 @@ pub struct AlertChanges {
     pub closed: Vec<i64>,
     /// Open alerts' current scores.
     pub scores: Vec<(i64, f64)>,
+    /// Records to append to the log with the alerts (source, record): an event per opened
+    /// alert, which flows can start on.
+    pub records: Vec<(String, crate::NewRecord)>,
 }
 
 pub trait ActStore {

@@ -330,7 +330,7 @@ fn alerts(ws: &mut Workspace, name: &str, status: &str, keep: bool, json: bool) 
     };
     if keep {
         let audience = load(ws)?;
-        let pass = success::keep_alerts(&mut *ws.store, &audience, name, success::data_now(&audience))?;
+        let pass = success::keep_alerts(&mut *ws.store, &ws.config, &audience, name, success::data_now(&audience))?;
         eprintln!(
             "scored {}: {} opened, {} held back over an owner's daily limit, {} closed; {} open",
             pass.scored, pass.opened, pass.held_back, pass.closed, pass.open

@@ -619,3 +619,67 @@ fn a_flow_condition_reads_saved_funnels_and_health_scores_as_the_profile_stands(
     assert!(read["health.customer"]["score"].is_number(), "{trace}");
     assert!(["red", "yellow", "green"].contains(&read["health.customer"]["band"].as_str().unwrap()), "{trace}");
 }
+
+#[test]
+fn an_opened_health_alert_is_an_event_a_flow_turns_into_a_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_, mut store, _) = demo(dir);
+    let toml = std::fs::read_to_string(dir.join("kinship.toml")).unwrap();
+    std::fs::write(dir.join("kinship.toml"), format!("{toml}\n[sources.kinship]\ntype = \"segment\"\n\n[flows]\nsource = \"kinship\"\n"))
+        .unwrap();
+    let config = Config::load(dir).unwrap();
+    let flow = r#"
+        name = "call_the_red"
+        [trigger]
+        event = "Health Alert Opened"
+        when = 'health == "customer" and reason in ["entered_red", "dropped"]'
+        [[steps]]
+        task = { title = "Call: health fell from {trigger.from_score} to {trigger.score} ({trigger.reason})", team = "support" }
+    "#;
+    save_flow(&mut *store, &config, flow, "test").unwrap();
+    // A customer writes in today: a definition that turns anyone writing in today red.
+    let (_, email, _) = order_with(dir, "BAG-002");
+    let today = kinship_expr::format_timestamp(kinship_pipeline::now_ms() - 5 * 60_000);
+    let ticket = json!({ "ticket_id": "TCK-9200001", "channel": "email", "from_email": email, "subject": "Where is it?",
+                         "status": "open", "created_at": today });
+    append_ticket(dir, &ticket);
+    ingest_source(&mut *store, &config, "tickets", dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    resolve_pending(&mut *store, &config);
+    let mut audience = kinship_pipeline::audience::load_audience(&*store, &config, &|_, _| {}).unwrap();
+    let health = r#"
+        name = "customer"
+        applies = 'any("Ticket Opened")'
+        [[measures]]
+        name = "tickets_today"
+        value = 'count("Ticket Opened", last 1 day)'
+        points = [[0, 100], [1, 0]]
+    "#;
+    let source =
+        kinship_segments::DefinitionSource { kind: kinship_segments::Kind::Health, name: "customer".into(), expression: health.into() };
+    kinship_pipeline::audience::define(&mut *store, &config, &mut audience, source).unwrap();
+    // The flow acts on what comes after this.
+    let through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
+    store.record_runs(&[], through).unwrap();
+    let now = kinship_pipeline::success::data_now(&audience);
+    let pass = kinship_pipeline::success::keep_alerts(&mut *store, &config, &audience, "customer", now).unwrap();
+    assert_eq!(pass.opened, 1, "{pass:?}");
+    let opened = store.health_alerts("customer", Some("open"), 1000).unwrap();
+    assert_eq!(store.record_profile("tickets", "TCK-9200001").unwrap().unwrap().1, opened[0].profile_id);
+
+    // The alerts' events resolve onto their profiles and start the flow: one task each.
+    resolve_pending(&mut *store, &config);
+    let after = kinship_pipeline::flows::flows_through(&*store).unwrap();
+    let through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
+    let (flows, _) = load_flows(&*store, &config).unwrap();
+    let mut references = References::default();
+    let references = references.current(&config, dir).unwrap();
+    let ran = run_new_records(&mut *store, &config, &flows, references, after, through).unwrap();
+    assert_eq!(ran.tasks.len(), opened.len(), "{ran:?}");
+    let task = store.task(ran.tasks[0]).unwrap().unwrap();
+    assert!(task.title.starts_with("Call: health fell from "), "{}", task.title);
+    assert!(opened.iter().any(|a| a.profile_id == task.profile_id), "the task is on the alerted profile");
+    // A second pass opens nothing, so no second task.
+    let again = kinship_pipeline::success::keep_alerts(&mut *store, &config, &audience, "customer", now).unwrap();
+    assert_eq!(again.opened, 0);
+}

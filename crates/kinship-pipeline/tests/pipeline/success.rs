@@ -197,13 +197,13 @@ fn alerts_are_kept_in_the_store_once_each_capped_per_owner_snoozed_closed_and_er
     let text = HEALTH.replace("applies = ", "alerts = { per_owner_per_day = 3, owner = \"account_manager\" }\napplies = ");
     a.define(DefinitionSource { kind: Kind::Health, name: "customer".into(), expression: text }, NOW).unwrap();
 
-    let first = keep_alerts(&mut *store, &a, "customer", NOW).unwrap();
+    let first = keep_alerts(&mut *store, &kinship_core::Config::default(), &a, "customer", NOW).unwrap();
     assert_eq!((first.scored, first.opened, first.held_back, first.closed, first.open), (7, 4, 2, 0, 4), "{first:?}");
     let open = store.health_alerts("customer", Some("open"), 100).unwrap();
     assert_eq!(open.iter().filter(|r| r.owner == "ana").count(), 3, "ana's limit is three a day: {open:?}");
     assert!(open.iter().all(|r| r.reason == "entered_red" && r.score < 40.0 && r.from_score >= 40.0), "{open:?}");
     // Again, nothing changed: nothing opens twice, and the held-back are not raised again.
-    let again = keep_alerts(&mut *store, &a, "customer", NOW).unwrap();
+    let again = keep_alerts(&mut *store, &kinship_core::Config::default(), &a, "customer", NOW).unwrap();
     assert_eq!((again.opened, again.held_back, again.closed, again.open), (0, 0, 0, 4), "{again:?}");
     assert_eq!(store.health_alerts("customer", None, 100).unwrap().len(), 6);
 
@@ -223,7 +223,7 @@ fn alerts_are_kept_in_the_store_once_each_capped_per_owner_snoozed_closed_and_er
         ("Ticket Opened", NOW - DAY / 2, obj(json!({}))),
     ];
     a.upsert_profile("bo0", &obj(json!({ "account_manager": "bo" })), back.iter().map(|(n, t, p)| (*n, *t, p)));
-    let later = keep_alerts(&mut *store, &a, "customer", NOW + DAY / 10).unwrap();
+    let later = keep_alerts(&mut *store, &kinship_core::Config::default(), &a, "customer", NOW + DAY / 10).unwrap();
     assert_eq!((later.opened, later.closed, later.open), (0, 1, 3), "{later:?}");
     let bo = store.health_alerts("customer", None, 100).unwrap().into_iter().find(|r| r.profile_id == "bo0").unwrap();
     assert_eq!((bo.status.as_str(), bo.closed_at), ("closed", Some(NOW + DAY / 10)));

@@ -379,6 +379,17 @@ impl ActStore for PostgresStore {
                     &[&a.definition, &a.profile_id, &a.reason, &a.owner, &a.status, &a.opened_at, &a.from_score, &a.score],
                 )?;
             }
+            if !changes.records.is_empty() {
+                // Inserting into the log: shared with other inserters, as in `insert_records`.
+                s.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&super::INSERT_FENCE])?;
+            }
+            for (source, r) in &changes.records {
+                s.execute(
+                    "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, record_key) DO NOTHING",
+                    &[source, &r.key, &r.payload, &r.identifiers, &r.timestamp, &at],
+                )?;
+            }
             Ok(())
         })
     }

@@ -386,6 +386,13 @@ impl ActStore for SqliteStore {
             for a in &changes.opened {
                 open.execute(params![a.definition, a.profile_id, a.reason, a.owner, a.status, a.opened_at, a.from_score, a.score])?;
             }
+            let mut record = conn.prepare_cached(
+                "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, record_key) DO NOTHING",
+            )?;
+            for (source, r) in &changes.records {
+                record.execute(params![source, r.key, r.payload, r.identifiers, r.timestamp, at])?;
+            }
             Ok(())
         })
     }
