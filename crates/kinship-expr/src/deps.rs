@@ -25,9 +25,6 @@ pub struct Dependencies {
     /// Health definitions whose score is read (`health("customer").score`).
     #[serde(default)]
     pub healths: BTreeSet<String>,
-    /// Funnels whose `.stuck` is read: judged against everyone's time to the next step.
-    #[serde(default)]
-    pub stuck: BTreeSet<String>,
     /// Whether some event function reads events of every name (`count(*)`).
     pub any_event: bool,
     /// Whether the expression uses a time window, `days_since` or `now()`.
@@ -44,7 +41,6 @@ impl Dependencies {
         self.properties.extend(other.properties.iter().cloned());
         self.funnels.extend(other.funnels.iter().cloned());
         self.healths.extend(other.healths.iter().cloned());
-        self.stuck.extend(other.stuck.iter().cloned());
         self.any_event |= other.any_event;
         self.time_relative |= other.time_relative;
     }
@@ -78,10 +74,7 @@ fn collect(expr: &Expr, dependencies: &mut Dependencies) {
         ExprKind::Funnel { name, field, .. } => {
             dependencies.funnels.insert(name.clone());
             // Being stuck is waiting too long: it changes as time passes.
-            if *field == FunnelField::Stuck {
-                dependencies.time_relative = true;
-                dependencies.stuck.insert(name.clone());
-            }
+            dependencies.time_relative |= *field == FunnelField::Stuck;
         }
         // Whether a score moves with time depends on its measures: the host knows.
         ExprKind::Health { name, .. } => {

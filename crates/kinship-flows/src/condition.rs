@@ -27,14 +27,6 @@ impl Condition {
         let expr = kinship_expr::parse_about_event(text).map_err(|e| e.render(text))?;
         let program = Program::compile_segment(&expr, schema).map_err(|e| e.render(text))?;
         let dependencies = program.dependencies();
-        // Stuck is "waiting longer than the p90 of everyone's time to the next step": a run
-        // sees one profile, so it cannot judge that; a segment over the whole audience can.
-        if let Some(name) = dependencies.stuck.iter().next() {
-            return Err(format!(
-                "`funnel(\"{name}\").stuck` compares with everyone's time to the next step, which a run does not see: \
-                 save a segment `funnel(\"{name}\").stuck` and start the flow on `event = \"Entered Segment\"`\n  {text}"
-            ));
-        }
         let reads = dependencies
             .properties
             .iter()
@@ -142,8 +134,7 @@ impl ProfileView for View<'_> {
         match field {
             FunnelField::Step => Scalar::Number(position.get("step").and_then(Value::as_f64).unwrap_or(0.0)),
             FunnelField::Reached => position.get("reached").and_then(Value::as_i64).map_or(Scalar::Null, Scalar::Date),
-            // Refused when compiled (see `Condition::compile`).
-            FunnelField::Stuck => Scalar::Null,
+            FunnelField::Stuck => Scalar::Bool(position.get("stuck").and_then(Value::as_bool).unwrap_or(false)),
         }
     }
 
@@ -220,7 +211,7 @@ mod tests {
         schema.segments.insert("vip".into());
         schema.computed.insert("ltv".into(), kinship_expr::Type::Number);
         let subject = Subject {
-            funnels: json!({"checkout": {"step": 2, "reached": 5}}).as_object().unwrap().clone(),
+            funnels: json!({"checkout": {"step": 2, "reached": 5, "stuck": true}}).as_object().unwrap().clone(),
             health: json!({"customer": {"score": 31.5, "band": "red"}}).as_object().unwrap().clone(),
             segments: vec!["vip".into()],
             computed: json!({"ltv": 900}).as_object().unwrap().clone(),
@@ -238,10 +229,11 @@ mod tests {
         assert!(!c.evaluate(&Subject::default(), &trigger, &Map::new(), 10).0);
         let early = Condition::compile(r#"funnel("checkout").reached < now()"#, &schema).unwrap();
         assert!(early.evaluate(&subject, &trigger, &Map::new(), 10).0);
-        // Names not saved are refused, and so is `stuck`, which needs the whole audience.
+        let stuck = Condition::compile(r#"funnel("checkout").stuck"#, &schema).unwrap();
+        assert!(stuck.evaluate(&subject, &trigger, &Map::new(), 10).0);
+        assert!(!stuck.evaluate(&Subject::default(), &trigger, &Map::new(), 10).0);
+        // Names not saved are refused.
         assert!(Condition::compile(r#"funnel("cart").step > 1"#, &schema).is_err());
         assert!(Condition::compile(r#"health("customer").score < 50"#, &Schema::new()).is_err());
-        let err = Condition::compile(r#"funnel("checkout").stuck"#, &schema).unwrap_err();
-        assert!(err.contains("Entered Segment"), "{err}");
     }
 }

@@ -24,7 +24,7 @@ pub struct Subject {
     pub traits: Map<String, Value>,
     pub computed: Map<String, Value>,
     pub segments: Vec<String>,
-    /// Per saved funnel, the profile's position: `{"step": 2, "reached": ms}`.
+    /// Per saved funnel, the profile's position: `{"step": 2, "reached": ms, "stuck": false}`.
     pub funnels: Map<String, Value>,
     /// Per saved health definition, the profile's score: `{"score": 41.5, "band": "red"}`.
     pub health: Map<String, Value>,

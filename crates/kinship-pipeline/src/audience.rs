@@ -92,6 +92,7 @@ pub fn audience_for_server(store: &mut dyn Database, config: &Config) -> Result<
     }
     let audience = load_audience(store, config, &|_, _| {})?;
     sync_memberships(store, &audience)?;
+    keep_stuck_thresholds(store, &audience)?;
     Ok(audience)
 }
 
@@ -158,6 +159,9 @@ pub fn define(store: &mut dyn Database, config: &Config, audience: &mut Audience
     let transitions = audience.define(source, row.created_at)?;
     store.save_definition(&row)?;
     record(store, audience, &transitions)?;
+    if kind == Kind::Funnel {
+        keep_stuck_thresholds(store, audience)?;
+    }
     Ok(match kind {
         Kind::Segment => audience.size(&name).unwrap_or(0),
         Kind::Computed | Kind::Funnel | Kind::Health => audience.profile_count(),
@@ -303,7 +307,40 @@ pub fn refresh_time_relative(store: &mut dyn Database, audience: &mut Audience) 
     }
     let transitions = audience.refresh_time_relative(now_ms());
     record(store, audience, &transitions)?;
+    keep_stuck_thresholds(store, audience)?;
     Ok(transitions)
+}
+
+fn stuck_key(funnel: &str) -> String {
+    format!("funnel.{funnel}.stuck_p90")
+}
+
+/// Stores each saved funnel's `.stuck` thresholds as learnt over the whole audience, for the
+/// hosts that judge one profile at a time ([`judging_audience`]). Written when they change.
+pub fn keep_stuck_thresholds(store: &mut dyn Database, audience: &Audience) -> Result<()> {
+    for name in audience.schema().funnels {
+        let Some(thresholds) = audience.stuck_thresholds(&name) else { continue };
+        let value = serde_json::to_string(thresholds).map_err(kinship_store::StoreError::from)?;
+        if store.meta(&stuck_key(&name))?.as_deref() != Some(value.as_str()) {
+            store.set_meta(&stuck_key(&name), &value)?;
+        }
+    }
+    Ok(())
+}
+
+/// An audience holding every saved definition and no profiles, for judging one profile at a
+/// time (upsert it, then `evaluate_profile`): the 360 and flows. Funnels take the `.stuck`
+/// thresholds the server learnt over everyone; without them nobody is stuck.
+pub(crate) fn judging_audience(store: &dyn Database) -> Result<Audience> {
+    let mut one = Audience::new();
+    one.define_all(stored_definitions(store)?, now_ms())?;
+    for name in one.schema().funnels {
+        let learnt = store.meta(&stuck_key(&name))?.and_then(|v| serde_json::from_str::<Vec<Option<i64>>>(&v).ok());
+        if let Some(thresholds) = learnt {
+            one.use_stuck_thresholds(&name, &thresholds);
+        }
+    }
+    Ok(one)
 }
 
 const WEEK_MS: i64 = 7 * 86_400_000;
@@ -321,13 +358,14 @@ pub struct ProfileValues {
 }
 
 /// One profile's segments, computed traits and health scores, evaluated on its own data:
-/// every definition is a function of one profile, so this equals what the whole audience
+/// every definition is a function of one profile (and the funnels' `.stuck` thresholds,
+/// learnt over everyone, are read from the store), so this equals what the whole audience
 /// holds.
 pub fn profile_values(store: &dyn Database, traits: &Map<String, Value>, events: &[(MappedEvent, i64)], id: &str) -> Result<ProfileValues> {
-    let mut one = Audience::new();
-    one.upsert_profile(id, traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
+    let mut one = judging_audience(store)?;
     let now = now_ms();
-    one.define_all(stored_definitions(store)?, now)?;
+    let change = one.upsert_profile(id, traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
+    one.evaluate_profile(id, &change, now);
     let (segments, computed) = one.profile_values(id).unwrap_or_default();
     let mut health = Map::new();
     for (name, scored) in one.health_scores(id, now).unwrap_or_default() {

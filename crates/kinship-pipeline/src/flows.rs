@@ -26,18 +26,16 @@ pub fn known(store: &dyn Database, config: &Config) -> Result<Known> {
 
 /// Judges one profile at a time under every saved definition, as the 360 does: what a flow's
 /// condition reads of segments, computed traits, funnels and health. Every definition is a
-/// function of one profile, except a funnel's `stuck` (everyone's p90), which conditions may
-/// not read; a segment defined over `stuck` is judged not stuck here, so a flow on it starts
-/// from its entry (`event = "Entered Segment"`), which the whole audience decides.
+/// function of one profile; a funnel's `stuck` compares with everyone's p90, which the
+/// server learns over the whole audience and keeps in the store
+/// ([`crate::audience::judging_audience`]).
 struct Judge {
     audience: kinship_segments::Audience,
 }
 
 impl Judge {
     fn new(store: &dyn Database) -> Result<Self> {
-        let mut audience = kinship_segments::Audience::new();
-        audience.define_all(crate::audience::stored_definitions(store)?, crate::now_ms())?;
-        Ok(Self { audience })
+        Ok(Self { audience: crate::audience::judging_audience(store)? })
     }
 
     /// Fills the subject's segments, computed traits, funnel positions and health scores as of
@@ -63,7 +61,8 @@ impl Judge {
                         kinship_expr::Scalar::Date(ms) => json!(ms),
                         _ => Value::Null,
                     };
-                    json!({ "step": step, "reached": reached })
+                    let stuck = matches!(p.funnel(name, FunnelField::Stuck, now_ms), kinship_expr::Scalar::Bool(true));
+                    json!({ "step": step, "reached": reached, "stuck": stuck })
                 };
                 funnels.iter().map(|name| (name.clone(), position(name))).collect()
             })

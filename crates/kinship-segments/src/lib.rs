@@ -812,6 +812,26 @@ impl Audience {
         self.catalog.funnel(name).map(|state| &state.program)
     }
 
+    /// A saved funnel's thresholds for `.stuck` (per step, the 90th percentile of the time to
+    /// the next), as last learnt over the profiles held.
+    pub fn stuck_thresholds(&self, name: &str) -> Option<&[Option<i64>]> {
+        self.catalog.funnel(name).map(|state| state.p90_to_next.as_slice())
+    }
+
+    /// Takes a funnel's thresholds learnt over a whole audience: a host judging one profile
+    /// at a time (a flow, the 360) has no others to learn them from. Evaluates nothing: call
+    /// it before [`Audience::evaluate_profile`]. False when no such funnel is saved.
+    pub fn use_stuck_thresholds(&mut self, name: &str, p90_to_next: &[Option<i64>]) -> bool {
+        let Some(&i) = self.catalog.position.get(&(Kind::Funnel, name.to_string())) else { return false };
+        match &mut self.catalog.definitions[i].compiled {
+            Compiled::Funnel(state) if state.p90_to_next.len() == p90_to_next.len() => {
+                state.p90_to_next = p90_to_next.to_vec();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// How many profiles an expression selects, and the first `sample` of them (by id), without
     /// defining anything.
     pub fn preview(&self, expression: &str, now_ms: i64, sample: usize) -> Result<Preview, DefinitionError> {

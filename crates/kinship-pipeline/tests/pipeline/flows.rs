@@ -80,6 +80,14 @@ fn arrive_from(
     (report.inserted, run_new_records(store, config, &flows, references, after.max(0), through).unwrap())
 }
 
+/// The demo's configuration with a source for what flows (and alerts) write about profiles.
+fn with_flows_source(dir: &Path) -> Config {
+    let toml = std::fs::read_to_string(dir.join("kinship.toml")).unwrap();
+    std::fs::write(dir.join("kinship.toml"), format!("{toml}\n[sources.kinship]\ntype = \"segment\"\n\n[flows]\nsource = \"kinship\"\n"))
+        .unwrap();
+    Config::load(dir).unwrap()
+}
+
 /// Resolves every record not resolved yet.
 fn resolve_pending(store: &mut dyn Database, config: &Config) {
     loop {
@@ -421,10 +429,7 @@ fn traits_and_lists_a_flow_sets_are_records_of_the_profile_that_survive_a_rebuil
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (_, mut store, _) = demo(dir);
-    let toml = std::fs::read_to_string(dir.join("kinship.toml")).unwrap();
-    std::fs::write(dir.join("kinship.toml"), format!("{toml}\n[sources.kinship]\ntype = \"segment\"\n\n[flows]\nsource = \"kinship\"\n"))
-        .unwrap();
-    let config = Config::load(dir).unwrap();
+    let config = with_flows_source(dir);
     let marks = r#"
         name = "mark_complainers"
         [trigger]
@@ -567,7 +572,7 @@ fn a_flow_condition_reads_saved_funnels_and_health_scores_as_the_profile_stands(
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (config, mut store, _) = demo(dir);
-    let mut audience = kinship_segments::Audience::new();
+    let mut audience = kinship_pipeline::audience::load_audience(&*store, &config, &|_, _| {}).unwrap();
     let funnel = r#"
         name = "bought"
         window = "60 days"
@@ -589,12 +594,37 @@ fn a_flow_condition_reads_saved_funnels_and_health_scores_as_the_profile_stands(
              [[steps]]\ntask = {{ title = \"Call back\", team = \"support\" }}\n"
         )
     };
-    // Names that are not saved, and `stuck` (everyone's p90), are refused when saved.
+    // Names that are not saved are refused when saved.
     let err = save_flow(&mut *store, &config, &flow(r#"funnel("sold").step >= 1"#), "test").unwrap_err().to_string();
     assert!(err.contains("sold"), "{err}");
-    let err = save_flow(&mut *store, &config, &flow(r#"funnel("bought").stuck"#), "test").unwrap_err().to_string();
-    assert!(err.contains("Entered Segment"), "{err}");
-    let when = r#"funnel("bought").step == 3 and health("customer").score >= 0 and health("customer").band != "none""#;
+    // `stuck` compares with everyone's p90: learnt over the whole audience, kept in the store.
+    let learnt = audience.stuck_thresholds("bought").unwrap().to_vec();
+    assert!(learnt[0].is_some() && learnt[1].is_some(), "the demo's orders are invoiced and shipped: {learnt:?}");
+    assert_eq!(store.meta("funnel.bought.stuck_p90").unwrap(), Some(serde_json::to_string(&learnt).unwrap()));
+    // The 360, judging one profile, says "stuck" exactly as the whole audience does.
+    let stuck = kinship_segments::DefinitionSource {
+        kind: kinship_segments::Kind::Segment,
+        name: "stuck_buying".into(),
+        expression: r#"funnel("bought").stuck"#.into(),
+    };
+    kinship_pipeline::audience::define(&mut *store, &config, &mut audience, stuck).unwrap();
+    let members: Vec<String> = audience.members("stuck_buying").unwrap().into_iter().map(String::from).collect();
+    assert!(!members.is_empty(), "some of the demo's orders wait long for their invoice or shipment");
+    let started = kinship_segments::DefinitionSource {
+        kind: kinship_segments::Kind::Segment,
+        name: "started_buying".into(),
+        expression: r#"funnel("bought").step >= 1"#.into(),
+    };
+    kinship_pipeline::audience::define(&mut *store, &config, &mut audience, started).unwrap();
+    let started = audience.members("started_buying").unwrap();
+    let others: Vec<String> = started.into_iter().filter(|p| !members.iter().any(|m| m == p)).take(10).map(String::from).collect();
+    assert!(!others.is_empty());
+    for id in members.iter().take(10).chain(&others) {
+        let doc = kinship_pipeline::profile_document(&*store, &config, id).unwrap().unwrap();
+        let in_it = doc["segments"].as_array().unwrap().iter().any(|s| s == "stuck_buying");
+        assert_eq!(in_it, members.contains(id), "{id}");
+    }
+    let when = r#"funnel("bought").step == 3 and not funnel("bought").stuck and health("customer").score >= 0 and health("customer").band != "none""#;
     save_flow(&mut *store, &config, &flow(when), "test").unwrap();
     let through: i64 = store.meta(RESOLVED_THROUGH).unwrap().unwrap().parse().unwrap();
     store.record_runs(&[], through).unwrap();
@@ -616,6 +646,7 @@ fn a_flow_condition_reads_saved_funnels_and_health_scores_as_the_profile_stands(
     let trace = &runs[0].trace;
     let read = &trace["trace"][0]["values"];
     assert_eq!(read["funnel.bought"]["step"], json!(3), "{trace}");
+    assert_eq!(read["funnel.bought"]["stuck"], json!(false), "{trace}");
     assert!(read["health.customer"]["score"].is_number(), "{trace}");
     assert!(["red", "yellow", "green"].contains(&read["health.customer"]["band"].as_str().unwrap()), "{trace}");
 }
@@ -625,10 +656,7 @@ fn an_opened_health_alert_is_an_event_a_flow_turns_into_a_task() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (_, mut store, _) = demo(dir);
-    let toml = std::fs::read_to_string(dir.join("kinship.toml")).unwrap();
-    std::fs::write(dir.join("kinship.toml"), format!("{toml}\n[sources.kinship]\ntype = \"segment\"\n\n[flows]\nsource = \"kinship\"\n"))
-        .unwrap();
-    let config = Config::load(dir).unwrap();
+    let config = with_flows_source(dir);
     let flow = r#"
         name = "call_the_red"
         [trigger]

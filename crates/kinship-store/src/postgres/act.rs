@@ -130,17 +130,7 @@ impl ActStore for PostgresStore {
                 if inserted == 0 {
                     continue;
                 }
-                if !run.records.is_empty() {
-                    // Inserting into the log: shared with other inserters, as in `insert_records`.
-                    s.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&super::INSERT_FENCE])?;
-                }
-                for (source, r) in &run.records {
-                    s.execute(
-                        "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, record_key) DO NOTHING",
-                        &[source, &r.key, &r.payload, &r.identifiers, &r.timestamp, &run.at],
-                    )?;
-                }
+                append_records(s, &run.records, run.at)?;
                 if let Some(w) = &run.wait {
                     s.execute(
                         "INSERT INTO flow_waits (run_key, flow, version, profile_id, step, until_event, resume_at, fact, trigger, facts, created_at)
@@ -379,18 +369,7 @@ impl ActStore for PostgresStore {
                     &[&a.definition, &a.profile_id, &a.reason, &a.owner, &a.status, &a.opened_at, &a.from_score, &a.score],
                 )?;
             }
-            if !changes.records.is_empty() {
-                // Inserting into the log: shared with other inserters, as in `insert_records`.
-                s.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&super::INSERT_FENCE])?;
-            }
-            for (source, r) in &changes.records {
-                s.execute(
-                    "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, record_key) DO NOTHING",
-                    &[source, &r.key, &r.payload, &r.identifiers, &r.timestamp, &at],
-                )?;
-            }
-            Ok(())
+            append_records(s, &changes.records, at)
         })
     }
 
@@ -401,6 +380,23 @@ impl ActStore for PostgresStore {
         )?;
         Ok(changed == 1)
     }
+}
+
+/// Appends records Kinship writes about a profile (a flow's changes, an alert) to the log, in
+/// the caller's transaction; a record already there is left as it is.
+fn append_records(s: &PostgresStore, records: &[(String, crate::NewRecord)], at: i64) -> Result<()> {
+    if !records.is_empty() {
+        // Inserting into the log: shared with other inserters, as in `insert_records`.
+        s.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&super::INSERT_FENCE])?;
+    }
+    for (source, r) in records {
+        s.execute(
+            "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, record_key) DO NOTHING",
+            &[source, &r.key, &r.payload, &r.identifiers, &r.timestamp, &at],
+        )?;
+    }
+    Ok(())
 }
 
 fn alert_row(r: &Row) -> AlertRow {

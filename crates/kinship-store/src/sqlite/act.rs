@@ -52,6 +52,10 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
+/// A record Kinship writes about a profile (a flow's changes, an alert); one already there stays.
+const INSERT_RECORD: &str = "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, record_key) DO NOTHING";
+
 const ALERT_COLUMNS: &str = "id, definition, profile_id, reason, owner, status, opened_at, from_score, score, snoozed_until, \
                              snooze_reason, snoozed_by, closed_at";
 
@@ -142,10 +146,7 @@ impl ActStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (run_key) DO NOTHING",
             )?;
             let mut resumed_stmt = conn.prepare_cached("DELETE FROM flow_waits WHERE run_key = ?1")?;
-            let mut record_stmt = conn.prepare_cached(
-                "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, record_key) DO NOTHING",
-            )?;
+            let mut record_stmt = conn.prepare_cached(INSERT_RECORD)?;
             let mut delivery_stmt = conn.prepare_cached(
                 "INSERT INTO deliveries (webhook_id, endpoint, profile_id, body, status, next_at, created_at)
                  VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5) ON CONFLICT (webhook_id) DO NOTHING",
@@ -386,10 +387,7 @@ impl ActStore for SqliteStore {
             for a in &changes.opened {
                 open.execute(params![a.definition, a.profile_id, a.reason, a.owner, a.status, a.opened_at, a.from_score, a.score])?;
             }
-            let mut record = conn.prepare_cached(
-                "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, record_key) DO NOTHING",
-            )?;
+            let mut record = conn.prepare_cached(INSERT_RECORD)?;
             for (source, r) in &changes.records {
                 record.execute(params![source, r.key, r.payload, r.identifiers, r.timestamp, at])?;
             }
