@@ -491,8 +491,9 @@ pub enum AlertChange {
 }
 
 /// Alerts by exception: at most one open per (profile, reason), closed by itself when its
-/// condition clears, snoozable with a reason, and at most `per_owner_per_day` new ones per
-/// owner per day (the rest summarised as held back).
+/// condition clears (or kept open while its reason is raised again), and at most
+/// `per_owner_per_day` new ones per owner per day (the rest summarised as held back). A host
+/// keeps the book between runs and snoozes alerts there ([`AlertBook::restore`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertBook {
     pub open: BTreeMap<String, BTreeMap<Reason, Alert>>,
@@ -531,12 +532,16 @@ impl AlertBook {
     ) -> Vec<AlertChange> {
         let mut changes = Vec::new();
         let drop = health.definition.alerts.drop;
+        let (reasons, _explained) = health.alert_reasons(previous, current);
         if let Some(open) = self.open.get_mut(profile) {
             open.retain(|reason, alert| {
-                let holds = match reason {
-                    Reason::EnteredRed => current.band == Band::Red,
-                    Reason::Dropped => drop.is_some_and(|d| current.score <= alert.from_score - d),
-                };
+                // A reason raised again now keeps its alert open (a fall measured from a
+                // newer score), rather than closing it and opening another.
+                let holds = reasons.contains(reason)
+                    || match reason {
+                        Reason::EnteredRed => current.band == Band::Red,
+                        Reason::Dropped => drop.is_some_and(|d| current.score <= alert.from_score - d),
+                    };
                 alert.score = current.score;
                 if !holds {
                     changes.push(AlertChange::Closed { profile: profile.to_string(), reason: *reason });
@@ -544,7 +549,6 @@ impl AlertBook {
                 holds
             });
         }
-        let (reasons, _explained) = health.alert_reasons(previous, current);
         let day = now_ms.div_euclid(86_400_000);
         for reason in reasons {
             if self.open.get(profile).is_some_and(|o| o.contains_key(&reason)) {
@@ -573,36 +577,6 @@ impl AlertBook {
         }
         self.open.retain(|_, alerts| !alerts.is_empty());
         changes
-    }
-
-    /// Snoozes an open alert until `until_ms`, saying why; false when there is none.
-    pub fn snooze(&mut self, profile: &str, reason: Reason, until_ms: i64, why: &str) -> bool {
-        match self.open.get_mut(profile).and_then(|o| o.get_mut(&reason)) {
-            Some(alert) => {
-                alert.snoozed_until_ms = Some(until_ms);
-                alert.snooze_reason = Some(why.to_string());
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The alerts to act on now: open and not snoozed, oldest first.
-    pub fn queue(&self, now_ms: i64) -> Vec<&Alert> {
-        let mut alerts: Vec<&Alert> =
-            self.open.values().flat_map(|o| o.values()).filter(|a| a.snoozed_until_ms.is_none_or(|until| until <= now_ms)).collect();
-        alerts.sort_by(|a, b| (a.opened_ms, &a.profile).cmp(&(b.opened_ms, &b.profile)));
-        alerts
-    }
-
-    /// How many alerts were held back over the limit, per owner, on the day holding `now_ms`.
-    pub fn held_back(&self, now_ms: i64) -> BTreeMap<&str, usize> {
-        let day = now_ms.div_euclid(86_400_000);
-        self.raised
-            .iter()
-            .filter(|((_, d), (_, held))| *d == day && *held > 0)
-            .map(|((owner, _), (_, held))| (owner.as_str(), *held))
-            .collect()
     }
 }
 

@@ -213,6 +213,12 @@ pub fn undefine(store: &mut dyn Database, audience: &mut Audience, kind: Kind, n
     let rows: Vec<SegmentTransition> =
         left.iter().map(|t| SegmentTransition { segment: t.segment.clone(), profile: t.profile.clone(), entered: false, at }).collect();
     store.record_transitions(&rows, &[], at)?;
+    if kind == Kind::Health {
+        // Nothing keeps a deleted definition's alerts any more: they close now.
+        let open = store.health_alerts(name, Some("open"), usize::MAX)?;
+        let closed = kinship_store::AlertChanges { closed: open.iter().map(|a| a.id).collect(), ..Default::default() };
+        store.record_alerts(&closed, at)?;
+    }
     Ok(store.delete_definition(kind_name(kind), name)?)
 }
 

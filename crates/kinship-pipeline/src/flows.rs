@@ -14,14 +14,21 @@ use std::time::SystemTime;
 
 /// Names a flow may use: the references, teams and endpoints configured, and the saved
 /// segments, computed traits, funnels and health definitions.
-pub fn known(store: &dyn Database, config: &Config) -> Result<Known> {
-    Ok(Known {
+pub fn known(store: &dyn Database, config: &Config) -> Known {
+    Known {
         references: config.references.keys().cloned().collect(),
         teams: config.teams.keys().cloned().collect(),
         endpoints: config.endpoints.keys().cloned().collect(),
         writes_records: config.flows.source.is_some(),
-        schema: Judge::new(store)?.audience.schema(),
-    })
+        // A stored definition that no longer compiles leaves flows that read none running.
+        schema: match Judge::new(store) {
+            Ok(judge) => judge.audience.schema(),
+            Err(e) => {
+                eprintln!("warning: the saved definitions do not compile ({e}); flows that read them are not run");
+                kinship_expr::Schema::new()
+            }
+        },
+    }
 }
 
 /// Judges one profile at a time under every saved definition, as the 360 does: what a flow's
@@ -81,7 +88,7 @@ impl Judge {
 /// Checks a flow written as TOML or JSON and stores it as its next version. Returns its name
 /// and version.
 pub fn save_flow(store: &mut dyn Database, config: &Config, text: &str, by: &str) -> Result<(String, i64)> {
-    let flow = compile(&known(&*store, config)?, text)?;
+    let flow = compile(&known(&*store, config), text)?;
     let version = store.save_flow(flow.name(), text, by, crate::now_ms())?;
     Ok((flow.name().to_string(), version))
 }
@@ -104,7 +111,7 @@ pub struct StoredFlow {
 pub fn load_flows(store: &dyn Database, config: &Config) -> Result<(Vec<StoredFlow>, Vec<String>)> {
     let mut flows = Vec::new();
     let mut warnings = Vec::new();
-    let known = known(store, config)?;
+    let known = known(store, config);
     for row in store.flows()? {
         match compile(&known, &row.definition) {
             Ok(flow) => flows.push(StoredFlow { flow, version: row.version, saved_at: row.created_at }),
@@ -544,7 +551,7 @@ impl<'a> Planner<'a> {
                 let found = match self.flows.iter().find(|f| f.flow.name() == wait.flow && f.version == wait.version) {
                     Some(f) => Some(StoredFlow { flow: f.flow.clone(), version: f.version, saved_at: f.saved_at }),
                     None => self.store.flow_versions(&wait.flow)?.into_iter().find(|v| v.version == wait.version).and_then(|v| {
-                        let known = known(self.store, self.config).ok()?;
+                        let known = known(self.store, self.config);
                         Some(StoredFlow { flow: compile(&known, &v.definition).ok()?, version: v.version, saved_at: v.created_at })
                     }),
                 };
@@ -943,7 +950,7 @@ pub struct DryRun {
 /// Runs `text` (a flow, saved or not) against the events of the last `days` without writing
 /// anything. Each trigger is judged on the profile as it is now.
 pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &str, days: u32, samples: usize) -> Result<DryRun> {
-    let flow = compile(&known(store, config)?, text)?;
+    let flow = compile(&known(store, config), text)?;
     let mut judge = if flow.reads_definitions() { Some(Judge::new(store)?) } else { None };
     let mut references = References::default();
     let references = references.current(config, data_dir)?;

@@ -89,6 +89,10 @@ pub struct ExperimentMetric {
     pub property: Option<String>,
     pub condition: Option<String>,
     pub days: u32,
+    /// Conversion is completing this saved funnel instead (every step, entered within `days`
+    /// of exposure, in the funnel's own order and windows); `event`, `property` and
+    /// `condition` are then not read.
+    pub funnel: Option<String>,
 }
 
 /// The event that says a profile saw a variant (Segment's and GrowthBook's convention), with
@@ -158,6 +162,10 @@ pub fn experiment(audience: &Audience, name: &str, metric: &ExperimentMetric) ->
         None => None,
     };
     let window = i64::from(metric.days) * 86_400_000;
+    let funnel = match &metric.funnel {
+        Some(name) => Some(audience.saved_funnel(name).ok_or_else(|| PipelineError::Config(format!("no funnel named {name}")))?),
+        None => None,
+    };
     let outcomes = audience.map_profiles(|profile| {
         let exposures: Vec<(i64, String)> = profile
             .events(Some(EXPOSURE))
@@ -167,6 +175,15 @@ pub fn experiment(audience: &Audience, name: &str, metric: &ExperimentMetric) ->
         let (t0, variant) = exposures.first()?.clone();
         if exposures.iter().any(|(_, v)| *v != variant) {
             return Some(Exposure::Several(profile.id()));
+        }
+        if let Some(program) = funnel {
+            // Completed attempts, by when they were entered: after exposure, and in as long before.
+            let steps = program.funnel.steps;
+            let completed: Vec<i64> =
+                program.funnel.attempts(&program.moments(profile)).iter().filter(|a| a.depth() == steps).map(|a| a.reached[0]).collect();
+            let after = completed.iter().any(|&at| at >= t0 && at <= t0.saturating_add(window));
+            let before = completed.iter().any(|&at| at < t0 && at >= t0.saturating_sub(window));
+            return Some(Exposure::Seen { id: profile.id(), variant, after: f64::from(after), before: f64::from(before) });
         }
         let (mut after, mut before) = (0.0, 0.0);
         for e in profile.events(Some(&metric.event)) {
@@ -221,7 +238,7 @@ pub fn experiment(audience: &Audience, name: &str, metric: &ExperimentMetric) ->
     let Some(control) = control else {
         return Err(PipelineError::Config(format!("no profile has an `{EXPOSURE}` event with experiment `{name}`")));
     };
-    let cuped = metric.property.is_some();
+    let cuped = metric.property.is_some() && funnel.is_none();
     let statistic = |(post, pre, products): &(SampleMean, SampleMean, f64)| {
         if cuped {
             Statistic::Adjusted(Adjusted::new(*post, *pre, *products))
@@ -256,9 +273,10 @@ pub fn experiment(audience: &Audience, name: &str, metric: &ExperimentMetric) ->
         })
         .collect::<Vec<_>>();
     let counts: Vec<u64> = variants.iter().map(|v| v.profiles).collect();
-    let metric_text = match &metric.property {
-        Some(p) => format!("sum of {p} of {} within {} days of exposure", metric.event, metric.days),
-        None => format!("converted to {} within {} days of exposure", metric.event, metric.days),
+    let metric_text = match (&metric.funnel, &metric.property) {
+        (Some(f), _) => format!("completed funnel {f} entered within {} days of exposure", metric.days),
+        (None, Some(p)) => format!("sum of {p} of {} within {} days of exposure", metric.event, metric.days),
+        (None, None) => format!("converted to {} within {} days of exposure", metric.event, metric.days),
     };
     Ok(ExperimentReport {
         experiment: name.to_string(),

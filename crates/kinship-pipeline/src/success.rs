@@ -410,7 +410,8 @@ pub fn health(audience: &Audience, program: &HealthProgram, now_ms: i64) -> Heal
 /// Whose queue a customer's alerts go to: the trait `alerts.owner` names, or nobody's.
 const UNASSIGNED: &str = "unassigned";
 
-/// The owner the trait names, or `None` for [`UNASSIGNED`] (no string made per profile).
+/// The owner the trait names, or `None` for [`UNASSIGNED`] (no string made for a profile
+/// without one).
 fn owner_of<P: ProfileView>(program: &HealthProgram, profile: &P) -> Option<String> {
     let named = program.definition.alerts.owner.as_deref().and_then(|t| text(profile.trait_value(t)));
     named.filter(|o| !o.trim().is_empty())
@@ -427,10 +428,29 @@ pub struct AlertPass {
     pub open: usize,
 }
 
+/// Until when an alert is snoozed, from a date or time (`2026-12-20`, RFC 3339) or a duration
+/// from `now_ms` (`3 days`); it must be later than now.
+pub fn snooze_until(text: &str, now_ms: i64) -> std::result::Result<i64, String> {
+    kinship_expr::parse_duration(text)
+        .map(|d| now_ms.saturating_add(d))
+        .or_else(|| kinship_expr::parse_timestamp(text))
+        .filter(|until| *until > now_ms)
+        .ok_or_else(|| format!("until {text:?}: give a future date (2026-12-20) or a duration (3 days)"))
+}
+
+/// Why an alert is snoozed: 1 to 500 characters, trimmed.
+pub fn snooze_reason(text: &str) -> std::result::Result<String, String> {
+    let reason = text.trim();
+    match reason.chars().count() {
+        1..=500 => Ok(reason.to_string()),
+        _ => Err("say why in the reason (1 to 500 characters)".into()),
+    }
+}
+
 /// The event an opened alert is, when `[flows] source` is set: what a flow starts on.
 pub const HEALTH_ALERT_OPENED: &str = "Health Alert Opened";
 
-/// Most alerts one pass reads back from the store (open ones, and today's for the limits).
+/// Most open alerts one pass reads back from the store.
 const ALERTS_READ: usize = 1_000_000;
 
 /// Keeps a saved health definition's alerts in the store: every profile's score now against
@@ -452,7 +472,7 @@ pub fn keep_alerts(
     let mut today: BTreeMap<(String, i64), (usize, usize)> = BTreeMap::new();
     // Held back today already: counted once, not again at every pass.
     let mut held_today = std::collections::HashSet::new();
-    for row in store.health_alerts(name, None, ALERTS_READ)?.into_iter().take_while(|r| r.opened_at.div_euclid(DAY) == day) {
+    for row in store.health_alerts_since(name, day * DAY)?.into_iter().filter(|r| r.opened_at.div_euclid(DAY) == day) {
         let counts = today.entry((row.owner, day)).or_default();
         if row.status == "held" {
             counts.1 += 1;
@@ -502,7 +522,9 @@ pub fn keep_alerts(
         opened_at: now_ms,
         from_score,
         score,
+        record: None,
     };
+    let score_of: std::collections::HashMap<&str, f64> = scored.iter().map(|s| (s.0, s.3.score)).collect();
     for change in changes {
         match change {
             AlertChange::Opened(a) => {
@@ -514,7 +536,7 @@ pub fn keep_alerts(
                     continue;
                 }
                 pass.held_back += 1;
-                let score = scored.iter().find(|s| s.0 == profile).map_or(0.0, |s| s.3.score);
+                let score = score_of.get(profile.as_str()).copied().unwrap_or(0.0);
                 write.opened.push(new_alert(&profile, reason, &owner, "held", score, score));
             }
             AlertChange::Closed { profile, reason } => {
@@ -536,7 +558,7 @@ pub fn keep_alerts(
     }
     pass.open = book.open.values().map(BTreeMap::len).sum();
     if let Some(source) = &config.flows.source {
-        for alert in write.opened.iter().filter(|a| a.status == "open") {
+        for alert in write.opened.iter_mut().filter(|a| a.status == "open") {
             // A profile whose every identifier is shared cannot be named alone: its alert is
             // kept, and no flow hears of it.
             let Some(anchor) = crate::flows::own_identifier(&*store, config, &alert.profile_id)? else { continue };
@@ -551,7 +573,7 @@ pub fn keep_alerts(
                 identifiers: kinship_core::encode_identifiers(std::slice::from_ref(&anchor)),
                 timestamp: Some(now_ms),
             };
-            write.records.push((source.clone(), record));
+            alert.record = Some((source.clone(), record));
         }
     }
     store.record_alerts(&write, now_ms)?;

@@ -257,6 +257,8 @@ pub(crate) struct ExperimentQuery {
     pub condition: Option<String>,
     /// Days after each profile's first exposure that count (default 14).
     pub days: Option<u32>,
+    /// Conversion is completing this saved funnel (entered within `days` of exposure).
+    pub funnel: Option<String>,
 }
 
 /// An experiment's readout from its `Experiment Viewed` events: per variant against control,
@@ -278,7 +280,15 @@ pub(crate) async fn experiment_readout(
         read = format!("({read}) and exists({property})");
     }
     condition_readable(&caller, &state, &read).await?;
-    let metric = ExperimentMetric { event, property: query.sum, condition: query.condition, days: query.days.unwrap_or(14).min(3650) };
+    if let Some(funnel) = &query.funnel {
+        // The funnel's conditions and breakdown are checked against the role as when it is read.
+        let saved =
+            state.audience.read().expect("not poisoned").definitions().into_iter().find(|d| d.kind == Kind::Funnel && &d.name == funnel);
+        let Some(saved) = saved else { return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no funnel named {funnel}"))) };
+        readable_funnel(&caller, &state, &saved.expression).await?;
+    }
+    let days = query.days.unwrap_or(14).min(3650);
+    let metric = ExperimentMetric { event, property: query.sum, condition: query.condition, days, funnel: query.funnel };
     let (s, lookup) = (state.clone(), name.clone());
     let report = tokio::task::spawn_blocking(move || {
         crate::segments_api::ensure_loaded(&s)?;

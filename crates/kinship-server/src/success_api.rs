@@ -213,6 +213,8 @@ async fn readable_health(caller: &Caller, state: &Arc<AppState>, text: &str) -> 
     let mut read: Vec<String> = definition.measures.iter().map(|m| m.value.clone()).collect();
     read.extend(definition.contexts.iter().filter_map(|c| c.when.clone()));
     read.extend(definition.applies.clone());
+    // Alerts name each customer's owner: the trait must be readable too.
+    read.extend(definition.alerts.owner.as_ref().map(|t| format!("exists(traits.{t})")));
     reads(caller, state, &read).await?;
     Ok(definition)
 }
@@ -310,9 +312,9 @@ pub struct AlertQuery {
     pub limit: Option<usize>,
 }
 
-/// A saved health definition's alerts as kept by the server (every `[measures] alerts_every`):
-/// the queue to act on (open, not snoozed), the snoozed ones, and how many were held back
-/// over an owner's daily limit today. Needs `read_tasks` or `read_segments`. Whose alert it
+/// A saved health definition's alerts as kept by the server (every `[measures] alerts_every`),
+/// of one status (`open` by default; snoozed ones are open with `snoozed_until` set), with
+/// counts: open and not snoozed, snoozed, and held back over an owner's daily limit today. Needs `read_tasks` or `read_segments`. Whose alert it
 /// is shows only to roles that see identities; other roles get the counts.
 #[utoipa::path(get, path = "/api/v1/health/{name}/alerts", params(("name" = String, Path), ("status" = Option<String>, Query), ("limit" = Option<usize>, Query)),
     security(("bearer" = [])), responses((status = 200, description = "`{health, alerts: [...], counts: {open, snoozed, held_today}}`"), (status = 404, description = "No such definition")))]
@@ -335,17 +337,17 @@ pub(crate) async fn health_alerts(
         other => return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown status `{other}`: use open, closed, held or all"))),
     };
     let limit = query.limit.unwrap_or(100).min(1000);
-    let n = name.clone();
-    let (alerts, open, held) = state
+    let (n, now) = (name.clone(), kinship_pipeline::now_ms());
+    let today = now - now.rem_euclid(86_400_000);
+    let (alerts, open, today) = state
         .read(move |store| {
             let open = store.health_alerts(&n, Some("open"), 1_000_000)?;
-            let held = store.health_alerts(&n, Some("held"), 1_000_000)?;
-            Ok::<_, kinship_store::StoreError>((store.health_alerts(&n, status.as_deref(), limit)?, open, held))
+            let today = store.health_alerts_since(&n, today)?;
+            Ok::<_, kinship_store::StoreError>((store.health_alerts(&n, status.as_deref(), limit)?, open, today))
         })
         .await?;
-    let now = kinship_pipeline::now_ms();
     let snoozed = open.iter().filter(|a| a.snoozed_until.is_some_and(|u| u > now)).count();
-    let held_today = held.iter().filter(|a| a.opened_at.div_euclid(86_400_000) == now.div_euclid(86_400_000)).count();
+    let held_today = today.iter().filter(|a| a.status == "held").count();
     let counts = json!({ "open": open.len() - snoozed, "snoozed": snoozed, "held_today": held_today });
     caller.audit("health.alerts.read", None, "GET /api/v1/health/{name}/alerts", json!({ "health": name, "alerts": alerts.len() })).await?;
     if !caller.policy().sees_identities() {
@@ -363,7 +365,8 @@ pub struct Snooze {
 }
 
 /// Snooze an open alert with a reason: it leaves the queue until then, and stays open (it
-/// closes by itself when its condition clears). Needs `work_tasks`, as working a queue does.
+/// closes by itself when its condition clears). Needs `work_tasks`, as working a queue does,
+/// and a role that may read the definition's measures.
 #[utoipa::path(post, path = "/api/v1/health/alerts/{id}/snooze", params(("id" = i64, Path)), request_body = Snooze, security(("bearer" = [])),
     responses((status = 200, description = "The alert"), (status = 400, description = "No reason, or a time that does not read"), (status = 404, description = "No such open alert")))]
 pub(crate) async fn snooze_alert(
@@ -373,20 +376,22 @@ pub(crate) async fn snooze_alert(
     Json(snooze): Json<Snooze>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::WorkTasks)?;
-    let now = kinship_pipeline::now_ms();
-    let until = kinship_expr::parse_duration(&snooze.until)
-        .map(|d| now.saturating_add(d))
-        .or_else(|| kinship_expr::parse_timestamp(&snooze.until))
-        .filter(|u| *u > now)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("`until` = {:?}: give a future date (2026-12-20) or a duration (3 days)", snooze.until),
-            )
-        })?;
-    let reason = snooze.reason.trim().to_string();
-    if reason.is_empty() || reason.len() > 500 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "say why in `reason` (1 to 500 characters)"));
+    let until = success::snooze_until(&snooze.until, kinship_pipeline::now_ms()).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let reason = success::snooze_reason(&snooze.reason).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    // The alert's definition must be one the role may read, as for the list.
+    let kept = state.read(move |store| store.health_alert(id)).await?;
+    let Some(kept) = kept.filter(|a| a.status == "open") else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no open alert {id}")));
+    };
+    let saved = state
+        .audience
+        .read()
+        .expect("not poisoned")
+        .definitions()
+        .into_iter()
+        .find(|d| d.kind == Kind::Health && d.name == kept.definition);
+    if let Some(saved) = saved {
+        readable_health(&caller, &state, &saved.expression).await?;
     }
     let (s, by) = (state.clone(), caller.actor().to_string());
     let alert = tokio::task::spawn_blocking(move || {
@@ -410,5 +415,13 @@ pub(crate) async fn snooze_alert(
             json!({ "alert": id, "until": until }),
         )
         .await?;
-    Ok(Json(json!(alert)))
+    let mut value = json!(alert);
+    if !caller.policy().sees_identities() {
+        // Whose alert it is, and their owner, go only to roles that see identities.
+        if let Some(v) = value.as_object_mut() {
+            v.remove("profile_id");
+            v.remove("owner");
+        }
+    }
+    Ok(Json(value))
 }

@@ -424,24 +424,26 @@ impl Resolver {
     }
 
     /// Keeps every saved health definition's alerts (`success::keep_alerts`). At 1M profiles
-    /// a pass takes about a second of this thread (two scores per profile), so it runs every
-    /// `[measures] alerts_every`, not after every batch.
+    /// a pass takes over a second of this thread (two scores per profile), so it runs every
+    /// `[measures] alerts_every`, not after every batch. The writers' turn is taken before
+    /// the audience, in the order erasure and split take them.
     fn keep_alerts(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
+        let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
         let audience = self.audience.read().expect("not poisoned");
         if audience.is_unloaded() {
             return Ok(());
         }
         let names: Vec<String> =
             audience.definitions().into_iter().filter(|d| d.kind == kinship_segments::Kind::Health).map(|d| d.name).collect();
-        if names.is_empty() {
-            return Ok(());
-        }
         // As of the data's present, as the reports are: a live system's newest event is a
         // moment ago, and an export loaded today is judged as of when it was taken.
         let now = kinship_pipeline::success::data_now(&audience);
+        let config = self.config.current();
         for name in names {
-            let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
-            kinship_pipeline::success::keep_alerts(&mut *self.store, &self.config.current(), &audience, &name, now)?;
+            // One definition failing does not keep the others' alerts from being kept.
+            if let Err(e) = kinship_pipeline::success::keep_alerts(&mut *self.store, &config, &audience, &name, now) {
+                eprintln!("warning: keeping the alerts of health definition {name} failed: {e}");
+            }
         }
         Ok(())
     }

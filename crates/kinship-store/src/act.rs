@@ -208,6 +208,9 @@ pub struct NewAlert {
     pub opened_at: i64,
     pub from_score: f64,
     pub score: f64,
+    /// A record to append to the log (source, record) if, and only if, the alert is new: the
+    /// event a flow can start on.
+    pub record: Option<(String, crate::NewRecord)>,
 }
 
 /// What one pass of the alert book changed, written in one transaction.
@@ -218,9 +221,6 @@ pub struct AlertChanges {
     pub closed: Vec<i64>,
     /// Open alerts' current scores.
     pub scores: Vec<(i64, f64)>,
-    /// Records to append to the log with the alerts (source, record): an event per opened
-    /// alert, which flows can start on.
-    pub records: Vec<(String, crate::NewRecord)>,
 }
 
 pub trait ActStore {
@@ -266,9 +266,12 @@ pub trait ActStore {
     fn transitions_since(&self, at: i64, limit: usize) -> Result<Vec<crate::SegmentTransition>>;
     /// A health definition's alerts in `status` (every status when `None`), newest first.
     fn health_alerts(&self, definition: &str, status: Option<&str>, limit: usize) -> Result<Vec<AlertRow>>;
+    /// A health definition's alerts opened at or after `since`, any status: a day's count.
+    fn health_alerts_since(&self, definition: &str, since: i64) -> Result<Vec<AlertRow>>;
     fn health_alert(&self, id: i64) -> Result<Option<AlertRow>>;
     /// Records a pass of the alert book at `at`: an open alert already kept for the same
-    /// (definition, profile, reason) is not opened twice.
+    /// (definition, profile, reason), or one held back the same day, is not written twice,
+    /// and its record is appended only with a new alert.
     fn record_alerts(&mut self, changes: &AlertChanges, at: i64) -> Result<()>;
     /// Snoozes an open alert until `until`, with why and by whom. False when no such open alert.
     fn snooze_alert(&mut self, id: i64, until: i64, reason: &str, by: &str) -> Result<bool>;

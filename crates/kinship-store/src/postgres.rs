@@ -304,7 +304,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         // Health alerts (`ActStore::record_alerts`): at most one open per definition, profile
-        // and reason; held-back ones are kept to count the owner's day.
+        // and reason; held-back ones are kept (once a day each) to count the owner's day.
         10,
         "CREATE TABLE health_alerts (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -322,6 +322,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         closed_at BIGINT
     );
     CREATE UNIQUE INDEX health_alerts_open ON health_alerts (definition, profile_id, reason) WHERE status = 'open';
+    CREATE UNIQUE INDEX health_alerts_held ON health_alerts (definition, profile_id, reason, (opened_at / 86400000)) WHERE status = 'held';
     CREATE INDEX health_alerts_by_definition ON health_alerts (definition, status, opened_at);
     CREATE INDEX health_alerts_by_profile ON health_alerts (profile_id);",
     ),

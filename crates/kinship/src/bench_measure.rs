@@ -196,7 +196,7 @@ fn audience_path(args: &BenchMeasureArgs, per_profile: usize, counts: &[u64]) ->
         println!("warning: the server's path counted {served:?}, the engine {counts:?}");
     }
 
-    let metric = ExperimentMetric { event: "Order Completed".into(), property: None, condition: None, days: 14 };
+    let metric = ExperimentMetric { event: "Order Completed".into(), property: None, condition: None, days: 14, funnel: None };
     let mut readout_times = Vec::new();
     let mut readout = None;
     for _ in 0..3 {

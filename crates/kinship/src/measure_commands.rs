@@ -62,6 +62,9 @@ pub enum ExperimentCommand {
         /// Days after each profile's first exposure that count.
         #[arg(long, default_value_t = 14)]
         days: u32,
+        /// Conversion is completing this saved funnel, entered within `--days` of exposure.
+        #[arg(long)]
+        funnel: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -169,9 +172,10 @@ pub fn funnel(data: &DataDir, cmd: &FunnelCommand) -> Result<ExitCode> {
 }
 
 pub fn experiment(data: &DataDir, cmd: &ExperimentCommand) -> Result<ExitCode> {
-    let ExperimentCommand::Show { name, event, sum, condition, days, json } = cmd;
+    let ExperimentCommand::Show { name, event, sum, condition, days, funnel, json } = cmd;
     let mut ws = Workspace::open(data)?;
-    let metric = ExperimentMetric { event: event.clone(), property: sum.clone(), condition: condition.clone(), days: *days };
+    let metric =
+        ExperimentMetric { event: event.clone(), property: sum.clone(), condition: condition.clone(), days: *days, funnel: funnel.clone() };
     let engine = load(&ws)?;
     let report = kinship_pipeline::measure::experiment(&engine, name, &metric)?;
     ws.audit(&operator(), "experiment.show", None, json!({ "experiment": name, "metric": report.metric }))?;

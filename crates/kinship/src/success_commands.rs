@@ -197,15 +197,9 @@ pub fn health(data: &DataDir, cmd: &HealthCommand) -> Result<ExitCode> {
         HealthCommand::Backtest { definition, as_of, horizon, json } => backtest(&mut ws, definition, as_of, horizon, *json)?,
         HealthCommand::Alerts { name, status, keep, json } => alerts(&mut ws, name, status, *keep, *json)?,
         HealthCommand::Snooze { id, until, reason } => {
-            let now = kinship_pipeline::now_ms();
-            let Some(until_ms) =
-                kinship_expr::parse_duration(until).map(|d| now.saturating_add(d)).or_else(|| kinship_expr::parse_timestamp(until))
-            else {
-                anyhow::bail!("--until {until:?}: give a date (2026-12-20) or a duration (3 days)");
-            };
-            anyhow::ensure!(until_ms > now, "--until {until:?} is in the past");
-            anyhow::ensure!(!reason.trim().is_empty(), "say why with --reason");
-            if !ws.store.snooze_alert(*id, until_ms, reason.trim(), &operator())? {
+            let until_ms = success::snooze_until(until, kinship_pipeline::now_ms()).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let reason = success::snooze_reason(reason).map_err(|e| anyhow::anyhow!("--reason: {e}"))?;
+            if !ws.store.snooze_alert(*id, until_ms, &reason, &operator())? {
                 anyhow::bail!("no open alert {id} (see `kinship health alerts NAME`)");
             }
             let alert = ws.store.health_alert(*id)?.expect("just snoozed");

@@ -192,7 +192,7 @@ fn an_experiment_reads_out_per_variant_and_leaves_out_a_person_who_saw_both() {
     let dir = tmp.path();
     data(dir);
     let (config, store) = store_for(dir);
-    let conversion = ExperimentMetric { event: "Order Completed".into(), property: None, condition: None, days: 14 };
+    let conversion = ExperimentMetric { event: "Order Completed".into(), property: None, condition: None, days: 14, funnel: None };
     let audience = audience_of(&*store, &config);
     let report = experiment(&audience, "checkout_button", &conversion).unwrap();
     assert_eq!(report.control, "control");
@@ -222,6 +222,22 @@ fn an_experiment_reads_out_per_variant_and_leaves_out_a_person_who_saw_both() {
     assert!((control.mean - sum(|i| (i / 2) % 2 == 0) / 100.0).abs() < 1e-9);
     let unknown = experiment(&audience, "no_such_test", &revenue).err().unwrap().to_string();
     assert!(unknown.contains("no_such_test"), "{unknown}");
+
+    // Completing a saved funnel as the metric: exposure then an order within 14 days converts
+    // exactly as the order event within 14 days of exposure does; a funnel not saved is an
+    // error naming it.
+    let mut audience = audience;
+    let ordered = "name = \"ordered\"\nwindow = \"14 days\"\n[[steps]]\nevent = \"Experiment Viewed\"\n[[steps]]\nevent = \"Order Completed\"\n";
+    audience.define(DefinitionSource { kind: Kind::Funnel, name: "ordered".into(), expression: ordered.into() }, 0).unwrap();
+    let completing = ExperimentMetric { funnel: Some("ordered".into()), property: None, ..revenue };
+    let by_funnel = experiment(&audience, "checkout_button", &completing).unwrap();
+    let by_event = experiment(&audience, "checkout_button", &ExperimentMetric { funnel: None, ..completing.clone() }).unwrap();
+    assert!(!by_funnel.cuped && by_funnel.metric.contains("completed funnel ordered"), "{}", by_funnel.metric);
+    for (a, b) in by_funnel.variants.iter().zip(&by_event.variants) {
+        assert_eq!((a.profiles, a.mean), (b.profiles, b.mean), "{}", a.variant);
+    }
+    let missing = ExperimentMetric { funnel: Some("nowhere".into()), ..completing };
+    assert!(experiment(&audience, "checkout_button", &missing).err().unwrap().to_string().contains("no funnel named nowhere"));
 }
 
 /// A CRM's stage changes as a funnel: lead → qualified → won, with the time spent in each

@@ -207,6 +207,36 @@ fn alerts_are_kept_in_the_store_once_each_capped_per_owner_snoozed_closed_and_er
     assert_eq!((again.opened, again.held_back, again.closed, again.open), (0, 0, 0, 4), "{again:?}");
     assert_eq!(store.health_alerts("customer", None, 100).unwrap().len(), 6);
 
+    // Two passes at once (two nodes, or the CLI beside a server) write each alert, each
+    // held-back one and each alert's event once: the store keeps the first.
+    let twice = |status: &'static str, profile: &str| kinship_store::NewAlert {
+        definition: "customer".into(),
+        profile_id: profile.into(),
+        reason: "entered_red".into(),
+        owner: "ana".into(),
+        status,
+        opened_at: NOW,
+        from_score: 50.0,
+        score: 10.0,
+        record: Some((
+            "kinship".into(),
+            kinship_core::NewRecord {
+                key: format!("alert-{profile}-{status}"),
+                payload: "{}".into(),
+                identifiers: String::new(),
+                timestamp: Some(NOW),
+            },
+        )),
+    };
+    let open_one = open[0].profile_id.clone();
+    let held_one = store.health_alerts("customer", Some("held"), 100).unwrap()[0].profile_id.clone();
+    let again = kinship_store::AlertChanges { opened: vec![twice("open", &open_one), twice("held", &held_one)], ..Default::default() };
+    store.record_alerts(&again, NOW).unwrap();
+    assert_eq!(store.health_alerts("customer", None, 100).unwrap().len(), 6, "nothing written twice");
+    let mut events = 0;
+    store.scan_after(0, 1000, &mut |r| events += usize::from(r.key.starts_with("alert-"))).unwrap();
+    assert_eq!(events, 0, "no event for an alert that was not new");
+
     // Snoozed with a reason; a held-back alert cannot be.
     let ana = open.iter().find(|r| r.owner == "ana").unwrap();
     assert!(store.snooze_alert(ana.id, NOW + 3 * DAY, "on leave, called back", "tester").unwrap());

@@ -45,6 +45,9 @@ pub struct MeasureForm {
     event: String,
     #[serde(default)]
     sum: String,
+    /// A saved funnel whose completion is the metric.
+    #[serde(default)]
+    metric_funnel: String,
 }
 
 pub async fn page(State(state): State<Arc<AppState>>, user: SignedIn) -> Result<Markup, PageError> {
@@ -85,6 +88,7 @@ pub async fn submit(State(state): State<Arc<AppState>>, user: SignedIn, Form(for
             sum: (!form.sum.trim().is_empty()).then(|| form.sum.trim().to_string()),
             condition: None,
             days: None,
+            funnel: (!form.metric_funnel.trim().is_empty()).then(|| form.metric_funnel.trim().to_string()),
         };
         match measures_api::experiment_readout(caller, State(state.clone()), Path(form.experiment.trim().to_string()), Query(query)).await {
             Ok(Json(readout)) => experiment_result(&readout),
@@ -150,6 +154,8 @@ async fn render(state: &Arc<AppState>, user: &SignedIn, form: &MeasureForm, outc
                 input #event name="event" value=(form.event) placeholder="Order Completed";
                 label for="sum" { "Or sum this property of it (revenue per profile, CUPED)" }
                 input #sum name="sum" value=(form.sum);
+                label for="metric_funnel" { "Or completing this saved funnel" }
+                input #metric_funnel name="metric_funnel" value=(form.metric_funnel);
                 div.actions { button.primary type="submit" name="action" value="experiment" { "Read out" } }
             }
         }

@@ -121,6 +121,10 @@ fn a_funnel_and_an_experiment_over_http_as_each_role_may_see_them() {
     let segment = crate::http::post_json(s.addr, "/api/v1/segments", Some(&http::bearer(&s.admin)), &carted);
     assert_eq!(segment.status, 201, "{}", segment.text());
     assert!(segment.text().contains("\"size\":15"), "20 carts, 5 bought: {}", segment.text());
+    // The experiment's metric may be completing the saved funnel; an unknown one is a 404.
+    let by_funnel = ok(&get(s.addr, "/api/v1/experiments/btn?funnel=browse_to_buy", Some(&s.admin)));
+    assert!(by_funnel["metric"].as_str().unwrap().contains("completed funnel browse_to_buy"), "{by_funnel}");
+    assert_eq!(get(s.addr, "/api/v1/experiments/btn?funnel=nowhere", Some(&s.admin)).status, 404);
     // m-2 carted without buying; now it buys, and leaves the segment in real time.
     let order = json!({"type": "track", "userId": "m-2", "event": "Order Completed", "properties": {"total": 30}, "messageId": "oc-late", "timestamp": "2026-03-04T00:00:00Z"});
     ok(&crate::http::post_json(s.addr, "/v1/batch", Some(&web), &json!({ "batch": [order] })));

@@ -346,6 +346,14 @@ impl ActStore for PostgresStore {
         Ok(rows.iter().map(alert_row).collect())
     }
 
+    fn health_alerts_since(&self, definition: &str, since: i64) -> Result<Vec<AlertRow>> {
+        let rows = self.query(
+            concat!("SELECT ", alert_columns!(), " FROM health_alerts WHERE definition = $1 AND opened_at >= $2 ORDER BY id"),
+            &[&definition, &since],
+        )?;
+        Ok(rows.iter().map(alert_row).collect())
+    }
+
     fn health_alert(&self, id: i64) -> Result<Option<AlertRow>> {
         let rows = self.query(concat!("SELECT ", alert_columns!(), " FROM health_alerts WHERE id = $1"), &[&id])?;
         Ok(rows.first().map(alert_row))
@@ -363,13 +371,16 @@ impl ActStore for PostgresStore {
                 &[&ids, &scores],
             )?;
             for a in &changes.opened {
-                s.execute(
+                let inserted = s.execute(
                     "INSERT INTO health_alerts (definition, profile_id, reason, owner, status, opened_at, from_score, score)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                     &[&a.definition, &a.profile_id, &a.reason, &a.owner, &a.status, &a.opened_at, &a.from_score, &a.score],
                 )?;
+                if inserted == 1 {
+                    append_records(s, a.record.as_slice(), at)?;
+                }
             }
-            append_records(s, &changes.records, at)
+            Ok(())
         })
     }
 

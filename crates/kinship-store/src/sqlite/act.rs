@@ -364,6 +364,13 @@ impl ActStore for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn health_alerts_since(&self, definition: &str, since: i64) -> Result<Vec<AlertRow>> {
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM health_alerts WHERE definition = ?1 AND opened_at >= ?2 ORDER BY id");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![definition, since], alert_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn health_alert(&self, id: i64) -> Result<Option<AlertRow>> {
         let sql = format!("SELECT {ALERT_COLUMNS} FROM health_alerts WHERE id = ?1");
         Ok(self.conn.prepare_cached(&sql)?.query_row([id], alert_row).optional()?)
@@ -384,12 +391,13 @@ impl ActStore for SqliteStore {
                 "INSERT INTO health_alerts (definition, profile_id, reason, owner, status, opened_at, from_score, score)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
             )?;
-            for a in &changes.opened {
-                open.execute(params![a.definition, a.profile_id, a.reason, a.owner, a.status, a.opened_at, a.from_score, a.score])?;
-            }
             let mut record = conn.prepare_cached(INSERT_RECORD)?;
-            for (source, r) in &changes.records {
-                record.execute(params![source, r.key, r.payload, r.identifiers, r.timestamp, at])?;
+            for a in &changes.opened {
+                let inserted =
+                    open.execute(params![a.definition, a.profile_id, a.reason, a.owner, a.status, a.opened_at, a.from_score, a.score])?;
+                if let (1, Some((source, r))) = (inserted, &a.record) {
+                    record.execute(params![source, r.key, r.payload, r.identifiers, r.timestamp, at])?;
+                }
             }
             Ok(())
         })
