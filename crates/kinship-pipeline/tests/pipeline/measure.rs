@@ -227,7 +227,8 @@ fn an_experiment_reads_out_per_variant_and_leaves_out_a_person_who_saw_both() {
     // exactly as the order event within 14 days of exposure does; a funnel not saved is an
     // error naming it.
     let mut audience = audience;
-    let ordered = "name = \"ordered\"\nwindow = \"14 days\"\n[[steps]]\nevent = \"Experiment Viewed\"\n[[steps]]\nevent = \"Order Completed\"\n";
+    let ordered =
+        "name = \"ordered\"\nwindow = \"14 days\"\n[[steps]]\nevent = \"Experiment Viewed\"\n[[steps]]\nevent = \"Order Completed\"\n";
     audience.define(DefinitionSource { kind: Kind::Funnel, name: "ordered".into(), expression: ordered.into() }, 0).unwrap();
     let completing = ExperimentMetric { funnel: Some("ordered".into()), property: None, ..revenue };
     let by_funnel = experiment(&audience, "checkout_button", &completing).unwrap();
