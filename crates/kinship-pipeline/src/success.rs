@@ -466,6 +466,22 @@ pub fn keep_alerts(
     name: &str,
     now_ms: i64,
 ) -> Result<AlertPass> {
+    let (changes, pass) = plan_alerts(&*store, config, audience, name, now_ms)?;
+    store.record_alerts(&changes, now_ms)?;
+    Ok(pass)
+}
+
+/// What [`keep_alerts`] would write, read and decided without writing: a server scores with
+/// the audience locked and writes after, in the writers' turn, so ingest does not wait on
+/// the scoring. Writing it later is safe: an alert opened since is not opened twice and a
+/// closed one is not closed again.
+pub fn plan_alerts(
+    store: &dyn kinship_store::Database,
+    config: &kinship_core::Config,
+    audience: &Audience,
+    name: &str,
+    now_ms: i64,
+) -> Result<(kinship_store::AlertChanges, AlertPass)> {
     let program = audience.saved_health(name).ok_or_else(|| PipelineError::Config(format!("no health definition named {name}")))?;
     let day = now_ms.div_euclid(DAY);
     let kept = store.health_alerts(name, Some("open"), ALERTS_READ)?;
@@ -561,7 +577,7 @@ pub fn keep_alerts(
         for alert in write.opened.iter_mut().filter(|a| a.status == "open") {
             // A profile whose every identifier is shared cannot be named alone: its alert is
             // kept, and no flow hears of it.
-            let Some(anchor) = crate::flows::own_identifier(&*store, config, &alert.profile_id)? else { continue };
+            let Some(anchor) = crate::flows::own_identifier(store, config, &alert.profile_id)? else { continue };
             let key = format!("health:{name}:{}:{}@{now_ms}", alert.profile_id, alert.reason);
             let payload = serde_json::json!({
                 "type": "track", "messageId": key, "timestamp": kinship_expr::format_timestamp(now_ms), "event": HEALTH_ALERT_OPENED,
@@ -576,8 +592,7 @@ pub fn keep_alerts(
             alert.record = Some((source.clone(), record));
         }
     }
-    store.record_alerts(&write, now_ms)?;
-    Ok(pass)
+    Ok((write, pass))
 }
 
 /// How well the score, computed as of a past date, foretold who stopped buying in the

@@ -423,26 +423,35 @@ impl Resolver {
         Duration::from_millis(every.max(1000) as u64)
     }
 
-    /// Keeps every saved health definition's alerts (`success::keep_alerts`). At 1M profiles
-    /// a pass takes over a second of this thread (two scores per profile), so it runs every
-    /// `[measures] alerts_every`, not after every batch. The writers' turn is taken before
-    /// the audience, in the order erasure and split take them.
+    /// Keeps every saved health definition's alerts (`success::plan_alerts`, then
+    /// `record_alerts`). At 1M profiles scoring takes over a second (two scores per profile),
+    /// so it runs every `[measures] alerts_every`, not after every batch, and with the
+    /// audience read-locked but without the writers' turn, taken only to write (never both
+    /// at once: erasure and split take the turn, then the audience).
     fn keep_alerts(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
-        let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
-        let audience = self.audience.read().expect("not poisoned");
-        if audience.is_unloaded() {
-            return Ok(());
-        }
-        let names: Vec<String> =
-            audience.definitions().into_iter().filter(|d| d.kind == kinship_segments::Kind::Health).map(|d| d.name).collect();
-        // As of the data's present, as the reports are: a live system's newest event is a
-        // moment ago, and an export loaded today is judged as of when it was taken.
-        let now = kinship_pipeline::success::data_now(&audience);
         let config = self.config.current();
-        for name in names {
-            // One definition failing does not keep the others' alerts from being kept.
-            if let Err(e) = kinship_pipeline::success::keep_alerts(&mut *self.store, &config, &audience, &name, now) {
-                eprintln!("warning: keeping the alerts of health definition {name} failed: {e}");
+        let (planned, now) = {
+            let audience = self.audience.read().expect("not poisoned");
+            if audience.is_unloaded() {
+                return Ok(());
+            }
+            // As of the data's present, as the reports are: a live system's newest event is a
+            // moment ago, and an export loaded today is judged as of when it was taken.
+            let now = kinship_pipeline::success::data_now(&audience);
+            let mut planned = Vec::new();
+            for d in audience.definitions().into_iter().filter(|d| d.kind == kinship_segments::Kind::Health) {
+                // One definition failing does not keep the others' alerts from being kept.
+                match kinship_pipeline::success::plan_alerts(&*self.store, &config, &audience, &d.name, now) {
+                    Ok((changes, _)) => planned.push((d.name, changes)),
+                    Err(e) => eprintln!("warning: keeping the alerts of health definition {} failed: {e}", d.name),
+                }
+            }
+            (planned, now)
+        };
+        let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
+        for (name, changes) in planned {
+            if let Err(e) = self.store.record_alerts(&changes, now) {
+                eprintln!("warning: writing the alerts of health definition {name} failed: {e}");
             }
         }
         Ok(())
