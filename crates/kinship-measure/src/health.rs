@@ -466,10 +466,6 @@ pub struct Alert {
     /// The score before the fall (for `Dropped`) or when it entered red.
     pub from_score: f64,
     pub score: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snoozed_until_ms: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snooze_reason: Option<String>,
 }
 
 /// What one observation changed.
@@ -569,8 +565,6 @@ impl AlertBook {
                 opened_ms: now_ms,
                 from_score,
                 score: current.score,
-                snoozed_until_ms: None,
-                snooze_reason: None,
             };
             self.open.entry(profile.to_string()).or_default().insert(reason, alert.clone());
             changes.push(AlertChange::Opened(alert));

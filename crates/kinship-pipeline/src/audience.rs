@@ -283,13 +283,13 @@ pub fn apply_profiles(
 pub fn apply_definition(store: &dyn Database, config: &Config, audience: &mut Audience, kind: &str, name: &str) -> Result<()> {
     let kind = kind_of(kind)?;
     let stored = store.definitions()?.into_iter().find(|d| d.kind == kind_name(kind) && d.name == name);
-    let held = audience.definitions().into_iter().find(|d| d.kind == kind && d.name == name);
+    let held = audience.expression(kind, name).map(str::to_string);
     match (stored, held) {
         (Some(_), None) if audience.is_unloaded() => ensure_loaded(store, config, audience)?,
         (Some(d), None) => {
             audience.define(DefinitionSource { kind, name: d.name, expression: d.expression }, now_ms())?;
         }
-        (Some(d), Some(h)) if d.expression != h.expression => {
+        (Some(d), Some(h)) if d.expression != h => {
             // A new expression that reads other things is defined afresh.
             let replaced = audience.replace_expression(kind, name, d.expression.clone(), now_ms());
             if replaced.is_err() {

@@ -38,11 +38,15 @@ pub fn known(store: &dyn Database, config: &Config) -> Known {
 /// ([`crate::audience::judging_audience`]).
 struct Judge {
     audience: kinship_segments::Audience,
+    /// The saved funnels' names, positioned for every subject.
+    funnels: Vec<String>,
 }
 
 impl Judge {
     fn new(store: &dyn Database) -> Result<Self> {
-        Ok(Self { audience: crate::audience::judging_audience(store)? })
+        let audience = crate::audience::judging_audience(store)?;
+        let funnels = audience.schema().funnels.into_iter().collect();
+        Ok(Self { audience, funnels })
     }
 
     /// Fills the subject's segments, computed traits, funnel positions and health scores as of
@@ -54,7 +58,7 @@ impl Judge {
         self.audience.evaluate_profile(JUDGED, &change, now_ms);
         let (segments, computed) = self.audience.profile_values(JUDGED).unwrap_or_default();
         (subject.segments, subject.computed) = (segments, computed);
-        let funnels = self.audience.schema().funnels;
+        let funnels = &self.funnels;
         subject.funnels = self
             .audience
             .map_one(JUDGED, |p| {

@@ -97,8 +97,8 @@ fn traits_read_for_value(expr: &kinship_expr::Expr, out: &mut BTreeSet<String>) 
 
 /// Whether the role may read a stored definition's result, by what the definition reads.
 pub fn check_definition_readable(audience: &Audience, kind: Kind, name: &str, policy: &Policy) -> Result<(), String> {
-    match audience.definitions().into_iter().find(|d| d.kind == kind && d.name == name) {
-        Some(definition) => check_readable(audience, &definition.expression, policy),
+    match audience.expression(kind, name) {
+        Some(expression) => check_readable(audience, expression, policy),
         None => Ok(()),
     }
 }

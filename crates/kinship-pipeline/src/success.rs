@@ -507,8 +507,6 @@ pub fn plan_alerts(
             opened_ms: r.opened_at,
             from_score: r.from_score,
             score: r.score,
-            snoozed_until_ms: r.snoozed_until,
-            snooze_reason: r.snooze_reason.clone(),
         })
     });
     let mut book = AlertBook::restore(open, today);

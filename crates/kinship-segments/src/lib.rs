@@ -855,6 +855,12 @@ impl Audience {
             .collect()
     }
 
+    /// A saved definition's text, as it was saved.
+    pub fn expression(&self, kind: Kind, name: &str) -> Option<&str> {
+        let &i = self.catalog.position.get(&(kind, name.to_string()))?;
+        Some(&self.catalog.definitions[i].expression)
+    }
+
     /// What a definition reads.
     pub fn dependencies(&self, kind: Kind, name: &str) -> Option<&Dependencies> {
         let &i = self.catalog.position.get(&(kind, name.to_string()))?;

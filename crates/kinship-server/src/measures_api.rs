@@ -185,11 +185,9 @@ pub(crate) async fn show_funnel(
     Query(query): Query<FunnelQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadSegments)?;
-    let definition =
-        state.audience.read().expect("not poisoned").definitions().into_iter().find(|d| d.kind == Kind::Funnel && d.name == name);
     // What the funnel reads is checked as if the caller had posted it.
-    if let Some(definition) = definition {
-        readable_funnel(&caller, &state, &definition.expression).await?;
+    if let Some(definition) = crate::segments_api::saved_text(&state, Kind::Funnel, &name) {
+        readable_funnel(&caller, &state, &definition).await?;
     }
     funnel_report(&caller, &state, Which::Saved(name), &query, "GET /api/v1/funnels/{name}").await
 }
@@ -282,10 +280,10 @@ pub(crate) async fn experiment_readout(
     condition_readable(&caller, &state, &read).await?;
     if let Some(funnel) = &query.funnel {
         // The funnel's conditions and breakdown are checked against the role as when it is read.
-        let saved =
-            state.audience.read().expect("not poisoned").definitions().into_iter().find(|d| d.kind == Kind::Funnel && &d.name == funnel);
-        let Some(saved) = saved else { return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no funnel named {funnel}"))) };
-        readable_funnel(&caller, &state, &saved.expression).await?;
+        let Some(saved) = crate::segments_api::saved_text(&state, Kind::Funnel, funnel) else {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no funnel named {funnel}")));
+        };
+        readable_funnel(&caller, &state, &saved).await?;
     }
     let days = query.days.unwrap_or(14).min(3650);
     let metric = ExperimentMetric { event, property: query.sum, condition: query.condition, days, funnel: query.funnel };

@@ -99,6 +99,11 @@ pub(crate) async fn readable(caller: &Caller, state: &Arc<AppState>, expression:
     verdict.map_err(|reason| ApiError::new(StatusCode::FORBIDDEN, reason))
 }
 
+/// The text of a saved definition of `kind`, read from the audience in memory.
+pub(crate) fn saved_text(state: &AppState, kind: kinship_segments::Kind, name: &str) -> Option<String> {
+    state.audience.read().expect("not poisoned").expression(kind, name).map(str::to_string)
+}
+
 pub(crate) fn ensure_loaded(state: &AppState) -> Result<(), PipelineError> {
     if state.audience.read().expect("not poisoned").is_unloaded() {
         let store = kinship_store::open(&state.database)?;
@@ -274,10 +279,10 @@ pub(crate) async fn show_segment(
     caller.require(Capability::ReadSegments)?;
     let (expression, size, reads) = {
         let engine = state.audience.read().expect("not poisoned");
-        let Some(d) = engine.definitions().into_iter().find(|d| d.kind == Kind::Segment && d.name == name) else {
+        let Some(expression) = engine.expression(Kind::Segment, &name) else {
             return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no segment {name}")));
         };
-        (d.expression, engine.size(&name), engine.dependencies(Kind::Segment, &name).cloned())
+        (expression.to_string(), engine.size(&name), engine.dependencies(Kind::Segment, &name).cloned())
     };
     let lookup = name.clone();
     let (sizes, note) = state

@@ -283,9 +283,10 @@ pub(crate) async fn saved_health(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadSegments)?;
-    let saved = state.audience.read().expect("not poisoned").definitions().into_iter().find(|d| d.kind == Kind::Health && d.name == name);
-    let Some(saved) = saved else { return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no health definition named {name}"))) };
-    let definition = readable_health(&caller, &state, &saved.expression).await?;
+    let Some(saved) = crate::segments_api::saved_text(&state, Kind::Health, &name) else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no health definition named {name}")));
+    };
+    let definition = readable_health(&caller, &state, &saved).await?;
     health_report(&caller, &state, definition, "GET /api/v1/health/{name}").await
 }
 
@@ -328,9 +329,10 @@ pub(crate) async fn health_alerts(
     if !caller.policy().allows(Capability::ReadTasks) {
         caller.require(Capability::ReadSegments)?;
     }
-    let saved = state.audience.read().expect("not poisoned").definitions().into_iter().find(|d| d.kind == Kind::Health && d.name == name);
-    let Some(saved) = saved else { return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no health definition named {name}"))) };
-    readable_health(&caller, &state, &saved.expression).await?;
+    let Some(saved) = crate::segments_api::saved_text(&state, Kind::Health, &name) else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no health definition named {name}")));
+    };
+    readable_health(&caller, &state, &saved).await?;
     let status = match query.status.as_deref().unwrap_or("open") {
         "all" => None,
         s @ ("open" | "closed" | "held") => Some(s.to_string()),
@@ -383,15 +385,8 @@ pub(crate) async fn snooze_alert(
     let Some(kept) = kept.filter(|a| a.status == "open") else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no open alert {id}")));
     };
-    let saved = state
-        .audience
-        .read()
-        .expect("not poisoned")
-        .definitions()
-        .into_iter()
-        .find(|d| d.kind == Kind::Health && d.name == kept.definition);
-    if let Some(saved) = saved {
-        readable_health(&caller, &state, &saved.expression).await?;
+    if let Some(saved) = crate::segments_api::saved_text(&state, Kind::Health, &kept.definition) {
+        readable_health(&caller, &state, &saved).await?;
     }
     let (s, by) = (state.clone(), caller.actor().to_string());
     let alert = tokio::task::spawn_blocking(move || {

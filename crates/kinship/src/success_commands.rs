@@ -213,9 +213,9 @@ pub fn health(data: &DataDir, cmd: &HealthCommand) -> Result<ExitCode> {
 /// The audience and a health definition: a saved one by name, or a TOML file.
 fn program_for(ws: &Workspace, definition: &str) -> Result<(kinship_segments::Audience, HealthProgram)> {
     let audience = load(ws)?;
-    let saved = audience.definitions().into_iter().find(|d| d.kind == Kind::Health && d.name == definition);
+    let saved = audience.expression(Kind::Health, definition).map(str::to_string);
     let text = match saved {
-        Some(d) => d.expression,
+        Some(text) => text,
         None if std::path::Path::new(definition).is_file() => {
             std::fs::read_to_string(definition).with_context(|| format!("reading {definition}"))?
         }
