@@ -1,0 +1,22 @@
+//! Service and sales on the unified customer, as pure engines: business-hours calendars
+//! (`calendar`), SLA clocks from a case's event log (`sla`), commercial documents with a
+//! normalised status followed order by order (`documents`), and deals' forecast (`deals`).
+//! No store, no runtime: the host reads records and hands them in.
+
+pub mod calendar;
+pub mod deals;
+pub mod documents;
+pub mod sla;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `[service]` in kinship.toml: business-hours calendars and SLA policies, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub calendars: BTreeMap<String, calendar::CalendarConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sla: Vec<sla::SlaPolicyConfig>,
+}
