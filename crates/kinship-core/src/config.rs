@@ -65,6 +65,9 @@ pub struct Config {
     /// What NPS, revenue and earned growth read.
     #[serde(default)]
     pub measures: crate::measure::MeasuresConfig,
+    /// Business-hours calendars and SLA policies for cases.
+    #[serde(default)]
+    pub service: kinship_service::ServiceConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -407,6 +410,13 @@ pub struct SourceConfig {
     /// How often `kinship serve` pulls this source (`30s`, `5m`, `1h`); absent, it is pulled
     /// only by `kinship ingest` or "run now".
     pub schedule: Option<Interval>,
+    /// What the rows are as commercial documents (orders, invoices, shipments …), for the
+    /// briefing and the customer's documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<kinship_service::documents::DocumentMapping>,
+    /// What the rows say about help desk cases (tickets or their comments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<kinship_service::cases::CaseMapping>,
 
     // PostgreSQL sources.
     /// The connection URL (`postgres://user:password@host:5432/db`)...
@@ -527,6 +537,9 @@ impl Config {
         }
         self.validate_act()?;
         self.validate_fuzzy_columns()?;
+        if let Err(e) = kinship_service::sla::Sla::compile(&self.service) {
+            return invalid("service".into(), &e.to_string());
+        }
         if let Err(e) = self.roles() {
             return invalid("roles".into(), &format!("{e}; extend one of: {}", kinship_policy::BUILTIN_ROLES.join(", ")));
         }
@@ -704,6 +717,8 @@ mod tests {
                 types: BTreeMap::new(),
                 fields: BTreeMap::new(),
                 schedule: None,
+                document: None,
+                case: None,
                 url: None,
                 url_env: None,
                 table: None,

@@ -3,6 +3,7 @@
 //! call these; they hold no logic of their own.
 
 pub mod audience;
+pub mod briefing;
 pub mod connections;
 pub mod flows;
 pub mod follow;

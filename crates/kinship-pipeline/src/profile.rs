@@ -40,6 +40,9 @@ pub fn profile_document(store: &dyn Database, config: &Config, id: &str) -> Resu
                     "timestamp": iso(ts),
                     "source": r.source,
                     "record_key": r.key,
+                    // History, not state: judged as of no particular day, an unpaid invoice
+                    // reads "due …", never "overdue".
+                    "line": crate::briefing::record_line(config, r, fields, i64::MIN),
                     "properties": ev.properties,
                 }),
             ));
@@ -49,7 +52,7 @@ pub fn profile_document(store: &dyn Database, config: &Config, id: &str) -> Resu
     // Entering and leaving segments are on the timeline too, for flows to react to.
     for t in store.profile_transitions(id)? {
         let event = if t.entered { "Entered Segment" } else { "Exited Segment" };
-        events.push((t.at, json!({ "type": "segment", "event": event, "timestamp": iso(t.at), "properties": { "segment": t.segment } })));
+        events.push((t.at, json!({ "type": "segment", "event": event, "timestamp": iso(t.at), "line": format!("{event}: {}", t.segment), "properties": { "segment": t.segment } })));
     }
     events.sort_by_key(|e| std::cmp::Reverse(e.0));
     let crate::audience::ProfileValues { segments, computed, health } = crate::audience::profile_values(store, &traits, &mapped, id)?;

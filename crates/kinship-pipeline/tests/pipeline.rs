@@ -2,6 +2,8 @@
 //! `KINSHIP_TEST_BACKEND=postgres`): ingest, rejects, idempotency, resolution,
 //! survivorship, the 360 document, and decisions that survive re-resolution.
 
+#[path = "pipeline/briefing.rs"]
+mod briefing;
 #[path = "pipeline/exports.rs"]
 mod exports;
 #[path = "pipeline/flows.rs"]

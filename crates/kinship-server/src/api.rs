@@ -26,6 +26,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/profiles", get(list_profiles))
         .route("/api/v1/profiles/{id}", get(get_profile))
         .route("/api/v1/profiles/{id}/explain", get(explain_profile))
+        .route("/api/v1/profiles/{id}/briefing", get(profile_briefing))
         .route("/api/v1/profiles/{id}/split", post(split_profile))
         .route("/api/v1/sources", get(list_sources))
         .route("/api/v1/sources/{name}/enable", post(enable_source))
@@ -40,7 +41,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Kinship REST API", description = "Profiles, identifiers, sources. Authenticate with `Authorization: Bearer TOKEN`."),
-    paths(list_profiles, get_profile, explain_profile, split_profile, list_sources, enable_source, disable_source, run_source, openapi,
+    paths(list_profiles, get_profile, explain_profile, profile_briefing, split_profile, list_sources, enable_source, disable_source, run_source, openapi,
         crate::governance_api::list_audit, crate::governance_api::verify_audit, crate::governance_api::list_tokens,
         crate::governance_api::create_token, crate::governance_api::revoke_token, crate::governance_api::erase,
         crate::governance_api::export),
@@ -179,6 +180,56 @@ pub(crate) async fn get_profile(
         doc["events_total"] = json!(total);
     }
     caller.audit("read", Some(&id), "GET /api/v1/profiles/{id}", json!({ "fields": projected.fields })).await?;
+    Ok(Json(doc))
+}
+
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+pub(crate) struct BriefingQuery {
+    /// Also list what changed after this moment (RFC 3339), as the web UI does with the
+    /// reader's last visit.
+    pub since: Option<String>,
+}
+
+/// The briefing before talking to a customer: each order followed through invoice, payment
+/// and shipment, unpaid invoices, open cases with their SLA clocks, open tasks, the last NPS
+/// answer, lifetime value, and what changed since `since`.
+#[utoipa::path(get, path = "/api/v1/profiles/{id}/briefing", params(("id" = String, Path, description = "Profile id"), BriefingQuery), security(("bearer" = [])),
+    responses((status = 200, description = "`{id, name, as_of, summary, orders, unpaid_invoices, cases, tasks, nps, lifetime_value, changed}`"), (status = 404, description = "No such profile")))]
+pub(crate) async fn profile_briefing(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(query): Query<BriefingQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ReadProfiles)?;
+    let since = match query.since.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            kinship_normalize::parse_timestamp_ms(text)
+                .ok_or_else(|| bad_request(format!("since {text:?} is not a time; write RFC 3339, as 2025-06-01T00:00:00Z")))?,
+        ),
+    };
+    let config = state.config().clone();
+    let lookup = id.clone();
+    let reader = state.clone();
+    let found = state
+        .read(move |s| {
+            let now = reader.data_now(s)?;
+            let Some(doc) = kinship_pipeline::briefing::briefing(s, &config, &lookup, since, now)? else { return Ok(None) };
+            Ok::<_, kinship_pipeline::PipelineError>(Some((doc, s.profile_identifiers(&lookup)?)))
+        })
+        .await?;
+    let Some((doc, identifiers)) = found else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no profile {id}"))) };
+    let identifiers = serde_json::to_value(identifiers).unwrap_or_default();
+    let doc = kinship_pipeline::briefing::for_role(
+        doc,
+        identifiers.as_array().map_or(&[][..], Vec::as_slice),
+        caller.policy(),
+        &state.keys.pseudonym,
+    );
+    caller
+        .audit("brief", Some(&id), "GET /api/v1/profiles/{id}/briefing", json!({ "orders": doc["orders"].as_array().map_or(0, Vec::len) }))
+        .await?;
     Ok(Json(doc))
 }
 

@@ -88,6 +88,9 @@ pub struct AppState {
     /// sessions when the change feed says their role or password changed.
     pub sessions: Arc<crate::web::Sessions>,
     credentials: Arc<Credentials>,
+    /// The data's present (newest record time, ms) and when it was read: judging documents
+    /// and SLA clocks as of it needs a scan of the log, so it is read at most once a minute.
+    data_now: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
 }
 
 /// A source being pulled; dropping it lets the next pull start.
@@ -152,6 +155,19 @@ impl AppState {
             .then(|| RunClaim { running: self.running.clone(), source: source.to_string() })
     }
 
+    /// The moment briefings are judged at (`briefing::data_now`), read again after a minute.
+    pub fn data_now(&self, store: &dyn kinship_store::Database) -> Result<i64, kinship_pipeline::PipelineError> {
+        let mut held = self.data_now.lock().expect("not poisoned");
+        match *held {
+            Some((read, now)) if read.elapsed() < std::time::Duration::from_secs(60) => Ok(now),
+            _ => {
+                let now = kinship_pipeline::briefing::data_now(store)?;
+                *held = Some((std::time::Instant::now(), now));
+                Ok(now)
+            }
+        }
+    }
+
     /// The configuration as this process and its resolver share it.
     pub fn shared_config(&self) -> &SharedConfig {
         &self.config
@@ -193,6 +209,7 @@ impl AppState {
             sessions,
             config,
             config_edits: std::sync::Mutex::default(),
+            data_now: std::sync::Mutex::default(),
             running: Arc::default(),
             region,
             writer,

@@ -249,7 +249,8 @@ impl OrderTrail {
 
 /// Orders, newest first, each with the documents naming it; the documents naming no order
 /// of these are returned apart (an invoice whose order is elsewhere, a quote).
-pub fn order_trails(documents: Vec<Document>) -> (Vec<OrderTrail>, Vec<Document>) {
+/// `now` (Unix seconds) only decides whether dates need their year.
+pub fn order_trails(documents: Vec<Document>, now: i64) -> (Vec<OrderTrail>, Vec<Document>) {
     let mut orders: BTreeMap<String, OrderTrail> = BTreeMap::new();
     let mut rest = Vec::new();
     for d in documents {
@@ -292,21 +293,26 @@ pub fn order_trails(documents: Vec<Document>) -> (Vec<OrderTrail>, Vec<Document>
     }
     let mut trails: Vec<OrderTrail> = orders.into_values().collect();
     for t in &mut trails {
-        t.summary = summary(t);
+        t.summary = summary(t, now);
     }
     trails.sort_by(|a, b| b.order.date.cmp(&a.order.date).then_with(|| a.order.number.cmp(&b.order.number)));
     (trails, unplaced)
 }
 
-/// "26 Nov" (UTC).
-pub fn day(at: i64) -> String {
-    DateTime::from_timestamp(at, 0).map(|d| d.format("%-d %b").to_string()).unwrap_or_default()
+/// "26 Nov" (UTC), with the year when it is not `now`'s: "26 Nov 2024".
+pub fn day(at: i64, now: i64) -> String {
+    let (Some(d), Some(n)) = (DateTime::from_timestamp(at, 0), DateTime::from_timestamp(now, 0)) else { return String::new() };
+    if d.format("%Y").to_string() == n.format("%Y").to_string() {
+        d.format("%-d %b").to_string()
+    } else {
+        d.format("%-d %b %Y").to_string()
+    }
 }
 
-fn summary(t: &OrderTrail) -> String {
+fn summary(t: &OrderTrail, now: i64) -> String {
     let mut parts = Vec::new();
     let when = |label: &str, at: Option<i64>| match at {
-        Some(at) => format!("{label} {}", day(at)),
+        Some(at) => format!("{label} {}", day(at, now)),
         None => label.to_string(),
     };
     parts.push(when(if t.order.status == DocumentStatus::Ordered { "ordered" } else { t.order.status.as_str() }, t.order.date));
@@ -385,7 +391,7 @@ mod tests {
             invoice.read("billing", "INV-2", &fields(json!({"order_id": "1002", "amount": "40", "paid_at": ""})), Some(NOV26 + DAY), now),
             invoice.read("billing", "INV-9", &fields(json!({"order_id": "9999", "amount": "5"})), Some(NOV26), now),
         ];
-        let (trails, unplaced) = order_trails(docs);
+        let (trails, unplaced) = order_trails(docs, now);
         assert_eq!(trails.len(), 2);
         assert_eq!(trails[0].order.number, "1002", "newest first");
         assert_eq!(trails[0].summary, "ordered 27 Nov, invoiced 27 Nov, overdue since 11 Dec, not shipped");
@@ -418,7 +424,7 @@ mod tests {
         fn any_text_reads(a in "\\PC*", b in "\\PC*", c in "\\PC*") {
             let m = mapping("kind = 'invoice'\nnumber = 'a'\nstatus = 'b'\namount = 'c'\npaid = 'b'\ndue = 'c'\nterms_days = 30\nlink = 'https://x/{number}'");
             let d = m.read("s", "k", &fields(json!({"a": a, "b": b, "c": c})), Some(0), 0);
-            let _ = order_trails(vec![d]);
+            let _ = order_trails(vec![d], 0);
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Service and sales on the unified customer, as pure engines: business-hours calendars
-//! (`calendar`), SLA clocks from a case's event log (`sla`), commercial documents with a
+//! (`calendar`), SLA clocks from a case's event log (`sla`), cases read from a help desk's records (`cases`), commercial documents with a
 //! normalised status followed order by order (`documents`), and deals' forecast (`deals`).
 //! No store, no runtime: the host reads records and hands them in.
 
 pub mod calendar;
+pub mod cases;
 pub mod deals;
 pub mod documents;
 pub mod sla;

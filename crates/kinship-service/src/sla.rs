@@ -318,6 +318,11 @@ fn replay(changes: &[CaseChange]) -> Vec<State> {
     states
 }
 
+/// The status a log leaves a case in.
+pub fn replay_status(changes: &[CaseChange]) -> CaseStatus {
+    replay(changes).last().map_or(CaseStatus::New, |s| s.status)
+}
+
 fn state_at(states: &[State], at: i64) -> &State {
     let i = states.partition_point(|s| s.from <= at);
     &states[i.saturating_sub(1)]

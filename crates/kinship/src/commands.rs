@@ -55,6 +55,10 @@ pub struct AssignmentsArgs {
 pub enum ProfileCommand {
     /// Show one profile: by id, email, phone or any identifier.
     Show(ShowArgs),
+    /// The briefing before talking to a customer: each order followed through invoice,
+    /// payment and shipment, unpaid invoices, open cases with their SLA clocks, open tasks,
+    /// the last NPS answer, lifetime value, and what changed since a moment.
+    Brief(BriefArgs),
     /// Find profiles whose names, emails, phones or other traits contain every word.
     Search {
         text: String,
@@ -97,6 +101,21 @@ pub struct ShowArgs {
     #[command(flatten)]
     lookup: ShowLookup,
     /// Print the 360 document as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    reader: Reader,
+}
+
+#[derive(Args)]
+pub struct BriefArgs {
+    #[command(flatten)]
+    lookup: ShowLookup,
+    /// Also list what changed after this moment: RFC 3339 (`2025-06-01T00:00:00Z`), a date,
+    /// or a time ago (`7 days`).
+    #[arg(long)]
+    since: Option<String>,
+    /// Print the briefing as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -397,6 +416,7 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
     let mut ws = Workspace::open(data)?;
     match cmd {
         ProfileCommand::Show(args) => show(&mut ws, args),
+        ProfileCommand::Brief(args) => brief(&mut ws, args),
         ProfileCommand::Search { text, limit, json, reader } => {
             let viewer = ws.viewer(reader.token.as_deref())?;
             if !viewer.policy.allows(Capability::SearchProfiles) {
@@ -461,8 +481,9 @@ pub fn profile(data: &DataDir, cmd: &ProfileCommand) -> Result<ExitCode> {
     }
 }
 
-fn show(ws: &mut Workspace, args: &ShowArgs) -> Result<ExitCode> {
-    let l = &args.lookup;
+/// The profile a lookup names, and who is reading, refused unless the role may read it
+/// (and look it up by identifier, when that is how it was named).
+fn look_up(ws: &Workspace, l: &ShowLookup, reader: &Reader) -> Result<(String, Viewer)> {
     let region = kinship_normalize::region(&ws.config.resolve.default_region).context("resolve.default_region is not a region code")?;
     let id = match (&l.id, &l.email, &l.phone, &l.identifier) {
         (Some(id), ..) => id.clone(),
@@ -483,13 +504,85 @@ fn show(ws: &mut Workspace, args: &ShowArgs) -> Result<ExitCode> {
         }
         _ => unreachable!("clap requires one lookup"),
     };
-    let viewer = ws.viewer(args.reader.token.as_deref())?;
+    let viewer = ws.viewer(reader.token.as_deref())?;
     if !viewer.policy.allows(Capability::ReadProfiles) {
         bail!("role `{}` may not read profiles", viewer.policy.name());
     }
     if l.id.is_none() && !viewer.policy.allows(Capability::SearchProfiles) {
         bail!("role `{}` may not look profiles up by identifier; give --id", viewer.policy.name());
     }
+    Ok((id, viewer))
+}
+
+fn brief(ws: &mut Workspace, args: &BriefArgs) -> Result<ExitCode> {
+    let (id, viewer) = look_up(ws, &args.lookup, &args.reader)?;
+    let now = kinship_pipeline::briefing::data_now(&*ws.store)?;
+    let since = match args.since.as_deref() {
+        None => None,
+        Some(text) => Some(
+            kinship_normalize::parse_timestamp_ms(text).or_else(|| kinship_expr::parse_duration(text).map(|ago| now - ago)).with_context(
+                || format!("--since {text:?} is neither a time (2025-06-01T00:00:00Z, 2025-06-01) nor a time ago (\"7 days\")"),
+            )?,
+        ),
+    };
+    let doc = kinship_pipeline::briefing::briefing(&*ws.store, &ws.config, &id, since, now)?
+        .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
+    let identifiers = serde_json::to_value(ws.store.profile_identifiers(&id)?)?;
+    let doc = kinship_pipeline::briefing::for_role(
+        doc,
+        identifiers.as_array().map_or(&[][..], Vec::as_slice),
+        &viewer.policy,
+        &ws.keys()?.pseudonym,
+    );
+    ws.audit(&viewer.actor, "brief", Some(&id), serde_json::json!({ "orders": doc["orders"].as_array().map_or(0, Vec::len) }))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}  {}   (as of {})", plain(&doc["id"]), plain(&doc["name"]), plain(&doc["as_of"]));
+    for line in doc["summary"].as_array().into_iter().flatten() {
+        println!("  - {}", plain(line));
+    }
+    let orders = doc["orders"].as_array().map_or(&[][..], Vec::as_slice);
+    if !orders.is_empty() {
+        println!("\norders, newest first");
+        for o in orders.iter().take(10) {
+            println!(
+                "  {:<10} {:>10}  {}",
+                plain(&o["number"]),
+                o["amount"].as_f64().map(|a| format!("{a:.2}")).unwrap_or_default(),
+                plain(&o["summary"])
+            );
+        }
+        if orders.len() > 10 {
+            println!("  ... {} more (use --json for all)", orders.len() - 10);
+        }
+    }
+    let open = doc["cases"]["open"].as_array().map_or(&[][..], Vec::as_slice);
+    if !open.is_empty() {
+        println!("\nopen cases");
+        for c in open {
+            let clocks: Vec<String> = c["sla"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|k| k["ended"].is_null())
+                .map(|k| format!("{} {}", plain(&k["metric"]), plain(&k["state"])))
+                .collect();
+            println!("  {:<10} {:<8} {:<40} {}", plain(&c["number"]), plain(&c["status"]), plain(&c["subject"]), clocks.join(", "));
+        }
+    }
+    if let Some(changed) = doc["changed"].as_object() {
+        println!("\nsince {}: {} new record(s)", plain(&changed["since"]), plain(&changed["records"]));
+        for l in changed["lines"].as_array().into_iter().flatten() {
+            println!("  {}", plain(&l["line"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(ws: &mut Workspace, args: &ShowArgs) -> Result<ExitCode> {
+    let (id, viewer) = look_up(ws, &args.lookup, &args.reader)?;
     let doc = kinship_pipeline::profile_document(&*ws.store, &ws.config, &id)?
         .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
     let projected = kinship_policy::project(&doc, &viewer.policy, &ws.keys()?.pseudonym);

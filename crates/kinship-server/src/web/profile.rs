@@ -77,6 +77,10 @@ pub async fn show(
     };
     let may_split = caller.policy().allows(Capability::SplitMerge);
     let open_tasks = super::tasks::open_for_profile(&state, &caller, &id).await?;
+    let last_visit = state.sessions.visit(&user.session.actor, &id, kinship_pipeline::now_ms());
+    let since = last_visit.and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339());
+    let Json(brief) =
+        api::profile_briefing(caller.clone(), State(state.clone()), Path(id.clone()), Query(api::BriefingQuery { since })).await?;
     let name = display_name(&doc["traits"], &id);
     let empty = Vec::new();
     let events = doc["events"].as_array().unwrap_or(&empty);
@@ -97,6 +101,7 @@ pub async fn show(
             }
         }
         p.hint { "Profile " code { (id) } }
+        (briefing(&brief))
         div.grid {
             section aria-labelledby="traits-title" {
                 h2 #traits-title { "Traits" }
@@ -198,8 +203,9 @@ pub async fn show(
                         span.kind { (kind) }
                         span.source { (text(&e["source"])) }
                         time datetime=(text(&e["timestamp"])) { (text(&e["timestamp"]).replace('T', " ").get(..16).unwrap_or_default()) }
+                        @if let Some(line) = e["line"].as_str() { span.line { (line) } }
                         @if let Some(props) = e["properties"].as_object().filter(|p| !p.is_empty()) {
-                            span.props { @for (k, v) in props { span { (k) ": " (text(v)) } " " } }
+                            details.props { summary { "Details" } @for (k, v) in props { span { (k) ": " (text(v)) } " " } }
                         }
                     }
                 }
@@ -207,6 +213,64 @@ pub async fn show(
         }
     };
     Ok(layout(&caller, &user.session, "", &name, content))
+}
+
+/// The briefing first: what to know before talking to this customer.
+fn briefing(brief: &Value) -> Markup {
+    let empty = Vec::new();
+    let orders = brief["orders"].as_array().unwrap_or(&empty);
+    let open_cases = brief["cases"]["open"].as_array().unwrap_or(&empty);
+    let unpaid = brief["unpaid_invoices"].as_array().unwrap_or(&empty);
+    let money = |v: &Value| v.as_f64().map_or_else(String::new, |a| format!("{a:.2}"));
+    html! {
+        section.briefing aria-labelledby="briefing-title" {
+            h2 #briefing-title { "Briefing" span.hint { " as of " (text(&brief["as_of"]).get(..10).unwrap_or_default()) } }
+            @let summary = brief["summary"].as_array().unwrap_or(&empty);
+            @if summary.is_empty() { p.hint { "No orders, invoices, cases or answers on record." } }
+            ul { @for line in summary { li { (text(line)) } } }
+            @if let Some(changed) = brief["changed"].as_object() {
+                details {
+                    summary { (format!("Since your last visit ({}): {} new record(s)", text(&changed["since"]).get(..16).unwrap_or_default().replace('T', " "), text(&changed["records"]))) }
+                    ul { @for l in changed["lines"].as_array().into_iter().flatten() { li { (text(&l["line"])) } } }
+                }
+            }
+            @if !orders.is_empty() {
+                div.scroll { table.wide {
+                    caption { "Orders, newest first, each followed through invoice, payment and shipment" }
+                    thead { tr { th scope="col" { "Order" } th scope="col" .num { "Amount" } th scope="col" { "Where it is" } } }
+                    tbody { @for o in orders.iter().take(10) {
+                        tr {
+                            td { @if let Some(link) = o["link"].as_str() { a href=(link) rel="noreferrer" { (text(&o["number"])) } } @else { (text(&o["number"])) } }
+                            td.num { (money(&o["amount"])) " " (text(&o["currency"])) }
+                            td { (text(&o["summary"])) }
+                        }
+                    } }
+                } }
+            }
+            @if !unpaid.is_empty() {
+                p { strong { "Unpaid: " } @for (i, d) in unpaid.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    (text(&d["number"])) " " (money(&d["amount"])) " (" (text(&d["status"])) ")"
+                } }
+            }
+            @if !open_cases.is_empty() {
+                div.scroll { table.wide {
+                    caption { "Open cases and their SLA clocks" }
+                    thead { tr { th scope="col" { "Case" } th scope="col" { "Status" } th scope="col" { "Subject" } th scope="col" { "SLA" } } }
+                    tbody { @for c in open_cases {
+                        tr {
+                            td { (text(&c["number"])) }
+                            td { (text(&c["status"])) }
+                            td { (text(&c["subject"])) }
+                            td { @for k in c["sla"].as_array().into_iter().flatten().filter(|k| k["ended"].is_null()) {
+                                span class=(format!("sla sla-{}", text(&k["state"]))) { (text(&k["metric"]).replace('_', " ")) ": " (text(&k["state"])) } " "
+                            } }
+                        }
+                    } }
+                } }
+            }
+        }
+    }
 }
 
 /// Each identifier once, with every source that holds it, in the document's order.

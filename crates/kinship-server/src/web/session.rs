@@ -49,9 +49,24 @@ impl Session {
 #[derive(Default)]
 pub struct Sessions {
     by_id_hash: Mutex<HashMap<String, Session>>,
+    /// When each reader last opened each profile (ms), for the briefing's "since your last
+    /// visit". In memory, as sessions are: a restart forgets it.
+    visits: Mutex<HashMap<(String, String), i64>>,
 }
 
+/// Most (reader, profile) visits remembered; past it, the memory starts again.
+const MAX_VISITS: usize = 200_000;
+
 impl Sessions {
+    /// Records that `actor` opens `profile` now; returns the previous visit, if any.
+    pub fn visit(&self, actor: &str, profile: &str, now_ms: i64) -> Option<i64> {
+        let mut visits = self.visits.lock().expect("not poisoned");
+        if visits.len() >= MAX_VISITS {
+            visits.clear();
+        }
+        visits.insert((actor.to_string(), profile.to_string()), now_ms)
+    }
+
     /// Starts a session; returns the cookie value.
     pub fn start(&self, actor: String, name: String, role: String, token_hash: Option<String>) -> String {
         let id = crate::auth::new_secret("ks_");

@@ -53,6 +53,7 @@ fn routes(id: &str) -> Vec<RouteCase> {
         ("GET", "/api/v1/profiles?email=ann.lee@example.com".into(), None, &["admin", "support", "sales", "marketer", "viewer"], 200),
         ("GET", format!("/api/v1/profiles/{id}"), None, all, 200),
         ("GET", format!("/api/v1/profiles/{id}/explain"), None, &["admin", "support", "viewer"], 200),
+        ("GET", format!("/api/v1/profiles/{id}/briefing"), None, all, 200),
         ("GET", "/api/v1/sources".into(), None, all, 200),
         ("POST", "/api/v1/sources/legacy/disable".into(), None, &["admin"], 200),
         ("POST", "/api/v1/sources/web/run".into(), None, &["admin"], 422),
@@ -101,6 +102,28 @@ pub(crate) fn call(addr: SocketAddr, method: &str, path: &str, token: &str, body
     }
     let body = body.map(Value::to_string).unwrap_or_default();
     request(addr, method, path, &headers, body.as_bytes()).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// The briefing is read like the 360: audited, and through the reader's role (free text
+/// only for roles that see identities); a bad `since` is refused, naming the fix.
+#[test]
+fn briefing_is_audited_and_follows_the_role() {
+    let s = Server::start();
+    let id = seed_ann(&s);
+    let path = format!("/api/v1/profiles/{id}/briefing?since=2024-05-02T12:00:00Z");
+    let admin = call(s.addr, "GET", &path, &s.admin, None).json();
+    assert_eq!(admin["id"], id);
+    let changed = &admin["changed"];
+    assert_eq!(changed["records"], 2, "the two events after 2 May noon: {changed}");
+    assert!(changed["lines"].as_array().unwrap().iter().all(|l| l["line"].is_string()));
+    let analyst = call(s.addr, "GET", &path, &token(&s, "analyst"), None).json();
+    assert!(analyst["changed"]["lines"].as_array().unwrap().iter().all(|l| l["line"].is_null()), "{analyst}");
+    let bad = call(s.addr, "GET", &format!("/api/v1/profiles/{id}/briefing?since=yesterday"), &s.admin, None);
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("RFC 3339"), "{}", bad.text());
+    assert_eq!(call(s.addr, "GET", "/api/v1/profiles/p_nobody/briefing", &s.admin, None).status, 404);
+    let audit = call(s.addr, "GET", &format!("/api/v1/audit?profile={id}"), &s.admin, None).text();
+    assert!(audit.contains("brief") && audit.contains(&id), "{audit}");
 }
 
 #[test]

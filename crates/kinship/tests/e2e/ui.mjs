@@ -77,6 +77,10 @@ try {
   const ticketSource = await tickets.first().locator(".source").textContent();
   assert.notEqual(orderSource, ticketSource, "orders and tickets come from different sources");
   await admin.getByRole("heading", { name: "Merge evidence" }).waitFor();
+  step("the briefing comes first: each order followed through invoice, payment and shipment");
+  await admin.getByRole("heading", { name: /Briefing/ }).waitFor();
+  const trail = admin.locator("section.briefing table tbody tr").first();
+  assert.match(await trail.textContent(), /ordered .*(invoiced|not invoiced)/, "an order is followed through its documents");
   await shoot(admin, "profile");
 
   step("filter the timeline by kind");

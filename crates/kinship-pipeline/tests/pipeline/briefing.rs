@@ -1,0 +1,104 @@
+//! The briefing against the files it was loaded from: for 50 profiles drawn at random from
+//! the demo, each order's invoice, payment and shipment state is what invoices.csv and
+//! shipments.csv say about that order id, read here with a CSV reader of its own.
+
+use kinship_core::Config;
+use kinship_pipeline::briefing::{briefing, data_now};
+use kinship_pipeline::governance::SuppressionCheck;
+use kinship_pipeline::{ingest_source, resolve_all};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn seconds(text: &str) -> Option<i64> {
+    kinship_normalize::parse_timestamp_ms(text).map(|ms| ms / 1000)
+}
+
+/// Order id → (invoiced, paid at) from invoices.csv; rows the source rejects are skipped, as
+/// ingest skips them.
+fn invoices(dir: &Path) -> HashMap<String, (bool, Option<i64>)> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(dir.join("invoices.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (order, paid) = (col("order_id"), col("paid_at"));
+    let mut out = HashMap::new();
+    for row in reader.records().map(Result::unwrap).filter(|r| r.len() == header.len()) {
+        out.insert(row[order].to_string(), (true, seconds(&row[paid])));
+    }
+    out
+}
+
+/// Order id → (shipped at, delivered at) from shipments.csv.
+fn shipments(dir: &Path) -> HashMap<String, (Option<i64>, Option<i64>)> {
+    let mut reader = csv::Reader::from_path(dir.join("shipments.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (order, shipped, delivered) = (col("order_id"), col("shipped_at"), col("delivered_at"));
+    reader.records().map(Result::unwrap).map(|r| (r[order].to_string(), (seconds(&r[shipped]), seconds(&r[delivered])))).collect()
+}
+
+fn at(v: &Value) -> Option<i64> {
+    v.as_str().and_then(seconds)
+}
+
+#[test]
+fn each_orders_trail_matches_the_source_files_for_50_random_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    kinship_demo::generate(dir, &kinship_demo::DemoOptions { customers: 2000, seed: 23 }, &mut |_, _, _| {}).unwrap();
+    let config = Config::load(dir).unwrap();
+    let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
+    for name in config.sources.keys() {
+        ingest_source(&mut *store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
+    }
+    resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    let (invoices, shipments) = (invoices(dir), shipments(dir));
+
+    // Profiles holding an order, in an order fixed by a hash of their ids: a random draw
+    // that a failure can be replayed from.
+    let mut buyers = std::collections::BTreeSet::new();
+    store
+        .scan_assignments(&mut |source, _key, profile| {
+            if source == "shop" {
+                buyers.insert(profile.to_string());
+            }
+        })
+        .unwrap();
+    let mut drawn: Vec<String> = buyers.into_iter().collect();
+    drawn.sort_by_key(|id| blake3::hash(id.as_bytes()).as_bytes()[..8].to_vec());
+    drawn.truncate(50);
+    assert_eq!(drawn.len(), 50);
+
+    let now = data_now(&*store).unwrap();
+    let (mut orders, mut paid, mut shipped, mut delivered, mut overdue) = (0, 0, 0, 0, 0);
+    for id in &drawn {
+        let brief = briefing(&*store, &config, id, None, now).unwrap().unwrap();
+        let held = store.profile_records(id).unwrap().iter().filter(|r| r.source == "shop").count();
+        let listed = brief["orders"].as_array().unwrap();
+        assert_eq!(listed.len(), held, "{id}: one line per order the profile holds");
+        for o in listed {
+            let number = o["number"].as_str().unwrap();
+            let (invoiced, paid_at) = invoices.get(number).copied().unwrap_or((false, None));
+            let (shipped_at, delivered_at) = shipments.get(number).copied().unwrap_or((None, None));
+            assert_eq!(o["invoiced"].as_bool(), Some(invoiced), "{id} order {number}: invoiced");
+            assert_eq!(at(&o["paid_at"]), paid_at, "{id} order {number}: paid");
+            assert_eq!(at(&o["shipped_at"]), shipped_at, "{id} order {number}: shipped");
+            assert_eq!(at(&o["delivered_at"]), delivered_at, "{id} order {number}: delivered");
+            // The line says the same: unpaid 14 days after issue is overdue as of the data.
+            let summary = o["summary"].as_str().unwrap();
+            assert!(summary.starts_with("ordered "), "{summary}");
+            assert_eq!(summary.contains("paid "), paid_at.is_some(), "{summary}");
+            assert_eq!(summary.contains("not shipped"), shipped_at.is_none(), "{summary}");
+            orders += 1;
+            paid += usize::from(paid_at.is_some());
+            shipped += usize::from(shipped_at.is_some());
+            delivered += usize::from(delivered_at.is_some());
+            overdue += usize::from(summary.contains("overdue since"));
+        }
+    }
+    // The draw covers every state the trail can be in.
+    assert!(
+        orders > 100 && paid > 0 && shipped > delivered && delivered > 0 && overdue > 0,
+        "{orders} {paid} {shipped} {delivered} {overdue}"
+    );
+}

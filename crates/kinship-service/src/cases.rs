@@ -1,0 +1,255 @@
+//! Cases from a connected help desk's records. A ticket row is the ticket as it was at the
+//! record's time (a cursor-pulled source keeps every version), so a ticket's rows in time
+//! order are its event log; comment rows, from the same or another source, add its
+//! conversation. The SLA clocks are then computed from that log (`sla`).
+
+use crate::documents::field_text;
+use crate::sla::{Author, CaseChange, CaseStatus, Comment};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// `[sources.NAME.case]`: what a source's rows say about cases. Fields are paths into the
+/// record. With `comment_of`, each row is a comment on the case that field names; otherwise
+/// each row is a ticket (a version of it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseMapping {
+    /// The ticket's number; default: the record key (without a cursor's `@…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// When the ticket was opened; default: the record's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// When this version's status was set, if the row says (`updated_at`, `solved_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<String>,
+    /// Comment rows: the field naming their case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment_of: Option<String>,
+    /// Comment rows: whether the requester can see it (`true`/`public`; default public).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
+    /// Comment rows: who wrote it; `agent`, `admin`, `staff` or `internal` is an agent,
+    /// anything else the requester's side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// A link back to the ticket: `{number}` is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// One line of a case's conversation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reply {
+    pub at: i64,
+    pub by: Author,
+    pub public: bool,
+    pub body: Option<String>,
+}
+
+/// A case as its records tell it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Case {
+    pub number: String,
+    pub source: String,
+    pub subject: Option<String>,
+    pub status: CaseStatus,
+    /// The system's own status word, as last written.
+    pub system_status: Option<String>,
+    pub priority: String,
+    pub assignee: Option<String>,
+    pub team: Option<String>,
+    pub channel: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+    pub conversation: Vec<Reply>,
+    pub link: Option<String>,
+    /// The event log the SLA clocks are computed from.
+    #[serde(skip)]
+    pub log: Vec<CaseChange>,
+}
+
+/// One record handed in: its source's mapping, source, key, fields and time (Unix seconds).
+pub struct CaseRow<'a> {
+    pub mapping: &'a CaseMapping,
+    pub source: &'a str,
+    pub key: &'a str,
+    pub fields: &'a Map<String, Value>,
+    pub time: Option<i64>,
+}
+
+fn time(fields: &Map<String, Value>, path: Option<&String>) -> Option<i64> {
+    field_text(fields, path?).and_then(|t| kinship_normalize::parse_timestamp_ms(&t)).map(|ms| ms.div_euclid(1000))
+}
+
+fn is_agent(text: &str) -> bool {
+    matches!(text.trim().to_lowercase().as_str(), "agent" | "admin" | "staff" | "internal" | "support")
+}
+
+fn is_public(text: &str) -> bool {
+    !matches!(text.trim().to_lowercase().as_str(), "false" | "0" | "no" | "private" | "internal")
+}
+
+/// Every case the rows tell of, by (source, number), oldest first. Comments whose case is
+/// not among the rows are dropped, and counted in the second value.
+pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usize) {
+    struct Version {
+        at: i64,
+        created: i64,
+        status: Option<String>,
+        priority: Option<String>,
+        fields: BTreeMap<String, String>,
+        subject: Option<String>,
+    }
+    let mut tickets: BTreeMap<(String, String), (Vec<Version>, &CaseMapping)> = BTreeMap::new();
+    let mut comments: Vec<(String, Reply)> = Vec::new();
+    for row in rows {
+        let m = row.mapping;
+        let f = row.fields;
+        if let Some(of) = &m.comment_of {
+            let (Some(number), Some(at)) = (field_text(f, of), time(f, m.created.as_ref()).or(row.time)) else { continue };
+            let by = if m.author.as_ref().and_then(|a| field_text(f, a)).is_some_and(|a| is_agent(&a)) {
+                Author::Agent
+            } else {
+                Author::EndUser
+            };
+            let public = m.public.as_ref().and_then(|p| field_text(f, p)).is_none_or(|p| is_public(&p));
+            comments.push((number, Reply { at, by, public, body: m.body.as_ref().and_then(|b| field_text(f, b)) }));
+            continue;
+        }
+        let number =
+            m.number.as_ref().and_then(|n| field_text(f, n)).unwrap_or_else(|| row.key.split('@').next().unwrap_or(row.key).to_string());
+        let created = time(f, m.created.as_ref()).or(row.time).unwrap_or(0);
+        let at = time(f, m.updated.as_ref()).or(row.time).unwrap_or(created).max(created);
+        let mut fields = BTreeMap::new();
+        for (name, path) in [("channel", &m.channel), ("team", &m.team), ("assignee", &m.assignee)] {
+            if let Some(v) = path.as_ref().and_then(|p| field_text(f, p)) {
+                fields.insert(name.to_string(), v);
+            }
+        }
+        let version = Version {
+            at,
+            created,
+            status: m.status.as_ref().and_then(|p| field_text(f, p)),
+            priority: m.priority.as_ref().and_then(|p| field_text(f, p)),
+            fields,
+            subject: m.subject.as_ref().and_then(|p| field_text(f, p)),
+        };
+        tickets.entry((row.source.to_string(), number)).or_insert_with(|| (Vec::new(), m)).0.push(version);
+    }
+
+    let mut by_number: BTreeMap<String, Vec<Reply>> = BTreeMap::new();
+    for (number, reply) in comments {
+        by_number.entry(number).or_default().push(reply);
+    }
+    let mut out = Vec::new();
+    for ((source, number), (mut versions, mapping)) in tickets {
+        versions.sort_by_key(|v| v.at);
+        let created = versions.iter().map(|v| v.created).min().unwrap_or(0);
+        let mut conversation = by_number.remove(&number).unwrap_or_default();
+        conversation.sort_by_key(|r| r.at);
+        // The log: the opening (new, with the first version's fields), then each version's
+        // changes and each comment, in time order; a version at the opening instant sets
+        // the opening's status (a ticket created already open).
+        let mut log: Vec<CaseChange> = Vec::new();
+        let first = &versions[0];
+        log.push(CaseChange {
+            at: created,
+            status: Some(CaseStatus::New),
+            priority: first.priority.clone(),
+            fields: first.fields.clone(),
+            comment: None,
+        });
+        let mut timed: Vec<CaseChange> = versions
+            .iter()
+            .map(|v| CaseChange {
+                at: v.at,
+                status: v.status.as_deref().and_then(CaseStatus::parse),
+                priority: v.priority.clone(),
+                fields: v.fields.clone(),
+                comment: None,
+            })
+            .collect();
+        timed.extend(conversation.iter().map(|r| CaseChange {
+            at: r.at.max(created),
+            comment: Some(Comment { public: r.public, by: r.by }),
+            ..Default::default()
+        }));
+        timed.sort_by_key(|c| c.at);
+        log.extend(timed);
+        let last = versions.last().expect("a ticket has a version");
+        let status = crate::sla::replay_status(&log);
+        out.push(Case {
+            link: mapping.link.as_ref().map(|l| l.replace("{number}", &number)),
+            number,
+            source,
+            subject: versions.iter().rev().find_map(|v| v.subject.clone()),
+            status,
+            system_status: last.status.clone(),
+            priority: versions.iter().rev().find_map(|v| v.priority.clone()).unwrap_or_else(|| "normal".into()).to_lowercase(),
+            assignee: last.fields.get("assignee").cloned(),
+            team: last.fields.get("team").cloned(),
+            channel: last.fields.get("channel").cloned(),
+            created,
+            updated: log.last().map_or(created, |c| c.at),
+            conversation,
+            log,
+        });
+    }
+    let dropped = by_number.values().map(Vec::len).sum();
+    out.sort_by_key(|c| c.created);
+    (out, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn versions_and_comments_make_the_log() {
+        let tickets: CaseMapping = serde_json::from_value(json!({"number": "id", "status": "status", "priority": "priority", "subject": "subject", "channel": "via", "created": "created_at", "updated": "updated_at", "team": "group"})).unwrap();
+        let notes: CaseMapping =
+            serde_json::from_value(json!({"comment_of": "ticket", "author": "role", "public": "public", "body": "text"})).unwrap();
+        let rows = [
+            json!({"id": 7, "status": "New", "priority": "High", "subject": "Broken zip", "via": "email", "created_at": "2026-12-07T00:00:00Z", "updated_at": "2026-12-07T00:00:00Z", "group": "support"}),
+            json!({"id": 7, "status": "Pending", "priority": "High", "via": "email", "created_at": "2026-12-07T00:00:00Z", "updated_at": "2026-12-07T01:00:00Z", "group": "support"}),
+            json!({"ticket": "7", "role": "agent", "public": true, "text": "Sending a new one", "at": "2026-12-07T01:00:00Z"}),
+            json!({"ticket": "7", "role": "agent", "public": "false", "text": "note", "at": "2026-12-07T00:30:00Z"}),
+            json!({"ticket": "99", "role": "end-user", "text": "lost", "at": "2026-12-07T00:30:00Z"}),
+        ];
+        let maps: Vec<Map<String, Value>> = rows.iter().map(|r| r.as_object().unwrap().clone()).collect();
+        let time = |m: &Map<String, Value>| field_text(m, "at").and_then(|t| kinship_normalize::parse_timestamp_ms(&t)).map(|ms| ms / 1000);
+        let input = maps.iter().enumerate().map(|(i, f)| CaseRow {
+            mapping: if i < 2 { &tickets } else { &notes },
+            source: if i < 2 { "desk" } else { "desk_comments" },
+            key: "k",
+            fields: f,
+            time: time(f),
+        });
+        let (cases, dropped) = cases(input);
+        assert_eq!(dropped, 1);
+        assert_eq!(cases.len(), 1);
+        let c = &cases[0];
+        assert_eq!((c.number.as_str(), c.status, c.priority.as_str()), ("7", CaseStatus::Pending, "high"));
+        assert_eq!((c.subject.as_deref(), c.team.as_deref(), c.channel.as_deref()), (Some("Broken zip"), Some("support"), Some("email")));
+        assert_eq!(c.conversation.len(), 2);
+        assert!(!c.conversation[0].public && c.conversation[1].public);
+        assert_eq!(c.log.len(), 5);
+    }
+}
