@@ -10,6 +10,7 @@ use kinship_core::{Config, StoredRecord};
 use kinship_service::cases::{Case, CaseRow};
 use kinship_service::documents::{self, field_text, Document, DocumentKind, DocumentStatus};
 use kinship_service::sla::{Clock, ClockState, Sla};
+use kinship_sources::MappedEvent;
 use kinship_store::{Database, TaskFilter};
 use serde_json::{json, Map, Value};
 
@@ -20,27 +21,51 @@ pub fn data_now(store: &dyn Database) -> Result<i64> {
     Ok(store.newest_record_time()?.map_or(now, |t| t.min(now)))
 }
 
-/// The briefing of profile `id` as of `now_ms`, with what changed after `since_ms`. `None`
-/// when no such profile exists. Everything in it; callers show it through the reader's role.
-pub fn briefing(store: &dyn Database, config: &Config, id: &str, since_ms: Option<i64>, now_ms: i64) -> Result<Option<Value>> {
+/// The briefing of profile `id` as of `now_ms`, with what changed after `since_ms`, built
+/// only from the records whose event `visible` admits (the reader role's
+/// `Policy::event_visible`: a marketer, who sees engagement only, gets no orders). `None`
+/// when no such profile exists; callers then show it through the role (`for_role`).
+pub fn briefing(
+    store: &dyn Database,
+    config: &Config,
+    id: &str,
+    since_ms: Option<i64>,
+    now_ms: i64,
+    visible: &dyn Fn(&str) -> bool,
+) -> Result<Option<Value>> {
     let Some(row) = store.profile(id)? else { return Ok(None) };
     let traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
-    let records = store.profile_records(id)?;
+    let mappers = crate::mappers(config)?;
+    // Each record's event, mapped once. A record with no event (a contact row) shows only
+    // to roles that see every event.
+    let (records, events): (Vec<StoredRecord>, Vec<Option<(MappedEvent, i64)>>) = store
+        .profile_records(id)?
+        .into_iter()
+        .map(|r| {
+            let event = mappers
+                .get(r.source.as_str())
+                .zip(r.payload.as_object())
+                .and_then(|(m, f)| crate::audience::record_event(m, f, r.timestamp));
+            (r, event)
+        })
+        .filter(|(_, e)| e.as_ref().map_or_else(|| visible(""), |(e, _)| visible(&e.event)))
+        .unzip();
     let sla = Sla::compile(&config.service).map_err(|e| crate::PipelineError::Config(format!("[service]: {e}")))?;
     let now = now_ms.div_euclid(1000);
 
-    let (documents, cases) = read_records(config, &records, now);
-    let (trails, unplaced) = documents::order_trails(documents.clone(), now);
-    let clocks: Vec<Vec<Clock>> = cases.iter().map(|c| sla.clocks(&c.log, now)).collect();
-
-    let unpaid: Vec<&Document> = documents
+    let (documents, cases) = read_records(config, id, &records, now);
+    let unpaid: Vec<Document> = documents
         .iter()
         .filter(|d| d.kind == DocumentKind::Invoice && matches!(d.status, DocumentStatus::Invoiced | DocumentStatus::Overdue))
+        .cloned()
         .collect();
+    let (trails, unplaced) = documents::order_trails(documents, now);
+    let clocks: Vec<Vec<Clock>> = cases.iter().map(|c| sla.clocks(&c.log, now)).collect();
+
     let overdue = unpaid.iter().filter(|d| d.status == DocumentStatus::Overdue).count();
     let open_cases: Vec<(&Case, &Vec<Clock>)> = cases.iter().zip(&clocks).filter(|(c, _)| !c.status.is_done()).collect();
     let tasks = store.tasks(&TaskFilter { status: Some("active".into()), profile: Some(id.to_string()), ..Default::default() }, 50)?;
-    let (nps, lifetime) = nps_and_value(config, &records);
+    let (nps, lifetime) = nps_and_value(config, &events);
 
     let mut summary = Vec::new();
     if let Some(latest) = trails.first() {
@@ -119,7 +144,7 @@ pub fn briefing(store: &dyn Database, config: &Config, id: &str, since_ms: Optio
             "link": t.order.link,
         })).collect::<Vec<_>>(),
         "other_documents": unplaced.iter().map(document_json).collect::<Vec<_>>(),
-        "unpaid_invoices": unpaid.iter().map(|d| document_json(d)).collect::<Vec<_>>(),
+        "unpaid_invoices": unpaid.iter().map(document_json).collect::<Vec<_>>(),
         "overdue_invoices": overdue,
         "cases": {
             "open": open_cases.iter().map(|(c, cl)| case_json(c, cl)).collect::<Vec<_>>(),
@@ -152,7 +177,8 @@ fn iso(ms: i64) -> String {
 }
 
 /// Documents and cases in the records, through their sources' mappings.
-pub fn read_records(config: &Config, records: &[StoredRecord], now: i64) -> (Vec<Document>, Vec<Case>) {
+/// `profile` holds the records: it is every case's requester.
+pub fn read_records(config: &Config, profile: &str, records: &[StoredRecord], now: i64) -> (Vec<Document>, Vec<Case>) {
     let mut docs = Vec::new();
     let mut case_rows = Vec::new();
     for r in records {
@@ -162,7 +188,7 @@ pub fn read_records(config: &Config, records: &[StoredRecord], now: i64) -> (Vec
             docs.push(m.read(&r.source, &r.key, fields, time, now));
         }
         if let Some(m) = &source.case {
-            case_rows.push(CaseRow { mapping: m, source: &r.source, key: &r.key, fields, time });
+            case_rows.push(CaseRow { mapping: m, owner: profile, source: &r.source, key: &r.key, fields, time });
         }
     }
     let (cases, _) = kinship_service::cases::cases(case_rows);
@@ -181,7 +207,7 @@ pub fn document_json(d: &Document) -> Value {
 pub fn case_json(c: &Case, clocks: &[Clock]) -> Value {
     let next_due = kinship_service::sla::next_due(clocks);
     json!({
-        "number": c.number, "source": c.source, "subject": c.subject, "status": c.status.as_str(), "system_status": c.system_status,
+        "number": c.number, "source": c.source, "requester": c.requester, "subject": c.subject, "status": c.status.as_str(), "system_status": c.system_status,
         "priority": c.priority, "assignee": c.assignee, "team": c.team, "channel": c.channel,
         "created": iso(c.created * 1000), "updated": iso(c.updated * 1000), "link": c.link,
         "next_due": next_due.map(|d| iso(d * 1000)),
@@ -196,17 +222,14 @@ pub fn case_json(c: &Case, clocks: &[Clock]) -> Value {
 
 /// The last survey answer (score, ms) and the revenue total and count, as `[measures]` names
 /// them; read from the records' payloads by their sources' event mappings.
-fn nps_and_value(config: &Config, records: &[StoredRecord]) -> (Option<(f64, i64)>, (f64, u64)) {
-    let Ok(mappers) = crate::mappers(config) else { return (None, (0.0, 0)) };
+fn nps_and_value(config: &Config, events: &[Option<(MappedEvent, i64)>]) -> (Option<(f64, i64)>, (f64, u64)) {
     let (mut nps, mut total, mut count) = (None::<(f64, i64)>, 0.0, 0u64);
-    for r in records {
-        let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) else { continue };
-        let Some((ev, ts)) = crate::audience::record_event(mapper, fields, r.timestamp) else { continue };
+    for (ev, ts) in events.iter().flatten() {
         let number = |name: &str| ev.properties.get(name).and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()));
         if ev.event == config.measures.nps.event {
             if let Some(score) = number(&config.measures.nps.score) {
-                if nps.is_none_or(|(_, at)| ts > at) {
-                    nps = Some((score, ts));
+                if nps.is_none_or(|(_, at)| *ts > at) {
+                    nps = Some((score, *ts));
                 }
             }
         }

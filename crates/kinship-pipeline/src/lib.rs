@@ -4,6 +4,7 @@
 
 pub mod audience;
 pub mod briefing;
+pub mod cases;
 pub mod connections;
 pub mod flows;
 pub mod follow;

@@ -36,6 +36,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(crate::flows_api::routes())
         .merge(crate::measures_api::routes())
         .merge(crate::success_api::routes())
+        .merge(crate::cases_api::routes())
 }
 
 #[derive(OpenApi)]
@@ -212,10 +213,12 @@ pub(crate) async fn profile_briefing(
     let config = state.config().clone();
     let lookup = id.clone();
     let reader = state.clone();
+    let policy = caller.policy().clone();
     let found = state
         .read(move |s| {
             let now = reader.data_now(s)?;
-            let Some(doc) = kinship_pipeline::briefing::briefing(s, &config, &lookup, since, now)? else { return Ok(None) };
+            let visible = |event: &str| if event.is_empty() { policy.sees_every_event() } else { policy.event_visible(event) };
+            let Some(doc) = kinship_pipeline::briefing::briefing(s, &config, &lookup, since, now, &visible)? else { return Ok(None) };
             Ok::<_, kinship_pipeline::PipelineError>(Some((doc, s.profile_identifiers(&lookup)?)))
         })
         .await?;
@@ -438,7 +441,8 @@ async fn openapi(caller: Caller) -> Result<Json<utoipa::openapi::OpenApi>, ApiEr
             .merge_from(crate::segments_api::SegmentsDoc::openapi())
             .merge_from(crate::flows_api::FlowsDoc::openapi())
             .merge_from(crate::measures_api::MeasuresDoc::openapi())
-            .merge_from(crate::success_api::SuccessDoc::openapi()),
+            .merge_from(crate::success_api::SuccessDoc::openapi())
+            .merge_from(crate::cases_api::CasesDoc::openapi()),
     ))
 }
 

@@ -13,6 +13,7 @@
 mod api;
 mod audit;
 pub mod auth;
+mod cases_api;
 mod collect;
 mod deliveries;
 mod flow_runner;

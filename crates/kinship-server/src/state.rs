@@ -91,6 +91,8 @@ pub struct AppState {
     /// The data's present (newest record time, ms) and when it was read: judging documents
     /// and SLA clocks as of it needs a scan of the log, so it is read at most once a minute.
     data_now: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
+    /// The case queue as last judged (`cases_api`).
+    pub case_queue: crate::cases_api::QueueCache,
 }
 
 /// A source being pulled; dropping it lets the next pull start.
@@ -210,6 +212,7 @@ impl AppState {
             config,
             config_edits: std::sync::Mutex::default(),
             data_now: std::sync::Mutex::default(),
+            case_queue: Default::default(),
             running: Arc::default(),
             region,
             writer,

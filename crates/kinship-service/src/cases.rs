@@ -66,6 +66,8 @@ pub struct Reply {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Case {
     pub number: String,
+    /// Who asked: the `owner` of the ticket's newest row (the host's resolved profile).
+    pub requester: String,
     pub source: String,
     pub subject: Option<String>,
     pub status: CaseStatus,
@@ -84,9 +86,11 @@ pub struct Case {
     pub log: Vec<CaseChange>,
 }
 
-/// One record handed in: its source's mapping, source, key, fields and time (Unix seconds).
+/// One record handed in: its source's mapping, source, key, fields, time (Unix seconds) and
+/// whose it is (the host's profile id).
 pub struct CaseRow<'a> {
     pub mapping: &'a CaseMapping,
+    pub owner: &'a str,
     pub source: &'a str,
     pub key: &'a str,
     pub fields: &'a Map<String, Value>,
@@ -94,7 +98,7 @@ pub struct CaseRow<'a> {
 }
 
 fn time(fields: &Map<String, Value>, path: Option<&String>) -> Option<i64> {
-    field_text(fields, path?).and_then(|t| kinship_normalize::parse_timestamp_ms(&t)).map(|ms| ms.div_euclid(1000))
+    field_text(fields, path?).and_then(|t| crate::documents::seconds(&t))
 }
 
 fn is_agent(text: &str) -> bool {
@@ -115,6 +119,7 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
         priority: Option<String>,
         fields: BTreeMap<String, String>,
         subject: Option<String>,
+        owner: String,
     }
     let mut tickets: BTreeMap<(String, String), (Vec<Version>, &CaseMapping)> = BTreeMap::new();
     let mut comments: Vec<(String, Reply)> = Vec::new();
@@ -149,6 +154,7 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
             priority: m.priority.as_ref().and_then(|p| field_text(f, p)),
             fields,
             subject: m.subject.as_ref().and_then(|p| field_text(f, p)),
+            owner: row.owner.to_string(),
         };
         tickets.entry((row.source.to_string(), number)).or_insert_with(|| (Vec::new(), m)).0.push(version);
     }
@@ -198,6 +204,7 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
             link: mapping.link.as_ref().map(|l| l.replace("{number}", &number)),
             number,
             source,
+            requester: last.owner.clone(),
             subject: versions.iter().rev().find_map(|v| v.subject.clone()),
             status,
             system_status: last.status.clone(),
@@ -237,6 +244,7 @@ mod tests {
         let time = |m: &Map<String, Value>| field_text(m, "at").and_then(|t| kinship_normalize::parse_timestamp_ms(&t)).map(|ms| ms / 1000);
         let input = maps.iter().enumerate().map(|(i, f)| CaseRow {
             mapping: if i < 2 { &tickets } else { &notes },
+            owner: "p1",
             source: if i < 2 { "desk" } else { "desk_comments" },
             key: "k",
             fields: f,
@@ -246,7 +254,7 @@ mod tests {
         assert_eq!(dropped, 1);
         assert_eq!(cases.len(), 1);
         let c = &cases[0];
-        assert_eq!((c.number.as_str(), c.status, c.priority.as_str()), ("7", CaseStatus::Pending, "high"));
+        assert_eq!((c.number.as_str(), c.status, c.priority.as_str(), c.requester.as_str()), ("7", CaseStatus::Pending, "high", "p1"));
         assert_eq!((c.subject.as_deref(), c.team.as_deref(), c.channel.as_deref()), (Some("Broken zip"), Some("support"), Some("email")));
         assert_eq!(c.conversation.len(), 2);
         assert!(!c.conversation[0].public && c.conversation[1].public);

@@ -154,7 +154,13 @@ pub fn field_text(fields: &Map<String, Value>, path: &str) -> Option<String> {
 }
 
 fn field_time(fields: &Map<String, Value>, path: Option<&String>) -> Option<i64> {
-    field_text(fields, path?).and_then(|t| kinship_normalize::parse_timestamp_ms(&t)).map(|ms| ms.div_euclid(1000))
+    field_text(fields, path?).and_then(|t| seconds(&t))
+}
+
+/// Unix seconds from a time as exports write it: RFC 3339 on a fast path, then every form
+/// `kinship_normalize` reads (offsets without a colon, a space for the `T`, Unix seconds).
+pub fn seconds(text: &str) -> Option<i64> {
+    kinship_expr::parse_timestamp(text).or_else(|| kinship_normalize::parse_timestamp_ms(text)).map(|ms| ms.div_euclid(1000))
 }
 
 /// An amount as the systems write it: `129.00`, `1,299.50`, `$12`, `AUD 40`.

@@ -337,6 +337,9 @@ pub trait Store {
     fn scan_records_of(&self, profiles: &[String], visit: &mut dyn FnMut(&str, RecordView<'_>)) -> Result<()>;
     /// Visits the given records, and every record of the given profiles, in id order.
     fn scan_selected(&self, records: &[RecordId], profiles: &[String], visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()>;
+    /// One source's resolved records, each with its profile (the case queue reads a help
+    /// desk's tickets this way, by the log's (source, key) index).
+    fn scan_source_records(&self, source: &str, visit: &mut dyn FnMut(&str, RecordView<'_>)) -> Result<()>;
     /// Replaces every derived profile with a new resolution, in one transaction.
     fn replace_resolution(&mut self, resolution: FullResolution<'_>) -> Result<()>;
     /// Removes the given profiles and writes the given ones in their place.

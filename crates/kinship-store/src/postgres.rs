@@ -724,6 +724,18 @@ impl Store for PostgresStore {
         )
     }
 
+    fn scan_source_records(&self, source: &str, visit: &mut dyn FnMut(&str, RecordView<'_>)) -> Result<()> {
+        self.each_row(
+            "SELECT r.id, r.source, r.record_key, r.payload, r.identifiers, r.ts, a.profile_id
+             FROM records r JOIN assignments a ON a.record_id = r.id WHERE r.source = $1",
+            &[&source],
+            |r| {
+                visit(r.get(6), view(r));
+                Ok(())
+            },
+        )
+    }
+
     fn scan_selected(&self, records: &[RecordId], profiles: &[String], visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()> {
         self.each_row(
             "SELECT id, source, record_key, payload, identifiers, ts FROM records WHERE id = ANY($1)

@@ -677,6 +677,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn scan_source_records(&self, source: &str, visit: &mut dyn FnMut(&str, RecordView<'_>)) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.id, r.source, r.record_key, r.payload, r.identifiers, r.ts, a.profile_id
+             FROM records r JOIN assignments a ON a.record_id = r.id WHERE r.source = ?1",
+        )?;
+        let mut rows = stmt.query([source])?;
+        while let Some(r) = rows.next()? {
+            visit(r.get_ref(6)?.as_str().map_err(rusqlite::Error::from)?, view(r)?);
+        }
+        Ok(())
+    }
+
     fn scan_selected(&self, records: &[RecordId], profiles: &[String], visit: &mut dyn FnMut(RecordView<'_>)) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, source, record_key, payload, identifiers, ts FROM records WHERE id IN (SELECT value FROM json_each(?1))

@@ -81,6 +81,9 @@ pub enum BenchCommand {
     /// Customer success over generated profiles held in memory: health scores, one event's
     /// score update, NPS and earned growth, beside DuckDB's SQL for NPS and a quarter's growth.
     Success(crate::bench_success::BenchSuccessArgs),
+    /// The briefing of a customer with 1,000 records beside its 360 and DuckDB's joins, and
+    /// the SLA queue of 100,000 open cases sorted by due time beside DuckDB's sort.
+    Service(crate::bench_service::BenchServiceArgs),
 }
 
 pub fn run(cmd: &BenchCommand) -> Result<ExitCode> {
@@ -91,6 +94,7 @@ pub fn run(cmd: &BenchCommand) -> Result<ExitCode> {
         BenchCommand::Deliveries(args) => crate::bench_deliveries::run(args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Measure(args) => crate::bench_measure::run(args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Success(args) => crate::bench_success::run(args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Service(args) => crate::bench_service::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

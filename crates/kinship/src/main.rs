@@ -4,6 +4,7 @@ mod bench;
 mod bench_deliveries;
 mod bench_measure;
 mod bench_segments;
+mod bench_service;
 mod bench_success;
 mod commands;
 mod dedupe;

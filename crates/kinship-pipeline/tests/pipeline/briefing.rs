@@ -41,10 +41,7 @@ fn at(v: &Value) -> Option<i64> {
     v.as_str().and_then(seconds)
 }
 
-#[test]
-fn each_orders_trail_matches_the_source_files_for_50_random_profiles() {
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
+fn demo(dir: &Path) -> (Config, Box<dyn kinship_store::Database>) {
     kinship_demo::generate(dir, &kinship_demo::DemoOptions { customers: 2000, seed: 23 }, &mut |_, _, _| {}).unwrap();
     let config = Config::load(dir).unwrap();
     let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
@@ -52,6 +49,14 @@ fn each_orders_trail_matches_the_source_files_for_50_random_profiles() {
         ingest_source(&mut *store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     }
     resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
+    (config, store)
+}
+
+#[test]
+fn each_orders_trail_matches_the_source_files_for_50_random_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (config, store) = demo(dir);
     let (invoices, shipments) = (invoices(dir), shipments(dir));
 
     // Profiles holding an order, in an order fixed by a hash of their ids: a random draw
@@ -72,7 +77,7 @@ fn each_orders_trail_matches_the_source_files_for_50_random_profiles() {
     let now = data_now(&*store).unwrap();
     let (mut orders, mut paid, mut shipped, mut delivered, mut overdue) = (0, 0, 0, 0, 0);
     for id in &drawn {
-        let brief = briefing(&*store, &config, id, None, now).unwrap().unwrap();
+        let brief = briefing(&*store, &config, id, None, now, &|_| true).unwrap().unwrap();
         let held = store.profile_records(id).unwrap().iter().filter(|r| r.source == "shop").count();
         let listed = brief["orders"].as_array().unwrap();
         assert_eq!(listed.len(), held, "{id}: one line per order the profile holds");
@@ -101,4 +106,33 @@ fn each_orders_trail_matches_the_source_files_for_50_random_profiles() {
         orders > 100 && paid > 0 && shipped > delivered && delivered > 0 && overdue > 0,
         "{orders} {paid} {shipped} {delivered} {overdue}"
     );
+}
+
+/// Every ticket in tickets.jsonl (the lines a JSON reader accepts) is one case, its requester
+/// the profile its record is in, open as the file says; the queue puts open cases first, by
+/// their next SLA clock due.
+#[test]
+fn the_case_queue_holds_every_ticket_of_the_file_in_due_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (config, store) = demo(dir);
+    let tickets: Vec<Value> =
+        std::fs::read_to_string(dir.join("tickets.jsonl")).unwrap().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let now = data_now(&*store).unwrap();
+    let queue = kinship_pipeline::cases::all_cases(&*store, &config, now).unwrap();
+    assert_eq!(queue.len(), tickets.len());
+    let open_in_file = tickets.iter().filter(|t| t["status"] == "open").count();
+    let open: Vec<_> = queue.iter().take_while(|q| !q.case.status.is_done()).collect();
+    assert_eq!(open.len(), open_in_file);
+    assert!(open.windows(2).all(|w| w[0].next_due.unwrap_or(i64::MAX) <= w[1].next_due.unwrap_or(i64::MAX)), "due order");
+    assert!(open.iter().all(|q| q.next_due.is_some()), "an open case with a first-reply target has a clock due");
+    for q in queue.iter().step_by(7) {
+        let (_, profile) = store.record_profile("tickets", &q.case.number).unwrap().unwrap();
+        assert_eq!(q.case.requester, profile, "ticket {}", q.case.number);
+        let line = tickets.iter().find(|t| t["ticket_id"] == q.case.number.as_str()).unwrap();
+        assert_eq!(q.case.subject.as_deref(), line["subject"].as_str());
+    }
+    // Social tickets follow the "social" policy, the rest "standard".
+    let policies: std::collections::BTreeSet<&str> = queue.iter().flat_map(|q| q.clocks.iter().map(|c| c.policy.as_str())).collect();
+    assert_eq!(policies, ["social", "standard"].into_iter().collect());
 }

@@ -3,6 +3,7 @@
 //! person's role by calling the REST API's own handlers with a [`Caller`] built from the
 //! session, so what a page shows, hides, masks and audits is exactly what the API does.
 
+mod cases;
 mod charts;
 mod connection_editor;
 mod connections;
@@ -56,6 +57,7 @@ pub fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/connections/preview", post(connection_editor::live_preview))
         .route("/connections/{name}/edit", get(connection_editor::edit_form))
         .route("/connections/{name}/delete", post(connection_editor::delete))
+        .route("/cases", get(cases::queue))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::show))
         .route("/tasks/{id}/claim", post(tasks::claim))
@@ -149,6 +151,7 @@ const NAV: &[(&str, &str, Capability)] = &[
     ("/", "Dashboard", Capability::ReadSources),
     ("/search", "Search", Capability::SearchProfiles),
     ("/segments", "Segments", Capability::ReadSegments),
+    ("/cases", "Cases", Capability::ReadTasks),
     ("/tasks", "Tasks", Capability::ReadTasks),
     ("/flows", "Flows", Capability::ReadFlows),
     ("/measures", "Measures", Capability::ReadSegments),

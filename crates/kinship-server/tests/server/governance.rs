@@ -54,6 +54,8 @@ fn routes(id: &str) -> Vec<RouteCase> {
         ("GET", format!("/api/v1/profiles/{id}"), None, all, 200),
         ("GET", format!("/api/v1/profiles/{id}/explain"), None, &["admin", "support", "viewer"], 200),
         ("GET", format!("/api/v1/profiles/{id}/briefing"), None, all, 200),
+        ("GET", "/api/v1/cases".into(), None, &["admin", "support", "sales", "viewer"], 200),
+        ("GET", "/api/v1/cases/attainment".into(), None, &["admin", "support", "sales", "viewer"], 200),
         ("GET", "/api/v1/sources".into(), None, all, 200),
         ("POST", "/api/v1/sources/legacy/disable".into(), None, &["admin"], 200),
         ("POST", "/api/v1/sources/web/run".into(), None, &["admin"], 422),
@@ -104,8 +106,9 @@ pub(crate) fn call(addr: SocketAddr, method: &str, path: &str, token: &str, body
     request(addr, method, path, &headers, body.as_bytes()).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
-/// The briefing is read like the 360: audited, and through the reader's role (free text
-/// only for roles that see identities); a bad `since` is refused, naming the fix.
+/// The briefing is read like the 360: audited, and through the reader's role (only the
+/// events it may see, free text only for roles that see identities); a bad `since` is
+/// refused, naming the fix.
 #[test]
 fn briefing_is_audited_and_follows_the_role() {
     let s = Server::start();
@@ -118,6 +121,9 @@ fn briefing_is_audited_and_follows_the_role() {
     assert!(changed["lines"].as_array().unwrap().iter().all(|l| l["line"].is_string()));
     let analyst = call(s.addr, "GET", &path, &token(&s, "analyst"), None).json();
     assert!(analyst["changed"]["lines"].as_array().unwrap().iter().all(|l| l["line"].is_null()), "{analyst}");
+    // Support sees orders and tickets, not email engagement: only the ticket of 3 May.
+    let support = call(s.addr, "GET", &path, &token(&s, "support"), None).json();
+    assert_eq!(support["changed"]["records"], 1, "{support}");
     let bad = call(s.addr, "GET", &format!("/api/v1/profiles/{id}/briefing?since=yesterday"), &s.admin, None);
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("RFC 3339"), "{}", bad.text());

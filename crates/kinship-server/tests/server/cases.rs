@@ -1,0 +1,80 @@
+//! The case queue over HTTP: tickets arriving as Segment `track` calls from a help desk's
+//! webhook, mapped by `[sources.web.case]`, queued by their SLA due time, with attainment per
+//! team, read by the roles that read tasks.
+
+use super::governance::{call, token};
+use super::{ok, Server, RESOLVE_WAIT};
+use crate::http::{self, post_json, wait_for_profile};
+use serde_json::json;
+
+const CASES: &str = r#"
+[sources.web.case]
+number = "properties.ticket_id"
+status = "properties.status"
+priority = "properties.priority"
+subject = "properties.subject"
+team = "properties.team"
+
+[[service.sla]]
+name = "everyone"
+targets.urgent = { first_reply = "30 minutes" }
+targets.normal = { first_reply = "1 hour", requester_wait = "1 day" }
+"#;
+
+#[test]
+fn tickets_from_a_help_desk_queue_by_sla_due_and_report_attainment_per_team() {
+    let s = Server::with_config(CASES);
+    let auth = s.basic("web");
+    let track = |id: &str, at: &str, properties: serde_json::Value| {
+        ok(&post_json(
+            s.addr,
+            "/v1/track",
+            Some(&auth),
+            &json!({"userId": "u-cas", "event": "Ticket Updated", "properties": properties, "messageId": id, "timestamp": at}),
+        ));
+    };
+    // T1: urgent, solved 20 minutes after it was opened. T2: normal, still open; billing's.
+    track(
+        "t1-a",
+        "2024-05-01T10:00:00Z",
+        json!({"ticket_id": "T1", "status": "new", "priority": "urgent", "team": "support", "subject": "Zip broke"}),
+    );
+    track("t1-b", "2024-05-01T10:20:00Z", json!({"ticket_id": "T1", "status": "solved", "priority": "urgent", "team": "support"}));
+    track(
+        "t2-a",
+        "2024-05-01T11:00:00Z",
+        json!({"ticket_id": "T2", "status": "open", "priority": "normal", "team": "billing", "subject": "Charged twice"}),
+    );
+    // The data's present: a day later.
+    track("later", "2024-05-02T11:30:00Z", json!({"ticket_id": "T2", "status": "open", "priority": "normal", "team": "billing"}));
+    wait_for_profile(s.addr, &s.admin, "user_id:u-cas", RESOLVE_WAIT, |v| http::event_names(v).len() == 4);
+
+    let queue = call(s.addr, "GET", "/api/v1/cases", &s.admin, None).json();
+    assert_eq!(queue["total"], 1, "{queue}");
+    let t2 = &queue["cases"][0];
+    assert_eq!((t2["number"].as_str(), t2["team"].as_str(), t2["subject"].as_str()), (Some("T2"), Some("billing"), Some("Charged twice")));
+    // An hour to first reply from 11:00, calendar hours; a day later it is long breached.
+    assert_eq!(t2["next_due"], "2024-05-01T12:00:00Z");
+    assert_eq!(t2["state"], "breached");
+    assert_eq!(queue["counts"]["breached"], 1);
+    let all = call(s.addr, "GET", "/api/v1/cases?status=all", &s.admin, None).json();
+    assert_eq!(all["total"], 2);
+
+    let report = call(s.addr, "GET", "/api/v1/cases/attainment?days=30", &s.admin, None).json();
+    let rows = report["teams"].as_array().unwrap();
+    let support: Vec<_> = rows.iter().filter(|r| r["team"] == "support").collect();
+    assert_eq!(support.len(), 1, "{report}");
+    assert_eq!(
+        (support[0]["metric"].as_str(), support[0]["achieved"].as_u64(), support[0]["ended"].as_u64()),
+        (Some("first_reply"), Some(1), Some(1))
+    );
+    assert!(rows.iter().all(|r| r["team"] != "billing"), "billing's clock still runs: {report}");
+
+    // Roles that read tasks read the queue; others are refused; bad filters name the fix.
+    for (role, status) in [("support", 200), ("sales", 200), ("marketer", 403), ("analyst", 403)] {
+        assert_eq!(call(s.addr, "GET", "/api/v1/cases", &token(&s, role), None).status, status, "{role}");
+    }
+    let bad = call(s.addr, "GET", "/api/v1/cases?state=late", &s.admin, None);
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("breached, warning, active or paused"), "{}", bad.text());
+}
