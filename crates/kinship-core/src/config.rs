@@ -68,6 +68,9 @@ pub struct Config {
     /// Business-hours calendars and SLA policies for cases.
     #[serde(default)]
     pub service: kinship_service::ServiceConfig,
+    /// What groups people into accounts (companies).
+    #[serde(default)]
+    pub accounts: kinship_service::accounts::AccountsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -257,6 +257,9 @@ impl Records {
             }
             let solved = t < END - 10 * DAY && rng.random_bool(0.92);
             j.str("subject", &subject).str("status", if solved { "solved" } else { "open" }).str("created_at", &rfc3339(t, true));
+            if solved {
+                j.str("solved_at", &rfc3339(solved_at(t), true));
+            }
             b.tickets.push(Row { person: p.id, ts: t, body: j.finish()[1..].to_string(), good: true });
 
             self.tickets_made += 1;
@@ -408,6 +411,12 @@ impl Records {
     }
 }
 
+/// When a ticket opened at `t` was solved: half an hour to five days later, derived from
+/// the time rather than drawn, so adding it left every other generated value as it was.
+fn solved_at(t: i64) -> i64 {
+    t + 1800 + ((t as u64).wrapping_mul(2_654_435_761) % (5 * DAY as u64)) as i64
+}
+
 /// 1-4 distinct products, returned as a JSON array and the total in cents.
 /// What customer health is judged on, drawn from the person's own generator so the rest of
 /// the data stays as it was: some repeat customers stop buying, after complaining more and
@@ -428,7 +437,8 @@ fn journey(p: &Person, b: &mut Block, orders_before: usize, first_order: Option<
             .str("from_email", p.email_at(t))
             .str("subject", subject)
             .str("status", "solved")
-            .str("created_at", &rfc3339(t, true));
+            .str("created_at", &rfc3339(t, true))
+            .str("solved_at", &rfc3339(solved_at(t).min(END - 1), true));
         b.tickets.push(Row { person: p.id, ts: t, body: j.finish()[1..].to_string(), good: true });
     };
     let mut times: Vec<i64> = b.orders[orders_before..].iter().map(|o| o.row.ts).collect();

@@ -120,9 +120,11 @@ pub fn briefing(
         json!({ "since": iso(since), "records": by_source.values().sum::<u64>(), "by_source": by_source, "lines": lines, "segments": segments })
     });
 
+    let account = config.accounts.account_of(&traits.iter().map(|(k, v)| (k.clone(), crate::golden::value(v).clone())).collect());
     Ok(Some(json!({
         "id": row.id,
         "name": traits.get("name").map(crate::golden::value),
+        "account": account.map(|k| json!({ "id": k.id(), "kind": k.kind, "value": k.value })),
         "as_of": iso(now_ms),
         "summary": summary,
         "orders": trails.iter().map(|t| json!({

@@ -37,19 +37,31 @@ impl QueuedCase {
 /// the rest by when they were opened, newest first.
 pub fn all_cases(store: &dyn Database, config: &Config, now_ms: i64) -> Result<Vec<QueuedCase>> {
     let sla = Sla::compile(&config.service).map_err(|e| crate::PipelineError::Config(format!("[service]: {e}")))?;
-    // Rows are parsed first and borrowed by the engine after: (mapping's source, profile,
-    // key, fields, time).
-    let mut rows: Vec<(&str, String, String, Map<String, Value>, Option<i64>)> = Vec::new();
+    // Rows are parsed first and borrowed by the engine after.
+    struct Row<'c> {
+        source: &'c str,
+        profile: String,
+        key: String,
+        fields: Map<String, Value>,
+        time: Option<i64>,
+    }
+    let mut rows: Vec<Row<'_>> = Vec::new();
     for name in config.sources.iter().filter(|(_, s)| s.case.is_some()).map(|(name, _)| name) {
         store.scan_source_records(name, &mut |profile, r| {
             if let Ok(Value::Object(fields)) = serde_json::from_str(r.payload) {
-                rows.push((name.as_str(), profile.to_string(), r.key.to_string(), fields, r.timestamp.map(|t| t.div_euclid(1000))));
+                rows.push(Row {
+                    source: name,
+                    profile: profile.to_string(),
+                    key: r.key.to_string(),
+                    fields,
+                    time: r.timestamp.map(|t| t.div_euclid(1000)),
+                });
             }
         })?;
     }
-    let input = rows.iter().filter_map(|(source, profile, key, fields, time)| {
-        let mapping = config.sources.get(*source)?.case.as_ref()?;
-        Some(CaseRow { mapping, owner: profile, source, key, fields, time: *time })
+    let input = rows.iter().filter_map(|r| {
+        let mapping = config.sources.get(r.source)?.case.as_ref()?;
+        Some(CaseRow { mapping, owner: &r.profile, source: r.source, key: &r.key, fields: &r.fields, time: r.time })
     });
     let (cases, _) = kinship_service::cases::cases(input);
     let now = now_ms.div_euclid(1000);

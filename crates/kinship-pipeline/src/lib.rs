@@ -2,6 +2,7 @@
 //! into profiles, and a profile is assembled into its 360 document. The CLI and the server
 //! call these; they hold no logic of their own.
 
+pub mod accounts;
 pub mod audience;
 pub mod briefing;
 pub mod cases;

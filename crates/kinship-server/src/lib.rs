@@ -10,6 +10,7 @@
 //! In ingest mode `nats` the collection API publishes events to a JetStream stream instead,
 //! and every node commits them from there through the same writer (`nats`).
 
+mod accounts_api;
 mod api;
 mod audit;
 pub mod auth;

@@ -93,6 +93,8 @@ pub struct AppState {
     data_now: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
     /// The case queue as last judged (`cases_api`).
     pub case_queue: crate::cases_api::QueueCache,
+    /// Accounts and their members as last read (`accounts_api`).
+    pub accounts: crate::accounts_api::AccountCache,
 }
 
 /// A source being pulled; dropping it lets the next pull start.
@@ -213,6 +215,7 @@ impl AppState {
             config_edits: std::sync::Mutex::default(),
             data_now: std::sync::Mutex::default(),
             case_queue: Default::default(),
+            accounts: Default::default(),
             running: Arc::default(),
             region,
             writer,

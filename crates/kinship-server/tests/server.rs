@@ -8,6 +8,8 @@
 #[path = "support/http.rs"]
 mod http;
 
+#[path = "server/accounts.rs"]
+mod accounts;
 #[path = "server/cases.rs"]
 mod cases;
 #[path = "server/governance.rs"]

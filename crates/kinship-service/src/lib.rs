@@ -3,6 +3,7 @@
 //! normalised status followed order by order (`documents`), and deals' forecast (`deals`).
 //! No store, no runtime: the host reads records and hands them in.
 
+pub mod accounts;
 pub mod calendar;
 pub mod cases;
 pub mod deals;

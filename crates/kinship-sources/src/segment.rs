@@ -138,8 +138,18 @@ fn user_traits(msg: &Map<String, Value>) -> Option<&Map<String, Value>> {
     own.or_else(|| msg.get("context")?.get("traits")?.as_object())
 }
 
-/// Traits a stored message contributes to the golden record.
+/// Traits a stored message contributes to the golden record. A `group` call says which
+/// group (account, company) the user belongs to: `group_id`, and `group_name` when the
+/// group's traits name it.
 pub fn traits(msg: &Map<String, Value>) -> Vec<(String, Value)> {
+    if msg.get("type").and_then(Value::as_str) == Some("group") {
+        let Some(id) = msg.get("groupId").filter(|v| v.is_string() || v.is_number()) else { return Vec::new() };
+        let mut out = vec![("group_id".to_string(), id.clone())];
+        if let Some(name) = msg.get("traits").and_then(|t| t.get("name")).filter(|v| v.is_string()) {
+            out.push(("group_name".to_string(), name.clone()));
+        }
+        return out;
+    }
     user_traits(msg).into_iter().flatten().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
@@ -184,6 +194,14 @@ mod tests {
         assert_eq!(r.key, "m1");
         assert_eq!(r.identifiers, "user_id\tu1\nanonymous_id\ta1\nemail\tann@x.com\nphone\t+14155552671");
         assert_eq!(r.timestamp, Some(1_704_067_200_000));
+    }
+
+    #[test]
+    fn a_group_call_names_the_users_group() {
+        let group = obj(json!({"type": "group", "userId": "u1", "groupId": "acme-1", "traits": {"name": "ACME", "employees": 40}}));
+        assert_eq!(traits(&group), vec![("group_id".to_string(), json!("acme-1")), ("group_name".to_string(), json!("ACME"))]);
+        assert!(traits(&obj(json!({"type": "group", "userId": "u1", "groupId": null}))).is_empty());
+        assert_eq!(event(&group), None, "a group call is not a timeline event");
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub struct BriefArgs {
 pub struct Reader {
     /// Read as this API token's role: fields it may not see are left out, masked ones masked.
     #[arg(long, env = "KINSHIP_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    pub token: Option<String>,
 }
 
 pub struct Workspace {
@@ -633,7 +633,7 @@ fn display_name(traits: &Value) -> String {
     if parts.is_empty() { "(no name)".into() } else { parts.join(" ") }
 }
 
-fn plain(v: &Value) -> String {
+pub fn plain(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),

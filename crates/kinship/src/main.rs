@@ -14,6 +14,7 @@ mod measure_commands;
 mod progress;
 mod segment_commands;
 mod server_commands;
+mod service_commands;
 mod source_commands;
 mod success_commands;
 
@@ -91,6 +92,12 @@ enum Command {
     /// Customer health scores, their exceptions, and a backtest against who stopped buying.
     #[command(subcommand)]
     Health(success_commands::HealthCommand),
+    /// Accounts (companies) and their 360.
+    #[command(subcommand)]
+    Account(service_commands::AccountCommand),
+    /// The case queue by SLA due time, and SLA attainment per team.
+    #[command(subcommand)]
+    Case(service_commands::CaseCommand),
     /// Print the audit log (filtered), or `audit verify` its integrity.
     Audit(governance_commands::AuditArgs),
     /// Erase a person (GDPR art. 17): delete everything held, rewrite storage, suppress their identifiers.
@@ -136,6 +143,8 @@ fn main() -> ExitCode {
         Command::Nps(args) => success_commands::nps(data, &args),
         Command::Growth(args) => success_commands::growth(data, &args),
         Command::Health(cmd) => success_commands::health(data, &cmd),
+        Command::Account(cmd) => service_commands::account(data, &cmd),
+        Command::Case(cmd) => service_commands::case(data, &cmd),
         Command::Audit(args) => governance_commands::audit(data, &args),
         Command::Erase(args) => governance_commands::erase(data, &args),
         Command::Export(args) => governance_commands::export(data, &args),

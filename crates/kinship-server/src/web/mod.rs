@@ -3,6 +3,7 @@
 //! person's role by calling the REST API's own handlers with a [`Caller`] built from the
 //! session, so what a page shows, hides, masks and audits is exactly what the API does.
 
+mod accounts;
 mod cases;
 mod charts;
 mod connection_editor;
@@ -58,6 +59,8 @@ pub fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/connections/{name}/edit", get(connection_editor::edit_form))
         .route("/connections/{name}/delete", post(connection_editor::delete))
         .route("/cases", get(cases::queue))
+        .route("/accounts", get(accounts::list))
+        .route("/accounts/{id}", get(accounts::show))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::show))
         .route("/tasks/{id}/claim", post(tasks::claim))
@@ -152,6 +155,7 @@ const NAV: &[(&str, &str, Capability)] = &[
     ("/search", "Search", Capability::SearchProfiles),
     ("/segments", "Segments", Capability::ReadSegments),
     ("/cases", "Cases", Capability::ReadTasks),
+    ("/accounts", "Accounts", Capability::SearchProfiles),
     ("/tasks", "Tasks", Capability::ReadTasks),
     ("/flows", "Flows", Capability::ReadFlows),
     ("/measures", "Measures", Capability::ReadSegments),

@@ -225,6 +225,9 @@ fn briefing(brief: &Value) -> Markup {
     html! {
         section.briefing aria-labelledby="briefing-title" {
             h2 #briefing-title { "Briefing" span.hint { " as of " (text(&brief["as_of"]).get(..10).unwrap_or_default()) } }
+            @if let Some(account) = brief["account"]["id"].as_str() {
+                p { "Account " a href=(format!("/accounts/{}", url_encode(account))) { (account) } }
+            }
             @let summary = brief["summary"].as_array().unwrap_or(&empty);
             @if summary.is_empty() { p.hint { "No orders, invoices, cases or answers on record." } }
             ul { @for line in summary { li { (text(line)) } } }

@@ -1,0 +1,115 @@
+//! `/api/v1/accounts`: people grouped into accounts (companies) by a group call, a CRM's
+//! account id or a business email domain, and the 360 of an account. Listing accounts needs
+//! `read_profiles`; reading one lists its people, a lookup by company, so it needs
+//! `search_profiles` too, and is audited as a read of each person.
+
+use crate::http::{ApiError, Caller};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use kinship_pipeline::accounts::{self, AccountIndex};
+use kinship_policy::Capability;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_accounts, get_account))]
+pub struct AccountsDoc;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/api/v1/accounts", get(list_accounts)).route("/api/v1/accounts/{id}", get(get_account))
+}
+
+/// The account index a server keeps: it reads every profile's traits, so it is read again
+/// only when the resolver has moved and ten seconds have passed, or the configuration changed.
+#[derive(Default)]
+pub struct AccountCache(std::sync::Mutex<Option<Indexed>>);
+
+struct Indexed {
+    at: std::time::Instant,
+    through: Option<String>,
+    config: usize,
+    index: Arc<AccountIndex>,
+}
+
+pub(crate) async fn index(state: &Arc<AppState>) -> Result<Arc<AccountIndex>, ApiError> {
+    let config = state.config().clone();
+    let reader = state.clone();
+    Ok(state
+        .read(move |s| {
+            let through = s.meta(kinship_pipeline::RESOLVED_THROUGH)?;
+            let config_id = Arc::as_ptr(&config) as usize;
+            let mut held = reader.accounts.0.lock().expect("not poisoned");
+            if let Some(i) = held.as_ref().filter(|i| i.config == config_id && (i.through == through || i.at.elapsed().as_secs() < 10)) {
+                return Ok(i.index.clone());
+            }
+            let index = Arc::new(accounts::account_index(s, &config)?);
+            *held = Some(Indexed { at: std::time::Instant::now(), through, config: config_id, index: index.clone() });
+            Ok::<_, kinship_pipeline::PipelineError>(index)
+        })
+        .await?)
+}
+
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+pub(crate) struct AccountPage {
+    /// Accounts per page, largest first (default 50, at most 500).
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+/// Accounts, largest first, with how many people each holds.
+#[utoipa::path(get, path = "/api/v1/accounts", params(AccountPage), security(("bearer" = [])),
+    responses((status = 200, description = "`{total, accounts: [{id, kind, value, name, people}]}`")))]
+pub(crate) async fn list_accounts(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(page): Query<AccountPage>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ReadProfiles)?;
+    let index = index(&state).await?;
+    let all = index.by_size();
+    let (limit, offset) = (page.limit.unwrap_or(50).clamp(1, 500), page.offset.unwrap_or(0));
+    let mut accounts = Value::Array(
+        all.iter()
+            .skip(offset)
+            .take(limit)
+            .map(|a| json!({ "id": a.key.id(), "kind": a.key.kind, "value": a.key.value, "name": a.name, "people": a.members.len() }))
+            .collect(),
+    );
+    // A domain or a company's name names no one, but a stray address in a name is masked.
+    caller.scrub(&mut accounts, &[]);
+    Ok(Json(json!({ "total": all.len(), "accounts": accounts })))
+}
+
+/// The 360 of an account: its people, their orders, unpaid invoices, open cases and value.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", params(("id" = String, Path, description = "Account id, `kind:value` (`domain:acme.com`)")), security(("bearer" = [])),
+    responses((status = 200, description = "`{id, name, people_total, people, orders, unpaid_invoices, cases, lifetime_value}`"), (status = 404, description = "No such account")))]
+pub(crate) async fn get_account(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ReadProfiles)?;
+    caller.require(Capability::SearchProfiles)?;
+    let index = index(&state).await?;
+    let Some(account) = index.accounts.get(&id).cloned() else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no account {id}; list them with GET /api/v1/accounts")));
+    };
+    let config = state.config().clone();
+    let reader = state.clone();
+    let policy = caller.policy().clone();
+    let doc = state
+        .read(move |s| {
+            let now = reader.data_now(s)?;
+            let visible = |event: &str| if event.is_empty() { policy.sees_every_event() } else { policy.event_visible(event) };
+            accounts::account_document(s, &config, &account, now, &visible)
+        })
+        .await?;
+    let doc = accounts::for_role(doc, caller.policy(), &state.keys.pseudonym);
+    let people: Vec<&str> = doc["people"].as_array().into_iter().flatten().filter_map(|p| p["id"].as_str()).collect();
+    caller.audit("account.read", None, "GET /api/v1/accounts/{id}", json!({ "account": id, "profiles": people })).await?;
+    Ok(Json(doc))
+}

@@ -1,0 +1,215 @@
+//! `kinship account` and `kinship case`: accounts and their 360, the case queue by SLA due
+//! time and SLA attainment per team, read from the store as the server's routes read them.
+
+use crate::DataDir;
+use crate::commands::{Reader, Workspace, plain};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use kinship_pipeline::{accounts, briefing, cases};
+use kinship_policy::Capability;
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum AccountCommand {
+    /// Accounts, largest first: grouped by a group call, a CRM account id or a business
+    /// email domain (`[accounts]`).
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        reader: Reader,
+    },
+    /// An account's 360: its people, their orders, unpaid invoices, open cases and value.
+    Show {
+        /// The account id, `kind:value` (`domain:acme.com`, `group_id:acme-1`).
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        reader: Reader,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CaseCommand {
+    /// Open cases from every connected help desk, the next SLA clock due first.
+    Queue {
+        /// Only cases whose most urgent clock is breached, warning, active or paused.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        reader: Reader,
+    },
+    /// SLA attainment per team and metric: clocks that ended in the period within target.
+    Attainment {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn visible(policy: &kinship_policy::Policy) -> impl Fn(&str) -> bool + '_ {
+    move |event: &str| if event.is_empty() { policy.sees_every_event() } else { policy.event_visible(event) }
+}
+
+pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
+    let mut ws = Workspace::open(data)?;
+    match cmd {
+        AccountCommand::List { limit, json, reader } => {
+            let viewer = ws.viewer(reader.token.as_deref())?;
+            if !viewer.policy.allows(Capability::ReadProfiles) {
+                bail!("role `{}` may not read profiles", viewer.policy.name());
+            }
+            let index = accounts::account_index(&*ws.store, &ws.config)?;
+            let all = index.by_size();
+            if *json {
+                let list: Vec<_> =
+                    all.iter().take(*limit).map(|a| json!({ "id": a.key.id(), "name": a.name, "people": a.members.len() })).collect();
+                println!("{}", serde_json::to_string_pretty(&json!({ "total": all.len(), "accounts": list }))?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{} account(s), largest first", all.len());
+            for a in all.iter().take(*limit) {
+                println!("  {:<40} {:>6} people  {}", a.key.id(), a.members.len(), a.name.as_deref().unwrap_or(""));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AccountCommand::Show { id, json, reader } => {
+            let viewer = ws.viewer(reader.token.as_deref())?;
+            if !(viewer.policy.allows(Capability::ReadProfiles) && viewer.policy.allows(Capability::SearchProfiles)) {
+                bail!("role `{}` may not list an account's people: it needs read_profiles and search_profiles", viewer.policy.name());
+            }
+            let index = accounts::account_index(&*ws.store, &ws.config)?;
+            let account = index.accounts.get(id).with_context(|| format!("no account {id}; list them with `kinship account list`"))?;
+            let now = briefing::data_now(&*ws.store)?;
+            let doc = accounts::account_document(&*ws.store, &ws.config, account, now, &visible(&viewer.policy))?;
+            let doc = accounts::for_role(doc, &viewer.policy, &ws.keys()?.pseudonym);
+            let people: Vec<&str> = doc["people"].as_array().into_iter().flatten().filter_map(|p| p["id"].as_str()).collect();
+            ws.audit(&viewer.actor, "account.read", None, json!({ "account": id, "profiles": people }))?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{}  {}", plain(&doc["id"]), plain(&doc["name"]));
+            println!(
+                "  {} people ({} read), lifetime value {:.2}",
+                plain(&doc["people_total"]),
+                plain(&doc["people_read"]),
+                doc["lifetime_value"].as_f64().unwrap_or(0.0)
+            );
+            println!(
+                "  {} unpaid invoice(s), {} overdue; {} open case(s)",
+                doc["unpaid_invoices"].as_array().map_or(0, Vec::len),
+                plain(&doc["overdue_invoices"]),
+                doc["cases"]["open"].as_array().map_or(0, Vec::len)
+            );
+            println!("\npeople");
+            for p in doc["people"].as_array().into_iter().flatten() {
+                println!("  {:<20} {:<30} {} order(s)", plain(&p["id"]), plain(&p["name"]), plain(&p["orders"]));
+            }
+            println!("\nlatest orders");
+            for o in doc["orders"].as_array().into_iter().flatten().take(10) {
+                println!("  {:<12} {:<20} {}", plain(&o["number"]), plain(&o["person"]), plain(&o["summary"]));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn case(data: &DataDir, cmd: &CaseCommand) -> Result<ExitCode> {
+    let mut ws = Workspace::open(data)?;
+    let now = briefing::data_now(&*ws.store)?;
+    match cmd {
+        CaseCommand::Queue { state, team, limit, json, reader } => {
+            let viewer = ws.viewer(reader.token.as_deref())?;
+            if !viewer.policy.allows(Capability::ReadTasks) {
+                bail!("role `{}` may not read cases (read_tasks)", viewer.policy.name());
+            }
+            if let Some(s) = state.as_deref().filter(|s| !matches!(*s, "breached" | "warning" | "active" | "paused")) {
+                bail!("unknown --state {s}: use breached, warning, active or paused");
+            }
+            let all = cases::all_cases(&*ws.store, &ws.config, now)?;
+            let state_name =
+                |q: &cases::QueuedCase| q.state().and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(String::from));
+            let open: Vec<&cases::QueuedCase> = all
+                .iter()
+                .filter(|q| !q.case.status.is_done())
+                .filter(|q| team.as_ref().is_none_or(|t| q.case.team.as_ref() == Some(t)))
+                .filter(|q| state.as_ref().is_none_or(|s| state_name(q).as_ref() == Some(s)))
+                .collect();
+            let shown: Vec<&&cases::QueuedCase> = open.iter().take(*limit).collect();
+            let profiles: Vec<&str> = shown.iter().map(|q| q.case.requester.as_str()).collect();
+            ws.audit(&viewer.actor, "case.list", None, json!({ "cases": shown.len(), "profiles": profiles }))?;
+            let sees_text = viewer.policy.sees_identities();
+            if *json {
+                let list: Vec<_> = shown
+                    .iter()
+                    .map(|q| {
+                        let mut v = briefing::case_json(&q.case, &q.clocks);
+                        v["state"] = json!(state_name(q));
+                        if !sees_text {
+                            v["subject"] = serde_json::Value::Null;
+                            v["conversation"] = json!([]);
+                        }
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&json!({ "total": open.len(), "cases": list }))?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{} open case(s), the next SLA clock due first (as of {})", open.len(), iso(now));
+            for q in shown {
+                let due = q.next_due.map(|d| iso(d * 1000)).unwrap_or_else(|| "-".into());
+                let subject = if sees_text { q.case.subject.clone().unwrap_or_default() } else { String::new() };
+                println!(
+                    "  {:<12} {:<20} {:<9} {:<10} {:<20} {}",
+                    q.case.number,
+                    due,
+                    state_name(q).unwrap_or_default(),
+                    q.case.priority,
+                    q.case.requester,
+                    subject
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CaseCommand::Attainment { days, json } => {
+            let all = cases::all_cases(&*ws.store, &ws.config, now)?;
+            let report = cases::attainment(&all, now - i64::from(*days) * 86_400_000, now + 1);
+            let rows: Vec<_> = report
+                .iter()
+                .map(|((team, metric), (met, ended))| json!({ "team": team, "metric": metric.as_str(), "achieved": met, "ended": ended, "rate": *met as f64 / (*ended).max(1) as f64 }))
+                .collect();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&json!({ "days": days, "teams": rows }))?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("SLA attainment over the {days} days to {}", iso(now));
+            for r in &rows {
+                println!(
+                    "  {:<16} {:<18} {:>5} of {:>5}  {:>5.1}%",
+                    plain(&r["team"]),
+                    plain(&r["metric"]),
+                    plain(&r["achieved"]),
+                    plain(&r["ended"]),
+                    r["rate"].as_f64().unwrap_or(0.0) * 100.0
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+}
