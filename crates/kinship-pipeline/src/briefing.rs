@@ -187,7 +187,7 @@ pub fn read_records(config: &Config, profile: &str, records: &[StoredRecord], no
         let (Some(source), Some(fields)) = (config.sources.get(&r.source), r.payload.as_object()) else { continue };
         let time = r.timestamp.map(|t| t.div_euclid(1000));
         if let Some(m) = &source.document {
-            docs.push(m.read(&r.source, &r.key, fields, time, now));
+            docs.extend(m.read(&r.source, &r.key, fields, time, now));
         }
         if let Some(m) = &source.case {
             case_rows.push(CaseRow { mapping: m, owner: profile, source: &r.source, key: &r.key, fields, time });
@@ -251,16 +251,22 @@ pub fn record_line(config: &Config, r: &StoredRecord, fields: &Map<String, Value
     let source = config.sources.get(&r.source);
     let time = r.timestamp.map(|t| t.div_euclid(1000));
     if let Some(m) = source.and_then(|s| s.document.as_ref()) {
-        return document_line(&m.read(&r.source, &r.key, fields, time, now), time.unwrap_or(0));
-    }
-    if let Some(m) = source.and_then(|s| s.case.as_ref()) {
-        if m.comment_of.is_some() {
-            return format!("Comment on case {}", m.comment_of.as_ref().and_then(|p| field_text(fields, p)).unwrap_or_default());
+        if let Some(d) = m.read(&r.source, &r.key, fields, time, now) {
+            return document_line(&d, time.unwrap_or(0));
         }
-        let number = m.number.as_ref().and_then(|p| field_text(fields, p)).unwrap_or_else(|| r.key.clone());
-        let subject = m.subject.as_ref().and_then(|p| field_text(fields, p)).map(|s| format!(": {s}")).unwrap_or_default();
-        let status = m.status.as_ref().and_then(|p| field_text(fields, p)).map(|s| format!(" ({s})")).unwrap_or_default();
-        return format!("Case {number}{subject}{status}");
+    }
+    // A row the case mapping does not recognise (no number where one is mapped) reads as an
+    // event, as `cases::cases` leaves it out.
+    if let Some(m) = source.and_then(|s| s.case.as_ref()) {
+        if let Some(of) = &m.comment_of {
+            if let Some(number) = field_text(fields, of) {
+                return format!("Comment on case {number}");
+            }
+        } else if let Some(number) = m.number.as_ref().map_or_else(|| Some(r.key.clone()), |p| field_text(fields, p)) {
+            let subject = m.subject.as_ref().and_then(|p| field_text(fields, p)).map(|s| format!(": {s}")).unwrap_or_default();
+            let status = m.status.as_ref().and_then(|p| field_text(fields, p)).map(|s| format!(" ({s})")).unwrap_or_default();
+            return format!("Case {number}{subject}{status}");
+        }
     }
     let name = source
         .and_then(|s| s.event.as_ref())

@@ -24,13 +24,14 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// The account index a server keeps: it reads every profile's traits, so it is read again
-/// only when the resolver has moved and ten seconds have passed, or the configuration changed.
+/// at once after an erasure, a rebuild or a configuration change, and ten seconds after
+/// profiles were resolved (nothing else moves people between accounts).
 #[derive(Default)]
 pub struct AccountCache(std::sync::Mutex<Option<Indexed>>);
 
 struct Indexed {
     at: std::time::Instant,
-    through: Option<String>,
+    through: u64,
     config: usize,
     index: Arc<AccountIndex>,
 }
@@ -40,10 +41,13 @@ pub(crate) async fn index(state: &Arc<AppState>) -> Result<Arc<AccountIndex>, Ap
     let reader = state.clone();
     Ok(state
         .read(move |s| {
-            let through = s.meta(kinship_pipeline::RESOLVED_THROUGH)?;
+            // Every resolved batch, erasure and rebuild moves the change feed's head.
+            let through = s.change_head()?;
             let config_id = Arc::as_ptr(&config) as usize;
             let mut held = reader.accounts.0.lock().expect("not poisoned");
-            if let Some(i) = held.as_ref().filter(|i| i.config == config_id && (i.through == through || i.at.elapsed().as_secs() < 10)) {
+            if let Some(i) =
+                held.as_ref().filter(|i| i.config == config_id && crate::cases_api::fresh(s, i.through, through, i.at, 10, 3600))
+            {
                 return Ok(i.index.clone());
             }
             let index = Arc::new(accounts::account_index(s, &config)?);

@@ -39,15 +39,18 @@ pub(crate) struct QueueQuery {
 }
 
 /// The judged queue a server keeps: clocks for every case cost a scan of the help desks'
-/// records and hundreds of milliseconds at 100,000 cases, so it is judged again only when the
-/// resolver has moved (new records), the configuration was replaced, or a minute has passed
-/// (clocks cross their targets as time goes by).
+/// records and ~0.4 s at 50,000 tickets (BENCHMARKS.md), so it is judged again only when the
+/// configuration was replaced, at once after an erasure or a rebuild, five seconds after
+/// other changes (records resolved), or after a minute (clocks cross their targets as time
+/// goes by). Under steady ingest a new ticket reaches the queue within five seconds.
+///
+/// Not done yet: judging only the cases whose records changed.
 #[derive(Default)]
 pub struct QueueCache(std::sync::Mutex<Option<Judged>>);
 
 struct Judged {
     at: std::time::Instant,
-    through: Option<String>,
+    through: u64,
     config: usize,
     now: i64,
     cases: Arc<Vec<QueuedCase>>,
@@ -59,10 +62,11 @@ async fn judged(state: &Arc<AppState>) -> Result<(i64, Arc<Vec<QueuedCase>>), Ap
     let reader = state.clone();
     Ok(state
         .read(move |s| {
-            let through = s.meta(kinship_pipeline::RESOLVED_THROUGH)?;
+            // Every resolved batch, erasure and rebuild moves the change feed's head.
+            let through = s.change_head()?;
             let config_id = Arc::as_ptr(&config) as usize;
             let mut held = reader.case_queue.0.lock().expect("not poisoned");
-            if let Some(j) = held.as_ref().filter(|j| j.through == through && j.config == config_id && j.at.elapsed().as_secs() < 60) {
+            if let Some(j) = held.as_ref().filter(|j| j.config == config_id && fresh(s, j.through, through, j.at, 5, 60)) {
                 return Ok((j.now, j.cases.clone()));
             }
             let now = reader.data_now(s)?;
@@ -71,6 +75,23 @@ async fn judged(state: &Arc<AppState>) -> Result<(i64, Arc<Vec<QueuedCase>>), Ap
             Ok::<_, kinship_pipeline::PipelineError>((now, cases))
         })
         .await?)
+}
+
+/// Whether a copy judged at `at` when the change feed stood at `then` may still be shown:
+/// never after an erasure or a rebuild; after other changes (records resolved) for `moving`
+/// seconds; with no change for `still` seconds.
+pub(crate) fn fresh(store: &dyn kinship_store::Database, then: u64, now: u64, at: std::time::Instant, moving: u64, still: u64) -> bool {
+    use kinship_store::ChangeKind;
+    if then == now {
+        return at.elapsed().as_secs() < still;
+    }
+    const LOOK: usize = 1000;
+    match store.changes_after(then, LOOK) {
+        Ok(changes) if changes.len() < LOOK && !changes.iter().any(|c| matches!(c.kind, ChangeKind::Erasure | ChangeKind::Rebuild)) => {
+            at.elapsed().as_secs() < moving
+        }
+        _ => false,
+    }
 }
 
 fn iso(ms: i64) -> String {

@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseMapping {
-    /// The ticket's number; default: the record key (without a cursor's `@…`).
+    /// The ticket's number; default: the record key (without a cursor's `@…`). When set, a
+    /// row without it is not a ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,8 +138,15 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
             comments.push((number, Reply { at, by, public, body: m.body.as_ref().and_then(|b| field_text(f, b)) }));
             continue;
         }
-        let number =
-            m.number.as_ref().and_then(|n| field_text(f, n)).unwrap_or_else(|| row.key.split('@').next().unwrap_or(row.key).to_string());
+        // With `number` mapped, a row without one is no ticket (an identify call on the same
+        // Segment source, say).
+        let number = match &m.number {
+            Some(path) => match field_text(f, path) {
+                Some(n) => n,
+                None => continue,
+            },
+            None => row.key.split('@').next().unwrap_or(row.key).to_string(),
+        };
         let created = time(f, m.created.as_ref()).or(row.time).unwrap_or(0);
         let at = time(f, m.updated.as_ref()).or(row.time).unwrap_or(created).max(created);
         let mut fields = BTreeMap::new();

@@ -170,9 +170,14 @@ fn amount(text: &str) -> Option<f64> {
 }
 
 impl DocumentMapping {
-    /// The document one record holds, as of `now` (an unpaid invoice past due is overdue).
-    pub fn read(&self, source: &str, key: &str, fields: &Map<String, Value>, record_time: Option<i64>, now: i64) -> Document {
-        let number = self.number.as_ref().and_then(|p| field_text(fields, p)).unwrap_or_else(|| key.to_string());
+    /// The document one record holds, as of `now` (an unpaid invoice past due is overdue);
+    /// `None` when `number` is mapped and the record has none (another kind of message on
+    /// the same source).
+    pub fn read(&self, source: &str, key: &str, fields: &Map<String, Value>, record_time: Option<i64>, now: i64) -> Option<Document> {
+        let number = match &self.number {
+            Some(path) => field_text(fields, path)?,
+            None => key.to_string(),
+        };
         let order = match (&self.order, self.kind) {
             (Some(p), _) => field_text(fields, p),
             (None, DocumentKind::Order) => Some(number.clone()),
@@ -206,7 +211,7 @@ impl DocumentMapping {
             DocumentKind::Quote => stated.unwrap_or(DocumentStatus::Sent),
         };
         let link = self.link.as_ref().map(|l| l.replace("{number}", &number).replace("{order}", order.as_deref().unwrap_or("")));
-        Document {
+        Some(Document {
             kind: self.kind,
             number,
             order,
@@ -222,7 +227,7 @@ impl DocumentMapping {
             source: source.to_string(),
             record_key: key.to_string(),
             link,
-        }
+        })
     }
 }
 
@@ -371,7 +376,7 @@ mod tests {
         let invoice = mapping("kind = 'invoice'\norder = 'order_id'\namount = 'amount'\npaid = 'paid_at'\nterms_days = 14");
         let shipment = mapping("kind = 'shipment'\norder = 'order_id'\nshipped = 'shipped_at'\ndelivered = 'delivered_at'");
         let now = NOV26 + 30 * DAY;
-        let docs = vec![
+        let docs: Vec<Document> = [
             order.read(
                 "shop",
                 "1001",
@@ -396,7 +401,10 @@ mod tests {
             order.read("shop", "1002", &fields(json!({"order_id": "1002", "status": "completed", "total": "40"})), Some(NOV26 + DAY), now),
             invoice.read("billing", "INV-2", &fields(json!({"order_id": "1002", "amount": "40", "paid_at": ""})), Some(NOV26 + DAY), now),
             invoice.read("billing", "INV-9", &fields(json!({"order_id": "9999", "amount": "5"})), Some(NOV26), now),
-        ];
+        ]
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
         let (trails, unplaced) = order_trails(docs, now);
         assert_eq!(trails.len(), 2);
         assert_eq!(trails[0].order.number, "1002", "newest first");
@@ -411,17 +419,22 @@ mod tests {
     #[test]
     fn system_statuses_map_to_ours() {
         let quote = mapping("kind = 'quote'\nstatus = 'Stage'\nstatuses = { 'Needs Review' = 'draft' }");
-        let read = |s: &str| quote.read("crm", "Q1", &fields(json!({"Stage": s})), Some(0), 0).status;
+        let read = |s: &str| quote.read("crm", "Q1", &fields(json!({"Stage": s})), Some(0), 0).unwrap().status;
         assert_eq!(read("Needs Review"), DocumentStatus::Draft);
         assert_eq!(read("Accepted"), DocumentStatus::Accepted);
         assert_eq!(read("CANCELLED"), DocumentStatus::Void);
         assert_eq!(read("something else"), DocumentStatus::Sent);
         let invoice = mapping("kind = 'invoice'\nstatus = 'state'\ndue = 'due'");
-        let read = |v: Value, now: i64| invoice.read("x", "I", &fields(v), Some(0), now).status;
+        let read = |v: Value, now: i64| invoice.read("x", "I", &fields(v), Some(0), now).unwrap().status;
         assert_eq!(read(json!({"state": "open", "due": "1970-01-10"}), 5 * DAY), DocumentStatus::Invoiced);
         assert_eq!(read(json!({"state": "open", "due": "1970-01-10"}), 20 * DAY), DocumentStatus::Overdue);
         assert_eq!(read(json!({"state": "Paid", "due": "1970-01-10"}), 20 * DAY), DocumentStatus::Paid);
         assert_eq!(read(json!({"state": "voided", "due": "1970-01-10"}), 20 * DAY), DocumentStatus::Void);
+        // A mapped number missing: not a document (another message on the same source).
+        assert_eq!(
+            mapping("kind = 'order'\nnumber = 'order_id'").read("web", "m1", &fields(json!({"type": "identify"})), Some(0), 0),
+            None
+        );
     }
 
     proptest::proptest! {
@@ -430,7 +443,7 @@ mod tests {
         fn any_text_reads(a in "\\PC*", b in "\\PC*", c in "\\PC*") {
             let m = mapping("kind = 'invoice'\nnumber = 'a'\nstatus = 'b'\namount = 'c'\npaid = 'b'\ndue = 'c'\nterms_days = 30\nlink = 'https://x/{number}'");
             let d = m.read("s", "k", &fields(json!({"a": a, "b": b, "c": c})), Some(0), 0);
-            let _ = order_trails(vec![d], 0);
+            let _ = order_trails(d.into_iter().collect(), 0);
         }
     }
 }

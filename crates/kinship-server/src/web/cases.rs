@@ -46,7 +46,7 @@ pub async fn queue(State(state): State<Arc<AppState>>, user: SignedIn, Query(fil
             }
         }
         div.scroll {
-            table.wide {
+            table.wide.queue {
                 caption { "Case queue by SLA due time" }
                 thead { tr { th scope="col" { "Case" } th scope="col" { "Due" } th scope="col" { "SLA" } th scope="col" { "Subject" } th scope="col" { "Status" } th scope="col" { "Priority" } th scope="col" { "Team" } th scope="col" { "Customer" } } }
                 tbody {

@@ -257,7 +257,7 @@ fn briefing(brief: &Value) -> Markup {
                 } }
             }
             @if !open_cases.is_empty() {
-                div.scroll { table.wide {
+                div.scroll { table.wide.queue {
                     caption { "Open cases and their SLA clocks" }
                     thead { tr { th scope="col" { "Case" } th scope="col" { "Status" } th scope="col" { "Subject" } th scope="col" { "SLA" } } }
                     tbody { @for c in open_cases {

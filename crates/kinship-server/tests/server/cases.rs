@@ -33,6 +33,12 @@ fn tickets_from_a_help_desk_queue_by_sla_due_and_report_attainment_per_team() {
             &json!({"userId": "u-cas", "event": "Ticket Updated", "properties": properties, "messageId": id, "timestamp": at}),
         ));
     };
+    ok(&post_json(
+        s.addr,
+        "/v1/identify",
+        Some(&auth),
+        &json!({"userId": "u-cas", "traits": {"email": "cas@example.org"}, "messageId": "cas-id", "timestamp": "2024-05-01T09:00:00Z"}),
+    ));
     // T1: urgent, solved 20 minutes after it was opened. T2: normal, still open; billing's.
     track(
         "t1-a",
@@ -47,7 +53,9 @@ fn tickets_from_a_help_desk_queue_by_sla_due_and_report_attainment_per_team() {
     );
     // The data's present: a day later.
     track("later", "2024-05-02T11:30:00Z", json!({"ticket_id": "T2", "status": "open", "priority": "normal", "team": "billing"}));
-    wait_for_profile(s.addr, &s.admin, "user_id:u-cas", RESOLVE_WAIT, |v| http::event_names(v).len() == 4);
+    wait_for_profile(s.addr, &s.admin, "user_id:u-cas", RESOLVE_WAIT, |v| {
+        http::event_names(v).len() == 4 && v["traits"]["email"].is_string()
+    });
 
     let queue = call(s.addr, "GET", "/api/v1/cases", &s.admin, None).json();
     assert_eq!(queue["total"], 1, "{queue}");
@@ -77,4 +85,9 @@ fn tickets_from_a_help_desk_queue_by_sla_due_and_report_attainment_per_team() {
     let bad = call(s.addr, "GET", "/api/v1/cases?state=late", &s.admin, None);
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("breached, warning, active or paused"), "{}", bad.text());
+
+    // The queue the server keeps forgets an erased requester at once.
+    let erased = call(s.addr, "POST", "/api/v1/privacy/erasure", &s.admin, Some(&json!({"email": "cas@example.org"})));
+    assert_eq!(erased.status, 200, "{}", erased.text());
+    assert_eq!(call(s.addr, "GET", "/api/v1/cases?status=all", &s.admin, None).json()["total"], 0);
 }

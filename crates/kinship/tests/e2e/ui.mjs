@@ -298,6 +298,33 @@ try {
   await admin.getByRole("img", { name: /weekly scores over the last quarter/ }).waitFor();
   await shoot(admin, "profile-health");
 
+  step("the case queue: open tickets by SLA due time, each running clock's state, attainment per team");
+  await admin.getByRole("link", { name: "Cases", exact: true }).click();
+  await admin.locator("caption", { hasText: "Case queue by SLA due time" }).waitFor();
+  assert.ok((await admin.locator("table.wide tbody tr").count()) > 0, "the demo's open tickets are queued");
+  await admin.locator("table.wide .sla-breached").first().waitFor();
+  await admin.getByRole("heading", { name: "SLA attainment, last 30 days" }).waitFor();
+  await admin.getByRole("link", { name: /^breached/ }).click();
+  await admin.waitForURL(/state=breached/);
+  await shoot(admin, "cases");
+
+  step("an account: people grouped by their company's email domain, with their orders");
+  await admin.getByRole("link", { name: "Accounts", exact: true }).click();
+  const accounts = await admin.locator("table tbody a[href^='/accounts/domain']").evaluateAll((links) => links.map((a) => a.getAttribute("href")));
+  assert.ok(accounts.length > 0, "the demo's business domains make accounts");
+  let withOrders = false;
+  for (const href of accounts.slice(0, 6)) {
+    await admin.goto(`${base}${href}`);
+    await admin.getByRole("heading", { name: "People" }).waitFor();
+    assert.ok((await admin.locator("section[aria-labelledby='people-title'] tbody tr").count()) > 1, "an account holds several people");
+    if ((await admin.getByRole("heading", { name: "Latest orders" }).count()) > 0) {
+      withOrders = true;
+      break;
+    }
+  }
+  assert.ok(withOrders, "one of the largest accounts has orders, followed through invoice and shipment");
+  await shoot(admin, "account");
+
   step("the audit log names the admin's reads and changes");
   await admin.getByRole("link", { name: "Audit" }).click();
   await admin.getByRole("cell", { name: "split", exact: true }).first().waitFor();
