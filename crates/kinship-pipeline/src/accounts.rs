@@ -121,12 +121,7 @@ pub fn for_role(mut doc: Value, policy: &kinship_policy::Policy, key: &kinship_p
         let shown = kinship_policy::project(&json!({ "id": person["id"], "traits": { "name": person["name"] } }), policy, key);
         person["name"] = shown.value["traits"].get("name").cloned().unwrap_or(Value::Null);
     }
-    if !policy.sees_identities() {
-        for case in doc["cases"]["open"].as_array_mut().into_iter().flatten() {
-            case["subject"] = Value::Null;
-            case["conversation"] = json!([]);
-        }
-    }
+    crate::briefing::cases_for_role(&mut doc["cases"]["open"], policy);
     kinship_policy::scrub(&mut doc, &[], policy, key);
     doc
 }

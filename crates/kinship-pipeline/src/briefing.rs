@@ -14,11 +14,16 @@ use kinship_sources::MappedEvent;
 use kinship_store::{Database, TaskFilter};
 use serde_json::{json, Map, Value};
 
-/// The moment documents and clocks are judged at: the newest record's time, so an export
-/// loaded later reads as of when it was taken (never later than now).
+/// The moment documents and clocks are judged at. A live system (a record in the last day)
+/// is judged now, so clocks cross their targets while nothing arrives; an export loaded
+/// later is judged as of its newest record, when it was taken.
 pub fn data_now(store: &dyn Database) -> Result<i64> {
+    const LIVE_MS: i64 = 86_400_000;
     let now = crate::now_ms();
-    Ok(store.newest_record_time()?.map_or(now, |t| t.min(now)))
+    Ok(match store.newest_record_time()? {
+        Some(newest) if newest < now - LIVE_MS => newest,
+        _ => now,
+    })
 }
 
 /// The briefing of profile `id` as of `now_ms`, with what changed after `since_ms`, built
@@ -194,7 +199,7 @@ pub fn read_records(config: &Config, profile: &str, records: &[StoredRecord], no
         }
     }
     let (cases, _) = kinship_service::cases::cases(case_rows);
-    (docs, cases)
+    (documents::latest_versions(docs), cases)
 }
 
 pub fn document_json(d: &Document) -> Value {
@@ -324,6 +329,24 @@ fn document_line(d: &Document, year_of: i64) -> String {
     format!("{line}, {state}")
 }
 
+/// Cases' free text as `policy` may read it, in place: subjects and comments only for roles
+/// that see identities, internal notes' bodies only for roles that read a property named
+/// `internal_note` in clear (sales' rules hide `*internal*` and `*note*`).
+pub fn cases_for_role(cases: &mut Value, policy: &kinship_policy::Policy) {
+    let identities = policy.sees_identities();
+    let notes = identities && policy.property_access("internal_note") == kinship_policy::Access::Allow;
+    for case in cases.as_array_mut().into_iter().flatten() {
+        if !identities {
+            case["subject"] = Value::Null;
+        }
+        for reply in case["conversation"].as_array_mut().into_iter().flatten() {
+            if !identities || (reply["public"] == false && !notes) {
+                reply["body"] = Value::Null;
+            }
+        }
+    }
+}
+
 /// The briefing as `policy` may read it: the name as the role's projection shows it (absent
 /// when hidden), free text (case subjects, conversation, record lines) only for roles that
 /// see identities, as it may name anyone; then contact details the role may not read are
@@ -331,16 +354,10 @@ fn document_line(d: &Document, year_of: i64) -> String {
 pub fn for_role(mut brief: Value, identifiers: &[Value], policy: &kinship_policy::Policy, key: &kinship_policy::PseudonymKey) -> Value {
     let shown = kinship_policy::project(&json!({ "id": brief["id"], "traits": { "name": brief["name"] } }), policy, key);
     brief["name"] = shown.value["traits"].get("name").cloned().unwrap_or(Value::Null);
+    cases_for_role(&mut brief["cases"]["open"], policy);
     if !policy.sees_identities() {
-        if let Some(open) = brief["cases"]["open"].as_array_mut() {
-            for case in open {
-                case["subject"] = Value::Null;
-                if let Some(conversation) = case["conversation"].as_array_mut() {
-                    conversation.iter_mut().for_each(|r| r["body"] = Value::Null);
-                }
-            }
-        }
-        if let Some(lines) = brief["changed"]["lines"].as_array_mut() {
+        // `get_mut`, not indexing: indexing a null `changed` would make it an object.
+        if let Some(lines) = brief.get_mut("changed").and_then(|c| c.get_mut("lines")).and_then(Value::as_array_mut) {
             lines.iter_mut().for_each(|l| l["line"] = Value::Null);
         }
         if let Some(tasks) = brief["tasks"].as_array_mut() {

@@ -93,3 +93,57 @@ pub fn attainment(cases: &[QueuedCase], from_ms: i64, to_ms: i64) -> std::collec
         .collect();
     sla::attainment(ended.iter().map(|(team, clocks)| (team.as_str(), clocks.as_slice())))
 }
+
+/// The event a running SLA clock past its target is, for flows to start on.
+pub const CASE_SLA_BREACHED: &str = "Case SLA Breached";
+/// The event a running SLA clock within its policy's `warn_before` is.
+pub const CASE_SLA_WARNING: &str = "Case SLA Warning";
+
+/// Records for `[flows] source`: one per running clock of an open case that has passed its
+/// target (`Case SLA Breached`, at the moment it did) or is within its policy's warning time
+/// (`Case SLA Warning`), keyed by case, metric, the clock's start and the state, so the
+/// log's unique (source, key) keeps each once however often this runs. Each carries the one
+/// identifier only the requester's profile holds (`flows::own_identifier`, as a flow's trait
+/// changes do); a requester without one is skipped. Empty without `[flows] source`.
+pub fn sla_events(store: &dyn Database, config: &Config, cases: &[QueuedCase], now_ms: i64) -> Result<Vec<kinship_core::NewRecord>> {
+    if config.flows.source.is_none() {
+        return Ok(Vec::new());
+    }
+    let iso = |s: i64| kinship_expr::format_timestamp(s * 1000);
+    let mut anchors: std::collections::HashMap<&str, Option<kinship_core::Identifier>> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for q in cases.iter().filter(|q| !q.case.status.is_done()) {
+        for clock in q.clocks.iter().filter(|c| c.end.is_none()) {
+            let (event, state, at_ms) = match clock.state {
+                ClockState::Breached => (CASE_SLA_BREACHED, "breached", clock.breached_at.map_or(now_ms, |t| t * 1000)),
+                ClockState::Warning => (CASE_SLA_WARNING, "warning", now_ms),
+                _ => continue,
+            };
+            let anchor = match anchors.get(q.case.requester.as_str()) {
+                Some(known) => known.clone(),
+                None => {
+                    let found = crate::flows::own_identifier(store, config, &q.case.requester)?;
+                    anchors.insert(&q.case.requester, found.clone());
+                    found
+                }
+            };
+            let Some(anchor) = anchor else { continue };
+            let key = format!("sla:{}:{}:{}:{}:{state}", q.case.source, q.case.number, clock.metric.as_str(), clock.start);
+            let payload = serde_json::json!({
+                "type": "track", "messageId": key, "timestamp": kinship_expr::format_timestamp(at_ms), "event": event,
+                "properties": {
+                    "case": q.case.number, "case_source": q.case.source, "metric": clock.metric.as_str(), "policy": clock.policy,
+                    "priority": q.case.priority, "team": q.case.team, "assignee": q.case.assignee,
+                    "target_minutes": clock.target_minutes, "due": clock.due.map(iso),
+                },
+            });
+            out.push(kinship_core::NewRecord {
+                key,
+                payload: payload.to_string(),
+                identifiers: kinship_core::encode_identifiers(std::slice::from_ref(&anchor)),
+                timestamp: Some(at_ms),
+            });
+        }
+    }
+    Ok(out)
+}

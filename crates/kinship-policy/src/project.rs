@@ -202,12 +202,21 @@ impl Projector<'_> {
             for (name, value) in fields {
                 let value = match (name.as_str(), value) {
                     (header, _) if EVENT_HEADER.contains(&header) => Some(value.clone()),
+                    // The readable line is decided once the properties are.
+                    ("line", _) => None,
                     ("properties", Value::Object(properties)) => Some(Value::Object(self.object(properties, rules, "", None, None))),
                     // Anything else an event carries (a `context` with an IP, say) is a property too.
                     (_, _) => self.value(value, rules, name, None, None),
                 };
                 if let Some(value) = value {
                     shown.insert(name.clone(), value);
+                }
+            }
+            // The line retells the event's fields as text (a case's subject, a few values): it
+            // is shown only to roles that see identities and read every property in clear.
+            if let Some(line) = fields.get("line") {
+                if self.policy.sees_identities() && shown.get("properties") == fields.get("properties") {
+                    shown.insert("line".into(), line.clone());
                 }
             }
             seen.insert(event_name(event).to_string());

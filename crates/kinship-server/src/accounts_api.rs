@@ -1,7 +1,7 @@
 //! `/api/v1/accounts`: people grouped into accounts (companies) by a group call, a CRM's
-//! account id or a business email domain, and the 360 of an account. Listing accounts needs
-//! `read_profiles`; reading one lists its people, a lookup by company, so it needs
-//! `search_profiles` too, and is audited as a read of each person.
+//! account id or a business email domain, and the 360 of an account. Both are lookups (an
+//! account of one is a person's own domain; an account lists its people), so they need
+//! `read_profiles` and `search_profiles`; reading one is audited as a read of each person.
 
 use crate::http::{ApiError, Caller};
 use crate::state::AppState;
@@ -32,7 +32,7 @@ pub struct AccountCache(std::sync::Mutex<Option<Indexed>>);
 struct Indexed {
     at: std::time::Instant,
     through: u64,
-    config: usize,
+    config: Arc<kinship_core::Config>,
     index: Arc<AccountIndex>,
 }
 
@@ -43,15 +43,14 @@ pub(crate) async fn index(state: &Arc<AppState>) -> Result<Arc<AccountIndex>, Ap
         .read(move |s| {
             // Every resolved batch, erasure and rebuild moves the change feed's head.
             let through = s.change_head()?;
-            let config_id = Arc::as_ptr(&config) as usize;
             let mut held = reader.accounts.0.lock().expect("not poisoned");
             if let Some(i) =
-                held.as_ref().filter(|i| i.config == config_id && crate::cases_api::fresh(s, i.through, through, i.at, 10, 3600))
+                held.as_ref().filter(|i| Arc::ptr_eq(&i.config, &config) && crate::cases_api::fresh(s, i.through, through, i.at, 10, 3600))
             {
                 return Ok(i.index.clone());
             }
             let index = Arc::new(accounts::account_index(s, &config)?);
-            *held = Some(Indexed { at: std::time::Instant::now(), through, config: config_id, index: index.clone() });
+            *held = Some(Indexed { at: std::time::Instant::now(), through, config: config.clone(), index: index.clone() });
             Ok::<_, kinship_pipeline::PipelineError>(index)
         })
         .await?)
@@ -72,7 +71,10 @@ pub(crate) async fn list_accounts(
     State(state): State<Arc<AppState>>,
     Query(page): Query<AccountPage>,
 ) -> Result<Json<Value>, ApiError> {
+    // An account's value can be a person's own (the domain of one person's business email,
+    // a group of one): listing them is a lookup, as reading one is.
     caller.require(Capability::ReadProfiles)?;
+    caller.require(Capability::SearchProfiles)?;
     let index = index(&state).await?;
     let all = index.by_size();
     let (limit, offset) = (page.limit.unwrap_or(50).clamp(1, 500), page.offset.unwrap_or(0));

@@ -51,7 +51,7 @@ pub struct QueueCache(std::sync::Mutex<Option<Judged>>);
 struct Judged {
     at: std::time::Instant,
     through: u64,
-    config: usize,
+    config: Arc<kinship_core::Config>,
     now: i64,
     cases: Arc<Vec<QueuedCase>>,
 }
@@ -64,14 +64,13 @@ async fn judged(state: &Arc<AppState>) -> Result<(i64, Arc<Vec<QueuedCase>>), Ap
         .read(move |s| {
             // Every resolved batch, erasure and rebuild moves the change feed's head.
             let through = s.change_head()?;
-            let config_id = Arc::as_ptr(&config) as usize;
             let mut held = reader.case_queue.0.lock().expect("not poisoned");
-            if let Some(j) = held.as_ref().filter(|j| j.config == config_id && fresh(s, j.through, through, j.at, 5, 60)) {
+            if let Some(j) = held.as_ref().filter(|j| Arc::ptr_eq(&j.config, &config) && fresh(s, j.through, through, j.at, 5, 60)) {
                 return Ok((j.now, j.cases.clone()));
             }
             let now = reader.data_now(s)?;
             let cases = Arc::new(cases::all_cases(s, &config, now)?);
-            *held = Some(Judged { at: std::time::Instant::now(), through, config: config_id, now, cases: cases.clone() });
+            *held = Some(Judged { at: std::time::Instant::now(), through, config: config.clone(), now, cases: cases.clone() });
             Ok::<_, kinship_pipeline::PipelineError>((now, cases))
         })
         .await?)
@@ -133,21 +132,17 @@ pub(crate) async fn case_queue(
     }
     let (limit, offset) = (q.limit.unwrap_or(50).clamp(1, MAX_PAGE), q.offset.unwrap_or(0));
     let page: Vec<&QueuedCase> = chosen.iter().skip(offset).take(limit).copied().collect();
-    let sees_text = caller.policy().sees_identities();
     let mut cases = Value::Array(
         page.iter()
             .map(|c| {
                 let mut v = kinship_pipeline::briefing::case_json(&c.case, &c.clocks);
                 v["state"] = json!(state_of(c));
                 v["next_due"] = json!(c.next_due.map(|d| iso(d * 1000)));
-                if !sees_text {
-                    v["subject"] = Value::Null;
-                    v["conversation"] = json!([]);
-                }
                 v
             })
             .collect(),
     );
+    kinship_pipeline::briefing::cases_for_role(&mut cases, caller.policy());
     // Contact details in a subject or comment are masked for roles that may not read them.
     caller.scrub(&mut cases, &[]);
     let profiles: Vec<&str> = page.iter().map(|c| c.case.requester.as_str()).collect();

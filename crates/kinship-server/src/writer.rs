@@ -187,6 +187,7 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
         };
         let mut refreshed = std::time::Instant::now();
         let mut alerts_due = std::time::Instant::now();
+        let mut sla_due = std::time::Instant::now();
         // Catch up with anything logged before a restart, then follow the writer and the
         // change feed.
         loop {
@@ -207,6 +208,12 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
                     eprintln!("warning: re-evaluating time-based segments failed, retrying in a minute: {e}");
                 }
                 refreshed = std::time::Instant::now();
+            }
+            if std::time::Instant::now() >= sla_due {
+                if let Err(e) = resolver.keep_sla_events() {
+                    eprintln!("warning: looking for breached SLA clocks failed, retrying at the next pass: {e}");
+                }
+                sla_due = std::time::Instant::now() + resolver.sla_events_every();
             }
             if std::time::Instant::now() >= alerts_due {
                 if let Err(e) = resolver.keep_alerts() {
@@ -454,6 +461,37 @@ impl Resolver {
                 eprintln!("warning: writing the alerts of health definition {name} failed: {e}");
             }
         }
+        Ok(())
+    }
+
+    /// How often SLA events are looked for: `[service] events_every`, at least a second.
+    fn sla_events_every(&self) -> Duration {
+        let text = self.config.current().service.events_every.clone().unwrap_or_else(|| "1 minute".into());
+        let every = kinship_expr::parse_duration(&text).unwrap_or_else(|| {
+            eprintln!("warning: [service] events_every = {text:?} is not a duration (write \"1 minute\"); looking every minute");
+            60_000
+        });
+        Duration::from_millis(every.max(1000) as u64)
+    }
+
+    /// Appends an event to `[flows] source` for each SLA clock newly breached or in warning
+    /// (`cases::sla_events`), so a flow can make it an escalation task. The queue is judged
+    /// without the writers' turn, taken only to append; the log's unique (source, key) keeps
+    /// each event once, on any number of nodes.
+    fn keep_sla_events(&mut self) -> Result<(), kinship_pipeline::PipelineError> {
+        let config = self.config.current();
+        let Some(source) = config.flows.source.clone() else { return Ok(()) };
+        if config.service.sla.is_empty() || !config.sources.values().any(|s| s.case.is_some()) {
+            return Ok(());
+        }
+        let now = kinship_pipeline::briefing::data_now(&*self.store)?;
+        let cases = kinship_pipeline::cases::all_cases(&*self.store, &config, now)?;
+        let records = kinship_pipeline::cases::sla_events(&*self.store, &config, &cases, now)?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.turn.as_ref().map(|t| t.lock().expect("not poisoned"));
+        self.store.insert_records(&source, &records, kinship_pipeline::now_ms())?;
         Ok(())
     }
 

@@ -123,7 +123,7 @@ impl Calendar {
     }
 
     /// The instant at which `seconds` of open time, counted from `from`, have passed; `None`
-    /// when the calendar has no open time within three years.
+    /// when that is more than three years of the calendar's days away.
     pub fn add(&self, from: i64, seconds: i64) -> Option<i64> {
         if self.always || seconds <= 0 {
             return from.checked_add(seconds.max(0));
@@ -187,8 +187,8 @@ impl Calendar {
         hours.iter().filter_map(move |&(from, to)| Some((self.instant(day, from)?, self.instant(day, to)?)))
     }
 
-    /// Local day + seconds after midnight → UTC. A time skipped by daylight saving is read
-    /// as the first instant after the gap; a repeated one as its first occurrence.
+    /// Local day + seconds after midnight → UTC. A time skipped by daylight saving is moved
+    /// on by the gap (02:30 → 03:30); a repeated one is its first occurrence.
     fn instant(&self, day: NaiveDate, seconds: u32) -> Option<i64> {
         let midnight = day.and_time(NaiveTime::MIN);
         let local = midnight.checked_add_signed(Duration::seconds(i64::from(seconds)))?;

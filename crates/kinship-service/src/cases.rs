@@ -111,7 +111,7 @@ fn is_public(text: &str) -> bool {
 }
 
 /// Every case the rows tell of, by (source, number), oldest first. Comments whose case is
-/// not among the rows are dropped, and counted in the second value.
+/// not among the rows, or is ambiguous, are dropped and counted in the second value.
 pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usize) {
     struct Version {
         at: i64,
@@ -147,7 +147,8 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
             },
             None => row.key.split('@').next().unwrap_or(row.key).to_string(),
         };
-        let created = time(f, m.created.as_ref()).or(row.time).unwrap_or(0);
+        // A row with no time at all says nothing a clock can count from.
+        let Some(created) = time(f, m.created.as_ref()).or(row.time) else { continue };
         let at = time(f, m.updated.as_ref()).or(row.time).unwrap_or(created).max(created);
         let mut fields = BTreeMap::new();
         for (name, path) in [("channel", &m.channel), ("team", &m.team), ("assignee", &m.assignee)] {
@@ -167,9 +168,20 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
         tickets.entry((row.source.to_string(), number)).or_insert_with(|| (Vec::new(), m)).0.push(version);
     }
 
+    // Comments name their ticket by number only: they join a ticket when exactly one help
+    // desk holds that number, and are dropped (counted) when two do.
+    let mut holders: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, number) in tickets.keys() {
+        *holders.entry(number.as_str()).or_default() += 1;
+    }
     let mut by_number: BTreeMap<String, Vec<Reply>> = BTreeMap::new();
+    let mut dropped = 0;
     for (number, reply) in comments {
-        by_number.entry(number).or_default().push(reply);
+        if holders.get(number.as_str()) == Some(&1) {
+            by_number.entry(number).or_default().push(reply);
+        } else {
+            dropped += 1;
+        }
     }
     let mut out = Vec::new();
     for ((source, number), (mut versions, mapping)) in tickets {
@@ -177,17 +189,19 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
         let created = versions.iter().map(|v| v.created).min().unwrap_or(0);
         let mut conversation = by_number.remove(&number).unwrap_or_default();
         conversation.sort_by_key(|r| r.at);
-        // The log: the opening (new, with the first version's fields), then each version's
-        // changes and each comment, in time order; a version at the opening instant sets
-        // the opening's status (a ticket created already open).
+        // The log: the opening (new, with the first version's fields, and the comment it
+        // was opened with, which tells an agent's outbound ticket from a requester's), then
+        // each version's changes and each later comment, in time order; at one instant the
+        // comment comes first, so a reply and a solve in one update answer before solving.
         let mut log: Vec<CaseChange> = Vec::new();
         let first = &versions[0];
+        let opening = conversation.first().filter(|r| r.at <= created).map(|r| Comment { public: r.public, by: r.by });
         log.push(CaseChange {
             at: created,
             status: Some(CaseStatus::New),
             priority: first.priority.clone(),
             fields: first.fields.clone(),
-            comment: None,
+            comment: opening,
         });
         let mut timed: Vec<CaseChange> = versions
             .iter()
@@ -199,12 +213,12 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
                 comment: None,
             })
             .collect();
-        timed.extend(conversation.iter().map(|r| CaseChange {
+        timed.extend(conversation.iter().skip(usize::from(opening.is_some())).map(|r| CaseChange {
             at: r.at.max(created),
             comment: Some(Comment { public: r.public, by: r.by }),
             ..Default::default()
         }));
-        timed.sort_by_key(|c| c.at);
+        timed.sort_by_key(|c| (c.at, c.comment.is_none()));
         log.extend(timed);
         let last = versions.last().expect("a ticket has a version");
         let status = crate::sla::replay_status(&log);
@@ -226,7 +240,6 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
             log,
         });
     }
-    let dropped = by_number.values().map(Vec::len).sum();
     out.sort_by_key(|c| c.created);
     (out, dropped)
 }
@@ -267,5 +280,32 @@ mod tests {
         assert_eq!(c.conversation.len(), 2);
         assert!(!c.conversation[0].public && c.conversation[1].public);
         assert_eq!(c.log.len(), 5);
+    }
+
+    #[test]
+    fn an_agent_opened_ticket_starts_with_the_agents_comment() {
+        let tickets = CaseMapping { number: Some("id".into()), status: Some("status".into()), ..CaseMapping::default() };
+        let notes = CaseMapping { comment_of: Some("ticket".into()), author: Some("role".into()), ..CaseMapping::default() };
+        let rows = [
+            json!({"id": "8", "status": "open"}),
+            json!({"ticket": "8", "role": "agent"}),
+            json!({"ticket": "8", "role": "end-user"}),
+            // No time anywhere: skipped, not dated 1970.
+            json!({"id": "9", "status": "open"}),
+        ];
+        let maps: Vec<Map<String, Value>> = rows.iter().map(|r| r.as_object().unwrap().clone()).collect();
+        let times = [Some(100), Some(100), Some(400), None];
+        let input = maps.iter().zip(times).enumerate().map(|(i, (f, time))| CaseRow {
+            mapping: if i == 0 || i == 3 { &tickets } else { &notes },
+            owner: "p",
+            source: "desk",
+            key: "k",
+            fields: f,
+            time,
+        });
+        let (cases, _) = cases(input);
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].log[0].comment, Some(Comment { public: true, by: Author::Agent }));
+        assert_eq!(cases[0].log.iter().filter(|c| c.comment.is_some()).count(), 2, "the opening comment is not counted twice");
     }
 }

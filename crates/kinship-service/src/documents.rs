@@ -135,6 +135,8 @@ pub struct Document {
     pub source: String,
     pub record_key: String,
     pub link: Option<String>,
+    /// The record's own time: of two versions of a document, the later one is it.
+    pub recorded: Option<i64>,
 }
 
 /// A value at a dotted path, as text (numbers written out); blank and null are absent.
@@ -176,7 +178,8 @@ impl DocumentMapping {
     pub fn read(&self, source: &str, key: &str, fields: &Map<String, Value>, record_time: Option<i64>, now: i64) -> Option<Document> {
         let number = match &self.number {
             Some(path) => field_text(fields, path)?,
-            None => key.to_string(),
+            // A cursor-pulled source keys each version `KEY@CURSOR`: one document, many versions.
+            None => key.split('@').next().unwrap_or(key).to_string(),
         };
         let order = match (&self.order, self.kind) {
             (Some(p), _) => field_text(fields, p),
@@ -227,6 +230,7 @@ impl DocumentMapping {
             source: source.to_string(),
             record_key: key.to_string(),
             link,
+            recorded: record_time,
         })
     }
 }
@@ -258,32 +262,40 @@ impl OrderTrail {
     }
 }
 
+/// One document per (source, kind, number): of several versions (a changed row pulled
+/// again), the one recorded last, the later in `documents` on a tie.
+pub fn latest_versions(documents: Vec<Document>) -> Vec<Document> {
+    let mut latest: BTreeMap<(String, DocumentKind, String), (usize, Document)> = BTreeMap::new();
+    for (i, d) in documents.into_iter().enumerate() {
+        let key = (d.source.clone(), d.kind, d.number.clone());
+        match latest.get(&key) {
+            Some((_, held)) if held.recorded > d.recorded => {}
+            _ => {
+                latest.insert(key, (i, d));
+            }
+        }
+    }
+    let mut out: Vec<(usize, Document)> = latest.into_values().collect();
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, d)| d).collect()
+}
+
 /// Orders, newest first, each with the documents naming it; the documents naming no order
 /// of these are returned apart (an invoice whose order is elsewhere, a quote).
 /// `now` (Unix seconds) only decides whether dates need their year.
 pub fn order_trails(documents: Vec<Document>, now: i64) -> (Vec<OrderTrail>, Vec<Document>) {
     let mut orders: BTreeMap<String, OrderTrail> = BTreeMap::new();
     let mut rest = Vec::new();
-    for d in documents {
+    for d in latest_versions(documents) {
         if d.kind == DocumentKind::Order {
-            let number = d.number.clone();
-            // Two versions of one order (a changed row): the newer is the order.
-            match orders.get_mut(&number) {
-                Some(t) if t.order.date >= d.date => {}
-                Some(t) => t.order = d,
-                None => {
-                    orders.insert(
-                        number,
-                        OrderTrail {
-                            order: d,
-                            invoices: vec![],
-                            payments: vec![],
-                            shipments: vec![],
-                            refunds: vec![],
-                            summary: String::new(),
-                        },
-                    );
+            let trail =
+                OrderTrail { order: d, invoices: vec![], payments: vec![], shipments: vec![], refunds: vec![], summary: String::new() };
+            // One order number in two systems: the first seen is the order, the other listed apart.
+            match orders.entry(trail.order.number.clone()) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(trail);
                 }
+                std::collections::btree_map::Entry::Occupied(_) => rest.push(trail.order),
             }
         } else {
             rest.push(d);
@@ -414,6 +426,17 @@ mod tests {
         assert_eq!(trails[1].order.amount, Some(129.5));
         assert_eq!(trails[1].order.system_status.as_deref(), Some("completed"));
         assert_eq!(unplaced.len(), 1, "an invoice for an order this customer does not hold is listed apart");
+    }
+
+    #[test]
+    fn the_latest_version_of_an_invoice_is_the_invoice() {
+        let invoice = mapping("kind = 'invoice'\norder = 'order_id'\npaid = 'paid_at'");
+        let unpaid = invoice.read("billing", "INV-1@1", &fields(json!({"order_id": "7"})), Some(NOV26), NOV26).unwrap();
+        let paid = invoice
+            .read("billing", "INV-1@2", &fields(json!({"order_id": "7", "paid_at": "2026-11-28T00:00:00Z"})), Some(NOV26 + DAY), NOV26)
+            .unwrap();
+        assert_eq!(unpaid.number, "INV-1", "the cursor is not part of the number");
+        assert_eq!(latest_versions(vec![paid.clone(), unpaid]), vec![paid]);
     }
 
     #[test]

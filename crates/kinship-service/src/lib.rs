@@ -21,4 +21,8 @@ pub struct ServiceConfig {
     pub calendars: BTreeMap<String, calendar::CalendarConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sla: Vec<sla::SlaPolicyConfig>,
+    /// How often a server looks for clocks newly breached or in warning, to append their
+    /// events to `[flows] source` (`"1 minute"`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_every: Option<String>,
 }

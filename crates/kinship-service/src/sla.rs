@@ -350,7 +350,9 @@ fn spans(changes: &[CaseChange], states: &[State]) -> Vec<(Metric, i64, Option<i
                 break;
             }
             if status_after(i).is_done() {
+                // Solving fulfils the first reply; a reopening comment then waits for the next.
                 end = Some(c.at);
+                first_reply_at = Some(c.at);
                 break;
             }
         }
@@ -398,8 +400,10 @@ fn spans(changes: &[CaseChange], states: &[State]) -> Vec<(Metric, i64, Option<i
     }
 
     // Resolution clocks: one each, from creation; ended while the case is solved or closed.
-    let last = states.last().expect("a case has a creation");
-    let end = last.status.is_done().then_some(last.from);
+    // Solved (or closed) since the start of the last run of done states: a later close or a
+    // private note does not move the moment it was solved.
+    let solved_since = states.iter().rposition(|s| !s.status.is_done()).map_or(0, |i| i + 1);
+    let end = states.get(solved_since).map(|s| s.from);
     for metric in [Metric::RequesterWait, Metric::AgentWork, Metric::TotalResolution] {
         out.push((metric, created.at, end));
     }

@@ -236,3 +236,36 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_solve_ends_the_first_reply_and_a_reopening_comment_waits_for_the_next() {
+    // A reply and a solve in one update, then the requester writes again: next reply runs.
+    let answered = [
+        created("12-07 09:00", "email", "normal"),
+        comment("12-07 10:00", Author::Agent, true),
+        status("12-07 10:00", CaseStatus::Solved),
+        comment("12-07 11:00", Author::EndUser, true),
+    ];
+    let clocks = sla(CONFIG).clocks(&answered, at("12-07 12:00"));
+    assert_eq!(one(&clocks, Metric::FirstReply).end, Some(at("12-07 10:00")));
+    let next = one(&clocks, Metric::NextReply);
+    assert_eq!((next.start, next.end, minutes(next)), (at("12-07 11:00"), None, 60));
+    // Solved with no reply at all, then reopened: the same.
+    let unanswered = [
+        created("12-07 09:00", "email", "normal"),
+        status("12-07 09:30", CaseStatus::Solved),
+        comment("12-07 10:00", Author::EndUser, true),
+    ];
+    let clocks = sla(CONFIG).clocks(&unanswered, at("12-07 12:00"));
+    assert_eq!((one(&clocks, Metric::FirstReply).state, minutes(one(&clocks, Metric::FirstReply))), (ClockState::Achieved, 30));
+    assert_eq!(one(&clocks, Metric::NextReply).start, at("12-07 10:00"));
+}
+
+#[test]
+fn closing_after_solving_does_not_move_when_it_was_solved() {
+    let case =
+        [created("12-07 09:00", "email", "normal"), status("12-07 10:00", CaseStatus::Solved), status("12-08 12:00", CaseStatus::Closed)];
+    let clocks = sla(CONFIG).clocks(&case, at("12-09 09:00"));
+    let wait = one(&clocks, Metric::RequesterWait);
+    assert_eq!((wait.end, minutes(wait)), (Some(at("12-07 10:00")), 60));
+}

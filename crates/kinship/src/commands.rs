@@ -574,7 +574,8 @@ fn brief(ws: &mut Workspace, args: &BriefArgs) -> Result<ExitCode> {
             println!("  {:<10} {:<8} {:<40} {}", plain(&c["number"]), plain(&c["status"]), plain(&c["subject"]), clocks.join(", "));
         }
     }
-    if let Some(changed) = doc["changed"].as_object() {
+    let changed = &doc["changed"];
+    if changed.is_object() {
         println!("\nsince {}: {} new record(s)", plain(&changed["since"]), plain(&changed["records"]));
         for l in changed["lines"].as_array().into_iter().flatten() {
             println!("  {}", plain(&l["line"]));

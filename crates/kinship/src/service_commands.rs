@@ -67,8 +67,8 @@ pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
     match cmd {
         AccountCommand::List { limit, json, reader } => {
             let viewer = ws.viewer(reader.token.as_deref())?;
-            if !viewer.policy.allows(Capability::ReadProfiles) {
-                bail!("role `{}` may not read profiles", viewer.policy.name());
+            if !(viewer.policy.allows(Capability::ReadProfiles) && viewer.policy.allows(Capability::SearchProfiles)) {
+                bail!("role `{}` may not look people up by account: it needs read_profiles and search_profiles", viewer.policy.name());
             }
             let index = accounts::account_index(&*ws.store, &ws.config)?;
             let all = index.by_size();
@@ -152,18 +152,17 @@ pub fn case(data: &DataDir, cmd: &CaseCommand) -> Result<ExitCode> {
             ws.audit(&viewer.actor, "case.list", None, json!({ "cases": shown.len(), "profiles": profiles }))?;
             let sees_text = viewer.policy.sees_identities();
             if *json {
-                let list: Vec<_> = shown
-                    .iter()
-                    .map(|q| {
-                        let mut v = briefing::case_json(&q.case, &q.clocks);
-                        v["state"] = json!(state_name(q));
-                        if !sees_text {
-                            v["subject"] = serde_json::Value::Null;
-                            v["conversation"] = json!([]);
-                        }
-                        v
-                    })
-                    .collect();
+                let mut list = serde_json::Value::Array(
+                    shown
+                        .iter()
+                        .map(|q| {
+                            let mut v = briefing::case_json(&q.case, &q.clocks);
+                            v["state"] = json!(state_name(q));
+                            v
+                        })
+                        .collect(),
+                );
+                briefing::cases_for_role(&mut list, &viewer.policy);
                 println!("{}", serde_json::to_string_pretty(&json!({ "total": open.len(), "cases": list }))?);
                 return Ok(ExitCode::SUCCESS);
             }

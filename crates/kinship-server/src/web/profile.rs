@@ -231,7 +231,8 @@ fn briefing(brief: &Value) -> Markup {
             @let summary = brief["summary"].as_array().unwrap_or(&empty);
             @if summary.is_empty() { p.hint { "No orders, invoices, cases or answers on record." } }
             ul { @for line in summary { li { (text(line)) } } }
-            @if let Some(changed) = brief["changed"].as_object() {
+            @let changed = &brief["changed"];
+            @if changed.is_object() {
                 details {
                     summary { (format!("Since your last visit ({}): {} new record(s)", text(&changed["since"]).get(..16).unwrap_or_default().replace('T', " "), text(&changed["records"]))) }
                     ul { @for l in changed["lines"].as_array().into_iter().flatten() { li { (text(&l["line"])) } } }

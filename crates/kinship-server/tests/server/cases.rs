@@ -1,6 +1,6 @@
 //! The case queue over HTTP: tickets arriving as Segment `track` calls from a help desk's
 //! webhook, mapped by `[sources.web.case]`, queued by their SLA due time, with attainment per
-//! team, read by the roles that read tasks.
+//! team, read by the roles that read tasks; breached clocks become events for flows.
 
 use super::governance::{call, token};
 use super::{ok, Server, RESOLVE_WAIT};
@@ -14,6 +14,12 @@ status = "properties.status"
 priority = "properties.priority"
 subject = "properties.subject"
 team = "properties.team"
+
+[flows]
+source = "app"
+
+[service]
+events_every = "1 second"
 
 [[service.sla]]
 name = "everyone"
@@ -85,6 +91,22 @@ fn tickets_from_a_help_desk_queue_by_sla_due_and_report_attainment_per_team() {
     let bad = call(s.addr, "GET", "/api/v1/cases?state=late", &s.admin, None);
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("breached, warning, active or paused"), "{}", bad.text());
+
+    // Each breached clock of the open case became an event a flow can start on, once,
+    // however many passes look.
+    let breached = |v: &serde_json::Value| http::event_names(v).iter().filter(|e| *e == "Case SLA Breached").count();
+    let view = wait_for_profile(s.addr, &s.admin, "user_id:u-cas", RESOLVE_WAIT, |v| breached(v) == 2);
+    assert_eq!(breached(&view), 2, "first reply and requester wait of T2: {view}");
+    let event = view["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "Case SLA Breached" && e["properties"]["metric"] == "first_reply")
+        .unwrap();
+    assert_eq!((event["properties"]["case"].as_str(), event["timestamp"].as_str()), (Some("T2"), Some("2024-05-01T12:00:00.000Z")));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let again = wait_for_profile(s.addr, &s.admin, "user_id:u-cas", RESOLVE_WAIT, |_| true);
+    assert_eq!(breached(&again), 2, "no event twice");
 
     // The queue the server keeps forgets an erased requester at once.
     let erased = call(s.addr, "POST", "/api/v1/privacy/erasure", &s.admin, Some(&json!({"email": "cas@example.org"})));

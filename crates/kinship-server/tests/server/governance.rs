@@ -119,8 +119,13 @@ fn briefing_is_audited_and_follows_the_role() {
     let changed = &admin["changed"];
     assert_eq!(changed["records"], 2, "the two events after 2 May noon: {changed}");
     assert!(changed["lines"].as_array().unwrap().iter().all(|l| l["line"].is_string()));
-    let analyst = call(s.addr, "GET", &path, &token(&s, "analyst"), None).json();
+    let analyst_token = token(&s, "analyst");
+    let analyst = call(s.addr, "GET", &path, &analyst_token, None).json();
     assert!(analyst["changed"]["lines"].as_array().unwrap().iter().all(|l| l["line"].is_null()), "{analyst}");
+    // Without `since`, nothing changed is listed, for any role (the page once found an
+    // empty `changed` made by the role's filtering, and failed).
+    let without = call(s.addr, "GET", &format!("/api/v1/profiles/{id}/briefing"), &analyst_token, None).json();
+    assert!(without["changed"].is_null(), "{without}");
     // Support sees orders and tickets, not email engagement: only the ticket of 3 May.
     let support = call(s.addr, "GET", &path, &token(&s, "support"), None).json();
     assert_eq!(support["changed"]["records"], 1, "{support}");
