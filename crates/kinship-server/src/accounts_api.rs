@@ -23,37 +23,14 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/v1/accounts", get(list_accounts)).route("/api/v1/accounts/{id}", get(get_account))
 }
 
-/// The account index a server keeps: it reads every profile's traits, so it is read again
-/// at once after an erasure, a rebuild or a configuration change, and ten seconds after
-/// profiles were resolved (nothing else moves people between accounts).
-#[derive(Default)]
-pub struct AccountCache(std::sync::Mutex<Option<Indexed>>);
-
-struct Indexed {
-    at: std::time::Instant,
-    through: u64,
-    config: Arc<kinship_core::Config>,
-    index: Arc<AccountIndex>,
-}
-
+/// Every profile's account. Reading it reads every profile's traits, so the server keeps it
+/// (`AppState::accounts`): ten seconds while profiles are resolved, an hour while nothing
+/// changes (nothing else moves people between accounts), never past an erasure, a rebuild
+/// or a new configuration.
 pub(crate) async fn index(state: &Arc<AppState>) -> Result<Arc<AccountIndex>, ApiError> {
     let config = state.config().clone();
     let reader = state.clone();
-    Ok(state
-        .read(move |s| {
-            // Every resolved batch, erasure and rebuild moves the change feed's head.
-            let through = s.change_head()?;
-            let mut held = reader.accounts.0.lock().expect("not poisoned");
-            if let Some(i) =
-                held.as_ref().filter(|i| Arc::ptr_eq(&i.config, &config) && crate::cases_api::fresh(s, i.through, through, i.at, 10, 3600))
-            {
-                return Ok(i.index.clone());
-            }
-            let index = Arc::new(accounts::account_index(s, &config)?);
-            *held = Some(Indexed { at: std::time::Instant::now(), through, config: config.clone(), index: index.clone() });
-            Ok::<_, kinship_pipeline::PipelineError>(index)
-        })
-        .await?)
+    Ok(state.read(move |s| reader.accounts.get(s, &config, 10, 3600, || accounts::account_index(s, &config))).await?)
 }
 
 #[derive(Default, Deserialize, utoipa::IntoParams)]

@@ -38,59 +38,25 @@ pub(crate) struct QueueQuery {
     pub offset: Option<usize>,
 }
 
-/// The judged queue a server keeps: clocks for every case cost a scan of the help desks'
-/// records and ~0.4 s at 50,000 tickets (BENCHMARKS.md), so it is judged again only when the
-/// configuration was replaced, at once after an erasure or a rebuild, five seconds after
-/// other changes (records resolved), or after a minute (clocks cross their targets as time
-/// goes by). Under steady ingest a new ticket reaches the queue within five seconds.
+/// Every case judged as of the data's present, in queue order. Clocks for every case cost
+/// a scan of the help desks' records and ~0.4 s at 50,000 tickets (BENCHMARKS.md), so the
+/// server keeps the judged queue (`AppState::case_queue`): five seconds while records are
+/// resolved, a minute while nothing changes (clocks cross their targets as time goes by),
+/// never past an erasure, a rebuild or a new configuration. Under steady ingest a new ticket
+/// reaches the queue within five seconds.
 ///
 /// Not done yet: judging only the cases whose records changed.
-#[derive(Default)]
-pub struct QueueCache(std::sync::Mutex<Option<Judged>>);
-
-struct Judged {
-    at: std::time::Instant,
-    through: u64,
-    config: Arc<kinship_core::Config>,
-    now: i64,
-    cases: Arc<Vec<QueuedCase>>,
-}
-
-/// Every case judged as of the data's present, in queue order.
-async fn judged(state: &Arc<AppState>) -> Result<(i64, Arc<Vec<QueuedCase>>), ApiError> {
+async fn judged(state: &Arc<AppState>) -> Result<Arc<(i64, Vec<QueuedCase>)>, ApiError> {
     let config = state.config().clone();
     let reader = state.clone();
     Ok(state
         .read(move |s| {
-            // Every resolved batch, erasure and rebuild moves the change feed's head.
-            let through = s.change_head()?;
-            let mut held = reader.case_queue.0.lock().expect("not poisoned");
-            if let Some(j) = held.as_ref().filter(|j| Arc::ptr_eq(&j.config, &config) && fresh(s, j.through, through, j.at, 5, 60)) {
-                return Ok((j.now, j.cases.clone()));
-            }
-            let now = reader.data_now(s)?;
-            let cases = Arc::new(cases::all_cases(s, &config, now)?);
-            *held = Some(Judged { at: std::time::Instant::now(), through, config: config.clone(), now, cases: cases.clone() });
-            Ok::<_, kinship_pipeline::PipelineError>((now, cases))
+            reader.case_queue.get(s, &config, 5, 60, || {
+                let now = reader.data_now(s)?;
+                Ok((now, cases::all_cases(s, &config, now)?))
+            })
         })
         .await?)
-}
-
-/// Whether a copy judged at `at` when the change feed stood at `then` may still be shown:
-/// never after an erasure or a rebuild; after other changes (records resolved) for `moving`
-/// seconds; with no change for `still` seconds.
-pub(crate) fn fresh(store: &dyn kinship_store::Database, then: u64, now: u64, at: std::time::Instant, moving: u64, still: u64) -> bool {
-    use kinship_store::ChangeKind;
-    if then == now {
-        return at.elapsed().as_secs() < still;
-    }
-    const LOOK: usize = 1000;
-    match store.changes_after(then, LOOK) {
-        Ok(changes) if changes.len() < LOOK && !changes.iter().any(|c| matches!(c.kind, ChangeKind::Erasure | ChangeKind::Rebuild)) => {
-            at.elapsed().as_secs() < moving
-        }
-        _ => false,
-    }
 }
 
 fn iso(ms: i64) -> String {
@@ -113,7 +79,8 @@ pub(crate) async fn case_queue(
     if let Some(s) = q.state.as_deref().filter(|s| !matches!(*s, "breached" | "warning" | "active" | "paused")) {
         return Err(bad_request(format!("unknown state `{s}`: use breached, warning, active or paused")));
     }
-    let (now, all) = judged(&state).await?;
+    let judged = judged(&state).await?;
+    let (now, all) = (judged.0, &judged.1);
     let state_of = |c: &QueuedCase| c.state().map(|s| serde_json::to_value(s).unwrap_or_default().as_str().unwrap_or_default().to_string());
     let chosen: Vec<&QueuedCase> = all
         .iter()
@@ -169,9 +136,10 @@ pub(crate) async fn case_attainment(
     if !(1..=3660).contains(&days) {
         return Err(bad_request(format!("days {days} is out of range: give 1 to 3660")));
     }
-    let (now, all) = judged(&state).await?;
+    let judged = judged(&state).await?;
+    let (now, all) = (judged.0, &judged.1);
     let from = now - i64::from(days) * 86_400_000;
-    let report = cases::attainment(&all, from, now + 1);
+    let report = cases::attainment(all, from, now + 1);
     let teams: Vec<Value> = report
         .iter()
         .map(|((team, metric), (achieved, ended))| {

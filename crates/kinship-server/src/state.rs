@@ -91,10 +91,68 @@ pub struct AppState {
     /// The data's present (newest record time, ms) and when it was read: judging documents
     /// and SLA clocks as of it needs a scan of the log, so it is read at most once a minute.
     data_now: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
-    /// The case queue as last judged (`cases_api`).
-    pub case_queue: crate::cases_api::QueueCache,
+    /// The case queue as last judged, with the moment it was judged at (`cases_api`).
+    pub case_queue: DerivedCache<(i64, Vec<kinship_pipeline::cases::QueuedCase>)>,
     /// Accounts and their members as last read (`accounts_api`).
-    pub accounts: crate::accounts_api::AccountCache,
+    pub accounts: DerivedCache<kinship_pipeline::accounts::AccountIndex>,
+}
+
+/// A view derived from the whole store, kept between requests because deriving it reads
+/// much of the store. The change feed says when it may be stale: its head moves with every
+/// resolved batch, erasure and rebuild.
+pub struct DerivedCache<T>(std::sync::Mutex<Option<Derived<T>>>);
+
+struct Derived<T> {
+    at: std::time::Instant,
+    head: u64,
+    config: Arc<Config>,
+    value: Arc<T>,
+}
+
+impl<T> Default for DerivedCache<T> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+}
+
+impl<T> DerivedCache<T> {
+    /// The kept value while it may still be shown (same configuration; no erasure or rebuild
+    /// since; other changes for `moving` seconds; none for `still` seconds), else
+    /// `derive`'s, kept. Held while deriving: requests at once wait for one derivation.
+    pub fn get(
+        &self,
+        store: &dyn kinship_store::Database,
+        config: &Arc<Config>,
+        moving: u64,
+        still: u64,
+        derive: impl FnOnce() -> Result<T, kinship_pipeline::PipelineError>,
+    ) -> Result<Arc<T>, kinship_pipeline::PipelineError> {
+        let head = store.change_head()?;
+        let mut held = self.0.lock().expect("not poisoned");
+        if let Some(d) = held.as_ref().filter(|d| Arc::ptr_eq(&d.config, config) && fresh(store, d.head, head, d.at, moving, still)) {
+            return Ok(d.value.clone());
+        }
+        let value = Arc::new(derive()?);
+        *held = Some(Derived { at: std::time::Instant::now(), head, config: config.clone(), value: value.clone() });
+        Ok(value)
+    }
+}
+
+/// Whether a copy derived at `at` when the change feed stood at `then` may still be shown:
+/// never after an erasure or a rebuild; after other changes for `moving` seconds; with no
+/// change for `still` seconds.
+fn fresh(store: &dyn kinship_store::Database, then: u64, now: u64, at: std::time::Instant, moving: u64, still: u64) -> bool {
+    use kinship_store::ChangeKind;
+    if then == now {
+        return at.elapsed().as_secs() < still;
+    }
+    const LOOK: usize = 1000;
+    match store.changes_after(then, LOOK) {
+        Ok(changes) if changes.len() < LOOK && !changes.iter().any(|c| matches!(c.kind, ChangeKind::Erasure | ChangeKind::Rebuild)) => {
+            at.elapsed().as_secs() < moving
+        }
+        _ => false,
+    }
 }
 
 /// A source being pulled; dropping it lets the next pull start.
