@@ -479,6 +479,11 @@ impl Config {
             }))
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        let mut config = config;
+        // Native cases are read back with the mapping they are written with.
+        if let Some(source) = config.service.source.as_ref().and_then(|name| config.sources.get_mut(name)) {
+            source.case.get_or_insert_with(kinship_service::cases::CaseMapping::native);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -542,6 +547,14 @@ impl Config {
         self.validate_fuzzy_columns()?;
         if let Err(e) = kinship_service::sla::Sla::compile(&self.service) {
             return invalid("service".into(), &e.to_string());
+        }
+        if let Some(source) = &self.service.source
+            && self.sources.get(source).is_none_or(|s| s.kind != SourceType::Segment)
+        {
+            return invalid(
+                "service.source".into(),
+                &format!("`{source}` is not a source of type \"segment\": add [sources.{source}] type = \"segment\" for native cases"),
+            );
         }
         if let Err(e) = self.roles() {
             return invalid("roles".into(), &format!("{e}; extend one of: {}", kinship_policy::BUILTIN_ROLES.join(", ")));

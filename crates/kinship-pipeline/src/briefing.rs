@@ -195,7 +195,7 @@ pub fn read_records(config: &Config, profile: &str, records: &[StoredRecord], no
             docs.extend(m.read(&r.source, &r.key, fields, time, now));
         }
         if let Some(m) = &source.case {
-            case_rows.push(CaseRow { mapping: m, owner: profile, source: &r.source, key: &r.key, fields, time });
+            case_rows.push(CaseRow { mapping: m, owner: profile, source: &r.source, key: &r.key, fields, time: r.timestamp });
         }
     }
     let (cases, _) = kinship_service::cases::cases(case_rows);

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 /// A case with its clocks as of the moment it was judged.
+#[derive(Debug, Clone)]
 pub struct QueuedCase {
     pub case: Case,
     pub clocks: Vec<Clock>,
@@ -49,13 +50,7 @@ pub fn all_cases(store: &dyn Database, config: &Config, now_ms: i64) -> Result<V
     for name in config.sources.iter().filter(|(_, s)| s.case.is_some()).map(|(name, _)| name) {
         store.scan_source_records(name, &mut |profile, r| {
             if let Ok(Value::Object(fields)) = serde_json::from_str(r.payload) {
-                rows.push(Row {
-                    source: name,
-                    profile: profile.to_string(),
-                    key: r.key.to_string(),
-                    fields,
-                    time: r.timestamp.map(|t| t.div_euclid(1000)),
-                });
+                rows.push(Row { source: name, profile: profile.to_string(), key: r.key.to_string(), fields, time: r.timestamp });
             }
         })?;
     }

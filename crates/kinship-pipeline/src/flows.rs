@@ -825,7 +825,7 @@ fn new_run(
 /// The strongest identifier (by `resolve.priority`) that only this profile holds: what a
 /// record Kinship writes about the profile carries, so resolution joins it to the profile
 /// and to nothing else. `None` when every identifier is shared (contested).
-pub(crate) fn own_identifier(store: &dyn Database, config: &Config, profile: &str) -> Result<Option<kinship_core::Identifier>> {
+pub fn own_identifier(store: &dyn Database, config: &Config, profile: &str) -> Result<Option<kinship_core::Identifier>> {
     let mut held = store.identifiers_of_profiles(&[profile.to_string()])?;
     held.sort_by(|a, b| config.resolve.rank_of(&a.1.kind).cmp(&config.resolve.rank_of(&b.1.kind)).then_with(|| a.1.value.cmp(&b.1.value)));
     held.dedup_by(|a, b| a.1.kind == b.1.kind && a.1.value == b.1.value);

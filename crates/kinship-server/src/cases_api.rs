@@ -5,7 +5,8 @@
 
 use crate::http::{bad_request, ApiError, Caller};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use kinship_pipeline::cases::{self, QueuedCase};
@@ -15,11 +16,14 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(case_queue, case_attainment))]
+#[openapi(paths(case_queue, case_attainment, open_case, get_case, reply_to_case, update_case))]
 pub struct CasesDoc;
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/api/v1/cases", get(case_queue)).route("/api/v1/cases/attainment", get(case_attainment))
+    Router::new()
+        .route("/api/v1/cases", get(case_queue).post(open_case))
+        .route("/api/v1/cases/attainment", get(case_attainment))
+        .merge(native_routes())
 }
 
 /// Most cases one page returns.
@@ -148,4 +152,233 @@ pub(crate) async fn case_attainment(
         .collect();
     // Counts per team hold no one's data: not audited, as the dashboard's totals are not.
     Ok(Json(json!({ "from": iso(from), "to": iso(now), "teams": teams })))
+}
+
+/// Native cases: opened, answered and updated here, written as Segment messages to
+/// `[service] source` and read back like any help desk's (`CaseMapping::native`). Working
+/// cases needs `work_tasks`; each write is audited with its profile.
+pub fn native_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/cases/{source}/{number}", get(get_case))
+        .route("/api/v1/cases/{source}/{number}/replies", axum::routing::post(reply_to_case))
+        .route("/api/v1/cases/{source}/{number}/update", axum::routing::post(update_case))
+}
+
+const PRIORITIES: [&str; 4] = ["low", "normal", "high", "urgent"];
+/// Longest subject and reply accepted, in characters.
+const MAX_SUBJECT: usize = 300;
+const MAX_BODY: usize = 20_000;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    /// The profile that asks.
+    pub profile: String,
+    pub subject: String,
+    /// `low`, `normal` (default), `high` or `urgent`.
+    pub priority: Option<String>,
+    pub team: Option<String>,
+    /// Where it came from (`phone`, `chat`…); SLA policies may choose by it. Default `native`.
+    pub channel: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReply {
+    pub body: String,
+    /// A public reply the requester sees; `false` makes it an internal note.
+    pub public: bool,
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseUpdate {
+    /// `new`, `open`, `pending`, `on_hold`, `solved` or `closed`.
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    pub team: Option<String>,
+    pub assignee: Option<String>,
+}
+
+fn native_source(state: &AppState) -> Result<String, ApiError> {
+    state.config().service.source.clone().ok_or_else(|| {
+        ApiError(StatusCode::CONFLICT, "native cases are off: name a segment source for them as [service] source = \"cases\"".into())
+    })
+}
+
+fn checked_priority(p: Option<&str>) -> Result<Option<String>, ApiError> {
+    match p.map(|p| p.trim().to_lowercase()) {
+        Some(p) if !PRIORITIES.contains(&p.as_str()) => Err(bad_request(format!("unknown priority `{p}`: use {}", PRIORITIES.join(", ")))),
+        other => Ok(other),
+    }
+}
+
+/// Writes one native message about `profile`'s case and returns once it is resolved, so the
+/// next read shows it.
+async fn write_native(
+    state: &Arc<AppState>,
+    source: &str,
+    profile: &str,
+    number: &str,
+    event: &str,
+    properties: Value,
+) -> Result<(), ApiError> {
+    let config = state.config().clone();
+    let owner = profile.to_string();
+    let anchor = state
+        .read(move |s| kinship_pipeline::flows::own_identifier(s, &config, &owner))
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::CONFLICT, format!("profile {profile} holds no identifier of its own to file a case under")))?;
+    let now = kinship_pipeline::now_ms();
+    let key = format!("{number}#{now}{}", &crate::auth::new_secret("")[..6]);
+    let payload = json!({
+        "type": "track", "messageId": key, "timestamp": kinship_expr::format_timestamp(now), "event": event, "properties": properties,
+    });
+    let mut records = vec![kinship_core::NewRecord {
+        key: key.clone(),
+        payload: payload.to_string(),
+        identifiers: kinship_core::encode_identifiers(std::slice::from_ref(&anchor)),
+        timestamp: Some(now),
+    }];
+    let (_, generation) = crate::writer::drop_suppressed(&state.suppression, &mut records);
+    if records.is_empty() {
+        return Err(ApiError(StatusCode::CONFLICT, format!("profile {profile} is erased")));
+    }
+    state.writer.submit(source.to_string(), records, generation).await.map_err(|e| match e {
+        crate::writer::SubmitError::Overloaded => {
+            ApiError(StatusCode::SERVICE_UNAVAILABLE, "the writer is busy: try again in a moment".into())
+        }
+        crate::writer::SubmitError::Failed(reason) => ApiError(StatusCode::SERVICE_UNAVAILABLE, reason),
+    })?;
+    let (source, wait_key) = (source.to_string(), key);
+    for _ in 0..150 {
+        let (s, k) = (source.clone(), wait_key.clone());
+        if state.read(move |store| store.record_profile(&s, &k)).await?.is_some() {
+            state.case_queue.forget();
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Err(ApiError(StatusCode::ACCEPTED, "written; not resolved within three seconds: it appears shortly".into()))
+}
+
+/// The case, judged fresh if the kept queue does not hold it yet.
+async fn find_case(state: &Arc<AppState>, source: &str, number: &str) -> Result<(i64, QueuedCase), ApiError> {
+    let find =
+        |j: &Arc<(i64, Vec<QueuedCase>)>| j.1.iter().find(|c| c.case.source == source && c.case.number == number).map(|c| (j.0, c.clone()));
+    if let Some(found) = find(&judged(state).await?) {
+        return Ok(found);
+    }
+    state.case_queue.forget();
+    find(&judged(state).await?).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no case {number} in {source}")))
+}
+
+/// Opens a native case for a profile.
+#[utoipa::path(post, path = "/api/v1/cases", request_body = NewCase, security(("bearer" = [])),
+    responses((status = 201, description = "`{source, number}`"), (status = 409, description = "Native cases are off, or the profile cannot be named")))]
+pub(crate) async fn open_case(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Json(body): Json<NewCase>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Capability::WorkTasks)?;
+    let source = native_source(&state)?;
+    let subject = body.subject.trim();
+    if subject.is_empty() || subject.chars().count() > MAX_SUBJECT {
+        return Err(bad_request(format!("the subject needs 1 to {MAX_SUBJECT} characters")));
+    }
+    let priority = checked_priority(body.priority.as_deref())?.unwrap_or_else(|| "normal".into());
+    let number = format!("K-{}", &crate::auth::new_secret("")[..10]);
+    let properties = json!({
+        "case": number, "status": "new", "priority": priority, "subject": subject, "team": body.team,
+        "channel": body.channel.as_deref().unwrap_or("native"),
+    });
+    write_native(&state, &source, &body.profile, &number, kinship_service::cases::NATIVE_UPDATED, properties).await?;
+    caller.audit("case.open", Some(&body.profile), "POST /api/v1/cases", json!({ "case": number })).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "source": source, "number": number }))))
+}
+
+/// One case with its clocks and conversation.
+#[utoipa::path(get, path = "/api/v1/cases/{source}/{number}", params(("source" = String, Path), ("number" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "The case"), (status = 404, description = "No such case")))]
+pub(crate) async fn get_case(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path((source, number)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Capability::ReadTasks)?;
+    let (now, found) = find_case(&state, &source, &number).await?;
+    let mut one = Value::Array(vec![kinship_pipeline::briefing::case_json(&found.case, &found.clocks)]);
+    kinship_pipeline::briefing::cases_for_role(&mut one, caller.policy());
+    caller.scrub(&mut one, &[]);
+    let mut case = one.as_array_mut().and_then(|a| a.pop()).unwrap_or_default();
+    case["state"] = json!(found.state());
+    case["as_of"] = json!(iso(now));
+    case["native"] = json!(state.config().service.source.as_deref() == Some(source.as_str()));
+    caller.audit("case.read", Some(&found.case.requester), "GET /api/v1/cases/{source}/{number}", json!({ "case": number })).await?;
+    Ok(Json(case))
+}
+
+/// A public reply or an internal note on a native case, by the caller.
+#[utoipa::path(post, path = "/api/v1/cases/{source}/{number}/replies", params(("source" = String, Path), ("number" = String, Path)), request_body = NewReply, security(("bearer" = [])),
+    responses((status = 201, description = "Written"), (status = 422, description = "A connected help desk's case")))]
+pub(crate) async fn reply_to_case(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path((source, number)): Path<(String, String)>,
+    Json(body): Json<NewReply>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Capability::WorkTasks)?;
+    let native = native_source(&state)?;
+    if source != native {
+        return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("case {number} belongs to {source}: answer it in that help desk")));
+    }
+    let text = body.body.trim();
+    if text.is_empty() || text.chars().count() > MAX_BODY {
+        return Err(bad_request(format!("the reply needs 1 to {MAX_BODY} characters")));
+    }
+    let (_, found) = find_case(&state, &source, &number).await?;
+    let properties = json!({ "comment_on": number, "author_role": "agent", "author": caller.name(), "public": body.public, "body": text });
+    write_native(&state, &source, &found.case.requester, &number, kinship_service::cases::NATIVE_COMMENT, properties).await?;
+    let what = if body.public { "case.reply" } else { "case.note" };
+    caller.audit(what, Some(&found.case.requester), "POST /api/v1/cases/{source}/{number}/replies", json!({ "case": number })).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Changes a native case's status, priority, team or assignee.
+#[utoipa::path(post, path = "/api/v1/cases/{source}/{number}/update", params(("source" = String, Path), ("number" = String, Path)), request_body = CaseUpdate, security(("bearer" = [])),
+    responses((status = 201, description = "Written"), (status = 422, description = "A connected help desk's case")))]
+pub(crate) async fn update_case(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path((source, number)): Path<(String, String)>,
+    Json(change): Json<CaseUpdate>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Capability::WorkTasks)?;
+    let native = native_source(&state)?;
+    if source != native {
+        return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("case {number} belongs to {source}: update it in that help desk")));
+    }
+    let status = match change.status.as_deref() {
+        Some(s) => Some(
+            kinship_service::sla::CaseStatus::parse(s)
+                .ok_or_else(|| bad_request(format!("unknown status `{s}`: use new, open, pending, on_hold, solved or closed")))?,
+        ),
+        None => None,
+    };
+    let priority = checked_priority(change.priority.as_deref())?;
+    let (_, found) = find_case(&state, &source, &number).await?;
+    let c = &found.case;
+    let properties = json!({
+        "case": number,
+        "status": status.unwrap_or(c.status).as_str(),
+        "priority": priority.unwrap_or_else(|| c.priority.clone()),
+        "subject": c.subject,
+        "team": change.team.or_else(|| c.team.clone()),
+        "assignee": change.assignee.or_else(|| c.assignee.clone()),
+        "channel": c.channel,
+    });
+    write_native(&state, &source, &c.requester, &number, kinship_service::cases::NATIVE_UPDATED, properties).await?;
+    caller.audit("case.update", Some(&c.requester), "POST /api/v1/cases/{source}/{number}/update", json!({ "case": number })).await?;
+    Ok(StatusCode::CREATED)
 }

@@ -116,6 +116,12 @@ impl<T> Default for DerivedCache<T> {
 }
 
 impl<T> DerivedCache<T> {
+    /// Forgets the kept value: the next read derives it again (after a write this process
+    /// made and waited to see resolved).
+    pub fn forget(&self) {
+        *self.0.lock().expect("not poisoned") = None;
+    }
+
     /// The kept value while it may still be shown (same configuration; no erasure or rebuild
     /// since; other changes for `moving` seconds; none for `still` seconds), else
     /// `derive`'s, kept. Held while deriving: requests at once wait for one derivation.

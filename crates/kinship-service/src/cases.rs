@@ -37,7 +37,8 @@ pub struct CaseMapping {
     /// When this version's status was set, if the row says (`updated_at`, `solved_at`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<String>,
-    /// Comment rows: the field naming their case.
+    /// Comment rows: the field naming their case; a row without it is a ticket when
+    /// `number` is mapped, else skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment_of: Option<String>,
     /// Comment rows: whether the requester can see it (`true`/`public`; default public).
@@ -52,6 +53,33 @@ pub struct CaseMapping {
     /// A link back to the ticket: `{number}` is replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+}
+
+/// What native cases (created in Kinship, `[service] source`) are written as: Segment track
+/// messages of these events, read back through [`CaseMapping::native`].
+pub const NATIVE_UPDATED: &str = "Ticket Updated";
+pub const NATIVE_COMMENT: &str = "Ticket Comment";
+
+impl CaseMapping {
+    /// The mapping of native cases' messages: a `Ticket Updated` carries the case's fields
+    /// in its properties, a `Ticket Comment` names the case it answers in `comment_on`.
+    pub fn native() -> Self {
+        let p = |f: &str| Some(format!("properties.{f}"));
+        CaseMapping {
+            number: p("case"),
+            status: p("status"),
+            priority: p("priority"),
+            subject: p("subject"),
+            assignee: p("assignee"),
+            team: p("team"),
+            channel: p("channel"),
+            comment_of: p("comment_on"),
+            public: p("public"),
+            author: p("author_role"),
+            body: p("body"),
+            ..CaseMapping::default()
+        }
+    }
 }
 
 /// One line of a case's conversation.
@@ -87,8 +115,9 @@ pub struct Case {
     pub log: Vec<CaseChange>,
 }
 
-/// One record handed in: its source's mapping, source, key, fields, time (Unix seconds) and
-/// whose it is (the host's profile id).
+/// One record handed in: its source's mapping, source, key, fields, time (Unix
+/// milliseconds: several updates within a second keep their order) and whose it is (the
+/// host's profile id).
 pub struct CaseRow<'a> {
     pub mapping: &'a CaseMapping,
     pub owner: &'a str,
@@ -98,8 +127,13 @@ pub struct CaseRow<'a> {
     pub time: Option<i64>,
 }
 
+/// A field's time in Unix milliseconds.
 fn time(fields: &Map<String, Value>, path: Option<&String>) -> Option<i64> {
-    field_text(fields, path?).and_then(|t| crate::documents::seconds(&t))
+    field_text(fields, path?).and_then(|t| crate::documents::millis(&t))
+}
+
+fn secs(ms: i64) -> i64 {
+    ms.div_euclid(1000)
 }
 
 fn is_agent(text: &str) -> bool {
@@ -123,19 +157,25 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
         owner: String,
     }
     let mut tickets: BTreeMap<(String, String), (Vec<Version>, &CaseMapping)> = BTreeMap::new();
-    let mut comments: Vec<(String, Reply)> = Vec::new();
+    // Times in milliseconds until the log is built, so updates within a second keep order.
+    let mut comments: Vec<(String, i64, Reply)> = Vec::new();
     for row in rows {
         let m = row.mapping;
         let f = row.fields;
-        if let Some(of) = &m.comment_of {
-            let (Some(number), Some(at)) = (field_text(f, of), time(f, m.created.as_ref()).or(row.time)) else { continue };
+        // A row holding `comment_of` is a comment; with `number` mapped too, the other rows of
+        // the source are tickets (native cases write both to one source).
+        if let Some(number) = m.comment_of.as_ref().and_then(|of| field_text(f, of)) {
+            let Some(at) = time(f, m.created.as_ref()).or(row.time) else { continue };
             let by = if m.author.as_ref().and_then(|a| field_text(f, a)).is_some_and(|a| is_agent(&a)) {
                 Author::Agent
             } else {
                 Author::EndUser
             };
             let public = m.public.as_ref().and_then(|p| field_text(f, p)).is_none_or(|p| is_public(&p));
-            comments.push((number, Reply { at, by, public, body: m.body.as_ref().and_then(|b| field_text(f, b)) }));
+            comments.push((number, at, Reply { at: secs(at), by, public, body: m.body.as_ref().and_then(|b| field_text(f, b)) }));
+            continue;
+        }
+        if m.comment_of.is_some() && m.number.is_none() {
             continue;
         }
         // With `number` mapped, a row without one is no ticket (an identify call on the same
@@ -174,11 +214,11 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
     for (_, number) in tickets.keys() {
         *holders.entry(number.as_str()).or_default() += 1;
     }
-    let mut by_number: BTreeMap<String, Vec<Reply>> = BTreeMap::new();
+    let mut by_number: BTreeMap<String, Vec<(i64, Reply)>> = BTreeMap::new();
     let mut dropped = 0;
-    for (number, reply) in comments {
+    for (number, at_ms, reply) in comments {
         if holders.get(number.as_str()) == Some(&1) {
-            by_number.entry(number).or_default().push(reply);
+            by_number.entry(number).or_default().push((at_ms, reply));
         } else {
             dropped += 1;
         }
@@ -188,38 +228,40 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
         versions.sort_by_key(|v| v.at);
         let created = versions.iter().map(|v| v.created).min().unwrap_or(0);
         let mut conversation = by_number.remove(&number).unwrap_or_default();
-        conversation.sort_by_key(|r| r.at);
+        conversation.sort_by_key(|(at_ms, _)| *at_ms);
         // The log: the opening (new, with the first version's fields, and the comment it
         // was opened with, which tells an agent's outbound ticket from a requester's), then
         // each version's changes and each later comment, in time order; at one instant the
         // comment comes first, so a reply and a solve in one update answer before solving.
         let mut log: Vec<CaseChange> = Vec::new();
         let first = &versions[0];
-        let opening = conversation.first().filter(|r| r.at <= created).map(|r| Comment { public: r.public, by: r.by });
+        let opening = conversation.first().filter(|(at_ms, _)| *at_ms <= created).map(|(_, r)| Comment { public: r.public, by: r.by });
         log.push(CaseChange {
-            at: created,
+            at: secs(created),
             status: Some(CaseStatus::New),
             priority: first.priority.clone(),
             fields: first.fields.clone(),
             comment: opening,
         });
-        let mut timed: Vec<CaseChange> = versions
+        let mut timed: Vec<(i64, CaseChange)> = versions
             .iter()
-            .map(|v| CaseChange {
-                at: v.at,
-                status: v.status.as_deref().and_then(CaseStatus::parse),
-                priority: v.priority.clone(),
-                fields: v.fields.clone(),
-                comment: None,
+            .map(|v| {
+                let change = CaseChange {
+                    at: secs(v.at),
+                    status: v.status.as_deref().and_then(CaseStatus::parse),
+                    priority: v.priority.clone(),
+                    fields: v.fields.clone(),
+                    comment: None,
+                };
+                (v.at, change)
             })
             .collect();
-        timed.extend(conversation.iter().skip(usize::from(opening.is_some())).map(|r| CaseChange {
-            at: r.at.max(created),
-            comment: Some(Comment { public: r.public, by: r.by }),
-            ..Default::default()
+        timed.extend(conversation.iter().skip(usize::from(opening.is_some())).map(|(at_ms, r)| {
+            let at_ms = (*at_ms).max(created);
+            (at_ms, CaseChange { at: secs(at_ms), comment: Some(Comment { public: r.public, by: r.by }), ..Default::default() })
         }));
-        timed.sort_by_key(|c| (c.at, c.comment.is_none()));
-        log.extend(timed);
+        timed.sort_by_key(|(at_ms, c)| (*at_ms, c.comment.is_none()));
+        log.extend(timed.into_iter().map(|(_, c)| c));
         let last = versions.last().expect("a ticket has a version");
         let status = crate::sla::replay_status(&log);
         out.push(Case {
@@ -234,9 +276,9 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
             assignee: last.fields.get("assignee").cloned(),
             team: last.fields.get("team").cloned(),
             channel: last.fields.get("channel").cloned(),
-            created,
-            updated: log.last().map_or(created, |c| c.at),
-            conversation,
+            created: secs(created),
+            updated: log.last().map_or(secs(created), |c| c.at),
+            conversation: conversation.into_iter().map(|(_, r)| r).collect(),
             log,
         });
     }
@@ -262,7 +304,7 @@ mod tests {
             json!({"ticket": "99", "role": "end-user", "text": "lost", "at": "2026-12-07T00:30:00Z"}),
         ];
         let maps: Vec<Map<String, Value>> = rows.iter().map(|r| r.as_object().unwrap().clone()).collect();
-        let time = |m: &Map<String, Value>| field_text(m, "at").and_then(|t| kinship_normalize::parse_timestamp_ms(&t)).map(|ms| ms / 1000);
+        let time = |m: &Map<String, Value>| field_text(m, "at").and_then(|t| kinship_normalize::parse_timestamp_ms(&t));
         let input = maps.iter().enumerate().map(|(i, f)| CaseRow {
             mapping: if i < 2 { &tickets } else { &notes },
             owner: "p1",

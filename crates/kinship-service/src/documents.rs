@@ -162,7 +162,12 @@ fn field_time(fields: &Map<String, Value>, path: Option<&String>) -> Option<i64>
 /// Unix seconds from a time as exports write it: RFC 3339 on a fast path, then every form
 /// `kinship_normalize` reads (offsets without a colon, a space for the `T`, Unix seconds).
 pub fn seconds(text: &str) -> Option<i64> {
-    kinship_expr::parse_timestamp(text).or_else(|| kinship_normalize::parse_timestamp_ms(text)).map(|ms| ms.div_euclid(1000))
+    millis(text).map(|ms| ms.div_euclid(1000))
+}
+
+/// Unix milliseconds, read as [`seconds`] reads them.
+pub fn millis(text: &str) -> Option<i64> {
+    kinship_expr::parse_timestamp(text).or_else(|| kinship_normalize::parse_timestamp_ms(text))
 }
 
 /// An amount as the systems write it: `129.00`, `1,299.50`, `$12`, `AUD 40`.

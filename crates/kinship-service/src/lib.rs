@@ -25,4 +25,8 @@ pub struct ServiceConfig {
     /// events to `[flows] source` (`"1 minute"`, the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events_every: Option<String>,
+    /// The Segment source native cases (opened, answered and updated in Kinship) are
+    /// written to; read with [`cases::CaseMapping::native`] unless it maps cases itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }

@@ -1,13 +1,16 @@
-//! Cases: the queue of open cases across connected help desks, sorted by the next SLA clock
-//! due, filtered by state and team, and SLA attainment per team over the last 30 days. Both
-//! are the API's answers (`cases_api`), so the page reads what the role may read.
+//! Cases: the queue of open cases across connected help desks and native ones, sorted by the
+//! next SLA clock due, filtered by state and team; SLA attainment per team over the last 30
+//! days; one case with its clocks and conversation, answered and updated here when native.
+//! All are the API's answers (`cases_api`), so the pages read what the role may read.
 
 use super::session::SignedIn;
-use super::{layout, text, url_encode, PageError};
+use super::{check_csrf, layout, text, url_encode, PageError};
 use crate::cases_api::{self, AttainmentQuery, QueueQuery};
 use crate::state::AppState;
-use axum::extract::{Query, State};
-use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use kinship_policy::Capability;
 use maud::{html, Markup};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -52,7 +55,7 @@ pub async fn queue(State(state): State<Arc<AppState>>, user: SignedIn, Query(fil
                 tbody {
                     @for c in &cases {
                         tr {
-                            td { @if let Some(l) = c["link"].as_str() { a href=(l) rel="noreferrer" { (text(&c["number"])) } } @else { (text(&c["number"])) } }
+                            td { a href=(format!("/cases/{}/{}", url_encode(&text(&c["source"])), url_encode(&text(&c["number"])))) { (text(&c["number"])) } }
                             td { time datetime=(text(&c["next_due"])) { (text(&c["next_due"]).get(..16).unwrap_or("–").replace('T', " ")) } }
                             td { @for k in c["sla"].as_array().into_iter().flatten().filter(|k| k["ended"].is_null()) {
                                 span class=(format!("sla sla-{}", text(&k["state"]))) { (text(&k["metric"]).replace('_', " ")) ": " (text(&k["state"])) } " "
@@ -89,4 +92,135 @@ pub async fn queue(State(state): State<Arc<AppState>>, user: SignedIn, Query(fil
         }
     };
     Ok(layout(&caller, &user.session, "/cases", "Cases", content))
+}
+
+/// One case: its fields, SLA clocks and conversation; for a native case and a role that
+/// works cases, a reply form (public or internal) and a status and priority form.
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    Path((source, number)): Path<(String, String)>,
+) -> Result<Markup, PageError> {
+    let caller = user.session.caller(&state);
+    let Json(case) = cases_api::get_case(caller.clone(), State(state.clone()), Path((source.clone(), number.clone()))).await?;
+    let may_work = caller.policy().allows(Capability::WorkTasks) && case["native"] == true;
+    let action = |what: &str| format!("/cases/{}/{}/{what}", url_encode(&source), url_encode(&number));
+    let title = format!("Case {number}: {}", text(&case["subject"]));
+    let content = html! {
+        p {
+            (text(&case["status"]).replace('_', " ")) " · " (text(&case["priority"])) " priority"
+            @if case["team"].is_string() { " · team " (text(&case["team"])) }
+            @if case["assignee"].is_string() { " · assigned to " (text(&case["assignee"])) }
+            " · from " (source) " · customer "
+            a href=(format!("/profiles/{}", url_encode(&text(&case["requester"])))) { (text(&case["requester"])) }
+            @if let Some(link) = case["link"].as_str() { " · " a href=(link) rel="noreferrer" { "open in its help desk" } }
+        }
+        section aria-labelledby="clocks-title" {
+            h2 #clocks-title { "SLA clocks" }
+            div.scroll { table.clocks {
+                thead { tr { th scope="col" { "Metric" } th scope="col" { "State" } th scope="col" .num { "Target (min)" } th scope="col" .num { "Counted (min)" } th scope="col" { "Due" } th scope="col" { "Policy" } } }
+                tbody { @for k in case["sla"].as_array().into_iter().flatten() {
+                    tr {
+                        td { (text(&k["metric"]).replace('_', " ")) }
+                        td { span class=(format!("sla sla-{}", text(&k["state"]))) { (text(&k["state"])) } }
+                        td.num { (text(&k["target_minutes"])) }
+                        td.num { (text(&k["counted_minutes"])) }
+                        td { (text(&k["due"]).get(..16).unwrap_or("–").replace('T', " ")) }
+                        td { (text(&k["policy"])) }
+                    }
+                } }
+            } }
+        }
+        section aria-labelledby="conversation-title" {
+            h2 #conversation-title { "Conversation" }
+            @let replies = case["conversation"].as_array().cloned().unwrap_or_default();
+            @if replies.is_empty() { p.hint { "No replies yet." } }
+            ol.conversation { @for r in &replies {
+                li class=(if r["public"] == true { "reply" } else { "reply note" }) {
+                    strong { @if r["by"] == "agent" { "Agent" } @else { "Customer" } }
+                    " " span.hint { @if r["public"] == true { "public" } @else { "internal note" } " · " (text(&r["at"]).replace('T', " ").get(..16).unwrap_or_default()) }
+                    p { (text(&r["body"])) }
+                }
+            } }
+            @if may_work {
+                form.stack method="post" action=(action("reply")) {
+                    input type="hidden" name="csrf" value=(user.session.csrf);
+                    label { "Reply" textarea name="body" rows="4" required maxlength="20000" {} }
+                    label { input type="checkbox" name="internal" value="yes"; " Internal note (the customer does not see it)" }
+                    div.actions { button type="submit" { "Send" } }
+                }
+                form.stack method="post" action=(action("update")) {
+                    input type="hidden" name="csrf" value=(user.session.csrf);
+                    label { "Status" select name="status" {
+                        @for s in ["new", "open", "pending", "on_hold", "solved", "closed"] { option value=(s) selected[case["status"] == s] { (s.replace('_', " ")) } }
+                    } }
+                    label { "Priority" select name="priority" {
+                        @for p in ["low", "normal", "high", "urgent"] { option value=(p) selected[case["priority"] == p] { (p) } }
+                    } }
+                    div.actions { button type="submit" { "Update" } }
+                }
+            } @else if case["native"] != true {
+                p.hint { "This case belongs to a connected help desk: answer and update it there; its clocks follow from what it sends." }
+            }
+        }
+    };
+    Ok(layout(&caller, &user.session, "/cases", &title, content))
+}
+
+#[derive(Deserialize)]
+pub struct ReplyForm {
+    csrf: String,
+    body: String,
+    internal: Option<String>,
+}
+
+pub async fn reply(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    Path((source, number)): Path<(String, String)>,
+    Form(form): Form<ReplyForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&user.session, &form.csrf)?;
+    let body = cases_api::NewReply { body: form.body, public: form.internal.is_none() };
+    cases_api::reply_to_case(user.session.caller(&state), State(state.clone()), Path((source.clone(), number.clone())), Json(body)).await?;
+    Ok(Redirect::to(&format!("/cases/{}/{}", url_encode(&source), url_encode(&number))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct UpdateForm {
+    csrf: String,
+    status: String,
+    priority: String,
+}
+
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    Path((source, number)): Path<(String, String)>,
+    Form(form): Form<UpdateForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&user.session, &form.csrf)?;
+    let change = cases_api::CaseUpdate { status: Some(form.status), priority: Some(form.priority), ..Default::default() };
+    cases_api::update_case(user.session.caller(&state), State(state.clone()), Path((source.clone(), number.clone())), Json(change)).await?;
+    Ok(Redirect::to(&format!("/cases/{}/{}", url_encode(&source), url_encode(&number))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct OpenForm {
+    csrf: String,
+    subject: String,
+    priority: String,
+}
+
+/// Opens a native case for the profile and shows it.
+pub async fn open(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    Path(profile): Path<String>,
+    Form(form): Form<OpenForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&user.session, &form.csrf)?;
+    let new = cases_api::NewCase { profile, subject: form.subject, priority: Some(form.priority), team: None, channel: None };
+    let (_, Json(opened)) = cases_api::open_case(user.session.caller(&state), State(state.clone()), Json(new)).await?;
+    Ok(Redirect::to(&format!("/cases/{}/{}", url_encode(&text(&opened["source"])), url_encode(&text(&opened["number"])))).into_response())
 }

@@ -102,6 +102,19 @@ pub async fn show(
         }
         p.hint { "Profile " code { (id) } }
         (briefing(&brief))
+        @if caller.policy().allows(Capability::WorkTasks) && state.config().service.source.is_some() {
+            details.open-case {
+                summary { "Open a case for this customer" }
+                form.stack method="post" action=(format!("/profiles/{}/cases", url_encode(&id))) {
+                    input type="hidden" name="csrf" value=(user.session.csrf);
+                    label { "Subject" input type="text" name="subject" required maxlength="300"; }
+                    label { "Priority" select name="priority" {
+                        @for p in ["low", "normal", "high", "urgent"] { option value=(p) selected[p == "normal"] { (p) } }
+                    } }
+                    div.actions { button type="submit" { "Open case" } }
+                }
+            }
+        }
         div.grid {
             section aria-labelledby="traits-title" {
                 h2 #traits-title { "Traits" }

@@ -5,7 +5,7 @@
 use super::governance::{call, token};
 use super::{ok, Server, RESOLVE_WAIT};
 use crate::http::{self, post_json, wait_for_profile};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const CASES: &str = r#"
 [sources.web.case]
@@ -112,4 +112,77 @@ fn tickets_from_a_help_desk_queue_by_sla_due_and_report_attainment_per_team() {
     let erased = call(s.addr, "POST", "/api/v1/privacy/erasure", &s.admin, Some(&json!({"email": "cas@example.org"})));
     assert_eq!(erased.status, 200, "{}", erased.text());
     assert_eq!(call(s.addr, "GET", "/api/v1/cases?status=all", &s.admin, None).json()["total"], 0);
+}
+
+/// Native cases: opened, answered (publicly and with an internal note) and updated over the
+/// API, written to `[service] source` and read back like a help desk's; connected desks'
+/// cases are answered there; roles that may not work cases, or see notes, do not.
+#[test]
+fn native_cases_are_opened_answered_and_updated_here() {
+    let s = Server::with_config(
+        r#"
+[service]
+source = "app"
+
+[[service.sla]]
+name = "native"
+targets.high = { first_reply = "1 hour", requester_wait = "1 day" }
+"#,
+    );
+    let auth = s.basic("web");
+    ok(&post_json(
+        s.addr,
+        "/v1/identify",
+        Some(&auth),
+        &json!({"userId": "u-nat", "traits": {"email": "nat@example.org", "name": "Nat"}, "messageId": "nat-id"}),
+    ));
+    let view = wait_for_profile(s.addr, &s.admin, "user_id:u-nat", RESOLVE_WAIT, |v| v["traits"]["name"] == "Nat");
+    let profile = view["id"].as_str().unwrap().to_string();
+
+    let opened =
+        call(s.addr, "POST", "/api/v1/cases", &s.admin, Some(&json!({"profile": profile, "subject": "Zip broke", "priority": "high"})));
+    assert_eq!(opened.status, 201, "{}", opened.text());
+    let number = opened.json()["number"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/cases/app/{number}");
+    let case = call(s.addr, "GET", &path, &s.admin, None).json();
+    assert_eq!(
+        (case["status"].as_str(), case["subject"].as_str(), case["requester"].as_str()),
+        (Some("new"), Some("Zip broke"), Some(profile.as_str()))
+    );
+    assert_eq!(case["native"], true);
+
+    let reply = |token: &str, body: &str, public: bool| {
+        call(s.addr, "POST", &format!("{path}/replies"), token, Some(&json!({"body": body, "public": public})))
+    };
+    assert_eq!(reply(&s.admin, "A new zip is on its way", true).status, 201);
+    assert_eq!(reply(&s.admin, "Second zip this year", false).status, 201);
+    assert_eq!(call(s.addr, "POST", &format!("{path}/update"), &s.admin, Some(&json!({"status": "pending"}))).status, 201);
+
+    let case = call(s.addr, "GET", &path, &s.admin, None).json();
+    assert_eq!(case["status"], "pending");
+    let conversation = case["conversation"].as_array().unwrap();
+    assert_eq!(conversation.len(), 2, "{case}");
+    let first_reply = case["sla"].as_array().unwrap().iter().find(|k| k["metric"] == "first_reply").unwrap_or_else(|| panic!("{case}"));
+    assert_eq!(first_reply["state"], "achieved", "the public reply answered it: {case}");
+
+    // Sales reads cases but neither works them nor reads internal notes.
+    let sales = token(&s, "sales");
+    let seen = call(s.addr, "GET", &path, &sales, None).json();
+    let bodies: Vec<&Value> = seen["conversation"].as_array().unwrap().iter().map(|r| &r["body"]).collect();
+    assert_eq!(bodies, [&json!("A new zip is on its way"), &Value::Null], "{seen}");
+    assert_eq!(reply(&sales, "hello", true).status, 403);
+    // A connected help desk's case is answered in that desk.
+    assert_eq!(call(s.addr, "POST", "/api/v1/cases/web/T9/replies", &s.admin, Some(&json!({"body": "x", "public": true}))).status, 422);
+    let bad = call(s.addr, "POST", "/api/v1/cases", &s.admin, Some(&json!({"profile": profile, "subject": "x", "priority": "asap"})));
+    assert_eq!(bad.status, 400);
+    let audit = call(s.addr, "GET", &format!("/api/v1/audit?profile={profile}"), &s.admin, None).text();
+    for action in ["case.open", "case.reply", "case.note", "case.update", "case.read"] {
+        assert!(audit.contains(action), "{action} audited");
+    }
+
+    // Without `[service] source`, native cases are off, and the error says how to turn them on.
+    let plain = Server::start();
+    let off = call(plain.addr, "POST", "/api/v1/cases", &plain.admin, Some(&json!({"profile": "p_x", "subject": "x"})));
+    assert_eq!(off.status, 409);
+    assert!(off.text().contains("[service] source"), "{}", off.text());
 }

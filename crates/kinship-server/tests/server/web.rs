@@ -137,3 +137,38 @@ fn a_session_signed_in_with_a_token_ends_when_the_token_is_revoked() {
     assert_eq!(after.status, 303, "a revoked token's session is over");
     assert!(after.header("location").is_some_and(|l| l.starts_with("/signin")));
 }
+
+/// A native case through the pages: opened from the customer's 360, answered with an
+/// internal note, shown with its clocks and conversation, and reached from the queue.
+#[test]
+fn a_native_case_is_opened_from_the_360_and_answered_on_its_page() {
+    let s = Server::with_config("\n[service]\nsource = \"app\"\n");
+    let mut store = s.db();
+    store.set_user("sam", "support", &kinship_server::auth::hash_password("correct horse battery")).unwrap();
+    drop(store);
+    let auth = s.basic("web");
+    super::ok(&crate::http::post_json(
+        s.addr,
+        "/v1/identify",
+        Some(&auth),
+        &serde_json::json!({"userId": "u-web", "traits": {"name": "Wen"}, "messageId": "web-id"}),
+    ));
+    let view = crate::http::wait_for_profile(s.addr, &s.admin, "user_id:u-web", super::RESOLVE_WAIT, |v| v["traits"]["name"] == "Wen");
+    let profile = view["id"].as_str().unwrap().to_string();
+
+    let (session, _) = set_cookie(&sign_in(&s, "name=sam&password=correct+horse+battery"), "kinship_session");
+    let person = page(&s, &format!("/profiles/{profile}"), &session).text();
+    assert!(person.contains("Open a case for this customer"), "support may open cases");
+    let token = csrf(&person);
+    let opened = form(&s, &format!("/profiles/{profile}/cases"), &session, &format!("csrf={token}&subject=Lost+parcel&priority=high"));
+    assert_eq!(opened.status, 303, "{}", opened.text());
+    let at = opened.header("location").unwrap().to_string();
+    assert!(at.starts_with("/cases/app/K-"), "{at}");
+    let replied = form(&s, &format!("{at}/reply"), &session, &format!("csrf={token}&body=Called+the+carrier&internal=yes"));
+    assert_eq!(replied.status, 303, "{}", replied.text());
+    let shown = page(&s, &at, &session).text();
+    assert!(shown.contains("Lost parcel") && shown.contains("Called the carrier") && shown.contains("internal note"), "{shown}");
+    assert!(shown.contains("SLA clocks"));
+    let queue = page(&s, "/cases", &session).text();
+    assert!(queue.contains(&format!(r#"href="{at}""#)), "the queue links to the case");
+}

@@ -307,6 +307,12 @@ try {
   await admin.getByRole("link", { name: /^breached/ }).click();
   await admin.waitForURL(/state=breached/);
   await shoot(admin, "cases");
+  step("a case: its clocks and conversation; a connected help desk's case is answered there");
+  await admin.locator("table.queue tbody a[href^='/cases/']").first().click();
+  await admin.getByRole("heading", { name: "SLA clocks" }).waitFor();
+  await admin.locator("td .sla-breached").first().waitFor();
+  await admin.getByText("answer and update it there").waitFor();
+  await shoot(admin, "case");
 
   step("an account: people grouped by their company's email domain, with their orders");
   await admin.getByRole("link", { name: "Accounts", exact: true }).click();
