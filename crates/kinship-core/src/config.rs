@@ -481,8 +481,16 @@ impl Config {
             .map_err(|e| ConfigError::Load(Box::new(e)))?;
         let mut config = config;
         // Native cases are read back with the mapping they are written with.
-        if let Some(source) = config.service.source.as_ref().and_then(|name| config.sources.get_mut(name)) {
-            source.case.get_or_insert_with(kinship_service::cases::CaseMapping::native);
+        if let Some(name) = config.service.source.clone()
+            && let Some(source) = config.sources.get_mut(&name)
+        {
+            if source.case.is_some() {
+                return Err(ConfigError::Invalid {
+                    path: format!("sources.{name}.case"),
+                    message: "this source holds native cases ([service] source), read with the mapping they are written with: remove this mapping".into(),
+                });
+            }
+            source.case = Some(kinship_service::cases::CaseMapping::native());
         }
         config.validate()?;
         Ok(config)

@@ -18,12 +18,16 @@ use serde_json::{json, Map, Value};
 /// is judged now, so clocks cross their targets while nothing arrives; an export loaded
 /// later is judged as of its newest record, when it was taken.
 pub fn data_now(store: &dyn Database) -> Result<i64> {
+    Ok(present(store.newest_record_time()?, crate::now_ms()))
+}
+
+/// The present of a store whose newest record is at `newest`, at wall-clock `now` (ms).
+pub fn present(newest: Option<i64>, now: i64) -> i64 {
     const LIVE_MS: i64 = 86_400_000;
-    let now = crate::now_ms();
-    Ok(match store.newest_record_time()? {
+    match newest {
         Some(newest) if newest < now - LIVE_MS => newest,
         _ => now,
-    })
+    }
 }
 
 /// The briefing of profile `id` as of `now_ms`, with what changed after `since_ms`, built

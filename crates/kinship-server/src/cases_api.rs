@@ -213,8 +213,8 @@ fn checked_priority(p: Option<&str>) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Writes one native message about `profile`'s case and returns once it is resolved, so the
-/// next read shows it.
+/// Writes one native message about `profile`'s case; `true` once it is resolved (the next
+/// read shows it), `false` when resolution took longer than three seconds (it shows soon).
 async fn write_native(
     state: &Arc<AppState>,
     source: &str,
@@ -222,7 +222,7 @@ async fn write_native(
     number: &str,
     event: &str,
     properties: Value,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let config = state.config().clone();
     let owner = profile.to_string();
     let anchor = state
@@ -255,22 +255,39 @@ async fn write_native(
         let (s, k) = (source.clone(), wait_key.clone());
         if state.read(move |store| store.record_profile(&s, &k)).await?.is_some() {
             state.case_queue.forget();
-            return Ok(());
+            return Ok(true);
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    Err(ApiError(StatusCode::ACCEPTED, "written; not resolved within three seconds: it appears shortly".into()))
+    state.case_queue.forget();
+    Ok(false)
 }
 
-/// The case, judged fresh if the kept queue does not hold it yet.
-async fn find_case(state: &Arc<AppState>, source: &str, number: &str) -> Result<(i64, QueuedCase), ApiError> {
-    let find =
-        |j: &Arc<(i64, Vec<QueuedCase>)>| j.1.iter().find(|c| c.case.source == source && c.case.number == number).map(|c| (j.0, c.clone()));
-    if let Some(found) = find(&judged(state).await?) {
-        return Ok(found);
+/// 201 when what was written shows at once, 202 when it is still being resolved.
+fn written(resolved: bool) -> StatusCode {
+    if resolved {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
     }
-    state.case_queue.forget();
-    find(&judged(state).await?).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no case {number} in {source}")))
+}
+
+/// Longest team, assignee or channel name accepted.
+const MAX_NAME: usize = 100;
+
+fn checked_name(what: &str, value: Option<&str>) -> Result<Option<String>, ApiError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) if v.chars().count() > MAX_NAME => Err(bad_request(format!("the {what} needs at most {MAX_NAME} characters"))),
+        other => Ok(other.map(String::from)),
+    }
+}
+
+/// The case as the kept queue holds it (this process's own writes drop the kept queue; other
+/// processes' show within five seconds).
+async fn find_case(state: &Arc<AppState>, source: &str, number: &str) -> Result<(i64, QueuedCase), ApiError> {
+    let judged = judged(state).await?;
+    let found = judged.1.iter().find(|c| c.case.source == source && c.case.number == number);
+    found.map(|c| (judged.0, c.clone())).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no case {number} in {source}")))
 }
 
 /// Opens a native case for a profile.
@@ -282,7 +299,13 @@ pub(crate) async fn open_case(
     Json(body): Json<NewCase>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Capability::WorkTasks)?;
+    caller.require(Capability::ReadProfiles)?;
     let source = native_source(&state)?;
+    let lookup = body.profile.clone();
+    if state.read(move |s| s.profile(&lookup)).await?.is_none() {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no profile {}", body.profile)));
+    }
+    let (team, channel) = (checked_name("team", body.team.as_deref())?, checked_name("channel", body.channel.as_deref())?);
     let subject = body.subject.trim();
     if subject.is_empty() || subject.chars().count() > MAX_SUBJECT {
         return Err(bad_request(format!("the subject needs 1 to {MAX_SUBJECT} characters")));
@@ -290,12 +313,12 @@ pub(crate) async fn open_case(
     let priority = checked_priority(body.priority.as_deref())?.unwrap_or_else(|| "normal".into());
     let number = format!("K-{}", &crate::auth::new_secret("")[..10]);
     let properties = json!({
-        "case": number, "status": "new", "priority": priority, "subject": subject, "team": body.team,
-        "channel": body.channel.as_deref().unwrap_or("native"),
+        "case": number, "status": "new", "priority": priority, "subject": subject, "team": team,
+        "channel": channel.as_deref().unwrap_or("native"),
     });
-    write_native(&state, &source, &body.profile, &number, kinship_service::cases::NATIVE_UPDATED, properties).await?;
+    let resolved = write_native(&state, &source, &body.profile, &number, kinship_service::cases::NATIVE_UPDATED, properties).await?;
     caller.audit("case.open", Some(&body.profile), "POST /api/v1/cases", json!({ "case": number })).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "source": source, "number": number }))))
+    Ok((written(resolved), Json(json!({ "source": source, "number": number }))))
 }
 
 /// One case with its clocks and conversation.
@@ -338,11 +361,16 @@ pub(crate) async fn reply_to_case(
         return Err(bad_request(format!("the reply needs 1 to {MAX_BODY} characters")));
     }
     let (_, found) = find_case(&state, &source, &number).await?;
-    let properties = json!({ "comment_on": number, "author_role": "agent", "author": caller.name(), "public": body.public, "body": text });
-    write_native(&state, &source, &found.case.requester, &number, kinship_service::cases::NATIVE_COMMENT, properties).await?;
+    // A note's text goes under `internal_note`, which roles that hide notes do not read on the
+    // timeline either.
+    let text_field = if body.public { "body" } else { "internal_note" };
+    let properties =
+        json!({ "comment_on": number, "author_role": "agent", "author": caller.name(), "public": body.public, text_field: text });
+    let resolved =
+        write_native(&state, &source, &found.case.requester, &number, kinship_service::cases::NATIVE_COMMENT, properties).await?;
     let what = if body.public { "case.reply" } else { "case.note" };
     caller.audit(what, Some(&found.case.requester), "POST /api/v1/cases/{source}/{number}/replies", json!({ "case": number })).await?;
-    Ok(StatusCode::CREATED)
+    Ok(written(resolved))
 }
 
 /// Changes a native case's status, priority, team or assignee.
@@ -367,18 +395,22 @@ pub(crate) async fn update_case(
         None => None,
     };
     let priority = checked_priority(change.priority.as_deref())?;
+    let (team, assignee) = (checked_name("team", change.team.as_deref())?, checked_name("assignee", change.assignee.as_deref())?);
     let (_, found) = find_case(&state, &source, &number).await?;
-    let c = &found.case;
-    let properties = json!({
-        "case": number,
-        "status": status.unwrap_or(c.status).as_str(),
-        "priority": priority.unwrap_or_else(|| c.priority.clone()),
-        "subject": c.subject,
-        "team": change.team.or_else(|| c.team.clone()),
-        "assignee": change.assignee.or_else(|| c.assignee.clone()),
-        "channel": c.channel,
-    });
-    write_native(&state, &source, &c.requester, &number, kinship_service::cases::NATIVE_UPDATED, properties).await?;
-    caller.audit("case.update", Some(&c.requester), "POST /api/v1/cases/{source}/{number}/update", json!({ "case": number })).await?;
-    Ok(StatusCode::CREATED)
+    // Only what changes is written: a version leaves out what it does not change, so two
+    // updates at once do not undo each other.
+    let mut properties = serde_json::Map::new();
+    properties.insert("case".into(), json!(number));
+    for (name, value) in
+        [("status", status.map(|s| s.as_str().to_string())), ("priority", priority), ("team", team), ("assignee", assignee)]
+    {
+        if let Some(value) = value {
+            properties.insert(name.into(), json!(value));
+        }
+    }
+    let requester = found.case.requester;
+    let resolved =
+        write_native(&state, &source, &requester, &number, kinship_service::cases::NATIVE_UPDATED, Value::Object(properties)).await?;
+    caller.audit("case.update", Some(&requester), "POST /api/v1/cases/{source}/{number}/update", json!({ "case": number })).await?;
+    Ok(written(resolved))
 }

@@ -63,6 +63,14 @@ async fn authorise(state: &Arc<AppState>, client: IpAddr, headers: &HeaderMap, b
             "unknown write key; create one with `kinship source add --type segment --name NAME`",
         )));
     };
+    // Native cases are written by Kinship alone: a client key must not forge a case or an
+    // agent's reply.
+    if state.config().service.source.as_deref() == Some(source.as_str()) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!("source `{source}` holds native cases ([service] source) and takes no collected events; send them to another source"),
+        ));
+    }
     if !state.source_enabled(&source).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
         return Err(error(StatusCode::FORBIDDEN, format!("source `{source}` is switched off; turn it on to accept events")));
     }

@@ -90,7 +90,7 @@ pub struct AppState {
     credentials: Arc<Credentials>,
     /// The data's present (newest record time, ms) and when it was read: judging documents
     /// and SLA clocks as of it needs a scan of the log, so it is read at most once a minute.
-    data_now: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
+    data_now: std::sync::Mutex<Option<(std::time::Instant, Option<i64>)>>,
     /// The case queue as last judged, with the moment it was judged at (`cases_api`).
     pub case_queue: DerivedCache<(i64, Vec<kinship_pipeline::cases::QueuedCase>)>,
     /// Accounts and their members as last read (`accounts_api`).
@@ -100,26 +100,31 @@ pub struct AppState {
 /// A view derived from the whole store, kept between requests because deriving it reads
 /// much of the store. The change feed says when it may be stale: its head moves with every
 /// resolved batch, erasure and rebuild.
-pub struct DerivedCache<T>(std::sync::Mutex<Option<Derived<T>>>);
+pub struct DerivedCache<T> {
+    held: std::sync::Mutex<Option<Derived<T>>>,
+    /// Moved by `forget`, without waiting for a derivation under way.
+    generation: std::sync::atomic::AtomicU64,
+}
 
 struct Derived<T> {
     at: std::time::Instant,
     head: u64,
+    generation: u64,
     config: Arc<Config>,
     value: Arc<T>,
 }
 
 impl<T> Default for DerivedCache<T> {
     fn default() -> Self {
-        Self(std::sync::Mutex::new(None))
+        Self { held: std::sync::Mutex::new(None), generation: std::sync::atomic::AtomicU64::new(0) }
     }
 }
 
 impl<T> DerivedCache<T> {
     /// Forgets the kept value: the next read derives it again (after a write this process
-    /// made and waited to see resolved).
+    /// made and waited to see resolved). Never blocks.
     pub fn forget(&self) {
-        *self.0.lock().expect("not poisoned") = None;
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The kept value while it may still be shown (same configuration; no erasure or rebuild
@@ -134,12 +139,16 @@ impl<T> DerivedCache<T> {
         derive: impl FnOnce() -> Result<T, kinship_pipeline::PipelineError>,
     ) -> Result<Arc<T>, kinship_pipeline::PipelineError> {
         let head = store.change_head()?;
-        let mut held = self.0.lock().expect("not poisoned");
-        if let Some(d) = held.as_ref().filter(|d| Arc::ptr_eq(&d.config, config) && fresh(store, d.head, head, d.at, moving, still)) {
+        let mut held = self.held.lock().expect("not poisoned");
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(d) = held
+            .as_ref()
+            .filter(|d| d.generation == generation && Arc::ptr_eq(&d.config, config) && fresh(store, d.head, head, d.at, moving, still))
+        {
             return Ok(d.value.clone());
         }
         let value = Arc::new(derive()?);
-        *held = Some(Derived { at: std::time::Instant::now(), head, config: config.clone(), value: value.clone() });
+        *held = Some(Derived { at: std::time::Instant::now(), head, generation, config: config.clone(), value: value.clone() });
         Ok(value)
     }
 }
@@ -223,17 +232,22 @@ impl AppState {
             .then(|| RunClaim { running: self.running.clone(), source: source.to_string() })
     }
 
-    /// The moment briefings are judged at (`briefing::data_now`), read again after a minute.
+    /// The moment briefings and clocks are judged at (`briefing::data_now`). The newest
+    /// record's time is read again after a minute (it scans the log); a live system is judged
+    /// at this instant.
     pub fn data_now(&self, store: &dyn kinship_store::Database) -> Result<i64, kinship_pipeline::PipelineError> {
-        let mut held = self.data_now.lock().expect("not poisoned");
-        match *held {
-            Some((read, now)) if read.elapsed() < std::time::Duration::from_secs(60) => Ok(now),
-            _ => {
-                let now = kinship_pipeline::briefing::data_now(store)?;
-                *held = Some((std::time::Instant::now(), now));
-                Ok(now)
+        let newest = {
+            let mut held = self.data_now.lock().expect("not poisoned");
+            match *held {
+                Some((read, newest)) if read.elapsed() < std::time::Duration::from_secs(60) => newest,
+                _ => {
+                    let newest = store.newest_record_time()?;
+                    *held = Some((std::time::Instant::now(), newest));
+                    newest
+                }
             }
-        }
+        };
+        Ok(kinship_pipeline::briefing::present(newest, kinship_pipeline::now_ms()))
     }
 
     /// The configuration as this process and its resolver share it.

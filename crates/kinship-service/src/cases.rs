@@ -50,6 +50,10 @@ pub struct CaseMapping {
     pub author: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// Comment rows: where an internal note's text is, when not in `body` (native notes keep
+    /// it under a name roles that hide notes do not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// A link back to the ticket: `{number}` is replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
@@ -77,6 +81,7 @@ impl CaseMapping {
             public: p("public"),
             author: p("author_role"),
             body: p("body"),
+            note: p("internal_note"),
             ..CaseMapping::default()
         }
     }
@@ -172,7 +177,8 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
                 Author::EndUser
             };
             let public = m.public.as_ref().and_then(|p| field_text(f, p)).is_none_or(|p| is_public(&p));
-            comments.push((number, at, Reply { at: secs(at), by, public, body: m.body.as_ref().and_then(|b| field_text(f, b)) }));
+            let body = m.body.as_ref().and_then(|b| field_text(f, b)).or_else(|| m.note.as_ref().and_then(|n| field_text(f, n)));
+            comments.push((number, at, Reply { at: secs(at), by, public, body }));
             continue;
         }
         if m.comment_of.is_some() && m.number.is_none() {
@@ -271,11 +277,12 @@ pub fn cases<'a>(rows: impl IntoIterator<Item = CaseRow<'a>>) -> (Vec<Case>, usi
             requester: last.owner.clone(),
             subject: versions.iter().rev().find_map(|v| v.subject.clone()),
             status,
-            system_status: last.status.clone(),
+            system_status: versions.iter().rev().find_map(|v| v.status.clone()),
             priority: versions.iter().rev().find_map(|v| v.priority.clone()).unwrap_or_else(|| "normal".into()).to_lowercase(),
-            assignee: last.fields.get("assignee").cloned(),
-            team: last.fields.get("team").cloned(),
-            channel: last.fields.get("channel").cloned(),
+            // A version that leaves a field out leaves it as it was.
+            assignee: versions.iter().rev().find_map(|v| v.fields.get("assignee").cloned()),
+            team: versions.iter().rev().find_map(|v| v.fields.get("team").cloned()),
+            channel: versions.iter().rev().find_map(|v| v.fields.get("channel").cloned()),
             created: secs(created),
             updated: log.last().map_or(secs(created), |c| c.at),
             conversation: conversation.into_iter().map(|(_, r)| r).collect(),

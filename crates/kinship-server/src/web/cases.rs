@@ -151,6 +151,8 @@ pub async fn show(
                 }
                 form.stack method="post" action=(action("update")) {
                     input type="hidden" name="csrf" value=(user.session.csrf);
+                    input type="hidden" name="was_status" value=(text(&case["status"]));
+                    input type="hidden" name="was_priority" value=(text(&case["priority"]));
                     label { "Status" select name="status" {
                         @for s in ["new", "open", "pending", "on_hold", "solved", "closed"] { option value=(s) selected[case["status"] == s] { (s.replace('_', " ")) } }
                     } }
@@ -191,6 +193,10 @@ pub struct UpdateForm {
     csrf: String,
     status: String,
     priority: String,
+    /// What the page showed: only what the user changed is written, so a form left open
+    /// does not undo another agent's update.
+    was_status: String,
+    was_priority: String,
 }
 
 pub async fn update(
@@ -200,7 +206,11 @@ pub async fn update(
     Form(form): Form<UpdateForm>,
 ) -> Result<Response, PageError> {
     check_csrf(&user.session, &form.csrf)?;
-    let change = cases_api::CaseUpdate { status: Some(form.status), priority: Some(form.priority), ..Default::default() };
+    let change = cases_api::CaseUpdate {
+        status: (form.status != form.was_status).then_some(form.status),
+        priority: (form.priority != form.was_priority).then_some(form.priority),
+        ..Default::default()
+    };
     cases_api::update_case(user.session.caller(&state), State(state.clone()), Path((source.clone(), number.clone())), Json(change)).await?;
     Ok(Redirect::to(&format!("/cases/{}/{}", url_encode(&source), url_encode(&number))).into_response())
 }

@@ -171,6 +171,19 @@ targets.high = { first_reply = "1 hour", requester_wait = "1 day" }
     let bodies: Vec<&Value> = seen["conversation"].as_array().unwrap().iter().map(|r| &r["body"]).collect();
     assert_eq!(bodies, [&json!("A new zip is on its way"), &Value::Null], "{seen}");
     assert_eq!(reply(&sales, "hello", true).status, 403);
+    let timeline = call(s.addr, "GET", &format!("/api/v1/profiles/{profile}"), &sales, None).text();
+    assert!(
+        timeline.contains("A new zip is on its way") && !timeline.contains("Second zip this year"),
+        "no note on sales' timeline: {timeline}"
+    );
+    // Only Kinship writes native cases: the source's write key is refused.
+    let forged = post_json(
+        s.addr,
+        "/v1/track",
+        Some(&s.basic("app")),
+        &json!({"userId": "u-nat", "event": "Ticket Comment", "properties": {"comment_on": number, "author_role": "agent", "body": "forged"}}),
+    );
+    assert_eq!(forged.status, 403, "{}", forged.text());
     // A connected help desk's case is answered in that desk.
     assert_eq!(call(s.addr, "POST", "/api/v1/cases/web/T9/replies", &s.admin, Some(&json!({"body": "x", "public": true}))).status, 422);
     let bad = call(s.addr, "POST", "/api/v1/cases", &s.admin, Some(&json!({"profile": profile, "subject": "x", "priority": "asap"})));
