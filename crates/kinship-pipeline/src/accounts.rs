@@ -71,19 +71,19 @@ pub fn account_index(store: &dyn Database, config: &Config) -> Result<AccountInd
 /// The 360 of an account: its people (with names), and across the first `MAX_READ` of
 /// them: orders (each followed through invoice, payment and shipment), unpaid invoices, open
 /// cases with their SLA clocks, and lifetime value. Built from each person's briefing, so it
-/// obeys `visible` as the briefing does.
+/// reads only the events `policy` may see, as the briefing does.
 pub fn account_document(
     store: &dyn Database,
     config: &Config,
     account: &Account,
     now_ms: i64,
-    visible: &dyn Fn(&str) -> bool,
+    policy: &kinship_policy::Policy,
 ) -> Result<Value> {
     let mut people = Vec::new();
     let (mut orders, mut unpaid, mut open_cases) = (Vec::new(), Vec::new(), Vec::new());
     let (mut value, mut solved) = (0.0, 0u64);
     for id in account.members.iter().take(MAX_READ) {
-        let Some(brief) = crate::briefing::briefing(store, config, id, None, now_ms, visible)? else { continue };
+        let Some(brief) = crate::briefing::briefing(store, config, id, None, now_ms, policy)? else { continue };
         let tag = |mut v: Value| {
             v["person"] = json!(id);
             v

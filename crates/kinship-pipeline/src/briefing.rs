@@ -31,8 +31,9 @@ pub fn present(newest: Option<i64>, now: i64) -> i64 {
 }
 
 /// The briefing of profile `id` as of `now_ms`, with what changed after `since_ms`, built
-/// only from the records whose event `visible` admits (the reader role's
-/// `Policy::event_visible`: a marketer, who sees engagement only, gets no orders). `None`
+/// only from the records whose events `policy` may see (a marketer, who sees engagement
+/// only, gets no orders; a record with no event, a contact row, only roles that see every
+/// event). `None`
 /// when no such profile exists; callers then show it through the role (`for_role`).
 pub fn briefing(
     store: &dyn Database,
@@ -40,7 +41,7 @@ pub fn briefing(
     id: &str,
     since_ms: Option<i64>,
     now_ms: i64,
-    visible: &dyn Fn(&str) -> bool,
+    policy: &kinship_policy::Policy,
 ) -> Result<Option<Value>> {
     let Some(row) = store.profile(id)? else { return Ok(None) };
     let traits: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
@@ -57,7 +58,7 @@ pub fn briefing(
                 .and_then(|(m, f)| crate::audience::record_event(m, f, r.timestamp));
             (r, event)
         })
-        .filter(|(_, e)| e.as_ref().map_or_else(|| visible(""), |(e, _)| visible(&e.event)))
+        .filter(|(_, e)| e.as_ref().map_or_else(|| policy.sees_every_event(), |(e, _)| policy.event_visible(&e.event)))
         .unzip();
     let sla = Sla::compile(&config.service).map_err(|e| crate::PipelineError::Config(format!("[service]: {e}")))?;
     let now = now_ms.div_euclid(1000);
@@ -183,7 +184,8 @@ fn money(amount: f64, currency: Option<&str>) -> String {
     }
 }
 
-fn iso(ms: i64) -> String {
+/// RFC 3339 to the second, in UTC.
+pub fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 

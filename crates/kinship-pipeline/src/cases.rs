@@ -75,6 +75,55 @@ pub fn all_cases(store: &dyn Database, config: &Config, now_ms: i64) -> Result<V
     Ok(queued)
 }
 
+/// Which cases a queue view shows.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `open` (the default), `done` or `all`.
+    pub status: Option<String>,
+    pub team: Option<String>,
+    pub assignee: Option<String>,
+    /// The most urgent running clock's state (`breached`, `warning`, `active`, `paused`).
+    pub state: Option<String>,
+}
+
+impl Selection {
+    /// The selection's statuses and states checked, each error naming the accepted words.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if let Some(s) = self.status.as_deref().filter(|s| !matches!(*s, "open" | "done" | "all")) {
+            return Err(format!("unknown status `{s}`: use open, done or all"));
+        }
+        if let Some(s) = self.state.as_deref().filter(|s| !matches!(*s, "breached" | "warning" | "active" | "paused")) {
+            return Err(format!("unknown state `{s}`: use breached, warning, active or paused"));
+        }
+        Ok(())
+    }
+
+    /// The cases it shows, in queue order.
+    pub fn apply<'a>(&self, cases: &'a [QueuedCase]) -> Vec<&'a QueuedCase> {
+        cases
+            .iter()
+            .filter(|c| match self.status.as_deref().unwrap_or("open") {
+                "open" => !c.case.status.is_done(),
+                "done" => c.case.status.is_done(),
+                _ => true,
+            })
+            .filter(|c| self.team.as_ref().is_none_or(|t| c.case.team.as_ref() == Some(t)))
+            .filter(|c| self.assignee.as_ref().is_none_or(|a| c.case.assignee.as_ref() == Some(a)))
+            .filter(|c| self.state.as_deref().is_none_or(|s| c.state().map(ClockState::as_str) == Some(s)))
+            .collect()
+    }
+}
+
+/// Attainment as rows: `{team, metric, achieved, ended, rate}`.
+pub fn attainment_rows(report: &std::collections::BTreeMap<(String, Metric), (u64, u64)>) -> Vec<Value> {
+    report
+        .iter()
+        .map(|((team, metric), (achieved, ended))| {
+            serde_json::json!({ "team": team, "metric": metric.as_str(), "achieved": achieved, "ended": ended, "rate": *achieved as f64 / (*ended).max(1) as f64 })
+        })
+        .collect()
+}
+
 /// Per team (`unassigned` for none) and metric: clocks that ended within `[from_ms, to_ms)`
 /// and met their target, and all that ended then.
 pub fn attainment(cases: &[QueuedCase], from_ms: i64, to_ms: i64) -> std::collections::BTreeMap<(String, Metric), (u64, u64)> {

@@ -87,8 +87,7 @@ pub(crate) async fn get_account(
     let doc = state
         .read(move |s| {
             let now = reader.data_now(s)?;
-            let visible = |event: &str| if event.is_empty() { policy.sees_every_event() } else { policy.event_visible(event) };
-            accounts::account_document(s, &config, &account, now, &visible)
+            accounts::account_document(s, &config, &account, now, &policy)
         })
         .await?;
     let doc = accounts::for_role(doc, caller.policy(), &state.keys.pseudonym);

@@ -218,8 +218,7 @@ pub(crate) async fn profile_briefing(
     let found = state
         .read(move |s| {
             let now = reader.data_now(s)?;
-            let visible = |event: &str| if event.is_empty() { policy.sees_every_event() } else { policy.event_visible(event) };
-            let Some(doc) = kinship_pipeline::briefing::briefing(s, &config, &lookup, since, now, &visible)? else { return Ok(None) };
+            let Some(doc) = kinship_pipeline::briefing::briefing(s, &config, &lookup, since, now, &policy)? else { return Ok(None) };
             Ok::<_, kinship_pipeline::PipelineError>(Some((doc, s.profile_identifiers(&lookup)?)))
         })
         .await?;

@@ -9,8 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use kinship_pipeline::briefing::iso;
 use kinship_pipeline::cases::{self, QueuedCase};
 use kinship_policy::Capability;
+use kinship_service::sla::ClockState;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -63,10 +65,6 @@ async fn judged(state: &Arc<AppState>) -> Result<Arc<(i64, Vec<QueuedCase>)>, Ap
         .await?)
 }
 
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-}
-
 /// The queue: open cases first by their next SLA clock due, with every clock.
 #[utoipa::path(get, path = "/api/v1/cases", params(QueueQuery), security(("bearer" = [])),
     responses((status = 200, description = "`{as_of, total, counts, cases: [{number, requester, subject, status, priority, team, next_due, state, sla}]}`")))]
@@ -76,30 +74,15 @@ pub(crate) async fn case_queue(
     Query(q): Query<QueueQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadTasks)?;
-    let status = q.status.as_deref().unwrap_or("open");
-    if !matches!(status, "open" | "done" | "all") {
-        return Err(bad_request(format!("unknown status `{status}`: use open, done or all")));
-    }
-    if let Some(s) = q.state.as_deref().filter(|s| !matches!(*s, "breached" | "warning" | "active" | "paused")) {
-        return Err(bad_request(format!("unknown state `{s}`: use breached, warning, active or paused")));
-    }
+    let selection = cases::Selection { status: q.status, team: q.team, assignee: q.assignee, state: q.state };
+    selection.check().map_err(bad_request)?;
     let judged = judged(&state).await?;
-    let (now, all) = (judged.0, &judged.1);
-    let state_of = |c: &QueuedCase| c.state().map(|s| serde_json::to_value(s).unwrap_or_default().as_str().unwrap_or_default().to_string());
-    let chosen: Vec<&QueuedCase> = all
-        .iter()
-        .filter(|c| match status {
-            "open" => !c.case.status.is_done(),
-            "done" => c.case.status.is_done(),
-            _ => true,
-        })
-        .filter(|c| q.team.as_ref().is_none_or(|t| c.case.team.as_ref() == Some(t)))
-        .filter(|c| q.assignee.as_ref().is_none_or(|a| c.case.assignee.as_ref() == Some(a)))
-        .filter(|c| q.state.as_ref().is_none_or(|s| state_of(c).as_ref() == Some(s)))
-        .collect();
-    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    let now = judged.0;
+    let chosen = selection.apply(&judged.1);
+    let state_of = |c: &QueuedCase| c.state().map(ClockState::as_str);
+    let mut counts = std::collections::BTreeMap::<&str, u64>::new();
     for c in &chosen {
-        *counts.entry(state_of(c).unwrap_or_else(|| "none".into())).or_default() += 1;
+        *counts.entry(state_of(c).unwrap_or("none")).or_default() += 1;
     }
     let (limit, offset) = (q.limit.unwrap_or(50).clamp(1, MAX_PAGE), q.offset.unwrap_or(0));
     let page: Vec<&QueuedCase> = chosen.iter().skip(offset).take(limit).copied().collect();
@@ -144,12 +127,7 @@ pub(crate) async fn case_attainment(
     let (now, all) = (judged.0, &judged.1);
     let from = now - i64::from(days) * 86_400_000;
     let report = cases::attainment(all, from, now + 1);
-    let teams: Vec<Value> = report
-        .iter()
-        .map(|((team, metric), (achieved, ended))| {
-            json!({ "team": team, "metric": metric.as_str(), "achieved": achieved, "ended": ended, "rate": *achieved as f64 / (*ended).max(1) as f64 })
-        })
-        .collect();
+    let teams = cases::attainment_rows(&report);
     // Counts per team hold no one's data: not audited, as the dashboard's totals are not.
     Ok(Json(json!({ "from": iso(from), "to": iso(now), "teams": teams })))
 }

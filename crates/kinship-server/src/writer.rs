@@ -420,14 +420,7 @@ impl Resolver {
 
     /// How often alerts are kept: `[measures] alerts_every`, at least a second.
     fn alerts_every(&self) -> Duration {
-        let text = self.config.current().measures.alerts_every.clone();
-        let every = kinship_expr::parse_duration(&text).unwrap_or_else(|| {
-            eprintln!(
-                "warning: [measures] alerts_every = {text:?} is not a duration (write \"15 minutes\"); keeping alerts every 15 minutes"
-            );
-            15 * 60_000
-        });
-        Duration::from_millis(every.max(1000) as u64)
+        every(&self.config.current().measures.alerts_every, "[measures] alerts_every", "15 minutes")
     }
 
     /// Keeps every saved health definition's alerts (`success::plan_alerts`, then
@@ -466,12 +459,7 @@ impl Resolver {
 
     /// How often SLA events are looked for: `[service] events_every`, at least a second.
     fn sla_events_every(&self) -> Duration {
-        let text = self.config.current().service.events_every.clone().unwrap_or_else(|| "1 minute".into());
-        let every = kinship_expr::parse_duration(&text).unwrap_or_else(|| {
-            eprintln!("warning: [service] events_every = {text:?} is not a duration (write \"1 minute\"); looking every minute");
-            60_000
-        });
-        Duration::from_millis(every.max(1000) as u64)
+        every(self.config.current().service.events_every.as_deref().unwrap_or("1 minute"), "[service] events_every", "1 minute")
     }
 
     /// Appends an event to `[flows] source` for each SLA clock newly breached or in warning
@@ -502,4 +490,14 @@ impl Resolver {
         self.metrics.segment_transitions(moved.len() as u64);
         Ok(())
     }
+}
+
+/// A periodic pass's interval from its setting, at least a second; a setting that is not a
+/// duration is reported (naming it) and `default` used.
+fn every(text: &str, setting: &str, default: &str) -> Duration {
+    let ms = kinship_expr::parse_duration(text).unwrap_or_else(|| {
+        eprintln!("warning: {setting} = {text:?} is not a duration (write \"{default}\"); using {default}");
+        kinship_expr::parse_duration(default).expect("the defaults are durations")
+    });
+    Duration::from_millis(ms.max(1000) as u64)
 }

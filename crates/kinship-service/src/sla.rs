@@ -424,6 +424,18 @@ pub enum ClockState {
     Paused,
 }
 
+impl ClockState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockState::Achieved => "achieved",
+            ClockState::Breached => "breached",
+            ClockState::Warning => "warning",
+            ClockState::Active => "active",
+            ClockState::Paused => "paused",
+        }
+    }
+}
+
 /// One SLA clock of a case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Clock {

@@ -525,9 +525,7 @@ fn brief(ws: &mut Workspace, args: &BriefArgs) -> Result<ExitCode> {
             )?,
         ),
     };
-    let policy = &viewer.policy;
-    let visible = |event: &str| if event.is_empty() { policy.sees_every_event() } else { policy.event_visible(event) };
-    let doc = kinship_pipeline::briefing::briefing(&*ws.store, &ws.config, &id, since, now, &visible)?
+    let doc = kinship_pipeline::briefing::briefing(&*ws.store, &ws.config, &id, since, now, &viewer.policy)?
         .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
     let identifiers = serde_json::to_value(ws.store.profile_identifiers(&id)?)?;
     let doc = kinship_pipeline::briefing::for_role(

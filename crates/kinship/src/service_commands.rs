@@ -58,10 +58,6 @@ pub enum CaseCommand {
     },
 }
 
-fn visible(policy: &kinship_policy::Policy) -> impl Fn(&str) -> bool + '_ {
-    move |event: &str| if event.is_empty() { policy.sees_every_event() } else { policy.event_visible(event) }
-}
-
 pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
     let mut ws = Workspace::open(data)?;
     match cmd {
@@ -92,7 +88,7 @@ pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
             let index = accounts::account_index(&*ws.store, &ws.config)?;
             let account = index.accounts.get(id).with_context(|| format!("no account {id}; list them with `kinship account list`"))?;
             let now = briefing::data_now(&*ws.store)?;
-            let doc = accounts::account_document(&*ws.store, &ws.config, account, now, &visible(&viewer.policy))?;
+            let doc = accounts::account_document(&*ws.store, &ws.config, account, now, &viewer.policy)?;
             let doc = accounts::for_role(doc, &viewer.policy, &ws.keys()?.pseudonym);
             let people: Vec<&str> = doc["people"].as_array().into_iter().flatten().filter_map(|p| p["id"].as_str()).collect();
             ws.audit(&viewer.actor, "account.read", None, json!({ "account": id, "profiles": people }))?;
@@ -135,18 +131,11 @@ pub fn case(data: &DataDir, cmd: &CaseCommand) -> Result<ExitCode> {
             if !viewer.policy.allows(Capability::ReadTasks) {
                 bail!("role `{}` may not read cases (read_tasks)", viewer.policy.name());
             }
-            if let Some(s) = state.as_deref().filter(|s| !matches!(*s, "breached" | "warning" | "active" | "paused")) {
-                bail!("unknown --state {s}: use breached, warning, active or paused");
-            }
+            let selection = cases::Selection { team: team.clone(), state: state.clone(), ..cases::Selection::default() };
+            selection.check().map_err(|e| anyhow::anyhow!("--state: {e}"))?;
             let all = cases::all_cases(&*ws.store, &ws.config, now)?;
-            let state_name =
-                |q: &cases::QueuedCase| q.state().and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(String::from));
-            let open: Vec<&cases::QueuedCase> = all
-                .iter()
-                .filter(|q| !q.case.status.is_done())
-                .filter(|q| team.as_ref().is_none_or(|t| q.case.team.as_ref() == Some(t)))
-                .filter(|q| state.as_ref().is_none_or(|s| state_name(q).as_ref() == Some(s)))
-                .collect();
+            let state_name = |q: &cases::QueuedCase| q.state().map(kinship_service::sla::ClockState::as_str);
+            let open = selection.apply(&all);
             let shown: Vec<&&cases::QueuedCase> = open.iter().take(*limit).collect();
             let profiles: Vec<&str> = shown.iter().map(|q| q.case.requester.as_str()).collect();
             ws.audit(&viewer.actor, "case.list", None, json!({ "cases": shown.len(), "profiles": profiles }))?;
@@ -174,7 +163,7 @@ pub fn case(data: &DataDir, cmd: &CaseCommand) -> Result<ExitCode> {
                     "  {:<12} {:<20} {:<9} {:<10} {:<20} {}",
                     q.case.number,
                     due,
-                    state_name(q).unwrap_or_default(),
+                    state_name(q).unwrap_or(""),
                     q.case.priority,
                     q.case.requester,
                     subject
@@ -185,10 +174,7 @@ pub fn case(data: &DataDir, cmd: &CaseCommand) -> Result<ExitCode> {
         CaseCommand::Attainment { days, json } => {
             let all = cases::all_cases(&*ws.store, &ws.config, now)?;
             let report = cases::attainment(&all, now - i64::from(*days) * 86_400_000, now + 1);
-            let rows: Vec<_> = report
-                .iter()
-                .map(|((team, metric), (met, ended))| json!({ "team": team, "metric": metric.as_str(), "achieved": met, "ended": ended, "rate": *met as f64 / (*ended).max(1) as f64 }))
-                .collect();
+            let rows = cases::attainment_rows(&report);
             if *json {
                 println!("{}", serde_json::to_string_pretty(&json!({ "days": days, "teams": rows }))?);
                 return Ok(ExitCode::SUCCESS);
