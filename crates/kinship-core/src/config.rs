@@ -420,6 +420,9 @@ pub struct SourceConfig {
     /// What the rows say about help desk cases (tickets or their comments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case: Option<kinship_service::cases::CaseMapping>,
+    /// What the rows say about deals (a CRM's opportunities, each row a version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal: Option<kinship_service::deals::DealMapping>,
 
     // PostgreSQL sources.
     /// The connection URL (`postgres://user:password@host:5432/db`)...
@@ -480,17 +483,22 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))?;
         let mut config = config;
-        // Native cases are read back with the mapping they are written with.
+        // Native cases and deals are read back with the mappings they are written with.
         if let Some(name) = config.service.source.clone()
             && let Some(source) = config.sources.get_mut(&name)
         {
-            if source.case.is_some() {
-                return Err(ConfigError::Invalid {
-                    path: format!("sources.{name}.case"),
-                    message: "this source holds native cases ([service] source), read with the mapping they are written with: remove this mapping".into(),
-                });
+            for (mapped, what) in [(source.case.is_some(), "case"), (source.deal.is_some(), "deal")] {
+                if mapped {
+                    return Err(ConfigError::Invalid {
+                        path: format!("sources.{name}.{what}"),
+                        message: format!(
+                            "this source holds native cases and deals ([service] source), read with the mapping they are written with: remove this {what} mapping"
+                        ),
+                    });
+                }
             }
             source.case = Some(kinship_service::cases::CaseMapping::native());
+            source.deal = Some(kinship_service::deals::DealMapping::native());
         }
         config.validate()?;
         Ok(config)
@@ -555,6 +563,9 @@ impl Config {
         self.validate_fuzzy_columns()?;
         if let Err(e) = kinship_service::sla::Sla::compile(&self.service) {
             return invalid("service".into(), &e.to_string());
+        }
+        if let Err(e) = kinship_service::deals::check_stages(&self.service.stages) {
+            return invalid("service.stages".into(), &e);
         }
         if let Some(source) = &self.service.source
             && self.sources.get(source).is_none_or(|s| s.kind != SourceType::Segment)
@@ -743,6 +754,7 @@ mod tests {
                 schedule: None,
                 document: None,
                 case: None,
+                deal: None,
                 url: None,
                 url_env: None,
                 table: None,

@@ -32,6 +32,8 @@ pub struct Block {
     pub tickets: Vec<Row>,
     pub events: Vec<Row>,
     pub nps: Vec<Row>,
+    /// Versions of CRM opportunities: one row per stage a deal entered.
+    pub deals: Vec<Row>,
     /// Ground truth of the journeys health is judged on: `journey,at` per person.
     pub journeys: Vec<Row>,
 }
@@ -79,6 +81,7 @@ impl Records {
         self.email_events(rng, p, b);
         self.nps(rng, p, b, first_order);
         journey(p, b, orders_before, first_order);
+        deals(p, b);
     }
 
     fn crm(&mut self, rng: &mut Rng, p: &Person, b: &mut Block) {
@@ -413,6 +416,62 @@ impl Records {
 
 /// When a ticket opened at `t` was solved: half an hour to five days later, derived from
 /// the time rather than drawn, so adding it left every other generated value as it was.
+/// Sellers who own the demo's deals.
+const SELLERS: [&str; 3] = ["Mia Chen", "Tom Reid", "Ava Patel"];
+/// The demo CRM's open stages, in order, as `[[service.stages]]` names them.
+const DEAL_STAGES: [&str; 4] = ["Prospecting", "Qualification", "Proposal", "Negotiation"];
+
+/// Corporate gifting deals with about a third of the CRM contacts who write from a work
+/// address: each a version per stage it entered, as a CRM's opportunity history exports
+/// them. Drawn from the person's own random stream, so the rest of the demo is as it was
+/// without deals. Stage names come in the CRM's case or in lower case, amounts sometimes
+/// with thousands separators, times in Salesforce's form or RFC 3339.
+fn deals(p: &Person, b: &mut Block) {
+    use rand::SeedableRng;
+    let Some(domain) = p.email.split_once('@').map(|(_, d)| d).filter(|d| crate::names::WORK_DOMAINS.contains(d)) else { return };
+    let mut rng = Rng::seed_from_u64(0xDEA1_0000 ^ u64::from(p.phone));
+    if p.crm_contacts == 0 || !rng.random_bool(0.35) {
+        return;
+    }
+    let company = domain.split('.').next().unwrap_or(domain);
+    let company = company[..1].to_uppercase() + &company[1..];
+    let id = format!("OPP-{}", p.phone);
+    let owner = pick(&mut rng, &SELLERS);
+    let amount = rng.random_range(20..400) * 250;
+    let start = rng.random_range(p.since.max(END - 420 * DAY)..END - 3 * DAY);
+    let expected = start + rng.random_range(45..120) * DAY;
+    let mut t = start;
+    let mut stage = 0usize;
+    let mut versions: Vec<(i64, String)> = vec![(t, DEAL_STAGES[0].to_string())];
+    loop {
+        t += rng.random_range(2..35) * DAY + rng.random_range(0..8 * 3600);
+        if t >= END {
+            break;
+        }
+        let roll = rng.random_range(0..100);
+        if roll < 14 {
+            versions.push((t, "Closed Lost".into()));
+            break;
+        }
+        if stage + 1 == DEAL_STAGES.len() {
+            versions.push((t, if roll < 65 { "Closed Won" } else { "Closed Lost" }.into()));
+            break;
+        }
+        // Some deals skip qualification: the contact came ready to talk about a proposal.
+        stage += if stage == 1 && roll > 80 { 2 } else { 1 };
+        versions.push((t, DEAL_STAGES[stage].to_string()));
+    }
+    let closed = versions.last().is_some_and(|(_, s)| s.starts_with("Closed"));
+    let close = if closed { versions.last().map_or(expected, |v| v.0) } else { expected };
+    for (at, stage) in versions {
+        let stage = if rng.random_bool(0.2) { stage.to_lowercase() } else { stage };
+        let shown = if rng.random_bool(0.3) { format!("\"{},{:03}.00\"", amount / 1000, amount % 1000) } else { format!("{amount}.00") };
+        let changed = if rng.random_bool(0.5) { rfc3339(at, false).replace('Z', ".000+0000") } else { rfc3339(at, true) };
+        let body = format!(",{id},{},Corporate gifting ({company}),{stage},{shown},AUD,{},{owner},{changed}", p.email, util::date(close));
+        b.deals.push(Row { person: p.id, ts: at, body, good: true });
+    }
+}
+
 fn solved_at(t: i64) -> i64 {
     t + 1800 + ((t as u64).wrapping_mul(2_654_435_761) % (5 * DAY as u64)) as i64
 }

@@ -41,6 +41,7 @@ pub struct Writer {
     tickets: Out,
     events: Out,
     nps: Out,
+    deals: Out,
     truth: Out,
     journeys: Out,
     next: Counters,
@@ -55,6 +56,7 @@ struct Counters {
     ticket: u64,
     event: u64,
     response: u64,
+    deal_version: u64,
 }
 
 fn next(counter: &mut u64) -> u64 {
@@ -80,6 +82,11 @@ impl Writer {
             tickets: Out::create(dir, "tickets.jsonl", None)?,
             events: Out::create(dir, "email_events.jsonl", None)?,
             nps: Out::create(dir, "nps.csv", Some("response_id,email,score,why_bought,submitted_at"))?,
+            deals: Out::create(
+                dir,
+                "crm_deals.csv",
+                Some("version_id,deal_id,contact_email,name,stage,amount,currency,close_date,owner,changed_at"),
+            )?,
             truth: Out::create(dir, "truth.csv", Some("source,record_key,person_id"))?,
             journeys: Out::create(dir, "journeys.csv", Some("person_id,journey,at"))?,
             next: Counters::default(),
@@ -145,6 +152,13 @@ impl Writer {
             truth(t, "nps", &key, r.person)?;
         }
 
+        sort(&mut b.deals);
+        for r in b.deals.drain(..) {
+            let key = format!("OPV-{:07}", next(&mut self.next.deal_version));
+            self.deals.line(&[&key, &r.body])?;
+            truth(t, "deals", &key, r.person)?;
+        }
+
         for r in b.journeys.drain(..) {
             self.journeys.line(&[&r.person.to_string(), ",", &r.body])?;
         }
@@ -154,7 +168,9 @@ impl Writer {
     /// Flushes every file; returns (file name, data rows) in a fixed order.
     pub fn finish(self) -> io::Result<Vec<(String, usize)>> {
         let mut files = Vec::new();
-        for mut o in [self.crm, self.shop, self.invoices, self.shipments, self.tickets, self.events, self.nps, self.truth, self.journeys] {
+        for mut o in
+            [self.crm, self.shop, self.invoices, self.shipments, self.tickets, self.events, self.nps, self.deals, self.truth, self.journeys]
+        {
             o.w.flush()?;
             files.push((o.name.to_string(), o.rows));
         }

@@ -656,6 +656,43 @@ impl<P: ProfileView> ProfileView for AsOf<'_, P> {
     }
 }
 
+/// An account scored as one customer: its people's events together in time order, so a
+/// measure reads an account as it reads a person ("tickets in the last 30 days" counts
+/// everyone's, "days since the last order" is since anyone's). A trait is the first member's
+/// that holds one; a segment holds when any member is in it; computed traits, funnels and
+/// health are a person's own and read as absent. Members share one catalog of event names
+/// (as one audience's profiles do): the first member names every event.
+pub struct Group<'a, P> {
+    pub members: &'a [P],
+}
+
+impl<P: ProfileView> ProfileView for Group<'_, P> {
+    type Event = P::Event;
+
+    fn trait_value(&self, name: &str) -> Scalar<'_> {
+        self.members.iter().map(|m| m.trait_value(name)).find(|v| !matches!(v, Scalar::Null)).unwrap_or(Scalar::Null)
+    }
+
+    fn computed(&self, _name: &str) -> Scalar<'_> {
+        Scalar::Null
+    }
+
+    fn in_segment(&self, name: &str) -> bool {
+        self.members.iter().any(|m| m.in_segment(name))
+    }
+
+    fn event_name<'a>(&'a self, event: &'a Self::Event) -> &'a str {
+        self.members.first().map_or("", |m| m.event_name(event))
+    }
+
+    fn events<'a>(&'a self, name: Option<&'a str>) -> impl DoubleEndedIterator<Item = &'a Self::Event> + 'a {
+        let mut all: Vec<&'a P::Event> = self.members.iter().flat_map(|m| m.events(name)).collect();
+        // A stable sort merges the members' runs, each already in time order.
+        all.sort_by_key(|e| kinship_expr::EventView::timestamp_ms(*e));
+        all.into_iter()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

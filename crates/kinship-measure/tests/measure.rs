@@ -468,7 +468,7 @@ mod funnels {
 mod customer_success {
     use kinship_expr::{EventView, ProfileView, Scalar, Schema};
     use kinship_measure::classify::auc;
-    use kinship_measure::health::{AlertBook, AlertChange, AsOf, Band, HealthProgram, Reason};
+    use kinship_measure::health::{AlertBook, AlertChange, AsOf, Band, Group, HealthProgram, Reason};
     use kinship_measure::nps::Tally;
     use serde_json::{json, Value};
 
@@ -582,6 +582,28 @@ explains_alerts = true
         assert!(wrong.err().unwrap().to_string().contains("no measure named `calls`"));
         let wrong = HealthProgram::parse(&HEALTH.replace("last 30 days)'", "last 30 days'"), &Schema::new());
         assert!(wrong.err().unwrap().to_string().contains("measures[2] (tickets).value"));
+    }
+
+    #[test]
+    fn an_account_scores_as_its_people_together() {
+        let health = HealthProgram::parse(HEALTH, &Schema::new()).unwrap();
+        // One colleague still orders; the other stopped and calls: the account is read as
+        // one customer holding both people's events.
+        let people = [customer(400, 3, 0, false), customer(500, 0, 4, false)];
+        let together = {
+            let mut events: Vec<Event> = customer(400, 3, 0, false).events.into_iter().chain(customer(500, 0, 4, false).events).collect();
+            events.sort_by_key(|e| e.at_ms);
+            Customer { events }
+        };
+        let account = health.score(&Group { members: &people }, NOW).unwrap();
+        assert_eq!(account, health.score(&together, NOW).unwrap());
+        // Three orders (100 × 2) and four tickets (16.7): 72.2, not either person's score.
+        assert!((account.score - (200.0 + 50.0 / 3.0) / 3.0).abs() < 1e-9, "{account:?}");
+        assert_eq!(account.measures[1].value, Some(4.0));
+        // The past is the people's past together, and an account of nobody is not scored.
+        let then = health.score(&AsOf { profile: &Group { members: &people }, until_ms: NOW - 10 * DAY }, NOW - 10 * DAY);
+        assert_eq!(then, health.score(&AsOf { profile: &together, until_ms: NOW - 10 * DAY }, NOW - 10 * DAY));
+        assert!(health.score(&Group::<Customer> { members: &[] }, NOW).is_none());
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn account_index(store: &dyn Database, config: &Config) -> Result<AccountInd
 
 /// The 360 of an account: its people (with names), and across the first `MAX_READ` of
 /// them: orders (each followed through invoice, payment and shipment), unpaid invoices, open
-/// cases with their SLA clocks, and lifetime value. Built from each person's briefing, so it
+/// cases with their SLA clocks, open deals, and lifetime value. Built from each person's briefing, so it
 /// reads only the events `policy` may see, as the briefing does.
 pub fn account_document(
     store: &dyn Database,
@@ -80,7 +80,7 @@ pub fn account_document(
     policy: &kinship_policy::Policy,
 ) -> Result<Value> {
     let mut people = Vec::new();
-    let (mut orders, mut unpaid, mut open_cases) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut orders, mut unpaid, mut open_cases, mut deals) = (Vec::new(), Vec::new(), Vec::new(), Vec::<Value>::new());
     let (mut value, mut solved) = (0.0, 0u64);
     for id in account.members.iter().take(MAX_READ) {
         let Some(brief) = crate::briefing::briefing(store, config, id, None, now_ms, policy)? else { continue };
@@ -92,6 +92,12 @@ pub fn account_document(
         orders.extend(brief["orders"].as_array().into_iter().flatten().cloned().map(tag));
         unpaid.extend(brief["unpaid_invoices"].as_array().into_iter().flatten().cloned().map(tag));
         open_cases.extend(brief["cases"]["open"].as_array().into_iter().flatten().cloned().map(tag));
+        // A deal with several of the account's people as contacts is listed once.
+        for deal in brief["deals"].as_array().into_iter().flatten() {
+            if !deals.iter().any(|d| d["source"] == deal["source"] && d["id"] == deal["id"]) {
+                deals.push(deal.clone());
+            }
+        }
         value += brief["lifetime_value"]["amount"].as_f64().unwrap_or(0.0);
         solved += brief["cases"]["solved"].as_u64().unwrap_or(0);
     }
@@ -110,8 +116,53 @@ pub fn account_document(
         "unpaid_invoices": unpaid,
         "overdue_invoices": overdue,
         "cases": { "open": open_cases, "solved": solved },
+        "deals": deals,
         "lifetime_value": value,
     }))
+}
+
+/// An account's health under every saved definition that applies to it, scored on its
+/// people's events together ([`kinship_measure::health::Group`]), as the 360 of a profile
+/// shows a person's: score, band, measures, weekly history and trend. Read from the audience,
+/// which follows every event as it arrives. Only definitions `policy` may read in full are
+/// scored (a score over events the role may not see would reveal them).
+pub fn account_health(
+    audience: &kinship_segments::Audience,
+    account: &Account,
+    now_ms: i64,
+    policy: &kinship_policy::Policy,
+) -> Map<String, Value> {
+    let readable = |name: &str| crate::readable::check_definition_readable(audience, kinship_segments::Kind::Health, name, policy).is_ok();
+    audience.map_group(&account.members, |people| {
+        let together = kinship_measure::health::Group { members: people };
+        audience
+            .saved_healths()
+            .filter(|(name, _)| policy.sees_computed() && readable(name))
+            .filter_map(|(name, program)| Some((name.to_string(), crate::audience::health_entry(program, &together, now_ms)?)))
+            .collect()
+    })
+}
+
+/// Every account's score under saved definition `name`, lowest first (the accounts to look
+/// at first), or `None` when no such definition is saved.
+pub fn account_scores(
+    audience: &kinship_segments::Audience,
+    index: &AccountIndex,
+    name: &str,
+    now_ms: i64,
+) -> Option<Vec<(String, kinship_measure::health::Scored)>> {
+    let program = audience.saved_health(name)?;
+    let mut scores: Vec<(String, kinship_measure::health::Scored)> = index
+        .accounts
+        .iter()
+        .filter_map(|(id, account)| {
+            let scored = audience
+                .map_group(&account.members, |people| program.score(&kinship_measure::health::Group { members: people }, now_ms))?;
+            Some((id.clone(), scored))
+        })
+        .collect();
+    scores.sort_by(|a, b| a.1.score.total_cmp(&b.1.score).then_with(|| a.0.cmp(&b.0)));
+    Some(scores)
 }
 
 /// The account document as `policy` may read it: each person's name through the role's
@@ -122,6 +173,7 @@ pub fn for_role(mut doc: Value, policy: &kinship_policy::Policy, key: &kinship_p
         person["name"] = shown.value["traits"].get("name").cloned().unwrap_or(Value::Null);
     }
     crate::briefing::cases_for_role(&mut doc["cases"]["open"], policy);
+    crate::deals::for_role(&mut doc["deals"], policy);
     kinship_policy::scrub(&mut doc, &[], policy, key);
     doc
 }

@@ -3,6 +3,7 @@
 
 use crate::{golden, now_ms, PipelineError, Result};
 use kinship_core::Config;
+use kinship_measure::health::HealthProgram;
 use kinship_segments::{Audience, DefinitionSource, Kind, Transition};
 use kinship_sources::{MappedEvent, Mapper};
 use kinship_store::{AudienceStore, Database, DefinitionRow, RecordView, SegmentTransition};
@@ -334,6 +335,24 @@ pub fn keep_stuck_thresholds(store: &mut dyn Database, audience: &Audience) -> R
     Ok(())
 }
 
+/// An audience holding only `ids` (their golden traits and events, read from the store) and
+/// every saved definition: what a command reads one account's health with, without loading
+/// everyone. Ids with no profile are left out.
+pub fn audience_of(store: &dyn Database, config: &Config, ids: &[String]) -> Result<Audience> {
+    let mut some = judging_audience(store)?;
+    let mappers = crate::mappers(config)?;
+    let now = now_ms();
+    for id in ids {
+        let Some(row) = store.profile(id)? else { continue };
+        let stored: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
+        let traits: Map<String, Value> = stored.into_iter().map(|(k, held)| (k, golden::value(&held).clone())).collect();
+        let events = stored_events(store, &mappers, id)?;
+        let change = some.upsert_profile(id, &traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
+        some.evaluate_profile(id, &change, now);
+    }
+    Ok(some)
+}
+
 /// An audience holding every saved definition and no profiles, for judging one profile at a
 /// time (upsert it, then `evaluate_profile`): the 360 and flows. Funnels take the `.stuck`
 /// thresholds the server learnt over everyone; without them nobody is stuck.
@@ -374,21 +393,31 @@ pub fn profile_values(store: &dyn Database, traits: &Map<String, Value>, events:
     one.evaluate_profile(id, &change, now);
     let (segments, computed) = one.profile_values(id).unwrap_or_default();
     let mut health = Map::new();
-    for (name, scored) in one.health_scores(id, now).unwrap_or_default() {
-        let history = one.saved_health(&name).and_then(|program| one.map_one(id, |p| program.history(p, now, WEEK_MS, HISTORY_WEEKS)));
-        let history: Vec<Value> = history
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(at, then)| serde_json::json!({ "at": at, "score": then.as_ref().map(|t| t.score), "band": then.map(|t| t.band.name()) }))
-            .collect();
-        // The change over the last four weeks, when the profile was scored then.
-        let month_ago = history.len().checked_sub(5).and_then(|i| history[i]["score"].as_f64());
-        let mut entry = serde_json::json!(scored);
-        entry["trend"] = serde_json::json!(month_ago.map(|then| scored.score - then));
-        entry["history"] = Value::Array(history);
-        health.insert(name, entry);
+    for (name, program) in one.saved_healths() {
+        if let Some(entry) = one.map_one(id, |view| health_entry(program, view, now)).flatten() {
+            health.insert(name.to_string(), entry);
+        }
     }
     Ok(ProfileValues { segments, computed, health })
+}
+
+/// A score as the 360s show it (a profile's or an account's): the score, band, context and
+/// measures, the weekly history over a quarter (scored as of each week, from the records)
+/// and the trend (points gained or lost over four weeks); `None` when the definition does
+/// not apply.
+pub(crate) fn health_entry<P: kinship_expr::ProfileView>(program: &HealthProgram, view: &P, now: i64) -> Option<Value> {
+    let scored = program.score(view, now)?;
+    let history: Vec<Value> = program
+        .history(view, now, WEEK_MS, HISTORY_WEEKS)
+        .into_iter()
+        .map(|(at, then)| serde_json::json!({ "at": at, "score": then.as_ref().map(|t| t.score), "band": then.map(|t| t.band.name()) }))
+        .collect();
+    // The change over the last four weeks, when it was scored then.
+    let month_ago = history.len().checked_sub(5).and_then(|i| history[i]["score"].as_f64());
+    let mut entry = serde_json::json!(scored);
+    entry["trend"] = serde_json::json!(month_ago.map(|then| scored.score - then));
+    entry["history"] = Value::Array(history);
+    Some(entry)
 }
 
 /// A profile's events as its records' sources map them: (event, time).

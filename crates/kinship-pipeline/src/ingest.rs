@@ -45,6 +45,11 @@ pub fn ingest_source(
         let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
         PipelineError::Config(format!("no source named `{name}` in kinship.toml; the sources are: {}", known.join(", ")))
     })?;
+    if !source_config.kind.is_pulled() {
+        return Err(PipelineError::Config(format!(
+            "source `{name}` is a Segment source: it receives its events at /v1/track and the other Segment routes, and has nothing to pull"
+        )));
+    }
     let mapper = crate::mapper(name, source_config, config)?;
     let region = kinship_normalize::region(&config.resolve.default_region)
         .ok_or_else(|| PipelineError::Config(format!("resolve.default_region {:?} is not a region code", config.resolve.default_region)))?;

@@ -7,6 +7,7 @@ pub mod audience;
 pub mod briefing;
 pub mod cases;
 pub mod connections;
+pub mod deals;
 pub mod flows;
 pub mod follow;
 mod fuzzy;

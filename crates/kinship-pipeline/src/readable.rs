@@ -97,9 +97,17 @@ fn traits_read_for_value(expr: &kinship_expr::Expr, out: &mut BTreeSet<String>) 
 
 /// Whether the role may read a stored definition's result, by what the definition reads.
 pub fn check_definition_readable(audience: &Audience, kind: Kind, name: &str, policy: &Policy) -> Result<(), String> {
-    match audience.expression(kind, name) {
-        Some(expression) => check_readable(audience, expression, policy),
-        None => Ok(()),
+    match kind {
+        Kind::Segment | Kind::Computed => match audience.expression(kind, name) {
+            Some(expression) => check_readable(audience, expression, policy),
+            None => Ok(()),
+        },
+        // Funnels and health definitions are TOML, not one expression: what all their
+        // expressions read together is checked.
+        Kind::Funnel | Kind::Health => match audience.dependencies(kind, name) {
+            Some(dependencies) => check_dependencies(audience, dependencies, policy, &mut BTreeSet::new()),
+            None => Ok(()),
+        },
     }
 }
 

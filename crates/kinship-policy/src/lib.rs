@@ -53,6 +53,8 @@
 //! | `work_tasks`       |   ✓   |    ✓    |       |          |         |        |
 //! | `read_flows`       |   ✓   |    ✓    |       |          |         |   ✓    |
 //! | `manage_flows`     |   ✓   |         |       |          |         |        |
+//! | `read_deals`       |   ✓   |         |   ✓   |          |         |        |
+//! | `work_deals`       |   ✓   |         |   ✓   |          |         |        |
 //!
 //! Analysts cannot search: looking a person up by email is identifying them.
 //!
@@ -62,7 +64,7 @@
 //! |------------------|-------|---------|-------|----------|---------|--------|
 //! | traits           | all   | all but scores (`*score`) | all but scores, `*internal*`, `*note*` | all, contact fields¹ masked | all but free text² and birth dates; direct identifiers³ as pseudonyms | as support |
 //! | identifiers      | all   | all     | all   | contact kinds masked, ids plain | every value a pseudonym | all |
-//! | events           | all   | orders⁴, tickets | orders⁴, tickets | engagement⁵ | all | as support |
+//! | events           | all   | orders⁴, tickets | orders⁴, tickets, deals | engagement⁵ | all | as support |
 //! | event properties | all   | all but scores | all but scores, `*internal*`, `*note*` | contact fields masked | as traits | as support |
 //! | records          | raw   | projected | projected | hidden | hidden | hidden |
 //! | computed         | ✓     | ✓ (trait rules) | ✓ (trait rules) | ✓ | ✓ (trait rules) | ✓ (trait rules) |

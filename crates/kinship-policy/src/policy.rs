@@ -72,10 +72,14 @@ pub enum Capability {
     ReadFlows,
     /// Create flows, dry-run them, and replay dead deliveries.
     ManageFlows,
+    /// See deals, the pipeline board and the forecast.
+    ReadDeals,
+    /// Open deals and move them between stages.
+    WorkDeals,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 17] = [
+    pub const ALL: [Capability; 19] = [
         Capability::ReadProfiles,
         Capability::SearchProfiles,
         Capability::ExplainProfiles,
@@ -93,6 +97,8 @@ impl Capability {
         Capability::WorkTasks,
         Capability::ReadFlows,
         Capability::ManageFlows,
+        Capability::ReadDeals,
+        Capability::WorkDeals,
     ];
 }
 
@@ -214,6 +220,7 @@ const INTERNAL_NOTES: &[&str] = &["*internal*", "*note*"];
 
 const ORDER_EVENTS: &[&str] = &["Order *", "Invoice *", "Shipment *", "Payment *", "Refund *", "Return *"];
 const TICKET_EVENTS: &[&str] = &["Ticket *"];
+const DEAL_EVENTS: &[&str] = &["Deal *"];
 /// Engagement: email campaign events, page views, browsing, surveys, and purchases.
 const ENGAGEMENT_EVENTS: &[&str] = &[
     "delivered",
@@ -300,10 +307,10 @@ impl Policy {
             }
             "sales" => Policy {
                 traits: FieldRules::new(Allow).layered(rules(Hide, &[MARKETING_SCORES, INTERNAL_NOTES])),
-                events: globs(&[ORDER_EVENTS, TICKET_EVENTS]),
+                events: globs(&[ORDER_EVENTS, TICKET_EVENTS, DEAL_EVENTS]),
                 event_properties: FieldRules::new(Allow).layered(rules(Hide, &[MARKETING_SCORES, INTERNAL_NOTES])),
                 records: RecordAccess::Projected,
-                ..Policy::open(name, &[ReadProfiles, SearchProfiles, ReadSources, ReadSegments, ReadTasks])
+                ..Policy::open(name, &[ReadProfiles, SearchProfiles, ReadSources, ReadSegments, ReadTasks, ReadDeals, WorkDeals])
             },
             "marketer" => Policy {
                 traits: FieldRules::new(Allow).layered(rules(Mask, &[CONTACT_FIELDS])),

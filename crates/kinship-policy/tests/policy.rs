@@ -221,7 +221,7 @@ fn fields_seen_name_what_was_returned() {
 #[test]
 fn capability_matrix() {
     use Capability::*;
-    let grants: [(Capability, [bool; 6]); 17] = [
+    let grants: [(Capability, [bool; 6]); 19] = [
         //                 admin  support sales  marketer analyst viewer
         (ReadProfiles, [true, true, true, true, true, true]),
         (SearchProfiles, [true, true, true, true, false, true]),
@@ -240,6 +240,8 @@ fn capability_matrix() {
         (WorkTasks, [true, true, false, false, false, false]),
         (ReadFlows, [true, true, false, false, false, true]),
         (ManageFlows, [true, false, false, false, false, false]),
+        (ReadDeals, [true, false, true, false, false, false]),
+        (WorkDeals, [true, false, true, false, false, false]),
     ];
     assert_eq!(grants.len(), Capability::ALL.len());
     for (capability, by_role) in grants {

@@ -787,6 +787,25 @@ impl Audience {
         Some(visit(&HeldProfile { catalog: &self.catalog, profile }))
     }
 
+    /// Runs `visit` on the held profiles among `ids` together (an account's people, read as
+    /// one by [`kinship_measure::health::Group`]); ids not held are left out.
+    pub fn map_group<T>(&self, ids: &[String], visit: impl FnOnce(&[HeldProfile<'_>]) -> T) -> T {
+        let catalog = &self.catalog;
+        let members: Vec<HeldProfile<'_>> = ids
+            .iter()
+            .filter_map(|id| Some(HeldProfile { catalog, profile: self.profiles[*self.slot_of.get(id.as_str())? as usize].as_ref()? }))
+            .collect();
+        visit(&members)
+    }
+
+    /// Every saved health definition's name and program, in definition order.
+    pub fn saved_healths(&self) -> impl Iterator<Item = (&str, &HealthProgram)> {
+        self.catalog.definitions.iter().filter_map(|d| match &d.compiled {
+            Compiled::Health(program) => Some((d.name.as_str(), &**program)),
+            _ => None,
+        })
+    }
+
     /// A saved health definition's program.
     pub fn saved_health(&self, name: &str) -> Option<&HealthProgram> {
         self.catalog.health(name)
@@ -796,14 +815,7 @@ impl Audience {
     /// when the profile is not held.
     pub fn health_scores(&self, id: &str, now_ms: i64) -> Option<Vec<(String, Scored)>> {
         self.map_one(id, |view| {
-            self.catalog
-                .definitions
-                .iter()
-                .filter_map(|d| match &d.compiled {
-                    Compiled::Health(program) => Some((d.name.clone(), program.score(view, now_ms)?)),
-                    _ => None,
-                })
-                .collect()
+            self.saved_healths().filter_map(|(name, program)| Some((name.to_string(), program.score(view, now_ms)?))).collect()
         })
     }
 

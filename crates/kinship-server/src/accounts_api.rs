@@ -38,11 +38,14 @@ pub(crate) struct AccountPage {
     /// Accounts per page, largest first (default 50, at most 500).
     pub limit: Option<usize>,
     pub offset: Option<usize>,
+    /// A saved health definition: accounts scored under it, lowest first, each with its
+    /// score and band (accounts it does not apply to are left out).
+    pub health: Option<String>,
 }
 
 /// Accounts, largest first, with how many people each holds.
 #[utoipa::path(get, path = "/api/v1/accounts", params(AccountPage), security(("bearer" = [])),
-    responses((status = 200, description = "`{total, accounts: [{id, kind, value, name, people}]}`")))]
+    responses((status = 200, description = "`{total, accounts: [{id, kind, value, name, people}]}`; with `health`, each also has `score` and `band`, lowest first"), (status = 403, description = "The role may not read the health definition"), (status = 404, description = "No such health definition")))]
 pub(crate) async fn list_accounts(
     caller: Caller,
     State(state): State<Arc<AppState>>,
@@ -53,8 +56,11 @@ pub(crate) async fn list_accounts(
     caller.require(Capability::ReadProfiles)?;
     caller.require(Capability::SearchProfiles)?;
     let index = index(&state).await?;
-    let all = index.by_size();
     let (limit, offset) = (page.limit.unwrap_or(50).clamp(1, 500), page.offset.unwrap_or(0));
+    if let Some(name) = page.health {
+        return scored_accounts(&caller, &state, index, &name, limit, offset).await;
+    }
+    let all = index.by_size();
     let mut accounts = Value::Array(
         all.iter()
             .skip(offset)
@@ -67,9 +73,55 @@ pub(crate) async fn list_accounts(
     Ok(Json(json!({ "total": all.len(), "accounts": accounts })))
 }
 
+/// Accounts by their score under saved health definition `name`, lowest first.
+async fn scored_accounts(
+    caller: &Caller,
+    state: &Arc<AppState>,
+    index: Arc<AccountIndex>,
+    name: &str,
+    limit: usize,
+    offset: usize,
+) -> Result<Json<Value>, ApiError> {
+    // A score is read as a computed trait is, from what its measures read.
+    if !caller.policy().sees_computed() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("role `{}` does not see computed values, and health scores are", caller.role),
+        ));
+    }
+    let (reader, policy, wanted) = (state.clone(), caller.policy().clone(), name.to_string());
+    let scores = state
+        .read(move |s| {
+            crate::segments_api::ensure_loaded(&reader)?;
+            let engine = reader.audience.read().expect("not poisoned");
+            kinship_pipeline::readable::check_definition_readable(&engine, kinship_segments::Kind::Health, &wanted, &policy)
+                .map_err(|reason| ApiError::new(StatusCode::FORBIDDEN, reason))?;
+            let now = reader.data_now(s)?;
+            accounts::account_scores(&engine, &index, &wanted, now).map(|scores| (scores, index)).ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, format!("no saved health definition {wanted}; list them with GET /api/v1/health"))
+            })
+        })
+        .await?;
+    let (scores, index) = scores;
+    let mut accounts = Value::Array(
+        scores
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(id, scored)| {
+                let a = &index.accounts[id];
+                json!({ "id": id, "kind": a.key.kind, "value": a.key.value, "name": a.name, "people": a.members.len(), "score": scored.score, "band": scored.band.name() })
+            })
+            .collect(),
+    );
+    caller.scrub(&mut accounts, &[]);
+    caller.audit("account.health.read", None, "GET /api/v1/accounts?health=", json!({ "health": name, "scored": scores.len() })).await?;
+    Ok(Json(json!({ "total": scores.len(), "health": name, "accounts": accounts })))
+}
+
 /// The 360 of an account: its people, their orders, unpaid invoices, open cases and value.
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", params(("id" = String, Path, description = "Account id, `kind:value` (`domain:acme.com`)")), security(("bearer" = [])),
-    responses((status = 200, description = "`{id, name, people_total, people, orders, unpaid_invoices, cases, lifetime_value}`"), (status = 404, description = "No such account")))]
+    responses((status = 200, description = "`{id, name, people_total, people, orders, unpaid_invoices, cases, lifetime_value, health}`"), (status = 404, description = "No such account")))]
 pub(crate) async fn get_account(
     caller: Caller,
     State(state): State<Arc<AppState>>,
@@ -87,7 +139,11 @@ pub(crate) async fn get_account(
     let doc = state
         .read(move |s| {
             let now = reader.data_now(s)?;
-            accounts::account_document(s, &config, &account, now, &policy)
+            let mut doc = accounts::account_document(s, &config, &account, now, &policy)?;
+            crate::segments_api::ensure_loaded(&reader)?;
+            let engine = reader.audience.read().expect("not poisoned");
+            doc["health"] = Value::Object(accounts::account_health(&engine, &account, now, &policy));
+            Ok::<_, ApiError>(doc)
         })
         .await?;
     let doc = accounts::for_role(doc, caller.policy(), &state.keys.pseudonym);

@@ -38,6 +38,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(crate::success_api::routes())
         .merge(crate::cases_api::routes())
         .merge(crate::accounts_api::routes())
+        .merge(crate::deals_api::routes())
 }
 
 #[derive(OpenApi)]
@@ -443,7 +444,8 @@ async fn openapi(caller: Caller) -> Result<Json<utoipa::openapi::OpenApi>, ApiEr
             .merge_from(crate::measures_api::MeasuresDoc::openapi())
             .merge_from(crate::success_api::SuccessDoc::openapi())
             .merge_from(crate::cases_api::CasesDoc::openapi())
-            .merge_from(crate::accounts_api::AccountsDoc::openapi()),
+            .merge_from(crate::accounts_api::AccountsDoc::openapi())
+            .merge_from(crate::deals_api::DealsDoc::openapi()),
     ))
 }
 

@@ -95,6 +95,8 @@ pub struct AppState {
     pub case_queue: DerivedCache<(i64, Vec<kinship_pipeline::cases::QueuedCase>)>,
     /// Accounts and their members as last read (`accounts_api`).
     pub accounts: DerivedCache<kinship_pipeline::accounts::AccountIndex>,
+    /// Every deal as last read (`deals_api`).
+    pub deal_book: DerivedCache<kinship_pipeline::deals::DealBook>,
 }
 
 /// A view derived from the whole store, kept between requests because deriving it reads
@@ -294,6 +296,7 @@ impl AppState {
             data_now: std::sync::Mutex::default(),
             case_queue: Default::default(),
             accounts: Default::default(),
+            deal_book: Default::default(),
             running: Arc::default(),
             region,
             writer,

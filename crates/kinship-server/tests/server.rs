@@ -12,6 +12,8 @@ mod http;
 mod accounts;
 #[path = "server/cases.rs"]
 mod cases;
+#[path = "server/deals.rs"]
+mod deals;
 #[path = "server/governance.rs"]
 mod governance;
 #[path = "server/hostile.rs"]

@@ -171,7 +171,7 @@ pub fn millis(text: &str) -> Option<i64> {
 }
 
 /// An amount as the systems write it: `129.00`, `1,299.50`, `$12`, `AUD 40`.
-fn amount(text: &str) -> Option<f64> {
+pub(crate) fn amount(text: &str) -> Option<f64> {
     let cleaned: String = text.chars().filter(|c| c.is_ascii_digit() || matches!(c, '.' | '-')).collect();
     cleaned.parse::<f64>().ok().filter(|a| a.is_finite())
 }

@@ -1,6 +1,7 @@
 //! Service and sales on the unified customer, as pure engines: business-hours calendars
 //! (`calendar`), SLA clocks from a case's event log (`sla`), cases read from a help desk's records (`cases`), commercial documents with a
-//! normalised status followed order by order (`documents`), and deals' forecast (`deals`).
+//! normalised status followed order by order (`documents`), and deals with their stage history,
+//! forecast, win rate, time in stage and stage funnel (`deals`).
 //! No store, no runtime: the host reads records and hands them in.
 
 pub mod accounts;
@@ -29,4 +30,19 @@ pub struct ServiceConfig {
     /// written to; read with [`cases::CaseMapping::native`] unless it maps cases itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// `[[service.stages]]`: the deal pipeline's stages in order, each with its default
+    /// probability and type; [`deals::default_stages`] when none are set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<deals::Stage>,
+}
+
+impl ServiceConfig {
+    /// The deal stages in pipeline order: those configured, or the defaults.
+    pub fn stages(&self) -> Vec<deals::Stage> {
+        if self.stages.is_empty() {
+            deals::default_stages()
+        } else {
+            self.stages.clone()
+        }
+    }
 }

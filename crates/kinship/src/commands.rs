@@ -224,7 +224,7 @@ pub fn demo(data: &DataDir, args: &DemoArgs) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(dir.join(DEMO_MARKER), "written by kinship demo\n")?;
-    println!("Generating {} customers across seven systems (seed {}) in {}", args.customers, args.seed, dir.display());
+    println!("Generating {} customers across eight systems (seed {}) in {}", args.customers, args.seed, dir.display());
     let bar = Progress::new("generate", false);
     let summary =
         kinship_demo::generate(dir, &kinship_demo::DemoOptions { customers: args.customers, seed: args.seed }, &mut |_, done, total| {
@@ -284,7 +284,8 @@ pub fn ingest(data: &DataDir, args: &IngestArgs) -> Result<ExitCode> {
 fn ingest_all(ws: &mut Workspace, only: Option<&str>) -> Result<Vec<IngestReport>> {
     let names: Vec<String> = match only {
         Some(name) => vec![name.to_string()],
-        None => ws.config.sources.iter().filter(|(_, s)| s.enabled).map(|(n, _)| n.clone()).collect(),
+        // Segment sources receive their events over HTTP: nothing to pull.
+        None => ws.config.sources.iter().filter(|(_, s)| s.enabled && s.kind.is_pulled()).map(|(n, _)| n.clone()).collect(),
     };
     if names.is_empty() {
         bail!("no enabled sources in {}; add a [sources.NAME] table (see README)", ws.dir.join("kinship.toml").display());

@@ -98,6 +98,9 @@ enum Command {
     /// The case queue by SLA due time, and SLA attainment per team.
     #[command(subcommand)]
     Case(service_commands::CaseCommand),
+    /// Deals and the pipeline: the weighted forecast by close month, win rate, time in stage.
+    #[command(subcommand)]
+    Deal(service_commands::DealCommand),
     /// Print the audit log (filtered), or `audit verify` its integrity.
     Audit(governance_commands::AuditArgs),
     /// Erase a person (GDPR art. 17): delete everything held, rewrite storage, suppress their identifiers.
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
         Command::Health(cmd) => success_commands::health(data, &cmd),
         Command::Account(cmd) => service_commands::account(data, &cmd),
         Command::Case(cmd) => service_commands::case(data, &cmd),
+        Command::Deal(cmd) => service_commands::deal(data, &cmd),
         Command::Audit(args) => governance_commands::audit(data, &args),
         Command::Erase(args) => governance_commands::erase(data, &args),
         Command::Export(args) => governance_commands::export(data, &args),

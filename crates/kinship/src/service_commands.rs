@@ -5,7 +5,7 @@ use crate::DataDir;
 use crate::commands::{Reader, Workspace, plain};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use kinship_pipeline::{accounts, briefing, cases};
+use kinship_pipeline::{accounts, briefing, cases, deals};
 use kinship_policy::Capability;
 use serde_json::json;
 use std::process::ExitCode;
@@ -58,6 +58,104 @@ pub enum CaseCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum DealCommand {
+    /// Deals (open ones by close date first) and the pipeline's numbers: per stage, the
+    /// weighted forecast by close month, the win rate, time in stage and the stage funnel.
+    List {
+        /// `open` (default), `won`, `lost` or `all`.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this seller's deals (the numbers too).
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        reader: Reader,
+    },
+}
+
+pub fn deal(data: &DataDir, cmd: &DealCommand) -> Result<ExitCode> {
+    let mut ws = Workspace::open(data)?;
+    let DealCommand::List { status, owner, limit, json, reader } = cmd;
+    let viewer = ws.viewer(reader.token.as_deref())?;
+    if !viewer.policy.allows(Capability::ReadDeals) {
+        bail!("role `{}` may not read deals (read_deals)", viewer.policy.name());
+    }
+    let selection = deals::DealSelection { status: status.clone(), owner: owner.clone(), contacts: None };
+    selection.check().map_err(|e| anyhow::anyhow!("--status: {e}"))?;
+    let book = deals::all_deals(&*ws.store, &ws.config)?;
+    let now = briefing::data_now(&*ws.store)?;
+    let shown = selection.apply(&book);
+    let page: Vec<&kinship_service::deals::Deal> = shown.iter().take(*limit).copied().collect();
+    let everyone: Vec<kinship_service::deals::Deal> =
+        deals::DealSelection { status: Some("all".into()), owner: owner.clone(), contacts: None }
+            .apply(&book)
+            .into_iter()
+            .cloned()
+            .collect();
+    let report = book.report(&everyone);
+    let contacts: Vec<&str> = page.iter().flat_map(|d| d.contacts.iter().map(String::as_str)).collect();
+    ws.audit(&viewer.actor, "deal.list", None, json!({ "deals": page.len(), "profiles": contacts }))?;
+    if *json {
+        let mut list = serde_json::Value::Array(page.iter().map(|d| deals::deal_json(d, now)).collect());
+        deals::for_role(&mut list, &viewer.policy);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "total": shown.len(), "deals": list, "report": report, "problems": book.problems }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sees_text = viewer.policy.sees_identities();
+    println!("{} deal(s) (as of {})", shown.len(), iso(now));
+    for d in &page {
+        let name = if sees_text { d.name.clone().unwrap_or_default() } else { String::new() };
+        println!(
+            "  {:<14} {:<14} {:>12.2} {} close {}  {:<14} {}",
+            d.id,
+            d.stage,
+            d.amount,
+            d.currency,
+            d.close,
+            d.owner.as_deref().unwrap_or(""),
+            name
+        );
+    }
+    println!("\nweighted forecast by close month");
+    for m in report["forecast"].as_array().into_iter().flatten() {
+        println!(
+            "  {} {}  weighted {:>12.2}  open {:>12.2} ({} deals)  won {:>12.2}",
+            plain(&m["month"]),
+            plain(&m["currency"]),
+            m["weighted"].as_f64().unwrap_or(0.0),
+            m["pipeline"].as_f64().unwrap_or(0.0),
+            plain(&m["open_deals"]),
+            m["won"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let rate = report["win_rate"].as_f64().map_or("none closed yet".to_string(), |r| format!("{:.1}%", r * 100.0));
+    println!("\nwin rate {rate}");
+    println!("stage funnel (reached this stage or a later one)");
+    for step in report["funnel"].as_array().into_iter().flatten() {
+        let days =
+            report["time_in_stage_days"][plain(&step["stage"])].as_f64().map_or(String::new(), |d| format!(", {d:.1} days on average"));
+        println!(
+            "  {:<16} {:>6} deal(s), {:>5.1}% of all{days}",
+            plain(&step["stage"]),
+            plain(&step["count"]),
+            step["conversion"].as_f64().unwrap_or(0.0) * 100.0
+        );
+    }
+    let unmatched = book.problems.unknown_stages.len() + book.problems.no_close.len();
+    if unmatched > 0 {
+        println!("\n{unmatched} deal(s) left out: a stage no [[service.stages]] names, or no close date (--json lists them)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
     let mut ws = Workspace::open(data)?;
     match cmd {
@@ -88,7 +186,9 @@ pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
             let index = accounts::account_index(&*ws.store, &ws.config)?;
             let account = index.accounts.get(id).with_context(|| format!("no account {id}; list them with `kinship account list`"))?;
             let now = briefing::data_now(&*ws.store)?;
-            let doc = accounts::account_document(&*ws.store, &ws.config, account, now, &viewer.policy)?;
+            let mut doc = accounts::account_document(&*ws.store, &ws.config, account, now, &viewer.policy)?;
+            let read = kinship_pipeline::audience::audience_of(&*ws.store, &ws.config, &account.members)?;
+            doc["health"] = serde_json::Value::Object(accounts::account_health(&read, account, now, &viewer.policy));
             let doc = accounts::for_role(doc, &viewer.policy, &ws.keys()?.pseudonym);
             let people: Vec<&str> = doc["people"].as_array().into_iter().flatten().filter_map(|p| p["id"].as_str()).collect();
             ws.audit(&viewer.actor, "account.read", None, json!({ "account": id, "profiles": people }))?;
@@ -109,6 +209,20 @@ pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
                 plain(&doc["overdue_invoices"]),
                 doc["cases"]["open"].as_array().map_or(0, Vec::len)
             );
+            for (name, h) in doc["health"].as_object().into_iter().flatten() {
+                let trend = h["trend"].as_f64().map_or(String::new(), |t| format!(", {t:+.0} over four weeks"));
+                println!("  health {name}: {:.0} ({}){trend}", h["score"].as_f64().unwrap_or(0.0), plain(&h["band"]));
+                let number = |v: &serde_json::Value| v.as_f64().map_or("none".to_string(), |n| format!("{n:.1}"));
+                for m in h["measures"].as_array().into_iter().flatten() {
+                    println!(
+                        "    {:<24} value {:<8} score {:<6} weight {}",
+                        plain(&m["name"]),
+                        number(&m["value"]),
+                        number(&m["score"]),
+                        number(&m["weight"])
+                    );
+                }
+            }
             println!("\npeople");
             for p in doc["people"].as_array().into_iter().flatten() {
                 println!("  {:<20} {:<30} {} order(s)", plain(&p["id"]), plain(&p["name"]), plain(&p["orders"]));

@@ -45,7 +45,8 @@ fn demo(dir: &Path) -> (Config, Box<dyn kinship_store::Database>) {
     kinship_demo::generate(dir, &kinship_demo::DemoOptions { customers: 2000, seed: 23 }, &mut |_, _, _| {}).unwrap();
     let config = Config::load(dir).unwrap();
     let mut store = kinship_store::open(&kinship_testkit::database_for(dir)).unwrap();
-    for name in config.sources.keys() {
+    // The demo's segment source receives its events over HTTP; the rest are files.
+    for name in config.sources.iter().filter(|(_, s)| s.kind.is_pulled()).map(|(n, _)| n) {
         ingest_source(&mut *store, &config, name, dir, &SuppressionCheck::nothing(), &|_, _| {}).unwrap();
     }
     resolve_all(&mut *store, &config, &|_, _| {}).unwrap();
@@ -136,4 +137,43 @@ fn the_case_queue_holds_every_ticket_of_the_file_in_due_order() {
     // Social tickets follow the "social" policy, the rest "standard".
     let policies: std::collections::BTreeSet<&str> = queue.iter().flat_map(|q| q.clocks.iter().map(|c| c.policy.as_str())).collect();
     assert_eq!(policies, ["social", "standard"].into_iter().collect());
+}
+
+/// An account's health is its people's events read together: the count of orders in the last
+/// 90 days is the sum of each member's, the days since the last order the least of theirs.
+/// The server reads it from the whole audience, a command from an audience of the account's
+/// people alone: both give the same scores.
+#[test]
+fn an_accounts_health_reads_its_people_together_from_either_audience() {
+    use kinship_pipeline::{accounts, audience};
+    use kinship_segments::{DefinitionSource, Kind};
+    let dir = tempfile::tempdir().unwrap();
+    let (config, mut store) = demo(dir.path());
+    let mut everyone = audience::load_audience(&*store, &config, &|_, _| {}).unwrap();
+    let source = DefinitionSource { kind: Kind::Health, name: "customer".into(), expression: kinship_demo::CUSTOMER_HEALTH.into() };
+    audience::define(&mut *store, &config, &mut everyone, source).unwrap();
+    let program = everyone.saved_health("customer").unwrap();
+    let now = data_now(&*store).unwrap();
+    let index = accounts::account_index(&*store, &config).unwrap();
+    let scores = accounts::account_scores(&everyone, &index, "customer", now).unwrap();
+    assert!(scores.windows(2).all(|w| w[0].1.score <= w[1].1.score), "lowest first");
+    let admin = kinship_policy::Policy::builtin("admin").unwrap();
+    let mut checked = 0;
+    for account in index.accounts.values().filter(|a| a.members.len() >= 2).take(15) {
+        let health = accounts::account_health(&everyone, account, now, &admin);
+        let Some(entry) = health.get("customer") else { continue };
+        let measure = |name: &str| entry["measures"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap()["value"].as_f64();
+        let members: Vec<Vec<f64>> = account.members.iter().filter_map(|id| everyone.map_one(id, |p| program.values(p, now))).collect();
+        let orders: f64 = members.iter().map(|v| v[0]).sum();
+        assert_eq!(measure("orders_90d"), Some(orders), "{}: {entry}", account.key.id());
+        let least = members.iter().map(|v| v[1]).filter(|d| !d.is_nan()).min_by(f64::total_cmp);
+        assert_eq!(measure("days_since_order"), least, "{}", account.key.id());
+        let listed = scores.iter().find(|(id, _)| *id == account.key.id()).expect("every scored account is listed");
+        assert_eq!(entry["score"].as_f64(), Some(listed.1.score));
+        assert_eq!(entry["history"].as_array().map(Vec::len), Some(13), "a quarter of weekly scores");
+        let alone = audience::audience_of(&*store, &config, &account.members).unwrap();
+        assert_eq!(accounts::account_health(&alone, account, now, &admin)["customer"]["score"], entry["score"], "{}", account.key.id());
+        checked += 1;
+    }
+    assert!(checked >= 5, "the demo has accounts of several people with orders: {checked}");
 }

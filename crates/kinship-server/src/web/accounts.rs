@@ -1,6 +1,7 @@
 //! Accounts: the list, largest first, and an account's 360 (its people, their latest orders
 //! followed through invoice and shipment, unpaid invoices and open cases). Both are the
-//! API's answers (`accounts_api`), so the page shows what the role may read.
+//! API's answers (`accounts_api`), so the page shows what the role may read. An account's
+//! health is scored on its people's events together.
 
 use super::session::SignedIn;
 use super::{layout, text, url_encode, PageError};
@@ -11,20 +12,40 @@ use axum::Json;
 use maud::{html, Markup};
 use std::sync::Arc;
 
-pub async fn list(State(state): State<Arc<AppState>>, user: SignedIn) -> Result<Markup, PageError> {
+#[derive(serde::Deserialize)]
+pub struct ListView {
+    /// A saved health definition: accounts by their score under it, lowest first.
+    pub health: Option<String>,
+}
+
+pub async fn list(State(state): State<Arc<AppState>>, user: SignedIn, Query(view): Query<ListView>) -> Result<Markup, PageError> {
     let caller = user.session.caller(&state);
-    let Json(listed) =
-        accounts_api::list_accounts(caller.clone(), State(state.clone()), Query(AccountPage { limit: Some(200), offset: None })).await?;
+    let page = AccountPage { limit: Some(200), offset: None, health: view.health.clone().filter(|h| !h.is_empty()) };
+    let by_health = page.health.clone();
+    let Json(listed) = accounts_api::list_accounts(caller.clone(), State(state.clone()), Query(page)).await?;
     let accounts = listed["accounts"].as_array().cloned().unwrap_or_default();
+    // Health definitions to order by, for roles that see scores.
+    let healths: Vec<String> = if caller.policy().sees_computed() {
+        state.audience.read().expect("not poisoned").saved_healths().map(|(name, _)| name.to_string()).collect()
+    } else {
+        Vec::new()
+    };
     let content = html! {
         p.hint { (text(&listed["total"])) " account(s): people grouped by a group call, a CRM account id or a business email domain (never a free-mail one)." }
+        @if !healths.is_empty() {
+            p { "Order by: " a href="/accounts" aria-current=[by_health.is_none().then_some("page")] { "size" }
+                @for h in &healths { " · " a href=(format!("/accounts?health={}", url_encode(h))) aria-current=[(by_health.as_deref() == Some(h.as_str())).then_some("page")] { "health " (h) ", lowest first" } } }
+        }
         div.scroll { table {
-            thead { tr { th scope="col" { "Account" } th scope="col" { "Name" } th scope="col" .num { "People" } } }
+            thead { tr { th scope="col" { "Account" } th scope="col" { "Name" } th scope="col" .num { "People" } @if by_health.is_some() { th scope="col" .num { "Health" } } } }
             tbody { @for a in &accounts {
                 tr {
                     td { a href=(format!("/accounts/{}", url_encode(&text(&a["id"])))) { (text(&a["id"])) } }
                     td { (text(&a["name"])) }
                     td.num { (text(&a["people"])) }
+                    @if by_health.is_some() {
+                        td.num { (format!("{:.0} ", a["score"].as_f64().unwrap_or(0.0))) span class=(format!("band band-{}", text(&a["band"]))) { (text(&a["band"])) } }
+                    }
                 }
             } }
         } }
@@ -49,6 +70,7 @@ pub async fn show(State(state): State<Arc<AppState>>, user: SignedIn, Path(id): 
             li { (unpaid.len()) " unpaid invoice(s), " (text(&doc["overdue_invoices"])) " overdue" }
             li { (open.len()) " open case(s), " (text(&doc["cases"]["solved"])) " solved" }
         }
+        @if let Some(health) = doc["health"].as_object() { (super::profile::health_section(health)) }
         section aria-labelledby="people-title" {
             h2 #people-title { "People" }
             div.scroll { table {
@@ -73,6 +95,24 @@ pub async fn show(State(state): State<Arc<AppState>>, user: SignedIn, Path(id): 
                             td { a href=(format!("/profiles/{}", url_encode(&text(&o["person"])))) { (text(&o["person"])) } }
                             td.num { (o["amount"].as_f64().map(|a| format!("{a:.2}")).unwrap_or_default()) }
                             td { (text(&o["summary"])) }
+                        }
+                    } }
+                } }
+            }
+        }
+        @let deals = doc["deals"].as_array().unwrap_or(&empty);
+        @if !deals.is_empty() {
+            section aria-labelledby="deals-title" {
+                h2 #deals-title { "Open deals" }
+                div.scroll { table.wide {
+                    thead { tr { th scope="col" { "Deal" } th scope="col" { "Stage" } th scope="col" .num { "Amount" } th scope="col" { "Closes" } th scope="col" { "Owner" } } }
+                    tbody { @for d in deals {
+                        tr {
+                            td { (d["name"].as_str().map_or_else(|| text(&d["id"]), String::from)) }
+                            td { (text(&d["stage"])) }
+                            td.num { (d["amount"].as_f64().map(|a| format!("{a:.2}")).unwrap_or_default()) " " (text(&d["currency"])) }
+                            td { (text(&d["close"])) }
+                            td { (text(&d["owner"])) }
                         }
                     } }
                 } }

@@ -8,6 +8,7 @@ mod cases;
 mod charts;
 mod connection_editor;
 mod connections;
+mod deals;
 mod measures;
 mod pages;
 mod profile;
@@ -63,6 +64,9 @@ pub fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/cases/{source}/{number}/reply", post(cases::reply))
         .route("/cases/{source}/{number}/update", post(cases::update))
         .route("/profiles/{id}/cases", post(cases::open))
+        .route("/deals", get(deals::board))
+        .route("/deals/{source}/{id}/move", post(deals::move_deal))
+        .route("/profiles/{id}/deals", post(deals::open))
         .route("/accounts", get(accounts::list))
         .route("/accounts/{id}", get(accounts::show))
         .route("/tasks", get(tasks::list))
@@ -160,6 +164,7 @@ const NAV: &[(&str, &str, Capability)] = &[
     ("/segments", "Segments", Capability::ReadSegments),
     ("/cases", "Cases", Capability::ReadTasks),
     ("/accounts", "Accounts", Capability::SearchProfiles),
+    ("/deals", "Deals", Capability::ReadDeals),
     ("/tasks", "Tasks", Capability::ReadTasks),
     ("/flows", "Flows", Capability::ReadFlows),
     ("/measures", "Measures", Capability::ReadSegments),

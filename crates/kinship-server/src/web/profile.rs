@@ -115,6 +115,19 @@ pub async fn show(
                 }
             }
         }
+        @if caller.policy().allows(Capability::WorkDeals) && state.config().service.source.is_some() {
+            details.open-case {
+                summary { "Open a deal with this customer" }
+                form.stack method="post" action=(format!("/profiles/{}/deals", url_encode(&id))) {
+                    input type="hidden" name="csrf" value=(user.session.csrf);
+                    label { "Name" input type="text" name="name" required maxlength="200"; }
+                    label { "Amount" input type="text" name="amount" required inputmode="decimal"; }
+                    label { "Currency" input type="text" name="currency" required value="USD" maxlength="3" pattern="[A-Za-z]{3}"; }
+                    label { "Expected close" input type="date" name="close" required; }
+                    div.actions { button type="submit" { "Open deal" } }
+                }
+            }
+        }
         div.grid {
             section aria-labelledby="traits-title" {
                 h2 #traits-title { "Traits" }
@@ -147,40 +160,7 @@ pub async fn show(
                 ul.tags { @for s in segments { li { a href=(format!("/segments/{}", url_encode(&text(s)))) { (text(s)) } } } }
                 dl.pairs { @for (n, v) in doc["computed"].as_object().into_iter().flatten() { dt { (n) } dd { (text(v)) } } }
             }
-            @if let Some(health) = doc["health"].as_object().filter(|h| !h.is_empty()) {
-                section aria-labelledby="health-title" {
-                    h2 #health-title { "Health" }
-                    @for (name, scored) in health {
-                        p {
-                            (name) ": " strong { (format!("{:.0}", scored["score"].as_f64().unwrap_or(0.0))) } " "
-                            span class=(format!("band band-{}", text(&scored["band"]))) { (text(&scored["band"])) }
-                            @if let Some(context) = scored["context"].as_str() { span.hint { " (in context: " (context) ")" } }
-                        }
-                        @let weekly: Vec<u64> = scored["history"].as_array().into_iter().flatten().filter_map(|h| h["score"].as_f64()).map(|v| v.round() as u64).collect();
-                        @if weekly.len() > 1 {
-                            p {
-                                (charts::sparkline(&weekly, 160, 32, &format!("{name}: weekly scores over the last quarter, oldest first: {weekly:?}")))
-                                @if let Some(trend) = scored["trend"].as_f64() {
-                                    span.hint { (format!(" {trend:+.0} points over four weeks")) }
-                                }
-                            }
-                        }
-                        div.scroll { table.wide {
-                            caption { "Why: each measure's value, score, weight and the points it adds" }
-                            thead { tr { th scope="col" { "Measure" } th scope="col" .num { "Value" } th scope="col" .num { "Score" } th scope="col" .num { "Weight" } th scope="col" .num { "Adds" } } }
-                            tbody { @for m in scored["measures"].as_array().into_iter().flatten() {
-                                tr {
-                                    td { (text(&m["name"])) }
-                                    td.num { (text(&m["value"])) }
-                                    td.num { (m["score"].as_f64().map_or("–".into(), |v| format!("{v:.0}"))) }
-                                    td.num { (text(&m["weight"])) }
-                                    td.num { (format!("{:.1}", m["contribution"].as_f64().unwrap_or(0.0))) }
-                                }
-                            } }
-                        } }
-                    }
-                }
-            }
+            @if let Some(health) = doc["health"].as_object() { (health_section(health)) }
         }
         @if let Some(explain) = &explain {
             (evidence(&id, explain, may_split, &user.session.csrf))
@@ -282,6 +262,22 @@ fn briefing(brief: &Value) -> Markup {
                             td { @for k in c["sla"].as_array().into_iter().flatten().filter(|k| k["ended"].is_null()) {
                                 span class=(format!("sla sla-{}", text(&k["state"]))) { (text(&k["metric"]).replace('_', " ")) ": " (text(&k["state"])) } " "
                             } }
+                        }
+                    } }
+                } }
+            }
+            @let deals = brief["deals"].as_array().unwrap_or(&empty);
+            @if !deals.is_empty() {
+                div.scroll { table.wide {
+                    caption { "Open deals" }
+                    thead { tr { th scope="col" { "Deal" } th scope="col" { "Stage" } th scope="col" .num { "Amount" } th scope="col" { "Closes" } th scope="col" { "Owner" } } }
+                    tbody { @for d in deals {
+                        tr {
+                            td { (d["name"].as_str().map_or_else(|| text(&d["id"]), String::from)) }
+                            td { (text(&d["stage"])) span.hint { " " (text(&d["days_in_stage"])) " days" } }
+                            td.num { (money(&d["amount"])) " " (text(&d["currency"])) }
+                            td { (text(&d["close"])) }
+                            td { (text(&d["owner"])) }
                         }
                     } }
                 } }
@@ -395,4 +391,45 @@ pub async fn split(
     let into = text(&done["now_in"]);
     let stays = done["remaining_in"].as_str().map_or(into.clone(), String::from);
     Ok(Redirect::to(&format!("/profiles/{}?split={}&into={}", url_encode(&stays), url_encode(&record), url_encode(&into))).into_response())
+}
+
+/// A profile's or an account's health: per saved definition, the score and band, the context
+/// that applied, the weekly line over a quarter with the trend, and each measure's part.
+pub(super) fn health_section(health: &serde_json::Map<String, Value>) -> Markup {
+    html! {
+        @if !health.is_empty() {
+            section aria-labelledby="health-title" {
+                h2 #health-title { "Health" }
+                @for (name, scored) in health {
+                    p {
+                        (name) ": " strong { (format!("{:.0}", scored["score"].as_f64().unwrap_or(0.0))) } " "
+                        span class=(format!("band band-{}", text(&scored["band"]))) { (text(&scored["band"])) }
+                        @if let Some(context) = scored["context"].as_str() { span.hint { " (in context: " (context) ")" } }
+                    }
+                    @let weekly: Vec<u64> = scored["history"].as_array().into_iter().flatten().filter_map(|h| h["score"].as_f64()).map(|v| v.round() as u64).collect();
+                    @if weekly.len() > 1 {
+                        p {
+                            (charts::sparkline(&weekly, 160, 32, &format!("{name}: weekly scores over the last quarter, oldest first: {weekly:?}")))
+                            @if let Some(trend) = scored["trend"].as_f64() {
+                                span.hint { (format!(" {trend:+.0} points over four weeks")) }
+                            }
+                        }
+                    }
+                    div.scroll { table.wide {
+                        caption { "Why: each measure's value, score, weight and the points it adds" }
+                        thead { tr { th scope="col" { "Measure" } th scope="col" .num { "Value" } th scope="col" .num { "Score" } th scope="col" .num { "Weight" } th scope="col" .num { "Adds" } } }
+                        tbody { @for m in scored["measures"].as_array().into_iter().flatten() {
+                            tr {
+                                td { (text(&m["name"])) }
+                                td.num { (text(&m["value"])) }
+                                td.num { (m["score"].as_f64().map_or("–".into(), |v| format!("{v:.0}"))) }
+                                td.num { (text(&m["weight"])) }
+                                td.num { (format!("{:.1}", m["contribution"].as_f64().unwrap_or(0.0))) }
+                            }
+                        } }
+                    } }
+                }
+            }
+        }
+    }
 }

@@ -325,11 +325,43 @@ try {
     assert.ok((await admin.locator("section[aria-labelledby='people-title'] tbody tr").count()) > 1, "an account holds several people");
     if ((await admin.getByRole("heading", { name: "Latest orders" }).count()) > 0) {
       withOrders = true;
+      // Scored on its people's orders, tickets and answers together.
+      await admin.getByRole("heading", { name: "Health" }).waitFor();
+      await admin.getByRole("img", { name: /weekly scores over the last quarter/ }).waitFor();
       break;
     }
   }
   assert.ok(withOrders, "one of the largest accounts has orders, followed through invoice and shipment");
   await shoot(admin, "account");
+  await admin.getByRole("link", { name: "Accounts", exact: true }).click();
+  await admin.getByRole("link", { name: "health customer, lowest first" }).click();
+  await admin.getByRole("columnheader", { name: "Health" }).waitFor();
+  const bands = await admin.locator("table tbody .band").allTextContents();
+  assert.ok(bands.length > 0 && bands.every((b) => ["red", "yellow", "green"].includes(b)), `accounts by health: ${bands}`);
+
+  step("the pipeline board: a deal opened on a customer's page, dragged to the next stage with the mouse, then moved by keyboard on a phone");
+  await admin.goto(`${base}/profiles/${encodeURIComponent(person.id)}`);
+  await admin.getByText("Open a deal with this customer").click();
+  const dealForm = admin.locator("form[action$='/deals']");
+  await dealForm.getByLabel("Name").fill("E2E gifting");
+  await dealForm.getByLabel("Amount").fill("2,500");
+  await dealForm.getByLabel("Expected close").fill("2025-07-31");
+  await dealForm.getByRole("button", { name: "Open deal" }).click();
+  await admin.getByRole("heading", { name: "Deals", exact: true }).waitFor();
+  const inStage = (stage) => admin.locator(`.column[data-stage='${stage}'] li.card`, { hasText: "E2E gifting" });
+  await inStage("Prospecting").waitFor();
+  assert.ok((await admin.locator(".board li.card").count()) > 1, "the demo CRM's deals are on the board too");
+  await inStage("Prospecting").dragTo(admin.locator(".column[data-stage='Qualification']"));
+  await inStage("Qualification").waitFor();
+  await admin.setViewportSize({ width: 390, height: 844 });
+  await inStage("Qualification").focus();
+  await admin.keyboard.press("ArrowRight");
+  await inStage("Proposal").waitFor();
+  assert.equal(await admin.evaluate(() => document.activeElement?.closest("li.card")?.textContent?.includes("E2E gifting")), true, "focus returns to the moved card");
+  await admin.setViewportSize({ width: 1280, height: 900 });
+  await admin.getByRole("heading", { name: "Weighted forecast by close month" }).waitFor();
+  await admin.getByRole("img", { name: /Deals reaching each stage/ }).waitFor();
+  await shoot(admin, "deals");
 
   step("the audit log names the admin's reads and changes");
   await admin.getByRole("link", { name: "Audit" }).click();

@@ -70,3 +70,45 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     if (!window.confirm(form.dataset.confirm)) event.preventDefault();
   });
 }
+
+// The pipeline board: a movable card (<li data-movable> holding its "Move to" form) goes to
+// another stage by dragging it onto that stage's column, or by ← / → while it has focus.
+// Both only choose the form's stage and submit it, as its Move button would.
+function moveCard(card, stage) {
+  const form = card.querySelector("form.move");
+  const select = form?.querySelector("select[name=stage]");
+  if (!select || select.value === stage) return;
+  select.value = stage;
+  form.requestSubmit();
+}
+for (const card of document.querySelectorAll(".board li[data-movable]")) {
+  card.addEventListener("dragstart", (event) => {
+    event.dataTransfer.setData("text/plain", card.id);
+    event.dataTransfer.effectAllowed = "move";
+  });
+  card.addEventListener("keydown", (event) => {
+    if (event.target !== card || !["ArrowLeft", "ArrowRight"].includes(event.key)) return;
+    const columns = [...document.querySelectorAll(".board .column")];
+    const here = columns.indexOf(card.closest(".column"));
+    const next = columns[here + (event.key === "ArrowRight" ? 1 : -1)];
+    if (next) {
+      event.preventDefault();
+      moveCard(card, next.dataset.stage);
+    }
+  });
+}
+for (const column of document.querySelectorAll(".board .column")) {
+  column.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    column.classList.add("drop");
+  });
+  column.addEventListener("dragleave", () => column.classList.remove("drop"));
+  column.addEventListener("drop", (event) => {
+    event.preventDefault();
+    column.classList.remove("drop");
+    const card = document.getElementById(event.dataTransfer.getData("text/plain"));
+    if (card?.dataset.movable) moveCard(card, column.dataset.stage);
+  });
+}
+// After a move the page reloads: focus goes back to the card that moved.
+document.getElementById(document.querySelector("[data-focus]")?.dataset.focus ?? "")?.focus();

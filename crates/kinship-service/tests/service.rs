@@ -1,6 +1,7 @@
 //! SLA clocks on worked cases whose answers were computed by hand from Zendesk's published
 //! metric definitions, to the minute: business hours in Sydney (Mon–Fri 09:00–17:00, AEDT),
-//! with 25 and 28 December 2026 as holidays.
+//! with 25 and 28 December 2026 as holidays. Then deals (`mod deals`): read from a CRM's
+//! versions, the forecast against a hand computation, and the stage funnel.
 
 use chrono::TimeZone;
 use kinship_service::sla::{Author, CaseChange, CaseStatus, Clock, ClockState, Comment, Metric, Sla};
@@ -268,4 +269,169 @@ fn closing_after_solving_does_not_move_when_it_was_solved() {
     let clocks = sla(CONFIG).clocks(&case, at("12-09 09:00"));
     let wait = one(&clocks, Metric::RequesterWait);
     assert_eq!((wait.end, minutes(wait)), (Some(at("12-07 10:00")), 60));
+}
+
+mod deals {
+    use kinship_service::deals::{deals, default_stages, forecast, stage_funnel, win_rate, Deal, DealMapping, DealRow, Stage, StageType};
+    use proptest::prelude::*;
+    use serde_json::{json, Map, Value};
+    use std::collections::BTreeMap;
+
+    fn salesforce() -> Vec<Stage> {
+        [
+            ("Prospecting", 0.1, StageType::Open),
+            ("Proposal", 0.5, StageType::Open),
+            ("Closed Won", 1.0, StageType::Won),
+            ("Closed Lost", 0.0, StageType::Lost),
+        ]
+        .into_iter()
+        .map(|(name, probability, kind)| Stage { name: name.into(), probability, kind })
+        .collect()
+    }
+
+    fn mapping() -> DealMapping {
+        serde_json::from_value(json!({"id": "deal_id", "name": "name", "stage": "stage", "amount": "amount", "currency": "currency", "close": "close_date", "owner": "owner", "updated": "changed_at", "probability": "prob"})).unwrap()
+    }
+
+    fn read(rows: &[(&str, Value)], stages: &[Stage]) -> (Vec<Deal>, kinship_service::deals::DealProblems) {
+        let m = mapping();
+        let maps: Vec<(&str, Map<String, Value>)> = rows.iter().map(|(owner, r)| (*owner, r.as_object().unwrap().clone())).collect();
+        deals(maps.iter().map(|(owner, f)| DealRow { mapping: &m, owner, source: "crm", key: "k", fields: f, time: None }), stages)
+    }
+
+    #[test]
+    fn a_crms_versions_make_a_deal_with_its_stage_history() {
+        let rows = [
+            (
+                "p1",
+                json!({"deal_id": "OPP-1", "name": "Gifts", "stage": "Prospecting", "amount": "12,500.00", "currency": "aud", "close_date": "2025-03-31", "owner": "Mia", "changed_at": "2025-01-06T09:00:00.000+0000"}),
+            ),
+            // The same stage again (a field edit), then a partial version without the name.
+            ("p1", json!({"deal_id": "OPP-1", "stage": "prospecting", "amount": "13000", "changed_at": "2025-01-08T09:00:00Z"})),
+            ("p2", json!({"deal_id": "OPP-1", "stage": "PROPOSAL", "prob": "60%", "changed_at": "2025-01-20 09:00:00+10:00"})),
+            ("p3", json!({"deal_id": "OPP-2", "stage": "Closing", "close_date": "2025-03-01", "changed_at": "2025-01-20T00:00:00Z"})),
+            ("p3", json!({"deal_id": "OPP-3", "stage": "Proposal", "changed_at": "2025-01-20T00:00:00Z"})),
+            // No id: not a deal row.
+            ("p4", json!({"stage": "Proposal", "changed_at": "2025-01-20T00:00:00Z"})),
+        ];
+        let (found, problems) = read(&rows, &salesforce());
+        assert_eq!(found.len(), 1, "{found:?}");
+        let d = &found[0];
+        assert_eq!((d.id.as_str(), d.stage.as_str(), d.amount, d.currency.as_str()), ("OPP-1", "Proposal", 13_000.0, "AUD"));
+        assert_eq!(
+            (d.name.as_deref(), d.owner.as_deref(), d.close.as_str(), d.probability),
+            (Some("Gifts"), Some("Mia"), "2025-03-31", Some(0.6))
+        );
+        let stages: Vec<&str> = d.history.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(stages, ["Prospecting", "Proposal"], "a repeated stage is one entry");
+        // 09:00 AEST on 20 January is 23:00 UTC the day before.
+        assert_eq!(d.history[1].0, chrono::DateTime::parse_from_rfc3339("2025-01-19T23:00:00Z").unwrap().timestamp());
+        assert_eq!(d.contacts, ["p2", "p1"], "newest first");
+        assert_eq!(problems.unknown_stages, [("crm".to_string(), "OPP-2".to_string(), "Closing".to_string())]);
+        assert_eq!(problems.no_close, [("crm".to_string(), "OPP-3".to_string())]);
+    }
+
+    /// A small deterministic generator, so the hand computation below sees varied deals.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    #[test]
+    fn the_weighted_forecast_by_close_month_equals_a_hand_computation_on_generated_deals() {
+        let stages = default_stages();
+        let mut g = Lcg(7);
+        let generated: Vec<Deal> = (0..2_000)
+            .map(|i| {
+                let stage = stages[g.next(stages.len() as u64) as usize].name.clone();
+                let month = 1 + g.next(12);
+                let own = (g.next(4) == 0).then(|| g.next(101) as f64 / 100.0);
+                let currency = ["AUD", "USD"][g.next(2) as usize];
+                serde_json::from_value(json!({
+                    "id": format!("D{i}"), "stage": stage, "amount": (g.next(100_000) as f64) / 4.0,
+                    "currency": currency, "close": format!("2026-{month:02}-{:02}", 1 + g.next(28)),
+                    "probability": own,
+                }))
+                .unwrap()
+            })
+            .collect();
+        // By hand: per (month, currency), open deals add amount × their own probability or
+        // their stage's; won deals add the whole amount; lost ones nothing.
+        let mut expected: BTreeMap<(String, String), (f64, f64, f64, u64)> = BTreeMap::new();
+        let (mut won, mut lost) = (0, 0);
+        for d in &generated {
+            let e = expected.entry((d.close[..7].to_string(), d.currency.clone())).or_default();
+            match d.stage.as_str() {
+                "won" => {
+                    e.0 += d.amount;
+                    e.2 += d.amount;
+                    won += 1;
+                }
+                "lost" => lost += 1,
+                stage => {
+                    let p = d.probability.unwrap_or(match stage {
+                        "qualification" => 0.1,
+                        "discovery" => 0.2,
+                        "proposal" => 0.5,
+                        _ => 0.8,
+                    });
+                    e.0 += d.amount * p;
+                    e.1 += d.amount;
+                    e.3 += 1;
+                }
+            }
+        }
+        let computed = forecast(&generated, &stages).unwrap();
+        assert_eq!(computed.len(), expected.len());
+        for (key, (weighted, pipeline, won_amount, open)) in &expected {
+            let m = &computed[key];
+            assert!((m.weighted - weighted).abs() < 1e-6, "{key:?}: {} against {weighted}", m.weighted);
+            assert!((m.pipeline - pipeline).abs() < 1e-6 && (m.won - won_amount).abs() < 1e-6 && m.open_deals == *open, "{key:?}");
+        }
+        assert_eq!(win_rate(&generated, &stages).unwrap(), Some(won as f64 / (won + lost) as f64));
+    }
+
+    fn moved(id: &str, history: &[(i64, &str)]) -> Deal {
+        serde_json::from_value(json!({
+            "id": id, "stage": history.last().unwrap().1, "amount": 1.0, "currency": "AUD", "close": "2026-01-01",
+            "history": history.iter().map(|(at, s)| json!([at, s])).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_stage_funnel_counts_a_skipped_stage_as_passed_and_a_step_back_as_nothing() {
+        let stages = default_stages();
+        let d = 86_400;
+        let all = [
+            moved("a", &[(0, "qualification"), (d, "discovery"), (2 * d, "proposal"), (3 * d, "won")]),
+            // Skips discovery: it has passed it.
+            moved("b", &[(0, "qualification"), (d, "proposal"), (2 * d, "lost")]),
+            // Back from proposal to discovery: proposal stays reached.
+            moved("c", &[(0, "qualification"), (d, "discovery"), (2 * d, "proposal"), (3 * d, "discovery")]),
+            moved("d", &[(0, "qualification"), (d, "lost")]),
+        ];
+        let result = stage_funnel(&all, &stages);
+        let counts: Vec<u64> = result.steps.iter().map(|s| s.count).collect();
+        // qualification, discovery, proposal, negotiation, won
+        assert_eq!(counts, [4, 3, 3, 1, 1]);
+        assert_eq!(result.steps[4].conversion, 0.25);
+    }
+
+    proptest! {
+        /// No field value read from a CRM export panics the reader, whatever its text.
+        #[test]
+        fn no_field_value_panics(stage in "\\PC{0,12}", amount in "\\PC{0,12}", close in "\\PC{0,25}", prob in "\\PC{0,6}", at in "\\PC{0,30}") {
+            let rows = [("p", json!({"deal_id": "X", "stage": stage, "amount": amount, "close_date": close, "prob": prob, "changed_at": at}))];
+            let (found, problems) = read(&rows, &salesforce());
+            prop_assert!(found.len() + problems.unknown_stages.len() + problems.no_close.len() <= 1);
+            for d in &found {
+                prop_assert!(d.amount.is_finite());
+                prop_assert!(d.probability.is_none_or(|p| (0.0..=1.0).contains(&p)));
+            }
+        }
+    }
 }

@@ -1,0 +1,160 @@
+//! Deals over every deal-mapped source (a CRM's opportunity rows, each a version, and
+//! native deals written to `[service] source`), each with its stage history and contacts, and
+//! what the board and the sales reports read from them: deals per stage, the weighted
+//! forecast by close month, the win rate, time in stage and the stage funnel.
+
+use crate::Result;
+use kinship_core::Config;
+use kinship_service::deals::{self, Deal, DealProblems, DealRow, Stage, StageType};
+use kinship_store::Database;
+use serde_json::{json, Map, Value};
+
+/// Every deal, with the stages they are matched to and the rows that made no deal.
+#[derive(Debug, Clone, Default)]
+pub struct DealBook {
+    pub stages: Vec<Stage>,
+    /// Open deals first by close date, then the closed ones, latest close first.
+    pub deals: Vec<Deal>,
+    pub problems: DealProblems,
+}
+
+/// Reads every deal-mapped source's records.
+pub fn all_deals(store: &dyn Database, config: &Config) -> Result<DealBook> {
+    let stages = config.service.stages();
+    struct Row<'c> {
+        source: &'c str,
+        profile: String,
+        key: String,
+        fields: Map<String, Value>,
+        time: Option<i64>,
+    }
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    for name in config.sources.iter().filter(|(_, s)| s.deal.is_some()).map(|(name, _)| name) {
+        store.scan_source_records(name, &mut |profile, r| {
+            if let Ok(Value::Object(fields)) = serde_json::from_str(r.payload) {
+                rows.push(Row { source: name, profile: profile.to_string(), key: r.key.to_string(), fields, time: r.timestamp });
+            }
+        })?;
+    }
+    let input = rows.iter().filter_map(|r| {
+        let mapping = config.sources.get(r.source)?.deal.as_ref()?;
+        Some(DealRow { mapping, owner: &r.profile, source: r.source, key: &r.key, fields: &r.fields, time: r.time })
+    });
+    let (mut all, problems) = deals::deals(input, &stages);
+    let open = |d: &Deal| stages.iter().find(|s| s.name == d.stage).is_some_and(|s| s.kind == StageType::Open);
+    all.sort_by(|a, b| match (open(a), open(b)) {
+        (true, true) => a.close.cmp(&b.close).then_with(|| a.id.cmp(&b.id)),
+        (false, false) => b.close.cmp(&a.close).then_with(|| a.id.cmp(&b.id)),
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+    });
+    Ok(DealBook { stages, deals: all, problems })
+}
+
+impl DealBook {
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn is_open(&self, deal: &Deal) -> bool {
+        self.stage(&deal.stage).is_some_and(|s| s.kind == StageType::Open)
+    }
+
+    pub fn find(&self, source: &str, id: &str) -> Option<&Deal> {
+        self.deals.iter().find(|d| d.source == source && d.id == id)
+    }
+
+    /// The board's numbers over `deals` (all of the book's, or a selection of them): per
+    /// stage its deals and amount, the weighted forecast by close month and currency, the
+    /// win rate, mean days in each stage left, and the stage funnel.
+    pub fn report(&self, deals: &[Deal]) -> Value {
+        let stages: Vec<Value> = self
+            .stages
+            .iter()
+            .map(|s| {
+                let here: Vec<&Deal> = deals.iter().filter(|d| d.stage == s.name).collect();
+                let amount: f64 = here.iter().map(|d| d.amount).sum();
+                json!({ "name": s.name, "probability": s.probability, "type": s.kind, "deals": here.len(), "amount": amount })
+            })
+            .collect();
+        // Deals are matched to the book's stages when read, so these cannot fail.
+        let forecast: Vec<Value> = deals::forecast(deals, &self.stages)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|((month, currency), m)| {
+                json!({ "month": month, "currency": currency, "weighted": m.weighted, "pipeline": m.pipeline, "won": m.won, "open_deals": m.open_deals })
+            })
+            .collect();
+        let funnel = deals::stage_funnel(deals, &self.stages);
+        let steps: Vec<Value> = deals::funnel_steps(&self.stages)
+            .into_iter()
+            .zip(&funnel.steps)
+            .map(|(stage, step)| json!({ "stage": stage, "count": step.count, "conversion": step.conversion, "from_previous": step.from_previous }))
+            .collect();
+        json!({
+            "stages": stages,
+            "forecast": forecast,
+            "win_rate": deals::win_rate(deals, &self.stages).unwrap_or(None),
+            "time_in_stage_days": deals::time_in_stage(deals),
+            "funnel": steps,
+        })
+    }
+}
+
+/// One deal as the API shows it, with the days it has been in its stage as of `now_ms`.
+pub fn deal_json(deal: &Deal, now_ms: i64) -> Value {
+    let mut v = json!(deal);
+    let days = deal.in_stage_since().map(|since| (now_ms.div_euclid(1000) - since).max(0) / 86_400);
+    v["days_in_stage"] = json!(days);
+    v["history"] =
+        Value::Array(deal.history.iter().map(|(at, stage)| json!({ "at": crate::briefing::iso(at * 1000), "stage": stage })).collect());
+    v
+}
+
+/// Deals as `policy` may read them: who the contacts are and the deal's name (free text
+/// that often names a person) only for roles that see identities.
+pub fn for_role(deals: &mut Value, policy: &kinship_policy::Policy) {
+    if policy.sees_identities() {
+        return;
+    }
+    for deal in deals.as_array_mut().into_iter().flatten() {
+        if let Some(d) = deal.as_object_mut() {
+            d.remove("contacts");
+            d.remove("name");
+        }
+    }
+}
+
+/// Which deals a board or list shows.
+#[derive(Debug, Clone, Default)]
+pub struct DealSelection {
+    /// `open` (the default), `won`, `lost` or `all`.
+    pub status: Option<String>,
+    pub owner: Option<String>,
+    /// Deals with one of these profiles among their contacts (a person, or an account's people).
+    pub contacts: Option<Vec<String>>,
+}
+
+impl DealSelection {
+    pub fn check(&self) -> std::result::Result<(), String> {
+        match self.status.as_deref() {
+            None | Some("open" | "won" | "lost" | "all") => Ok(()),
+            Some(other) => Err(format!("unknown status `{other}`: use open, won, lost or all")),
+        }
+    }
+
+    pub fn apply<'b>(&self, book: &'b DealBook) -> Vec<&'b Deal> {
+        let wanted = match self.status.as_deref() {
+            Some("won") => Some(StageType::Won),
+            Some("lost") => Some(StageType::Lost),
+            Some("all") => None,
+            _ => Some(StageType::Open),
+        };
+        book.deals
+            .iter()
+            .filter(|d| wanted.is_none_or(|w| book.stage(&d.stage).is_some_and(|s| s.kind == w)))
+            .filter(|d| self.owner.as_ref().is_none_or(|o| d.owner.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(o))))
+            .filter(|d| self.contacts.as_ref().is_none_or(|c| d.contacts.iter().any(|p| c.contains(p))))
+            .collect()
+    }
+}
