@@ -177,7 +177,7 @@ pub fn briefing(
             "solved": cases.len() - open_cases.len(),
         },
         "tasks": tasks.iter().map(|t| json!({ "id": t.id, "title": t.title, "status": t.status, "priority": t.priority, "team": t.team, "assignee": t.assignee, "due_at": t.due_at.map(iso) })).collect::<Vec<_>>(),
-        "deals": open_deals.iter().map(|d| crate::deals::deal_json(d, now_ms)).collect::<Vec<_>>(),
+        "deals": open_deals.iter().map(|d| crate::deals::deal_json(d, &stages, now_ms)).collect::<Vec<_>>(),
         "nps": nps.map(|(score, at)| json!({ "score": score, "at": iso(at) })),
         "lifetime_value": { "amount": lifetime.0, "events": lifetime.1, "event": config.measures.revenue.event },
         "changed": changed,

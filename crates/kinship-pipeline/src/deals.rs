@@ -101,10 +101,13 @@ impl DealBook {
     }
 }
 
-/// One deal as the API shows it, with the days it has been in its stage as of `now_ms`.
-pub fn deal_json(deal: &Deal, now_ms: i64) -> Value {
+/// One deal as the API shows it: whether it is open and, if so, the days it has been in its
+/// stage as of `now_ms`.
+pub fn deal_json(deal: &Deal, stages: &[Stage], now_ms: i64) -> Value {
     let mut v = json!(deal);
-    let days = deal.in_stage_since().map(|since| (now_ms.div_euclid(1000) - since).max(0) / 86_400);
+    let open = stages.iter().any(|s| s.name == deal.stage && s.kind == StageType::Open);
+    let days = deal.in_stage_since().filter(|_| open).map(|since| (now_ms.div_euclid(1000) - since).max(0) / 86_400);
+    v["open"] = json!(open);
     v["days_in_stage"] = json!(days);
     v["history"] =
         Value::Array(deal.history.iter().map(|(at, stage)| json!({ "at": crate::briefing::iso(at * 1000), "stage": stage })).collect());

@@ -71,7 +71,7 @@ pub(crate) async fn list_deals(
     let page: Vec<&Deal> = shown.iter().skip(offset).take(limit).copied().collect();
     let everyone: Vec<Deal> =
         DealSelection { status: Some("all".into()), owner: q.owner, contacts: None }.apply(&book).into_iter().cloned().collect();
-    let mut listed = Value::Array(page.iter().map(|d| deals::deal_json(d, now)).collect());
+    let mut listed = Value::Array(page.iter().map(|d| deals::deal_json(d, &book.stages, now)).collect());
     deals::for_role(&mut listed, caller.policy());
     caller.scrub(&mut listed, &[]);
     let contacts: Vec<&str> = page.iter().flat_map(|d| d.contacts.iter().map(String::as_str)).collect();
@@ -201,10 +201,6 @@ pub(crate) async fn open_deal(
     Ok((written(resolved), Json(json!({ "source": source, "id": id }))))
 }
 
-async fn find_deal(state: &Arc<AppState>, source: &str, id: &str) -> Result<Deal, ApiError> {
-    book(state).await?.find(source, id).cloned().ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no deal {id} in {source}")))
-}
-
 /// One deal with its stage history.
 #[utoipa::path(get, path = "/api/v1/deals/{source}/{id}", params(("source" = String, Path), ("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The deal"), (status = 404, description = "No such deal")))]
@@ -214,10 +210,11 @@ pub(crate) async fn get_deal(
     Path((source, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadDeals)?;
-    let deal = find_deal(&state, &source, &id).await?;
+    let book = book(&state).await?;
+    let deal = book.find(&source, &id).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no deal {id} in {source}")))?;
     let reader = state.clone();
     let now = state.read(move |s| reader.data_now(s)).await?;
-    let mut one = Value::Array(vec![deals::deal_json(&deal, now)]);
+    let mut one = Value::Array(vec![deals::deal_json(deal, &book.stages, now)]);
     deals::for_role(&mut one, caller.policy());
     caller.scrub(&mut one, &[]);
     let mut shown = one.as_array_mut().and_then(|a| a.pop()).unwrap_or_default();

@@ -325,6 +325,9 @@ pub fn forecast(deals: &[Deal], stages: &[Stage]) -> Result<BTreeMap<(String, St
             .map_err(|_| DealError::Close { deal: d.id.clone(), date: d.close.clone() })?
             .format("%Y-%m")
             .to_string();
+        if s.kind == StageType::Lost {
+            continue;
+        }
         let m = out.entry((month, d.currency.clone())).or_default();
         match s.kind {
             StageType::Open => {
@@ -337,7 +340,7 @@ pub fn forecast(deals: &[Deal], stages: &[Stage]) -> Result<BTreeMap<(String, St
                 m.weighted += d.amount;
                 m.won += d.amount;
             }
-            StageType::Lost => {}
+            StageType::Lost => unreachable!("left out above"),
         }
     }
     Ok(out)
@@ -356,12 +359,13 @@ pub fn win_rate(deals: &[Deal], stages: &[Stage]) -> Result<Option<f64>, DealErr
     Ok((won + lost > 0).then(|| won as f64 / (won + lost) as f64))
 }
 
-/// Mean days spent in each stage a deal has left (from its history), by stage name.
+/// Mean days spent in each stage a deal has left (from its history), by stage name as the
+/// history writes it (the configured name).
 pub fn time_in_stage(deals: &[Deal]) -> BTreeMap<String, f64> {
     let mut sums: BTreeMap<String, (f64, u64)> = BTreeMap::new();
     for d in deals {
         for w in d.history.windows(2) {
-            let e = sums.entry(w[0].1.to_lowercase()).or_default();
+            let e = sums.entry(w[0].1.clone()).or_default();
             e.0 += (w[1].0 - w[0].0) as f64 / 86_400.0;
             e.1 += 1;
         }

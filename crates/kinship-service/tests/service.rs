@@ -359,10 +359,15 @@ mod deals {
             })
             .collect();
         // By hand: per (month, currency), open deals add amount × their own probability or
-        // their stage's; won deals add the whole amount; lost ones nothing.
+        // their stage's; won deals add the whole amount; lost ones nothing (a month of only
+        // lost deals is not listed).
         let mut expected: BTreeMap<(String, String), (f64, f64, f64, u64)> = BTreeMap::new();
         let (mut won, mut lost) = (0, 0);
         for d in &generated {
+            if d.stage == "lost" {
+                lost += 1;
+                continue;
+            }
             let e = expected.entry((d.close[..7].to_string(), d.currency.clone())).or_default();
             match d.stage.as_str() {
                 "won" => {
@@ -370,7 +375,6 @@ mod deals {
                     e.2 += d.amount;
                     won += 1;
                 }
-                "lost" => lost += 1,
                 stage => {
                     let p = d.probability.unwrap_or(match stage {
                         "qualification" => 0.1,

@@ -101,7 +101,7 @@ pub fn deal(data: &DataDir, cmd: &DealCommand) -> Result<ExitCode> {
     let contacts: Vec<&str> = page.iter().flat_map(|d| d.contacts.iter().map(String::as_str)).collect();
     ws.audit(&viewer.actor, "deal.list", None, json!({ "deals": page.len(), "profiles": contacts }))?;
     if *json {
-        let mut list = serde_json::Value::Array(page.iter().map(|d| deals::deal_json(d, now)).collect());
+        let mut list = serde_json::Value::Array(page.iter().map(|d| deals::deal_json(d, &book.stages, now)).collect());
         deals::for_role(&mut list, &viewer.policy);
         println!(
             "{}",

@@ -81,10 +81,10 @@ pub async fn board(State(state): State<Arc<AppState>>, user: SignedIn, Query(vie
                             @let id = text(&d["id"]);
                             li.card id=(format!("deal-{id}")) tabindex="0" draggable=[movable.then_some("true")] data-movable=[movable.then_some("yes")] aria-describedby="board-help" {
                                 strong { (d["name"].as_str().unwrap_or(id.as_str())) }
-                                p { (money(&d["amount"])) " " (text(&d["currency"])) " · closes " (text(&d["close"])) }
+                                p { (money(&d["amount"])) " " (text(&d["currency"])) " · " @if d["open"] == true { "closes " } @else { "closed " } (text(&d["close"])) }
                                 p.hint {
-                                    @if let Some(o) = d["owner"].as_str() { (o) " · " }
-                                    (text(&d["days_in_stage"])) " days in stage"
+                                    @if let Some(o) = d["owner"].as_str() { (o) }
+                                    @if let Some(days) = d["days_in_stage"].as_u64() { " · " (days) " days in stage" }
                                     @if let Some(c) = d["contacts"].as_array().and_then(|c| c.first()) {
                                         " · " a href=(format!("/profiles/{}", url_encode(&text(c)))) { "contact" }
                                     }
@@ -107,7 +107,7 @@ pub async fn board(State(state): State<Arc<AppState>>, user: SignedIn, Query(vie
         @if deals.is_empty() { p.hint { "No deals: map a CRM's opportunities with [sources.NAME.deal], or open one from a customer's page." } }
         section aria-labelledby="forecast-title" {
             h2 #forecast-title { "Weighted forecast by close month" }
-            div.scroll { table {
+            div.scroll { table.wide {
                 thead { tr { th scope="col" { "Month" } th scope="col" { "Currency" } th scope="col" .num { "Weighted" } th scope="col" .num { "Open pipeline" } th scope="col" .num { "Open deals" } th scope="col" .num { "Won" } } }
                 tbody { @for m in report["forecast"].as_array().into_iter().flatten() {
                     tr {
