@@ -64,6 +64,35 @@ pub enum ExprKind {
         name_span: Span,
         field: HealthField,
     },
+    /// `overdue invoices`: how many of the profile's commercial documents of a kind are in a
+    /// status now, each document counted once, as its latest version says. Read from the
+    /// [`DOCUMENT_PROPERTY`] the host puts on a document's events.
+    Documents {
+        /// One of [`DOCUMENT_STATUSES`].
+        status: String,
+        /// One of [`DOCUMENT_KINDS`], singular.
+        kind: String,
+    },
+}
+
+/// The event property a host puts a record's commercial document under: an object with
+/// `kind`, `number`, `status` and `due` (Unix ms), flattened to `$document.kind` and so on.
+pub const DOCUMENT_PROPERTY: &str = "$document";
+
+/// The kinds of commercial document, singular as `$document.kind` holds them; an expression
+/// writes them plural (`overdue invoices`).
+pub const DOCUMENT_KINDS: [&str; 6] = ["quote", "order", "invoice", "payment", "shipment", "refund"];
+
+/// The statuses a document count asks for: the normalised ones, and `unpaid` (an invoice
+/// invoiced or overdue).
+pub const DOCUMENT_STATUSES: [&str; 12] =
+    ["draft", "sent", "accepted", "ordered", "invoiced", "paid", "overdue", "shipped", "delivered", "void", "refunded", "unpaid"];
+
+/// `(status, kind)` when `first second` is a document count: `overdue invoices`.
+pub(crate) fn document_count(first: &str, second: &str) -> Option<(&'static str, &'static str)> {
+    let status = DOCUMENT_STATUSES.iter().find(|s| **s == first)?;
+    let kind = DOCUMENT_KINDS.iter().find(|k| second.strip_suffix('s') == Some(**k))?;
+    Some((status, kind))
 }
 
 /// What `health("x").field` reads.
@@ -357,6 +386,7 @@ impl Display for Expr {
                 write_string(formatter, name)?;
                 write!(formatter, ").{}", field.name())
             }
+            ExprKind::Documents { status, kind } => write!(formatter, "{status} {kind}s"),
         }
     }
 }

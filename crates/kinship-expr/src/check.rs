@@ -229,6 +229,7 @@ impl Checker<'_> {
                     HealthField::Band => Type::String,
                 }
             }
+            ExprKind::Documents { .. } => Type::Number,
             ExprKind::Events(query) => {
                 if let Some(filter) = &query.filter {
                     self.condition(filter, "an event filter")?;

@@ -80,6 +80,11 @@ fn collect(expr: &Expr, dependencies: &mut Dependencies) {
         ExprKind::Health { name, .. } => {
             dependencies.healths.insert(name.clone());
         }
+        // Documents ride on events of any name, and an invoice falls overdue as time passes.
+        ExprKind::Documents { .. } => {
+            dependencies.any_event = true;
+            dependencies.time_relative = true;
+        }
         ExprKind::DaysSince(operand) => {
             dependencies.time_relative = true;
             collect(operand, dependencies);

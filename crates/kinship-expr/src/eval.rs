@@ -114,13 +114,19 @@ enum Node {
     InSegment(Box<str>),
     Funnel(Box<str>, FunnelField),
     Health(Box<str>, HealthField),
+    /// (status, kind) of `overdue invoices`.
+    Documents(&'static str, &'static str),
     Now,
     Not(Box<Node>),
     Negate(Box<Node>),
     And(Box<[Node]>),
     Or(Box<[Node]>),
     Binary(BinaryOp, Box<Node>, Box<Node>),
-    In { value: Box<Node>, list: Box<[Node]>, negated: bool },
+    In {
+        value: Box<Node>,
+        list: Box<[Node]>,
+        negated: bool,
+    },
     Exists(Box<Node>),
     DaysSince(Box<Node>),
     Events(Box<EventNode>),
@@ -183,6 +189,11 @@ fn lower(expr: &Expr) -> Node {
         ExprKind::InSegment { name, .. } => Node::InSegment(name.as_str().into()),
         ExprKind::Funnel { name, field, .. } => Node::Funnel(name.as_str().into(), *field),
         ExprKind::Health { name, field, .. } => Node::Health(name.as_str().into(), *field),
+        ExprKind::Documents { status, kind } => match crate::ast::document_count(status, &format!("{kind}s")) {
+            Some((status, kind)) => Node::Documents(status, kind),
+            // Only the parser makes this node, from these very words.
+            None => Node::Constant(Constant::Null),
+        },
         ExprKind::Now => Node::Now,
         ExprKind::Not(operand) => Node::Not(boxed(operand)),
         ExprKind::Negate(operand) => Node::Negate(boxed(operand)),
@@ -227,6 +238,7 @@ impl<'a, P: ProfileView> Evaluation<'a, P> {
             Node::InSegment(name) => Scalar::Bool(self.profile.in_segment(name)),
             Node::Funnel(name, field) => self.profile.funnel(name, *field, self.now_ms),
             Node::Health(name, field) => self.profile.health(name, *field, self.now_ms),
+            Node::Documents(status, kind) => Scalar::Number(self.documents(status, kind) as f64),
             Node::Now => Scalar::Date(self.now_ms),
             Node::Not(operand) => Scalar::Bool(!self.value(operand, event).is_true()),
             Node::Negate(operand) => negate(self.value(operand, event)),
@@ -242,6 +254,38 @@ impl<'a, P: ProfileView> Evaluation<'a, P> {
             Node::DaysSince(operand) => days_since(self.value(operand, event), self.now_ms),
             Node::Events(query) => self.events(query),
         }
+    }
+
+    /// How many documents of `kind` are in `status` now: each document's latest version (its
+    /// newest event up to now) decides, and an invoice still `invoiced` past its due time is
+    /// overdue.
+    fn documents(&self, status: &str, kind: &str) -> usize {
+        let property = |event: &'a P::Event, field: &str| event.property(&format!("{}.{field}", crate::ast::DOCUMENT_PROPERTY));
+        let mut latest: std::collections::HashMap<&'a str, (&'a str, Option<f64>)> = std::collections::HashMap::new();
+        for event in self.profile.events(None).take_while(|e| e.timestamp_ms() <= self.now_ms) {
+            if !matches!(property(event, "kind"), Scalar::Str(k) if k == kind) {
+                continue;
+            }
+            let (Scalar::Str(number), Scalar::Str(stated)) = (property(event, "number"), property(event, "status")) else { continue };
+            let due = match property(event, "due") {
+                Scalar::Number(ms) => Some(ms),
+                _ => None,
+            };
+            latest.insert(number, (stated, due));
+        }
+        let now = self.now_ms as f64;
+        latest
+            .values()
+            .filter(|(stated, due)| {
+                let overdue = *stated == "overdue" || (*stated == "invoiced" && due.is_some_and(|d| d < now));
+                match status {
+                    "overdue" => overdue,
+                    "invoiced" => *stated == "invoiced" && !overdue,
+                    "unpaid" => *stated == "invoiced" || *stated == "overdue",
+                    other => *stated == other,
+                }
+            })
+            .count()
     }
 
     /// Reads the events a query selects, newest first (oldest first for `first`, so it can stop at the

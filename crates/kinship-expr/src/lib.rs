@@ -187,7 +187,10 @@ mod rewrite;
 mod time;
 mod value;
 
-pub use ast::{BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, FunnelField, HealthField, Literal};
+pub use ast::{
+    BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, FunnelField, HealthField, Literal, DOCUMENT_KINDS,
+    DOCUMENT_PROPERTY, DOCUMENT_STATUSES,
+};
 pub use check::{check, check_segment, Schema, Type};
 pub use deps::{find_cycle, Dependencies, Reference};
 pub use diagnostic::{line_column, Error, ParseError, Span, TypeError};

@@ -410,6 +410,12 @@ impl<'src> Parser<'src> {
                 self.expect_here("an expression".to_string());
                 Err(self.unexpected())
             }
+            _ if !self.in_event_filter && self.document_count_follows(word).is_some() => {
+                let (status, kind) = self.document_count_follows(word).expect("checked");
+                self.advance();
+                let end = self.advance().span;
+                Ok(Expr { kind: ExprKind::Documents { status: status.into(), kind: kind.into() }, span: span.to(end) })
+            }
             _ if !self.in_event_filter && !self.about_event => Err(self.error(
                 span,
                 format!("unknown name `{word}`: write traits.{word} for a trait or computed.{word} for a computed trait"),
@@ -418,6 +424,14 @@ impl<'src> Parser<'src> {
                 let (name, end) = self.property_name()?;
                 Ok(Expr { kind: ExprKind::Property(name), span: span.to(end) })
             }
+        }
+    }
+
+    /// `(status, kind)` when `word` and the next word count documents (`overdue invoices`).
+    fn document_count_follows(&self, word: &str) -> Option<(&'static str, &'static str)> {
+        match self.peek_at(1).kind {
+            TokenKind::Word(next) => crate::ast::document_count(word, next),
+            _ => None,
         }
     }
 

@@ -37,6 +37,7 @@ fn walk(expr: &mut Expr, visit: &mut impl FnMut(&mut Literal), query: &mut impl 
         | ExprKind::InSegment { .. }
         | ExprKind::Funnel { .. }
         | ExprKind::Health { .. }
+        | ExprKind::Documents { .. }
         | ExprKind::Now => {}
         ExprKind::Not(operand) | ExprKind::Negate(operand) | ExprKind::Exists(operand) | ExprKind::DaysSince(operand) => {
             walk(operand, visit, query)

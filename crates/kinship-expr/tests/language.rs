@@ -288,6 +288,42 @@ fn funnel_positions_are_the_hosts() {
     assert!(!parse(r#"funnel("checkout").step > 1"#).unwrap().dependencies().time_relative);
 }
 
+/// A document version's event, as a host puts it on the record's event (flattened).
+fn document(kind: &str, number: &str, status: &str, due: Option<i64>) -> Value {
+    json!({ "$document.kind": kind, "$document.number": number, "$document.status": status, "$document.due": due })
+}
+
+#[test]
+fn documents_count_by_their_latest_version_and_fall_overdue_with_time() {
+    let customer = profile(json!({}))
+        // INV-1: issued, due yesterday, never paid: overdue now.
+        .event("Invoice Issued", 20 * DAY, document("invoice", "INV-1", "invoiced", Some(NOW - DAY)))
+        // INV-2: issued, then paid: its latest version decides.
+        .event("Invoice Issued", 10 * DAY, document("invoice", "INV-2", "invoiced", Some(NOW - DAY)))
+        .event("Invoice Paid", 5 * DAY, document("invoice", "INV-2", "paid", Some(NOW - DAY)))
+        // INV-3: due tomorrow: unpaid, not overdue.
+        .event("Invoice Issued", DAY, document("invoice", "INV-3", "invoiced", Some(NOW + DAY)))
+        // An order is no invoice; an event without a document counts for nothing.
+        .event("Order Completed", DAY, document("order", "ORD-1", "ordered", None))
+        .event("Order Completed", DAY, json!({ "total": 5 }));
+    assert!(matches("overdue invoices > 0", &customer));
+    assert_eq!(value("overdue invoices", &customer), json!(1.0));
+    assert_eq!(value("unpaid invoices", &customer), json!(2.0));
+    assert_eq!(value("invoiced invoices", &customer), json!(1.0), "invoiced and not yet due");
+    assert_eq!(value("paid invoices", &customer), json!(1.0));
+    assert_eq!(value("ordered orders", &customer), json!(1.0));
+    assert!(!matches("overdue invoices > 0", &profile(json!({}))), "no documents: 0, not null");
+    assert!(matches("overdue invoices == 0 and unpaid invoices == 0", &profile(json!({}))));
+    // Canonical text, what it reads, and words that are not a count.
+    let parsed = parse("overdue invoices > 0 and paid orders >= 2").unwrap();
+    assert_eq!(parsed.to_string(), "overdue invoices > 0 and paid orders >= 2");
+    let dependencies = parsed.dependencies();
+    assert!(dependencies.any_event && dependencies.time_relative);
+    assert!(parse_error("overdue invoice > 0").to_string().contains("unknown name `overdue`"));
+    assert!(parse_error("late invoices > 0").to_string().contains("unknown name `late`"));
+    assert!(compile_error(r#"overdue invoices == "many""#).to_string().contains("Number"));
+}
+
 #[test]
 fn health_scores_and_bands_are_the_hosts() {
     let low = TestProfile { healths: vec![("customer", 25.0)], ..TestProfile::default() };

@@ -72,6 +72,7 @@ fn traits_read_for_value(expr: &kinship_expr::Expr, out: &mut BTreeSet<String>) 
         | ExprKind::InSegment { .. }
         | ExprKind::Funnel { .. }
         | ExprKind::Health { .. }
+        | ExprKind::Documents { .. }
         | ExprKind::Now => {}
         ExprKind::Not(operand) | ExprKind::Negate(operand) | ExprKind::Exists(operand) | ExprKind::DaysSince(operand) => {
             traits_read_for_value(operand, out)

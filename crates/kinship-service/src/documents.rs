@@ -177,6 +177,19 @@ pub(crate) fn amount(text: &str) -> Option<f64> {
 }
 
 impl DocumentMapping {
+    /// What an event of this record carries about its document, and the property it goes
+    /// under ([`kinship_expr::DOCUMENT_PROPERTY`]), for the expression language's document
+    /// counts (`overdue invoices > 0`): kind, number, status as the record states it (an
+    /// unpaid invoice is `invoiced`: whether it is overdue is judged when the expression
+    /// runs) and when it is due (Unix milliseconds). `key` is the record's key column.
+    pub fn event_property(&self, key: &str, fields: &Map<String, Value>) -> Option<(&'static str, Value)> {
+        let d = self.read("", key, fields, None, i64::MIN)?;
+        let facts = serde_json::json!({
+            "kind": d.kind, "number": d.number, "status": d.status.as_str(), "due": d.due.map(|s| s.saturating_mul(1000)),
+        });
+        (!d.number.is_empty()).then_some((kinship_expr::DOCUMENT_PROPERTY, facts))
+    }
+
     /// The document one record holds, as of `now` (an unpaid invoice past due is overdue);
     /// `None` when `number` is mapped and the record has none (another kind of message on
     /// the same source).

@@ -181,6 +181,18 @@ impl<'a> Mapper<'a> {
 
     /// The row as an event, for event sources.
     pub fn event(&self, fields: &Map<String, Value>) -> Option<MappedEvent> {
+        let mut mapped = self.mapped_event(fields)?;
+        // A commercial document's facts ride on its record's event, for `overdue invoices`.
+        if let Some(document) = &self.config.document {
+            let key = self.config.key.as_deref().and_then(|k| lookup(fields, k)).and_then(scalar_text).unwrap_or_default();
+            if let Some((name, facts)) = document.event_property(&key, fields) {
+                mapped.properties.insert(name.to_string(), facts);
+            }
+        }
+        Some(mapped)
+    }
+
+    fn mapped_event(&self, fields: &Map<String, Value>) -> Option<MappedEvent> {
         if self.config.kind == SourceType::Segment {
             let (event, properties) = crate::segment::event(fields)?;
             return Some(MappedEvent { event, properties });

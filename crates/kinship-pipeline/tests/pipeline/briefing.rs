@@ -177,3 +177,26 @@ fn an_accounts_health_reads_its_people_together_from_either_audience() {
     }
     assert!(checked >= 5, "the demo has accounts of several people with orders: {checked}");
 }
+
+/// `overdue invoices > 0` in the segment language selects exactly the profiles whose
+/// briefing lists an overdue invoice, judged as of the same moment.
+#[test]
+fn overdue_invoices_in_the_segment_language_agree_with_the_briefing() {
+    use kinship_pipeline::audience;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, store) = demo(dir.path());
+    let everyone = audience::load_audience(&*store, &config, &|_, _| {}).unwrap();
+    let now = data_now(&*store).unwrap();
+    let program = kinship_expr::compile_segment("overdue invoices > 0", &everyone.schema()).unwrap();
+    let context = kinship_expr::EvalContext::at(now);
+    let mut selected: Vec<String> = everyone.map_profiles(|p| program.matches(p, &context).then(|| p.id().to_string()));
+    selected.sort();
+    let admin = kinship_policy::Policy::builtin("admin").unwrap();
+    let mut expected = Vec::new();
+    store.scan_profiles(&mut |id, _| expected.push(id.to_string())).unwrap();
+    expected
+        .retain(|id| briefing(&*store, &config, id, None, now, &admin).unwrap().is_some_and(|b| b["overdue_invoices"].as_u64() > Some(0)));
+    expected.sort();
+    assert!(!expected.is_empty(), "the demo has unpaid invoices past their terms");
+    assert_eq!(selected, expected);
+}
