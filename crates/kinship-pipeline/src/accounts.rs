@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Most people whose records one account document reads; the rest are counted, not read.
 pub const MAX_READ: usize = 200;
+/// Most documents one account document lists (the newest).
+const MAX_DOCUMENTS: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -81,6 +83,7 @@ pub fn account_document(
 ) -> Result<Value> {
     let mut people = Vec::new();
     let (mut orders, mut unpaid, mut open_cases, mut deals) = (Vec::new(), Vec::new(), Vec::new(), Vec::<Value>::new());
+    let mut documents = Vec::new();
     let (mut value, mut solved) = (0.0, 0u64);
     for id in account.members.iter().take(MAX_READ) {
         let Some(brief) = crate::briefing::briefing(store, config, id, None, now_ms, policy)? else { continue };
@@ -90,6 +93,7 @@ pub fn account_document(
         };
         people.push(json!({ "id": id, "name": brief["name"], "orders": brief["orders"].as_array().map_or(0, Vec::len) }));
         orders.extend(brief["orders"].as_array().into_iter().flatten().cloned().map(tag));
+        documents.extend(brief["documents"].as_array().into_iter().flatten().cloned().map(tag));
         unpaid.extend(brief["unpaid_invoices"].as_array().into_iter().flatten().cloned().map(tag));
         open_cases.extend(brief["cases"]["open"].as_array().into_iter().flatten().cloned().map(tag));
         // A deal with several of the account's people as contacts is listed once.
@@ -102,6 +106,8 @@ pub fn account_document(
         solved += brief["cases"]["solved"].as_u64().unwrap_or(0);
     }
     orders.sort_by(|a, b| b["date"].as_str().cmp(&a["date"].as_str()));
+    documents.sort_by(|a, b| b["date"].as_str().cmp(&a["date"].as_str()));
+    documents.truncate(MAX_DOCUMENTS);
     open_cases.sort_by(|a, b| a["next_due"].as_str().unwrap_or("~").cmp(b["next_due"].as_str().unwrap_or("~")));
     let overdue = unpaid.iter().filter(|d| d["status"] == "overdue").count();
     Ok(json!({
@@ -113,6 +119,7 @@ pub fn account_document(
         "people_read": people.len(),
         "people": people,
         "orders": orders,
+        "documents": documents,
         "unpaid_invoices": unpaid,
         "overdue_invoices": overdue,
         "cases": { "open": open_cases, "solved": solved },

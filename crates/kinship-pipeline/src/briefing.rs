@@ -69,6 +69,11 @@ pub fn briefing(
         .filter(|d| d.kind == DocumentKind::Invoice && matches!(d.status, DocumentStatus::Invoiced | DocumentStatus::Overdue))
         .cloned()
         .collect();
+    // Every document in one list, newest first: quotes to refunds, each with its normalised
+    // status beside the system's own, and its link back.
+    let mut listed: Vec<&Document> = documents.iter().collect();
+    listed.sort_by_key(|d| std::cmp::Reverse(d.date.or(d.recorded)));
+    let all_documents: Vec<Value> = listed.into_iter().take(MAX_DOCUMENTS).map(document_json).collect();
     let (trails, unplaced) = documents::order_trails(documents, now);
     let clocks: Vec<Vec<Clock>> = cases.iter().map(|c| sla.clocks(&c.log, now)).collect();
 
@@ -170,6 +175,7 @@ pub fn briefing(
             "link": t.order.link,
         })).collect::<Vec<_>>(),
         "other_documents": unplaced.iter().map(document_json).collect::<Vec<_>>(),
+        "documents": all_documents,
         "unpaid_invoices": unpaid.iter().map(document_json).collect::<Vec<_>>(),
         "overdue_invoices": overdue,
         "cases": {
@@ -183,6 +189,9 @@ pub fn briefing(
         "changed": changed,
     })))
 }
+
+/// Most documents one briefing lists (the newest).
+const MAX_DOCUMENTS: usize = 200;
 
 fn plural(n: usize) -> &'static str {
     if n == 1 {

@@ -91,6 +91,18 @@ fn each_orders_trail_matches_the_source_files_for_50_random_profiles() {
             assert_eq!(at(&o["paid_at"]), paid_at, "{id} order {number}: paid");
             assert_eq!(at(&o["shipped_at"]), shipped_at, "{id} order {number}: shipped");
             assert_eq!(at(&o["delivered_at"]), delivered_at, "{id} order {number}: delivered");
+            // The one list of documents holds the order and, paid or not, its invoice.
+            let documents = brief["documents"].as_array().unwrap();
+            let listed_as = |kind: &str| documents.iter().find(|d| d["kind"] == kind && (d["number"] == number || d["order"] == number));
+            assert!(listed_as("order").is_some(), "{id} order {number} in the documents");
+            if invoiced {
+                let status = listed_as("invoice").map(|d| d["status"].as_str().unwrap_or_default().to_string());
+                let expected = if paid_at.is_some() { "paid" } else { "invoiced or overdue" };
+                assert!(
+                    status.as_deref().is_some_and(|s| expected.contains(s)),
+                    "{id} order {number}: invoice {status:?}, expected {expected}"
+                );
+            }
             // The line says the same: unpaid 14 days after issue is overdue as of the data.
             let summary = o["summary"].as_str().unwrap();
             assert!(summary.starts_with("ordered "), "{summary}");

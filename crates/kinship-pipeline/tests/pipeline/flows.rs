@@ -712,3 +712,44 @@ fn an_opened_health_alert_is_an_event_a_flow_turns_into_a_task() {
     let again = kinship_pipeline::success::keep_alerts(&mut *store, &config, &audience, "customer", now).unwrap();
     assert_eq!(again.opened, 0);
 }
+
+/// Documents in flows: a scheduled flow over customers who owe (`unpaid invoices > 0`)
+/// makes a task only for those whose condition counts two overdue invoices, as the segment
+/// language counts them.
+#[test]
+fn a_flow_reads_overdue_invoices_as_the_segment_language_counts_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, mut store, _) = demo(dir);
+    let mut audience = kinship_pipeline::audience::load_audience(&*store, &config, &|_, _| {}).unwrap();
+    let segment = kinship_segments::DefinitionSource {
+        kind: kinship_segments::Kind::Segment,
+        name: "owing".into(),
+        expression: "unpaid invoices > 0".into(),
+    };
+    let members = kinship_pipeline::audience::define(&mut *store, &config, &mut audience, segment).unwrap();
+    assert!(members > 0, "the demo has unpaid invoices");
+    let flow = r#"
+        name = "chase_payment"
+        [trigger]
+        schedule = "every 1 hour"
+        segment = "owing"
+        when = 'overdue invoices >= 2'
+        [[steps]]
+        task = { title = "Chase two overdue invoices", team = "support" }
+    "#;
+    save_flow(&mut *store, &config, flow, "test").unwrap();
+    let (flows, _) = load_flows(&*store, &config).unwrap();
+    let now = kinship_pipeline::now_ms();
+    let tick = now - now % 3_600_000;
+    let mut references = References::default();
+    let references = references.current(&config, dir).unwrap();
+    let mut load = kinship_pipeline::flows::TeamLoad::default();
+    let (planned, read) =
+        kinship_pipeline::flows::plan_scheduled(&*store, &config, &flows[0], references, &mut load, tick, 0, 100_000).unwrap();
+    assert_eq!(read, members);
+    let tasks = store.record_runs(&planned.runs, 0).unwrap();
+    let expected = audience.preview(r#"in_segment("owing") and overdue invoices >= 2"#, tick, 1).unwrap().count;
+    assert!(expected > 0 && expected < members, "{expected} of {members}");
+    assert_eq!(tasks.len(), expected);
+}

@@ -100,6 +100,7 @@ pub async fn show(State(state): State<Arc<AppState>>, user: SignedIn, Path(id): 
                 } }
             }
         }
+        (super::profile::documents_list(doc["documents"].as_array().unwrap_or(&empty), true))
         @let deals = doc["deals"].as_array().unwrap_or(&empty);
         @if !deals.is_empty() {
             section aria-labelledby="deals-title" {

@@ -266,6 +266,7 @@ fn briefing(brief: &Value) -> Markup {
                     } }
                 } }
             }
+            (documents_list(brief["documents"].as_array().unwrap_or(&empty), false))
             @let deals = brief["deals"].as_array().unwrap_or(&empty);
             @if !deals.is_empty() {
                 div.scroll { table.wide {
@@ -429,6 +430,39 @@ pub(super) fn health_section(health: &serde_json::Map<String, Value>) -> Markup 
                         } }
                     } }
                 }
+            }
+        }
+    }
+}
+
+/// Every commercial document in one list, newest first: kind, number (linked back to its
+/// system), the normalised status beside the system's own, amount and dates; with the person
+/// whose it is on an account's page.
+pub(super) fn documents_list(documents: &[Value], with_person: bool) -> Markup {
+    let day = |v: &Value| text(v).get(..10).unwrap_or_default().to_string();
+    html! {
+        @if !documents.is_empty() {
+            details.documents {
+                summary { "All documents (" (documents.len()) "): quotes, orders, invoices, payments, shipments, refunds" }
+                div.scroll { table.wide {
+                    thead { tr {
+                        th scope="col" { "Kind" } th scope="col" { "Number" } th scope="col" { "Status" } th scope="col" { "In its system" }
+                        th scope="col" .num { "Amount" } th scope="col" { "Date" } th scope="col" { "Due" }
+                        @if with_person { th scope="col" { "Person" } }
+                    } }
+                    tbody { @for d in documents {
+                        tr {
+                            td { (text(&d["kind"])) }
+                            td { @if let Some(link) = d["link"].as_str() { a href=(link) rel="noreferrer" { (text(&d["number"])) } } @else { (text(&d["number"])) } }
+                            td { span class=(format!("doc doc-{}", text(&d["status"]))) { (text(&d["status"])) } }
+                            td { (text(&d["system_status"])) }
+                            td.num { (d["amount"].as_f64().map(|a| format!("{a:.2}")).unwrap_or_default()) " " (text(&d["currency"])) }
+                            td { (day(&d["date"])) }
+                            td { (day(&d["due"])) }
+                            @if with_person { td { a href=(format!("/profiles/{}", url_encode(&text(&d["person"])))) { (text(&d["person"])) } } }
+                        }
+                    } }
+                } }
             }
         }
     }

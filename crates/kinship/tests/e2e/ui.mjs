@@ -81,6 +81,9 @@ try {
   await admin.getByRole("heading", { name: /Briefing/ }).waitFor();
   const trail = admin.locator("section.briefing table tbody tr").first();
   assert.match(await trail.textContent(), /ordered .*(invoiced|not invoiced)/, "an order is followed through its documents");
+  await admin.locator("details.documents summary", { hasText: /^All documents \(\d+\)/ }).click();
+  const statuses = await admin.locator("details.documents tbody .doc").allTextContents();
+  assert.ok(statuses.length > 1 && statuses.every((s) => /^(draft|sent|accepted|ordered|invoiced|paid|overdue|shipped|delivered|void|refunded)$/.test(s)), `one list of documents with a normalised status: ${statuses}`);
   await shoot(admin, "profile");
 
   step("filter the timeline by kind");
