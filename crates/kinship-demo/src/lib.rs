@@ -1,5 +1,6 @@
-//! A deterministic, realistically messy customer data set spread over seven business
-//! systems (CRM, shop, invoicing, shipping, help desk, email marketing, NPS survey), with
+//! A deterministic, realistically messy customer data set spread over eight business
+//! systems (CRM contacts and its opportunities, shop, invoicing, shipping, help desk, email
+//! marketing, NPS survey), with
 //! the `kinship.toml` that connects them and `truth.csv`, which says which person each
 //! record belongs to, so identity resolution can be measured, and `journeys.csv`: which
 //! customers stopped buying after complaining more (churned), which are new and ask

@@ -414,8 +414,6 @@ impl Records {
     }
 }
 
-/// When a ticket opened at `t` was solved: half an hour to five days later, derived from
-/// the time rather than drawn, so adding it left every other generated value as it was.
 /// Sellers who own the demo's deals.
 const SELLERS: [&str; 3] = ["Mia Chen", "Tom Reid", "Ava Patel"];
 /// The demo CRM's open stages, in order, as `[[service.stages]]` names them.
@@ -472,6 +470,8 @@ fn deals(p: &Person, b: &mut Block) {
     }
 }
 
+/// When a ticket opened at `t` was solved: half an hour to five days later, derived from
+/// the time rather than drawn, so adding it left every other generated value as it was.
 fn solved_at(t: i64) -> i64 {
     t + 1800 + ((t as u64).wrapping_mul(2_654_435_761) % (5 * DAY as u64)) as i64
 }

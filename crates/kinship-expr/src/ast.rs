@@ -76,8 +76,17 @@ pub enum ExprKind {
 }
 
 /// The event property a host puts a record's commercial document under: an object with
-/// `kind`, `number`, `status` and `due` (Unix ms), flattened to `$document.kind` and so on.
+/// `source`, `kind`, `number`, `status` and `due` (Unix ms), flattened to `$document.kind`
+/// and so on.
 pub const DOCUMENT_PROPERTY: &str = "$document";
+
+/// The flattened names a document count reads, without building them per event.
+pub const DOCUMENT_FIELDS: [&str; 5] = ["$document.source", "$document.kind", "$document.number", "$document.status", "$document.due"];
+
+/// `$document.FIELD` for one of [`DOCUMENT_FIELDS`]' fields.
+pub(crate) fn document_field(field: &str) -> &'static str {
+    DOCUMENT_FIELDS.iter().find(|f| f.strip_prefix("$document.") == Some(field)).copied().unwrap_or("$document")
+}
 
 /// The kinds of commercial document, singular as `$document.kind` holds them; an expression
 /// writes them plural (`overdue invoices`).

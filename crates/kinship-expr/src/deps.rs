@@ -84,6 +84,7 @@ fn collect(expr: &Expr, dependencies: &mut Dependencies) {
         ExprKind::Documents { .. } => {
             dependencies.any_event = true;
             dependencies.time_relative = true;
+            dependencies.properties.extend(crate::ast::DOCUMENT_FIELDS.iter().map(|f| f.to_string()));
         }
         ExprKind::DaysSince(operand) => {
             dependencies.time_relative = true;

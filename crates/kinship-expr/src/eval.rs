@@ -3,7 +3,7 @@
 //! A [`Program`] is checked once and lowered to a tree of [`Node`]s holding only what evaluation needs
 //! (no spans, windows in milliseconds, constants ready to hand out). Evaluation is generic over the host's
 //! [`ProfileView`], so it is statically dispatched, reads events through the host's own iterator and
-//! allocates nothing.
+//! allocates nothing, but for a document count's map of the documents seen.
 
 use crate::ast::{BinaryOp, EventFunction, EventSelector, Expr, ExprKind, FunnelField, HealthField, Literal};
 use crate::check::{check, check_segment, Schema, Type};
@@ -256,22 +256,29 @@ impl<'a, P: ProfileView> Evaluation<'a, P> {
         }
     }
 
-    /// How many documents of `kind` are in `status` now: each document's latest version (its
-    /// newest event up to now) decides, and an invoice still `invoiced` past its due time is
-    /// overdue.
+    /// How many documents of `kind` are in `status` now: each document (by source and
+    /// number) counted once, its latest version (its newest event up to now) deciding, and an
+    /// invoice still `invoiced` past its due time overdue. The one evaluation that allocates:
+    /// a map of the documents seen.
     fn documents(&self, status: &str, kind: &str) -> usize {
-        let property = |event: &'a P::Event, field: &str| event.property(&format!("{}.{field}", crate::ast::DOCUMENT_PROPERTY));
-        let mut latest: std::collections::HashMap<&'a str, (&'a str, Option<f64>)> = std::collections::HashMap::new();
+        use crate::ast::document_field as field;
+        let mut latest: std::collections::HashMap<(&'a str, &'a str), (&'a str, Option<f64>)> = std::collections::HashMap::new();
         for event in self.profile.events(None).take_while(|e| e.timestamp_ms() <= self.now_ms) {
-            if !matches!(property(event, "kind"), Scalar::Str(k) if k == kind) {
+            if !matches!(event.property(field("kind")), Scalar::Str(k) if k == kind) {
                 continue;
             }
-            let (Scalar::Str(number), Scalar::Str(stated)) = (property(event, "number"), property(event, "status")) else { continue };
-            let due = match property(event, "due") {
+            let (Scalar::Str(number), Scalar::Str(stated)) = (event.property(field("number")), event.property(field("status"))) else {
+                continue;
+            };
+            let source = match event.property(field("source")) {
+                Scalar::Str(source) => source,
+                _ => "",
+            };
+            let due = match event.property(field("due")) {
                 Scalar::Number(ms) => Some(ms),
                 _ => None,
             };
-            latest.insert(number, (stated, due));
+            latest.insert((source, number), (stated, due));
         }
         let now = self.now_ms as f64;
         latest

@@ -30,7 +30,7 @@
 //! primary     = number | duration | string | date | "true" | "false" | "null"
 //!             | "traits" path | "computed" path | property
 //!             | "[" [ expression { "," expression } [","] ] "]"
-//!             | "(" expression ")" | call
+//!             | "(" expression ")" | call | documents
 //! path        = "." part { "." part }          part = word | string
 //! property    = "properties" path | word { "." part }   (* only inside an event filter *)
 //! duration    = number unit                    unit = second(s) | minute(s) | hour(s) | day(s) | week(s)
@@ -42,6 +42,10 @@
 //!             | "health" "(" string ")" "." ( "score" | "band" )
 //! event_fn    = "count" | "any" | "first" | "last"             (* no property *)
 //!             | "sum" | "avg" | "min" | "max"                  (* property required *)
+//! documents   = status kind_plural             (* `overdue invoices`: a count, Number *)
+//! status      = "draft" | "sent" | "accepted" | "ordered" | "invoiced" | "paid" | "overdue"
+//!             | "shipped" | "delivered" | "void" | "refunded" | "unpaid"
+//! kind_plural = "quotes" | "orders" | "invoices" | "payments" | "shipments" | "refunds"
 //! selector    = string | "*"
 //! filter      = expression                     (* at most one; bare words are event properties *)
 //! window      = "last" duration                (* at most one; before or after the filter *)
@@ -166,7 +170,8 @@
 //! * `Display` on [`Expr`] prints the canonical spelling, which parses back to the same tree.
 //! * [`Scalar::from_json`] / [`Scalar::to_json`] convert to and from `serde_json` values.
 //!
-//! Evaluation is generic over the host's types, allocates nothing, and never panics. Events must come
+//! Evaluation is generic over the host's types, allocates nothing (but for a document count's
+//! map of the documents seen), and never panics. Events must come
 //! oldest first (windows stop reading at the first event outside them). Strings are looked up by name on
 //! every call, so a host backs `trait_value` and `property` with whatever map it already has.
 //!
@@ -188,8 +193,8 @@ mod time;
 mod value;
 
 pub use ast::{
-    BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, FunnelField, HealthField, Literal, DOCUMENT_KINDS,
-    DOCUMENT_PROPERTY, DOCUMENT_STATUSES,
+    BinaryOp, DurationLiteral, EventFunction, EventQuery, EventSelector, Expr, ExprKind, FunnelField, HealthField, Literal,
+    DOCUMENT_FIELDS, DOCUMENT_KINDS, DOCUMENT_PROPERTY, DOCUMENT_STATUSES,
 };
 pub use check::{check, check_segment, Schema, Type};
 pub use deps::{find_cycle, Dependencies, Reference};

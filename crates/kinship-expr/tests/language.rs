@@ -303,12 +303,18 @@ fn documents_count_by_their_latest_version_and_fall_overdue_with_time() {
         .event("Invoice Paid", 5 * DAY, document("invoice", "INV-2", "paid", Some(NOW - DAY)))
         // INV-3: due tomorrow: unpaid, not overdue.
         .event("Invoice Issued", DAY, document("invoice", "INV-3", "invoiced", Some(NOW + DAY)))
+        // Another system's invoice with the same number is another document.
+        .event("Invoice Issued", 2 * DAY, {
+            let mut other = document("invoice", "INV-1", "invoiced", Some(NOW - DAY));
+            other["$document.source"] = json!("billing");
+            other
+        })
         // An order is no invoice; an event without a document counts for nothing.
         .event("Order Completed", DAY, document("order", "ORD-1", "ordered", None))
         .event("Order Completed", DAY, json!({ "total": 5 }));
     assert!(matches("overdue invoices > 0", &customer));
-    assert_eq!(value("overdue invoices", &customer), json!(1.0));
-    assert_eq!(value("unpaid invoices", &customer), json!(2.0));
+    assert_eq!(value("overdue invoices", &customer), json!(2.0));
+    assert_eq!(value("unpaid invoices", &customer), json!(3.0));
     assert_eq!(value("invoiced invoices", &customer), json!(1.0), "invoiced and not yet due");
     assert_eq!(value("paid invoices", &customer), json!(1.0));
     assert_eq!(value("ordered orders", &customer), json!(1.0));
@@ -319,6 +325,7 @@ fn documents_count_by_their_latest_version_and_fall_overdue_with_time() {
     assert_eq!(parsed.to_string(), "overdue invoices > 0 and paid orders >= 2");
     let dependencies = parsed.dependencies();
     assert!(dependencies.any_event && dependencies.time_relative);
+    assert!(dependencies.properties.contains("$document.status"), "a role's rules on the properties apply");
     assert!(parse_error("overdue invoice > 0").to_string().contains("unknown name `overdue`"));
     assert!(parse_error("late invoices > 0").to_string().contains("unknown name `late`"));
     assert!(compile_error(r#"overdue invoices == "many""#).to_string().contains("Number"));

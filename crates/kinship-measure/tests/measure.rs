@@ -777,6 +777,35 @@ explains_alerts = true
 
 /// The health backtest's baseline on public data: IBM's telco churn table, the same split and
 /// features as scikit-learn's logistic regression, and the same test AUC to two decimals.
+/// The paired bootstrap tells a better scorer from a worse one, and two equally good ones
+/// apart from neither.
+#[test]
+fn the_auc_difference_has_an_interval_that_holds_zero_only_when_the_scorers_are_alike() {
+    use kinship_measure::classify::auc_difference;
+    let mut rng = Rng(17);
+    // 600 cases: a hidden risk decides who churns; scorers see it through noise.
+    let cases: Vec<(f64, bool)> = (0..600)
+        .map(|_| {
+            let risk = rng.next();
+            (risk, rng.next() < risk)
+        })
+        .collect();
+    let mut scorer = |noise: f64| -> Vec<(f64, bool)> { cases.iter().map(|(risk, y)| (risk + noise * (rng.next() - 0.5), *y)).collect() };
+    let sharp = scorer(0.1);
+    let blurred = scorer(2.0);
+    let (same, low, high) = auc_difference(&sharp, &sharp, 500, 1).unwrap();
+    assert_eq!((same, low, high), (0.0, 0.0, 0.0), "a scorer against itself");
+    let (better, low, high) = auc_difference(&sharp, &blurred, 500, 1).unwrap();
+    assert!(better > 0.0 && low > 0.0 && high >= better, "{better} [{low}, {high}]");
+    let twin = scorer(0.1);
+    let (_, low, high) = auc_difference(&sharp, &twin, 500, 1).unwrap();
+    assert!(low < 0.0 && high > 0.0, "equally sharp scorers: [{low}, {high}]");
+    assert_eq!(auc_difference(&sharp, &sharp, 500, 1), auc_difference(&sharp, &sharp, 500, 1), "seeded");
+    let mut flipped = sharp.clone();
+    flipped[0].1 = !flipped[0].1;
+    assert!(auc_difference(&sharp, &flipped, 500, 1).is_none(), "the two must judge the same outcomes");
+}
+
 #[test]
 fn the_logistic_baseline_matches_scikit_learn_on_the_ibm_telco_churn_table() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("telco-{}", std::process::id()));

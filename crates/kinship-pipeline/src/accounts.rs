@@ -23,6 +23,13 @@ pub struct Account {
     pub members: Vec<String>,
 }
 
+impl Account {
+    /// The people whose records its 360 and health read: the first [`MAX_READ`].
+    pub fn read(&self) -> &[String] {
+        &self.members[..self.members.len().min(MAX_READ)]
+    }
+}
+
 /// Every account with its members, by account id (`kind:value`).
 #[derive(Debug, Default)]
 pub struct AccountIndex {
@@ -72,7 +79,8 @@ pub fn account_index(store: &dyn Database, config: &Config) -> Result<AccountInd
 
 /// The 360 of an account: its people (with names), and across the first `MAX_READ` of
 /// them: orders (each followed through invoice, payment and shipment), unpaid invoices, open
-/// cases with their SLA clocks, open deals, and lifetime value. Built from each person's briefing, so it
+/// cases with their SLA clocks, and lifetime value (callers add open deals with
+/// `deals::add_open_deals`). Built from each person's briefing, so it
 /// reads only the events `policy` may see, as the briefing does.
 pub fn account_document(
     store: &dyn Database,
@@ -82,10 +90,10 @@ pub fn account_document(
     policy: &kinship_policy::Policy,
 ) -> Result<Value> {
     let mut people = Vec::new();
-    let (mut orders, mut unpaid, mut open_cases, mut deals) = (Vec::new(), Vec::new(), Vec::new(), Vec::<Value>::new());
+    let (mut orders, mut unpaid, mut open_cases) = (Vec::new(), Vec::new(), Vec::new());
     let mut documents = Vec::new();
     let (mut value, mut solved) = (0.0, 0u64);
-    for id in account.members.iter().take(MAX_READ) {
+    for id in account.read() {
         let Some(brief) = crate::briefing::briefing(store, config, id, None, now_ms, policy)? else { continue };
         let tag = |mut v: Value| {
             v["person"] = json!(id);
@@ -96,12 +104,6 @@ pub fn account_document(
         documents.extend(brief["documents"].as_array().into_iter().flatten().cloned().map(tag));
         unpaid.extend(brief["unpaid_invoices"].as_array().into_iter().flatten().cloned().map(tag));
         open_cases.extend(brief["cases"]["open"].as_array().into_iter().flatten().cloned().map(tag));
-        // A deal with several of the account's people as contacts is listed once.
-        for deal in brief["deals"].as_array().into_iter().flatten() {
-            if !deals.iter().any(|d| d["source"] == deal["source"] && d["id"] == deal["id"]) {
-                deals.push(deal.clone());
-            }
-        }
         value += brief["lifetime_value"]["amount"].as_f64().unwrap_or(0.0);
         solved += brief["cases"]["solved"].as_u64().unwrap_or(0);
     }
@@ -123,14 +125,14 @@ pub fn account_document(
         "unpaid_invoices": unpaid,
         "overdue_invoices": overdue,
         "cases": { "open": open_cases, "solved": solved },
-        "deals": deals,
         "lifetime_value": value,
     }))
 }
 
 /// An account's health under every saved definition that applies to it, scored on its
 /// people's events together ([`kinship_measure::health::Group`]), as the 360 of a profile
-/// shows a person's: score, band, measures, weekly history and trend. Read from the audience,
+/// shows a person's: score, band, measures, weekly history and trend, over the people its
+/// 360 reads ([`Account::read`]). Read from the audience,
 /// which follows every event as it arrives. Only definitions `policy` may read in full are
 /// scored (a score over events the role may not see would reveal them).
 pub fn account_health(
@@ -140,7 +142,7 @@ pub fn account_health(
     policy: &kinship_policy::Policy,
 ) -> Map<String, Value> {
     let readable = |name: &str| crate::readable::check_definition_readable(audience, kinship_segments::Kind::Health, name, policy).is_ok();
-    audience.map_group(&account.members, |people| {
+    audience.map_group(account.read(), |people| {
         let together = kinship_measure::health::Group { members: people };
         audience
             .saved_healths()
@@ -163,8 +165,8 @@ pub fn account_scores(
         .accounts
         .iter()
         .filter_map(|(id, account)| {
-            let scored = audience
-                .map_group(&account.members, |people| program.score(&kinship_measure::health::Group { members: people }, now_ms))?;
+            let scored =
+                audience.map_group(account.read(), |people| program.score(&kinship_measure::health::Group { members: people }, now_ms))?;
             Some((id.clone(), scored))
         })
         .collect();
@@ -180,7 +182,9 @@ pub fn for_role(mut doc: Value, policy: &kinship_policy::Policy, key: &kinship_p
         person["name"] = shown.value["traits"].get("name").cloned().unwrap_or(Value::Null);
     }
     crate::briefing::cases_for_role(&mut doc["cases"]["open"], policy);
-    crate::deals::for_role(&mut doc["deals"], policy);
+    if let Some(deals) = doc.get_mut("deals") {
+        crate::deals::for_role(deals, policy);
+    }
     kinship_policy::scrub(&mut doc, &[], policy, key);
     doc
 }

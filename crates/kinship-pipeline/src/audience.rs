@@ -30,8 +30,13 @@ fn kind_of(name: &str) -> Result<Kind> {
 }
 
 /// The event a record stands for, through its source's mapping: (name, time, properties).
-pub(crate) fn record_event(mapper: &Mapper<'_>, fields: &Map<String, Value>, timestamp: Option<i64>) -> Option<(MappedEvent, i64)> {
-    Some((mapper.event(fields)?, timestamp?))
+pub(crate) fn record_event(
+    mapper: &Mapper<'_>,
+    source: &str,
+    fields: &Map<String, Value>,
+    timestamp: Option<i64>,
+) -> Option<(MappedEvent, i64)> {
+    Some((mapper.record_event(source, fields, timestamp)?, timestamp?))
 }
 
 /// The stored definitions, as the engine takes them.
@@ -74,7 +79,7 @@ pub fn load_audience(store: &dyn Database, config: &Config, progress: crate::Pro
             current = Some(profile.to_string());
         }
         if let (Some(mapper), Ok(Value::Object(fields))) = (mappers.get(r.source), serde_json::from_str::<Value>(r.payload)) {
-            events.extend(record_event(mapper, &fields, r.timestamp));
+            events.extend(record_event(mapper, r.source, &fields, r.timestamp));
         }
     })?;
     if let Some(previous) = current.take() {
@@ -425,7 +430,7 @@ fn stored_events(store: &dyn Database, mappers: &FxHashMap<&str, Mapper<'_>>, id
     let mut events = Vec::new();
     for r in store.profile_records(id)? {
         if let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) {
-            events.extend(record_event(mapper, fields, r.timestamp));
+            events.extend(record_event(mapper, &r.source, fields, r.timestamp));
         }
     }
     Ok(events)

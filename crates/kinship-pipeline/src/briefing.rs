@@ -1,7 +1,7 @@
 //! The briefing: what an agent or seller needs before talking to a customer, read from the
 //! profile's records through each source's `document` and `case` mappings. Each order is
 //! followed through its invoices, payments and shipments by its number; unpaid invoices,
-//! open cases with their SLA clocks, open tasks and deals, the last NPS answer, lifetime value and
+//! open cases with their SLA clocks, open tasks, the last NPS answer, lifetime value and
 //! what changed since a moment the caller names. Every line is derived from records on each
 //! call, so it follows a late import, an erasure or a changed mapping with nothing stored.
 
@@ -55,7 +55,7 @@ pub fn briefing(
             let event = mappers
                 .get(r.source.as_str())
                 .zip(r.payload.as_object())
-                .and_then(|(m, f)| crate::audience::record_event(m, f, r.timestamp));
+                .and_then(|(m, f)| crate::audience::record_event(m, &r.source, f, r.timestamp));
             (r, event)
         })
         .filter(|(_, e)| e.as_ref().map_or_else(|| policy.sees_every_event(), |(e, _)| policy.event_visible(&e.event)))
@@ -81,11 +81,6 @@ pub fn briefing(
     let open_cases: Vec<(&Case, &Vec<Clock>)> = cases.iter().zip(&clocks).filter(|(c, _)| !c.status.is_done()).collect();
     let tasks = store.tasks(&TaskFilter { status: Some("active".into()), profile: Some(id.to_string()), ..Default::default() }, 50)?;
     let (nps, lifetime) = nps_and_value(config, &events);
-    let stages = config.service.stages();
-    let open_deals: Vec<kinship_service::deals::Deal> = read_deals(config, id, &records)
-        .into_iter()
-        .filter(|d| stages.iter().any(|s| s.name == d.stage && s.kind == kinship_service::deals::StageType::Open))
-        .collect();
 
     let mut summary = Vec::new();
     if let Some(latest) = trails.first() {
@@ -93,13 +88,8 @@ pub fn briefing(
         summary.push(format!("{n} order{}; the latest, {}: {}", if n == 1 { "" } else { "s" }, latest.order.number, latest.summary));
     }
     if !unpaid.is_empty() {
-        let total: f64 = unpaid.iter().filter_map(|d| d.amount).sum();
-        summary.push(format!(
-            "{} unpaid invoice{} ({overdue} overdue), {}",
-            unpaid.len(),
-            plural(unpaid.len()),
-            money(total, unpaid[0].currency.as_deref())
-        ));
+        let total = totals(unpaid.iter().map(|d| (d.currency.as_deref(), d.amount.unwrap_or(0.0))));
+        summary.push(format!("{} unpaid invoice{} ({overdue} overdue), {total}", unpaid.len(), plural(unpaid.len())));
     }
     if !open_cases.is_empty() {
         let breached = open_cases.iter().filter(|(_, cl)| cl.iter().any(|c| c.state == ClockState::Breached && c.end.is_none())).count();
@@ -107,15 +97,6 @@ pub fn briefing(
     }
     if !tasks.is_empty() {
         summary.push(format!("{} open task{}", tasks.len(), plural(tasks.len())));
-    }
-    if !open_deals.is_empty() {
-        let total: f64 = open_deals.iter().map(|d| d.amount).sum();
-        summary.push(format!(
-            "{} open deal{}, {}",
-            open_deals.len(),
-            plural(open_deals.len()),
-            money(total, Some(&open_deals[0].currency))
-        ));
     }
     if let Some((score, at)) = &nps {
         summary.push(format!("last NPS answer {score} on {}", documents::day(at.div_euclid(1000), now)));
@@ -183,7 +164,6 @@ pub fn briefing(
             "solved": cases.len() - open_cases.len(),
         },
         "tasks": tasks.iter().map(|t| json!({ "id": t.id, "title": t.title, "status": t.status, "priority": t.priority, "team": t.team, "assignee": t.assignee, "due_at": t.due_at.map(iso) })).collect::<Vec<_>>(),
-        "deals": open_deals.iter().map(|d| crate::deals::deal_json(d, &stages, now_ms)).collect::<Vec<_>>(),
         "nps": nps.map(|(score, at)| json!({ "score": score, "at": iso(at) })),
         "lifetime_value": { "amount": lifetime.0, "events": lifetime.1, "event": config.measures.revenue.event },
         "changed": changed,
@@ -208,6 +188,15 @@ fn money(amount: f64, currency: Option<&str>) -> String {
     }
 }
 
+/// Amounts summed per currency, never across: `AUD 259.90 + USD 40.00`.
+pub(crate) fn totals<'c>(amounts: impl IntoIterator<Item = (Option<&'c str>, f64)>) -> String {
+    let mut by_currency: std::collections::BTreeMap<Option<&str>, f64> = std::collections::BTreeMap::new();
+    for (currency, amount) in amounts {
+        *by_currency.entry(currency).or_default() += amount;
+    }
+    by_currency.into_iter().map(|(c, a)| money(a, c)).collect::<Vec<_>>().join(" + ")
+}
+
 /// RFC 3339 to the second, in UTC.
 pub fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -230,17 +219,6 @@ pub fn read_records(config: &Config, profile: &str, records: &[StoredRecord], no
     }
     let (cases, _) = kinship_service::cases::cases(case_rows);
     (documents::latest_versions(docs), cases)
-}
-
-/// The deals the records tell of (this profile's versions of them), through their sources'
-/// deal mappings.
-fn read_deals(config: &Config, profile: &str, records: &[StoredRecord]) -> Vec<kinship_service::deals::Deal> {
-    let rows = records.iter().filter_map(|r| {
-        let mapping = config.sources.get(&r.source)?.deal.as_ref()?;
-        let fields = r.payload.as_object()?;
-        Some(kinship_service::deals::DealRow { mapping, owner: profile, source: &r.source, key: &r.key, fields, time: r.timestamp })
-    });
-    kinship_service::deals::deals(rows, &config.service.stages()).0
 }
 
 pub fn document_json(d: &Document) -> Value {
@@ -396,7 +374,9 @@ pub fn for_role(mut brief: Value, identifiers: &[Value], policy: &kinship_policy
     let shown = kinship_policy::project(&json!({ "id": brief["id"], "traits": { "name": brief["name"] } }), policy, key);
     brief["name"] = shown.value["traits"].get("name").cloned().unwrap_or(Value::Null);
     cases_for_role(&mut brief["cases"]["open"], policy);
-    crate::deals::for_role(&mut brief["deals"], policy);
+    if let Some(deals) = brief.get_mut("deals") {
+        crate::deals::for_role(deals, policy);
+    }
     if !policy.sees_identities() {
         // `get_mut`, not indexing: indexing a null `changed` would make it an object.
         if let Some(lines) = brief.get_mut("changed").and_then(|c| c.get_mut("lines")).and_then(Value::as_array_mut) {

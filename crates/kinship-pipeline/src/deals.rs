@@ -5,6 +5,7 @@
 
 use crate::Result;
 use kinship_core::Config;
+use kinship_policy::{Capability, Policy};
 use kinship_service::deals::{self, Deal, DealProblems, DealRow, Stage, StageType};
 use kinship_store::Database;
 use serde_json::{json, Map, Value};
@@ -41,7 +42,7 @@ pub fn all_deals(store: &dyn Database, config: &Config) -> Result<DealBook> {
         Some(DealRow { mapping, owner: &r.profile, source: r.source, key: &r.key, fields: &r.fields, time: r.time })
     });
     let (mut all, problems) = deals::deals(input, &stages);
-    let open = |d: &Deal| stages.iter().find(|s| s.name == d.stage).is_some_and(|s| s.kind == StageType::Open);
+    let open = |d: &Deal| deals::is_open(&stages, &d.stage);
     all.sort_by(|a, b| match (open(a), open(b)) {
         (true, true) => a.close.cmp(&b.close).then_with(|| a.id.cmp(&b.id)),
         (false, false) => b.close.cmp(&a.close).then_with(|| a.id.cmp(&b.id)),
@@ -54,10 +55,6 @@ pub fn all_deals(store: &dyn Database, config: &Config) -> Result<DealBook> {
 impl DealBook {
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         self.stages.iter().find(|s| s.name.eq_ignore_ascii_case(name))
-    }
-
-    pub fn is_open(&self, deal: &Deal) -> bool {
-        self.stage(&deal.stage).is_some_and(|s| s.kind == StageType::Open)
     }
 
     pub fn find(&self, source: &str, id: &str) -> Option<&Deal> {
@@ -105,7 +102,7 @@ impl DealBook {
 /// stage as of `now_ms`.
 pub fn deal_json(deal: &Deal, stages: &[Stage], now_ms: i64) -> Value {
     let mut v = json!(deal);
-    let open = stages.iter().any(|s| s.name == deal.stage && s.kind == StageType::Open);
+    let open = deals::is_open(stages, &deal.stage);
     let days = deal.in_stage_since().filter(|_| open).map(|since| (now_ms.div_euclid(1000) - since).max(0) / 86_400);
     v["open"] = json!(open);
     v["days_in_stage"] = json!(days);
@@ -114,9 +111,60 @@ pub fn deal_json(deal: &Deal, stages: &[Stage], now_ms: i64) -> Value {
     v
 }
 
+/// A page of the deals `selection` picks and the board's numbers over every deal of its
+/// owner (won and lost too: the forecast and the win rate need them), as the API, the page
+/// and `kinship deal list` show them, read through `policy`; with the profiles the page names,
+/// for the audit.
+pub fn listing(
+    book: &DealBook,
+    selection: &DealSelection,
+    limit: usize,
+    offset: usize,
+    now_ms: i64,
+    policy: &Policy,
+) -> (Value, Vec<String>) {
+    let shown = selection.apply(book);
+    let page: Vec<&Deal> = shown.iter().skip(offset).take(limit).copied().collect();
+    let everyone: Vec<Deal> =
+        DealSelection { status: Some("all".into()), owner: selection.owner.clone(), contacts: selection.contacts.clone() }
+            .apply(book)
+            .into_iter()
+            .cloned()
+            .collect();
+    let mut listed = Value::Array(page.iter().map(|d| deal_json(d, &book.stages, now_ms)).collect());
+    for_role(&mut listed, policy);
+    let contacts = page.iter().flat_map(|d| d.contacts.iter().cloned()).collect();
+    let doc = json!({
+        "as_of": crate::briefing::iso(now_ms),
+        "total": shown.len(),
+        "deals": listed,
+        "report": book.report(&everyone),
+        "problems": book.problems,
+    });
+    (doc, contacts)
+}
+
+/// The open deals with any of `people` among their contacts, into a briefing or an
+/// account's 360: `deals`, and a summary line with the total per currency. Only for roles
+/// with `read_deals`; the others get none, whatever events they see.
+pub fn add_open_deals(doc: &mut Value, book: &DealBook, people: &[String], now_ms: i64, policy: &Policy) {
+    if !policy.allows(Capability::ReadDeals) {
+        return;
+    }
+    let open = DealSelection { contacts: Some(people.to_vec()), ..DealSelection::default() }.apply(book);
+    if !open.is_empty() {
+        let total = crate::briefing::totals(open.iter().map(|d| (Some(d.currency.as_str()), d.amount)));
+        let line = format!("{} open deal{}, {total}", open.len(), if open.len() == 1 { "" } else { "s" });
+        if let Some(summary) = doc.get_mut("summary").and_then(Value::as_array_mut) {
+            summary.push(json!(line));
+        }
+    }
+    doc["deals"] = Value::Array(open.iter().map(|d| deal_json(d, &book.stages, now_ms)).collect());
+}
+
 /// Deals as `policy` may read them: who the contacts are and the deal's name (free text
 /// that often names a person) only for roles that see identities.
-pub fn for_role(deals: &mut Value, policy: &kinship_policy::Policy) {
+pub fn for_role(deals: &mut Value, policy: &Policy) {
     if policy.sees_identities() {
         return;
     }

@@ -629,7 +629,7 @@ fn trigger_of(
     }
     let mapper = mappers.get(r.source)?;
     let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(r.payload) else { return None };
-    let (event, ts) = crate::audience::record_event(mapper, &fields, r.timestamp)?;
+    let (event, ts) = crate::audience::record_event(mapper, r.source, &fields, r.timestamp)?;
     wanted.contains(&event.event.as_str()).then(|| EventRecord {
         name: event.event,
         timestamp_ms: ts,
@@ -920,7 +920,7 @@ fn subjects_of(
             return;
         }
         let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(r.payload) else { return };
-        if let Some((event, ts)) = crate::audience::record_event(mapper, &fields, r.timestamp) {
+        if let Some((event, ts)) = crate::audience::record_event(mapper, r.source, &fields, r.timestamp) {
             let record = EventRecord {
                 name: event.event,
                 timestamp_ms: ts,

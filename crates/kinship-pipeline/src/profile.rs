@@ -28,7 +28,7 @@ pub fn profile_document(store: &dyn Database, config: &Config, id: &str) -> Resu
     let mut mapped = Vec::new();
     for r in &records {
         let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) else { continue };
-        if let Some((ev, ts)) = crate::audience::record_event(mapper, fields, r.timestamp) {
+        if let Some((ev, ts)) = crate::audience::record_event(mapper, &r.source, fields, r.timestamp) {
             // Segment messages say what they are (track, page, screen); pulled rows are tracks.
             let kind =
                 fields.get("type").and_then(Value::as_str).filter(|_| !config.sources[&r.source].kind.is_pulled()).unwrap_or("track");

@@ -115,13 +115,22 @@ async fn scored_accounts(
             .collect(),
     );
     caller.scrub(&mut accounts, &[]);
-    caller.audit("account.health.read", None, "GET /api/v1/accounts?health=", json!({ "health": name, "scored": scores.len() })).await?;
+    // An aggregate over everyone, as a health report is; the accounts shown are named.
+    let shown: Vec<&str> = accounts.as_array().into_iter().flatten().filter_map(|a| a["id"].as_str()).collect();
+    caller
+        .audit(
+            "account.health.read",
+            None,
+            "GET /api/v1/accounts?health=",
+            json!({ "health": name, "scored": scores.len(), "accounts": shown }),
+        )
+        .await?;
     Ok(Json(json!({ "total": scores.len(), "health": name, "accounts": accounts })))
 }
 
 /// The 360 of an account: its people, their orders, unpaid invoices, open cases and value.
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", params(("id" = String, Path, description = "Account id, `kind:value` (`domain:acme.com`)")), security(("bearer" = [])),
-    responses((status = 200, description = "`{id, name, people_total, people, orders, unpaid_invoices, cases, lifetime_value, health}`"), (status = 404, description = "No such account")))]
+    responses((status = 200, description = "`{id, name, people_total, people, orders, documents, unpaid_invoices, cases, deals, lifetime_value, health}`"), (status = 404, description = "No such account")))]
 pub(crate) async fn get_account(
     caller: Caller,
     State(state): State<Arc<AppState>>,
@@ -136,10 +145,12 @@ pub(crate) async fn get_account(
     let config = state.config().clone();
     let reader = state.clone();
     let policy = caller.policy().clone();
+    let book = crate::deals_api::book(&state).await?;
     let doc = state
         .read(move |s| {
             let now = reader.data_now(s)?;
             let mut doc = accounts::account_document(s, &config, &account, now, &policy)?;
+            kinship_pipeline::deals::add_open_deals(&mut doc, &book, account.read(), now, &policy);
             crate::segments_api::ensure_loaded(&reader)?;
             let engine = reader.audience.read().expect("not poisoned");
             doc["health"] = Value::Object(accounts::account_health(&engine, &account, now, &policy));

@@ -194,10 +194,11 @@ pub(crate) struct BriefingQuery {
 }
 
 /// The briefing before talking to a customer: each order followed through invoice, payment
-/// and shipment, unpaid invoices, open cases with their SLA clocks, open tasks, the last NPS
-/// answer, lifetime value, and what changed since `since`.
+/// and shipment, every document, unpaid invoices, open cases with their SLA clocks, open
+/// tasks and deals (for roles that read deals), the last NPS answer, lifetime value, and
+/// what changed since `since`.
 #[utoipa::path(get, path = "/api/v1/profiles/{id}/briefing", params(("id" = String, Path, description = "Profile id"), BriefingQuery), security(("bearer" = [])),
-    responses((status = 200, description = "`{id, name, as_of, summary, orders, unpaid_invoices, cases, tasks, nps, lifetime_value, changed}`"), (status = 404, description = "No such profile")))]
+    responses((status = 200, description = "`{id, name, as_of, summary, orders, documents, unpaid_invoices, cases, tasks, deals, nps, lifetime_value, changed}`"), (status = 404, description = "No such profile")))]
 pub(crate) async fn profile_briefing(
     caller: Caller,
     State(state): State<Arc<AppState>>,
@@ -216,10 +217,12 @@ pub(crate) async fn profile_briefing(
     let lookup = id.clone();
     let reader = state.clone();
     let policy = caller.policy().clone();
+    let book = crate::deals_api::book(&state).await?;
     let found = state
         .read(move |s| {
             let now = reader.data_now(s)?;
-            let Some(doc) = kinship_pipeline::briefing::briefing(s, &config, &lookup, since, now, &policy)? else { return Ok(None) };
+            let Some(mut doc) = kinship_pipeline::briefing::briefing(s, &config, &lookup, since, now, &policy)? else { return Ok(None) };
+            kinship_pipeline::deals::add_open_deals(&mut doc, &book, std::slice::from_ref(&lookup), now, &policy);
             Ok::<_, kinship_pipeline::PipelineError>(Some((doc, s.profile_identifiers(&lookup)?)))
         })
         .await?;

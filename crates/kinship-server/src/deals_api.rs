@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use kinship_pipeline::deals::{self, DealBook, DealSelection};
 use kinship_policy::Capability;
-use kinship_service::deals::{Deal, NATIVE_DEAL};
+use kinship_service::deals::{StageType, NATIVE_DEAL};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -61,29 +61,24 @@ pub(crate) async fn list_deals(
     Query(q): Query<DealQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Capability::ReadDeals)?;
-    let selection = DealSelection { status: q.status, owner: q.owner.clone(), contacts: None };
+    let selection = DealSelection { status: q.status, owner: q.owner, contacts: None };
     selection.check().map_err(bad_request)?;
     let book = book(&state).await?;
     let reader = state.clone();
     let now = state.read(move |s| reader.data_now(s)).await?;
-    let shown = selection.apply(&book);
     let (limit, offset) = (q.limit.unwrap_or(100).clamp(1, MAX_PAGE), q.offset.unwrap_or(0));
-    let page: Vec<&Deal> = shown.iter().skip(offset).take(limit).copied().collect();
-    let everyone: Vec<Deal> =
-        DealSelection { status: Some("all".into()), owner: q.owner, contacts: None }.apply(&book).into_iter().cloned().collect();
-    let mut listed = Value::Array(page.iter().map(|d| deals::deal_json(d, &book.stages, now)).collect());
-    deals::for_role(&mut listed, caller.policy());
+    let (mut listed, contacts) = deals::listing(&book, &selection, limit, offset, now, caller.policy());
     caller.scrub(&mut listed, &[]);
-    let contacts: Vec<&str> = page.iter().flat_map(|d| d.contacts.iter().map(String::as_str)).collect();
-    caller.audit("deal.list", None, "GET /api/v1/deals", json!({ "deals": page.len(), "profiles": contacts })).await?;
-    Ok(Json(json!({
-        "as_of": kinship_pipeline::briefing::iso(now),
-        "total": shown.len(),
-        "deals": listed,
-        "report": book.report(&everyone),
-        "problems": book.problems,
-        "native": state.config().service.source,
-    })))
+    listed["native"] = json!(state.config().service.source);
+    caller
+        .audit(
+            "deal.list",
+            None,
+            "GET /api/v1/deals",
+            json!({ "deals": listed["deals"].as_array().map_or(0, Vec::len), "profiles": contacts }),
+        )
+        .await?;
+    Ok(Json(listed))
 }
 
 /// Longest deal name accepted, in characters.
@@ -182,7 +177,8 @@ pub(crate) async fn open_deal(
         return Err(bad_request(format!("currency `{currency}` is not a three-letter code such as USD or AUD")));
     }
     let book = book(&state).await?;
-    let first = book.stages.first().map(|s| s.name.clone()).unwrap_or_default();
+    // A new deal starts in the first open stage (a pipeline's stages may list won first).
+    let first = book.stages.iter().find(|s| s.kind == StageType::Open).map(|s| s.name.clone()).unwrap_or_default();
     let owner = body.owner.clone().unwrap_or_else(|| caller.name().to_string());
     let mut properties = checked_fields(
         &book,
@@ -219,7 +215,14 @@ pub(crate) async fn get_deal(
     caller.scrub(&mut one, &[]);
     let mut shown = one.as_array_mut().and_then(|a| a.pop()).unwrap_or_default();
     shown["native"] = json!(state.config().service.source.as_deref() == Some(source.as_str()));
-    caller.audit("deal.read", deal.contacts.first().map(String::as_str), "GET /api/v1/deals/{source}/{id}", json!({ "deal": id })).await?;
+    caller
+        .audit(
+            "deal.read",
+            deal.contacts.first().map(String::as_str),
+            "GET /api/v1/deals/{source}/{id}",
+            json!({ "deal": id, "profiles": deal.contacts }),
+        )
+        .await?;
     Ok(Json(shown))
 }
 

@@ -30,6 +30,11 @@ fn open() -> StageType {
     StageType::Open
 }
 
+/// Whether `stage` (a configured name, as deals carry it) is open.
+pub fn is_open(stages: &[Stage], stage: &str) -> bool {
+    stages.iter().any(|s| s.name == stage && s.kind == StageType::Open)
+}
+
 /// Configured stages that make a pipeline: unique names, probabilities from 0 to 1, an open
 /// stage to start in and a won one to end in (none configured is the defaults, also fine).
 pub fn check_stages(stages: &[Stage]) -> Result<(), String> {
@@ -194,6 +199,9 @@ pub struct DealProblems {
     pub unknown_stages: Vec<(String, String, String)>,
     /// (source, deal id) for deals without a readable close date.
     pub no_close: Vec<(String, String)>,
+    /// Rows with a deal id but no time, in their own field or the record's: a version that
+    /// cannot be placed in the history.
+    pub no_time: usize,
 }
 
 /// A probability as CRMs write it: `0.6`, `60`, `60%`.
@@ -208,8 +216,11 @@ fn probability(text: &str) -> Option<f64> {
 /// whose current stage no stage names, or with no close date, are left out and named in the
 /// problems.
 pub fn deals<'a>(rows: impl IntoIterator<Item = DealRow<'a>>, stages: &[Stage]) -> (Vec<Deal>, DealProblems) {
-    type Version = (i64, BTreeMap<&'static str, String>, String);
+    // A version's fields: `Some(text)` as written, `None` where the row holds the field
+    // blank (cleared); a field the row does not hold at all is left as it was.
+    type Version = (i64, BTreeMap<&'static str, Option<String>>, String);
     let mut versions: BTreeMap<(String, String), (Vec<Version>, &DealMapping)> = BTreeMap::new();
+    let mut problems = DealProblems::default();
     for row in rows {
         let (m, f) = (row.mapping, row.fields);
         let id = match &m.id {
@@ -220,6 +231,7 @@ pub fn deals<'a>(rows: impl IntoIterator<Item = DealRow<'a>>, stages: &[Stage]) 
             None => row.key.split('@').next().unwrap_or(row.key).to_string(),
         };
         let Some(at) = m.updated.as_ref().and_then(|p| field_text(f, p)).and_then(|t| crate::documents::millis(&t)).or(row.time) else {
+            problems.no_time += 1;
             continue;
         };
         let mut fields = BTreeMap::new();
@@ -233,33 +245,37 @@ pub fn deals<'a>(rows: impl IntoIterator<Item = DealRow<'a>>, stages: &[Stage]) 
             ("owner", &m.owner),
             ("account", &m.account),
         ] {
-            if let Some(v) = path.as_ref().and_then(|p| field_text(f, p)) {
-                fields.insert(name, v);
+            if let Some(path) = path.as_ref().filter(|p| crate::documents::field_held(f, p)) {
+                fields.insert(name, field_text(f, path));
             }
         }
         versions.entry((row.source.to_string(), id)).or_insert_with(|| (Vec::new(), m)).0.push((at, fields, row.owner.to_string()));
     }
     let mut out = Vec::new();
-    let mut problems = DealProblems::default();
     for ((source, id), (mut rows, mapping)) in versions {
         rows.sort_by_key(|(at, _, _)| *at);
-        let latest = |name: &str| rows.iter().rev().find_map(|(_, f, _)| f.get(name).cloned());
+        // What the newest version holding the field says (a blank one clears it)...
+        let latest = |name: &str| rows.iter().rev().find_map(|(_, f, _)| f.get(name).cloned()).flatten();
+        // ...and for amounts and dates, the newest value that reads: a garbled cell does
+        // not zero a deal's amount or lose its close date.
+        let readable = |name: &str, read: &dyn Fn(&str) -> Option<f64>| {
+            rows.iter().rev().find_map(|(_, f, _)| f.get(name).cloned().flatten().and_then(|v| read(&v)))
+        };
         let named = |stage: &str| stages.iter().find(|s| s.name.eq_ignore_ascii_case(stage.trim())).map(|s| s.name.clone());
         let current = latest("stage").unwrap_or_default();
         let Some(stage) = named(&current) else {
             problems.unknown_stages.push((source, id, current));
             continue;
         };
-        let Some(close) = latest("close")
-            .and_then(|c| crate::documents::millis(&c))
-            .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.date_naive().format("%Y-%m-%d").to_string()))
+        let Some(close) = readable("close", &|c| crate::documents::millis(c).map(|ms| ms as f64))
+            .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64).map(|t| t.date_naive().format("%Y-%m-%d").to_string()))
         else {
             problems.no_close.push((source, id));
             continue;
         };
         let mut history: Vec<(i64, String)> = Vec::new();
         for (at, f, _) in &rows {
-            let Some(s) = f.get("stage").map(|s| named(s).unwrap_or_else(|| s.trim().to_lowercase())) else { continue };
+            let Some(s) = f.get("stage").cloned().flatten().map(|s| named(&s).unwrap_or_else(|| s.trim().to_lowercase())) else { continue };
             if history.last().is_none_or(|(_, last)| *last != s) {
                 history.push((at.div_euclid(1000), s));
             }
@@ -273,7 +289,7 @@ pub fn deals<'a>(rows: impl IntoIterator<Item = DealRow<'a>>, stages: &[Stage]) 
         out.push(Deal {
             link: mapping.link.as_ref().map(|l| l.replace("{id}", &id)),
             name: latest("name"),
-            amount: latest("amount").and_then(|a| crate::documents::amount(&a)).unwrap_or(0.0),
+            amount: readable("amount", &crate::documents::amount).unwrap_or(0.0),
             currency: latest("currency").or_else(|| mapping.default_currency.clone()).unwrap_or_else(|| "USD".into()).to_uppercase(),
             probability: latest("probability").and_then(|p| probability(&p)),
             owner: latest("owner"),

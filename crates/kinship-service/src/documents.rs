@@ -155,6 +155,20 @@ pub fn field_text(fields: &Map<String, Value>, path: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// Whether the record holds the field at `path` at all, blank or not (a partial version
+/// that leaves it out says nothing about it).
+pub fn field_held(fields: &Map<String, Value>, path: &str) -> bool {
+    let mut parts = path.split('.');
+    let Some(mut value) = parts.next().and_then(|first| fields.get(first)) else { return false };
+    for part in parts {
+        match value.as_object().and_then(|o| o.get(part)) {
+            Some(inner) => value = inner,
+            None => return false,
+        }
+    }
+    true
+}
+
 fn field_time(fields: &Map<String, Value>, path: Option<&String>) -> Option<i64> {
     field_text(fields, path?).and_then(|t| seconds(&t))
 }
@@ -177,17 +191,19 @@ pub(crate) fn amount(text: &str) -> Option<f64> {
 }
 
 impl DocumentMapping {
-    /// What an event of this record carries about its document, and the property it goes
-    /// under ([`kinship_expr::DOCUMENT_PROPERTY`]), for the expression language's document
-    /// counts (`overdue invoices > 0`): kind, number, status as the record states it (an
+    /// What an event of this record carries about its document (under
+    /// [`kinship_expr::DOCUMENT_PROPERTY`]), for the expression language's document counts
+    /// (`overdue invoices > 0`): source, kind, number, status as the record states it (an
     /// unpaid invoice is `invoiced`: whether it is overdue is judged when the expression
-    /// runs) and when it is due (Unix milliseconds). `key` is the record's key column.
-    pub fn event_property(&self, key: &str, fields: &Map<String, Value>) -> Option<(&'static str, Value)> {
-        let d = self.read("", key, fields, None, i64::MIN)?;
+    /// runs) and when it is due (Unix milliseconds). `key` is the record's key column,
+    /// `record_time` its time in Unix seconds.
+    pub fn event_property(&self, source: &str, key: &str, fields: &Map<String, Value>, record_time: Option<i64>) -> Option<Value> {
+        let d = self.read(source, key, fields, record_time, i64::MIN)?;
         let facts = serde_json::json!({
-            "kind": d.kind, "number": d.number, "status": d.status.as_str(), "due": d.due.map(|s| s.saturating_mul(1000)),
+            "source": source, "kind": d.kind, "number": d.number, "status": d.status.as_str(),
+            "due": d.due.map(|s| s.saturating_mul(1000)),
         });
-        (!d.number.is_empty()).then_some((kinship_expr::DOCUMENT_PROPERTY, facts))
+        (!d.number.is_empty()).then_some(facts)
     }
 
     /// The document one record holds, as of `now` (an unpaid invoice past due is overdue);

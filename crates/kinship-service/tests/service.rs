@@ -309,7 +309,12 @@ mod deals {
             // The same stage again (a field edit), then a partial version without the name.
             ("p1", json!({"deal_id": "OPP-1", "stage": "prospecting", "amount": "13000", "changed_at": "2025-01-08T09:00:00Z"})),
             ("p2", json!({"deal_id": "OPP-1", "stage": "PROPOSAL", "prob": "60%", "changed_at": "2025-01-20 09:00:00+10:00"})),
+            // A full row with the owner cleared and the amount garbled: the owner is gone, the
+            // amount keeps its last readable value.
+            ("p2", json!({"deal_id": "OPP-1", "stage": "Proposal", "amount": "n/a", "owner": "", "changed_at": "2025-01-21T00:00:00Z"})),
             ("p3", json!({"deal_id": "OPP-2", "stage": "Closing", "close_date": "2025-03-01", "changed_at": "2025-01-20T00:00:00Z"})),
+            // No time anywhere: counted, not placed.
+            ("p5", json!({"deal_id": "OPP-9", "stage": "Proposal"})),
             ("p3", json!({"deal_id": "OPP-3", "stage": "Proposal", "changed_at": "2025-01-20T00:00:00Z"})),
             // No id: not a deal row.
             ("p4", json!({"stage": "Proposal", "changed_at": "2025-01-20T00:00:00Z"})),
@@ -320,8 +325,9 @@ mod deals {
         assert_eq!((d.id.as_str(), d.stage.as_str(), d.amount, d.currency.as_str()), ("OPP-1", "Proposal", 13_000.0, "AUD"));
         assert_eq!(
             (d.name.as_deref(), d.owner.as_deref(), d.close.as_str(), d.probability),
-            (Some("Gifts"), Some("Mia"), "2025-03-31", Some(0.6))
+            (Some("Gifts"), None, "2025-03-31", Some(0.6))
         );
+        assert_eq!(problems.no_time, 1);
         let stages: Vec<&str> = d.history.iter().map(|(_, s)| s.as_str()).collect();
         assert_eq!(stages, ["Prospecting", "Proposal"], "a repeated stage is one entry");
         // 09:00 AEST on 20 January is 23:00 UTC the day before.

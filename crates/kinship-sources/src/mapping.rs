@@ -180,13 +180,24 @@ impl<'a> Mapper<'a> {
     }
 
     /// The row as an event, for event sources.
+    /// Properties named `$document…` are left out: only [`Mapper::record_event`] writes
+    /// them, from the source's document mapping, so no sender can forge an invoice.
     pub fn event(&self, fields: &Map<String, Value>) -> Option<MappedEvent> {
         let mut mapped = self.mapped_event(fields)?;
-        // A commercial document's facts ride on its record's event, for `overdue invoices`.
+        mapped.properties.retain(|name, _| !name.starts_with(DOCUMENT_PROPERTY));
+        Some(mapped)
+    }
+
+    /// A stored record's event: [`Mapper::event`], and when the source maps documents, the
+    /// record's document facts under `$document` (with the source, so two systems' invoice
+    /// 1001 stay two), for `overdue invoices` in expressions. `time` is the record's own
+    /// time, from which a mapping without a date dates the document.
+    pub fn record_event(&self, source: &str, fields: &Map<String, Value>, time_ms: Option<i64>) -> Option<MappedEvent> {
+        let mut mapped = self.event(fields)?;
         if let Some(document) = &self.config.document {
             let key = self.config.key.as_deref().and_then(|k| lookup(fields, k)).and_then(scalar_text).unwrap_or_default();
-            if let Some((name, facts)) = document.event_property(&key, fields) {
-                mapped.properties.insert(name.to_string(), facts);
+            if let Some(facts) = document.event_property(source, &key, fields, time_ms.map(|t| t.div_euclid(1000))) {
+                mapped.properties.insert(DOCUMENT_PROPERTY.to_string(), facts);
             }
         }
         Some(mapped)
@@ -212,6 +223,10 @@ impl<'a> Mapper<'a> {
         Some(MappedEvent { event, properties })
     }
 }
+
+/// The event property a record's document facts go under; the expression language reads it
+/// (`kinship_expr::DOCUMENT_PROPERTY`, which this must equal: a test holds them together).
+pub const DOCUMENT_PROPERTY: &str = "$document";
 
 /// A field by name, or by a dotted path into nested objects (`customer.email`).
 pub fn lookup<'v>(fields: &'v Map<String, Value>, path: &str) -> Option<&'v Value> {
@@ -273,5 +288,41 @@ fn type_name(ty: FieldType) -> &'static str {
         FieldType::Boolean => "boolean (true/false)",
         FieldType::Date => "date",
         FieldType::Timestamp => "timestamp",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mapper_of(config: &SourceConfig) -> Mapper<'_> {
+        Mapper::new(config, &ResolveConfig::default()).unwrap()
+    }
+
+    /// Only the source's own document mapping writes `$document`: a sender's is dropped, so
+    /// no one can make a customer owe an invoice by posting one.
+    #[test]
+    fn document_facts_come_from_the_mapping_never_from_the_sender() {
+        let segment: SourceConfig = serde_json::from_value(json!({"type": "segment"})).unwrap();
+        let forged = json!({"type": "track", "event": "Invoice Issued", "properties": {
+            "$document": {"kind": "invoice", "number": "X", "status": "overdue"}, "$document.status": "overdue", "amount": 5,
+        }});
+        let event = mapper_of(&segment).record_event("web", forged.as_object().unwrap(), Some(0)).unwrap();
+        assert_eq!(event.properties.keys().collect::<Vec<_>>(), ["amount"], "{:?}", event.properties);
+
+        let invoices: SourceConfig = serde_json::from_value(json!({
+            "type": "csv", "path": "invoices.csv", "key": "invoice_id", "event": {"name": "Invoice Issued"},
+            "document": {"kind": "invoice", "paid": "paid_at", "terms_days": 14},
+        }))
+        .unwrap();
+        let row = json!({"invoice_id": "INV-7", "amount": "12.00", "paid_at": ""});
+        // No date field: the record's own time dates it, and it is due 14 days later.
+        let event = mapper_of(&invoices).record_event("billing", row.as_object().unwrap(), Some(86_400_000)).unwrap();
+        assert_eq!(
+            event.properties[DOCUMENT_PROPERTY],
+            json!({"source": "billing", "kind": "invoice", "number": "INV-7", "status": "invoiced", "due": 15 * 86_400_000i64})
+        );
+        assert_eq!(DOCUMENT_PROPERTY, "$document", "as kinship_expr::DOCUMENT_PROPERTY reads it");
     }
 }

@@ -526,8 +526,12 @@ fn brief(ws: &mut Workspace, args: &BriefArgs) -> Result<ExitCode> {
             )?,
         ),
     };
-    let doc = kinship_pipeline::briefing::briefing(&*ws.store, &ws.config, &id, since, now, &viewer.policy)?
+    let mut doc = kinship_pipeline::briefing::briefing(&*ws.store, &ws.config, &id, since, now, &viewer.policy)?
         .with_context(|| format!("no profile {id}; find ids with `kinship profile search`"))?;
+    if viewer.policy.allows(kinship_policy::Capability::ReadDeals) {
+        let book = kinship_pipeline::deals::all_deals(&*ws.store, &ws.config)?;
+        kinship_pipeline::deals::add_open_deals(&mut doc, &book, std::slice::from_ref(&id), now, &viewer.policy);
+    }
     let identifiers = serde_json::to_value(ws.store.profile_identifiers(&id)?)?;
     let doc = kinship_pipeline::briefing::for_role(
         doc,

@@ -89,39 +89,25 @@ pub fn deal(data: &DataDir, cmd: &DealCommand) -> Result<ExitCode> {
     selection.check().map_err(|e| anyhow::anyhow!("--status: {e}"))?;
     let book = deals::all_deals(&*ws.store, &ws.config)?;
     let now = briefing::data_now(&*ws.store)?;
-    let shown = selection.apply(&book);
-    let page: Vec<&kinship_service::deals::Deal> = shown.iter().take(*limit).copied().collect();
-    let everyone: Vec<kinship_service::deals::Deal> =
-        deals::DealSelection { status: Some("all".into()), owner: owner.clone(), contacts: None }
-            .apply(&book)
-            .into_iter()
-            .cloned()
-            .collect();
-    let report = book.report(&everyone);
-    let contacts: Vec<&str> = page.iter().flat_map(|d| d.contacts.iter().map(String::as_str)).collect();
-    ws.audit(&viewer.actor, "deal.list", None, json!({ "deals": page.len(), "profiles": contacts }))?;
+    let (mut listed, contacts) = deals::listing(&book, &selection, *limit, 0, now, &viewer.policy);
+    kinship_policy::scrub(&mut listed, &[], &viewer.policy, &ws.keys()?.pseudonym);
+    ws.audit(&viewer.actor, "deal.list", None, json!({ "deals": listed["deals"].as_array().map_or(0, Vec::len), "profiles": contacts }))?;
     if *json {
-        let mut list = serde_json::Value::Array(page.iter().map(|d| deals::deal_json(d, &book.stages, now)).collect());
-        deals::for_role(&mut list, &viewer.policy);
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "total": shown.len(), "deals": list, "report": report, "problems": book.problems }))?
-        );
+        println!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let sees_text = viewer.policy.sees_identities();
-    println!("{} deal(s) (as of {})", shown.len(), iso(now));
-    for d in &page {
-        let name = if sees_text { d.name.clone().unwrap_or_default() } else { String::new() };
+    let report = &listed["report"];
+    println!("{} deal(s) (as of {})", plain(&listed["total"]), plain(&listed["as_of"]));
+    for d in listed["deals"].as_array().into_iter().flatten() {
         println!(
             "  {:<14} {:<14} {:>12.2} {} close {}  {:<14} {}",
-            d.id,
-            d.stage,
-            d.amount,
-            d.currency,
-            d.close,
-            d.owner.as_deref().unwrap_or(""),
-            name
+            plain(&d["id"]),
+            plain(&d["stage"]),
+            d["amount"].as_f64().unwrap_or(0.0),
+            plain(&d["currency"]),
+            plain(&d["close"]),
+            plain(&d["owner"]),
+            plain(&d["name"])
         );
     }
     println!("\nweighted forecast by close month");
@@ -149,9 +135,12 @@ pub fn deal(data: &DataDir, cmd: &DealCommand) -> Result<ExitCode> {
             step["conversion"].as_f64().unwrap_or(0.0) * 100.0
         );
     }
-    let unmatched = book.problems.unknown_stages.len() + book.problems.no_close.len();
+    let problems = &book.problems;
+    let unmatched = problems.unknown_stages.len() + problems.no_close.len() + problems.no_time;
     if unmatched > 0 {
-        println!("\n{unmatched} deal(s) left out: a stage no [[service.stages]] names, or no close date (--json lists them)");
+        println!(
+            "\n{unmatched} deal(s) or row(s) left out: a stage no [[service.stages]] names, no close date, or no time (--json lists them)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -187,7 +176,10 @@ pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
             let account = index.accounts.get(id).with_context(|| format!("no account {id}; list them with `kinship account list`"))?;
             let now = briefing::data_now(&*ws.store)?;
             let mut doc = accounts::account_document(&*ws.store, &ws.config, account, now, &viewer.policy)?;
-            let read = kinship_pipeline::audience::audience_of(&*ws.store, &ws.config, &account.members)?;
+            if viewer.policy.allows(Capability::ReadDeals) {
+                deals::add_open_deals(&mut doc, &deals::all_deals(&*ws.store, &ws.config)?, account.read(), now, &viewer.policy);
+            }
+            let read = kinship_pipeline::audience::audience_of(&*ws.store, &ws.config, account.read())?;
             doc["health"] = serde_json::Value::Object(accounts::account_health(&read, account, now, &viewer.policy));
             let doc = accounts::for_role(doc, &viewer.policy, &ws.keys()?.pseudonym);
             let people: Vec<&str> = doc["people"].as_array().into_iter().flatten().filter_map(|p| p["id"].as_str()).collect();
@@ -226,6 +218,21 @@ pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
             println!("\npeople");
             for p in doc["people"].as_array().into_iter().flatten() {
                 println!("  {:<20} {:<30} {} order(s)", plain(&p["id"]), plain(&p["name"]), plain(&p["orders"]));
+            }
+            let open_deals = doc["deals"].as_array().map_or(&[][..], Vec::as_slice);
+            if !open_deals.is_empty() {
+                println!("\nopen deals");
+                for d in open_deals {
+                    println!(
+                        "  {:<14} {:<14} {:>12.2} {} close {}  {}",
+                        plain(&d["id"]),
+                        plain(&d["stage"]),
+                        d["amount"].as_f64().unwrap_or(0.0),
+                        plain(&d["currency"]),
+                        plain(&d["close"]),
+                        plain(&d["name"])
+                    );
+                }
             }
             println!("\nlatest orders");
             for o in doc["orders"].as_array().into_iter().flatten().take(10) {

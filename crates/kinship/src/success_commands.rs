@@ -309,6 +309,16 @@ fn backtest(ws: &mut Workspace, definition: &str, as_of: &str, horizon: &str, js
     let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
     println!("{} customers active on {as_of}; {} bought nothing in the next {days} days", b.customers, b.churned);
     println!("AUC on the held-out half: health score {}, logistic baseline on the same measures {}", f(b.health_auc), f(b.baseline_auc));
+    if let Some((difference, low, high)) = b.auc_difference {
+        let verdict = if low > 0.0 {
+            "the score beats the baseline"
+        } else if high < 0.0 {
+            "the baseline beats the score"
+        } else {
+            "the data cannot tell them apart: the score matches the baseline"
+        };
+        println!("health − baseline {difference:+.3}, 95% interval [{low:+.3}, {high:+.3}] (paired bootstrap): {verdict}");
+    }
     println!("churned among the lowest tenth: health {}, baseline {}", share(b.health_precision_top), share(b.baseline_precision_top));
     for (band, n, churned) in &b.calibration {
         println!("  {band:?}: {n} customers, {} stopped", share(*churned));

@@ -24,12 +24,24 @@ pub async fn list(State(state): State<Arc<AppState>>, user: SignedIn, Query(view
     let by_health = page.health.clone();
     let Json(listed) = accounts_api::list_accounts(caller.clone(), State(state.clone()), Query(page)).await?;
     let accounts = listed["accounts"].as_array().cloned().unwrap_or_default();
-    // Health definitions to order by, for roles that see scores.
-    let healths: Vec<String> = if caller.policy().sees_computed() {
-        state.audience.read().expect("not poisoned").saved_healths().map(|(name, _)| name.to_string()).collect()
-    } else {
-        Vec::new()
-    };
+    // Health definitions to order by: those the role may read in full.
+    let (reader, policy) = (state.clone(), caller.policy().clone());
+    let healths: Vec<String> = tokio::task::spawn_blocking(move || {
+        if !policy.sees_computed() || crate::segments_api::ensure_loaded(&reader).is_err() {
+            return Vec::new();
+        }
+        let engine = reader.audience.read().expect("not poisoned");
+        engine
+            .saved_healths()
+            .map(|(name, _)| name)
+            .filter(|name| {
+                kinship_pipeline::readable::check_definition_readable(&engine, kinship_segments::Kind::Health, name, &policy).is_ok()
+            })
+            .map(String::from)
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
     let content = html! {
         p.hint { (text(&listed["total"])) " account(s): people grouped by a group call, a CRM account id or a business email domain (never a free-mail one)." }
         @if !healths.is_empty() {
@@ -101,22 +113,10 @@ pub async fn show(State(state): State<Arc<AppState>>, user: SignedIn, Path(id): 
             }
         }
         (super::profile::documents_list(doc["documents"].as_array().unwrap_or(&empty), true))
-        @let deals = doc["deals"].as_array().unwrap_or(&empty);
-        @if !deals.is_empty() {
+        @if let Some(deals) = doc["deals"].as_array().filter(|d| !d.is_empty()) {
             section aria-labelledby="deals-title" {
-                h2 #deals-title { "Open deals" }
-                div.scroll { table.wide {
-                    thead { tr { th scope="col" { "Deal" } th scope="col" { "Stage" } th scope="col" .num { "Amount" } th scope="col" { "Closes" } th scope="col" { "Owner" } } }
-                    tbody { @for d in deals {
-                        tr {
-                            td { (d["name"].as_str().map_or_else(|| text(&d["id"]), String::from)) }
-                            td { (text(&d["stage"])) }
-                            td.num { (d["amount"].as_f64().map(|a| format!("{a:.2}")).unwrap_or_default()) " " (text(&d["currency"])) }
-                            td { (text(&d["close"])) }
-                            td { (text(&d["owner"])) }
-                        }
-                    } }
-                } }
+                h2 #deals-title { "Deals" }
+                (super::profile::deals_table(deals))
             }
         }
         @if !open.is_empty() {

@@ -267,22 +267,7 @@ fn briefing(brief: &Value) -> Markup {
                 } }
             }
             (documents_list(brief["documents"].as_array().unwrap_or(&empty), false))
-            @let deals = brief["deals"].as_array().unwrap_or(&empty);
-            @if !deals.is_empty() {
-                div.scroll { table.wide {
-                    caption { "Open deals" }
-                    thead { tr { th scope="col" { "Deal" } th scope="col" { "Stage" } th scope="col" .num { "Amount" } th scope="col" { "Closes" } th scope="col" { "Owner" } } }
-                    tbody { @for d in deals {
-                        tr {
-                            td { (d["name"].as_str().map_or_else(|| text(&d["id"]), String::from)) }
-                            td { (text(&d["stage"])) span.hint { " " (text(&d["days_in_stage"])) " days" } }
-                            td.num { (money(&d["amount"])) " " (text(&d["currency"])) }
-                            td { (text(&d["close"])) }
-                            td { (text(&d["owner"])) }
-                        }
-                    } }
-                } }
-            }
+            (deals_table(brief["deals"].as_array().unwrap_or(&empty)))
         }
     }
 }
@@ -464,6 +449,27 @@ pub(super) fn documents_list(documents: &[Value], with_person: bool) -> Markup {
                     } }
                 } }
             }
+        }
+    }
+}
+
+/// Open deals: name, stage (with days in it), amount, close date and owner.
+pub(super) fn deals_table(deals: &[Value]) -> Markup {
+    html! {
+        @if !deals.is_empty() {
+            div.scroll { table.wide {
+                caption { "Open deals" }
+                thead { tr { th scope="col" { "Deal" } th scope="col" { "Stage" } th scope="col" .num { "Amount" } th scope="col" { "Closes" } th scope="col" { "Owner" } } }
+                tbody { @for d in deals {
+                    tr {
+                        td { (d["name"].as_str().map_or_else(|| text(&d["id"]), String::from)) }
+                        td { (text(&d["stage"])) @if let Some(days) = d["days_in_stage"].as_u64() { span.hint { " " (days) " days" } } }
+                        td.num { (d["amount"].as_f64().map(|a| format!("{a:.2}")).unwrap_or_default()) " " (text(&d["currency"])) }
+                        td { (text(&d["close"])) }
+                        td { (text(&d["owner"])) }
+                    }
+                } }
+            } }
         }
     }
 }

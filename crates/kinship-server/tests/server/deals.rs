@@ -118,6 +118,14 @@ fn crm_and_native_deals_move_through_stages_and_forecast_by_close_month() {
     assert_eq!(brief["deals"][0]["id"], "OPP-1", "{brief}");
     let account = call(s.addr, "GET", "/api/v1/accounts/domain:acme.io", &s.admin, None).json();
     assert_eq!(account["deals"].as_array().map(Vec::len), Some(1), "{account}");
+    assert!(
+        brief["summary"].as_array().unwrap().iter().any(|l| l.as_str().is_some_and(|l| l.starts_with("1 open deal, AUD 10000.00"))),
+        "{brief}"
+    );
+    // The analyst sees every event but may not read deals: none in its briefing either.
+    let analyst = token(&s, "analyst");
+    let seen = call(s.addr, "GET", &format!("/api/v1/profiles/{profile}/briefing"), &analyst, None).json();
+    assert!(seen.get("deals").is_none() && !seen.to_string().contains("OPP-1"), "{seen}");
     let sales = token(&s, "sales");
     assert_eq!(call(s.addr, "GET", "/api/v1/deals", &sales, None).status, 200);
     let support = token(&s, "support");
