@@ -34,26 +34,38 @@ impl QueuedCase {
     }
 }
 
+/// One record of a source that maps cases or deals, parsed, with the profile holding it:
+/// rows are parsed first and borrowed by the engines after.
+pub(crate) struct MappedRow<'c> {
+    pub source: &'c str,
+    pub profile: String,
+    pub key: String,
+    pub fields: Map<String, Value>,
+    pub time: Option<i64>,
+}
+
+/// Every record of the sources `wanted` picks, through the log's (source, key) index.
+pub(crate) fn mapped_rows<'c>(
+    store: &dyn Database,
+    config: &'c Config,
+    wanted: impl Fn(&kinship_core::SourceConfig) -> bool,
+) -> Result<Vec<MappedRow<'c>>> {
+    let mut rows = Vec::new();
+    for name in config.sources.iter().filter(|(_, s)| wanted(s)).map(|(name, _)| name) {
+        store.scan_source_records(name, &mut |profile, r| {
+            if let Ok(Value::Object(fields)) = serde_json::from_str(r.payload) {
+                rows.push(MappedRow { source: name, profile: profile.to_string(), key: r.key.to_string(), fields, time: r.timestamp });
+            }
+        })?;
+    }
+    Ok(rows)
+}
+
 /// Every case, as of `now_ms`: open ones first by their next due time (none due last), then
 /// the rest by when they were opened, newest first.
 pub fn all_cases(store: &dyn Database, config: &Config, now_ms: i64) -> Result<Vec<QueuedCase>> {
     let sla = Sla::compile(&config.service).map_err(|e| crate::PipelineError::Config(format!("[service]: {e}")))?;
-    // Rows are parsed first and borrowed by the engine after.
-    struct Row<'c> {
-        source: &'c str,
-        profile: String,
-        key: String,
-        fields: Map<String, Value>,
-        time: Option<i64>,
-    }
-    let mut rows: Vec<Row<'_>> = Vec::new();
-    for name in config.sources.iter().filter(|(_, s)| s.case.is_some()).map(|(name, _)| name) {
-        store.scan_source_records(name, &mut |profile, r| {
-            if let Ok(Value::Object(fields)) = serde_json::from_str(r.payload) {
-                rows.push(Row { source: name, profile: profile.to_string(), key: r.key.to_string(), fields, time: r.timestamp });
-            }
-        })?;
-    }
+    let rows = mapped_rows(store, config, |s| s.case.is_some())?;
     let input = rows.iter().filter_map(|r| {
         let mapping = config.sources.get(r.source)?.case.as_ref()?;
         Some(CaseRow { mapping, owner: &r.profile, source: r.source, key: &r.key, fields: &r.fields, time: r.time })

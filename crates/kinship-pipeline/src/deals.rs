@@ -8,7 +8,7 @@ use kinship_core::Config;
 use kinship_policy::{Capability, Policy};
 use kinship_service::deals::{self, Deal, DealProblems, DealRow, Stage, StageType};
 use kinship_store::Database;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Every deal, with the stages they are matched to and the rows that made no deal.
 #[derive(Debug, Clone, Default)]
@@ -22,21 +22,7 @@ pub struct DealBook {
 /// Reads every deal-mapped source's records.
 pub fn all_deals(store: &dyn Database, config: &Config) -> Result<DealBook> {
     let stages = config.service.stages();
-    struct Row<'c> {
-        source: &'c str,
-        profile: String,
-        key: String,
-        fields: Map<String, Value>,
-        time: Option<i64>,
-    }
-    let mut rows: Vec<Row<'_>> = Vec::new();
-    for name in config.sources.iter().filter(|(_, s)| s.deal.is_some()).map(|(name, _)| name) {
-        store.scan_source_records(name, &mut |profile, r| {
-            if let Ok(Value::Object(fields)) = serde_json::from_str(r.payload) {
-                rows.push(Row { source: name, profile: profile.to_string(), key: r.key.to_string(), fields, time: r.timestamp });
-            }
-        })?;
-    }
+    let rows = crate::cases::mapped_rows(store, config, |s| s.deal.is_some())?;
     let input = rows.iter().filter_map(|r| {
         let mapping = config.sources.get(r.source)?.deal.as_ref()?;
         Some(DealRow { mapping, owner: &r.profile, source: r.source, key: &r.key, fields: &r.fields, time: r.time })

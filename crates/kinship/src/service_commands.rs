@@ -98,18 +98,7 @@ pub fn deal(data: &DataDir, cmd: &DealCommand) -> Result<ExitCode> {
     }
     let report = &listed["report"];
     println!("{} deal(s) (as of {})", plain(&listed["total"]), plain(&listed["as_of"]));
-    for d in listed["deals"].as_array().into_iter().flatten() {
-        println!(
-            "  {:<14} {:<14} {:>12.2} {} close {}  {:<14} {}",
-            plain(&d["id"]),
-            plain(&d["stage"]),
-            d["amount"].as_f64().unwrap_or(0.0),
-            plain(&d["currency"]),
-            plain(&d["close"]),
-            plain(&d["owner"]),
-            plain(&d["name"])
-        );
-    }
+    listed["deals"].as_array().into_iter().flatten().for_each(print_deal);
     println!("\nweighted forecast by close month");
     for m in report["forecast"].as_array().into_iter().flatten() {
         println!(
@@ -143,6 +132,20 @@ pub fn deal(data: &DataDir, cmd: &DealCommand) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One deal on a line: id, stage, amount, close date, owner and name (as the role reads them).
+fn print_deal(d: &serde_json::Value) {
+    println!(
+        "  {:<14} {:<14} {:>12.2} {} close {}  {:<14} {}",
+        plain(&d["id"]),
+        plain(&d["stage"]),
+        d["amount"].as_f64().unwrap_or(0.0),
+        plain(&d["currency"]),
+        plain(&d["close"]),
+        plain(&d["owner"]),
+        plain(&d["name"])
+    );
 }
 
 pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
@@ -222,17 +225,7 @@ pub fn account(data: &DataDir, cmd: &AccountCommand) -> Result<ExitCode> {
             let open_deals = doc["deals"].as_array().map_or(&[][..], Vec::as_slice);
             if !open_deals.is_empty() {
                 println!("\nopen deals");
-                for d in open_deals {
-                    println!(
-                        "  {:<14} {:<14} {:>12.2} {} close {}  {}",
-                        plain(&d["id"]),
-                        plain(&d["stage"]),
-                        d["amount"].as_f64().unwrap_or(0.0),
-                        plain(&d["currency"]),
-                        plain(&d["close"]),
-                        plain(&d["name"])
-                    );
-                }
+                open_deals.iter().for_each(print_deal);
             }
             println!("\nlatest orders");
             for o in doc["orders"].as_array().into_iter().flatten().take(10) {

@@ -105,6 +105,11 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
     );
     assert!(backtest["customers"].as_u64().unwrap() > 100, "{backtest}");
     assert!(backtest["health_auc"].as_f64().is_some() && backtest["baseline_auc"].as_f64().is_some(), "{backtest}");
+    let difference: Vec<f64> = backtest["auc_difference"].as_array().unwrap().iter().filter_map(|v| v.as_f64()).collect();
+    assert!(
+        difference.len() == 3 && difference[1] <= difference[0] && difference[0] <= difference[2],
+        "an estimate inside its interval: {backtest}"
+    );
 
     // Saved, the definition scores every profile on its 360 and segments read it.
     let file = d.join("health/customer.toml").to_string_lossy().to_string();
@@ -155,4 +160,53 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
 
     let (_, audit, _) = run(d, &["audit"]);
     assert!(["nps.read", "growth.read", "health.read", "health.backtest", "health.create"].iter().all(|a| audit.contains(a)), "{audit}");
+}
+
+/// `kinship deal list` on the demo: every opportunity in crm_deals.csv is one deal, and the
+/// weighted forecast by close month equals a hand computation from the file's latest row of
+/// each deal and the demo's stage probabilities.
+#[test]
+fn the_deal_forecast_on_the_demo_equals_a_hand_computation_from_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _, err) = run(d, &["demo", "--no-serve", "--customers", "1500", "--seed", "5"]);
+    assert!(ok, "{err}");
+    // The file lists each deal's versions in time order: its last row is where it stands.
+    let mut latest: BTreeMap<String, (String, f64, String)> = BTreeMap::new();
+    let mut versions = csv::Reader::from_path(d.join("crm_deals.csv")).unwrap();
+    for row in versions.records() {
+        let row = row.unwrap();
+        let amount: f64 = row[5].replace(',', "").parse().unwrap();
+        latest.insert(row[1].to_string(), (row[4].to_lowercase(), amount, row[7][..7].to_string()));
+    }
+    assert!(latest.len() > 10, "the demo has deals: {}", latest.len());
+    let mut by_month: BTreeMap<String, f64> = BTreeMap::new();
+    for (stage, amount, month) in latest.values() {
+        let weight = match stage.as_str() {
+            "prospecting" => 0.1,
+            "qualification" => 0.2,
+            "proposal" => 0.5,
+            "negotiation" => 0.8,
+            "closed won" => 1.0,
+            "closed lost" => continue,
+            other => panic!("stage {other}"),
+        };
+        *by_month.entry(month.clone()).or_default() += amount * weight;
+    }
+    let listed = json_of(d, &["deal", "list", "--status", "all", "--limit", "10000", "--json"]);
+    assert_eq!(listed["total"].as_u64(), Some(latest.len() as u64), "{}", listed["problems"]);
+    let forecast: BTreeMap<String, f64> = listed["report"]["forecast"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["month"].as_str().unwrap().to_string(), m["weighted"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(forecast.keys().collect::<Vec<_>>(), by_month.keys().collect::<Vec<_>>());
+    for (month, weighted) in &by_month {
+        assert!((forecast[month] - weighted).abs() < 1e-6, "{month}: {} against {weighted} by hand", forecast[month]);
+    }
+    let funnel = listed["report"]["funnel"].as_array().unwrap();
+    assert_eq!(funnel[0]["count"].as_u64(), Some(latest.len() as u64), "every deal starts prospecting");
+    let (ok, out, _) = run(d, &["deal", "list"]);
+    assert!(ok && out.contains("weighted forecast by close month") && out.contains("win rate"), "{out}");
 }
