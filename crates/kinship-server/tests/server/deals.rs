@@ -135,4 +135,10 @@ fn crm_and_native_deals_move_through_stages_and_forecast_by_close_month() {
     for action in ["deal.open", "deal.update", "deal.read"] {
         assert!(audit.contains(action), "{action} audited");
     }
+
+    // Erasing the contact erases the deals their records told of, native and connected.
+    let erased = call(s.addr, "POST", "/api/v1/privacy/erasure", &s.admin, Some(&json!({"email": "deb@acme.io"})));
+    assert_eq!(erased.status, 200, "{}", erased.text());
+    let after = call(s.addr, "GET", "/api/v1/deals?status=all", &s.admin, None).json();
+    assert_eq!(after["total"], 0, "{after}");
 }
