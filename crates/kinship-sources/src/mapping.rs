@@ -323,6 +323,6 @@ mod tests {
             event.properties[DOCUMENT_PROPERTY],
             json!({"source": "billing", "kind": "invoice", "number": "INV-7", "status": "invoiced", "due": 15 * 86_400_000i64})
         );
-        assert_eq!(DOCUMENT_PROPERTY, "$document", "as kinship_expr::DOCUMENT_PROPERTY reads it");
+        assert_eq!(DOCUMENT_PROPERTY, kinship_expr::DOCUMENT_PROPERTY, "written where the expression language reads it");
     }
 }
