@@ -69,9 +69,9 @@ pub enum ExprKind {
     /// [`DOCUMENT_PROPERTY`] the host puts on a document's events.
     Documents {
         /// One of [`DOCUMENT_STATUSES`].
-        status: String,
+        status: &'static str,
         /// One of [`DOCUMENT_KINDS`], singular.
-        kind: String,
+        kind: &'static str,
     },
 }
 

@@ -189,11 +189,7 @@ fn lower(expr: &Expr) -> Node {
         ExprKind::InSegment { name, .. } => Node::InSegment(name.as_str().into()),
         ExprKind::Funnel { name, field, .. } => Node::Funnel(name.as_str().into(), *field),
         ExprKind::Health { name, field, .. } => Node::Health(name.as_str().into(), *field),
-        ExprKind::Documents { status, kind } => match crate::ast::document_count(status, &format!("{kind}s")) {
-            Some((status, kind)) => Node::Documents(status, kind),
-            // Only the parser makes this node, from these very words.
-            None => Node::Constant(Constant::Null),
-        },
+        ExprKind::Documents { status, kind } => Node::Documents(status, kind),
         ExprKind::Now => Node::Now,
         ExprKind::Not(operand) => Node::Not(boxed(operand)),
         ExprKind::Negate(operand) => Node::Negate(boxed(operand)),

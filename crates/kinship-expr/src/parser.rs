@@ -414,7 +414,7 @@ impl<'src> Parser<'src> {
                 let (status, kind) = self.document_count_follows(word).expect("checked");
                 self.advance();
                 let end = self.advance().span;
-                Ok(Expr { kind: ExprKind::Documents { status: status.into(), kind: kind.into() }, span: span.to(end) })
+                Ok(Expr { kind: ExprKind::Documents { status, kind }, span: span.to(end) })
             }
             _ if !self.in_event_filter && !self.about_event => Err(self.error(
                 span,

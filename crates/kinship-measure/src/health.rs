@@ -662,8 +662,20 @@ impl<P: ProfileView> ProfileView for AsOf<'_, P> {
 /// that holds one; a segment holds when any member is in it; computed traits, funnels and
 /// health are a person's own and read as absent. Members share one catalog of event names
 /// (as one audience's profiles do): the first member names every event.
-pub struct Group<'a, P> {
-    pub members: &'a [P],
+pub struct Group<'a, P: ProfileView> {
+    members: &'a [P],
+    /// Every member's events in time order, merged once: a score reads them once per
+    /// measure, and a history once per week.
+    merged: Vec<&'a P::Event>,
+}
+
+impl<'a, P: ProfileView> Group<'a, P> {
+    pub fn new(members: &'a [P]) -> Self {
+        let mut merged: Vec<&'a P::Event> = members.iter().flat_map(|m| m.events(None)).collect();
+        // A stable sort merges the members' runs, each already in time order.
+        merged.sort_by_key(|e| kinship_expr::EventView::timestamp_ms(*e));
+        Group { members, merged }
+    }
 }
 
 impl<P: ProfileView> ProfileView for Group<'_, P> {
@@ -686,10 +698,7 @@ impl<P: ProfileView> ProfileView for Group<'_, P> {
     }
 
     fn events<'a>(&'a self, name: Option<&'a str>) -> impl DoubleEndedIterator<Item = &'a Self::Event> + 'a {
-        let mut all: Vec<&'a P::Event> = self.members.iter().flat_map(|m| m.events(name)).collect();
-        // A stable sort merges the members' runs, each already in time order.
-        all.sort_by_key(|e| kinship_expr::EventView::timestamp_ms(*e));
-        all.into_iter()
+        self.merged.iter().copied().filter(move |e| name.is_none_or(|n| self.event_name(e) == n))
     }
 }
 

@@ -595,15 +595,15 @@ explains_alerts = true
             events.sort_by_key(|e| e.at_ms);
             Customer { events }
         };
-        let account = health.score(&Group { members: &people }, NOW).unwrap();
+        let account = health.score(&Group::new(&people), NOW).unwrap();
         assert_eq!(account, health.score(&together, NOW).unwrap());
         // Three orders (100 × 2) and four tickets (16.7): 72.2, not either person's score.
         assert!((account.score - (200.0 + 50.0 / 3.0) / 3.0).abs() < 1e-9, "{account:?}");
         assert_eq!(account.measures[1].value, Some(4.0));
         // The past is the people's past together, and an account of nobody is not scored.
-        let then = health.score(&AsOf { profile: &Group { members: &people }, until_ms: NOW - 10 * DAY }, NOW - 10 * DAY);
+        let then = health.score(&AsOf { profile: &Group::new(&people), until_ms: NOW - 10 * DAY }, NOW - 10 * DAY);
         assert_eq!(then, health.score(&AsOf { profile: &together, until_ms: NOW - 10 * DAY }, NOW - 10 * DAY));
-        assert!(health.score(&Group::<Customer> { members: &[] }, NOW).is_none());
+        assert!(health.score(&Group::<Customer>::new(&[]), NOW).is_none());
     }
 
     #[test]

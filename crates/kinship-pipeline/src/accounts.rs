@@ -143,7 +143,7 @@ pub fn account_health(
 ) -> Map<String, Value> {
     let readable = |name: &str| crate::readable::check_definition_readable(audience, kinship_segments::Kind::Health, name, policy).is_ok();
     audience.map_group(account.read(), |people| {
-        let together = kinship_measure::health::Group { members: people };
+        let together = kinship_measure::health::Group::new(people);
         audience
             .saved_healths()
             .filter(|(name, _)| policy.sees_computed() && readable(name))
@@ -166,7 +166,7 @@ pub fn account_scores(
         .iter()
         .filter_map(|(id, account)| {
             let scored =
-                audience.map_group(account.read(), |people| program.score(&kinship_measure::health::Group { members: people }, now_ms))?;
+                audience.map_group(account.read(), |people| program.score(&kinship_measure::health::Group::new(people), now_ms))?;
             Some((id.clone(), scored))
         })
         .collect();

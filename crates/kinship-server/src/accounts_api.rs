@@ -145,12 +145,14 @@ pub(crate) async fn get_account(
     let config = state.config().clone();
     let reader = state.clone();
     let policy = caller.policy().clone();
-    let book = crate::deals_api::book(&state).await?;
+    let book = crate::deals_api::book_for(&caller, &state).await?;
     let doc = state
         .read(move |s| {
             let now = reader.data_now(s)?;
             let mut doc = accounts::account_document(s, &config, &account, now, &policy)?;
-            kinship_pipeline::deals::add_open_deals(&mut doc, &book, account.read(), now, &policy);
+            if let Some(book) = &book {
+                kinship_pipeline::deals::add_open_deals(&mut doc, book, account.read(), now, &policy);
+            }
             crate::segments_api::ensure_loaded(&reader)?;
             let engine = reader.audience.read().expect("not poisoned");
             doc["health"] = Value::Object(accounts::account_health(&engine, &account, now, &policy));

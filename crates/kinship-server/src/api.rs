@@ -217,12 +217,14 @@ pub(crate) async fn profile_briefing(
     let lookup = id.clone();
     let reader = state.clone();
     let policy = caller.policy().clone();
-    let book = crate::deals_api::book(&state).await?;
+    let book = crate::deals_api::book_for(&caller, &state).await?;
     let found = state
         .read(move |s| {
             let now = reader.data_now(s)?;
             let Some(mut doc) = kinship_pipeline::briefing::briefing(s, &config, &lookup, since, now, &policy)? else { return Ok(None) };
-            kinship_pipeline::deals::add_open_deals(&mut doc, &book, std::slice::from_ref(&lookup), now, &policy);
+            if let Some(book) = &book {
+                kinship_pipeline::deals::add_open_deals(&mut doc, book, std::slice::from_ref(&lookup), now, &policy);
+            }
             Ok::<_, kinship_pipeline::PipelineError>(Some((doc, s.profile_identifiers(&lookup)?)))
         })
         .await?;

@@ -38,6 +38,15 @@ pub(crate) async fn book(state: &Arc<AppState>) -> Result<Arc<DealBook>, ApiErro
     Ok(state.read(move |s| reader.deal_book.get(s, &config, 5, 600, || deals::all_deals(s, &config))).await?)
 }
 
+/// The book for a page that shows open deals beside other things (the briefing, an
+/// account): `None` for a role that may not read deals, which then costs no scan.
+pub(crate) async fn book_for(caller: &Caller, state: &Arc<AppState>) -> Result<Option<Arc<DealBook>>, ApiError> {
+    if !caller.policy().allows(Capability::ReadDeals) {
+        return Ok(None);
+    }
+    Ok(Some(book(state).await?))
+}
+
 const MAX_PAGE: usize = 500;
 
 #[derive(Default, Deserialize, utoipa::IntoParams)]
