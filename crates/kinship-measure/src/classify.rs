@@ -100,11 +100,22 @@ impl Logistic {
             return None;
         }
         let n = rows.len() as f64;
-        let clean = |v: f64| if v.is_finite() { v } else { 0.0 };
-        let means: Vec<f64> = (0..width).map(|j| rows.iter().map(|(x, _)| clean(x[j])).sum::<f64>() / n).collect();
+        // A missing value (NaN) stands at its feature's mean over the known values, in fitting
+        // as in `predict`, so "no answer" is not read as a zero.
+        let means: Vec<f64> = (0..width)
+            .map(|j| {
+                let known: Vec<f64> = rows.iter().map(|(x, _)| x[j]).filter(|v| v.is_finite()).collect();
+                if known.is_empty() {
+                    0.0
+                } else {
+                    known.iter().sum::<f64>() / known.len() as f64
+                }
+            })
+            .collect();
+        let clean = |v: f64, j: usize| if v.is_finite() { v } else { means[j] };
         let scales: Vec<f64> = (0..width)
             .map(|j| {
-                let var = rows.iter().map(|(x, _)| (clean(x[j]) - means[j]).powi(2)).sum::<f64>() / n;
+                let var = rows.iter().map(|(x, _)| (clean(x[j], j) - means[j]).powi(2)).sum::<f64>() / n;
                 if var > 0.0 {
                     var.sqrt()
                 } else {
@@ -113,7 +124,7 @@ impl Logistic {
             })
             .collect();
         let standard =
-            |x: &[f64]| -> Vec<f64> { std::iter::once(1.0).chain((0..width).map(|j| (clean(x[j]) - means[j]) / scales[j])).collect() };
+            |x: &[f64]| -> Vec<f64> { std::iter::once(1.0).chain((0..width).map(|j| (clean(x[j], j) - means[j]) / scales[j])).collect() };
         let design: Vec<(Vec<f64>, f64)> = rows.iter().map(|(x, y)| (standard(x), f64::from(u8::from(*y)))).collect();
         let dim = width + 1;
         let mut beta = vec![0.0; dim];
@@ -144,6 +155,12 @@ impl Logistic {
             }
         }
         Some(Logistic { intercept: beta[0], weights: beta[1..].to_vec(), means, scales })
+    }
+
+    /// Each feature's spread (standard deviation) in the rows fitted: a weight divided by it
+    /// is the weight per unit of the feature.
+    pub fn scales(&self) -> &[f64] {
+        &self.scales
     }
 
     /// The predicted probability of a positive.
@@ -237,5 +254,22 @@ mod tests {
         let m = Logistic::fit(&separable).unwrap();
         assert!(m.predict(&[3.0]) > 0.9 && m.predict(&[0.0]) < 0.1);
         assert_eq!(Logistic::fit(&[]), None);
+    }
+
+    #[test]
+    fn a_missing_value_stands_at_its_mean_in_fitting_and_predicting() {
+        // x1 (a survey answer, say) is known for a fifth of the rows, around 8; read as 0 when
+        // missing, it would look like a strong signal of its own.
+        let mut rows = Vec::new();
+        for i in 0..2000 {
+            let x0 = f64::from(i % 10);
+            let x1 = if i % 5 == 0 { 7.0 + f64::from(i % 3) } else { f64::NAN };
+            rows.push((vec![x0, x1], (i * 7919) % 10 < i % 10));
+        }
+        let model = Logistic::fit(&rows).unwrap();
+        assert!((model.means[1] - 8.0).abs() < 0.01, "{model:?}");
+        assert_eq!(model.predict(&[4.0, f64::NAN]), model.predict(&[4.0, model.means[1]]));
+        assert!(model.weights[1].abs() < 0.2, "missingness is not a signal here: {model:?}");
+        assert!(model.weights[0] > 1.0, "{model:?}");
     }
 }

@@ -629,9 +629,63 @@ pub fn backtest(
     as_of_ms: i64,
     horizon_days: u32,
 ) -> Result<Backtest> {
+    let rows = history_rows(audience, config, program, as_of_ms, horizon_days)?;
+    let train: Vec<(Vec<f64>, bool)> = rows.iter().filter(|r| !r.held_out).map(|r| (r.values.clone(), r.churned)).collect();
+    let baseline = Logistic::fit(&train);
+    let test: Vec<_> = rows.iter().filter(|r| r.held_out).collect();
+    let health: Vec<(f64, bool)> = test.iter().map(|r| (-r.scored.score, r.churned)).collect();
+    let modelled: Vec<(f64, bool)> = match &baseline {
+        Some(model) => test.iter().map(|r| (model.predict(&r.values), r.churned)).collect(),
+        None => Vec::new(),
+    };
+    let top = (test.len() / 10).max(1);
+    let calibration = [Band::Red, Band::Yellow, Band::Green]
+        .into_iter()
+        .map(|band| {
+            let of: Vec<_> = rows.iter().filter(|r| r.scored.band == band).collect();
+            let churned = of.iter().filter(|r| r.churned).count();
+            (band, of.len() as u64, (!of.is_empty()).then(|| churned as f64 / of.len() as f64))
+        })
+        .collect();
+    Ok(Backtest {
+        as_of_ms,
+        horizon_days,
+        customers: rows.len() as u64,
+        churned: rows.iter().filter(|r| r.churned).count() as u64,
+        health_auc: classify::auc(&health),
+        baseline_auc: classify::auc(&modelled),
+        auc_difference: classify::auc_difference(&health, &modelled, 1_000, BOOTSTRAP_SEED),
+        health_precision_top: classify::precision_at(&health, top),
+        baseline_precision_top: classify::precision_at(&modelled, top),
+        calibration,
+        baseline,
+        measures: program.measure_names().map(String::from).collect(),
+    })
+}
+
+/// A customer active at a past date (a revenue event within `churn_after` before it), scored
+/// on its events up to then.
+struct HistoryRow {
+    scored: Scored,
+    /// The measures' values, what the baseline is fitted on.
+    values: Vec<f64>,
+    /// Bought nothing in the horizon.
+    churned: bool,
+    /// In the half the baseline is judged on, not fitted on.
+    held_out: bool,
+}
+
+/// Every customer active at `as_of_ms`.
+fn history_rows(
+    audience: &Audience,
+    config: &MeasuresConfig,
+    program: &HealthProgram,
+    as_of_ms: i64,
+    horizon_days: u32,
+) -> Result<Vec<HistoryRow>> {
     let churn_after = config_duration(&config.churn_after, "measures.churn_after")?;
     let horizon = i64::from(horizon_days) * DAY;
-    let rows = audience.map_profiles(|profile| {
+    Ok(audience.map_profiles(|profile| {
         let revenue = revenue_of(profile, config);
         let active = revenue.iter().any(|(t, _)| *t <= as_of_ms && *t > as_of_ms - churn_after);
         if !active {
@@ -641,38 +695,86 @@ pub fn backtest(
         let then = AsOf { profile, until_ms: as_of_ms };
         let scored = program.score(&then, as_of_ms)?;
         let held_out = fxhash(profile.id()) % 2 == 1;
-        Some((scored, program.values(&then, as_of_ms), churned, held_out))
-    });
-    let train: Vec<(Vec<f64>, bool)> = rows.iter().filter(|r| !r.3).map(|r| (r.1.clone(), r.2)).collect();
-    let baseline = Logistic::fit(&train);
-    let test: Vec<_> = rows.iter().filter(|r| r.3).collect();
-    let health: Vec<(f64, bool)> = test.iter().map(|r| (-r.0.score, r.2)).collect();
-    let modelled: Vec<(f64, bool)> = match &baseline {
-        Some(model) => test.iter().map(|r| (model.predict(&r.1), r.2)).collect(),
-        None => Vec::new(),
-    };
-    let top = (test.len() / 10).max(1);
-    let calibration = [Band::Red, Band::Yellow, Band::Green]
-        .into_iter()
-        .map(|band| {
-            let of: Vec<_> = rows.iter().filter(|r| r.0.band == band).collect();
-            let churned = of.iter().filter(|r| r.2).count();
-            (band, of.len() as u64, (!of.is_empty()).then(|| churned as f64 / of.len() as f64))
+        Some(HistoryRow { scored, values: program.values(&then, as_of_ms), churned, held_out })
+    }))
+}
+
+/// Weights for a definition's measures learnt from what happened after past dates.
+#[derive(Debug, Clone, Serialize)]
+pub struct LearntWeights {
+    /// The dates learnt from, a month (30 days) apart, the last first.
+    pub dates_ms: Vec<i64>,
+    pub horizon_days: u32,
+    /// Customers active on each date, added up (one customer counts once per date).
+    pub customers: u64,
+    pub churned: u64,
+    pub measures: Vec<LearntWeight>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LearntWeight {
+    pub name: String,
+    /// The definition's weight.
+    pub weight: f64,
+    /// The weight learnt: how much a point of this measure's score lowered the odds of
+    /// stopping, scaled so the weights add up to what the definition's do.
+    pub learnt: f64,
+    /// A higher score here went with more stopping: the points may be the wrong way round.
+    /// Its learnt weight is 0.
+    pub reversed: bool,
+}
+
+/// Learns the definition's weights from history: a logistic regression of "bought nothing in
+/// the horizon" on each measure's 0–100 score (a missing score at the measure's mean) over
+/// every customer active at each of `dates` dates a month apart, ending at `as_of_ms` (one
+/// date alone is a few noisy labels; a year of them gives weights that hold from one month
+/// to the next). Ranking by the weighted mean of the scores with these weights is the
+/// regression's own ranking, so the score keeps its explanation (each measure's points and
+/// contribution) and gains the model's accuracy. Judge the result with [`backtest`] on a date
+/// at least the horizon after `as_of_ms`: on the dates it learnt from, it flatters.
+pub fn learn_weights(
+    audience: &Audience,
+    config: &MeasuresConfig,
+    program: &HealthProgram,
+    as_of_ms: i64,
+    horizon_days: u32,
+    dates: u32,
+) -> Result<LearntWeights> {
+    let dates_ms: Vec<i64> = (0..i64::from(dates.max(1))).map(|k| as_of_ms - k * 30 * DAY).collect();
+    let mut data: Vec<(Vec<f64>, bool)> = Vec::new();
+    for at in &dates_ms {
+        let rows = history_rows(audience, config, program, *at, horizon_days)?;
+        data.extend(rows.iter().map(|r| (r.scored.measures.iter().map(|m| m.score.unwrap_or(f64::NAN)).collect(), r.churned)));
+    }
+    let model = Logistic::fit(&data).ok_or_else(|| {
+        PipelineError::Config(format!(
+            "no customer was active in the {} months to {}: nothing to learn from (give a date within the data)",
+            dates_ms.len(),
+            kinship_expr::format_timestamp(as_of_ms)
+        ))
+    })?;
+    let weights = program.definition.measures.iter().map(|m| m.weight);
+    // Per point of score: a negative coefficient means a higher score, less stopping.
+    let per_point: Vec<f64> = model.weights.iter().zip(model.scales()).map(|(w, s)| -w / s).collect();
+    let total: f64 = program.definition.measures.iter().map(|m| m.weight).sum();
+    let positive: f64 = per_point.iter().map(|w| w.max(0.0)).sum();
+    let measures = program
+        .measure_names()
+        .zip(weights)
+        .zip(&per_point)
+        .map(|((name, weight), w)| LearntWeight {
+            name: name.to_string(),
+            weight,
+            learnt: if positive > 0.0 { (w.max(0.0) * total / positive * 100.0).round() / 100.0 } else { 0.0 },
+            reversed: *w < 0.0,
         })
         .collect();
-    Ok(Backtest {
-        as_of_ms,
+    Ok(LearntWeights {
+        dates_ms,
         horizon_days,
-        customers: rows.len() as u64,
-        churned: rows.iter().filter(|r| r.2).count() as u64,
-        health_auc: classify::auc(&health),
-        baseline_auc: classify::auc(&modelled),
-        auc_difference: classify::auc_difference(&health, &modelled, 1_000, BOOTSTRAP_SEED),
-        health_precision_top: classify::precision_at(&health, top),
-        baseline_precision_top: classify::precision_at(&modelled, top),
-        calibration,
-        baseline,
-        measures: program.measure_names().map(String::from).collect(),
+        customers: data.len() as u64,
+        churned: data.iter().filter(|r| r.1).count() as u64,
+        measures,
     })
 }
 

@@ -74,6 +74,27 @@ pub enum HealthCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Learns the measures' weights from history: who stopped buying in the horizon after
+    /// a past date, against each measure's score then. Prints the weights beside the
+    /// definition's; `--write` saves the definition with them. Judge the result with
+    /// `backtest` on a later date.
+    Learn {
+        /// A saved definition's name, or a TOML file.
+        definition: String,
+        /// The date to learn from, YYYY-MM-DD: at least the horizon before the data ends.
+        #[arg(long)]
+        as_of: String,
+        #[arg(long, default_value = "90d")]
+        horizon: String,
+        /// Learn from this many dates a month apart, ending at `--as-of`.
+        #[arg(long, default_value_t = 12)]
+        months: u32,
+        /// Write the definition, with the learnt weights, to this TOML file.
+        #[arg(long)]
+        write: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// A saved definition's alerts as kept (`kinship serve` keeps them every
     /// `[measures] alerts_every`; `--keep` runs a pass here first).
     Alerts {
@@ -195,6 +216,9 @@ pub fn health(data: &DataDir, cmd: &HealthCommand) -> Result<ExitCode> {
         }
         HealthCommand::Score { definition, profile, json } => score(&mut ws, definition, profile.as_deref(), *json)?,
         HealthCommand::Backtest { definition, as_of, horizon, json } => backtest(&mut ws, definition, as_of, horizon, *json)?,
+        HealthCommand::Learn { definition, as_of, horizon, months, write, json } => {
+            learn(&mut ws, definition, (as_of, horizon, *months), write.as_deref(), *json)?;
+        }
         HealthCommand::Alerts { name, status, keep, json } => alerts(&mut ws, name, status, *keep, *json)?,
         HealthCommand::Snooze { id, until, reason } => {
             let until_ms = success::snooze_until(until, kinship_pipeline::now_ms()).map_err(|e| anyhow::anyhow!("--{e}"))?;
@@ -212,6 +236,12 @@ pub fn health(data: &DataDir, cmd: &HealthCommand) -> Result<ExitCode> {
 
 /// The audience and a health definition: a saved one by name, or a TOML file.
 fn program_for(ws: &Workspace, definition: &str) -> Result<(kinship_segments::Audience, HealthProgram)> {
+    let (audience, program, _) = program_and_text(ws, definition)?;
+    Ok((audience, program))
+}
+
+/// As [`program_for`], with the definition's text.
+fn program_and_text(ws: &Workspace, definition: &str) -> Result<(kinship_segments::Audience, HealthProgram, String)> {
     let audience = load(ws)?;
     let saved = audience.expression(Kind::Health, definition).map(str::to_string);
     let text = match saved {
@@ -222,7 +252,7 @@ fn program_for(ws: &Workspace, definition: &str) -> Result<(kinship_segments::Au
         None => anyhow::bail!("{definition:?} is neither a saved health definition nor a file (see `kinship health list`)"),
     };
     let program = HealthProgram::parse(&text, &audience.schema())?;
-    Ok((audience, program))
+    Ok((audience, program, text))
 }
 
 fn score(ws: &mut Workspace, definition: &str, profile: Option<&str>, json: bool) -> Result<()> {
@@ -291,7 +321,8 @@ fn score(ws: &mut Workspace, definition: &str, profile: Option<&str>, json: bool
     Ok(())
 }
 
-fn backtest(ws: &mut Workspace, definition: &str, as_of: &str, horizon: &str, json: bool) -> Result<()> {
+/// `--as-of` and `--horizon`, read.
+fn date_and_horizon(as_of: &str, horizon: &str) -> Result<(i64, u32)> {
     let as_of_ms = kinship_expr::parse_timestamp(as_of).with_context(|| format!("--as-of {as_of}: give a date, YYYY-MM-DD"))?;
     let days: u32 = horizon
         .trim_end_matches('d')
@@ -299,6 +330,66 @@ fn backtest(ws: &mut Workspace, definition: &str, as_of: &str, horizon: &str, js
         .ok()
         .filter(|d| (1..=3650).contains(d))
         .with_context(|| format!("--horizon {horizon}: give days, e.g. 90d"))?;
+    Ok((as_of_ms, days))
+}
+
+/// `dates` is (`--as-of`, `--horizon`, `--months`).
+fn learn(ws: &mut Workspace, definition: &str, dates: (&str, &str, u32), write: Option<&std::path::Path>, json: bool) -> Result<()> {
+    let (as_of, horizon, months) = dates;
+    anyhow::ensure!((1..=120).contains(&months), "--months {months}: give 1 to 120");
+    let (as_of_ms, days) = date_and_horizon(as_of, horizon)?;
+    let (audience, program, text) = program_and_text(ws, definition)?;
+    let learnt = success::learn_weights(&audience, &ws.config.measures, &program, as_of_ms, days, months)?;
+    ws.audit(
+        &operator(),
+        "health.learn",
+        None,
+        json!({ "health": program.definition.name, "as_of": as_of, "horizon_days": days, "months": months }),
+    )?;
+    if let Some(path) = write {
+        let weights: Vec<(&str, f64)> = learnt.measures.iter().map(|m| (m.name.as_str(), m.learnt)).collect();
+        let text = with_weights(&text, &weights)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&learnt)?);
+        return Ok(());
+    }
+    let first = learnt.dates_ms.last().map_or(String::new(), |t| kinship_expr::format_timestamp(*t)[..10].to_string());
+    println!(
+        "learnt from {} months, {first} to {as_of}: {} customers active on one of those dates (counted once per date), {} of whom bought nothing in the next {days} days:",
+        learnt.dates_ms.len(),
+        learnt.customers,
+        learnt.churned
+    );
+    println!("  {:<24} {:>7} {:>7}", "measure", "weight", "learnt");
+    for m in &learnt.measures {
+        let note = if m.reversed { "  a higher score here went with more stopping: check its points" } else { "" };
+        println!("  {:<24} {:>7.2} {:>7.2}{note}", m.name, m.weight, m.learnt);
+    }
+    match write {
+        Some(path) => println!("written to {}; judge it with `kinship health backtest {}` on a later date", path.display(), path.display()),
+        None => println!("(--write FILE saves the definition with these weights)"),
+    }
+    Ok(())
+}
+
+/// The definition's TOML with each named measure's `weight` replaced; comments and layout kept.
+fn with_weights(text: &str, weights: &[(&str, f64)]) -> Result<String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().context("the definition is not TOML")?;
+    let measures =
+        doc.get_mut("measures").and_then(toml_edit::Item::as_array_of_tables_mut).context("the definition has no [[measures]]")?;
+    for table in measures.iter_mut() {
+        let name = table.get("name").and_then(toml_edit::Item::as_str).map(str::to_string);
+        if let Some((_, w)) = weights.iter().find(|(n, _)| Some(*n) == name.as_deref()) {
+            table["weight"] = toml_edit::value(*w);
+        }
+    }
+    Ok(doc.to_string())
+}
+
+fn backtest(ws: &mut Workspace, definition: &str, as_of: &str, horizon: &str, json: bool) -> Result<()> {
+    let (as_of_ms, days) = date_and_horizon(as_of, horizon)?;
     let (audience, program) = program_for(ws, definition)?;
     let b = success::backtest(&audience, &ws.config.measures, &program, as_of_ms, days)?;
     ws.audit(&operator(), "health.backtest", None, json!({ "health": program.definition.name, "as_of": as_of, "horizon_days": days }))?;

@@ -4,7 +4,7 @@
 
 use kinship_core::measure::MeasuresConfig;
 use kinship_measure::health::HealthProgram;
-use kinship_pipeline::success::{backtest, growth, health, keep_alerts, nps, NpsBy, Period};
+use kinship_pipeline::success::{backtest, growth, health, keep_alerts, learn_weights, nps, NpsBy, Period};
 use kinship_segments::Audience;
 use serde_json::{json, Map, Value};
 
@@ -170,6 +170,64 @@ fn a_health_backtest_tells_who_stopped_and_context_spares_new_customers() {
         .collect();
     assert!(alerted.contains(&"old") && !alerted.contains(&"new"), "{alerted:?}");
     assert_eq!(report.scored, 202);
+}
+
+#[test]
+fn weights_learnt_from_history_follow_the_signal_and_flag_points_the_wrong_way_round() {
+    const DEFINITION: &str = r#"
+name = "learn"
+[[measures]]
+name = "tickets"
+value = 'count("Ticket Opened", last 30 days)'
+points = [[0, 100], [3, 0]]
+[[measures]]
+name = "page_views"
+value = 'count("Page Viewed", last 30 days)'
+points = [[0, 0], [3, 100]]
+[[measures]]
+name = "quiet_days"
+value = 'days_since(last("Invoice Issued"))'
+points = [[0, 0], [120, 100]]
+weight = 2
+"#;
+    let mut a = Audience::new();
+    let as_of = NOW - 120 * DAY;
+    for i in 0..400i64 {
+        // A quarter leave: they complained and have been quiet for two months. Page views
+        // are the same for leavers and stayers.
+        let leaving = i % 4 == 0;
+        let mut events = vec![("Invoice Issued", as_of - if leaving { 60 + i % 30 } else { 1 + i % 30 } * DAY, json!({ "amount": 50 }))];
+        for k in 0..(if leaving { 2 + i % 2 } else { i % 3 / 2 }) {
+            events.push(("Ticket Opened", as_of - (k + 1) * 3 * DAY, json!({})));
+        }
+        for k in 0..(i / 4 % 4) {
+            events.push(("Page Viewed", as_of - (k + 1) * DAY, json!({})));
+        }
+        if !leaving {
+            events.push(("Invoice Issued", as_of + 20 * DAY, json!({ "amount": 50 })));
+        }
+        add(&mut a, &format!("c{i:03}"), &events);
+    }
+    let program = HealthProgram::parse(DEFINITION, &a.schema()).unwrap();
+    let config = MeasuresConfig { churn_after: "100 days".into(), ..config() };
+    let learnt = learn_weights(&a, &config, &program, as_of, 90, 1).unwrap();
+    assert_eq!((learnt.customers, learnt.churned), (400, 100));
+    let by_name = |n: &str| learnt.measures.iter().find(|m| m.name == n).unwrap();
+    let (tickets, views, quiet) = (by_name("tickets"), by_name("page_views"), by_name("quiet_days"));
+    assert_eq!((tickets.weight, views.weight, quiet.weight), (1.0, 1.0, 2.0));
+    assert!(!tickets.reversed && tickets.learnt > 2.0 * views.learnt, "{learnt:?}");
+    // Long quiet scores high by these points, yet it is the leavers who are quiet.
+    assert!(quiet.reversed && quiet.learnt == 0.0, "{learnt:?}");
+    // The learnt weights add up to the definition's, 4.
+    let total: f64 = learnt.measures.iter().map(|m| m.learnt).sum();
+    assert!((total - 4.0).abs() < 0.02, "{learnt:?}");
+    // Three months: the dates a month apart, each date's active customers counted.
+    let three = learn_weights(&a, &config, &program, as_of, 90, 3).unwrap();
+    assert_eq!(three.dates_ms, [as_of, as_of - 30 * DAY, as_of - 60 * DAY]);
+    assert!(three.customers > 400, "{three:?}");
+    // A date before any purchase has nothing to learn from, and says so.
+    let err = learn_weights(&a, &config, &program, as_of - 2_000 * DAY, 90, 1).unwrap_err().to_string();
+    assert!(err.contains("nothing to learn from"), "{err}");
 }
 
 /// A customer owned by `owner` whose tickets of the last day turned them red today.

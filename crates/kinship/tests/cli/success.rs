@@ -111,6 +111,36 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
         "an estimate inside its interval: {backtest}"
     );
 
+    // Weights learnt from the year before a date, written into a copy of the definition
+    // (its comments kept), which the backtest then reads.
+    let learnt_file = d.join("health/learnt.toml");
+    let (ok, out, err) = run(
+        d,
+        &[
+            "health",
+            "learn",
+            &d.join("health/customer.toml").to_string_lossy(),
+            "--as-of",
+            "2024-11-01",
+            "--write",
+            &learnt_file.to_string_lossy(),
+        ],
+    );
+    assert!(ok && out.contains("learnt from 12 months, 2023-12-07 to 2024-11-01") && out.contains("orders_per_year"), "{out}{err}");
+    let learnt = std::fs::read_to_string(&learnt_file).unwrap();
+    assert!(learnt.contains("# How often they buy") && learnt.contains("name = \"orders_per_year\""), "{learnt}");
+    let weights: Vec<f64> = toml::from_str::<toml::Value>(&learnt).unwrap()["measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["weight"].as_float().or_else(|| m["weight"].as_integer().map(|w| w as f64)).unwrap_or(1.0))
+        .collect();
+    assert!((weights.iter().sum::<f64>() - 9.5).abs() < 0.05, "the weights add up as the definition's do: {weights:?}");
+    let judged = json_of(d, &["health", "backtest", &learnt_file.to_string_lossy(), "--as-of", "2025-03-01", "--json"]);
+    assert!(judged["health_auc"].as_f64().is_some(), "{judged}");
+    let (ok, _, err) = run(d, &["health", "learn", "customer-missing", "--as-of", "2024-11-01"]);
+    assert!(!ok && err.contains("neither a saved health definition nor a file"), "{err}");
+
     // Saved, the definition scores every profile on its 360 and segments read it.
     let file = d.join("health/customer.toml").to_string_lossy().to_string();
     let (ok, out, err) = run(d, &["health", "create", &file]);
@@ -124,7 +154,7 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
     let someone = health["lowest"][0][0].as_str().unwrap();
     let doc = json_of(d, &["profile", "show", "--id", someone, "--json"]);
     let scored = &doc["health"]["customer"];
-    assert!(scored["score"].as_f64().is_some() && scored["measures"].as_array().unwrap().len() == 5, "{doc}");
+    assert!(scored["score"].as_f64().is_some() && scored["measures"].as_array().unwrap().len() == 6, "{doc}");
     // Its history: the score as of each of the last 13 weeks, ending with today's.
     let history = scored["history"].as_array().unwrap();
     assert_eq!(history.len(), 13, "{scored}");
