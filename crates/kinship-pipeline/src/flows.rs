@@ -695,6 +695,11 @@ impl<'a> EventFilter<'a> {
         Self { fixed, names: wanted.to_vec(), parse_all }
     }
 
+    /// Whether any record of `source` may be one of the events.
+    fn may_come_from(&self, source: &str) -> bool {
+        self.fixed.get(source).copied().unwrap_or(true)
+    }
+
     fn may_hold(&self, source: &str, payload: &str) -> bool {
         match self.fixed.get(source) {
             Some(fixed) => *fixed,
@@ -981,24 +986,28 @@ pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &st
         let from = crate::now_ms() - i64::from(days) * 86_400_000;
         let wanted = [flow.trigger_event()];
         let candidates = EventFilter::new(config, &wanted);
+        // Only the sources that can hold the trigger's event are read (a help desk's tickets,
+        // not the shop's orders), by the log's (source, key) index, each record with its
+        // profile; records not resolved yet are on no profile and not counted.
         let mut triggers = Vec::new();
         let mut count = 0;
-        store.scan_records(&mut |r| {
-            if r.timestamp.is_none_or(|t| t < from) {
-                return;
-            }
-            if let Some(trigger) = trigger_of(&mappers, &candidates, &wanted, &r) {
-                count += 1;
-                if flow.triggers_alone(&trigger) != Some(false) {
-                    triggers.push((r.id, trigger));
+        for source in config.sources.keys().filter(|s| candidates.may_come_from(s)) {
+            store.scan_source_records(source, &mut |profile, r| {
+                if r.timestamp.is_none_or(|t| t < from) {
+                    return;
                 }
-            }
-        })?;
-        seen = count;
-        for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
-            let (profile_of, _) = profiles_of(store, chunk)?;
-            placed.extend(chunk.iter().filter_map(|(id, t)| Some((profile_of.get(id)?.clone(), t.clone()))));
+                if let Some(trigger) = trigger_of(&mappers, &candidates, &wanted, &r) {
+                    count += 1;
+                    if flow.triggers_alone(&trigger) != Some(false) {
+                        triggers.push((r.id, profile.to_string(), trigger));
+                    }
+                }
+            })?;
         }
+        seen = count;
+        // In the log's order, as they arrived.
+        triggers.sort_unstable_by_key(|(id, _, _)| *id);
+        placed.extend(triggers.into_iter().map(|(_, profile, trigger)| (profile, trigger)));
     }
     let mut out =
         DryRun { flow: flow.name().into(), days, triggers: seen, runs: 0, profiles: 0, tasks: 0, deliveries: 0, samples: Vec::new() };

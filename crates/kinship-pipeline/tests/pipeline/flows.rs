@@ -753,3 +753,28 @@ fn a_flow_reads_overdue_invoices_as_the_segment_language_counts_them() {
     assert!(expected > 0 && expected < members, "{expected} of {members}");
     assert_eq!(tasks.len(), expected);
 }
+
+#[test]
+fn a_dry_run_of_the_complaint_flow_counts_what_the_tickets_file_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, store, _) = demo(dir);
+    let flow = std::fs::read_to_string(dir.join("flows/complaint_to_task.toml")).unwrap();
+    let dry = kinship_pipeline::flows::dry_run(&*store, &config, dir, &flow, 3650, 3).unwrap();
+    // By hand: every well-formed ticket is a trigger; open ones whose subject names a
+    // complaint run, and each run makes one task (warranty or complaint).
+    let tickets = lines(dir, "tickets.jsonl");
+    let words = ["damaged", "stopped working", "fell apart", "Warranty claim", "Refund"];
+    let complaints: Vec<&Value> =
+        tickets.iter().filter(|t| t["status"] == "open" && words.iter().any(|w| t["subject"].as_str().unwrap_or("").contains(w))).collect();
+    assert!(!complaints.is_empty());
+    assert_eq!(dry.triggers, tickets.len());
+    assert_eq!((dry.runs, dry.tasks), (complaints.len(), complaints.len()));
+    // The samples are the first runs in the order the tickets arrived.
+    let first: Vec<&str> = complaints.iter().take(3).map(|t| t["ticket_id"].as_str().unwrap()).collect();
+    let sampled: Vec<&str> = dry.samples.iter().map(|s| s["trigger"]["record_key"].as_str().unwrap()).collect();
+    assert_eq!(sampled, first);
+    // A shorter window holds fewer.
+    let recent = kinship_pipeline::flows::dry_run(&*store, &config, dir, &flow, 30, 0).unwrap();
+    assert!(recent.triggers < dry.triggers && recent.samples.is_empty());
+}
