@@ -668,8 +668,9 @@ fn profiles_of(store: &dyn Database, events: &[(RecordId, EventRecord)]) -> Resu
 const TRIGGERS_READ_TOGETHER: usize = 500;
 
 /// Which records may be one of some named events, decided before parsing them: a source whose
-/// event name is fixed is one or never is; for others the payload must contain a name as text
-/// (JSON leaves a name without quotes, backslashes or control characters as it is).
+/// event name is fixed is one or never is, and a source that maps no event (a CRM's contacts)
+/// never is; for others the payload must contain a name as text (JSON leaves a name without
+/// quotes, backslashes or control characters as it is).
 struct EventFilter<'a> {
     fixed: HashMap<&'a str, bool>,
     names: Vec<&'a str>,
@@ -686,9 +687,10 @@ impl<'a> EventFilter<'a> {
         let fixed = config
             .sources
             .iter()
-            .filter_map(|(name, s)| {
-                let event = s.event.as_ref()?.name.as_deref()?;
-                (s.kind != kinship_core::SourceType::Segment).then(|| (name.as_str(), wanted.contains(&event)))
+            .filter(|(_, s)| s.kind != kinship_core::SourceType::Segment)
+            .filter_map(|(name, s)| match &s.event {
+                None => Some((name.as_str(), false)),
+                Some(event) => Some((name.as_str(), wanted.contains(&event.name.as_deref()?))),
             })
             .collect();
         let parse_all = wanted.iter().any(|n| n.chars().any(|c| c == '"' || c == '\\' || c.is_control()));
