@@ -60,8 +60,13 @@ def main(d, as_of, horizon_days):
             "tickets_90d": sum(t > at - 90 * DAY for t in seen),
         }, stopped))
     print(f"{len(rows)} active on {as_of}, {sum(s for _, s in rows)} bought nothing in {horizon_days} days")
+    if not rows:
+        return
     for name in rows[0][0]:
         a = auc([(f[name], s) for f, s in rows])
+        if a is None:
+            print(f"  {name:<18} no AUC: every customer has the same label")
+            continue
         print(f"  {name:<18} AUC {max(a, 1 - a):.3f} ({'higher' if a > 0.5 else 'lower'} foretells stopping)")
 
 

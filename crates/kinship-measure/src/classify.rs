@@ -116,7 +116,9 @@ impl Logistic {
         let scales: Vec<f64> = (0..width)
             .map(|j| {
                 let var = rows.iter().map(|(x, _)| (clean(x[j], j) - means[j]).powi(2)).sum::<f64>() / n;
-                if var > 0.0 {
+                // Relative: rounding leaves a constant column a variance of about 1e-28,
+                // whose root would blow a zero weight up to any size per unit.
+                if var > 1e-12 * (1.0 + means[j].powi(2)) {
                     var.sqrt()
                 } else {
                     1.0

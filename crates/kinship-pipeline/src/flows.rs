@@ -950,6 +950,8 @@ fn subjects_of(
 pub struct DryRun {
     pub flow: String,
     pub days: u32,
+    /// Events of the trigger's name in the window, on resolved records (a record not yet
+    /// resolved is on no profile and not counted); for a scheduled flow, the segment's members.
     pub triggers: usize,
     pub runs: usize,
     pub profiles: usize,
@@ -966,7 +968,7 @@ pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &st
     let mut references = References::default();
     let references = references.current(config, data_dir)?;
     let mappers = crate::mappers(config)?;
-    // Each trigger with the profile it belongs to, read a few hundred at a time.
+    // Each trigger with the profile it belongs to.
     let mut placed: Vec<(String, EventRecord)> = Vec::new();
     let seen;
     if let Some((schedule, segment)) = flow.schedule() {

@@ -629,7 +629,7 @@ pub fn backtest(
     as_of_ms: i64,
     horizon_days: u32,
 ) -> Result<Backtest> {
-    let rows = history_rows(audience, config, program, as_of_ms, horizon_days)?;
+    let rows = history_rows(audience, config, program, as_of_ms, horizon_days, true)?;
     let train: Vec<(Vec<f64>, bool)> = rows.iter().filter(|r| !r.held_out).map(|r| (r.values.clone(), r.churned)).collect();
     let baseline = Logistic::fit(&train);
     let test: Vec<_> = rows.iter().filter(|r| r.held_out).collect();
@@ -667,7 +667,7 @@ pub fn backtest(
 /// on its events up to then.
 struct HistoryRow {
     scored: Scored,
-    /// The measures' values, what the baseline is fitted on.
+    /// The measures' values, what the baseline is fitted on (when asked for).
     values: Vec<f64>,
     /// Bought nothing in the horizon.
     churned: bool,
@@ -675,13 +675,14 @@ struct HistoryRow {
     held_out: bool,
 }
 
-/// Every customer active at `as_of_ms`.
+/// Every customer active at `as_of_ms`; with the measures' raw values when `values`.
 fn history_rows(
     audience: &Audience,
     config: &MeasuresConfig,
     program: &HealthProgram,
     as_of_ms: i64,
     horizon_days: u32,
+    values: bool,
 ) -> Result<Vec<HistoryRow>> {
     let churn_after = config_duration(&config.churn_after, "measures.churn_after")?;
     let horizon = i64::from(horizon_days) * DAY;
@@ -695,14 +696,15 @@ fn history_rows(
         let then = AsOf { profile, until_ms: as_of_ms };
         let scored = program.score(&then, as_of_ms)?;
         let held_out = fxhash(profile.id()) % 2 == 1;
-        Some(HistoryRow { scored, values: program.values(&then, as_of_ms), churned, held_out })
+        let values = if values { program.values(&then, as_of_ms) } else { Vec::new() };
+        Some(HistoryRow { scored, values, churned, held_out })
     }))
 }
 
 /// Weights for a definition's measures learnt from what happened after past dates.
 #[derive(Debug, Clone, Serialize)]
 pub struct LearntWeights {
-    /// The dates learnt from, a month (30 days) apart, the last first.
+    /// The dates learnt from, 30 days apart, the last first.
     pub dates_ms: Vec<i64>,
     pub horizon_days: u32,
     /// Customers active on each date, added up (one customer counts once per date).
@@ -717,21 +719,25 @@ pub struct LearntWeight {
     /// The definition's weight.
     pub weight: f64,
     /// The weight learnt: how much a point of this measure's score lowered the odds of
-    /// stopping, scaled so the weights add up to what the definition's do.
+    /// stopping beside the other measures kept, scaled so the weights add up to about what
+    /// the definition's do (to 0.01).
     pub learnt: f64,
-    /// A higher score here went with more stopping: the points may be the wrong way round.
-    /// Its learnt weight is 0.
-    pub reversed: bool,
+    /// Beside the others, a higher score here went with more stopping, so the measure was
+    /// left out and the rest fitted again: it adds nothing the others do not say (or its
+    /// points run the wrong way for this data). Its learnt weight is 0.
+    pub dropped: bool,
 }
 
 /// Learns the definition's weights from history: a logistic regression of "bought nothing in
 /// the horizon" on each measure's 0–100 score (a missing score at the measure's mean) over
-/// every customer active at each of `dates` dates a month apart, ending at `as_of_ms` (one
+/// every customer active at each of `dates` dates 30 days apart, ending at `as_of_ms` (one
 /// date alone is a few noisy labels; a year of them gives weights that hold from one month
-/// to the next). Ranking by the weighted mean of the scores with these weights is the
-/// regression's own ranking, so the score keeps its explanation (each measure's points and
-/// contribution) and gains the model's accuracy. Judge the result with [`backtest`] on a date
-/// at least the horizon after `as_of_ms`: on the dates it learnt from, it flatters.
+/// to the next). A weighted mean cannot weigh a measure below zero, so a measure whose
+/// coefficient says so is left out and the rest fitted again, until none does. Where every
+/// measure has a value and no context changes the weights, ranking by the weighted mean with
+/// these weights is the regression's ranking; the score keeps its explanation (each
+/// measure's points and contribution). Judge the result with [`backtest`] on a date at least
+/// the horizon after `as_of_ms`: on the dates it learnt from, it flatters.
 pub fn learn_weights(
     audience: &Audience,
     config: &MeasuresConfig,
@@ -740,42 +746,78 @@ pub fn learn_weights(
     horizon_days: u32,
     dates: u32,
 ) -> Result<LearntWeights> {
+    let date = |t: i64| kinship_expr::format_timestamp(t)[..10].to_string();
+    let newest = data_now(audience);
+    let horizon_end = as_of_ms + i64::from(horizon_days) * DAY;
+    if horizon_end > newest {
+        return Err(PipelineError::Config(format!(
+            "{} plus {horizon_days} days runs past the newest event held ({}): who stopped is not known yet; give an earlier date",
+            date(as_of_ms),
+            date(newest)
+        )));
+    }
     let dates_ms: Vec<i64> = (0..i64::from(dates.max(1))).map(|k| as_of_ms - k * 30 * DAY).collect();
     let mut data: Vec<(Vec<f64>, bool)> = Vec::new();
     for at in &dates_ms {
-        let rows = history_rows(audience, config, program, *at, horizon_days)?;
+        let rows = history_rows(audience, config, program, *at, horizon_days, false)?;
         data.extend(rows.iter().map(|r| (r.scored.measures.iter().map(|m| m.score.unwrap_or(f64::NAN)).collect(), r.churned)));
     }
-    let model = Logistic::fit(&data).ok_or_else(|| {
-        PipelineError::Config(format!(
-            "no customer was active in the {} months to {}: nothing to learn from (give a date within the data)",
+    let churned = data.iter().filter(|r| r.1).count();
+    if data.is_empty() {
+        return Err(PipelineError::Config(format!(
+            "no customer was active in the {} dates to {}: nothing to learn from (give a date within the data)",
             dates_ms.len(),
-            kinship_expr::format_timestamp(as_of_ms)
-        ))
-    })?;
-    let weights = program.definition.measures.iter().map(|m| m.weight);
-    // Per point of score: a negative coefficient means a higher score, less stopping.
-    let per_point: Vec<f64> = model.weights.iter().zip(model.scales()).map(|(w, s)| -w / s).collect();
+            date(as_of_ms)
+        )));
+    }
+    if churned == 0 || churned == data.len() {
+        let all = if churned == 0 { "kept buying" } else { "stopped" };
+        return Err(PipelineError::Config(format!(
+            "all {} customers active on those dates {all}: nothing tells them apart; give another date or horizon",
+            data.len()
+        )));
+    }
+    // Per point of score, for the measures kept: positive means a higher score, less stopping.
+    let width = program.definition.measures.len();
+    let mut kept: Vec<usize> = (0..width).collect();
+    let mut per_point = vec![0.0; width];
+    while !kept.is_empty() {
+        let rows: Vec<(Vec<f64>, bool)> = data.iter().map(|(x, y)| (kept.iter().map(|&j| x[j]).collect(), *y)).collect();
+        let model = Logistic::fit(&rows)
+            .ok_or_else(|| PipelineError::Config("the regression found no answer: two measures may say exactly the same thing".into()))?;
+        let fitted: Vec<f64> = model.weights.iter().zip(model.scales()).map(|(w, s)| -w / s).collect();
+        let worst = (0..kept.len()).filter(|&k| fitted[k] < 0.0).min_by(|&a, &b| fitted[a].total_cmp(&fitted[b]));
+        match worst {
+            Some(k) => {
+                kept.remove(k);
+            }
+            None => {
+                for (k, &j) in kept.iter().enumerate() {
+                    per_point[j] = fitted[k];
+                }
+                break;
+            }
+        }
+    }
+    let positive: f64 = per_point.iter().filter(|w| **w > 0.0).sum();
+    if positive <= 0.0 {
+        return Err(PipelineError::Config(
+            "no measure's score went with fewer customers stopping: nothing to weigh (check the measures and their points)".into(),
+        ));
+    }
     let total: f64 = program.definition.measures.iter().map(|m| m.weight).sum();
-    let positive: f64 = per_point.iter().map(|w| w.max(0.0)).sum();
     let measures = program
         .measure_names()
-        .zip(weights)
-        .zip(&per_point)
-        .map(|((name, weight), w)| LearntWeight {
+        .zip(program.definition.measures.iter().map(|m| m.weight))
+        .enumerate()
+        .map(|(j, (name, weight))| LearntWeight {
             name: name.to_string(),
             weight,
-            learnt: if positive > 0.0 { (w.max(0.0) * total / positive * 100.0).round() / 100.0 } else { 0.0 },
-            reversed: *w < 0.0,
+            learnt: if per_point[j] > 0.0 { (per_point[j] * total / positive * 100.0).round() / 100.0 } else { 0.0 },
+            dropped: !kept.contains(&j),
         })
         .collect();
-    Ok(LearntWeights {
-        dates_ms,
-        horizon_days,
-        customers: data.len() as u64,
-        churned: data.iter().filter(|r| r.1).count() as u64,
-        measures,
-    })
+    Ok(LearntWeights { dates_ms, horizon_days, customers: data.len() as u64, churned: churned as u64, measures })
 }
 
 /// The bootstrap's seed: the same data gives the same interval on every run.

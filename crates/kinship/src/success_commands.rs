@@ -339,17 +339,30 @@ fn learn(ws: &mut Workspace, definition: &str, dates: (&str, &str, u32), write: 
     anyhow::ensure!((1..=120).contains(&months), "--months {months}: give 1 to 120");
     let (as_of_ms, days) = date_and_horizon(as_of, horizon)?;
     let (audience, program, text) = program_and_text(ws, definition)?;
+    if let Some(path) = write {
+        let input = std::path::Path::new(definition);
+        let same = input.is_file() && matches!((input.canonicalize(), path.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        anyhow::ensure!(
+            !same,
+            "--write {}: that is the definition read; write the learnt weights to another file to compare them",
+            path.display()
+        );
+        // Before learning: a definition this cannot rewrite fails now, not after the work.
+        with_weights(&text, &[])?;
+    }
     let learnt = success::learn_weights(&audience, &ws.config.measures, &program, as_of_ms, days, months)?;
     ws.audit(
         &operator(),
         "health.learn",
         None,
-        json!({ "health": program.definition.name, "as_of": as_of, "horizon_days": days, "months": months }),
+        json!({ "health": program.definition.name, "as_of": as_of, "horizon_days": days, "months": months, "written": write.map(|p| p.display().to_string()) }),
     )?;
     if let Some(path) = write {
         let weights: Vec<(&str, f64)> = learnt.measures.iter().map(|m| (m.name.as_str(), m.learnt)).collect();
-        let text = with_weights(&text, &weights)?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        // Written whole or not at all: a temporary file beside it, then renamed over it.
+        let partial = path.with_extension("toml.partial");
+        std::fs::write(&partial, with_weights(&text, &weights)?).with_context(|| format!("writing {}", partial.display()))?;
+        std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&learnt)?);
@@ -357,15 +370,18 @@ fn learn(ws: &mut Workspace, definition: &str, dates: (&str, &str, u32), write: 
     }
     let first = learnt.dates_ms.last().map_or(String::new(), |t| kinship_expr::format_timestamp(*t)[..10].to_string());
     println!(
-        "learnt from {} months, {first} to {as_of}: {} customers active on one of those dates (counted once per date), {} of whom bought nothing in the next {days} days:",
+        "learnt from {} dates 30 days apart, {first} to {as_of}: {} customers active on one of those dates (counted once per date), {} of whom bought nothing in the next {days} days:",
         learnt.dates_ms.len(),
         learnt.customers,
         learnt.churned
     );
     println!("  {:<24} {:>7} {:>7}", "measure", "weight", "learnt");
     for m in &learnt.measures {
-        let note = if m.reversed { "  a higher score here went with more stopping: check its points" } else { "" };
+        let note = if m.dropped { "  left out: beside the others, a higher score went with more stopping" } else { "" };
         println!("  {:<24} {:>7.2} {:>7.2}{note}", m.name, m.weight, m.learnt);
+    }
+    if program.definition.contexts.iter().any(|c| !c.weights.is_empty()) {
+        println!("(the contexts' weights are kept as they are, on the definition's scale)");
     }
     match write {
         Some(path) => println!("written to {}; judge it with `kinship health backtest {}` on a later date", path.display(), path.display()),
@@ -374,15 +390,22 @@ fn learn(ws: &mut Workspace, definition: &str, dates: (&str, &str, u32), write: 
     Ok(())
 }
 
-/// The definition's TOML with each named measure's `weight` replaced; comments and layout kept.
+/// The definition's TOML with each named measure's `weight` replaced; comments and layout
+/// kept, a comment after the old weight included.
 fn with_weights(text: &str, weights: &[(&str, f64)]) -> Result<String> {
     let mut doc: toml_edit::DocumentMut = text.parse().context("the definition is not TOML")?;
-    let measures =
-        doc.get_mut("measures").and_then(toml_edit::Item::as_array_of_tables_mut).context("the definition has no [[measures]]")?;
+    let measures = doc
+        .get_mut("measures")
+        .and_then(toml_edit::Item::as_array_of_tables_mut)
+        .context("the definition has no [[measures]] tables to write weights into (an inline `measures = [...]` is not rewritten)")?;
     for table in measures.iter_mut() {
         let name = table.get("name").and_then(toml_edit::Item::as_str).map(str::to_string);
         if let Some((_, w)) = weights.iter().find(|(n, _)| Some(*n) == name.as_deref()) {
-            table["weight"] = toml_edit::value(*w);
+            let mut value = toml_edit::Value::from(*w);
+            if let Some(old) = table.get("weight").and_then(toml_edit::Item::as_value) {
+                *value.decor_mut() = old.decor().clone();
+            }
+            table["weight"] = toml_edit::Item::Value(value);
         }
     }
     Ok(doc.to_string())
@@ -391,6 +414,13 @@ fn with_weights(text: &str, weights: &[(&str, f64)]) -> Result<String> {
 fn backtest(ws: &mut Workspace, definition: &str, as_of: &str, horizon: &str, json: bool) -> Result<()> {
     let (as_of_ms, days) = date_and_horizon(as_of, horizon)?;
     let (audience, program) = program_for(ws, definition)?;
+    let newest = success::data_now(&audience);
+    if as_of_ms + i64::from(days) * 86_400_000 > newest {
+        eprintln!(
+            "note: {as_of} plus {days} days runs past the newest event held ({}): some counted as stopped may yet buy",
+            &kinship_expr::format_timestamp(newest)[..10]
+        );
+    }
     let b = success::backtest(&audience, &ws.config.measures, &program, as_of_ms, days)?;
     ws.audit(&operator(), "health.backtest", None, json!({ "health": program.definition.name, "as_of": as_of, "horizon_days": days }))?;
     if json {

@@ -208,6 +208,8 @@ weight = 2
         }
         add(&mut a, &format!("c{i:03}"), &events);
     }
+    // The data runs to 200 days after the date.
+    add(&mut a, "late", &[("Page Viewed", as_of + 200 * DAY, json!({}))]);
     let program = HealthProgram::parse(DEFINITION, &a.schema()).unwrap();
     let config = MeasuresConfig { churn_after: "100 days".into(), ..config() };
     let learnt = learn_weights(&a, &config, &program, as_of, 90, 1).unwrap();
@@ -215,9 +217,10 @@ weight = 2
     let by_name = |n: &str| learnt.measures.iter().find(|m| m.name == n).unwrap();
     let (tickets, views, quiet) = (by_name("tickets"), by_name("page_views"), by_name("quiet_days"));
     assert_eq!((tickets.weight, views.weight, quiet.weight), (1.0, 1.0, 2.0));
-    assert!(!tickets.reversed && tickets.learnt > 2.0 * views.learnt, "{learnt:?}");
-    // Long quiet scores high by these points, yet it is the leavers who are quiet.
-    assert!(quiet.reversed && quiet.learnt == 0.0, "{learnt:?}");
+    assert!(!tickets.dropped && tickets.learnt > 2.0 * views.learnt, "{learnt:?}");
+    // Long quiet scores high by these points, yet it is the leavers who are quiet: left out.
+    assert!(quiet.dropped && quiet.learnt == 0.0, "{learnt:?}");
+    assert!(learnt.measures.iter().all(|m| m.learnt >= 0.0 && !m.learnt.is_sign_negative()), "{learnt:?}");
     // The learnt weights add up to the definition's, 4.
     let total: f64 = learnt.measures.iter().map(|m| m.learnt).sum();
     assert!((total - 4.0).abs() < 0.02, "{learnt:?}");
@@ -228,6 +231,27 @@ weight = 2
     // A date before any purchase has nothing to learn from, and says so.
     let err = learn_weights(&a, &config, &program, as_of - 2_000 * DAY, 90, 1).unwrap_err().to_string();
     assert!(err.contains("nothing to learn from"), "{err}");
+    // After the last purchases everyone active "stopped": nothing tells them apart.
+    let err = learn_weights(&a, &config, &program, as_of + 25 * DAY, 90, 1).unwrap_err().to_string();
+    assert!(err.contains("stopped: nothing tells them apart"), "{err}");
+    // A horizon past the newest event would count as stopped those who may yet buy.
+    let err = learn_weights(&a, &config, &program, as_of + 150 * DAY, 90, 1).unwrap_err().to_string();
+    assert!(err.contains("runs past the newest event held"), "{err}");
+    // A definition whose every measure runs the wrong way has nothing to weigh.
+    const BACKWARDS: &str = r#"
+name = "backwards"
+[[measures]]
+name = "tickets"
+value = 'count("Ticket Opened", last 30 days)'
+points = [[0, 0], [3, 100]]
+[[measures]]
+name = "quiet_days"
+value = 'days_since(last("Invoice Issued"))'
+points = [[0, 0], [120, 100]]
+"#;
+    let backwards = HealthProgram::parse(BACKWARDS, &a.schema()).unwrap();
+    let err = learn_weights(&a, &config, &backwards, as_of, 90, 1).unwrap_err().to_string();
+    assert!(err.contains("nothing to weigh"), "{err}");
 }
 
 /// A customer owned by `owner` whose tickets of the last day turned them red today.

@@ -126,7 +126,10 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
             &learnt_file.to_string_lossy(),
         ],
     );
-    assert!(ok && out.contains("learnt from 12 months, 2023-12-07 to 2024-11-01") && out.contains("orders_per_year"), "{out}{err}");
+    assert!(
+        ok && out.contains("learnt from 12 dates 30 days apart, 2023-12-07 to 2024-11-01") && out.contains("orders_per_year"),
+        "{out}{err}"
+    );
     let learnt = std::fs::read_to_string(&learnt_file).unwrap();
     assert!(learnt.contains("# How often they buy") && learnt.contains("name = \"orders_per_year\""), "{learnt}");
     let weights: Vec<f64> = toml::from_str::<toml::Value>(&learnt).unwrap()["measures"]
@@ -138,6 +141,12 @@ fn nps_growth_and_health_on_the_demo_agree_with_its_files() {
     assert!((weights.iter().sum::<f64>() - 9.5).abs() < 0.05, "the weights add up as the definition's do: {weights:?}");
     let judged = json_of(d, &["health", "backtest", &learnt_file.to_string_lossy(), "--as-of", "2025-03-01", "--json"]);
     assert!(judged["health_auc"].as_f64().is_some(), "{judged}");
+    // Not over the definition it read, and not with a horizon past the data.
+    let input = d.join("health/customer.toml").to_string_lossy().to_string();
+    let (ok, _, err) = run(d, &["health", "learn", &input, "--as-of", "2024-11-01", "--write", &input]);
+    assert!(!ok && err.contains("that is the definition read"), "{err}");
+    let (ok, _, err) = run(d, &["health", "learn", &input, "--as-of", "2025-06-01"]);
+    assert!(!ok && err.contains("runs past the newest event held"), "{err}");
     let (ok, _, err) = run(d, &["health", "learn", "customer-missing", "--as-of", "2024-11-01"]);
     assert!(!ok && err.contains("neither a saved health definition nor a file"), "{err}");
 
