@@ -72,7 +72,9 @@ fn pages_need_a_session_and_forms_the_sessions_csrf_token() {
     assert!(page(&s, "/connections", &session).text().contains(r#"aria-checked="true" aria-label="web on""#));
     let with = form(&s, "/connections/web/switch", &session, &format!("on=false&csrf={token}"));
     assert_eq!(with.status, 303);
-    assert!(page(&s, "/connections", &session).text().contains(r#"aria-checked="false" aria-label="web on""#));
+    let after = page(&s, "/connections", &session);
+    let html = after.text();
+    assert!(html.contains(r#"aria-checked="false" aria-label="web on""#), "status {}: {html}", after.status);
 
     let signed_out = form(&s, "/signout", &session, &format!("csrf={token}"));
     assert_eq!(signed_out.status, 303);
