@@ -701,6 +701,13 @@ fn history_rows(
     }))
 }
 
+/// The newest event held, when `as_of_ms` plus the horizon runs past it: who stopped buying
+/// in that horizon is not known yet.
+pub fn horizon_past_data(audience: &Audience, as_of_ms: i64, horizon_days: u32) -> Option<i64> {
+    let newest = data_now(audience);
+    (as_of_ms + i64::from(horizon_days) * DAY > newest).then_some(newest)
+}
+
 /// Weights for a definition's measures learnt from what happened after past dates.
 #[derive(Debug, Clone, Serialize)]
 pub struct LearntWeights {
@@ -747,9 +754,7 @@ pub fn learn_weights(
     dates: u32,
 ) -> Result<LearntWeights> {
     let date = |t: i64| kinship_expr::format_timestamp(t)[..10].to_string();
-    let newest = data_now(audience);
-    let horizon_end = as_of_ms + i64::from(horizon_days) * DAY;
-    if horizon_end > newest {
+    if let Some(newest) = horizon_past_data(audience, as_of_ms, horizon_days) {
         return Err(PipelineError::Config(format!(
             "{} plus {horizon_days} days runs past the newest event held ({}): who stopped is not known yet; give an earlier date",
             date(as_of_ms),

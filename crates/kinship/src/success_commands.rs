@@ -86,7 +86,7 @@ pub enum HealthCommand {
         as_of: String,
         #[arg(long, default_value = "90d")]
         horizon: String,
-        /// Learn from this many dates a month apart, ending at `--as-of`.
+        /// Learn from this many dates 30 days apart, ending at `--as-of`.
         #[arg(long, default_value_t = 12)]
         months: u32,
         /// Write the definition, with the learnt weights, to this TOML file.
@@ -414,8 +414,7 @@ fn with_weights(text: &str, weights: &[(&str, f64)]) -> Result<String> {
 fn backtest(ws: &mut Workspace, definition: &str, as_of: &str, horizon: &str, json: bool) -> Result<()> {
     let (as_of_ms, days) = date_and_horizon(as_of, horizon)?;
     let (audience, program) = program_for(ws, definition)?;
-    let newest = success::data_now(&audience);
-    if as_of_ms + i64::from(days) * 86_400_000 > newest {
+    if let Some(newest) = success::horizon_past_data(&audience, as_of_ms, days) {
         eprintln!(
             "note: {as_of} plus {days} days runs past the newest event held ({}): some counted as stopped may yet buy",
             &kinship_expr::format_timestamp(newest)[..10]
