@@ -41,8 +41,8 @@ pub struct Followed {
     pub applied: usize,
     /// Tokens, users, write keys or switches changed: drop caches of them.
     pub access: bool,
-    /// Users whose role or password changed: end their sessions.
-    pub users: Vec<String>,
+    /// Users whose role or password changed, with when: end their sessions started before.
+    pub users: Vec<(String, i64)>,
     /// kinship.toml's sources changed: read them again.
     pub sources: bool,
     /// A flow was saved: load the flows again.
@@ -129,7 +129,7 @@ fn apply(
         }
         ChangeKind::Access => {
             followed.access = true;
-            followed.users.extend(change.detail["user"].as_str().map(str::to_string));
+            followed.users.extend(change.detail["user"].as_str().map(|user| (user.to_string(), change.at_ms)));
         }
         ChangeKind::Sources => followed.sources = true,
         ChangeKind::Flows => followed.flows = true,

@@ -398,8 +398,8 @@ impl Resolver {
                 if followed.access {
                     self.credentials.forget();
                 }
-                for user in &followed.users {
-                    self.sessions.end_actor(&format!("user:{user}"));
+                for (user, changed_ms) in &followed.users {
+                    self.sessions.end_actor(&format!("user:{user}"), *changed_ms);
                 }
                 if followed.sources {
                     if let Err(e) = self.config.take_sources(&self.data_dir) {

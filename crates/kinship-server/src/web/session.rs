@@ -33,6 +33,8 @@ pub struct Session {
     /// as the token does (a revoked token ends it at the next page).
     pub token_hash: Option<String>,
     started: Instant,
+    /// When it started, by the clock the change feed's times are read on.
+    started_ms: i64,
 }
 
 impl Session {
@@ -70,7 +72,15 @@ impl Sessions {
     /// Starts a session; returns the cookie value.
     pub fn start(&self, actor: String, name: String, role: String, token_hash: Option<String>) -> String {
         let id = crate::auth::new_secret("ks_");
-        let session = Session { actor, name, role, csrf: crate::auth::new_secret(""), token_hash, started: Instant::now() };
+        let session = Session {
+            actor,
+            name,
+            role,
+            csrf: crate::auth::new_secret(""),
+            token_hash,
+            started: Instant::now(),
+            started_ms: kinship_pipeline::now_ms(),
+        };
         let mut map = self.by_id_hash.lock().expect("not poisoned");
         if map.len() >= MAX_SESSIONS {
             map.retain(|_, s| s.started.elapsed() < LIFETIME);
@@ -96,9 +106,13 @@ impl Sessions {
         self.by_id_hash.lock().expect("not poisoned").remove(&crate::auth::hash_secret(id));
     }
 
-    /// Ends every session of one actor (`user:NAME`): their role or password changed.
-    pub fn end_actor(&self, actor: &str) {
-        self.by_id_hash.lock().expect("not poisoned").retain(|_, s| s.actor != actor);
+    /// Ends every session of one actor (`user:NAME`) started by `changed_ms`: their role or
+    /// password changed then. A session started later read the user as changed when it signed
+    /// in; ending it would sign out whoever signs in while the change feed is still catching
+    /// up (a user created, then signed in at once). Across nodes the two clocks' skew is the
+    /// margin either way.
+    pub fn end_actor(&self, actor: &str, changed_ms: i64) {
+        self.by_id_hash.lock().expect("not poisoned").retain(|_, s| s.actor != actor || s.started_ms > changed_ms);
     }
 }
 
@@ -154,5 +168,25 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
                 Err(Redirect::to(&target).into_response())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sessions;
+
+    #[test]
+    fn a_users_change_ends_the_sessions_started_before_it_not_after() {
+        let sessions = Sessions::default();
+        let before = sessions.start("user:alice".into(), "alice".into(), "admin".into(), None);
+        let changed_ms = kinship_pipeline::now_ms();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // Signed in after the change (which the feed brings later): it read the user as changed.
+        let after = sessions.start("user:alice".into(), "alice".into(), "admin".into(), None);
+        let other = sessions.start("user:bob".into(), "bob".into(), "admin".into(), None);
+        sessions.end_actor("user:alice", changed_ms);
+        assert!(sessions.get(&before).is_none(), "started before the change: ended");
+        assert!(sessions.get(&after).is_some(), "started after it: kept");
+        assert!(sessions.get(&other).is_some(), "another user's: kept");
     }
 }
