@@ -15,12 +15,11 @@ use crate::resolve::{add_search_word, profile_id_for, Collector, TraitRank};
 use crate::{PipelineError, Result};
 use kinship_core::{decode_identifiers, Config, Identifier, LinkConstraint, MergeEdge, ProfileIdentifier, ProfileRow, RecordId};
 use kinship_sources::Mapper;
-use kinship_store::{Attachment, ChangeKind, Database, Store};
+use kinship_store::{Attachment, ChangeKind, Database, PartitionTurn, Store};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Map, Value};
 
-/// Meta key holding the id of the newest record already resolved.
-pub const RESOLVED_THROUGH: &str = "resolved_through";
+pub use kinship_store::RESOLVED_THROUGH;
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct IncrementalReport {
@@ -68,10 +67,120 @@ pub fn resolve_new_records(
         }
         return Ok(IncrementalReport { through, ..Default::default() });
     }
+    // Resolvers on several nodes take parts of the identity graph at once. Fuzzy matching
+    // may join a new profile to any other, so with a fuzzy index every resolution takes
+    // the whole log.
+    if fuzzy.is_none() && store.partitioned() {
+        return resolve_parts(store, config, limit, through, suppression);
+    }
+    resolve_whole(store, config, limit, fuzzy, suppression)
+}
+
+/// One resolution of the whole log after the resolved position.
+fn resolve_whole(
+    store: &mut dyn Database,
+    config: &Config,
+    limit: usize,
+    fuzzy: Option<&mut FuzzyIndex>,
+    suppression: Option<&SuppressionList>,
+) -> Result<IncrementalReport> {
     // The resolution's transaction starts first: on a shared store it waits for inserts in
     // flight and excludes other resolvers (and erasures), so the cursor, the records after
     // it and the suppression list agree.
     let committed_through = store.begin_resolution()?;
+    resolve_in_transaction(store, config, limit, committed_through, fuzzy, suppression, Scope::Whole)
+}
+
+/// Resolutions of parts of the identity graph, one transaction each, while parts have
+/// records waiting that no other resolver holds, up to `limit` records in all; then the
+/// whole log's, if a record joining parts comes next.
+fn resolve_parts(
+    store: &mut dyn Database,
+    config: &Config,
+    limit: usize,
+    through: RecordId,
+    suppression: Option<&SuppressionList>,
+) -> Result<IncrementalReport> {
+    let mut all = IncrementalReport { through, ..Default::default() };
+    let taken = |r: &IncrementalReport| r.attached + r.created + r.reresolved + r.erased;
+    while (taken(&all) as usize) < limit {
+        let left = limit - taken(&all) as usize;
+        let pass = match store.partition_turn(next_start())? {
+            PartitionTurn::Part { part, after, through: bound, committed } => {
+                let scope = Scope::Part { part, after, through: bound };
+                match resolve_in_transaction(store, config, left, committed, None, suppression, scope) {
+                    // Another part's resolver held a profile this batch needed while waiting
+                    // for one this batch held: the database undid this batch; a later pass
+                    // takes it again.
+                    Err(PipelineError::Store(e)) if e.is_deadlock() => break,
+                    done => done?,
+                }
+            }
+            PartitionTurn::Whole => resolve_whole(store, config, left, None, suppression)?,
+            PartitionTurn::Busy => break,
+            PartitionTurn::CaughtUp { through } => {
+                all.through = all.through.max(through);
+                break;
+            }
+        };
+        let progressed = taken(&pass) > 0;
+        all.absorb(pass);
+        if !progressed {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+impl IncrementalReport {
+    /// Adds a later resolution's report to this one.
+    fn absorb(&mut self, later: IncrementalReport) {
+        self.attached += later.attached;
+        self.created += later.created;
+        self.reresolved += later.reresolved;
+        self.fuzzy_merges += later.fuzzy_merges;
+        self.erased += later.erased;
+        self.through = self.through.max(later.through);
+        // A profile touched, then merged away, is removed; one removed, then written
+        // again, is touched.
+        self.touched.retain(|p| !later.removed.contains(p));
+        self.removed.retain(|p| !later.touched.contains(p));
+        self.touched.extend(later.touched);
+        self.removed.extend(later.removed);
+        self.touched.sort();
+        self.touched.dedup();
+        self.removed.sort();
+        self.removed.dedup();
+    }
+}
+
+/// Where a resolver starts looking for a part with records waiting: each pass of a process
+/// the next part, so that resolvers on several nodes spread over the parts.
+fn next_start() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed).wrapping_add(std::process::id() as usize)
+}
+
+/// Which records one resolution takes.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    /// Every record after the resolved position, in log order.
+    Whole,
+    /// One part's records with ids in `(after, through]` ([`PartitionTurn::Part`]).
+    Part { part: i16, after: RecordId, through: RecordId },
+}
+
+/// Resolves within the transaction the caller began, and ends it.
+fn resolve_in_transaction(
+    store: &mut dyn Database,
+    config: &Config,
+    limit: usize,
+    committed_through: RecordId,
+    fuzzy: Option<&mut FuzzyIndex>,
+    suppression: Option<&SuppressionList>,
+    scope: Scope,
+) -> Result<IncrementalReport> {
     let erased = match suppression.map(|list| list.refresh(&*store).map(|_| list.check())).transpose() {
         Ok(check) => check,
         Err(e) => {
@@ -79,7 +188,7 @@ pub fn resolve_new_records(
             return Err(e);
         }
     };
-    match resolve_pending(store, config, limit, committed_through, fuzzy, erased.as_ref()) {
+    match resolve_pending(store, config, limit, committed_through, fuzzy, erased.as_ref(), scope) {
         Ok(report) => {
             store.commit()?;
             Ok(report)
@@ -98,12 +207,18 @@ fn resolve_pending(
     committed_through: RecordId,
     mut fuzzy: Option<&mut FuzzyIndex>,
     erased: Option<&SuppressionCheck>,
+    scope: Scope,
 ) -> Result<IncrementalReport> {
-    let through: RecordId = store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let through: RecordId = match scope {
+        Scope::Whole => store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0),
+        Scope::Part { after, .. } => after,
+    };
     let mut pending = Vec::new();
     let mut newest_scanned = through;
+    let mut scanned = 0;
     let mut of_erased: Vec<RecordId> = Vec::new();
-    store.scan_after(through, limit, &mut |r| {
+    let mut visit = |r: kinship_store::RecordView<'_>| {
+        scanned += 1;
         if r.id > committed_through {
             // Committed ahead of a lower id still in flight: taken next time, in order.
             return;
@@ -121,16 +236,39 @@ fn resolve_pending(
             identifiers: decode_identifiers(r.identifiers).map(|(k, v)| Identifier::new(k, v)).collect(),
             timestamp: r.timestamp,
         })
-    })?;
+    };
+    match scope {
+        Scope::Whole => store.scan_after(through, limit, &mut visit)?,
+        Scope::Part { part, after, through } => store.scan_partition(part, after, through, limit, &mut visit)?,
+    }
+    // How far this resolution takes its records: a part's range is done when fewer than
+    // `limit` of its records were in it.
+    let done_through = match scope {
+        Scope::Part { through, .. } if scanned < limit => through.max(newest_scanned),
+        _ => newest_scanned,
+    };
+    if matches!(scope, Scope::Whole) && store.partitioned() {
+        // Resolvers of parts may have taken records beyond the resolved position already.
+        let ids: Vec<RecordId> = pending.iter().map(|p| p.id).chain(of_erased.iter().copied()).collect();
+        let resolved: FxHashSet<RecordId> = store.profiles_of(&ids)?.into_iter().map(|(record, _)| record).collect();
+        if !resolved.is_empty() {
+            pending.retain(|p| !resolved.contains(&p.id));
+            of_erased.retain(|id| !resolved.contains(id));
+        }
+    }
     let mut report = IncrementalReport { through, ..Default::default() };
     if !of_erased.is_empty() {
         store.erase(&[], &of_erased)?;
         report.erased = of_erased.len() as u64;
     }
     if pending.is_empty() {
-        if newest_scanned > through {
-            report.through = newest_scanned;
-            store.set_meta(RESOLVED_THROUGH, &newest_scanned.to_string())?;
+        match scope {
+            Scope::Part { part, .. } => report.through = store.finish_partition(part, done_through, committed_through)?,
+            Scope::Whole if newest_scanned > through => {
+                report.through = newest_scanned;
+                store.set_meta(RESOLVED_THROUGH, &newest_scanned.to_string())?;
+            }
+            Scope::Whole => {}
         }
         return Ok(report);
     }
@@ -138,7 +276,7 @@ fn resolve_pending(
     let constrained: FxHashSet<(String, String)> = constraints.iter().flat_map(|c| [c.left.clone(), c.right.clone()]).collect();
     let blocked: FxHashSet<&str> = config.resolve.blocked_values.iter().map(String::as_str).collect();
     let mappers = crate::mappers(config)?;
-    let mut view = BatchView::load(store, &pending, &blocked)?;
+    let mut view = BatchView::load(store, &pending, &blocked, matches!(scope, Scope::Part { .. }))?;
     // Profiles records were attached to (they exist), and profiles a re-resolution touched
     // (each may have merged away).
     let mut attached_to: FxHashSet<String> = FxHashSet::default();
@@ -211,10 +349,18 @@ fn resolve_pending(
     report.touched.sort();
     report.touched.dedup();
     report.removed.sort();
-    report.through = report.through.max(newest_scanned);
-    store.set_meta(RESOLVED_THROUGH, &report.through.to_string())?;
+    // Other processes read the records' range to find the profiles records were attached
+    // to; a part's range holds other parts' records too, which they read again, harmlessly.
+    let range = [through, done_through];
+    report.through = match scope {
+        Scope::Whole => {
+            store.set_meta(RESOLVED_THROUGH, &done_through.to_string())?;
+            done_through
+        }
+        Scope::Part { part, .. } => store.finish_partition(part, done_through, committed_through)?,
+    };
     if !report.touched.is_empty() || !report.removed.is_empty() {
-        let detail = json!({ "records": [through, report.through], "touched": rewritten, "removed": report.removed });
+        let detail = json!({ "records": range, "touched": rewritten, "removed": report.removed });
         store.record_change(ChangeKind::Profiles, &detail)?;
     }
     Ok(report)
@@ -305,8 +451,11 @@ struct HeldProfile {
 
 impl BatchView {
     /// One lookup for every identifier of the batch, one for the rows and one for the
-    /// identifiers of the profiles they name.
-    fn load(store: &dyn Database, pending: &[Pending], blocked: &FxHashSet<&str>) -> Result<Self> {
+    /// identifiers of the profiles they name. With `lock` (a part's resolution, beside
+    /// resolvers of other parts) the profiles named are locked before they are read, and
+    /// looked up again until the lookup names no profile not yet locked: another part's
+    /// resolver may have merged one away meanwhile.
+    fn load(store: &mut dyn Database, pending: &[Pending], blocked: &FxHashSet<&str>, lock: bool) -> Result<Self> {
         let mut wanted: Vec<(String, String)> = pending
             .iter()
             .flat_map(|r| r.identifiers.iter())
@@ -315,13 +464,22 @@ impl BatchView {
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let mut holders: FxHashMap<String, FxHashMap<String, Vec<String>>> = FxHashMap::default();
-        for (kind, value, profile) in store.find_profiles_of(&wanted)? {
-            holders.entry(kind).or_default().entry(value).or_default().push(profile);
-        }
-        let mut named: Vec<String> = holders.values().flat_map(|values| values.values().flatten()).cloned().collect();
-        named.sort_unstable();
-        named.dedup();
+        let mut locked: FxHashSet<String> = FxHashSet::default();
+        let (holders, named) = loop {
+            let mut holders: FxHashMap<String, FxHashMap<String, Vec<String>>> = FxHashMap::default();
+            for (kind, value, profile) in store.find_profiles_of(&wanted)? {
+                holders.entry(kind).or_default().entry(value).or_default().push(profile);
+            }
+            let mut named: Vec<String> = holders.values().flat_map(|values| values.values().flatten()).cloned().collect();
+            named.sort_unstable();
+            named.dedup();
+            let unlocked: Vec<String> = named.iter().filter(|p| !locked.contains(*p)).cloned().collect();
+            if !lock || unlocked.is_empty() {
+                break (holders, named);
+            }
+            store.lock_profiles(&unlocked)?;
+            locked.extend(unlocked);
+        };
         let mut view = BatchView {
             holders,
             gone: FxHashSet::default(),

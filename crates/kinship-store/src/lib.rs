@@ -245,6 +245,14 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl StoreError {
+    /// Whether the database gave up on this transaction because another one held what it
+    /// needed (a deadlock): trying the same work again succeeds.
+    pub fn is_deadlock(&self) -> bool {
+        matches!(self, StoreError::Postgres(e) if e.code() == Some(&::postgres::error::SqlState::T_R_DEADLOCK_DETECTED))
+    }
+}
+
 /// A PostgreSQL error with what the server said (the client's own text is only "db error").
 fn describe_postgres(e: &::postgres::Error) -> String {
     match e.as_db_error() {
@@ -325,6 +333,59 @@ pub struct Stats {
     pub merge_edges: u64,
 }
 
+/// Meta key holding the resolved position: every record with an id up to it is resolved.
+pub const RESOLVED_THROUGH: &str = "resolved_through";
+
+/// How many parts the identity graph is split into for resolvers on several nodes
+/// ([`Store::partition_turn`]). Fixed: each record's part is stored when it is logged.
+pub const PARTITIONS: i16 = 16;
+
+/// The part of the identity graph a record belongs to: the part every one of its
+/// identifiers hashes to, or -1 when they hash to different parts (such a record joins
+/// two parts, and only a resolution of the whole log takes it). A record without
+/// identifiers shares nothing, and goes by its key.
+pub fn partition_of(identifiers: &str, key: &str) -> i16 {
+    // FNV-1a: stable across builds and platforms, unlike the standard library's hasher.
+    fn hash(parts: &[&[u8]]) -> i16 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                h = (h ^ 0xff).wrapping_mul(0x100_0000_01b3);
+            }
+            for b in *part {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        (h % PARTITIONS as u64) as i16
+    }
+    let mut part = None;
+    for (kind, value) in kinship_core::decode_identifiers(identifiers) {
+        let p = hash(&[kind.as_bytes(), value.as_bytes()]);
+        match part {
+            None => part = Some(p),
+            Some(q) if q != p => return -1,
+            Some(_) => {}
+        }
+    }
+    part.unwrap_or_else(|| hash(&[key.as_bytes()]))
+}
+
+/// What a resolver may do next on a store shared by several nodes ([`Store::partition_turn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionTurn {
+    /// This resolver holds one part's turn, in an open transaction: it resolves that
+    /// part's records with ids in `(after, through]`, in log order, every one of them
+    /// committed (`committed` is the newest id up to which all have).
+    Part { part: i16, after: RecordId, through: RecordId, committed: RecordId },
+    /// Next comes a record only a resolution of the whole log may take (one joining two
+    /// parts, or logged before parts existed): resolve with [`Store::begin_resolution`].
+    Whole,
+    /// Every part with records waiting is being resolved by another resolver.
+    Busy,
+    /// Every committed record is resolved; the resolved position is now `through`.
+    CaughtUp { through: RecordId },
+}
+
 pub trait Store {
     /// Appends records of a source; a key already logged for the source is skipped.
     /// Returns, for each record, its new id, or `None` when it was already logged.
@@ -354,6 +415,43 @@ pub trait Store {
     /// when inserts commit out of id order. On a store shared by several nodes it also
     /// waits until no other node resolves.
     fn begin_resolution(&mut self) -> Result<RecordId>;
+    /// Whether resolvers may work on parts of the identity graph at once (a store several
+    /// nodes share). Then records already resolved in their part may follow the resolved
+    /// position, and a resolution of the whole log passes over them.
+    fn partitioned(&self) -> bool {
+        false
+    }
+    /// Starts a resolution of one part, if one has records waiting and no other resolver
+    /// holds it; `start` spreads resolvers over the parts. The embedded store has one
+    /// resolver: it always resolves the whole log.
+    fn partition_turn(&mut self, start: usize) -> Result<PartitionTurn> {
+        let _ = start;
+        Ok(PartitionTurn::Whole)
+    }
+    /// Visits up to `limit` records of `part` with ids in `(after, through]`, in id order.
+    fn scan_partition(
+        &self,
+        part: i16,
+        after: RecordId,
+        through: RecordId,
+        limit: usize,
+        visit: &mut dyn FnMut(RecordView<'_>),
+    ) -> Result<()> {
+        let _ = (part, after, through, limit, visit);
+        Err(StoreError::Schema("this store resolves the whole log at once; it has no parts".into()))
+    }
+    /// Ends a part's resolution: its records up to `through` are resolved. Moves the
+    /// resolved position as far as every part allows, and returns it.
+    fn finish_partition(&mut self, part: i16, through: RecordId, committed: RecordId) -> Result<RecordId> {
+        let _ = (part, through, committed);
+        Err(StoreError::Schema("this store resolves the whole log at once; it has no parts".into()))
+    }
+    /// Locks these profiles' rows until the transaction ends, so that resolvers of other
+    /// parts wait rather than rewrite them at the same time.
+    fn lock_profiles(&mut self, ids: &[String]) -> Result<()> {
+        let _ = ids;
+        Ok(())
+    }
     /// Before a full rebuild: on a store shared by several nodes, holds off record inserts
     /// and resolutions on every node until [`Store::unlock_after_rebuild`], so the rebuild
     /// reads a log nobody adds to. The embedded store needs nothing (one writer at a time).

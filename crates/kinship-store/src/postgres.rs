@@ -17,8 +17,8 @@ mod act;
 
 use crate::{
     AccessStore, Attachment, AudienceStore, AuditFilter, AuditRow, CHANGE_RETENTION_MS, Change, ChangeFeed, ChangeKind, Database,
-    DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, RecordView, ResolutionWrite, Result, SegmentTransition, SourceStatus,
-    Stats, Store, StoreError, TokenRow, UserRow,
+    DefinitionRow, ErasureCounts, FullResolution, GovernanceStore, PartitionTurn, RecordView, ResolutionWrite, Result, SegmentTransition,
+    SourceStatus, Stats, Store, StoreError, TokenRow, UserRow,
 };
 use kinship_core::{
     Identifier, LinkConstraint, MergeEdge, NewRecord, ProfileIdentifier, ProfileRow, RecordId, SourceRun, StoredRecord, decode_identifiers,
@@ -326,7 +326,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX health_alerts_by_definition ON health_alerts (definition, status, opened_at);
     CREATE INDEX health_alerts_by_profile ON health_alerts (profile_id);",
     ),
+    (
+        // Parts of the identity graph, so that resolvers on several nodes work at once
+        // (`Store::partition_turn`). Records logged before have no part (-1): a resolution
+        // of the whole log takes them. SQLite has one resolver and skips 11.
+        11,
+        "ALTER TABLE records ADD COLUMN part SMALLINT NOT NULL DEFAULT -1;
+    CREATE INDEX records_by_part ON records (part, id);
+    CREATE TABLE resolution_partitions (part SMALLINT PRIMARY KEY, through BIGINT NOT NULL);",
+    ),
 ];
+
+/// The first of the advisory lock keys of the parts (`Store::partition_turn`): part `p`'s
+/// is this plus `p`.
+const PARTITION_LOCKS: i64 = 0x6b_696e_7368_6a00;
 
 /// A query parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
@@ -517,6 +530,89 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// The resolved position as stored (`RESOLVED_THROUGH`).
+    fn resolved_position(&self) -> Result<RecordId> {
+        Ok(self.meta(crate::RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Moves the resolved position forward to `to` (never back: resolvers of other parts
+    /// commit theirs at the same time) and returns it.
+    fn advance_resolved(&self, to: RecordId) -> Result<RecordId> {
+        let row = self.query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2::int8::text)
+             ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value::int8, excluded.value::int8)::text RETURNING value",
+            &[&crate::RESOLVED_THROUGH, &to],
+        )?;
+        Ok(row[0].get::<_, String>(0).parse().unwrap_or(to))
+    }
+
+    /// The first record after the resolved position, up to `committed`, that no resolver
+    /// has resolved: a record of no part, or a part's first beyond that part's own position.
+    fn first_waiting(&self, resolved: RecordId, committed: RecordId) -> Result<Option<RecordId>> {
+        let row = self.query(
+            "SELECT LEAST(
+                 (SELECT MIN(id) FROM records WHERE part = -1 AND id > $1 AND id <= $2),
+                 (SELECT MIN((SELECT MIN(r.id) FROM records r
+                              WHERE r.part = g.part AND r.id > GREATEST(COALESCE(rp.through, 0), $1) AND r.id <= $2))
+                  FROM generate_series(0, $3 - 1) AS g (part) LEFT JOIN resolution_partitions rp ON rp.part = g.part))",
+            &[&resolved, &committed, &(crate::PARTITIONS as i32)],
+        )?;
+        Ok(row[0].get(0))
+    }
+
+    /// [`Store::partition_turn`]'s work, in its transaction.
+    fn take_partition(&self, start: usize) -> Result<PartitionTurn> {
+        // Shared with other parts' resolvers, exclusive for a resolution of the whole log
+        // (and erasure, splits, rebuilds), which then has the store to itself.
+        self.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&RESOLUTION_LOCK])?;
+        // Waits out inserts in flight, as `begin_resolution` does.
+        self.execute("SELECT pg_advisory_lock($1)", &[&INSERT_FENCE])?;
+        let committed = self.query("SELECT COALESCE(MAX(id), 0) FROM records", &[]).map(|rows| rows[0].get::<_, i64>(0));
+        if committed.is_err() {
+            // An aborted transaction refuses every statement: end it, then release the fence.
+            let _ = self.client.borrow_mut().batch_execute("ROLLBACK");
+        }
+        self.release_session_lock(INSERT_FENCE)?;
+        let committed = committed?;
+        let resolved = self.resolved_position()?;
+        // A record of no part is a barrier: every part is resolved up to it, then a
+        // resolution of the whole log takes it, so records sharing an identifier stay in
+        // log order whichever resolver takes them.
+        let barrier: Option<RecordId> =
+            self.query("SELECT MIN(id) FROM records WHERE part = -1 AND id > $1 AND id <= $2", &[&resolved, &committed])?[0].get(0);
+        let through = barrier.map_or(committed, |b| b - 1);
+        let waiting: Vec<(i16, RecordId)> = self
+            .query(
+                "SELECT g.part::int2, GREATEST(COALESCE(rp.through, 0), $1)
+                 FROM generate_series(0, $3 - 1) AS g (part) LEFT JOIN resolution_partitions rp ON rp.part = g.part
+                 WHERE EXISTS (SELECT 1 FROM records r WHERE r.part = g.part AND r.id > GREATEST(COALESCE(rp.through, 0), $1) AND r.id <= $2)",
+                &[&resolved, &through, &(crate::PARTITIONS as i32)],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(match barrier {
+                Some(_) => PartitionTurn::Whole,
+                None => PartitionTurn::CaughtUp { through: self.advance_resolved(committed)? },
+            });
+        }
+        for i in 0..waiting.len() {
+            let (part, _) = waiting[(start + i) % waiting.len()];
+            let taken: bool = self.query("SELECT pg_try_advisory_xact_lock($1)", &[&(PARTITION_LOCKS + i64::from(part))])?[0].get(0);
+            if taken {
+                // Read again under the part's lock: its last resolver may have committed since.
+                let after: RecordId = self.query(
+                    "SELECT GREATEST(COALESCE((SELECT through FROM resolution_partitions WHERE part = $1), 0), $2)",
+                    &[&part, &resolved],
+                )?[0]
+                    .get(0);
+                return Ok(PartitionTurn::Part { part, after, through, committed });
+            }
+        }
+        Ok(PartitionTurn::Busy)
+    }
+
     /// Releases a session-level advisory lock, which outlives transactions: one left held
     /// would stop every node's inserts or resolutions.
     fn release_session_lock(&self, key: i64) -> Result<()> {
@@ -684,15 +780,16 @@ impl Store for PostgresStore {
         let payloads: Vec<Cow<'_, str>> = records.iter().map(|r| without_nul(&r.payload)).collect();
         let identifiers: Vec<Cow<'_, str>> = records.iter().map(|r| without_nul(&r.identifiers)).collect();
         let times: Vec<Option<i64>> = records.iter().map(|r| r.timestamp).collect();
+        let parts: Vec<i16> = identifiers.iter().zip(&keys).map(|(i, k)| crate::partition_of(i, k)).collect();
         let inserted = self.atomic(|s| {
             // Shared with other inserters; a starting resolver waits for it (module docs).
             s.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&INSERT_FENCE])?;
             s.query(
-                "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
-                 SELECT $1, k, p, i, t, $6 FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[]) WITH ORDINALITY AS u (k, p, i, t, n)
+                "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at, part)
+                 SELECT $1, k, p, i, t, $6, g FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[], $7::int2[]) WITH ORDINALITY AS u (k, p, i, t, g, n)
                  ORDER BY n
                  ON CONFLICT (source, record_key) DO NOTHING RETURNING id, record_key",
-                &[&source, &keys, &payloads, &identifiers, &times, &ingested_at],
+                &[&source, &keys, &payloads, &identifiers, &times, &ingested_at, &parts],
             )
         })?;
         // A key given twice in one call is inserted once, for its first occurrence.
@@ -877,6 +974,57 @@ impl Store for PostgresStore {
         }
         self.release_session_lock(INSERT_FENCE)?;
         newest
+    }
+
+    fn partitioned(&self) -> bool {
+        true
+    }
+
+    fn partition_turn(&mut self, start: usize) -> Result<PartitionTurn> {
+        self.begin()?;
+        let turn = self.take_partition(start);
+        match turn {
+            Ok(PartitionTurn::Part { .. }) => {}
+            Ok(PartitionTurn::CaughtUp { .. }) => self.commit()?,
+            // (After a failure the fence's release may have ended the transaction already;
+            // a second ROLLBACK only warns.)
+            _ => self.rollback()?,
+        }
+        turn
+    }
+
+    fn scan_partition(
+        &self,
+        part: i16,
+        after: RecordId,
+        through: RecordId,
+        limit: usize,
+        visit: &mut dyn FnMut(RecordView<'_>),
+    ) -> Result<()> {
+        self.each_row(
+            "SELECT id, source, record_key, payload, identifiers, ts FROM records WHERE part = $1 AND id > $2 AND id <= $3 ORDER BY id LIMIT $4",
+            &[&part, &after, &through, &(limit.min(i64::MAX as usize) as i64)],
+            |r| {
+                visit(view(r));
+                Ok(())
+            },
+        )
+    }
+
+    fn finish_partition(&mut self, part: i16, through: RecordId, committed: RecordId) -> Result<RecordId> {
+        self.execute(
+            "INSERT INTO resolution_partitions (part, through) VALUES ($1, $2)
+             ON CONFLICT (part) DO UPDATE SET through = GREATEST(resolution_partitions.through, excluded.through)",
+            &[&part, &through],
+        )?;
+        let resolved = self.resolved_position()?;
+        let waiting = self.first_waiting(resolved, committed)?;
+        self.advance_resolved(waiting.map_or(committed, |first| first - 1))
+    }
+
+    fn lock_profiles(&mut self, ids: &[String]) -> Result<()> {
+        self.execute("SELECT id FROM profiles WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&ids])?;
+        Ok(())
     }
 
     fn lock_for_rebuild(&mut self) -> Result<()> {

@@ -77,6 +77,129 @@ fn two_nodes_resolving_the_same_people_at_once_agree_with_one() {
     assert_eq!(store.stats().unwrap().profiles as usize, PEOPLE, "no stray profile is left behind");
 }
 
+/// People whose records link in chains and across parts of the identity graph: a user id,
+/// an email and a phone each, in records holding one or two of them; every tenth person
+/// shares a family mailbox with the next one (whose user id differs: `user_id` is limited
+/// to one value per profile, so the mailbox alone must not join them).
+fn tangled_records() -> Vec<NewRecord> {
+    let mut records = Vec::new();
+    for p in 0..120usize {
+        let user = Identifier::new("user_id", format!("u{p}"));
+        let family = p - p % 10;
+        let email = if p % 10 <= 1 { format!("family{family}@example.com") } else { format!("p{p}@example.com") };
+        let email = Identifier::new("email", &email);
+        let phone = Identifier::new("phone", format!("+6140000{p:04}"));
+        let shapes: [Vec<&Identifier>; 6] =
+            [vec![&user], vec![&email], vec![&phone], vec![&user, &phone], vec![&email, &user], vec![&phone]];
+        for (i, ids) in shapes.iter().enumerate() {
+            let key = format!("{p}-{i}");
+            let ids: Vec<Identifier> = ids.iter().map(|i| (*i).clone()).collect();
+            let payload = serde_json::json!({ "id": key, "name": format!("Person {p} v{i}") }).to_string();
+            records.push(NewRecord {
+                key,
+                payload,
+                identifiers: encode_identifiers(&ids),
+                timestamp: Some(1_700_000_000_000 + (i * 1000 + p) as i64),
+            });
+        }
+    }
+    // A fixed shuffle, so that a person's records arrive in every order.
+    records.sort_by_key(|r| r.key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)));
+    // Then people whose first record names two identifiers and whose next one names one of
+    // them: the first founds the profile, and its id, only if resolved first.
+    for p in 120..160usize {
+        let (user, phone) = (Identifier::new("user_id", format!("u{p}")), Identifier::new("phone", format!("+6140000{p:04}")));
+        for (i, ids) in [vec![user.clone(), phone], vec![user]].into_iter().enumerate() {
+            let key = format!("{p}-{i}");
+            let payload = serde_json::json!({ "id": key, "name": format!("Person {p} v{i}") }).to_string();
+            records.push(NewRecord { key, payload, identifiers: encode_identifiers(&ids), timestamp: Some(1_700_000_000_000) });
+        }
+    }
+    records
+}
+
+/// Which of two nodes takes the `i`th of the tangled records: alternately, except that a
+/// pair of the last people's records goes to one node, one after the other.
+fn node_of(i: usize) -> usize {
+    if i < 120 * 6 {
+        i % 2
+    } else {
+        (i - 120 * 6) / 2 % 2
+    }
+}
+
+/// Each profile as its record keys and its traits' values, by profile id.
+fn profiles_of(store: &dyn Database) -> BTreeMap<String, (BTreeSet<String>, String)> {
+    let mut profiles: BTreeMap<String, (BTreeSet<String>, String)> = BTreeMap::new();
+    store
+        .scan_assignments(&mut |_, key, profile| {
+            profiles.entry(profile.to_string()).or_default().0.insert(key.to_string());
+        })
+        .unwrap();
+    store
+        .scan_profiles(&mut |id, traits| {
+            // A trait is [value, source, record id, time]; record ids differ between stores.
+            let traits: BTreeMap<String, serde_json::Value> = serde_json::from_str(traits).unwrap();
+            let values: Vec<String> = traits.iter().map(|(name, entry)| format!("{name}={}", entry[0])).collect();
+            profiles.entry(id.to_string()).or_default().1 = values.join(",");
+        })
+        .unwrap();
+    profiles
+}
+
+#[test]
+fn two_nodes_resolving_parts_at_once_make_the_profiles_one_node_makes_in_log_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kinship.toml"), CONFIG.replace("email = \"email\" }", "email = \"email\", phone = \"phone\" }"))
+        .unwrap();
+    let config = Config::load(dir.path()).unwrap();
+    let url = kinship_testkit::fresh_database();
+    let records = tangled_records();
+    let parts: BTreeSet<i16> = records.iter().map(|r| kinship_store::partition_of(&r.identifiers, &r.key)).collect();
+    assert!(parts.contains(&-1) && parts.len() > 8, "the records fall in many parts, and some join parts: {parts:?}");
+    let nodes: Vec<std::thread::JoinHandle<()>> = (0..2)
+        .map(|node| {
+            let (url, config, records) = (url.clone(), config.clone(), records.clone());
+            std::thread::spawn(move || {
+                let mut store = kinship_store::open(&url).unwrap();
+                let mine: Vec<NewRecord> = records.into_iter().enumerate().filter(|(i, _)| node_of(*i) == node).map(|(_, r)| r).collect();
+                for batch in mine.chunks(5) {
+                    store.insert_records("app", batch, 0).unwrap();
+                    resolve_new_records(&mut *store, &config, 7, None, None).unwrap();
+                }
+            })
+        })
+        .collect();
+    for node in nodes {
+        node.join().expect("a node does not panic");
+    }
+    let mut shared = kinship_store::open(&url).unwrap();
+    while resolve_new_records(&mut *shared, &config, 1000, None, None).unwrap().through < records.len() as i64 {}
+    assert!(!has_unresolved(&*shared), "every record is resolved");
+
+    // One node, one resolver, the same log in the same order: an embedded store.
+    let mut logged: Vec<NewRecord> = Vec::new();
+    shared
+        .scan_records(&mut |r| {
+            logged.push(NewRecord {
+                key: r.key.to_string(),
+                payload: r.payload.to_string(),
+                identifiers: r.identifiers.to_string(),
+                timestamp: r.timestamp,
+            })
+        })
+        .unwrap();
+    let mut one = kinship_store::open(dir.path().join("one.db").to_str().unwrap()).unwrap();
+    for record in &logged {
+        one.insert_records("app", std::slice::from_ref(record), 0).unwrap();
+        resolve_new_records(&mut *one, &config, 1000, None, None).unwrap();
+    }
+    let (two_nodes, one_node) = (profiles_of(&*shared), profiles_of(&*one));
+    assert!(two_nodes.len() > 150 && two_nodes.len() < 160 * 3, "people were joined: {} profiles", two_nodes.len());
+    let differ: Vec<_> = one_node.iter().filter(|(id, p)| two_nodes.get(*id) != Some(*p)).take(3).collect();
+    assert!(differ.is_empty() && one_node.len() == two_nodes.len(), "profiles differ from one node's, e.g. {differ:?}");
+}
+
 fn has_unresolved(store: &dyn Database) -> bool {
     let mut assigned = 0;
     store.scan_assignments(&mut |_, _, _| assigned += 1).unwrap();
