@@ -106,8 +106,8 @@ fn resolve_parts(
     while (taken(&all) as usize) < limit {
         let left = limit - taken(&all) as usize;
         let pass = match store.partition_turn(next_start())? {
-            PartitionTurn::Part { part, after, through: bound, committed } => {
-                let scope = Scope::Part { part, after, through: bound };
+            PartitionTurn::Parts { parts, after, through: bound, committed, alone } => {
+                let scope = Scope::Parts { parts: &parts, after: &after, through: bound, lock: !alone };
                 match resolve_in_transaction(store, config, left, committed, None, suppression, scope) {
                     // Another part's resolver held a profile this batch needed while waiting
                     // for one this batch held: the database undid this batch; a later pass
@@ -164,11 +164,12 @@ fn next_start() -> usize {
 
 /// Which records one resolution takes.
 #[derive(Debug, Clone, Copy)]
-enum Scope {
+enum Scope<'a> {
     /// Every record after the resolved position, in log order.
     Whole,
-    /// One part's records with ids in `(after, through]` ([`PartitionTurn::Part`]).
-    Part { part: i16, after: RecordId, through: RecordId },
+    /// Some parts' records, each after its part's position and up to `through`
+    /// ([`PartitionTurn::Parts`]); with `lock`, beside resolvers of other parts.
+    Parts { parts: &'a [i16], after: &'a [RecordId], through: RecordId, lock: bool },
 }
 
 /// Resolves within the transaction the caller began, and ends it.
@@ -179,7 +180,7 @@ fn resolve_in_transaction(
     committed_through: RecordId,
     fuzzy: Option<&mut FuzzyIndex>,
     suppression: Option<&SuppressionList>,
-    scope: Scope,
+    scope: Scope<'_>,
 ) -> Result<IncrementalReport> {
     let erased = match suppression.map(|list| list.refresh(&*store).map(|_| list.check())).transpose() {
         Ok(check) => check,
@@ -207,11 +208,11 @@ fn resolve_pending(
     committed_through: RecordId,
     mut fuzzy: Option<&mut FuzzyIndex>,
     erased: Option<&SuppressionCheck>,
-    scope: Scope,
+    scope: Scope<'_>,
 ) -> Result<IncrementalReport> {
     let through: RecordId = match scope {
         Scope::Whole => store.meta(RESOLVED_THROUGH)?.and_then(|v| v.parse().ok()).unwrap_or(0),
-        Scope::Part { after, .. } => after,
+        Scope::Parts { after, .. } => after.iter().copied().min().unwrap_or(0),
     };
     let mut pending = Vec::new();
     let mut newest_scanned = through;
@@ -239,12 +240,13 @@ fn resolve_pending(
     };
     match scope {
         Scope::Whole => store.scan_after(through, limit, &mut visit)?,
-        Scope::Part { part, after, through } => store.scan_partition(part, after, through, limit, &mut visit)?,
+        Scope::Parts { parts, after, through, .. } => store.scan_partitions(parts, after, through, limit, &mut visit)?,
     }
-    // How far this resolution takes its records: a part's range is done when fewer than
-    // `limit` of its records were in it.
+    // How far this resolution takes its records: the parts' first `limit` records in id
+    // order are every one of theirs up to the newest taken, and all up to `through` if
+    // fewer were waiting.
     let done_through = match scope {
-        Scope::Part { through, .. } if scanned < limit => through.max(newest_scanned),
+        Scope::Parts { through, .. } if scanned < limit => through.max(newest_scanned),
         _ => newest_scanned,
     };
     if matches!(scope, Scope::Whole) && store.partitioned() {
@@ -263,7 +265,7 @@ fn resolve_pending(
     }
     if pending.is_empty() {
         match scope {
-            Scope::Part { part, .. } => report.through = store.finish_partition(part, done_through, committed_through)?,
+            Scope::Parts { parts, .. } => report.through = store.finish_partitions(parts, done_through, committed_through)?,
             Scope::Whole if newest_scanned > through => {
                 report.through = newest_scanned;
                 store.set_meta(RESOLVED_THROUGH, &newest_scanned.to_string())?;
@@ -276,7 +278,7 @@ fn resolve_pending(
     let constrained: FxHashSet<(String, String)> = constraints.iter().flat_map(|c| [c.left.clone(), c.right.clone()]).collect();
     let blocked: FxHashSet<&str> = config.resolve.blocked_values.iter().map(String::as_str).collect();
     let mappers = crate::mappers(config)?;
-    let mut view = BatchView::load(store, &pending, &blocked, matches!(scope, Scope::Part { .. }))?;
+    let mut view = BatchView::load(store, &pending, &blocked, matches!(scope, Scope::Parts { lock: true, .. }))?;
     // Profiles records were attached to (they exist), and profiles a re-resolution touched
     // (each may have merged away).
     let mut attached_to: FxHashSet<String> = FxHashSet::default();
@@ -350,14 +352,14 @@ fn resolve_pending(
     report.touched.dedup();
     report.removed.sort();
     // Other processes read the records' range to find the profiles records were attached
-    // to; a part's range holds other parts' records too, which they read again, harmlessly.
+    // to; parts' range holds other parts' records too, which they read again, harmlessly.
     let range = [through, done_through];
     report.through = match scope {
         Scope::Whole => {
             store.set_meta(RESOLVED_THROUGH, &done_through.to_string())?;
             done_through
         }
-        Scope::Part { part, .. } => store.finish_partition(part, done_through, committed_through)?,
+        Scope::Parts { parts, .. } => store.finish_partitions(parts, done_through, committed_through)?,
     };
     if !report.touched.is_empty() || !report.removed.is_empty() {
         let detail = json!({ "records": range, "touched": rewritten, "removed": report.removed });
@@ -452,9 +454,11 @@ struct HeldProfile {
 impl BatchView {
     /// One lookup for every identifier of the batch, one for the rows and one for the
     /// identifiers of the profiles they name. With `lock` (a part's resolution, beside
-    /// resolvers of other parts) the profiles named are locked before they are read, and
-    /// looked up again until the lookup names no profile not yet locked: another part's
-    /// resolver may have merged one away meanwhile.
+    /// resolvers of other parts) the profiles named are locked before they are read. If
+    /// one no longer exists once locked, another part's resolver rewrote it meanwhile
+    /// (a merge or a split), and the lookup is made again. (One that still exists holds
+    /// what it held: only this part's resolver adds this part's identifiers, and another
+    /// part's merges and splits delete the profiles they rewrite.)
     fn load(store: &mut dyn Database, pending: &[Pending], blocked: &FxHashSet<&str>, lock: bool) -> Result<Self> {
         let mut wanted: Vec<(String, String)> = pending
             .iter()
@@ -477,8 +481,13 @@ impl BatchView {
             if !lock || unlocked.is_empty() {
                 break (holders, named);
             }
-            store.lock_profiles(&unlocked)?;
-            locked.extend(unlocked);
+            let exist = store.lock_profiles(&unlocked)?;
+            let all_exist = exist.len() == unlocked.len();
+            // A profile written again under the same id is a new row, not locked yet.
+            locked.extend(exist);
+            if all_exist {
+                break (holders, named);
+            }
         };
         let mut view = BatchView {
             holders,

@@ -371,12 +371,14 @@ pub fn partition_of(identifiers: &str, key: &str) -> i16 {
 }
 
 /// What a resolver may do next on a store shared by several nodes ([`Store::partition_turn`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionTurn {
-    /// This resolver holds one part's turn, in an open transaction: it resolves that
-    /// part's records with ids in `(after, through]`, in log order, every one of them
-    /// committed (`committed` is the newest id up to which all have).
-    Part { part: i16, after: RecordId, through: RecordId, committed: RecordId },
+    /// This resolver holds these parts' turns, in an open transaction: it resolves their
+    /// records with ids after each part's own position (`after`, one per part) and up to
+    /// `through`, in log order, every one of them committed (`committed` is the newest id
+    /// up to which all have). `alone`: it holds every part, so no other resolver writes
+    /// profiles beside it.
+    Parts { parts: Vec<i16>, after: Vec<RecordId>, through: RecordId, committed: RecordId, alone: bool },
     /// Next comes a record only a resolution of the whole log may take (one joining two
     /// parts, or logged before parts existed): resolve with [`Store::begin_resolution`].
     Whole,
@@ -421,36 +423,38 @@ pub trait Store {
     fn partitioned(&self) -> bool {
         false
     }
-    /// Starts a resolution of one part, if one has records waiting and no other resolver
-    /// holds it; `start` spreads resolvers over the parts. The embedded store has one
-    /// resolver: it always resolves the whole log.
+    /// Starts a resolution of parts that have records waiting and that no other resolver
+    /// holds: about an equal share of them for each resolver at work; `start` spreads
+    /// resolvers over the parts. The embedded store has one resolver: it always resolves
+    /// the whole log.
     fn partition_turn(&mut self, start: usize) -> Result<PartitionTurn> {
         let _ = start;
         Ok(PartitionTurn::Whole)
     }
-    /// Visits up to `limit` records of `part` with ids in `(after, through]`, in id order.
-    fn scan_partition(
+    /// Visits, in id order, up to `limit` records of the given parts, each with an id after
+    /// its part's `after` and up to `through`.
+    fn scan_partitions(
         &self,
-        part: i16,
-        after: RecordId,
+        parts: &[i16],
+        after: &[RecordId],
         through: RecordId,
         limit: usize,
         visit: &mut dyn FnMut(RecordView<'_>),
     ) -> Result<()> {
-        let _ = (part, after, through, limit, visit);
+        let _ = (parts, after, through, limit, visit);
         Err(StoreError::Schema("this store resolves the whole log at once; it has no parts".into()))
     }
-    /// Ends a part's resolution: its records up to `through` are resolved. Moves the
+    /// Ends a resolution of parts: their records up to `through` are resolved. Moves the
     /// resolved position as far as every part allows, and returns it.
-    fn finish_partition(&mut self, part: i16, through: RecordId, committed: RecordId) -> Result<RecordId> {
-        let _ = (part, through, committed);
+    fn finish_partitions(&mut self, parts: &[i16], through: RecordId, committed: RecordId) -> Result<RecordId> {
+        let _ = (parts, through, committed);
         Err(StoreError::Schema("this store resolves the whole log at once; it has no parts".into()))
     }
     /// Locks these profiles' rows until the transaction ends, so that resolvers of other
-    /// parts wait rather than rewrite them at the same time.
-    fn lock_profiles(&mut self, ids: &[String]) -> Result<()> {
-        let _ = ids;
-        Ok(())
+    /// parts wait rather than rewrite them at the same time; returns those locked, the ones
+    /// that still exist (another resolver may have rewritten some while this one waited).
+    fn lock_profiles(&mut self, ids: &[String]) -> Result<Vec<String>> {
+        Ok(ids.to_vec())
     }
     /// Before a full rebuild: on a store shared by several nodes, holds off record inserts
     /// and resolutions on every node until [`Store::unlock_after_rebuild`], so the rebuild

@@ -333,13 +333,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         "ALTER TABLE records ADD COLUMN part SMALLINT NOT NULL DEFAULT -1;
     CREATE INDEX records_by_part ON records (part, id);
-    CREATE TABLE resolution_partitions (part SMALLINT PRIMARY KEY, through BIGINT NOT NULL);",
+    CREATE TABLE resolution_partitions (part SMALLINT PRIMARY KEY, through BIGINT NOT NULL);
+    CREATE TABLE resolvers (origin TEXT PRIMARY KEY, seen_ms BIGINT NOT NULL);",
     ),
 ];
 
 /// The first of the advisory lock keys of the parts (`Store::partition_turn`): part `p`'s
 /// is this plus `p`.
 const PARTITION_LOCKS: i64 = 0x6b_696e_7368_6a00;
+/// A resolver that took no parts for this long is no longer counted at work.
+const RESOLVER_SEEN_MS: i64 = 10_000;
 
 /// A query parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
@@ -561,7 +564,7 @@ impl PostgresStore {
     }
 
     /// [`Store::partition_turn`]'s work, in its transaction.
-    fn take_partition(&self, start: usize) -> Result<PartitionTurn> {
+    fn take_partitions(&self, start: usize) -> Result<PartitionTurn> {
         // Shared with other parts' resolvers, exclusive for a resolution of the whole log
         // (and erasure, splits, rebuilds), which then has the store to itself.
         self.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&RESOLUTION_LOCK])?;
@@ -585,7 +588,9 @@ impl PostgresStore {
             .query(
                 "SELECT g.part::int2, GREATEST(COALESCE(rp.through, 0), $1)
                  FROM generate_series(0, $3 - 1) AS g (part) LEFT JOIN resolution_partitions rp ON rp.part = g.part
-                 WHERE EXISTS (SELECT 1 FROM records r WHERE r.part = g.part AND r.id > GREATEST(COALESCE(rp.through, 0), $1) AND r.id <= $2)",
+                 WHERE EXISTS (SELECT 1 FROM records r WHERE (r.part, r.id) > (g.part, GREATEST(COALESCE(rp.through, 0), $1))
+                                                         AND (r.part, r.id) <= (g.part, $2))
+                 ORDER BY 1",
                 &[&resolved, &through, &(crate::PARTITIONS as i32)],
             )?
             .iter()
@@ -597,20 +602,52 @@ impl PostgresStore {
                 None => PartitionTurn::CaughtUp { through: self.advance_resolved(committed)? },
             });
         }
-        for i in 0..waiting.len() {
-            let (part, _) = waiting[(start + i) % waiting.len()];
-            let taken: bool = self.query("SELECT pg_try_advisory_xact_lock($1)", &[&(PARTITION_LOCKS + i64::from(part))])?[0].get(0);
-            if taken {
-                // Read again under the part's lock: its last resolver may have committed since.
-                let after: RecordId = self.query(
-                    "SELECT GREATEST(COALESCE((SELECT through FROM resolution_partitions WHERE part = $1), 0), $2)",
-                    &[&part, &resolved],
-                )?[0]
-                    .get(0);
-                return Ok(PartitionTurn::Part { part, after, through, committed });
+        // Resolvers say they are at work; each takes about its share of the parts. (One
+        // alone takes them all, so its batches are as large as a resolution of the whole
+        // log's: a transaction per part would cost more than the records in it.)
+        let now = now_ms();
+        self.execute(
+            "INSERT INTO resolvers (origin, seen_ms) VALUES ($1, $2) ON CONFLICT (origin) DO UPDATE SET seen_ms = excluded.seen_ms",
+            &[&self.origin, &now],
+        )?;
+        let at_work: i64 = self.query("SELECT COUNT(*) FROM resolvers WHERE seen_ms > $1", &[&(now - RESOLVER_SEEN_MS)])?[0].get(0);
+        let share = (crate::PARTITIONS as usize).div_ceil(at_work.max(1) as usize);
+        let mut parts: Vec<i16> = Vec::new();
+        if share >= crate::PARTITIONS as usize {
+            // Alone at work: every part it can, those with nothing waiting too, so that
+            // no other resolver (one starting now) writes profiles beside it.
+            let all: Vec<i16> = (0..crate::PARTITIONS).collect();
+            for row in self
+                .query("SELECT p FROM unnest($1::int2[]) AS p WHERE pg_try_advisory_xact_lock($2::int8 + p)", &[&all, &PARTITION_LOCKS])?
+            {
+                parts.push(row.get(0));
+            }
+        } else {
+            for i in 0..waiting.len() {
+                let (part, _) = waiting[(start + i) % waiting.len()];
+                let taken: bool = self.query("SELECT pg_try_advisory_xact_lock($1)", &[&(PARTITION_LOCKS + i64::from(part))])?[0].get(0);
+                if taken {
+                    parts.push(part);
+                    if parts.len() >= share {
+                        break;
+                    }
+                }
             }
         }
-        Ok(PartitionTurn::Busy)
+        if !parts.iter().any(|p| waiting.iter().any(|(w, _)| w == p)) {
+            return Ok(PartitionTurn::Busy);
+        }
+        let alone = parts.len() == crate::PARTITIONS as usize;
+        let mut after = Vec::new();
+        // Read again under the parts' locks: their last resolver may have committed since.
+        for row in self.query(
+            "SELECT u.part, GREATEST(COALESCE(rp.through, 0), $2) FROM unnest($1::int2[]) WITH ORDINALITY AS u (part, n)
+             LEFT JOIN resolution_partitions rp ON rp.part = u.part ORDER BY u.n",
+            &[&parts, &resolved],
+        )? {
+            after.push(row.get::<_, i64>(1));
+        }
+        Ok(PartitionTurn::Parts { parts, after, through, committed, alone })
     }
 
     /// Releases a session-level advisory lock, which outlives transactions: one left held
@@ -982,9 +1019,9 @@ impl Store for PostgresStore {
 
     fn partition_turn(&mut self, start: usize) -> Result<PartitionTurn> {
         self.begin()?;
-        let turn = self.take_partition(start);
+        let turn = self.take_partitions(start);
         match turn {
-            Ok(PartitionTurn::Part { .. }) => {}
+            Ok(PartitionTurn::Parts { .. }) => {}
             Ok(PartitionTurn::CaughtUp { .. }) => self.commit()?,
             // (After a failure the fence's release may have ended the transaction already;
             // a second ROLLBACK only warns.)
@@ -993,17 +1030,23 @@ impl Store for PostgresStore {
         turn
     }
 
-    fn scan_partition(
+    fn scan_partitions(
         &self,
-        part: i16,
-        after: RecordId,
+        parts: &[i16],
+        after: &[RecordId],
         through: RecordId,
         limit: usize,
         visit: &mut dyn FnMut(RecordView<'_>),
     ) -> Result<()> {
+        // The log by id from the earliest part's position, each record kept if its part is
+        // one of these and it comes after that part's position. (Reading each part's first
+        // records by the (part, id) index instead read up to `limit` records per part.)
+        let from = after.iter().copied().min().unwrap_or(0);
         self.each_row(
-            "SELECT id, source, record_key, payload, identifiers, ts FROM records WHERE part = $1 AND id > $2 AND id <= $3 ORDER BY id LIMIT $4",
-            &[&part, &after, &through, &(limit.min(i64::MAX as usize) as i64)],
+            "SELECT id, source, record_key, payload, identifiers, ts FROM records
+             WHERE id > $5 AND id <= $3 AND part = ANY($1) AND id > ($2::int8[])[array_position($1::int2[], part)]
+             ORDER BY id LIMIT $4",
+            &[&parts, &after, &through, &(limit.min(i64::MAX as usize) as i64), &from],
             |r| {
                 visit(view(r));
                 Ok(())
@@ -1011,20 +1054,20 @@ impl Store for PostgresStore {
         )
     }
 
-    fn finish_partition(&mut self, part: i16, through: RecordId, committed: RecordId) -> Result<RecordId> {
+    fn finish_partitions(&mut self, parts: &[i16], through: RecordId, committed: RecordId) -> Result<RecordId> {
         self.execute(
-            "INSERT INTO resolution_partitions (part, through) VALUES ($1, $2)
+            "INSERT INTO resolution_partitions (part, through) SELECT unnest($1::int2[]), $2
              ON CONFLICT (part) DO UPDATE SET through = GREATEST(resolution_partitions.through, excluded.through)",
-            &[&part, &through],
+            &[&parts, &through],
         )?;
         let resolved = self.resolved_position()?;
         let waiting = self.first_waiting(resolved, committed)?;
         self.advance_resolved(waiting.map_or(committed, |first| first - 1))
     }
 
-    fn lock_profiles(&mut self, ids: &[String]) -> Result<()> {
-        self.execute("SELECT id FROM profiles WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&ids])?;
-        Ok(())
+    fn lock_profiles(&mut self, ids: &[String]) -> Result<Vec<String>> {
+        let rows = self.query("SELECT id FROM profiles WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&ids])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn lock_for_rebuild(&mut self) -> Result<()> {
