@@ -46,6 +46,7 @@ fn two_nodes_resolving_the_same_people_at_once_agree_with_one() {
             let (url, config) = (url.clone(), config.clone());
             std::thread::spawn(move || {
                 let mut store = kinship_store::open(&url).unwrap();
+                store.set_origin(&format!("node-{node}"));
                 let mine: Vec<NewRecord> =
                     (0..PEOPLE).flat_map(|p| (0..RECORDS_EACH).filter(move |i| i % 2 == node).map(move |i| record(p, i))).collect();
                 for batch in mine.chunks(4) {
@@ -162,6 +163,8 @@ fn two_nodes_resolving_parts_at_once_make_the_profiles_one_node_makes_in_log_ord
             let (url, config, records) = (url.clone(), config.clone(), records.clone());
             std::thread::spawn(move || {
                 let mut store = kinship_store::open(&url).unwrap();
+                // Two processes, as far as the store can tell (each counts as a resolver).
+                store.set_origin(&format!("node-{node}"));
                 let mine: Vec<NewRecord> = records.into_iter().enumerate().filter(|(i, _)| node_of(*i) == node).map(|(_, r)| r).collect();
                 for batch in mine.chunks(5) {
                     store.insert_records("app", batch, 0).unwrap();
@@ -198,6 +201,60 @@ fn two_nodes_resolving_parts_at_once_make_the_profiles_one_node_makes_in_log_ord
     assert!(two_nodes.len() > 150 && two_nodes.len() < 160 * 3, "people were joined: {} profiles", two_nodes.len());
     let differ: Vec<_> = one_node.iter().filter(|(id, p)| two_nodes.get(*id) != Some(*p)).take(3).collect();
     assert!(differ.is_empty() && one_node.len() == two_nodes.len(), "profiles differ from one node's, e.g. {differ:?}");
+}
+
+#[test]
+fn resolvers_of_two_parts_attaching_to_one_profile_at_once_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kinship.toml"), CONFIG).unwrap();
+    let config = Config::load(dir.path()).unwrap();
+    let url = kinship_testkit::fresh_database();
+    let mut store = kinship_store::open(&url).unwrap();
+    // People whose user id and email fall in different parts, known first by both.
+    let people: Vec<usize> = (0..400)
+        .filter(|p| {
+            let part = |kind: &str, value: String| kinship_store::partition_of(&encode_identifiers(&[Identifier::new(kind, value)]), "");
+            part("user_id", format!("u{p}")) != part("email", format!("p{p}@example.com"))
+        })
+        .take(20)
+        .collect();
+    let first: Vec<NewRecord> = people.iter().map(|&p| record(p, 1)).collect();
+    store.insert_records("app", &first, 0).unwrap();
+    resolve_new_records(&mut *store, &config, 1000, None, None).unwrap();
+    // Then each person's records name one or the other, and two nodes resolve them at once.
+    let more: Vec<NewRecord> = (0..150)
+        .flat_map(|round| {
+            people.iter().map(move |&p| {
+                let mut r = record(p, if round % 2 == 0 { 0 } else { 2 });
+                r.key = format!("{p}-more-{round}");
+                r
+            })
+        })
+        .collect();
+    store.insert_records("app", &more, 0).unwrap();
+    let newest = store.stats().unwrap().records as i64;
+    let nodes: Vec<std::thread::JoinHandle<()>> = (0..2)
+        .map(|node| {
+            let (url, config) = (url.clone(), config.clone());
+            std::thread::spawn(move || {
+                let mut node_store = kinship_store::open(&url).unwrap();
+                node_store.set_origin(&format!("node-{node}"));
+                let node = &mut node_store;
+                while resolve_new_records(&mut **node, &config, 40, None, None).unwrap().through < newest {}
+            })
+        })
+        .collect();
+    for node in nodes {
+        node.join().expect("a node does not panic");
+    }
+    assert!(!has_unresolved(&*store), "every record is resolved");
+    let mut assigned: BTreeMap<String, i64> = BTreeMap::new();
+    store.scan_assignments(&mut |_, _, profile| *assigned.entry(profile.to_string()).or_default() += 1).unwrap();
+    assert_eq!(assigned.len(), people.len(), "one profile a person");
+    let ids: Vec<String> = assigned.keys().cloned().collect();
+    for row in store.profiles_by_id(&ids).unwrap() {
+        assert_eq!(row.record_count, assigned[&row.id], "profile {} counts every record attached to it", row.id);
+    }
 }
 
 fn has_unresolved(store: &dyn Database) -> bool {
