@@ -1022,7 +1022,8 @@ impl Store for PostgresStore {
         let turn = self.take_partitions(start);
         match turn {
             Ok(PartitionTurn::Parts { .. }) => {}
-            Ok(PartitionTurn::CaughtUp { .. }) => self.commit()?,
+            // Busy keeps its heartbeat, so that whoever holds every part takes a share next.
+            Ok(PartitionTurn::CaughtUp { .. } | PartitionTurn::Busy) => self.commit()?,
             // (After a failure the fence's release may have ended the transaction already;
             // a second ROLLBACK only warns.)
             _ => self.rollback()?,
