@@ -41,8 +41,10 @@ pub struct IncrementalReport {
     pub removed: Vec<String>,
 }
 
-/// Resolves up to `limit` records newer than the last resolved one, in one transaction.
-/// With a fuzzy index, a record that starts a profile of its own is then matched against
+/// Resolves up to `limit` records newer than the last resolved one: in one transaction, or
+/// on a store whose resolvers take parts of the identity graph at once, in one transaction
+/// per turn ([`PartitionTurn`]); the report covers every turn that committed. With a fuzzy
+/// index, a record that starts a profile of its own is then matched against
 /// every indexed profile and merged with the best one above the threshold.
 ///
 /// With a suppression list, the list is read again once the resolution holds its lock, and
@@ -109,21 +111,31 @@ fn resolve_parts(
             PartitionTurn::Parts { parts, after, through: bound, committed, alone } => {
                 let scope = Scope::Parts { parts: &parts, after: &after, through: bound, lock: !alone };
                 match resolve_in_transaction(store, config, left, committed, None, suppression, scope) {
+                    Ok(pass) => pass,
                     // Another part's resolver held a profile this batch needed while waiting
                     // for one this batch held: the database undid this batch; a later pass
                     // takes it again.
                     Err(PipelineError::Store(e)) if e.is_deadlock() => break,
-                    done => done?,
+                    // What earlier turns committed is reported (the caller applies it to its
+                    // copies); the failure comes back at the next call.
+                    Err(_) if taken(&all) > 0 => break,
+                    Err(e) => return Err(e),
                 }
             }
-            PartitionTurn::Whole => resolve_whole(store, config, left, None, suppression)?,
+            PartitionTurn::Whole => match resolve_whole(store, config, left, None, suppression) {
+                Ok(pass) => pass,
+                Err(_) if taken(&all) > 0 => break,
+                Err(e) => return Err(e),
+            },
             PartitionTurn::Busy => break,
             PartitionTurn::CaughtUp { through } => {
                 all.through = all.through.max(through);
                 break;
             }
         };
-        let progressed = taken(&pass) > 0;
+        // A resolution of the whole log may only move the resolved position past records that
+        // parts took already: that is progress too.
+        let progressed = taken(&pass) > 0 || pass.through > all.through;
         all.absorb(pass);
         if !progressed {
             break;
@@ -257,6 +269,12 @@ fn resolve_pending(
             pending.retain(|p| !resolved.contains(&p.id));
             of_erased.retain(|id| !resolved.contains(id));
         }
+    }
+    if matches!(scope, Scope::Parts { .. }) && !of_erased.is_empty() {
+        // Erasing takes the resolution lock exclusively, which this turn holds shared beside
+        // other resolvers: the records are left to a resolution of the whole log instead.
+        store.defer_to_whole(&of_erased)?;
+        of_erased.clear();
     }
     let mut report = IncrementalReport { through, ..Default::default() };
     if !of_erased.is_empty() {

@@ -192,7 +192,8 @@ pub fn start(shared: Shared<'_>) -> Result<(WriterHandle, Threads), ServerError>
         // change feed.
         loop {
             // A failed batch was rolled back, its records stay in the log and are taken again
-            // (a lock timeout on a shared store must not stop resolution for good); one that
+            // (a lock timeout on a shared store must not stop resolution for good; turns
+            // that committed before it in the same call are reported and applied); one that
             // committed but could not be applied in memory makes the follower reload.
             let (more, failed) = match resolver.drain_for(FOLLOW_EVERY, &mut index) {
                 Ok(more) => (more, None),

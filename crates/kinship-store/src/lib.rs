@@ -450,6 +450,12 @@ pub trait Store {
         let _ = (parts, through, committed);
         Err(StoreError::Schema("this store resolves the whole log at once; it has no parts".into()))
     }
+    /// Leaves these records to a resolution of the whole log: they become barriers, as if
+    /// they joined parts.
+    fn defer_to_whole(&mut self, records: &[RecordId]) -> Result<()> {
+        let _ = records;
+        Ok(())
+    }
     /// Locks these profiles' rows until the transaction ends, so that resolvers of other
     /// parts wait rather than rewrite them at the same time; returns those locked, the ones
     /// that still exist (another resolver may have rewritten some while this one waited).

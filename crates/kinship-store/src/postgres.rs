@@ -1,10 +1,12 @@
 //! The shared store: one PostgreSQL database that several `kinship serve` nodes use at once.
 //!
-//! Concurrency. Records are inserted by any node at any time; resolution (real-time batches,
-//! a full rebuild, a split or merge, an erasure) runs under one cluster-wide advisory lock,
-//! so two nodes never decide about the same person's records at the same moment. One
-//! resolver at a time is simple to reason about and costs little: a batch resolves in
-//! milliseconds, while inserts, the part that grows with traffic, run in parallel.
+//! Concurrency. Records are inserted by any node at any time. Real-time resolvers on every
+//! node work at once, each on its share of the parts of the identity graph (migration 11,
+//! `Store::partition_turn`), holding the cluster-wide resolution lock shared and locking the
+//! profile rows they rewrite. A resolution of the whole log (a record that joins parts), a
+//! full rebuild, a split or merge and an erasure hold that lock exclusively, so they have
+//! the store to themselves. `docs/deploy.md`, "Resolution", says why this keeps the
+//! profiles one resolver would make.
 //!
 //! Record ids come from a sequence, so inserts may commit out of id order. Each insert
 //! holds a second advisory lock, the fence, in shared mode for its transaction; a resolver
@@ -584,9 +586,9 @@ impl PostgresStore {
         let barrier: Option<RecordId> =
             self.query("SELECT MIN(id) FROM records WHERE part = -1 AND id > $1 AND id <= $2", &[&resolved, &committed])?[0].get(0);
         let through = barrier.map_or(committed, |b| b - 1);
-        let waiting: Vec<(i16, RecordId)> = self
+        let waiting: Vec<i16> = self
             .query(
-                "SELECT g.part::int2, GREATEST(COALESCE(rp.through, 0), $1)
+                "SELECT g.part::int2
                  FROM generate_series(0, $3 - 1) AS g (part) LEFT JOIN resolution_partitions rp ON rp.part = g.part
                  WHERE EXISTS (SELECT 1 FROM records r WHERE (r.part, r.id) > (g.part, GREATEST(COALESCE(rp.through, 0), $1))
                                                          AND (r.part, r.id) <= (g.part, $2))
@@ -594,7 +596,7 @@ impl PostgresStore {
                 &[&resolved, &through, &(crate::PARTITIONS as i32)],
             )?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
+            .map(|r| r.get(0))
             .collect();
         if waiting.is_empty() {
             return Ok(match barrier {
@@ -605,12 +607,18 @@ impl PostgresStore {
         // Resolvers say they are at work; each takes about its share of the parts. (One
         // alone takes them all, so its batches are as large as a resolution of the whole
         // log's: a transaction per part would cost more than the records in it.)
-        let now = now_ms();
+        // By the database's clock, so that nodes' clocks need not agree.
         self.execute(
-            "INSERT INTO resolvers (origin, seen_ms) VALUES ($1, $2) ON CONFLICT (origin) DO UPDATE SET seen_ms = excluded.seen_ms",
-            &[&self.origin, &now],
+            "WITH gone AS (DELETE FROM resolvers WHERE seen_ms < (extract(epoch FROM clock_timestamp()) * 1000)::int8 - 3600000)
+             INSERT INTO resolvers (origin, seen_ms) VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000)::int8)
+             ON CONFLICT (origin) DO UPDATE SET seen_ms = excluded.seen_ms",
+            &[&self.origin],
         )?;
-        let at_work: i64 = self.query("SELECT COUNT(*) FROM resolvers WHERE seen_ms > $1", &[&(now - RESOLVER_SEEN_MS)])?[0].get(0);
+        let at_work: i64 = self.query(
+            "SELECT COUNT(*) FROM resolvers WHERE seen_ms > (extract(epoch FROM clock_timestamp()) * 1000)::int8 - $1",
+            &[&RESOLVER_SEEN_MS],
+        )?[0]
+            .get(0);
         let share = (crate::PARTITIONS as usize).div_ceil(at_work.max(1) as usize);
         let mut parts: Vec<i16> = Vec::new();
         if share >= crate::PARTITIONS as usize {
@@ -624,7 +632,7 @@ impl PostgresStore {
             }
         } else {
             for i in 0..waiting.len() {
-                let (part, _) = waiting[(start + i) % waiting.len()];
+                let part = waiting[(start + i) % waiting.len()];
                 let taken: bool = self.query("SELECT pg_try_advisory_xact_lock($1)", &[&(PARTITION_LOCKS + i64::from(part))])?[0].get(0);
                 if taken {
                     parts.push(part);
@@ -634,7 +642,7 @@ impl PostgresStore {
                 }
             }
         }
-        if !parts.iter().any(|p| waiting.iter().any(|(w, _)| w == p)) {
+        if !parts.iter().any(|p| waiting.contains(p)) {
             return Ok(PartitionTurn::Busy);
         }
         let alone = parts.len() == crate::PARTITIONS as usize;
@@ -1064,6 +1072,11 @@ impl Store for PostgresStore {
         let resolved = self.resolved_position()?;
         let waiting = self.first_waiting(resolved, committed)?;
         self.advance_resolved(waiting.map_or(committed, |first| first - 1))
+    }
+
+    fn defer_to_whole(&mut self, records: &[RecordId]) -> Result<()> {
+        self.execute("UPDATE records SET part = -1 WHERE id = ANY($1)", &[&records])?;
+        Ok(())
     }
 
     fn lock_profiles(&mut self, ids: &[String]) -> Result<Vec<String>> {

@@ -402,9 +402,9 @@ fn append_records(s: &PostgresStore, records: &[(String, crate::NewRecord)], at:
     }
     for (source, r) in records {
         s.execute(
-            "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, record_key) DO NOTHING",
-            &[source, &r.key, &r.payload, &r.identifiers, &r.timestamp, &at],
+            "INSERT INTO records (source, record_key, payload, identifiers, ts, ingested_at, part)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (source, record_key) DO NOTHING",
+            &[source, &r.key, &r.payload, &r.identifiers, &r.timestamp, &at, &crate::partition_of(&r.identifiers, &r.key)],
         )?;
     }
     Ok(())
