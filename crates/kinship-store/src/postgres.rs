@@ -1047,20 +1047,40 @@ impl Store for PostgresStore {
         limit: usize,
         visit: &mut dyn FnMut(RecordView<'_>),
     ) -> Result<()> {
-        // The log by id from the earliest part's position, each record kept if its part is
-        // one of these and it comes after that part's position. (Reading each part's first
-        // records by the (part, id) index instead read up to `limit` records per part.)
-        let from = after.iter().copied().min().unwrap_or(0);
-        self.each_row(
-            "SELECT id, source, record_key, payload, identifiers, ts FROM records
-             WHERE id > $5 AND id <= $3 AND part = ANY($1) AND id > ($2::int8[])[array_position($1::int2[], part)]
-             ORDER BY id LIMIT $4",
-            &[&parts, &after, &through, &(limit.min(i64::MAX as usize) as i64), &from],
-            |r| {
-                visit(view(r));
-                Ok(())
-            },
-        )
+        // The log by id from the earliest part's position, a page at a time, each record
+        // kept if its part is one of these and it comes after that part's position. Only
+        // `id > $1 ORDER BY id LIMIT` in SQL: with the parts as filters there, statistics
+        // older than the newest records led the planner to read and sort every waiting
+        // record (50 ms a batch under load, against 1.5).
+        let mut from = after.iter().copied().min().unwrap_or(0);
+        let page = (limit.max(64) * crate::PARTITIONS as usize / parts.len().max(1)).min(100_000);
+        let mut kept = 0;
+        loop {
+            let (mut read, mut done, start) = (0, false, from);
+            self.each_row(
+                "SELECT id, source, record_key, payload, identifiers, ts, part FROM records WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&start, &(page as i64)],
+                |r| {
+                    read += 1;
+                    let id: RecordId = r.get(0);
+                    from = id;
+                    if done || id > through {
+                        done = true;
+                        return Ok(());
+                    }
+                    let part: i16 = r.get(6);
+                    if parts.iter().zip(after).any(|(p, a)| *p == part && id > *a) {
+                        visit(view(r));
+                        kept += 1;
+                        done = kept >= limit;
+                    }
+                    Ok(())
+                },
+            )?;
+            if done || read < page {
+                return Ok(());
+            }
+        }
     }
 
     fn finish_partitions(&mut self, parts: &[i16], through: RecordId, committed: RecordId) -> Result<RecordId> {
