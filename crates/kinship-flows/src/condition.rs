@@ -61,6 +61,27 @@ impl Condition {
         (!d.any_event && !self.reads_definitions()).then(|| d.events.clone())
     }
 
+    /// Whether the condition holds on the trigger alone, with no profile and no facts: what a
+    /// host asks of every candidate event, so it copies nothing unless the condition names
+    /// `trigger.x`.
+    pub fn holds_on_trigger(&self, trigger: &EventRecord) -> bool {
+        if self.reads.iter().any(|w| w.starts_with("trigger.")) {
+            return self.evaluate(&Subject::default(), trigger, &Map::new(), trigger.timestamp_ms).0;
+        }
+        let nobody = Subject::default();
+        self.program.evaluate_on(&View { subject: &nobody }, trigger, &EvalContext::at(trigger.timestamp_ms)).is_true()
+    }
+
+    /// Whether the condition holds on `event` of a host's own kind (a held profile's event),
+    /// for a condition that reads only the event; `None` when it names `trigger.x`, which
+    /// only an [`EventRecord`] answers.
+    pub fn holds_on<P: ProfileView>(&self, profile: &P, event: &P::Event) -> Option<bool> {
+        if self.reads.iter().any(|w| w.starts_with("trigger.")) {
+            return None;
+        }
+        Some(self.program.evaluate_on(profile, event, &EvalContext::at(event.timestamp_ms())).is_true())
+    }
+
     /// Whether the condition holds, and the values of what it read.
     pub fn evaluate(
         &self,
@@ -192,6 +213,25 @@ mod tests {
         assert_eq!(values["traits.country"], json!("AU"));
         let facts = json!({"stock": {"on_hand": 3}}).as_object().unwrap().clone();
         assert!(!c.evaluate(&subject, &trigger, &facts, 10).0);
+    }
+
+    #[test]
+    fn judged_on_the_trigger_alone_as_on_a_run_without_facts() {
+        let trigger = event("Ticket Opened", 3, json!({"subject": "Tent arrived damaged", "status": "open", "n": 2}));
+        let other = event("Ticket Opened", 4, json!({"subject": "Thanks", "status": "open"}));
+        for text in [
+            r#"status == "open" and subject contains "damaged""#,
+            r#"trigger.status == "open" and trigger.subject contains "damaged""#,
+            r#"trigger.n > 1 or subject contains "Thanks""#,
+            r#"missing == null and subject contains "damaged""#,
+        ] {
+            let c = Condition::compile(text, &Schema::new()).unwrap();
+            for t in [&trigger, &other] {
+                let full = c.evaluate(&Subject::default(), t, &Map::new(), t.timestamp_ms).0;
+                assert_eq!(c.holds_on_trigger(t), full, "{text} on {:?}", t.properties);
+            }
+            assert!(c.holds_on_trigger(&trigger), "{text}");
+        }
     }
 
     #[test]

@@ -378,9 +378,18 @@ impl Flow {
         }
         match &self.trigger {
             None => Some(true),
-            Some(c) if c.reads_only_the_event() => {
-                Some(c.evaluate(&crate::Subject::default(), trigger, &serde_json::Map::new(), trigger.timestamp_ms).0)
-            }
+            Some(c) if c.reads_only_the_event() => Some(c.holds_on_trigger(trigger)),
+            Some(_) => None,
+        }
+    }
+
+    /// [`Flow::triggers_alone`] for an event of the trigger's name held by the host in its own
+    /// form (the audience in memory): `None` when that cannot be known without the profile as
+    /// of the event, or without the event as a record.
+    pub fn triggers_alone_on<P: kinship_expr::ProfileView>(&self, profile: &P, event: &P::Event) -> Option<bool> {
+        match &self.trigger {
+            None => Some(true),
+            Some(c) if c.reads_only_the_event() => c.holds_on(profile, event),
             Some(_) => None,
         }
     }

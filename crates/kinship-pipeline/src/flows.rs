@@ -530,7 +530,7 @@ impl<'a> Planner<'a> {
 
     /// The profiles as flows see them, judged under the saved definitions if a flow reads them.
     fn subjects(&self, profiles: &[String]) -> Result<HashMap<String, Subject>> {
-        let mut subjects = subjects_of(self.store, self.mappers, &self.read, profiles)?;
+        let mut subjects = subjects_of(self.store, self.mappers, &self.read, profiles, &mut |_, _| {})?;
         if let Some(judge) = &self.judge {
             let now = crate::now_ms();
             subjects.values_mut().for_each(|s| judge.borrow_mut().judge(s, now));
@@ -915,6 +915,7 @@ fn subjects_of(
     mappers: &rustc_hash::FxHashMap<&str, kinship_sources::Mapper<'_>>,
     read: &EventFilter<'_>,
     ids: &[String],
+    every_record: &mut dyn FnMut(&str, &kinship_store::RecordView<'_>),
 ) -> Result<HashMap<String, Subject>> {
     let mut subjects: HashMap<String, Subject> = store
         .profiles_by_id(ids)?
@@ -922,6 +923,7 @@ fn subjects_of(
         .map(|row| (row.id.clone(), Subject { id: row.id.clone(), traits: golden::values(&row.traits), ..Subject::default() }))
         .collect();
     store.scan_records_of(ids, &mut |profile, r| {
+        every_record(profile, &r);
         let (Some(subject), Some(mapper)) = (subjects.get_mut(profile), mappers.get(r.source)) else { return };
         if !read.may_hold(r.source, r.payload) {
             return;
@@ -962,95 +964,246 @@ pub struct DryRun {
 
 /// Runs `text` (a flow, saved or not) against the events of the last `days` without writing
 /// anything. Each trigger is judged on the profile as it is now.
-pub fn dry_run(store: &dyn Database, config: &Config, data_dir: &Path, text: &str, days: u32, samples: usize) -> Result<DryRun> {
+///
+/// With `held` (a server's audience in memory, when loaded) the trigger's events are found in
+/// memory on every core, and only the records of the profiles holding one are read, by one
+/// connection per core; otherwise every record of the sources that can hold the trigger is
+/// read. The audience follows the log a moment behind, so a record resolved in the last
+/// moment may be left out.
+pub fn dry_run(
+    store: &dyn Database,
+    config: &Config,
+    data_dir: &Path,
+    text: &str,
+    days: u32,
+    samples: usize,
+    held: Option<Held<'_>>,
+) -> Result<DryRun> {
     let flow = compile(&known(store, config), text)?;
-    let mut judge = if flow.reads_definitions() { Some(Judge::new(store)?) } else { None };
     let mut references = References::default();
     let references = references.current(config, data_dir)?;
     let mappers = crate::mappers(config)?;
-    // Each trigger with the profile it belongs to.
-    let mut placed: Vec<(String, EventRecord)> = Vec::new();
-    let seen;
+    let mut read_names = None;
+    let read = events_read_by(config, std::iter::once(&flow), &mut read_names);
+    let tally_for = |store: &dyn Database| -> Result<Tally<'_>> {
+        Ok(Tally {
+            flow: &flow,
+            references,
+            judge: if flow.reads_definitions() { Some(Judge::new(store)?) } else { None },
+            out: DryRun { flow: flow.name().into(), days, triggers: 0, runs: 0, profiles: 0, tasks: 0, deliveries: 0, samples: Vec::new() },
+            acted: std::collections::BTreeSet::new(),
+            samples: BTreeMap::new(),
+            wanted_samples: samples,
+        })
+    };
+    let mut tally = tally_for(store)?;
     if let Some((schedule, segment)) = flow.schedule() {
-        // A scheduled flow: its next tick, on the segment's members now.
+        // A scheduled flow: its next tick, on the segment's members now, in their order.
         let trigger = scheduled_trigger(&flow, schedule.latest(crate::now_ms()));
         const PAGE: u64 = 10_000;
         let mut offset = 0;
         loop {
             let members = store.segment_members(segment, offset, PAGE)?;
-            let read = members.len() as u64;
-            offset += read;
-            placed.extend(members.into_iter().map(|p| (p, trigger.clone())));
-            if read < PAGE {
+            for (i, chunk) in members.chunks(TRIGGERS_READ_TOGETHER).enumerate() {
+                let mut subjects = subjects_of(store, &mappers, &read, chunk, &mut |_, _| {})?;
+                let first = offset + (i * TRIGGERS_READ_TOGETHER) as u64;
+                let placed = chunk.iter().enumerate().map(|(j, p)| (first + j as u64, p.clone(), trigger.clone())).collect();
+                tally.run(placed, &mut subjects);
+            }
+            let got = members.len() as u64;
+            offset += got;
+            if got < PAGE {
                 break;
             }
         }
-        seen = placed.len();
-    } else {
-        let from = crate::now_ms() - i64::from(days) * 86_400_000;
-        let wanted = [flow.trigger_event()];
-        let candidates = EventFilter::new(config, &wanted);
-        // Only the sources that can hold the trigger's event are read (a help desk's tickets,
-        // not the shop's orders), by the log's (source, key) index, each record with its
-        // profile; records not resolved yet are on no profile and not counted.
-        let mut triggers = Vec::new();
-        let mut count = 0;
-        for source in config.sources.keys().filter(|s| candidates.may_come_from(s)) {
-            store.scan_source_records(source, &mut |profile, r| {
-                if r.timestamp.is_none_or(|t| t < from) {
-                    return;
-                }
-                if let Some(trigger) = trigger_of(&mappers, &candidates, &wanted, &r) {
-                    count += 1;
-                    if flow.triggers_alone(&trigger) != Some(false) {
-                        triggers.push((r.id, profile.to_string(), trigger));
-                    }
-                }
-            })?;
-        }
-        seen = count;
-        // In the log's order, as they arrived.
-        triggers.sort_unstable_by_key(|(id, _, _)| *id);
-        placed.extend(triggers.into_iter().map(|(_, profile, trigger)| (profile, trigger)));
+        tally.out.triggers = offset as usize;
+        return Ok(tally.finish());
     }
-    let mut out =
-        DryRun { flow: flow.name().into(), days, triggers: seen, runs: 0, profiles: 0, tasks: 0, deliveries: 0, samples: Vec::new() };
-    let mut read_names = None;
-    let read = events_read_by(config, std::iter::once(&flow), &mut read_names);
-    let mut acted = std::collections::BTreeSet::new();
-    for chunk in placed.chunks(TRIGGERS_READ_TOGETHER) {
-        let mut profiles: Vec<String> = chunk.iter().map(|(p, _)| p.clone()).collect();
+    let from = crate::now_ms() - i64::from(days) * 86_400_000;
+    let wanted = [flow.trigger_event()];
+    let candidates = EventFilter::new(config, &wanted);
+    let audience = held.as_ref().map(|h| h.audience.read().expect("not poisoned")).filter(|a| !a.is_unloaded());
+    if let (Some(audience), Some(held)) = (audience, &held) {
+        // The profiles holding an event of the trigger's name in the window, with the times
+        // of those that may start a run, found in memory on both cores; then each such
+        // profile's records, read once for its triggers and the events the flow reads.
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        let found = audience.map_profiles(|p| {
+            use kinship_expr::{EventView, ProfileView};
+            let (mut count, mut at) = (0, Vec::new());
+            for event in p.events(Some(wanted[0])).filter(|e| e.timestamp_ms() >= from) {
+                count += 1;
+                if flow.triggers_alone_on(p, event) != Some(false) {
+                    at.push(event.timestamp_ms());
+                }
+            }
+            seen.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+            (!at.is_empty()).then(|| (p.id().to_string(), at))
+        });
+        drop(audience);
+        tally.out.triggers = seen.into_inner();
+        let mut found: Vec<(String, Vec<i64>)> = found;
+        found.sort_unstable();
+        // Reading the records is the cost: each core reads a share with its own connection
+        // (a share of a few profiles is not worth a connection).
+        const LEAST_SHARE: usize = 16;
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(found.len().div_ceil(LEAST_SHARE)).max(1);
+        let shares: Vec<Result<Tally>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = found
+                .chunks(found.len().div_ceil(workers).max(1))
+                .map(|share| {
+                    let (mappers, read, candidates, wanted, flow, tally_for) = (&mappers, &read, &candidates, &wanted, &flow, &tally_for);
+                    scope.spawn(move || -> Result<Tally> {
+                        let store = kinship_store::open(held.database)?;
+                        let mut tally = tally_for(&*store)?;
+                        for chunk in share.chunks(TRIGGERS_READ_TOGETHER) {
+                            let times: HashMap<&str, &[i64]> = chunk.iter().map(|(p, at)| (p.as_str(), at.as_slice())).collect();
+                            let profiles: Vec<String> = chunk.iter().map(|(p, _)| p.clone()).collect();
+                            let mut placed = Vec::new();
+                            let mut subjects = subjects_of(&*store, mappers, read, &profiles, &mut |profile, r| {
+                                if !r.timestamp.is_some_and(|t| times.get(profile).is_some_and(|at| at.contains(&t))) {
+                                    return;
+                                }
+                                if let Some(trigger) = trigger_of(mappers, candidates, wanted, r) {
+                                    if flow.triggers_alone(&trigger) != Some(false) {
+                                        placed.push((r.id as u64, profile.to_string(), trigger));
+                                    }
+                                }
+                            })?;
+                            tally.run(placed, &mut subjects);
+                        }
+                        Ok(tally)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a dry run's reader does not panic")).collect()
+        });
+        for share in shares {
+            tally.merge(share?);
+        }
+        return Ok(tally.finish());
+    }
+    // Only the sources that can hold the trigger's event are read (a help desk's tickets,
+    // not the shop's orders), by the log's (source, key) index, each record with its
+    // profile; records not resolved yet are on no profile and not counted.
+    let mut triggers = Vec::new();
+    for source in config.sources.keys().filter(|s| candidates.may_come_from(s)) {
+        store.scan_source_records(source, &mut |profile, r| {
+            if r.timestamp.is_none_or(|t| t < from) {
+                return;
+            }
+            if let Some(trigger) = trigger_of(&mappers, &candidates, &wanted, &r) {
+                tally.out.triggers += 1;
+                if flow.triggers_alone(&trigger) != Some(false) {
+                    triggers.push((r.id as u64, profile.to_string(), trigger));
+                }
+            }
+        })?;
+    }
+    // In the log's order, as they arrived.
+    triggers.sort_unstable_by_key(|(id, _, _)| *id);
+    for chunk in triggers.chunks(TRIGGERS_READ_TOGETHER) {
+        let mut profiles: Vec<String> = chunk.iter().map(|(_, p, _)| p.clone()).collect();
         profiles.sort_unstable();
         profiles.dedup();
-        let subjects = subjects_of(store, &mappers, &read, &profiles)?;
-        for (profile, trigger) in chunk {
-            let Some(now) = subjects.get(profile) else { continue };
-            // Judged as of the trigger: its time, and the events before it.
-            let mut subject =
-                Subject { events: now.events.iter().filter(|e| e.timestamp_ms <= trigger.timestamp_ms).cloned().collect(), ..now.clone() };
-            if let Some(judge) = &mut judge {
+        let mut subjects = subjects_of(store, &mappers, &read, &profiles, &mut |_, _| {})?;
+        tally.run(chunk.to_vec(), &mut subjects);
+    }
+    Ok(tally.finish())
+}
+
+/// The audience a server holds, for a dry run, and its store's location (each reader opens
+/// its own connection).
+pub struct Held<'a> {
+    pub audience: &'a std::sync::RwLock<kinship_segments::Audience>,
+    pub database: &'a str,
+}
+
+/// A dry run's counts, taking triggers in any order: the samples are the first runs in
+/// arrival order (each trigger's place: its record's id, or a member's place in a segment).
+struct Tally<'a> {
+    flow: &'a Flow,
+    references: &'a BTreeMap<String, Reference>,
+    judge: Option<Judge>,
+    out: DryRun,
+    acted: std::collections::BTreeSet<String>,
+    samples: BTreeMap<u64, Value>,
+    wanted_samples: usize,
+}
+
+impl Tally<'_> {
+    fn run(&mut self, mut placed: Vec<(u64, String, EventRecord)>, subjects: &mut HashMap<String, Subject>) {
+        placed.sort_unstable_by_key(|(place, _, _)| *place);
+        let mut left: HashMap<String, usize> = HashMap::new();
+        for (_, profile, _) in &placed {
+            *left.entry(profile.clone()).or_default() += 1;
+        }
+        for (place, profile, trigger) in placed {
+            // Judged as of the trigger: its time, and the events before it. A profile's last
+            // trigger here takes its subject; earlier ones copy it.
+            let last = left.get_mut(&profile).is_some_and(|n| {
+                *n -= 1;
+                *n == 0
+            });
+            let mut subject = if last {
+                let Some(mut subject) = subjects.remove(&profile) else { continue };
+                subject.events.retain(|e| e.timestamp_ms <= trigger.timestamp_ms);
+                subject
+            } else {
+                let Some(now) = subjects.get_mut(&profile) else { continue };
+                let events = std::mem::take(&mut now.events);
+                let mut subject = now.clone();
+                subject.events = events.iter().filter(|e| e.timestamp_ms <= trigger.timestamp_ms).cloned().collect();
+                now.events = events;
+                subject
+            };
+            if let Some(judge) = &mut self.judge {
                 judge.judge(&mut subject, trigger.timestamp_ms);
             }
-            let run = kinship_flows::run(&flow, trigger, &subject, references, trigger.timestamp_ms);
+            let run = kinship_flows::run(self.flow, &trigger, &subject, self.references, trigger.timestamp_ms);
             if !run.matched {
                 continue;
             }
-            out.runs += 1;
-            out.tasks += run.tasks.len();
-            out.deliveries += run.deliveries.len();
-            acted.insert(profile.clone());
-            if out.samples.len() < samples {
-                out.samples.push(json!({
-                    "profile_id": profile,
-                    "trigger": { "source": trigger.source, "record_key": trigger.key, "at": kinship_expr::format_timestamp(trigger.timestamp_ms) },
-                    "trace": run.trace,
-                    "facts": run.facts,
-                    "tasks": run.tasks,
-                    "changes": run.changes,
-                }));
+            self.out.runs += 1;
+            self.out.tasks += run.tasks.len();
+            self.out.deliveries += run.deliveries.len();
+            let later_than_kept =
+                self.samples.len() == self.wanted_samples && self.samples.last_key_value().is_none_or(|(k, _)| *k < place);
+            if self.wanted_samples > 0 && !later_than_kept {
+                self.samples.insert(
+                    place,
+                    json!({
+                        "profile_id": profile,
+                        "trigger": { "source": trigger.source, "record_key": trigger.key, "at": kinship_expr::format_timestamp(trigger.timestamp_ms) },
+                        "trace": run.trace,
+                        "facts": run.facts,
+                        "tasks": run.tasks,
+                        "changes": run.changes,
+                    }),
+                );
+                if self.samples.len() > self.wanted_samples {
+                    self.samples.pop_last();
+                }
             }
+            self.acted.insert(profile);
         }
     }
-    out.profiles = acted.len();
-    Ok(out)
+
+    /// Adds what another reader counted over other profiles.
+    fn merge(&mut self, other: Tally) {
+        self.out.runs += other.out.runs;
+        self.out.tasks += other.out.tasks;
+        self.out.deliveries += other.out.deliveries;
+        self.acted.extend(other.acted);
+        self.samples.extend(other.samples);
+        while self.samples.len() > self.wanted_samples {
+            self.samples.pop_last();
+        }
+    }
+
+    fn finish(mut self) -> DryRun {
+        self.out.profiles = self.acted.len();
+        self.out.samples = self.samples.into_values().collect();
+        self.out
+    }
 }

@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use kinship_pipeline::flows::Held;
 use kinship_policy::Capability;
 use kinship_store::{TaskFilter, TaskRow, TASK_STATUSES};
 use serde::Deserialize;
@@ -135,7 +136,17 @@ pub(crate) async fn dry_run(
     let samples = query.samples.unwrap_or(10).min(100);
     let s = state.clone();
     let result = state
-        .read(move |store| kinship_pipeline::flows::dry_run(store, &s.config(), &s.data_dir, &body, days, samples))
+        .read(move |store| {
+            kinship_pipeline::flows::dry_run(
+                store,
+                &s.config(),
+                &s.data_dir,
+                &body,
+                days,
+                samples,
+                Some(Held { audience: &s.audience, database: &s.database }),
+            )
+        })
         .await
         .map_err(invalid_as_bad_request)?;
     let mut value = serde_json::to_value(&result).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;

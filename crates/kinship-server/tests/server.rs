@@ -14,6 +14,8 @@ mod accounts;
 mod cases;
 #[path = "server/deals.rs"]
 mod deals;
+#[path = "server/flows.rs"]
+mod flows;
 #[path = "server/governance.rs"]
 mod governance;
 #[path = "server/hostile.rs"]

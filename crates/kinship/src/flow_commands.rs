@@ -121,7 +121,7 @@ pub fn flow(data: &DataDir, cmd: &FlowCommand) -> Result<ExitCode> {
         }
         FlowCommand::DryRun { file, days, samples, json } => {
             let text = read(file)?;
-            let result = kinship_pipeline::flows::dry_run(&*ws.store, &ws.config, &ws.dir, &text, *days, *samples)?;
+            let result = kinship_pipeline::flows::dry_run(&*ws.store, &ws.config, &ws.dir, &text, *days, *samples, None)?;
             let profiles: Vec<&serde_json::Value> = result.samples.iter().map(|s| &s["profile_id"]).collect();
             ws.audit(&operator(), "flow.dry_run", None, json!({ "flow": result.flow, "days": days, "sampled_profiles": profiles }))?;
             if *json {

@@ -564,7 +564,7 @@ fn a_scheduled_flow_runs_once_per_tick_on_each_member_of_its_segment() {
     assert!(kinship_pipeline::flows::due_schedules(&*store, &flows, next).unwrap().is_empty());
     assert_eq!(kinship_pipeline::flows::due_schedules(&*store, &flows, next + 3_600_000).unwrap(), [(0, tick + 3_600_000)]);
     // A dry run shows the next tick's runs.
-    let dry = kinship_pipeline::flows::dry_run(&*store, &config, dir, flow, 30, 2).unwrap();
+    let dry = kinship_pipeline::flows::dry_run(&*store, &config, dir, flow, 30, 2, None).unwrap();
     assert_eq!((dry.triggers, dry.runs), (members, repeat));
 }
 
@@ -758,9 +758,9 @@ fn a_flow_reads_overdue_invoices_as_the_segment_language_counts_them() {
 fn a_dry_run_of_the_complaint_flow_counts_what_the_tickets_file_holds() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (config, store, _) = demo(dir);
+    let (config, store, location) = demo(dir);
     let flow = std::fs::read_to_string(dir.join("flows/complaint_to_task.toml")).unwrap();
-    let dry = kinship_pipeline::flows::dry_run(&*store, &config, dir, &flow, 3650, 3).unwrap();
+    let dry = kinship_pipeline::flows::dry_run(&*store, &config, dir, &flow, 3650, 3, None).unwrap();
     // By hand: every well-formed ticket is a trigger; open ones whose subject names a
     // complaint run, and each run makes one task (warranty or complaint).
     let tickets = lines(dir, "tickets.jsonl");
@@ -775,6 +775,24 @@ fn a_dry_run_of_the_complaint_flow_counts_what_the_tickets_file_holds() {
     let sampled: Vec<&str> = dry.samples.iter().map(|s| s["trigger"]["record_key"].as_str().unwrap()).collect();
     assert_eq!(sampled, first);
     // A shorter window holds fewer.
-    let recent = kinship_pipeline::flows::dry_run(&*store, &config, dir, &flow, 30, 0).unwrap();
+    let recent = kinship_pipeline::flows::dry_run(&*store, &config, dir, &flow, 30, 0, None).unwrap();
     assert!(recent.triggers < dry.triggers && recent.samples.is_empty());
+    // A server finds the triggers in the audience it holds and reads their profiles on every
+    // core, with the same answer.
+    let audience = std::sync::RwLock::new(kinship_pipeline::audience::load_audience(&*store, &config, &|_, _| {}).unwrap());
+    let held = || Some(kinship_pipeline::flows::Held { audience: &audience, database: &location });
+    for (days, samples, by_log) in [(3650, 3, &dry), (30, 0, &recent)] {
+        let by_audience = kinship_pipeline::flows::dry_run(&*store, &config, dir, &flow, days, samples, held()).unwrap();
+        assert_eq!(serde_json::to_value(&by_audience).unwrap(), serde_json::to_value(by_log).unwrap(), "{days} days");
+    }
+    // A condition naming `trigger.x` is judged on the records themselves, with the same answer.
+    let prefixed = flow.replace("status == \"open\"", "trigger.status == \"open\"");
+    assert_ne!(prefixed, flow);
+    let by_audience = kinship_pipeline::flows::dry_run(&*store, &config, dir, &prefixed, 3650, 3, held()).unwrap();
+    assert_eq!((by_audience.triggers, by_audience.runs, by_audience.tasks), (dry.triggers, dry.runs, dry.tasks));
+    // An audience not loaded (a server with nothing defined) leaves it to the log.
+    let unloaded = std::sync::RwLock::new(kinship_segments::Audience::unloaded());
+    let held = kinship_pipeline::flows::Held { audience: &unloaded, database: &location };
+    let by_log = kinship_pipeline::flows::dry_run(&*store, &config, dir, &flow, 3650, 3, Some(held)).unwrap();
+    assert_eq!(serde_json::to_value(&by_log).unwrap(), serde_json::to_value(&dry).unwrap());
 }
