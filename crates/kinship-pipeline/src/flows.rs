@@ -1022,7 +1022,9 @@ pub fn dry_run(
     let from = crate::now_ms() - i64::from(days) * 86_400_000;
     let wanted = [flow.trigger_event()];
     let candidates = EventFilter::new(config, &wanted);
-    let audience = held.as_ref().map(|h| h.audience.read().expect("not poisoned")).filter(|a| !a.is_unloaded());
+    // An audience being loaded or replaced (minutes on a large store) is not waited for: the
+    // log answers instead.
+    let audience = held.as_ref().and_then(|h| h.audience.try_read().ok()).filter(|a| !a.is_unloaded());
     if let (Some(audience), Some(held)) = (audience, &held) {
         // The profiles holding an event of the trigger's name in the window, with the times
         // of those that may start a run, found in memory on both cores; then each such
@@ -1045,9 +1047,12 @@ pub fn dry_run(
         let mut found: Vec<(String, Vec<i64>)> = found;
         found.sort_unstable();
         // Reading the records is the cost: each core reads a share with its own connection
-        // (a share of a few profiles is not worth a connection).
+        // (a share of a few profiles is not worth a connection; a big host is not given
+        // connections by the dozen per request).
         const LEAST_SHARE: usize = 16;
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(found.len().div_ceil(LEAST_SHARE)).max(1);
+        const MOST_READERS: usize = 4;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = cores.min(MOST_READERS).min(found.len().div_ceil(LEAST_SHARE)).max(1);
         let shares: Vec<Result<Tally>> = std::thread::scope(|scope| {
             let handles: Vec<_> = found
                 .chunks(found.len().div_ceil(workers).max(1))
@@ -1055,13 +1060,16 @@ pub fn dry_run(
                     let (mappers, read, candidates, wanted, flow, tally_for) = (&mappers, &read, &candidates, &wanted, &flow, &tally_for);
                     scope.spawn(move || -> Result<Tally> {
                         let store = kinship_store::open(held.database)?;
+                        // One snapshot per reader, so a profile's traits and events agree.
+                        store.begin_read()?;
                         let mut tally = tally_for(&*store)?;
                         for chunk in share.chunks(TRIGGERS_READ_TOGETHER) {
                             let times: HashMap<&str, &[i64]> = chunk.iter().map(|(p, at)| (p.as_str(), at.as_slice())).collect();
                             let profiles: Vec<String> = chunk.iter().map(|(p, _)| p.clone()).collect();
                             let mut placed = Vec::new();
                             let mut subjects = subjects_of(&*store, mappers, read, &profiles, &mut |profile, r| {
-                                if !r.timestamp.is_some_and(|t| times.get(profile).is_some_and(|at| at.contains(&t))) {
+                                // Held events are oldest first, so their times are sorted.
+                                if !r.timestamp.is_some_and(|t| times.get(profile).is_some_and(|at| at.binary_search(&t).is_ok())) {
                                     return;
                                 }
                                 if let Some(trigger) = trigger_of(mappers, candidates, wanted, r) {
@@ -1072,6 +1080,7 @@ pub fn dry_run(
                             })?;
                             tally.run(placed, &mut subjects);
                         }
+                        store.end_read()?;
                         Ok(tally)
                     })
                 })

@@ -790,6 +790,14 @@ fn a_dry_run_of_the_complaint_flow_counts_what_the_tickets_file_holds() {
     assert_ne!(prefixed, flow);
     let by_audience = kinship_pipeline::flows::dry_run(&*store, &config, dir, &prefixed, 3650, 3, held()).unwrap();
     assert_eq!((by_audience.triggers, by_audience.runs, by_audience.tasks), (dry.triggers, dry.runs, dry.tasks));
+    // So is one that reads the profile's events (judged in the run, as of the ticket).
+    let reads_profile = flow.replace("status == \"open\"", "count(\"Order Completed\") >= 0 and status == \"open\"");
+    assert_ne!(reads_profile, flow);
+    let by_audience = kinship_pipeline::flows::dry_run(&*store, &config, dir, &reads_profile, 3650, 3, held()).unwrap();
+    assert_eq!(
+        (by_audience.triggers, by_audience.runs, by_audience.profiles, by_audience.tasks),
+        (dry.triggers, dry.runs, dry.profiles, dry.tasks)
+    );
     // An audience not loaded (a server with nothing defined) leaves it to the log.
     let unloaded = std::sync::RwLock::new(kinship_segments::Audience::unloaded());
     let held = kinship_pipeline::flows::Held { audience: &unloaded, database: &location };
