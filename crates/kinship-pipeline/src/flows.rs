@@ -1069,7 +1069,9 @@ pub fn dry_run(
                             let mut placed = Vec::new();
                             let mut subjects = subjects_of(&*store, mappers, read, &profiles, &mut |profile, r| {
                                 // Held events are oldest first, so their times are sorted.
-                                if !r.timestamp.is_some_and(|t| times.get(profile).is_some_and(|at| at.binary_search(&t).is_ok())) {
+                                let candidate =
+                                    r.timestamp.is_some_and(|t| times.get(profile).is_some_and(|at| at.binary_search(&t).is_ok()));
+                                if !candidate {
                                     return;
                                 }
                                 if let Some(trigger) = trigger_of(mappers, candidates, wanted, r) {
