@@ -59,12 +59,12 @@ pub fn load_audience(store: &dyn Database, config: &Config, progress: crate::Pro
     })?;
     let total = traits.len() as u64;
     let mut current: Option<String> = None;
-    let mut events: Vec<(MappedEvent, i64)> = Vec::new();
+    let mut events: Vec<(MappedEvent, i64, i64)> = Vec::new();
     let mut done = 0u64;
-    let mut flush = |audience: &mut Audience, id: &str, events: &mut Vec<(MappedEvent, i64)>| {
+    let mut flush = |audience: &mut Audience, id: &str, events: &mut Vec<(MappedEvent, i64, i64)>| {
         let empty = Map::new();
         let t = traits.remove(id);
-        audience.upsert_profile(id, t.as_ref().unwrap_or(&empty), events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
+        audience.upsert_recorded_profile(id, t.as_ref().unwrap_or(&empty), recorded(events));
         events.clear();
         done += 1;
         if done % 50_000 == 0 {
@@ -79,7 +79,7 @@ pub fn load_audience(store: &dyn Database, config: &Config, progress: crate::Pro
             current = Some(profile.to_string());
         }
         if let (Some(mapper), Ok(Value::Object(fields))) = (mappers.get(r.source), serde_json::from_str::<Value>(r.payload)) {
-            events.extend(record_event(mapper, r.source, &fields, r.timestamp));
+            events.extend(record_event(mapper, r.source, &fields, r.timestamp).map(|(e, ts)| (e, ts, r.id)));
         }
     })?;
     if let Some(previous) = current.take() {
@@ -276,7 +276,7 @@ pub fn apply_profiles(
         };
         let traits = golden::values(&row.traits);
         let events = stored_events(store, &mappers, id)?;
-        let change = audience.upsert_profile(id, &traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
+        let change = audience.upsert_recorded_profile(id, &traits, recorded(&events));
         if !change.is_empty() {
             transitions.extend(audience.evaluate_profile(id, &change, now));
         }
@@ -352,7 +352,7 @@ pub fn audience_of(store: &dyn Database, config: &Config, ids: &[String]) -> Res
         let stored: Map<String, Value> = serde_json::from_str(&row.traits).map_err(kinship_store::StoreError::from)?;
         let traits: Map<String, Value> = stored.into_iter().map(|(k, held)| (k, golden::value(&held).clone())).collect();
         let events = stored_events(store, &mappers, id)?;
-        let change = some.upsert_profile(id, &traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
+        let change = some.upsert_recorded_profile(id, &traits, recorded(&events));
         some.evaluate_profile(id, &change, now);
     }
     Ok(some)
@@ -426,14 +426,20 @@ pub(crate) fn health_entry<P: kinship_expr::ProfileView>(program: &HealthProgram
 }
 
 /// A profile's events as its records' sources map them: (event, time).
-fn stored_events(store: &dyn Database, mappers: &FxHashMap<&str, Mapper<'_>>, id: &str) -> Result<Vec<(MappedEvent, i64)>> {
+/// A profile's events as stored: (event, time, record id).
+fn stored_events(store: &dyn Database, mappers: &FxHashMap<&str, Mapper<'_>>, id: &str) -> Result<Vec<(MappedEvent, i64, i64)>> {
     let mut events = Vec::new();
     for r in store.profile_records(id)? {
         if let (Some(mapper), Some(fields)) = (mappers.get(r.source.as_str()), r.payload.as_object()) {
-            events.extend(record_event(mapper, &r.source, fields, r.timestamp));
+            events.extend(record_event(mapper, &r.source, fields, r.timestamp).map(|(e, ts)| (e, ts, r.id)));
         }
     }
     Ok(events)
+}
+
+/// Events with their record ids, as [`Audience::upsert_recorded_profile`] takes them.
+fn recorded(events: &[(MappedEvent, i64, i64)]) -> impl Iterator<Item = (&str, i64, &Map<String, Value>, i64)> {
+    events.iter().map(|(e, ts, record)| (e.event.as_str(), *ts, &e.properties, *record))
 }
 
 /// Whether a profile has granted `purpose` now: its consent, derived from its golden traits
@@ -454,7 +460,7 @@ fn consent_with(
     let traits = golden::values(&row.traits);
     let events = stored_events(store, mappers, id)?;
     let consent =
-        kinship_policy::derive_consent(&traits, events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)), &config.consent);
+        kinship_policy::derive_consent(&traits, events.iter().map(|(e, ts, _)| (e.event.as_str(), *ts, &e.properties)), &config.consent);
     Ok(consent.get(purpose).is_some_and(|c| c.granted))
 }
 

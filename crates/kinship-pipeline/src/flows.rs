@@ -530,7 +530,7 @@ impl<'a> Planner<'a> {
 
     /// The profiles as flows see them, judged under the saved definitions if a flow reads them.
     fn subjects(&self, profiles: &[String]) -> Result<HashMap<String, Subject>> {
-        let mut subjects = subjects_of(self.store, self.mappers, &self.read, profiles, &mut |_, _| {})?;
+        let mut subjects = subjects_of(self.store, self.mappers, &self.read, profiles, None, &mut |_, _| {})?;
         if let Some(judge) = &self.judge {
             let now = crate::now_ms();
             subjects.values_mut().for_each(|s| judge.borrow_mut().judge(s, now));
@@ -915,6 +915,7 @@ fn subjects_of(
     mappers: &rustc_hash::FxHashMap<&str, kinship_sources::Mapper<'_>>,
     read: &EventFilter<'_>,
     ids: &[String],
+    selected: Option<&HashMap<RecordId, &str>>,
     every_record: &mut dyn FnMut(&str, &kinship_store::RecordView<'_>),
 ) -> Result<HashMap<String, Subject>> {
     let mut subjects: HashMap<String, Subject> = store
@@ -922,7 +923,7 @@ fn subjects_of(
         .into_iter()
         .map(|row| (row.id.clone(), Subject { id: row.id.clone(), traits: golden::values(&row.traits), ..Subject::default() }))
         .collect();
-    store.scan_records_of(ids, &mut |profile, r| {
+    let mut take = |profile: &str, r: kinship_store::RecordView<'_>| {
         every_record(profile, &r);
         let (Some(subject), Some(mapper)) = (subjects.get_mut(profile), mappers.get(r.source)) else { return };
         if !read.may_hold(r.source, r.payload) {
@@ -939,7 +940,19 @@ fn subjects_of(
             };
             subject.events.push(record);
         }
-    })?;
+    };
+    match selected {
+        // Only the records named, each on the profile it is named with.
+        Some(selected) => {
+            let records: Vec<RecordId> = selected.keys().copied().collect();
+            store.scan_selected(&records, &[], &mut |r| {
+                if let Some(profile) = selected.get(&r.id) {
+                    take(profile, r);
+                }
+            })?;
+        }
+        None => store.scan_records_of(ids, &mut |profile, r| take(profile, r))?,
+    }
     for subject in subjects.values_mut() {
         subject.events.sort_by_key(|e| e.timestamp_ms);
     }
@@ -966,9 +979,10 @@ pub struct DryRun {
 /// anything. Each trigger is judged on the profile as it is now.
 ///
 /// With `held` (a server's audience in memory, when loaded) the trigger's events are found in
-/// memory on every core, and only the records of the profiles holding one are read, by one
-/// connection per core; otherwise every record of the sources that can hold the trigger is
-/// read. The audience follows the log a moment behind, so a record resolved in the last
+/// memory on every core, and of the profiles holding one only the records needed (the
+/// candidate triggers and the events the flow reads, by the ids the held events carry) are
+/// read, by one connection per core; otherwise every record of the sources that can hold the
+/// trigger is read. The audience follows the log a moment behind, so a record resolved in the last
 /// moment may be left out.
 pub fn dry_run(
     store: &dyn Database,
@@ -1005,7 +1019,7 @@ pub fn dry_run(
         loop {
             let members = store.segment_members(segment, offset, PAGE)?;
             for (i, chunk) in members.chunks(TRIGGERS_READ_TOGETHER).enumerate() {
-                let mut subjects = subjects_of(store, &mappers, &read, chunk, &mut |_, _| {})?;
+                let mut subjects = subjects_of(store, &mappers, &read, chunk, None, &mut |_, _| {})?;
                 let first = offset + (i * TRIGGERS_READ_TOGETHER) as u64;
                 let placed = chunk.iter().enumerate().map(|(j, p)| (first + j as u64, p.clone(), trigger.clone())).collect();
                 tally.run(placed, &mut subjects);
@@ -1030,6 +1044,7 @@ pub fn dry_run(
         // of those that may start a run, found in memory on both cores; then each such
         // profile's records, read once for its triggers and the events the flow reads.
         let seen = std::sync::atomic::AtomicUsize::new(0);
+        let flow_reads = flow.events_read();
         let found = audience.map_profiles(|p| {
             use kinship_expr::{EventView, ProfileView};
             let (mut count, mut at) = (0, Vec::new());
@@ -1040,12 +1055,23 @@ pub fn dry_run(
                 }
             }
             seen.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-            (!at.is_empty()).then(|| (p.id().to_string(), at))
+            if at.is_empty() {
+                return None;
+            }
+            // The records of its candidate triggers and of the events the flow reads, when
+            // every one is known (`None`: all of the profile's records are read).
+            let needed = p.events(None).filter(|e| {
+                let name = p.event_name(e);
+                (name == wanted[0] && at.binary_search(&e.timestamp_ms()).is_ok())
+                    || flow_reads.as_ref().is_none_or(|names| names.contains(name))
+            });
+            let records: Option<Vec<RecordId>> = needed.map(|e| Some(e.record()).filter(|id| *id != 0)).collect();
+            Some((p.id().to_string(), at, records))
         });
         drop(audience);
         tally.out.triggers = seen.into_inner();
-        let mut found: Vec<(String, Vec<i64>)> = found;
-        found.sort_unstable();
+        let mut found: Vec<(String, Vec<i64>, Option<Vec<RecordId>>)> = found;
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         // Reading the records is the cost: each core reads a share with its own connection
         // (a share of a few profiles is not worth a connection; a big host is not given
         // connections by the dozen per request).
@@ -1064,10 +1090,9 @@ pub fn dry_run(
                         store.begin_read()?;
                         let mut tally = tally_for(&*store)?;
                         for chunk in share.chunks(TRIGGERS_READ_TOGETHER) {
-                            let times: HashMap<&str, &[i64]> = chunk.iter().map(|(p, at)| (p.as_str(), at.as_slice())).collect();
-                            let profiles: Vec<String> = chunk.iter().map(|(p, _)| p.clone()).collect();
+                            let times: HashMap<&str, &[i64]> = chunk.iter().map(|(p, at, _)| (p.as_str(), at.as_slice())).collect();
                             let mut placed = Vec::new();
-                            let mut subjects = subjects_of(&*store, mappers, read, &profiles, &mut |profile, r| {
+                            let mut candidate = |profile: &str, r: &kinship_store::RecordView<'_>| {
                                 // Held events are oldest first, so their times are sorted.
                                 let candidate =
                                     r.timestamp.is_some_and(|t| times.get(profile).is_some_and(|at| at.binary_search(&t).is_ok()));
@@ -1079,7 +1104,17 @@ pub fn dry_run(
                                         placed.push((r.id as u64, profile.to_string(), trigger));
                                     }
                                 }
-                            })?;
+                            };
+                            // Profiles whose every needed record is known read only those.
+                            let (known, whole): (Vec<_>, Vec<_>) = chunk.iter().partition(|(_, _, records)| records.is_some());
+                            let selected: HashMap<RecordId, &str> = known
+                                .iter()
+                                .flat_map(|(p, _, records)| records.iter().flatten().map(move |id| (*id, p.as_str())))
+                                .collect();
+                            let known: Vec<String> = known.iter().map(|(p, _, _)| p.clone()).collect();
+                            let whole: Vec<String> = whole.iter().map(|(p, _, _)| p.clone()).collect();
+                            let mut subjects = subjects_of(&*store, mappers, read, &known, Some(&selected), &mut candidate)?;
+                            subjects.extend(subjects_of(&*store, mappers, read, &whole, None, &mut candidate)?);
                             tally.run(placed, &mut subjects);
                         }
                         store.end_read()?;
@@ -1117,7 +1152,7 @@ pub fn dry_run(
         let mut profiles: Vec<String> = chunk.iter().map(|(_, p, _)| p.clone()).collect();
         profiles.sort_unstable();
         profiles.dedup();
-        let mut subjects = subjects_of(store, &mappers, &read, &profiles, &mut |_, _| {})?;
+        let mut subjects = subjects_of(store, &mappers, &read, &profiles, None, &mut |_, _| {})?;
         tally.run(chunk.to_vec(), &mut subjects);
     }
     Ok(tally.finish())

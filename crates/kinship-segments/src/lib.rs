@@ -369,6 +369,17 @@ impl Audience {
         traits: &Map<String, Value>,
         events: impl IntoIterator<Item = (&'e str, i64, &'e Map<String, Value>)>,
     ) -> ProfileChange {
+        self.upsert_recorded_profile(id, traits, events.into_iter().map(|(name, ts, properties)| (name, ts, properties, 0)))
+    }
+
+    /// [`Audience::upsert_profile`] with each event's record id, which readers of held events
+    /// get back (`record()`) to fetch only the records they need.
+    pub fn upsert_recorded_profile<'e>(
+        &mut self,
+        id: &str,
+        traits: &Map<String, Value>,
+        events: impl IntoIterator<Item = (&'e str, i64, &'e Map<String, Value>, i64)>,
+    ) -> ProfileChange {
         let mut profile = Profile::build(id, traits, events, &mut self.catalog);
         match self.slot_of.get(id) {
             Some(&slot) => {

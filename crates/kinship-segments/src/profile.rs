@@ -6,12 +6,22 @@ use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// One event: its interned name, time, and properties (names shared across events).
+/// One event: its interned name, time, properties (names shared across events) and the
+/// record it came from.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub(crate) name: u32,
     pub(crate) timestamp_ms: i64,
     pub(crate) properties: Box<[(Arc<str>, Held)]>,
+    record: i64,
+}
+
+impl Event {
+    /// The id of the record in the log this event came from, as the host gave it; 0 when the
+    /// host did not say ([`crate::Audience::upsert_profile`]).
+    pub fn record(&self) -> i64 {
+        self.record
+    }
 }
 
 impl EventView for Event {
@@ -38,7 +48,7 @@ impl Profile {
     pub(crate) fn build<'e>(
         id: &str,
         traits: &Map<String, Value>,
-        events: impl IntoIterator<Item = (&'e str, i64, &'e Map<String, Value>)>,
+        events: impl IntoIterator<Item = (&'e str, i64, &'e Map<String, Value>, i64)>,
         catalog: &mut Catalog,
     ) -> Profile {
         let mut flat = Vec::with_capacity(traits.len());
@@ -46,10 +56,10 @@ impl Profile {
         flat.sort_by_key(|t| t.0);
         let mut events: Vec<Event> = events
             .into_iter()
-            .map(|(name, ts, props)| {
+            .map(|(name, ts, props, record)| {
                 let mut properties = Vec::with_capacity(props.len());
                 flatten("", props, &mut |name, v| properties.push((catalog.key(name), Held::from_json(v))));
-                Event { name: catalog.event_id(name), timestamp_ms: ts, properties: properties.into() }
+                Event { name: catalog.event_id(name), timestamp_ms: ts, properties: properties.into(), record }
             })
             .collect();
         events.sort_by_key(|e| e.timestamp_ms);

@@ -798,6 +798,31 @@ fn a_dry_run_of_the_complaint_flow_counts_what_the_tickets_file_holds() {
         (by_audience.triggers, by_audience.runs, by_audience.profiles, by_audience.tasks),
         (dry.triggers, dry.runs, dry.profiles, dry.tasks)
     );
+    // An audience whose events do not name their records (a host that did not give them)
+    // has every record of each candidate profile read, with the same answer.
+    let mappers: std::collections::HashMap<&str, kinship_sources::Mapper> = config
+        .sources
+        .iter()
+        .map(|(name, source)| (name.as_str(), kinship_sources::Mapper::new(source, &config.resolve).unwrap()))
+        .collect();
+    let mut unrecorded = kinship_segments::Audience::new();
+    let mut ids = Vec::new();
+    store.scan_profiles(&mut |id, _| ids.push(id.to_string())).unwrap();
+    for id in &ids {
+        let events: Vec<(kinship_sources::MappedEvent, i64)> = store
+            .profile_records(id)
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| {
+                Some((mappers.get(r.source.as_str())?.record_event(&r.source, r.payload.as_object()?, r.timestamp)?, r.timestamp?))
+            })
+            .collect();
+        unrecorded.upsert_profile(id, &serde_json::Map::new(), events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
+    }
+    let unrecorded = std::sync::RwLock::new(unrecorded);
+    let held = kinship_pipeline::flows::Held { audience: &unrecorded, database: &location };
+    let by_profile = kinship_pipeline::flows::dry_run(&*store, &config, dir, &flow, 3650, 3, Some(held)).unwrap();
+    assert_eq!(serde_json::to_value(&by_profile).unwrap(), serde_json::to_value(&dry).unwrap());
     // An audience not loaded (a server with nothing defined) leaves it to the log.
     let unloaded = std::sync::RwLock::new(kinship_segments::Audience::unloaded());
     let held = kinship_pipeline::flows::Held { audience: &unloaded, database: &location };
