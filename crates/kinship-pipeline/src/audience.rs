@@ -87,7 +87,16 @@ pub fn load_audience(store: &dyn Database, config: &Config, progress: crate::Pro
     }
     progress(total, total);
     audience.define_all(stored_definitions(store)?, now_ms())?;
+    audience.set_mapped_by(mappings_stamp(config));
     Ok(audience)
+}
+
+/// A stamp of every source's mapping: an audience loaded under another one holds events
+/// named and shaped as the sources were mapped then.
+pub fn mappings_stamp(config: &Config) -> u64 {
+    let text = serde_json::to_string(&config.sources).unwrap_or_default();
+    let hash = blake3::hash(text.as_bytes());
+    u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes")).max(1)
 }
 
 /// The audience a long-running server starts with: loaded when something is defined,

@@ -981,7 +981,8 @@ pub struct DryRun {
 /// With `held` (a server's audience in memory, when loaded) the trigger's events are found in
 /// memory on every core, and of the profiles holding one only the records needed (the
 /// candidate triggers and the events the flow reads, by the ids the held events carry) are
-/// read, by one connection per core; otherwise every record of the sources that can hold the
+/// read, by one connection per core; otherwise (no audience held, one being loaded, or one
+/// made under source mappings edited since) every record of the sources that can hold the
 /// trigger is read. The audience follows the log a moment behind, so a record resolved in the last
 /// moment may be left out.
 pub fn dry_run(
@@ -1036,9 +1037,10 @@ pub fn dry_run(
     let from = crate::now_ms() - i64::from(days) * 86_400_000;
     let wanted = [flow.trigger_event()];
     let candidates = EventFilter::new(config, &wanted);
-    // An audience being loaded or replaced (minutes on a large store) is not waited for: the
-    // log answers instead.
-    let audience = held.as_ref().and_then(|h| h.audience.try_read().ok()).filter(|a| !a.is_unloaded());
+    // An audience being loaded or replaced (minutes on a large store) is not waited for, and
+    // one made under source mappings edited since holds events as they were: the log answers.
+    let mappings = crate::audience::mappings_stamp(config);
+    let audience = held.as_ref().and_then(|h| h.audience.try_read().ok()).filter(|a| !a.is_unloaded() && a.mapped_by() == mappings);
     if let (Some(audience), Some(held)) = (audience, &held) {
         // The profiles holding an event of the trigger's name in the window, with the times
         // of those that may start a run, found in memory on both cores; then each such

@@ -336,6 +336,9 @@ pub struct Audience {
     /// Profiles are not held: nothing was defined, so keeping every profile current would
     /// cost the real-time path for nothing. The host loads them before defining.
     unloaded: bool,
+    /// A stamp of the source mappings the host made the events with (0: not given), so a
+    /// reader can tell that they were edited since.
+    mapped_by: u64,
 }
 
 impl Audience {
@@ -350,6 +353,16 @@ impl Audience {
 
     pub fn is_unloaded(&self) -> bool {
         self.unloaded
+    }
+
+    /// Records the stamp of the source mappings the events were made with.
+    pub fn set_mapped_by(&mut self, stamp: u64) {
+        self.mapped_by = stamp;
+    }
+
+    /// The stamp given by [`Audience::set_mapped_by`], 0 if none.
+    pub fn mapped_by(&self) -> u64 {
+        self.mapped_by
     }
 
     pub fn profile_count(&self) -> usize {

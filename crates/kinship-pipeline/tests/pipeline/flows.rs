@@ -798,6 +798,12 @@ fn a_dry_run_of_the_complaint_flow_counts_what_the_tickets_file_holds() {
         (by_audience.triggers, by_audience.runs, by_audience.profiles, by_audience.tasks),
         (dry.triggers, dry.runs, dry.profiles, dry.tasks)
     );
+    // An audience loaded before a source's mapping was edited (here the help desk's event
+    // renamed) is not used: the log answers, under the mapping as it is now.
+    let mut edited = config.clone();
+    edited.sources.get_mut("tickets").unwrap().event.as_mut().unwrap().name = Some("Ticket Raised".into());
+    let after_edit = kinship_pipeline::flows::dry_run(&*store, &edited, dir, &flow, 3650, 3, held()).unwrap();
+    assert_eq!((after_edit.triggers, after_edit.runs), (0, 0), "the stale audience still names the tickets `Ticket Opened`");
     // An audience whose events do not name their records (a host that did not give them)
     // has every record of each candidate profile read, with the same answer.
     let mappers: std::collections::HashMap<&str, kinship_sources::Mapper> = config
@@ -819,6 +825,7 @@ fn a_dry_run_of_the_complaint_flow_counts_what_the_tickets_file_holds() {
             .collect();
         unrecorded.upsert_profile(id, &serde_json::Map::new(), events.iter().map(|(e, ts)| (e.event.as_str(), *ts, &e.properties)));
     }
+    unrecorded.set_mapped_by(kinship_pipeline::audience::mappings_stamp(&config));
     let unrecorded = std::sync::RwLock::new(unrecorded);
     let held = kinship_pipeline::flows::Held { audience: &unrecorded, database: &location };
     let by_profile = kinship_pipeline::flows::dry_run(&*store, &config, dir, &flow, 3650, 3, Some(held)).unwrap();
