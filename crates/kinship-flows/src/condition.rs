@@ -18,6 +18,8 @@ pub struct Condition {
     program: Program,
     /// The words the condition reads, for the trace.
     reads: Vec<String>,
+    /// Whether one of them is `trigger.x`, which only an [`EventRecord`] answers.
+    names_trigger: bool,
 }
 
 impl Condition {
@@ -27,7 +29,7 @@ impl Condition {
         let expr = kinship_expr::parse_about_event(text).map_err(|e| e.render(text))?;
         let program = Program::compile_segment(&expr, schema).map_err(|e| e.render(text))?;
         let dependencies = program.dependencies();
-        let reads = dependencies
+        let reads: Vec<String> = dependencies
             .properties
             .iter()
             .cloned()
@@ -37,7 +39,8 @@ impl Condition {
             .chain(dependencies.healths.iter().map(|h| format!("health.{h}")))
             .chain(dependencies.segments.iter().map(|s| format!("segment.{s}")))
             .collect();
-        Ok(Self { text: text.to_string(), program, reads })
+        let names_trigger = reads.iter().any(|w| w.starts_with("trigger."));
+        Ok(Self { text: text.to_string(), program, reads, names_trigger })
     }
 
     /// Whether the condition reads a saved definition: a segment, computed trait, funnel or
@@ -65,7 +68,7 @@ impl Condition {
     /// host asks of every candidate event, so it copies nothing unless the condition names
     /// `trigger.x`.
     pub fn holds_on_trigger(&self, trigger: &EventRecord) -> bool {
-        if self.reads.iter().any(|w| w.starts_with("trigger.")) {
+        if self.names_trigger {
             return self.evaluate(&Subject::default(), trigger, &Map::new(), trigger.timestamp_ms).0;
         }
         let nobody = Subject::default();
@@ -76,7 +79,7 @@ impl Condition {
     /// for a condition that reads only the event; `None` when it names `trigger.x`, which
     /// only an [`EventRecord`] answers.
     pub fn holds_on<P: ProfileView>(&self, profile: &P, event: &P::Event) -> Option<bool> {
-        if self.reads.iter().any(|w| w.starts_with("trigger.")) {
+        if self.names_trigger {
             return None;
         }
         Some(self.program.evaluate_on(profile, event, &EvalContext::at(event.timestamp_ms())).is_true())

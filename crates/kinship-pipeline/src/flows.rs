@@ -673,14 +673,15 @@ const TRIGGERS_READ_TOGETHER: usize = 500;
 /// quotes, backslashes or control characters as it is).
 struct EventFilter<'a> {
     fixed: HashMap<&'a str, bool>,
-    names: Vec<&'a str>,
-    /// A name JSON may escape, or every event wanted: every payload is parsed.
+    /// The names wanted; `None`: every event.
+    names: Option<Vec<&'a str>>,
+    /// A name JSON may escape: every payload is parsed.
     parse_all: bool,
 }
 
 impl<'a> EventFilter<'a> {
     fn everything() -> Self {
-        Self { fixed: HashMap::new(), names: Vec::new(), parse_all: true }
+        Self { fixed: HashMap::new(), names: None, parse_all: false }
     }
 
     fn new(config: &'a Config, wanted: &[&'a str]) -> Self {
@@ -694,7 +695,12 @@ impl<'a> EventFilter<'a> {
             })
             .collect();
         let parse_all = wanted.iter().any(|n| n.chars().any(|c| c == '"' || c == '\\' || c.is_control()));
-        Self { fixed, names: wanted.to_vec(), parse_all }
+        Self { fixed, names: Some(wanted.to_vec()), parse_all }
+    }
+
+    /// Whether an event of this name is one of those wanted.
+    fn wants(&self, name: &str) -> bool {
+        self.names.as_ref().is_none_or(|names| names.contains(&name))
     }
 
     /// Whether any record of `source` may be one of the events.
@@ -705,7 +711,7 @@ impl<'a> EventFilter<'a> {
     fn may_hold(&self, source: &str, payload: &str) -> bool {
         match self.fixed.get(source) {
             Some(fixed) => *fixed,
-            None => self.parse_all || self.names.iter().any(|n| payload.contains(n)),
+            None => self.parse_all || self.names.as_ref().is_none_or(|names| names.iter().any(|n| payload.contains(n))),
         }
     }
 }
@@ -1046,7 +1052,6 @@ pub fn dry_run(
         // of those that may start a run, found in memory on both cores; then each such
         // profile's records, read once for its triggers and the events the flow reads.
         let seen = std::sync::atomic::AtomicUsize::new(0);
-        let flow_reads = flow.events_read();
         let found = audience.map_profiles(|p| {
             use kinship_expr::{EventView, ProfileView};
             let (mut count, mut at) = (0, Vec::new());
@@ -1064,8 +1069,7 @@ pub fn dry_run(
             // every one is known (`None`: all of the profile's records are read).
             let needed = p.events(None).filter(|e| {
                 let name = p.event_name(e);
-                (name == wanted[0] && at.binary_search(&e.timestamp_ms()).is_ok())
-                    || flow_reads.as_ref().is_none_or(|names| names.contains(name))
+                (name == wanted[0] && at.binary_search(&e.timestamp_ms()).is_ok()) || read.wants(name)
             });
             let records: Option<Vec<RecordId>> = needed.map(|e| Some(e.record()).filter(|id| *id != 0)).collect();
             Some((p.id().to_string(), at, records))
